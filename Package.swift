@@ -1,0 +1,25 @@
+// swift-tools-version:6.0
+import PackageDescription
+
+let package = Package(
+    name: "mserve",
+    platforms: [.macOS(.v14)],
+    products: [
+        // Users build their own server from this library (see Examples/ and the README).
+        .library(name: "MServe", targets: ["MServe"]),
+        .executable(name: "mserve", targets: ["mserve"]),
+    ],
+    dependencies: [
+        .package(url: "https://github.com/LebJe/TOMLKit", exact: "0.6.0"),
+    ],
+    targets: [
+        // libevent through pkg-config; libevent_pthreads pulls libevent in.
+        .systemLibrary(name: "CEvent", pkgConfig: "libevent_pthreads",
+                       providers: [.apt(["libevent-dev"])]),
+        // The one place where C forces our hand: evhttp's built-in error pages (see the file's comment).
+        .target(name: "CEvHTTPShim", dependencies: ["CEvent"]),
+        .target(name: "MServe", dependencies: ["CEvent", "CEvHTTPShim", "TOMLKit"]),
+        .executableTarget(name: "mserve", dependencies: ["MServe"]),
+        .testTarget(name: "MServeTests", dependencies: ["MServe"]),
+    ]
+)

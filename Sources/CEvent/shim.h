@@ -1,0 +1,20 @@
+#ifndef MSERVE_CEVENT_SHIM_H
+#define MSERVE_CEVENT_SHIM_H
+/* Debian's event-config.h defines _GNU_SOURCE; including the system headers first keeps
+   debug, ASan and TSan builds free of an fd_set module conflict (see shared/DESIGN.md). */
+#include <sys/types.h>
+#include <sys/select.h>
+#include <sys/socket.h>
+#include <stdio.h>
+#include <unistd.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <event2/event.h>
+#include <event2/thread.h>
+#include <event2/buffer.h>
+#include <event2/bufferevent.h>
+#include <event2/listener.h>
+#include <event2/http.h>
+#include <event2/http_struct.h>
+#include <event2/keyvalq_struct.h>
+#endif

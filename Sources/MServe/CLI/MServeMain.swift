@@ -1,0 +1,63 @@
+#if canImport(Glibc)
+import Glibc
+#endif
+
+public enum MServeVersion {
+    public static let string = "0.1.0"
+}
+
+/// The command line of `mserve`, reusable by a user's own executable with their models registered:
+///
+///     var models = ModelRegistry.builtin
+///     models.register(MyModel.self, as: "mine")
+///     exit(MServeMain.run(models: models))
+public enum MServeMain {
+    public static func run(arguments: [String] = Array(CommandLine.arguments.dropFirst()),
+                           models registry: ModelRegistry = .builtin) -> Int32 {
+        let settings: Settings
+        do {
+            switch try CommandLineParser.parse(arguments) {
+            case .help:
+                print(CommandLineParser.usage(knownModels: registry.names), terminator: "")
+                return ExitCode.ok
+            case .version:
+                print("mserve \(MServeVersion.string)")
+                return ExitCode.ok
+            case .serve(let s):
+                settings = s
+            }
+            try registry.check(settings.models)
+            for name in settings.modelSettings.keys where !settings.models.contains(name) && registry.entry(named: name) == nil {
+                throw ConfigError("config: [model.\(name)] names an unknown model; known models: \(registry.names.joined(separator: ", "))")
+            }
+            for b in settings.binds { _ = try BindAddress(parsing: b) }
+        } catch {
+            printError("mserve: error: \(error)")
+            return ExitCode.usage
+        }
+
+        let logs: ProcessLogs
+        do {
+            let errorFile = try LogFile(path: settings.errorLogfile, standardFD: STDERR_FILENO)
+            let accessFile = settings.accessLogfile == "off" ? nil : try LogFile(path: settings.accessLogfile, standardFD: STDOUT_FILENO)
+            logs = ProcessLogs(logger: Logger(file: errorFile, level: settings.logLevel), accessLog: accessFile.map(AccessLog.init))
+        } catch {
+            printError("mserve: error: \(error)")
+            return ExitCode.usage
+        }
+
+        if settings.checkConfig {
+            print("configuration OK: models \(settings.models.joined(separator: ", ")), \(settings.workers) workers, bind \(settings.binds.joined(separator: " "))")
+            return ExitCode.ok
+        }
+        let code = Master(settings: settings, registry: registry, logs: logs).run()
+        logs.flush()
+        return code
+    }
+}
+
+/// Writes to standard error without touching C's `stderr` global (not concurrency-safe in Swift 6).
+func printError(_ message: String) {
+    let line = message + "\n"
+    _ = line.withCString { write(STDERR_FILENO, $0, strlen($0)) }
+}

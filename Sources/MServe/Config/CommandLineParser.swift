@@ -1,0 +1,108 @@
+/// What the command line asked for.
+public enum Invocation: Equatable {
+    case serve(Settings)
+    case help
+    case version
+}
+
+extension Settings: Equatable {
+    public static func == (a: Settings, b: Settings) -> Bool {
+        a.models == b.models && a.binds == b.binds && a.workers == b.workers && a.backlog == b.backlog
+            && a.gracefulTimeout == b.gracefulTimeout && a.clientTimeout == b.clientTimeout
+            && a.maxBodySize == b.maxBodySize && a.maxHeaderSize == b.maxHeaderSize
+            && a.accessLogfile == b.accessLogfile && a.errorLogfile == b.errorLogfile
+            && a.logLevel == b.logLevel && a.logBodyLimit == b.logBodyLimit && a.pidfile == b.pidfile
+            && a.config == b.config && a.checkConfig == b.checkConfig && a.modelSettings == b.modelSettings
+    }
+}
+
+/// gunicorn's command line: `mserve [options] MODEL [MODEL...]`.  Flags are applied after the
+/// config file, so they override it.
+public enum CommandLineParser {
+    public static func parse(_ args: [String], readFile: (String) throws(ConfigError) -> String = ConfigFile.read)
+        throws(ConfigError) -> Invocation
+    {
+        var flagged: [(Setting, String, String)] = []   // setting, value, flag as written
+        var positional: [String] = []
+        var i = 0
+        var onlyPositional = false
+        while i < args.count {
+            let arg = args[i]
+            i += 1
+            if onlyPositional || !arg.hasPrefix("-") || arg == "-" {
+                positional.append(arg)
+                continue
+            }
+            if arg == "--" { onlyPositional = true; continue }
+            if arg == "-h" || arg == "--help" { return .help }
+            if arg == "-v" || arg == "--version" { return .version }
+            var name = arg
+            var inlineValue: String? = nil
+            if arg.hasPrefix("--"), let eq = arg.firstIndex(of: "=") {
+                name = String(arg[..<eq])
+                inlineValue = String(arg[arg.index(after: eq)...])
+            } else if !arg.hasPrefix("--"), arg.count > 2 {
+                // -w4 is -w 4
+                name = String(arg.prefix(2))
+                inlineValue = String(arg.dropFirst(2))
+            }
+            guard let setting = SettingTable.setting(forFlag: name) else {
+                throw ConfigError("unknown option \(name) (see mserve --help)")
+            }
+            if setting.metavar == nil {
+                if let inlineValue { throw ConfigError("\(name) takes no value, got '\(inlineValue)'") }
+                flagged.append((setting, "true", name))
+                continue
+            }
+            if let inlineValue {
+                flagged.append((setting, inlineValue, name))
+            } else {
+                guard i < args.count else { throw ConfigError("\(name) needs a value (\(setting.metavar!))") }
+                flagged.append((setting, args[i], name))
+                i += 1
+            }
+        }
+
+        var settings = Settings()
+        if let configFlag = flagged.last(where: { $0.0.key == "config" }) {
+            let path = configFlag.1
+            settings = try ConfigFile.load(text: try readFile(path), path: path, into: settings)
+            settings.config = path
+        }
+        var seenOnCommandLine: Set<String> = []
+        for (setting, value, flag) in flagged {
+            if setting.repeatable && !seenOnCommandLine.contains(setting.key) {
+                try setting.set(&settings, .array([.string(value)]), source: flag, fromCommandLine: true)
+            } else {
+                try setting.set(&settings, .string(value), source: flag, fromCommandLine: true)
+            }
+            seenOnCommandLine.insert(setting.key)
+        }
+        if !positional.isEmpty { settings.models = positional }
+        return .serve(settings)
+    }
+
+    /// `--help`, generated from the setting table.
+    public static func usage(knownModels: [String]) -> String {
+        var out = """
+        usage: mserve [options] MODEL [MODEL...]
+
+        Serve models over HTTP with a pre-forked master and worker processes.
+        Each MODEL is served at POST /MODEL; GET / lists them.
+
+        options:
+
+        """
+        for s in SettingTable.all where !s.flags.isEmpty {
+            var left = "  " + s.flags.joined(separator: ", ")
+            if let m = s.metavar { left += " " + m }
+            let pad = left.count < 34 ? String(repeating: " ", count: 34 - left.count) : "\n" + String(repeating: " ", count: 34)
+            let def = s.metavar == nil ? "" : " [default: \(s.defaultText)]"
+            out += left + pad + s.help + def + "\n"
+        }
+        out += "  -h, --help                      Show this help and exit.\n"
+        out += "  -v, --version                   Show the version and exit.\n"
+        out += "\nmodels: " + knownModels.joined(separator: ", ") + "\n"
+        return out
+    }
+}

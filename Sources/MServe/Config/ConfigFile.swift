@@ -1,0 +1,80 @@
+import TOMLKit
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// The TOML config file (conf/mserve.toml documents every key): the setting table's keys at the top
+/// level, and one `[model.NAME]` table per model with `device` and the model's own options.
+public enum ConfigFile {
+    public static func read(_ path: String) throws(ConfigError) -> String {
+        guard let f = fopen(path, "r") else {
+            throw ConfigError("cannot read config file \(path): \(String(cString: strerror(errno)))")
+        }
+        defer { fclose(f) }
+        var bytes: [UInt8] = []
+        var chunk = [UInt8](repeating: 0, count: 65536)
+        while true {
+            let n = fread(&chunk, 1, chunk.count, f)
+            if n <= 0 { break }
+            bytes.append(contentsOf: chunk[0..<n])
+        }
+        guard let text = String(validating: bytes, as: UTF8.self) else {
+            throw ConfigError("config file \(path) is not valid UTF-8")
+        }
+        return text
+    }
+
+    public static func load(text: String, path: String, into base: Settings) throws(ConfigError) -> Settings {
+        let table: TOMLTable
+        do {
+            table = try TOMLTable(string: text)
+        } catch let e as TOMLParseError {
+            throw ConfigError("\(path):\(e.source.begin.line):\(e.source.begin.column): \(e.description)")
+        } catch {
+            throw ConfigError("\(path): \(error)")
+        }
+        var settings = base
+        for (key, value) in table {
+            if key == "model", let models = value.table {
+                for (name, modelValue) in models {
+                    guard let modelTable = modelValue.table else {
+                        throw ConfigError("\(path): model.\(name) must be a table ([model.\(name)])")
+                    }
+                    settings.modelSettings[name] = try modelSettings(modelTable, name: name, path: path)
+                }
+                continue
+            }
+            guard let setting = SettingTable.setting(forKey: key), key != "config" else {
+                throw ConfigError("\(path): unknown key '\(key)'")
+            }
+            try setting.set(&settings, json(value), source: "\(path): \(key)", fromCommandLine: false)
+        }
+        return settings
+    }
+
+    private static func modelSettings(_ t: TOMLTable, name: String, path: String) throws(ConfigError) -> ModelSettings {
+        var m = ModelSettings()
+        for (key, value) in t {
+            if key == "device" {
+                guard let d = value.string, !d.isEmpty else {
+                    throw ConfigError("\(path): model.\(name).device: expected a non-empty string")
+                }
+                m.device = d
+            } else {
+                m.options[key] = json(value)
+            }
+        }
+        return m
+    }
+
+    /// TOML values as JSON, the form settings and model options take.
+    static func json(_ v: TOMLValueConvertible) -> JSON {
+        if let b = v.bool { return .bool(b) }
+        if let i = v.int { return .int(Int64(i)) }
+        if let d = v.double { return .double(d) }
+        if let s = v.string { return .string(s) }
+        if let a = v.array { return .array(a.map { json($0) }) }
+        if let t = v.table { return .object(t.map { ($0.0, json($0.1)) }.sorted { $0.0 < $1.0 }) }
+        return .string(v.debugDescription)
+    }
+}

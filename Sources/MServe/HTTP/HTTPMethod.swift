@@ -1,0 +1,73 @@
+import CEvent
+
+public enum HTTPMethod: String, Sendable, CaseIterable {
+    case GET, POST, PUT, DELETE, PATCH, HEAD, OPTIONS, TRACE, CONNECT
+    /// A method evhttp does not know; routes answer it with 405.
+    case UNKNOWN
+
+    init(_ cmd: evhttp_cmd_type) {
+        switch cmd {
+        case EVHTTP_REQ_GET: self = .GET
+        case EVHTTP_REQ_POST: self = .POST
+        case EVHTTP_REQ_PUT: self = .PUT
+        case EVHTTP_REQ_DELETE: self = .DELETE
+        case EVHTTP_REQ_PATCH: self = .PATCH
+        case EVHTTP_REQ_HEAD: self = .HEAD
+        case EVHTTP_REQ_OPTIONS: self = .OPTIONS
+        case EVHTTP_REQ_TRACE: self = .TRACE
+        case EVHTTP_REQ_CONNECT: self = .CONNECT
+        default: self = .UNKNOWN
+        }
+    }
+}
+
+/// Thrown by handlers (and by the server itself) to answer with an error status and a JSON body
+/// `{"recordid": ..., "error": {"code": ..., "message": ...}}`.
+public struct HTTPError: Error, CustomStringConvertible {
+    public let status: Int
+    public let message: String
+    public var headers: [(String, String)]
+
+    public init(_ status: Int, _ message: String? = nil, headers: [(String, String)] = []) {
+        self.status = status
+        self.message = message ?? HTTPStatus.reason(status)
+        self.headers = headers
+    }
+
+    public var description: String { "HTTP \(status): \(message)" }
+}
+
+public enum HTTPStatus {
+    public static func reason(_ code: Int) -> String {
+        switch code {
+        case 100: return "Continue"
+        case 200: return "OK"
+        case 201: return "Created"
+        case 202: return "Accepted"
+        case 204: return "No Content"
+        case 301: return "Moved Permanently"
+        case 302: return "Found"
+        case 304: return "Not Modified"
+        case 400: return "Bad Request"
+        case 401: return "Unauthorized"
+        case 403: return "Forbidden"
+        case 404: return "Not Found"
+        case 405: return "Method Not Allowed"
+        case 408: return "Request Timeout"
+        case 411: return "Length Required"
+        case 413: return "Payload Too Large"
+        case 414: return "URI Too Long"
+        case 415: return "Unsupported Media Type"
+        case 417: return "Expectation Failed"
+        case 422: return "Unprocessable Entity"
+        case 429: return "Too Many Requests"
+        case 431: return "Request Header Fields Too Large"
+        case 500: return "Internal Server Error"
+        case 501: return "Not Implemented"
+        case 502: return "Bad Gateway"
+        case 503: return "Service Unavailable"
+        case 504: return "Gateway Timeout"
+        default: return code < 400 ? "OK" : "Error"
+        }
+    }
+}

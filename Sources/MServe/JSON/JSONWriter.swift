@@ -1,0 +1,72 @@
+extension JSON {
+    /// Compact serialisation (no spaces), the form responses and log lines use.
+    public func serialized() -> [UInt8] {
+        var out: [UInt8] = []
+        out.reserveCapacity(64)
+        JSONWriter.write(self, into: &out)
+        return out
+    }
+
+    public var text: String { String(decoding: serialized(), as: UTF8.self) }
+}
+
+enum JSONWriter {
+    static func write(_ value: JSON, into out: inout [UInt8]) {
+        switch value {
+        case .null: out.append(contentsOf: "null".utf8)
+        case .bool(let b): out.append(contentsOf: (b ? "true" : "false").utf8)
+        case .int(let i): out.append(contentsOf: String(i).utf8)
+        case .double(let d): writeDouble(d, into: &out)
+        case .string(let s): writeString(s, into: &out)
+        case .array(let items):
+            out.append(UInt8(ascii: "["))
+            for (i, item) in items.enumerated() {
+                if i > 0 { out.append(UInt8(ascii: ",")) }
+                write(item, into: &out)
+            }
+            out.append(UInt8(ascii: "]"))
+        case .object(let pairs):
+            out.append(UInt8(ascii: "{"))
+            for (i, (k, v)) in pairs.enumerated() {
+                if i > 0 { out.append(UInt8(ascii: ",")) }
+                writeString(k, into: &out)
+                out.append(UInt8(ascii: ":"))
+                write(v, into: &out)
+            }
+            out.append(UInt8(ascii: "}"))
+        }
+    }
+
+    /// JSON has no NaN or infinity: they are written as null rather than as invalid JSON.
+    static func writeDouble(_ d: Double, into out: inout [UInt8]) {
+        guard d.isFinite else { out.append(contentsOf: "null".utf8); return }
+        if d == d.rounded(), abs(d) < 1e15 {
+            // Integral values print without an exponent but keep a fraction so they stay floats.
+            out.append(contentsOf: String(Int64(d)).utf8)
+            out.append(contentsOf: ".0".utf8)
+            return
+        }
+        out.append(contentsOf: d.description.utf8)
+    }
+
+    private static let hexDigits = Array("0123456789abcdef".utf8)
+
+    static func writeString(_ s: String, into out: inout [UInt8]) {
+        out.append(UInt8(ascii: "\""))
+        for b in s.utf8 {
+            switch b {
+            case 0x22: out.append(0x5C); out.append(0x22)
+            case 0x5C: out.append(0x5C); out.append(0x5C)
+            case 0x0A: out.append(0x5C); out.append(UInt8(ascii: "n"))
+            case 0x0D: out.append(0x5C); out.append(UInt8(ascii: "r"))
+            case 0x09: out.append(0x5C); out.append(UInt8(ascii: "t"))
+            case 0..<0x20, 0x7F:
+                out.append(contentsOf: "\\u00".utf8)
+                out.append(hexDigits[Int(b >> 4)])
+                out.append(hexDigits[Int(b & 0xF)])
+            default: out.append(b)
+            }
+        }
+        out.append(UInt8(ascii: "\""))
+    }
+}

@@ -1,0 +1,68 @@
+import Synchronization
+
+/// One line per request, in the Combined Log Format followed by what an operator of a model server
+/// needs: the duration in seconds, the worker's pid and the recordid.
+///
+/// `127.0.0.1 - - [22/Nov/2026:11:30:00 +0000] "POST /demo HTTP/1.1" 200 27 "-" "curl/7.88.1" 0.000213 pid=1234 rid=r1`
+public final class AccessLog: @unchecked Sendable {
+    public let file: LogFile
+    private let clock = Mutex(LogClock())
+
+    public init(file: LogFile) { self.file = file }
+
+    public struct Entry {
+        public var remoteHost: String
+        public var method: String
+        public var target: String
+        public var httpVersion: String
+        public var status: Int
+        public var bytes: Int
+        public var referer: String?
+        public var userAgent: String?
+        public var durationSeconds: Double
+        public var pid: Int32
+        public var recordID: String
+    }
+
+    public func log(_ e: Entry) {
+        var line: [UInt8] = []
+        line.reserveCapacity(160 + e.target.utf8.count)
+        LogText.appendEscaped(e.remoteHost, to: &line)
+        line.append(contentsOf: " - - [".utf8)
+        clock.withLock { $0.appendAccessStamp(to: &line) }
+        line.append(contentsOf: "] \"".utf8)
+        line.append(contentsOf: e.method.utf8)
+        line.append(UInt8(ascii: " "))
+        appendQuoted(e.target, to: &line)
+        line.append(UInt8(ascii: " "))
+        line.append(contentsOf: e.httpVersion.utf8)
+        line.append(contentsOf: "\" ".utf8)
+        line.append(contentsOf: String(e.status).utf8)
+        line.append(UInt8(ascii: " "))
+        line.append(contentsOf: String(e.bytes).utf8)
+        line.append(contentsOf: " \"".utf8)
+        appendQuoted(e.referer ?? "-", to: &line)
+        line.append(contentsOf: "\" \"".utf8)
+        appendQuoted(e.userAgent ?? "-", to: &line)
+        line.append(contentsOf: "\" ".utf8)
+        line.append(contentsOf: AccessLog.formatSeconds(e.durationSeconds).utf8)
+        line.append(contentsOf: " pid=".utf8)
+        line.append(contentsOf: String(e.pid).utf8)
+        line.append(contentsOf: " rid=".utf8)
+        LogText.appendEscaped(e.recordID, to: &line)
+        file.append(line)
+    }
+
+    private func appendQuoted(_ s: String, to out: inout [UInt8]) {
+        for b in s.utf8 {
+            if b == UInt8(ascii: "\"") { out.append(contentsOf: "\\\"".utf8) } else { LogText.appendEscaped(byte: b, to: &out) }
+        }
+    }
+
+    /// Microsecond resolution without Foundation's formatter: "0.000213".
+    static func formatSeconds(_ s: Double) -> String {
+        let micros = Int((max(0, s) * 1_000_000).rounded())
+        let frac = String(micros % 1_000_000)
+        return "\(micros / 1_000_000)." + String(repeating: "0", count: 6 - frac.count) + frac
+    }
+}

@@ -1,0 +1,54 @@
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// Timestamps for log lines.  Formatting a date is costly, so the text for the current second is
+/// cached and only the milliseconds are added per line.
+struct LogClock {
+    private var cachedSecond: Int = -1
+    private var errorPrefix: [UInt8] = []   // "2026-11-22 11:30:00"
+    private var errorZone: [UInt8] = []     // " +0000"
+    private var accessStamp: [UInt8] = []   // "22/Nov/2026:11:30:00 +0000"
+
+    private mutating func refresh(_ second: Int) {
+        guard second != cachedSecond else { return }
+        cachedSecond = second
+        var t = time_t(second)
+        var tm = tm()
+        localtime_r(&t, &tm)
+        errorPrefix = Array(format(&tm, "%Y-%m-%d %H:%M:%S").utf8)
+        errorZone = Array(format(&tm, " %z").utf8)
+        accessStamp = Array(format(&tm, "%d/%b/%Y:%H:%M:%S %z").utf8)
+    }
+
+    private func format(_ tm: inout tm, _ f: String) -> String {
+        var buf = [CChar](repeating: 0, count: 64)
+        let n = strftime(&buf, buf.count, f, &tm)
+        return String(decoding: buf[0..<n].map { UInt8(bitPattern: $0) }, as: UTF8.self)
+    }
+
+    static func now() -> timespec {
+        var ts = timespec()
+        clock_gettime(CLOCK_REALTIME, &ts)
+        return ts
+    }
+
+    /// "2026-11-22 11:30:00.123 +0000"
+    mutating func appendErrorStamp(to out: inout [UInt8]) {
+        let ts = LogClock.now()
+        refresh(ts.tv_sec)
+        out.append(contentsOf: errorPrefix)
+        let ms = Int(ts.tv_nsec / 1_000_000)
+        out.append(UInt8(ascii: "."))
+        out.append(UInt8(48 + ms / 100))
+        out.append(UInt8(48 + ms / 10 % 10))
+        out.append(UInt8(48 + ms % 10))
+        out.append(contentsOf: errorZone)
+    }
+
+    /// "22/Nov/2026:11:30:00 +0000", the Common Log Format's time.
+    mutating func appendAccessStamp(to out: inout [UInt8]) {
+        refresh(LogClock.now().tv_sec)
+        out.append(contentsOf: accessStamp)
+    }
+}

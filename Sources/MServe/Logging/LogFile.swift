@@ -1,0 +1,138 @@
+#if canImport(Glibc)
+import Glibc
+#endif
+import Synchronization
+
+/// A log destination shared by several processes: lines are buffered and written in whole-line
+/// chunks, so the hot path costs no system call per line and lines from different workers never
+/// interleave mid-line.
+///
+/// Regular files are opened O_APPEND, where one write() lands as a unit; pipes, sockets and ttys only
+/// promise that for writes up to PIPE_BUF, so there each write() carries at most PIPE_BUF bytes of
+/// complete lines.
+public final class LogFile: @unchecked Sendable {
+    public let path: String
+    private let standardFD: Int32
+    private struct State {
+        var fd: Int32
+        var buffer: [UInt8] = []
+        var chunkLimit: Int = Int(PIPE_BUF)
+        var flushScheduled = false
+        /// Set by the process's event loop: asks for a flush once the loop has handled what is
+        /// ready now.  Without it (before the loop runs, or in tests) every line is written at once.
+        var scheduler: (@Sendable () -> Void)?
+    }
+    private let state: Mutex<State>
+
+    static let highWater = 64 * 1024
+    /// A single line longer than this is cut, so that one request cannot flood the log.
+    public static let maxLine = 16 * 1024
+
+    /// `path` "-" means the given standard stream (stdout for access logs, stderr for the error log).
+    public init(path: String, standardFD: Int32) throws {
+        self.path = path
+        self.standardFD = standardFD
+        let fd = try LogFile.open(path, standardFD: standardFD)
+        var s = State(fd: fd)
+        s.chunkLimit = LogFile.chunkLimit(fd)
+        s.buffer.reserveCapacity(LogFile.highWater + LogFile.maxLine)
+        state = Mutex(s)
+    }
+
+    private static func open(_ path: String, standardFD: Int32) throws -> Int32 {
+        if path == "-" { return standardFD }
+        let fd = Glibc.open(path, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0o644)
+        if fd < 0 { throw SystemError("cannot open log file \(path)", errno: errno) }
+        return fd
+    }
+
+    private static func chunkLimit(_ fd: Int32) -> Int {
+        var st = stat()
+        if fstat(fd, &st) == 0 && (st.st_mode & S_IFMT) == S_IFREG { return Int.max }
+        return Int(PIPE_BUF)
+    }
+
+    public func setScheduler(_ schedule: (@Sendable () -> Void)?) {
+        state.withLock { $0.scheduler = schedule }
+        if schedule == nil { flush() }
+    }
+
+    private enum Next { case nothing, flush, schedule(@Sendable () -> Void) }
+
+    /// Appends one line; `line` must not contain a newline, which is added here.
+    public func append(_ line: [UInt8]) {
+        let next: Next = state.withLock { s in
+            if line.count > LogFile.maxLine {
+                s.buffer.append(contentsOf: line[0..<LogFile.maxLine])
+                s.buffer.append(contentsOf: "...".utf8)
+            } else {
+                s.buffer.append(contentsOf: line)
+            }
+            s.buffer.append(0x0A)
+            guard let schedule = s.scheduler, s.buffer.count < LogFile.highWater else { return .flush }
+            if s.flushScheduled { return .nothing }
+            s.flushScheduled = true
+            return .schedule(schedule)
+        }
+        switch next {
+        case .nothing: break
+        case .flush: flush()
+        case .schedule(let schedule): schedule()
+        }
+    }
+
+    public func flush() {
+        state.withLock { s in
+            s.flushScheduled = false
+            guard !s.buffer.isEmpty else { return }
+            s.buffer.withUnsafeBytes { raw in
+                var start = 0
+                while start < raw.count {
+                    var end = raw.count
+                    if end - start > s.chunkLimit {
+                        // Cut after the last newline that fits; a single longer line goes alone.
+                        end = start + s.chunkLimit
+                        while end > start && raw[end - 1] != 0x0A { end -= 1 }
+                        if end == start {
+                            end = start
+                            while end < raw.count && raw[end] != 0x0A { end += 1 }
+                            end = min(end + 1, raw.count)
+                        }
+                    }
+                    start += LogFile.writeAll(s.fd, UnsafeRawBufferPointer(rebasing: raw[start..<end]))
+                }
+            }
+            s.buffer.removeAll(keepingCapacity: true)
+        }
+    }
+
+    /// Writes everything, retrying on EINTR and short writes; gives up (dropping the rest of this
+    /// chunk) only if the descriptor is broken, since a logger must never take the server down.
+    private static func writeAll(_ fd: Int32, _ bytes: UnsafeRawBufferPointer) -> Int {
+        var done = 0
+        while done < bytes.count {
+            let n = write(fd, bytes.baseAddress! + done, bytes.count - done)
+            if n > 0 { done += n; continue }
+            if n < 0 && errno == EINTR { continue }
+            if n < 0 && errno == EAGAIN {
+                var p = pollfd(fd: fd, events: Int16(POLLOUT), revents: 0)
+                _ = poll(&p, 1, 100)
+                continue
+            }
+            break
+        }
+        return bytes.count
+    }
+
+    /// For logrotate: write what is buffered, then open the path anew.
+    public func reopen() throws {
+        flush()
+        guard path != "-" else { return }
+        let fd = try LogFile.open(path, standardFD: standardFD)
+        state.withLock { s in
+            close(s.fd)
+            s.fd = fd
+            s.chunkLimit = LogFile.chunkLimit(fd)
+        }
+    }
+}

@@ -1,0 +1,84 @@
+#if canImport(Glibc)
+import Glibc
+#endif
+import Synchronization
+
+/// The error log (gunicorn's name for the application log):
+/// `[2026-11-22 11:30:00.123 +0000] [1234] [INFO] [r1] request: POST /demo {...}`.
+public final class Logger: @unchecked Sendable {
+    public let file: LogFile
+    private let levelState: Atomic<Int>
+    private let clock = Mutex(LogClock())
+    private let pidText = Mutex<[UInt8]>([])
+
+    public init(file: LogFile, level: LogLevel) {
+        self.file = file
+        self.levelState = Atomic(level.rawValue)
+        processChanged()
+    }
+
+    public var level: LogLevel {
+        get { LogLevel(rawValue: levelState.load(ordering: .relaxed)) ?? .info }
+        set { levelState.store(newValue.rawValue, ordering: .relaxed) }
+    }
+
+    /// After fork the pid in each line must be the child's.
+    public func processChanged() {
+        pidText.withLock { $0 = Array("[\(getpid())]".utf8) }
+    }
+
+    public func enabled(_ level: LogLevel) -> Bool { level.rawValue >= levelState.load(ordering: .relaxed) }
+
+    public func log(_ level: LogLevel, _ message: String, recordID: String? = nil) {
+        guard enabled(level) else { return }
+        var line: [UInt8] = []
+        line.reserveCapacity(96 + message.utf8.count)
+        line.append(UInt8(ascii: "["))
+        clock.withLock { $0.appendErrorStamp(to: &line) }
+        line.append(contentsOf: "] ".utf8)
+        pidText.withLock { line.append(contentsOf: $0) }
+        line.append(contentsOf: " [".utf8)
+        line.append(contentsOf: level.name.utf8)
+        line.append(contentsOf: "] ".utf8)
+        if let recordID {
+            line.append(UInt8(ascii: "["))
+            LogText.appendEscaped(recordID, to: &line)
+            line.append(contentsOf: "] ".utf8)
+        }
+        LogText.appendEscaped(message, to: &line)
+        file.append(line)
+    }
+
+    public func debug(_ m: String, recordID: String? = nil) { log(.debug, m, recordID: recordID) }
+    public func info(_ m: String, recordID: String? = nil) { log(.info, m, recordID: recordID) }
+    public func warning(_ m: String, recordID: String? = nil) { log(.warning, m, recordID: recordID) }
+    public func error(_ m: String, recordID: String? = nil) { log(.error, m, recordID: recordID) }
+    public func critical(_ m: String, recordID: String? = nil) { log(.critical, m, recordID: recordID) }
+}
+
+enum LogText {
+    /// One log record is one line: newlines and other control characters from clients or models are
+    /// escaped, so no input can forge a log line.
+    static func appendEscaped(_ s: String, to out: inout [UInt8]) {
+        for b in s.utf8 { appendEscaped(byte: b, to: &out) }
+    }
+
+    static func appendEscaped<C: Collection>(bytes: C, to out: inout [UInt8]) where C.Element == UInt8 {
+        for b in bytes { appendEscaped(byte: b, to: &out) }
+    }
+
+    @inline(__always)
+    static func appendEscaped(byte b: UInt8, to out: inout [UInt8]) {
+        if b >= 0x20 && b != 0x7F { out.append(b); return }
+        switch b {
+        case 0x0A: out.append(contentsOf: "\\n".utf8)
+        case 0x0D: out.append(contentsOf: "\\r".utf8)
+        case 0x09: out.append(contentsOf: "\\t".utf8)
+        default:
+            let hex = Array("0123456789abcdef".utf8)
+            out.append(contentsOf: "\\x".utf8)
+            out.append(hex[Int(b >> 4)])
+            out.append(hex[Int(b & 0xF)])
+        }
+    }
+}

@@ -1,0 +1,143 @@
+import CEvent
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// A `-b` address, parsed: "127.0.0.1:8000", "[::1]:8000", "0.0.0.0:0", "localhost:8000".
+public struct BindAddress: Equatable, Sendable, CustomStringConvertible {
+    public var host: String
+    public var port: Int
+
+    public init(host: String, port: Int) {
+        self.host = host
+        self.port = port
+    }
+
+    public init(parsing text: String) throws(ConfigError) {
+        if text.hasPrefix("unix:") { throw ConfigError("bind \(text): unix sockets are not supported; use HOST:PORT") }
+        var host: Substring
+        var portText: Substring
+        if text.hasPrefix("[") {
+            guard let close = text.firstIndex(of: "]") else { throw ConfigError("bind \(text): missing ']' in IPv6 address") }
+            host = text[text.index(after: text.startIndex)..<close]
+            let rest = text[text.index(after: close)...]
+            guard rest.hasPrefix(":") else { throw ConfigError("bind \(text): expected [HOST]:PORT") }
+            portText = rest.dropFirst()
+        } else {
+            guard let colon = text.lastIndex(of: ":") else { throw ConfigError("bind \(text): expected HOST:PORT") }
+            host = text[..<colon]
+            portText = text[text.index(after: colon)...]
+            if host.contains(":") { throw ConfigError("bind \(text): write IPv6 addresses as [HOST]:PORT") }
+        }
+        if host.isEmpty { host = "0.0.0.0" }
+        guard let port = Int(portText), (0...65535).contains(port) else {
+            throw ConfigError("bind \(text): port must be a number from 0 to 65535")
+        }
+        self.host = String(host)
+        self.port = port
+    }
+
+    public var description: String { host.contains(":") ? "[\(host)]:\(port)" : "\(host):\(port)" }
+}
+
+/// The master's listening sockets: for every bind address, one SO_REUSEPORT socket per worker slot.
+///
+/// The master keeps every slot's socket open for the life of the server.  A connection the kernel
+/// has queued on a slot whose worker died stays queued and is served by the replacement, instead of
+/// being reset when the last descriptor closes; the cost is that new connections hashed to that
+/// slot wait until the replacement is up (README: "Sockets and worker slots").
+public final class Listeners {
+    public private(set) var addresses: [BindAddress]
+    /// slots[slot][address index]
+    public private(set) var slots: [[Int32]] = []
+    let backlog: Int32
+
+    public init(addresses: [BindAddress], backlog: Int) throws {
+        self.addresses = addresses
+        self.backlog = Int32(min(backlog, Int(Int32.max)))
+        // A plain bind first: it fails if anyone, including another mserve's SO_REUSEPORT group,
+        // holds the port, where a SO_REUSEPORT bind would silently join that group.  It also turns
+        // port 0 into the concrete free port every slot then shares.
+        for i in self.addresses.indices {
+            let probe = try Listeners.open(self.addresses[i], reusePort: false, backlog: nil)
+            self.addresses[i].port = Listeners.localPort(probe)
+            close(probe)
+        }
+    }
+
+    /// Opens sockets until `count` slots exist.
+    public func ensureSlots(_ count: Int) throws {
+        while slots.count < count {
+            var fds: [Int32] = []
+            for a in addresses {
+                do {
+                    fds.append(try Listeners.open(a, reusePort: true, backlog: backlog))
+                } catch {
+                    fds.forEach { close($0) }
+                    throw error
+                }
+            }
+            slots.append(fds)
+        }
+    }
+
+    /// Closes the master's copies of the sockets of slots `count` and above.
+    public func truncateSlots(to count: Int) {
+        while slots.count > count { slots.removeLast().forEach { close($0) } }
+    }
+
+    public func closeAll() {
+        for fds in slots { fds.forEach { close($0) } }
+        slots.removeAll()
+    }
+
+    static func localPort(_ fd: Int32) -> Int {
+        var ss = sockaddr_storage()
+        var len = socklen_t(MemoryLayout<sockaddr_storage>.size)
+        withUnsafeMutablePointer(to: &ss) { $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { _ = getsockname(fd, $0, &len) } }
+        if ss.ss_family == sa_family_t(AF_INET6) {
+            return withUnsafePointer(to: &ss) { $0.withMemoryRebound(to: sockaddr_in6.self, capacity: 1) { Int(UInt16(bigEndian: $0.pointee.sin6_port)) } }
+        }
+        return withUnsafePointer(to: &ss) { $0.withMemoryRebound(to: sockaddr_in.self, capacity: 1) { Int(UInt16(bigEndian: $0.pointee.sin_port)) } }
+    }
+
+    static func open(_ a: BindAddress, reusePort: Bool, backlog: Int32?) throws -> Int32 {
+        var hints = addrinfo()
+        hints.ai_family = AF_UNSPEC
+        hints.ai_socktype = Int32(SOCK_STREAM.rawValue)
+        hints.ai_flags = AI_PASSIVE
+        var res: UnsafeMutablePointer<addrinfo>?
+        let rc = getaddrinfo(a.host, String(a.port), &hints, &res)
+        guard rc == 0, let info = res else {
+            throw SystemError("cannot resolve bind address \(a): \(String(cString: gai_strerror(rc)))")
+        }
+        defer { freeaddrinfo(res) }
+        let fd = socket(info.pointee.ai_family, Int32(SOCK_STREAM.rawValue) | Int32(SOCK_NONBLOCK.rawValue) | Int32(SOCK_CLOEXEC.rawValue), 0)
+        guard fd >= 0 else { throw SystemError("socket for \(a)", errno: errno) }
+        var one: Int32 = 1
+        setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, socklen_t(MemoryLayout<Int32>.size))
+        if reusePort { setsockopt(fd, SOL_SOCKET, SO_REUSEPORT, &one, socklen_t(MemoryLayout<Int32>.size)) }
+        if info.pointee.ai_family == AF_INET6 {
+            setsockopt(fd, Int32(IPPROTO_IPV6), IPV6_V6ONLY, &one, socklen_t(MemoryLayout<Int32>.size))
+        }
+        if bind(fd, info.pointee.ai_addr, info.pointee.ai_addrlen) != 0 {
+            let e = errno
+            close(fd)
+            throw SystemError("cannot bind \(a)", errno: e)
+        }
+        if let backlog, listen(fd, backlog) != 0 {
+            let e = errno
+            close(fd)
+            throw SystemError("cannot listen on \(a)", errno: e)
+        }
+        return fd
+    }
+
+    /// Connections the kernel has completed on a listening socket and nobody has accepted yet.
+    static func acceptQueueLength(_ fd: Int32) -> Int {
+        var info = tcp_info()
+        var len = socklen_t(MemoryLayout<tcp_info>.size)
+        guard getsockopt(fd, Int32(IPPROTO_TCP), TCP_INFO, &info, &len) == 0 else { return 0 }
+        return Int(info.tcpi_unacked)
+    }
+}

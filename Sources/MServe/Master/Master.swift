@@ -1,0 +1,255 @@
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// The arbiter (gunicorn's name): binds the sockets, forks one worker per slot, and from then on only
+/// supervises.  libevent delivers signals to the loop, so each handler runs as ordinary loop code.
+public final class Master {
+    struct WorkerRecord {
+        let pid: pid_t
+        let slot: Int
+        let pipe: Int32
+        var pipeEvent: EventHandle?
+        var ready = false
+        /// Told to exit (reload or scale-down): its exit is not a failure to replace.
+        var retiring = false
+        let started: Double
+    }
+
+    enum Phase: Equatable { case booting, running, stopping }
+
+    let settings: Settings
+    let registry: ModelRegistry
+    let logs: ProcessLogs
+    var logger: Logger { logs.logger }
+    private var loop: EventLoop!
+    private var listeners: Listeners!
+    private var workers: [pid_t: WorkerRecord] = [:]
+    private var phase = Phase.booting
+    private var exitCode = ExitCode.ok
+    private var killTimer: EventHandle?
+    private var pidFile: PidFile?
+
+    init(settings: Settings, registry: ModelRegistry, logs: ProcessLogs) {
+        self.settings = settings
+        self.registry = registry
+        self.logs = logs
+    }
+
+    /// Runs the server until it stops; returns the exit code.
+    public func run() -> Int32 {
+        do {
+            let addresses = try settings.binds.map { (b) throws(ConfigError) in try BindAddress(parsing: b) }
+            listeners = try Listeners(addresses: addresses, backlog: settings.backlog)
+            try listeners.ensureSlots(settings.workers)
+            loop = try EventLoop()
+        } catch {
+            logger.critical("\(error)")
+            return ExitCode.failure
+        }
+        if let path = settings.pidfile {
+            pidFile = PidFile(path: path)
+            do { try pidFile!.write() } catch { logger.critical("\(error)"); return ExitCode.failure }
+        }
+        defer { pidFile?.remove() }
+
+        logger.info("Starting mserve \(MServeVersion.string)")
+        for a in listeners.addresses { logger.info("Listening at: http://\(a) (\(getpid()))") }
+        logger.info("Serving models: \(settings.models.joined(separator: ", ")) with \(settings.workers) workers")
+
+        loop.onSignal(SIGCHLD) { [unowned self] in reapWorkers() }
+        loop.onSignal(SIGTERM) { [unowned self] in handleSignal("term") { stop(graceful: true) } }
+        loop.onSignal(SIGINT) { [unowned self] in handleSignal("int") { stop(graceful: false) } }
+        loop.onSignal(SIGQUIT) { [unowned self] in handleSignal("quit") { stop(graceful: false) } }
+        loop.onSignal(SIGUSR1) { [unowned self] in handleSignal("usr1") { reopenLogs() } }
+        loop.onSignal(SIGHUP) { [unowned self] in handleSignal("hup") { reload() } }
+        loop.onSignal(SIGTTIN) { [unowned self] in handleSignal("ttin") { scale(by: 1) } }
+        loop.onSignal(SIGTTOU) { [unowned self] in handleSignal("ttou") { scale(by: -1) } }
+        logs.attach(to: loop)
+        defer { logs.detach() }
+
+        desiredWorkers = settings.workers
+        manageWorkers()
+        if phase != .stopping { loop.run() }
+        listeners.closeAll()
+        logger.info("Shutting down: master (exit code \(exitCode))")
+        return exitCode
+    }
+
+    private var desiredWorkers = 0
+
+    private func handleSignal(_ name: String, _ action: () -> Void) {
+        logger.info("Handling signal: \(name)")
+        action()
+    }
+
+    // MARK: workers
+
+    /// Keeps one live worker in every slot below desiredWorkers.
+    private func manageWorkers() {
+        guard phase != .stopping else { return }
+        let occupied = Set(workers.values.map(\.slot))
+        for slot in 0..<desiredWorkers where !occupied.contains(slot) {
+            spawnWorker(slot: slot)
+            if phase == .stopping { return }
+        }
+    }
+
+    private func spawnWorker(slot: Int) {
+        do { try listeners.ensureSlots(slot + 1) } catch {
+            logger.error("cannot open sockets for worker slot \(slot): \(error)")
+            return
+        }
+        var fds: [Int32] = [0, 0]
+        guard pipe(&fds) == 0 else {
+            logger.error("cannot create a worker pipe: \(SystemError("pipe", errno: errno))")
+            return
+        }
+        logs.flush()
+        fflush(nil)
+        let pid = fork()
+        if pid < 0 {
+            logger.error("\(SystemError("fork failed", errno: errno)); retrying in 1 s")
+            close(fds[0]); close(fds[1])
+            loop.after(1) { [unowned self] in manageWorkers() }
+            return
+        }
+        if pid == 0 {
+            // The inherited loop goes first: its events still name the descriptors closed below.
+            logs.detach()
+            loop.abandonAfterFork()
+            close(fds[0])
+            for (s, slotFDs) in listeners.slots.enumerated() where s != slot { slotFDs.forEach { close($0) } }
+            for w in workers.values { close(w.pipe) }
+            let worker = Worker(slot: slot, settings: settings, registry: registry, logs: logs,
+                                listenFDs: listeners.slots[slot], masterPipe: fds[1])
+            let code = worker.run()
+            logs.flush()
+            _exit(code)
+        }
+        close(fds[1])
+        _ = fcntl(fds[0], F_SETFD, FD_CLOEXEC)
+        var record = WorkerRecord(pid: pid, slot: slot, pipe: fds[0], started: monotonicSeconds())
+        record.pipeEvent = loop.onReadable(fds[0]) { [unowned self] in readPipe(pid) }
+        workers[pid] = record
+        logger.info("Booting worker with pid: \(pid) (slot \(slot))")
+    }
+
+    private func readPipe(_ pid: pid_t) {
+        guard var w = workers[pid] else { return }
+        var buf = [UInt8](repeating: 0, count: 64)
+        let n = read(w.pipe, &buf, buf.count)
+        if n <= 0 {
+            // The worker is gone; SIGCHLD does the rest.
+            w.pipeEvent?.cancel()
+            w.pipeEvent = nil
+            workers[pid] = w
+            return
+        }
+        if buf[0..<n].contains(UInt8(ascii: "R")) && !w.ready {
+            w.ready = true
+            workers[pid] = w
+            logger.info("Worker \(pid) (slot \(w.slot)) is serving, booted in \(String(format3: monotonicSeconds() - w.started)) s")
+            if phase == .booting && workers.values.filter(\.ready).count >= desiredWorkers {
+                phase = .running
+                logger.info("All \(desiredWorkers) workers are serving")
+                SystemdNotify.send("READY=1\nSTATUS=serving \(settings.models.joined(separator: ",")) with \(desiredWorkers) workers\nMAINPID=\(getpid())")
+            }
+        }
+    }
+
+    private func reapWorkers() {
+        while true {
+            var status: Int32 = 0
+            let pid = waitpid(-1, &status, WNOHANG)
+            if pid <= 0 { break }
+            guard let w = workers.removeValue(forKey: pid) else { continue }
+            w.pipeEvent?.cancel()
+            close(w.pipe)
+            let how = ChildStatus(waitStatus: status)
+            if phase == .stopping || w.retiring {
+                logger.info("Worker exiting (pid: \(pid)): \(how)")
+                continue
+            }
+            switch how {
+            case .exited(ExitCode.modelLoadError):
+                halt("Worker (pid:\(pid)) failed to load its models; see the error above. Shutting down.", code: ExitCode.modelLoadError)
+            case .exited(ExitCode.workerBootError):
+                halt("Worker (pid:\(pid)) failed to boot. Shutting down.", code: ExitCode.workerBootError)
+            default:
+                logger.warning("Worker (pid:\(pid)) \(how); starting a replacement in slot \(w.slot)")
+            }
+        }
+        if phase == .stopping {
+            if workers.isEmpty { loop.stop() }
+        } else {
+            manageWorkers()
+        }
+    }
+
+    private func halt(_ message: String, code: Int32) {
+        logger.critical(message)
+        exitCode = code
+        stop(graceful: false)
+    }
+
+    // MARK: signals
+
+    /// TERM (graceful): workers finish in-flight requests within --graceful-timeout.
+    /// INT and QUIT (quick): workers exit at once.
+    private func stop(graceful: Bool) {
+        if phase == .stopping && graceful { return }
+        phase = .stopping
+        SystemdNotify.send("STOPPING=1\nSTATUS=stopping")
+        // Our copies of the sockets go first: each worker closes its own once it has taken what the
+        // kernel queued there.
+        listeners.closeAll()
+        let sig = graceful ? SIGTERM : SIGQUIT
+        for pid in workers.keys { kill(pid, sig) }
+        if workers.isEmpty { loop.stop(); return }
+        killTimer?.cancel()
+        killTimer = loop.after(graceful ? settings.gracefulTimeout : min(settings.gracefulTimeout, 5)) { [unowned self] in
+            for pid in workers.keys {
+                logger.warning("Worker (pid:\(pid)) did not exit in time; sending SIGKILL")
+                kill(pid, SIGKILL)
+            }
+        }
+    }
+
+    private func reopenLogs() {
+        logs.reopen()
+        for pid in workers.keys { kill(pid, SIGUSR1) }
+    }
+
+    /// HUP: a new worker in every slot, then the old ones retire gracefully.  The sockets stay open
+    /// in the master throughout, so connections queued meanwhile wait for the new workers.
+    private func reload() {
+        guard phase != .stopping else { return }
+        let old = Array(workers.keys)
+        logger.info("Reloading: replacing \(old.count) workers")
+        for slot in 0..<desiredWorkers { spawnWorker(slot: slot) }
+        for pid in old { retire(pid) }
+    }
+
+    /// TTIN adds a worker, TTOU retires the newest slot's worker (never below one).
+    private func scale(by delta: Int) {
+        guard phase != .stopping else { return }
+        let target = max(1, desiredWorkers + delta)
+        guard target != desiredWorkers else {
+            logger.info("Keeping \(desiredWorkers) worker (the minimum)")
+            return
+        }
+        desiredWorkers = target
+        logger.info("Number of workers: \(target)")
+        for w in workers.values where w.slot >= target { retire(w.pid) }
+        // Without our copy, a retired slot's socket closes once its worker has drained it, so the
+        // kernel stops hashing new connections to a slot nobody serves.
+        listeners.truncateSlots(to: target)
+        manageWorkers()
+    }
+
+    private func retire(_ pid: pid_t) {
+        workers[pid]?.retiring = true
+        kill(pid, SIGTERM)
+    }
+}

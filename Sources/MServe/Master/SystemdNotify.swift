@@ -1,0 +1,30 @@
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// sd_notify(3) without libsystemd: one datagram to $NOTIFY_SOCKET.
+public enum SystemdNotify {
+    public static var isEnabled: Bool { getenv("NOTIFY_SOCKET") != nil }
+
+    @discardableResult
+    public static func send(_ state: String) -> Bool {
+        guard let env = getenv("NOTIFY_SOCKET") else { return false }
+        var path = Array(String(cString: env).utf8)
+        guard !path.isEmpty, path.count < 108 else { return false }
+        if path[0] == UInt8(ascii: "@") { path[0] = 0 }   // abstract namespace
+        let fd = socket(AF_UNIX, Int32(SOCK_DGRAM.rawValue) | Int32(SOCK_CLOEXEC.rawValue), 0)
+        guard fd >= 0 else { return false }
+        defer { close(fd) }
+        var addr = sockaddr_un()
+        addr.sun_family = sa_family_t(AF_UNIX)
+        withUnsafeMutableBytes(of: &addr.sun_path) { raw in
+            for (i, b) in path.enumerated() { raw[i] = b }
+        }
+        let len = socklen_t(MemoryLayout<sa_family_t>.size + path.count)
+        let bytes = Array(state.utf8)
+        let n = withUnsafePointer(to: &addr) {
+            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { sendto(fd, bytes, bytes.count, 0, $0, len) }
+        }
+        return n == bytes.count
+    }
+}

@@ -1,0 +1,50 @@
+/// The model of the original tornado example: each instance keeps a running sum of `cal_number`.
+/// `{"recordid": "r1", "cal_number": 5}` answers `{"recordid": "r1", "result": N}`.
+///
+/// Option `start` (a number, default 0) is the initial sum; a non-numeric `start` fails the load.
+public final class DemoModel: Model {
+    private var sum: JSON
+
+    public init(context: ModelContext) throws {
+        switch context.options["start"] {
+        case nil: sum = .int(0)
+        case .some(let v) where v.doubleValue != nil: sum = v
+        case .some(let v): throw ModelLoadError("demo: option start must be a number, got \(v.text)")
+        }
+        for key in context.options.keys where key != "start" {
+            throw ModelLoadError("demo: unknown option '\(key)'")
+        }
+    }
+
+    public func infer(_ request: InferenceRequest) throws -> JSON {
+        guard let n = request.input["cal_number"] else { throw ModelInputError("missing argument cal_number") }
+        let next: JSON
+        switch (sum, n) {
+        case let (.int(a), .int(b)):
+            let (s, overflow) = a.addingReportingOverflow(b)
+            next = overflow ? .double(Double(a) + Double(b)) : .int(s)
+        default:
+            guard let b = n.doubleValue else {
+                throw ModelInputError("cal_number must be a number, got a \(n.typeName)")
+            }
+            next = .double(sum.doubleValue! + b)
+        }
+        // The sum is left as it was when it cannot be represented, so one bad call costs nothing.
+        if let d = next.doubleValue, !d.isFinite { throw DemoOverflow() }
+        sum = next
+        return ["result": sum]
+    }
+
+    struct DemoOverflow: Error, CustomStringConvertible {
+        var description: String { "running sum overflowed to infinity; the sum is unchanged" }
+    }
+}
+
+/// Returns its JSON input (less the recordid, which the server adds back).
+public final class EchoModel: Model {
+    public init(context: ModelContext) throws {}
+    public func infer(_ request: InferenceRequest) throws -> JSON {
+        guard case .object(let pairs) = request.input else { return request.input }
+        return .object(pairs.filter { $0.0 != "recordid" })
+    }
+}

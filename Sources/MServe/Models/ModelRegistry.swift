@@ -1,0 +1,43 @@
+/// Model types by the name they are served under.  `mserve` starts with the built-in models; a user's
+/// own `main` adds theirs before handing over to `MServeMain.run`.
+public struct ModelRegistry: Sendable {
+    public struct Entry: Sendable {
+        public let name: String
+        public let summary: String
+        public let make: @Sendable (ModelContext) throws -> any Model
+    }
+
+    public private(set) var entries: [Entry] = []
+
+    public init() {}
+
+    public static var builtin: ModelRegistry {
+        var r = ModelRegistry()
+        r.register(DemoModel.self, as: "demo", summary: "per-worker running sum of cal_number")
+        r.register(EchoModel.self, as: "echo", summary: "returns its JSON input")
+        r.register(SleepModel.self, as: "sleep", summary: "waits {\"ms\": N} milliseconds, for load tests")
+        return r
+    }
+
+    public mutating func register<M: Model>(_ type: M.Type, as name: String, summary: String = "") {
+        entries.removeAll { $0.name == name }
+        entries.append(Entry(name: name, summary: summary) { ctx in try M(context: ctx) })
+    }
+
+    public func entry(named name: String) -> Entry? { entries.first { $0.name == name } }
+    public var names: [String] { entries.map(\.name) }
+
+    /// Every requested name must be known: the message lists what is.
+    public func check(_ models: [String]) throws(ConfigError) {
+        if models.isEmpty {
+            throw ConfigError("no model given; known models: \(names.joined(separator: ", "))")
+        }
+        for m in models where entry(named: m) == nil {
+            throw ConfigError("unknown model '\(m)'; known models: \(names.joined(separator: ", "))")
+        }
+        var seen: Set<String> = []
+        for m in models where !seen.insert(m).inserted {
+            throw ConfigError("model '\(m)' is given twice")
+        }
+    }
+}

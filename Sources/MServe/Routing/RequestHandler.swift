@@ -1,0 +1,178 @@
+/// What every handler of a worker can reach.
+public final class HandlerContext {
+    public let logger: Logger
+    public let workerID: Int
+    public let settings: Settings
+    /// The served models, in the order given on the command line.
+    public let models: [ServedModel]
+    unowned let server: HTTPServer
+
+    init(logger: Logger, workerID: Int, settings: Settings, models: [ServedModel], server: HTTPServer) {
+        self.logger = logger
+        self.workerID = workerID
+        self.settings = settings
+        self.models = models
+        self.server = server
+    }
+}
+
+/// A tornado-style handler: one instance per request; `prepare()`, then the method's entry point
+/// with the route's capture groups, then `finish()` (called for you if the method did not), then
+/// `onFinish()`.  Throw `HTTPError` for an error status; any other error is a 500.
+open class RequestHandler {
+    public let request: HTTPRequest
+    public let context: HandlerContext
+    /// From the JSON body's "recordid", else the X-Request-Id header, else generated.
+    public internal(set) var recordID: String = ""
+    /// The JSON body's "recordid" as sent (a string or a number), echoed back in JSON responses.
+    public internal(set) var recordIDValue: JSON = .null
+
+    public private(set) var status = 200
+    private var headers: [(String, String)] = []
+    private var body: [UInt8] = []
+    public private(set) var finished = false
+
+    public required init(request: HTTPRequest, context: HandlerContext) {
+        self.request = request
+        self.context = context
+    }
+
+    /// The methods this handler implements, for the Allow header of a 405.
+    open class var allowedMethods: [HTTPMethod] { [] }
+
+    open func prepare() throws {}
+    open func get(_ args: [String]) throws { throw methodNotAllowed() }
+    open func post(_ args: [String]) throws { throw methodNotAllowed() }
+    open func put(_ args: [String]) throws { throw methodNotAllowed() }
+    open func delete(_ args: [String]) throws { throw methodNotAllowed() }
+    open func patch(_ args: [String]) throws { throw methodNotAllowed() }
+    open func head(_ args: [String]) throws { throw methodNotAllowed() }
+    open func options(_ args: [String]) throws { throw methodNotAllowed() }
+    /// Called once the response has been handed to the connection.
+    open func onFinish() {}
+
+    func methodNotAllowed() -> HTTPError {
+        let allowed = type(of: self).allowedMethods
+        let headers = allowed.isEmpty ? [] : [("Allow", allowed.map(\.rawValue).joined(separator: ", "))]
+        return HTTPError(405, "method \(request.method.rawValue) is not allowed on \(request.path)", headers: headers)
+    }
+
+    func call(_ args: [String]) throws {
+        switch request.method {
+        case .GET: try get(args)
+        case .POST: try post(args)
+        case .PUT: try put(args)
+        case .DELETE: try delete(args)
+        case .PATCH: try patch(args)
+        case .HEAD: try head(args)
+        case .OPTIONS: try options(args)
+        case .TRACE, .CONNECT, .UNKNOWN: throw methodNotAllowed()
+        }
+    }
+
+    // MARK: arguments
+
+    /// The last value of `name` from the query string, a form body, or a JSON object body; a missing
+    /// argument without a default is a 400, as tornado's get_argument.
+    public func argument(_ name: String, default defaultValue: String? = nil) throws -> String {
+        if let v = try arguments(name).last { return v }
+        if let defaultValue { return defaultValue }
+        throw HTTPError(400, "missing argument \(name)")
+    }
+
+    /// Every value of `name`, query string first, then the body.
+    public func arguments(_ name: String) throws -> [String] {
+        var out: [String] = []
+        if let q = request.query {
+            out += URLCoding.parseForm(Array(q.utf8)).filter { $0.0 == name }.map(\.1)
+        }
+        switch request.mediaType {
+        case "application/x-www-form-urlencoded":
+            out += URLCoding.parseForm(request.body).filter { $0.0 == name }.map(\.1)
+        case let t where t == nil || RequestHandler.isJSON(t!):
+            if request.body.isEmpty { break }
+            switch try jsonBody()[name] {
+            case nil, .some(.null): break
+            case .some(.string(let s)): out.append(s)
+            case .some(let v): out.append(v.text)
+            }
+        default: break
+        }
+        return out
+    }
+
+    static func isJSON(_ mediaType: String) -> Bool {
+        mediaType == "application/json" || (mediaType.hasPrefix("application/") && mediaType.hasSuffix("+json"))
+    }
+
+    /// The body as JSON: 400 if it is empty or malformed.
+    public func jsonBody() throws -> JSON {
+        switch request.json {
+        case .success(let v): return v
+        case .failure(let e): throw HTTPError(400, request.body.isEmpty ? "empty body, expected JSON" : "malformed JSON: \(e)")
+        }
+    }
+
+    /// The body as a JSON object, with its Content-Type checked: 415 for another media type, 400 for
+    /// anything but an object.
+    public func jsonObjectBody() throws -> JSON {
+        if let t = request.mediaType, !RequestHandler.isJSON(t) {
+            throw HTTPError(415, "Content-Type must be application/json, got \(t)")
+        }
+        let v = try jsonBody()
+        guard v.isObject else { throw HTTPError(400, "the JSON body must be an object, got a \(v.typeName)") }
+        return v
+    }
+
+    // MARK: response
+
+    public func setStatus(_ code: Int) { status = code }
+
+    /// Replaces any earlier value of the header.
+    public func setHeader(_ name: String, _ value: String) {
+        headers.removeAll { $0.0.lowercased() == name.lowercased() }
+        headers.append((name, value))
+    }
+
+    public func addHeader(_ name: String, _ value: String) { headers.append((name, value)) }
+
+    public func write(_ text: String) { body.append(contentsOf: text.utf8) }
+    public func write(_ bytes: [UInt8]) { body.append(contentsOf: bytes) }
+
+    /// Writes a JSON value and sets the JSON content type; objects get the recordid first if the
+    /// handler did not put one in.
+    public func write(_ json: JSON) {
+        var value = json
+        if case .object = value, value["recordid"] == nil {
+            value = value.setting("recordid", recordIDValue == .null ? .string(recordID) : recordIDValue, first: true)
+        }
+        setHeader("Content-Type", "application/json")
+        body.append(contentsOf: value.serialized())
+    }
+
+    /// Sends the response.  Calling it twice is a programming error that is logged, not fatal.
+    public func finish() {
+        guard !finished else {
+            context.logger.error("finish() called twice on \(type(of: self))", recordID: recordID)
+            return
+        }
+        finished = true
+        context.server.respond(request, status: status, headers: headers, body: body, recordID: recordID)
+        onFinish()
+    }
+
+    /// Replaces whatever was written with the JSON error body.
+    func finish(with error: HTTPError) {
+        status = error.status
+        headers = error.headers
+        body = []
+        write(ErrorBody.json(error, recordID: recordIDValue == .null ? .string(recordID) : recordIDValue))
+        finish()
+    }
+}
+
+enum ErrorBody {
+    static func json(_ error: HTTPError, recordID: JSON) -> JSON {
+        ["recordid": recordID, "error": ["code": .int(Int64(error.status)), "message": .string(error.message)]]
+    }
+}

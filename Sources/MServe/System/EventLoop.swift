@@ -1,0 +1,129 @@
+import CEvent
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// A libevent event_base with Swift closures as callbacks.
+///
+/// This file and CEvHTTPShim are where C forces a compromise on Swift 6: libevent wants
+/// `@convention(c)` functions with a `void *` context, so each event keeps an `EventHandle` whose
+/// unretained pointer is that context, and the loop keeps the handle alive until it is cancelled.
+/// Everything here runs on the thread that runs the loop; `activate()` alone may be called from
+/// another thread (libevent is set up for pthreads before the base is created).
+public final class EventLoop {
+    public let base: OpaquePointer
+    private var retained: [ObjectIdentifier: EventHandle] = [:]
+    /// Priorities: 0 for what must not wait (signals, control pipes), 1 for the default (HTTP I/O),
+    /// 2 for work that should wait until the ready I/O is handled (log flushes).
+    public static let priorities: Int32 = 3
+
+    public init() throws {
+        evthread_use_pthreads()
+        event_set_log_callback(EventLoop.libeventLog)
+        guard let base = event_base_new() else { throw SystemError("event_base_new failed") }
+        event_base_priority_init(base, EventLoop.priorities)
+        self.base = base
+    }
+
+    /// Adopts the base of a forked parent so that it can be released in the child.
+    init(adopting base: OpaquePointer) { self.base = base }
+
+    /// Where libevent's own warnings go; set by the process that owns the logs.
+    nonisolated(unsafe) static var logger: Logger?
+
+    private static let libeventLog: event_log_cb = { severity, msg in
+        guard let msg else { return }
+        let text = String(cString: msg)
+        // After fork the worker's new base adds signals while libevent's global signal count still
+        // remembers the master's freed base; the warning about it is expected and harmless.
+        if text.hasPrefix("Added a signal to event base") { return }
+        let level: LogLevel = severity >= EVENT_LOG_ERR ? .error : (severity >= EVENT_LOG_WARN ? .warning : .debug)
+        if let logger = EventLoop.logger { logger.log(level, "libevent: \(text)") } else { printError("libevent: \(text)") }
+    }
+
+    private static let trampoline: event_callback_fn = { _, what, arg in
+        guard let arg else { return }
+        Unmanaged<EventHandle>.fromOpaque(arg).takeUnretainedValue().fire(what)
+    }
+
+    private func make(fd: Int32, flags: Int32, priority: Int32?, _ handler: @escaping (Int16) -> Void) -> EventHandle {
+        let handle = EventHandle(loop: self, handler: handler)
+        let ctx = Unmanaged.passUnretained(handle).toOpaque()
+        handle.event = event_new(base, fd, Int16(flags), EventLoop.trampoline, ctx)
+        if let priority { event_priority_set(handle.event, Int32(priority)) }
+        retained[ObjectIdentifier(handle)] = handle
+        return handle
+    }
+
+    func release(_ handle: EventHandle) { retained.removeValue(forKey: ObjectIdentifier(handle)) }
+
+    @discardableResult
+    public func onSignal(_ signo: Int32, _ handler: @escaping () -> Void) -> EventHandle {
+        let h = make(fd: signo, flags: Int32(EV_SIGNAL | EV_PERSIST), priority: 0) { _ in handler() }
+        event_add(h.event, nil)
+        return h
+    }
+
+    @discardableResult
+    public func onReadable(_ fd: Int32, _ handler: @escaping () -> Void) -> EventHandle {
+        let h = make(fd: fd, flags: Int32(EV_READ | EV_PERSIST), priority: 0) { _ in handler() }
+        event_add(h.event, nil)
+        return h
+    }
+
+    /// A timer; with `repeating` it fires every `seconds` until cancelled.
+    @discardableResult
+    public func after(_ seconds: Double, repeating: Bool = false, priority: Int32? = nil,
+                      _ handler: @escaping () -> Void) -> EventHandle {
+        let h = make(fd: -1, flags: repeating ? Int32(EV_PERSIST) : 0, priority: priority) { _ in handler() }
+        h.interval = seconds
+        h.arm()
+        return h
+    }
+
+    /// An event fired only by `activate()`, at the given priority.
+    public func userEvent(priority: Int32, _ handler: @escaping () -> Void) -> EventHandle {
+        make(fd: -1, flags: 0, priority: priority) { _ in handler() }
+    }
+
+    public func run() { event_base_dispatch(base) }
+    public func stop() { event_base_loopbreak(base) }
+
+    /// In a forked child: the parent's loop must be re-initialised, then freed (shared/DESIGN.md).
+    func abandonAfterFork() {
+        event_reinit(base)
+        for h in Array(retained.values) { h.cancel() }
+        event_base_free(base)
+    }
+}
+
+public final class EventHandle {
+    fileprivate var event: OpaquePointer!
+    private weak var loop: EventLoop?
+    private let handler: (Int16) -> Void
+    fileprivate var interval: Double = 0
+
+    fileprivate init(loop: EventLoop, handler: @escaping (Int16) -> Void) {
+        self.loop = loop
+        self.handler = handler
+    }
+
+    fileprivate func fire(_ what: Int16) { handler(what) }
+
+    /// (Re)starts a timer with its interval.
+    public func arm(_ seconds: Double? = nil) {
+        if let seconds { interval = seconds }
+        var tv = timeval(tv_sec: Int(interval), tv_usec: Int((interval - Double(Int(interval))) * 1e6))
+        event_add(event, &tv)
+    }
+
+    public func activate() { event_active(event, Int32(EV_TIMEOUT), 0) }
+
+    public func cancel() {
+        guard let event else { return }
+        event_del(event)
+        event_free(event)
+        self.event = nil
+        loop?.release(self)
+    }
+}

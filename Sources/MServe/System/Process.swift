@@ -1,0 +1,72 @@
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// Exit codes shared by master and workers, as in gunicorn: a worker that cannot boot says so with
+/// its exit code, and the master stops instead of respawning it in a loop.
+public enum ExitCode {
+    public static let ok: Int32 = 0
+    public static let failure: Int32 = 1
+    public static let usage: Int32 = 2
+    public static let workerBootError: Int32 = 3
+    public static let modelLoadError: Int32 = 4
+}
+
+/// How a child ended, decoded from waitpid's status (the W* macros are not imported into Swift).
+public enum ChildStatus: Equatable, CustomStringConvertible {
+    case exited(Int32)
+    case signaled(Int32)
+
+    public init(waitStatus s: Int32) {
+        if s & 0x7F == 0 { self = .exited((s >> 8) & 0xFF) } else { self = .signaled(s & 0x7F) }
+    }
+
+    public var description: String {
+        switch self {
+        case .exited(let c): return "exited with code \(c)"
+        case .signaled(let s): return "was sent \(signalName(s))"
+        }
+    }
+}
+
+public func signalName(_ s: Int32) -> String {
+    switch s {
+    case SIGHUP: return "SIGHUP"
+    case SIGINT: return "SIGINT"
+    case SIGQUIT: return "SIGQUIT"
+    case SIGILL: return "SIGILL"
+    case SIGTRAP: return "SIGTRAP"
+    case SIGABRT: return "SIGABRT"
+    case SIGBUS: return "SIGBUS"
+    case SIGFPE: return "SIGFPE"
+    case SIGKILL: return "SIGKILL"
+    case SIGUSR1: return "SIGUSR1"
+    case SIGSEGV: return "SIGSEGV"
+    case SIGUSR2: return "SIGUSR2"
+    case SIGPIPE: return "SIGPIPE"
+    case SIGALRM: return "SIGALRM"
+    case SIGTERM: return "SIGTERM"
+    case SIGCHLD: return "SIGCHLD"
+    case SIGTTIN: return "SIGTTIN"
+    case SIGTTOU: return "SIGTTOU"
+    default: return "signal \(s)"
+    }
+}
+
+/// Monotonic seconds, for timeouts and durations.
+public func monotonicSeconds() -> Double {
+    var ts = timespec()
+    clock_gettime(CLOCK_MONOTONIC, &ts)
+    return Double(ts.tv_sec) + Double(ts.tv_nsec) / 1e9
+}
+
+/// Restores the default disposition and an empty mask, so a forked worker does not inherit the
+/// master's signal handling.
+func resetSignals() {
+    for s in [SIGHUP, SIGINT, SIGQUIT, SIGTERM, SIGUSR1, SIGUSR2, SIGTTIN, SIGTTOU, SIGCHLD, SIGPIPE] {
+        signal(s, SIG_DFL)
+    }
+    var set = sigset_t()
+    sigemptyset(&set)
+    sigprocmask(SIG_SETMASK, &set, nil)
+}

@@ -1,0 +1,168 @@
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// The logs of one process, with the loop that flushes them.
+final class ProcessLogs: @unchecked Sendable {
+    let logger: Logger
+    let accessLog: AccessLog?
+
+    init(logger: Logger, accessLog: AccessLog?) {
+        self.logger = logger
+        self.accessLog = accessLog
+    }
+
+    var files: [LogFile] { [logger.file] + (accessLog.map { [$0.file] } ?? []) }
+
+    /// Lines are written once the loop has handled the I/O that is ready, in one write per file,
+    /// instead of one system call per line.
+    func attach(to loop: EventLoop) {
+        EventLoop.logger = logger
+        let flusher = loop.userEvent(priority: EventLoop.priorities - 1) { [self] in flush() }
+        let box = UncheckedBox(flusher)
+        for f in files { f.setScheduler { box.value.activate() } }
+    }
+
+    func detach() { for f in files { f.setScheduler(nil) } }
+    func flush() { for f in files { f.flush() } }
+
+    func reopen() {
+        for f in files {
+            do { try f.reopen() } catch { logger.error("cannot reopen log: \(error)") }
+        }
+    }
+}
+
+/// Carries a loop-thread object into a @Sendable closure that only runs on that thread or calls a
+/// thread-safe libevent function (event_active).
+struct UncheckedBox<T>: @unchecked Sendable {
+    let value: T
+    init(_ value: T) { self.value = value }
+}
+
+/// A worker process: its own event loop and HTTP server on its slot's sockets, its own instance of
+/// every model.  It reports to the master through a pipe ("R" once it serves).
+final class Worker {
+    let slot: Int
+    let settings: Settings
+    let registry: ModelRegistry
+    let logs: ProcessLogs
+    let listenFDs: [Int32]
+    let masterPipe: Int32
+    private var loop: EventLoop!
+    private var server: HTTPServer!
+    private var stopping = false
+
+    init(slot: Int, settings: Settings, registry: ModelRegistry, logs: ProcessLogs, listenFDs: [Int32], masterPipe: Int32) {
+        self.slot = slot
+        self.settings = settings
+        self.registry = registry
+        self.logs = logs
+        self.listenFDs = listenFDs
+        self.masterPipe = masterPipe
+    }
+
+    /// Runs until told to stop; returns the process's exit code.
+    func run() -> Int32 {
+        resetSignals()
+        // libevent writes without MSG_NOSIGNAL: a client that vanished must not kill the worker.
+        signal(SIGPIPE, SIG_IGN)
+        RecordID.reseed()
+        logs.logger.processChanged()
+        let logger = logs.logger
+        do {
+            loop = try EventLoop()
+        } catch {
+            logger.critical("worker cannot start its event loop: \(error)")
+            return ExitCode.workerBootError
+        }
+        logs.attach(to: loop)
+        defer { logs.detach() }
+
+        var models: [ServedModel] = []
+        for name in settings.models {
+            guard let entry = registry.entry(named: name) else {
+                logger.critical("unknown model \(name)")
+                return ExitCode.modelLoadError
+            }
+            let ms = settings.settings(forModel: name)
+            let ctx = ModelContext(name: name, workerID: slot, device: ms.device, options: ms.options, logger: logger)
+            let started = monotonicSeconds()
+            do {
+                let instance = try entry.make(ctx)
+                models.append(ServedModel(name: name, summary: entry.summary, device: ms.device, instance: instance))
+                logger.info("model \(name) loaded in \(String(format3: monotonicSeconds() - started)) s on \(ms.device)")
+            } catch {
+                logger.critical("model \(name) failed to load: \(error)")
+                return ExitCode.modelLoadError
+            }
+        }
+
+        do {
+            server = try HTTPServer(loop: loop, settings: settings, logger: logger, accessLog: logs.accessLog,
+                                    router: Router.standard(models: models))
+            server.setContext(HandlerContext(logger: logger, workerID: slot, settings: settings, models: models, server: server))
+            for fd in listenFDs { try server.accept(fd: fd) }
+        } catch {
+            logger.critical("worker cannot serve: \(error)")
+            return ExitCode.workerBootError
+        }
+
+        loop.onSignal(SIGTERM) { [unowned self] in stopGracefully() }
+        loop.onSignal(SIGINT) { [unowned self] in stopNow() }
+        loop.onSignal(SIGQUIT) { [unowned self] in stopNow() }
+        loop.onSignal(SIGUSR1) { [unowned self] in logs.reopen() }
+        loop.onSignal(SIGHUP) {}   // the master handles reloads
+
+        tellMaster("R")
+        loop.run()
+        logs.flush()
+        return ExitCode.ok
+    }
+
+    private func tellMaster(_ message: String) {
+        _ = message.withCString { write(masterPipe, $0, strlen($0)) }
+    }
+
+    /// TERM: take what the kernel already queued on our sockets, stop accepting, finish what is in
+    /// flight, then exit.  The master kills us after --graceful-timeout if that takes too long.
+    private func stopGracefully() {
+        guard !stopping else { return }
+        stopping = true
+        logs.logger.info("worker exiting gracefully (\(server.inFlight) in flight)")
+        server.closing = true
+        let fds = server.listeningFDs
+        let deadline = monotonicSeconds() + 1
+        var accepting = true
+        var quietTicks = 0
+        var lastHandled = server.handled
+        // Every 10 ms: first wait for the accept queues to empty, then for a quiet spell with nothing
+        // in flight and no new request, which gives connections accepted a moment ago the time to
+        // deliver their request.  evhttp does not tell us which connections are mid-request.
+        loop.after(0.01, repeating: true) { [unowned self] in
+            if accepting {
+                let queued = fds.reduce(0) { $0 + Listeners.acceptQueueLength($1) }
+                guard queued == 0 || monotonicSeconds() > deadline else { return }
+                server.stopAccepting()
+                accepting = false
+            }
+            if server.inFlight == 0 && server.handled == lastHandled { quietTicks += 1 } else { quietTicks = 0 }
+            lastHandled = server.handled
+            if quietTicks >= 5 { loop.stop() }
+        }
+    }
+
+    private func stopNow() {
+        logs.logger.info("worker exiting now")
+        loop.stop()
+    }
+}
+
+extension String {
+    /// "%.3f" without Foundation.
+    init(format3 x: Double) {
+        let ms = Int((x * 1000).rounded())
+        let frac = String(ms % 1000)
+        self = "\(ms / 1000)." + String(repeating: "0", count: 3 - frac.count) + frac
+    }
+}

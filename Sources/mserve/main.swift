@@ -1,0 +1,6 @@
+import MServe
+#if canImport(Glibc)
+import Glibc
+#endif
+
+exit(MServeMain.run())

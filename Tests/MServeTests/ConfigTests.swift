@@ -1,0 +1,124 @@
+import Testing
+@testable import MServe
+
+@Suite struct ConfigTests {
+    func parse(_ args: [String], files: [String: String] = [:]) throws(ConfigError) -> Settings {
+        let inv = try CommandLineParser.parse(args) { (path) throws(ConfigError) -> String in
+            guard let t = files[path] else { throw ConfigError("no file \(path)") }
+            return t
+        }
+        guard case .serve(let s) = inv else { throw ConfigError("not serve") }
+        return s
+    }
+
+    @Test func defaultsAndGunicornFlags() throws {
+        let s = try parse(["-w", "4", "-b", "0.0.0.0:8081", "demo"])
+        #expect(s.workers == 4)
+        #expect(s.binds == ["0.0.0.0:8081"])
+        #expect(s.models == ["demo"])
+        #expect(s.gracefulTimeout == 30)
+        #expect(s.accessLogfile == "-")
+    }
+
+    @Test func inlineValuesAndRepeatedBinds() throws {
+        let s = try parse(["--workers=3", "-w2", "-b", "127.0.0.1:1", "-b", "[::1]:2", "--max-body-size", "2m", "demo", "echo"])
+        #expect(s.workers == 2)
+        #expect(s.binds == ["127.0.0.1:1", "[::1]:2"])
+        #expect(s.maxBodySize == 2 << 20)
+        #expect(s.models == ["demo", "echo"])
+    }
+
+    @Test func helpAndVersion() throws {
+        #expect(try CommandLineParser.parse(["--help"]) == .help)
+        #expect(try CommandLineParser.parse(["-v"]) == .version)
+        let usage = CommandLineParser.usage(knownModels: ["demo"])
+        for s in SettingTable.all where !s.flags.isEmpty { #expect(usage.contains(s.flags.last!)) }
+    }
+
+    @Test(arguments: [
+        (["-w", "0", "demo"], "-w: must be at least 1"),
+        (["-w", "x", "demo"], "-w: expected an integer, got 'x'"),
+        (["--nope", "demo"], "unknown option --nope"),
+        (["--graceful-timeout", "-1", "demo"], "--graceful-timeout: must be a positive number"),
+        (["--log-level", "loud", "demo"], "--log-level: expected one of"),
+        (["--check-config=yes"], "--check-config takes no value"),
+        (["-b"], "-b needs a value"),
+    ])
+    func badFlagsNameTheFlag(_ args: [String], _ expected: String) {
+        do {
+            _ = try parse(args)
+            Issue.record("expected an error for \(args)")
+        } catch {
+            #expect(error.message.contains(expected), "\(error.message)")
+        }
+    }
+
+    @Test func configFileThenFlagsOverride() throws {
+        let toml = """
+        workers = 3
+        bind = ["127.0.0.1:9000", "[::1]:9000"]
+        graceful_timeout = 2.5
+        log_level = "warning"
+        models = ["demo", "sleep"]
+
+        [model.demo]
+        device = "cpu:1"
+        start = 10
+        """
+        let s = try parse(["-c", "m.toml", "-w", "5"], files: ["m.toml": toml])
+        #expect(s.workers == 5)
+        #expect(s.binds == ["127.0.0.1:9000", "[::1]:9000"])
+        #expect(s.gracefulTimeout == 2.5)
+        #expect(s.logLevel == .warning)
+        #expect(s.models == ["demo", "sleep"])
+        #expect(s.settings(forModel: "demo") == ModelSettings(device: "cpu:1", options: ["start": .int(10)]))
+        #expect(s.config == "m.toml")
+        // The command line's binds replace the file's.
+        #expect(try parse(["-c", "m.toml", "-b", "1.2.3.4:5"], files: ["m.toml": toml]).binds == ["1.2.3.4:5"])
+    }
+
+    @Test(arguments: [
+        ("wokers = 3", "m.toml: unknown key 'wokers'"),
+        ("workers = \"many\"", "m.toml: workers: expected an integer, got 'many'"),
+        ("workers = 0", "m.toml: workers: must be at least 1"),
+        ("workers = = 3", "m.toml:1:"),
+        ("[model]\ndemo = 3", "model.demo must be a table"),
+    ])
+    func badConfigNamesTheKey(_ toml: String, _ expected: String) {
+        do {
+            _ = try parse(["-c", "m.toml", "demo"], files: ["m.toml": toml])
+            Issue.record("expected an error")
+        } catch {
+            #expect(error.message.contains(expected), "\(error.message)")
+        }
+    }
+
+    @Test func bindAddresses() throws {
+        #expect(try BindAddress(parsing: "127.0.0.1:8000") == BindAddress(host: "127.0.0.1", port: 8000))
+        #expect(try BindAddress(parsing: "[::1]:0") == BindAddress(host: "::1", port: 0))
+        #expect(try BindAddress(parsing: ":80") == BindAddress(host: "0.0.0.0", port: 80))
+        #expect(throws: ConfigError.self) { try BindAddress(parsing: "localhost") }
+        #expect(throws: ConfigError.self) { try BindAddress(parsing: "::1:80") }
+        #expect(throws: ConfigError.self) { try BindAddress(parsing: "h:70000") }
+        #expect(throws: ConfigError.self) { try BindAddress(parsing: "unix:/tmp/s") }
+    }
+
+    @Test func unknownModelsListTheKnownOnes() {
+        do {
+            try ModelRegistry.builtin.check(["demo", "nope"])
+            Issue.record("expected an error")
+        } catch {
+            #expect(error.message == "unknown model 'nope'; known models: demo, echo, sleep")
+        }
+    }
+
+    /// conf/mserve.toml is the documentation of the config file: it must mention every key.
+    @Test func exampleConfigDocumentsEveryKeyAndParses() throws {
+        let path = #filePath.split(separator: "/").dropLast(3).joined(separator: "/")
+        let text = try ConfigFile.read("/" + path + "/conf/mserve.toml")
+        for s in SettingTable.all where s.key != "config" {
+            #expect(text.contains("\(s.key) ="), "conf/mserve.toml does not document \(s.key)")
+        }
+        _ = try ConfigFile.load(text: text, path: "conf/mserve.toml", into: Settings())
+    }
+}

@@ -1,0 +1,45 @@
+import Testing
+@testable import MServe
+
+@Suite struct RoutingTests {
+    final class A: RequestHandler {}
+    final class B: RequestHandler {}
+
+    @Test func firstMatchWinsAndGroupsBecomeArguments() throws {
+        let router = Router([
+            Route("/", A.self),
+            Route(#"/items/(\w+)/([0-9]+)"#, A.self),
+            Route(#"/items/(.*)"#, B.self),
+        ])
+        let (r1, a1) = try #require(router.match("/items/abc/42"))
+        #expect(r1.pattern == #"/items/(\w+)/([0-9]+)"#)
+        #expect(a1 == ["abc", "42"])
+        let (r2, a2) = try #require(router.match("/items/a%20b/x"))
+        #expect(r2.pattern == "/items/(.*)")
+        #expect(a2 == ["a b/x"])
+        #expect(router.match("/")?.1 == [])
+    }
+
+    @Test func patternsAreAnchoredAtBothEnds() {
+        let router = Router([Route("/demo", A.self), Route(#"/v([0-9])"#, A.self)])
+        #expect(router.match("/demo") != nil)
+        #expect(router.match("/demo/") == nil)
+        #expect(router.match("/demox") == nil)
+        #expect(router.match("/x/demo") == nil)
+        #expect(router.match("/v1") != nil)
+        #expect(router.match("/v12") == nil)
+    }
+
+    @Test func literalRoutesMatchModelNamesWithDots() {
+        let router = Router([Route(literal: "/all-minilm.v2", A.self)])
+        #expect(router.match("/all-minilm.v2") != nil)
+        #expect(router.match("/all-minilmXv2") == nil)
+    }
+
+    @Test func formDecoding() {
+        let pairs = URLCoding.parseForm(Array("a=1&b=x+y%21&a=2&flag".utf8))
+        #expect(pairs.map(\.0) == ["a", "b", "a", "flag"])
+        #expect(pairs.map(\.1) == ["1", "x y!", "2", ""])
+        #expect(URLCoding.decode(Array("%zz%4".utf8), plusIsSpace: false) == "%zz%4")
+    }
+}
