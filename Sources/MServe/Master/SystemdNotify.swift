@@ -1,3 +1,4 @@
+import CEvent
 #if canImport(Glibc)
 import Glibc
 #endif

@@ -27,7 +27,7 @@ public struct InferenceRequest: Sendable {
 /// A served model: load in `init`, answer in `infer`.  Each worker creates its own instance, so
 /// instance state (the demo's running sum) is per worker, and `infer` is never called concurrently
 /// on one instance.
-public protocol Model: AnyObject {
+public protocol Model: AnyObject, SendableMetatype {
     init(context: ModelContext) throws
     /// Returns a JSON object; the server adds the recordid.  Throw `ModelInputError` for bad input
     /// (400); any other error is a model failure (500) and the worker lives on.

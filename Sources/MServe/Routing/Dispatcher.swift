@@ -46,9 +46,11 @@ final class Dispatcher {
     /// Content-Length coexist; both are request-smuggling vectors behind a proxy, so both are 400.
     private func checkFraming(_ request: HTTPRequest) throws {
         let lengths = request.headers("Content-Length")
-        if lengths.count > 1 { throw HTTPError(400, "duplicate Content-Length headers") }
+        // Where the body ended is in doubt, so nothing more is read from this connection.
+        let close = [("Connection", "close")]
+        if lengths.count > 1 { throw HTTPError(400, "duplicate Content-Length headers", headers: close) }
         if !lengths.isEmpty && request.header("Transfer-Encoding") != nil {
-            throw HTTPError(400, "both Content-Length and Transfer-Encoding")
+            throw HTTPError(400, "both Content-Length and Transfer-Encoding", headers: close)
         }
     }
 }

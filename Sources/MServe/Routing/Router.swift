@@ -41,7 +41,7 @@ public final class Route: @unchecked Sendable {
             var msg = [CChar](repeating: 0, count: 256)
             regerror(rc, re, &msg, msg.count)
             re.deallocate()
-            fatalError("invalid route pattern \(pattern): \(String(cString: msg))")
+            fatalError("invalid route pattern \(pattern): \(String(decoding: msg.prefix { $0 != 0 }.map { UInt8(bitPattern: $0) }, as: UTF8.self))")
         }
         regex = re
         groups = Int(re.pointee.re_nsub) - 1

@@ -1,0 +1,191 @@
+"""Integration tests: they start the real mserve binary on loopback, send real HTTP, signal and kill
+real processes, and read the real logs.  Every process a test starts is stopped by PID."""
+import json
+import os
+import re
+import signal
+import socket
+import subprocess
+import time
+
+import pytest
+import requests
+
+MSERVE = os.environ.get("MSERVE_BIN") or os.path.join(
+    os.path.dirname(__file__), "..", "..", ".build", "release", "mserve")
+
+
+def wait_for(predicate, timeout=10.0, interval=0.02, what="condition"):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        value = predicate()
+        if value:
+            return value
+        time.sleep(interval)
+    raise AssertionError(f"timed out after {timeout}s waiting for {what}")
+
+
+def children(pid):
+    """The live child pids of a process, from /proc."""
+    out = []
+    for tid in os.listdir(f"/proc/{pid}/task"):
+        try:
+            with open(f"/proc/{pid}/task/{tid}/children") as f:
+                out += [int(x) for x in f.read().split()]
+        except FileNotFoundError:
+            pass
+    return sorted(out)
+
+
+class Server:
+    """One mserve master started by a test, with its logs in files."""
+
+    def __init__(self, tmp_path, args, workers=2, env=None, wait=True, port=0):
+        self.tmp = tmp_path
+        self.error_log = tmp_path / "error.log"
+        self.access_log = tmp_path / "access.log"
+        self.port = port
+        self.args = [MSERVE, "-w", str(workers), "-b", f"127.0.0.1:{port}",
+                     "--error-logfile", str(self.error_log),
+                     "--access-logfile", str(self.access_log)] + list(args)
+        self.workers = workers
+        full_env = dict(os.environ)
+        full_env.update(env or {})
+        self.proc = subprocess.Popen(self.args, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                                     env=full_env, start_new_session=True)
+        self.pid = self.proc.pid
+        if wait:
+            self.wait_ready()
+
+    def log(self):
+        try:
+            return self.error_log.read_text(errors="replace")
+        except FileNotFoundError:
+            return ""
+
+    def access(self):
+        try:
+            return self.access_log.read_text(errors="replace")
+        except FileNotFoundError:
+            return ""
+
+    def wait_log(self, pattern, timeout=10.0, count=1):
+        rx = re.compile(pattern)
+        return wait_for(lambda: len(rx.findall(self.log())) >= count and rx.findall(self.log()),
+                        timeout, what=f"log line /{pattern}/ x{count}\n--- log ---\n{self.log()[-3000:]}")
+
+    def wait_ready(self, timeout=20.0):
+        def ready():
+            if self.proc.poll() is not None:
+                raise AssertionError(f"mserve exited with {self.proc.returncode}:\n{self.log()}\n"
+                                     f"{self.proc.stderr.read().decode(errors='replace')}")
+            if "workers are serving" in self.log():
+                return True
+            # With --log-level above info there is no such line: the test chose the port.
+            if self.port and len(self.worker_pids()) == self.workers:
+                try:
+                    return requests.get(f"http://127.0.0.1:{self.port}/", timeout=1).status_code == 200
+                except requests.RequestException:
+                    return False
+            return False
+        wait_for(ready, timeout, what="workers serving")
+        if not self.port:
+            m = re.search(r"Listening at: http://127\.0\.0\.1:(\d+)", self.log())
+            self.port = int(m.group(1))
+        self.url = f"http://127.0.0.1:{self.port}"
+
+    def worker_pids(self):
+        return children(self.pid)
+
+    def post(self, path, body=None, **kw):
+        data = body if isinstance(body, (bytes, str)) or body is None else json.dumps(body)
+        headers = kw.pop("headers", {"Content-Type": "application/json"})
+        return requests.post(self.url + path, data=data, headers=headers, timeout=kw.pop("timeout", 10), **kw)
+
+    def get(self, path, **kw):
+        return requests.get(self.url + path, timeout=kw.pop("timeout", 10), **kw)
+
+    def signal(self, sig):
+        os.kill(self.pid, sig)
+
+    def wait_exit(self, timeout=15.0):
+        return self.proc.wait(timeout=timeout)
+
+    def stop(self):
+        """Stops the master and every worker it had, by PID."""
+        if self.proc.poll() is None:
+            pids = self.worker_pids()
+            try:
+                self.signal(signal.SIGTERM)
+                self.proc.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait(timeout=5)
+            for p in pids:
+                try:
+                    os.kill(p, signal.SIGKILL)
+                except ProcessLookupError:
+                    pass
+        for stream in (self.proc.stdout, self.proc.stderr):
+            if stream:
+                stream.close()
+
+
+@pytest.fixture
+def start(tmp_path):
+    servers = []
+
+    def _start(*args, wait=True, **kw):
+        d = tmp_path / f"s{len(servers)}"
+        d.mkdir()
+        s = Server(d, args, wait=False, **kw)
+        servers.append(s)  # before waiting, so that a server that fails to start is still stopped
+        if wait:
+            s.wait_ready()
+        return s
+
+    yield _start
+    for s in servers:
+        s.stop()
+
+
+def free_port():
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def raw_request(port, data, timeout=5.0, read_all=True):
+    """Sends bytes on a fresh connection and returns what the server answered until it closed
+    (or the first complete response when read_all is False)."""
+    with socket.create_connection(("127.0.0.1", port), timeout=timeout) as s:
+        s.sendall(data)
+        chunks = []
+        while True:
+            try:
+                b = s.recv(65536)
+            except (ConnectionResetError, socket.timeout):
+                break
+            if not b:
+                break
+            chunks.append(b)
+            if not read_all and parse_response(b"".join(chunks)) is not None:
+                break
+        return b"".join(chunks)
+
+
+def parse_response(raw):
+    """(status, headers, body) of the first complete HTTP response in raw, or None."""
+    head, sep, rest = raw.partition(b"\r\n\r\n")
+    if not sep:
+        return None
+    lines = head.decode("latin-1").split("\r\n")
+    status = int(lines[0].split()[1])
+    headers = {}
+    for line in lines[1:]:
+        k, _, v = line.partition(":")
+        headers[k.strip().lower()] = v.strip()
+    n = int(headers.get("content-length", "0"))
+    if len(rest) < n:
+        return None
+    return status, headers, rest[:n]

@@ -1,0 +1,213 @@
+import json
+import os
+import re
+import signal
+import socket
+import subprocess
+import threading
+import time
+
+import pytest
+import requests
+
+
+def in_background(fn):
+    """Runs fn in a thread; a request cut off by a test that kills or stops the server is expected."""
+    def quiet():
+        try:
+            fn()
+        except requests.RequestException:
+            pass
+    t = threading.Thread(target=quiet, daemon=True)
+    t.start()
+    return t
+
+from conftest import MSERVE, children, wait_for
+
+
+def test_kill_9_worker_is_replaced_and_nothing_fails_after(start):
+    s = start("demo", workers=2)
+    victim = s.worker_pids()[0]
+    os.kill(victim, signal.SIGKILL)
+    s.wait_log(rf"Worker \(pid:{victim}\) was sent SIGKILL; starting a replacement")
+    wait_for(lambda: len(s.worker_pids()) == 2 and victim not in s.worker_pids(), what="replacement")
+    s.wait_log(r"is serving", count=3)
+    # Every request on a new connection after the replacement serves, whichever slot it hashes to.
+    statuses = [requests.post(s.url + "/demo", json={"cal_number": 1}, headers={"Connection": "close"}, timeout=5).status_code
+                for _ in range(300)]
+    assert statuses == [200] * 300
+
+
+def test_connections_queued_on_a_dead_workers_socket_are_served_by_its_replacement(start):
+    s = start("sleep", workers=1)
+    # The request in flight on the killed worker is lost (that much is unavoidable) ...
+    busy = in_background(lambda: requests.post(s.url + "/sleep", json={"ms": 300}, timeout=10))
+    time.sleep(0.1)
+    # ... but connections queued in the kernel behind it ...
+    socks = []
+    for i in range(5):
+        c = socket.create_connection(("127.0.0.1", s.port))
+        c.sendall(b'POST /sleep HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: 9\r\n\r\n{"ms": 1}')
+        socks.append(c)
+    worker = s.worker_pids()[0]
+    os.kill(worker, signal.SIGKILL)
+    busy.join()
+    # ... and answered by the replacement, not reset.
+    for c in socks:
+        c.settimeout(10)
+        data = c.recv(4096)
+        assert data.startswith(b"HTTP/1.1 200"), data
+        c.close()
+
+
+def test_term_lets_a_slow_request_finish(start):
+    s = start("sleep", "--graceful-timeout", "10", workers=2)
+    result = {}
+
+    def slow():
+        r = requests.post(s.url + "/sleep", json={"recordid": "slow", "ms": 1500}, timeout=10)
+        result["status"], result["body"] = r.status_code, r.json()
+
+    t = threading.Thread(target=slow)
+    t.start()
+    s.wait_log(r"\[slow\] request")
+    pids = s.worker_pids()
+    s.signal(signal.SIGTERM)
+    t.join()
+    assert result == {"status": 200, "body": {"recordid": "slow", "slept_ms": 1500}}
+    assert s.wait_exit() == 0
+    s.wait_log(r"Shutting down: master \(exit code 0\)")
+    for p in pids:
+        assert not os.path.exists(f"/proc/{p}") or open(f"/proc/{p}/stat").read().split()[2] == "Z"
+    # Not accepting any more.
+    with pytest.raises(requests.ConnectionError):
+        requests.get(s.url + "/", timeout=2)
+
+
+def test_term_past_the_graceful_timeout_kills_the_worker(start):
+    s = start("sleep", "--graceful-timeout", "0.5", workers=1)
+    in_background(lambda: requests.post(s.url + "/sleep", json={"ms": 5000}, timeout=10))
+    time.sleep(0.3)
+    t0 = time.monotonic()
+    s.signal(signal.SIGTERM)
+    assert s.wait_exit() == 0
+    assert time.monotonic() - t0 < 3
+    assert "did not exit in time; sending SIGKILL" in s.log()
+
+
+@pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGQUIT])
+def test_int_and_quit_stop_quickly(start, sig):
+    s = start("sleep", workers=2)
+    in_background(lambda: requests.post(s.url + "/sleep", json={"ms": 3000}, timeout=10))
+    time.sleep(0.2)
+    t0 = time.monotonic()
+    s.signal(sig)
+    assert s.wait_exit() == 0
+    assert time.monotonic() - t0 < 6
+
+
+def test_model_that_fails_to_load_stops_the_master(start, tmp_path):
+    conf = tmp_path / "bad.toml"
+    conf.write_text('[model.demo]\nstart = "ten"\n')
+    s = start("demo", "-c", str(conf), workers=2, wait=False)
+    code = s.wait_exit(timeout=15)
+    assert code == 4
+    log = s.log()
+    assert "model demo failed to load: demo: option start must be a number" in log
+    assert "failed to load its models" in log
+    # It stops instead of respawning in a loop.
+    assert log.count("Booting worker") <= 2
+    assert children(s.pid) == [] if os.path.exists(f"/proc/{s.pid}/task") else True
+
+
+def test_unknown_model_lists_the_known_ones():
+    p = subprocess.run([MSERVE, "nosuch"], capture_output=True, text=True, timeout=10)
+    assert p.returncode == 2
+    assert "unknown model 'nosuch'; known models: demo, echo, sleep" in p.stderr
+
+
+def test_check_config(tmp_path):
+    ok = subprocess.run([MSERVE, "-c", "conf/mserve.toml", "--check-config"], capture_output=True, text=True, timeout=10,
+                        cwd=os.path.join(os.path.dirname(__file__), "..", ".."))
+    assert ok.returncode == 0, ok.stderr
+    assert "configuration OK" in ok.stdout
+    bad = tmp_path / "bad.toml"
+    bad.write_text("workers = 2\ngracefull_timeout = 3\n")
+    p = subprocess.run([MSERVE, "-c", str(bad), "--check-config", "demo"], capture_output=True, text=True, timeout=10)
+    assert p.returncode == 2
+    assert "unknown key 'gracefull_timeout'" in p.stderr
+    p = subprocess.run([MSERVE, "-w", "many", "demo"], capture_output=True, text=True, timeout=10)
+    assert p.returncode == 2 and "-w: expected an integer, got 'many'" in p.stderr
+
+
+def test_bind_conflict_is_a_clear_error(start):
+    s = start("demo", workers=1)
+    p = subprocess.run([MSERVE, "-b", f"127.0.0.1:{s.port}", "demo"], capture_output=True, text=True, timeout=10)
+    assert p.returncode == 1
+    assert f"cannot bind 127.0.0.1:{s.port}: Address already in use" in p.stderr
+
+
+def test_pidfile_is_written_and_removed(start, tmp_path):
+    pidfile = tmp_path / "m.pid"
+    s = start("demo", "-p", str(pidfile), workers=1)
+    assert int(pidfile.read_text()) == s.pid
+    s.signal(signal.SIGTERM)
+    assert s.wait_exit() == 0
+    assert not pidfile.exists()
+
+
+def test_usr1_reopens_logs(start):
+    s = start("demo", workers=2)
+    rotated = s.error_log.with_suffix(".1")
+    os.rename(s.error_log, rotated)
+    os.rename(s.access_log, s.access_log.with_suffix(".1"))
+    s.signal(signal.SIGUSR1)
+    wait_for(lambda: s.error_log.exists() and s.access_log.exists(), what="new log files")
+    time.sleep(0.2)
+    for i in range(20):
+        requests.post(s.url + "/demo", json={"recordid": f"after{i}", "cal_number": 1}, headers={"Connection": "close"}, timeout=5)
+    s.wait_log(r"\[after19\] response")
+    assert "Handling signal: usr1" in rotated.read_text()
+    wait_for(lambda: s.access().count("rid=after") == 20, what="access lines in the new file")
+
+
+def test_hup_replaces_every_worker(start):
+    s = start("demo", workers=2)
+    old = s.worker_pids()
+    s.signal(signal.SIGHUP)
+    wait_for(lambda: len(s.worker_pids()) == 2 and not set(old) & set(s.worker_pids()), what="new workers")
+    assert requests.get(s.url + "/", timeout=5).status_code == 200
+
+
+def test_ttin_and_ttou_scale_the_workers(start):
+    s = start("demo", workers=2)
+    s.signal(signal.SIGTTIN)
+    wait_for(lambda: len(s.worker_pids()) == 3, what="3 workers")
+    # Signals of one kind that arrive together merge into one (POSIX), so one at a time.
+    s.signal(signal.SIGTTOU)
+    wait_for(lambda: len(s.worker_pids()) == 2, what="2 workers")
+    s.signal(signal.SIGTTOU)
+    wait_for(lambda: len(s.worker_pids()) == 1, what="1 worker")
+    s.signal(signal.SIGTTOU)
+    time.sleep(0.3)
+    assert len(s.worker_pids()) == 1
+    statuses = [requests.get(s.url + "/", headers={"Connection": "close"}, timeout=5).status_code for _ in range(100)]
+    assert statuses == [200] * 100
+
+
+def test_sd_notify_ready_and_stopping(start, tmp_path):
+    path = str(tmp_path / "notify.sock")
+    sock = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
+    sock.bind(path)
+    sock.settimeout(10)
+    try:
+        s = start("demo", workers=2, env={"NOTIFY_SOCKET": path})
+        msg = sock.recv(4096).decode()
+        assert "READY=1" in msg and f"MAINPID={s.pid}" in msg
+        # READY comes only once both workers serve.
+        assert s.log().count("is serving") == 2
+        s.signal(signal.SIGTERM)
+        assert "STOPPING=1" in sock.recv(4096).decode()
+        assert s.wait_exit() == 0
+    finally:
+        sock.close()

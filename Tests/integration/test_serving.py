@@ -1,0 +1,117 @@
+import re
+import time
+
+import requests
+
+from conftest import free_port, wait_for
+
+
+def test_four_workers_serve_the_demo(start):
+    s = start("demo", workers=4)
+    pids = s.worker_pids()
+    assert len(pids) == 4
+    for pid in pids:
+        assert re.search(rf"Worker {pid} \(slot \d\) is serving", s.log())
+    r = s.post("/demo", {"recordid": "r1", "cal_number": 5})
+    assert r.status_code == 200
+    assert r.json() == {"recordid": "r1", "result": 5}
+    assert r.headers["X-Request-Id"] == "r1"
+    # New connections are spread over the workers by the kernel (SO_REUSEPORT).
+    served_by = set()
+    for i in range(200):
+        requests.post(s.url + "/demo", json={"cal_number": 1}, headers={"Connection": "close"}, timeout=5)
+    wait_for(lambda: s.access().count("\n") >= 201, what="access lines")
+    served_by = set(re.findall(r"pid=(\d+)", s.access()))
+    assert len(served_by) >= 3, served_by
+
+
+def test_demo_sums_per_worker(start):
+    s = start("demo", workers=1)
+    results = [s.post("/demo", {"cal_number": n}).json()["result"] for n in (5, 2, 0.5)]
+    assert results == [5, 7, 7.5]
+
+
+def test_recordid_in_response_and_every_log_line(start):
+    s = start("demo", workers=2)
+    r = s.post("/demo", {"recordid": "abc-123", "cal_number": 2})
+    assert r.json()["recordid"] == "abc-123"
+    s.wait_log(r"\[abc-123\] response: 200")
+    log = s.log()
+    assert re.search(r'\[\d+\] \[INFO\] \[abc-123\] request: POST /demo \{"recordid": "abc-123", "cal_number": 2\}', log)
+    assert re.search(r'\[\d+\] \[INFO\] \[abc-123\] response: 200 \{"recordid":"abc-123","result":2\}', log)
+    wait_for(lambda: "rid=abc-123" in s.access(), what="access line")
+    line = [l for l in s.access().splitlines() if "rid=abc-123" in l][0]
+    m = re.match(r'127\.0\.0\.1 - - \[[^\]]+\] "POST /demo HTTP/1\.1" 200 (\d+) "-" "[^"]*" (\d+\.\d{6}) pid=(\d+) rid=abc-123$', line)
+    assert m, line
+    assert int(m.group(1)) == len(r.content)
+    assert int(m.group(3)) in s.worker_pids()
+
+
+def test_recordid_from_header_then_generated(start):
+    s = start("demo", workers=1)
+    r = s.post("/demo", {"cal_number": 1}, headers={"Content-Type": "application/json", "X-Request-Id": "hdr-7"})
+    assert r.json()["recordid"] == "hdr-7" and r.headers["X-Request-Id"] == "hdr-7"
+    ids = set()
+    for _ in range(20):
+        r = s.post("/demo", {"cal_number": 1})
+        rid = r.json()["recordid"]
+        assert re.fullmatch(r"[0-9a-f]{20}", rid) and r.headers["X-Request-Id"] == rid
+        ids.add(rid)
+    assert len(ids) == 20
+    r = s.post("/demo", {"recordid": 17, "cal_number": 1})
+    assert r.json()["recordid"] == 17
+
+
+def test_index_lists_models_and_model_info(start):
+    s = start("demo", "echo", "sleep", workers=1)
+    r = s.get("/")
+    assert r.status_code == 200
+    assert [m["name"] for m in r.json()["models"]] == ["demo", "echo", "sleep"]
+    assert r.json()["models"][0]["path"] == "/demo"
+    info = s.get("/demo").json()
+    assert info["name"] == "demo" and info["worker"] == 0
+    assert s.post("/echo", {"recordid": "e", "a": [1, {"b": None}]}).json() == {"recordid": "e", "a": [1, {"b": None}]}
+    assert s.post("/sleep", {"ms": 30}).json()["slept_ms"] == 30
+
+
+def test_keep_alive_and_ipv6(start):
+    s = start("demo", "-b", "[::1]:0", workers=1)
+    port6 = int(re.search(r"Listening at: http://\[::1\]:(\d+)", s.log()).group(1))
+    with requests.Session() as session:
+        for i in range(50):
+            assert session.post(s.url + "/demo", json={"cal_number": 1}, timeout=5).status_code == 200
+        r = session.post(f"http://[::1]:{port6}/demo", json={"cal_number": 1}, timeout=5)
+        assert r.json()["result"] == 51
+
+
+def test_log_level_warning_hides_request_lines(start):
+    s = start("demo", "--log-level", "warning", workers=1, port=free_port())
+    s.post("/demo", {"recordid": "quiet", "cal_number": 1})
+    s.post("/nope", {"recordid": "loud"})
+    wait_for(lambda: "rid=loud" in s.access(), what="access line")
+    s.wait_log(r"\[loud\] response: 404")
+    assert "[quiet]" not in s.log()
+    assert "rid=quiet" in s.access()
+
+
+def test_logs_are_whole_lines_under_concurrency(start):
+    """Many requests through 4 workers into one error log and one access log: every line is whole."""
+    import concurrent.futures
+    s = start("demo", workers=4)
+
+    def hit(i):
+        return requests.post(s.url + "/demo", json={"recordid": f"c{i}", "cal_number": 1, "pad": "x" * 300},
+                             timeout=10).status_code
+
+    with concurrent.futures.ThreadPoolExecutor(16) as ex:
+        assert set(ex.map(hit, range(2000))) == {200}
+    wait_for(lambda: s.access().count("\n") >= 2000, what="2000 access lines")
+    s.wait_log(r"\[c\d+\] response", count=2000)
+    access = s.access().splitlines()
+    assert len(access) == 2000
+    assert all(re.fullmatch(r'127\.0\.0\.1 - - \[.*\] "POST /demo HTTP/1\.1" 200 \d+ .* pid=\d+ rid=c\d+', l) for l in access)
+    lines = [l for l in s.log().splitlines() if "] [c" in l]
+    assert len(lines) == 4000
+    assert all(re.fullmatch(r"\[[^\]]+\] \[\d+\] \[INFO\] \[c\d+\] (request|response): .*", l) for l in lines)
+    for i in (0, 999, 1999):
+        assert sum(f"[c{i}] " in l for l in lines) == 2
