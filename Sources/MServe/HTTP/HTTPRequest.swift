@@ -1,7 +1,11 @@
 import CEvent
+#if canImport(Glibc)
+import Glibc
+#endif
 
-/// One request as evhttp parsed it.  Headers are looked up in evhttp's own list on demand; the body
-/// is copied out once, when first asked for.
+/// One request as evhttp parsed it.  The headers the server itself needs are picked out in one pass
+/// over evhttp's list; others are looked up on demand.  The body is copied out once, when first
+/// asked for.
 public final class HTTPRequest {
     let raw: UnsafeMutablePointer<evhttp_request>
     public let method: HTTPMethod
@@ -10,10 +14,17 @@ public final class HTTPRequest {
     /// The path, not percent-decoded (routes match it, as tornado's do).
     public let path: String
     public let query: String?
-    public let remoteHost: String
     public let startTime: Double
+    /// Content-Type as sent.
+    public let contentType: String?
+    /// X-Request-Id as sent.
+    public let requestID: String?
+    /// How many Content-Length headers came, and whether Transfer-Encoding did (framing checks).
+    let contentLengthCount: Int
+    let hasTransferEncoding: Bool
     private var cachedBody: [UInt8]?
     private var cachedJSON: Result<JSON, JSONParseError>?
+    private var cachedMediaType: String??
 
     init(raw: UnsafeMutablePointer<evhttp_request>, startTime: Double) {
         self.raw = raw
@@ -27,9 +38,35 @@ public final class HTTPRequest {
             path = target
             query = nil
         }
-        remoteHost = raw.pointee.remote_host.map { String(cString: $0) } ?? "-"
+        var contentType: String?
+        var requestID: String?
+        var lengths = 0
+        var transferEncoding = false
+        var item = raw.pointee.input_headers.pointee.tqh_first
+        while let kv = item {
+            let key = kv.pointee.key!
+            switch UInt8(bitPattern: key[0]) | 0x20 {   // first letter, lower-cased: most headers are skipped here
+            case UInt8(ascii: "c"):
+                if strcasecmp(key, "content-type") == 0 {
+                    if contentType == nil { contentType = String(cString: kv.pointee.value) }
+                } else if strcasecmp(key, "content-length") == 0 {
+                    lengths += 1
+                }
+            case UInt8(ascii: "x"):
+                if requestID == nil && strcasecmp(key, "x-request-id") == 0 { requestID = String(cString: kv.pointee.value) }
+            case UInt8(ascii: "t"):
+                if strcasecmp(key, "transfer-encoding") == 0 { transferEncoding = true }
+            default: break
+            }
+            item = kv.pointee.next.tqe_next
+        }
+        self.contentType = contentType
+        self.requestID = requestID
+        contentLengthCount = lengths
+        hasTransferEncoding = transferEncoding
     }
 
+    public var remoteHost: String { raw.pointee.remote_host.map { String(cString: $0) } ?? "-" }
     public var httpVersion: String { "HTTP/\(raw.pointee.major).\(raw.pointee.minor)" }
 
     /// The first value of a header (names are case-insensitive).
@@ -69,10 +106,19 @@ public final class HTTPRequest {
 
     /// The media type of Content-Type, lower-cased, without parameters ("application/json").
     public var mediaType: String? {
-        guard let ct = header("Content-Type") else { return nil }
-        let base = ct.split(separator: ";", maxSplits: 1).first.map(String.init) ?? ct
-        let trimmed = base.trimmingSpaces().lowercased()
-        return trimmed.isEmpty ? nil : trimmed
+        if let cachedMediaType { return cachedMediaType }
+        var result: String? = nil
+        if let ct = contentType {
+            if ct == "application/json" {
+                result = ct
+            } else {
+                let base = ct.split(separator: ";", maxSplits: 1, omittingEmptySubsequences: false).first.map(String.init) ?? ct
+                let trimmed = base.trimmingSpaces().lowercased()
+                result = trimmed.isEmpty ? nil : trimmed
+            }
+        }
+        cachedMediaType = .some(result)
+        return result
     }
 }
 
@@ -84,7 +130,3 @@ extension String {
         return String(s)
     }
 }
-
-#if canImport(Glibc)
-import Glibc
-#endif

@@ -120,14 +120,21 @@ public final class HTTPServer {
     }
 
     func logRequest(_ request: HTTPRequest, recordID: String) {
-        guard logger.enabled(.info) else { return }
-        logger.info("request: \(request.method.rawValue) \(request.target) \(bodyExcerpt(request.body))", recordID: recordID)
+        logger.log(.info, recordID: recordID) { line in
+            line.append(contentsOf: "request: ".utf8)
+            line.append(contentsOf: request.method.rawValue.utf8)
+            line.append(UInt8(ascii: " "))
+            LogText.appendEscaped(request.target, to: &line)
+            line.append(UInt8(ascii: " "))
+            appendExcerpt(request.body, to: &line)
+        }
     }
 
-    private func bodyExcerpt(_ body: [UInt8]) -> String {
+    /// The first log_body_limit bytes of a body, escaped, with the full size when it was cut.
+    private func appendExcerpt(_ body: [UInt8], to line: inout [UInt8]) {
         let limit = settings.logBodyLimit
-        if body.count <= limit { return String(decoding: body, as: UTF8.self) }
-        return String(decoding: body[0..<limit], as: UTF8.self) + "...(\(body.count) bytes)"
+        LogText.appendEscaped(bytes: body[0..<min(limit, body.count)], to: &line)
+        if body.count > limit { line.append(contentsOf: "...(\(body.count) bytes)".utf8) }
     }
 
     /// Writes the response (evhttp adds Content-Length, Date and keep-alive handling) and its log lines.
@@ -135,7 +142,7 @@ public final class HTTPServer {
         let out = evhttp_request_get_output_headers(request.raw)
         var hasType = false
         for (k, v) in headers {
-            if !hasType && k.lowercased() == "content-type" { hasType = true }
+            if !hasType && k.equalsIgnoringASCIICase("Content-Type") { hasType = true }
             evhttp_add_header(out, k, v)
         }
         if !hasType && !body.isEmpty { evhttp_add_header(out, "Content-Type", "text/plain; charset=utf-8") }
@@ -151,8 +158,11 @@ public final class HTTPServer {
     private func logResponse(_ raw: UnsafeMutablePointer<evhttp_request>, method: String, target: String,
                              version: String, status: Int, body: [UInt8], recordID: String, started: Double) {
         let level: LogLevel = status >= 500 ? .error : (status >= 400 ? .warning : .info)
-        if logger.enabled(level) {
-            logger.log(level, "response: \(status) \(bodyExcerpt(body))", recordID: recordID)
+        logger.log(level, recordID: recordID) { line in
+            line.append(contentsOf: "response: ".utf8)
+            line.appendDecimal(status)
+            line.append(UInt8(ascii: " "))
+            appendExcerpt(body, to: &line)
         }
         guard let accessLog else { return }
         let headers = raw.pointee.input_headers

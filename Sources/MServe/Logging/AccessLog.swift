@@ -25,8 +25,10 @@ public final class AccessLog: @unchecked Sendable {
     }
 
     public func log(_ e: Entry) {
-        var line: [UInt8] = []
-        line.reserveCapacity(160 + e.target.utf8.count)
+        file.appendLine { line in build(e, into: &line) }
+    }
+
+    private func build(_ e: Entry, into line: inout [UInt8]) {
         LogText.appendEscaped(e.remoteHost, to: &line)
         line.append(contentsOf: " - - [".utf8)
         clock.withLock { $0.appendAccessStamp(to: &line) }
@@ -37,20 +39,19 @@ public final class AccessLog: @unchecked Sendable {
         line.append(UInt8(ascii: " "))
         line.append(contentsOf: e.httpVersion.utf8)
         line.append(contentsOf: "\" ".utf8)
-        line.append(contentsOf: String(e.status).utf8)
+        line.appendDecimal(e.status)
         line.append(UInt8(ascii: " "))
-        line.append(contentsOf: String(e.bytes).utf8)
+        line.appendDecimal(e.bytes)
         line.append(contentsOf: " \"".utf8)
         appendQuoted(e.referer ?? "-", to: &line)
         line.append(contentsOf: "\" \"".utf8)
         appendQuoted(e.userAgent ?? "-", to: &line)
         line.append(contentsOf: "\" ".utf8)
-        line.append(contentsOf: AccessLog.formatSeconds(e.durationSeconds).utf8)
+        AccessLog.appendSeconds(e.durationSeconds, to: &line)
         line.append(contentsOf: " pid=".utf8)
-        line.append(contentsOf: String(e.pid).utf8)
+        line.appendDecimal(Int(e.pid))
         line.append(contentsOf: " rid=".utf8)
         LogText.appendEscaped(e.recordID, to: &line)
-        file.append(line)
     }
 
     private func appendQuoted(_ s: String, to out: inout [UInt8]) {
@@ -60,9 +61,21 @@ public final class AccessLog: @unchecked Sendable {
     }
 
     /// Microsecond resolution without Foundation's formatter: "0.000213".
-    static func formatSeconds(_ s: Double) -> String {
+    static func appendSeconds(_ s: Double, to out: inout [UInt8]) {
         let micros = Int((max(0, s) * 1_000_000).rounded())
-        let frac = String(micros % 1_000_000)
-        return "\(micros / 1_000_000)." + String(repeating: "0", count: 6 - frac.count) + frac
+        out.appendDecimal(micros / 1_000_000)
+        out.append(UInt8(ascii: "."))
+        let frac = micros % 1_000_000
+        var div = 100_000
+        while div > 0 {
+            out.append(UInt8(48 + frac / div % 10))
+            div /= 10
+        }
+    }
+
+    static func formatSeconds(_ s: Double) -> String {
+        var out: [UInt8] = []
+        appendSeconds(s, to: &out)
+        return String(decoding: out, as: UTF8.self)
     }
 }

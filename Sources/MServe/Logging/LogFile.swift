@@ -61,12 +61,18 @@ public final class LogFile: @unchecked Sendable {
 
     /// Appends one line; `line` must not contain a newline, which is added here.
     public func append(_ line: [UInt8]) {
+        appendLine { $0.append(contentsOf: line) }
+    }
+
+    /// Builds one line straight into the buffer (no intermediate array on the hot path); the newline
+    /// is added here, and a line over maxLine is cut.
+    func appendLine(_ build: (inout [UInt8]) -> Void) {
         let next: Next = state.withLock { s in
-            if line.count > LogFile.maxLine {
-                s.buffer.append(contentsOf: line[0..<LogFile.maxLine])
+            let start = s.buffer.count
+            build(&s.buffer)
+            if s.buffer.count - start > LogFile.maxLine {
+                s.buffer.removeSubrange((start + LogFile.maxLine)...)
                 s.buffer.append(contentsOf: "...".utf8)
-            } else {
-                s.buffer.append(contentsOf: line)
             }
             s.buffer.append(0x0A)
             guard let schedule = s.scheduler, s.buffer.count < LogFile.highWater else { return .flush }

@@ -30,23 +30,29 @@ public final class Logger: @unchecked Sendable {
     public func enabled(_ level: LogLevel) -> Bool { level.rawValue >= levelState.load(ordering: .relaxed) }
 
     public func log(_ level: LogLevel, _ message: String, recordID: String? = nil) {
+        log(level, recordID: recordID) { LogText.appendEscaped(message, to: &$0) }
+    }
+
+    /// The hot path's form: the message is written straight into the log buffer by `message`, which
+    /// must escape what it takes from clients (LogText).
+    func log(_ level: LogLevel, recordID: String?, _ message: (inout [UInt8]) -> Void) {
         guard enabled(level) else { return }
-        var line: [UInt8] = []
-        line.reserveCapacity(96 + message.utf8.count)
-        line.append(UInt8(ascii: "["))
-        clock.withLock { $0.appendErrorStamp(to: &line) }
-        line.append(contentsOf: "] ".utf8)
-        pidText.withLock { line.append(contentsOf: $0) }
-        line.append(contentsOf: " [".utf8)
-        line.append(contentsOf: level.name.utf8)
-        line.append(contentsOf: "] ".utf8)
-        if let recordID {
+        let pid = pidText.withLock { $0 }
+        file.appendLine { line in
             line.append(UInt8(ascii: "["))
-            LogText.appendEscaped(recordID, to: &line)
+            clock.withLock { $0.appendErrorStamp(to: &line) }
             line.append(contentsOf: "] ".utf8)
+            line.append(contentsOf: pid)
+            line.append(contentsOf: " [".utf8)
+            line.append(contentsOf: level.name.utf8)
+            line.append(contentsOf: "] ".utf8)
+            if let recordID {
+                line.append(UInt8(ascii: "["))
+                LogText.appendEscaped(recordID, to: &line)
+                line.append(contentsOf: "] ".utf8)
+            }
+            message(&line)
         }
-        LogText.appendEscaped(message, to: &line)
-        file.append(line)
     }
 
     public func debug(_ m: String, recordID: String? = nil) { log(.debug, m, recordID: recordID) }
@@ -60,11 +66,21 @@ enum LogText {
     /// One log record is one line: newlines and other control characters from clients or models are
     /// escaped, so no input can forge a log line.
     static func appendEscaped(_ s: String, to out: inout [UInt8]) {
-        for b in s.utf8 { appendEscaped(byte: b, to: &out) }
+        var s = s
+        s.withUTF8 { appendEscaped(bytes: $0, to: &out) }
     }
 
-    static func appendEscaped<C: Collection>(bytes: C, to out: inout [UInt8]) where C.Element == UInt8 {
-        for b in bytes { appendEscaped(byte: b, to: &out) }
+    /// Most text needs no escaping: it is checked first and copied in one go.
+    static func appendEscaped(bytes: UnsafeBufferPointer<UInt8>, to out: inout [UInt8]) {
+        if bytes.allSatisfy({ $0 >= 0x20 && $0 != 0x7F }) {
+            out.append(contentsOf: bytes)
+        } else {
+            for b in bytes { appendEscaped(byte: b, to: &out) }
+        }
+    }
+
+    static func appendEscaped(bytes: ArraySlice<UInt8>, to out: inout [UInt8]) {
+        bytes.withUnsafeBufferPointer { appendEscaped(bytes: $0, to: &out) }
     }
 
     @inline(__always)

@@ -14,7 +14,7 @@ final class Dispatcher {
         } else {
             bodyRecordID = nil
         }
-        let (rid, ridValue, ridError) = RecordID.resolve(bodyValue: bodyRecordID, header: request.header("X-Request-Id"))
+        let (rid, ridValue, ridError) = RecordID.resolve(bodyValue: bodyRecordID, header: request.requestID)
         context.server.logRequest(request, recordID: rid)
 
         let match = router.match(request.path)
@@ -45,11 +45,10 @@ final class Dispatcher {
     /// evhttp takes the first of several Content-Length headers and lets Transfer-Encoding and
     /// Content-Length coexist; both are request-smuggling vectors behind a proxy, so both are 400.
     private func checkFraming(_ request: HTTPRequest) throws {
-        let lengths = request.headers("Content-Length")
         // Where the body ended is in doubt, so nothing more is read from this connection.
         let close = [("Connection", "close")]
-        if lengths.count > 1 { throw HTTPError(400, "duplicate Content-Length headers", headers: close) }
-        if !lengths.isEmpty && request.header("Transfer-Encoding") != nil {
+        if request.contentLengthCount > 1 { throw HTTPError(400, "duplicate Content-Length headers", headers: close) }
+        if request.contentLengthCount > 0 && request.hasTransferEncoding {
             throw HTTPError(400, "both Content-Length and Transfer-Encoding", headers: close)
         }
     }

@@ -130,7 +130,7 @@ open class RequestHandler {
 
     /// Replaces any earlier value of the header.
     public func setHeader(_ name: String, _ value: String) {
-        headers.removeAll { $0.0.lowercased() == name.lowercased() }
+        headers.removeAll { $0.0.equalsIgnoringASCIICase(name) }
         headers.append((name, value))
     }
 

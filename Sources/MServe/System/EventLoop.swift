@@ -20,7 +20,13 @@ public final class EventLoop {
     public init() throws {
         evthread_use_pthreads()
         event_set_log_callback(EventLoop.libeventLog)
-        guard let base = event_base_new() else { throw SystemError("event_base_new failed") }
+        // The changelist folds the several epoll_ctl calls evhttp makes for one request (stop
+        // reading, start writing, stop writing, read again) into one per loop iteration.  Its caveat,
+        // descriptors duplicated with dup(), does not apply: mserve never dups a watched descriptor.
+        let cfg = event_config_new()
+        defer { event_config_free(cfg) }
+        event_config_set_flag(cfg, Int32(EVENT_BASE_FLAG_EPOLL_USE_CHANGELIST.rawValue))
+        guard let base = event_base_new_with_config(cfg) else { throw SystemError("event_base_new failed") }
         event_base_priority_init(base, EventLoop.priorities)
         self.base = base
     }
@@ -118,6 +124,9 @@ public final class EventHandle {
     }
 
     public func activate() { event_active(event, Int32(EV_TIMEOUT), 0) }
+
+    /// Stops a pending timer without releasing it; arm() starts it again.
+    public func disarm() { event_del(event) }
 
     public func cancel() {
         guard let event else { return }

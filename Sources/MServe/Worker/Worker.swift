@@ -14,13 +14,17 @@ final class ProcessLogs: @unchecked Sendable {
 
     var files: [LogFile] { [logger.file] + (accessLog.map { [$0.file] } ?? []) }
 
-    /// Lines are written once the loop has handled the I/O that is ready, in one write per file,
-    /// instead of one system call per line.
+    /// How long a line may wait in memory.  Writing at most every 50 ms (or at 64 KiB) costs a few
+    /// system calls a second instead of one per line; a file write costs more than a whole request.
+    static let flushInterval = 0.05
+
+    /// Buffered lines are written by a timer on the process's loop.
     func attach(to loop: EventLoop) {
         EventLoop.logger = logger
-        let flusher = loop.userEvent(priority: EventLoop.priorities - 1) { [self] in flush() }
-        let box = UncheckedBox(flusher)
-        for f in files { f.setScheduler { box.value.activate() } }
+        let timer = loop.after(ProcessLogs.flushInterval) { [self] in flush() }
+        timer.disarm()
+        let box = UncheckedBox(timer)
+        for f in files { f.setScheduler { box.value.arm() } }
     }
 
     func detach() { for f in files { f.setScheduler(nil) } }

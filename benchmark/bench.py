@@ -1,0 +1,193 @@
+#!/usr/bin/env python3
+"""mserve against nginx on this machine, in one run.
+
+wrk drives `POST /demo` on `mserve -w 2` (access and error logs on, written to files) and a fixed 200
+from nginx with `worker_processes 2` (the machine's ceiling), with keep-alive and with
+`Connection: close`.  For each it prints requests/s, p50 and p99 latency, server CPU microseconds per
+request (utime+stime of every server process, from /proc) and resident memory per worker.
+
+    python3 benchmark/bench.py [--duration 10] [--connections 50]
+"""
+import argparse
+import os
+import re
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.request
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+TICK = os.sysconf("SC_CLK_TCK")
+
+
+def free_port():
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def children(pid):
+    out = []
+    for tid in os.listdir(f"/proc/{pid}/task"):
+        with open(f"/proc/{pid}/task/{tid}/children") as f:
+            out += [int(x) for x in f.read().split()]
+    return out
+
+
+def cpu_seconds(pids):
+    total = 0
+    for p in pids:
+        with open(f"/proc/{p}/stat") as f:
+            fields = f.read().rsplit(")", 1)[1].split()
+        total += int(fields[11]) + int(fields[12])   # utime, stime
+    return total / TICK
+
+
+def rss_kib(pid):
+    with open(f"/proc/{pid}/status") as f:
+        return int(re.search(r"VmRSS:\s+(\d+)", f.read()).group(1))
+
+
+def wait_http(url, method="GET", body=None, timeout=20):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        try:
+            req = urllib.request.Request(url, data=body, method=method, headers={"Content-Type": "application/json"})
+            with urllib.request.urlopen(req, timeout=1) as r:
+                if r.status == 200:
+                    return
+        except OSError:
+            time.sleep(0.05)
+    raise SystemExit(f"{url} did not come up")
+
+
+def parse_latency(text, label):
+    m = re.search(rf"^\s+{label}\s+([\d.]+)(us|ms|s)\s*$", text, re.M)
+    if not m:
+        return float("nan")
+    v, unit = float(m.group(1)), m.group(2)
+    return v * {"us": 0.001, "ms": 1.0, "s": 1000.0}[unit]
+
+
+def run_wrk(url, args, lua, pids):
+    cpu0 = cpu_seconds(pids)
+    p = subprocess.run(["wrk", "--latency", "-s", lua, *args, url], capture_output=True, text=True)
+    cpu1 = cpu_seconds(pids)
+    out = p.stdout
+    reqs = int(re.search(r"(\d+) requests in", out).group(1))
+    errors = re.search(r"Non-2xx or 3xx responses: (\d+)", out)
+    sock_err = re.search(r"Socket errors: (.*)", out)
+    return {
+        "rps": float(re.search(r"Requests/sec:\s+([\d.]+)", out).group(1)),
+        "p50": parse_latency(out, "50%"),
+        "p99": parse_latency(out, "99%"),
+        "cpu_us": (cpu1 - cpu0) / max(reqs, 1) * 1e6,
+        "requests": reqs,
+        "non2xx": int(errors.group(1)) if errors else 0,
+        "socket_errors": sock_err.group(1) if sock_err else "none",
+    }
+
+
+def write_lua(path, method, body, close):
+    headers = 'wrk.headers["Content-Type"] = "application/json"\n'
+    if close:
+        headers += 'wrk.headers["Connection"] = "close"\n'
+    with open(path, "w") as f:
+        f.write(f'wrk.method = "{method}"\n')
+        if body:
+            f.write(f"wrk.body = '{body}'\n")
+        f.write(headers)
+
+
+def main():
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--duration", type=int, default=10)
+    ap.add_argument("--connections", type=int, default=50)
+    ap.add_argument("--threads", type=int, default=2)
+    ap.add_argument("--mserve", default=os.path.join(ROOT, ".build", "release", "mserve"))
+    args = ap.parse_args()
+    for tool in ("wrk", "nginx"):
+        if not shutil.which(tool) and not os.path.exists(f"/usr/sbin/{tool}"):
+            raise SystemExit(f"{tool} is not installed (MSERVE_TEST_DEPS=1 bash scripts/setup --build installs it)")
+
+    tmp = tempfile.mkdtemp(prefix="mserve-bench-")
+    procs = []
+    try:
+        # nginx: two workers answering a fixed 200, the ceiling of this machine.
+        nport = free_port()
+        os.makedirs(f"{tmp}/nginx/logs")
+        with open(f"{tmp}/nginx/nginx.conf", "w") as f:
+            f.write(f"""
+worker_processes 2;
+daemon off;
+pid {tmp}/nginx/nginx.pid;
+error_log {tmp}/nginx/logs/error.log warn;
+events {{ worker_connections 4096; }}
+http {{
+    access_log off;
+    client_body_temp_path {tmp}/nginx;
+    keepalive_requests 1000000;
+    server {{
+        listen 127.0.0.1:{nport} reuseport;
+        location / {{ default_type application/json; return 200 '{{"recordid":"b","result":1}}'; }}
+    }}
+}}
+""")
+        nginx = subprocess.Popen(["nginx", "-p", f"{tmp}/nginx", "-c", f"{tmp}/nginx/nginx.conf"])
+        procs.append(nginx)
+        wait_http(f"http://127.0.0.1:{nport}/demo")
+
+        mport = free_port()
+        mserve = subprocess.Popen([args.mserve, "-w", "2", "-b", f"127.0.0.1:{mport}", "demo",
+                                   "--access-logfile", f"{tmp}/access.log", "--error-logfile", f"{tmp}/error.log"])
+        procs.append(mserve)
+        wait_http(f"http://127.0.0.1:{mport}/demo", "POST", b'{"cal_number": 1}')
+        time.sleep(0.5)
+
+        servers = {
+            "nginx": (f"http://127.0.0.1:{nport}/demo", [nginx.pid] + children(nginx.pid)),
+            "mserve": (f"http://127.0.0.1:{mport}/demo", [mserve.pid] + children(mserve.pid)),
+        }
+        body = '{"recordid": "bench", "cal_number": 1}'
+        results = {}
+        for mode, close in (("keep-alive", False), ("close", True)):
+            lua = f"{tmp}/{mode}.lua"
+            write_lua(lua, "POST", body, close)
+            for name, (url, pids) in servers.items():
+                wrk_args = ["-t", str(args.threads), "-c", str(args.connections), "-d", f"{args.duration}s"]
+                results[(name, mode)] = run_wrk(url, wrk_args, lua, pids)
+
+        print(f"wrk -t{args.threads} -c{args.connections} -d{args.duration}s, POST /demo, mserve -w 2 with access "
+              f"and error logs to files, nginx worker_processes 2 returning a fixed 200, {os.cpu_count()} cores")
+        print(f"{'server':8} {'mode':11} {'req/s':>10} {'p50 ms':>8} {'p99 ms':>8} {'CPU us/req':>11} {'non-2xx':>8}  socket errors")
+        for (name, mode), r in results.items():
+            print(f"{name:8} {mode:11} {r['rps']:10.0f} {r['p50']:8.2f} {r['p99']:8.2f} {r['cpu_us']:11.1f} "
+                  f"{r['non2xx']:8d}  {r['socket_errors']}")
+        for mode in ("keep-alive", "close"):
+            m, n = results[("mserve", mode)], results[("nginx", mode)]
+            print(f"ratio {mode:11} mserve/nginx: requests/s {m['rps'] / n['rps']:.2f}, "
+                  f"CPU per request {m['cpu_us'] / n['cpu_us']:.2f}")
+        workers = children(mserve.pid)
+        print("resident memory: mserve master %d KiB, workers %s KiB; nginx workers %s KiB" % (
+            rss_kib(mserve.pid), ", ".join(str(rss_kib(p)) for p in workers),
+            ", ".join(str(rss_kib(p)) for p in children(nginx.pid))))
+        with open(f"{tmp}/access.log") as f:
+            lines = sum(1 for _ in f)
+        print(f"access log lines written by mserve: {lines}")
+    finally:
+        for p in procs:
+            p.send_signal(signal.SIGTERM if p is not procs[0] else signal.SIGQUIT)
+        for p in procs:
+            try:
+                p.wait(timeout=15)
+            except subprocess.TimeoutExpired:
+                p.kill()
+        shutil.rmtree(tmp, ignore_errors=True)
+
+
+if __name__ == "__main__":
+    main()
