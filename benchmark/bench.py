@@ -6,7 +6,7 @@ from nginx with `worker_processes 2` (the machine's ceiling), with keep-alive an
 `Connection: close`.  For each it prints requests/s, p50 and p99 latency, server CPU microseconds per
 request (utime+stime of every server process, from /proc) and resident memory per worker.
 
-    python3 benchmark/bench.py [--duration 10] [--connections 50]
+    python3 benchmark/bench.py [--duration 10] [--connections 50] [--rounds 3]
 """
 import argparse
 import os
@@ -108,6 +108,8 @@ def main():
     ap.add_argument("--duration", type=int, default=10)
     ap.add_argument("--connections", type=int, default=50)
     ap.add_argument("--threads", type=int, default=2)
+    ap.add_argument("--rounds", type=int, default=3,
+                    help="rounds per server and mode, interleaved; the median round is reported")
     ap.add_argument("--mserve", default=os.path.join(ROOT, ".build", "release", "mserve"))
     args = ap.parse_args()
     for tool in ("wrk", "nginx"):
@@ -157,12 +159,18 @@ http {{
         for mode, close in (("keep-alive", False), ("close", True)):
             lua = f"{tmp}/{mode}.lua"
             write_lua(lua, "POST", body, close)
-            for name, (url, pids) in servers.items():
-                wrk_args = ["-t", str(args.threads), "-c", str(args.connections), "-d", f"{args.duration}s"]
-                results[(name, mode)] = run_wrk(url, wrk_args, lua, pids)
+            rounds = {name: [] for name in servers}
+            # Interleaved rounds: whatever else the shared machine does falls on both servers alike.
+            for _ in range(args.rounds):
+                for name, (url, pids) in servers.items():
+                    wrk_args = ["-t", str(args.threads), "-c", str(args.connections), "-d", f"{args.duration}s"]
+                    rounds[name].append(run_wrk(url, wrk_args, lua, pids))
+            for name, rs in rounds.items():
+                results[(name, mode)] = sorted(rs, key=lambda r: r["rps"])[len(rs) // 2]
 
-        print(f"wrk -t{args.threads} -c{args.connections} -d{args.duration}s, POST /demo, mserve -w 2 with access "
-              f"and error logs to files, nginx worker_processes 2 returning a fixed 200, {os.cpu_count()} cores")
+        print(f"wrk -t{args.threads} -c{args.connections} -d{args.duration}s, median of {args.rounds} interleaved rounds, "
+              f"POST /demo, mserve -w 2 with access and error logs to files, nginx worker_processes 2 returning a "
+              f"fixed 200, {os.cpu_count()} cores")
         print(f"{'server':8} {'mode':11} {'req/s':>10} {'p50 ms':>8} {'p99 ms':>8} {'CPU us/req':>11} {'non-2xx':>8}  socket errors")
         for (name, mode), r in results.items():
             print(f"{name:8} {mode:11} {r['rps']:10.0f} {r['p50']:8.2f} {r['p99']:8.2f} {r['cpu_us']:11.1f} "

@@ -113,18 +113,65 @@ def test_content_length_with_chunked_400(server):
     assert headers["connection"] == "close"
 
 
-@pytest.mark.parametrize("data", [
-    b"GARBAGE\r\n\r\n",
-    b"GET / HTTP/9.9\r\n\r\n",
-    b"GET / HTTP/1.1\r\nBad Header Line\r\n\r\n",
-    b"POST /demo HTTP/1.1\r\nContent-Length: abc\r\n\r\n",
+@pytest.mark.parametrize("data,status", [
+    (b"GARBAGE\r\n\r\n", 400),
+    (b"GET / HTTP/9.9\r\nHost: x\r\n\r\n", 505),
+    (b"GET /\r\n\r\n", 400),
+    (b"GET / HTTP/1.1\r\nHost: x\r\nBad Header Line\r\n\r\n", 400),
+    (b"GET / HTTP/1.1\r\nHost: x\r\nName : v\r\n\r\n", 400),
+    (b"GET / HTTP/1.1\r\nHost: x\r\nA: b\r\n folded\r\n\r\n", 400),
+    (b"GET / HTTP/1.1\r\nHost: x\r\nA: b\rc\r\n\r\n", 400),
+    (b"GET / HTTP/1.1\r\n\r\n", 400),
+    (b"POST /demo HTTP/1.1\r\nHost: x\r\nContent-Length: abc\r\n\r\n", 400),
+    (b"POST /demo HTTP/1.1\r\nHost: x\r\nContent-Length: -1\r\n\r\n", 400),
+    (b"POST /demo HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: gzip\r\n\r\n", 501),
+    (b"POST /demo HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\nzz\r\n", 400),
+    (b"POST /demo HTTP/1.1\r\nHost: x\r\nExpect: the-unexpected\r\nContent-Length: 2\r\n\r\n{}", 417),
 ])
-def test_malformed_requests_400(server, data):
+def test_malformed_requests(server, data, status):
     raw = raw_request(server.port, data)
-    status, headers, payload = parse_response(raw)
-    assert status == 400
+    got, headers, payload = parse_response(raw)
+    assert got == status, raw
     body = json.loads(payload)
-    assert body["error"]["code"] == 400 and body["recordid"] == headers["x-request-id"]
+    assert body["error"]["code"] == status and body["recordid"] == headers["x-request-id"]
+    assert headers["connection"] == "close"
+
+
+def test_expect_100_continue(server):
+    with socket.create_connection(("127.0.0.1", server.port), timeout=5) as s:
+        s.sendall(b"POST /demo HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
+                  b"Expect: 100-continue\r\nContent-Length: 17\r\n\r\n")
+        assert s.recv(100) == b"HTTP/1.1 100 Continue\r\n\r\n"
+        s.sendall(b'{"cal_number": 1}')
+        status, _, body = parse_response(s.recv(4096))
+        assert status == 200 and "result" in json.loads(body)
+    # Too large: 413 at once, before the body is sent.
+    with socket.create_connection(("127.0.0.1", server.port), timeout=5) as s:
+        s.sendall(b"POST /demo HTTP/1.1\r\nHost: x\r\nExpect: 100-continue\r\nContent-Length: 1000000\r\n\r\n")
+        status, headers, _ = parse_response(s.recv(4096))
+        assert status == 413 and headers["connection"] == "close"
+
+
+def test_http_1_0_keep_alive_and_chunked_bodies(server):
+    with socket.create_connection(("127.0.0.1", server.port), timeout=5) as s:
+        s.sendall(b'POST /demo HTTP/1.0\r\nConnection: keep-alive\r\nContent-Type: application/json\r\n'
+                  b'Content-Length: 17\r\n\r\n{"cal_number": 1}')
+        status, headers, _ = parse_response(s.recv(4096))
+        assert status == 200 and headers["connection"] == "keep-alive"
+        s.sendall(b'POST /echo HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nTransfer-Encoding: chunked\r\n\r\n'
+                  b'5;ext=1\r\n{"a":\r\n4\r\n [1]\r\n1\r\n}\r\n0\r\nTrailer: x\r\n\r\n')
+        status, _, body = parse_response(s.recv(4096))
+        assert status == 200 and json.loads(body)["a"] == [1]
+    # HTTP/1.0 without keep-alive: closed after the answer.
+    raw = raw_request(server.port, b"GET / HTTP/1.0\r\n\r\n")
+    status, headers, _ = parse_response(raw)
+    assert status == 200 and headers["connection"] == "close"
+
+
+def test_head_has_no_body(server):
+    raw = raw_request(server.port, b"HEAD /demo HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+    head, _, rest = raw.partition(b"\r\n\r\n")
+    assert head.startswith(b"HTTP/1.1 405") and rest == b""
 
 
 def test_model_that_throws_500(server):

@@ -1,9 +1,23 @@
 extension String {
     /// Header names compare without regard to ASCII case, and without allocating.
     func equalsIgnoringASCIICase(_ other: String) -> Bool {
-        let a = utf8, b = other.utf8
-        guard a.count == b.count else { return false }
-        return zip(a, b).allSatisfy { x, y in x == y || (x | 0x20 == y | 0x20 && (x | 0x20) >= 0x61 && (x | 0x20) <= 0x7A) }
+        var a = self, b = other
+        return a.withUTF8 { x in
+            b.withUTF8 { y in
+                guard x.count == y.count else { return false }
+                for i in 0..<x.count where x[i] != y[i] {
+                    let l = x[i] | 0x20
+                    if l != y[i] | 0x20 || l < 0x61 || l > 0x7A { return false }
+                }
+                return true
+            }
+        }
+    }
+
+    /// Whether the text holds a CR or LF, which would split a header line.
+    var containsLineBreak: Bool {
+        var s = self
+        return s.withUTF8 { $0.contains { $0 == 0x0D || $0 == 0x0A } }
     }
 }
 

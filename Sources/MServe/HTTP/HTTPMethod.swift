@@ -1,23 +1,11 @@
-import CEvent
-
 public enum HTTPMethod: String, Sendable, CaseIterable {
     case GET, POST, PUT, DELETE, PATCH, HEAD, OPTIONS, TRACE, CONNECT
     /// A method evhttp does not know; routes answer it with 405.
     case UNKNOWN
 
-    init(_ cmd: evhttp_cmd_type) {
-        switch cmd {
-        case EVHTTP_REQ_GET: self = .GET
-        case EVHTTP_REQ_POST: self = .POST
-        case EVHTTP_REQ_PUT: self = .PUT
-        case EVHTTP_REQ_DELETE: self = .DELETE
-        case EVHTTP_REQ_PATCH: self = .PATCH
-        case EVHTTP_REQ_HEAD: self = .HEAD
-        case EVHTTP_REQ_OPTIONS: self = .OPTIONS
-        case EVHTTP_REQ_TRACE: self = .TRACE
-        case EVHTTP_REQ_CONNECT: self = .CONNECT
-        default: self = .UNKNOWN
-        }
+    /// Methods are case-sensitive (RFC 9110): "get" is not GET.
+    init(name: String) {
+        self = HTTPMethod(rawValue: name).flatMap { $0 == .UNKNOWN ? nil : $0 } ?? .UNKNOWN
     }
 }
 

@@ -1,98 +1,65 @@
-import CEvent
-#if canImport(Glibc)
-import Glibc
-#endif
-
-/// One request as evhttp parsed it.  The headers the server itself needs are picked out in one pass
-/// over evhttp's list; others are looked up on demand.  The body is copied out once, when first
-/// asked for.
+/// One request, as the parser read it, on its way to a handler.
 public final class HTTPRequest {
-    let raw: UnsafeMutablePointer<evhttp_request>
-    public let method: HTTPMethod
+    public let head: RequestHead
+    public var method: HTTPMethod { head.method }
     /// The request target as sent ("/demo?x=1").
-    public let target: String
+    public var target: String { head.target }
     /// The path, not percent-decoded (routes match it, as tornado's do).
     public let path: String
     public let query: String?
+    public let body: [UInt8]
+    public let remoteHost: String
     public let startTime: Double
-    /// Content-Type as sent.
+    /// Content-Type and X-Request-Id as sent.
     public let contentType: String?
-    /// X-Request-Id as sent.
     public let requestID: String?
-    /// How many Content-Length headers came, and whether Transfer-Encoding did (framing checks).
-    let contentLengthCount: Int
-    let hasTransferEncoding: Bool
-    private var cachedBody: [UInt8]?
+    /// The connection the answer goes to; nil once the client has gone.
+    weak var connection: HTTPConnection?
     private var cachedJSON: Result<JSON, JSONParseError>?
     private var cachedMediaType: String??
 
-    init(raw: UnsafeMutablePointer<evhttp_request>, startTime: Double) {
-        self.raw = raw
+    init(head: RequestHead, body: [UInt8], remoteHost: String, startTime: Double, connection: HTTPConnection?) {
+        self.head = head
+        self.body = body
+        self.remoteHost = remoteHost
         self.startTime = startTime
-        method = HTTPMethod(evhttp_request_get_command(raw))
-        target = raw.pointee.uri.map { String(cString: $0) } ?? "-"
-        if let uri = evhttp_request_get_evhttp_uri(raw) {
-            path = evhttp_uri_get_path(uri).map { String(cString: $0) } ?? "/"
-            query = evhttp_uri_get_query(uri).map { String(cString: $0) }
+        self.connection = connection
+        var t = Substring(head.target)
+        // Absolute form ("http://host/path") is routed by its path.
+        if t.hasPrefix("http://") || t.hasPrefix("https://") {
+            let afterScheme = t[t.index(t.firstIndex(of: ":")!, offsetBy: 3)...]
+            t = afterScheme.firstIndex(of: "/").map { afterScheme[$0...] } ?? "/"
+        }
+        if let q = t.firstIndex(of: "?") {
+            path = String(t[..<q])
+            query = String(t[t.index(after: q)...])
         } else {
-            path = target
+            path = String(t)
             query = nil
         }
         var contentType: String?
         var requestID: String?
-        var lengths = 0
-        var transferEncoding = false
-        var item = raw.pointee.input_headers.pointee.tqh_first
-        while let kv = item {
-            let key = kv.pointee.key!
-            switch UInt8(bitPattern: key[0]) | 0x20 {   // first letter, lower-cased: most headers are skipped here
+        for (name, value) in head.headers {
+            switch name.utf8.first.map({ $0 | 0x20 }) {
             case UInt8(ascii: "c"):
-                if strcasecmp(key, "content-type") == 0 {
-                    if contentType == nil { contentType = String(cString: kv.pointee.value) }
-                } else if strcasecmp(key, "content-length") == 0 {
-                    lengths += 1
-                }
+                if contentType == nil && name.equalsIgnoringASCIICase("Content-Type") { contentType = value }
             case UInt8(ascii: "x"):
-                if requestID == nil && strcasecmp(key, "x-request-id") == 0 { requestID = String(cString: kv.pointee.value) }
-            case UInt8(ascii: "t"):
-                if strcasecmp(key, "transfer-encoding") == 0 { transferEncoding = true }
+                if requestID == nil && name.equalsIgnoringASCIICase("X-Request-Id") { requestID = value }
             default: break
             }
-            item = kv.pointee.next.tqe_next
         }
         self.contentType = contentType
         self.requestID = requestID
-        contentLengthCount = lengths
-        hasTransferEncoding = transferEncoding
     }
 
-    public var remoteHost: String { raw.pointee.remote_host.map { String(cString: $0) } ?? "-" }
-    public var httpVersion: String { "HTTP/\(raw.pointee.major).\(raw.pointee.minor)" }
+    public var httpVersion: String { head.minorVersion == 0 ? "HTTP/1.0" : "HTTP/1.1" }
 
     /// The first value of a header (names are case-insensitive).
-    public func header(_ name: String) -> String? {
-        evhttp_find_header(raw.pointee.input_headers, name).map { String(cString: $0) }
-    }
+    public func header(_ name: String) -> String? { head.header(name) }
 
     /// Every value of a header, in order.
     public func headers(_ name: String) -> [String] {
-        var out: [String] = []
-        var item = raw.pointee.input_headers.pointee.tqh_first
-        while let kv = item {
-            if strcasecmp(kv.pointee.key, name) == 0 { out.append(String(cString: kv.pointee.value)) }
-            item = kv.pointee.next.tqe_next
-        }
-        return out
-    }
-
-    public var body: [UInt8] {
-        if let cachedBody { return cachedBody }
-        let buf = evhttp_request_get_input_buffer(raw)
-        let n = evbuffer_get_length(buf)
-        var bytes = [UInt8](repeating: 0, count: n)
-        if n > 0 { _ = evbuffer_copyout(buf, &bytes, n) }
-        cachedBody = bytes
-        return bytes
+        head.headers.filter { $0.name.equalsIgnoringASCIICase(name) }.map(\.value)
     }
 
     /// The body parsed as JSON, once.
@@ -112,21 +79,12 @@ public final class HTTPRequest {
             if ct == "application/json" {
                 result = ct
             } else {
-                let base = ct.split(separator: ";", maxSplits: 1, omittingEmptySubsequences: false).first.map(String.init) ?? ct
+                let base = ct.split(separator: ";", maxSplits: 1, omittingEmptySubsequences: false).first ?? Substring(ct)
                 let trimmed = base.trimmingSpaces().lowercased()
                 result = trimmed.isEmpty ? nil : trimmed
             }
         }
         cachedMediaType = .some(result)
         return result
-    }
-}
-
-extension String {
-    func trimmingSpaces() -> String {
-        var s = Substring(self)
-        while let f = s.first, f == " " || f == "\t" { s = s.dropFirst() }
-        while let l = s.last, l == " " || l == "\t" { s = s.dropLast() }
-        return String(s)
     }
 }

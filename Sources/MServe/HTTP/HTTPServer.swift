@@ -1,128 +1,149 @@
 import CEvent
-import CEvHTTPShim
+import CSystemShim
 #if canImport(Glibc)
 import Glibc
 #endif
 
-/// A worker's HTTP server: evhttp on the worker's listening sockets, with mserve's limits, logging
-/// and JSON errors.  Like EventLoop, this file holds C callbacks: evhttp's request, completion,
-/// listener-error and error-page hooks, each a non-capturing function that finds this server through
-/// its context pointer (or, for the error page, the process's one server).
+/// A worker's HTTP/1.1 server on libevent: accepts on the worker's listening sockets, keeps its
+/// connections (so a graceful stop knows which are idle), enforces the client timeout, and writes
+/// responses and their log lines.
 public final class HTTPServer {
     let loop: EventLoop
-    let http: OpaquePointer
     let settings: Settings
     let logger: Logger
     let accessLog: AccessLog?
     let dispatcher: Dispatcher
-    private var bound: [OpaquePointer] = []
+    /// One read buffer for every connection of this single-threaded server.
+    var readScratch = [UInt8](repeating: 0, count: 65536)
+    private var listeners: [(fd: Int32, event: EventHandle)] = []
+    private var connections: [ObjectIdentifier: HTTPConnection] = [:]
+    private var sweeper: EventHandle?
+    private var dateCache = HTTPDate()
     private let pid = getpid()
-    /// Requests received and not yet completely written.
+    /// Requests handed to handlers and not yet answered.
     public private(set) var inFlight = 0
     public private(set) var handled = 0
     /// Once the worker is stopping, responses carry `Connection: close` so keep-alive clients move on.
     var closing = false
+    /// How long a client that we are closing on may take to read our answer.
+    static let lingerSeconds = 2.0
 
-    nonisolated(unsafe) private static var current: HTTPServer?
-
-    init(loop: EventLoop, settings: Settings, logger: Logger, accessLog: AccessLog?, router: Router) throws {
-        guard let http = evhttp_new(loop.base) else { throw SystemError("evhttp_new failed") }
+    init(loop: EventLoop, settings: Settings, logger: Logger, accessLog: AccessLog?, router: Router) {
         self.loop = loop
-        self.http = http
         self.settings = settings
         self.logger = logger
         self.accessLog = accessLog
         self.dispatcher = Dispatcher(router: router)
-        let t = settings.clientTimeout
-        var tv = timeval(tv_sec: Int(t), tv_usec: Int((t - Double(Int(t))) * 1e6))
-        evhttp_set_timeout_tv(http, &tv)
-        evhttp_set_max_body_size(http, Int(settings.maxBodySize))
-        evhttp_set_max_headers_size(http, Int(settings.maxHeaderSize))
-        // Every method evhttp knows reaches the router, which answers 405 where a route lacks it.
-        let all = [EVHTTP_REQ_GET, EVHTTP_REQ_POST, EVHTTP_REQ_HEAD, EVHTTP_REQ_PUT, EVHTTP_REQ_DELETE,
-                   EVHTTP_REQ_OPTIONS, EVHTTP_REQ_TRACE, EVHTTP_REQ_CONNECT, EVHTTP_REQ_PATCH]
-        evhttp_set_allowed_methods(http, UInt16(all.reduce(0) { $0 | $1.rawValue }))
-        // Read and discard an oversized body before answering 413, so the client reads the answer
-        // instead of a reset.
-        evhttp_set_flags(http, EVHTTP_SERVER_LINGERING_CLOSE)
-        evhttp_set_gencb(http, HTTPServer.requestTrampoline, Unmanaged.passUnretained(self).toOpaque())
-        HTTPServer.current = self
-        mserve_set_error_hook(HTTPServer.errorTrampoline)
+        let period = min(1.0, max(0.05, settings.clientTimeout / 4))
+        sweeper = loop.after(period, repeating: true) { [unowned self] in sweep() }
     }
 
     func setContext(_ context: HandlerContext) { dispatcher.context = context }
 
-    deinit {
-        if HTTPServer.current === self {
-            HTTPServer.current = nil
-            mserve_set_error_hook(nil)
-        }
-        evhttp_free(http)
-    }
+    public var openConnections: Int { connections.count }
+
+    // MARK: accepting
 
     /// Serves connections from an already listening socket (the master bound it).
-    func accept(fd: Int32) throws {
-        guard let b = evhttp_accept_socket_with_handle(http, fd) else {
-            throw SystemError("cannot serve on socket \(fd)")
-        }
-        bound.append(b)
-        let listener = evhttp_bound_socket_get_listener(b)
-        evconnlistener_set_error_cb(listener, HTTPServer.listenerErrorTrampoline)
+    func accept(fd: Int32) {
+        let event = loop.ioEvent(fd, write: false) { [unowned self] in acceptReady(fd) }
+        event.enable()
+        listeners.append((fd, event))
     }
+
+    var listeningFDs: [Int32] { listeners.map(\.fd) }
 
     /// Closes this worker's listening sockets; connections already accepted are still served.
     func stopAccepting() {
-        for b in bound { evhttp_del_accept_socket(http, b) }
-        bound.removeAll()
+        for l in listeners {
+            l.event.cancel()
+            Glibc.close(l.fd)
+        }
+        listeners.removeAll()
     }
 
-    var listeningFDs: [Int32] { bound.map { evhttp_bound_socket_get_fd($0) } }
-
-    // MARK: C callbacks
-
-    private static let requestTrampoline: @convention(c) (UnsafeMutablePointer<evhttp_request>?, UnsafeMutableRawPointer?) -> Void = { req, arg in
-        guard let req, let arg else { return }
-        Unmanaged<HTTPServer>.fromOpaque(arg).takeUnretainedValue().received(req)
+    private func acceptReady(_ listenFD: Int32) {
+        // Several per wake-up: under load the queue holds many.
+        for _ in 0..<64 {
+            var ss = sockaddr_storage()
+            var len = socklen_t(MemoryLayout<sockaddr_storage>.size)
+            let fd = withUnsafeMutablePointer(to: &ss) {
+                $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { mserve_accept_nonblocking(listenFD, $0, &len) }
+            }
+            if fd < 0 {
+                let err = errno
+                if err == EAGAIN || err == EINTR || err == ECONNABORTED { return }
+                // Out of descriptors (or memory): retrying at once would spin a core.
+                logger.error("accept failed: \(String(cString: strerror(err))); pausing accepts for 100 ms")
+                for l in listeners where l.fd == listenFD {
+                    l.event.disarm()
+                    loop.after(0.1) { l.event.enable() }
+                }
+                return
+            }
+            var one: Int32 = 1
+            setsockopt(fd, Int32(IPPROTO_TCP), TCP_NODELAY, &one, socklen_t(MemoryLayout<Int32>.size))
+            let conn = HTTPConnection(fd: fd, remoteHost: HTTPServer.hostText(&ss), server: self)
+            connections[ObjectIdentifier(conn)] = conn
+        }
     }
 
-    private static let completeTrampoline: @convention(c) (UnsafeMutablePointer<evhttp_request>?, UnsafeMutableRawPointer?) -> Void = { _, arg in
-        guard let arg else { return }
-        Unmanaged<HTTPServer>.fromOpaque(arg).takeUnretainedValue().completed()
+    static func hostText(_ ss: inout sockaddr_storage) -> String {
+        var buf = [CChar](repeating: 0, count: Int(INET6_ADDRSTRLEN))
+        let family = ss.ss_family
+        withUnsafePointer(to: &ss) { p in
+            if family == sa_family_t(AF_INET6) {
+                p.withMemoryRebound(to: sockaddr_in6.self, capacity: 1) { a in
+                    var addr = a.pointee.sin6_addr
+                    _ = inet_ntop(AF_INET6, &addr, &buf, socklen_t(buf.count))
+                }
+            } else {
+                p.withMemoryRebound(to: sockaddr_in.self, capacity: 1) { a in
+                    var addr = a.pointee.sin_addr
+                    _ = inet_ntop(AF_INET, &addr, &buf, socklen_t(buf.count))
+                }
+            }
+        }
+        return String(decoding: buf.prefix { $0 != 0 }.map { UInt8(bitPattern: $0) }, as: UTF8.self)
     }
 
-    private static let errorTrampoline: mserve_error_hook_t = { req, code in
-        guard let req else { return }
-        guard let server = HTTPServer.current else { return }
-        server.protocolError(req, code: Int(code))
+    func closed(_ conn: HTTPConnection) {
+        connections.removeValue(forKey: ObjectIdentifier(conn))
     }
 
-    /// Out of file descriptors (or memory) the listener would retry at once, spinning a core; instead
-    /// it pauses for a moment and says so.
-    private static let listenerErrorTrampoline: evconnlistener_errorcb = { listener, _ in
-        guard let listener, let server = HTTPServer.current else { return }
-        let err = errno
-        server.logger.error("accept failed: \(String(cString: strerror(err))); pausing accepts for 100 ms")
-        evconnlistener_disable(listener)
-        server.loop.after(0.1) { evconnlistener_enable(listener) }
+    /// Closes connections past the client timeout (idle, or too slow to send a request or read an
+    /// answer) and lingering ones past their grace.  A connection whose request is with a handler is
+    /// left alone: the handler's own deadline governs it.
+    private func sweep() {
+        let now = monotonicSeconds()
+        for conn in connections.values where !conn.busy {
+            let limit = conn.lingering ? min(HTTPServer.lingerSeconds, settings.clientTimeout) : settings.clientTimeout
+            if now - conn.lastActivity > limit { conn.close() }
+        }
     }
 
-    // MARK: request lifecycle
+    /// For a graceful stop: closes every connection with nothing in progress.
+    func closeIdleConnections() {
+        for conn in connections.values where conn.isIdle {
+            // A request that arrived but is not read yet is served (with Connection: close) instead.
+            var pending: Int32 = 0
+            _ = ioctl(conn.fd, UInt(FIONREAD), &pending)
+            if pending == 0 { conn.close() }
+        }
+    }
 
-    private func received(_ req: UnsafeMutablePointer<evhttp_request>) {
+    // MARK: requests
+
+    func received(_ request: HTTPRequest) {
         inFlight += 1
         handled += 1
-        evhttp_request_set_on_complete_cb(req, HTTPServer.completeTrampoline, Unmanaged.passUnretained(self).toOpaque())
-        dispatcher.handle(HTTPRequest(raw: req, startTime: monotonicSeconds()))
-    }
-
-    private func completed() {
-        inFlight -= 1
+        dispatcher.handle(request)
     }
 
     func logRequest(_ request: HTTPRequest, recordID: String) {
         logger.log(.info, recordID: recordID) { line in
             line.append(contentsOf: "request: ".utf8)
-            line.append(contentsOf: request.method.rawValue.utf8)
+            LogText.appendEscaped(request.head.methodName, to: &line)
             line.append(UInt8(ascii: " "))
             LogText.appendEscaped(request.target, to: &line)
             line.append(UInt8(ascii: " "))
@@ -137,26 +158,64 @@ public final class HTTPServer {
         if body.count > limit { line.append(contentsOf: "...(\(body.count) bytes)".utf8) }
     }
 
-    /// Writes the response (evhttp adds Content-Length, Date and keep-alive handling) and its log lines.
+    /// Writes the response and its log lines.  The connection may be gone (the client left): the
+    /// lines are still written.
     func respond(_ request: HTTPRequest, status: Int, headers: [(String, String)], body: [UInt8], recordID: String) {
-        let out = evhttp_request_get_output_headers(request.raw)
-        var hasType = false
-        for (k, v) in headers {
-            if !hasType && k.equalsIgnoringASCIICase("Content-Type") { hasType = true }
-            evhttp_add_header(out, k, v)
+        inFlight -= 1
+        var close = !request.head.keepAlive || closing
+        for (k, v) in headers where k.equalsIgnoringASCIICase("Connection") && v.equalsIgnoringASCIICase("close") { close = true }
+        if let conn = request.connection {
+            let bytes = serialize(status: status, headers: headers, body: request.method == .HEAD ? [] : body,
+                                  bodyLength: body.count, recordID: recordID, close: close,
+                                  keepAliveHeader: request.head.minorVersion == 0 && !close)
+            conn.write(bytes, close: close, finishesRequest: true)
         }
-        if !hasType && !body.isEmpty { evhttp_add_header(out, "Content-Type", "text/plain; charset=utf-8") }
-        evhttp_add_header(out, "X-Request-Id", recordID)
-        if closing { evhttp_add_header(out, "Connection", "close") }
-        if !body.isEmpty { evbuffer_add(evhttp_request_get_output_buffer(request.raw), body, body.count) }
-        evhttp_send_reply(request.raw, Int32(status), HTTPStatus.reason(status), nil)
-        logResponse(request.raw, method: request.method.rawValue, target: request.target,
-                    version: request.httpVersion, status: status, body: body, recordID: recordID,
+        logResponse(method: request.head.methodName, target: request.target, version: request.httpVersion,
+                    remoteHost: request.remoteHost, userAgent: request.header("User-Agent"),
+                    referer: request.header("Referer"), status: status, body: body, recordID: recordID,
                     started: request.startTime)
     }
 
-    private func logResponse(_ raw: UnsafeMutablePointer<evhttp_request>, method: String, target: String,
-                             version: String, status: Int, body: [UInt8], recordID: String, started: Double) {
+    /// The response head and body as bytes.  Header names and values with CR or LF are dropped:
+    /// they would let a handler's input split the response.
+    private func serialize(status: Int, headers: [(String, String)], body: [UInt8], bodyLength: Int,
+                           recordID: String, close: Bool, keepAliveHeader: Bool) -> [UInt8] {
+        var out: [UInt8] = []
+        out.reserveCapacity(160 + body.count)
+        out.append(contentsOf: "HTTP/1.1 ".utf8)
+        out.appendDecimal(status)
+        out.append(UInt8(ascii: " "))
+        out.append(contentsOf: HTTPStatus.reason(status).utf8)
+        out.append(contentsOf: "\r\nDate: ".utf8)
+        dateCache.append(to: &out)
+        out.append(contentsOf: "\r\nContent-Length: ".utf8)
+        out.appendDecimal(bodyLength)
+        var hasType = false
+        for (k, v) in headers {
+            if k.equalsIgnoringASCIICase("Content-Length") || k.equalsIgnoringASCIICase("Connection") { continue }
+            guard !k.containsLineBreak, !v.containsLineBreak else {
+                logger.error("dropped response header \(k) with a line break", recordID: recordID)
+                continue
+            }
+            if k.equalsIgnoringASCIICase("Content-Type") { hasType = true }
+            out.append(contentsOf: "\r\n".utf8)
+            out.append(contentsOf: k.utf8)
+            out.append(contentsOf: ": ".utf8)
+            out.append(contentsOf: v.utf8)
+        }
+        if !hasType && bodyLength > 0 { out.append(contentsOf: "\r\nContent-Type: text/plain; charset=utf-8".utf8) }
+        out.append(contentsOf: "\r\nX-Request-Id: ".utf8)
+        out.append(contentsOf: recordID.utf8)
+        if close { out.append(contentsOf: "\r\nConnection: close".utf8) }
+        if keepAliveHeader { out.append(contentsOf: "\r\nConnection: keep-alive".utf8) }
+        out.append(contentsOf: "\r\n\r\n".utf8)
+        out.append(contentsOf: body)
+        return out
+    }
+
+    private func logResponse(method: String, target: String, version: String, remoteHost: String,
+                             userAgent: String?, referer: String?, status: Int, body: [UInt8],
+                             recordID: String, started: Double) {
         let level: LogLevel = status >= 500 ? .error : (status >= 400 ? .warning : .info)
         logger.log(level, recordID: recordID) { line in
             line.append(contentsOf: "response: ".utf8)
@@ -164,55 +223,55 @@ public final class HTTPServer {
             line.append(UInt8(ascii: " "))
             appendExcerpt(body, to: &line)
         }
-        guard let accessLog else { return }
-        let headers = raw.pointee.input_headers
-        func header(_ n: String) -> String? { evhttp_find_header(headers, n).map { String(cString: $0) } }
-        accessLog.log(AccessLog.Entry(
-            remoteHost: raw.pointee.remote_host.map { String(cString: $0) } ?? "-",
-            method: method, target: target, httpVersion: version, status: status, bytes: body.count,
-            referer: header("Referer"), userAgent: header("User-Agent"),
+        accessLog?.log(AccessLog.Entry(
+            remoteHost: remoteHost, method: method, target: target, httpVersion: version, status: status,
+            bytes: body.count, referer: referer, userAgent: userAgent,
             durationSeconds: monotonicSeconds() - started, pid: pid, recordID: recordID))
     }
 
-    /// evhttp could not hand the request to us (see CEvHTTPShim): answer with a JSON error.
-    private func protocolError(_ req: UnsafeMutablePointer<evhttp_request>, code: Int) {
-        if req.pointee.uri != nil && code == 501 {
-            // A method evhttp does not know: the router answers it (405 on a route, else 404).
-            received(req)
-            return
-        }
+    /// A request the parser refused: a JSON error, its log lines, and the connection closed after.
+    func rejected(_ e: RequestParseError, on conn: HTTPConnection) {
         let started = monotonicSeconds()
-        var status = code == 0 ? 400 : code
-        var message: String
-        switch status {
-        case 413: message = "request body larger than \(settings.maxBodySize) bytes"
-        case 417: message = "unsupported Expect header"
-        case 400:
-            let buffered = req.pointee.evcon.map { evbuffer_get_length(bufferevent_get_input(evhttp_connection_get_bufferevent($0))) } ?? 0
-            if Int(req.pointee.headers_size) + buffered > settings.maxHeaderSize {
-                status = 431
-                message = "request line and headers larger than \(settings.maxHeaderSize) bytes"
-            } else {
-                message = "malformed request"
-            }
-        default: message = HTTPStatus.reason(status)
+        let (rid, ridValue, _) = RecordID.resolve(bodyValue: nil, header: e.requestID)
+        let method = e.head?.methodName ?? "-"
+        let target = e.head?.target ?? "-"
+        logger.log(.info, recordID: rid) { line in
+            line.append(contentsOf: "request: ".utf8)
+            LogText.appendEscaped(method, to: &line)
+            line.append(UInt8(ascii: " "))
+            LogText.appendEscaped(target, to: &line)
+            line.append(contentsOf: " (rejected: ".utf8)
+            LogText.appendEscaped(e.message, to: &line)
+            line.append(UInt8(ascii: ")"))
         }
-        let header = req.pointee.input_headers.flatMap { evhttp_find_header($0, "X-Request-Id") }.map { String(cString: $0) }
-        let (rid, ridValue, _) = RecordID.resolve(bodyValue: nil, header: header)
-        let target = req.pointee.uri.map { String(cString: $0) } ?? "-"
-        if req.pointee.major == 0 { req.pointee.major = 1; req.pointee.minor = 1 }
-        let method = req.pointee.uri == nil ? "-" : HTTPMethod(evhttp_request_get_command(req)).rawValue
-        logger.info("request: \(method) \(target) (rejected before routing)", recordID: rid)
+        let body = ErrorBody.json(HTTPError(e.status, e.message), recordID: ridValue).serialized()
+        conn.lingerOnClose = true
+        conn.write(serialize(status: e.status, headers: [("Content-Type", "application/json")], body: body,
+                             bodyLength: body.count, recordID: rid, close: true, keepAliveHeader: false),
+                   close: true, finishesRequest: true)
+        logResponse(method: method, target: target, version: e.head?.minorVersion == 0 ? "HTTP/1.0" : "HTTP/1.1",
+                    remoteHost: conn.remoteHost, userAgent: e.head?.header("User-Agent"),
+                    referer: e.head?.header("Referer"), status: e.status, body: body, recordID: rid, started: started)
+    }
+}
 
-        let body = ErrorBody.json(HTTPError(status, message), recordID: ridValue).serialized()
-        let out = evhttp_request_get_output_headers(req)
-        evhttp_clear_headers(out)
-        evhttp_add_header(out, "Content-Type", "application/json")
-        evhttp_add_header(out, "X-Request-Id", rid)
-        evhttp_add_header(out, "Connection", "close")
-        evbuffer_add(evhttp_request_get_output_buffer(req), body, body.count)
-        evhttp_send_reply(req, Int32(status), HTTPStatus.reason(status), nil)
-        logResponse(req, method: method, target: target, version: "HTTP/1.1", status: status, body: body,
-                    recordID: rid, started: started)
+/// The Date header's text, formatted once per second.
+struct HTTPDate {
+    private var second = -1
+    private var text: [UInt8] = []
+
+    mutating func append(to out: inout [UInt8]) {
+        var ts = timespec()
+        clock_gettime(CLOCK_REALTIME, &ts)
+        if ts.tv_sec != second {
+            second = ts.tv_sec
+            var t = time_t(ts.tv_sec)
+            var tm = tm()
+            gmtime_r(&t, &tm)
+            var buf = [CChar](repeating: 0, count: 64)
+            let n = strftime(&buf, buf.count, "%a, %d %b %Y %H:%M:%S GMT", &tm)
+            text = buf[0..<n].map { UInt8(bitPattern: $0) }
+        }
+        out.append(contentsOf: text)
     }
 }

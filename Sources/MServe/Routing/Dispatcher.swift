@@ -25,7 +25,6 @@ final class Dispatcher {
 
         do {
             if let ridError { throw ridError }
-            try checkFraming(request)
             guard let (_, args) = match else { throw HTTPError(404, "no route for \(request.path)") }
             try handler.prepare()
             if !handler.finished { try handler.call(args) }
@@ -39,17 +38,6 @@ final class Dispatcher {
         } catch {
             context.logger.error("\(type(of: handler)) failed: \(error)", recordID: rid)
             if !handler.finished { handler.finish(with: HTTPError(500, "\(error)")) }
-        }
-    }
-
-    /// evhttp takes the first of several Content-Length headers and lets Transfer-Encoding and
-    /// Content-Length coexist; both are request-smuggling vectors behind a proxy, so both are 400.
-    private func checkFraming(_ request: HTTPRequest) throws {
-        // Where the body ended is in doubt, so nothing more is read from this connection.
-        let close = [("Connection", "close")]
-        if request.contentLengthCount > 1 { throw HTTPError(400, "duplicate Content-Length headers", headers: close) }
-        if request.contentLengthCount > 0 && request.hasTransferEncoding {
-            throw HTTPError(400, "both Content-Length and Transfer-Encoding", headers: close)
         }
     }
 }

@@ -77,6 +77,11 @@ public final class EventLoop {
         return h
     }
 
+    /// A persistent read or write event at the default priority, not yet enabled.
+    public func ioEvent(_ fd: Int32, write: Bool, _ handler: @escaping () -> Void) -> EventHandle {
+        make(fd: fd, flags: Int32((write ? EV_WRITE : EV_READ) | EV_PERSIST), priority: nil) { _ in handler() }
+    }
+
     /// A timer; with `repeating` it fires every `seconds` until cancelled.
     @discardableResult
     public func after(_ seconds: Double, repeating: Bool = false, priority: Int32? = nil,
@@ -124,6 +129,9 @@ public final class EventHandle {
     }
 
     public func activate() { event_active(event, Int32(EV_TIMEOUT), 0) }
+
+    /// Adds an I/O event without a timeout.
+    public func enable() { event_add(event, nil) }
 
     /// Stops a pending timer without releasing it; arm() starts it again.
     public func disarm() { event_del(event) }

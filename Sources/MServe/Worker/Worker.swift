@@ -102,15 +102,10 @@ final class Worker {
             }
         }
 
-        do {
-            server = try HTTPServer(loop: loop, settings: settings, logger: logger, accessLog: logs.accessLog,
-                                    router: Router.standard(models: models))
-            server.setContext(HandlerContext(logger: logger, workerID: slot, settings: settings, models: models, server: server))
-            for fd in listenFDs { try server.accept(fd: fd) }
-        } catch {
-            logger.critical("worker cannot serve: \(error)")
-            return ExitCode.workerBootError
-        }
+        server = HTTPServer(loop: loop, settings: settings, logger: logger, accessLog: logs.accessLog,
+                            router: Router.standard(models: models))
+        server.setContext(HandlerContext(logger: logger, workerID: slot, settings: settings, models: models, server: server))
+        for fd in listenFDs { server.accept(fd: fd) }
 
         loop.onSignal(SIGTERM) { [unowned self] in stopGracefully() }
         loop.onSignal(SIGINT) { [unowned self] in stopNow() }
@@ -138,11 +133,8 @@ final class Worker {
         let fds = server.listeningFDs
         let deadline = monotonicSeconds() + 1
         var accepting = true
-        var quietTicks = 0
-        var lastHandled = server.handled
-        // Every 10 ms: first wait for the accept queues to empty, then for a quiet spell with nothing
-        // in flight and no new request, which gives connections accepted a moment ago the time to
-        // deliver their request.  evhttp does not tell us which connections are mid-request.
+        // Every 10 ms: first wait for the accept queues to empty, then close connections as they
+        // become idle (answers now carry Connection: close), and exit when none is left.
         loop.after(0.01, repeating: true) { [unowned self] in
             if accepting {
                 let queued = fds.reduce(0) { $0 + Listeners.acceptQueueLength($1) }
@@ -150,9 +142,8 @@ final class Worker {
                 server.stopAccepting()
                 accepting = false
             }
-            if server.inFlight == 0 && server.handled == lastHandled { quietTicks += 1 } else { quietTicks = 0 }
-            lastHandled = server.handled
-            if quietTicks >= 5 { loop.stop() }
+            server.closeIdleConnections()
+            if server.openConnections == 0 { loop.stop() }
         }
     }
 

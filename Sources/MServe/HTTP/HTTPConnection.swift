@@ -1,0 +1,170 @@
+import CEvent
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// One client connection: reads, parses one request at a time (pipelined ones wait their turn),
+/// hands it to the server, and writes the answer at once, falling back to a write event only when the
+/// socket buffer is full.  In the common case a request costs one read and one write system call.
+final class HTTPConnection {
+    let fd: Int32
+    let remoteHost: String
+    unowned let server: HTTPServer
+    private var parser: RequestParser
+    private var input: [UInt8] = []
+    private var inputStart = 0
+    private var output: [UInt8] = []
+    private var outputStart = 0
+    private var readEvent: EventHandle!
+    private var writeEvent: EventHandle!
+    private var writeArmed = false
+    private var processing = false
+    /// A request is with a handler and not yet answered.
+    private(set) var busy = false
+    private var closeAfterWrite = false
+    /// Output is shut down and we read until the client closes, so it reads our answer rather than
+    /// a reset (lingering close).
+    private(set) var lingering = false
+    private(set) var closed = false
+    private var peerClosed = false
+    /// Set for a rejected request: the client may still be sending what we will not read.
+    var lingerOnClose = false
+    var lastActivity: Double
+
+    init(fd: Int32, remoteHost: String, server: HTTPServer) {
+        self.fd = fd
+        self.remoteHost = remoteHost
+        self.server = server
+        parser = RequestParser(maxHeaderSize: server.settings.maxHeaderSize, maxBodySize: server.settings.maxBodySize)
+        lastActivity = monotonicSeconds()
+        readEvent = server.loop.ioEvent(fd, write: false) { [unowned self] in readable() }
+        writeEvent = server.loop.ioEvent(fd, write: true) { [unowned self] in flushOutput() }
+        readEvent.enable()
+    }
+
+    /// Idle: no request in progress, nothing buffered either way.
+    var isIdle: Bool { !busy && inputStart == input.count && outputStart == output.count && !lingering }
+
+    private func readable() {
+        let n = server.readScratch.withUnsafeMutableBytes { read(fd, $0.baseAddress, $0.count) }
+        if n > 0 {
+            lastActivity = monotonicSeconds()
+            if lingering { return }    // discarded
+            if inputStart == input.count {
+                input.removeAll(keepingCapacity: true)
+                inputStart = 0
+            } else if inputStart > 65536 {
+                input.removeSubrange(0..<inputStart)
+                inputStart = 0
+            }
+            server.readScratch.withUnsafeBufferPointer { input.append(contentsOf: $0[0..<n]) }
+            processInput()
+        } else if n == 0 {
+            peerClosed = true
+            if busy || outputStart < output.count {
+                readEvent.disarm()   // answer what was asked, then close
+            } else {
+                close()
+            }
+        } else if errno != EAGAIN && errno != EINTR {
+            close()
+        }
+    }
+
+    /// Parses and dispatches what is buffered, one request at a time.
+    func processInput() {
+        guard !processing else { return }
+        processing = true
+        defer { processing = false }
+        while !busy && !closed && !closeAfterWrite && inputStart < input.count {
+            let result = input.withUnsafeBufferPointer { parser.parse(UnsafeBufferPointer(rebasing: $0[inputStart...])) }
+            switch result {
+            case .needMore:
+                return
+            case .expectsContinue:
+                write(Array("HTTP/1.1 100 Continue\r\n\r\n".utf8), close: false)
+                return
+            case .request(let head, let body, let consumed):
+                inputStart += consumed
+                parser.reset()
+                busy = true
+                server.received(HTTPRequest(head: head, body: body, remoteHost: remoteHost,
+                                            startTime: monotonicSeconds(), connection: self))
+            case .error(let e):
+                // The rest of what this client sent cannot be trusted to be framed right.
+                inputStart = input.count
+                busy = true
+                server.rejected(e, on: self)
+                return
+            }
+        }
+    }
+
+    /// Queues a response (or an interim 100 Continue) and writes what the socket takes now.
+    func write(_ bytes: [UInt8], close: Bool, finishesRequest: Bool = false) {
+        guard !closed else { return }
+        if finishesRequest { busy = false }
+        if close { closeAfterWrite = true }
+        if outputStart == output.count {
+            output = bytes
+            outputStart = 0
+        } else {
+            output.append(contentsOf: bytes)
+        }
+        flushOutput()
+        if finishesRequest && !closed && !closeAfterWrite { processInput() }
+    }
+
+    private func flushOutput() {
+        while outputStart < output.count {
+            let n = output.withUnsafeBytes { send(fd, $0.baseAddress! + outputStart, $0.count - outputStart, Int32(MSG_NOSIGNAL)) }
+            if n > 0 {
+                outputStart += n
+                lastActivity = monotonicSeconds()
+            } else if n < 0 && errno == EINTR {
+                continue
+            } else if n < 0 && errno == EAGAIN {
+                if !writeArmed {
+                    writeArmed = true
+                    writeEvent.enable()
+                }
+                return
+            } else {
+                close()
+                return
+            }
+        }
+        if writeArmed {
+            writeArmed = false
+            writeEvent.disarm()
+        }
+        if closeAfterWrite && !busy {
+            finishClose()
+        } else if peerClosed && !busy {
+            close()
+        }
+    }
+
+    /// After a response marked close: close at once if the client has nothing more in flight,
+    /// otherwise shut our side and drain theirs for a moment (lingering close).
+    private func finishClose() {
+        var pending: Int32 = 0
+        _ = ioctl(fd, UInt(FIONREAD), &pending)
+        if inputStart == input.count && pending == 0 && !lingerOnClose {
+            close()
+            return
+        }
+        lingering = true
+        lastActivity = monotonicSeconds()
+        shutdown(fd, Int32(SHUT_WR))
+    }
+
+    func close() {
+        guard !closed else { return }
+        closed = true
+        readEvent.cancel()
+        writeEvent.cancel()
+        Glibc.close(fd)
+        server.closed(self)
+    }
+}

@@ -1,0 +1,370 @@
+/// A request head as parsed from the wire.
+public struct RequestHead: Equatable {
+    public var method: HTTPMethod
+    /// The method as sent, for logs (an unknown method is kept here).
+    public var methodName: String
+    public var target: String
+    /// 0 for HTTP/1.0, 1 for HTTP/1.1.
+    public var minorVersion: Int
+    public var headers: [(name: String, value: String)]
+    public var keepAlive: Bool
+
+    public static func == (a: RequestHead, b: RequestHead) -> Bool {
+        a.method == b.method && a.methodName == b.methodName && a.target == b.target
+            && a.minorVersion == b.minorVersion && a.keepAlive == b.keepAlive
+            && a.headers.map(\.name) == b.headers.map(\.name) && a.headers.map(\.value) == b.headers.map(\.value)
+    }
+
+    /// The first value of a header; names compare without regard to case.
+    public func header(_ name: String) -> String? {
+        headers.first { $0.name.equalsIgnoringASCIICase(name) }?.value
+    }
+}
+
+/// Why a request cannot be served, found while parsing.  `head` is set when the head was readable,
+/// so the error can still carry the client's X-Request-Id and be logged with its path.
+public struct RequestParseError: Error, Equatable {
+    public var status: Int
+    public var message: String
+    public var head: RequestHead?
+    /// The client's X-Request-Id, also when the head as a whole was too large to parse.
+    public var requestID: String?
+
+    init(status: Int, message: String, head: RequestHead? = nil, requestID: String? = nil) {
+        self.status = status
+        self.message = message
+        self.head = head
+        self.requestID = requestID ?? head?.header("X-Request-Id")
+    }
+}
+
+/// What the parser found in the bytes it was given.
+public enum ParseResult: Equatable {
+    /// A complete request; `consumed` bytes of the input belong to it.
+    case request(RequestHead, body: [UInt8], consumed: Int)
+    /// The head is complete and the client asked `Expect: 100-continue` for a body it has not sent.
+    case expectsContinue
+    /// More bytes are needed.
+    case needMore
+    /// The request is bad; the connection is closed after the error response.
+    case error(RequestParseError)
+}
+
+/// An incremental HTTP/1.x request parser: strict where laxness lets a request be read two ways
+/// behind a proxy (duplicate Content-Length, Content-Length with Transfer-Encoding, bare CR, line
+/// folding, whitespace before a colon), bounded in head and body size, and free of I/O so that it
+/// can be unit-tested and fuzzed.  It is fed the connection's unread bytes each time more arrive
+/// and remembers how far it got, so a slow client costs no re-scanning.
+public struct RequestParser {
+    public let maxHeaderSize: Int
+    public let maxBodySize: Int
+
+    private enum State {
+        case head(scanned: Int)
+        case body(head: RequestHead, headLength: Int, length: Int)
+        case chunked(head: RequestHead, headLength: Int, ChunkState)
+    }
+
+    private struct ChunkState {
+        var pos: Int            // next unparsed byte, relative to the request's start
+        var body: [UInt8] = []
+        var remaining = 0       // data bytes left in the current chunk
+        var phase = Phase.size
+        var trailerBytes = 0
+        enum Phase { case size, data, dataEnd, trailers }
+    }
+
+    private var state = State.head(scanned: 0)
+    private var continueSent = false
+
+    public init(maxHeaderSize: Int, maxBodySize: Int) {
+        self.maxHeaderSize = maxHeaderSize
+        self.maxBodySize = maxBodySize
+    }
+
+    /// Resets for the next request on the connection.
+    public mutating func reset() {
+        state = .head(scanned: 0)
+        continueSent = false
+    }
+
+    /// Parses the request that starts at the beginning of `bytes`.
+    public mutating func parse(_ bytes: UnsafeBufferPointer<UInt8>) -> ParseResult {
+        switch state {
+        case .head(let scanned):
+            guard let end = RequestParser.findHeadEnd(bytes, from: scanned) else {
+                if bytes.count > maxHeaderSize { return tooLarge(bytes) }
+                state = .head(scanned: max(0, bytes.count - 3))
+                return .needMore
+            }
+            if end > maxHeaderSize { return tooLarge(bytes) }
+            let head: RequestHead
+            let framing: Framing
+            switch RequestParser.parseHead(UnsafeBufferPointer(rebasing: bytes[0..<end])) {
+            case .failure(let e): return .error(e)
+            case .success(let (h, f)):
+                head = h
+                framing = f
+            }
+            switch framing {
+            case .none:
+                return .request(head, body: [], consumed: end)
+            case .length(let n):
+                if n > maxBodySize {
+                    return .error(RequestParseError(status: 413, message: "request body larger than \(maxBodySize) bytes", head: head))
+                }
+                state = .body(head: head, headLength: end, length: n)
+            case .chunked:
+                state = .chunked(head: head, headLength: end, ChunkState(pos: end))
+            }
+            if let expect = head.header("Expect") {
+                guard expect.lowercased() == "100-continue" else {
+                    return .error(RequestParseError(status: 417, message: "unsupported Expect: \(expect)", head: head))
+                }
+                if bytes.count == end && !continueSent && head.minorVersion == 1 {
+                    continueSent = true
+                    return .expectsContinue
+                }
+            }
+            return parse(bytes)
+
+        case .body(let head, let headLength, let length):
+            guard bytes.count >= headLength + length else { return .needMore }
+            let body = Array(bytes[headLength..<(headLength + length)])
+            return .request(head, body: body, consumed: headLength + length)
+
+        case .chunked(let head, let headLength, var chunk):
+            let result = parseChunks(bytes, &chunk, head: head)
+            state = .chunked(head: head, headLength: headLength, chunk)
+            return result
+        }
+    }
+
+    /// 431, with the X-Request-Id if one of the complete lines we hold carries it.
+    private func tooLarge(_ bytes: UnsafeBufferPointer<UInt8>) -> ParseResult {
+        var requestID: String?
+        var pos = 0
+        let name = Array("x-request-id:".utf8)
+        while requestID == nil, let l = RequestParser.findLineEnd(bytes, from: pos) {
+            if l.lineEnd - pos > name.count && zip(bytes[pos..<(pos + name.count)], name).allSatisfy({ $0 | 0x20 == $1 | 0x20 }) {
+                requestID = String(decoding: UnsafeBufferPointer(rebasing: bytes[(pos + name.count)..<l.lineEnd]), as: UTF8.self).trimmingSpaces()
+            }
+            pos = l.next
+        }
+        return .error(RequestParseError(status: 431, message: "request line and headers larger than \(maxHeaderSize) bytes",
+                                        requestID: requestID))
+    }
+
+    private func parseChunks(_ bytes: UnsafeBufferPointer<UInt8>, _ c: inout ChunkState, head: RequestHead) -> ParseResult {
+        func fail(_ status: Int, _ message: String) -> ParseResult {
+            .error(RequestParseError(status: status, message: message, head: head))
+        }
+        while true {
+            switch c.phase {
+            case .size:
+                guard let eol = RequestParser.findLineEnd(bytes, from: c.pos) else {
+                    if bytes.count - c.pos > 1024 { return fail(400, "chunk size line too long") }
+                    return .needMore
+                }
+                var size = 0
+                var digits = 0
+                var i = c.pos
+                while i < eol.lineEnd, let d = RequestParser.hexValue(bytes[i]) {
+                    size = size &* 16 &+ Int(d)
+                    digits += 1
+                    if digits > 15 { return fail(400, "chunk size too large") }
+                    i += 1
+                }
+                // A chunk extension (";name=value") may follow; anything else is malformed.
+                if digits == 0 || (i < eol.lineEnd && bytes[i] != UInt8(ascii: ";") && bytes[i] != UInt8(ascii: " ")
+                                   && bytes[i] != UInt8(ascii: "\t")) {
+                    return fail(400, "malformed chunk size")
+                }
+                if c.body.count + size > maxBodySize { return fail(413, "request body larger than \(maxBodySize) bytes") }
+                c.pos = eol.next
+                if size == 0 {
+                    c.phase = .trailers
+                } else {
+                    c.remaining = size
+                    c.phase = .data
+                }
+            case .data:
+                let available = min(c.remaining, bytes.count - c.pos)
+                if available > 0 {
+                    c.body.append(contentsOf: bytes[c.pos..<(c.pos + available)])
+                    c.pos += available
+                    c.remaining -= available
+                }
+                if c.remaining > 0 { return .needMore }
+                c.phase = .dataEnd
+            case .dataEnd:
+                guard bytes.count - c.pos >= 2 else { return .needMore }
+                guard bytes[c.pos] == 0x0D && bytes[c.pos + 1] == 0x0A else { return fail(400, "missing CRLF after chunk data") }
+                c.pos += 2
+                c.phase = .size
+            case .trailers:
+                guard let eol = RequestParser.findLineEnd(bytes, from: c.pos) else {
+                    if c.trailerBytes + bytes.count - c.pos > maxHeaderSize { return fail(431, "trailers larger than \(maxHeaderSize) bytes") }
+                    return .needMore
+                }
+                c.trailerBytes += eol.next - c.pos
+                if c.trailerBytes > maxHeaderSize { return fail(431, "trailers larger than \(maxHeaderSize) bytes") }
+                let empty = eol.lineEnd == c.pos
+                c.pos = eol.next
+                if empty { return .request(head, body: c.body, consumed: c.pos) }
+            }
+        }
+    }
+
+    // MARK: head
+
+    enum Framing: Equatable { case none, length(Int), chunked }
+
+    /// The offset just past the blank line that ends the head, or nil.
+    static func findHeadEnd(_ b: UnsafeBufferPointer<UInt8>, from: Int) -> Int? {
+        var i = from
+        while i < b.count {
+            if b[i] == 0x0A {
+                if i + 1 < b.count && b[i + 1] == 0x0A { return i + 2 }
+                if i + 2 < b.count && b[i + 1] == 0x0D && b[i + 2] == 0x0A { return i + 3 }
+            }
+            i += 1
+        }
+        return nil
+    }
+
+    /// The end of the line that starts at `from` (before its CRLF or LF) and where the next starts.
+    static func findLineEnd(_ b: UnsafeBufferPointer<UInt8>, from: Int) -> (lineEnd: Int, next: Int)? {
+        var i = from
+        while i < b.count {
+            if b[i] == 0x0A { return (i > from && b[i - 1] == 0x0D ? i - 1 : i, i + 1) }
+            i += 1
+        }
+        return nil
+    }
+
+    static func hexValue(_ b: UInt8) -> UInt8? {
+        switch b {
+        case 0x30...0x39: return b - 0x30
+        case 0x41...0x46: return b - 0x41 + 10
+        case 0x61...0x66: return b - 0x61 + 10
+        default: return nil
+        }
+    }
+
+    /// RFC 9110 token characters, for methods and header names.
+    static func isToken(_ b: UInt8) -> Bool {
+        switch b {
+        case UInt8(ascii: "a")...UInt8(ascii: "z"), UInt8(ascii: "A")...UInt8(ascii: "Z"), UInt8(ascii: "0")...UInt8(ascii: "9"):
+            return true
+        default:
+            return "!#$%&'*+-.^_`|~".utf8.contains(b)
+        }
+    }
+
+    static func parseHead(_ b: UnsafeBufferPointer<UInt8>) -> Result<(RequestHead, Framing), RequestParseError> {
+        func bad(_ m: String, _ head: RequestHead? = nil, status: Int = 400) -> Result<(RequestHead, Framing), RequestParseError> {
+            .failure(RequestParseError(status: status, message: m, head: head))
+        }
+        var pos = 0
+        // Blank lines before a request are allowed (RFC 9112 2.2).
+        while pos < b.count && (b[pos] == 0x0D || b[pos] == 0x0A) { pos += 1 }
+        guard let line = findLineEnd(b, from: pos) else { return bad("malformed request line") }
+        // METHOD SP target SP HTTP/1.x
+        var i = pos
+        while i < line.lineEnd && isToken(b[i]) { i += 1 }
+        guard i > pos, i < line.lineEnd, b[i] == 0x20 else { return bad("malformed request line") }
+        let methodName = String(decoding: UnsafeBufferPointer(rebasing: b[pos..<i]), as: UTF8.self)
+        let targetStart = i + 1
+        var j = targetStart
+        while j < line.lineEnd && b[j] > 0x20 && b[j] != 0x7F { j += 1 }
+        guard j > targetStart, j < line.lineEnd, b[j] == 0x20 else { return bad("malformed request line") }
+        let target = String(decoding: UnsafeBufferPointer(rebasing: b[targetStart..<j]), as: UTF8.self)
+        let version = UnsafeBufferPointer(rebasing: b[(j + 1)..<line.lineEnd])
+        guard version.count == 8, version.starts(with: "HTTP/".utf8), version[6] == UInt8(ascii: "."),
+              (0x30...0x39).contains(version[5]), (0x30...0x39).contains(version[7])
+        else { return bad("malformed request line") }
+        guard version[5] == UInt8(ascii: "1"), version[7] == UInt8(ascii: "0") || version[7] == UInt8(ascii: "1") else {
+            return bad("HTTP version not supported", status: 505)
+        }
+        let minor = Int(version[7] - 0x30)
+        var head = RequestHead(method: HTTPMethod(name: methodName), methodName: methodName, target: target,
+                               minorVersion: minor, headers: [], keepAlive: minor == 1)
+        guard target.hasPrefix("/") || target == "*" || target.hasPrefix("http://") || target.hasPrefix("https://") else {
+            return bad("malformed request target", head)
+        }
+
+        pos = line.next
+        var contentLengths: [Substring] = []
+        var transferEncoding: String?
+        var connectionTokens: [Substring] = []
+        var hasHost = false
+        while pos < b.count {
+            guard let l = findLineEnd(b, from: pos) else { return bad("malformed header line", head) }
+            if l.lineEnd == pos { break }   // the blank line
+            if b[pos] == 0x20 || b[pos] == 0x09 { return bad("obsolete header line folding", head) }
+            var k = pos
+            while k < l.lineEnd && isToken(b[k]) { k += 1 }
+            guard k > pos, k < l.lineEnd, b[k] == UInt8(ascii: ":") else { return bad("malformed header line", head) }
+            var vs = k + 1
+            var ve = l.lineEnd
+            while vs < ve && (b[vs] == 0x20 || b[vs] == 0x09) { vs += 1 }
+            while ve > vs && (b[ve - 1] == 0x20 || b[ve - 1] == 0x09) { ve -= 1 }
+            for x in vs..<ve where (b[x] < 0x20 && b[x] != 0x09) || b[x] == 0x7F {
+                return bad("control character in header value", head)
+            }
+            let name = String(decoding: UnsafeBufferPointer(rebasing: b[pos..<k]), as: UTF8.self)
+            let value = String(decoding: UnsafeBufferPointer(rebasing: b[vs..<ve]), as: UTF8.self)
+            head.headers.append((name, value))
+            switch name.utf8.first.map({ $0 | 0x20 }) {
+            case UInt8(ascii: "c"):
+                if name.equalsIgnoringASCIICase("Content-Length") {
+                    contentLengths.append(Substring(value))
+                } else if name.equalsIgnoringASCIICase("Connection") {
+                    connectionTokens += value.split(separator: ",").map { Substring($0.trimmingSpaces()) }
+                }
+            case UInt8(ascii: "t"):
+                if name.equalsIgnoringASCIICase("Transfer-Encoding") {
+                    transferEncoding = transferEncoding.map { $0 + ", " + value } ?? value
+                }
+            case UInt8(ascii: "h"):
+                if name.equalsIgnoringASCIICase("Host") { hasHost = true }
+            default: break
+            }
+            pos = l.next
+        }
+
+        if connectionTokens.contains(where: { String($0).equalsIgnoringASCIICase("close") }) {
+            head.keepAlive = false
+        } else if minor == 0 && connectionTokens.contains(where: { String($0).equalsIgnoringASCIICase("keep-alive") }) {
+            head.keepAlive = true
+        }
+        if minor == 1 && !hasHost { return bad("missing Host header", head) }
+
+        if let te = transferEncoding {
+            if !contentLengths.isEmpty { return bad("both Content-Length and Transfer-Encoding", head) }
+            guard te.trimmingSpaces().equalsIgnoringASCIICase("chunked") else {
+                return bad("unsupported Transfer-Encoding: \(te)", head, status: 501)
+            }
+            return .success((head, .chunked))
+        }
+        if contentLengths.count > 1 { return bad("duplicate Content-Length headers", head) }
+        if let cl = contentLengths.first {
+            guard !cl.isEmpty, cl.utf8.count <= 18, cl.utf8.allSatisfy({ $0 >= 0x30 && $0 <= 0x39 }), let n = Int(cl) else {
+                return bad("malformed Content-Length", head)
+            }
+            return .success((head, n > 0 ? .length(n) : .none))
+        }
+        return .success((head, .none))
+    }
+}
+
+extension StringProtocol {
+    /// Without leading and trailing spaces and tabs (HTTP's optional whitespace).
+    func trimmingSpaces() -> String {
+        var s = Substring(self)
+        while let f = s.first, f == " " || f == "\t" { s = s.dropFirst() }
+        while let l = s.last, l == " " || l == "\t" { s = s.dropLast() }
+        return String(s)
+    }
+}
