@@ -27,6 +27,10 @@ final class HTTPConnection {
     private(set) var lingering = false
     private(set) var closed = false
     private var peerClosed = false
+    private var readPaused = false
+    /// Past this much unanswered output or unparsed input, a client that pipelines without reading
+    /// is not read from until it catches up.
+    private static let backlogLimit = 1 << 20
     /// Set for a rejected request: the client may still be sending what we will not read.
     var lingerOnClose = false
     var lastActivity: Double
@@ -59,13 +63,16 @@ final class HTTPConnection {
             }
             server.readScratch.withUnsafeBufferPointer { input.append(contentsOf: $0[0..<n]) }
             processInput()
-        } else if n == 0 {
-            peerClosed = true
-            if busy || outputStart < output.count {
-                readEvent.disarm()   // answer what was asked, then close
-            } else {
-                close()
+            if !closed && !readPaused && input.count - inputStart > HTTPConnection.backlogLimit + server.settings.maxBodySize {
+                readPaused = true
+                readEvent.disarm()
             }
+        } else if n == 0 {
+            // The client will send no more: answer the complete requests it sent, then close.
+            peerClosed = true
+            readEvent.disarm()
+            processInput()
+            if !busy && outputStart == output.count { close() }
         } else if errno != EAGAIN && errno != EINTR {
             close()
         }
@@ -76,7 +83,8 @@ final class HTTPConnection {
         guard !processing else { return }
         processing = true
         defer { processing = false }
-        while !busy && !closed && !closeAfterWrite && inputStart < input.count {
+        while !busy && !closed && !closeAfterWrite && inputStart < input.count
+                && output.count - outputStart < HTTPConnection.backlogLimit {
             let result = input.withUnsafeBufferPointer { parser.parse(UnsafeBufferPointer(rebasing: $0[inputStart...])) }
             switch result {
             case .needMore:
@@ -88,6 +96,10 @@ final class HTTPConnection {
                 inputStart += consumed
                 parser.reset()
                 busy = true
+                if readPaused && !peerClosed && input.count - inputStart <= HTTPConnection.backlogLimit {
+                    readPaused = false
+                    readEvent.enable()
+                }
                 server.received(HTTPRequest(head: head, body: body, remoteHost: remoteHost,
                                             startTime: monotonicSeconds(), connection: self))
             case .error(let e):
@@ -112,7 +124,6 @@ final class HTTPConnection {
             output.append(contentsOf: bytes)
         }
         flushOutput()
-        if finishesRequest && !closed && !closeAfterWrite { processInput() }
     }
 
     private func flushOutput() {
@@ -138,11 +149,14 @@ final class HTTPConnection {
             writeArmed = false
             writeEvent.disarm()
         }
-        if closeAfterWrite && !busy {
+        guard !busy else { return }
+        if closeAfterWrite {
             finishClose()
-        } else if peerClosed && !busy {
-            close()
+            return
         }
+        // Pipelined requests waiting behind the one just answered (a no-op inside processInput).
+        processInput()
+        if peerClosed && !busy && outputStart == output.count && !closed { close() }
     }
 
     /// After a response marked close: close at once if the client has nothing more in flight,

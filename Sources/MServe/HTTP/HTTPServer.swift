@@ -22,7 +22,6 @@ public final class HTTPServer {
     private let pid = getpid()
     /// Requests handed to handlers and not yet answered.
     public private(set) var inFlight = 0
-    public private(set) var handled = 0
     /// Once the worker is stopping, responses carry `Connection: close` so keep-alive clients move on.
     var closing = false
     /// How long a client that we are closing on may take to read our answer.
@@ -136,7 +135,6 @@ public final class HTTPServer {
 
     func received(_ request: HTTPRequest) {
         inFlight += 1
-        handled += 1
         dispatcher.handle(request)
     }
 

@@ -8,13 +8,13 @@ import Glibc
 /// This file and CEvHTTPShim are where C forces a compromise on Swift 6: libevent wants
 /// `@convention(c)` functions with a `void *` context, so each event keeps an `EventHandle` whose
 /// unretained pointer is that context, and the loop keeps the handle alive until it is cancelled.
-/// Everything here runs on the thread that runs the loop; `activate()` alone may be called from
-/// another thread (libevent is set up for pthreads before the base is created).
+/// Everything here runs on the thread that runs the loop (libevent is nonetheless set up for
+/// pthreads before the base is created, for the model threads to come).
 public final class EventLoop {
     public let base: OpaquePointer
     private var retained: [ObjectIdentifier: EventHandle] = [:]
     /// Priorities: 0 for what must not wait (signals, control pipes), 1 for the default (HTTP I/O),
-    /// 2 for work that should wait until the ready I/O is handled (log flushes).
+    /// 2 for work that may wait until the ready I/O is handled.
     public static let priorities: Int32 = 3
 
     public init() throws {
@@ -92,11 +92,6 @@ public final class EventLoop {
         return h
     }
 
-    /// An event fired only by `activate()`, at the given priority.
-    public func userEvent(priority: Int32, _ handler: @escaping () -> Void) -> EventHandle {
-        make(fd: -1, flags: 0, priority: priority) { _ in handler() }
-    }
-
     public func run() { event_base_dispatch(base) }
     public func stop() { event_base_loopbreak(base) }
 
@@ -127,8 +122,6 @@ public final class EventHandle {
         var tv = timeval(tv_sec: Int(interval), tv_usec: Int((interval - Double(Int(interval))) * 1e6))
         event_add(event, &tv)
     }
-
-    public func activate() { event_active(event, Int32(EV_TIMEOUT), 0) }
 
     /// Adds an I/O event without a timeout.
     public func enable() { event_add(event, nil) }
