@@ -238,3 +238,26 @@ def test_pipelined_requests(server):
             data += b
     assert data.count(b"HTTP/1.1 200 OK") == 3
     assert data.count(b"HTTP/1.1 404 Not Found") == 1
+
+
+def test_slowloris_is_cut_at_the_client_timeout(server):
+    """A request dribbled a byte at a time is closed a client timeout (2 s here) after it began."""
+    s = socket.create_connection(("127.0.0.1", server.port))
+    s.settimeout(0.2)
+    request = b"GET / HTTP/1.1\r\nHost: x\r\nX-Slow: " + b"a" * 100
+    t0 = time.monotonic()
+    closed_after = None
+    for i in range(len(request)):
+        try:
+            s.sendall(request[i:i + 1])
+            if s.recv(100) == b"":
+                closed_after = time.monotonic() - t0
+                break
+        except socket.timeout:
+            pass
+        except (BrokenPipeError, ConnectionResetError):
+            closed_after = time.monotonic() - t0
+            break
+        time.sleep(0.05)
+    s.close()
+    assert closed_after is not None and 1.9 < closed_after < 4, closed_after

@@ -34,6 +34,9 @@ final class HTTPConnection {
     /// Set for a rejected request: the client may still be sending what we will not read.
     var lingerOnClose = false
     var lastActivity: Double
+    /// When the first byte of a request not yet complete arrived: a client that dribbles its
+    /// request (slowloris) is closed a client timeout after it started, however steady the drip.
+    private(set) var partialSince: Double?
 
     init(fd: Int32, remoteHost: String, server: HTTPServer) {
         self.fd = fd
@@ -52,8 +55,9 @@ final class HTTPConnection {
     private func readable() {
         let n = server.readScratch.withUnsafeMutableBytes { read(fd, $0.baseAddress, $0.count) }
         if n > 0 {
+            if lingering { return }    // discarded; the linger has a fixed deadline
             lastActivity = monotonicSeconds()
-            if lingering { return }    // discarded
+            if partialSince == nil && inputStart == input.count { partialSince = lastActivity }
             if inputStart == input.count {
                 input.removeAll(keepingCapacity: true)
                 inputStart = 0
@@ -88,6 +92,7 @@ final class HTTPConnection {
             let result = input.withUnsafeBufferPointer { parser.parse(UnsafeBufferPointer(rebasing: $0[inputStart...])) }
             switch result {
             case .needMore:
+                if partialSince == nil { partialSince = monotonicSeconds() }
                 return
             case .expectsContinue:
                 write(Array("HTTP/1.1 100 Continue\r\n\r\n".utf8), close: false)
@@ -95,6 +100,7 @@ final class HTTPConnection {
             case .request(let head, let body, let consumed):
                 inputStart += consumed
                 parser.reset()
+                partialSince = nil
                 busy = true
                 if readPaused && !peerClosed && input.count - inputStart <= HTTPConnection.backlogLimit {
                     readPaused = false

@@ -117,7 +117,9 @@ public final class HTTPServer {
         let now = monotonicSeconds()
         for conn in connections.values where !conn.busy {
             let limit = conn.lingering ? min(HTTPServer.lingerSeconds, settings.clientTimeout) : settings.clientTimeout
-            if now - conn.lastActivity > limit { conn.close() }
+            if now - conn.lastActivity > limit || now - (conn.partialSince ?? now) > settings.clientTimeout {
+                conn.close()
+            }
         }
     }
 

@@ -77,6 +77,7 @@ public final class Master {
     }
 
     private var desiredWorkers = 0
+    private var respawnDelayed = false
 
     private func handleSignal(_ name: String, _ action: () -> Void) {
         logger.info("Handling signal: \(name)")
@@ -178,10 +179,16 @@ public final class Master {
                 halt("Worker (pid:\(pid)) failed to boot. Shutting down.", code: ExitCode.workerBootError)
             default:
                 logger.warning("Worker (pid:\(pid)) \(how); starting a replacement in slot \(w.slot)")
+                // One that dies before it serves would otherwise be forked again at once, forever.
+                if !w.ready { respawnDelayed = true }
             }
         }
         if phase == .stopping {
             if workers.isEmpty { loop.stop() }
+        } else if respawnDelayed {
+            respawnDelayed = false
+            logger.warning("a worker died before serving; next start in 1 s")
+            loop.after(1) { [unowned self] in manageWorkers() }
         } else {
             manageWorkers()
         }
