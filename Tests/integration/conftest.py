@@ -40,7 +40,7 @@ def children(pid):
 class Server:
     """One mserve master started by a test, with its logs in files."""
 
-    def __init__(self, tmp_path, args, workers=2, env=None, wait=True, port=0):
+    def __init__(self, tmp_path, args, workers=2, env=None, wait=True, port=0, preexec=None):
         self.tmp = tmp_path
         self.error_log = tmp_path / "error.log"
         self.access_log = tmp_path / "access.log"
@@ -52,7 +52,7 @@ class Server:
         full_env = dict(os.environ)
         full_env.update(env or {})
         self.proc = subprocess.Popen(self.args, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                                     env=full_env, start_new_session=True)
+                                     env=full_env, start_new_session=True, preexec_fn=preexec)
         self.pid = self.proc.pid
         if wait:
             self.wait_ready()
@@ -147,6 +147,14 @@ def start(tmp_path):
     yield _start
     for s in servers:
         s.stop()
+
+
+def http_ok(url):
+    """Whether GET url answers 200 now (False on any connection error)."""
+    try:
+        return requests.get(url, timeout=2).status_code == 200
+    except requests.RequestException:
+        return False
 
 
 def free_port():

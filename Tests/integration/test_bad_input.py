@@ -8,7 +8,7 @@ import time
 import pytest
 import requests
 
-from conftest import parse_response, raw_request, wait_for
+from conftest import http_ok, parse_response, raw_request, wait_for
 
 JSON = {"Content-Type": "application/json"}
 
@@ -261,3 +261,27 @@ def test_slowloris_is_cut_at_the_client_timeout(server):
         time.sleep(0.05)
     s.close()
     assert closed_after is not None and 1.9 < closed_after < 4, closed_after
+
+
+def test_out_of_file_descriptors_neither_spins_nor_kills(start):
+    """With a descriptor limit of 64, 80 idle clients exhaust a worker's descriptors: it logs the
+    accept failure, pauses accepting instead of spinning, and serves again once clients leave."""
+    import resource
+
+    def low_limit():
+        resource.setrlimit(resource.RLIMIT_NOFILE, (64, 64))
+
+    s = start("demo", "--client-timeout", "30", workers=1, preexec=low_limit)
+    worker = s.worker_pids()[0]
+    socks = [socket.create_connection(("127.0.0.1", s.port)) for _ in range(80)]
+    s.wait_log(r"accept failed: Too many open files; pausing accepts for 100 ms")
+    with open(f"/proc/{worker}/stat") as f:
+        cpu0 = sum(int(x) for x in f.read().rsplit(")", 1)[1].split()[11:13])
+    time.sleep(1.0)
+    with open(f"/proc/{worker}/stat") as f:
+        cpu1 = sum(int(x) for x in f.read().rsplit(")", 1)[1].split()[11:13])
+    assert cpu1 - cpu0 < 30, "the worker spun"   # clock ticks in 1 s; 100 would be a full core
+    for c in socks:
+        c.close()
+    wait_for(lambda: http_ok(s.url + "/"), what="serving again")
+    assert s.worker_pids() == [worker]

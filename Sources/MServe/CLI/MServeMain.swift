@@ -6,14 +6,15 @@ public enum MServeVersion {
     public static let string = "0.1.0"
 }
 
-/// The command line of `mserve`, reusable by a user's own executable with their models registered:
+/// The command line of `mserve`, reusable by a user's own executable with their models registered
+/// and, if they like, their own tornado-style handlers (tried before the built-in routes):
 ///
 ///     var models = ModelRegistry.builtin
 ///     models.register(MyModel.self, as: "mine")
-///     exit(MServeMain.run(models: models))
+///     exit(MServeMain.run(models: models, routes: [Route(#"/hello/(\w+)"#, HelloHandler.self)]))
 public enum MServeMain {
     public static func run(arguments: [String] = Array(CommandLine.arguments.dropFirst()),
-                           models registry: ModelRegistry = .builtin) -> Int32 {
+                           models registry: ModelRegistry = .builtin, routes: [Route] = []) -> Int32 {
         let settings: Settings
         do {
             switch try CommandLineParser.parse(arguments) {
@@ -50,7 +51,7 @@ public enum MServeMain {
             print("configuration OK: models \(settings.models.joined(separator: ", ")), \(settings.workers) workers, bind \(settings.binds.joined(separator: " "))")
             return ExitCode.ok
         }
-        let code = Master(settings: settings, registry: registry, logs: logs).run()
+        let code = Master(settings: settings, registry: registry, routes: routes, logs: logs).run()
         logs.flush()
         return code
     }

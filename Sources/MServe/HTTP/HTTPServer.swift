@@ -82,9 +82,14 @@ public final class HTTPServer {
             }
             var one: Int32 = 1
             setsockopt(fd, Int32(IPPROTO_TCP), TCP_NODELAY, &one, socklen_t(MemoryLayout<Int32>.size))
-            let conn = HTTPConnection(fd: fd, remoteHost: HTTPServer.hostText(&ss), server: self)
-            connections[ObjectIdentifier(conn)] = conn
+            adopt(fd: fd, remoteHost: HTTPServer.hostText(&ss))
         }
+    }
+
+    /// Serves a connected, non-blocking socket (an accepted one, or one end of a socketpair in tests).
+    func adopt(fd: Int32, remoteHost: String) {
+        let conn = HTTPConnection(fd: fd, remoteHost: remoteHost, server: self)
+        connections[ObjectIdentifier(conn)] = conn
     }
 
     static func hostText(_ ss: inout sockaddr_storage) -> String {

@@ -20,6 +20,7 @@ public final class Master {
 
     let settings: Settings
     let registry: ModelRegistry
+    let routes: [Route]
     let logs: ProcessLogs
     var logger: Logger { logs.logger }
     private var loop: EventLoop!
@@ -30,9 +31,10 @@ public final class Master {
     private var killTimer: EventHandle?
     private var pidFile: PidFile?
 
-    init(settings: Settings, registry: ModelRegistry, logs: ProcessLogs) {
+    init(settings: Settings, registry: ModelRegistry, routes: [Route], logs: ProcessLogs) {
         self.settings = settings
         self.registry = registry
+        self.routes = routes
         self.logs = logs
     }
 
@@ -122,7 +124,7 @@ public final class Master {
             close(fds[0])
             for (s, slotFDs) in listeners.slots.enumerated() where s != slot { slotFDs.forEach { close($0) } }
             for w in workers.values { close(w.pipe) }
-            let worker = Worker(slot: slot, settings: settings, registry: registry, logs: logs,
+            let worker = Worker(slot: slot, settings: settings, registry: registry, routes: routes, logs: logs,
                                 listenFDs: listeners.slots[slot], masterPipe: fds[1])
             let code = worker.run()
             logs.flush()

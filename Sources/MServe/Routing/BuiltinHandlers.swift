@@ -53,9 +53,9 @@ final class ModelHandler: RequestHandler {
 }
 
 extension Router {
-    /// The routes every worker serves: the index, then each model at /NAME.
-    static func standard(models: [ServedModel]) -> Router {
-        let router = Router([Route("/", IndexHandler.self)])
+    /// The routes every worker serves: the user's own first, then the index, then each model at /NAME.
+    static func standard(models: [ServedModel], userRoutes: [Route] = []) -> Router {
+        let router = Router(userRoutes + [Route("/", IndexHandler.self)])
         for m in models {
             router.add(Route("/" + m.name, literal: true) { req, ctx in
                 let h = ModelHandler(request: req, context: ctx)

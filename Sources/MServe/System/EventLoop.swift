@@ -93,6 +93,8 @@ public final class EventLoop {
     }
 
     public func run() { event_base_dispatch(base) }
+    /// Handles what is ready now, without waiting (for tests that drive a loop by hand).
+    public func runOnce() { event_base_loop(base, EVLOOP_NONBLOCK) }
     public func stop() { event_base_loopbreak(base) }
 
     /// In a forked child: the parent's loop must be re-initialised, then freed (shared/DESIGN.md).

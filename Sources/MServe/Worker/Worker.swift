@@ -50,6 +50,7 @@ final class Worker {
     let slot: Int
     let settings: Settings
     let registry: ModelRegistry
+    let routes: [Route]
     let logs: ProcessLogs
     let listenFDs: [Int32]
     let masterPipe: Int32
@@ -57,10 +58,12 @@ final class Worker {
     private var server: HTTPServer!
     private var stopping = false
 
-    init(slot: Int, settings: Settings, registry: ModelRegistry, logs: ProcessLogs, listenFDs: [Int32], masterPipe: Int32) {
+    init(slot: Int, settings: Settings, registry: ModelRegistry, routes: [Route], logs: ProcessLogs,
+         listenFDs: [Int32], masterPipe: Int32) {
         self.slot = slot
         self.settings = settings
         self.registry = registry
+        self.routes = routes
         self.logs = logs
         self.listenFDs = listenFDs
         self.masterPipe = masterPipe
@@ -103,7 +106,7 @@ final class Worker {
         }
 
         server = HTTPServer(loop: loop, settings: settings, logger: logger, accessLog: logs.accessLog,
-                            router: Router.standard(models: models))
+                            router: Router.standard(models: models, userRoutes: routes))
         server.setContext(HandlerContext(logger: logger, workerID: slot, settings: settings, models: models, server: server))
         for fd in listenFDs { server.accept(fd: fd) }
 
