@@ -3,7 +3,8 @@
 
 wrk drives `POST /demo` on `mserve -w 2` (access and error logs on, written to files) and a fixed 200
 from nginx with `worker_processes 2` (the machine's ceiling), with keep-alive and with
-`Connection: close`.  For each it prints requests/s, p50 and p99 latency, server CPU microseconds per
+`Connection: close`.  A third contender, `POST /sleep {"ms": 0}` on the same mserve, takes the path
+of every model that does not run on the event loop: the hand-off to a model thread and back.  For each it prints requests/s, p50 and p99 latency, server CPU microseconds per
 request (utime+stime of every server process, from /proc) and resident memory per worker.
 
     python3 benchmark/bench.py [--duration 10] [--connections 50] [--rounds 3]
@@ -144,25 +145,27 @@ http {{
         wait_http(f"http://127.0.0.1:{nport}/demo")
 
         mport = free_port()
-        mserve = subprocess.Popen([args.mserve, "-w", "2", "-b", f"127.0.0.1:{mport}", "demo",
+        mserve = subprocess.Popen([args.mserve, "-w", "2", "-b", f"127.0.0.1:{mport}", "demo", "sleep",
                                    "--access-logfile", f"{tmp}/access.log", "--error-logfile", f"{tmp}/error.log"])
         procs.append(mserve)
         wait_http(f"http://127.0.0.1:{mport}/demo", "POST", b'{"cal_number": 1}')
         time.sleep(0.5)
 
+        mpids = [mserve.pid] + children(mserve.pid)
+        demo = '{"recordid": "bench", "cal_number": 1}'
         servers = {
-            "nginx": (f"http://127.0.0.1:{nport}/demo", [nginx.pid] + children(nginx.pid)),
-            "mserve": (f"http://127.0.0.1:{mport}/demo", [mserve.pid] + children(mserve.pid)),
+            "nginx": (f"http://127.0.0.1:{nport}/demo", [nginx.pid] + children(nginx.pid), demo),
+            "mserve": (f"http://127.0.0.1:{mport}/demo", mpids, demo),
+            "mserve-thread": (f"http://127.0.0.1:{mport}/sleep", mpids, '{"recordid": "bench", "ms": 0}'),
         }
-        body = '{"recordid": "bench", "cal_number": 1}'
         results = {}
         for mode, close in (("keep-alive", False), ("close", True)):
-            lua = f"{tmp}/{mode}.lua"
-            write_lua(lua, "POST", body, close)
             rounds = {name: [] for name in servers}
-            # Interleaved rounds: whatever else the shared machine does falls on both servers alike.
+            # Interleaved rounds: whatever else the shared machine does falls on every server alike.
             for _ in range(args.rounds):
-                for name, (url, pids) in servers.items():
+                for name, (url, pids, body) in servers.items():
+                    lua = f"{tmp}/{name}-{mode}.lua"
+                    write_lua(lua, "POST", body, close)
                     wrk_args = ["-t", str(args.threads), "-c", str(args.connections), "-d", f"{args.duration}s"]
                     rounds[name].append(run_wrk(url, wrk_args, lua, pids))
             for name, rs in rounds.items():
@@ -171,14 +174,15 @@ http {{
         print(f"wrk -t{args.threads} -c{args.connections} -d{args.duration}s, median of {args.rounds} interleaved rounds, "
               f"POST /demo, mserve -w 2 with access and error logs to files, nginx worker_processes 2 returning a "
               f"fixed 200, {os.cpu_count()} cores")
-        print(f"{'server':8} {'mode':11} {'req/s':>10} {'p50 ms':>8} {'p99 ms':>8} {'CPU us/req':>11} {'non-2xx':>8}  socket errors")
+        print(f"{'server':14} {'mode':11} {'req/s':>10} {'p50 ms':>8} {'p99 ms':>8} {'CPU us/req':>11} {'non-2xx':>8}  socket errors")
         for (name, mode), r in results.items():
-            print(f"{name:8} {mode:11} {r['rps']:10.0f} {r['p50']:8.2f} {r['p99']:8.2f} {r['cpu_us']:11.1f} "
+            print(f"{name:14} {mode:11} {r['rps']:10.0f} {r['p50']:8.2f} {r['p99']:8.2f} {r['cpu_us']:11.1f} "
                   f"{r['non2xx']:8d}  {r['socket_errors']}")
-        for mode in ("keep-alive", "close"):
-            m, n = results[("mserve", mode)], results[("nginx", mode)]
-            print(f"ratio {mode:11} mserve/nginx: requests/s {m['rps'] / n['rps']:.2f}, "
-                  f"CPU per request {m['cpu_us'] / n['cpu_us']:.2f}")
+        for name in ("mserve", "mserve-thread"):
+            for mode in ("keep-alive", "close"):
+                m, n = results[(name, mode)], results[("nginx", mode)]
+                print(f"ratio {mode:11} {name}/nginx: requests/s {m['rps'] / n['rps']:.2f}, "
+                      f"CPU per request {m['cpu_us'] / n['cpu_us']:.2f}")
         workers = children(mserve.pid)
         print("resident memory: mserve master %d KiB, workers %s KiB; nginx workers %s KiB" % (
             rss_kib(mserve.pid), ", ".join(str(rss_kib(p)) for p in workers),

@@ -13,6 +13,9 @@ public struct Settings: Sendable {
     public var errorLogfile = "-"
     public var logLevel = LogLevel.info
     public var logBodyLimit = 1024
+    public var limitConcurrency = 1
+    public var queueSize = 16
+    public var requestTimeout = 30.0
     public var pidfile: String? = nil
     public var config: String? = nil
     public var checkConfig = false
@@ -31,9 +34,33 @@ public struct Settings: Sendable {
 public struct ModelSettings: Sendable, Equatable {
     public var device = "cpu"
     public var options: [String: JSON] = [:]
+    /// Per-model values of limit_concurrency, queue_size and request_timeout, where the table sets them.
+    public var limitConcurrency: Int?
+    public var queueSize: Int?
+    public var requestTimeout: Double?
+
     public init(device: String = "cpu", options: [String: JSON] = [:]) {
         self.device = device
         self.options = options
+    }
+
+    /// The keys of a `[model.NAME]` table that are the server's, not the model's options.
+    static let runtimeKeys: Set<String> = ["limit_concurrency", "queue_size", "request_timeout"]
+}
+
+/// How a worker runs one model: its threads, queue and deadline.
+public struct ModelRuntime: Sendable, Equatable {
+    public var concurrency: Int
+    public var queueSize: Int
+    public var requestTimeout: Double
+}
+
+extension Settings {
+    /// The model's own table wins over the global settings.
+    public func runtime(forModel name: String) -> ModelRuntime {
+        let m = settings(forModel: name)
+        return ModelRuntime(concurrency: m.limitConcurrency ?? limitConcurrency, queueSize: m.queueSize ?? queueSize,
+                            requestTimeout: m.requestTimeout ?? requestTimeout)
     }
 }
 

@@ -21,6 +21,8 @@ final class HTTPConnection {
     private var processing = false
     /// A request is with a handler and not yet answered.
     private(set) var busy = false
+    /// That request, told if the client goes away.
+    private weak var current: HTTPRequest?
     private var closeAfterWrite = false
     /// Output is shut down and we read until the client closes, so it reads our answer rather than
     /// a reset (lingering close).
@@ -72,9 +74,11 @@ final class HTTPConnection {
                 readEvent.disarm()
             }
         } else if n == 0 {
-            // The client will send no more: answer the complete requests it sent, then close.
+            // The client will send no more: answer the complete requests it sent, then close.  A
+            // request still waiting for the model is dropped (most clients that stop sending have left).
             peerClosed = true
             readEvent.disarm()
+            if busy { current?.clientGone() }
             processInput()
             if !busy && outputStart == output.count { close() }
         } else if errno != EAGAIN && errno != EINTR {
@@ -106,8 +110,10 @@ final class HTTPConnection {
                     readPaused = false
                     readEvent.enable()
                 }
-                server.received(HTTPRequest(head: head, body: body, remoteHost: remoteHost,
-                                            startTime: monotonicSeconds(), connection: self))
+                let request = HTTPRequest(head: head, body: body, remoteHost: remoteHost,
+                                          startTime: monotonicSeconds(), connection: self)
+                current = request
+                server.received(request)
             case .error(let e):
                 // The rest of what this client sent cannot be trusted to be framed right.
                 inputStart = input.count
@@ -182,6 +188,7 @@ final class HTTPConnection {
     func close() {
         guard !closed else { return }
         closed = true
+        if busy { current?.clientGone() }
         readEvent.cancel()
         writeEvent.cancel()
         Glibc.close(fd)

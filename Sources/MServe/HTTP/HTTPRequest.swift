@@ -15,6 +15,14 @@ public final class HTTPRequest {
     public let requestID: String?
     /// The connection the answer goes to; nil once the client has gone.
     weak var connection: HTTPConnection?
+    /// Called once if the client closes its connection before this request is answered.
+    public var onClientGone: (() -> Void)?
+
+    func clientGone() {
+        let f = onClientGone
+        onClientGone = nil
+        f?()
+    }
     private var cachedJSON: Result<JSON, JSONParseError>?
     private var cachedMediaType: String??
 

@@ -16,10 +16,16 @@ public final class SleepModel: Model {
         }
     }
 
-    public func infer(_ request: InferenceRequest) throws -> JSON {
-        guard let v = request.input["ms"] else { throw ModelInputError("missing argument ms") }
+    public func validate(_ input: JSON) throws {
+        guard let v = input["ms"] else { throw ModelInputError("missing argument ms") }
         guard let ms = v.doubleValue, ms >= 0 else { throw ModelInputError("ms must be a non-negative number") }
         guard ms <= maxMs else { throw ModelInputError("ms must be at most \(maxMs)") }
+    }
+
+    public func infer(_ request: InferenceRequest) throws -> JSON {
+        try validate(request.input)
+        let v = request.input["ms"]!
+        let ms = v.doubleValue!
         var ts = timespec(tv_sec: Int(ms / 1000), tv_nsec: Int((ms.truncatingRemainder(dividingBy: 1000)) * 1_000_000))
         var rest = timespec()
         while nanosleep(&ts, &rest) != 0 && errno == EINTR { ts = rest }

@@ -4,6 +4,8 @@ public final class ServedModel {
     public let summary: String
     public let device: String
     public let instance: any Model
+    /// The model threads and queue; nil for a model that runs on the event loop.
+    var runner: ModelRunner?
 
     init(name: String, summary: String, device: String, instance: any Model) {
         self.name = name
@@ -35,20 +37,63 @@ final class ModelHandler: RequestHandler {
         write(model.info.setting("worker", .int(Int64(context.workerID))))
     }
 
+    /// Validates on the loop, queues for the model threads, and answers when they are done: 503 at
+    /// once when the model's queue is full, 504 when the request timeout passes first (a queued
+    /// request then never runs), nothing (499 in the logs) when the client leaves while queued.
     override func post(_ args: [String]) throws {
         let input = try jsonObjectBody()
-        let output: JSON
         do {
-            output = try model.instance.infer(InferenceRequest(recordID: recordID, input: input))
+            try model.instance.validate(input)
         } catch let e as ModelInputError {
             throw HTTPError(400, e.message)
-        } catch let e as HTTPError {
-            throw e
-        } catch {
-            context.logger.error("model \(model.name) failed: \(error)", recordID: recordID)
-            throw HTTPError(500, "model \(model.name) failed: \(error)")
         }
-        write(output.isObject ? output : ["result": output])
+        guard let runner = model.runner else {
+            complete(Result { try model.instance.infer(InferenceRequest(recordID: recordID, input: input)) })
+            return
+        }
+        let job = InferenceJob(request: InferenceRequest(recordID: recordID, input: input)) { [self] result in
+            deadline?.cancel()
+            complete(result)
+        }
+        guard runner.submit(job) else {
+            let (running, waiting) = runner.load
+            throw HTTPError(503, "model \(model.name) is busy (\(running) running, \(waiting) waiting); retry later",
+                            headers: [("Retry-After", "1")])
+        }
+        beginAsynchronous()
+        let timeout = runner.runtime.requestTimeout
+        deadline = context.server.loop.after(timeout) { [self] in
+            deadline = nil
+            let was = runner.abandon(job, evenIfRunning: true)
+            guard was == .queued || was == .running else { return }
+            finish(with: HTTPError(504, was == .queued
+                ? "request waited \(timeout) s for model \(model.name) and was not run"
+                : "model \(model.name) did not answer within \(timeout) s"))
+        }
+        request.onClientGone = { [self] in
+            // A running inference is let finish; its answer goes nowhere.
+            guard runner.abandon(job, evenIfRunning: false) == .queued else { return }
+            deadline?.cancel()
+            deadline = nil
+            finish(with: HTTPError(499, "client closed the connection while the request was queued"))
+        }
+    }
+
+    private var deadline: EventHandle?
+
+    private func complete(_ result: Result<JSON, any Error>) {
+        switch result {
+        case .success(let output):
+            write(output.isObject ? output : ["result": output])
+            finish()
+        case .failure(let e as ModelInputError):
+            finish(with: HTTPError(400, e.message))
+        case .failure(let e as HTTPError):
+            finish(with: e)
+        case .failure(let error):
+            context.logger.error("model \(model.name) failed: \(error)", recordID: recordID)
+            finish(with: HTTPError(500, "model \(model.name) failed: \(error)"))
+        }
     }
 }
 

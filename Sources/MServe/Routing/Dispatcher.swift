@@ -28,7 +28,7 @@ final class Dispatcher {
             guard let (_, args) = match else { throw HTTPError(404, "no route for \(request.path)") }
             try handler.prepare()
             if !handler.finished { try handler.call(args) }
-            if !handler.finished { handler.finish() }
+            if !handler.finished && !handler.isAsynchronous { handler.finish() }
         } catch let e as HTTPError {
             if handler.finished {
                 context.logger.error("error after the response was sent: \(e)", recordID: rid)

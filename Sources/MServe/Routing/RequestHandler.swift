@@ -31,6 +31,8 @@ open class RequestHandler {
     private var headers: [(String, String)] = []
     private var body: [UInt8] = []
     public private(set) var finished = false
+    /// Set by `beginAsynchronous()`: the handler calls `finish()` itself later.
+    public private(set) var isAsynchronous = false
 
     public required init(request: HTTPRequest, context: HandlerContext) {
         self.request = request
@@ -150,6 +152,10 @@ open class RequestHandler {
         body.append(contentsOf: value.serialized())
     }
 
+    /// Tells the server not to finish the response when the method returns: the handler will call
+    /// `finish()` (or fail) later, on the loop thread, for instance when a model thread is done.
+    public func beginAsynchronous() { isAsynchronous = true }
+
     /// Sends the response.  Calling it twice is a programming error that is logged, not fatal.
     public func finish() {
         guard !finished else {
@@ -162,7 +168,7 @@ open class RequestHandler {
     }
 
     /// Replaces whatever was written with the JSON error body.
-    func finish(with error: HTTPError) {
+    public func finish(with error: HTTPError) {
         status = error.status
         headers = error.headers
         body = []

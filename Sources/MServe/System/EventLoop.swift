@@ -8,8 +8,8 @@ import Glibc
 /// This file and CEvHTTPShim are where C forces a compromise on Swift 6: libevent wants
 /// `@convention(c)` functions with a `void *` context, so each event keeps an `EventHandle` whose
 /// unretained pointer is that context, and the loop keeps the handle alive until it is cancelled.
-/// Everything here runs on the thread that runs the loop (libevent is nonetheless set up for
-/// pthreads before the base is created, for the model threads to come).
+/// Everything here runs on the thread that runs the loop, except `activate()`, which model threads
+/// call to wake it (libevent is set up for pthreads before the base is created).
 public final class EventLoop {
     public let base: OpaquePointer
     private var retained: [ObjectIdentifier: EventHandle] = [:]
@@ -92,6 +92,11 @@ public final class EventLoop {
         return h
     }
 
+    /// An event fired by `activate()`, which other threads may call: how model threads wake the loop.
+    public func userEvent(_ handler: @escaping () -> Void) -> EventHandle {
+        make(fd: -1, flags: 0, priority: nil) { _ in handler() }
+    }
+
     public func run() { event_base_dispatch(base) }
     /// Handles what is ready now, without waiting (for tests that drive a loop by hand).
     public func runOnce() { event_base_loop(base, EVLOOP_NONBLOCK) }
@@ -124,6 +129,9 @@ public final class EventHandle {
         var tv = timeval(tv_sec: Int(interval), tv_usec: Int((interval - Double(Int(interval))) * 1e6))
         event_add(event, &tv)
     }
+
+    /// Thread-safe (libevent is set up for pthreads): marks the event active on its loop.
+    public func activate() { event_active(event, Int32(EV_TIMEOUT), 0) }
 
     /// Adds an I/O event without a timeout.
     public func enable() { event_add(event, nil) }

@@ -105,6 +105,14 @@ final class Worker {
             }
         }
 
+        for m in models where !type(of: m.instance).runsOnEventLoop {
+            do {
+                m.runner = try ModelRunner(model: m, runtime: settings.runtime(forModel: m.name), loop: loop)
+            } catch {
+                logger.critical("model \(m.name): \(error)")
+                return ExitCode.workerBootError
+            }
+        }
         server = HTTPServer(loop: loop, settings: settings, logger: logger, accessLog: logs.accessLog,
                             router: Router.standard(models: models, userRoutes: routes))
         server.setContext(HandlerContext(logger: logger, workerID: slot, settings: settings, models: models, server: server))

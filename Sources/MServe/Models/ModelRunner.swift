@@ -1,0 +1,120 @@
+/// One request's inference, from the queue to its answer.
+final class InferenceJob: @unchecked Sendable {
+    enum State { case queued, running, done, abandoned }
+    let request: InferenceRequest
+    /// Guarded by the runner's lock.
+    fileprivate(set) var state = State.queued
+    fileprivate var result: Result<JSON, any Error>?
+    /// Runs on the loop thread with the model's answer, unless the job was abandoned first.
+    let completion: (Result<JSON, any Error>) -> Void
+
+    init(request: InferenceRequest, completion: @escaping (Result<JSON, any Error>) -> Void) {
+        self.request = request
+        self.completion = completion
+    }
+}
+
+/// Runs one model in a worker: `concurrency` model threads take jobs from a queue of at most
+/// `queueSize` waiting requests, so the event loop only does I/O and answers "busy" (503) at once
+/// instead of letting requests wait without bound.  Results come back to the loop thread through a
+/// libevent event that the model threads activate.
+final class ModelRunner: @unchecked Sendable {
+    let model: ServedModel
+    let runtime: ModelRuntime
+    private let lock = ConditionLock()
+    private var queue: [InferenceJob] = []
+    private var head = 0
+    /// Queued jobs that are still to run (abandoned ones stay in `queue` until a thread skips them).
+    private var waiting = 0
+    private var running = 0
+    private var done: [InferenceJob] = []
+    private var wake: EventHandle!
+
+    init(model: ServedModel, runtime: ModelRuntime, loop: EventLoop) throws {
+        self.model = model
+        self.runtime = runtime
+        wake = loop.userEvent { [unowned self] in deliver() }
+        let box = UncheckedBox(model.instance)
+        for _ in 0..<runtime.concurrency {
+            try NativeThread.start { [unowned self] in serve(box.value) }
+        }
+    }
+
+    /// (running, waiting) now.
+    var load: (running: Int, waiting: Int) { lock.withLock { (running, waiting) } }
+
+    /// Loop thread: queues the job, or returns false when the model is at its limit.
+    func submit(_ job: InferenceJob) -> Bool {
+        lock.withLock {
+            guard running + waiting < runtime.concurrency + runtime.queueSize else { return false }
+            queue.append(job)
+            waiting += 1
+            lock.signal()
+            return true
+        }
+    }
+
+    /// Loop thread: gives up on a job, returning the state it was in.  A queued job never runs.  A
+    /// running one is given up only if `evenIfRunning` (its deadline passed): it finishes on its thread
+    /// and the result is dropped.  A done one is left to be delivered.
+    func abandon(_ job: InferenceJob, evenIfRunning: Bool) -> InferenceJob.State {
+        lock.withLock {
+            let was = job.state
+            switch was {
+            case .queued:
+                waiting -= 1
+                job.state = .abandoned
+            case .running where evenIfRunning:
+                job.state = .abandoned
+            case .running, .done, .abandoned:
+                break
+            }
+            return was
+        }
+    }
+
+    /// A model thread's life: take the next job that is still wanted, run it, hand back the result.
+    private func serve(_ instance: any Model) {
+        while true {
+            let job: InferenceJob = lock.withLock {
+                while true {
+                    while head == queue.count { lock.wait() }
+                    let j = queue[head]
+                    head += 1
+                    if head > 1024 && head * 2 > queue.count {
+                        queue.removeFirst(head)
+                        head = 0
+                    }
+                    if j.state == .queued {
+                        j.state = .running
+                        waiting -= 1
+                        running += 1
+                        return j
+                    }
+                }
+            }
+            let result = Result<JSON, any Error> { try instance.infer(job.request) }
+            lock.withLock {
+                running -= 1
+                if job.state == .running {
+                    job.state = .done
+                    job.result = result
+                    done.append(job)
+                }
+            }
+            wake.activate()
+        }
+    }
+
+    /// Loop thread: answers the jobs the model threads finished.
+    private func deliver() {
+        let finished: [InferenceJob] = lock.withLock {
+            let d = done
+            done.removeAll()
+            return d
+        }
+        for job in finished {
+            job.completion(job.result!)
+        }
+    }
+}
