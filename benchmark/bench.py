@@ -145,7 +145,9 @@ http {{
         wait_http(f"http://127.0.0.1:{nport}/demo")
 
         mport = free_port()
+        # A queue deep enough for every connection: the thread path is measured without 503s.
         mserve = subprocess.Popen([args.mserve, "-w", "2", "-b", f"127.0.0.1:{mport}", "demo", "sleep",
+                                   "--queue-size", str(args.connections),
                                    "--access-logfile", f"{tmp}/access.log", "--error-logfile", f"{tmp}/error.log"])
         procs.append(mserve)
         wait_http(f"http://127.0.0.1:{mport}/demo", "POST", b'{"cal_number": 1}')

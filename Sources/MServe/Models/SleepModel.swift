@@ -28,7 +28,8 @@ public final class SleepModel: Model {
         let ms = v.doubleValue!
         var ts = timespec(tv_sec: Int(ms / 1000), tv_nsec: Int((ms.truncatingRemainder(dividingBy: 1000)) * 1_000_000))
         var rest = timespec()
-        while nanosleep(&ts, &rest) != 0 && errno == EINTR { ts = rest }
+        // {"ms": 0} measures the model-thread round trip alone: no sleep call at all.
+        while ms > 0 && nanosleep(&ts, &rest) != 0 && errno == EINTR { ts = rest }
         return ["slept_ms": v]
     }
 }

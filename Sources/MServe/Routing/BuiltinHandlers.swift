@@ -52,7 +52,7 @@ final class ModelHandler: RequestHandler {
             return
         }
         let job = InferenceJob(request: InferenceRequest(recordID: recordID, input: input)) { [self] result in
-            deadline?.cancel()
+            cancelDeadline()
             complete(result)
         }
         guard runner.submit(job) else {
@@ -63,7 +63,7 @@ final class ModelHandler: RequestHandler {
         beginAsynchronous()
         let timeout = runner.runtime.requestTimeout
         deadline = context.server.loop.after(timeout) { [self] in
-            deadline = nil
+            cancelDeadline()
             let was = runner.abandon(job, evenIfRunning: true)
             guard was == .queued || was == .running else { return }
             finish(with: HTTPError(504, was == .queued
@@ -73,13 +73,18 @@ final class ModelHandler: RequestHandler {
         request.onClientGone = { [self] in
             // A running inference is let finish; its answer goes nowhere.
             guard runner.abandon(job, evenIfRunning: false) == .queued else { return }
-            deadline?.cancel()
-            deadline = nil
+            cancelDeadline()
             finish(with: HTTPError(499, "client closed the connection while the request was queued"))
         }
     }
 
+    /// The request-timeout timer.  Its closure holds this handler, so it is released when done with.
     private var deadline: EventHandle?
+
+    private func cancelDeadline() {
+        deadline?.cancel()
+        deadline = nil
+    }
 
     private func complete(_ result: Result<JSON, any Error>) {
         switch result {

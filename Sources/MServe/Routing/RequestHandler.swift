@@ -163,6 +163,7 @@ open class RequestHandler {
             return
         }
         finished = true
+        request.onClientGone = nil   // it holds the handler that set it
         context.server.respond(request, status: status, headers: headers, body: body, recordID: recordID)
         onFinish()
     }

@@ -82,14 +82,21 @@ public final class EventLoop {
         make(fd: fd, flags: Int32((write ? EV_WRITE : EV_READ) | EV_PERSIST), priority: nil) { _ in handler() }
     }
 
-    /// A timer; with `repeating` it fires every `seconds` until cancelled.
+    /// A timer; with `repeating` it fires every `seconds` until cancelled, else once, after which
+    /// it is released.
     @discardableResult
     public func after(_ seconds: Double, repeating: Bool = false, priority: Int32? = nil,
                       _ handler: @escaping () -> Void) -> EventHandle {
         let h = make(fd: -1, flags: repeating ? Int32(EV_PERSIST) : 0, priority: priority) { _ in handler() }
+        h.releaseAfterFiring = !repeating
         h.interval = seconds
         h.arm()
         return h
+    }
+
+    /// A one-shot timer that is kept to be armed again and again (`arm(seconds)`), until cancelled.
+    public func timer(_ handler: @escaping () -> Void) -> EventHandle {
+        make(fd: -1, flags: 0, priority: nil) { _ in handler() }
     }
 
     /// An event fired by `activate()`, which other threads may call: how model threads wake the loop.
@@ -115,13 +122,17 @@ public final class EventHandle {
     private weak var loop: EventLoop?
     private let handler: (Int16) -> Void
     fileprivate var interval: Double = 0
+    fileprivate var releaseAfterFiring = false
 
     fileprivate init(loop: EventLoop, handler: @escaping (Int16) -> Void) {
         self.loop = loop
         self.handler = handler
     }
 
-    fileprivate func fire(_ what: Int16) { handler(what) }
+    fileprivate func fire(_ what: Int16) {
+        handler(what)
+        if releaseAfterFiring { cancel() }
+    }
 
     /// (Re)starts a timer with its interval.
     public func arm(_ seconds: Double? = nil) {

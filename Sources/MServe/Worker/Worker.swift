@@ -21,10 +21,9 @@ final class ProcessLogs: @unchecked Sendable {
     /// Buffered lines are written by a timer on the process's loop.
     func attach(to loop: EventLoop) {
         EventLoop.logger = logger
-        let timer = loop.after(ProcessLogs.flushInterval) { [self] in flush() }
-        timer.disarm()
+        let timer = loop.timer { [self] in flush() }
         let box = UncheckedBox(timer)
-        for f in files { f.setScheduler { box.value.arm() } }
+        for f in files { f.setScheduler { box.value.arm(ProcessLogs.flushInterval) } }
     }
 
     func detach() { for f in files { f.setScheduler(nil) } }
