@@ -98,3 +98,26 @@ def test_validation_happens_before_queueing(start):
         r, _ = timed_post(s.url + "/sleep", {"ms": "soon"})
         assert r.status_code == 400 and "ms must be" in r.json()["error"]["message"]
         busy.result()
+
+
+def test_threaded_requests_do_not_leak(start):
+    """Each request through a model thread leaves nothing behind (a handler/timer cycle once leaked
+    2.5 KB a request)."""
+    s = start("sleep", "--queue-size", "64", workers=1)
+    worker = s.worker_pids()[0]
+
+    def rss_kib():
+        with open(f"/proc/{worker}/status") as f:
+            return int(next(l for l in f if l.startswith("VmRSS:")).split()[1])
+
+    def burst(n):
+        with requests.Session() as session:
+            for _ in range(n):
+                assert session.post(s.url + "/sleep", json={"ms": 0}, timeout=5).status_code == 200
+
+    with concurrent.futures.ThreadPoolExecutor(4) as ex:
+        list(ex.map(burst, [250] * 4))      # warm-up: buffers reach their working size
+        before = rss_kib()
+        list(ex.map(burst, [1000] * 4))
+    grown = rss_kib() - before
+    assert grown < 3000, f"worker grew {grown} KiB over 4000 requests"
