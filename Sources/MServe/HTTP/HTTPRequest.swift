@@ -15,6 +15,10 @@ public final class HTTPRequest {
     public let requestID: String?
     /// The connection the answer goes to; nil once the client has gone.
     weak var connection: HTTPConnection?
+    /// A streamed answer: whether it ends by closing the connection, and what was sent so far.
+    var streamCloses = false
+    var streamedBytes = 0
+    var streamedPieces = 0
     /// Called once if the client closes its connection before this request is answered.
     public var onClientGone: (() -> Void)?
 

@@ -182,8 +182,9 @@ public final class HTTPServer {
     }
 
     /// The response head and body as bytes.  Header names and values with CR or LF are dropped:
-    /// they would let a handler's input split the response.
-    private func serialize(status: Int, headers: [(String, String)], body: [UInt8], bodyLength: Int,
+    /// they would let a handler's input split the response.  A nil `bodyLength` starts a stream:
+    /// chunked for HTTP/1.1, delimited by closing the connection for HTTP/1.0.
+    private func serialize(status: Int, headers: [(String, String)], body: [UInt8], bodyLength: Int?,
                            recordID: String, close: Bool, keepAliveHeader: Bool) -> [UInt8] {
         var out: [UInt8] = []
         out.reserveCapacity(160 + body.count)
@@ -193,11 +194,16 @@ public final class HTTPServer {
         out.append(contentsOf: HTTPStatus.reason(status).utf8)
         out.append(contentsOf: "\r\nDate: ".utf8)
         dateCache.append(to: &out)
-        out.append(contentsOf: "\r\nContent-Length: ".utf8)
-        out.appendDecimal(bodyLength)
+        if let bodyLength {
+            out.append(contentsOf: "\r\nContent-Length: ".utf8)
+            out.appendDecimal(bodyLength)
+        } else if !close {
+            out.append(contentsOf: "\r\nTransfer-Encoding: chunked".utf8)
+        }
         var hasType = false
         for (k, v) in headers {
-            if k.equalsIgnoringASCIICase("Content-Length") || k.equalsIgnoringASCIICase("Connection") { continue }
+            if k.equalsIgnoringASCIICase("Content-Length") || k.equalsIgnoringASCIICase("Connection")
+                || k.equalsIgnoringASCIICase("Transfer-Encoding") { continue }
             guard !k.containsLineBreak, !v.containsLineBreak else {
                 logger.error("dropped response header \(k) with a line break", recordID: recordID)
                 continue
@@ -208,7 +214,7 @@ public final class HTTPServer {
             out.append(contentsOf: ": ".utf8)
             out.append(contentsOf: v.utf8)
         }
-        if !hasType && bodyLength > 0 { out.append(contentsOf: "\r\nContent-Type: text/plain; charset=utf-8".utf8) }
+        if !hasType && (bodyLength ?? 1) > 0 { out.append(contentsOf: "\r\nContent-Type: text/plain; charset=utf-8".utf8) }
         out.append(contentsOf: "\r\nX-Request-Id: ".utf8)
         out.append(contentsOf: recordID.utf8)
         if close { out.append(contentsOf: "\r\nConnection: close".utf8) }
@@ -218,9 +224,46 @@ public final class HTTPServer {
         return out
     }
 
+    // MARK: streaming
+
+    /// Sends the head of a streamed response; pieces follow with `streamChunk`, the end with `endStream`.
+    func beginStream(_ request: HTTPRequest, status: Int, headers: [(String, String)], recordID: String) {
+        // HTTP/1.0 has no chunked encoding: the body ends when the connection closes.
+        let close = !request.head.keepAlive || closing || request.head.minorVersion == 0
+        request.streamCloses = close
+        request.connection?.write(serialize(status: status, headers: headers, body: [], bodyLength: nil,
+                                            recordID: recordID, close: close, keepAliveHeader: false), close: false)
+    }
+
+    func streamChunk(_ request: HTTPRequest, _ bytes: [UInt8]) {
+        guard !bytes.isEmpty, let conn = request.connection else { return }
+        request.streamedBytes += bytes.count
+        request.streamedPieces += 1
+        if request.streamCloses {
+            conn.write(bytes, close: false)
+            return
+        }
+        var out = Array(String(bytes.count, radix: 16).utf8)
+        out.append(contentsOf: "\r\n".utf8)
+        out.append(contentsOf: bytes)
+        out.append(contentsOf: "\r\n".utf8)
+        conn.write(out, close: false)
+    }
+
+    func endStream(_ request: HTTPRequest, status: Int, recordID: String) {
+        inFlight -= 1
+        request.connection?.write(request.streamCloses ? [] : Array("0\r\n\r\n".utf8), close: request.streamCloses,
+                                  finishesRequest: true)
+        let summary = Array("(streamed \(request.streamedPieces) pieces, \(request.streamedBytes) bytes)".utf8)
+        logResponse(method: request.head.methodName, target: request.target, version: request.httpVersion,
+                    remoteHost: request.remoteHost, userAgent: request.header("User-Agent"),
+                    referer: request.header("Referer"), status: status, body: summary, recordID: recordID,
+                    started: request.startTime, bytes: request.streamedBytes)
+    }
+
     private func logResponse(method: String, target: String, version: String, remoteHost: String,
                              userAgent: String?, referer: String?, status: Int, body: [UInt8],
-                             recordID: String, started: Double) {
+                             recordID: String, started: Double, bytes: Int? = nil) {
         let level: LogLevel = status >= 500 ? .error : (status >= 400 ? .warning : .info)
         logger.log(level, recordID: recordID) { line in
             line.append(contentsOf: "response: ".utf8)
@@ -230,7 +273,7 @@ public final class HTTPServer {
         }
         accessLog?.log(AccessLog.Entry(
             remoteHost: remoteHost, method: method, target: target, httpVersion: version, status: status,
-            bytes: body.count, referer: referer, userAgent: userAgent,
+            bytes: bytes ?? body.count, referer: referer, userAgent: userAgent,
             durationSeconds: monotonicSeconds() - started, pid: pid, recordID: recordID))
     }
 

@@ -1,5 +1,5 @@
 /// A request head as parsed from the wire.
-public struct RequestHead: Equatable {
+public struct RequestHead: Equatable, Sendable {
     public var method: HTTPMethod
     /// The method as sent, for logs (an unknown method is kept here).
     public var methodName: String

@@ -45,12 +45,21 @@ public final class DemoModel: Model {
     }
 }
 
-/// Returns its JSON input (less the recordid, which the server adds back).
+/// Returns its JSON input (less the recordid, which the server adds back).  Streamed, it sends the
+/// words of its "text" field, one piece each: `{"text": "word"}`.
 public final class EchoModel: Model {
     public static var runsOnEventLoop: Bool { true }
     public init(context: ModelContext) throws {}
+
     public func infer(_ request: InferenceRequest) throws -> JSON {
         guard case .object(let pairs) = request.input else { return request.input }
-        return .object(pairs.filter { $0.0 != "recordid" })
+        return .object(pairs.filter { $0.0 != "recordid" && $0.0 != "stream" })
+    }
+
+    public func stream(_ request: InferenceRequest, emit: (JSON) throws -> Void) throws {
+        guard case .string(let text)? = request.input["text"] else { return try emit(infer(request)) }
+        for word in text.split(whereSeparator: { $0 == " " || $0 == "\n" || $0 == "\t" }) {
+            try emit(["text": .string(String(word))])
+        }
     }
 }

@@ -42,11 +42,24 @@ public protocol Model: AnyObject, SendableMetatype {
     /// Returns a JSON object; the server adds the recordid.  Throw `ModelInputError` for bad input
     /// (400); any other error is a model failure (500) and the worker lives on.
     func infer(_ request: InferenceRequest) throws -> JSON
+    /// Produces the answer piece by piece (each a JSON object), for clients that ask for a stream.
+    /// `emit` sends a piece at once; it throws `StreamCancelled` when the client has gone, so the
+    /// model stops at its next piece.  The default streams `infer`'s one result.
+    func stream(_ request: InferenceRequest, emit: (JSON) throws -> Void) throws
 }
 
 extension Model {
     public static var runsOnEventLoop: Bool { false }
     public func validate(_ input: JSON) throws {}
+    public func stream(_ request: InferenceRequest, emit: (JSON) throws -> Void) throws {
+        try emit(try infer(request))
+    }
+}
+
+/// Thrown by a stream's `emit` once nobody is listening.
+public struct StreamCancelled: Error, CustomStringConvertible {
+    public init() {}
+    public var description: String { "the client went away; the stream was stopped" }
 }
 
 /// Input the model cannot use: answered with 400 and this message.

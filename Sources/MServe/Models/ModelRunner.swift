@@ -4,12 +4,16 @@ final class InferenceJob: @unchecked Sendable {
     let request: InferenceRequest
     /// Guarded by the runner's lock.
     fileprivate(set) var state = State.queued
-    fileprivate var result: Result<JSON, any Error>?
+    /// Set for a client that asked for a stream: the model's `stream` runs, and `onPiece` gets
+    /// each piece on the loop thread.
+    let onPiece: ((JSON) -> Void)?
     /// Runs on the loop thread with the model's answer, unless the job was abandoned first.
     let completion: (Result<JSON, any Error>) -> Void
 
-    init(request: InferenceRequest, completion: @escaping (Result<JSON, any Error>) -> Void) {
+    init(request: InferenceRequest, onPiece: ((JSON) -> Void)? = nil,
+         completion: @escaping (Result<JSON, any Error>) -> Void) {
         self.request = request
+        self.onPiece = onPiece
         self.completion = completion
     }
 }
@@ -27,7 +31,9 @@ final class ModelRunner: @unchecked Sendable {
     /// Queued jobs that are still to run (abandoned ones stay in `queue` until a thread skips them).
     private var waiting = 0
     private var running = 0
-    private var done: [InferenceJob] = []
+    /// What the model threads produced, in order, for the loop to deliver.
+    private enum Output { case piece(JSON), result(Result<JSON, any Error>) }
+    private var outputs: [(InferenceJob, Output)] = []
     private var wake: EventHandle!
 
     init(model: ServedModel, runtime: ModelRuntime, loop: EventLoop) throws {
@@ -93,28 +99,51 @@ final class ModelRunner: @unchecked Sendable {
                     }
                 }
             }
-            let result = Result<JSON, any Error> { try instance.infer(job.request) }
+            let result: Result<JSON, any Error>
+            if job.onPiece != nil {
+                result = Result {
+                    try instance.stream(job.request) { piece in try self.emit(piece, for: job) }
+                    return .null
+                }
+            } else {
+                result = Result { try instance.infer(job.request) }
+            }
             lock.withLock {
                 running -= 1
                 if job.state == .running {
                     job.state = .done
-                    job.result = result
-                    done.append(job)
+                    outputs.append((job, .result(result)))
                 }
             }
             wake.activate()
         }
     }
 
-    /// Loop thread: answers the jobs the model threads finished.
-    private func deliver() {
-        let finished: [InferenceJob] = lock.withLock {
-            let d = done
-            done.removeAll()
-            return d
+    /// A model thread: queues one piece of a stream for the loop, or stops the model if the job
+    /// was given up (the client left).
+    private func emit(_ piece: JSON, for job: InferenceJob) throws {
+        try lock.withLock {
+            guard job.state == .running else { throw StreamCancelled() }
+            outputs.append((job, .piece(piece)))
         }
-        for job in finished {
-            job.completion(job.result!)
+        wake.activate()
+    }
+
+    /// Loop thread: hands on what the model threads produced, pieces before their job's result.
+    private func deliver() {
+        let ready: [(InferenceJob, Output)] = lock.withLock {
+            let o = outputs
+            outputs.removeAll()
+            return o
+        }
+        for (job, output) in ready {
+            switch output {
+            case .piece(let p):
+                // A job given up since (its client left) gets no more pieces.
+                if lock.withLock({ job.state != .abandoned }) { job.onPiece?(p) }
+            case .result(let r):
+                job.completion(r)
+            }
         }
     }
 }

@@ -3,7 +3,9 @@ import Glibc
 #endif
 
 /// `{"ms": 20}` waits that long and answers `{"slept_ms": 20}`: a stand-in for a slow model in load
-/// tests of timeouts, graceful shutdown and, later, queues.  Option `max_ms` bounds a request.
+/// tests of queues, timeouts and graceful shutdown.  Streamed, `{"ms": 300, "pieces": 3}` sends
+/// `{"piece": 1, "slept_ms": 100}` every 100 ms: a stand-in for a token generator.  Option `max_ms`
+/// bounds a request.
 public final class SleepModel: Model {
     private let maxMs: Double
 
@@ -20,16 +22,35 @@ public final class SleepModel: Model {
         guard let v = input["ms"] else { throw ModelInputError("missing argument ms") }
         guard let ms = v.doubleValue, ms >= 0 else { throw ModelInputError("ms must be a non-negative number") }
         guard ms <= maxMs else { throw ModelInputError("ms must be at most \(maxMs)") }
+        if let p = input["pieces"] {
+            guard case .int(let n) = p, (1...10_000).contains(n) else {
+                throw ModelInputError("pieces must be an integer from 1 to 10000")
+            }
+        }
     }
 
     public func infer(_ request: InferenceRequest) throws -> JSON {
         try validate(request.input)
         let v = request.input["ms"]!
-        let ms = v.doubleValue!
+        SleepModel.sleep(ms: v.doubleValue!)
+        return ["slept_ms": v]
+    }
+
+    public func stream(_ request: InferenceRequest, emit: (JSON) throws -> Void) throws {
+        try validate(request.input)
+        let ms = request.input["ms"]!.doubleValue!
+        guard case .int(let pieces)? = request.input["pieces"] else { return try emit(infer(request)) }
+        for i in 1...pieces {
+            SleepModel.sleep(ms: ms / Double(pieces))
+            try emit(["piece": .int(i), "slept_ms": .double(ms / Double(pieces))])
+        }
+    }
+
+    static func sleep(ms: Double) {
+        // {"ms": 0} measures the model-thread round trip alone: no sleep call at all.
+        guard ms > 0 else { return }
         var ts = timespec(tv_sec: Int(ms / 1000), tv_nsec: Int((ms.truncatingRemainder(dividingBy: 1000)) * 1_000_000))
         var rest = timespec()
-        // {"ms": 0} measures the model-thread round trip alone: no sleep call at all.
-        while ms > 0 && nanosleep(&ts, &rest) != 0 && errno == EINTR { ts = rest }
-        return ["slept_ms": v]
+        while nanosleep(&ts, &rest) != 0 && errno == EINTR { ts = rest }
     }
 }

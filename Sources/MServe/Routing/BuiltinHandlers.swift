@@ -40,6 +40,9 @@ final class ModelHandler: RequestHandler {
     /// Validates on the loop, queues for the model threads, and answers when they are done: 503 at
     /// once when the model's queue is full, 504 when the request timeout passes first (a queued
     /// request then never runs), nothing (499 in the logs) when the client leaves while queued.
+    /// A client that asks for a stream (`"stream": true` or `Accept: text/event-stream` for
+    /// Server-Sent Events, `Accept: application/x-ndjson` for JSON lines) gets the model's pieces as
+    /// they come; leaving stops the model at its next piece.
     override func post(_ args: [String]) throws {
         let input = try jsonObjectBody()
         do {
@@ -47,11 +50,21 @@ final class ModelHandler: RequestHandler {
         } catch let e as ModelInputError {
             throw HTTPError(400, e.message)
         }
+        streamFormat = StreamFormat(accept: request.header("Accept"), stream: input["stream"])
+        let inference = InferenceRequest(recordID: recordID, input: input)
         guard let runner = model.runner else {
-            complete(Result { try model.instance.infer(InferenceRequest(recordID: recordID, input: input)) })
+            if streamFormat == nil {
+                complete(Result { try model.instance.infer(inference) })
+            } else {
+                complete(Result { try model.instance.stream(inference) { send($0); return }; return .null })
+            }
             return
         }
-        let job = InferenceJob(request: InferenceRequest(recordID: recordID, input: input)) { [self] result in
+        let onPiece: ((JSON) -> Void)? = streamFormat == nil ? nil : { [self] piece in
+            cancelDeadline()   // the request timeout bounds the wait for the first piece
+            send(piece)
+        }
+        let job = InferenceJob(request: inference, onPiece: onPiece) { [self] result in
             cancelDeadline()
             complete(result)
         }
@@ -66,42 +79,112 @@ final class ModelHandler: RequestHandler {
             cancelDeadline()
             let was = runner.abandon(job, evenIfRunning: true)
             guard was == .queued || was == .running else { return }
-            finish(with: HTTPError(504, was == .queued
+            fail(HTTPError(504, was == .queued
                 ? "request waited \(timeout) s for model \(model.name) and was not run"
                 : "model \(model.name) did not answer within \(timeout) s"))
         }
+        let streaming = streamFormat != nil
         request.onClientGone = { [self] in
-            // A running inference is let finish; its answer goes nowhere.
-            guard runner.abandon(job, evenIfRunning: false) == .queued else { return }
+            // A running inference is let finish (its answer goes nowhere); a stream stops.
+            let was = runner.abandon(job, evenIfRunning: streaming)
+            guard was == .queued || (streaming && was == .running) else { return }
             cancelDeadline()
-            finish(with: HTTPError(499, "client closed the connection while the request was queued"))
+            fail(HTTPError(499, was == .queued ? "client closed the connection while the request was queued"
+                                               : "client closed the connection during the stream"))
         }
     }
 
     /// The request-timeout timer.  Its closure holds this handler, so it is released when done with.
     private var deadline: EventHandle?
+    private var streamFormat: StreamFormat?
 
     private func cancelDeadline() {
         deadline?.cancel()
         deadline = nil
     }
 
+    /// One piece of a stream, with the recordid, as an SSE event or a JSON line.
+    private func send(_ piece: JSON) {
+        guard let format = streamFormat, !finished else { return }
+        if !streaming {
+            setHeader("Content-Type", format.contentType)
+            setHeader("Cache-Control", "no-cache")
+            setHeader("X-Accel-Buffering", "no")   // nginx must not buffer the stream
+            startStream()
+        }
+        let value = piece.isObject ? piece : ["result": piece]
+        writeChunk(format.frame(value.setting("recordid", recordIDValue == .null ? .string(recordID) : recordIDValue, first: true)))
+    }
+
     private func complete(_ result: Result<JSON, any Error>) {
         switch result {
         case .success(let output):
-            write(output.isObject ? output : ["result": output])
-            finish()
+            if let format = streamFormat {
+                if !streaming { send(output) }   // a stream of nothing still gets its head
+                writeChunk(format.end)
+                finish()
+            } else {
+                write(output.isObject ? output : ["result": output])
+                finish()
+            }
         case .failure(let e as ModelInputError):
-            finish(with: HTTPError(400, e.message))
+            fail(HTTPError(400, e.message))
         case .failure(let e as HTTPError):
-            finish(with: e)
+            fail(e)
+        case .failure(is StreamCancelled):
+            fail(HTTPError(499, "client closed the connection during the stream"))
         case .failure(let error):
             context.logger.error("model \(model.name) failed: \(error)", recordID: recordID)
-            finish(with: HTTPError(500, "model \(model.name) failed: \(error)"))
+            fail(HTTPError(500, "model \(model.name) failed: \(error)"))
         }
+    }
+
+    /// An error before the stream began is an ordinary error response; after, the status is sent
+    /// already, so the error is the stream's last event.
+    private func fail(_ error: HTTPError) {
+        guard !finished else { return }
+        guard streaming, let format = streamFormat else { return finish(with: error) }
+        writeChunk(format.frame(ErrorBody.json(error, recordID: recordIDValue == .null ? .string(recordID) : recordIDValue),
+                                event: "error"))
+        setStatus(error.status)   // for the logs: the client saw 200
+        finish()
     }
 }
 
+/// How a stream is framed for the client.
+enum StreamFormat {
+    case sse, ndjson
+
+    init?(accept: String?, stream: JSON?) {
+        let accept = accept?.lowercased() ?? ""
+        if accept.contains("text/event-stream") || stream == .bool(true) || stream == .string("sse") {
+            self = .sse
+        } else if accept.contains("application/x-ndjson") || stream == .string("ndjson") {
+            self = .ndjson
+        } else {
+            return nil
+        }
+    }
+
+    var contentType: String { self == .sse ? "text/event-stream" : "application/x-ndjson" }
+
+    func frame(_ value: JSON, event: String? = nil) -> [UInt8] {
+        var out: [UInt8] = []
+        if self == .sse {
+            if let event { out.append(contentsOf: "event: \(event)\n".utf8) }
+            out.append(contentsOf: "data: ".utf8)
+            out.append(contentsOf: value.serialized())
+            out.append(contentsOf: "\n\n".utf8)
+        } else {
+            out.append(contentsOf: value.serialized())
+            out.append(0x0A)
+        }
+        return out
+    }
+
+    /// SSE ends with OpenAI's `[DONE]` marker; JSON lines just end.
+    var end: [UInt8] { self == .sse ? Array("data: [DONE]\n\n".utf8) : [] }
+}
 extension Router {
     /// The routes every worker serves: the user's own first, then the index, then each model at /NAME.
     static func standard(models: [ServedModel], userRoutes: [Route] = []) -> Router {

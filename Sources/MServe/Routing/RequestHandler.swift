@@ -31,6 +31,8 @@ open class RequestHandler {
     private var headers: [(String, String)] = []
     private var body: [UInt8] = []
     public private(set) var finished = false
+    /// Set by `startStream`: the head is sent, the body goes out piece by piece.
+    public private(set) var streaming = false
     /// Set by `beginAsynchronous()`: the handler calls `finish()` itself later.
     public private(set) var isAsynchronous = false
 
@@ -156,7 +158,29 @@ open class RequestHandler {
     /// `finish()` (or fail) later, on the loop thread, for instance when a model thread is done.
     public func beginAsynchronous() { isAsynchronous = true }
 
-    /// Sends the response.  Calling it twice is a programming error that is logged, not fatal.
+    /// Sends the status and headers set so far, with the body to follow in pieces (`writeChunk`),
+    /// chunked, until `finish()`.  What `write` had buffered goes out as the first piece.
+    public func startStream() {
+        guard !finished && !streaming else { return }
+        streaming = true
+        context.server.beginStream(request, status: status, headers: headers, recordID: recordID)
+        if !body.isEmpty {
+            context.server.streamChunk(request, body)
+            body = []
+        }
+    }
+
+    /// One piece of a streamed body, sent at once.
+    public func writeChunk(_ bytes: [UInt8]) {
+        guard streaming && !finished else { return }
+        context.server.streamChunk(request, bytes)
+    }
+
+    /// Whether the client is still there to receive what is written.
+    public var clientConnected: Bool { request.connection.map { !$0.closed } ?? false }
+
+    /// Sends the response (or ends a stream).  Calling it twice is a programming error that is
+    /// logged, not fatal.
     public func finish() {
         guard !finished else {
             context.logger.error("finish() called twice on \(type(of: self))", recordID: recordID)
@@ -164,7 +188,11 @@ open class RequestHandler {
         }
         finished = true
         request.onClientGone = nil   // it holds the handler that set it
-        context.server.respond(request, status: status, headers: headers, body: body, recordID: recordID)
+        if streaming {
+            context.server.endStream(request, status: status, recordID: recordID)
+        } else {
+            context.server.respond(request, status: status, headers: headers, body: body, recordID: recordID)
+        }
         onFinish()
     }
 

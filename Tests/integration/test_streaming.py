@@ -1,0 +1,103 @@
+"""Streaming: pieces leave the server as the model produces them, as Server-Sent Events or JSON
+lines over chunked transfer, and a client that leaves stops the model."""
+import json
+import socket
+import time
+
+import requests
+
+from conftest import wait_for
+
+
+def sse_events(response):
+    """(arrival time, data) for each SSE event, as they arrive."""
+    t0 = time.monotonic()
+    for line in response.iter_lines():
+        if line.startswith(b"data: "):
+            yield time.monotonic() - t0, line[6:].decode()
+
+
+def test_sse_pieces_arrive_as_produced(start):
+    s = start("sleep", workers=1)
+    r = requests.post(s.url + "/sleep", json={"recordid": "st1", "ms": 600, "pieces": 3, "stream": True},
+                      stream=True, timeout=10)
+    assert r.status_code == 200
+    assert r.headers["Content-Type"] == "text/event-stream"
+    assert r.headers["X-Accel-Buffering"] == "no"
+    assert r.headers["Transfer-Encoding"] == "chunked"
+    assert r.headers["X-Request-Id"] == "st1"
+    events = list(sse_events(r))
+    assert [d for _, d in events][-1] == "[DONE]"
+    pieces = [json.loads(d) for _, d in events[:-1]]
+    assert pieces == [{"recordid": "st1", "piece": i, "slept_ms": 200.0} for i in (1, 2, 3)]
+    times = [t for t, _ in events[:-1]]
+    # Not buffered: each piece about 200 ms after the one before.
+    assert 0.1 < times[1] - times[0] < 0.4 and 0.1 < times[2] - times[1] < 0.4, times
+    s.wait_log(r"\[st1\] response: 200 \(streamed 4 pieces, \d+ bytes\)")
+
+
+def test_ndjson_and_accept_header(start):
+    s = start("sleep", "echo", workers=1)
+    r = requests.post(s.url + "/sleep", json={"ms": 100, "pieces": 2}, headers={"Accept": "application/x-ndjson"},
+                      stream=True, timeout=10)
+    assert r.headers["Content-Type"] == "application/x-ndjson"
+    lines = [json.loads(l) for l in r.iter_lines() if l]
+    assert [l["piece"] for l in lines] == [1, 2]
+    r = requests.post(s.url + "/echo", json={"text": "one two  three"}, headers={"Accept": "text/event-stream"},
+                      stream=True, timeout=10)
+    words = [json.loads(d)["text"] for _, d in sse_events(r) if d != "[DONE]"]
+    assert words == ["one", "two", "three"]
+
+
+def test_non_streaming_model_streams_its_one_result(start):
+    s = start("demo", workers=1)
+    r = requests.post(s.url + "/demo", json={"recordid": "one", "cal_number": 4, "stream": True}, stream=True, timeout=10)
+    data = [d for _, d in sse_events(r)]
+    assert data == ['{"recordid":"one","result":4}', "[DONE]"]
+
+
+def test_errors_before_and_during_a_stream(start):
+    s = start("sleep", "--request-timeout", "0.3", workers=1)
+    # Before the first piece: an ordinary error response.
+    r = requests.post(s.url + "/sleep", json={"ms": 1000, "pieces": 1, "stream": True}, timeout=10)
+    assert r.status_code == 504 and r.json()["error"]["code"] == 504
+    time.sleep(0.8)   # the model thread finishes that sleep before it is free again
+    # Once streaming, the request timeout no longer applies (it bounds the first piece).
+    r = requests.post(s.url + "/sleep", json={"ms": 800, "pieces": 4, "stream": True}, stream=True, timeout=10)
+    assert r.status_code == 200
+    assert [d for _, d in sse_events(r)][-1] == "[DONE]"
+
+
+def test_leaving_client_stops_the_generation(start):
+    s = start("sleep", workers=1)
+    body = json.dumps({"recordid": "quit", "ms": 3000, "pieces": 30, "stream": True}).encode()
+    c = socket.create_connection(("127.0.0.1", s.port))
+    c.sendall(b"POST /sleep HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: %d\r\n\r\n" % len(body) + body)
+    got = b""
+    while got.count(b"data: ") < 2:
+        got += c.recv(4096)
+    c.close()
+    # The model stops at its next piece (100 ms), so the next request does not wait the 2.8 s left.
+    t0 = time.monotonic()
+    r = requests.post(s.url + "/sleep", json={"ms": 1}, timeout=10)
+    assert r.status_code == 200 and time.monotonic() - t0 < 0.5
+    wait_for(lambda: "rid=quit" in s.access(), what="access line")
+    line = [l for l in s.access().splitlines() if "rid=quit" in l][0]
+    assert '" 499 ' in line, line
+    s.wait_log(r"\[quit\] response: 499")
+
+
+def test_http_1_0_stream_is_delimited_by_close(start):
+    s = start("sleep", workers=1)
+    body = json.dumps({"ms": 20, "pieces": 2, "stream": True}).encode()
+    with socket.create_connection(("127.0.0.1", s.port), timeout=5) as c:
+        c.sendall(b"POST /sleep HTTP/1.0\r\nContent-Type: application/json\r\nContent-Length: %d\r\n\r\n" % len(body) + body)
+        data = b""
+        while True:
+            b = c.recv(4096)
+            if not b:
+                break
+            data += b
+    head, _, rest = data.partition(b"\r\n\r\n")
+    assert b"Transfer-Encoding" not in head and b"Connection: close" in head
+    assert rest.count(b"data: ") == 3 and rest.endswith(b"data: [DONE]\n\n")
