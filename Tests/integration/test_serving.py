@@ -72,6 +72,11 @@ def test_index_lists_models_and_model_info(start):
     assert info["name"] == "demo" and info["worker"] == 0
     assert s.post("/echo", {"recordid": "e", "a": [1, {"b": None}]}).json() == {"recordid": "e", "a": [1, {"b": None}]}
     assert s.post("/sleep", {"ms": 30}).json()["slept_ms"] == 30
+    v1 = s.get("/v1/models").json()
+    assert v1["object"] == "list"
+    assert [(m["id"], m["object"], m["owned_by"]) for m in v1["data"]] == [
+        ("demo", "model", "mserve"), ("echo", "model", "mserve"), ("sleep", "model", "mserve")]
+    assert abs(v1["data"][0]["created"] - time.time()) < 60
 
 
 def test_keep_alive_and_ipv6(start):

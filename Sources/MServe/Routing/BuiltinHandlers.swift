@@ -28,6 +28,19 @@ final class IndexHandler: RequestHandler {
     }
 }
 
+/// `GET /v1/models`: the served models in OpenAI's list format, for OpenAI clients.
+final class OpenAIModelsHandler: RequestHandler {
+    override class var allowedMethods: [HTTPMethod] { [.GET] }
+    /// When this worker's models were loaded: OpenAI's "created".
+    nonisolated(unsafe) static var created = Int64(0)
+
+    override func get(_ args: [String]) throws {
+        write(["object": "list", "data": .array(context.models.map { m in
+            ["id": .string(m.name), "object": "model", "created": .int(OpenAIModelsHandler.created), "owned_by": "mserve"]
+        })])
+    }
+}
+
 /// `POST /NAME` runs the model on the JSON body; `GET /NAME` describes it.
 final class ModelHandler: RequestHandler {
     override class var allowedMethods: [HTTPMethod] { [.GET, .POST] }
@@ -188,7 +201,8 @@ enum StreamFormat {
 extension Router {
     /// The routes every worker serves: the user's own first, then the index, then each model at /NAME.
     static func standard(models: [ServedModel], userRoutes: [Route] = []) -> Router {
-        let router = Router(userRoutes + [Route("/", IndexHandler.self)])
+        OpenAIModelsHandler.created = Int64(LogClock.now().tv_sec)
+        let router = Router(userRoutes + [Route("/", IndexHandler.self), Route("/v1/models", OpenAIModelsHandler.self)])
         for m in models {
             router.add(Route("/" + m.name, literal: true) { req, ctx in
                 let h = ModelHandler(request: req, context: ctx)
