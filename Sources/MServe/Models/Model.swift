@@ -22,6 +22,11 @@ public struct ModelContext: Sendable {
 public struct InferenceRequest: Sendable {
     public let recordID: String
     public let input: JSON
+
+    public init(recordID: String, input: JSON) {
+        self.recordID = recordID
+        self.input = input
+    }
 }
 
 /// A served model: load in `init`, check in `validate`, answer in `infer`.  Each worker creates its

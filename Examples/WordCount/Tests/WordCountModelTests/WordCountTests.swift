@@ -1,0 +1,26 @@
+import MServe
+import Testing
+import WordCountModel
+
+@Suite struct WordCountTests {
+    func model(_ options: [String: JSON] = [:]) throws -> WordCount {
+        let logger = Logger(file: try LogFile(path: "/dev/null", standardFD: 2), level: .critical)
+        return try WordCount(context: ModelContext(name: "wordcount", workerID: 0, device: "cpu", options: options, logger: logger))
+    }
+
+    @Test func countsWords() throws {
+        let out = try model().infer(InferenceRequest(recordID: "r", input: ["text": "A b, a!"]))
+        #expect(out == ["words": 3, "counts": ["a": 2, "b": 1]])
+    }
+
+    @Test func streamsARunningCount() throws {
+        var pieces: [JSON] = []
+        try model().stream(InferenceRequest(recordID: "r", input: ["text": "x y"])) { pieces.append($0) }
+        #expect(pieces == [["word": "x", "count": 1], ["word": "y", "count": 2]])
+    }
+
+    @Test func rejectsBadInputAndBadOptions() throws {
+        #expect(throws: ModelInputError.self) { try model().validate(["text": 5]) }
+        #expect(throws: ModelLoadError.self) { try model(["lowercase": "yes"]) }
+    }
+}
