@@ -47,7 +47,7 @@ def check_error(r, status, message_part, recordid=None):
     ('', JSON, 400, "empty body", None),
     # A body that is not declared JSON is not read for a recordid: the header's is used.
     ('{"recordid": "b1", "cal_number": 1}', {"Content-Type": "text/plain", "X-Request-Id": "h1"}, 415,
-     "Content-Type must be application/json", "h1"),
+     "model demo takes application/json; got text/plain", "h1"),
     ('{"recordid": "has space", "cal_number": 1}', JSON, 400, "recordid must be", None),
     (b'{"recordid": "b1", "cal_number": "\xff"}', JSON, 400, "malformed JSON", None),
 ])

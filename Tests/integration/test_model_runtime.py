@@ -121,3 +121,24 @@ def test_threaded_requests_do_not_leak(start):
         list(ex.map(burst, [1000] * 4))
     grown = rss_kib() - before
     assert grown < 3000, f"worker grew {grown} KiB over 4000 requests"
+
+
+def test_uploads_multipart_and_raw_bytes(start):
+    s = start("echo", "demo", "--max-body-size", "64k", workers=1)
+    png = bytes(range(256)) * 20
+    r = requests.post(s.url + "/echo", files={"image": ("cat.png", png, "image/png")},
+                      data={"prompt": "what is this?"}, headers={"X-Request-Id": "up1"}, timeout=5)
+    assert r.status_code == 200, r.text
+    assert r.json() == {"recordid": "up1", "fields": {"prompt": "what is this?"},
+                        "files": [{"field": "image", "filename": "cat.png", "content_type": "image/png", "bytes": 5120}]}
+    r = requests.post(s.url + "/echo", data=png, headers={"Content-Type": "image/png"}, timeout=5)
+    assert r.json()["content_type"] == "image/png" and r.json()["bytes"] == 5120
+    # Within the body limit only.
+    r = requests.post(s.url + "/echo", files={"image": ("big.png", b"x" * 70_000, "image/png")}, timeout=5)
+    assert r.status_code == 413
+    # A model that takes JSON says so.
+    r = requests.post(s.url + "/demo", files={"image": ("cat.png", png, "image/png")}, timeout=5)
+    assert r.status_code == 415 and "model demo takes application/json; got multipart/form-data" in r.json()["error"]["message"]
+    # A broken multipart body is a 400.
+    r = requests.post(s.url + "/echo", data=b"--b\r\nnothing", headers={"Content-Type": "multipart/form-data; boundary=b"}, timeout=5)
+    assert r.status_code == 400 and "multipart" in r.json()["error"]["message"]

@@ -46,12 +46,23 @@ public final class DemoModel: Model {
 }
 
 /// Returns its JSON input (less the recordid, which the server adds back).  Streamed, it sends the
-/// words of its "text" field, one piece each: `{"text": "word"}`.
+/// words of its "text" field, one piece each: `{"text": "word"}`.  Any other body is described: a
+/// multipart upload by its fields and files, raw bytes by their type and size.
 public final class EchoModel: Model {
     public static var runsOnEventLoop: Bool { true }
+    public static var acceptedMediaTypes: [String] { ["*/*"] }
     public init(context: ModelContext) throws {}
 
     public func infer(_ request: InferenceRequest) throws -> JSON {
+        if request.contentType == "multipart/form-data" {
+            return ["fields": request.input, "files": .array(request.files.map { f in
+                ["field": .string(f.field), "filename": .string(f.filename), "content_type": .string(f.contentType),
+                 "bytes": .int(Int64(f.data.count))]
+            })]
+        }
+        if !RequestHandler.isJSON(request.contentType) {
+            return ["content_type": .string(request.contentType), "bytes": .int(Int64(request.body.count))]
+        }
         guard case .object(let pairs) = request.input else { return request.input }
         return .object(pairs.filter { $0.0 != "recordid" && $0.0 != "stream" })
     }

@@ -21,11 +21,22 @@ public struct ModelContext: Sendable {
 /// What a model is told about one request.
 public struct InferenceRequest: Sendable {
     public let recordID: String
+    /// The JSON object body; for a multipart upload, its text fields (as strings); else `{}`.
     public let input: JSON
+    /// The body's media type ("application/json", "multipart/form-data", "image/png", ...).
+    public let contentType: String
+    /// The body as sent: what a model that takes raw bytes reads.
+    public let body: [UInt8]
+    /// The files of a multipart upload.
+    public let files: [UploadedFile]
 
-    public init(recordID: String, input: JSON) {
+    public init(recordID: String, input: JSON, contentType: String = "application/json", body: [UInt8] = [],
+                files: [UploadedFile] = []) {
         self.recordID = recordID
         self.input = input
+        self.contentType = contentType
+        self.body = body
+        self.files = files
     }
 }
 
@@ -40,6 +51,9 @@ public protocol Model: AnyObject, SendableMetatype {
     /// `--request-timeout` do not apply to it.  The analogue of an `async def` endpoint in FastAPI.
     /// False by default: inference runs on model threads.
     static var runsOnEventLoop: Bool { get }
+    /// The media types the model takes: "application/json" (the default), "multipart/form-data"
+    /// for uploads, raw types such as "image/png", "image/*", or "*/*".  Others get 415.
+    static var acceptedMediaTypes: [String] { get }
     init(context: ModelContext) throws
     /// Runs on the event loop before the request is queued, so bad input is a 400 that never
     /// occupies the model.  Throw `ModelInputError`.  Must be quick and must not touch model state.
@@ -55,6 +69,7 @@ public protocol Model: AnyObject, SendableMetatype {
 
 extension Model {
     public static var runsOnEventLoop: Bool { false }
+    public static var acceptedMediaTypes: [String] { ["application/json"] }
     public func validate(_ input: JSON) throws {}
     public func stream(_ request: InferenceRequest, emit: (JSON) throws -> Void) throws {
         try emit(try infer(request))

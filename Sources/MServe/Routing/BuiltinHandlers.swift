@@ -57,14 +57,14 @@ final class ModelHandler: RequestHandler {
     /// Server-Sent Events, `Accept: application/x-ndjson` for JSON lines) gets the model's pieces as
     /// they come; leaving stops the model at its next piece.
     override func post(_ args: [String]) throws {
-        let input = try jsonObjectBody()
+        let inference = try inferenceRequest()
+        let input = inference.input
         do {
             try model.instance.validate(input)
         } catch let e as ModelInputError {
             throw HTTPError(400, e.message)
         }
         streamFormat = StreamFormat(accept: request.header("Accept"), stream: input["stream"])
-        let inference = InferenceRequest(recordID: recordID, input: input)
         guard let runner = model.runner else {
             if streamFormat == nil {
                 complete(Result { try model.instance.infer(inference) })
@@ -105,6 +105,31 @@ final class ModelHandler: RequestHandler {
             fail(HTTPError(499, was == .queued ? "client closed the connection while the request was queued"
                                                : "client closed the connection during the stream"))
         }
+    }
+
+    /// The body as the model takes it: JSON, a multipart upload, or raw bytes; 415 for a media type
+    /// the model does not accept.
+    private func inferenceRequest() throws -> InferenceRequest {
+        let media = request.mediaType ?? "application/json"
+        let accepted = type(of: model.instance).acceptedMediaTypes
+        guard accepted.contains(where: { MediaType.matches(media, pattern: $0) }) else {
+            throw HTTPError(415, "model \(model.name) takes \(accepted.joined(separator: ", ")); got \(media)")
+        }
+        if RequestHandler.isJSON(media) {
+            return InferenceRequest(recordID: recordID, input: try jsonObjectBody(), contentType: media, body: request.body)
+        }
+        if media == "multipart/form-data" {
+            guard let boundary = request.contentType.flatMap(MultipartForm.boundary) else {
+                throw HTTPError(400, "multipart/form-data without a boundary")
+            }
+            let form: MultipartForm
+            do { form = try MultipartForm.parse(request.body, boundary: boundary) } catch let e as ModelInputError {
+                throw HTTPError(400, e.message)
+            }
+            return InferenceRequest(recordID: recordID, input: .object(form.fields.map { ($0.0, .string($0.1)) }),
+                                    contentType: media, body: request.body, files: form.files)
+        }
+        return InferenceRequest(recordID: recordID, input: [:], contentType: media, body: request.body)
     }
 
     /// The request-timeout timer.  Its closure holds this handler, so it is released when done with.
@@ -161,6 +186,15 @@ final class ModelHandler: RequestHandler {
                                 event: "error"))
         setStatus(error.status)   // for the logs: the client saw 200
         finish()
+    }
+}
+
+enum MediaType {
+    /// "image/png" matches "image/png", "image/*" and "*/*".
+    static func matches(_ media: String, pattern: String) -> Bool {
+        if pattern == "*/*" || pattern == media { return true }
+        if pattern.hasSuffix("/*") { return media.hasPrefix(pattern.dropLast()) }
+        return RequestHandler.isJSON(pattern) && RequestHandler.isJSON(media)
     }
 }
 
