@@ -108,7 +108,7 @@ def test_content_length_with_chunked_400(server):
     raw = raw_request(server.port, b"POST /demo HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
                       b"Content-Length: 3\r\nTransfer-Encoding: chunked\r\n\r\n3\r\n{}}\r\n0\r\n\r\n")
     status, headers, payload = parse_response(raw)
-    # evhttp or mserve refuses it; either way the connection is closed after the answer.
+    # Refused while reading the request, so the connection is closed after the answer.
     assert status == 400 and json.loads(payload)["error"]["code"] == 400
     assert headers["connection"] == "close"
 

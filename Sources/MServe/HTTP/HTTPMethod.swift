@@ -1,6 +1,6 @@
 public enum HTTPMethod: String, Sendable, CaseIterable {
     case GET, POST, PUT, DELETE, PATCH, HEAD, OPTIONS, TRACE, CONNECT
-    /// A method evhttp does not know; routes answer it with 405.
+    /// A method mserve does not know ("BREW"); routes answer it with 405.
     case UNKNOWN
 
     /// Methods are case-sensitive (RFC 9110): "get" is not GET.

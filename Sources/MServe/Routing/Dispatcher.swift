@@ -1,6 +1,5 @@
-/// Takes each request from the HTTP server to its handler: recordid, the request log line,
-/// protocol checks evhttp does not make, routing, the method call, and the error response when
-/// anything throws.
+/// Takes each request from the HTTP server to its handler: recordid, the request log line, routing,
+/// the method call, and the error response when anything throws.
 final class Dispatcher {
     let router: Router
     var context: HandlerContext!

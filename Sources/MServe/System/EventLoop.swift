@@ -20,9 +20,9 @@ public final class EventLoop {
     public init() throws {
         evthread_use_pthreads()
         event_set_log_callback(EventLoop.libeventLog)
-        // The changelist folds the several epoll_ctl calls evhttp makes for one request (stop
-        // reading, start writing, stop writing, read again) into one per loop iteration.  Its caveat,
-        // descriptors duplicated with dup(), does not apply: mserve never dups a watched descriptor.
+        // The changelist folds epoll_ctl calls for one descriptor within a loop iteration (a write
+        // event armed and disarmed again costs nothing).  Its caveat, descriptors duplicated with
+        // dup(), does not apply: mserve never dups a watched descriptor.
         let cfg = event_config_new()
         defer { event_config_free(cfg) }
         event_config_set_flag(cfg, Int32(EVENT_BASE_FLAG_EPOLL_USE_CHANGELIST.rawValue))
