@@ -209,3 +209,17 @@ def test_sd_notify_ready_and_stopping(start, tmp_path):
         assert s.wait_exit() == 0
     finally:
         sock.close()
+
+
+def test_max_requests_recycles_workers_without_failures(start):
+    s = start("demo", "--max-requests", "20", "--max-requests-jitter", "5", workers=2)
+    first = set(s.worker_pids())
+    statuses = [requests.post(s.url + "/demo", json={"cal_number": 1}, headers={"Connection": "close"}, timeout=5).status_code
+                for _ in range(150)]
+    assert statuses == [200] * 150
+    assert s.log().count("reached max-requests (") >= 4
+    s.wait_log(r"reached max-requests; starting its replacement", count=4)
+    wait_for(lambda: len(s.worker_pids()) == 2, what="two workers again")
+    assert not first & set(s.worker_pids())
+    # Every exit was a recycle, none a failure.
+    assert "starting a replacement in slot" not in s.log()

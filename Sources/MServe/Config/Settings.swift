@@ -13,6 +13,8 @@ public struct Settings: Sendable {
     public var errorLogfile = "-"
     public var logLevel = LogLevel.info
     public var logBodyLimit = 1024
+    public var maxRequests = 0
+    public var maxRequestsJitter = 0
     public var limitConcurrency = 1
     public var queueSize = 16
     public var requestTimeout = 30.0

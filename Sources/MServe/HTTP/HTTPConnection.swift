@@ -53,6 +53,9 @@ final class HTTPConnection {
 
     /// Idle: no request in progress, nothing buffered either way.
     var isIdle: Bool { !busy && inputStart == input.count && outputStart == output.count && !lingering }
+    let acceptedAt = monotonicSeconds()
+    /// Requests answered on this connection.
+    private(set) var served = 0
 
     private func readable() {
         let n = server.readScratch.withUnsafeMutableBytes { read(fd, $0.baseAddress, $0.count) }
@@ -127,7 +130,10 @@ final class HTTPConnection {
     /// Queues a response (or an interim 100 Continue) and writes what the socket takes now.
     func write(_ bytes: [UInt8], close: Bool, finishesRequest: Bool = false) {
         guard !closed else { return }
-        if finishesRequest { busy = false }
+        if finishesRequest {
+            busy = false
+            served += 1
+        }
         if close { closeAfterWrite = true }
         if outputStart == output.count {
             output = bytes

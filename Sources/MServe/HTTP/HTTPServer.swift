@@ -22,10 +22,15 @@ public final class HTTPServer {
     private let pid = getpid()
     /// Requests handed to handlers and not yet answered.
     public private(set) var inFlight = 0
+    /// Requests received so far, and what to do when they reach `requestLimit` (--max-requests).
+    public private(set) var received = 0
+    var requestLimit = Int.max
+    var onRequestLimit: (() -> Void)?
     /// Once the worker is stopping, responses carry `Connection: close` so keep-alive clients move on.
     var closing = false
     /// How long a client that we are closing on may take to read our answer.
     static let lingerSeconds = 2.0
+    static let firstRequestGrace = 1.0
 
     init(loop: EventLoop, settings: Settings, logger: Logger, accessLog: AccessLog?, router: Router) {
         self.loop = loop
@@ -128,9 +133,13 @@ public final class HTTPServer {
         }
     }
 
-    /// For a graceful stop: closes every connection with nothing in progress.
+    /// For a graceful stop: closes every connection with nothing in progress.  One that was accepted
+    /// but has not sent its first request yet is given a moment (a client that has just connected
+    /// is about to send), up to `firstRequestGrace`.
     func closeIdleConnections() {
-        for conn in connections.values where conn.isIdle {
+        let now = monotonicSeconds()
+        for conn in connections.values where conn.isIdle
+            && (conn.served > 0 || now - conn.acceptedAt > HTTPServer.firstRequestGrace) {
             // A request that arrived but is not read yet is served (with Connection: close) instead.
             var pending: Int32 = 0
             _ = ioctl(conn.fd, UInt(FIONREAD), &pending)
@@ -142,6 +151,8 @@ public final class HTTPServer {
 
     func received(_ request: HTTPRequest) {
         inFlight += 1
+        received += 1
+        if received == requestLimit { onRequestLimit?() }
         dispatcher.handle(request)
     }
 

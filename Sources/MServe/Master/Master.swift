@@ -149,6 +149,13 @@ public final class Master {
             workers[pid] = w
             return
         }
+        if buf[0..<n].contains(UInt8(ascii: "M")) && !w.retiring {
+            // --max-requests: a replacement in the same slot now, while this one drains.
+            w.retiring = true
+            workers[pid] = w
+            logger.info("Worker \(pid) (slot \(w.slot)) reached max-requests; starting its replacement")
+            if phase != .stopping && w.slot < desiredWorkers { spawnWorker(slot: w.slot) }
+        }
         if buf[0..<n].contains(UInt8(ascii: "R")) && !w.ready {
             w.ready = true
             workers[pid] = w

@@ -76,6 +76,16 @@ final class Worker {
         server.setContext(HandlerContext(logger: logger, workerID: slot, settings: settings, models: models, server: server))
         for fd in listenFDs { server.accept(fd: fd) }
 
+        if settings.maxRequests > 0 {
+            let limit = settings.maxRequests + Int.random(in: 0...settings.maxRequestsJitter)
+            server.requestLimit = limit
+            server.onRequestLimit = { [unowned self] in
+                logs.logger.info("worker reached max-requests (\(limit)); recycling")
+                // The master starts the replacement at once; this one finishes what it has.
+                tellMaster("M")
+                stopGracefully()
+            }
+        }
         loop.onSignal(SIGTERM) { [unowned self] in stopGracefully() }
         loop.onSignal(SIGINT) { [unowned self] in stopNow() }
         loop.onSignal(SIGQUIT) { [unowned self] in stopNow() }
