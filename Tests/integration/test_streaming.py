@@ -38,11 +38,15 @@ def test_sse_pieces_arrive_as_produced(start):
 
 def test_ndjson_and_accept_header(start):
     s = start("sleep", "echo", workers=1)
-    r = requests.post(s.url + "/sleep", json={"ms": 100, "pieces": 2}, headers={"Accept": "application/x-ndjson"},
+    r = requests.post(s.url + "/sleep", json={"ms": 600, "pieces": 3}, headers={"Accept": "application/x-ndjson"},
                       stream=True, timeout=10)
     assert r.headers["Content-Type"] == "application/x-ndjson"
-    lines = [json.loads(l) for l in r.iter_lines() if l]
-    assert [l["piece"] for l in lines] == [1, 2]
+    assert r.headers["Transfer-Encoding"] == "chunked"
+    t0 = time.monotonic()
+    arrivals = [(time.monotonic() - t0, json.loads(l)) for l in r.iter_lines() if l]
+    assert [l["piece"] for _, l in arrivals] == [1, 2, 3]
+    times = [t for t, _ in arrivals]
+    assert 0.1 < times[1] - times[0] < 0.4 and 0.1 < times[2] - times[1] < 0.4, times
     r = requests.post(s.url + "/echo", json={"text": "one two  three"}, headers={"Accept": "text/event-stream"},
                       stream=True, timeout=10)
     words = [json.loads(d)["text"] for _, d in sse_events(r) if d != "[DONE]"]

@@ -28,6 +28,14 @@ final class IndexHandler: RequestHandler {
     }
 }
 
+/// `GET /healthz`: the worker's event loop is alive (it answered).  Inference runs on model
+/// threads, so a busy model does not make this slow.
+final class HealthHandler: RequestHandler {
+    override class var allowedMethods: [HTTPMethod] { [.GET, .HEAD] }
+    override func get(_ args: [String]) throws { write(["status": "ok", "worker": .int(Int64(context.workerID))]) }
+    override func head(_ args: [String]) throws { try get(args) }
+}
+
 /// `GET /v1/models`: the served models in OpenAI's list format, for OpenAI clients.
 final class OpenAIModelsHandler: RequestHandler {
     override class var allowedMethods: [HTTPMethod] { [.GET] }
@@ -236,7 +244,8 @@ extension Router {
     /// The routes every worker serves: the user's own first, then the index, then each model at /NAME.
     static func standard(models: [ServedModel], userRoutes: [Route] = []) -> Router {
         OpenAIModelsHandler.created = Int64(LogClock.now().tv_sec)
-        let router = Router(userRoutes + [Route("/", IndexHandler.self), Route("/v1/models", OpenAIModelsHandler.self)])
+        let router = Router(userRoutes + [Route("/", IndexHandler.self), Route("/healthz", HealthHandler.self),
+                                          Route("/v1/models", OpenAIModelsHandler.self)])
         for m in models {
             router.add(Route("/" + m.name, literal: true) { req, ctx in
                 let h = ModelHandler(request: req, context: ctx)
