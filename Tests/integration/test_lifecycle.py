@@ -223,3 +223,33 @@ def test_max_requests_recycles_workers_without_failures(start):
     assert not first & set(s.worker_pids())
     # Every exit was a recycle, none a failure.
     assert "starting a replacement in slot" not in s.log()
+
+
+def test_stuck_worker_is_killed_and_replaced(start):
+    s = start("demo", "--timeout", "1", workers=2)
+    stuck = s.worker_pids()[0]
+    os.kill(stuck, signal.SIGSTOP)   # its loop stops reporting
+    s.wait_log(rf"WORKER TIMEOUT \(pid:{stuck}\)", timeout=10)
+    s.wait_log(rf"Worker \(pid:{stuck}\) was sent SIG(ABRT|KILL); starting a replacement", timeout=10)
+    wait_for(lambda: len(s.worker_pids()) == 2 and stuck not in s.worker_pids(), what="replacement")
+    statuses = [requests.post(s.url + "/demo", json={"cal_number": 1}, headers={"Connection": "close"}, timeout=5).status_code
+                for _ in range(50)]
+    assert statuses == [200] * 50
+
+
+def test_long_inference_and_slow_model_load_are_not_stuck(start, tmp_path):
+    conf = tmp_path / "slow.toml"
+    conf.write_text("[model.sleep]\nload_ms = 2500\n")
+    s = start("sleep", "-c", str(conf), "--timeout", "1", "--request-timeout", "5", workers=1)
+    r = requests.post(s.url + "/sleep", json={"ms": 2500}, timeout=10)
+    assert r.status_code == 200
+    assert "TIMEOUT" not in s.log()
+    assert len(s.log().split("Booting worker")) == 2   # the one worker, never replaced
+
+
+def test_boot_timeout_kills_a_worker_that_never_serves(start, tmp_path):
+    conf = tmp_path / "stuck.toml"
+    conf.write_text("[model.sleep]\nload_ms = 60000\n")
+    s = start("sleep", "-c", str(conf), "--boot-timeout", "1", workers=1, wait=False)
+    s.wait_log(r"WORKER BOOT TIMEOUT \(pid:\d+\): not serving after 1\.0 s", timeout=10)
+    s.wait_log(r"a worker died before serving; next start in 1 s", timeout=10)

@@ -8,7 +8,7 @@ public enum Invocation: Equatable {
 extension Settings: Equatable {
     public static func == (a: Settings, b: Settings) -> Bool {
         a.models == b.models && a.binds == b.binds && a.workers == b.workers && a.backlog == b.backlog
-            && a.gracefulTimeout == b.gracefulTimeout && a.clientTimeout == b.clientTimeout
+            && a.gracefulTimeout == b.gracefulTimeout && a.timeout == b.timeout && a.bootTimeout == b.bootTimeout && a.clientTimeout == b.clientTimeout
             && a.maxBodySize == b.maxBodySize && a.maxHeaderSize == b.maxHeaderSize
             && a.accessLogfile == b.accessLogfile && a.errorLogfile == b.errorLogfile
             && a.logLevel == b.logLevel && a.logBodyLimit == b.logBodyLimit && a.pidfile == b.pidfile

@@ -6,6 +6,8 @@ public struct Settings: Sendable {
     public var workers = 1
     public var backlog = 2048
     public var gracefulTimeout = 30.0
+    public var timeout = 30.0
+    public var bootTimeout = 300.0
     public var clientTimeout = 30.0
     public var maxBodySize = 10 * 1024 * 1024
     public var maxHeaderSize = 16 * 1024

@@ -14,6 +14,9 @@ public final class Master {
         /// Told to exit (reload or scale-down): its exit is not a failure to replace.
         var retiring = false
         let started: Double
+        /// When its loop last reported (any message on the pipe), and when it was sent SIGABRT for not.
+        var lastHeard: Double
+        var abortedAt: Double?
     }
 
     enum Phase: Equatable { case booting, running, stopping }
@@ -72,6 +75,7 @@ public final class Master {
 
         desiredWorkers = settings.workers
         manageWorkers()
+        loop.after(min(0.5, settings.timeout / 4), repeating: true) { [unowned self] in murderWorkers() }
         if phase != .stopping { loop.run() }
         listeners.closeAll()
         logger.info("Shutting down: master (exit code \(exitCode))")
@@ -132,7 +136,8 @@ public final class Master {
         }
         close(fds[1])
         _ = fcntl(fds[0], F_SETFD, FD_CLOEXEC)
-        var record = WorkerRecord(pid: pid, slot: slot, pipe: fds[0], started: monotonicSeconds())
+        let now = monotonicSeconds()
+        var record = WorkerRecord(pid: pid, slot: slot, pipe: fds[0], started: now, lastHeard: now)
         record.pipeEvent = loop.onReadable(fds[0]) { [unowned self] in readPipe(pid) }
         workers[pid] = record
         logger.info("Booting worker with pid: \(pid) (slot \(slot))")
@@ -149,6 +154,8 @@ public final class Master {
             workers[pid] = w
             return
         }
+        w.lastHeard = monotonicSeconds()
+        workers[pid] = w
         if buf[0..<n].contains(UInt8(ascii: "M")) && !w.retiring {
             // --max-requests: a replacement in the same slot now, while this one drains.
             w.retiring = true
@@ -165,6 +172,28 @@ public final class Master {
                 logger.info("All \(desiredWorkers) workers are serving")
                 SystemdNotify.send("READY=1\nSTATUS=serving \(settings.models.joined(separator: ",")) with \(desiredWorkers) workers\nMAINPID=\(getpid())")
             }
+        }
+    }
+
+    /// gunicorn's murder_workers: a worker that has not been heard from within --timeout (or has not
+    /// started serving within --boot-timeout) gets SIGABRT, so that it can leave a backtrace, and
+    /// SIGKILL 2 s later if it is still there.  Reaping then replaces it.
+    private func murderWorkers() {
+        let now = monotonicSeconds()
+        for (pid, w) in workers {
+            if let aborted = w.abortedAt {
+                if now - aborted > 2 { kill(pid, SIGKILL) }
+                continue
+            }
+            if !w.ready && now - w.started > settings.bootTimeout {
+                logger.critical("WORKER BOOT TIMEOUT (pid:\(pid)): not serving after \(settings.bootTimeout) s")
+            } else if w.ready && now - w.lastHeard > settings.timeout {
+                logger.critical("WORKER TIMEOUT (pid:\(pid))")
+            } else {
+                continue
+            }
+            workers[pid]?.abortedAt = now
+            kill(pid, SIGABRT)
         }
     }
 

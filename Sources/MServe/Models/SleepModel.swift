@@ -16,6 +16,11 @@ public final class SleepModel: Model {
             guard let d = v.doubleValue, d >= 0 else { throw ModelLoadError("sleep: option max_ms must be a non-negative number") }
             maxMs = d
         }
+        // Option load_ms: a model that takes that long to load, for tests of --boot-timeout.
+        if let v = context.options["load_ms"] {
+            guard let d = v.doubleValue, d >= 0 else { throw ModelLoadError("sleep: option load_ms must be a non-negative number") }
+            SleepModel.sleep(ms: d)
+        }
     }
 
     public func validate(_ input: JSON) throws {

@@ -93,10 +93,14 @@ final class Worker {
         loop.onSignal(SIGHUP) {}   // the master handles reloads
 
         tellMaster("R")
+        // The heartbeat comes from the loop itself: a loop that is stuck stops it.
+        loop.after(Worker.heartbeatInterval(timeout: settings.timeout), repeating: true) { [unowned self] in tellMaster("H") }
         loop.run()
         logs.flush()
         return ExitCode.ok
     }
+
+    static func heartbeatInterval(timeout: Double) -> Double { min(1.0, timeout / 4) }
 
     private func tellMaster(_ message: String) {
         _ = message.withCString { write(masterPipe, $0, strlen($0)) }
