@@ -253,3 +253,24 @@ def test_boot_timeout_kills_a_worker_that_never_serves(start, tmp_path):
     s = start("sleep", "-c", str(conf), "--boot-timeout", "1", workers=1, wait=False)
     s.wait_log(r"WORKER BOOT TIMEOUT \(pid:\d+\): not serving after 1\.0 s", timeout=10)
     s.wait_log(r"a worker died before serving; next start in 1 s", timeout=10)
+
+
+def test_preload_loads_once_and_workers_share_the_weights(start, tmp_path):
+    conf = tmp_path / "w.toml"
+    conf.write_text("[model.sleep]\nweights_mb = 64\n")
+    s = start("sleep", "-c", str(conf), "--preload", workers=2)
+    loads = re.findall(r"\[(\d+)\] \[INFO\] model sleep loaded", s.log())
+    assert loads == [str(s.pid)], loads           # once, in the master
+    assert requests.post(s.url + "/sleep", json={"ms": 1}, timeout=5).status_code == 200
+
+    def pss_kib(pid):
+        with open(f"/proc/{pid}/smaps_rollup") as f:
+            return int(re.search(r"^Pss:\s+(\d+)", f.read(), re.M).group(1))
+
+    # 64 MB shared by three processes: each worker's proportional share is about a third.
+    for w in s.worker_pids():
+        assert pss_kib(w) < 40_000, pss_kib(w)
+    victim = s.worker_pids()[0]
+    os.kill(victim, signal.SIGKILL)
+    s.wait_log(r"is serving", count=3)
+    assert len(re.findall(r"model sleep loaded", s.log())) == 1   # the replacement loaded nothing

@@ -14,7 +14,7 @@ extension Settings: Equatable {
             && a.logLevel == b.logLevel && a.logBodyLimit == b.logBodyLimit && a.pidfile == b.pidfile
             && a.maxRequests == b.maxRequests && a.maxRequestsJitter == b.maxRequestsJitter
             && a.limitConcurrency == b.limitConcurrency && a.queueSize == b.queueSize && a.requestTimeout == b.requestTimeout
-            && a.config == b.config && a.checkConfig == b.checkConfig && a.modelSettings == b.modelSettings
+            && a.config == b.config && a.checkConfig == b.checkConfig && a.preload == b.preload && a.modelSettings == b.modelSettings
     }
 }
 

@@ -178,6 +178,8 @@ public enum SettingTable {
         .seconds("request_timeout", ["--request-timeout"], \.requestTimeout, default: "30",
                  "A request not answered by then gets 504; if it was still queued, it never runs."),
         .optionalString("pid", ["-p", "--pid"], \.pidfile, metavar: "FILE", "Write the master's pid to this file."),
+        .flag("preload", ["--preload"], \.preload,
+              "Load the models once in the master before forking: workers share them copy-on-write, and a respawn loads nothing."),
         .flag("check_config", ["--check-config"], \.checkConfig, "Check the configuration and the model names, then exit."),
         .list("models", [], \.models, metavar: "MODEL", default: "none",
               "Models to serve (the command line's MODEL arguments); each is served at /NAME."),

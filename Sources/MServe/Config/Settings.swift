@@ -23,6 +23,7 @@ public struct Settings: Sendable {
     public var pidfile: String? = nil
     public var config: String? = nil
     public var checkConfig = false
+    public var preload = false
     /// `[model.NAME]` tables of the config file.
     public var modelSettings: [String: ModelSettings] = [:]
 

@@ -32,6 +32,8 @@ public final class Master {
     private var phase = Phase.booting
     private var exitCode = ExitCode.ok
     private var killTimer: EventHandle?
+    /// --preload: the models, loaded once here before any fork and shared by every worker.
+    private var preloaded: [ServedModel]?
     private var pidFile: PidFile?
 
     init(settings: Settings, registry: ModelRegistry, routes: [Route], logs: ProcessLogs) {
@@ -59,6 +61,15 @@ public final class Master {
         defer { pidFile?.remove() }
 
         logger.info("Starting mserve \(MServeVersion.string)")
+        if settings.preload {
+            // No thread may start before fork: models start theirs in the workers (ModelRunner).
+            do {
+                preloaded = try ModelLoader.load(settings, registry: registry, workerID: -1, logger: logger)
+            } catch {
+                logger.critical("\(error.message); not starting")
+                return ExitCode.modelLoadError
+            }
+        }
         for a in listeners.addresses { logger.info("Listening at: http://\(a) (\(getpid()))") }
         logger.info("Serving models: \(settings.models.joined(separator: ", ")) with \(settings.workers) workers")
 
@@ -128,7 +139,7 @@ public final class Master {
             close(fds[0])
             for (s, slotFDs) in listeners.slots.enumerated() where s != slot { slotFDs.forEach { close($0) } }
             for w in workers.values { close(w.pipe) }
-            let worker = Worker(slot: slot, settings: settings, registry: registry, routes: routes, logs: logs,
+            let worker = Worker(slot: slot, settings: settings, registry: registry, routes: routes, preloaded: preloaded, logs: logs,
                                 listenFDs: listeners.slots[slot], masterPipe: fds[1])
             let code = worker.run()
             logs.flush()

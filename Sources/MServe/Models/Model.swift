@@ -2,7 +2,8 @@
 public struct ModelContext: Sendable {
     /// The model's name as served (`/NAME`).
     public let name: String
-    /// The worker's slot, 0..<workers: stable across respawns, so a model can pick a device by it.
+    /// The worker's slot, 0..<workers: stable across respawns, so a model can pick a device by it;
+    /// -1 for a model preloaded in the master (`--preload`) and shared by every worker.
     public let workerID: Int
     public let device: String
     /// The `[model.NAME]` table of the config file, less `device`.

@@ -8,6 +8,9 @@ import Glibc
 /// bounds a request.
 public final class SleepModel: Model {
     private let maxMs: Double
+    /// Option weights_mb: that much memory, allocated and filled at load like a model's weights, so
+    /// that --preload's sharing can be measured (benchmark/memory.py).
+    private let weights: [UInt8]
 
     public init(context: ModelContext) throws {
         switch context.options["max_ms"] {
@@ -15,6 +18,14 @@ public final class SleepModel: Model {
         case .some(let v):
             guard let d = v.doubleValue, d >= 0 else { throw ModelLoadError("sleep: option max_ms must be a non-negative number") }
             maxMs = d
+        }
+        switch context.options["weights_mb"] {
+        case nil: weights = []
+        case .some(let v):
+            guard case .int(let mb) = v, (0...65536).contains(mb) else {
+                throw ModelLoadError("sleep: option weights_mb must be an integer number of megabytes")
+            }
+            weights = (0..<Int(mb) << 20).map { UInt8(truncatingIfNeeded: $0 &* 2654435761 >> 13) }
         }
         // Option load_ms: a model that takes that long to load, for tests of --boot-timeout.
         if let v = context.options["load_ms"] {

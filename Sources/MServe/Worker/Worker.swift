@@ -9,6 +9,8 @@ final class Worker {
     let settings: Settings
     let registry: ModelRegistry
     let routes: [Route]
+    /// With --preload, the master's models, shared copy-on-write.
+    let preloaded: [ServedModel]?
     let logs: ProcessLogs
     let listenFDs: [Int32]
     let masterPipe: Int32
@@ -16,12 +18,13 @@ final class Worker {
     private var server: HTTPServer!
     private var stopping = false
 
-    init(slot: Int, settings: Settings, registry: ModelRegistry, routes: [Route], logs: ProcessLogs,
-         listenFDs: [Int32], masterPipe: Int32) {
+    init(slot: Int, settings: Settings, registry: ModelRegistry, routes: [Route], preloaded: [ServedModel]?,
+         logs: ProcessLogs, listenFDs: [Int32], masterPipe: Int32) {
         self.slot = slot
         self.settings = settings
         self.registry = registry
         self.routes = routes
+        self.preloaded = preloaded
         self.logs = logs
         self.listenFDs = listenFDs
         self.masterPipe = masterPipe
@@ -44,25 +47,17 @@ final class Worker {
         logs.attach(to: loop)
         defer { logs.detach() }
 
-        var models: [ServedModel] = []
-        for name in settings.models {
-            guard let entry = registry.entry(named: name) else {
-                logger.critical("unknown model \(name)")
-                return ExitCode.modelLoadError
-            }
-            let ms = settings.settings(forModel: name)
-            let ctx = ModelContext(name: name, workerID: slot, device: ms.device, options: ms.options, logger: logger)
-            let started = monotonicSeconds()
+        let models: [ServedModel]
+        if let preloaded {
+            models = preloaded
+        } else {
             do {
-                let instance = try entry.make(ctx)
-                models.append(ServedModel(name: name, summary: entry.summary, device: ms.device, instance: instance))
-                logger.info("model \(name) loaded in \(String(format3: monotonicSeconds() - started)) s on \(ms.device)")
+                models = try ModelLoader.load(settings, registry: registry, workerID: slot, logger: logger)
             } catch {
-                logger.critical("model \(name) failed to load: \(error)")
+                logger.critical(error.message)
                 return ExitCode.modelLoadError
             }
         }
-
         for m in models where !type(of: m.instance).runsOnEventLoop {
             do {
                 m.runner = try ModelRunner(model: m, runtime: settings.runtime(forModel: m.name), loop: loop)

@@ -1,0 +1,21 @@
+/// Creates the served models: in each worker after fork, or once in the master with --preload.
+enum ModelLoader {
+    /// `workerID` is the worker's slot, or -1 for models preloaded in the master (shared by all).
+    static func load(_ settings: Settings, registry: ModelRegistry, workerID: Int, logger: Logger) throws(ModelLoadError) -> [ServedModel] {
+        var models: [ServedModel] = []
+        for name in settings.models {
+            guard let entry = registry.entry(named: name) else { throw ModelLoadError("unknown model \(name)") }
+            let ms = settings.settings(forModel: name)
+            let ctx = ModelContext(name: name, workerID: workerID, device: ms.device, options: ms.options, logger: logger)
+            let started = monotonicSeconds()
+            do {
+                let instance = try entry.make(ctx)
+                models.append(ServedModel(name: name, summary: entry.summary, device: ms.device, instance: instance))
+                logger.info("model \(name) loaded in \(String(format3: monotonicSeconds() - started)) s on \(ms.device)")
+            } catch {
+                throw ModelLoadError("model \(name) failed to load: \(error)")
+            }
+        }
+        return models
+    }
+}
