@@ -169,12 +169,35 @@ def test_usr1_reopens_logs(start):
     wait_for(lambda: s.access().count("rid=after") == 20, what="access lines in the new file")
 
 
-def test_hup_replaces_every_worker(start):
-    s = start("demo", workers=2)
-    old = s.worker_pids()
-    s.signal(signal.SIGHUP)
-    wait_for(lambda: len(s.worker_pids()) == 2 and not set(old) & set(s.worker_pids()), what="new workers")
-    assert requests.get(s.url + "/", timeout=5).status_code == 200
+def test_hup_rereads_the_config_and_replaces_every_worker(start, tmp_path):
+    conf = tmp_path / "m.toml"
+    conf.write_text("[model.demo]\nstart = 0\n")
+    path = str(tmp_path / "notify.sock")
+    notify = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
+    notify.bind(path)
+    notify.settimeout(10)
+    try:
+        s = start("demo", "-c", str(conf), workers=1, env={"NOTIFY_SOCKET": path})
+        assert "READY=1" in notify.recv(4096).decode()
+        old = s.worker_pids()
+        # (The test's own -w 1 would override a workers key: flags win over the file.)
+        conf.write_text("[model.demo]\nstart = 100\n")
+        s.signal(signal.SIGHUP)
+        assert "RELOADING=1" in notify.recv(4096).decode()
+        assert "READY=1" in notify.recv(4096).decode()
+        s.wait_log(r"Reload complete: 1 workers serving")
+        wait_for(lambda: len(s.worker_pids()) == 1 and not set(old) & set(s.worker_pids()), what="a new worker")
+        # The new model option is in effect.
+        assert requests.post(s.url + "/demo", json={"cal_number": 1}, timeout=5).json()["result"] == 101
+        # A bad config on HUP changes nothing.
+        conf.write_text("graceful_timeout = -3\n")
+        current = s.worker_pids()
+        s.signal(signal.SIGHUP)
+        s.wait_log(r"Reload refused, the running configuration stays: .*graceful_timeout: must be a positive number")
+        time.sleep(0.3)
+        assert s.worker_pids() == current
+    finally:
+        notify.close()
 
 
 def test_ttin_and_ttou_scale_the_workers(start):

@@ -27,11 +27,7 @@ public enum MServeMain {
             case .serve(let s):
                 settings = s
             }
-            try registry.check(settings.models)
-            for name in settings.modelSettings.keys where !settings.models.contains(name) && registry.entry(named: name) == nil {
-                throw ConfigError("config: [model.\(name)] names an unknown model; known models: \(registry.names.joined(separator: ", "))")
-            }
-            for b in settings.binds { _ = try BindAddress(parsing: b) }
+            try check(settings, registry)
         } catch {
             printError("mserve: error: \(error)")
             return ExitCode.usage
@@ -51,10 +47,25 @@ public enum MServeMain {
             print("configuration OK: models \(settings.models.joined(separator: ", ")), \(settings.workers) workers, bind \(settings.binds.joined(separator: " "))")
             return ExitCode.ok
         }
-        let code = Master(settings: settings, registry: registry, routes: routes, logs: logs).run()
+        // HUP re-reads the same command line and config file, with the same checks.
+        let reread: () throws -> Settings = {
+            guard case .serve(let s) = try CommandLineParser.parse(arguments) else { throw ConfigError("no settings") }
+            try check(s, registry)
+            return s
+        }
+        let code = Master(settings: settings, rereadSettings: reread, registry: registry, routes: routes, logs: logs).run()
         logs.flush()
         return code
     }
+}
+
+/// What must hold before a master starts (or accepts a reload): known models, valid addresses.
+private func check(_ settings: Settings, _ registry: ModelRegistry) throws(ConfigError) {
+    try registry.check(settings.models)
+    for name in settings.modelSettings.keys where registry.entry(named: name) == nil {
+        throw ConfigError("config: [model.\(name)] names an unknown model; known models: \(registry.names.joined(separator: ", "))")
+    }
+    for b in settings.binds { _ = try BindAddress(parsing: b) }
 }
 
 /// Writes to standard error without touching C's `stderr` global (not concurrency-safe in Swift 6).

@@ -21,7 +21,10 @@ public final class Master {
 
     enum Phase: Equatable { case booting, running, stopping }
 
-    let settings: Settings
+    /// Replaced on HUP by what `rereadSettings` returns.
+    private(set) var settings: Settings
+    /// Parses the command line and config file again, for HUP.
+    let rereadSettings: () throws -> Settings
     let registry: ModelRegistry
     let routes: [Route]
     let logs: ProcessLogs
@@ -36,8 +39,10 @@ public final class Master {
     private var preloaded: [ServedModel]?
     private var pidFile: PidFile?
 
-    init(settings: Settings, registry: ModelRegistry, routes: [Route], logs: ProcessLogs) {
+    init(settings: Settings, rereadSettings: @escaping () throws -> Settings, registry: ModelRegistry, routes: [Route],
+         logs: ProcessLogs) {
         self.settings = settings
+        self.rereadSettings = rereadSettings
         self.registry = registry
         self.routes = routes
         self.logs = logs
@@ -87,6 +92,10 @@ public final class Master {
         desiredWorkers = settings.workers
         manageWorkers()
         loop.after(min(0.5, settings.timeout / 4), repeating: true) { [unowned self] in murderWorkers() }
+        if let interval = SystemdNotify.watchdogInterval {
+            // WatchdogSec: the master's loop proves it is alive; systemd restarts a master that stops.
+            loop.after(interval, repeating: true) { SystemdNotify.send("WATCHDOG=1") }
+        }
         if phase != .stopping { loop.run() }
         listeners.closeAll()
         logger.info("Shutting down: master (exit code \(exitCode))")
@@ -178,9 +187,11 @@ public final class Master {
             w.ready = true
             workers[pid] = w
             logger.info("Worker \(pid) (slot \(w.slot)) is serving, booted in \(String(format3: monotonicSeconds() - w.started)) s")
-            if phase == .booting && workers.values.filter(\.ready).count >= desiredWorkers {
+            let serving = workers.values.filter { $0.ready && !$0.retiring }.count
+            if (phase == .booting || reloading) && serving >= desiredWorkers {
+                logger.info(phase == .booting ? "All \(desiredWorkers) workers are serving" : "Reload complete: \(serving) workers serving")
                 phase = .running
-                logger.info("All \(desiredWorkers) workers are serving")
+                reloading = false
                 SystemdNotify.send("READY=1\nSTATUS=serving \(settings.models.joined(separator: ",")) with \(desiredWorkers) workers\nMAINPID=\(getpid())")
             }
         }
@@ -279,13 +290,46 @@ public final class Master {
 
     /// HUP: a new worker in every slot, then the old ones retire gracefully.  The sockets stay open
     /// in the master throughout, so connections queued meanwhile wait for the new workers.
+    /// HUP: read the command line and config file again, start a new worker in every slot (which
+    /// loads the models anew, unless --preload), and retire the old ones gracefully.  A bad config
+    /// changes nothing.  Addresses, pid and log file paths need a restart.
     private func reload() {
         guard phase != .stopping else { return }
+        let next: Settings
+        do {
+            next = try rereadSettings()
+        } catch {
+            logger.error("Reload refused, the running configuration stays: \(error)")
+            return
+        }
+        for (what, changed) in [("bind", next.binds != settings.binds), ("pid", next.pidfile != settings.pidfile),
+                                ("access_logfile", next.accessLogfile != settings.accessLogfile),
+                                ("error_logfile", next.errorLogfile != settings.errorLogfile),
+                                ("preload", next.preload != settings.preload),
+                                ("models (with --preload)", settings.preload && next.models != settings.models)] where changed {
+            logger.warning("Reload: \(what) changed; that takes effect on a restart only")
+        }
+        var applied = next
+        applied.binds = settings.binds
+        applied.pidfile = settings.pidfile
+        applied.accessLogfile = settings.accessLogfile
+        applied.errorLogfile = settings.errorLogfile
+        applied.preload = settings.preload
+        if settings.preload { applied.models = settings.models }
+        settings = applied
+        logger.level = applied.logLevel
+        SystemdNotify.send("RELOADING=1\nSTATUS=reloading")
         let old = Array(workers.keys)
-        logger.info("Reloading: replacing \(old.count) workers")
+        logger.info("Reloading: \(applied.workers) new workers replace \(old.count)")
+        desiredWorkers = applied.workers
+        listeners.truncateSlots(to: desiredWorkers)
+        reloading = true
         for slot in 0..<desiredWorkers { spawnWorker(slot: slot) }
         for pid in old { retire(pid) }
     }
+
+    /// Set by a reload until every new worker serves; then systemd hears READY=1 again.
+    private var reloading = false
 
     /// TTIN adds a worker, TTOU retires the newest slot's worker (never below one).
     private func scale(by delta: Int) {

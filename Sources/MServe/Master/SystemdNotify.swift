@@ -7,6 +7,13 @@ import Glibc
 public enum SystemdNotify {
     public static var isEnabled: Bool { getenv("NOTIFY_SOCKET") != nil }
 
+    /// Half of WATCHDOG_USEC, when systemd asks this process (WATCHDOG_PID, if set) for keep-alives.
+    public static var watchdogInterval: Double? {
+        guard let usec = getenv("WATCHDOG_USEC").flatMap({ Double(String(cString: $0)) }), usec > 0 else { return nil }
+        if let pid = getenv("WATCHDOG_PID").flatMap({ Int32(String(cString: $0)) }), pid != getpid() { return nil }
+        return usec / 2 / 1_000_000
+    }
+
     @discardableResult
     public static func send(_ state: String) -> Bool {
         guard let env = getenv("NOTIFY_SOCKET") else { return false }
