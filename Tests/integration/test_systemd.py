@@ -1,11 +1,11 @@
 import os
 import re
-import shutil
 import subprocess
 
 import pytest
+import requests
 
-from conftest import MSERVE
+from conftest import MSERVE, children, free_port, wait_for
 
 ROOT = os.path.join(os.path.dirname(__file__), "..", "..")
 
@@ -15,14 +15,47 @@ def unit_text():
         return f.read()
 
 
-@pytest.mark.skipif(shutil.which("systemd-analyze") is None, reason="systemd-analyze is not installed")
-def test_unit_file_verifies(tmp_path):
+def test_unit_files_verify(tmp_path):
     # verify checks that ExecStart exists, so point it at the binary under test.
     unit = tmp_path / "mserve.service"
     unit.write_text(unit_text().replace("/usr/local/bin/mserve", os.path.abspath(MSERVE)))
-    p = subprocess.run(["systemd-analyze", "verify", str(unit)], capture_output=True, text=True, timeout=60)
+    (tmp_path / "mserve.socket").write_text(open(os.path.join(ROOT, "systemd", "mserve.socket")).read())
+    p = subprocess.run(["systemd-analyze", "verify", str(unit), str(tmp_path / "mserve.socket")],
+                       capture_output=True, text=True, timeout=60)
     assert p.returncode == 0, p.stderr
-    assert "mserve.service" not in p.stderr, p.stderr
+    assert "mserve.s" not in p.stderr, p.stderr
+
+
+def test_socket_activation(tmp_path):
+    """systemd-socket-activate holds the socket, starts mserve on the first connection with
+    LISTEN_FDS, and that first connection is served."""
+    port = free_port()
+    log = tmp_path / "error.log"
+    proc = subprocess.Popen(["systemd-socket-activate", "-l", f"127.0.0.1:{port}", MSERVE, "-w", "2", "demo",
+                             "-b", "127.0.0.1:1", "--error-logfile", str(log), "--access-logfile", "off"],
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
+    try:
+        wait_for(lambda: http_ok_post(port), timeout=10, what="first request through the activated socket")
+        text = log.read_text()
+        assert "Sockets from systemd (LISTEN_FDS): one socket shared by the workers; -b is ignored" in text
+        assert f"Listening at: http://127.0.0.1:{port}" in text
+        statuses = [requests.post(f"http://127.0.0.1:{port}/demo", json={"cal_number": 1},
+                                  headers={"Connection": "close"}, timeout=5).status_code for _ in range(50)]
+        assert statuses == [200] * 50
+        assert len(children(proc.pid)) == 2
+    finally:
+        workers = children(proc.pid) if proc.poll() is None else []
+        proc.terminate()
+        assert proc.wait(timeout=15) == 0
+        for w in workers:
+            assert not os.path.exists(f"/proc/{w}") or open(f"/proc/{w}/stat").read().split()[2] == "Z"
+
+
+def http_ok_post(port):
+    try:
+        return requests.post(f"http://127.0.0.1:{port}/demo", json={"cal_number": 1}, timeout=5).status_code == 200
+    except requests.RequestException:
+        return False
 
 
 def test_unit_file_contract():

@@ -51,6 +51,11 @@ public final class Listeners {
     /// slots[slot][address index]
     public private(set) var slots: [[Int32]] = []
     let backlog: Int32
+    /// Sockets systemd passed (socket activation), one per address; empty when mserve bound its own.
+    private var inherited: [Int32] = []
+    /// Per inherited socket: whether it has SO_REUSEPORT (`ReusePort=yes`), so that each further slot
+    /// can get a socket of its own; without it every worker accepts from the one socket.
+    private var inheritedReusePort: [Bool] = []
 
     public init(addresses: [BindAddress], backlog: Int) throws {
         self.addresses = addresses
@@ -65,15 +70,38 @@ public final class Listeners {
         }
     }
 
+    /// Socket activation: serve the listening sockets systemd passed instead of binding.
+    public init(inherited fds: [Int32], backlog: Int) {
+        self.backlog = Int32(min(backlog, Int(Int32.max)))
+        inherited = fds
+        addresses = fds.map { Listeners.localAddress($0) }
+        inheritedReusePort = fds.map { fd in
+            var on: Int32 = 0
+            var len = socklen_t(MemoryLayout<Int32>.size)
+            return getsockopt(fd, SOL_SOCKET, SO_REUSEPORT, &on, &len) == 0 && on != 0
+        }
+        slots = [fds]
+    }
+
+    /// Whether the sockets came from systemd, and whether every slot gets its own.
+    public var activationMode: String? {
+        guard !inherited.isEmpty else { return nil }
+        return inheritedReusePort.allSatisfy { $0 } ? "a SO_REUSEPORT socket per worker" : "one socket shared by the workers"
+    }
+
     /// Opens sockets until `count` slots exist.
     public func ensureSlots(_ count: Int) throws {
         while slots.count < count {
             var fds: [Int32] = []
-            for a in addresses {
+            for (i, a) in addresses.enumerated() {
+                if !inherited.isEmpty && !inheritedReusePort[i] {
+                    fds.append(inherited[i])
+                    continue
+                }
                 do {
                     fds.append(try Listeners.open(a, reusePort: true, backlog: backlog))
                 } catch {
-                    fds.forEach { close($0) }
+                    fds.filter { !inherited.contains($0) }.forEach { close($0) }
                     throw error
                 }
             }
@@ -81,14 +109,23 @@ public final class Listeners {
         }
     }
 
-    /// Closes the master's copies of the sockets of slots `count` and above.
+    /// Closes the master's copies of the sockets of slots `count` and above (never below one slot,
+    /// and never a socket systemd passed, which other slots may share).
     public func truncateSlots(to count: Int) {
-        while slots.count > count { slots.removeLast().forEach { close($0) } }
+        while slots.count > max(count, 1) { slots.removeLast().filter { !inherited.contains($0) }.forEach { close($0) } }
     }
 
     public func closeAll() {
-        for fds in slots { fds.forEach { close($0) } }
+        Set(slots.flatMap { $0 }).forEach { close($0) }
         slots.removeAll()
+        inherited.removeAll()
+    }
+
+    static func localAddress(_ fd: Int32) -> BindAddress {
+        var ss = sockaddr_storage()
+        var len = socklen_t(MemoryLayout<sockaddr_storage>.size)
+        withUnsafeMutablePointer(to: &ss) { $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { _ = getsockname(fd, $0, &len) } }
+        return BindAddress(host: HTTPServer.hostText(&ss), port: localPort(fd))
     }
 
     static func localPort(_ fd: Int32) -> Int {

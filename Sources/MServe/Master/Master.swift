@@ -51,8 +51,12 @@ public final class Master {
     /// Runs the server until it stops; returns the exit code.
     public func run() -> Int32 {
         do {
-            let addresses = try settings.binds.map { (b) throws(ConfigError) in try BindAddress(parsing: b) }
-            listeners = try Listeners(addresses: addresses, backlog: settings.backlog)
+            if let fds = try SocketActivation.listenFDs() {
+                listeners = Listeners(inherited: fds, backlog: settings.backlog)
+            } else {
+                let addresses = try settings.binds.map { (b) throws(ConfigError) in try BindAddress(parsing: b) }
+                listeners = try Listeners(addresses: addresses, backlog: settings.backlog)
+            }
             try listeners.ensureSlots(settings.workers)
             loop = try EventLoop()
         } catch {
@@ -76,6 +80,7 @@ public final class Master {
             }
         }
         for a in listeners.addresses { logger.info("Listening at: http://\(a) (\(getpid()))") }
+        if let mode = listeners.activationMode { logger.info("Sockets from systemd (LISTEN_FDS): \(mode); -b is ignored") }
         logger.info("Serving models: \(settings.models.joined(separator: ", ")) with \(settings.workers) workers")
 
         loop.onSignal(SIGCHLD) { [unowned self] in reapWorkers() }
@@ -146,7 +151,9 @@ public final class Master {
             logs.detach()
             loop.abandonAfterFork()
             close(fds[0])
-            for (s, slotFDs) in listeners.slots.enumerated() where s != slot { slotFDs.forEach { close($0) } }
+            // (A socket systemd passed may be in several slots, this one's too.)
+            let mine = Set(listeners.slots[slot])
+            for (s, slotFDs) in listeners.slots.enumerated() where s != slot { slotFDs.filter { !mine.contains($0) }.forEach { close($0) } }
             for w in workers.values { close(w.pipe) }
             let worker = Worker(slot: slot, settings: settings, registry: registry, routes: routes, preloaded: preloaded, logs: logs,
                                 listenFDs: listeners.slots[slot], masterPipe: fds[1])

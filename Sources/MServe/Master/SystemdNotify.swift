@@ -36,3 +36,26 @@ public enum SystemdNotify {
         return n == bytes.count
     }
 }
+
+/// sd_listen_fds(3) without libsystemd: the listening sockets systemd passed (fds 3...), if they are
+/// meant for this process.  The variables are removed so that workers do not take them for theirs.
+public enum SocketActivation {
+    public static func listenFDs() throws -> [Int32]? {
+        guard let pid = getenv("LISTEN_PID").flatMap({ Int32(String(cString: $0)) }), pid == getpid(),
+              let n = getenv("LISTEN_FDS").flatMap({ Int32(String(cString: $0)) }), n > 0 else { return nil }
+        unsetenv("LISTEN_PID")
+        unsetenv("LISTEN_FDS")
+        unsetenv("LISTEN_FDNAMES")
+        let fds = Array(Int32(3)..<(3 + n))
+        for fd in fds {
+            _ = fcntl(fd, F_SETFD, FD_CLOEXEC)
+            _ = fcntl(fd, F_SETFL, fcntl(fd, F_GETFL) | O_NONBLOCK)
+            var listening: Int32 = 0
+            var len = socklen_t(MemoryLayout<Int32>.size)
+            guard getsockopt(fd, SOL_SOCKET, SO_ACCEPTCONN, &listening, &len) == 0, listening != 0 else {
+                throw SystemError("socket activation: descriptor \(fd) is not a listening stream socket")
+            }
+        }
+        return fds
+    }
+}
