@@ -163,9 +163,8 @@ def free_port():
         return s.getsockname()[1]
 
 
-def raw_request(port, data, timeout=5.0, read_all=True):
-    """Sends bytes on a fresh connection and returns what the server answered until it closed
-    (or the first complete response when read_all is False)."""
+def raw_request(port, data, timeout=5.0):
+    """Sends bytes on a fresh connection and returns what the server answered until it closed."""
     with socket.create_connection(("127.0.0.1", port), timeout=timeout) as s:
         s.sendall(data)
         chunks = []
@@ -177,8 +176,6 @@ def raw_request(port, data, timeout=5.0, read_all=True):
             if not b:
                 break
             chunks.append(b)
-            if not read_all and parse_response(b"".join(chunks)) is not None:
-                break
         return b"".join(chunks)
 
 

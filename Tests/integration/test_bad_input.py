@@ -228,14 +228,7 @@ def test_client_closing_before_the_response(server):
 
 def test_pipelined_requests(server):
     one = b'POST /demo HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: 17\r\n\r\n{"cal_number": 1}'
-    with socket.create_connection(("127.0.0.1", server.port), timeout=5) as s:
-        s.sendall(one * 3 + b"GET /nope HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
-        data = b""
-        while True:
-            b = s.recv(65536)
-            if not b:
-                break
-            data += b
+    data = raw_request(server.port, one * 3 + b"GET /nope HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
     assert data.count(b"HTTP/1.1 200 OK") == 3
     assert data.count(b"HTTP/1.1 404 Not Found") == 1
 

@@ -6,7 +6,7 @@ import time
 
 import requests
 
-from conftest import wait_for
+from conftest import raw_request, wait_for
 
 
 def sse_events(response):
@@ -94,14 +94,8 @@ def test_leaving_client_stops_the_generation(start):
 def test_http_1_0_stream_is_delimited_by_close(start):
     s = start("sleep", workers=1)
     body = json.dumps({"ms": 20, "pieces": 2, "stream": True}).encode()
-    with socket.create_connection(("127.0.0.1", s.port), timeout=5) as c:
-        c.sendall(b"POST /sleep HTTP/1.0\r\nContent-Type: application/json\r\nContent-Length: %d\r\n\r\n" % len(body) + body)
-        data = b""
-        while True:
-            b = c.recv(4096)
-            if not b:
-                break
-            data += b
+    data = raw_request(s.port, b"POST /sleep HTTP/1.0\r\nContent-Type: application/json\r\nContent-Length: %d\r\n\r\n"
+                       % len(body) + body)
     head, _, rest = data.partition(b"\r\n\r\n")
     assert b"Transfer-Encoding" not in head and b"Connection: close" in head
     assert rest.count(b"data: ") == 3 and rest.endswith(b"data: [DONE]\n\n")
