@@ -23,7 +23,7 @@ public final class HTTPServer {
     /// Requests handed to handlers and not yet answered.
     public private(set) var inFlight = 0
     /// Requests received so far, and what to do when they reach `requestLimit` (--max-requests).
-    public private(set) var received = 0
+    public private(set) var requestsReceived = 0
     var requestLimit = Int.max
     var onRequestLimit: (() -> Void)?
     /// Once the worker is stopping, responses carry `Connection: close` so keep-alive clients move on.
@@ -151,8 +151,8 @@ public final class HTTPServer {
 
     func received(_ request: HTTPRequest) {
         inFlight += 1
-        received += 1
-        if received == requestLimit { onRequestLimit?() }
+        requestsReceived += 1
+        if requestsReceived == requestLimit { onRequestLimit?() }
         dispatcher.handle(request)
     }
 

@@ -70,15 +70,6 @@ public final class Master {
         defer { pidFile?.remove() }
 
         logger.info("Starting mserve \(MServeVersion.string)")
-        if settings.preload {
-            // No thread may start before fork: models start theirs in the workers (ModelRunner).
-            do {
-                preloaded = try ModelLoader.load(settings, registry: registry, workerID: -1, logger: logger)
-            } catch {
-                logger.critical("\(error.message); not starting")
-                return ExitCode.modelLoadError
-            }
-        }
         for a in listeners.addresses { logger.info("Listening at: http://\(a) (\(getpid()))") }
         if let mode = listeners.activationMode { logger.info("Sockets from systemd (LISTEN_FDS): \(mode); -b is ignored") }
         logger.info("Serving models: \(settings.models.joined(separator: ", ")) with \(settings.workers) workers")
@@ -94,6 +85,16 @@ public final class Master {
         logs.attach(to: loop)
         defer { logs.detach() }
 
+        // After the signal handlers: a TERM during a long preload is handled once it is done.
+        if settings.preload {
+            // No thread may start before fork: models start theirs in the workers (ModelRunner).
+            do {
+                preloaded = try ModelLoader.load(settings, registry: registry, workerID: -1, logger: logger)
+            } catch {
+                logger.critical("\(error.message); not starting")
+                return ExitCode.modelLoadError
+            }
+        }
         desiredWorkers = settings.workers
         manageWorkers()
         loop.after(min(0.5, settings.timeout / 4), repeating: true) { [unowned self] in murderWorkers() }
