@@ -66,6 +66,10 @@ private func check(_ settings: Settings, _ registry: ModelRegistry) throws(Confi
         throw ConfigError("config: [model.\(name)] names an unknown model; known models: \(registry.names.joined(separator: ", "))")
     }
     for b in settings.binds { _ = try BindAddress(parsing: b) }
+    for (key, path) in [("health_path", settings.healthPath), ("ready_path", settings.readyPath), ("metrics_path", settings.metricsPath)]
+        where path != "off" && !path.hasPrefix("/") {
+        throw ConfigError("\(key): must start with / or be off, got '\(path)'")
+    }
 }
 
 /// Writes to standard error without touching C's `stderr` global (not concurrency-safe in Swift 6).

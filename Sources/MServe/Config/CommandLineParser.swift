@@ -12,6 +12,7 @@ extension Settings: Equatable {
             && a.maxBodySize == b.maxBodySize && a.maxHeaderSize == b.maxHeaderSize
             && a.accessLogfile == b.accessLogfile && a.errorLogfile == b.errorLogfile
             && a.logLevel == b.logLevel && a.logBodyLimit == b.logBodyLimit && a.pidfile == b.pidfile
+            && a.healthPath == b.healthPath && a.readyPath == b.readyPath && a.metricsPath == b.metricsPath
             && a.maxRequests == b.maxRequests && a.maxRequestsJitter == b.maxRequestsJitter
             && a.limitConcurrency == b.limitConcurrency && a.queueSize == b.queueSize && a.requestTimeout == b.requestTimeout
             && a.config == b.config && a.checkConfig == b.checkConfig && a.preload == b.preload && a.modelSettings == b.modelSettings

@@ -15,6 +15,9 @@ public struct Settings: Sendable {
     public var errorLogfile = "-"
     public var logLevel = LogLevel.info
     public var logBodyLimit = 1024
+    public var healthPath = "/healthz"
+    public var readyPath = "/readyz"
+    public var metricsPath = "/metrics"
     public var maxRequests = 0
     public var maxRequestsJitter = 0
     public var limitConcurrency = 1

@@ -51,6 +51,9 @@ final class HTTPConnection {
         readEvent.enable()
     }
 
+    /// Bytes of further (pipelined) requests are waiting to be parsed.
+    var hasBufferedInput: Bool { inputStart < input.count }
+
     /// Idle: no request in progress, nothing buffered either way.
     var isIdle: Bool { !busy && inputStart == input.count && outputStart == output.count && !lingering }
     let acceptedAt = monotonicSeconds()

@@ -15,6 +15,8 @@ public final class HTTPRequest {
     public let requestID: String?
     /// The connection the answer goes to; nil once the client has gone.
     weak var connection: HTTPConnection?
+    /// The model series this request counts under in the metrics (nil: no model).
+    var metricsModel: Int?
     /// A streamed answer: whether it ends by closing the connection, and what was sent so far.
     var streamCloses = false
     var streamedBytes = 0

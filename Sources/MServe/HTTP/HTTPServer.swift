@@ -26,6 +26,9 @@ public final class HTTPServer {
     public private(set) var requestsReceived = 0
     var requestLimit = Int.max
     var onRequestLimit: (() -> Void)?
+    /// Where this worker's counters go (nil in in-process tests).
+    var scoreboard: Scoreboard?
+    var scoreboardRecord: Int?
     /// Once the worker is stopping, responses carry `Connection: close` so keep-alive clients move on.
     var closing = false
     /// How long a client that we are closing on may take to read our answer.
@@ -151,6 +154,7 @@ public final class HTTPServer {
 
     func received(_ request: HTTPRequest) {
         inFlight += 1
+        if let scoreboard, let r = scoreboardRecord { scoreboard.setInFlight(r, inFlight) }
         requestsReceived += 1
         if requestsReceived == requestLimit { onRequestLimit?() }
         dispatcher.handle(request)
@@ -178,7 +182,9 @@ public final class HTTPServer {
     /// lines are still written.
     func respond(_ request: HTTPRequest, status: Int, headers: [(String, String)], body: [UInt8], recordID: String) {
         inFlight -= 1
-        var close = !request.head.keepAlive || closing
+        // While stopping, the last answer closes the connection; requests the client already
+        // pipelined behind this one are answered first, not dropped.
+        var close = !request.head.keepAlive || (closing && !(request.connection?.hasBufferedInput ?? false))
         for (k, v) in headers where k.equalsIgnoringASCIICase("Connection") && v.equalsIgnoringASCIICase("close") { close = true }
         if let conn = request.connection {
             let bytes = serialize(status: status, headers: headers, body: request.method == .HEAD ? [] : body,
@@ -189,7 +195,7 @@ public final class HTTPServer {
         logResponse(method: request.head.methodName, target: request.target, version: request.httpVersion,
                     remoteHost: request.remoteHost, userAgent: request.header("User-Agent"),
                     referer: request.header("Referer"), status: status, body: body, recordID: recordID,
-                    started: request.startTime)
+                    started: request.startTime, model: request.metricsModel)
     }
 
     /// The response head and body as bytes.  Header names and values with CR or LF are dropped:
@@ -240,7 +246,8 @@ public final class HTTPServer {
     /// Sends the head of a streamed response; pieces follow with `streamChunk`, the end with `endStream`.
     func beginStream(_ request: HTTPRequest, status: Int, headers: [(String, String)], recordID: String) {
         // HTTP/1.0 has no chunked encoding: the body ends when the connection closes.
-        let close = !request.head.keepAlive || closing || request.head.minorVersion == 0
+        let close = !request.head.keepAlive || request.head.minorVersion == 0
+            || (closing && !(request.connection?.hasBufferedInput ?? false))
         request.streamCloses = close
         request.connection?.write(serialize(status: status, headers: headers, body: [], bodyLength: nil,
                                             recordID: recordID, close: close, keepAliveHeader: false), close: false)
@@ -269,12 +276,16 @@ public final class HTTPServer {
         logResponse(method: request.head.methodName, target: request.target, version: request.httpVersion,
                     remoteHost: request.remoteHost, userAgent: request.header("User-Agent"),
                     referer: request.header("Referer"), status: status, body: summary, recordID: recordID,
-                    started: request.startTime, bytes: request.streamedBytes)
+                    started: request.startTime, bytes: request.streamedBytes, model: request.metricsModel)
     }
 
     private func logResponse(method: String, target: String, version: String, remoteHost: String,
                              userAgent: String?, referer: String?, status: Int, body: [UInt8],
-                             recordID: String, started: Double, bytes: Int? = nil) {
+                             recordID: String, started: Double, bytes: Int? = nil, model: Int? = nil) {
+        if let scoreboard, let r = scoreboardRecord {
+            scoreboard.countRequest(r, model: model, status: status, seconds: monotonicSeconds() - started)
+            scoreboard.setInFlight(r, inFlight)
+        }
         let level: LogLevel = status >= 500 ? .error : (status >= 400 ? .warning : .info)
         logger.log(level, recordID: recordID) { line in
             line.append(contentsOf: "response: ".utf8)

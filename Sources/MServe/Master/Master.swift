@@ -17,6 +17,9 @@ public final class Master {
         /// When its loop last reported (any message on the pipe), and when it was sent SIGABRT for not.
         var lastHeard: Double
         var abortedAt: Double?
+        /// Its record in the scoreboard, and why it is being replaced (for the restart counters).
+        let board: Int?
+        var reason: Scoreboard.RestartReason = .crashed
     }
 
     enum Phase: Equatable { case booting, running, stopping }
@@ -35,6 +38,8 @@ public final class Master {
     private var phase = Phase.booting
     private var exitCode = ExitCode.ok
     private var killTimer: EventHandle?
+    /// Mapped before the first fork, so every worker shares it.
+    private var scoreboard: Scoreboard?
     /// --preload: the models, loaded once here before any fork and shared by every worker.
     private var preloaded: [ServedModel]?
     private var pidFile: PidFile?
@@ -59,6 +64,8 @@ public final class Master {
             }
             try listeners.ensureSlots(settings.workers)
             loop = try EventLoop()
+            scoreboard = try Scoreboard()
+            for m in settings.models { scoreboard!.register(model: m) }
         } catch {
             logger.critical("\(error)")
             return ExitCode.failure
@@ -140,8 +147,10 @@ public final class Master {
         }
         logs.flush()
         fflush(nil)
+        let board = scoreboard?.claim()
         let pid = fork()
         if pid < 0 {
+            if let board { scoreboard?.release(board) }
             logger.error("\(SystemError("fork failed", errno: errno)); retrying in 1 s")
             close(fds[0]); close(fds[1])
             loop.after(1) { [unowned self] in manageWorkers() }
@@ -157,6 +166,7 @@ public final class Master {
             for (s, slotFDs) in listeners.slots.enumerated() where s != slot { slotFDs.filter { !mine.contains($0) }.forEach { close($0) } }
             for w in workers.values { close(w.pipe) }
             let worker = Worker(slot: slot, settings: settings, registry: registry, routes: routes, preloaded: preloaded, logs: logs,
+                                scoreboard: scoreboard, scoreboardRecord: board,
                                 listenFDs: listeners.slots[slot], masterPipe: fds[1])
             let code = worker.run()
             logs.flush()
@@ -165,7 +175,8 @@ public final class Master {
         close(fds[1])
         _ = fcntl(fds[0], F_SETFD, FD_CLOEXEC)
         let now = monotonicSeconds()
-        var record = WorkerRecord(pid: pid, slot: slot, pipe: fds[0], started: now, lastHeard: now)
+        if let board { scoreboard?.setPid(board, pid) }
+        var record = WorkerRecord(pid: pid, slot: slot, pipe: fds[0], started: now, lastHeard: now, board: board)
         record.pipeEvent = loop.onReadable(fds[0]) { [unowned self] in readPipe(pid) }
         workers[pid] = record
         logger.info("Booting worker with pid: \(pid) (slot \(slot))")
@@ -187,6 +198,7 @@ public final class Master {
         if buf[0..<n].contains(UInt8(ascii: "M")) && !w.retiring {
             // --max-requests: a replacement in the same slot now, while this one drains.
             w.retiring = true
+            w.reason = .maxRequests
             workers[pid] = w
             logger.info("Worker \(pid) (slot \(w.slot)) reached max-requests; starting its replacement")
             if phase != .stopping && w.slot < desiredWorkers { spawnWorker(slot: w.slot) }
@@ -199,6 +211,7 @@ public final class Master {
             if (phase == .booting || reloading) && serving >= desiredWorkers {
                 logger.info(phase == .booting ? "All \(desiredWorkers) workers are serving" : "Reload complete: \(serving) workers serving")
                 phase = .running
+                scoreboard?.ready = true
                 reloading = false
                 SystemdNotify.send("READY=1\nSTATUS=serving \(settings.models.joined(separator: ",")) with \(desiredWorkers) workers\nMAINPID=\(getpid())")
             }
@@ -217,8 +230,10 @@ public final class Master {
             }
             if !w.ready && now - w.started > settings.bootTimeout {
                 logger.critical("WORKER BOOT TIMEOUT (pid:\(pid)): not serving after \(settings.bootTimeout) s")
+                workers[pid]?.reason = .bootTimeout
             } else if w.ready && now - w.lastHeard > settings.timeout {
                 logger.critical("WORKER TIMEOUT (pid:\(pid))")
+                workers[pid]?.reason = .timeout
             } else {
                 continue
             }
@@ -235,6 +250,8 @@ public final class Master {
             guard let w = workers.removeValue(forKey: pid) else { continue }
             w.pipeEvent?.cancel()
             close(w.pipe)
+            if let board = w.board { scoreboard?.release(board) }
+            if phase != .stopping { scoreboard?.countRestart(w.reason) }
             let how = ChildStatus(waitStatus: status)
             if phase == .stopping || w.retiring {
                 logger.info("Worker exiting (pid: \(pid)): \(how)")
@@ -275,6 +292,7 @@ public final class Master {
     private func stop(graceful: Bool) {
         if phase == .stopping && graceful { return }
         phase = .stopping
+        scoreboard?.ready = false
         SystemdNotify.send("STOPPING=1\nSTATUS=stopping")
         // Our copies of the sockets go first: each worker closes its own once it has taken what the
         // kernel queued there.
@@ -333,7 +351,7 @@ public final class Master {
         listeners.truncateSlots(to: desiredWorkers)
         reloading = true
         for slot in 0..<desiredWorkers { spawnWorker(slot: slot) }
-        for pid in old { retire(pid) }
+        for pid in old { retire(pid, .reload) }
     }
 
     /// Set by a reload until every new worker serves; then systemd hears READY=1 again.
@@ -349,15 +367,16 @@ public final class Master {
         }
         desiredWorkers = target
         logger.info("Number of workers: \(target)")
-        for w in workers.values where w.slot >= target { retire(w.pid) }
+        for w in workers.values where w.slot >= target { retire(w.pid, .scaledDown) }
         // Without our copy, a retired slot's socket closes once its worker has drained it, so the
         // kernel stops hashing new connections to a slot nobody serves.
         listeners.truncateSlots(to: target)
         manageWorkers()
     }
 
-    private func retire(_ pid: pid_t) {
+    private func retire(_ pid: pid_t, _ reason: Scoreboard.RestartReason) {
         workers[pid]?.retiring = true
+        workers[pid]?.reason = reason
         kill(pid, SIGTERM)
     }
 }

@@ -9,6 +9,12 @@ final class InferenceJob: @unchecked Sendable {
     let onPiece: ((JSON) -> Void)?
     /// Runs on the loop thread with the model's answer, unless the job was abandoned first.
     let completion: (Result<JSON, any Error>) -> Void
+    /// Runs on the loop thread just before `completion` with the seconds the job waited in the
+    /// queue and the seconds the model took (for the metrics).
+    var onTimes: ((Double, Double) -> Void)?
+    fileprivate let queuedAt = monotonicSeconds()
+    fileprivate var startedAt = 0.0
+    fileprivate var finishedAt = 0.0
 
     init(request: InferenceRequest, onPiece: ((JSON) -> Void)? = nil,
          completion: @escaping (Result<JSON, any Error>) -> Void) {
@@ -99,6 +105,7 @@ final class ModelRunner: @unchecked Sendable {
                     }
                 }
             }
+            job.startedAt = monotonicSeconds()
             let result: Result<JSON, any Error>
             if job.onPiece != nil {
                 result = Result {
@@ -108,6 +115,7 @@ final class ModelRunner: @unchecked Sendable {
             } else {
                 result = Result { try instance.infer(job.request) }
             }
+            job.finishedAt = monotonicSeconds()
             lock.withLock {
                 running -= 1
                 if job.state == .running {
@@ -142,6 +150,7 @@ final class ModelRunner: @unchecked Sendable {
                 // A job given up since (its client left) gets no more pieces.
                 if lock.withLock({ job.state != .abandoned }) { job.onPiece?(p) }
             case .result(let r):
+                job.onTimes?(job.startedAt - job.queuedAt, job.finishedAt - job.startedAt)
                 job.completion(r)
             }
         }

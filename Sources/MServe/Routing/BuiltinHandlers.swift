@@ -6,6 +6,8 @@ public final class ServedModel {
     public let instance: any Model
     /// The model threads and queue; nil for a model that runs on the event loop.
     var runner: ModelRunner?
+    /// Its series in the scoreboard.
+    var metricsIndex: Int?
 
     init(name: String, summary: String, device: String, instance: any Model) {
         self.name = name
@@ -34,6 +36,28 @@ final class HealthHandler: RequestHandler {
     override class var allowedMethods: [HTTPMethod] { [.GET, .HEAD] }
     override func get(_ args: [String]) throws { write(["status": "ok", "worker": .int(Int64(context.workerID))]) }
     override func head(_ args: [String]) throws { try get(args) }
+}
+
+/// `GET /readyz`: 200 once every worker has loaded its models, 503 before that and while stopping,
+/// so that a load balancer sends nothing to a server that cannot answer.
+final class ReadyHandler: RequestHandler {
+    override class var allowedMethods: [HTTPMethod] { [.GET, .HEAD] }
+    override func get(_ args: [String]) throws {
+        let ready = (context.scoreboard?.ready ?? true) && !context.server.closing
+        setStatus(ready ? 200 : 503)
+        write(["status": .string(ready ? "ready" : (context.server.closing ? "stopping" : "starting"))])
+    }
+    override func head(_ args: [String]) throws { try get(args) }
+}
+
+/// `GET /metrics`: Prometheus text for the whole server, from the shared scoreboard.
+final class MetricsHandler: RequestHandler {
+    override class var allowedMethods: [HTTPMethod] { [.GET] }
+    override func get(_ args: [String]) throws {
+        guard let board = context.scoreboard else { throw HTTPError(404, "no metrics in this process") }
+        setHeader("Content-Type", "text/plain; version=0.0.4; charset=utf-8")
+        write(board.prometheusText())
+    }
 }
 
 /// `GET /v1/models`: the served models in OpenAI's list format, for OpenAI clients.
@@ -65,6 +89,7 @@ final class ModelHandler: RequestHandler {
     /// Server-Sent Events, `Accept: application/x-ndjson` for JSON lines) gets the model's pieces as
     /// they come; leaving stops the model at its next piece.
     override func post(_ args: [String]) throws {
+        request.metricsModel = model.metricsIndex
         let inference = try inferenceRequest()
         let input = inference.input
         do {
@@ -88,6 +113,11 @@ final class ModelHandler: RequestHandler {
         let job = InferenceJob(request: inference, onPiece: onPiece) { [self] result in
             cancelDeadline()
             complete(result)
+        }
+        job.onTimes = { [weak self] queued, ran in
+            guard let self, let board = context.scoreboard, let r = context.server.scoreboardRecord else { return }
+            board.observe(r, model: model.metricsIndex, .queue, queued)
+            board.observe(r, model: model.metricsIndex, .inference, ran)
         }
         guard runner.submit(job) else {
             let (running, waiting) = runner.load
@@ -242,10 +272,15 @@ enum StreamFormat {
 }
 extension Router {
     /// The routes every worker serves: the user's own first, then the index, then each model at /NAME.
-    static func standard(models: [ServedModel], userRoutes: [Route] = []) -> Router {
+    static func standard(models: [ServedModel], settings: Settings, userRoutes: [Route] = []) -> Router {
         OpenAIModelsHandler.created = Int64(LogClock.now().tv_sec)
-        let router = Router(userRoutes + [Route("/", IndexHandler.self), Route("/healthz", HealthHandler.self),
-                                          Route("/v1/models", OpenAIModelsHandler.self)])
+        var builtins = [Route("/", IndexHandler.self), Route("/v1/models", OpenAIModelsHandler.self)]
+        for (path, handler) in [(settings.healthPath, HealthHandler.self as RequestHandler.Type),
+                                (settings.readyPath, ReadyHandler.self), (settings.metricsPath, MetricsHandler.self)]
+            where path != "off" {
+            builtins.append(Route(literal: path, handler))
+        }
+        let router = Router(userRoutes + builtins)
         for m in models {
             router.add(Route("/" + m.name, literal: true) { req, ctx in
                 let h = ModelHandler(request: req, context: ctx)

@@ -6,13 +6,17 @@ public final class HandlerContext {
     /// The served models, in the order given on the command line.
     public let models: [ServedModel]
     unowned let server: HTTPServer
+    /// The server-wide counters (nil in in-process tests).
+    let scoreboard: Scoreboard?
 
-    init(logger: Logger, workerID: Int, settings: Settings, models: [ServedModel], server: HTTPServer) {
+    init(logger: Logger, workerID: Int, settings: Settings, models: [ServedModel], server: HTTPServer,
+         scoreboard: Scoreboard? = nil) {
         self.logger = logger
         self.workerID = workerID
         self.settings = settings
         self.models = models
         self.server = server
+        self.scoreboard = scoreboard
     }
 }
 

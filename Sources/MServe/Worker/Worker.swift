@@ -12,6 +12,8 @@ final class Worker {
     /// With --preload, the master's models, shared copy-on-write.
     let preloaded: [ServedModel]?
     let logs: ProcessLogs
+    let scoreboard: Scoreboard?
+    let scoreboardRecord: Int?
     let listenFDs: [Int32]
     let masterPipe: Int32
     private var loop: EventLoop!
@@ -19,7 +21,9 @@ final class Worker {
     private var stopping = false
 
     init(slot: Int, settings: Settings, registry: ModelRegistry, routes: [Route], preloaded: [ServedModel]?,
-         logs: ProcessLogs, listenFDs: [Int32], masterPipe: Int32) {
+         logs: ProcessLogs, scoreboard: Scoreboard?, scoreboardRecord: Int?, listenFDs: [Int32], masterPipe: Int32) {
+        self.scoreboard = scoreboard
+        self.scoreboardRecord = scoreboardRecord
         self.slot = slot
         self.settings = settings
         self.registry = registry
@@ -67,8 +71,12 @@ final class Worker {
             }
         }
         server = HTTPServer(loop: loop, settings: settings, logger: logger, accessLog: logs.accessLog,
-                            router: Router.standard(models: models, userRoutes: routes))
-        server.setContext(HandlerContext(logger: logger, workerID: slot, settings: settings, models: models, server: server))
+                            router: Router.standard(models: models, settings: settings, userRoutes: routes))
+        server.scoreboard = scoreboard
+        server.scoreboardRecord = scoreboardRecord
+        for m in models { m.metricsIndex = scoreboard?.index(of: m.name) }
+        server.setContext(HandlerContext(logger: logger, workerID: slot, settings: settings, models: models, server: server,
+                                         scoreboard: scoreboard))
         for fd in listenFDs { server.accept(fd: fd) }
 
         if settings.maxRequests > 0 {
@@ -87,6 +95,7 @@ final class Worker {
         loop.onSignal(SIGUSR1) { [unowned self] in logs.reopen() }
         loop.onSignal(SIGHUP) {}   // the master handles reloads
 
+        if let scoreboard, let r = scoreboardRecord { scoreboard.setState(r, .ready) }
         tellMaster("R")
         // The heartbeat comes from the loop itself: a loop that is stuck stops it.
         loop.after(Worker.heartbeatInterval(timeout: settings.timeout), repeating: true) { [unowned self] in tellMaster("H") }
@@ -108,6 +117,7 @@ final class Worker {
         stopping = true
         logs.logger.info("worker exiting gracefully (\(server.inFlight) in flight)")
         server.closing = true
+        if let scoreboard, let r = scoreboardRecord { scoreboard.setState(r, .stopping) }
         let fds = server.listeningFDs
         let deadline = monotonicSeconds() + 1
         var accepting = true

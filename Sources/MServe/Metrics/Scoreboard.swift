@@ -1,0 +1,199 @@
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// Shared memory, mapped by the master before its first fork, where every worker keeps its counters
+/// and histograms and the master its restart counts and readiness, so that `/metrics` and `/readyz`
+/// answer for the whole server whichever worker the request lands on (gunicorn's workers cannot).
+///
+/// Each worker process owns one record and is its only writer (from its event-loop thread), so
+/// plain aligned 64-bit stores suffice; readers in other processes may see a count a moment old.
+/// When a worker is reaped the master adds its record into the "retired" record and frees it, so
+/// counters never go backwards.  Model names live in an append-only table, so a reload that changes
+/// the models keeps each series under its name.
+public final class Scoreboard: @unchecked Sendable {
+    static let maxRecords = 64
+    static let maxModels = 16
+    static let nameBytes = 64
+    /// Status codes with a series of their own; others count as "other".
+    static let codes = [200, 400, 404, 405, 413, 415, 499, 500, 503, 504]
+    /// Histogram upper bounds in seconds (then +Inf).
+    static let buckets: [Double] = [0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10]
+    enum Histogram: Int, CaseIterable { case request, queue, inference }
+    public enum RestartReason: Int, CaseIterable {
+        case crashed, timeout, bootTimeout, maxRequests, reload, scaledDown
+        var label: String {
+            switch self {
+            case .crashed: return "died"
+            case .timeout: return "timeout"
+            case .bootTimeout: return "boot_timeout"
+            case .maxRequests: return "max_requests"
+            case .reload: return "reload"
+            case .scaledDown: return "scaled_down"
+            }
+        }
+    }
+    enum State: UInt64 { case free = 0, booting, ready, stopping }
+
+    // Record layout, in 64-bit words: state, pid, in flight, then per model slot (maxModels models
+    // plus one for requests to no model): the code counters, then the three histograms.
+    static let codeWords = codes.count + 1
+    static let histogramWords = buckets.count + 1 + 2   // buckets, +Inf, sum (µs), count
+    static let modelWords = codeWords + Histogram.allCases.count * histogramWords
+    static let recordWords = 3 + (maxModels + 1) * modelWords
+    // Header: ready flag, model count, restart counters, then the name table.
+    static let headerWords = 2 + RestartReason.allCases.count + maxModels * nameBytes / 8
+
+    private let base: UnsafeMutablePointer<UInt64>
+    private let size: Int
+
+    public init() throws {
+        size = (Scoreboard.headerWords + (Scoreboard.maxRecords + 1) * Scoreboard.recordWords) * 8
+        let p = mmap(nil, size, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS, -1, 0)
+        guard let p, p != MAP_FAILED else { throw SystemError("cannot map the scoreboard", errno: errno) }
+        base = p.bindMemory(to: UInt64.self, capacity: size / 8)
+    }
+
+    private func record(_ r: Int) -> UnsafeMutablePointer<UInt64> {
+        base + Scoreboard.headerWords + r * Scoreboard.recordWords
+    }
+
+    // MARK: master
+
+    var ready: Bool {
+        get { base[0] == 1 }
+        set { base[0] = newValue ? 1 : 0 }
+    }
+
+    /// The index of a model's series, adding its name if new (master only, before forking workers).
+    @discardableResult
+    func register(model name: String) -> Int? {
+        if let i = index(of: name) { return i }
+        let n = Int(base[1])
+        guard n < Scoreboard.maxModels else { return nil }
+        let slot = UnsafeMutableRawPointer(base + 2 + RestartReason.allCases.count).advanced(by: n * Scoreboard.nameBytes)
+        let bytes = Array(name.utf8.prefix(Scoreboard.nameBytes - 1))
+        slot.initializeMemory(as: UInt8.self, repeating: 0, count: Scoreboard.nameBytes)
+        slot.copyMemory(from: bytes, byteCount: bytes.count)
+        base[1] = UInt64(n + 1)
+        return n
+    }
+
+    func index(of name: String) -> Int? {
+        modelNames.firstIndex(of: name)
+    }
+
+    var modelNames: [String] {
+        (0..<Int(min(base[1], UInt64(Scoreboard.maxModels)))).map { i in
+            let p = UnsafeRawPointer(base + 2 + RestartReason.allCases.count).advanced(by: i * Scoreboard.nameBytes)
+                .assumingMemoryBound(to: UInt8.self)
+            return String(decoding: UnsafeBufferPointer(start: p, count: strnlen(p, Scoreboard.nameBytes)), as: UTF8.self)
+        }
+    }
+
+    /// A free record for a worker about to be forked, or nil if all are taken (it then goes uncounted).
+    func claim() -> Int? {
+        for r in 0..<Scoreboard.maxRecords where record(r)[0] == State.free.rawValue {
+            let rec = record(r)
+            rec.update(repeating: 0, count: Scoreboard.recordWords)
+            rec[0] = State.booting.rawValue
+            return r
+        }
+        return nil
+    }
+
+    func setPid(_ r: Int, _ pid: pid_t) { record(r)[1] = UInt64(UInt32(bitPattern: pid)) }
+
+    /// A reaped worker's counts go into the retired record; its record is free again.
+    func release(_ r: Int) {
+        let rec = record(r)
+        let retired = record(Scoreboard.maxRecords)
+        for w in 3..<Scoreboard.recordWords { retired[w] &+= rec[w] }
+        rec.update(repeating: 0, count: Scoreboard.recordWords)
+    }
+
+    func countRestart(_ reason: RestartReason) { base[2 + reason.rawValue] &+= 1 }
+
+    // MARK: worker (its own record only)
+
+    func setState(_ r: Int, _ s: State) { record(r)[0] = s.rawValue }
+    func setInFlight(_ r: Int, _ n: Int) { record(r)[2] = UInt64(max(0, n)) }
+
+    private func modelBase(_ r: Int, _ model: Int?) -> UnsafeMutablePointer<UInt64> {
+        record(r) + 3 + (model ?? Scoreboard.maxModels) * Scoreboard.modelWords
+    }
+
+    func countRequest(_ r: Int, model: Int?, status: Int, seconds: Double) {
+        let m = modelBase(r, model)
+        m[Scoreboard.codes.firstIndex(of: status) ?? Scoreboard.codes.count] &+= 1
+        observe(r, model: model, .request, seconds)
+    }
+
+    func observe(_ r: Int, model: Int?, _ h: Histogram, _ seconds: Double) {
+        let p = modelBase(r, model) + Scoreboard.codeWords + h.rawValue * Scoreboard.histogramWords
+        let b = Scoreboard.buckets.firstIndex { seconds <= $0 } ?? Scoreboard.buckets.count
+        p[b] &+= 1
+        p[Scoreboard.buckets.count + 1] &+= UInt64(max(0, seconds * 1_000_000))
+        p[Scoreboard.buckets.count + 2] &+= 1
+    }
+
+    // MARK: reading (any process)
+
+    /// The Prometheus text exposition of everything, summed over live and retired workers.
+    func prometheusText() -> String {
+        var live: [Int] = []
+        var states: [State: Int] = [:]
+        var inFlight: UInt64 = 0
+        for r in 0..<Scoreboard.maxRecords {
+            guard let s = State(rawValue: record(r)[0]), s != .free else { continue }
+            live.append(r)
+            states[s, default: 0] += 1
+            inFlight += record(r)[2]
+        }
+        let sources = live + [Scoreboard.maxRecords]
+        func sum(_ offset: Int) -> UInt64 { sources.reduce(0) { $0 &+ record($1)[offset] } }
+        let names = modelNames
+        var out = ""
+        out += "# HELP mserve_requests_total Requests answered, by model (\"-\" for other routes) and status.\n"
+        out += "# TYPE mserve_requests_total counter\n"
+        for (mi, name) in (Array(names.enumerated().map { ($0.offset, $0.element) }) + [(Scoreboard.maxModels, "-")]) {
+            let m0 = 3 + mi * Scoreboard.modelWords
+            for (ci, code) in (Scoreboard.codes.map(String.init) + ["other"]).enumerated() {
+                let v = sum(m0 + ci)
+                if v > 0 { out += "mserve_requests_total{model=\"\(name)\",code=\"\(code)\"} \(v)\n" }
+            }
+        }
+        let histograms: [(Histogram, String, String)] = [
+            (.request, "mserve_request_duration_seconds", "Time from a complete request to its answer."),
+            (.queue, "mserve_queue_wait_seconds", "Time requests waited for a model thread."),
+            (.inference, "mserve_inference_duration_seconds", "Time a model spent on a request."),
+        ]
+        for (h, metric, help) in histograms {
+            out += "# HELP \(metric) \(help)\n# TYPE \(metric) histogram\n"
+            for (mi, name) in (Array(names.enumerated().map { ($0.offset, $0.element) }) + [(Scoreboard.maxModels, "-")]) {
+                let h0 = 3 + mi * Scoreboard.modelWords + Scoreboard.codeWords + h.rawValue * Scoreboard.histogramWords
+                let count = sum(h0 + Scoreboard.buckets.count + 2)
+                guard count > 0 else { continue }
+                var cumulative: UInt64 = 0
+                for (bi, le) in Scoreboard.buckets.enumerated() {
+                    cumulative &+= sum(h0 + bi)
+                    out += "\(metric)_bucket{model=\"\(name)\",le=\"\(le)\"} \(cumulative)\n"
+                }
+                out += "\(metric)_bucket{model=\"\(name)\",le=\"+Inf\"} \(count)\n"
+                out += "\(metric)_sum{model=\"\(name)\"} \(Double(sum(h0 + Scoreboard.buckets.count + 1)) / 1e6)\n"
+                out += "\(metric)_count{model=\"\(name)\"} \(count)\n"
+            }
+        }
+        out += "# HELP mserve_requests_in_flight Requests being handled now.\n# TYPE mserve_requests_in_flight gauge\n"
+        out += "mserve_requests_in_flight \(inFlight)\n"
+        out += "# HELP mserve_workers Worker processes by state.\n# TYPE mserve_workers gauge\n"
+        for (s, label) in [(State.booting, "booting"), (.ready, "ready"), (.stopping, "stopping")] {
+            out += "mserve_workers{state=\"\(label)\"} \(states[s] ?? 0)\n"
+        }
+        out += "# HELP mserve_worker_restarts_total Workers replaced, by reason.\n# TYPE mserve_worker_restarts_total counter\n"
+        for reason in RestartReason.allCases {
+            out += "mserve_worker_restarts_total{reason=\"\(reason.label)\"} \(base[2 + reason.rawValue])\n"
+        }
+        return out
+    }
+}
