@@ -344,6 +344,7 @@ public final class Master {
         if settings.preload { applied.models = settings.models }
         settings = applied
         logger.level = applied.logLevel
+        for m in applied.models { scoreboard?.register(model: m) }
         SystemdNotify.send("RELOADING=1\nSTATUS=reloading")
         let old = Array(workers.keys)
         logger.info("Reloading: \(applied.workers) new workers replace \(old.count)")
