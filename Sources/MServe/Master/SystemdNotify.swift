@@ -5,8 +5,6 @@ import Glibc
 
 /// sd_notify(3) without libsystemd: one datagram to $NOTIFY_SOCKET.
 public enum SystemdNotify {
-    public static var isEnabled: Bool { getenv("NOTIFY_SOCKET") != nil }
-
     /// Half of WATCHDOG_USEC, when systemd asks this process (WATCHDOG_PID, if set) for keep-alives.
     public static var watchdogInterval: Double? {
         guard let usec = getenv("WATCHDOG_USEC").flatMap({ Double(String(cString: $0)) }), usec > 0 else { return nil }
