@@ -297,3 +297,21 @@ def test_preload_loads_once_and_workers_share_the_weights(start, tmp_path):
     os.kill(victim, signal.SIGKILL)
     s.wait_log(r"is serving", count=3)
     assert len(re.findall(r"model sleep loaded", s.log())) == 1   # the replacement loaded nothing
+
+
+def test_watchdog_keepalives(start, tmp_path):
+    path = str(tmp_path / "notify.sock")
+    sock = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
+    sock.bind(path)
+    sock.settimeout(5)
+    try:
+        # WatchdogSec=0.4 s: the master must say WATCHDOG=1 at least every 0.2 s or so.
+        start("demo", workers=1, env={"NOTIFY_SOCKET": path, "WATCHDOG_USEC": "400000"})
+        t0 = time.monotonic()
+        beats = 0
+        while time.monotonic() - t0 < 1.0:
+            if "WATCHDOG=1" in sock.recv(4096).decode():
+                beats += 1
+        assert beats >= 3, beats
+    finally:
+        sock.close()
