@@ -149,6 +149,17 @@ def start(tmp_path):
         s.stop()
 
 
+@pytest.fixture
+def notify(tmp_path):
+    """A datagram socket standing in for systemd's NOTIFY_SOCKET: (path, socket)."""
+    path = str(tmp_path / "notify.sock")
+    sock = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
+    sock.bind(path)
+    sock.settimeout(10)
+    yield path, sock
+    sock.close()
+
+
 def http_ok(url):
     """Whether GET url answers 200 now (False on any connection error)."""
     try:

@@ -169,35 +169,29 @@ def test_usr1_reopens_logs(start):
     wait_for(lambda: s.access().count("rid=after") == 20, what="access lines in the new file")
 
 
-def test_hup_rereads_the_config_and_replaces_every_worker(start, tmp_path):
+def test_hup_rereads_the_config_and_replaces_every_worker(start, tmp_path, notify):
     conf = tmp_path / "m.toml"
     conf.write_text("[model.demo]\nstart = 0\n")
-    path = str(tmp_path / "notify.sock")
-    notify = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
-    notify.bind(path)
-    notify.settimeout(10)
-    try:
-        s = start("demo", "-c", str(conf), workers=1, env={"NOTIFY_SOCKET": path})
-        assert "READY=1" in notify.recv(4096).decode()
-        old = s.worker_pids()
-        # (The test's own -w 1 would override a workers key: flags win over the file.)
-        conf.write_text("[model.demo]\nstart = 100\n")
-        s.signal(signal.SIGHUP)
-        assert "RELOADING=1" in notify.recv(4096).decode()
-        assert "READY=1" in notify.recv(4096).decode()
-        s.wait_log(r"Reload complete: 1 workers serving")
-        wait_for(lambda: len(s.worker_pids()) == 1 and not set(old) & set(s.worker_pids()), what="a new worker")
-        # The new model option is in effect.
-        assert requests.post(s.url + "/demo", json={"cal_number": 1}, timeout=5).json()["result"] == 101
-        # A bad config on HUP changes nothing.
-        conf.write_text("graceful_timeout = -3\n")
-        current = s.worker_pids()
-        s.signal(signal.SIGHUP)
-        s.wait_log(r"Reload refused, the running configuration stays: .*graceful_timeout: must be a positive number")
-        time.sleep(0.3)
-        assert s.worker_pids() == current
-    finally:
-        notify.close()
+    path, sock = notify
+    s = start("demo", "-c", str(conf), workers=1, env={"NOTIFY_SOCKET": path})
+    assert "READY=1" in sock.recv(4096).decode()
+    old = s.worker_pids()
+    # (The test's own -w 1 would override a workers key: flags win over the file.)
+    conf.write_text("[model.demo]\nstart = 100\n")
+    s.signal(signal.SIGHUP)
+    assert "RELOADING=1" in sock.recv(4096).decode()
+    assert "READY=1" in sock.recv(4096).decode()
+    s.wait_log(r"Reload complete: 1 workers serving")
+    wait_for(lambda: len(s.worker_pids()) == 1 and not set(old) & set(s.worker_pids()), what="a new worker")
+    # The new model option is in effect.
+    assert requests.post(s.url + "/demo", json={"cal_number": 1}, timeout=5).json()["result"] == 101
+    # A bad config on HUP changes nothing.
+    conf.write_text("graceful_timeout = -3\n")
+    current = s.worker_pids()
+    s.signal(signal.SIGHUP)
+    s.wait_log(r"Reload refused, the running configuration stays: .*graceful_timeout: must be a positive number")
+    time.sleep(0.3)
+    assert s.worker_pids() == current
 
 
 def test_ttin_and_ttou_scale_the_workers(start):
@@ -216,22 +210,16 @@ def test_ttin_and_ttou_scale_the_workers(start):
     assert statuses == [200] * 100
 
 
-def test_sd_notify_ready_and_stopping(start, tmp_path):
-    path = str(tmp_path / "notify.sock")
-    sock = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
-    sock.bind(path)
-    sock.settimeout(10)
-    try:
-        s = start("demo", workers=2, env={"NOTIFY_SOCKET": path})
-        msg = sock.recv(4096).decode()
-        assert "READY=1" in msg and f"MAINPID={s.pid}" in msg
-        # READY comes only once both workers serve.
-        assert s.log().count("is serving") == 2
-        s.signal(signal.SIGTERM)
-        assert "STOPPING=1" in sock.recv(4096).decode()
-        assert s.wait_exit() == 0
-    finally:
-        sock.close()
+def test_sd_notify_ready_and_stopping(start, notify):
+    path, sock = notify
+    s = start("demo", workers=2, env={"NOTIFY_SOCKET": path})
+    msg = sock.recv(4096).decode()
+    assert "READY=1" in msg and f"MAINPID={s.pid}" in msg
+    # READY comes only once both workers serve.
+    assert s.log().count("is serving") == 2
+    s.signal(signal.SIGTERM)
+    assert "STOPPING=1" in sock.recv(4096).decode()
+    assert s.wait_exit() == 0
 
 
 def test_max_requests_recycles_workers_without_failures(start):
@@ -299,19 +287,13 @@ def test_preload_loads_once_and_workers_share_the_weights(start, tmp_path):
     assert len(re.findall(r"model sleep loaded", s.log())) == 1   # the replacement loaded nothing
 
 
-def test_watchdog_keepalives(start, tmp_path):
-    path = str(tmp_path / "notify.sock")
-    sock = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
-    sock.bind(path)
-    sock.settimeout(5)
-    try:
-        # WatchdogSec=0.4 s: the master must say WATCHDOG=1 at least every 0.2 s or so.
-        start("demo", workers=1, env={"NOTIFY_SOCKET": path, "WATCHDOG_USEC": "400000"})
-        t0 = time.monotonic()
-        beats = 0
-        while time.monotonic() - t0 < 1.0:
-            if "WATCHDOG=1" in sock.recv(4096).decode():
-                beats += 1
-        assert beats >= 3, beats
-    finally:
-        sock.close()
+def test_watchdog_keepalives(start, notify):
+    path, sock = notify
+    # WatchdogSec=0.4 s: the master must say WATCHDOG=1 at least every 0.2 s or so.
+    start("demo", workers=1, env={"NOTIFY_SOCKET": path, "WATCHDOG_USEC": "400000"})
+    t0 = time.monotonic()
+    beats = 0
+    while time.monotonic() - t0 < 1.0:
+        if "WATCHDOG=1" in sock.recv(4096).decode():
+            beats += 1
+    assert beats >= 3, beats
