@@ -40,10 +40,10 @@ def children(pid):
 class Server:
     """One mserve master started by a test, with its logs in files."""
 
-    def __init__(self, tmp_path, args, workers=2, env=None, wait=True, port=0, preexec=None, binary=None):
+    def __init__(self, tmp_path, args, workers=2, env=None, wait=True, port=0, preexec=None, binary=None, log_dir=None):
         self.tmp = tmp_path
-        self.error_log = tmp_path / "error.log"
-        self.access_log = tmp_path / "access.log"
+        self.error_log = (log_dir or tmp_path) / "error.log"
+        self.access_log = (log_dir or tmp_path) / "access.log"
         self.port = port
         self.args = [binary or MSERVE, "-w", str(workers), "-b", f"127.0.0.1:{port}",
                      "--error-logfile", str(self.error_log),

@@ -9,6 +9,7 @@ extension Settings: Equatable {
     public static func == (a: Settings, b: Settings) -> Bool {
         a.models == b.models && a.binds == b.binds && a.workers == b.workers && a.backlog == b.backlog
             && a.gracefulTimeout == b.gracefulTimeout && a.timeout == b.timeout && a.bootTimeout == b.bootTimeout && a.clientTimeout == b.clientTimeout
+            && a.keepAlive == b.keepAlive
             && a.maxBodySize == b.maxBodySize && a.maxHeaderSize == b.maxHeaderSize
             && a.accessLogfile == b.accessLogfile && a.errorLogfile == b.errorLogfile
             && a.logLevel == b.logLevel && a.logBodyLimit == b.logBodyLimit && a.pidfile == b.pidfile

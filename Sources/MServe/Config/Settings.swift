@@ -9,6 +9,7 @@ public struct Settings: Sendable {
     public var timeout = 30.0
     public var bootTimeout = 300.0
     public var clientTimeout = 30.0
+    public var keepAlive = 5.0
     public var maxBodySize = 10 * 1024 * 1024
     public var maxHeaderSize = 16 * 1024
     public var accessLogfile = "-"

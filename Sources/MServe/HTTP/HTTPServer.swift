@@ -33,7 +33,6 @@ public final class HTTPServer {
     var closing = false
     /// How long a client that we are closing on may take to read our answer.
     static let lingerSeconds = 2.0
-    static let firstRequestGrace = 1.0
 
     init(loop: EventLoop, settings: Settings, logger: Logger, accessLog: AccessLog?, router: Router) {
         self.loop = loop
@@ -41,7 +40,7 @@ public final class HTTPServer {
         self.logger = logger
         self.accessLog = accessLog
         self.dispatcher = Dispatcher(router: router)
-        let period = min(1.0, max(0.05, settings.clientTimeout / 4))
+        let period = min(1.0, max(0.05, min(settings.clientTimeout, settings.keepAlive) / 4))
         sweeper = loop.after(period, repeating: true) { [unowned self] in sweep() }
     }
 
@@ -123,30 +122,19 @@ public final class HTTPServer {
         connections.removeValue(forKey: ObjectIdentifier(conn))
     }
 
-    /// Closes connections past the client timeout (idle, or too slow to send a request or read an
-    /// answer) and lingering ones past their grace.  A connection whose request is with a handler is
-    /// left alone: the handler's own deadline governs it.
+    /// Closes connections past their timeout: idle between requests longer than --keep-alive, too
+    /// slow to send a request or read an answer (--client-timeout), lingering past their grace.  A
+    /// connection whose request is with a handler is left alone: the handler's own deadline governs it.
+    /// A stopping worker closes idle connections only this way too: closing one at once would race
+    /// a request the client may be sending on it that instant, and that request would be lost.
     private func sweep() {
         let now = monotonicSeconds()
         for conn in connections.values where !conn.busy {
-            let limit = conn.lingering ? min(HTTPServer.lingerSeconds, settings.clientTimeout) : settings.clientTimeout
+            let limit = conn.lingering ? min(HTTPServer.lingerSeconds, settings.clientTimeout)
+                : conn.isIdle && (conn.served > 0 || closing) ? settings.keepAlive : settings.clientTimeout
             if now - conn.lastActivity > limit || now - (conn.partialSince ?? now) > settings.clientTimeout {
                 conn.close()
             }
-        }
-    }
-
-    /// For a graceful stop: closes every connection with nothing in progress.  One that was accepted
-    /// but has not sent its first request yet is given a moment (a client that has just connected
-    /// is about to send), up to `firstRequestGrace`.
-    func closeIdleConnections() {
-        let now = monotonicSeconds()
-        for conn in connections.values where conn.isIdle
-            && (conn.served > 0 || now - conn.acceptedAt > HTTPServer.firstRequestGrace) {
-            // A request that arrived but is not read yet is served (with Connection: close) instead.
-            var pending: Int32 = 0
-            _ = ioctl(conn.fd, UInt(FIONREAD), &pending)
-            if pending == 0 { conn.close() }
         }
     }
 

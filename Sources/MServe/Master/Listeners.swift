@@ -89,8 +89,10 @@ public final class Listeners {
         return inheritedReusePort.allSatisfy { $0 } ? "a SO_REUSEPORT socket per worker" : "one socket shared by the workers"
     }
 
-    /// Opens sockets until `count` slots exist.
-    public func ensureSlots(_ count: Int) throws {
+    /// Opens sockets until `count` slots exist.  Only the first ones (at boot) listen here; a slot
+    /// added later starts listening in its worker (`listen(ifNeeded:)`), so a worker that cannot be
+    /// forked leaves no socket that the kernel queues connections on with nobody to accept them.
+    public func ensureSlots(_ count: Int, listening: Bool = false) throws {
         while slots.count < count {
             var fds: [Int32] = []
             for (i, a) in addresses.enumerated() {
@@ -99,7 +101,7 @@ public final class Listeners {
                     continue
                 }
                 do {
-                    fds.append(try Listeners.open(a, reusePort: true, backlog: backlog))
+                    fds.append(try Listeners.open(a, reusePort: true, backlog: listening ? backlog : nil))
                 } catch {
                     fds.filter { !inherited.contains($0) }.forEach { close($0) }
                     throw error
@@ -162,12 +164,21 @@ public final class Listeners {
             close(fd)
             throw SystemError("cannot bind \(a)", errno: e)
         }
-        if let backlog, listen(fd, backlog) != 0 {
+        if let backlog, Glibc.listen(fd, backlog) != 0 {
             let e = errno
             close(fd)
             throw SystemError("cannot listen on \(a)", errno: e)
         }
         return fd
+    }
+
+    /// Makes a socket of a slot added after boot listen (one already listening, such as a socket
+    /// systemd passed, keeps its backlog).
+    static func listen(ifNeeded fd: Int32, backlog: Int32) throws {
+        var on: Int32 = 0
+        var len = socklen_t(MemoryLayout<Int32>.size)
+        guard getsockopt(fd, SOL_SOCKET, SO_ACCEPTCONN, &on, &len) == 0, on == 0 else { return }
+        guard Glibc.listen(fd, backlog) == 0 else { throw SystemError("cannot listen on \(localAddress(fd))", errno: errno) }
     }
 
     /// Connections the kernel has completed on a listening socket and nobody has accepted yet.

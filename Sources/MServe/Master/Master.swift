@@ -62,7 +62,7 @@ public final class Master {
                 let addresses = try settings.binds.map { (b) throws(ConfigError) in try BindAddress(parsing: b) }
                 listeners = try Listeners(addresses: addresses, backlog: settings.backlog)
             }
-            try listeners.ensureSlots(settings.workers)
+            try listeners.ensureSlots(settings.workers, listening: true)
             loop = try EventLoop()
             scoreboard = try Scoreboard()
             for m in settings.models { scoreboard!.register(model: m) }
@@ -130,20 +130,33 @@ public final class Master {
         guard phase != .stopping else { return }
         let occupied = Set(workers.values.map(\.slot))
         for slot in 0..<desiredWorkers where !occupied.contains(slot) {
-            spawnWorker(slot: slot)
+            guard spawnWorker(slot: slot) else { return manageWorkers(after: 1) }
             if phase == .stopping { return }
         }
     }
 
-    private func spawnWorker(slot: Int) {
+    /// At most one pending retry: a fork that keeps failing must not multiply timers.
+    private var manageTimer: EventHandle?
+    private func manageWorkers(after seconds: Double) {
+        guard manageTimer == nil else { return }
+        manageTimer = loop.after(seconds) { [unowned self] in
+            manageTimer = nil
+            manageWorkers()
+        }
+    }
+
+    /// False when the worker could not be started (out of processes, descriptors or memory): the
+    /// master lives on, serves with the workers it has, and the caller retries later.
+    @discardableResult
+    private func spawnWorker(slot: Int) -> Bool {
         do { try listeners.ensureSlots(slot + 1) } catch {
-            logger.error("cannot open sockets for worker slot \(slot): \(error)")
-            return
+            logger.error("cannot open sockets for worker slot \(slot): \(error); retrying in 1 s")
+            return false
         }
         var fds: [Int32] = [0, 0]
         guard pipe(&fds) == 0 else {
-            logger.error("cannot create a worker pipe: \(SystemError("pipe", errno: errno))")
-            return
+            logger.error("cannot create a worker pipe: \(SystemError("pipe", errno: errno)); retrying in 1 s")
+            return false
         }
         logs.flush()
         fflush(nil)
@@ -151,10 +164,9 @@ public final class Master {
         let pid = fork()
         if pid < 0 {
             if let board { scoreboard?.release(board) }
-            logger.error("\(SystemError("fork failed", errno: errno)); retrying in 1 s")
+            logger.error("\(SystemError("fork failed", errno: errno)); retrying in 1 s (slot \(slot))")
             close(fds[0]); close(fds[1])
-            loop.after(1) { [unowned self] in manageWorkers() }
-            return
+            return false
         }
         if pid == 0 {
             // The inherited loop goes first: its events still name the descriptors closed below.
@@ -180,6 +192,7 @@ public final class Master {
         record.pipeEvent = loop.onReadable(fds[0]) { [unowned self] in readPipe(pid) }
         workers[pid] = record
         logger.info("Booting worker with pid: \(pid) (slot \(slot))")
+        return true
     }
 
     private func readPipe(_ pid: pid_t) {
@@ -273,7 +286,7 @@ public final class Master {
         } else if respawnDelayed {
             respawnDelayed = false
             logger.warning("a worker died before serving; next start in 1 s")
-            loop.after(1) { [unowned self] in manageWorkers() }
+            manageWorkers(after: 1)
         } else {
             manageWorkers()
         }
@@ -351,8 +364,12 @@ public final class Master {
         desiredWorkers = applied.workers
         listeners.truncateSlots(to: desiredWorkers)
         reloading = true
-        for slot in 0..<desiredWorkers { spawnWorker(slot: slot) }
-        for pid in old { retire(pid, .reload) }
+        // A slot whose new worker could not be forked keeps its old one (and the old configuration).
+        let renewed = Set((0..<desiredWorkers).filter { spawnWorker(slot: $0) })
+        for pid in old where renewed.contains(workers[pid]!.slot) || workers[pid]!.slot >= desiredWorkers {
+            retire(pid, .reload)
+        }
+        if renewed.count < desiredWorkers { logger.error("Reload: \(desiredWorkers - renewed.count) new workers could not be started; their slots keep the old ones") }
     }
 
     /// Set by a reload until every new worker serves; then systemd hears READY=1 again.

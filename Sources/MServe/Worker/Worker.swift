@@ -77,7 +77,13 @@ final class Worker {
         for m in models { m.metricsIndex = scoreboard?.index(of: m.name) }
         server.setContext(HandlerContext(logger: logger, workerID: slot, settings: settings, models: models, server: server,
                                          scoreboard: scoreboard))
-        for fd in listenFDs { server.accept(fd: fd) }
+        for fd in listenFDs {
+            do { try Listeners.listen(ifNeeded: fd, backlog: Int32(clamping: settings.backlog)) } catch {
+                logger.critical("\(error)")
+                return ExitCode.workerBootError
+            }
+            server.accept(fd: fd)
+        }
 
         if settings.maxRequests > 0 {
             let limit = settings.maxRequests + Int.random(in: 0...settings.maxRequestsJitter)
@@ -121,8 +127,9 @@ final class Worker {
         let fds = server.listeningFDs
         let deadline = monotonicSeconds() + 1
         var accepting = true
-        // Every 10 ms: first wait for the accept queues to empty, then close connections as they
-        // become idle (answers now carry Connection: close), and exit when none is left.
+        // Every 10 ms: first wait for the accept queues to empty, then for every connection to
+        // close: after its next answer (which now carries Connection: close), or when idle for
+        // --keep-alive; exit when none is left.
         loop.after(0.01, repeating: true) { [unowned self] in
             if accepting {
                 let queued = fds.reduce(0) { $0 + Listeners.acceptQueueLength($1) }
@@ -130,7 +137,6 @@ final class Worker {
                 server.stopAccepting()
                 accepting = false
             }
-            server.closeIdleConnections()
             if server.openConnections == 0 { loop.stop() }
         }
     }

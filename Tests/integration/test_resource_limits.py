@@ -1,0 +1,104 @@
+"""The master survives what the machine refuses it: a fork that fails, thousands of connections."""
+import os
+import pathlib
+import resource
+import signal
+import socket
+import tempfile
+import time
+
+import requests
+
+from conftest import wait_for
+
+NOBODY = 65534
+
+
+def as_nobody_with_processes(limit):
+    def preexec():
+        # RLIMIT_NPROC binds an unprivileged user only, so this server runs as nobody.
+        resource.setrlimit(resource.RLIMIT_NPROC, (limit, limit))
+        os.setgid(NOBODY)
+        os.setgroups([])
+        os.setuid(NOBODY)
+    return preexec
+
+
+def threads_of(uid):
+    n = 0
+    for pid in filter(str.isdigit, os.listdir("/proc")):
+        try:
+            if os.stat(f"/proc/{pid}").st_uid == uid:
+                n += len(os.listdir(f"/proc/{pid}/task"))
+        except FileNotFoundError:
+            pass
+    return n
+
+
+def test_a_fork_that_fails_leaves_the_master_serving_and_is_retried(start):
+    """Room for the master and two single-threaded workers, no more: TTIN's fork fails and is retried
+    every second (the retries do not multiply), HUP keeps the old workers, and the server serves on."""
+    logs = pathlib.Path(tempfile.mkdtemp())
+    logs.chmod(0o777)
+    s = start("demo", workers=2, preexec=as_nobody_with_processes(threads_of(NOBODY) + 3), log_dir=logs)
+    workers = s.worker_pids()
+
+    s.signal(signal.SIGTTIN)
+    s.wait_log(r"fork failed: Resource temporarily unavailable; retrying in 1 s \(slot 2\)")
+    time.sleep(2.5)
+    retries = s.log().count("fork failed")
+    assert 3 <= retries <= 4, retries   # one a second for the one missing worker: they do not multiply
+    assert s.worker_pids() == workers
+    for _ in range(20):
+        assert s.post("/demo", {"cal_number": 1}).status_code == 200
+
+    # HUP: no new worker can start, so the old ones stay and serve; the reload's `-w 2` ends the retries.
+    s.signal(signal.SIGHUP)
+    s.wait_log(r"Reload: 2 new workers could not be started")
+    settled = s.log().count("fork failed")
+    time.sleep(1.5)
+    assert s.log().count("fork failed") == settled
+    assert s.worker_pids() == workers
+    for _ in range(20):
+        assert s.post("/demo", {"cal_number": 1}).status_code == 200
+
+    # A worker killed frees a process: its slot's replacement forks.
+    os.kill(workers[0], signal.SIGKILL)
+    wait_for(lambda: len(s.worker_pids()) == 2 and workers[0] not in s.worker_pids(), what="the replacement")
+    for _ in range(20):
+        assert s.post("/demo", {"cal_number": 1}).status_code == 200
+
+
+def test_thousands_of_idle_and_half_open_connections_do_not_stop_the_others(start):
+    """3,000 connections that send nothing and 1,000 that send half a request: other clients are
+    still answered at once, and the server closes the silent ones at --client-timeout."""
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    resource.setrlimit(resource.RLIMIT_NOFILE, (max(soft, min(hard, 10000)), hard))
+    s = start("demo", "--client-timeout", "3", "--backlog", "4096", workers=2)
+    idle = [socket.create_connection(("127.0.0.1", s.port)) for _ in range(3000)]
+    half = []
+    for _ in range(1000):
+        c = socket.create_connection(("127.0.0.1", s.port))
+        c.sendall(b"POST /demo HTTP/1.1\r\nHost: x\r\nContent-Length: 100\r\n\r\n{\"cal")
+        half.append(c)
+    began = time.monotonic()
+    worst = 0.0
+    while time.monotonic() - began < 2.0:
+        t = time.monotonic()
+        assert s.post("/demo", {"cal_number": 1}, timeout=2).status_code == 200
+        worst = max(worst, time.monotonic() - t)
+    assert worst < 0.5, f"a client waited {worst:.3f} s behind 4,000 idle connections"
+
+    def closed(c):
+        c.settimeout(0.01)
+        try:
+            return c.recv(1) == b""
+        except (socket.timeout, BlockingIOError):
+            return False
+        except ConnectionResetError:
+            return True
+    wait_for(lambda: all(closed(c) for c in idle + half), timeout=10, interval=0.5,
+             what="the server to close every silent connection")
+    assert len(s.worker_pids()) == 2 and requests.get(s.url + "/healthz", timeout=2).status_code == 200
+    for c in idle + half:
+        c.close()
