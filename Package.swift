@@ -16,10 +16,18 @@ let package = Package(
         // libevent through pkg-config; libevent_pthreads pulls libevent in.
         .systemLibrary(name: "CEvent", pkgConfig: "libevent_pthreads",
                        providers: [.apt(["libevent-dev"])]),
+        // OpenBLAS's CBLAS through pkg-config (Debian's pthread build: see Sources/COpenBLAS/shim.h).
+        .systemLibrary(name: "COpenBLAS", pkgConfig: "openblas",
+                       providers: [.apt(["libopenblas-dev"])]),
         // A system call Swift's Glibc module does not declare (see the header).
         .target(name: "CSystemShim"),
-        .target(name: "MServe", dependencies: ["CEvent", "CSystemShim", "TOMLKit"]),
+        // The JSON value, parser and writer: no dependencies, shared by the server and MiniLM.
+        .target(name: "MServeJSON"),
+        // all-MiniLM-L6-v2 sentence embeddings: safetensors, WordPiece, the BERT encoder; no server code.
+        .target(name: "MiniLM", dependencies: ["COpenBLAS", "MServeJSON"]),
+        .target(name: "MServe", dependencies: ["CEvent", "CSystemShim", "MServeJSON", "MiniLM", "TOMLKit"]),
         .executableTarget(name: "mserve", dependencies: ["MServe"]),
         .testTarget(name: "MServeTests", dependencies: ["MServe"]),
+        .testTarget(name: "MiniLMTests", dependencies: ["MiniLM"]),
     ]
 )

@@ -3,8 +3,9 @@
 `POST /demo` on `mserve -w 2` for 10 s per scenario while the scenario's event repeats every 2 s:
 HUP, TTIN, TTOU (from 6 workers), --max-requests recycling, and kill -9 of a worker.  Prints the
 requests served, wrk's socket errors and non-2xx answers, and p99 latency against a steady run.
+With --close every request comes on a new connection (Connection: close).
 
-    python3 benchmark/churn.py [--seconds 10]
+    python3 benchmark/churn.py [--seconds 10] [--close]
 """
 import argparse
 import os
@@ -27,7 +28,7 @@ def scenario(args, name, workers, extra, event):
     try:
         bench.wait_http(f"http://127.0.0.1:{port}/demo", "POST", b'{"cal_number": 1}')
         lua = f"{tmp}/p.lua"
-        bench.write_lua(lua, "POST", '{"cal_number": 1}', False)
+        bench.write_lua(lua, "POST", '{"cal_number": 1}', args.close)
         wrk = subprocess.Popen(["wrk", "--latency", "-t2", "-c50", f"-d{args.seconds}s", "-s", lua,
                                 f"http://127.0.0.1:{port}/demo"], stdout=subprocess.PIPE, text=True)
         events = 0
@@ -60,6 +61,7 @@ def kill_a_worker(p):
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--seconds", type=int, default=10)
+    ap.add_argument("--close", action="store_true", help="a new connection per request")
     ap.add_argument("--mserve", default=os.path.join(bench.ROOT, ".build", "release", "mserve"))
     args = ap.parse_args()
     runs = [
@@ -70,7 +72,7 @@ def main():
         scenario(args, "max-requests", 2, ["--max-requests", "20000", "--max-requests-jitter", "5000"], None),
         scenario(args, "kill -9", 2, [], kill_a_worker),
     ]
-    print(f"wrk -t2 -c50 keep-alive, {args.seconds} s per scenario, POST /demo on mserve -w 2 (TTOU: -w 6), "
+    print(f"wrk -t2 -c50 {'Connection: close' if args.close else 'keep-alive'}, {args.seconds} s per scenario, POST /demo on mserve -w 2 (TTOU: -w 6), "
           f"event every 2 s")
     print(f"{'scenario':13} {'events':>6} {'requests':>9} {'socket errors':>14} {'non-2xx':>8} {'p99 ms':>8}")
     for r in runs:

@@ -1,5 +1,6 @@
 import Testing
 @testable import MServe
+@testable import MServeJSON
 
 @Suite struct JSONTests {
     @Test func roundTripKeepsIntegersAndKeyOrder() throws {

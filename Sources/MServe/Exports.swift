@@ -1,0 +1,3 @@
+// JSON is its own module (MiniLM reads safetensors headers with it too); users of MServe get it
+// with `import MServe` alone.
+@_exported import MServeJSON
