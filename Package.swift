@@ -7,6 +7,7 @@ let package = Package(
     products: [
         // Users build their own server from this library (see Examples/ and the README).
         .library(name: "MServe", targets: ["MServe"]),
+        .library(name: "MiniLM", targets: ["MiniLM"]),
         .executable(name: "mserve", targets: ["mserve"]),
     ],
     dependencies: [

@@ -11,6 +11,9 @@ public enum JSON: Equatable, Sendable {
     case string(String)
     case array([JSON])
     case object([(String, JSON)])
+    /// An array of numbers held as 32-bit floats (a model's vectors): compact to build, and written
+    /// with the shortest digits that read back as the same float (0.1, not 0.10000000149011612).
+    case floats([Float])
 
     public static func == (lhs: JSON, rhs: JSON) -> Bool {
         switch (lhs, rhs) {
@@ -21,6 +24,9 @@ public enum JSON: Equatable, Sendable {
         case let (.int(a), .double(b)), let (.double(b), .int(a)): return Double(a) == b
         case let (.string(a), .string(b)): return a == b
         case let (.array(a), .array(b)): return a == b
+        case let (.floats(a), .floats(b)): return a == b
+        case let (.floats(f), .array(a)), let (.array(a), .floats(f)):
+            return f.count == a.count && zip(f, a).allSatisfy { JSON.double(Double($0)) == $1 }
         case let (.object(a), .object(b)):
             return a.count == b.count && zip(a, b).allSatisfy { $0.0 == $1.0 && $0.1 == $1.1 }
         default: return false
@@ -58,7 +64,7 @@ public enum JSON: Equatable, Sendable {
         case .bool: return "boolean"
         case .int, .double: return "number"
         case .string: return "string"
-        case .array: return "array"
+        case .array, .floats: return "array"
         case .object: return "object"
         }
     }

@@ -25,6 +25,13 @@ enum JSONWriter {
                 write(item, into: &out)
             }
             out.append(UInt8(ascii: "]"))
+        case .floats(let items):
+            out.append(UInt8(ascii: "["))
+            for (i, f) in items.enumerated() {
+                if i > 0 { out.append(UInt8(ascii: ",")) }
+                if f.isFinite { out.append(contentsOf: f.description.utf8) } else { out.append(contentsOf: "null".utf8) }
+            }
+            out.append(UInt8(ascii: "]"))
         case .object(let pairs):
             out.append(UInt8(ascii: "{"))
             for (i, (k, v)) in pairs.enumerated() {

@@ -30,6 +30,8 @@ public final class BertEncoder: @unchecked Sendable {
     }
 
     public let config: BertConfig
+    /// Sequences up to this long get attention from Kernels.attention32, longer ones from sgemm.
+    static let directAttentionLimit = 128
     /// Keeps the mapping alive: the weights below point into it.
     private let weights: SafeTensors
     private let wordEmbeddings: UnsafeBufferPointer<Float>
@@ -156,6 +158,11 @@ public final class BertEncoder: @unchecked Sendable {
                     let q = qkv + start * 3 * h + head * dh
                     let k = q + h
                     let v = q + 2 * h
+                    if dh == 32 && n <= BertEncoder.directAttentionLimit {
+                        Kernels.attention32(q: q, k: k, v: v, stride: 3 * h, n: n, scale: scale, scores: scores,
+                                            out: ctx + start * h + head * dh, outStride: h)
+                        continue
+                    }
                     cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, L, L, Int32(dh),
                                 scale, q, Int32(3 * h), k, Int32(3 * h), 0, scores, L)
                     Kernels.softmaxRows(scores, rows: n, n: n)

@@ -16,6 +16,7 @@ extension Settings: Equatable {
             && a.healthPath == b.healthPath && a.readyPath == b.readyPath && a.metricsPath == b.metricsPath
             && a.maxRequests == b.maxRequests && a.maxRequestsJitter == b.maxRequestsJitter
             && a.limitConcurrency == b.limitConcurrency && a.queueSize == b.queueSize && a.requestTimeout == b.requestTimeout
+            && a.maxBatchSize == b.maxBatchSize && a.batchTimeoutMs == b.batchTimeoutMs && a.modelDir == b.modelDir
             && a.config == b.config && a.checkConfig == b.checkConfig && a.preload == b.preload && a.modelSettings == b.modelSettings
     }
 }

@@ -67,6 +67,8 @@ public enum ConfigFile {
                 switch key {
                 case "limit_concurrency": m.limitConcurrency = scratch.limitConcurrency
                 case "queue_size": m.queueSize = scratch.queueSize
+                case "max_batch_size": m.maxBatchSize = scratch.maxBatchSize
+                case "batch_timeout_ms": m.batchTimeoutMs = scratch.batchTimeoutMs
                 default: m.requestTimeout = scratch.requestTimeout
                 }
             } else {

@@ -24,6 +24,9 @@ public struct Settings: Sendable {
     public var limitConcurrency = 1
     public var queueSize = 16
     public var requestTimeout = 30.0
+    public var maxBatchSize = 32
+    public var batchTimeoutMs = 0
+    public var modelDir: String? = nil
     public var pidfile: String? = nil
     public var config: String? = nil
     public var checkConfig = false
@@ -47,6 +50,8 @@ public struct ModelSettings: Sendable, Equatable {
     public var limitConcurrency: Int?
     public var queueSize: Int?
     public var requestTimeout: Double?
+    public var maxBatchSize: Int?
+    public var batchTimeoutMs: Int?
 
     public init(device: String = "cpu", options: [String: JSON] = [:]) {
         self.device = device
@@ -54,7 +59,7 @@ public struct ModelSettings: Sendable, Equatable {
     }
 
     /// The keys of a `[model.NAME]` table that are the server's, not the model's options.
-    static let runtimeKeys: Set<String> = ["limit_concurrency", "queue_size", "request_timeout"]
+    static let runtimeKeys: Set<String> = ["limit_concurrency", "queue_size", "request_timeout", "max_batch_size", "batch_timeout_ms"]
 }
 
 /// How a worker runs one model: its threads, queue and deadline.
@@ -62,6 +67,9 @@ public struct ModelRuntime: Sendable, Equatable {
     public var concurrency: Int
     public var queueSize: Int
     public var requestTimeout: Double
+    /// Batching models: the most inputs one pass takes, and how long a pass may wait for more.
+    public var maxBatchSize = 1
+    public var batchTimeout = 0.0
 }
 
 extension Settings {
@@ -69,7 +77,8 @@ extension Settings {
     public func runtime(forModel name: String) -> ModelRuntime {
         let m = settings(forModel: name)
         return ModelRuntime(concurrency: m.limitConcurrency ?? limitConcurrency, queueSize: m.queueSize ?? queueSize,
-                            requestTimeout: m.requestTimeout ?? requestTimeout)
+                            requestTimeout: m.requestTimeout ?? requestTimeout, maxBatchSize: m.maxBatchSize ?? maxBatchSize,
+                            batchTimeout: Double(m.batchTimeoutMs ?? batchTimeoutMs) / 1000)
     }
 }
 

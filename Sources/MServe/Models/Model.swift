@@ -77,6 +77,24 @@ extension Model {
     }
 }
 
+/// A model that answers several requests in one pass (dynamic batching): the model threads take
+/// queued requests together, up to `--max-batch-size` inputs, and hand them over at once.  The
+/// default `infer` runs a batch of one.
+public protocol BatchingModel: Model {
+    /// How many inputs the request carries (what it counts toward the batch limit); called on the
+    /// event loop after `validate` succeeded.
+    func batchCost(_ input: JSON) -> Int
+    /// One result per request, in order: an answer, or an error for that request alone.
+    func inferBatch(_ requests: [InferenceRequest]) -> [Result<JSON, any Error>]
+}
+
+extension BatchingModel {
+    public func batchCost(_ input: JSON) -> Int { 1 }
+    public func infer(_ request: InferenceRequest) throws -> JSON {
+        try inferBatch([request])[0].get()
+    }
+}
+
 /// Thrown by a stream's `emit` once nobody is listening.
 public struct StreamCancelled: Error, CustomStringConvertible {
     public init() {}

@@ -6,7 +6,9 @@ enum ModelLoader {
         for name in settings.models {
             guard let entry = registry.entry(named: name) else { throw ModelLoadError("unknown model \(name)") }
             let ms = settings.settings(forModel: name)
-            let ctx = ModelContext(name: name, workerID: workerID, device: ms.device, options: ms.options, logger: logger)
+            var options = ms.options
+            if options["model_dir"] == nil, let dir = settings.modelDir { options["model_dir"] = .string(dir) }
+            let ctx = ModelContext(name: name, workerID: workerID, device: ms.device, options: options, logger: logger)
             let started = monotonicSeconds()
             do {
                 let instance = try entry.make(ctx)

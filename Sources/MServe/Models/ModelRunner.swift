@@ -2,6 +2,8 @@
 final class InferenceJob: @unchecked Sendable {
     enum State { case queued, running, done, abandoned }
     let request: InferenceRequest
+    /// What it counts toward a batch: its number of inputs (1 for a model that does not batch).
+    var cost = 1
     /// Guarded by the runner's lock.
     fileprivate(set) var state = State.queued
     /// Set for a client that asked for a stream: the model's `stream` runs, and `onPiece` gets
@@ -27,7 +29,9 @@ final class InferenceJob: @unchecked Sendable {
 /// Runs one model in a worker: `concurrency` model threads take jobs from a queue of at most
 /// `queueSize` waiting requests, so the event loop only does I/O and answers "busy" (503) at once
 /// instead of letting requests wait without bound.  Results come back to the loop thread through a
-/// libevent event that the model threads activate.
+/// libevent event that the model threads activate.  For a `BatchingModel` a thread takes queued
+/// jobs together, up to `maxBatchSize` inputs, waiting up to `batchTimeout` for more; its queue
+/// then holds at least one full batch, so that the next batch forms while one runs.
 final class ModelRunner: @unchecked Sendable {
     let model: ServedModel
     let runtime: ModelRuntime
@@ -36,7 +40,10 @@ final class ModelRunner: @unchecked Sendable {
     private var head = 0
     /// Queued jobs that are still to run (abandoned ones stay in `queue` until a thread skips them).
     private var waiting = 0
+    /// Jobs running, and threads running them (equal unless the model batches).
     private var running = 0
+    private var busyThreads = 0
+    private let capacity: Int
     /// What the model threads produced, in order, for the loop to deliver.
     private enum Output { case piece(JSON), result(Result<JSON, any Error>) }
     private var outputs: [(InferenceJob, Output)] = []
@@ -45,6 +52,8 @@ final class ModelRunner: @unchecked Sendable {
     init(model: ServedModel, runtime: ModelRuntime, loop: EventLoop) throws {
         self.model = model
         self.runtime = runtime
+        let batching = model.instance is any BatchingModel
+        capacity = runtime.concurrency + (batching ? max(runtime.queueSize, runtime.maxBatchSize) : runtime.queueSize)
         wake = loop.userEvent { [unowned self] in deliver() }
         let box = UncheckedBox(model.instance)
         for _ in 0..<runtime.concurrency {
@@ -58,7 +67,7 @@ final class ModelRunner: @unchecked Sendable {
     /// Loop thread: queues the job, or returns false when the model is at its limit.
     func submit(_ job: InferenceJob) -> Bool {
         lock.withLock {
-            guard running + waiting < runtime.concurrency + runtime.queueSize else { return false }
+            guard busyThreads + waiting < capacity else { return false }
             queue.append(job)
             waiting += 1
             lock.signal()
@@ -85,45 +94,95 @@ final class ModelRunner: @unchecked Sendable {
         }
     }
 
-    /// A model thread's life: take the next job that is still wanted, run it, hand back the result.
+    /// A model thread's life: take the next jobs that are still wanted, run them, hand back the results.
     private func serve(_ instance: any Model) {
+        let batching = instance as? any BatchingModel
         while true {
-            let job: InferenceJob = lock.withLock {
-                while true {
-                    while head == queue.count { lock.wait() }
-                    let j = queue[head]
-                    head += 1
-                    if head > 1024 && head * 2 > queue.count {
-                        queue.removeFirst(head)
-                        head = 0
-                    }
-                    if j.state == .queued {
-                        j.state = .running
-                        waiting -= 1
-                        running += 1
-                        return j
-                    }
-                }
-            }
-            job.startedAt = monotonicSeconds()
-            let result: Result<JSON, any Error>
-            if job.onPiece != nil {
-                result = Result {
-                    try instance.stream(job.request) { piece in try self.emit(piece, for: job) }
-                    return .null
+            let jobs = lock.withLock { take(batching: batching != nil) }
+            let started = monotonicSeconds()
+            var results: [Result<JSON, any Error>]
+            if let batching, jobs[0].onPiece == nil {
+                for job in jobs { job.startedAt = started }
+                results = batching.inferBatch(jobs.map(\.request))
+                if results.count != jobs.count {
+                    let e = ModelLoadError("model \(model.name) returned \(results.count) results for \(jobs.count) requests")
+                    results = jobs.map { _ in .failure(e) }
                 }
             } else {
-                result = Result { try instance.infer(job.request) }
+                let job = jobs[0]
+                job.startedAt = started
+                if job.onPiece != nil {
+                    results = [Result {
+                        try instance.stream(job.request) { piece in try self.emit(piece, for: job) }
+                        return .null
+                    }]
+                } else {
+                    results = [Result { try instance.infer(job.request) }]
+                }
             }
-            job.finishedAt = monotonicSeconds()
+            let finished = monotonicSeconds()
             lock.withLock {
-                running -= 1
-                if job.state == .running {
-                    job.state = .done
-                    outputs.append((job, .result(result)))
+                busyThreads -= 1
+                for (job, result) in zip(jobs, results) {
+                    job.finishedAt = finished
+                    running -= 1
+                    if job.state == .running {
+                        job.state = .done
+                        outputs.append((job, .result(result)))
+                    }
                 }
             }
             wake.activate()
+        }
+    }
+
+    /// Under the lock: waits for the next wanted job; for a batching model, adds queued ones (none
+    /// that streams) while they fit in `maxBatchSize`, waiting up to `batchTimeout` for more.
+    private func take(batching: Bool) -> [InferenceJob] {
+        var jobs = [next()]
+        busyThreads += 1
+        guard batching, jobs[0].onPiece == nil else { return jobs }
+        var cost = jobs[0].cost
+        let deadline = monotonicSeconds() + runtime.batchTimeout
+        while cost < runtime.maxBatchSize {
+            if let j = peek() {
+                guard j.onPiece == nil, cost + j.cost <= runtime.maxBatchSize else { break }
+                jobs.append(next())
+                cost += j.cost
+            } else if runtime.batchTimeout > 0, monotonicSeconds() < deadline {
+                lock.wait(until: deadline)
+            } else {
+                break
+            }
+        }
+        return jobs
+    }
+
+    /// The first queued job still wanted, left in the queue (abandoned ones ahead of it are dropped).
+    private func peek() -> InferenceJob? {
+        while head < queue.count {
+            if queue[head].state == .queued { return queue[head] }
+            head += 1
+        }
+        return nil
+    }
+
+    /// Takes the first queued job still wanted, marking it running; waits for one if need be.
+    private func next() -> InferenceJob {
+        while true {
+            while head == queue.count { lock.wait() }
+            let j = queue[head]
+            head += 1
+            if head > 1024 && head * 2 > queue.count {
+                queue.removeFirst(head)
+                head = 0
+            }
+            if j.state == .queued {
+                j.state = .running
+                waiting -= 1
+                running += 1
+                return j
+            }
         }
     }
 

@@ -205,8 +205,14 @@ open class RequestHandler {
         status = error.status
         headers = error.headers
         body = []
-        write(ErrorBody.json(error, recordID: recordIDValue == .null ? .string(recordID) : recordIDValue))
+        write(errorBody(error))
         finish()
+    }
+
+    /// The JSON body of an error response: `{"recordid", "error": {"code", "message"}}`; an API
+    /// with its own error shape (OpenAI's) overrides it.
+    open func errorBody(_ error: HTTPError) -> JSON {
+        ErrorBody.json(error, recordID: recordIDValue == .null ? .string(recordID) : recordIDValue)
     }
 }
 

@@ -10,7 +10,12 @@ final class ConditionLock: @unchecked Sendable {
 
     init() {
         pthread_mutex_init(mutex, nil)
-        pthread_cond_init(cond, nil)
+        // Timed waits measure against the monotonic clock, which a change of the date cannot move.
+        var attr = pthread_condattr_t()
+        pthread_condattr_init(&attr)
+        pthread_condattr_setclock(&attr, CLOCK_MONOTONIC)
+        pthread_cond_init(cond, &attr)
+        pthread_condattr_destroy(&attr)
     }
 
     deinit {
@@ -28,6 +33,11 @@ final class ConditionLock: @unchecked Sendable {
 
     /// Only inside withLock.
     func wait() { pthread_cond_wait(cond, mutex) }
+    /// Only inside withLock: waits until signalled or until `deadline` (monotonicSeconds()).
+    func wait(until deadline: Double) {
+        var ts = timespec(tv_sec: Int(deadline), tv_nsec: Int((deadline - deadline.rounded(.down)) * 1e9))
+        pthread_cond_timedwait(cond, mutex, &ts)
+    }
     func signal() { pthread_cond_signal(cond) }
     func broadcast() { pthread_cond_broadcast(cond) }
 }

@@ -1,0 +1,205 @@
+/// `POST /NAME` runs the model on the JSON body; `GET /NAME` describes it.  Subclasses serve a
+/// model under another API (OpenAIEmbeddingsHandler): they pick the model and its input, and
+/// shape its answer (`present`) and errors (`errorBody`).
+class ModelHandler: RequestHandler {
+    override class var allowedMethods: [HTTPMethod] { [.GET, .POST] }
+    var model: ServedModel!
+
+    override func get(_ args: [String]) throws {
+        write(model.info.setting("worker", .int(Int64(context.workerID))))
+    }
+
+    /// Validates on the loop, queues for the model threads, and answers when they are done: 503 at
+    /// once when the model's queue is full, 504 when the request timeout passes first (a queued
+    /// request then never runs), nothing (499 in the logs) when the client leaves while queued.
+    /// A client that asks for a stream (`"stream": true` or `Accept: text/event-stream` for
+    /// Server-Sent Events, `Accept: application/x-ndjson` for JSON lines) gets the model's pieces as
+    /// they come; leaving stops the model at its next piece.
+    override func post(_ args: [String]) throws {
+        try run(try inferenceRequest())
+    }
+
+    func run(_ inference: InferenceRequest) throws {
+        request.metricsModel = model.metricsIndex
+        let input = inference.input
+        do {
+            try model.instance.validate(input)
+        } catch let e as ModelInputError {
+            throw HTTPError(400, e.message)
+        }
+        streamFormat = StreamFormat(accept: request.header("Accept"), stream: input["stream"])
+        guard let runner = model.runner else {
+            if streamFormat == nil {
+                complete(Result { try model.instance.infer(inference) })
+            } else {
+                complete(Result { try model.instance.stream(inference) { send($0); return }; return .null })
+            }
+            return
+        }
+        let onPiece: ((JSON) -> Void)? = streamFormat == nil ? nil : { [self] piece in
+            cancelDeadline()   // the request timeout bounds the wait for the first piece
+            send(piece)
+        }
+        let job = InferenceJob(request: inference, onPiece: onPiece) { [self] result in
+            cancelDeadline()
+            complete(result)
+        }
+        if let batching = model.instance as? any BatchingModel { job.cost = max(1, batching.batchCost(input)) }
+        job.onTimes = { [weak self] queued, ran in
+            guard let self, let board = context.scoreboard, let r = context.server.scoreboardRecord else { return }
+            board.observe(r, model: model.metricsIndex, .queue, queued)
+            board.observe(r, model: model.metricsIndex, .inference, ran)
+        }
+        guard runner.submit(job) else {
+            let (running, waiting) = runner.load
+            throw HTTPError(503, "model \(model.name) is busy (\(running) running, \(waiting) waiting); retry later",
+                            headers: [("Retry-After", "1")])
+        }
+        beginAsynchronous()
+        let timeout = runner.runtime.requestTimeout
+        deadline = context.server.loop.after(timeout) { [self] in
+            cancelDeadline()
+            let was = runner.abandon(job, evenIfRunning: true)
+            guard was == .queued || was == .running else { return }
+            fail(HTTPError(504, was == .queued
+                ? "request waited \(timeout) s for model \(model.name) and was not run"
+                : "model \(model.name) did not answer within \(timeout) s"))
+        }
+        let streaming = streamFormat != nil
+        request.onClientGone = { [self] in
+            // A running inference is let finish (its answer goes nowhere); a stream stops.
+            let was = runner.abandon(job, evenIfRunning: streaming)
+            guard was == .queued || (streaming && was == .running) else { return }
+            cancelDeadline()
+            fail(HTTPError(499, was == .queued ? "client closed the connection while the request was queued"
+                                               : "client closed the connection during the stream"))
+        }
+    }
+
+    /// The body as the model takes it: JSON, a multipart upload, or raw bytes; 415 for a media type
+    /// the model does not accept.
+    private func inferenceRequest() throws -> InferenceRequest {
+        let media = request.mediaType ?? "application/json"
+        let accepted = type(of: model.instance).acceptedMediaTypes
+        guard accepted.contains(where: { MediaType.matches(media, pattern: $0) }) else {
+            throw HTTPError(415, "model \(model.name) takes \(accepted.joined(separator: ", ")); got \(media)")
+        }
+        if RequestHandler.isJSON(media) {
+            return InferenceRequest(recordID: recordID, input: try jsonObjectBody(), contentType: media, body: request.body)
+        }
+        if media == "multipart/form-data" {
+            guard let boundary = request.contentType.flatMap(MultipartForm.boundary) else {
+                throw HTTPError(400, "multipart/form-data without a boundary")
+            }
+            let form: MultipartForm
+            do { form = try MultipartForm.parse(request.body, boundary: boundary) } catch let e as ModelInputError {
+                throw HTTPError(400, e.message)
+            }
+            return InferenceRequest(recordID: recordID, input: .object(form.fields.map { ($0.0, .string($0.1)) }),
+                                    contentType: media, body: request.body, files: form.files)
+        }
+        return InferenceRequest(recordID: recordID, input: [:], contentType: media, body: request.body)
+    }
+
+    /// The model's answer as the client gets it.
+    func present(_ output: JSON) -> JSON { output }
+
+    /// The request-timeout timer.  Its closure holds this handler, so it is released when done with.
+    private var deadline: EventHandle?
+    private var streamFormat: StreamFormat?
+
+    private func cancelDeadline() {
+        deadline?.cancel()
+        deadline = nil
+    }
+
+    /// One piece of a stream, with the recordid, as an SSE event or a JSON line.
+    private func send(_ piece: JSON) {
+        guard let format = streamFormat, !finished else { return }
+        if !streaming {
+            setHeader("Content-Type", format.contentType)
+            setHeader("Cache-Control", "no-cache")
+            setHeader("X-Accel-Buffering", "no")   // nginx must not buffer the stream
+            startStream()
+        }
+        let value = piece.isObject ? piece : ["result": piece]
+        writeChunk(format.frame(value.setting("recordid", recordIDValue == .null ? .string(recordID) : recordIDValue, first: true)))
+    }
+
+    private func complete(_ result: Result<JSON, any Error>) {
+        switch result {
+        case .success(let output):
+            if let format = streamFormat {
+                if !streaming { send(output) }   // a stream of nothing still gets its head
+                writeChunk(format.end)
+                finish()
+            } else {
+                write(present(output.isObject ? output : ["result": output]))
+                finish()
+            }
+        case .failure(let e as ModelInputError):
+            fail(HTTPError(400, e.message))
+        case .failure(let e as HTTPError):
+            fail(e)
+        case .failure(is StreamCancelled):
+            fail(HTTPError(499, "client closed the connection during the stream"))
+        case .failure(let error):
+            context.logger.error("model \(model.name) failed: \(error)", recordID: recordID)
+            fail(HTTPError(500, "model \(model.name) failed: \(error)"))
+        }
+    }
+
+    /// An error before the stream began is an ordinary error response; after, the status is sent
+    /// already, so the error is the stream's last event.
+    private func fail(_ error: HTTPError) {
+        guard !finished else { return }
+        guard streaming, let format = streamFormat else { return finish(with: error) }
+        writeChunk(format.frame(errorBody(error), event: "error"))
+        setStatus(error.status)   // for the logs: the client saw 200
+        finish()
+    }
+}
+
+enum MediaType {
+    /// "image/png" matches "image/png", "image/*" and "*/*".
+    static func matches(_ media: String, pattern: String) -> Bool {
+        if pattern == "*/*" || pattern == media { return true }
+        if pattern.hasSuffix("/*") { return media.hasPrefix(pattern.dropLast()) }
+        return RequestHandler.isJSON(pattern) && RequestHandler.isJSON(media)
+    }
+}
+
+/// How a stream is framed for the client.
+enum StreamFormat {
+    case sse, ndjson
+
+    init?(accept: String?, stream: JSON?) {
+        let accept = accept?.lowercased() ?? ""
+        if accept.contains("text/event-stream") || stream == .bool(true) || stream == .string("sse") {
+            self = .sse
+        } else if accept.contains("application/x-ndjson") || stream == .string("ndjson") {
+            self = .ndjson
+        } else {
+            return nil
+        }
+    }
+
+    var contentType: String { self == .sse ? "text/event-stream" : "application/x-ndjson" }
+
+    func frame(_ value: JSON, event: String? = nil) -> [UInt8] {
+        var out: [UInt8] = []
+        if self == .sse {
+            if let event { out.append(contentsOf: "event: \(event)\n".utf8) }
+            out.append(contentsOf: "data: ".utf8)
+            out.append(contentsOf: value.serialized())
+            out.append(contentsOf: "\n\n".utf8)
+        } else {
+            out.append(contentsOf: value.serialized())
+            out.append(0x0A)
+        }
+        return out
+    }
+
+    /// SSE ends with OpenAI's `[DONE]` marker; JSON lines just end.
+    var end: [UInt8] { self == .sse ? Array("data: [DONE]\n\n".utf8) : [] }
+}

@@ -1,0 +1,81 @@
+/// `POST /v1/embeddings` in OpenAI's shape, so that OpenAI's clients work unchanged: `model` names
+/// a served embedding model, `input` is a string or a list of strings, `encoding_format` is
+/// "float" (the default) or "base64" (little-endian float32, what the official Python client asks
+/// for), `dimensions` may repeat the model's own.  Errors come in OpenAI's shape too.  The request
+/// goes through the model's queue like any other (503 when full, 504 past the deadline).
+final class OpenAIEmbeddingsHandler: ModelHandler {
+    override class var allowedMethods: [HTTPMethod] { [.POST] }
+    private var base64 = false
+
+    override func get(_ args: [String]) throws { throw methodNotAllowed() }
+
+    override func post(_ args: [String]) throws {
+        let body = try jsonObjectBody()
+        let embedding = context.models.filter { $0.instance is any EmbeddingModel }
+        guard case .string(let name)? = body["model"] else {
+            throw HTTPError(400, "missing model: one of \(embedding.map(\.name).joined(separator: ", "))")
+        }
+        guard let m = embedding.first(where: { $0.name == name }) else {
+            throw HTTPError(404, "The model '\(name)' does not exist or is not an embedding model; served: \(embedding.map(\.name).joined(separator: ", "))")
+        }
+        model = m
+        switch body["encoding_format"] {
+        case nil, .some(.null), .some(.string("float")): base64 = false
+        case .some(.string("base64")): base64 = true
+        case let v?: throw HTTPError(400, "encoding_format must be \"float\" or \"base64\", got \(v.text)")
+        }
+        if let d = body["dimensions"], d != .null, d != .int(Int64((m.instance as! any EmbeddingModel).dimensions)) {
+            throw HTTPError(400, "dimensions: model \(name) gives \((m.instance as! any EmbeddingModel).dimensions), got \(d.text)")
+        }
+        try run(InferenceRequest(recordID: recordID, input: ["input": body["input"] ?? .null], contentType: "application/json",
+                                 body: request.body))
+    }
+
+    override func present(_ output: JSON) -> JSON {
+        guard case .array(let vectors)? = output["embeddings"] else { return output }
+        let data: [JSON] = vectors.enumerated().map { i, v in
+            var embedding = v
+            if base64, case .floats(let f) = v { embedding = .string(Base64.encode(floats: f)) }
+            return ["object": "embedding", "index": .int(Int64(i)), "embedding": embedding]
+        }
+        let tokens = output["usage"]?["prompt_tokens"] ?? .int(0)
+        return ["object": "list", "data": .array(data), "model": .string(model.name),
+                "usage": ["prompt_tokens": tokens, "total_tokens": tokens]]
+    }
+
+    /// OpenAI's error shape, with the recordid beside it.
+    override func errorBody(_ error: HTTPError) -> JSON {
+        let type = error.status == 401 ? "authentication_error" : error.status < 500 ? "invalid_request_error" : "server_error"
+        let code: JSON = error.status == 404 ? "model_not_found" : error.status == 503 ? "overloaded" : .null
+        return ["recordid": recordIDValue == .null ? .string(recordID) : recordIDValue,
+                "error": ["message": .string(error.message), "type": .string(type), "param": .null, "code": code]]
+    }
+}
+
+/// Standard base64 (RFC 4648, padded).
+enum Base64 {
+    private static let alphabet = Array("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/".utf8)
+
+    static func encode(_ bytes: UnsafeRawBufferPointer) -> String {
+        var out: [UInt8] = []
+        out.reserveCapacity((bytes.count + 2) / 3 * 4)
+        var i = 0
+        while i + 3 <= bytes.count {
+            let n = UInt32(bytes[i]) << 16 | UInt32(bytes[i + 1]) << 8 | UInt32(bytes[i + 2])
+            out += [alphabet[Int(n >> 18 & 63)], alphabet[Int(n >> 12 & 63)], alphabet[Int(n >> 6 & 63)], alphabet[Int(n & 63)]]
+            i += 3
+        }
+        let rest = bytes.count - i
+        if rest > 0 {
+            let n = UInt32(bytes[i]) << 16 | (rest == 2 ? UInt32(bytes[i + 1]) << 8 : 0)
+            out += [alphabet[Int(n >> 18 & 63)], alphabet[Int(n >> 12 & 63)],
+                    rest == 2 ? alphabet[Int(n >> 6 & 63)] : UInt8(ascii: "="), UInt8(ascii: "=")]
+        }
+        return String(decoding: out, as: UTF8.self)
+    }
+
+    /// The floats' little-endian IEEE bytes, as OpenAI's base64 embeddings.
+    static func encode(floats: [Float]) -> String {
+        floats.map { $0.bitPattern.littleEndian }.withUnsafeBytes { encode($0) }
+    }
+}
