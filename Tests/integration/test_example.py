@@ -32,4 +32,4 @@ def test_example_package_serves_its_model(start, example):
 
 def test_example_lists_its_model_and_rejects_unknown_ones(example):
     p = subprocess.run([example, "nosuch"], capture_output=True, text=True, timeout=10)
-    assert p.returncode == 2 and "known models: demo, echo, sleep, wordcount" in p.stderr
+    assert p.returncode == 2 and "known models: demo, echo, sleep, minilm, wordcount" in p.stderr

@@ -31,7 +31,7 @@ final class InferenceJob: @unchecked Sendable {
 /// instead of letting requests wait without bound.  Results come back to the loop thread through a
 /// libevent event that the model threads activate.  For a `BatchingModel` a thread takes queued
 /// jobs together, up to `maxBatchSize` inputs, waiting up to `batchTimeout` for more; its queue
-/// then holds at least one full batch, so that the next batch forms while one runs.
+/// then holds at least two full batches, so that the next batches form while one runs.
 final class ModelRunner: @unchecked Sendable {
     let model: ServedModel
     let runtime: ModelRuntime
@@ -53,7 +53,7 @@ final class ModelRunner: @unchecked Sendable {
         self.model = model
         self.runtime = runtime
         let batching = model.instance is any BatchingModel
-        capacity = runtime.concurrency + (batching ? max(runtime.queueSize, runtime.maxBatchSize) : runtime.queueSize)
+        capacity = runtime.concurrency + (batching ? max(runtime.queueSize, 2 * runtime.maxBatchSize) : runtime.queueSize)
         wake = loop.userEvent { [unowned self] in deliver() }
         let box = UncheckedBox(model.instance)
         for _ in 0..<runtime.concurrency {
