@@ -56,6 +56,11 @@ public final class Listeners {
     /// Per inherited socket: whether it has SO_REUSEPORT (`ReusePort=yes`), so that each further slot
     /// can get a socket of its own; without it every worker accepts from the one socket.
     private var inheritedReusePort: [Bool] = []
+    /// Per address: our listening sockets in the order of the kernel's array for their SO_REUSEPORT
+    /// group (a listen appends; a close moves the last one into the hole), for ReuseportSteering.
+    private var groups: [[Int32]] = []
+    /// Sockets of slots given up (TTOU), still open until their worker has drained them.
+    private var detached: Set<Int32> = []
 
     public init(addresses: [BindAddress], backlog: Int) throws {
         self.addresses = addresses
@@ -68,6 +73,7 @@ public final class Listeners {
             self.addresses[i].port = Listeners.localPort(probe)
             close(probe)
         }
+        groups = Array(repeating: [], count: self.addresses.count)
     }
 
     /// Socket activation: serve the listening sockets systemd passed instead of binding.
@@ -90,8 +96,7 @@ public final class Listeners {
     }
 
     /// Opens sockets until `count` slots exist.  Only the first ones (at boot) listen here; a slot
-    /// added later starts listening in its worker (`listen(ifNeeded:)`), so a worker that cannot be
-    /// forked leaves no socket that the kernel queues connections on with nobody to accept them.
+    /// added later listens once its worker is forked (`listen(slot:)`).
     public func ensureSlots(_ count: Int, listening: Bool = false) throws {
         while slots.count < count {
             var fds: [Int32] = []
@@ -101,7 +106,9 @@ public final class Listeners {
                     continue
                 }
                 do {
-                    fds.append(try Listeners.open(a, reusePort: true, backlog: listening ? backlog : nil))
+                    let fd = try Listeners.open(a, reusePort: true, backlog: listening ? backlog : nil)
+                    fds.append(fd)
+                    if listening { groups[i].append(fd) }
                 } catch {
                     fds.filter { !inherited.contains($0) }.forEach { close($0) }
                     throw error
@@ -111,15 +118,62 @@ public final class Listeners {
         }
     }
 
-    /// Closes the master's copies of the sockets of slots `count` and above (never below one slot,
-    /// and never a socket systemd passed, which other slots may share).
-    public func truncateSlots(to count: Int) {
-        while slots.count > max(count, 1) { slots.removeLast().filter { !inherited.contains($0) }.forEach { close($0) } }
+    /// Makes a slot added after boot listen, once its worker is forked (so that a fork that fails
+    /// leaves no socket the kernel queues connections on).
+    public func listen(slot: Int) throws {
+        for (i, fd) in slots[slot].enumerated() where !inherited.contains(fd) && !groups[i].contains(fd) {
+            guard Glibc.listen(fd, backlog) == 0 else { throw SystemError("cannot listen on \(addresses[i])", errno: errno) }
+            groups[i].append(fd)
+        }
+    }
+
+    /// Takes slots `count` and above out of service (never below one slot, never a socket systemd
+    /// passed): they leave the steering at once, and are returned, still open, for the caller to
+    /// close once their workers have drained them.
+    public func detachSlots(from count: Int) -> [[Int32]] {
+        var out: [[Int32]] = []
+        while slots.count > max(count, 1) {
+            let fds = slots.removeLast().filter { !inherited.contains($0) }
+            detached.formUnion(fds)
+            out.append(fds)
+        }
+        return out
+    }
+
+    /// Closes sockets of detached slots.
+    public func closeDetached(_ fds: [Int32]) {
+        for fd in fds where detached.remove(fd) != nil {
+            for i in groups.indices {
+                guard let at = groups[i].firstIndex(of: fd) else { continue }
+                groups[i][at] = groups[i].last!
+                groups[i].removeLast()
+            }
+            Glibc.close(fd)
+        }
+    }
+
+    /// Every socket this process holds apart from those of `slot` (what a worker of `slot` closes).
+    func foreignFDs(of slot: Int) -> [Int32] {
+        let mine = Set(slots[slot])
+        return Array(Set(slots.flatMap { $0 }).union(detached).subtracting(mine))
+    }
+
+    /// Points each address's SO_REUSEPORT group at the sockets of the `serving` slots (all slots if
+    /// none serves), never at a detached one.  Without sockets of our own (socket activation) there
+    /// is nothing to steer.
+    public func steer(serving: Set<Int>) throws {
+        guard inherited.isEmpty, !slots.isEmpty else { return }
+        let chosen = slots.indices.filter { serving.contains($0) }
+        for i in addresses.indices {
+            let indices = (chosen.isEmpty ? Array(slots.indices) : chosen).compactMap { groups[i].firstIndex(of: slots[$0][i]) }
+            try ReuseportSteering.attach(to: slots[0][i], indices: indices, ipv6: addresses[i].host.contains(":"))
+        }
     }
 
     public func closeAll() {
-        Set(slots.flatMap { $0 }).forEach { close($0) }
+        Set(slots.flatMap { $0 }).union(detached).forEach { Glibc.close($0) }
         slots.removeAll()
+        detached.removeAll()
         inherited.removeAll()
     }
 
@@ -172,13 +226,12 @@ public final class Listeners {
         return fd
     }
 
-    /// Makes a socket of a slot added after boot listen (one already listening, such as a socket
-    /// systemd passed, keeps its backlog).
-    static func listen(ifNeeded fd: Int32, backlog: Int32) throws {
-        var on: Int32 = 0
-        var len = socklen_t(MemoryLayout<Int32>.size)
-        guard getsockopt(fd, SOL_SOCKET, SO_ACCEPTCONN, &on, &len) == 0, on == 0 else { return }
-        guard Glibc.listen(fd, backlog) == 0 else { throw SystemError("cannot listen on \(localAddress(fd))", errno: errno) }
+    /// Whether the kernel moves the connections queued on a closing SO_REUSEPORT socket to another
+    /// socket of its group (Linux 5.14+, net.ipv4.tcp_migrate_req); nil where it cannot say.
+    static var migratesRequests: Bool? {
+        guard let f = fopen("/proc/sys/net/ipv4/tcp_migrate_req", "r") else { return nil }
+        defer { fclose(f) }
+        return fgetc(f) == Int32(UInt8(ascii: "1"))
     }
 
     /// Connections the kernel has completed on a listening socket and nobody has accepted yet.

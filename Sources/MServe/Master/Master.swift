@@ -174,8 +174,7 @@ public final class Master {
             loop.abandonAfterFork()
             close(fds[0])
             // (A socket systemd passed may be in several slots, this one's too.)
-            let mine = Set(listeners.slots[slot])
-            for (s, slotFDs) in listeners.slots.enumerated() where s != slot { slotFDs.filter { !mine.contains($0) }.forEach { close($0) } }
+            listeners.foreignFDs(of: slot).forEach { close($0) }
             for w in workers.values { close(w.pipe) }
             let worker = Worker(slot: slot, settings: settings, registry: registry, routes: routes, preloaded: preloaded, logs: logs,
                                 scoreboard: scoreboard, scoreboardRecord: board,
@@ -186,6 +185,7 @@ public final class Master {
         }
         close(fds[1])
         _ = fcntl(fds[0], F_SETFD, FD_CLOEXEC)
+        do { try listeners.listen(slot: slot) } catch { logger.error("\(error)") }
         let now = monotonicSeconds()
         if let board { scoreboard?.setPid(board, pid) }
         var record = WorkerRecord(pid: pid, slot: slot, pipe: fds[0], started: now, lastHeard: now, board: board)
@@ -220,6 +220,7 @@ public final class Master {
             w.ready = true
             workers[pid] = w
             logger.info("Worker \(pid) (slot \(w.slot)) is serving, booted in \(String(format3: monotonicSeconds() - w.started)) s")
+            steer()
             let serving = workers.values.filter { $0.ready && !$0.retiring }.count
             if (phase == .booting || reloading) && serving >= desiredWorkers {
                 logger.info(phase == .booting ? "All \(desiredWorkers) workers are serving" : "Reload complete: \(serving) workers serving")
@@ -261,6 +262,7 @@ public final class Master {
             let pid = waitpid(-1, &status, WNOHANG)
             if pid <= 0 { break }
             guard let w = workers.removeValue(forKey: pid) else { continue }
+            if let fds = draining.removeValue(forKey: pid) { listeners.closeDetached(fds) }
             w.pipeEvent?.cancel()
             close(w.pipe)
             if let board = w.board { scoreboard?.release(board) }
@@ -281,6 +283,7 @@ public final class Master {
                 if !w.ready { respawnDelayed = true }
             }
         }
+        steer()
         if phase == .stopping {
             if workers.isEmpty { loop.stop() }
         } else if respawnDelayed {
@@ -362,13 +365,13 @@ public final class Master {
         let old = Array(workers.keys)
         logger.info("Reloading: \(applied.workers) new workers replace \(old.count)")
         desiredWorkers = applied.workers
-        listeners.truncateSlots(to: desiredWorkers)
         reloading = true
         // A slot whose new worker could not be forked keeps its old one (and the old configuration).
         let renewed = Set((0..<desiredWorkers).filter { spawnWorker(slot: $0) })
         for pid in old where renewed.contains(workers[pid]!.slot) || workers[pid]!.slot >= desiredWorkers {
             retire(pid, .reload)
         }
+        detachSlots(from: desiredWorkers)
         if renewed.count < desiredWorkers { logger.error("Reload: \(desiredWorkers - renewed.count) new workers could not be started; their slots keep the old ones") }
     }
 
@@ -386,9 +389,7 @@ public final class Master {
         desiredWorkers = target
         logger.info("Number of workers: \(target)")
         for w in workers.values where w.slot >= target { retire(w.pid, .scaledDown) }
-        // Without our copy, a retired slot's socket closes once its worker has drained it, so the
-        // kernel stops hashing new connections to a slot nobody serves.
-        listeners.truncateSlots(to: target)
+        detachSlots(from: target)
         manageWorkers()
     }
 
@@ -397,4 +398,38 @@ public final class Master {
         workers[pid]?.reason = reason
         kill(pid, SIGTERM)
     }
+
+    /// Takes the slots from `count` up out of service: new connections stop going to their sockets
+    /// at once, and each socket is closed when its worker exits, after draining it, so that no
+    /// connection is reset by the close (see ReuseportSteering).
+    private func detachSlots(from count: Int) {
+        let detached = listeners.detachSlots(from: count)
+        for (offset, fds) in detached.enumerated() {
+            let slot = listeners.slots.count + detached.count - 1 - offset
+            if let w = workers.values.first(where: { $0.slot == slot }) {
+                draining[w.pid, default: []] += fds
+            } else {
+                listeners.closeDetached(fds)
+            }
+        }
+        steer()
+    }
+
+    /// Detached sockets by the worker that drains them.
+    private var draining: [pid_t: [Int32]] = [:]
+
+    /// New connections go to the slots whose worker serves (and is not retiring).
+    private func steer() {
+        guard phase != .stopping else { return }
+        let serving = Set(workers.values.filter { $0.ready && !$0.retiring }.map(\.slot))
+        do { try listeners.steer(serving: serving) } catch {
+            if !steeringFailed {
+                logger.warning("\(error); the kernel hashes new connections over every socket, so one that arrives as TTOU "
+                               + "closes a socket can be reset" + (Listeners.migratesRequests == false
+                                   ? " (net.ipv4.tcp_migrate_req=1 prevents that: conf/sysctl-mserve.conf)" : ""))
+            }
+            steeringFailed = true
+        }
+    }
+    private var steeringFailed = false
 }

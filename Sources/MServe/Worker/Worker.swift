@@ -77,13 +77,7 @@ final class Worker {
         for m in models { m.metricsIndex = scoreboard?.index(of: m.name) }
         server.setContext(HandlerContext(logger: logger, workerID: slot, settings: settings, models: models, server: server,
                                          scoreboard: scoreboard))
-        for fd in listenFDs {
-            do { try Listeners.listen(ifNeeded: fd, backlog: Int32(clamping: settings.backlog)) } catch {
-                logger.critical("\(error)")
-                return ExitCode.workerBootError
-            }
-            server.accept(fd: fd)
-        }
+        for fd in listenFDs { server.accept(fd: fd) }
 
         if settings.maxRequests > 0 {
             let limit = settings.maxRequests + Int.random(in: 0...settings.maxRequestsJitter)
