@@ -175,3 +175,24 @@ except openai.BadRequestError as e:
         assert max_diff(v, row["embedding"]) <= 1e-5
     assert tokens == sum(len(row["ids"]) for row in rows)
     assert "empty list" in error
+
+
+def test_missing_or_wrong_weights_stop_the_server_with_the_path_and_the_fix(start, tmp_path):
+    """No model files: the worker says which file and how to fetch it, and the master exits with 4
+    instead of respawning workers in a loop.  A damaged safetensors file is caught by its hash."""
+    s = start("minilm", "--model-dir", str(tmp_path / "nowhere"), workers=1, wait=False)
+    assert s.wait_exit(timeout=30) == 4
+    assert f"{tmp_path}/nowhere/config.json: cannot open" in s.log() and "scripts/fetch-minilm" in s.log()
+
+    broken = tmp_path / "broken"
+    broken.mkdir()
+    for name in ("config.json", "sentence_bert_config.json", "vocab.txt"):
+        (broken / name).write_bytes(open(os.path.join(MODEL_DIR, name), "rb").read())
+    (broken / "1_Pooling").mkdir()
+    (broken / "1_Pooling" / "config.json").write_bytes(open(os.path.join(MODEL_DIR, "1_Pooling", "config.json"), "rb").read())
+    data = bytearray(open(os.path.join(MODEL_DIR, "model.safetensors"), "rb").read())
+    data[-1] ^= 1   # one bit of the last weight
+    (broken / "model.safetensors").write_bytes(bytes(data))
+    s2 = start("minilm", "--model-dir", str(broken), workers=1, wait=False)
+    assert s2.wait_exit(timeout=30) == 4
+    assert "model.safetensors: sha256 is" in s2.log() and "expected 53aa5117" in s2.log()

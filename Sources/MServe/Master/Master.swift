@@ -262,7 +262,9 @@ public final class Master {
             let pid = waitpid(-1, &status, WNOHANG)
             if pid <= 0 { break }
             guard let w = workers.removeValue(forKey: pid) else { continue }
-            if let fds = draining.removeValue(forKey: pid) { listeners.closeDetached(fds) }
+            for i in draining.indices { draining[i].pids.remove(pid) }
+            for d in draining where d.pids.isEmpty { listeners.closeDetached(d.fds) }
+            draining.removeAll { $0.pids.isEmpty }
             w.pipeEvent?.cancel()
             close(w.pipe)
             if let board = w.board { scoreboard?.release(board) }
@@ -406,17 +408,14 @@ public final class Master {
         let detached = listeners.detachSlots(from: count)
         for (offset, fds) in detached.enumerated() {
             let slot = listeners.slots.count + detached.count - 1 - offset
-            if let w = workers.values.first(where: { $0.slot == slot }) {
-                draining[w.pid, default: []] += fds
-            } else {
-                listeners.closeDetached(fds)
-            }
+            let pids = Set(workers.values.filter { $0.slot == slot }.map(\.pid))
+            if pids.isEmpty { listeners.closeDetached(fds) } else { draining.append((fds, pids)) }
         }
         steer()
     }
 
-    /// Detached sockets by the worker that drains them.
-    private var draining: [pid_t: [Int32]] = [:]
+    /// Detached sockets, and the workers (of their slot) that must exit before they are closed.
+    private var draining: [(fds: [Int32], pids: Set<pid_t>)] = []
 
     /// New connections go to the slots whose worker serves (and is not retiring).
     private func steer() {
