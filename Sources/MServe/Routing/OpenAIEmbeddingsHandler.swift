@@ -24,8 +24,9 @@ final class OpenAIEmbeddingsHandler: ModelHandler {
         case .some(.string("base64")): base64 = true
         case let v?: throw HTTPError(400, "encoding_format must be \"float\" or \"base64\", got \(v.text)")
         }
-        if let d = body["dimensions"], d != .null, d != .int(Int64((m.instance as! any EmbeddingModel).dimensions)) {
-            throw HTTPError(400, "dimensions: model \(name) gives \((m.instance as! any EmbeddingModel).dimensions), got \(d.text)")
+        let dimensions = (m.instance as! any EmbeddingModel).dimensions
+        if let d = body["dimensions"], d != .null, d != .int(Int64(dimensions)) {
+            throw HTTPError(400, "dimensions: model \(name) gives \(dimensions), got \(d.text)")
         }
         try run(InferenceRequest(recordID: recordID, input: ["input": body["input"] ?? .null], contentType: "application/json",
                                  body: request.body))
