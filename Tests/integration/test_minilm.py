@@ -4,6 +4,7 @@ batched answers equal unbatched ones; bad input gets 400 in the right shape."""
 import base64
 import json
 import os
+import re
 import struct
 import subprocess
 import sys
@@ -196,3 +197,33 @@ def test_missing_or_wrong_weights_stop_the_server_with_the_path_and_the_fix(star
     s2 = start("minilm", "--model-dir", str(broken), workers=1, wait=False)
     assert s2.wait_exit(timeout=30) == 4
     assert "model.safetensors: sha256 is" in s2.log() and "expected 53aa5117" in s2.log()
+
+
+def test_metrics_count_passes_and_their_inputs(minilm):
+    embed(minilm, [row["text"] for row in REFERENCE[:10]])
+    text = requests.get(minilm.url + "/metrics", timeout=10).text
+    passes = float(re.search(r'^mserve_batches_total\{model="minilm"\} (\d+)', text, re.M).group(1))
+    inputs = float(re.search(r'^mserve_batch_inputs_total\{model="minilm"\} (\d+)', text, re.M).group(1))
+    assert passes >= 1 and inputs >= passes + 9   # the ten-input request was one pass
+
+
+def test_two_model_threads_calling_blas_at_once_agree_with_the_reference(start):
+    """--limit-concurrency 2 and batches of one: two forward passes run at the same time in one
+    worker, each on its own OpenBLAS thread (the pthread build; the serial one would corrupt them)."""
+    s = start("minilm", "--model-dir", MODEL_DIR, "--limit-concurrency", "2", "--max-batch-size", "1",
+              "--queue-size", "32", workers=1)
+    rows = REFERENCE[:24]
+    results = [None] * len(rows)
+
+    def client(i):
+        for _ in range(3):
+            results[i] = embed(s, rows[i]["text"])
+
+    threads = [threading.Thread(target=client, args=(i,)) for i in range(len(rows))]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(timeout=120)
+    for r, row in zip(results, rows):
+        assert r["batch_inputs"] == 1
+        assert max_diff(r["embeddings"][0], row["embedding"]) <= 1e-5

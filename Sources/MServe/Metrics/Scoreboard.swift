@@ -36,10 +36,12 @@ public final class Scoreboard: @unchecked Sendable {
     enum State: UInt64 { case free = 0, booting, ready, stopping }
 
     // Record layout, in 64-bit words: state, pid, in flight, then per model slot (maxModels models
-    // plus one for requests to no model): the code counters, then the three histograms.
+    // plus one for requests to no model): the code counters, the three histograms, then the passes
+    // of a batching model and the inputs they took.
     static let codeWords = codes.count + 1
     static let histogramWords = buckets.count + 1 + 2   // buckets, +Inf, sum (µs), count
-    static let modelWords = codeWords + Histogram.allCases.count * histogramWords
+    static let batchWords = codeWords + Histogram.allCases.count * histogramWords
+    static let modelWords = batchWords + 2
     static let recordWords = 3 + (maxModels + 1) * modelWords
     // Header: ready flag, model count, restart counters, then the name table.
     static let headerWords = 2 + RestartReason.allCases.count + maxModels * nameBytes / 8
@@ -137,6 +139,13 @@ public final class Scoreboard: @unchecked Sendable {
         p[Scoreboard.buckets.count + 2] &+= 1
     }
 
+    /// One forward pass of a batching model, and the inputs it took.
+    func countBatch(_ r: Int, model: Int?, inputs: Int) {
+        let m = modelBase(r, model) + Scoreboard.batchWords
+        m[0] &+= 1
+        m[1] &+= UInt64(max(0, inputs))
+    }
+
     // MARK: reading (any process)
 
     /// The Prometheus text exposition of everything, summed over live and retired workers.
@@ -182,6 +191,17 @@ public final class Scoreboard: @unchecked Sendable {
                 out += "\(metric)_bucket{model=\"\(name)\",le=\"+Inf\"} \(count)\n"
                 out += "\(metric)_sum{model=\"\(name)\"} \(Double(sum(h0 + Scoreboard.buckets.count + 1)) / 1e6)\n"
                 out += "\(metric)_count{model=\"\(name)\"} \(count)\n"
+            }
+        }
+        let batchSeries: [(String, String, Int)] = [
+            ("mserve_batches_total", "Forward passes of batching models.", 0),
+            ("mserve_batch_inputs_total", "Inputs those passes took (over mserve_batches_total: the mean batch).", 1),
+        ]
+        for (metric, help, word) in batchSeries {
+            out += "# HELP \(metric) \(help)\n# TYPE \(metric) counter\n"
+            for (mi, name) in names.enumerated() {
+                let v = sum(3 + mi * Scoreboard.modelWords + Scoreboard.batchWords + word)
+                if v > 0 { out += "\(metric){model=\"\(name)\"} \(v)\n" }
             }
         }
         out += "# HELP mserve_requests_in_flight Requests being handled now.\n# TYPE mserve_requests_in_flight gauge\n"

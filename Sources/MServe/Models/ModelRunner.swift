@@ -47,6 +47,10 @@ final class ModelRunner: @unchecked Sendable {
     /// What the model threads produced, in order, for the loop to deliver.
     private enum Output { case piece(JSON), result(Result<JSON, any Error>) }
     private var outputs: [(InferenceJob, Output)] = []
+    /// Inputs of each batched pass since the loop last looked, for `onBatch`.
+    private var batches: [Int] = []
+    /// Runs on the loop thread with the inputs of each forward pass of a batching model (metrics).
+    var onBatch: ((Int) -> Void)?
     private var wake: EventHandle!
 
     init(model: ServedModel, runtime: ModelRuntime, loop: EventLoop) throws {
@@ -104,6 +108,7 @@ final class ModelRunner: @unchecked Sendable {
             if let batching, jobs[0].onPiece == nil {
                 for job in jobs { job.startedAt = started }
                 results = batching.inferBatch(jobs.map(\.request))
+                lock.withLock { batches.append(jobs.reduce(0) { $0 + $1.cost }) }
                 if results.count != jobs.count {
                     let e = ModelLoadError("model \(model.name) returned \(results.count) results for \(jobs.count) requests")
                     results = jobs.map { _ in .failure(e) }
@@ -198,11 +203,11 @@ final class ModelRunner: @unchecked Sendable {
 
     /// Loop thread: hands on what the model threads produced, pieces before their job's result.
     private func deliver() {
-        let ready: [(InferenceJob, Output)] = lock.withLock {
-            let o = outputs
-            outputs.removeAll()
-            return o
+        let (ready, passes): ([(InferenceJob, Output)], [Int]) = lock.withLock {
+            defer { outputs.removeAll(); batches.removeAll() }
+            return (outputs, batches)
         }
+        if let onBatch { passes.forEach(onBatch) }
         for (job, output) in ready {
             switch output {
             case .piece(let p):

@@ -64,7 +64,11 @@ final class Worker {
         }
         for m in models where !type(of: m.instance).runsOnEventLoop {
             do {
-                m.runner = try ModelRunner(model: m, runtime: settings.runtime(forModel: m.name), loop: loop)
+                let runner = try ModelRunner(model: m, runtime: settings.runtime(forModel: m.name), loop: loop)
+                if let scoreboard, let r = scoreboardRecord {
+                    runner.onBatch = { [unowned m] inputs in scoreboard.countBatch(r, model: m.metricsIndex, inputs: inputs) }
+                }
+                m.runner = runner
             } catch {
                 logger.critical("model \(m.name): \(error)")
                 return ExitCode.workerBootError
