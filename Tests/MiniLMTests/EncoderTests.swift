@@ -48,3 +48,22 @@ import Testing
         #expect(zip(xs, want).map { abs($0 - $1) }.max()! < 1e-6)
     }
 }
+
+@Suite struct PassSplittingTests {
+    /// More tokens than one pass takes: split into passes, with the same results as alone.
+    @Test func aLargeRequestRunsInSeveralPassesWithTheSameResults() {
+        let e = Fixture.embedder
+        let long = Fixture.sentences.first { $0.ids.count == 256 }!
+        let seqs = Array(repeating: long.ids, count: SentenceEmbedder.maxTokensPerPass / 256 + 3) + [Fixture.sentences[0].ids]
+        let all = e.embed(seqs)
+        let alone = e.embed([long.ids]) + e.embed([Fixture.sentences[0].ids])
+        let d = e.dimensions
+        var worst: Float = 0
+        for i in 0..<seqs.count {
+            let ref = i == seqs.count - 1 ? Array(alone[d...]) : Array(alone[..<d])
+            for j in 0..<d { worst = max(worst, abs(all[i * d + j] - ref[j])) }
+        }
+        #expect(worst <= 1e-6)
+        #expect(e.largestWorkspace <= SentenceEmbedder.maxTokensPerPass * 3 / 2)
+    }
+}
