@@ -65,7 +65,11 @@ public final class MiniLMModel: BatchingModel, EmbeddingModel {
 
     public func validate(_ input: JSON) throws { _ = try texts(input) }
 
-    public func batchCost(_ input: JSON) -> Int { (try? texts(input).count) ?? 1 }
+    /// Called after `validate`, so the input is known good: count it without copying the texts.
+    public func batchCost(_ input: JSON) -> Int {
+        if case .array(let items)? = input["input"] { return items.count }
+        return 1
+    }
 
     /// Every text of every request in one forward pass; each request gets its own slice back.
     public func inferBatch(_ requests: [InferenceRequest]) -> [Result<JSON, any Error>] {
