@@ -53,7 +53,13 @@ public enum MServeMain {
             try check(s, registry)
             return s
         }
-        let code = Master(settings: settings, rereadSettings: reread, registry: registry, routes: routes, logs: logs).run()
+        let code: Int32
+        do {
+            code = try Master(settings: settings, rereadSettings: reread, registry: registry, routes: routes, logs: logs).run()
+        } catch {
+            logs.logger.critical("\(error)")
+            code = ExitCode.failure
+        }
         logs.flush()
         return code
     }

@@ -127,17 +127,14 @@ public final class Listeners {
         }
     }
 
-    /// Takes slots `count` and above out of service (never below one slot, never a socket systemd
-    /// passed): they leave the steering at once, and are returned, still open, for the caller to
-    /// close once their workers have drained them.
-    public func detachSlots(from count: Int) -> [[Int32]] {
-        var out: [[Int32]] = []
-        while slots.count > max(count, 1) {
-            let fds = slots.removeLast().filter { !inherited.contains($0) }
-            detached.formUnion(fds)
-            out.append(fds)
-        }
-        return out
+    /// Takes the highest slot, `slot`, out of service (never a socket systemd passed): it leaves the
+    /// steering at once, and its sockets are returned, still open, for the caller to close once its
+    /// workers have drained them.
+    public func detachSlot(_ slot: Int) -> [Int32] {
+        guard slot > 0, slot == slots.count - 1 else { return [] }
+        let fds = slots.removeLast().filter { !inherited.contains($0) }
+        detached.formUnion(fds)
+        return fds
     }
 
     /// Closes sockets of detached slots.

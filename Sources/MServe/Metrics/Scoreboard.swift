@@ -20,7 +20,7 @@ public final class Scoreboard: @unchecked Sendable {
     /// Histogram upper bounds in seconds (then +Inf).
     static let buckets: [Double] = [0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10]
     enum Histogram: Int, CaseIterable { case request, queue, inference }
-    public enum RestartReason: Int, CaseIterable {
+    public enum RestartReason: Int, CaseIterable, Sendable {
         case crashed, timeout, bootTimeout, maxRequests, reload, scaledDown
         var label: String {
             switch self {

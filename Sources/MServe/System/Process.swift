@@ -13,7 +13,7 @@ public enum ExitCode {
 }
 
 /// How a child ended, decoded from waitpid's status (the W* macros are not imported into Swift).
-public enum ChildStatus: Equatable, CustomStringConvertible {
+public enum ChildStatus: Equatable, Sendable, CustomStringConvertible {
     case exited(Int32)
     case signaled(Int32)
 

@@ -3,7 +3,7 @@ import Glibc
 #endif
 
 /// A worker process: its own event loop and HTTP server on its slot's sockets, its own instance of
-/// every model.  It reports to the master through a pipe ("R" once it serves).
+/// every model.  It reports to the master through a pipe (`WorkerMessage`).
 final class Worker {
     let slot: Int
     let settings: Settings
@@ -89,7 +89,7 @@ final class Worker {
             server.onRequestLimit = { [unowned self] in
                 logs.logger.info("worker reached max-requests (\(limit)); recycling")
                 // The master starts the replacement at once; this one finishes what it has.
-                tellMaster("M")
+                tellMaster(.maxRequests)
                 stopGracefully()
             }
         }
@@ -100,9 +100,9 @@ final class Worker {
         loop.onSignal(SIGHUP) {}   // the master handles reloads
 
         if let scoreboard, let r = scoreboardRecord { scoreboard.setState(r, .ready) }
-        tellMaster("R")
+        tellMaster(.serving)
         // The heartbeat comes from the loop itself: a loop that is stuck stops it.
-        loop.after(Worker.heartbeatInterval(timeout: settings.timeout), repeating: true) { [unowned self] in tellMaster("H") }
+        loop.after(Worker.heartbeatInterval(timeout: settings.timeout), repeating: true) { [unowned self] in tellMaster(.heartbeat) }
         loop.run()
         logs.flush()
         return ExitCode.ok
@@ -110,8 +110,9 @@ final class Worker {
 
     static func heartbeatInterval(timeout: Double) -> Double { min(1.0, timeout / 4) }
 
-    private func tellMaster(_ message: String) {
-        _ = message.withCString { write(masterPipe, $0, strlen($0)) }
+    private func tellMaster(_ message: WorkerMessage) {
+        var byte = message.rawValue
+        _ = write(masterPipe, &byte, 1)
     }
 
     /// TERM: take what the kernel already queued on our sockets, stop accepting, finish what is in
