@@ -8,6 +8,7 @@ let package = Package(
         // Users build their own server from this library (see Examples/ and the README).
         .library(name: "MServe", targets: ["MServe"]),
         .library(name: "MiniLM", targets: ["MiniLM"]),
+        .library(name: "MServeMiniLM", targets: ["MServeMiniLM"]),
         .executable(name: "mserve", targets: ["mserve"]),
     ],
     dependencies: [
@@ -26,8 +27,10 @@ let package = Package(
         .target(name: "MServeJSON"),
         // all-MiniLM-L6-v2 sentence embeddings: safetensors, WordPiece, the BERT encoder; no server code.
         .target(name: "MiniLM", dependencies: ["COpenBLAS", "MServeJSON"]),
-        .target(name: "MServe", dependencies: ["CEvent", "CSystemShim", "MServeJSON", "MiniLM", "TOMLKit"]),
-        .executableTarget(name: "mserve", dependencies: ["MServe"]),
+        .target(name: "MServe", dependencies: ["CEvent", "CSystemShim", "MServeJSON", "TOMLKit"]),
+        // The minilm model: MiniLM behind mserve's model API, registered by the executable.
+        .target(name: "MServeMiniLM", dependencies: ["MServe", "MiniLM"]),
+        .executableTarget(name: "mserve", dependencies: ["MServe", "MServeMiniLM"]),
         .testTarget(name: "MServeTests", dependencies: ["MServe"]),
         .testTarget(name: "MiniLMTests", dependencies: ["MiniLM"]),
     ]

@@ -16,7 +16,6 @@ public struct ModelRegistry: Sendable {
         r.register(DemoModel.self, as: "demo", summary: "per-worker running sum of cal_number")
         r.register(EchoModel.self, as: "echo", summary: "returns its JSON input")
         r.register(SleepModel.self, as: "sleep", summary: "waits {\"ms\": N} milliseconds, for load tests")
-        r.register(MiniLMModel.self, as: "minilm", summary: "all-MiniLM-L6-v2 sentence embeddings (384 dimensions); also POST /v1/embeddings")
         return r
     }
 

@@ -1,11 +1,5 @@
+import MServe
 import MiniLM
-
-/// A model that `POST /v1/embeddings` serves in OpenAI's shape.  It takes `{"input": text or
-/// [texts]}` and answers `{"embeddings": [vector, ...], "tokens": [count, ...], "usage":
-/// {"prompt_tokens": n}}`.
-public protocol EmbeddingModel: Model {
-    var dimensions: Int { get }
-}
 
 /// `minilm`: sentence-transformers' all-MiniLM-L6-v2, 384-dimensional unit-length sentence
 /// embeddings, computed in Swift with OpenBLAS (Sources/MiniLM).  Batches: the requests queued
@@ -104,5 +98,12 @@ public final class MiniLMModel: BatchingModel, EmbeddingModel {
                 ]
             }
         }
+    }
+}
+
+extension ModelRegistry {
+    /// Adds `minilm`: what the `mserve` executable serves beside the built-in models.
+    public mutating func registerMiniLM() {
+        register(MiniLMModel.self, as: "minilm", summary: "all-MiniLM-L6-v2 sentence embeddings (384 dimensions); also POST /v1/embeddings")
     }
 }
