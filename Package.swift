@@ -27,11 +27,13 @@ let package = Package(
         .target(name: "MServeJSON"),
         // all-MiniLM-L6-v2 sentence embeddings: safetensors, WordPiece, the BERT encoder; no server code.
         .target(name: "MiniLM", dependencies: ["COpenBLAS", "MServeJSON"]),
-        .target(name: "MServe", dependencies: ["CEvent", "CSystemShim", "MServeJSON", "TOMLKit"]),
+        // The one layer that talks to C: event loop, processes, threads, systemd, socket steering.
+        .target(name: "MServePOSIX", dependencies: ["CEvent", "CSystemShim"]),
+        .target(name: "MServe", dependencies: ["MServePOSIX", "CEvent", "CSystemShim", "MServeJSON", "TOMLKit"]),
         // The minilm model: MiniLM behind mserve's model API, registered by the executable.
         .target(name: "MServeMiniLM", dependencies: ["MServe", "MiniLM"]),
         .executableTarget(name: "mserve", dependencies: ["MServe", "MServeMiniLM"]),
-        .testTarget(name: "MServeTests", dependencies: ["MServe"]),
+        .testTarget(name: "MServeTests", dependencies: ["MServe", "MServePOSIX"]),
         .testTarget(name: "MiniLMTests", dependencies: ["MiniLM"]),
     ]
 )

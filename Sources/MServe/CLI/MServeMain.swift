@@ -1,3 +1,4 @@
+import MServePOSIX
 #if canImport(Glibc)
 import Glibc
 #endif
@@ -76,10 +77,4 @@ private func check(_ settings: Settings, _ registry: ModelRegistry) throws(Confi
         where path != "off" && !path.hasPrefix("/") {
         throw ConfigError("\(key): must start with / or be off, got '\(path)'")
     }
-}
-
-/// Writes to standard error without touching C's `stderr` global (not concurrency-safe in Swift 6).
-func printError(_ message: String) {
-    let line = message + "\n"
-    _ = line.withCString { write(STDERR_FILENO, $0, strlen($0)) }
 }

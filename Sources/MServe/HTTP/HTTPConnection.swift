@@ -1,3 +1,4 @@
+import MServePOSIX
 import CEvent
 #if canImport(Glibc)
 import Glibc

@@ -1,3 +1,4 @@
+import MServePOSIX
 import CEvent
 import CSystemShim
 #if canImport(Glibc)

@@ -1,3 +1,4 @@
+import MServePOSIX
 /// The logs of one process, with the loop that flushes them.
 final class ProcessLogs: @unchecked Sendable {
     let logger: Logger
@@ -16,7 +17,9 @@ final class ProcessLogs: @unchecked Sendable {
 
     /// Buffered lines are written by a timer on the process's loop.
     func attach(to loop: EventLoop) {
-        EventLoop.logger = logger
+        EventLoop.log = { [logger] severity, text in
+            logger.log(severity == .error ? .error : (severity == .warning ? .warning : .debug), text)
+        }
         let timer = loop.timer { [self] in flush() }
         let box = UncheckedBox(timer)
         for f in files { f.setScheduler { box.value.arm(ProcessLogs.flushInterval) } }

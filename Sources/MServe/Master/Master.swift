@@ -1,3 +1,4 @@
+import MServePOSIX
 #if canImport(Glibc)
 import Glibc
 #endif

@@ -1,3 +1,4 @@
+import MServePOSIX
 /// Creates the served models: in each worker after fork, or once in the master with --preload.
 enum ModelLoader {
     /// `workerID` is the worker's slot, or -1 for models preloaded in the master (shared by all).

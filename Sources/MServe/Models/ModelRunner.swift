@@ -1,3 +1,4 @@
+import MServePOSIX
 /// One request's inference, from the queue to its answer.
 final class InferenceJob: @unchecked Sendable {
     enum State { case queued, running, done, abandoned }

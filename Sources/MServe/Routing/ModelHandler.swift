@@ -1,3 +1,4 @@
+import MServePOSIX
 /// `POST /NAME` runs the model on the JSON body; `GET /NAME` describes it.  Subclasses serve a
 /// model under another API (OpenAIEmbeddingsHandler): they pick the model and its input, and
 /// shape its answer (`present`) and errors (`errorBody`).

@@ -8,7 +8,7 @@ import Glibc
 /// worker (TTOU) is about to close: a handshake completing in the instant between its last accept
 /// and the close is reset (unless net.ipv4.tcp_migrate_req is 1).  With it, a socket leaves the
 /// selection first and is closed only once its worker has drained it and exited.
-enum ReuseportSteering {
+package enum ReuseportSteering {
     private struct Instruction { var code: UInt16; var jt: UInt8; var jf: UInt8; var k: UInt32 }
     private struct Program { var len: UInt16; var filter: UnsafeMutablePointer<Instruction> }
 
@@ -21,7 +21,7 @@ enum ReuseportSteering {
     /// Attaches to the group of `fd` a program choosing among `indices` (positions in the group's
     /// array).  The key is the packet's flow hash, or the TCP source port where the hash is 0 (a NIC
     /// without receive hashing); an empty list falls back to the kernel's own choice.
-    static func attach(to fd: Int32, indices: [Int], ipv6: Bool) throws {
+    package static func attach(to fd: Int32, indices: [Int], ipv6: Bool) throws {
         var code: [Instruction] = [
             Instruction(code: ldAbsWord, jt: 0, jf: 0, k: rxhash),
             Instruction(code: jeqK, jt: 0, jf: 2, k: 0),

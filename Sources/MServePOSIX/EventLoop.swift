@@ -32,10 +32,12 @@ public final class EventLoop {
     }
 
     /// Adopts the base of a forked parent so that it can be released in the child.
-    init(adopting base: OpaquePointer) { self.base = base }
+    package init(adopting base: OpaquePointer) { self.base = base }
 
-    /// Where libevent's own warnings go; set by the process that owns the logs.
-    nonisolated(unsafe) static var logger: Logger?
+    /// How bad a message of libevent's own is.
+    public enum Severity: Sendable { case debug, warning, error }
+    /// Where libevent's own messages go; set by the process that owns the logs (else standard error).
+    nonisolated(unsafe) public static var log: ((Severity, String) -> Void)?
 
     private static let libeventLog: event_log_cb = { severity, msg in
         guard let msg else { return }
@@ -43,8 +45,8 @@ public final class EventLoop {
         // After fork the worker's new base adds signals while libevent's global signal count still
         // remembers the master's freed base; the warning about it is expected and harmless.
         if text.hasPrefix("Added a signal to event base") { return }
-        let level: LogLevel = severity >= EVENT_LOG_ERR ? .error : (severity >= EVENT_LOG_WARN ? .warning : .debug)
-        if let logger = EventLoop.logger { logger.log(level, "libevent: \(text)") } else { printError("libevent: \(text)") }
+        let level: Severity = severity >= EVENT_LOG_ERR ? .error : (severity >= EVENT_LOG_WARN ? .warning : .debug)
+        if let log = EventLoop.log { log(level, "libevent: \(text)") } else { printError("libevent: \(text)") }
     }
 
     private static let trampoline: event_callback_fn = { _, what, arg in
@@ -110,7 +112,7 @@ public final class EventLoop {
     public func stop() { event_base_loopbreak(base) }
 
     /// In a forked child: the parent's loop must be re-initialised, then freed (shared/DESIGN.md).
-    func abandonAfterFork() {
+    package func abandonAfterFork() {
         event_reinit(base)
         for h in Array(retained.values) { h.cancel() }
         event_base_free(base)

@@ -62,11 +62,17 @@ public func monotonicSeconds() -> Double {
 
 /// Restores the default disposition and an empty mask, so a forked worker does not inherit the
 /// master's signal handling.
-func resetSignals() {
+package func resetSignals() {
     for s in [SIGHUP, SIGINT, SIGQUIT, SIGTERM, SIGUSR1, SIGUSR2, SIGTTIN, SIGTTOU, SIGCHLD, SIGPIPE] {
         signal(s, SIG_DFL)
     }
     var set = sigset_t()
     sigemptyset(&set)
     sigprocmask(SIG_SETMASK, &set, nil)
+}
+
+/// Writes to standard error without touching C's `stderr` global (not concurrency-safe in Swift 6).
+public func printError(_ message: String) {
+    let line = message + "\n"
+    _ = line.withCString { write(STDERR_FILENO, $0, strlen($0)) }
 }
