@@ -7,6 +7,8 @@ let package = Package(
     products: [
         // Users build their own server from this library (see Examples/ and the README).
         .library(name: "MServe", targets: ["MServe"]),
+        .library(name: "MServeServer", targets: ["MServeServer"]),
+        .library(name: "MServeTesting", targets: ["MServeTesting"]),
         .library(name: "MiniLM", targets: ["MiniLM"]),
         .library(name: "MServeMiniLM", targets: ["MServeMiniLM"]),
         .executable(name: "mserve", targets: ["mserve"]),
@@ -29,11 +31,17 @@ let package = Package(
         .target(name: "MiniLM", dependencies: ["COpenBLAS", "MServeJSON"]),
         // The one layer that talks to C: event loop, processes, threads, systemd, socket steering.
         .target(name: "MServePOSIX", dependencies: ["CEvent", "CSystemShim"]),
-        .target(name: "MServe", dependencies: ["MServePOSIX", "CEvent", "CSystemShim", "MServeJSON", "TOMLKit"]),
+        // What model authors import: the model API and runtime, HTTP, handlers and routing, logs, metrics.
+        .target(name: "MServe", dependencies: ["MServePOSIX", "CEvent", "CSystemShim", "MServeJSON"]),
+        // The server: configuration (flags, TOML), the arbiter and master, the worker, the command line.
+        .target(name: "MServeServer", dependencies: ["MServe", "MServePOSIX", "TOMLKit"]),
         // The minilm model: MiniLM behind mserve's model API, registered by the executable.
         .target(name: "MServeMiniLM", dependencies: ["MServe", "MiniLM"]),
-        .executableTarget(name: "mserve", dependencies: ["MServe", "MServeMiniLM"]),
-        .testTarget(name: "MServeTests", dependencies: ["MServe", "MServePOSIX"]),
+        // For tests of handlers and models: the HTTP layer and router in-process, a null logger, contexts.
+        .target(name: "MServeTesting", dependencies: ["MServe", "MServePOSIX"]),
+        .executableTarget(name: "mserve", dependencies: ["MServeServer", "MServeMiniLM"]),
+        .testTarget(name: "MServeTests", dependencies: ["MServe", "MServePOSIX", "MServeTesting"]),
+        .testTarget(name: "MServeServerTests", dependencies: ["MServeServer", "MServe", "MServePOSIX"]),
         .testTarget(name: "MiniLMTests", dependencies: ["MiniLM"]),
     ]
 )

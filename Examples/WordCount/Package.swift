@@ -11,7 +11,9 @@ let package = Package(
     ],
     targets: [
         .target(name: "WordCountModel", dependencies: [.product(name: "MServe", package: "mserve")]),
-        .executableTarget(name: "wordcount-server", dependencies: ["WordCountModel", .product(name: "MServe", package: "mserve")]),
+        // The server links mserve's server layer; the model itself needs only the MServe library.
+        .executableTarget(name: "wordcount-server", dependencies: ["WordCountModel", .product(name: "MServe", package: "mserve"),
+                                                                   .product(name: "MServeServer", package: "mserve")]),
         .testTarget(name: "WordCountModelTests", dependencies: ["WordCountModel", .product(name: "MServe", package: "mserve")]),
     ]
 )

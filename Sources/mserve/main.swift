@@ -1,4 +1,5 @@
 import MServe
+import MServeServer
 import MServeMiniLM
 #if canImport(Glibc)
 import Glibc

@@ -1,5 +1,6 @@
 import Testing
 @testable import MServe
+import MServePOSIX
 #if canImport(Glibc)
 import Glibc
 #endif

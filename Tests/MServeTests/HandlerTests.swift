@@ -1,50 +1,16 @@
 import Testing
 @testable import MServe
+import MServePOSIX
+import MServeTesting
 #if canImport(Glibc)
 import Glibc
 #endif
 
-/// The router, handlers and HTTP layer in-process: a raw request goes into one end of a socketpair
-/// that the server serves, and the answer is read from the other end.
+/// The router, handlers and HTTP layer in-process, through MServeTesting's TestServer.
 @Suite(.serialized) struct HandlerTests {
-    struct Response {
-        var status: Int
-        var headers: [String: String]
-        var body: String
-        var json: JSON? { try? JSONParser.parse(body) }
-    }
-
-    func roundTrip(_ raw: String, routes: [Route]) throws -> Response {
-        let loop = try EventLoop()
-        let logger = Logger(file: try LogFile(path: "/dev/null", standardFD: 2), level: .critical)
-        let settings = Settings()
-        let server = HTTPServer(loop: loop, settings: settings, logger: logger, accessLog: nil, router: Router(routes))
-        server.setContext(HandlerContext(logger: logger, workerID: 0, settings: settings, models: [], server: server))
-        var sv: [Int32] = [0, 0]
-        #expect(socketpair(AF_UNIX, Int32(SOCK_STREAM.rawValue), 0, &sv) == 0)
-        _ = fcntl(sv[0], F_SETFL, O_NONBLOCK)
-        server.adopt(fd: sv[0], remoteHost: "test")
-        _ = raw.withCString { write(sv[1], $0, strlen($0)) }
-        shutdown(sv[1], Int32(SHUT_WR))    // one request; the server closes after answering
-        for _ in 0..<100 where server.openConnections > 0 { loop.runOnce() }
-        var out: [UInt8] = []
-        var buf = [UInt8](repeating: 0, count: 65536)
-        while true {
-            let n = read(sv[1], &buf, buf.count)
-            if n <= 0 { break }
-            out += buf[0..<n]
-        }
-        close(sv[1])
-        let text = String(decoding: out, as: UTF8.self)
-        let parts = text.components(separatedBy: "\r\n\r\n")
-        let lines = parts[0].components(separatedBy: "\r\n")
-        var headers: [String: String] = [:]
-        for l in lines.dropFirst() {
-            let kv = l.split(separator: ":", maxSplits: 1)
-            headers[kv[0].lowercased()] = kv[1].trimmingSpaces()
-        }
-        return Response(status: Int(lines[0].split(separator: " ")[1])!, headers: headers,
-                        body: parts.dropFirst().joined(separator: "\r\n\r\n"))
+    func roundTrip(_ raw: String, routes: [Route]) throws -> TestResponse {
+        let responses = try TestServer(routes: routes).exchange(raw)
+        return try #require(responses.first)
     }
 
     func post(_ path: String, _ body: String, type: String = "application/json") -> String {
@@ -111,7 +77,7 @@ import Glibc
         #expect(Guarded.calls == ["prepare", "onFinish"])
         Guarded.calls = []
         r = try roundTrip("GET /g HTTP/1.1\r\nHost: t\r\nAuthorization: x\r\n\r\n", routes: [Route("/g", Guarded.self)])
-        #expect(r.status == 200 && r.body == "plain")
+        #expect(r.status == 200 && r.text == "plain")
         #expect(r.headers["content-type"] == "text/plain; charset=utf-8")
         #expect(Guarded.calls == ["prepare", "get", "onFinish"])
     }
@@ -138,7 +104,7 @@ import Glibc
     @Test func firstMatchingRouteWinsAndUnknownMethodsAre405() throws {
         let routes = [Route("/g", Guarded.self), Route("/(.*)", Echoes.self)]
         var r = try roundTrip("GET /g HTTP/1.1\r\nHost: t\r\nAuthorization: x\r\n\r\n", routes: routes)
-        #expect(r.body == "plain")
+        #expect(r.text == "plain")
         r = try roundTrip("BREW /other HTTP/1.1\r\nHost: t\r\n\r\n", routes: routes)
         #expect(r.status == 405 && r.headers["allow"] == "GET, POST")
         r = try roundTrip("GET /nothing?a=1 HTTP/1.1\r\nHost: t\r\n\r\n", routes: [Route("/g", Guarded.self)])

@@ -1,5 +1,6 @@
 import Testing
 @testable import MServe
+import MServePOSIX
 @testable import MServeJSON
 
 @Suite struct JSONTests {

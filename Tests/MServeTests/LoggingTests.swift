@@ -1,5 +1,6 @@
 import Testing
 @testable import MServe
+import MServePOSIX
 #if canImport(Glibc)
 import Glibc
 #endif
@@ -9,7 +10,7 @@ import Glibc
         "/tmp/mserve-logtest-\(getpid())-\(UInt32.random(in: 0...UInt32.max)).log"
     }
 
-    func read(_ path: String) throws -> String { try ConfigFile.read(path) }
+    func read(_ path: String) throws -> String { try FileReading.text(path) }
 
     @Test func errorLineFormatWithRecordID() throws {
         let path = tempPath()

@@ -1,5 +1,6 @@
 import Testing
 @testable import MServe
+import MServePOSIX
 
 @Suite struct ModelTests {
     func context(_ options: [String: JSON] = [:]) throws -> ModelContext {

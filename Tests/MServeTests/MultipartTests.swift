@@ -1,5 +1,6 @@
 import Testing
 @testable import MServe
+import MServePOSIX
 
 @Suite struct MultipartTests {
     let body = Array(("--XyZ\r\nContent-Disposition: form-data; name=\"prompt\"\r\n\r\ndescribe this\r\n"

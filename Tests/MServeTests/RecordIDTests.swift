@@ -1,5 +1,6 @@
 import Testing
 @testable import MServe
+import MServePOSIX
 
 @Suite struct RecordIDTests {
     @Test func bodyWinsOverHeader() {

@@ -1,5 +1,6 @@
 import Testing
 @testable import MServe
+import MServePOSIX
 
 @Suite struct RequestParserTests {
     func parse(_ text: String, maxHeader: Int = 1024, maxBody: Int = 1024) -> ParseResult {

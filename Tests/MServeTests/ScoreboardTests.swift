@@ -1,5 +1,6 @@
 import Testing
 @testable import MServe
+import MServePOSIX
 
 @Suite struct ScoreboardTests {
     func value(_ text: String, _ series: String) -> Double? {

@@ -59,7 +59,7 @@ public struct ModelSettings: Sendable, Equatable {
     }
 
     /// The keys of a `[model.NAME]` table that are the server's, not the model's options.
-    static let runtimeKeys: Set<String> = ["limit_concurrency", "queue_size", "request_timeout", "max_batch_size", "batch_timeout_ms"]
+    package static let runtimeKeys: Set<String> = ["limit_concurrency", "queue_size", "request_timeout", "max_batch_size", "batch_timeout_ms"]
 }
 
 /// How a worker runs one model: its threads, queue and deadline.

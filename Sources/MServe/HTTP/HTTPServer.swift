@@ -25,17 +25,17 @@ public final class HTTPServer {
     public private(set) var inFlight = 0
     /// Requests received so far, and what to do when they reach `requestLimit` (--max-requests).
     public private(set) var requestsReceived = 0
-    var requestLimit = Int.max
-    var onRequestLimit: (() -> Void)?
+    package var requestLimit = Int.max
+    package var onRequestLimit: (() -> Void)?
     /// Where this worker's counters go (nil in in-process tests).
-    var scoreboard: Scoreboard?
-    var scoreboardRecord: Int?
+    package var scoreboard: Scoreboard?
+    package var scoreboardRecord: Int?
     /// Once the worker is stopping, responses carry `Connection: close` so keep-alive clients move on.
-    var closing = false
+    package var closing = false
     /// How long a client that we are closing on may take to read our answer.
     static let lingerSeconds = 2.0
 
-    init(loop: EventLoop, settings: Settings, logger: Logger, accessLog: AccessLog?, router: Router) {
+    package init(loop: EventLoop, settings: Settings, logger: Logger, accessLog: AccessLog?, router: Router) {
         self.loop = loop
         self.settings = settings
         self.logger = logger
@@ -45,23 +45,23 @@ public final class HTTPServer {
         sweeper = loop.after(period, repeating: true) { [unowned self] in sweep() }
     }
 
-    func setContext(_ context: HandlerContext) { dispatcher.context = context }
+    package func setContext(_ context: HandlerContext) { dispatcher.context = context }
 
     public var openConnections: Int { connections.count }
 
     // MARK: accepting
 
     /// Serves connections from an already listening socket (the master bound it).
-    func accept(fd: Int32) {
+    package func accept(fd: Int32) {
         let event = loop.ioEvent(fd, write: false) { [unowned self] in acceptReady(fd) }
         event.enable()
         listeners.append((fd, event))
     }
 
-    var listeningFDs: [Int32] { listeners.map(\.fd) }
+    package var listeningFDs: [Int32] { listeners.map(\.fd) }
 
     /// Closes this worker's listening sockets; connections already accepted are still served.
-    func stopAccepting() {
+    package func stopAccepting() {
         for l in listeners {
             l.event.cancel()
             Glibc.close(l.fd)
@@ -95,12 +95,12 @@ public final class HTTPServer {
     }
 
     /// Serves a connected, non-blocking socket (an accepted one, or one end of a socketpair in tests).
-    func adopt(fd: Int32, remoteHost: String) {
+    package func adopt(fd: Int32, remoteHost: String) {
         let conn = HTTPConnection(fd: fd, remoteHost: remoteHost, server: self)
         connections[ObjectIdentifier(conn)] = conn
     }
 
-    static func hostText(_ ss: inout sockaddr_storage) -> String {
+    package static func hostText(_ ss: inout sockaddr_storage) -> String {
         var buf = [CChar](repeating: 0, count: Int(INET6_ADDRSTRLEN))
         let family = ss.ss_family
         withUnsafePointer(to: &ss) { p in

@@ -34,7 +34,7 @@ public final class Scoreboard: @unchecked Sendable {
             }
         }
     }
-    enum State: UInt64 { case free = 0, booting, ready, stopping }
+    package enum State: UInt64 { case free = 0, booting, ready, stopping }
 
     // Record layout, in 64-bit words: state, pid, in flight, then per model slot (maxModels models
     // plus one for requests to no model): the code counters, the three histograms, then the passes
@@ -63,14 +63,14 @@ public final class Scoreboard: @unchecked Sendable {
 
     // MARK: master
 
-    var ready: Bool {
+    package var ready: Bool {
         get { base[0] == 1 }
         set { base[0] = newValue ? 1 : 0 }
     }
 
     /// The index of a model's series, adding its name if new (master only, before forking workers).
     @discardableResult
-    func register(model name: String) -> Int? {
+    package func register(model name: String) -> Int? {
         if let i = index(of: name) { return i }
         let n = Int(base[1])
         guard n < Scoreboard.maxModels else { return nil }
@@ -82,7 +82,7 @@ public final class Scoreboard: @unchecked Sendable {
         return n
     }
 
-    func index(of name: String) -> Int? {
+    package func index(of name: String) -> Int? {
         modelNames.firstIndex(of: name)
     }
 
@@ -95,7 +95,7 @@ public final class Scoreboard: @unchecked Sendable {
     }
 
     /// A free record for a worker about to be forked, or nil if all are taken (it then goes uncounted).
-    func claim() -> Int? {
+    package func claim() -> Int? {
         for r in 0..<Scoreboard.maxRecords where record(r)[0] == State.free.rawValue {
             let rec = record(r)
             rec.update(repeating: 0, count: Scoreboard.recordWords)
@@ -105,21 +105,21 @@ public final class Scoreboard: @unchecked Sendable {
         return nil
     }
 
-    func setPid(_ r: Int, _ pid: pid_t) { record(r)[1] = UInt64(UInt32(bitPattern: pid)) }
+    package func setPid(_ r: Int, _ pid: pid_t) { record(r)[1] = UInt64(UInt32(bitPattern: pid)) }
 
     /// A reaped worker's counts go into the retired record; its record is free again.
-    func release(_ r: Int) {
+    package func release(_ r: Int) {
         let rec = record(r)
         let retired = record(Scoreboard.maxRecords)
         for w in 3..<Scoreboard.recordWords { retired[w] &+= rec[w] }
         rec.update(repeating: 0, count: Scoreboard.recordWords)
     }
 
-    func countRestart(_ reason: RestartReason) { base[2 + reason.rawValue] &+= 1 }
+    package func countRestart(_ reason: RestartReason) { base[2 + reason.rawValue] &+= 1 }
 
     // MARK: worker (its own record only)
 
-    func setState(_ r: Int, _ s: State) { record(r)[0] = s.rawValue }
+    package func setState(_ r: Int, _ s: State) { record(r)[0] = s.rawValue }
     func setInFlight(_ r: Int, _ n: Int) { record(r)[2] = UInt64(max(0, n)) }
 
     private func modelBase(_ r: Int, _ model: Int?) -> UnsafeMutablePointer<UInt64> {
@@ -141,7 +141,7 @@ public final class Scoreboard: @unchecked Sendable {
     }
 
     /// One forward pass of a batching model, and the inputs it took.
-    func countBatch(_ r: Int, model: Int?, inputs: Int) {
+    package func countBatch(_ r: Int, model: Int?, inputs: Int) {
         let m = modelBase(r, model) + Scoreboard.batchWords
         m[0] &+= 1
         m[1] &+= UInt64(max(0, inputs))

@@ -1,8 +1,8 @@
 import MServePOSIX
 /// Creates the served models: in each worker after fork, or once in the master with --preload.
-enum ModelLoader {
+package enum ModelLoader {
     /// `workerID` is the worker's slot, or -1 for models preloaded in the master (shared by all).
-    static func load(_ settings: Settings, registry: ModelRegistry, workerID: Int, logger: Logger) throws(ModelLoadError) -> [ServedModel] {
+    package static func load(_ settings: Settings, registry: ModelRegistry, workerID: Int, logger: Logger) throws(ModelLoadError) -> [ServedModel] {
         var models: [ServedModel] = []
         for name in settings.models {
             guard let entry = registry.entry(named: name) else { throw ModelLoadError("unknown model \(name)") }

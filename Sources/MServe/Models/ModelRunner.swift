@@ -33,7 +33,7 @@ final class InferenceJob: @unchecked Sendable {
 /// libevent event that the model threads activate.  For a `BatchingModel` a thread takes queued
 /// jobs together, up to `maxBatchSize` inputs, waiting up to `batchTimeout` for more; its queue
 /// then holds at least two full batches, so that the next batches form while one runs.
-final class ModelRunner: @unchecked Sendable {
+package final class ModelRunner: @unchecked Sendable {
     let model: ServedModel
     let runtime: ModelRuntime
     private let lock = ConditionLock()
@@ -51,10 +51,10 @@ final class ModelRunner: @unchecked Sendable {
     /// Inputs of each batched pass since the loop last looked, for `onBatch`.
     private var batches: [Int] = []
     /// Runs on the loop thread with the inputs of each forward pass of a batching model (metrics).
-    var onBatch: ((Int) -> Void)?
+    package var onBatch: ((Int) -> Void)?
     private var wake: EventHandle!
 
-    init(model: ServedModel, runtime: ModelRuntime, loop: EventLoop) throws {
+    package init(model: ServedModel, runtime: ModelRuntime, loop: EventLoop) throws {
         self.model = model
         self.runtime = runtime
         let batching = model.instance is any BatchingModel

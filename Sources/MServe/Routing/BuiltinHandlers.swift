@@ -5,11 +5,11 @@ public final class ServedModel {
     public let device: String
     public let instance: any Model
     /// The model threads and queue; nil for a model that runs on the event loop.
-    var runner: ModelRunner?
+    package var runner: ModelRunner?
     /// Its series in the scoreboard.
-    var metricsIndex: Int?
+    package var metricsIndex: Int?
 
-    init(name: String, summary: String, device: String, instance: any Model) {
+    package init(name: String, summary: String, device: String, instance: any Model) {
         self.name = name
         self.summary = summary
         self.device = device
@@ -75,7 +75,7 @@ final class OpenAIModelsHandler: RequestHandler {
 
 extension Router {
     /// The routes every worker serves: the user's own first, then the index, then each model at /NAME.
-    static func standard(models: [ServedModel], settings: Settings, userRoutes: [Route] = []) -> Router {
+    package static func standard(models: [ServedModel], settings: Settings, userRoutes: [Route] = []) -> Router {
         OpenAIModelsHandler.created = Int64(LogClock.now().tv_sec)
         var builtins = [Route("/", IndexHandler.self), Route("/v1/models", OpenAIModelsHandler.self)]
         if models.contains(where: { $0.instance is any EmbeddingModel }) {

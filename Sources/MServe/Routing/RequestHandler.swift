@@ -9,7 +9,7 @@ public final class HandlerContext {
     /// The server-wide counters (nil in in-process tests).
     let scoreboard: Scoreboard?
 
-    init(logger: Logger, workerID: Int, settings: Settings, models: [ServedModel], server: HTTPServer,
+    package init(logger: Logger, workerID: Int, settings: Settings, models: [ServedModel], server: HTTPServer,
          scoreboard: Scoreboard? = nil) {
         self.logger = logger
         self.workerID = workerID

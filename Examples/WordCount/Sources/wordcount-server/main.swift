@@ -1,4 +1,5 @@
 import MServe
+import MServeServer
 import WordCountModel
 #if canImport(Glibc)
 import Glibc

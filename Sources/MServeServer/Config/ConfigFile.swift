@@ -1,3 +1,5 @@
+import MServePOSIX
+import MServe
 import TOMLKit
 #if canImport(Glibc)
 import Glibc
@@ -7,21 +9,11 @@ import Glibc
 /// level, and one `[model.NAME]` table per model with `device` and the model's own options.
 public enum ConfigFile {
     public static func read(_ path: String) throws(ConfigError) -> String {
-        guard let f = fopen(path, "r") else {
-            throw ConfigError("cannot read config file \(path): \(String(cString: strerror(errno)))")
+        do {
+            return try FileReading.text(path)
+        } catch {
+            throw ConfigError("config file: \(error)")
         }
-        defer { fclose(f) }
-        var bytes: [UInt8] = []
-        var chunk = [UInt8](repeating: 0, count: 65536)
-        while true {
-            let n = fread(&chunk, 1, chunk.count, f)
-            if n <= 0 { break }
-            bytes.append(contentsOf: chunk[0..<n])
-        }
-        guard let text = String(validating: bytes, as: UTF8.self) else {
-            throw ConfigError("config file \(path) is not valid UTF-8")
-        }
-        return text
     }
 
     public static func load(text: String, path: String, into base: Settings) throws(ConfigError) -> Settings {

@@ -1,5 +1,7 @@
 import Testing
 @testable import MServe
+@testable import MServeServer
+import MServePOSIX
 
 /// The master's decisions, event by event, with no process forked: each rule of the arbiter.
 struct ArbiterTests {

@@ -1,3 +1,4 @@
+import MServe
 import MServePOSIX
 #if canImport(Glibc)
 import Glibc

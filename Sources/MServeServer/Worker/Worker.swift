@@ -1,3 +1,4 @@
+import MServe
 import MServePOSIX
 #if canImport(Glibc)
 import Glibc
@@ -144,14 +145,5 @@ final class Worker {
     private func stopNow() {
         logs.logger.info("worker exiting now")
         loop.stop()
-    }
-}
-
-extension String {
-    /// "%.3f" without Foundation.
-    init(format3 x: Double) {
-        let ms = Int((x * 1000).rounded())
-        let frac = String(ms % 1000)
-        self = "\(ms / 1000)." + String(repeating: "0", count: 3 - frac.count) + frac
     }
 }

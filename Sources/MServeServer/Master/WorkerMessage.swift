@@ -1,3 +1,4 @@
+import MServe
 /// What a worker tells the master through its pipe, one byte a message.  Both ends use this type,
 /// so a message cannot be written in one spelling and read in another.
 public enum WorkerMessage: UInt8, Sendable, CaseIterable {

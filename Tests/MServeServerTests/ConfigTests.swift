@@ -1,5 +1,7 @@
 import Testing
 @testable import MServe
+@testable import MServeServer
+import MServePOSIX
 
 @Suite struct ConfigTests {
     func parse(_ args: [String], files: [String: String] = [:]) throws(ConfigError) -> Settings {
@@ -108,7 +110,7 @@ import Testing
             try ModelRegistry.builtin.check(["demo", "nope"])
             Issue.record("expected an error")
         } catch {
-            #expect(error.message == "unknown model 'nope'; known models: demo, echo, sleep, minilm")
+            #expect(error.message == "unknown model 'nope'; known models: demo, echo, sleep")
         }
     }
 

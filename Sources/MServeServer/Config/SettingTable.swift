@@ -1,3 +1,4 @@
+import MServe
 /// Every setting is declared once here; the command-line parser, the config-file loader, `--help`
 /// and the test that checks `conf/mserve.toml` documents every key all read this table
 /// (gunicorn's `config.py` pattern).

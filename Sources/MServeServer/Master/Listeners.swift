@@ -1,3 +1,4 @@
+import MServe
 import MServePOSIX
 import CEvent
 #if canImport(Glibc)

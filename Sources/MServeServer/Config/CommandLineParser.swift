@@ -1,3 +1,4 @@
+import MServe
 /// What the command line asked for.
 public enum Invocation: Equatable {
     case serve(Settings)

@@ -1,0 +1,146 @@
+import MServe
+import MServePOSIX
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// One HTTP response as a client saw it.
+public struct TestResponse: Sendable {
+    public var status: Int
+    /// Header names lower-cased.
+    public var headers: [String: String]
+    public var body: [UInt8]
+    public var text: String { String(decoding: body, as: UTF8.self) }
+    public var json: JSON? { try? JSONParser.parse(text) }
+}
+
+/// mserve's HTTP layer, router and handlers in-process, with no socket bound and no process
+/// forked: raw bytes go into one end of a socketpair that a worker's server serves, and what it
+/// answers is read from the other end.  For testing handlers and models the way the server runs
+/// them:
+///
+///     let server = try TestServer(routes: [Route("/hello", Hello.self)])
+///     let r = try server.request("GET", "/hello")
+///     #expect(r.status == 200)
+public final class TestServer {
+    public let loop: EventLoop
+    let server: HTTPServer
+    /// Seconds a round trip may take (a model on its threads included) before it fails.
+    public var timeout = 10.0
+
+    /// Serves `routes` (yours first) and the built-in routes of `models`, as a worker does.
+    public init(routes: [Route] = [], models: [ServedModel] = [], settings: Settings = Settings()) throws {
+        loop = try EventLoop()
+        let logger = try TestServer.nullLogger()
+        for m in models where !type(of: m.instance).runsOnEventLoop {
+            m.runner = try ModelRunner(model: m, runtime: settings.runtime(forModel: m.name), loop: loop)
+        }
+        server = HTTPServer(loop: loop, settings: settings, logger: logger, accessLog: nil,
+                            router: Router.standard(models: models, settings: settings, userRoutes: routes))
+        server.setContext(HandlerContext(logger: logger, workerID: 0, settings: settings, models: models, server: server))
+    }
+
+    /// Serves a model of type `M` under `name`, with `options` as a `[model.NAME]` table gives them.
+    public convenience init<M: Model>(model: M.Type, as name: String, options: [String: JSON] = [:],
+                                      settings: Settings = Settings()) throws {
+        let context = try TestServer.context(name: name, options: options)
+        let served = ServedModel(name: name, summary: "", device: "cpu", instance: try M(context: context))
+        try self.init(models: [served], settings: settings)
+    }
+
+    /// A logger that writes nowhere.
+    public static func nullLogger() throws -> Logger {
+        Logger(file: try LogFile(path: "/dev/null", standardFD: 2), level: .critical)
+    }
+
+    /// What a model's `init(context:)` gets in worker 0.
+    public static func context(name: String = "model", options: [String: JSON] = [:]) throws -> ModelContext {
+        ModelContext(name: name, workerID: 0, device: "cpu", options: options, logger: try nullLogger())
+    }
+
+    /// Sends `raw` (one request, or several pipelined) on a new connection, closes the sending side,
+    /// and returns every response the server wrote before it closed the connection.
+    public func exchange(_ raw: [UInt8]) throws -> [TestResponse] {
+        var sv: [Int32] = [0, 0]
+        guard socketpair(AF_UNIX, Int32(SOCK_STREAM.rawValue), 0, &sv) == 0 else { throw SystemError("socketpair", errno: errno) }
+        defer { close(sv[1]) }
+        _ = fcntl(sv[0], F_SETFL, O_NONBLOCK)
+        server.adopt(fd: sv[0], remoteHost: "test")
+        var sent = 0
+        while sent < raw.count {
+            let n = raw[sent...].withUnsafeBytes { write(sv[1], $0.baseAddress, $0.count) }
+            if n > 0 { sent += n } else { loop.runOnce() }
+        }
+        shutdown(sv[1], Int32(SHUT_WR))
+        _ = fcntl(sv[1], F_SETFL, O_NONBLOCK)
+        var out: [UInt8] = []
+        var buf = [UInt8](repeating: 0, count: 65536)
+        let deadline = monotonicSeconds() + timeout
+        while true {
+            loop.runOnce()
+            let n = read(sv[1], &buf, buf.count)
+            if n > 0 { out += buf[0..<n]; continue }
+            if n == 0 { break }
+            guard monotonicSeconds() < deadline else { throw SystemError("no complete answer within \(timeout) s") }
+            usleep(200)
+        }
+        return try TestServer.parseResponses(out)
+    }
+
+    public func exchange(_ raw: String) throws -> [TestResponse] { try exchange(Array(raw.utf8)) }
+
+    /// One request; the body's Content-Length is added, and Host unless given.
+    public func request(_ method: String, _ path: String, body: String? = nil,
+                        headers: [(String, String)] = []) throws -> TestResponse {
+        var head = "\(method) \(path) HTTP/1.1\r\n"
+        if !headers.contains(where: { $0.0.lowercased() == "host" }) { head += "Host: test\r\n" }
+        for (k, v) in headers { head += "\(k): \(v)\r\n" }
+        if let body { head += "Content-Length: \(body.utf8.count)\r\n" }
+        let responses = try exchange(head + "\r\n" + (body ?? ""))
+        guard let first = responses.first else { throw SystemError("the server closed the connection without answering") }
+        return first
+    }
+
+    /// A JSON POST, as clients of a model send it.
+    public func post(_ path: String, json: String, headers: [(String, String)] = []) throws -> TestResponse {
+        try request("POST", path, body: json, headers: [("Content-Type", "application/json")] + headers)
+    }
+
+    /// Splits what the server wrote into responses (Content-Length or chunked bodies; interim 1xx kept).
+    static func parseResponses(_ bytes: [UInt8]) throws -> [TestResponse] {
+        var out: [TestResponse] = []
+        var at = 0
+        func line() throws -> String {
+            var i = at
+            while i + 1 < bytes.count && !(bytes[i] == 13 && bytes[i + 1] == 10) { i += 1 }
+            guard i + 1 < bytes.count else { throw SystemError("truncated response") }
+            defer { at = i + 2 }
+            return String(decoding: bytes[at..<i], as: UTF8.self)
+        }
+        while at < bytes.count {
+            let status = try line().split(separator: " ")
+            guard status.count >= 2, let code = Int(status[1]) else { throw SystemError("bad status line") }
+            var headers: [String: String] = [:]
+            while case let h = try line(), !h.isEmpty {
+                guard let colon = h.firstIndex(of: ":") else { throw SystemError("bad header line \(h)") }
+                headers[h[..<colon].lowercased()] = String(h[h.index(after: colon)...].drop { $0 == " " })
+            }
+            var body: [UInt8] = []
+            if headers["transfer-encoding"] == "chunked" {
+                while true {
+                    guard let size = Int(try line().split(separator: ";")[0], radix: 16) else { throw SystemError("bad chunk size") }
+                    guard at + size + 2 <= bytes.count else { throw SystemError("truncated chunk") }
+                    body += bytes[at..<at + size]
+                    at += size + 2
+                    if size == 0 { break }
+                }
+            } else if let length = headers["content-length"].flatMap({ Int($0) }) {
+                guard at + length <= bytes.count else { throw SystemError("truncated body") }
+                body = Array(bytes[at..<at + length])
+                at += length
+            }
+            out.append(TestResponse(status: code, headers: headers, body: body))
+        }
+        return out
+    }
+}
