@@ -8,6 +8,9 @@ of every model that does not run on the event loop: the hand-off to a model thre
 request (utime+stime of every server process, from /proc) and resident memory per worker.
 
     python3 benchmark/bench.py [--duration 10] [--connections 50] [--rounds 3]
+
+With `--baseline PATH` another mserve binary (say, the build before a change) runs beside it on its
+own port, in the same interleaved rounds, and the ratios of the two are printed.
 """
 import argparse
 import os
@@ -112,6 +115,7 @@ def main():
     ap.add_argument("--rounds", type=int, default=3,
                     help="rounds per server and mode, interleaved; the median round is reported")
     ap.add_argument("--mserve", default=os.path.join(ROOT, ".build", "release", "mserve"))
+    ap.add_argument("--baseline", help="another mserve binary to measure in the same rounds")
     args = ap.parse_args()
     for tool in ("wrk", "nginx"):
         if not shutil.which(tool) and not os.path.exists(f"/usr/sbin/{tool}"):
@@ -144,22 +148,28 @@ http {{
         procs.append(nginx)
         wait_http(f"http://127.0.0.1:{nport}/demo")
 
-        mport = free_port()
-        # A queue deep enough for every connection: the thread path is measured without 503s.
-        mserve = subprocess.Popen([args.mserve, "-w", "2", "-b", f"127.0.0.1:{mport}", "demo", "sleep",
-                                   "--queue-size", str(args.connections),
-                                   "--access-logfile", f"{tmp}/access.log", "--error-logfile", f"{tmp}/error.log"])
-        procs.append(mserve)
-        wait_http(f"http://127.0.0.1:{mport}/demo", "POST", b'{"cal_number": 1}')
-        time.sleep(0.5)
+        def start_mserve(binary, name):
+            port = free_port()
+            # A queue deep enough for every connection: the thread path is measured without 503s.
+            p = subprocess.Popen([binary, "-w", "2", "-b", f"127.0.0.1:{port}", "demo", "sleep",
+                                  "--queue-size", str(args.connections),
+                                  "--access-logfile", f"{tmp}/{name}-access.log", "--error-logfile", f"{tmp}/{name}-error.log"])
+            procs.append(p)
+            wait_http(f"http://127.0.0.1:{port}/demo", "POST", b'{"cal_number": 1}')
+            return p, port
 
-        mpids = [mserve.pid] + children(mserve.pid)
         demo = '{"recordid": "bench", "cal_number": 1}'
-        servers = {
-            "nginx": (f"http://127.0.0.1:{nport}/demo", [nginx.pid] + children(nginx.pid), demo),
-            "mserve": (f"http://127.0.0.1:{mport}/demo", mpids, demo),
-            "mserve-thread": (f"http://127.0.0.1:{mport}/sleep", mpids, '{"recordid": "bench", "ms": 0}'),
-        }
+        servers = {"nginx": (f"http://127.0.0.1:{nport}/demo", [nginx.pid] + children(nginx.pid), demo)}
+        contenders = [("mserve", args.mserve)] + ([("baseline", args.baseline)] if args.baseline else [])
+        started = {}
+        for name, binary in contenders:
+            proc, port = start_mserve(binary, name)
+            started[name] = proc
+            time.sleep(0.5)
+            pids = [proc.pid] + children(proc.pid)
+            servers[name] = (f"http://127.0.0.1:{port}/demo", pids, demo)
+            servers[f"{name}-thread"] = (f"http://127.0.0.1:{port}/sleep", pids, '{"recordid": "bench", "ms": 0}')
+        mserve = started["mserve"]
         results = {}
         for mode, close in (("keep-alive", False), ("close", True)):
             rounds = {name: [] for name in servers}
@@ -185,11 +195,15 @@ http {{
                 m, n = results[(name, mode)], results[("nginx", mode)]
                 print(f"ratio {mode:11} {name}/nginx: requests/s {m['rps'] / n['rps']:.2f}, "
                       f"CPU per request {m['cpu_us'] / n['cpu_us']:.2f}")
+                if args.baseline:
+                    b = results[(name.replace("mserve", "baseline"), mode)]
+                    print(f"ratio {mode:11} {name}/baseline: requests/s {m['rps'] / b['rps']:.2f}, "
+                          f"CPU per request {m['cpu_us'] / b['cpu_us']:.2f}")
         workers = children(mserve.pid)
         print("resident memory: mserve master %d KiB, workers %s KiB; nginx workers %s KiB" % (
             rss_kib(mserve.pid), ", ".join(str(rss_kib(p)) for p in workers),
             ", ".join(str(rss_kib(p)) for p in children(nginx.pid))))
-        with open(f"{tmp}/access.log") as f:
+        with open(f"{tmp}/mserve-access.log") as f:
             lines = sum(1 for _ in f)
         print(f"access log lines written by mserve: {lines}")
     finally:

@@ -14,6 +14,7 @@ let package = Package(
         // The server links mserve's server layer; the model itself needs only the MServe library.
         .executableTarget(name: "wordcount-server", dependencies: ["WordCountModel", .product(name: "MServe", package: "mserve"),
                                                                    .product(name: "MServeServer", package: "mserve")]),
-        .testTarget(name: "WordCountModelTests", dependencies: ["WordCountModel", .product(name: "MServe", package: "mserve")]),
+        .testTarget(name: "WordCountModelTests", dependencies: ["WordCountModel", .product(name: "MServe", package: "mserve"),
+                                                               .product(name: "MServeTesting", package: "mserve")]),
     ]
 )

@@ -40,6 +40,16 @@ public final class TestServer {
         server.setContext(HandlerContext(logger: logger, workerID: 0, settings: settings, models: models, server: server))
     }
 
+    /// Serves the models `names` of `registry`, loaded as a worker loads them (`[model.NAME]`
+    /// options from `settings`).
+    public convenience init(serving names: [String], registry: ModelRegistry = .builtin, settings: Settings = Settings(),
+                            routes: [Route] = []) throws {
+        var settings = settings
+        settings.models = names
+        let models = try ModelLoader.load(settings, registry: registry, workerID: 0, logger: try TestServer.nullLogger())
+        try self.init(routes: routes, models: models, settings: settings)
+    }
+
     /// Serves a model of type `M` under `name`, with `options` as a `[model.NAME]` table gives them.
     public convenience init<M: Model>(model: M.Type, as name: String, options: [String: JSON] = [:],
                                       settings: Settings = Settings()) throws {
@@ -61,6 +71,12 @@ public final class TestServer {
     /// Sends `raw` (one request, or several pipelined) on a new connection, closes the sending side,
     /// and returns every response the server wrote before it closed the connection.
     public func exchange(_ raw: [UInt8]) throws -> [TestResponse] {
+        try TestServer.parseResponses(try exchangeBytes(raw))
+    }
+
+    /// What `exchange` does, returning the bytes the server wrote as they are (for HEAD, or to
+    /// check the exact framing).
+    public func exchangeBytes(_ raw: [UInt8]) throws -> [UInt8] {
         var sv: [Int32] = [0, 0]
         guard socketpair(AF_UNIX, Int32(SOCK_STREAM.rawValue), 0, &sv) == 0 else { throw SystemError("socketpair", errno: errno) }
         defer { close(sv[1]) }
@@ -84,7 +100,7 @@ public final class TestServer {
             guard monotonicSeconds() < deadline else { throw SystemError("no complete answer within \(timeout) s") }
             usleep(200)
         }
-        return try TestServer.parseResponses(out)
+        return out
     }
 
     public func exchange(_ raw: String) throws -> [TestResponse] { try exchange(Array(raw.utf8)) }

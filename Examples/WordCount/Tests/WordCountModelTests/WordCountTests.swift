@@ -1,4 +1,5 @@
 import MServe
+import MServeTesting
 import Testing
 import WordCountModel
 
@@ -22,5 +23,15 @@ import WordCountModel
     @Test func rejectsBadInputAndBadOptions() throws {
         #expect(throws: ModelInputError.self) { try model().validate(["text": 5]) }
         #expect(throws: ModelLoadError.self) { try model(["lowercase": "yes"]) }
+    }
+
+    /// Through HTTP as a worker serves it, in-process (no server started).
+    @Test func servedOverHTTP() throws {
+        let server = try TestServer(model: WordCount.self, as: "wordcount")
+        let r = try server.post("/wordcount", json: #"{"recordid": "w1", "text": "to be or not to be"}"#)
+        #expect(r.status == 200)
+        #expect(r.json?["recordid"] == "w1")
+        #expect(r.json?["words"] == 6)
+        #expect(try server.post("/wordcount", json: #"{"text": 5}"#).status == 400)
     }
 }
