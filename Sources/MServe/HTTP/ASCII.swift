@@ -14,6 +14,24 @@ extension String {
         }
     }
 
+    /// Whether `needle` occurs in the text, byte for byte.  (The standard library's
+    /// `contains(_: some StringProtocol)` without Foundation builds a search table per call: ~2 µs.)
+    func containsBytes(_ needle: String) -> Bool {
+        var hay = self, n = needle
+        return hay.withUTF8 { h in
+            n.withUTF8 { p in
+                guard !p.isEmpty else { return true }
+                guard h.count >= p.count else { return false }
+                for start in 0...(h.count - p.count) where h[start] == p[0] {
+                    var i = 1
+                    while i < p.count && h[start + i] == p[i] { i += 1 }
+                    if i == p.count { return true }
+                }
+                return false
+            }
+        }
+    }
+
     /// Whether the text holds a CR or LF, which would split a header line.
     var containsLineBreak: Bool {
         var s = self

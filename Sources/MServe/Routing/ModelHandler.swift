@@ -176,9 +176,9 @@ enum StreamFormat {
 
     init?(accept: String?, stream: JSON?) {
         let accept = accept?.lowercased() ?? ""
-        if accept.contains("text/event-stream") || stream == .bool(true) || stream == .string("sse") {
+        if accept.containsBytes("text/event-stream") || stream == .bool(true) || stream == .string("sse") {
             self = .sse
-        } else if accept.contains("application/x-ndjson") || stream == .string("ndjson") {
+        } else if accept.containsBytes("application/x-ndjson") || stream == .string("ndjson") {
             self = .ndjson
         } else {
             return nil
