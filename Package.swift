@@ -31,16 +31,19 @@ let package = Package(
         .target(name: "MiniLM", dependencies: ["COpenBLAS", "MServeJSON"]),
         // The one layer that talks to C: event loop, processes, threads, systemd, socket steering.
         .target(name: "MServePOSIX", dependencies: ["CEvent", "CSystemShim"]),
-        // What model authors import: the model API and runtime, HTTP, handlers and routing, logs, metrics.
-        .target(name: "MServe", dependencies: ["MServePOSIX", "CEvent", "CSystemShim", "MServeJSON"]),
+        // HTTP/1.1: parser, request, response serializer and writer, connection timeouts, server; no routing.
+        .target(name: "MServeHTTP", dependencies: ["MServePOSIX"]),
+        // What model authors import: the model API and runtime, handlers and routing, logs, metrics.
+        .target(name: "MServe", dependencies: ["MServeHTTP", "MServePOSIX", "MServeJSON"]),
         // The server: configuration (flags, TOML), the arbiter and master, the worker, the command line.
-        .target(name: "MServeServer", dependencies: ["MServe", "MServePOSIX", "TOMLKit"]),
+        .target(name: "MServeServer", dependencies: ["MServe", "MServeHTTP", "MServePOSIX", "TOMLKit"]),
         // The minilm model: MiniLM behind mserve's model API, registered by the executable.
         .target(name: "MServeMiniLM", dependencies: ["MServe", "MiniLM"]),
         // For tests of handlers and models: the HTTP layer and router in-process, a null logger, contexts.
-        .target(name: "MServeTesting", dependencies: ["MServe", "MServePOSIX"]),
+        .target(name: "MServeTesting", dependencies: ["MServe", "MServeHTTP", "MServePOSIX"]),
         .executableTarget(name: "mserve", dependencies: ["MServeServer", "MServeMiniLM"]),
-        .testTarget(name: "MServeTests", dependencies: ["MServe", "MServePOSIX", "MServeTesting"]),
+        .testTarget(name: "MServeHTTPTests", dependencies: ["MServeHTTP", "MServePOSIX"]),
+        .testTarget(name: "MServeTests", dependencies: ["MServe", "MServeHTTP", "MServePOSIX", "MServeTesting"]),
         .testTarget(name: "MServeServerTests", dependencies: ["MServeServer", "MServe", "MServePOSIX"]),
         .testTarget(name: "MiniLMTests", dependencies: ["MiniLM"]),
     ]

@@ -1,3 +1,5 @@
 // JSON is its own module (MiniLM reads safetensors headers with it too); users of MServe get it
 // with `import MServe` alone.
 @_exported import MServeJSON
+// Handlers see HTTP requests, methods and media types: the HTTP layer comes with the library.
+@_exported import MServeHTTP

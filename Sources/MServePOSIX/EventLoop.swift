@@ -109,6 +109,13 @@ public final class EventLoop {
     public func run() { event_base_dispatch(base) }
     /// Handles what is ready now, without waiting (for tests that drive a loop by hand).
     public func runOnce() { event_base_loop(base, EVLOOP_NONBLOCK) }
+    /// Waits until something is ready, at most `seconds`, and handles it (tests that wait for a
+    /// model thread without spinning).
+    public func runOnce(waitingUpTo seconds: Double) {
+        var tv = timeval(tv_sec: Int(seconds), tv_usec: Int((seconds - Double(Int(seconds))) * 1e6))
+        event_base_loopexit(base, &tv)
+        event_base_loop(base, EVLOOP_ONCE)
+    }
     public func stop() { event_base_loopbreak(base) }
 
     /// In a forked child: the parent's loop must be re-initialised, then freed (shared/DESIGN.md).

@@ -1,3 +1,4 @@
+import CSystemShim
 import CEvent
 #if canImport(Glibc)
 import Glibc

@@ -1,8 +1,6 @@
 import MServe
+import MServeHTTP
 import MServePOSIX
-#if canImport(Glibc)
-import Glibc
-#endif
 
 /// One HTTP response as a client saw it.
 public struct TestResponse: Sendable {
@@ -24,7 +22,10 @@ public struct TestResponse: Sendable {
 ///     #expect(r.status == 200)
 public final class TestServer {
     public let loop: EventLoop
-    let server: HTTPServer
+    public let server: HTTPServer
+    let dispatcher: Dispatcher
+    /// What the connections' timeouts are measured with: move it and call `server.sweep(now:)`.
+    public let clock = ManualClock()
     /// Seconds a round trip may take (a model on its threads included) before it fails.
     public var timeout = 10.0
 
@@ -35,9 +36,11 @@ public final class TestServer {
         for m in models where !type(of: m.instance).runsOnEventLoop {
             m.runner = try ModelRunner(model: m, runtime: settings.runtime(forModel: m.name), loop: loop)
         }
-        server = HTTPServer(loop: loop, settings: settings, logger: logger, accessLog: nil,
-                            router: Router.standard(models: models, settings: settings, userRoutes: routes))
-        server.setContext(HandlerContext(logger: logger, workerID: 0, settings: settings, models: models, server: server))
+        server = HTTPServer(loop: loop, limits: settings.httpLimits, clock: clock, sweeping: false)
+        let observer = RequestObserver(logger: logger, accessLog: nil, logBodyLimit: settings.logBodyLimit)
+        let context = HandlerContext(logger: logger, workerID: 0, settings: settings, models: models, server: server, observer: observer)
+        dispatcher = Dispatcher(router: Router.standard(models: models, settings: settings, userRoutes: routes), context: context)
+        server.delegate = dispatcher
     }
 
     /// Serves the models `names` of `registry`, loaded as a worker loads them (`[model.NAME]`
@@ -77,30 +80,31 @@ public final class TestServer {
     /// What `exchange` does, returning the bytes the server wrote as they are (for HEAD, or to
     /// check the exact framing).
     public func exchangeBytes(_ raw: [UInt8]) throws -> [UInt8] {
-        var sv: [Int32] = [0, 0]
-        guard socketpair(AF_UNIX, Int32(SOCK_STREAM.rawValue), 0, &sv) == 0 else { throw SystemError("socketpair", errno: errno) }
-        defer { close(sv[1]) }
-        _ = fcntl(sv[0], F_SETFL, O_NONBLOCK)
-        server.adopt(fd: sv[0], remoteHost: "test")
+        let (serverEnd, clientEnd) = try Socket.pair()
+        defer { Socket.close(clientEnd) }
+        server.adopt(fd: serverEnd, remoteHost: "test")
         var sent = 0
+        let deadline = monotonicSeconds() + timeout
         while sent < raw.count {
-            let n = raw[sent...].withUnsafeBytes { write(sv[1], $0.baseAddress, $0.count) }
-            if n > 0 { sent += n } else { loop.runOnce() }
+            switch raw[sent...].withUnsafeBytes({ Socket.send(clientEnd, $0) }) {
+            case .sent(let n): sent += n
+            case .wouldBlock: loop.runOnce()
+            case .failed: throw SystemError("the server closed the connection while the request was sent")
+            }
         }
-        shutdown(sv[1], Int32(SHUT_WR))
-        _ = fcntl(sv[1], F_SETFL, O_NONBLOCK)
+        Socket.shutdownOutput(clientEnd)
         var out: [UInt8] = []
         var buf = [UInt8](repeating: 0, count: 65536)
-        let deadline = monotonicSeconds() + timeout
         while true {
             loop.runOnce()
-            let n = read(sv[1], &buf, buf.count)
-            if n > 0 { out += buf[0..<n]; continue }
-            if n == 0 { break }
-            guard monotonicSeconds() < deadline else { throw SystemError("no complete answer within \(timeout) s") }
-            usleep(200)
+            switch buf.withUnsafeMutableBytes({ Socket.read(clientEnd, into: $0) }) {
+            case .data(let n): out += buf[0..<n]
+            case .end, .failed: return out
+            case .wouldBlock:
+                guard monotonicSeconds() < deadline else { throw SystemError("no complete answer within \(timeout) s") }
+                loop.runOnce(waitingUpTo: 0.01)
+            }
         }
-        return out
     }
 
     public func exchange(_ raw: String) throws -> [TestResponse] { try exchange(Array(raw.utf8)) }

@@ -102,22 +102,24 @@ import MServeTesting
         #expect(r.status == 400 && r.headers["connection"] == "close")
     }
 
+    /// (In the arguments "|" stands for CRLF and "~" for a bare CR, so that the test names print on one line.)
     @Test(arguments: [
-        ("GARBAGE\r\n\r\n", 400),
-        ("GET / HTTP/9.9\r\nHost: x\r\n\r\n", 505),
-        ("GET /\r\n\r\n", 400),
-        ("GET / HTTP/1.1\r\nHost: x\r\nBad Header Line\r\n\r\n", 400),
-        ("GET / HTTP/1.1\r\nHost: x\r\nName : v\r\n\r\n", 400),
-        ("GET / HTTP/1.1\r\nHost: x\r\nA: b\r\n folded\r\n\r\n", 400),
-        ("GET / HTTP/1.1\r\nHost: x\r\nA: b\rc\r\n\r\n", 400),
-        ("GET / HTTP/1.1\r\n\r\n", 400),
-        ("POST /demo HTTP/1.1\r\nHost: x\r\nContent-Length: abc\r\n\r\n", 400),
-        ("POST /demo HTTP/1.1\r\nHost: x\r\nContent-Length: -1\r\n\r\n", 400),
-        ("POST /demo HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: gzip\r\n\r\n", 501),
-        ("POST /demo HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\nzz\r\n", 400),
-        ("POST /demo HTTP/1.1\r\nHost: x\r\nExpect: the-unexpected\r\nContent-Length: 2\r\n\r\n{}", 417),
+        ("GARBAGE||", 400),
+        ("GET / HTTP/9.9|Host: x||", 505),
+        ("GET /||", 400),
+        ("GET / HTTP/1.1|Host: x|Bad Header Line||", 400),
+        ("GET / HTTP/1.1|Host: x|Name : v||", 400),
+        ("GET / HTTP/1.1|Host: x|A: b| folded||", 400),
+        ("GET / HTTP/1.1|Host: x|A: b~c||", 400),
+        ("GET / HTTP/1.1||", 400),
+        ("POST /demo HTTP/1.1|Host: x|Content-Length: abc||", 400),
+        ("POST /demo HTTP/1.1|Host: x|Content-Length: -1||", 400),
+        ("POST /demo HTTP/1.1|Host: x|Transfer-Encoding: gzip||", 501),
+        ("POST /demo HTTP/1.1|Host: x|Transfer-Encoding: chunked||zz|", 400),
+        ("POST /demo HTTP/1.1|Host: x|Expect: the-unexpected|Content-Length: 2||{}", 417),
     ])
-    func malformedRequests(raw: String, status: Int) throws {
+    func malformedRequests(raw spelled: String, status: Int) throws {
+        let raw = spelled.replacingAll("|", with: "\r\n").replacingAll("~", with: "\r")
         let r = try #require(try server.exchange(raw).first)
         #expect(r.status == status, "\(raw.debugDescription)")
         #expect(r.json?["error"]?["code"] == .int(Int64(status)))
@@ -163,5 +165,13 @@ import MServeTesting
         let one = "POST /demo HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: 17\r\n\r\n{\"cal_number\": 1}"
         let rs = try server.exchange(String(repeating: one, count: 3) + "GET /nope HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
         #expect(rs.map(\.status) == [200, 200, 200, 404])
+    }
+}
+
+extension String {
+    func replacingAll(_ a: Character, with b: String) -> String {
+        var out = ""
+        for c in self { if c == a { out += b } else { out.append(c) } }
+        return out
     }
 }

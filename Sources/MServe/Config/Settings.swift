@@ -1,3 +1,4 @@
+import MServeHTTP
 /// Everything the master and its workers are configured with, after defaults, the config file and
 /// the command line have been applied in that order.
 public struct Settings: Sendable {
@@ -87,4 +88,12 @@ public struct ConfigError: Error, CustomStringConvertible, Equatable {
     public let message: String
     public init(_ message: String) { self.message = message }
     public var description: String { message }
+}
+
+extension Settings {
+    /// What the HTTP layer enforces.
+    package var httpLimits: HTTPServer.Limits {
+        HTTPServer.Limits(maxHeaderSize: maxHeaderSize, maxBodySize: maxBodySize,
+                          timeouts: ConnectionTimeouts(keepAlive: keepAlive, client: clientTimeout))
+    }
 }

@@ -60,7 +60,7 @@ public final class EchoModel: Model {
                  "bytes": .int(Int64(f.data.count))]
             })]
         }
-        if !RequestHandler.isJSON(request.contentType) {
+        if !MediaType.isJSON(request.contentType) {
             return ["content_type": .string(request.contentType), "bytes": .int(Int64(request.body.count))]
         }
         guard case .object(let pairs) = request.input else { return request.input }

@@ -1,26 +1,42 @@
+import MServeHTTP
+import MServePOSIX
+
 /// Takes each request from the HTTP server to its handler: recordid, the request log line, routing,
-/// the method call, and the error response when anything throws.
-final class Dispatcher {
+/// the method call, and the error response when anything throws.  Also the answer to requests the
+/// parser refused, and --max-requests.
+package final class Dispatcher: HTTPServerDelegate {
     let router: Router
-    var context: HandlerContext!
+    let context: HandlerContext
+    /// Requests received so far, and what to do when they reach `requestLimit` (--max-requests).
+    private(set) var requestsReceived = 0
+    package var requestLimit = Int.max
+    package var onRequestLimit: (() -> Void)?
 
-    init(router: Router) { self.router = router }
+    package init(router: Router, context: HandlerContext) {
+        self.router = router
+        self.context = context
+    }
 
-    func handle(_ request: HTTPRequest) {
-        let bodyRecordID: JSON?
-        if request.mediaType.map(RequestHandler.isJSON) ?? true, case .success(let v) = request.json {
-            bodyRecordID = v["recordid"]
-        } else {
-            bodyRecordID = nil
+    package func serve(_ request: HTTPRequest) {
+        requestsReceived += 1
+        if requestsReceived == requestLimit { onRequestLimit?() }
+        var json: Result<JSON, JSONParseError>?
+        var bodyRecordID: JSON?
+        if request.mediaType.map(MediaType.isJSON) ?? true {
+            let parsed: Result<JSON, JSONParseError>
+            do throws(JSONParseError) { parsed = .success(try JSONParser.parse(request.body)) } catch { parsed = .failure(error) }
+            json = parsed
+            if case .success(let v) = parsed { bodyRecordID = v["recordid"] }
         }
-        let (rid, ridValue, ridError) = RecordID.resolve(bodyValue: bodyRecordID, header: request.requestID)
-        context.server.logRequest(request, recordID: rid)
+        let (rid, ridValue, ridError) = context.recordIDs.resolve(bodyValue: bodyRecordID, header: request.requestID)
+        context.observer.started(method: request.head.methodName, target: request.target, body: request.body, recordID: rid)
 
         let match = router.match(request.path)
         // Without a route, a plain handler carries the recordid into the 404.
         let handler = match.map { $0.0.make(request, context) } ?? RequestHandler(request: request, context: context)
         handler.recordID = rid
         handler.recordIDValue = ridValue
+        handler.parsedJSON = json
 
         do {
             if let ridError { throw ridError }
@@ -38,5 +54,25 @@ final class Dispatcher {
             context.logger.error("\(type(of: handler)) failed: \(error)", recordID: rid)
             if !handler.finished { handler.finish(with: HTTPError(500, "\(error)")) }
         }
+    }
+
+    /// A request the parser refused: a JSON error with the client's X-Request-Id if it sent a
+    /// valid one, and its log lines.
+    package func reject(_ e: RequestParseError, remoteHost: String, response: ResponseWriter) {
+        let started = monotonicSeconds()
+        let (rid, ridValue, _) = context.recordIDs.resolve(bodyValue: nil, header: e.requestID)
+        let method = e.head?.methodName ?? "-"
+        let target = e.head?.target ?? "-"
+        context.observer.started(method: method, target: target, body: [], recordID: rid, rejection: e.message)
+        let body = ErrorBody.json(HTTPError(e.status, e.message), recordID: ridValue).serialized()
+        response.respond(status: e.status, headers: [("Content-Type", "application/json"), ("X-Request-Id", rid)], body: body)
+        context.observer.finished(RequestObserver.Answer(
+            method: method, target: target, httpVersion: e.head?.minorVersion == 0 ? "HTTP/1.0" : "HTTP/1.1",
+            remoteHost: remoteHost, userAgent: e.head?.header("User-Agent"), referer: e.head?.header("Referer"),
+            status: e.status, logged: body, bytes: body.count, recordID: rid, started: started, model: nil))
+    }
+
+    package func acceptFailed(_ error: SystemError) {
+        context.logger.error("\(error); pausing accepts for 100 ms")
     }
 }

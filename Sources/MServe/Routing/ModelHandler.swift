@@ -1,3 +1,4 @@
+import MServeHTTP
 import MServePOSIX
 /// `POST /NAME` runs the model on the JSON body; `GET /NAME` describes it.  Subclasses serve a
 /// model under another API (OpenAIEmbeddingsHandler): they pick the model and its input, and
@@ -21,7 +22,7 @@ class ModelHandler: RequestHandler {
     }
 
     func run(_ inference: InferenceRequest) throws {
-        request.metricsModel = model.metricsIndex
+        metricsModel = model.metricsIndex
         let input = inference.input
         do {
             try model.instance.validate(input)
@@ -47,9 +48,8 @@ class ModelHandler: RequestHandler {
         }
         if let batching = model.instance as? any BatchingModel { job.cost = max(1, batching.batchCost(input)) }
         job.onTimes = { [weak self] queued, ran in
-            guard let self, let board = context.scoreboard, let r = context.server.scoreboardRecord else { return }
-            board.observe(r, model: model.metricsIndex, .queue, queued)
-            board.observe(r, model: model.metricsIndex, .inference, ran)
+            guard let self else { return }
+            context.observer.observeInference(model: model.metricsIndex, queued: queued, ran: ran)
         }
         guard runner.submit(job) else {
             let (running, waiting) = runner.load
@@ -85,7 +85,7 @@ class ModelHandler: RequestHandler {
         guard accepted.contains(where: { MediaType.matches(media, pattern: $0) }) else {
             throw HTTPError(415, "model \(model.name) takes \(accepted.joined(separator: ", ")); got \(media)")
         }
-        if RequestHandler.isJSON(media) {
+        if MediaType.isJSON(media) {
             return InferenceRequest(recordID: recordID, input: try jsonObjectBody(), contentType: media, body: request.body)
         }
         if media == "multipart/form-data" {
@@ -93,7 +93,7 @@ class ModelHandler: RequestHandler {
                 throw HTTPError(400, "multipart/form-data without a boundary")
             }
             let form: MultipartForm
-            do { form = try MultipartForm.parse(request.body, boundary: boundary) } catch let e as ModelInputError {
+            do { form = try MultipartForm.parse(request.body, boundary: boundary) } catch let e as MultipartError {
                 throw HTTPError(400, e.message)
             }
             return InferenceRequest(recordID: recordID, input: .object(form.fields.map { ($0.0, .string($0.1)) }),
@@ -158,15 +158,6 @@ class ModelHandler: RequestHandler {
         writeChunk(format.frame(errorBody(error), event: "error"))
         setStatus(error.status)   // for the logs: the client saw 200
         finish()
-    }
-}
-
-enum MediaType {
-    /// "image/png" matches "image/png", "image/*" and "*/*".
-    static func matches(_ media: String, pattern: String) -> Bool {
-        if pattern == "*/*" || pattern == media { return true }
-        if pattern.hasSuffix("/*") { return media.hasPrefix(pattern.dropLast()) }
-        return RequestHandler.isJSON(pattern) && RequestHandler.isJSON(media)
     }
 }
 

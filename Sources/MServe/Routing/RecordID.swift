@@ -3,23 +3,21 @@ import Glibc
 #endif
 
 /// The id that ties a response to its log lines.  Generated ids are 20 hex digits: 12 random per
-/// process, then a per-process counter, so they are unique across workers without coordination.
-public enum RecordID {
-    nonisolated(unsafe) private static var prefix: [UInt8] = []
-    nonisolated(unsafe) private static var counter: UInt32 = 0
+/// generator, then its counter, so they are unique across workers without coordination.  Each
+/// worker's context owns one, made after fork, so that no two workers share a prefix.
+public final class RecordID {
+    private let prefix: [UInt8]
+    private var counter: UInt32
     public static let maxLength = 128
 
-    /// Called in each new process (after fork), so that workers do not share a prefix.
-    public static func reseed() {
-        let r = UInt64.random(in: 0...UInt64.max)
-        prefix = Array(hex(r & 0xFFFF_FFFF_FFFF, digits: 12).utf8)
-        counter = UInt32(truncatingIfNeeded: r >> 48)
+    public init(seed: UInt64 = UInt64.random(in: 0...UInt64.max)) {
+        prefix = Array(RecordID.hex(seed & 0xFFFF_FFFF_FFFF, digits: 12).utf8)
+        counter = UInt32(truncatingIfNeeded: seed >> 48)
     }
 
-    public static func generate() -> String {
-        if prefix.isEmpty { reseed() }
+    public func generate() -> String {
         counter &+= 1
-        return String(decoding: prefix, as: UTF8.self) + hex(UInt64(counter), digits: 8)
+        return String(decoding: prefix, as: UTF8.self) + RecordID.hex(UInt64(counter), digits: 8)
     }
 
     private static func hex(_ v: UInt64, digits: Int) -> String {
@@ -35,10 +33,10 @@ public enum RecordID {
 
     /// From the JSON body's "recordid" (a string or an integer), else X-Request-Id, else generated.
     /// An invalid client id is replaced by a generated one, and reported so the request gets a 400.
-    static func resolve(bodyValue: JSON?, header: String?) -> (id: String, value: JSON, error: HTTPError?) {
+    func resolve(bodyValue: JSON?, header: String?) -> (id: String, value: JSON, error: HTTPError?) {
         switch bodyValue {
         case .some(.string(let s)):
-            if isValid(s) { return (s, .string(s), nil) }
+            if RecordID.isValid(s) { return (s, .string(s), nil) }
             return invalid("recordid")
         case .some(.int(let i)):
             return (String(i), .int(i), nil)
@@ -48,15 +46,15 @@ public enum RecordID {
             return invalid("recordid")
         }
         if let h = header {
-            if isValid(h) { return (h, .string(h), nil) }
+            if RecordID.isValid(h) { return (h, .string(h), nil) }
             return invalid("X-Request-Id")
         }
         let g = generate()
         return (g, .string(g), nil)
     }
 
-    private static func invalid(_ what: String) -> (String, JSON, HTTPError?) {
+    private func invalid(_ what: String) -> (String, JSON, HTTPError?) {
         let g = generate()
-        return (g, .string(g), HTTPError(400, "\(what) must be a string of 1-\(maxLength) printable ASCII characters without spaces, or an integer"))
+        return (g, .string(g), HTTPError(400, "\(what) must be a string of 1-\(RecordID.maxLength) printable ASCII characters without spaces, or an integer"))
     }
 }

@@ -1,3 +1,5 @@
+import MServeHTTP
+
 /// What every handler of a worker can reach.
 public final class HandlerContext {
     public let logger: Logger
@@ -5,19 +7,26 @@ public final class HandlerContext {
     public let settings: Settings
     /// The served models, in the order given on the command line.
     public let models: [ServedModel]
-    unowned let server: HTTPServer
-    /// The server-wide counters (nil in in-process tests).
-    let scoreboard: Scoreboard?
+    /// The worker's HTTP server: its loop (for timers), whether it is stopping.
+    public unowned let server: HTTPServer
+    /// Where every request's log lines, access line and counts go.
+    public let observer: RequestObserver
+    /// This worker's recordid generator.
+    public let recordIDs = RecordID()
 
     package init(logger: Logger, workerID: Int, settings: Settings, models: [ServedModel], server: HTTPServer,
-         scoreboard: Scoreboard? = nil) {
+                 observer: RequestObserver) {
         self.logger = logger
         self.workerID = workerID
         self.settings = settings
         self.models = models
         self.server = server
-        self.scoreboard = scoreboard
+        self.observer = observer
+        observer.inFlight = { [unowned server] in server.inFlight }
     }
+
+    /// The server-wide counters (nil in in-process tests).
+    var scoreboard: Scoreboard? { observer.scoreboard }
 }
 
 /// A tornado-style handler: one instance per request; `prepare()`, then the method's entry point
@@ -30,6 +39,10 @@ open class RequestHandler {
     public internal(set) var recordID: String = ""
     /// The JSON body's "recordid" as sent (a string or a number), echoed back in JSON responses.
     public internal(set) var recordIDValue: JSON = .null
+    /// The body parsed as JSON, once (by the dispatcher, for the recordid, or on first use).
+    var parsedJSON: Result<JSON, JSONParseError>?
+    /// The model series this request counts under in the metrics (nil: no model).
+    var metricsModel: Int?
 
     public private(set) var status = 200
     private var headers: [(String, String)] = []
@@ -97,7 +110,7 @@ open class RequestHandler {
         switch request.mediaType {
         case "application/x-www-form-urlencoded":
             out += URLCoding.parseForm(request.body).filter { $0.0 == name }.map(\.1)
-        case let t where t == nil || RequestHandler.isJSON(t!):
+        case let t where t.map(MediaType.isJSON) ?? true:
             if request.body.isEmpty { break }
             switch try jsonBody()[name] {
             case nil, .some(.null): break
@@ -109,13 +122,16 @@ open class RequestHandler {
         return out
     }
 
-    static func isJSON(_ mediaType: String) -> Bool {
-        mediaType == "application/json" || (mediaType.hasPrefix("application/") && mediaType.hasSuffix("+json"))
-    }
-
     /// The body as JSON: 400 if it is empty or malformed.
     public func jsonBody() throws -> JSON {
-        switch request.json {
+        let parsed: Result<JSON, JSONParseError>
+        if let parsedJSON {
+            parsed = parsedJSON
+        } else {
+            do throws(JSONParseError) { parsed = .success(try JSONParser.parse(request.body)) } catch { parsed = .failure(error) }
+            parsedJSON = parsed
+        }
+        switch parsed {
         case .success(let v): return v
         case .failure(let e): throw HTTPError(400, request.body.isEmpty ? "empty body, expected JSON" : "malformed JSON: \(e)")
         }
@@ -124,7 +140,7 @@ open class RequestHandler {
     /// The body as a JSON object, with its Content-Type checked: 415 for another media type, 400 for
     /// anything but an object.
     public func jsonObjectBody() throws -> JSON {
-        if let t = request.mediaType, !RequestHandler.isJSON(t) {
+        if let t = request.mediaType, !MediaType.isJSON(t) {
             throw HTTPError(415, "Content-Type must be application/json, got \(t)")
         }
         let v = try jsonBody()
@@ -139,10 +155,17 @@ open class RequestHandler {
     /// Replaces any earlier value of the header.
     public func setHeader(_ name: String, _ value: String) {
         headers.removeAll { $0.0.equalsIgnoringASCIICase(name) }
-        headers.append((name, value))
+        addHeader(name, value)
     }
 
-    public func addHeader(_ name: String, _ value: String) { headers.append((name, value)) }
+    /// A name or value with CR or LF is dropped (and logged): it would let input split the response.
+    public func addHeader(_ name: String, _ value: String) {
+        guard !name.containsLineBreak, !value.containsLineBreak else {
+            context.logger.error("dropped response header \(name) with a line break", recordID: recordID)
+            return
+        }
+        headers.append((name, value))
+    }
 
     public func write(_ text: String) { body.append(contentsOf: text.utf8) }
     public func write(_ bytes: [UInt8]) { body.append(contentsOf: bytes) }
@@ -167,9 +190,9 @@ open class RequestHandler {
     public func startStream() {
         guard !finished && !streaming else { return }
         streaming = true
-        context.server.beginStream(request, status: status, headers: headers, recordID: recordID)
+        request.response.beginStream(status: status, headers: headers + [("X-Request-Id", recordID)])
         if !body.isEmpty {
-            context.server.streamChunk(request, body)
+            request.response.writeChunk(body)
             body = []
         }
     }
@@ -177,11 +200,11 @@ open class RequestHandler {
     /// One piece of a streamed body, sent at once.
     public func writeChunk(_ bytes: [UInt8]) {
         guard streaming && !finished else { return }
-        context.server.streamChunk(request, bytes)
+        request.response.writeChunk(bytes)
     }
 
     /// Whether the client is still there to receive what is written.
-    public var clientConnected: Bool { request.connection.map { !$0.closed } ?? false }
+    public var clientConnected: Bool { request.response.clientConnected }
 
     /// Sends the response (or ends a stream).  Calling it twice is a programming error that is
     /// logged, not fatal.
@@ -192,11 +215,19 @@ open class RequestHandler {
         }
         finished = true
         request.onClientGone = nil   // it holds the handler that set it
+        let response = request.response
+        let logged: [UInt8]
         if streaming {
-            context.server.endStream(request, status: status, recordID: recordID)
+            response.endStream()
+            logged = Array("(streamed \(response.pieces) pieces, \(response.bodyBytes) bytes)".utf8)
         } else {
-            context.server.respond(request, status: status, headers: headers, body: body, recordID: recordID)
+            response.respond(status: status, headers: headers + [("X-Request-Id", recordID)], body: body)
+            logged = body
         }
+        context.observer.finished(RequestObserver.Answer(
+            method: request.head.methodName, target: request.target, httpVersion: request.httpVersion, remoteHost: request.remoteHost,
+            userAgent: request.header("User-Agent"), referer: request.header("Referer"), status: status, logged: logged,
+            bytes: response.bodyBytes, recordID: recordID, started: request.startTime, model: metricsModel))
         onFinish()
     }
 

@@ -177,21 +177,11 @@ public final class Listeners {
     }
 
     static func localAddress(_ fd: Int32) -> BindAddress {
-        var ss = sockaddr_storage()
-        var len = socklen_t(MemoryLayout<sockaddr_storage>.size)
-        withUnsafeMutablePointer(to: &ss) { $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { _ = getsockname(fd, $0, &len) } }
-        return BindAddress(host: HTTPServer.hostText(&ss), port: localPort(fd))
+        let (host, port) = Socket.localAddress(fd)
+        return BindAddress(host: host, port: port)
     }
 
-    static func localPort(_ fd: Int32) -> Int {
-        var ss = sockaddr_storage()
-        var len = socklen_t(MemoryLayout<sockaddr_storage>.size)
-        withUnsafeMutablePointer(to: &ss) { $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { _ = getsockname(fd, $0, &len) } }
-        if ss.ss_family == sa_family_t(AF_INET6) {
-            return withUnsafePointer(to: &ss) { $0.withMemoryRebound(to: sockaddr_in6.self, capacity: 1) { Int(UInt16(bigEndian: $0.pointee.sin6_port)) } }
-        }
-        return withUnsafePointer(to: &ss) { $0.withMemoryRebound(to: sockaddr_in.self, capacity: 1) { Int(UInt16(bigEndian: $0.pointee.sin_port)) } }
-    }
+    static func localPort(_ fd: Int32) -> Int { Socket.localAddress(fd).port }
 
     static func open(_ a: BindAddress, reusePort: Bool, backlog: Int32?) throws -> Int32 {
         var hints = addrinfo()

@@ -18,8 +18,6 @@ final class Worker {
     let scoreboardRecord: Int?
     let listenFDs: [Int32]
     let masterPipe: Int32
-    private var loop: EventLoop!
-    private var server: HTTPServer!
     private var stopping = false
 
     init(slot: Int, settings: Settings, registry: ModelRegistry, routes: [Route], preloaded: [ServedModel]?,
@@ -41,9 +39,9 @@ final class Worker {
         resetSignals()
         // libevent writes without MSG_NOSIGNAL: a client that vanished must not kill the worker.
         signal(SIGPIPE, SIG_IGN)
-        RecordID.reseed()
         logs.logger.processChanged()
         let logger = logs.logger
+        let loop: EventLoop
         do {
             loop = try EventLoop()
         } catch {
@@ -76,28 +74,28 @@ final class Worker {
                 return ExitCode.workerBootError
             }
         }
-        server = HTTPServer(loop: loop, settings: settings, logger: logger, accessLog: logs.accessLog,
-                            router: Router.standard(models: models, settings: settings, userRoutes: routes))
-        server.scoreboard = scoreboard
-        server.scoreboardRecord = scoreboardRecord
+        let server = HTTPServer(loop: loop, limits: settings.httpLimits)
         for m in models { m.metricsIndex = scoreboard?.index(of: m.name) }
-        server.setContext(HandlerContext(logger: logger, workerID: slot, settings: settings, models: models, server: server,
-                                         scoreboard: scoreboard))
+        let observer = RequestObserver(logger: logger, accessLog: logs.accessLog, logBodyLimit: settings.logBodyLimit,
+                                       scoreboard: scoreboard, scoreboardRecord: scoreboardRecord)
+        let context = HandlerContext(logger: logger, workerID: slot, settings: settings, models: models, server: server, observer: observer)
+        let dispatcher = Dispatcher(router: Router.standard(models: models, settings: settings, userRoutes: routes), context: context)
+        server.delegate = dispatcher
         for fd in listenFDs { server.accept(fd: fd) }
 
         if settings.maxRequests > 0 {
             let limit = settings.maxRequests + Int.random(in: 0...settings.maxRequestsJitter)
-            server.requestLimit = limit
-            server.onRequestLimit = { [unowned self] in
+            dispatcher.requestLimit = limit
+            dispatcher.onRequestLimit = { [unowned self, unowned server] in
                 logs.logger.info("worker reached max-requests (\(limit)); recycling")
                 // The master starts the replacement at once; this one finishes what it has.
                 tellMaster(.maxRequests)
-                stopGracefully()
+                stopGracefully(server)
             }
         }
-        loop.onSignal(SIGTERM) { [unowned self] in stopGracefully() }
-        loop.onSignal(SIGINT) { [unowned self] in stopNow() }
-        loop.onSignal(SIGQUIT) { [unowned self] in stopNow() }
+        loop.onSignal(SIGTERM) { [unowned self, unowned server] in stopGracefully(server) }
+        loop.onSignal(SIGINT) { [unowned self, unowned loop] in stopNow(loop) }
+        loop.onSignal(SIGQUIT) { [unowned self, unowned loop] in stopNow(loop) }
         loop.onSignal(SIGUSR1) { [unowned self] in logs.reopen() }
         loop.onSignal(SIGHUP) {}   // the master handles reloads
 
@@ -105,7 +103,7 @@ final class Worker {
         tellMaster(.serving)
         // The heartbeat comes from the loop itself: a loop that is stuck stops it.
         loop.after(Worker.heartbeatInterval(timeout: settings.timeout), repeating: true) { [unowned self] in tellMaster(.heartbeat) }
-        loop.run()
+        withExtendedLifetime(dispatcher) { loop.run() }
         logs.flush()
         return ExitCode.ok
     }
@@ -119,7 +117,8 @@ final class Worker {
 
     /// TERM: take what the kernel already queued on our sockets, stop accepting, finish what is in
     /// flight, then exit.  The master kills us after --graceful-timeout if that takes too long.
-    private func stopGracefully() {
+    private func stopGracefully(_ server: HTTPServer) {
+        let loop = server.loop
         guard !stopping else { return }
         stopping = true
         logs.logger.info("worker exiting gracefully (\(server.inFlight) in flight)")
@@ -142,7 +141,7 @@ final class Worker {
         }
     }
 
-    private func stopNow() {
+    private func stopNow(_ loop: EventLoop) {
         logs.logger.info("worker exiting now")
         loop.stop()
     }

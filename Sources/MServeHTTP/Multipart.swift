@@ -30,30 +30,30 @@ public struct MultipartForm: Sendable, Equatable {
         return nil
     }
 
-    /// Parses the body; a malformed one is a `ModelInputError` naming what is wrong (400).
+    /// Parses the body; a malformed one is a `MultipartError` naming what is wrong (400).
     public static func parse(_ body: [UInt8], boundary: String) throws -> MultipartForm {
         let delimiter = Array("--\(boundary)".utf8)
         var form = MultipartForm()
-        guard var pos = find(delimiter, in: body, from: 0) else { throw ModelInputError("multipart body without its boundary") }
+        guard var pos = find(delimiter, in: body, from: 0) else { throw MultipartError("multipart body without its boundary") }
         var parts = 0
         while true {
             pos += delimiter.count
             // "--" after a delimiter ends the body.
             if pos + 2 <= body.count && body[pos] == UInt8(ascii: "-") && body[pos + 1] == UInt8(ascii: "-") { return form }
-            guard let lineEnd = find([0x0D, 0x0A], in: body, from: pos) else { throw ModelInputError("multipart body ends without its closing boundary") }
+            guard let lineEnd = find([0x0D, 0x0A], in: body, from: pos) else { throw MultipartError("multipart body ends without its closing boundary") }
             pos = lineEnd + 2
             guard let headEnd = find([0x0D, 0x0A, 0x0D, 0x0A], in: body, from: pos) else {
-                throw ModelInputError("multipart part without the blank line after its headers")
+                throw MultipartError("multipart part without the blank line after its headers")
             }
             let headers = String(decoding: body[pos..<headEnd], as: UTF8.self).components(separatedByCRLF: ())
             pos = headEnd + 4
             guard let next = find([0x0D, 0x0A] + delimiter, in: body, from: pos) else {
-                throw ModelInputError("multipart part without a boundary after it")
+                throw MultipartError("multipart part without a boundary after it")
             }
             let data = Array(body[pos..<next])
             pos = next + 2
             parts += 1
-            if parts > maxParts { throw ModelInputError("more than \(maxParts) multipart parts") }
+            if parts > maxParts { throw MultipartError("more than \(maxParts) multipart parts") }
 
             var name: String?
             var filename: String?
@@ -70,7 +70,7 @@ public struct MultipartForm: Sendable, Equatable {
                     type = value
                 }
             }
-            guard let name else { throw ModelInputError("multipart part without a name in Content-Disposition") }
+            guard let name else { throw MultipartError("multipart part without a name in Content-Disposition") }
             if let filename {
                 form.files.append(UploadedFile(field: name, filename: filename, contentType: type, data: data))
             } else {
@@ -111,4 +111,11 @@ extension String {
     fileprivate func components(separatedByCRLF: ()) -> [String] {
         split(separator: "\r\n", omittingEmptySubsequences: true).map(String.init)
     }
+}
+
+/// A multipart body that cannot be read, and why (the handler answers 400 with the message).
+public struct MultipartError: Error, CustomStringConvertible {
+    public let message: String
+    public init(_ message: String) { self.message = message }
+    public var description: String { message }
 }

@@ -1,5 +1,5 @@
 import Testing
-@testable import MServe
+@testable import MServeHTTP
 import MServePOSIX
 
 @Suite struct MultipartTests {
@@ -22,7 +22,7 @@ import MServePOSIX
                       "--XyZ\r\nContent-Disposition: form-data; name=\"a\"\r\n\r\nunterminated",
                       "--XyZ\r\nContent-Disposition: form-data; name=\"a\"\r\nno blank line"])
     func malformedBodiesAreInputErrors(_ text: String) {
-        #expect(throws: ModelInputError.self) { try MultipartForm.parse(Array(text.utf8), boundary: "XyZ") }
+        #expect(throws: MultipartError.self) { try MultipartForm.parse(Array(text.utf8), boundary: "XyZ") }
     }
 
     @Test func mediaTypePatterns() {

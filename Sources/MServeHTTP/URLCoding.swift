@@ -1,6 +1,6 @@
 /// Percent-decoding and application/x-www-form-urlencoded parsing.
-enum URLCoding {
-    static func decode<C: Collection>(_ bytes: C, plusIsSpace: Bool) -> String where C.Element == UInt8 {
+package enum URLCoding {
+    package static func decode<C: Collection>(_ bytes: C, plusIsSpace: Bool) -> String where C.Element == UInt8 {
         var out: [UInt8] = []
         out.reserveCapacity(bytes.count)
         var i = bytes.startIndex
@@ -37,7 +37,7 @@ enum URLCoding {
     }
 
     /// "a=1&b=x+y&a=2" -> [("a","1"),("b","x y"),("a","2")]
-    static func parseForm<C: Collection>(_ bytes: C) -> [(String, String)] where C.Element == UInt8, C.SubSequence: Collection {
+    package static func parseForm<C: Collection>(_ bytes: C) -> [(String, String)] where C.Element == UInt8, C.SubSequence: Collection {
         var out: [(String, String)] = []
         for part in bytes.split(separator: UInt8(ascii: "&"), omittingEmptySubsequences: true) {
             if let eq = part.firstIndex(of: UInt8(ascii: "=")) {

@@ -1,5 +1,5 @@
 import Testing
-@testable import MServe
+@testable import MServeHTTP
 import MServePOSIX
 
 @Suite struct RequestParserTests {

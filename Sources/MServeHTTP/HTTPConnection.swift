@@ -1,8 +1,4 @@
 import MServePOSIX
-import CEvent
-#if canImport(Glibc)
-import Glibc
-#endif
 
 /// One client connection: reads, parses one request at a time (pipelined ones wait their turn),
 /// hands it to the server, and writes the answer at once, falling back to a write event only when the
@@ -16,8 +12,8 @@ final class HTTPConnection {
     private var inputStart = 0
     private var output: [UInt8] = []
     private var outputStart = 0
-    private var readEvent: EventHandle!
-    private var writeEvent: EventHandle!
+    private let readEvent: EventHandle
+    private let writeEvent: EventHandle
     private var writeArmed = false
     private var processing = false
     /// A request is with a handler and not yet answered.
@@ -35,8 +31,8 @@ final class HTTPConnection {
     /// is not read from until it catches up.
     private static let backlogLimit = 1 << 20
     /// Set for a rejected request: the client may still be sending what we will not read.
-    var lingerOnClose = false
-    var lastActivity: Double
+    private var lingerOnClose = false
+    private(set) var lastActivity: Double
     /// When the first byte of a request not yet complete arrived: a client that dribbles its
     /// request (slowloris) is closed a client timeout after it started, however steady the drip.
     private(set) var partialSince: Double?
@@ -45,10 +41,12 @@ final class HTTPConnection {
         self.fd = fd
         self.remoteHost = remoteHost
         self.server = server
-        parser = RequestParser(maxHeaderSize: server.settings.maxHeaderSize, maxBodySize: server.settings.maxBodySize)
-        lastActivity = monotonicSeconds()
-        readEvent = server.loop.ioEvent(fd, write: false) { [unowned self] in readable() }
-        writeEvent = server.loop.ioEvent(fd, write: true) { [unowned self] in flushOutput() }
+        parser = RequestParser(maxHeaderSize: server.limits.maxHeaderSize, maxBodySize: server.limits.maxBodySize)
+        lastActivity = server.clock.now()
+        // The events' callbacks reach the connection through the server's registry, which holds it
+        // by descriptor (unique among open connections; a closed one's events are cancelled).
+        readEvent = server.loop.ioEvent(fd, write: false) { [unowned server] in server.connection(fd)?.readable() }
+        writeEvent = server.loop.ioEvent(fd, write: true) { [unowned server] in server.connection(fd)?.flushOutput() }
         readEvent.enable()
     }
 
@@ -57,15 +55,20 @@ final class HTTPConnection {
 
     /// Idle: no request in progress, nothing buffered either way.
     var isIdle: Bool { !busy && inputStart == input.count && outputStart == output.count && !lingering }
-    let acceptedAt = monotonicSeconds()
     /// Requests answered on this connection.
     private(set) var served = 0
 
+    /// What the timeouts are decided from.
+    var activity: ConnectionTimeouts.Activity {
+        ConnectionTimeouts.Activity(lastActivity: lastActivity, partialSince: partialSince, busy: busy, idle: isIdle,
+                                    served: served, lingering: lingering)
+    }
+
     private func readable() {
-        let n = server.readScratch.withUnsafeMutableBytes { read(fd, $0.baseAddress, $0.count) }
-        if n > 0 {
+        switch server.readScratch.withUnsafeMutableBytes({ Socket.read(fd, into: $0) }) {
+        case .data(let n):
             if lingering { return }    // discarded; the linger has a fixed deadline
-            lastActivity = monotonicSeconds()
+            lastActivity = server.clock.now()
             if partialSince == nil && inputStart == input.count { partialSince = lastActivity }
             if inputStart == input.count {
                 input.removeAll(keepingCapacity: true)
@@ -76,11 +79,11 @@ final class HTTPConnection {
             }
             server.readScratch.withUnsafeBufferPointer { input.append(contentsOf: $0[0..<n]) }
             processInput()
-            if !closed && !readPaused && input.count - inputStart > HTTPConnection.backlogLimit + server.settings.maxBodySize {
+            if !closed && !readPaused && input.count - inputStart > HTTPConnection.backlogLimit + server.limits.maxBodySize {
                 readPaused = true
                 readEvent.disarm()
             }
-        } else if n == 0 {
+        case .end:
             // The client will send no more: answer the complete requests it sent, then close.  A
             // request still waiting for the model is dropped (most clients that stop sending have left).
             peerClosed = true
@@ -88,7 +91,9 @@ final class HTTPConnection {
             if busy { current?.clientGone() }
             processInput()
             if !busy && outputStart == output.count { close() }
-        } else if errno != EAGAIN && errno != EINTR {
+        case .wouldBlock:
+            break
+        case .failed:
             close()
         }
     }
@@ -103,10 +108,10 @@ final class HTTPConnection {
             let result = input.withUnsafeBufferPointer { parser.parse(UnsafeBufferPointer(rebasing: $0[inputStart...])) }
             switch result {
             case .needMore:
-                if partialSince == nil { partialSince = monotonicSeconds() }
+                if partialSince == nil { partialSince = server.clock.now() }
                 return
             case .expectsContinue:
-                write(Array("HTTP/1.1 100 Continue\r\n\r\n".utf8), close: false)
+                write(ResponseSerializer.continueLine, close: false)
                 return
             case .request(let head, let body, let consumed):
                 inputStart += consumed
@@ -117,23 +122,25 @@ final class HTTPConnection {
                     readPaused = false
                     readEvent.enable()
                 }
-                let request = HTTPRequest(head: head, body: body, remoteHost: remoteHost,
-                                          startTime: monotonicSeconds(), connection: self)
+                let request = HTTPRequest(head: head, body: body, remoteHost: remoteHost, startTime: server.clock.now(),
+                                          response: ResponseWriter(connection: self, server: server, head: head))
                 current = request
                 server.received(request)
             case .error(let e):
                 // The rest of what this client sent cannot be trusted to be framed right.
                 inputStart = input.count
                 busy = true
-                server.rejected(e, on: self)
+                server.rejected(e, remoteHost: remoteHost,
+                                response: ResponseWriter(connection: self, server: server, head: e.head, rejected: true))
                 return
             }
         }
     }
 
     /// Queues a response (or an interim 100 Continue) and writes what the socket takes now.
-    func write(_ bytes: [UInt8], close: Bool, finishesRequest: Bool = false) {
+    func write(_ bytes: [UInt8], close: Bool, finishesRequest: Bool = false, linger: Bool = false) {
         guard !closed else { return }
+        if linger { lingerOnClose = true }
         if finishesRequest {
             busy = false
             served += 1
@@ -150,19 +157,17 @@ final class HTTPConnection {
 
     private func flushOutput() {
         while outputStart < output.count {
-            let n = output.withUnsafeBytes { send(fd, $0.baseAddress! + outputStart, $0.count - outputStart, Int32(MSG_NOSIGNAL)) }
-            if n > 0 {
+            switch output.withUnsafeBytes({ Socket.send(fd, UnsafeRawBufferPointer(rebasing: $0[outputStart...])) }) {
+            case .sent(let n):
                 outputStart += n
-                lastActivity = monotonicSeconds()
-            } else if n < 0 && errno == EINTR {
-                continue
-            } else if n < 0 && errno == EAGAIN {
+                lastActivity = server.clock.now()
+            case .wouldBlock:
                 if !writeArmed {
                     writeArmed = true
                     writeEvent.enable()
                 }
                 return
-            } else {
+            case .failed:
                 close()
                 return
             }
@@ -184,15 +189,13 @@ final class HTTPConnection {
     /// After a response marked close: close at once if the client has nothing more in flight,
     /// otherwise shut our side and drain theirs for a moment (lingering close).
     private func finishClose() {
-        var pending: Int32 = 0
-        _ = ioctl(fd, UInt(FIONREAD), &pending)
-        if inputStart == input.count && pending == 0 && !lingerOnClose {
+        if inputStart == input.count && Socket.pendingInput(fd) == 0 && !lingerOnClose {
             close()
             return
         }
         lingering = true
-        lastActivity = monotonicSeconds()
-        shutdown(fd, Int32(SHUT_WR))
+        lastActivity = server.clock.now()
+        Socket.shutdownOutput(fd)
     }
 
     func close() {
@@ -201,7 +204,7 @@ final class HTTPConnection {
         if busy { current?.clientGone() }
         readEvent.cancel()
         writeEvent.cancel()
-        Glibc.close(fd)
+        Socket.close(fd)
         server.closed(self)
     }
 }

@@ -1,6 +1,6 @@
 extension String {
     /// Header names compare without regard to ASCII case, and without allocating.
-    func equalsIgnoringASCIICase(_ other: String) -> Bool {
+    package func equalsIgnoringASCIICase(_ other: String) -> Bool {
         var a = self, b = other
         return a.withUTF8 { x in
             b.withUTF8 { y in
@@ -16,7 +16,7 @@ extension String {
 
     /// Whether `needle` occurs in the text, byte for byte.  (The standard library's
     /// `contains(_: some StringProtocol)` without Foundation builds a search table per call: ~2 µs.)
-    func containsBytes(_ needle: String) -> Bool {
+    package func containsBytes(_ needle: String) -> Bool {
         var hay = self, n = needle
         return hay.withUTF8 { h in
             n.withUTF8 { p in
@@ -33,7 +33,7 @@ extension String {
     }
 
     /// Whether the text holds a CR or LF, which would split a header line.
-    var containsLineBreak: Bool {
+    package var containsLineBreak: Bool {
         var s = self
         return s.withUTF8 { $0.contains { $0 == 0x0D || $0 == 0x0A } }
     }
@@ -41,7 +41,7 @@ extension String {
 
 extension Array where Element == UInt8 {
     /// Decimal digits of n, without the String that `String(n)` would allocate.
-    mutating func appendDecimal(_ n: Int) {
+    package mutating func appendDecimal(_ n: Int) {
         if n < 0 {
             append(UInt8(ascii: "-"))
             appendDecimal(0 - n)
@@ -49,5 +49,15 @@ extension Array where Element == UInt8 {
         }
         if n >= 10 { appendDecimal(n / 10) }
         append(UInt8(48 + n % 10))
+    }
+}
+
+extension StringProtocol {
+    /// Without leading and trailing spaces and tabs (HTTP's optional whitespace).
+    package func trimmingSpaces() -> String {
+        var s = Substring(self)
+        while let f = s.first, f == " " || f == "\t" { s = s.dropFirst() }
+        while let l = s.last, l == " " || l == "\t" { s = s.dropLast() }
+        return String(s)
     }
 }

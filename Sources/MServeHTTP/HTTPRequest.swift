@@ -13,14 +13,8 @@ public final class HTTPRequest {
     /// Content-Type and X-Request-Id as sent.
     public let contentType: String?
     public let requestID: String?
-    /// The connection the answer goes to; nil once the client has gone.
-    weak var connection: HTTPConnection?
-    /// The model series this request counts under in the metrics (nil: no model).
-    var metricsModel: Int?
-    /// A streamed answer: whether it ends by closing the connection, and what was sent so far.
-    var streamCloses = false
-    var streamedBytes = 0
-    var streamedPieces = 0
+    /// Where the answer goes.
+    public let response: ResponseWriter
     /// Called once if the client closes its connection before this request is answered.
     public var onClientGone: (() -> Void)?
 
@@ -29,15 +23,14 @@ public final class HTTPRequest {
         onClientGone = nil
         f?()
     }
-    private var cachedJSON: Result<JSON, JSONParseError>?
     private var cachedMediaType: String??
 
-    init(head: RequestHead, body: [UInt8], remoteHost: String, startTime: Double, connection: HTTPConnection?) {
+    init(head: RequestHead, body: [UInt8], remoteHost: String, startTime: Double, response: ResponseWriter) {
         self.head = head
         self.body = body
         self.remoteHost = remoteHost
         self.startTime = startTime
-        self.connection = connection
+        self.response = response
         var t = Substring(head.target)
         // Absolute form ("http://host/path") is routed by its path.
         if t.hasPrefix("http://") || t.hasPrefix("https://") {
@@ -74,15 +67,6 @@ public final class HTTPRequest {
     /// Every value of a header, in order.
     public func headers(_ name: String) -> [String] {
         head.headers.filter { $0.name.equalsIgnoringASCIICase(name) }.map(\.value)
-    }
-
-    /// The body parsed as JSON, once.
-    public var json: Result<JSON, JSONParseError> {
-        if let cachedJSON { return cachedJSON }
-        let r: Result<JSON, JSONParseError>
-        do throws(JSONParseError) { r = .success(try JSONParser.parse(body)) } catch { r = .failure(error) }
-        cachedJSON = r
-        return r
     }
 
     /// The media type of Content-Type, lower-cased, without parameters ("application/json").

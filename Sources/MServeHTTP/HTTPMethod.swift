@@ -4,25 +4,9 @@ public enum HTTPMethod: String, Sendable, CaseIterable {
     case UNKNOWN
 
     /// Methods are case-sensitive (RFC 9110): "get" is not GET.
-    init(name: String) {
+    package init(name: String) {
         self = HTTPMethod(rawValue: name).flatMap { $0 == .UNKNOWN ? nil : $0 } ?? .UNKNOWN
     }
-}
-
-/// Thrown by handlers (and by the server itself) to answer with an error status and a JSON body
-/// `{"recordid": ..., "error": {"code": ..., "message": ...}}`.
-public struct HTTPError: Error, CustomStringConvertible {
-    public let status: Int
-    public let message: String
-    public var headers: [(String, String)]
-
-    public init(_ status: Int, _ message: String? = nil, headers: [(String, String)] = []) {
-        self.status = status
-        self.message = message ?? HTTPStatus.reason(status)
-        self.headers = headers
-    }
-
-    public var description: String { "HTTP \(status): \(message)" }
 }
 
 public enum HTTPStatus {
@@ -56,6 +40,7 @@ public enum HTTPStatus {
         case 502: return "Bad Gateway"
         case 503: return "Service Unavailable"
         case 504: return "Gateway Timeout"
+        case 505: return "HTTP Version Not Supported"
         default: return code < 400 ? "OK" : "Error"
         }
     }

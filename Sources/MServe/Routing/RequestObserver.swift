@@ -1,0 +1,93 @@
+import MServeHTTP
+import MServePOSIX
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// The one place that records a request: its request line in the error log when it arrives, and
+/// when it is answered the response line, the access-log line and the scoreboard's counts.
+public final class RequestObserver {
+    let logger: Logger
+    let accessLog: AccessLog?
+    let logBodyLimit: Int
+    /// This worker's record in the server-wide counters (nil in in-process tests).
+    let scoreboard: Scoreboard?
+    let scoreboardRecord: Int?
+    private let pid = getpid()
+    /// Requests in flight, to publish with each answer.
+    var inFlight: () -> Int = { 0 }
+
+    package init(logger: Logger, accessLog: AccessLog?, logBodyLimit: Int, scoreboard: Scoreboard? = nil, scoreboardRecord: Int? = nil) {
+        self.logger = logger
+        self.accessLog = accessLog
+        self.logBodyLimit = logBodyLimit
+        self.scoreboard = scoreboard
+        self.scoreboardRecord = scoreboardRecord
+    }
+
+    /// A request was received (or, with `rejection`, refused while parsing).
+    func started(method: String, target: String, body: [UInt8], recordID: String, rejection: String? = nil) {
+        if let scoreboard, let r = scoreboardRecord { scoreboard.setInFlight(r, inFlight()) }
+        logger.log(.info, recordID: recordID) { line in
+            line.append(contentsOf: "request: ".utf8)
+            LogText.appendEscaped(method, to: &line)
+            line.append(UInt8(ascii: " "))
+            LogText.appendEscaped(target, to: &line)
+            if let rejection {
+                line.append(contentsOf: " (rejected: ".utf8)
+                LogText.appendEscaped(rejection, to: &line)
+                line.append(UInt8(ascii: ")"))
+            } else {
+                line.append(UInt8(ascii: " "))
+                appendExcerpt(body, to: &line)
+            }
+        }
+    }
+
+    /// What a request was answered with; `logged` is the body (or a stream's summary) for the log line.
+    struct Answer {
+        var method: String
+        var target: String
+        var httpVersion: String
+        var remoteHost: String
+        var userAgent: String?
+        var referer: String?
+        var status: Int
+        var logged: [UInt8]
+        var bytes: Int
+        var recordID: String
+        var started: Double
+        var model: Int?
+    }
+
+    func finished(_ a: Answer) {
+        let seconds = monotonicSeconds() - a.started
+        if let scoreboard, let r = scoreboardRecord {
+            scoreboard.countRequest(r, model: a.model, status: a.status, seconds: seconds)
+            scoreboard.setInFlight(r, inFlight())
+        }
+        let level: LogLevel = a.status >= 500 ? .error : (a.status >= 400 ? .warning : .info)
+        logger.log(level, recordID: a.recordID) { line in
+            line.append(contentsOf: "response: ".utf8)
+            line.appendDecimal(a.status)
+            line.append(UInt8(ascii: " "))
+            appendExcerpt(a.logged, to: &line)
+        }
+        accessLog?.log(AccessLog.Entry(
+            remoteHost: a.remoteHost, method: a.method, target: a.target, httpVersion: a.httpVersion, status: a.status,
+            bytes: a.bytes, referer: a.referer, userAgent: a.userAgent, durationSeconds: seconds, pid: pid, recordID: a.recordID))
+    }
+
+    /// The inference's time in the queue and in the model (histograms).
+    func observeInference(model: Int?, queued: Double, ran: Double) {
+        guard let scoreboard, let r = scoreboardRecord else { return }
+        scoreboard.observe(r, model: model, .queue, queued)
+        scoreboard.observe(r, model: model, .inference, ran)
+    }
+
+    /// The first log_body_limit bytes of a body, escaped, with the full size when it was cut.
+    private func appendExcerpt(_ body: [UInt8], to line: inout [UInt8]) {
+        LogText.appendEscaped(bytes: body[0..<min(logBodyLimit, body.count)], to: &line)
+        if body.count > logBodyLimit { line.append(contentsOf: "...(\(body.count) bytes)".utf8) }
+    }
+}

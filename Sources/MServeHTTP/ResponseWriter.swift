@@ -1,0 +1,72 @@
+/// How one request is answered: whole (`respond`) or as a stream (`beginStream`, `writeChunk`,
+/// `endStream`).  It decides the framing (Content-Length, chunked, or ended by closing for
+/// HTTP/1.0) and whether the connection stays open; it writes nothing once the client has gone.
+public final class ResponseWriter {
+    private weak var connection: HTTPConnection?
+    private unowned let server: HTTPServer
+    private let head: RequestHead?
+    /// A request the parser refused: what the client still sends is drained before closing.
+    private let rejected: Bool
+    public private(set) var finished = false
+    public private(set) var streaming = false
+    private var streamCloses = false
+    /// Body bytes sent so far, and pieces of a stream.
+    public private(set) var bodyBytes = 0
+    public private(set) var pieces = 0
+
+    init(connection: HTTPConnection, server: HTTPServer, head: RequestHead?, rejected: Bool = false) {
+        self.connection = connection
+        self.server = server
+        self.head = head
+        self.rejected = rejected
+    }
+
+    /// Whether the client is still there to receive what is written.
+    public var clientConnected: Bool { connection.map { !$0.closed } ?? false }
+
+    /// While stopping, the last answer closes the connection; requests the client already
+    /// pipelined behind this one are answered first, not dropped.
+    private func closes(_ headers: [(String, String)]) -> Bool {
+        guard let head, head.keepAlive, !rejected else { return true }
+        if server.closing && !(connection?.hasBufferedInput ?? false) { return true }
+        return headers.contains { $0.0.equalsIgnoringASCIICase("Connection") && $0.1.equalsIgnoringASCIICase("close") }
+    }
+
+    public func respond(status: Int, headers: [(String, String)], body: [UInt8]) {
+        guard !finished, !streaming else { return }
+        finished = true
+        bodyBytes = body.count
+        server.answered()
+        guard let connection else { return }
+        let close = closes(headers)
+        let bytes = ResponseSerializer.serialize(status: status, headers: headers, body: head?.method == .HEAD ? [] : body,
+                                                 bodyLength: body.count, close: close,
+                                                 keepAliveHeader: head?.minorVersion == 0 && !close, date: server.date())
+        connection.write(bytes, close: close, finishesRequest: true, linger: rejected)
+    }
+
+    /// Sends the head of a streamed response; pieces follow with `writeChunk`, the end with `endStream`.
+    public func beginStream(status: Int, headers: [(String, String)]) {
+        guard !finished, !streaming else { return }
+        streaming = true
+        // HTTP/1.0 has no chunked encoding: the body ends when the connection closes.
+        streamCloses = closes(headers) || head?.minorVersion == 0
+        connection?.write(ResponseSerializer.serialize(status: status, headers: headers, body: [], bodyLength: nil,
+                                                       close: streamCloses, keepAliveHeader: false, date: server.date()),
+                          close: false)
+    }
+
+    public func writeChunk(_ bytes: [UInt8]) {
+        guard streaming, !finished, !bytes.isEmpty else { return }
+        bodyBytes += bytes.count
+        pieces += 1
+        connection?.write(streamCloses ? bytes : ResponseSerializer.chunk(bytes), close: false)
+    }
+
+    public func endStream() {
+        guard streaming, !finished else { return }
+        finished = true
+        server.answered()
+        connection?.write(streamCloses ? [] : ResponseSerializer.lastChunk, close: streamCloses, finishesRequest: true)
+    }
+}
