@@ -35,7 +35,8 @@ final class InferenceJob: @unchecked Sendable {
 /// then holds at least two full batches, so that the next batches form while one runs.
 package final class ModelRunner: @unchecked Sendable {
     let model: ServedModel
-    let runtime: ModelRuntime
+    let policy: QueuePolicy
+    var runtime: ModelRuntime { policy.runtime }
     private let lock = ConditionLock()
     private var queue: [InferenceJob] = []
     private var head = 0
@@ -44,7 +45,6 @@ package final class ModelRunner: @unchecked Sendable {
     /// Jobs running, and threads running them (equal unless the model batches).
     private var running = 0
     private var busyThreads = 0
-    private let capacity: Int
     /// What the model threads produced, in order, for the loop to deliver.
     private enum Output { case piece(JSON), result(Result<JSON, any Error>) }
     private var outputs: [(InferenceJob, Output)] = []
@@ -52,14 +52,15 @@ package final class ModelRunner: @unchecked Sendable {
     private var batches: [Int] = []
     /// Runs on the loop thread with the inputs of each forward pass of a batching model (metrics).
     package var onBatch: ((Int) -> Void)?
-    private var wake: EventHandle!
+    private let wake: EventHandle
 
     package init(model: ServedModel, runtime: ModelRuntime, loop: EventLoop) throws {
         self.model = model
-        self.runtime = runtime
-        let batching = model.instance is any BatchingModel
-        capacity = runtime.concurrency + (batching ? max(runtime.queueSize, 2 * runtime.maxBatchSize) : runtime.queueSize)
-        wake = loop.userEvent { [unowned self] in deliver() }
+        policy = QueuePolicy(runtime: runtime, batching: model.instance is any BatchingModel)
+        // The event reaches the runner through a box filled once the runner exists.
+        let target = WeakRunner()
+        wake = loop.userEvent { target.runner?.deliver() }
+        target.runner = self
         let box = UncheckedBox(model.instance)
         for _ in 0..<runtime.concurrency {
             try NativeThread.start { [unowned self] in serve(box.value) }
@@ -72,7 +73,7 @@ package final class ModelRunner: @unchecked Sendable {
     /// Loop thread: queues the job, or returns false when the model is at its limit.
     func submit(_ job: InferenceJob) -> Bool {
         lock.withLock {
-            guard busyThreads + waiting < capacity else { return false }
+            guard policy.admits(busyThreads: busyThreads, waiting: waiting) else { return false }
             queue.append(job)
             waiting += 1
             lock.signal()
@@ -103,7 +104,7 @@ package final class ModelRunner: @unchecked Sendable {
     private func serve(_ instance: any Model) {
         let batching = instance as? any BatchingModel
         while true {
-            let jobs = lock.withLock { take(batching: batching != nil) }
+            let jobs = lock.withLock { take() }
             let started = monotonicSeconds()
             var results: [Result<JSON, any Error>]
             if let batching, jobs[0].onPiece == nil {
@@ -144,24 +145,25 @@ package final class ModelRunner: @unchecked Sendable {
 
     /// Under the lock: waits for the next wanted job; for a batching model, adds queued ones (none
     /// that streams) while they fit in `maxBatchSize`, waiting up to `batchTimeout` for more.
-    private func take(batching: Bool) -> [InferenceJob] {
+    private func take() -> [InferenceJob] {
         var jobs = [next()]
         busyThreads += 1
-        guard batching, jobs[0].onPiece == nil else { return jobs }
         var cost = jobs[0].cost
-        let deadline = monotonicSeconds() + runtime.batchTimeout
-        while cost < runtime.maxBatchSize {
-            if let j = peek() {
-                guard j.onPiece == nil, cost + j.cost <= runtime.maxBatchSize else { break }
-                jobs.append(next())
+        let deadline = policy.deadline(startedAt: monotonicSeconds())
+        while true {
+            let candidate = peek()
+            switch policy.next(cost: cost, firstStreams: jobs[0].onPiece != nil,
+                               candidate: candidate.map { ($0.cost, $0.onPiece != nil) }, now: monotonicSeconds(), deadline: deadline) {
+            case .add:
+                let j = next()
+                jobs.append(j)
                 cost += j.cost
-            } else if runtime.batchTimeout > 0, monotonicSeconds() < deadline {
-                lock.wait(until: deadline)
-            } else {
-                break
+            case .wait(let until):
+                lock.wait(until: until)
+            case .run:
+                return jobs
             }
         }
-        return jobs
     }
 
     /// The first queued job still wanted, left in the queue (abandoned ones ahead of it are dropped).
@@ -203,7 +205,7 @@ package final class ModelRunner: @unchecked Sendable {
     }
 
     /// Loop thread: hands on what the model threads produced, pieces before their job's result.
-    private func deliver() {
+    fileprivate func deliver() {
         let (ready, passes): ([(InferenceJob, Output)], [Int]) = lock.withLock {
             defer { outputs.removeAll(); batches.removeAll() }
             return (outputs, batches)
@@ -220,4 +222,9 @@ package final class ModelRunner: @unchecked Sendable {
             }
         }
     }
+}
+
+/// How the loop's wake-up event reaches its runner without a reference cycle or an unset property.
+private final class WeakRunner {
+    weak var runner: ModelRunner?
 }
