@@ -123,4 +123,46 @@ import MServePOSIX
         }
         _ = try ConfigFile.load(text: text, path: "conf/mserve.toml", into: Settings())
     }
+
+    /// The README's options table is the command line's documentation: every flag of the table is
+    /// in a row whose default cell shows the table's default, and every flag in a row exists.
+    @Test func readmeOptionsTableAgreesWithTheSettingTable() throws {
+        let path = #filePath.split(separator: "/").dropLast(3).joined(separator: "/")
+        let readme = try ConfigFile.read("/" + path + "/README.md")
+        let rows = readme.split(separator: "\n").filter { $0.hasPrefix("| `-") }.map { row in
+            row.split(separator: "|", omittingEmptySubsequences: false).map { String($0.drop { $0 == " " }.reversed().drop { $0 == " " }.reversed()) }
+        }
+        #expect(rows.count > 20)
+        func flags(_ cell: String) -> [String] {
+            cell.split(whereSeparator: { " ,`".contains($0) }).map(String.init).filter { $0.hasPrefix("-") }
+        }
+        for s in SettingTable.all where !s.flags.isEmpty {
+            let row = rows.first { r in s.flags.allSatisfy { flags(r[1]).contains($0) } }
+            #expect(row != nil, "README's options table has no row for \(s.flags.joined(separator: ", "))")
+            guard let row, s.metavar != nil else { continue }
+            #expect(row[2].contains(s.defaultText), "README gives \(row[2]) as the default of \(s.key); the table says \(s.defaultText)")
+        }
+        let known = Set(SettingTable.all.flatMap(\.flags) + ["-h", "--help", "-v", "--version"])
+        for r in rows { for f in flags(r[1]) { #expect(known.contains(f), "README names \(f), which mserve does not have") } }
+    }
+
+    @Test func defaultsComeFromSettingsAndShowAsWritten() {
+        let shown = Dictionary(uniqueKeysWithValues: SettingTable.all.map { ($0.key, $0.defaultText) })
+        #expect(shown["max_body_size"] == "10m" && shown["max_header_size"] == "16k")
+        #expect(shown["timeout"] == "30" && shown["keepalive"] == "5" && shown["log_level"] == "info")
+        #expect(shown["bind"] == "127.0.0.1:8000" && shown["pid"] == "none" && shown["preload"] == "off")
+    }
+
+    @Test func perModelKeysAndRestartOnlyKeysAreDeclaredInTheTable() throws {
+        #expect(SettingTable.perModelKeys == ["limit_concurrency", "queue_size", "request_timeout", "max_batch_size", "batch_timeout_ms"])
+        let restart = Set(SettingTable.all.filter { $0.reload == .restart }.map(\.key))
+        #expect(restart == ["bind", "pid", "access_logfile", "error_logfile", "preload"])
+        // A per-model value goes through the global key's validator.
+        #expect(throws: ConfigError("c.toml: model.demo.queue_size: must be at least 0, got -1")) {
+            try parse(["-c", "c.toml"], files: ["c.toml": "models = [\"demo\"]\n[model.demo]\nqueue_size = -1"])
+        }
+        let s = try parse(["-c", "c.toml"], files: ["c.toml": "models = [\"demo\"]\n[model.demo]\nrequest_timeout = 2.5\nbatch_timeout_ms = 7"])
+        #expect(s.runtime(forModel: "demo").requestTimeout == 2.5)
+        #expect(s.runtime(forModel: "demo").batchTimeout == 0.007)
+    }
 }

@@ -1,7 +1,7 @@
 import MServeHTTP
 /// Everything the master and its workers are configured with, after defaults, the config file and
 /// the command line have been applied in that order.
-public struct Settings: Sendable {
+public struct Settings: Sendable, Equatable {
     public var models: [String] = []
     public var binds: [String] = ["127.0.0.1:8000"]
     public var workers = 1
@@ -47,7 +47,7 @@ public struct Settings: Sendable {
 public struct ModelSettings: Sendable, Equatable {
     public var device = "cpu"
     public var options: [String: JSON] = [:]
-    /// Per-model values of limit_concurrency, queue_size and request_timeout, where the table sets them.
+    /// Per-model values of the settings whose scope is per-model (SettingTable), where the table sets them.
     public var limitConcurrency: Int?
     public var queueSize: Int?
     public var requestTimeout: Double?
@@ -58,9 +58,6 @@ public struct ModelSettings: Sendable, Equatable {
         self.device = device
         self.options = options
     }
-
-    /// The keys of a `[model.NAME]` table that are the server's, not the model's options.
-    package static let runtimeKeys: Set<String> = ["limit_concurrency", "queue_size", "request_timeout", "max_batch_size", "batch_timeout_ms"]
 }
 
 /// How a worker runs one model: its threads, queue and deadline.

@@ -6,22 +6,6 @@ public enum Invocation: Equatable {
     case version
 }
 
-extension Settings: Equatable {
-    public static func == (a: Settings, b: Settings) -> Bool {
-        a.models == b.models && a.binds == b.binds && a.workers == b.workers && a.backlog == b.backlog
-            && a.gracefulTimeout == b.gracefulTimeout && a.timeout == b.timeout && a.bootTimeout == b.bootTimeout && a.clientTimeout == b.clientTimeout
-            && a.keepAlive == b.keepAlive
-            && a.maxBodySize == b.maxBodySize && a.maxHeaderSize == b.maxHeaderSize
-            && a.accessLogfile == b.accessLogfile && a.errorLogfile == b.errorLogfile
-            && a.logLevel == b.logLevel && a.logBodyLimit == b.logBodyLimit && a.pidfile == b.pidfile
-            && a.healthPath == b.healthPath && a.readyPath == b.readyPath && a.metricsPath == b.metricsPath
-            && a.maxRequests == b.maxRequests && a.maxRequestsJitter == b.maxRequestsJitter
-            && a.limitConcurrency == b.limitConcurrency && a.queueSize == b.queueSize && a.requestTimeout == b.requestTimeout
-            && a.maxBatchSize == b.maxBatchSize && a.batchTimeoutMs == b.batchTimeoutMs && a.modelDir == b.modelDir
-            && a.config == b.config && a.checkConfig == b.checkConfig && a.preload == b.preload && a.modelSettings == b.modelSettings
-    }
-}
-
 /// gunicorn's command line: `mserve [options] MODEL [MODEL...]`.  Flags are applied after the
 /// config file, so they override it.
 public enum CommandLineParser {

@@ -52,17 +52,8 @@ public enum ConfigFile {
                     throw ConfigError("\(path): model.\(name).device: expected a non-empty string")
                 }
                 m.device = d
-            } else if ModelSettings.runtimeKeys.contains(key), let setting = SettingTable.setting(forKey: key) {
-                // The same checks as the global key, applied to a scratch copy.
-                var scratch = Settings()
-                try setting.set(&scratch, json(value), source: "\(path): model.\(name).\(key)", fromCommandLine: false)
-                switch key {
-                case "limit_concurrency": m.limitConcurrency = scratch.limitConcurrency
-                case "queue_size": m.queueSize = scratch.queueSize
-                case "max_batch_size": m.maxBatchSize = scratch.maxBatchSize
-                case "batch_timeout_ms": m.batchTimeoutMs = scratch.batchTimeoutMs
-                default: m.requestTimeout = scratch.requestTimeout
-                }
+            } else if SettingTable.perModelKeys.contains(key), let setting = SettingTable.setting(forKey: key) {
+                try setting.set(&m, json(value), source: "\(path): model.\(name).\(key)")
             } else {
                 m.options[key] = json(value)
             }

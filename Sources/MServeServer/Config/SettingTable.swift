@@ -1,17 +1,55 @@
 import MServe
-/// Every setting is declared once here; the command-line parser, the config-file loader, `--help`
-/// and the test that checks `conf/mserve.toml` documents every key all read this table
-/// (gunicorn's `config.py` pattern).
+/// Every setting is declared once here: its key and flags, its type and default (the default is
+/// `Settings`'s own value, and --help and the README show it formatted from there), its validator,
+/// whether `[model.NAME]` may override it, and whether HUP applies it or it needs a restart.  The
+/// command-line parser, the config-file loader, --help, the reload and the tests that check
+/// `conf/mserve.toml` and the README's options table all read this table (gunicorn's `config.py`).
 public struct Setting: Sendable {
+    /// Whether a `[model.NAME]` table may set its own value.
+    public enum Scope: Sendable { case global, perModel }
+    /// Whether HUP applies a changed value, or keeps the running one until a restart.
+    public enum Reload: Sendable { case live, restart }
+
     public let key: String
     public let flags: [String]
     /// Shown in --help; nil for a boolean flag that takes no value.
     public let metavar: String?
     public let help: String
-    public let defaultText: String
     /// A repeatable flag: the first use on the command line replaces the file's list, later ones add.
     public let repeatable: Bool
-    let apply: @Sendable (inout Settings, JSON, _ fromCommandLine: Bool) throws(ConfigError) -> Void
+    public let scope: Scope
+    public let reload: Reload
+    private let apply: @Sendable (inout Settings, JSON, _ fromCommandLine: Bool) throws(ConfigError) -> Void
+    private let applyToModel: (@Sendable (inout ModelSettings, JSON) throws(ConfigError) -> Void)?
+    private let format: @Sendable (Settings) -> String
+    private let same: @Sendable (Settings, Settings) -> Bool
+    private let keep: @Sendable (inout Settings, Settings) -> Void
+
+    /// A setting of type `T` at `kp`, read from text (command line) or typed values (TOML) by `parse`,
+    /// which also validates; `model` is where a `[model.NAME]` override goes.
+    static func make<T: Equatable & Sendable>(
+        _ key: String, _ flags: [String], _ kp: WritableKeyPath<Settings, T> & Sendable, metavar: String?,
+        model: (WritableKeyPath<ModelSettings, T?> & Sendable)? = nil, reload: Reload = .live, repeatable: Bool = false,
+        show: @escaping @Sendable (T) -> String, _ help: String,
+        parse: @escaping @Sendable (JSON, _ fromCommandLine: Bool, _ current: T) throws(ConfigError) -> T
+    ) -> Setting {
+        let apply: @Sendable (inout Settings, JSON, Bool) throws(ConfigError) -> Void = { s, v, cli throws(ConfigError) in
+            s[keyPath: kp] = try parse(v, cli, s[keyPath: kp])
+        }
+        var applyToModel: (@Sendable (inout ModelSettings, JSON) throws(ConfigError) -> Void)? = nil
+        if let model {
+            applyToModel = { m, v throws(ConfigError) in m[keyPath: model] = try parse(v, false, Settings()[keyPath: kp]) }
+        }
+        let format: @Sendable (Settings) -> String = { show($0[keyPath: kp]) }
+        let same: @Sendable (Settings, Settings) -> Bool = { $0[keyPath: kp] == $1[keyPath: kp] }
+        let keep: @Sendable (inout Settings, Settings) -> Void = { $0[keyPath: kp] = $1[keyPath: kp] }
+        return Setting(key: key, flags: flags, metavar: metavar, help: help, repeatable: repeatable,
+                       scope: model == nil ? .global : .perModel, reload: reload, apply: apply, applyToModel: applyToModel,
+                       format: format, same: same, keep: keep)
+    }
+
+    /// The default, as --help and the README show it.
+    public var defaultText: String { format(Settings()) }
 
     /// Applies a value from the command line (text) or the config file (typed), naming `source` in errors.
     func set(_ settings: inout Settings, _ value: JSON, source: String, fromCommandLine: Bool) throws(ConfigError) {
@@ -21,12 +59,26 @@ public struct Setting: Sendable {
             throw ConfigError("\(source): \(error.message)")
         }
     }
+
+    /// Applies a `[model.NAME]` override, with the same checks as the global key.
+    func set(_ model: inout ModelSettings, _ value: JSON, source: String) throws(ConfigError) {
+        guard let applyToModel else { throw ConfigError("\(source): not a per-model setting") }
+        do {
+            try applyToModel(&model, value)
+        } catch {
+            throw ConfigError("\(source): \(error.message)")
+        }
+    }
+
+    /// For HUP: whether two configurations agree on this setting, and how to keep the running value.
+    func isSame(_ a: Settings, _ b: Settings) -> Bool { same(a, b) }
+    func keepRunning(_ next: inout Settings, from running: Settings) { keep(&next, running) }
 }
 
 extension Setting {
-    static func int(_ key: String, _ flags: [String], _ kp: WritableKeyPath<Settings, Int> & Sendable,
-                    min: Int, metavar: String = "INT", default d: String, _ help: String) -> Setting {
-        Setting(key: key, flags: flags, metavar: metavar, help: help, defaultText: d, repeatable: false) { s, v, _ throws(ConfigError) in
+    static func int(_ key: String, _ flags: [String], _ kp: WritableKeyPath<Settings, Int> & Sendable, min: Int,
+                    metavar: String = "INT", model: (WritableKeyPath<ModelSettings, Int?> & Sendable)? = nil, _ help: String) -> Setting {
+        make(key, flags, kp, metavar: metavar, model: model, show: { String($0) }, help) { v, _, _ throws(ConfigError) in
             let n: Int
             switch v {
             case .int(let i): n = Int(i)
@@ -36,14 +88,13 @@ extension Setting {
             default: throw ConfigError("expected an integer, got a \(v.typeName)")
             }
             guard n >= min else { throw ConfigError("must be at least \(min), got \(n)") }
-            s[keyPath: kp] = n
+            return n
         }
     }
 
     /// Byte sizes accept a plain number or a suffix: 512k, 10m, 1g.
-    static func size(_ key: String, _ flags: [String], _ kp: WritableKeyPath<Settings, Int> & Sendable,
-                     default d: String, _ help: String) -> Setting {
-        Setting(key: key, flags: flags, metavar: "BYTES", help: help, defaultText: d, repeatable: false) { s, v, _ throws(ConfigError) in
+    static func size(_ key: String, _ flags: [String], _ kp: WritableKeyPath<Settings, Int> & Sendable, _ help: String) -> Setting {
+        make(key, flags, kp, metavar: "BYTES", show: showSize, help) { v, _, _ throws(ConfigError) in
             let n: Int
             switch v {
             case .int(let i): n = Int(i)
@@ -53,7 +104,7 @@ extension Setting {
             default: throw ConfigError("expected a size, got a \(v.typeName)")
             }
             guard n >= 1 else { throw ConfigError("must be at least 1 byte, got \(n)") }
-            s[keyPath: kp] = n
+            return n
         }
     }
 
@@ -67,10 +118,15 @@ extension Setting {
         return Int(lower)
     }
 
+    @Sendable static func showSize(_ n: Int) -> String {
+        for (suffix, shift) in [("g", 30), ("m", 20), ("k", 10)] where n > 0 && n % (1 << shift) == 0 { return "\(n >> shift)\(suffix)" }
+        return String(n)
+    }
+
     /// Seconds, fractions allowed, as gunicorn's timeouts.
     static func seconds(_ key: String, _ flags: [String], _ kp: WritableKeyPath<Settings, Double> & Sendable,
-                        default d: String, _ help: String) -> Setting {
-        Setting(key: key, flags: flags, metavar: "SECONDS", help: help, defaultText: d, repeatable: false) { s, v, _ throws(ConfigError) in
+                        model: (WritableKeyPath<ModelSettings, Double?> & Sendable)? = nil, _ help: String) -> Setting {
+        make(key, flags, kp, metavar: "SECONDS", model: model, show: { $0 == $0.rounded() ? String(Int($0)) : String($0) }, help) { v, _, _ throws(ConfigError) in
             let x: Double
             switch v {
             case .int(let i): x = Double(i)
@@ -81,43 +137,45 @@ extension Setting {
             default: throw ConfigError("expected a number of seconds, got a \(v.typeName)")
             }
             guard x.isFinite, x > 0 else { throw ConfigError("must be a positive number of seconds") }
-            s[keyPath: kp] = x
+            return x
         }
     }
 
     static func string(_ key: String, _ flags: [String], _ kp: WritableKeyPath<Settings, String> & Sendable,
-                       metavar: String, default d: String, _ help: String) -> Setting {
-        Setting(key: key, flags: flags, metavar: metavar, help: help, defaultText: d, repeatable: false) { s, v, _ throws(ConfigError) in
+                       metavar: String, reload: Reload = .live, _ help: String) -> Setting {
+        make(key, flags, kp, metavar: metavar, reload: reload, show: { $0 }, help) { v, _, _ throws(ConfigError) in
             guard case .string(let t) = v, !t.isEmpty else { throw ConfigError("expected a non-empty string") }
-            s[keyPath: kp] = t
+            return t
         }
     }
 
     static func optionalString(_ key: String, _ flags: [String], _ kp: WritableKeyPath<Settings, String?> & Sendable,
-                               metavar: String, _ help: String) -> Setting {
-        Setting(key: key, flags: flags, metavar: metavar, help: help, defaultText: "none", repeatable: false) { s, v, _ throws(ConfigError) in
+                               metavar: String, reload: Reload = .live, _ help: String) -> Setting {
+        make(key, flags, kp, metavar: metavar, reload: reload, show: { $0 ?? "none" }, help) { v, _, _ throws(ConfigError) in
             guard case .string(let t) = v, !t.isEmpty else { throw ConfigError("expected a non-empty string") }
-            s[keyPath: kp] = t
+            return t
         }
     }
 
-    static func flag(_ key: String, _ flags: [String], _ kp: WritableKeyPath<Settings, Bool> & Sendable, _ help: String) -> Setting {
-        Setting(key: key, flags: flags, metavar: nil, help: help, defaultText: "false", repeatable: false) { s, v, _ throws(ConfigError) in
+    static func flag(_ key: String, _ flags: [String], _ kp: WritableKeyPath<Settings, Bool> & Sendable,
+                     reload: Reload = .live, _ help: String) -> Setting {
+        make(key, flags, kp, metavar: nil, reload: reload, show: { $0 ? "on" : "off" }, help) { v, _, _ throws(ConfigError) in
             switch v {
-            case .bool(let b): s[keyPath: kp] = b
-            case .string("true"): s[keyPath: kp] = true
-            case .string("false"): s[keyPath: kp] = false
+            case .bool(let b): return b
+            case .string("true"): return true
+            case .string("false"): return false
             default: throw ConfigError("expected true or false")
             }
         }
     }
 
     static func list(_ key: String, _ flags: [String], _ kp: WritableKeyPath<Settings, [String]> & Sendable,
-                     metavar: String, default d: String, _ help: String) -> Setting {
-        Setting(key: key, flags: flags, metavar: metavar, help: help, defaultText: d, repeatable: true) { s, v, fromCommandLine throws(ConfigError) in
+                     metavar: String, reload: Reload = .live, _ help: String) -> Setting {
+        make(key, flags, kp, metavar: metavar, reload: reload, repeatable: true,
+             show: { $0.isEmpty ? "none" : $0.joined(separator: ", ") }, help) { v, fromCommandLine, current throws(ConfigError) in
             switch v {
             case .string(let t) where !t.isEmpty:
-                s[keyPath: kp] = fromCommandLine ? s[keyPath: kp] + [t] : [t]
+                return fromCommandLine ? current + [t] : [t]
             case .array(let items):
                 var out: [String] = []
                 for item in items {
@@ -125,7 +183,7 @@ extension Setting {
                     out.append(t)
                 }
                 guard !out.isEmpty else { throw ConfigError("must not be empty") }
-                s[keyPath: kp] = out
+                return out
             default: throw ConfigError("expected a string or a list of strings")
             }
         }
@@ -136,70 +194,71 @@ public enum SettingTable {
     public static let all: [Setting] = [
         .optionalString("config", ["-c", "--config"], \.config, metavar: "FILE",
                         "Load settings from this TOML file (see conf/mserve.toml); command-line flags override it."),
-        .list("bind", ["-b", "--bind"], \.binds, metavar: "ADDRESS", default: "127.0.0.1:8000",
+        .list("bind", ["-b", "--bind"], \.binds, metavar: "ADDRESS", reload: .restart,
               "Listen on HOST:PORT ([HOST]:PORT for IPv6). Repeat to listen on several addresses; port 0 picks a free port."),
-        .int("workers", ["-w", "--workers"], \.workers, min: 1, default: "1",
+        .int("workers", ["-w", "--workers"], \.workers, min: 1,
              "Number of worker processes; each owns its own instance of every model."),
-        .int("backlog", ["--backlog"], \.backlog, min: 1, default: "2048",
+        .int("backlog", ["--backlog"], \.backlog, min: 1,
              "Connections the kernel may queue on each worker's socket before refusing more."),
-        .seconds("graceful_timeout", ["--graceful-timeout"], \.gracefulTimeout, default: "30",
+        .seconds("graceful_timeout", ["--graceful-timeout"], \.gracefulTimeout,
                  "On TERM, how long workers may finish in-flight requests before they are killed."),
-        .seconds("timeout", ["-t", "--timeout"], \.timeout, default: "30",
+        .seconds("timeout", ["-t", "--timeout"], \.timeout,
                  "A worker whose event loop has not reported for this long is killed (SIGABRT, then SIGKILL) and replaced.  Inference runs on model threads and does not count."),
-        .seconds("boot_timeout", ["--boot-timeout"], \.bootTimeout, default: "300",
+        .seconds("boot_timeout", ["--boot-timeout"], \.bootTimeout,
                  "How long a worker may take to load its models and start serving before it is killed."),
-        .seconds("client_timeout", ["--client-timeout"], \.clientTimeout, default: "30",
+        .seconds("client_timeout", ["--client-timeout"], \.clientTimeout,
                  "How long a client may take to send a request or read an answer."),
-        .seconds("keepalive", ["--keep-alive"], \.keepAlive, default: "5",
+        .seconds("keepalive", ["--keep-alive"], \.keepAlive,
                  "How long a keep-alive connection may stay idle between requests before it is closed.  A balancer's idle timeout for its pooled connections must be shorter."),
-        .size("max_body_size", ["--max-body-size"], \.maxBodySize, default: "10m",
+        .size("max_body_size", ["--max-body-size"], \.maxBodySize,
               "Largest request body accepted; larger ones get 413."),
-        .size("max_header_size", ["--max-header-size"], \.maxHeaderSize, default: "16k",
+        .size("max_header_size", ["--max-header-size"], \.maxHeaderSize,
               "Largest request line plus headers accepted; larger ones get 431."),
-        .string("access_logfile", ["--access-logfile"], \.accessLogfile, metavar: "FILE", default: "-",
+        .string("access_logfile", ["--access-logfile"], \.accessLogfile, metavar: "FILE", reload: .restart,
                 "Access log: a path, '-' for stdout, or 'off'."),
-        .string("error_logfile", ["--error-logfile"], \.errorLogfile, metavar: "FILE", default: "-",
+        .string("error_logfile", ["--error-logfile"], \.errorLogfile, metavar: "FILE", reload: .restart,
                 "Error (application) log: a path or '-' for stderr."),
-        Setting(key: "log_level", flags: ["--log-level"], metavar: "LEVEL",
-                help: "debug, info, warning, error or critical. Request and response lines are at info.",
-                defaultText: "info", repeatable: false) { s, v, _ throws(ConfigError) in
+        .make("log_level", ["--log-level"], \.logLevel, metavar: "LEVEL", show: { $0.name.lowercased() },
+              "debug, info, warning, error or critical. Request and response lines are at info.") { v, _, _ throws(ConfigError) in
             guard case .string(let t) = v, let level = LogLevel(name: t) else {
                 throw ConfigError("expected one of debug, info, warning, error, critical")
             }
-            s.logLevel = level
+            return level
         },
-        .int("log_body_limit", ["--log-body-limit"], \.logBodyLimit, min: 0, metavar: "BYTES", default: "1024",
+        .int("log_body_limit", ["--log-body-limit"], \.logBodyLimit, min: 0, metavar: "BYTES",
              "How many bytes of each request and response body the request/response log lines show."),
-        .string("health_path", ["--health-path"], \.healthPath, metavar: "PATH", default: "/healthz",
+        .string("health_path", ["--health-path"], \.healthPath, metavar: "PATH",
                 "Liveness: 200 while the worker's event loop runs.  'off' disables it."),
-        .string("ready_path", ["--ready-path"], \.readyPath, metavar: "PATH", default: "/readyz",
+        .string("ready_path", ["--ready-path"], \.readyPath, metavar: "PATH",
                 "Readiness: 503 until every worker has loaded its models, and while stopping.  'off' disables it."),
-        .string("metrics_path", ["--metrics-path"], \.metricsPath, metavar: "PATH", default: "/metrics",
+        .string("metrics_path", ["--metrics-path"], \.metricsPath, metavar: "PATH",
                 "Prometheus metrics of all workers, whichever answers.  'off' disables it."),
-        .int("max_requests", ["--max-requests"], \.maxRequests, min: 0, default: "0",
+        .int("max_requests", ["--max-requests"], \.maxRequests, min: 0,
              "Recycle a worker after this many requests (0: never); its replacement starts first."),
-        .int("max_requests_jitter", ["--max-requests-jitter"], \.maxRequestsJitter, min: 0, default: "0",
+        .int("max_requests_jitter", ["--max-requests-jitter"], \.maxRequestsJitter, min: 0,
              "Add a random 0..N to each worker's max-requests, so that workers do not recycle together."),
-        .int("limit_concurrency", ["--limit-concurrency"], \.limitConcurrency, min: 1, default: "1",
+        .int("limit_concurrency", ["--limit-concurrency"], \.limitConcurrency, min: 1, model: \ModelSettings.limitConcurrency,
              "Inferences run at once per model per worker, each on its own model thread."),
-        .int("queue_size", ["--queue-size"], \.queueSize, min: 0, default: "16",
+        .int("queue_size", ["--queue-size"], \.queueSize, min: 0, model: \ModelSettings.queueSize,
              "Requests that may wait per model per worker; when full, new ones get 503 at once."),
-        .seconds("request_timeout", ["--request-timeout"], \.requestTimeout, default: "30",
+        .seconds("request_timeout", ["--request-timeout"], \.requestTimeout, model: \ModelSettings.requestTimeout,
                  "A request not answered by then gets 504; if it was still queued, it never runs."),
-        .int("max_batch_size", ["--max-batch-size"], \.maxBatchSize, min: 1, default: "32",
+        .int("max_batch_size", ["--max-batch-size"], \.maxBatchSize, min: 1, model: \ModelSettings.maxBatchSize,
              "Batching models (minilm): the most inputs one forward pass takes from the queue."),
-        .int("batch_timeout_ms", ["--batch-timeout-ms"], \.batchTimeoutMs, min: 0, default: "0",
+        .int("batch_timeout_ms", ["--batch-timeout-ms"], \.batchTimeoutMs, min: 0, model: \ModelSettings.batchTimeoutMs,
              "Batching models: how long a pass waits for more requests when the queue is empty (0: it takes what is queued)."),
         .optionalString("model_dir", ["--model-dir"], \.modelDir, metavar: "DIR",
                         "Where models read their files (minilm: models/all-MiniLM-L6-v2 unless set); [model.NAME] model_dir overrides."),
-        .optionalString("pid", ["-p", "--pid"], \.pidfile, metavar: "FILE", "Write the master's pid to this file."),
-        .flag("preload", ["--preload"], \.preload,
+        .optionalString("pid", ["-p", "--pid"], \.pidfile, metavar: "FILE", reload: .restart, "Write the master's pid to this file."),
+        .flag("preload", ["--preload"], \.preload, reload: .restart,
               "Load the models once in the master before forking: workers share them copy-on-write, and a respawn loads nothing."),
         .flag("check_config", ["--check-config"], \.checkConfig, "Check the configuration and the model names, then exit."),
-        .list("models", [], \.models, metavar: "MODEL", default: "none",
+        .list("models", [], \.models, metavar: "MODEL",
               "Models to serve (the command line's MODEL arguments); each is served at /NAME."),
     ]
 
     public static func setting(forKey key: String) -> Setting? { all.first { $0.key == key } }
+    /// The keys a `[model.NAME]` table may override; its other keys are the model's options.
+    public static var perModelKeys: Set<String> { Set(all.filter { $0.scope == .perModel }.map(\.key)) }
     public static func setting(forFlag flag: String) -> Setting? { all.first { $0.flags.contains(flag) } }
 }

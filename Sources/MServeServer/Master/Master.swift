@@ -268,20 +268,16 @@ public final class Master {
             logger.error("Reload refused, the running configuration stays: \(error)")
             return
         }
-        for (what, changed) in [("bind", next.binds != settings.binds), ("pid", next.pidfile != settings.pidfile),
-                                ("access_logfile", next.accessLogfile != settings.accessLogfile),
-                                ("error_logfile", next.errorLogfile != settings.errorLogfile),
-                                ("preload", next.preload != settings.preload),
-                                ("models (with --preload)", settings.preload && next.models != settings.models)] where changed {
-            logger.warning("Reload: \(what) changed; that takes effect on a restart only")
-        }
         var applied = next
-        applied.binds = settings.binds
-        applied.pidfile = settings.pidfile
-        applied.accessLogfile = settings.accessLogfile
-        applied.errorLogfile = settings.errorLogfile
-        applied.preload = settings.preload
-        if settings.preload { applied.models = settings.models }
+        for s in SettingTable.all where s.reload == .restart && !s.isSame(next, settings) {
+            logger.warning("Reload: \(s.key) changed; that takes effect on a restart only")
+            s.keepRunning(&applied, from: settings)
+        }
+        if settings.preload && next.models != settings.models {
+            // Preloaded models are the master's: new ones would need a restart.
+            logger.warning("Reload: models (with --preload) changed; that takes effect on a restart only")
+            applied.models = settings.models
+        }
         settings = applied
         logger.level = applied.logLevel
         for m in applied.models { scoreboard?.register(model: m) }
