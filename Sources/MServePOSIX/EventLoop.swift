@@ -127,7 +127,8 @@ public final class EventLoop {
 }
 
 public final class EventHandle {
-    fileprivate var event: OpaquePointer!
+    /// Set right after the handle is made (the handle is the event's callback context); nil once cancelled.
+    fileprivate var event: OpaquePointer?
     private weak var loop: EventLoop?
     private let handler: (Int16) -> Void
     fileprivate var interval: Double = 0

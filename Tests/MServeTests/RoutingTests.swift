@@ -31,6 +31,18 @@ import MServePOSIX
         #expect(router.match("/v12") == nil)
     }
 
+    @Test func unmatchedOptionalGroupsAreEmptyAndPOSIXClassesWork() throws {
+        let router = Router([Route(#"/v([[:digit:]]+)(/x)?"#, A.self)])
+        #expect(router.match("/v12")?.1 == ["12", ""])
+        #expect(router.match("/v3/x")?.1 == ["3", "/x"])
+    }
+
+    @Test func anInvalidPatternIsReportedNotFatal() {
+        let r = Route("/items/(unclosed", A.self)
+        #expect(r.patternError?.contains("invalid route pattern /items/(unclosed") == true)
+        #expect(r.match("/items/(unclosed") == nil)
+    }
+
     @Test func literalRoutesMatchModelNamesWithDots() {
         let router = Router([Route(literal: "/all-minilm.v2", A.self)])
         #expect(router.match("/all-minilm.v2") != nil)

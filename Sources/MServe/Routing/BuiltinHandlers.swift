@@ -88,11 +88,7 @@ extension Router {
         }
         let router = Router(userRoutes + builtins)
         for m in models {
-            router.add(Route("/" + m.name, literal: true) { req, ctx in
-                let h = ModelHandler(request: req, context: ctx)
-                h.model = m
-                return h
-            })
+            router.add(Route("/" + m.name, literal: true) { req, ctx in ModelHandler(request: req, context: ctx, model: m) })
         }
         return router
     }

@@ -5,7 +5,19 @@ import MServePOSIX
 /// shape its answer (`present`) and errors (`errorBody`).
 class ModelHandler: RequestHandler {
     override class var allowedMethods: [HTTPMethod] { [.GET, .POST] }
-    var model: ServedModel!
+    let model: ServedModel
+
+    init(request: HTTPRequest, context: HandlerContext, model: ServedModel) {
+        self.model = model
+        super.init(request: request, context: context)
+    }
+
+    /// A model handler is made with its model (Router.standard); this type is internal, so no route
+    /// can name it without one.
+    @available(*, unavailable)
+    required init(request: HTTPRequest, context: HandlerContext) {
+        fatalError("ModelHandler needs its model")
+    }
 
     override func get(_ args: [String]) throws {
         write(model.info.setting("worker", .int(Int64(context.workerID))))

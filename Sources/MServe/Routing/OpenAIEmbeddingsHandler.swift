@@ -3,11 +3,8 @@
 /// "float" (the default) or "base64" (little-endian float32, what the official Python client asks
 /// for), `dimensions` may repeat the model's own.  Errors come in OpenAI's shape too.  The request
 /// goes through the model's queue like any other (503 when full, 504 past the deadline).
-final class OpenAIEmbeddingsHandler: ModelHandler {
+final class OpenAIEmbeddingsHandler: RequestHandler {
     override class var allowedMethods: [HTTPMethod] { [.POST] }
-    private var base64 = false
-
-    override func get(_ args: [String]) throws { throw methodNotAllowed() }
 
     override func post(_ args: [String]) throws {
         let body = try jsonObjectBody()
@@ -15,41 +12,60 @@ final class OpenAIEmbeddingsHandler: ModelHandler {
         guard case .string(let name)? = body["model"] else {
             throw HTTPError(400, "missing model: one of \(embedding.map(\.name).joined(separator: ", "))")
         }
-        guard let m = embedding.first(where: { $0.name == name }) else {
+        guard let m = embedding.first(where: { $0.name == name }), let dimensions = (m.instance as? any EmbeddingModel)?.dimensions else {
             throw HTTPError(404, "The model '\(name)' does not exist or is not an embedding model; served: \(embedding.map(\.name).joined(separator: ", "))")
         }
-        model = m
+        let base64: Bool
         switch body["encoding_format"] {
         case nil, .some(.null), .some(.string("float")): base64 = false
         case .some(.string("base64")): base64 = true
         case let v?: throw HTTPError(400, "encoding_format must be \"float\" or \"base64\", got \(v.text)")
         }
-        let dimensions = (m.instance as! any EmbeddingModel).dimensions
         if let d = body["dimensions"], d != .null, d != .int(Int64(dimensions)) {
             throw HTTPError(400, "dimensions: model \(name) gives \(dimensions), got \(d.text)")
         }
-        try run(InferenceRequest(recordID: recordID, input: ["input": body["input"] ?? .null], contentType: "application/json",
-                                 body: request.body))
+        // The model's own handler runs the request and answers it, in this API's shape.
+        let call = Call(request: request, context: context, model: m, base64: base64)
+        call.recordID = recordID
+        call.recordIDValue = recordIDValue
+        try call.run(InferenceRequest(recordID: recordID, input: ["input": body["input"] ?? .null], contentType: "application/json",
+                                      body: request.body))
+        beginAsynchronous()
     }
 
-    override func present(_ output: JSON) -> JSON {
-        guard case .array(let vectors)? = output["embeddings"] else { return output }
-        let data: [JSON] = vectors.enumerated().map { i, v in
-            var embedding = v
-            if base64, case .floats(let f) = v { embedding = .string(Base64.encode(floats: f)) }
-            return ["object": "embedding", "index": .int(Int64(i)), "embedding": embedding]
-        }
-        let tokens = output["usage"]?["prompt_tokens"] ?? .int(0)
-        return ["object": "list", "data": .array(data), "model": .string(model.name),
-                "usage": ["prompt_tokens": tokens, "total_tokens": tokens]]
-    }
+    override func errorBody(_ error: HTTPError) -> JSON { OpenAIEmbeddingsHandler.errorBody(error, recordID: recordIDValue == .null ? .string(recordID) : recordIDValue) }
 
     /// OpenAI's error shape, with the recordid beside it.
-    override func errorBody(_ error: HTTPError) -> JSON {
+    static func errorBody(_ error: HTTPError, recordID: JSON) -> JSON {
         let type = error.status == 401 ? "authentication_error" : error.status < 500 ? "invalid_request_error" : "server_error"
         let code: JSON = error.status == 404 ? "model_not_found" : error.status == 503 ? "overloaded" : .null
-        return ["recordid": recordIDValue == .null ? .string(recordID) : recordIDValue,
-                "error": ["message": .string(error.message), "type": .string(type), "param": .null, "code": code]]
+        return ["recordid": recordID, "error": ["message": .string(error.message), "type": .string(type), "param": .null, "code": code]]
+    }
+
+    /// The chosen model's run, presented as OpenAI's list of embeddings.
+    final class Call: ModelHandler {
+        let base64: Bool
+
+        init(request: HTTPRequest, context: HandlerContext, model: ServedModel, base64: Bool) {
+            self.base64 = base64
+            super.init(request: request, context: context, model: model)
+        }
+
+        override func present(_ output: JSON) -> JSON {
+            guard case .array(let vectors)? = output["embeddings"] else { return output }
+            let data: [JSON] = vectors.enumerated().map { i, v in
+                var embedding = v
+                if base64, case .floats(let f) = v { embedding = .string(Base64.encode(floats: f)) }
+                return ["object": "embedding", "index": .int(Int64(i)), "embedding": embedding]
+            }
+            let tokens = output["usage"]?["prompt_tokens"] ?? .int(0)
+            return ["object": "list", "data": .array(data), "model": .string(model.name),
+                    "usage": ["prompt_tokens": tokens, "total_tokens": tokens]]
+        }
+
+        override func errorBody(_ error: HTTPError) -> JSON {
+            OpenAIEmbeddingsHandler.errorBody(error, recordID: recordIDValue == .null ? .string(recordID) : recordIDValue)
+        }
     }
 }
 

@@ -1,16 +1,15 @@
-#if canImport(Glibc)
-import Glibc
-#endif
+import MServeHTTP
 
-/// One route: a regular expression over the whole path (POSIX extended syntax, with GNU's \w, \d-free
-/// classes such as [0-9], and \s), and how to make the handler.  Capture groups become the handler's
+/// One route: a regular expression over the whole path (Swift Regex syntax: `\w`, `[0-9]`,
+/// `[[:alpha:]]`, `(a|b)`, ...), and how to make the handler.  Capture groups become the handler's
 /// arguments, percent-decoded, as in tornado.
-public final class Route: @unchecked Sendable {
+public final class Route {
     public let pattern: String
     let make: (HTTPRequest, HandlerContext) -> RequestHandler
     private let literalPath: String?
-    private let regex: UnsafeMutablePointer<regex_t>?
-    private let groups: Int
+    private let regex: Regex<AnyRegexOutput>?
+    /// Why the pattern is not a regular expression; `MServeMain` refuses to start with such a route.
+    public let patternError: String?
 
     /// `Route("/demo/(\\w+)", DemoHandler.self)`
     public convenience init(_ pattern: String, _ handler: RequestHandler.Type) {
@@ -30,49 +29,32 @@ public final class Route: @unchecked Sendable {
         if literal || !pattern.contains(where: { special.contains($0) }) {
             literalPath = pattern
             regex = nil
-            groups = 0
+            patternError = nil
             return
         }
         literalPath = nil
-        let re = UnsafeMutablePointer<regex_t>.allocate(capacity: 1)
-        // Anchored at both ends, as tornado appends "$" and matches from the start.
-        let rc = regcomp(re, "^(" + pattern + ")$", REG_EXTENDED)
-        if rc != 0 {
-            var msg = [CChar](repeating: 0, count: 256)
-            regerror(rc, re, &msg, msg.count)
-            re.deallocate()
-            fatalError("invalid route pattern \(pattern): \(String(decoding: msg.prefix { $0 != 0 }.map { UInt8(bitPattern: $0) }, as: UTF8.self))")
-        }
-        regex = re
-        groups = Int(re.pointee.re_nsub) - 1
-    }
-
-    deinit {
-        if let regex {
-            regfree(regex)
-            regex.deallocate()
+        do {
+            // Anchored at both ends, as tornado appends "$" and matches from the start.
+            regex = try Regex("^(?:" + pattern + ")$")
+            patternError = nil
+        } catch {
+            regex = nil
+            patternError = "invalid route pattern \(pattern): \(error)"
         }
     }
 
     /// The capture groups if the path matches, else nil.
     func match(_ path: String) -> [String]? {
         if let literalPath { return path == literalPath ? [] : nil }
-        guard let regex else { return nil }
-        var m = [regmatch_t](repeating: regmatch_t(), count: groups + 2)
-        let rc = path.withCString { regexec(regex, $0, m.count, &m, 0) }
-        guard rc == 0 else { return nil }
-        let bytes = Array(path.utf8)
-        var args: [String] = []
-        for i in 2..<(groups + 2) {
-            let (s, e) = (Int(m[i].rm_so), Int(m[i].rm_eo))
-            args.append(s < 0 ? "" : URLCoding.decode(bytes[s..<e], plusIsSpace: false))
+        guard let regex, let m = try? regex.wholeMatch(in: path) else { return nil }
+        return m.output.dropFirst().map { group in
+            group.substring.map { URLCoding.decode(Array($0.utf8), plusIsSpace: false) } ?? ""
         }
-        return args
     }
 }
 
 /// An ordered list of routes: the first match wins.
-public final class Router: @unchecked Sendable {
+public final class Router {
     public private(set) var routes: [Route]
 
     public init(_ routes: [Route] = []) { self.routes = routes }

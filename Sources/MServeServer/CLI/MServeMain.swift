@@ -30,6 +30,7 @@ public enum MServeMain {
                 settings = s
             }
             try check(settings, registry)
+            if let bad = routes.lazy.compactMap(\.patternError).first { throw ConfigError(bad) }
         } catch {
             printError("mserve: error: \(error)")
             return ExitCode.usage
