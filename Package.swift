@@ -41,7 +41,7 @@ let package = Package(
         .target(name: "MServeMiniLM", dependencies: ["MServe", "MiniLM"]),
         // For tests of handlers and models: the HTTP layer and router in-process, a null logger, contexts.
         .target(name: "MServeTesting", dependencies: ["MServe", "MServeHTTP", "MServePOSIX"]),
-        .executableTarget(name: "mserve", dependencies: ["MServeServer", "MServeMiniLM"]),
+        .executableTarget(name: "mserve", dependencies: ["MServe", "MServeServer", "MServeMiniLM"]),
         .testTarget(name: "MServeHTTPTests", dependencies: ["MServeHTTP", "MServePOSIX"]),
         .testTarget(name: "MServeTests", dependencies: ["MServe", "MServeHTTP", "MServePOSIX", "MServeTesting"]),
         .testTarget(name: "MServeServerTests", dependencies: ["MServeServer", "MServe", "MServePOSIX"]),

@@ -3,3 +3,5 @@
 @_exported import MServeJSON
 // Handlers see HTTP requests, methods and media types: the HTTP layer comes with the library.
 @_exported import MServeHTTP
+// Loggers, log files and the event loop appear in the library's API (a model's context, tests).
+@_exported import MServePOSIX

@@ -66,6 +66,9 @@ public final class EventLoop {
     func release(_ handle: EventHandle) { retained.removeValue(forKey: ObjectIdentifier(handle)) }
 
     @discardableResult
+    public func onSignal(_ signal: Signal, _ handler: @escaping () -> Void) -> EventHandle { onSignal(signal.number, handler) }
+
+    @discardableResult
     public func onSignal(_ signo: Int32, _ handler: @escaping () -> Void) -> EventHandle {
         let h = make(fd: signo, flags: Int32(EV_SIGNAL | EV_PERSIST), priority: 0) { _ in handler() }
         event_add(h.event, nil)

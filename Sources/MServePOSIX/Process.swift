@@ -76,3 +76,13 @@ public func printError(_ message: String) {
     let line = message + "\n"
     _ = line.withCString { write(STDERR_FILENO, $0, strlen($0)) }
 }
+
+/// This process's id (it changes in a forked worker).
+public func currentProcessID() -> Int32 { getpid() }
+
+/// Sleeps the calling thread for `seconds`, resuming after signals.
+public func sleepThread(seconds: Double) {
+    var ts = timespec(tv_sec: Int(seconds), tv_nsec: Int((seconds - seconds.rounded(.down)) * 1e9))
+    var rest = timespec()
+    while nanosleep(&ts, &rest) != 0 && errno == EINTR { ts = rest }
+}

@@ -95,4 +95,60 @@ public enum Socket {
         }
         return String(decoding: buf.prefix { $0 != 0 }.map { UInt8(bitPattern: $0) }, as: UTF8.self)
     }
+
+    // MARK: listening sockets
+
+    /// A socket bound to `host`:`port` (SO_REUSEADDR; SO_REUSEPORT if asked; IPv6 only for an IPv6
+    /// address), listening if `backlog` is given.  `named` is how errors name the address.
+    public static func bind(host: String, port: Int, named: String, reusePort: Bool, backlog: Int32?) throws(SystemError) -> Int32 {
+        var hints = addrinfo()
+        hints.ai_family = AF_UNSPEC
+        hints.ai_socktype = Int32(SOCK_STREAM.rawValue)
+        hints.ai_flags = AI_PASSIVE
+        var res: UnsafeMutablePointer<addrinfo>?
+        let rc = getaddrinfo(host, String(port), &hints, &res)
+        guard rc == 0, let info = res else {
+            throw SystemError("cannot resolve bind address \(named): \(String(cString: gai_strerror(rc)))")
+        }
+        defer { freeaddrinfo(res) }
+        let fd = socket(info.pointee.ai_family, Int32(SOCK_STREAM.rawValue) | Int32(SOCK_NONBLOCK.rawValue) | Int32(SOCK_CLOEXEC.rawValue), 0)
+        guard fd >= 0 else { throw SystemError("socket for \(named)", errno: errno) }
+        var one: Int32 = 1
+        setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, socklen_t(MemoryLayout<Int32>.size))
+        if reusePort { setsockopt(fd, SOL_SOCKET, SO_REUSEPORT, &one, socklen_t(MemoryLayout<Int32>.size)) }
+        if info.pointee.ai_family == AF_INET6 {
+            setsockopt(fd, Int32(IPPROTO_IPV6), IPV6_V6ONLY, &one, socklen_t(MemoryLayout<Int32>.size))
+        }
+        if Glibc.bind(fd, info.pointee.ai_addr, info.pointee.ai_addrlen) != 0 {
+            let e = errno
+            Glibc.close(fd)
+            throw SystemError("cannot bind \(named)", errno: e)
+        }
+        if let backlog {
+            do { try listen(fd, backlog: backlog, named: named) } catch {
+                Glibc.close(fd)
+                throw error
+            }
+        }
+        return fd
+    }
+
+    public static func listen(_ fd: Int32, backlog: Int32, named: String) throws(SystemError) {
+        guard Glibc.listen(fd, backlog) == 0 else { throw SystemError("cannot listen on \(named)", errno: errno) }
+    }
+
+    /// Whether a socket has SO_REUSEPORT (systemd's `ReusePort=yes`).
+    public static func hasReusePort(_ fd: Int32) -> Bool {
+        var on: Int32 = 0
+        var len = socklen_t(MemoryLayout<Int32>.size)
+        return getsockopt(fd, SOL_SOCKET, SO_REUSEPORT, &on, &len) == 0 && on != 0
+    }
+
+    /// Connections the kernel has completed on a listening socket and nobody has accepted yet.
+    public static func acceptQueueLength(_ fd: Int32) -> Int {
+        var info = tcp_info()
+        var len = socklen_t(MemoryLayout<tcp_info>.size)
+        guard getsockopt(fd, Int32(IPPROTO_TCP), TCP_INFO, &info, &len) == 0 else { return 0 }
+        return Int(info.tcpi_unacked)
+    }
 }

@@ -71,15 +71,18 @@ public final class TestServer {
         ModelContext(name: name, workerID: 0, device: "cpu", options: options, logger: try nullLogger())
     }
 
-    /// Sends `raw` (one request, or several pipelined) on a new connection, closes the sending side,
-    /// and returns every response the server wrote before it closed the connection.
-    public func exchange(_ raw: [UInt8]) throws -> [TestResponse] {
-        try TestServer.parseResponses(try exchangeBytes(raw))
+    /// Sends `raw` (one request, or several pipelined) on a new connection and returns every
+    /// response the server wrote before it closed the connection.  With `halfClose` the sending
+    /// side is shut after the bytes (the server answers what it has, then closes; a request still
+    /// waiting for a model thread then counts as abandoned, 499); without it the last request
+    /// must ask for `Connection: close`.
+    public func exchange(_ raw: [UInt8], halfClose: Bool = true) throws -> [TestResponse] {
+        try TestServer.parseResponses(try exchangeBytes(raw, halfClose: halfClose))
     }
 
     /// What `exchange` does, returning the bytes the server wrote as they are (for HEAD, or to
     /// check the exact framing).
-    public func exchangeBytes(_ raw: [UInt8]) throws -> [UInt8] {
+    public func exchangeBytes(_ raw: [UInt8], halfClose: Bool = true) throws -> [UInt8] {
         let (serverEnd, clientEnd) = try Socket.pair()
         defer { Socket.close(clientEnd) }
         server.adopt(fd: serverEnd, remoteHost: "test")
@@ -92,7 +95,7 @@ public final class TestServer {
             case .failed: throw SystemError("the server closed the connection while the request was sent")
             }
         }
-        Socket.shutdownOutput(clientEnd)
+        if halfClose { Socket.shutdownOutput(clientEnd) }
         var out: [UInt8] = []
         var buf = [UInt8](repeating: 0, count: 65536)
         while true {
@@ -107,16 +110,20 @@ public final class TestServer {
         }
     }
 
-    public func exchange(_ raw: String) throws -> [TestResponse] { try exchange(Array(raw.utf8)) }
+    public func exchange(_ raw: String, halfClose: Bool = true) throws -> [TestResponse] {
+        try exchange(Array(raw.utf8), halfClose: halfClose)
+    }
 
-    /// One request; the body's Content-Length is added, and Host unless given.
+    /// One request, as a client that waits for the answer sends it: Host (unless given), the body's
+    /// Content-Length, and Connection: close so that the server closes after answering.
     public func request(_ method: String, _ path: String, body: String? = nil,
                         headers: [(String, String)] = []) throws -> TestResponse {
         var head = "\(method) \(path) HTTP/1.1\r\n"
         if !headers.contains(where: { $0.0.lowercased() == "host" }) { head += "Host: test\r\n" }
         for (k, v) in headers { head += "\(k): \(v)\r\n" }
         if let body { head += "Content-Length: \(body.utf8.count)\r\n" }
-        let responses = try exchange(head + "\r\n" + (body ?? ""))
+        head += "Connection: close\r\n"
+        let responses = try exchange(head + "\r\n" + (body ?? ""), halfClose: false)
         guard let first = responses.first else { throw SystemError("the server closed the connection without answering") }
         return first
     }

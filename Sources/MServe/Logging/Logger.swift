@@ -1,11 +1,9 @@
-#if canImport(Glibc)
-import Glibc
-#endif
+import MServePOSIX
 import Synchronization
 
 /// The error log (gunicorn's name for the application log):
 /// `[2026-11-22 11:30:00.123 +0000] [1234] [INFO] [r1] request: POST /demo {...}`.
-public final class Logger: @unchecked Sendable {
+public final class Logger: Sendable {
     public let file: LogFile
     private let levelState: Atomic<Int>
     private let clock = Mutex(LogClock())
@@ -24,7 +22,7 @@ public final class Logger: @unchecked Sendable {
 
     /// After fork the pid in each line must be the child's.
     public func processChanged() {
-        pidText.withLock { $0 = Array("[\(getpid())]".utf8) }
+        pidText.withLock { $0 = Array("[\(currentProcessID())]".utf8) }
     }
 
     public func enabled(_ level: LogLevel) -> Bool { level.rawValue >= levelState.load(ordering: .relaxed) }

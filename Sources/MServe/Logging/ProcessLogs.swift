@@ -1,6 +1,6 @@
 import MServePOSIX
 /// The logs of one process, with the loop that flushes them.
-package final class ProcessLogs: @unchecked Sendable {
+package final class ProcessLogs: Sendable {
     package let logger: Logger
     package let accessLog: AccessLog?
 

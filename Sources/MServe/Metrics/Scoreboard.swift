@@ -1,7 +1,4 @@
 import MServePOSIX
-#if canImport(Glibc)
-import Glibc
-#endif
 
 /// Shared memory, mapped by the master before its first fork, where every worker keeps its counters
 /// and histograms and the master its restart counts and readiness, so that `/metrics` and `/readyz`
@@ -47,14 +44,12 @@ public final class Scoreboard: @unchecked Sendable {
     // Header: ready flag, model count, restart counters, then the name table.
     static let headerWords = 2 + RestartReason.allCases.count + maxModels * nameBytes / 8
 
+    private let memory: SharedMemory
     private let base: UnsafeMutablePointer<UInt64>
-    private let size: Int
 
     public init() throws {
-        size = (Scoreboard.headerWords + (Scoreboard.maxRecords + 1) * Scoreboard.recordWords) * 8
-        let p = mmap(nil, size, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS, -1, 0)
-        guard let p, p != MAP_FAILED else { throw SystemError("cannot map the scoreboard", errno: errno) }
-        base = p.bindMemory(to: UInt64.self, capacity: size / 8)
+        memory = try SharedMemory(size: (Scoreboard.headerWords + (Scoreboard.maxRecords + 1) * Scoreboard.recordWords) * 8)
+        base = memory.base.bindMemory(to: UInt64.self, capacity: memory.size / 8)
     }
 
     private func record(_ r: Int) -> UnsafeMutablePointer<UInt64> {
@@ -90,7 +85,7 @@ public final class Scoreboard: @unchecked Sendable {
         (0..<Int(min(base[1], UInt64(Scoreboard.maxModels)))).map { i in
             let p = UnsafeRawPointer(base + 2 + RestartReason.allCases.count).advanced(by: i * Scoreboard.nameBytes)
                 .assumingMemoryBound(to: UInt8.self)
-            return String(decoding: UnsafeBufferPointer(start: p, count: strnlen(p, Scoreboard.nameBytes)), as: UTF8.self)
+            return String(decoding: UnsafeBufferPointer(start: p, count: (0..<Scoreboard.nameBytes).first { p[$0] == 0 } ?? Scoreboard.nameBytes), as: UTF8.self)
         }
     }
 
@@ -105,7 +100,7 @@ public final class Scoreboard: @unchecked Sendable {
         return nil
     }
 
-    package func setPid(_ r: Int, _ pid: pid_t) { record(r)[1] = UInt64(UInt32(bitPattern: pid)) }
+    package func setPid(_ r: Int, _ pid: Int32) { record(r)[1] = UInt64(UInt32(bitPattern: pid)) }
 
     /// A reaped worker's counts go into the retired record; its record is free again.
     package func release(_ r: Int) {

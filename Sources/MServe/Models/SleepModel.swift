@@ -1,6 +1,4 @@
-#if canImport(Glibc)
-import Glibc
-#endif
+import MServePOSIX
 
 /// `{"ms": 20}` waits that long and answers `{"slept_ms": 20}`: a stand-in for a slow model in load
 /// tests of queues, timeouts and graceful shutdown.  Streamed, `{"ms": 300, "pieces": 3}` sends
@@ -65,8 +63,6 @@ public final class SleepModel: Model {
     static func sleep(ms: Double) {
         // {"ms": 0} measures the model-thread round trip alone: no sleep call at all.
         guard ms > 0 else { return }
-        var ts = timespec(tv_sec: Int(ms / 1000), tv_nsec: Int((ms.truncatingRemainder(dividingBy: 1000)) * 1_000_000))
-        var rest = timespec()
-        while nanosleep(&ts, &rest) != 0 && errno == EINTR { ts = rest }
+        sleepThread(seconds: ms / 1000)
     }
 }

@@ -63,12 +63,9 @@ final class MetricsHandler: RequestHandler {
 /// `GET /v1/models`: the served models in OpenAI's list format, for OpenAI clients.
 final class OpenAIModelsHandler: RequestHandler {
     override class var allowedMethods: [HTTPMethod] { [.GET] }
-    /// When this worker's models were loaded: OpenAI's "created".
-    nonisolated(unsafe) static var created = Int64(0)
-
     override func get(_ args: [String]) throws {
         write(["object": "list", "data": .array(context.models.map { m in
-            ["id": .string(m.name), "object": "model", "created": .int(OpenAIModelsHandler.created), "owned_by": "mserve"]
+            ["id": .string(m.name), "object": "model", "created": .int(context.createdAt), "owned_by": "mserve"]
         })])
     }
 }
@@ -76,7 +73,6 @@ final class OpenAIModelsHandler: RequestHandler {
 extension Router {
     /// The routes every worker serves: the user's own first, then the index, then each model at /NAME.
     package static func standard(models: [ServedModel], settings: Settings, userRoutes: [Route] = []) -> Router {
-        OpenAIModelsHandler.created = Int64(LogClock.now().tv_sec)
         var builtins = [Route("/", IndexHandler.self), Route("/v1/models", OpenAIModelsHandler.self)]
         if models.contains(where: { $0.instance is any EmbeddingModel }) {
             builtins.append(Route(literal: "/v1/embeddings", OpenAIEmbeddingsHandler.self))

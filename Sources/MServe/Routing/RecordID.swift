@@ -1,6 +1,3 @@
-#if canImport(Glibc)
-import Glibc
-#endif
 
 /// The id that ties a response to its log lines.  Generated ids are 20 hex digits: 12 random per
 /// generator, then its counter, so they are unique across workers without coordination.  Each

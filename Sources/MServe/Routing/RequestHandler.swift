@@ -1,3 +1,4 @@
+import MServePOSIX
 import MServeHTTP
 
 /// What every handler of a worker can reach.
@@ -13,6 +14,8 @@ public final class HandlerContext {
     public let observer: RequestObserver
     /// This worker's recordid generator.
     public let recordIDs = RecordID()
+    /// When this worker started serving (Unix seconds): OpenAI's "created" for its models.
+    public let createdAt = Int64(LogClock.now().seconds)
 
     package init(logger: Logger, workerID: Int, settings: Settings, models: [ServedModel], server: HTTPServer,
                  observer: RequestObserver) {

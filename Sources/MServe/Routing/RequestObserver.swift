@@ -1,8 +1,5 @@
 import MServeHTTP
 import MServePOSIX
-#if canImport(Glibc)
-import Glibc
-#endif
 
 /// The one place that records a request: its request line in the error log when it arrives, and
 /// when it is answered the response line, the access-log line and the scoreboard's counts.
@@ -13,7 +10,7 @@ public final class RequestObserver {
     /// This worker's record in the server-wide counters (nil in in-process tests).
     let scoreboard: Scoreboard?
     let scoreboardRecord: Int?
-    private let pid = getpid()
+    private let pid = currentProcessID()
     /// Requests in flight, to publish with each answer.
     var inFlight: () -> Int = { 0 }
 

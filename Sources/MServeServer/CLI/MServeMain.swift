@@ -1,8 +1,5 @@
 import MServe
 import MServePOSIX
-#if canImport(Glibc)
-import Glibc
-#endif
 
 public enum MServeVersion {
     public static let string = "0.1.0"
@@ -13,8 +10,14 @@ public enum MServeVersion {
 ///
 ///     var models = ModelRegistry.builtin
 ///     models.register(MyModel.self, as: "mine")
-///     exit(MServeMain.run(models: models, routes: [Route(#"/hello/(\w+)"#, HelloHandler.self)]))
+///     MServeMain.serve(models: models, routes: [Route(#"/hello/(\w+)"#, HelloHandler.self)])
 public enum MServeMain {
+    /// Runs the command line and exits the process with its code.
+    public static func serve(arguments: [String] = Array(CommandLine.arguments.dropFirst()),
+                             models registry: ModelRegistry = .builtin, routes: [Route] = []) -> Never {
+        exitProcess(run(arguments: arguments, models: registry, routes: routes))
+    }
+
     public static func run(arguments: [String] = Array(CommandLine.arguments.dropFirst()),
                            models registry: ModelRegistry = .builtin, routes: [Route] = []) -> Int32 {
         let settings: Settings
@@ -38,8 +41,8 @@ public enum MServeMain {
 
         let logs: ProcessLogs
         do {
-            let errorFile = try LogFile(path: settings.errorLogfile, standardFD: STDERR_FILENO)
-            let accessFile = settings.accessLogfile == "off" ? nil : try LogFile(path: settings.accessLogfile, standardFD: STDOUT_FILENO)
+            let errorFile = try LogFile(path: settings.errorLogfile, standardFD: StandardStream.error)
+            let accessFile = settings.accessLogfile == "off" ? nil : try LogFile(path: settings.accessLogfile, standardFD: StandardStream.output)
             logs = ProcessLogs(logger: Logger(file: errorFile, level: settings.logLevel), accessLog: accessFile.map(AccessLog.init))
         } catch {
             printError("mserve: error: \(error)")

@@ -1,9 +1,6 @@
 import MServePOSIX
 import MServe
 import TOMLKit
-#if canImport(Glibc)
-import Glibc
-#endif
 
 /// The TOML config file (conf/mserve.toml documents every key): the setting table's keys at the top
 /// level, and one `[model.NAME]` table per model with `device` and the model's own options.

@@ -1,9 +1,5 @@
 import MServe
 import MServePOSIX
-import CEvent
-#if canImport(Glibc)
-import Glibc
-#endif
 
 /// A `-b` address, parsed: "127.0.0.1:8000", "[::1]:8000", "0.0.0.0:0", "localhost:8000".
 public struct BindAddress: Equatable, Sendable, CustomStringConvertible {
@@ -73,7 +69,7 @@ public final class Listeners {
         for i in self.addresses.indices {
             let probe = try Listeners.open(self.addresses[i], reusePort: false, backlog: nil)
             self.addresses[i].port = Listeners.localPort(probe)
-            close(probe)
+            Socket.close(probe)
         }
         groups = Array(repeating: [], count: self.addresses.count)
     }
@@ -84,9 +80,7 @@ public final class Listeners {
         inherited = fds
         addresses = fds.map { Listeners.localAddress($0) }
         inheritedReusePort = fds.map { fd in
-            var on: Int32 = 0
-            var len = socklen_t(MemoryLayout<Int32>.size)
-            return getsockopt(fd, SOL_SOCKET, SO_REUSEPORT, &on, &len) == 0 && on != 0
+            Socket.hasReusePort(fd)
         }
         slots = [fds]
     }
@@ -112,7 +106,7 @@ public final class Listeners {
                     fds.append(fd)
                     if listening { groups[i].append(fd) }
                 } catch {
-                    fds.filter { !inherited.contains($0) }.forEach { close($0) }
+                    fds.filter { !inherited.contains($0) }.forEach(Socket.close)
                     throw error
                 }
             }
@@ -124,7 +118,7 @@ public final class Listeners {
     /// leaves no socket the kernel queues connections on).
     public func listen(slot: Int) throws {
         for (i, fd) in slots[slot].enumerated() where !inherited.contains(fd) && !groups[i].contains(fd) {
-            guard Glibc.listen(fd, backlog) == 0 else { throw SystemError("cannot listen on \(addresses[i])", errno: errno) }
+            try Socket.listen(fd, backlog: backlog, named: addresses[i].description)
             groups[i].append(fd)
         }
     }
@@ -147,7 +141,7 @@ public final class Listeners {
                 groups[i][at] = groups[i].last!
                 groups[i].removeLast()
             }
-            Glibc.close(fd)
+            Socket.close(fd)
         }
     }
 
@@ -170,7 +164,7 @@ public final class Listeners {
     }
 
     public func closeAll() {
-        Set(slots.flatMap { $0 }).union(detached).forEach { Glibc.close($0) }
+        Set(slots.flatMap { $0 }).union(detached).forEach(Socket.close)
         slots.removeAll()
         detached.removeAll()
         inherited.removeAll()
@@ -184,50 +178,15 @@ public final class Listeners {
     static func localPort(_ fd: Int32) -> Int { Socket.localAddress(fd).port }
 
     static func open(_ a: BindAddress, reusePort: Bool, backlog: Int32?) throws -> Int32 {
-        var hints = addrinfo()
-        hints.ai_family = AF_UNSPEC
-        hints.ai_socktype = Int32(SOCK_STREAM.rawValue)
-        hints.ai_flags = AI_PASSIVE
-        var res: UnsafeMutablePointer<addrinfo>?
-        let rc = getaddrinfo(a.host, String(a.port), &hints, &res)
-        guard rc == 0, let info = res else {
-            throw SystemError("cannot resolve bind address \(a): \(String(cString: gai_strerror(rc)))")
-        }
-        defer { freeaddrinfo(res) }
-        let fd = socket(info.pointee.ai_family, Int32(SOCK_STREAM.rawValue) | Int32(SOCK_NONBLOCK.rawValue) | Int32(SOCK_CLOEXEC.rawValue), 0)
-        guard fd >= 0 else { throw SystemError("socket for \(a)", errno: errno) }
-        var one: Int32 = 1
-        setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, socklen_t(MemoryLayout<Int32>.size))
-        if reusePort { setsockopt(fd, SOL_SOCKET, SO_REUSEPORT, &one, socklen_t(MemoryLayout<Int32>.size)) }
-        if info.pointee.ai_family == AF_INET6 {
-            setsockopt(fd, Int32(IPPROTO_IPV6), IPV6_V6ONLY, &one, socklen_t(MemoryLayout<Int32>.size))
-        }
-        if bind(fd, info.pointee.ai_addr, info.pointee.ai_addrlen) != 0 {
-            let e = errno
-            close(fd)
-            throw SystemError("cannot bind \(a)", errno: e)
-        }
-        if let backlog, Glibc.listen(fd, backlog) != 0 {
-            let e = errno
-            close(fd)
-            throw SystemError("cannot listen on \(a)", errno: e)
-        }
-        return fd
+        try Socket.bind(host: a.host, port: a.port, named: a.description, reusePort: reusePort, backlog: backlog)
     }
 
     /// Whether the kernel moves the connections queued on a closing SO_REUSEPORT socket to another
     /// socket of its group (Linux 5.14+, net.ipv4.tcp_migrate_req); nil where it cannot say.
     static var migratesRequests: Bool? {
-        guard let f = fopen("/proc/sys/net/ipv4/tcp_migrate_req", "r") else { return nil }
-        defer { fclose(f) }
-        return fgetc(f) == Int32(UInt8(ascii: "1"))
+        (try? FileReading.bytes("/proc/sys/net/ipv4/tcp_migrate_req")).map { $0.first == UInt8(ascii: "1") }
     }
 
     /// Connections the kernel has completed on a listening socket and nobody has accepted yet.
-    static func acceptQueueLength(_ fd: Int32) -> Int {
-        var info = tcp_info()
-        var len = socklen_t(MemoryLayout<tcp_info>.size)
-        guard getsockopt(fd, Int32(IPPROTO_TCP), TCP_INFO, &info, &len) == 0 else { return 0 }
-        return Int(info.tcpi_unacked)
-    }
+    static func acceptQueueLength(_ fd: Int32) -> Int { Socket.acceptQueueLength(fd) }
 }

@@ -1,8 +1,5 @@
 import MServe
 import MServePOSIX
-#if canImport(Glibc)
-import Glibc
-#endif
 
 /// The master process: binds the sockets, forks one worker per slot, and from then on only
 /// supervises.  What to do is decided by `Arbiter` (a value with no side effects); this class turns
@@ -26,7 +23,7 @@ public final class Master {
     let logs: ProcessLogs
     var logger: Logger { logs.logger }
     private var arbiter: Arbiter
-    private var children: [pid_t: Child] = [:]
+    private var children: [Int32: Child] = [:]
     /// Sockets of detached slots, until the arbiter says their workers have drained them.
     private var drains: [Int: [Int32]] = [:]
     /// Mapped before the first fork, so every worker shares it.
@@ -72,25 +69,25 @@ public final class Master {
         defer { pidFile?.remove() }
 
         logger.info("Starting mserve \(MServeVersion.string)")
-        for a in listeners.addresses { logger.info("Listening at: http://\(a) (\(getpid()))") }
+        for a in listeners.addresses { logger.info("Listening at: http://\(a) (\(currentProcessID()))") }
         if let mode = listeners.activationMode { logger.info("Sockets from systemd (LISTEN_FDS): \(mode); -b is ignored") }
         logger.info("Serving models: \(settings.models.joined(separator: ", ")) with \(settings.workers) workers")
 
-        loop.onSignal(SIGCHLD) { [unowned self] in reapWorkers() }
-        loop.onSignal(SIGTERM) { [unowned self] in handleSignal("term", .stop(graceful: true, at: monotonicSeconds())) }
-        loop.onSignal(SIGINT) { [unowned self] in handleSignal("int", .stop(graceful: false, at: monotonicSeconds())) }
-        loop.onSignal(SIGQUIT) { [unowned self] in handleSignal("quit", .stop(graceful: false, at: monotonicSeconds())) }
-        loop.onSignal(SIGUSR1) { [unowned self] in
+        loop.onSignal(.child) { [unowned self] in reapWorkers() }
+        loop.onSignal(.terminate) { [unowned self] in handleSignal("term", .stop(graceful: true, at: monotonicSeconds())) }
+        loop.onSignal(.interrupt) { [unowned self] in handleSignal("int", .stop(graceful: false, at: monotonicSeconds())) }
+        loop.onSignal(.quit) { [unowned self] in handleSignal("quit", .stop(graceful: false, at: monotonicSeconds())) }
+        loop.onSignal(.user1) { [unowned self] in
             logger.info("Handling signal: usr1")
             logs.reopen()
             handle(.reopenLogs)
         }
-        loop.onSignal(SIGHUP) { [unowned self] in
+        loop.onSignal(.hangup) { [unowned self] in
             logger.info("Handling signal: hup")
             reload()
         }
-        loop.onSignal(SIGTTIN) { [unowned self] in handleSignal("ttin", .scale(by: 1, at: monotonicSeconds())) }
-        loop.onSignal(SIGTTOU) { [unowned self] in handleSignal("ttou", .scale(by: -1, at: monotonicSeconds())) }
+        loop.onSignal(.ttyIn) { [unowned self] in handleSignal("ttin", .scale(by: 1, at: monotonicSeconds())) }
+        loop.onSignal(.ttyOut) { [unowned self] in handleSignal("ttou", .scale(by: -1, at: monotonicSeconds())) }
         logs.attach(to: loop)
         defer { logs.detach() }
 
@@ -132,12 +129,12 @@ public final class Master {
                 let outcome = spawnWorker(slot: slot)
                 pending.append(contentsOf: arbiter.handle(outcome))
             case .signal(let pid, let signal):
-                kill(pid, Master.signalNumber(signal))
+                Master.posixSignal(signal).send(to: pid)
             case .log(let level, let message):
                 logger.log(level, message)
             case .notify(.ready):
                 scoreboard?.ready = true
-                SystemdNotify.send("READY=1\nSTATUS=serving \(settings.models.joined(separator: ",")) with \(settings.workers) workers\nMAINPID=\(getpid())")
+                SystemdNotify.send("READY=1\nSTATUS=serving \(settings.models.joined(separator: ",")) with \(settings.workers) workers\nMAINPID=\(currentProcessID())")
             case .notify(.reloading):
                 SystemdNotify.send("RELOADING=1\nSTATUS=reloading")
             case .notify(.stopping):
@@ -164,13 +161,13 @@ public final class Master {
         return running
     }
 
-    static func signalNumber(_ signal: Arbiter.Signal) -> Int32 {
+    static func posixSignal(_ signal: Arbiter.Signal) -> Signal {
         switch signal {
-        case .terminate: return SIGTERM
-        case .quit: return SIGQUIT
-        case .abort: return SIGABRT
-        case .kill: return SIGKILL
-        case .reopenLogs: return SIGUSR1
+        case .terminate: return .terminate
+        case .quit: return .quit
+        case .abort: return .abort
+        case .kill: return .kill
+        case .reopenLogs: return .user1
         }
     }
 
@@ -184,52 +181,51 @@ public final class Master {
             logger.error("cannot open sockets for worker slot \(slot): \(error); retrying in 1 s")
             return failed
         }
-        var fds: [Int32] = [0, 0]
-        guard pipe(&fds) == 0 else {
-            logger.error("cannot create a worker pipe: \(SystemError("pipe", errno: errno)); retrying in 1 s")
+        let pipe: Pipe
+        do { pipe = try Pipe() } catch {
+            logger.error("cannot create a worker pipe: \(error); retrying in 1 s")
             return failed
         }
         logs.flush()
-        fflush(nil)
         let board = scoreboard?.claim()
-        let pid = fork()
-        if pid < 0 {
+        let pid: Int32
+        switch ChildProcess.fork() {
+        case .failed(let error):
             if let board { scoreboard?.release(board) }
-            logger.error("\(SystemError("fork failed", errno: errno)); retrying in 1 s (slot \(slot))")
-            close(fds[0]); close(fds[1])
+            logger.error("\(error); retrying in 1 s (slot \(slot))")
+            closeDescriptor(pipe.readEnd)
+            closeDescriptor(pipe.writeEnd)
             return failed
-        }
-        if pid == 0 {
+        case .child:
             // The inherited loop goes first: its events still name the descriptors closed below.
             logs.detach()
             loop.abandonAfterFork()
-            close(fds[0])
+            closeDescriptor(pipe.readEnd)
             // (A socket systemd passed may be in several slots, this one's too.)
-            listeners.foreignFDs(of: slot).forEach { close($0) }
-            for c in children.values { close(c.pipe) }
+            listeners.foreignFDs(of: slot).forEach(closeDescriptor)
+            for c in children.values { closeDescriptor(c.pipe) }
             let worker = Worker(slot: slot, settings: settings, registry: registry, routes: routes, preloaded: preloaded, logs: logs,
                                 scoreboard: scoreboard, scoreboardRecord: board,
-                                listenFDs: listeners.slots[slot], masterPipe: fds[1])
+                                listenFDs: listeners.slots[slot], masterPipe: pipe.writeEnd)
             let code = worker.run()
             logs.flush()
-            _exit(code)
+            ChildProcess.exit(code)
+        case .parent(let child):
+            pid = child
         }
-        close(fds[1])
-        _ = fcntl(fds[0], F_SETFD, FD_CLOEXEC)
+        closeDescriptor(pipe.writeEnd)
         do { try listeners.listen(slot: slot) } catch { logger.error("\(error)") }
         if let board { scoreboard?.setPid(board, pid) }
-        var child = Child(pipe: fds[0], board: board)
-        child.pipeEvent = loop.onReadable(fds[0]) { [unowned self] in readPipe(pid) }
+        var child = Child(pipe: pipe.readEnd, board: board)
+        child.pipeEvent = loop.onReadable(pipe.readEnd) { [unowned self] in readPipe(pid) }
         children[pid] = child
         logger.info("Booting worker with pid: \(pid) (slot \(slot))")
         return .spawned(slot: slot, pid: pid, at: monotonicSeconds())
     }
 
-    private func readPipe(_ pid: pid_t) {
+    private func readPipe(_ pid: Int32) {
         guard let child = children[pid] else { return }
-        var buf = [UInt8](repeating: 0, count: 64)
-        let n = read(child.pipe, &buf, buf.count)
-        if n <= 0 {
+        guard let bytes = Pipe.read(child.pipe) else {
             // The worker is gone; SIGCHLD does the rest.
             child.pipeEvent?.cancel()
             children[pid]?.pipeEvent = nil
@@ -237,21 +233,18 @@ public final class Master {
         }
         let now = monotonicSeconds()
         // Any byte is a sign of life, even one this master does not know.
-        let messages = WorkerMessage.decode(buf[0..<n])
+        let messages = WorkerMessage.decode(bytes)
         for m in messages.isEmpty ? [.heartbeat] : messages { handle(.message(pid: pid, m, at: now)) }
     }
 
     private func reapWorkers() {
-        while true {
-            var status: Int32 = 0
-            let pid = waitpid(-1, &status, WNOHANG)
-            if pid <= 0 { break }
+        while let (pid, status) = ChildProcess.reap() {
             if let child = children.removeValue(forKey: pid) {
                 child.pipeEvent?.cancel()
-                close(child.pipe)
+                closeDescriptor(child.pipe)
                 if let board = child.board { scoreboard?.release(board) }
             }
-            handle(.exited(pid: pid, ChildStatus(waitStatus: status), at: monotonicSeconds()))
+            handle(.exited(pid: pid, status, at: monotonicSeconds()))
         }
     }
 

@@ -1,8 +1,5 @@
 import MServe
 import MServePOSIX
-#if canImport(Glibc)
-import Glibc
-#endif
 
 /// A worker process: its own event loop and HTTP server on its slot's sockets, its own instance of
 /// every model.  It reports to the master through a pipe (`WorkerMessage`).
@@ -38,7 +35,7 @@ final class Worker {
     func run() -> Int32 {
         resetSignals()
         // libevent writes without MSG_NOSIGNAL: a client that vanished must not kill the worker.
-        signal(SIGPIPE, SIG_IGN)
+        Signal.brokenPipe.ignore()
         logs.logger.processChanged()
         let logger = logs.logger
         let loop: EventLoop
@@ -93,11 +90,11 @@ final class Worker {
                 stopGracefully(server)
             }
         }
-        loop.onSignal(SIGTERM) { [unowned self, unowned server] in stopGracefully(server) }
-        loop.onSignal(SIGINT) { [unowned self, unowned loop] in stopNow(loop) }
-        loop.onSignal(SIGQUIT) { [unowned self, unowned loop] in stopNow(loop) }
-        loop.onSignal(SIGUSR1) { [unowned self] in logs.reopen() }
-        loop.onSignal(SIGHUP) {}   // the master handles reloads
+        loop.onSignal(.terminate) { [unowned self, unowned server] in stopGracefully(server) }
+        loop.onSignal(.interrupt) { [unowned self, unowned loop] in stopNow(loop) }
+        loop.onSignal(.quit) { [unowned self, unowned loop] in stopNow(loop) }
+        loop.onSignal(.user1) { [unowned self] in logs.reopen() }
+        loop.onSignal(.hangup) {}   // the master handles reloads
 
         if let scoreboard, let r = scoreboardRecord { scoreboard.setState(r, .ready) }
         tellMaster(.serving)
@@ -111,8 +108,7 @@ final class Worker {
     static func heartbeatInterval(timeout: Double) -> Double { min(1.0, timeout / 4) }
 
     private func tellMaster(_ message: WorkerMessage) {
-        var byte = message.rawValue
-        _ = write(masterPipe, &byte, 1)
+        Pipe.write(masterPipe, message.rawValue)
     }
 
     /// TERM: take what the kernel already queued on our sockets, stop accepting, finish what is in

@@ -4,7 +4,9 @@ import Glibc
 
 /// Timestamps for log lines.  Formatting a date is costly, so the text for the current second is
 /// cached and only the milliseconds are added per line.
-struct LogClock {
+public struct LogClock {
+    public init() {}
+
     private var cachedSecond: Int = -1
     private var errorPrefix: [UInt8] = []   // "2026-11-22 11:30:00"
     private var errorZone: [UInt8] = []     // " +0000"
@@ -27,18 +29,19 @@ struct LogClock {
         return String(decoding: buf[0..<n].map { UInt8(bitPattern: $0) }, as: UTF8.self)
     }
 
-    static func now() -> timespec {
+    /// Wall-clock now (Unix seconds and nanoseconds).
+    public static func now() -> (seconds: Int, nanoseconds: Int) {
         var ts = timespec()
         clock_gettime(CLOCK_REALTIME, &ts)
-        return ts
+        return (ts.tv_sec, ts.tv_nsec)
     }
 
     /// "2026-11-22 11:30:00.123 +0000"
-    mutating func appendErrorStamp(to out: inout [UInt8]) {
+    public mutating func appendErrorStamp(to out: inout [UInt8]) {
         let ts = LogClock.now()
-        refresh(ts.tv_sec)
+        refresh(ts.seconds)
         out.append(contentsOf: errorPrefix)
-        let ms = Int(ts.tv_nsec / 1_000_000)
+        let ms = ts.nanoseconds / 1_000_000
         out.append(UInt8(ascii: "."))
         out.append(UInt8(48 + ms / 100))
         out.append(UInt8(48 + ms / 10 % 10))
@@ -47,8 +50,8 @@ struct LogClock {
     }
 
     /// "22/Nov/2026:11:30:00 +0000", the Common Log Format's time.
-    mutating func appendAccessStamp(to out: inout [UInt8]) {
-        refresh(LogClock.now().tv_sec)
+    public mutating func appendAccessStamp(to out: inout [UInt8]) {
+        refresh(LogClock.now().seconds)
         out.append(contentsOf: accessStamp)
     }
 }

@@ -1,4 +1,3 @@
-import MServePOSIX
 #if canImport(Glibc)
 import Glibc
 #endif
@@ -67,7 +66,7 @@ public final class LogFile: @unchecked Sendable {
 
     /// Builds one line straight into the buffer (no intermediate array on the hot path); the newline
     /// is added here, and a line over maxLine is cut.
-    func appendLine(_ build: (inout [UInt8]) -> Void) {
+    package func appendLine(_ build: (inout [UInt8]) -> Void) {
         let next: Next = state.withLock { s in
             let start = s.buffer.count
             build(&s.buffer)
