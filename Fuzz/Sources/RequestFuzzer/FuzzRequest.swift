@@ -35,7 +35,8 @@ public func fuzz(_ data: UnsafePointer<UInt8>, _ size: Int) -> Int32 {
     return 0
 }
 
-private let router = Router([
+// libFuzzer calls the entry point on one thread; the router is built once, not per input.
+nonisolated(unsafe) private let router = Router([
     Route("/", Handler.self),
     Route(#"/items/(\w+)/([0-9]+)"#, Handler.self),
     Route("/files/(.*)", Handler.self),
