@@ -38,7 +38,7 @@ public final class TestServer {
         }
         server = HTTPServer(loop: loop, limits: settings.httpLimits, clock: clock, sweeping: false)
         let observer = RequestObserver(logger: logger, accessLog: nil, logBodyLimit: settings.logBodyLimit)
-        let context = HandlerContext(logger: logger, workerID: 0, settings: settings, models: models, server: server, observer: observer)
+        let context = HandlerContext(logger: logger, slot: 0, settings: settings, models: models, server: server, observer: observer)
         dispatcher = Dispatcher(router: Router.standard(models: models, settings: settings, userRoutes: routes), context: context)
         server.delegate = dispatcher
     }
@@ -49,7 +49,7 @@ public final class TestServer {
                             routes: [Route] = []) throws {
         var settings = settings
         settings.models = names
-        let models = try ModelLoader.load(settings, registry: registry, workerID: 0, logger: try TestServer.nullLogger())
+        let models = try ModelLoader.load(settings, registry: registry, slot: 0, logger: try TestServer.nullLogger())
         try self.init(routes: routes, models: models, settings: settings)
     }
 
@@ -68,7 +68,7 @@ public final class TestServer {
 
     /// What a model's `init(context:)` gets in worker 0.
     public static func context(name: String = "model", options: [String: JSON] = [:]) throws -> ModelContext {
-        ModelContext(name: name, workerID: 0, device: "cpu", options: options, logger: try nullLogger())
+        ModelContext(name: name, slot: 0, device: "cpu", options: options, logger: try nullLogger())
     }
 
     /// Sends `raw` (one request, or several pipelined) on a new connection and returns every

@@ -5,7 +5,7 @@ import MServePOSIX
 @Suite struct ModelTests {
     func context(_ options: [String: JSON] = [:]) throws -> ModelContext {
         let logger = Logger(file: try LogFile(path: "/dev/null", standardFD: 2), level: .critical)
-        return ModelContext(name: "demo", workerID: 0, device: "cpu", options: options, logger: logger)
+        return ModelContext(name: "demo", slot: 0, device: "cpu", options: options, logger: logger)
     }
 
     func infer(_ m: Model, _ input: JSON) throws -> JSON {

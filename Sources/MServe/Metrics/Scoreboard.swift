@@ -33,47 +33,66 @@ public final class Scoreboard: @unchecked Sendable {
     }
     package enum State: UInt64 { case free = 0, booting, ready, stopping }
 
-    // Record layout, in 64-bit words: state, pid, in flight, then per model slot (maxModels models
-    // plus one for requests to no model): the code counters, the three histograms, then the passes
-    // of a batching model and the inputs they took.
-    static let codeWords = codes.count + 1
-    static let histogramWords = buckets.count + 1 + 2   // buckets, +Inf, sum (µs), count
-    static let batchWords = codeWords + Histogram.allCases.count * histogramWords
-    static let modelWords = batchWords + 2
-    static let recordWords = 3 + (maxModels + 1) * modelWords
-    // Header: ready flag, model count, restart counters, then the name table.
-    static let headerWords = 2 + RestartReason.allCases.count + maxModels * nameBytes / 8
+    /// Where each value lives, in 64-bit words.  The header: the ready flag, the number of model
+    /// names, a restart counter per reason, the name table.  Then `maxRecords` records and the
+    /// retired one, each: state, pid, in flight, then per model (`maxModels`, plus one for requests
+    /// to no model) the status-code counters, the three histograms, and a batching model's passes
+    /// and the inputs they took.
+    enum Layout {
+        static let ready = 0
+        static let modelCount = 1
+        static func restarts(_ reason: RestartReason) -> Int { 2 + reason.rawValue }
+        static let names = 2 + RestartReason.allCases.count
+        static let headerWords = names + maxModels * nameBytes / 8
+
+        static let state = 0
+        static let pid = 1
+        static let inFlight = 2
+        static let firstModel = 3
+        static let codeWords = codes.count + 1
+        /// In a histogram: the buckets, +Inf, then the sum (µs) and the count.
+        static let histogramWords = buckets.count + 1 + 2
+        static let histogramSum = buckets.count + 1
+        static let histogramCount = buckets.count + 2
+        static func histogram(_ h: Histogram) -> Int { codeWords + h.rawValue * histogramWords }
+        static let batches = codeWords + Histogram.allCases.count * histogramWords
+        static let batchInputs = batches + 1
+        static let modelWords = batches + 2
+        static let recordWords = firstModel + (maxModels + 1) * modelWords
+        /// A model's words within a record (nil: requests to no model).
+        static func model(_ m: Int?) -> Int { firstModel + (m ?? maxModels) * modelWords }
+    }
 
     private let memory: SharedMemory
     private let base: UnsafeMutablePointer<UInt64>
 
     public init() throws {
-        memory = try SharedMemory(size: (Scoreboard.headerWords + (Scoreboard.maxRecords + 1) * Scoreboard.recordWords) * 8)
+        memory = try SharedMemory(size: (Layout.headerWords + (Scoreboard.maxRecords + 1) * Layout.recordWords) * 8)
         base = memory.base.bindMemory(to: UInt64.self, capacity: memory.size / 8)
     }
 
     private func record(_ r: Int) -> UnsafeMutablePointer<UInt64> {
-        base + Scoreboard.headerWords + r * Scoreboard.recordWords
+        base + Layout.headerWords + r * Layout.recordWords
     }
 
     // MARK: master
 
     package var ready: Bool {
-        get { base[0] == 1 }
-        set { base[0] = newValue ? 1 : 0 }
+        get { base[Layout.ready] == 1 }
+        set { base[Layout.ready] = newValue ? 1 : 0 }
     }
 
     /// The index of a model's series, adding its name if new (master only, before forking workers).
     @discardableResult
     package func register(model name: String) -> Int? {
         if let i = index(of: name) { return i }
-        let n = Int(base[1])
+        let n = Int(base[Layout.modelCount])
         guard n < Scoreboard.maxModels else { return nil }
-        let slot = UnsafeMutableRawPointer(base + 2 + RestartReason.allCases.count).advanced(by: n * Scoreboard.nameBytes)
+        let slot = UnsafeMutableRawPointer(base + Layout.names).advanced(by: n * Scoreboard.nameBytes)
         let bytes = Array(name.utf8.prefix(Scoreboard.nameBytes - 1))
         slot.initializeMemory(as: UInt8.self, repeating: 0, count: Scoreboard.nameBytes)
         slot.copyMemory(from: bytes, byteCount: bytes.count)
-        base[1] = UInt64(n + 1)
+        base[Layout.modelCount] = UInt64(n + 1)
         return n
     }
 
@@ -82,8 +101,8 @@ public final class Scoreboard: @unchecked Sendable {
     }
 
     var modelNames: [String] {
-        (0..<Int(min(base[1], UInt64(Scoreboard.maxModels)))).map { i in
-            let p = UnsafeRawPointer(base + 2 + RestartReason.allCases.count).advanced(by: i * Scoreboard.nameBytes)
+        (0..<Int(min(base[Layout.modelCount], UInt64(Scoreboard.maxModels)))).map { i in
+            let p = UnsafeRawPointer(base + Layout.names).advanced(by: i * Scoreboard.nameBytes)
                 .assumingMemoryBound(to: UInt8.self)
             return String(decoding: UnsafeBufferPointer(start: p, count: (0..<Scoreboard.nameBytes).first { p[$0] == 0 } ?? Scoreboard.nameBytes), as: UTF8.self)
         }
@@ -91,34 +110,34 @@ public final class Scoreboard: @unchecked Sendable {
 
     /// A free record for a worker about to be forked, or nil if all are taken (it then goes uncounted).
     package func claim() -> Int? {
-        for r in 0..<Scoreboard.maxRecords where record(r)[0] == State.free.rawValue {
+        for r in 0..<Scoreboard.maxRecords where record(r)[Layout.state] == State.free.rawValue {
             let rec = record(r)
-            rec.update(repeating: 0, count: Scoreboard.recordWords)
-            rec[0] = State.booting.rawValue
+            rec.update(repeating: 0, count: Layout.recordWords)
+            rec[Layout.state] = State.booting.rawValue
             return r
         }
         return nil
     }
 
-    package func setPid(_ r: Int, _ pid: Int32) { record(r)[1] = UInt64(UInt32(bitPattern: pid)) }
+    package func setPid(_ r: Int, _ pid: Int32) { record(r)[Layout.pid] = UInt64(UInt32(bitPattern: pid)) }
 
     /// A reaped worker's counts go into the retired record; its record is free again.
     package func release(_ r: Int) {
         let rec = record(r)
         let retired = record(Scoreboard.maxRecords)
-        for w in 3..<Scoreboard.recordWords { retired[w] &+= rec[w] }
-        rec.update(repeating: 0, count: Scoreboard.recordWords)
+        for w in Layout.firstModel..<Layout.recordWords { retired[w] &+= rec[w] }
+        rec.update(repeating: 0, count: Layout.recordWords)
     }
 
-    package func countRestart(_ reason: RestartReason) { base[2 + reason.rawValue] &+= 1 }
+    package func countRestart(_ reason: RestartReason) { base[Layout.restarts(reason)] &+= 1 }
 
     // MARK: worker (its own record only)
 
-    package func setState(_ r: Int, _ s: State) { record(r)[0] = s.rawValue }
-    func setInFlight(_ r: Int, _ n: Int) { record(r)[2] = UInt64(max(0, n)) }
+    package func setState(_ r: Int, _ s: State) { record(r)[Layout.state] = s.rawValue }
+    func setInFlight(_ r: Int, _ n: Int) { record(r)[Layout.inFlight] = UInt64(max(0, n)) }
 
     private func modelBase(_ r: Int, _ model: Int?) -> UnsafeMutablePointer<UInt64> {
-        record(r) + 3 + (model ?? Scoreboard.maxModels) * Scoreboard.modelWords
+        record(r) + Layout.model(model)
     }
 
     func countRequest(_ r: Int, model: Int?, status: Int, seconds: Double) {
@@ -128,18 +147,18 @@ public final class Scoreboard: @unchecked Sendable {
     }
 
     func observe(_ r: Int, model: Int?, _ h: Histogram, _ seconds: Double) {
-        let p = modelBase(r, model) + Scoreboard.codeWords + h.rawValue * Scoreboard.histogramWords
+        let p = modelBase(r, model) + Layout.histogram(h)
         let b = Scoreboard.buckets.firstIndex { seconds <= $0 } ?? Scoreboard.buckets.count
         p[b] &+= 1
-        p[Scoreboard.buckets.count + 1] &+= UInt64(max(0, seconds * 1_000_000))
-        p[Scoreboard.buckets.count + 2] &+= 1
+        p[Layout.histogramSum] &+= UInt64(max(0, seconds * 1_000_000))
+        p[Layout.histogramCount] &+= 1
     }
 
     /// One forward pass of a batching model, and the inputs it took.
     package func countBatch(_ r: Int, model: Int?, inputs: Int) {
-        let m = modelBase(r, model) + Scoreboard.batchWords
-        m[0] &+= 1
-        m[1] &+= UInt64(max(0, inputs))
+        let m = modelBase(r, model)
+        m[Layout.batches] &+= 1
+        m[Layout.batchInputs] &+= UInt64(max(0, inputs))
     }
 
     // MARK: reading (any process)
@@ -150,10 +169,10 @@ public final class Scoreboard: @unchecked Sendable {
         var states: [State: Int] = [:]
         var inFlight: UInt64 = 0
         for r in 0..<Scoreboard.maxRecords {
-            guard let s = State(rawValue: record(r)[0]), s != .free else { continue }
+            guard let s = State(rawValue: record(r)[Layout.state]), s != .free else { continue }
             live.append(r)
             states[s, default: 0] += 1
-            inFlight += record(r)[2]
+            inFlight += record(r)[Layout.inFlight]
         }
         let sources = live + [Scoreboard.maxRecords]
         func sum(_ offset: Int) -> UInt64 { sources.reduce(0) { $0 &+ record($1)[offset] } }
@@ -162,7 +181,7 @@ public final class Scoreboard: @unchecked Sendable {
         out += "# HELP mserve_requests_total Requests answered, by model (\"-\" for other routes) and status.\n"
         out += "# TYPE mserve_requests_total counter\n"
         for (mi, name) in (Array(names.enumerated().map { ($0.offset, $0.element) }) + [(Scoreboard.maxModels, "-")]) {
-            let m0 = 3 + mi * Scoreboard.modelWords
+            let m0 = Layout.model(mi)
             for (ci, code) in (Scoreboard.codes.map(String.init) + ["other"]).enumerated() {
                 let v = sum(m0 + ci)
                 if v > 0 { out += "mserve_requests_total{model=\"\(name)\",code=\"\(code)\"} \(v)\n" }
@@ -176,8 +195,8 @@ public final class Scoreboard: @unchecked Sendable {
         for (h, metric, help) in histograms {
             out += "# HELP \(metric) \(help)\n# TYPE \(metric) histogram\n"
             for (mi, name) in (Array(names.enumerated().map { ($0.offset, $0.element) }) + [(Scoreboard.maxModels, "-")]) {
-                let h0 = 3 + mi * Scoreboard.modelWords + Scoreboard.codeWords + h.rawValue * Scoreboard.histogramWords
-                let count = sum(h0 + Scoreboard.buckets.count + 2)
+                let h0 = Layout.model(mi) + Layout.histogram(h)
+                let count = sum(h0 + Layout.histogramCount)
                 guard count > 0 else { continue }
                 var cumulative: UInt64 = 0
                 for (bi, le) in Scoreboard.buckets.enumerated() {
@@ -185,18 +204,18 @@ public final class Scoreboard: @unchecked Sendable {
                     out += "\(metric)_bucket{model=\"\(name)\",le=\"\(le)\"} \(cumulative)\n"
                 }
                 out += "\(metric)_bucket{model=\"\(name)\",le=\"+Inf\"} \(count)\n"
-                out += "\(metric)_sum{model=\"\(name)\"} \(Double(sum(h0 + Scoreboard.buckets.count + 1)) / 1e6)\n"
+                out += "\(metric)_sum{model=\"\(name)\"} \(Double(sum(h0 + Layout.histogramSum)) / 1e6)\n"
                 out += "\(metric)_count{model=\"\(name)\"} \(count)\n"
             }
         }
         let batchSeries: [(String, String, Int)] = [
-            ("mserve_batches_total", "Forward passes of batching models.", 0),
-            ("mserve_batch_inputs_total", "Inputs those passes took (over mserve_batches_total: the mean batch).", 1),
+            ("mserve_batches_total", "Forward passes of batching models.", Layout.batches),
+            ("mserve_batch_inputs_total", "Inputs those passes took (over mserve_batches_total: the mean batch).", Layout.batchInputs),
         ]
         for (metric, help, word) in batchSeries {
             out += "# HELP \(metric) \(help)\n# TYPE \(metric) counter\n"
             for (mi, name) in names.enumerated() {
-                let v = sum(3 + mi * Scoreboard.modelWords + Scoreboard.batchWords + word)
+                let v = sum(Layout.model(mi) + word)
                 if v > 0 { out += "\(metric){model=\"\(name)\"} \(v)\n" }
             }
         }
@@ -208,7 +227,7 @@ public final class Scoreboard: @unchecked Sendable {
         }
         out += "# HELP mserve_worker_restarts_total Workers replaced, by reason.\n# TYPE mserve_worker_restarts_total counter\n"
         for reason in RestartReason.allCases {
-            out += "mserve_worker_restarts_total{reason=\"\(reason.label)\"} \(base[2 + reason.rawValue])\n"
+            out += "mserve_worker_restarts_total{reason=\"\(reason.label)\"} \(base[Layout.restarts(reason)])\n"
         }
         return out
     }

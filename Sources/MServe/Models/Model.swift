@@ -4,15 +4,15 @@ public struct ModelContext: Sendable {
     public let name: String
     /// The worker's slot, 0..<workers: stable across respawns, so a model can pick a device by it;
     /// -1 for a model preloaded in the master (`--preload`) and shared by every worker.
-    public let workerID: Int
+    public let slot: Int
     public let device: String
     /// The `[model.NAME]` table of the config file, less `device`.
     public let options: [String: JSON]
     public let logger: Logger
 
-    public init(name: String, workerID: Int, device: String, options: [String: JSON], logger: Logger) {
+    public init(name: String, slot: Int, device: String, options: [String: JSON], logger: Logger) {
         self.name = name
-        self.workerID = workerID
+        self.slot = slot
         self.device = device
         self.options = options
         self.logger = logger

@@ -1,15 +1,15 @@
 import MServePOSIX
 /// Creates the served models: in each worker after fork, or once in the master with --preload.
 package enum ModelLoader {
-    /// `workerID` is the worker's slot, or -1 for models preloaded in the master (shared by all).
-    package static func load(_ settings: Settings, registry: ModelRegistry, workerID: Int, logger: Logger) throws(ModelLoadError) -> [ServedModel] {
+    /// `slot` is the worker's slot, or -1 for models preloaded in the master (shared by all).
+    package static func load(_ settings: Settings, registry: ModelRegistry, slot: Int, logger: Logger) throws(ModelLoadError) -> [ServedModel] {
         var models: [ServedModel] = []
         for name in settings.models {
             guard let entry = registry.entry(named: name) else { throw ModelLoadError("unknown model \(name)") }
             let ms = settings.settings(forModel: name)
             var options = ms.options
             if options["model_dir"] == nil, let dir = settings.modelDir { options["model_dir"] = .string(dir) }
-            let ctx = ModelContext(name: name, workerID: workerID, device: ms.device, options: options, logger: logger)
+            let ctx = ModelContext(name: name, slot: slot, device: ms.device, options: options, logger: logger)
             let started = monotonicSeconds()
             do {
                 let instance = try entry.make(ctx)

@@ -34,7 +34,7 @@ final class IndexHandler: RequestHandler {
 /// threads, so a busy model does not make this slow.
 final class HealthHandler: RequestHandler {
     override class var allowedMethods: [HTTPMethod] { [.GET, .HEAD] }
-    override func get(_ args: [String]) throws { write(["status": "ok", "worker": .int(Int64(context.workerID))]) }
+    override func get(_ args: [String]) throws { write(["status": "ok", "worker": .int(Int64(context.slot))]) }
     override func head(_ args: [String]) throws { try get(args) }
 }
 

@@ -20,7 +20,7 @@ class ModelHandler: RequestHandler {
     }
 
     override func get(_ args: [String]) throws {
-        write(model.info.setting("worker", .int(Int64(context.workerID))))
+        write(model.info.setting("worker", .int(Int64(context.slot))))
     }
 
     /// Validates on the loop, queues for the model threads, and answers when they are done: 503 at

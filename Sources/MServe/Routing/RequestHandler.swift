@@ -4,7 +4,7 @@ import MServeHTTP
 /// What every handler of a worker can reach.
 public final class HandlerContext {
     public let logger: Logger
-    public let workerID: Int
+    public let slot: Int
     public let settings: Settings
     /// The served models, in the order given on the command line.
     public let models: [ServedModel]
@@ -17,10 +17,10 @@ public final class HandlerContext {
     /// When this worker started serving (Unix seconds): OpenAI's "created" for its models.
     public let createdAt = Int64(LogClock.now().seconds)
 
-    package init(logger: Logger, workerID: Int, settings: Settings, models: [ServedModel], server: HTTPServer,
+    package init(logger: Logger, slot: Int, settings: Settings, models: [ServedModel], server: HTTPServer,
                  observer: RequestObserver) {
         self.logger = logger
-        self.workerID = workerID
+        self.slot = slot
         self.settings = settings
         self.models = models
         self.server = server

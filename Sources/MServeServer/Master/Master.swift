@@ -95,7 +95,7 @@ public final class Master {
         if settings.preload {
             // No thread may start before fork: models start theirs in the workers (ModelRunner).
             do {
-                preloaded = try ModelLoader.load(settings, registry: registry, workerID: -1, logger: logger)
+                preloaded = try ModelLoader.load(settings, registry: registry, slot: -1, logger: logger)
             } catch {
                 logger.critical("\(error.message); not starting")
                 return ExitCode.modelLoadError

@@ -53,7 +53,7 @@ final class Worker {
             models = preloaded
         } else {
             do {
-                models = try ModelLoader.load(settings, registry: registry, workerID: slot, logger: logger)
+                models = try ModelLoader.load(settings, registry: registry, slot: slot, logger: logger)
             } catch {
                 logger.critical(error.message)
                 return ExitCode.modelLoadError
@@ -75,7 +75,7 @@ final class Worker {
         for m in models { m.metricsIndex = scoreboard?.index(of: m.name) }
         let observer = RequestObserver(logger: logger, accessLog: logs.accessLog, logBodyLimit: settings.logBodyLimit,
                                        scoreboard: scoreboard, scoreboardRecord: scoreboardRecord)
-        let context = HandlerContext(logger: logger, workerID: slot, settings: settings, models: models, server: server, observer: observer)
+        let context = HandlerContext(logger: logger, slot: slot, settings: settings, models: models, server: server, observer: observer)
         let dispatcher = Dispatcher(router: Router.standard(models: models, settings: settings, userRoutes: routes), context: context)
         server.delegate = dispatcher
         for fd in listenFDs { server.accept(fd: fd) }

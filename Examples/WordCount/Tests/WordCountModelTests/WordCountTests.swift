@@ -6,7 +6,7 @@ import WordCountModel
 @Suite struct WordCountTests {
     func model(_ options: [String: JSON] = [:]) throws -> WordCount {
         let logger = Logger(file: try LogFile(path: "/dev/null", standardFD: 2), level: .critical)
-        return try WordCount(context: ModelContext(name: "wordcount", workerID: 0, device: "cpu", options: options, logger: logger))
+        return try WordCount(context: ModelContext(name: "wordcount", slot: 0, device: "cpu", options: options, logger: logger))
     }
 
     @Test func countsWords() throws {
