@@ -137,6 +137,15 @@ final class HTTPConnection {
         }
     }
 
+    /// The client took longer than `seconds` to send its request: 408, then the connection closes.
+    func timedOut(after seconds: Double) {
+        inputStart = input.count
+        partialSince = nil
+        busy = true
+        server.rejected(RequestParseError(status: 408, message: "the request was not complete within \(seconds) s"),
+                        remoteHost: remoteHost, response: ResponseWriter(connection: self, server: server, head: nil, rejected: true))
+    }
+
     /// Queues a response (or an interim 100 Continue) and writes what the socket takes now.
     func write(_ bytes: [UInt8], close: Bool, finishesRequest: Bool = false, linger: Bool = false) {
         guard !closed else { return }

@@ -106,10 +106,15 @@ public final class HTTPServer {
         connections.removeValue(forKey: conn.fd)
     }
 
-    /// Closes the connections past their time (ConnectionTimeouts decides).
+    /// Closes the connections past their time (ConnectionTimeouts decides); one in the middle of
+    /// sending a request is told so first (408, as nginx answers).
     public func sweep(now: Double) {
         for conn in connections.values where limits.timeouts.expired(conn.activity, now: now, serverClosing: closing) {
-            conn.close()
+            if conn.activity.partialSince != nil && !conn.lingering {
+                conn.timedOut(after: limits.timeouts.client)
+            } else {
+                conn.close()
+            }
         }
     }
 

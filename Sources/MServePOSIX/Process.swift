@@ -86,3 +86,17 @@ public func sleepThread(seconds: Double) {
     var rest = timespec()
     while nanosleep(&ts, &rest) != 0 && errno == EINTR { ts = rest }
 }
+
+/// The process's environment variables.
+public enum ProcessEnvironment {
+    public static func variables() -> [String: String] {
+        var out: [String: String] = [:]
+        var p = environ
+        while let entry = p.pointee {
+            let text = String(cString: entry)
+            if let eq = text.firstIndex(of: "=") { out[String(text[..<eq])] = String(text[text.index(after: eq)...]) }
+            p += 1
+        }
+        return out
+    }
+}

@@ -139,9 +139,48 @@ struct ArbiterTests {
         #expect(Self.signals(h.send(.tick(at: 30))).isEmpty)
         // ...but not serving by the boot timeout is.
         let out = h.send(.tick(at: 60))
-        #expect(Self.signals(out) == [100: .abort])
+        #expect(Self.signals(out) == [100: .kill])   // one line, no backtrace
         #expect(Self.logs(out) == ["WORKER BOOT TIMEOUT (pid:100): not serving after 60.0 s"])
-        #expect(h.send(.exited(pid: 100, .signaled(6), at: 60.5)).contains(.countRestart(.bootTimeout)))
+        // A "serving" that was already on its way does not count.
+        #expect(!h.send(.message(pid: 100, .serving, at: 60.1)).contains { if case .steer = $0 { true } else { false } })
+        #expect(h.send(.exited(pid: 100, .signaled(9), at: 60.5)).contains(.countRestart(.bootTimeout)))
+    }
+
+    @Test func threeBootTimeoutsInARowHaltWithExitCodeThree() {
+        var h = Harness(Arbiter.Limits(workers: 1, timeout: 5, bootTimeout: 10, gracefulTimeout: 30))
+        _ = h.send(.boot(at: 0))
+        var t = 0.0
+        for round in 0..<3 {
+            t += 10
+            _ = h.send(.tick(at: t))
+            let exit = h.send(.exited(pid: 100 + Int32(round), .signaled(9), at: t + 0.1))
+            if round < 2 {
+                #expect(h.arbiter.phase != .stopping)
+                t += 1.1
+                _ = h.send(.tick(at: t))   // the respawn back-off
+            } else {
+                #expect(Self.logs(exit).contains("3 workers in a row did not serve within --boot-timeout (10.0 s); shutting down"))
+                #expect(exit.contains(.exitLoop))
+            }
+        }
+        #expect(h.arbiter.exitCode == ExitCode.workerBootError)
+    }
+
+    @Test func aWorkerThatServesResetsTheBootTimeoutCount() {
+        var h = Harness(Arbiter.Limits(workers: 1, timeout: 5, bootTimeout: 10, gracefulTimeout: 30))
+        _ = h.send(.boot(at: 0))
+        _ = h.send(.tick(at: 10))
+        _ = h.send(.exited(pid: 100, .signaled(9), at: 10.1))
+        _ = h.send(.tick(at: 11.2))
+        _ = h.send(.tick(at: 21.2))
+        _ = h.send(.exited(pid: 101, .signaled(9), at: 21.3))
+        _ = h.send(.tick(at: 22.4))
+        _ = h.send(.message(pid: 102, .serving, at: 23))
+        _ = h.send(.exited(pid: 102, .signaled(9), at: 24))   // crashed while serving: replaced at once
+        _ = h.send(.tick(at: 34))
+        let third = h.send(.exited(pid: 103, .signaled(9), at: 34.1))
+        #expect(!third.contains(.exitLoop))
+        #expect(h.arbiter.phase != .stopping)
     }
 
     @Test func ttouNeverGoesBelowOneWorkerAndDrainsTheSlotBeforeClosingIt() {

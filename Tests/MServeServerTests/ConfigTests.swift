@@ -4,8 +4,8 @@ import Testing
 import MServePOSIX
 
 @Suite struct ConfigTests {
-    func parse(_ args: [String], files: [String: String] = [:]) throws(ConfigError) -> Settings {
-        let inv = try CommandLineParser.parse(args) { (path) throws(ConfigError) -> String in
+    func parse(_ args: [String], files: [String: String] = [:], environment: [String: String] = [:]) throws(ConfigError) -> Settings {
+        let inv = try CommandLineParser.parse(args, environment: environment) { (path) throws(ConfigError) -> String in
             guard let t = files[path] else { throw ConfigError("no file \(path)") }
             return t
         }
@@ -149,7 +149,7 @@ import MServePOSIX
     @Test func defaultsComeFromSettingsAndShowAsWritten() {
         let shown = Dictionary(uniqueKeysWithValues: SettingTable.all.map { ($0.key, $0.defaultText) })
         #expect(shown["max_body_size"] == "10m" && shown["max_header_size"] == "16k")
-        #expect(shown["timeout"] == "30" && shown["keepalive"] == "5" && shown["log_level"] == "info")
+        #expect(shown["timeout"] == "30" && shown["keep_alive"] == "5" && shown["log_level"] == "info")
         #expect(shown["bind"] == "127.0.0.1:8000" && shown["pid"] == "none" && shown["preload"] == "off")
     }
 
@@ -164,5 +164,40 @@ import MServePOSIX
         let s = try parse(["-c", "c.toml"], files: ["c.toml": "models = [\"demo\"]\n[model.demo]\nrequest_timeout = 2.5\nbatch_timeout_ms = 7"])
         #expect(s.runtime(forModel: "demo").requestTimeout == 2.5)
         #expect(s.runtime(forModel: "demo").batchTimeout == 0.007)
+    }
+
+    /// One rule: a key is its long flag without the dashes, with underscores.
+    @Test func keysAreLongFlagsWithUnderscores() {
+        for s in SettingTable.all {
+            guard let long = s.flags.last(where: { $0.hasPrefix("--") }) else { continue }
+            #expect(s.key == String(long.dropFirst(2).map { $0 == "-" ? "_" : $0 }), "\(s.key) vs \(long)")
+        }
+    }
+
+    @Test func unknownKeysAndFlagsSuggestTheNearestAndFormerKeysStillWork() throws {
+        #expect(throws: ConfigError("c.toml: unknown key 'keep_alve' (did you mean keep_alive?)")) {
+            try parse(["-c", "c.toml"], files: ["c.toml": "keep_alve = 3"])
+        }
+        #expect(throws: ConfigError("unknown option --worker (did you mean --workers?) (see mserve --help)")) {
+            try parse(["--worker", "2", "demo"])
+        }
+        #expect(throws: ConfigError("unknown option --zzzzzz (see mserve --help)")) { try parse(["--zzzzzz", "demo"]) }
+        #expect(try parse(["-c", "c.toml"], files: ["c.toml": "models = [\"demo\"]\nkeepalive = 3"]).keepAlive == 3)
+        #expect(try parse(["-c", "c.toml"], files: ["c.toml": "models = [\"demo\"]\nkeep_alive = 4"]).keepAlive == 4)
+    }
+
+    /// Flags over MSERVE_* over the file over WEB_CONCURRENCY over the defaults.
+    @Test func settingsFromTheEnvironmentWithTheirPrecedence() throws {
+        let file = ["c.toml": "models = [\"demo\"]\nworkers = 3\ntimeout = 7"]
+        #expect(try parse(["demo"], environment: ["WEB_CONCURRENCY": "5"]).workers == 5)
+        #expect(try parse(["-c", "c.toml"], files: file, environment: ["WEB_CONCURRENCY": "5"]).workers == 3)
+        let s = try parse(["-c", "c.toml"], files: file, environment: ["MSERVE_WORKERS": "4", "MSERVE_TIMEOUT": "9",
+                                                                       "MSERVE_BIND": "127.0.0.1:1, [::1]:2"])
+        #expect(s.workers == 4 && s.timeout == 9 && s.binds == ["127.0.0.1:1", "[::1]:2"])
+        #expect(try parse(["-c", "c.toml", "-w", "2"], files: file, environment: ["MSERVE_WORKERS": "4"]).workers == 2)
+        #expect(try parse([], files: file, environment: ["MSERVE_CONFIG": "c.toml"]).timeout == 7)
+        #expect(throws: ConfigError("MSERVE_WORKERS: expected an integer, got 'many'")) {
+            try parse(["demo"], environment: ["MSERVE_WORKERS": "many"])
+        }
     }
 }

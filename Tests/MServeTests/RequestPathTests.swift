@@ -49,10 +49,21 @@ import MServeTesting
         try expectError(try #require(try server.exchange(raw).first), 400, "malformed JSON")
     }
 
-    @Test func aBodyNotDeclaredJSONIsNotReadForARecordID() throws {
+    @Test func aJSONObjectBodyKeepsItsRecordIDWhateverItsDeclaredType() throws {
         let r = try server.request("POST", "/demo", body: #"{"recordid": "b1", "cal_number": 1}"#,
                                    headers: [("Content-Type", "text/plain"), ("X-Request-Id", "h1")])
-        try expectError(r, 415, "model demo takes application/json; got text/plain", recordID: "h1")
+        try expectError(r, 415, "model demo takes application/json; got text/plain", recordID: "b1")
+        let plain = try server.request("POST", "/demo", body: "not json", headers: [("Content-Type", "text/plain"), ("X-Request-Id", "h2")])
+        try expectError(plain, 415, "got text/plain", recordID: "h2")
+    }
+
+    /// curl -d '{...}' sends application/x-www-form-urlencoded: a JSON object body is taken as JSON.
+    @Test func curlsDefaultFormTypeWithAJSONObjectIsAccepted() throws {
+        let r = try server.request("POST", "/demo", body: #"{"recordid": "c1", "cal_number": 2}"#,
+                                   headers: [("Content-Type", "application/x-www-form-urlencoded")])
+        #expect(r.status == 200 && r.json?["recordid"] == "c1")
+        let form = try server.request("POST", "/demo", body: "cal_number=2", headers: [("Content-Type", "application/x-www-form-urlencoded")])
+        try expectError(form, 415, "got application/x-www-form-urlencoded")
     }
 
     @Test func bodyRecordIDWinsOverABadHeader() throws {

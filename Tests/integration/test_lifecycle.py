@@ -259,11 +259,18 @@ def test_long_inference_and_slow_model_load_are_not_stuck(start, tmp_path):
 
 
 def test_boot_timeout_kills_a_worker_that_never_serves(start, tmp_path):
+    """One line per boot timeout (SIGKILL, no backtrace), never counted as serving, and after three
+    in a row the master stops with exit code 3 instead of respawning forever."""
     conf = tmp_path / "stuck.toml"
     conf.write_text("[model.sleep]\nload_ms = 60000\n")
     s = start("sleep", "-c", str(conf), "--boot-timeout", "1", workers=1, wait=False)
     s.wait_log(r"WORKER BOOT TIMEOUT \(pid:\d+\): not serving after 1\.0 s", timeout=10)
     s.wait_log(r"a worker died before serving; next start in 1 s", timeout=10)
+    assert s.wait_exit(timeout=20) == 3
+    log = s.log()
+    assert log.count("WORKER BOOT TIMEOUT") == 3, log
+    assert "3 workers in a row did not serve within --boot-timeout (1.0 s); shutting down" in log
+    assert "crashed" not in log and "Backtrace" not in log and "is serving" not in log, log
 
 
 def test_preload_loads_once_and_workers_share_the_weights(start, tmp_path):

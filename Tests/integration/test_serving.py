@@ -97,6 +97,17 @@ def test_log_level_warning_hides_request_lines(start):
     s.wait_log(r"\[loud\] response: 404")
     assert "[quiet]" not in s.log()
     assert "rid=quiet" in s.access()
+    # The bound address is logged at every level: a user of port 0 can find the port.
+    assert re.search(r"Listening at: http://127\.0\.0\.1:\d+", s.log()), s.log()
+
+
+def test_log_level_debug_adds_headers_and_queueing(start):
+    s = start("demo", "sleep", "--log-level", "debug", workers=1)
+    s.post("/sleep", {"recordid": "dbg", "ms": 1}, headers={"Content-Type": "application/json", "X-Trace": "t1"})
+    s.wait_log(r"\[DEBUG\] \[dbg\] headers: .*X-Trace: t1;")
+    s.wait_log(r"\[dbg\] queued for model sleep \(cost 1; ")
+    r = requests.request("BREW", s.url + "/demo", timeout=5)
+    assert r.status_code == 405 and "method BREW is not allowed" in r.json()["error"]["message"]
 
 
 def test_logs_are_whole_lines_under_concurrency(start):

@@ -33,8 +33,10 @@ public final class Logger: Sendable {
 
     /// The hot path's form: the message is written straight into the log buffer by `message`, which
     /// must escape what it takes from clients (LogText).
-    func log(_ level: LogLevel, recordID: String?, _ message: (inout [UInt8]) -> Void) {
-        guard enabled(level) else { return }
+    /// `always`: written whatever the level (what an operator needs at any level, such as the
+    /// bound addresses).
+    func log(_ level: LogLevel, recordID: String?, always: Bool = false, _ message: (inout [UInt8]) -> Void) {
+        guard always || enabled(level) else { return }
         let pid = pidText.withLock { $0 }
         file.appendLine { line in
             line.append(UInt8(ascii: "["))
@@ -54,6 +56,8 @@ public final class Logger: Sendable {
     }
 
     public func debug(_ m: String, recordID: String? = nil) { log(.debug, m, recordID: recordID) }
+    /// An info line written at every level.
+    public func always(_ m: String) { log(.info, recordID: nil, always: true) { LogText.appendEscaped(m, to: &$0) } }
     public func info(_ m: String, recordID: String? = nil) { log(.info, m, recordID: recordID) }
     public func warning(_ m: String, recordID: String? = nil) { log(.warning, m, recordID: recordID) }
     public func error(_ m: String, recordID: String? = nil) { log(.error, m, recordID: recordID) }

@@ -22,14 +22,17 @@ package final class Dispatcher: HTTPServerDelegate {
         if requestsReceived == requestLimit { onRequestLimit?() }
         var json: Result<JSON, JSONParseError>?
         var bodyRecordID: JSON?
-        if request.mediaType.map(MediaType.isJSON) ?? true {
+        // The body's recordid counts whenever the body is a JSON object, whatever type it declares
+        // (so that even a 415 carries it).
+        if request.mediaType.map(MediaType.isJSON) ?? true || request.body.first(where: { $0 != 0x20 && $0 != 0x0A && $0 != 0x0D && $0 != 0x09 }) == UInt8(ascii: "{") {
             let parsed: Result<JSON, JSONParseError>
             do throws(JSONParseError) { parsed = .success(try JSONParser.parse(request.body)) } catch { parsed = .failure(error) }
             json = parsed
             if case .success(let v) = parsed { bodyRecordID = v["recordid"] }
         }
         let (rid, ridValue, ridError) = context.recordIDs.resolve(bodyValue: bodyRecordID, header: request.requestID)
-        context.observer.started(method: request.head.methodName, target: request.target, body: request.body, recordID: rid)
+        context.observer.started(method: request.head.methodName, target: request.target, body: request.body, recordID: rid,
+                                 headers: request.head.headers)
 
         let match = router.match(request.path)
         // Without a route, a plain handler carries the recordid into the 404.

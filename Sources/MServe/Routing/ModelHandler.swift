@@ -68,6 +68,10 @@ class ModelHandler: RequestHandler {
             throw HTTPError(503, "model \(model.name) is busy (\(running) running, \(waiting) waiting); retry later",
                             headers: [("Retry-After", "1")])
         }
+        if context.logger.enabled(.debug) {
+            let (running, waiting) = runner.load
+            context.logger.debug("queued for model \(model.name) (cost \(job.cost); \(running) running, \(waiting) waiting)", recordID: recordID)
+        }
         beginAsynchronous()
         let timeout = runner.runtime.requestTimeout
         deadline = context.server.loop.after(timeout) { [self] in
@@ -92,13 +96,21 @@ class ModelHandler: RequestHandler {
     /// The body as the model takes it: JSON, a multipart upload, or raw bytes; 415 for a media type
     /// the model does not accept.
     private func inferenceRequest() throws -> InferenceRequest {
-        let media = request.mediaType ?? "application/json"
+        var media = request.mediaType ?? "application/json"
         let accepted = type(of: model.instance).acceptedMediaTypes
+        // `curl -d '{...}'` declares a form; a JSON object body is taken as what it is, as tornado's
+        // handlers that read the body as JSON took it.
+        if media == "application/x-www-form-urlencoded", case .success(let v)? = parsedJSON, v.isObject,
+           accepted.contains(where: { MediaType.matches("application/json", pattern: $0) }) {
+            media = "application/json"
+        }
         guard accepted.contains(where: { MediaType.matches(media, pattern: $0) }) else {
             throw HTTPError(415, "model \(model.name) takes \(accepted.joined(separator: ", ")); got \(media)")
         }
         if MediaType.isJSON(media) {
-            return InferenceRequest(recordID: recordID, input: try jsonObjectBody(), contentType: media, body: request.body)
+            let input = try jsonBody()
+            guard input.isObject else { throw HTTPError(400, "the JSON body must be an object, got a \(input.typeName)") }
+            return InferenceRequest(recordID: recordID, input: input, contentType: media, body: request.body)
         }
         if media == "multipart/form-data" {
             guard let boundary = request.contentType.flatMap(MultipartForm.boundary) else {

@@ -78,7 +78,7 @@ open class RequestHandler {
     func methodNotAllowed() -> HTTPError {
         let allowed = type(of: self).allowedMethods
         let headers = allowed.isEmpty ? [] : [("Allow", allowed.map(\.rawValue).joined(separator: ", "))]
-        return HTTPError(405, "method \(request.method.rawValue) is not allowed on \(request.path)", headers: headers)
+        return HTTPError(405, "method \(request.head.methodName) is not allowed on \(request.path)", headers: headers)
     }
 
     func call(_ args: [String]) throws {

@@ -22,8 +22,10 @@ public final class RequestObserver {
         self.scoreboardRecord = scoreboardRecord
     }
 
-    /// A request was received (or, with `rejection`, refused while parsing).
-    func started(method: String, target: String, body: [UInt8], recordID: String, rejection: String? = nil) {
+    /// A request was received (or, with `rejection`, refused while parsing).  At debug level its
+    /// headers follow in a line of their own.
+    func started(method: String, target: String, body: [UInt8], recordID: String, rejection: String? = nil,
+                 headers: [(name: String, value: String)] = []) {
         if let scoreboard, let r = scoreboardRecord { scoreboard.setInFlight(r, inFlight()) }
         logger.log(.info, recordID: recordID) { line in
             line.append(contentsOf: "request: ".utf8)
@@ -37,6 +39,18 @@ public final class RequestObserver {
             } else {
                 line.append(UInt8(ascii: " "))
                 appendExcerpt(body, to: &line)
+            }
+        }
+        if logger.enabled(.debug) && !headers.isEmpty {
+            logger.log(.debug, recordID: recordID) { line in
+                line.append(contentsOf: "headers:".utf8)
+                for (name, value) in headers {
+                    line.append(UInt8(ascii: " "))
+                    LogText.appendEscaped(name, to: &line)
+                    line.append(contentsOf: ": ".utf8)
+                    LogText.appendEscaped(value, to: &line)
+                    line.append(UInt8(ascii: ";"))
+                }
             }
         }
     }

@@ -9,7 +9,10 @@ public enum Invocation: Equatable {
 /// gunicorn's command line: `mserve [options] MODEL [MODEL...]`.  Flags are applied after the
 /// config file, so they override it.
 public enum CommandLineParser {
-    public static func parse(_ args: [String], readFile: (String) throws(ConfigError) -> String = ConfigFile.read)
+    /// Settings come from, lowest first: defaults, `WEB_CONCURRENCY` (workers, as gunicorn reads
+    /// it), the config file (`-c`, or `MSERVE_CONFIG`), `MSERVE_<KEY>` variables, the command line.
+    public static func parse(_ args: [String], environment: [String: String] = ProcessEnvironment.variables(),
+                             readFile: (String) throws(ConfigError) -> String = ConfigFile.read)
         throws(ConfigError) -> Invocation
     {
         var flagged: [(Setting, String, String)] = []   // setting, value, flag as written
@@ -37,7 +40,8 @@ public enum CommandLineParser {
                 inlineValue = String(arg.dropFirst(2))
             }
             guard let setting = SettingTable.setting(forFlag: name) else {
-                throw ConfigError("unknown option \(name) (see mserve --help)")
+                let flags = SettingTable.all.flatMap(\.flags).filter { $0.hasPrefix("--") } + ["--help", "--version"]
+                throw ConfigError("unknown option \(name)\(SettingTable.suggestion(for: name, among: flags)) (see mserve --help)")
             }
             if setting.metavar == nil {
                 if let inlineValue { throw ConfigError("\(name) takes no value, got '\(inlineValue)'") }
@@ -47,17 +51,28 @@ public enum CommandLineParser {
             if let inlineValue {
                 flagged.append((setting, inlineValue, name))
             } else {
-                guard i < args.count else { throw ConfigError("\(name) needs a value (\(setting.metavar!))") }
+                guard i < args.count else { throw ConfigError("\(name) needs a value (\(setting.metavar ?? "a value"))") }
                 flagged.append((setting, args[i], name))
                 i += 1
             }
         }
 
         var settings = Settings()
-        if let configFlag = flagged.last(where: { $0.0.key == "config" }) {
-            let path = configFlag.1
+        if let n = environment["WEB_CONCURRENCY"], let workers = SettingTable.setting(forKey: "workers") {
+            try workers.set(&settings, .string(n), source: "WEB_CONCURRENCY", fromCommandLine: false)
+        }
+        if let path = flagged.last(where: { $0.0.key == "config" })?.1 ?? environment["MSERVE_CONFIG"] {
             settings = try ConfigFile.load(text: try readFile(path), path: path, into: settings)
             settings.config = path
+        }
+        for s in SettingTable.all where s.key != "config" {
+            let name = "MSERVE_" + s.key.uppercased()
+            guard let value = environment[name] else { continue }
+            // A list (bind, models) is comma-separated.
+            let json: JSON = s.repeatable
+                ? .array(value.split(separator: ",").map { .string(String($0).trimmingSpaces()) })
+                : .string(value)
+            try s.set(&settings, json, source: name, fromCommandLine: false)
         }
         var seenOnCommandLine: Set<String> = []
         for (setting, value, flag) in flagged {

@@ -34,7 +34,8 @@ public enum ConfigFile {
                 continue
             }
             guard let setting = SettingTable.setting(forKey: key), key != "config" else {
-                throw ConfigError("\(path): unknown key '\(key)'")
+                let keys = SettingTable.all.map(\.key).filter { $0 != "config" } + ["model"]
+                throw ConfigError("\(path): unknown key '\(key)'\(SettingTable.suggestion(for: key, among: keys))")
             }
             try setting.set(&settings, json(value), source: "\(path): \(key)", fromCommandLine: false)
         }

@@ -106,6 +106,8 @@ public struct Arbiter: Sendable {
     private var reload: (remaining: Set<Int>, failed: Int)?
     private var reloading = false
     private var drains: [Int: Set<Int32>] = [:]
+    /// Workers killed for not serving within the boot timeout since one last started serving.
+    private var bootTimeoutsInARow = 0
     private var nextDrain = 0
     /// What the sockets are steered to; nil when a socket was added or closed since (the kernel's
     /// indices moved).
@@ -119,6 +121,9 @@ public struct Arbiter: Sendable {
 
     /// Seconds a stuck worker has between SIGABRT (for its backtrace) and SIGKILL.
     public static let abortGrace = 2.0
+    /// Boot timeouts in a row (no worker serving in between) after which the master gives up with
+    /// exit code 3, as gunicorn does for workers that cannot boot.
+    public static let bootTimeoutsBeforeHalt = 3
     /// Delay before the next spawn after a fork failure or a worker that died before serving.
     public static let respawnDelay = 1.0
 
@@ -221,8 +226,10 @@ public struct Arbiter: Sendable {
             out.append(.log(.info, "Worker \(pid) (slot \(w.slot)) reached max-requests; starting its replacement"))
         case .maxRequests:
             break
-        case .serving where !w.ready:
+        case .serving where !w.ready && w.abortedAt == nil:
+            // (One already killed for its boot timeout is never counted as serving.)
             w.ready = true
+            bootTimeoutsInARow = 0
             out.append(.log(.info, "Worker \(pid) (slot \(w.slot)) is serving, booted in \(String(format3: at - w.started)) s"))
         case .serving:
             break
@@ -244,6 +251,13 @@ public struct Arbiter: Sendable {
         if phase == .stopping || w.retiring {
             out.append(.log(.info, "Worker exiting (pid: \(pid)): \(status)"))
             return
+        }
+        if w.reason == .bootTimeout {
+            bootTimeoutsInARow += 1
+            if bootTimeoutsInARow >= Arbiter.bootTimeoutsBeforeHalt {
+                return halt("\(bootTimeoutsInARow) workers in a row did not serve within --boot-timeout (\(limits.bootTimeout) s); "
+                            + "shutting down", ExitCode.workerBootError, at, &out)
+            }
         }
         switch status {
         case .exited(ExitCode.modelLoadError):
@@ -294,8 +308,13 @@ public struct Arbiter: Sendable {
                 continue
             }
             if !w.ready && now >= w.started + limits.bootTimeout {
+                // Still loading is not stuck: killed at once, with one line instead of a backtrace.
                 out.append(.log(.critical, "WORKER BOOT TIMEOUT (pid:\(pid)): not serving after \(limits.bootTimeout) s"))
                 w.reason = .bootTimeout
+                w.abortedAt = now
+                workers[pid] = w
+                out.append(.signal(pid: pid, .kill))
+                continue
             } else if w.ready && now >= w.lastHeard + limits.timeout {
                 out.append(.log(.critical, "WORKER TIMEOUT (pid:\(pid))"))
                 w.reason = .timeout

@@ -69,7 +69,7 @@ public final class Master {
         defer { pidFile?.remove() }
 
         logger.info("Starting mserve \(MServeVersion.string)")
-        for a in listeners.addresses { logger.info("Listening at: http://\(a) (\(currentProcessID()))") }
+        for a in listeners.addresses { logger.always("Listening at: http://\(a) (\(currentProcessID()))") }
         if let mode = listeners.activationMode { logger.info("Sockets from systemd (LISTEN_FDS): \(mode); -b is ignored") }
         logger.info("Serving models: \(settings.models.joined(separator: ", ")) with \(settings.workers) workers")
 
