@@ -138,6 +138,22 @@ def test_check_config(tmp_path):
     assert p.returncode == 2 and "-w: expected an integer, got 'many'" in p.stderr
 
 
+@pytest.mark.parametrize("table,message", [
+    ("[model.demo]\nstrat = 1\n", "demo: unknown option 'strat'"),
+    ("[model.demo]\nstart = \"ten\"\n", "demo: option start must be a number, got \"ten\""),
+    ("[model.sleep]\nload_ms = -1\n", "sleep: option load_ms must be a non-negative number"),
+])
+def test_check_config_checks_model_options_and_names_the_file(tmp_path, table, message):
+    """A typo or a bad value under [model.NAME] fails --check-config (even for a model not served
+    now) with the file and the table named, as the start would fail."""
+    bad = tmp_path / "models.toml"
+    bad.write_text('models = ["echo"]\n' + table)
+    p = subprocess.run([MSERVE, "-c", str(bad), "--check-config"], capture_output=True, text=True, timeout=10)
+    assert p.returncode == 2, p.stdout
+    model = table[7:table.index("]")]
+    assert f"failed to load (options: [model.{model}] in {bad})" in p.stderr and message in p.stderr, p.stderr
+
+
 def test_bind_conflict_is_a_clear_error(start):
     s = start("demo", workers=1)
     p = subprocess.run([MSERVE, "-b", f"127.0.0.1:{s.port}", "demo"], capture_output=True, text=True, timeout=10)

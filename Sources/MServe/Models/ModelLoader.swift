@@ -16,7 +16,9 @@ package enum ModelLoader {
                 models.append(ServedModel(name: name, summary: entry.summary, device: ms.device, instance: instance))
                 logger.info("model \(name) loaded in \(String(format3: monotonicSeconds() - started)) s on \(ms.device)")
             } catch {
-                throw ModelLoadError("model \(name) failed to load: \(error)")
+                // Name where its options came from: a bad value there is the likeliest cause.
+                let source = settings.modelSettings[name] == nil ? "" : " (options: [model.\(name)] in \(settings.config ?? "the config"))"
+                throw ModelLoadError("model \(name) failed to load\(source): \(error)")
             }
         }
         return models

@@ -50,6 +50,16 @@ public enum MServeMain {
         }
 
         if settings.checkConfig {
+            // The models are loaded too, so that their options ([model.NAME]) are checked as a
+            // start would check them, including tables of models not served now.
+            var all = settings
+            all.models = settings.models + settings.modelSettings.keys.sorted().filter { !settings.models.contains($0) }
+            do {
+                _ = try ModelLoader.load(all, registry: registry, slot: -1, logger: logs.logger)
+            } catch {
+                printError("mserve: error: \(error.message)")
+                return ExitCode.usage
+            }
             print("configuration OK: models \(settings.models.joined(separator: ", ")), \(settings.workers) workers, bind \(settings.binds.joined(separator: " "))")
             return ExitCode.ok
         }
