@@ -126,7 +126,7 @@ final class Worker {
         // Every 10 ms: first wait for the accept queues to empty, then for every connection to
         // close: after its next answer (which now carries Connection: close), or when idle for
         // --keep-alive; exit when none is left.
-        loop.after(0.01, repeating: true) { [unowned self] in
+        loop.after(0.01, repeating: true) {
             if accepting {
                 let queued = fds.reduce(0) { $0 + Listeners.acceptQueueLength($1) }
                 guard queued == 0 || monotonicSeconds() > deadline else { return }
