@@ -22,7 +22,7 @@ def in_background(fn):
     t.start()
     return t
 
-from conftest import MSERVE, children, wait_for
+from conftest import MSERVE, children, free_port, wait_for
 
 
 def test_kill_9_worker_is_replaced_and_nothing_fails_after(start):
@@ -111,7 +111,8 @@ def test_model_that_fails_to_load_stops_the_master(start, tmp_path):
     code = s.wait_exit(timeout=15)
     assert code == 4
     log = s.log()
-    assert "model demo failed to load: demo: option start must be a number" in log
+    # The message names the table and file the bad option came from.
+    assert f"model demo failed to load (options: [model.demo] in {conf}): demo: option start must be a number" in log
     assert "failed to load its models" in log
     # It stops instead of respawning in a loop.
     assert log.count("Booting worker") <= 2
@@ -272,6 +273,34 @@ def test_long_inference_and_slow_model_load_are_not_stuck(start, tmp_path):
     assert r.status_code == 200
     assert "TIMEOUT" not in s.log()
     assert len(s.log().split("Booting worker")) == 2   # the one worker, never replaced
+
+
+def test_a_worker_loading_its_models_answers_health_and_readiness_at_once(start, tmp_path):
+    """While the models load at boot, the worker's loop answers: /healthz 200 and /readyz 503 in
+    well under a second; a request to the model waits for it and is answered once it is loaded."""
+    conf = tmp_path / "slow.toml"
+    conf.write_text("[model.sleep]\nload_ms = 3000\n")
+    port = free_port()
+    s = start("sleep", "-c", str(conf), workers=1, wait=False, port=port)
+    url = f"http://127.0.0.1:{port}"
+    wait_for(lambda: len(s.worker_pids()) == 1, what="worker forked")
+
+    def answers():
+        try:
+            return requests.get(url + "/healthz", timeout=0.5).status_code == 200
+        except requests.RequestException:
+            return False
+    wait_for(answers, timeout=2, what="/healthz while loading")
+    t0 = time.monotonic()
+    r = requests.get(url + "/readyz", timeout=1)
+    assert r.status_code == 503 and r.json()["status"] == "starting"
+    assert time.monotonic() - t0 < 0.5
+    assert "is serving" not in s.log()
+    early = requests.post(url + "/sleep", json={"recordid": "early", "ms": 1}, timeout=10)
+    assert early.status_code == 200 and early.json()["recordid"] == "early"
+    assert time.monotonic() - t0 > 1.5   # it waited for the load, and was not refused
+    s.wait_log(r"is serving")
+    wait_for(lambda: requests.get(url + "/readyz", timeout=1).status_code == 200, what="ready")
 
 
 def test_boot_timeout_kills_a_worker_that_never_serves(start, tmp_path):

@@ -43,7 +43,8 @@ final class HealthHandler: RequestHandler {
 final class ReadyHandler: RequestHandler {
     override class var allowedMethods: [HTTPMethod] { [.GET, .HEAD] }
     override func get(_ args: [String]) throws {
-        let ready = (context.scoreboard?.ready ?? true) && !context.server.closing
+        // A worker still loading its models (none yet) is not ready, whatever the server as a whole is.
+        let ready = (context.scoreboard?.ready ?? true) && !context.server.closing && !context.models.isEmpty
         setStatus(ready ? 200 : 503)
         write(["status": .string(ready ? "ready" : (context.server.closing ? "stopping" : "starting"))])
     }
@@ -71,6 +72,17 @@ final class OpenAIModelsHandler: RequestHandler {
 }
 
 extension Router {
+    /// The routes a worker answers while its models load: health, readiness (503) and metrics.
+    package static func loading(settings: Settings) -> Router {
+        var routes: [Route] = []
+        for (path, handler) in [(settings.healthPath, HealthHandler.self as RequestHandler.Type),
+                                (settings.readyPath, ReadyHandler.self), (settings.metricsPath, MetricsHandler.self)]
+            where path != "off" {
+            routes.append(Route(literal: path, handler))
+        }
+        return Router(routes)
+    }
+
     /// The routes every worker serves: the user's own first, then the index, then each model at /NAME.
     package static func standard(models: [ServedModel], settings: Settings, userRoutes: [Route] = []) -> Router {
         var builtins = [Route("/", IndexHandler.self), Route("/v1/models", OpenAIModelsHandler.self)]

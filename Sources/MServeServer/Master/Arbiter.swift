@@ -138,6 +138,10 @@ public struct Arbiter: Sendable {
         return due.min()
     }
 
+    /// Whether any worker serves new connections (of any generation): a new worker then waits for
+    /// its models before it accepts.
+    public var anyServing: Bool { workers.values.contains { $0.ready && !$0.retiring } }
+
     /// Workers that serve new connections: ready, current, not retiring.
     public var serving: Int { workers.values.filter { $0.ready && !$0.retiring && $0.generation == generation }.count }
 

@@ -206,7 +206,8 @@ public final class Master {
             for c in children.values { closeDescriptor(c.pipe) }
             let worker = Worker(slot: slot, settings: settings, registry: registry, routes: routes, preloaded: preloaded, logs: logs,
                                 scoreboard: scoreboard, scoreboardRecord: board,
-                                listenFDs: listeners.slots[slot], masterPipe: pipe.writeEnd)
+                                listenFDs: listeners.slots[slot], masterPipe: pipe.writeEnd,
+                                answerWhileLoading: !arbiter.anyServing)
             let code = worker.run()
             logs.flush()
             ChildProcess.exit(code)

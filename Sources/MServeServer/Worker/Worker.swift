@@ -15,10 +15,14 @@ final class Worker {
     let scoreboardRecord: Int?
     let listenFDs: [Int32]
     let masterPipe: Int32
+    /// No other worker serves: accept while the models load (see run()).
+    let answerWhileLoading: Bool
     private var stopping = false
 
     init(slot: Int, settings: Settings, registry: ModelRegistry, routes: [Route], preloaded: [ServedModel]?,
-         logs: ProcessLogs, scoreboard: Scoreboard?, scoreboardRecord: Int?, listenFDs: [Int32], masterPipe: Int32) {
+         logs: ProcessLogs, scoreboard: Scoreboard?, scoreboardRecord: Int?, listenFDs: [Int32], masterPipe: Int32,
+         answerWhileLoading: Bool) {
+        self.answerWhileLoading = answerWhileLoading
         self.scoreboard = scoreboard
         self.scoreboardRecord = scoreboardRecord
         self.slot = slot
@@ -48,61 +52,97 @@ final class Worker {
         logs.attach(to: loop)
         defer { logs.detach() }
 
-        let models: [ServedModel]
-        if let preloaded {
-            models = preloaded
-        } else {
-            do {
-                models = try ModelLoader.load(settings, registry: registry, slot: slot, logger: logger)
-            } catch {
-                logger.critical(error.message)
-                return ExitCode.modelLoadError
-            }
-        }
-        for m in models where !type(of: m.instance).runsOnEventLoop {
-            do {
-                let runner = try ModelRunner(model: m, runtime: settings.runtime(forModel: m.name), loop: loop)
-                if let scoreboard, let r = scoreboardRecord {
-                    runner.onBatch = { [unowned m] inputs in scoreboard.countBatch(r, model: m.metricsIndex, inputs: inputs) }
-                }
-                m.runner = runner
-            } catch {
-                logger.critical("model \(m.name): \(error)")
-                return ExitCode.workerBootError
-            }
-        }
+        // Where no other worker serves (at boot), the server accepts at once: while the models load (on
+        // a thread of their own, so the loop answers), /healthz is 200, /readyz 503, and requests to
+        // the models wait for them.  A worker that replaces one (HUP, max-requests, a crash while
+        // others serve) accepts only once loaded, so that the serving workers take what comes.
         let server = HTTPServer(loop: loop, limits: settings.httpLimits)
-        for m in models { m.metricsIndex = scoreboard?.index(of: m.name) }
         let observer = RequestObserver(logger: logger, accessLog: logs.accessLog, logBodyLimit: settings.logBodyLimit,
                                        scoreboard: scoreboard, scoreboardRecord: scoreboardRecord)
-        let context = HandlerContext(logger: logger, slot: slot, settings: settings, models: models, server: server, observer: observer)
-        let dispatcher = Dispatcher(router: Router.standard(models: models, settings: settings, userRoutes: routes), context: context)
-        server.delegate = dispatcher
-        for fd in listenFDs { server.accept(fd: fd) }
+        let loading = LoadingDispatcher(settings: settings, context: HandlerContext(logger: logger, slot: slot, settings: settings,
+                                                                                     models: [], server: server, observer: observer))
+        var dispatcher: Dispatcher?
+        server.delegate = loading
+        if answerWhileLoading { for fd in listenFDs { server.accept(fd: fd) } }
 
-        if settings.maxRequests > 0 {
-            let limit = settings.maxRequests + Int.random(in: 0...settings.maxRequestsJitter)
-            dispatcher.requestLimit = limit
-            dispatcher.onRequestLimit = { [unowned self, unowned server] in
-                logs.logger.info("worker reached max-requests (\(limit)); recycling")
-                // The master starts the replacement at once; this one finishes what it has.
-                tellMaster(.maxRequests)
-                stopGracefully(server)
-            }
-        }
         loop.onSignal(.terminate) { [unowned self, unowned server] in stopGracefully(server) }
         loop.onSignal(.interrupt) { [unowned self, unowned loop] in stopNow(loop) }
         loop.onSignal(.quit) { [unowned self, unowned loop] in stopNow(loop) }
         loop.onSignal(.user1) { [unowned self] in logs.reopen() }
         loop.onSignal(.hangup) {}   // the master handles reloads
-
-        if let scoreboard, let r = scoreboardRecord { scoreboard.setState(r, .ready) }
-        tellMaster(.serving)
         // The heartbeat comes from the loop itself: a loop that is stuck stops it.
         loop.after(Worker.heartbeatInterval(timeout: settings.timeout), repeating: true) { [unowned self] in tellMaster(.heartbeat) }
-        withExtendedLifetime(dispatcher) { loop.run() }
+
+        var exitCode = ExitCode.ok
+        /// The models are there: serve them.
+        func serve(_ models: [ServedModel]) {
+            for m in models where !type(of: m.instance).runsOnEventLoop {
+                do {
+                    let runner = try ModelRunner(model: m, runtime: settings.runtime(forModel: m.name), loop: loop)
+                    if let scoreboard, let r = scoreboardRecord {
+                        runner.onBatch = { [unowned m] inputs in scoreboard.countBatch(r, model: m.metricsIndex, inputs: inputs) }
+                    }
+                    m.runner = runner
+                } catch {
+                    logger.critical("model \(m.name): \(error)")
+                    exitCode = ExitCode.workerBootError
+                    return loop.stop()
+                }
+            }
+            for m in models { m.metricsIndex = scoreboard?.index(of: m.name) }
+            let context = HandlerContext(logger: logger, slot: slot, settings: settings, models: models, server: server, observer: observer)
+            let full = Dispatcher(router: Router.standard(models: models, settings: settings, userRoutes: routes), context: context)
+            if settings.maxRequests > 0 {
+                let limit = settings.maxRequests + Int.random(in: 0...settings.maxRequestsJitter)
+                full.requestLimit = limit
+                full.onRequestLimit = { [unowned self, unowned server] in
+                    logs.logger.info("worker reached max-requests (\(limit)); recycling")
+                    // The master starts the replacement at once; this one finishes what it has.
+                    tellMaster(.maxRequests)
+                    stopGracefully(server)
+                }
+            }
+            dispatcher = full
+            server.delegate = full
+            loading.loaded(full)
+            if !answerWhileLoading { for fd in listenFDs { server.accept(fd: fd) } }
+            if let scoreboard, let r = scoreboardRecord { scoreboard.setState(r, .ready) }
+            tellMaster(.serving)
+        }
+
+        if let preloaded {
+            serve(preloaded)
+        } else {
+            let loaded = Handoff<Result<[ServedModel], ModelLoadError>>()
+            let done = loop.userEvent {
+                switch loaded.take() {
+                case .success(let models)?:
+                    serve(models)
+                case .failure(let error)?:
+                    logger.critical(error.message)
+                    exitCode = ExitCode.modelLoadError
+                    loop.stop()
+                case nil:
+                    break
+                }
+            }
+            let (settings, registry, slot) = (settings, registry, slot)
+            let wake = UncheckedBox(done)
+            let load: @Sendable () -> Void = {
+                loaded.put(Result { () throws(ModelLoadError) in try ModelLoader.load(settings, registry: registry, slot: slot, logger: logger) })
+                wake.value.activate()
+            }
+            do {
+                try NativeThread.start(load)
+            } catch {
+                // Out of threads (RLIMIT_NPROC): load here, as before the loop runs.
+                logger.warning("loading the models on the loop (\(error)); the worker answers nothing meanwhile")
+                load()
+            }
+        }
+        withExtendedLifetime((loading, dispatcher)) { loop.run() }
         logs.flush()
-        return ExitCode.ok
+        return exitCode
     }
 
     static func heartbeatInterval(timeout: Double) -> Double { min(1.0, timeout / 4) }
@@ -141,4 +181,13 @@ final class Worker {
         logs.logger.info("worker exiting now")
         loop.stop()
     }
+}
+
+/// One value handed from a thread to the loop.
+private final class Handoff<Value>: @unchecked Sendable {
+    private let lock = ConditionLock()
+    private var value: Value?
+
+    func put(_ v: Value) { lock.withLock { value = v } }
+    func take() -> Value? { lock.withLock { defer { value = nil }; return value } }
 }

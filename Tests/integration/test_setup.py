@@ -1,0 +1,19 @@
+"""The README's setup command, in a scratch clone: a build that fails stops it with the compiler's
+errors and a non-zero exit, instead of printing 'built' and serving a stale binary."""
+import pathlib
+import subprocess
+
+ROOT = pathlib.Path(__file__).resolve().parent.parent.parent
+
+
+def test_setup_stops_on_a_compile_error(tmp_path):
+    clone = tmp_path / "clone"
+    subprocess.run(["git", "clone", "-q", str(ROOT), str(clone)], check=True, timeout=120)
+    # A leaf module compiled early, so that the build fails fast.
+    broken = clone / "Sources" / "MServeJSON" / "JSON.swift"
+    broken.write_text(broken.read_text() + "\nthis is not Swift\n")
+    p = subprocess.run(["bash", "scripts/setup", "--build"], cwd=clone, capture_output=True, text=True, timeout=1200)
+    out = p.stdout + p.stderr
+    assert p.returncode != 0, out[-3000:]
+    assert "JSON.swift" in out and "error:" in out, out[-3000:]
+    assert "setup: build failed" in out and "setup: built" not in out, out[-3000:]
