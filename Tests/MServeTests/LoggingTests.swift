@@ -82,3 +82,34 @@ final class Counter: @unchecked Sendable {
     private(set) var value = 0
     func increment() { value += 1 }
 }
+
+@Suite struct AccessLogFormatTests {
+    let entry = AccessLog.Entry(remoteHost: "10.0.0.1", method: "POST", target: "/demo?x=1", httpVersion: "HTTP/1.1", status: 200,
+                                bytes: 27, referer: nil, userAgent: "curl/8", durationSeconds: 0.001234, pid: 42, recordID: "r1",
+                                requestHeaders: [(name: "X-Forwarded-For", value: "1.2.3.4")], responseHeaders: [("Content-Type", "application/json")])
+
+    func render(_ format: String, _ e: AccessLog.Entry? = nil) throws -> String {
+        var line: [UInt8] = []
+        try AccessLogFormat(parsing: format, environment: ["STAGE": "prod"]).render(e ?? entry, into: &line) { $0 += Array("T".utf8) }
+        return String(decoding: line, as: UTF8.self)
+    }
+
+    @Test func gunicornAtoms() throws {
+        #expect(try render(#"%(h)s %(l)s %(u)s %(t)s "%(r)s" %(s)s %(b)s "%(f)s" "%(a)s""#)
+                == #"10.0.0.1 - - [T] "POST /demo?x=1 HTTP/1.1" 200 27 "-" "curl/8""#)
+        #expect(try render("%(m)s %(U)s %(q)s %(H)s %(B)s %(T)s %(M)s %(D)s %(L)s %(p)s %(rid)s 100%%")
+                == "POST /demo x=1 HTTP/1.1 27 0 1 1234 0.001234 <42> r1 100%")
+        #expect(try render("%({x-forwarded-for}i)s %({content-type}o)s %({missing}i)s %({STAGE}e)s")
+                == "1.2.3.4 application/json - prod")
+        var empty = entry
+        empty.bytes = 0
+        #expect(try render("%(b)s %(B)s", empty) == "- 0")
+    }
+
+    @Test func badFormatsAreConfigErrors() {
+        #expect(throws: ConfigError("access_logformat: unknown atom %(zz)s (h l u t r m U q H s B b f a T M D L p rid {header}i {header}o {var}e)")) {
+            try AccessLogFormat(parsing: "%(zz)s")
+        }
+        #expect(throws: ConfigError.self) { try AccessLogFormat(parsing: "%(h") }
+    }
+}

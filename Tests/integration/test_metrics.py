@@ -80,3 +80,25 @@ def test_readyz_and_configurable_paths(start):
     second = parse_response(rest[len(first[2]):])
     assert second[0] == 503 and json.loads(second[2])["status"] == "stopping"
     assert s.wait_exit() == 0
+
+
+def test_process_metrics_cover_the_master_and_its_workers(start):
+    """Prometheus's standard process_* metrics, summed over the master and its workers: each must
+    at least match what /proc says of the processes the test can see, and start with the master."""
+    s = start("demo", workers=2)
+    pids = [s.pid] + s.worker_pids()
+    tick, page = os.sysconf("SC_CLK_TCK"), os.sysconf("SC_PAGESIZE")
+
+    def stat(pid):
+        with open(f"/proc/{pid}/stat") as f:
+            return f.read().rsplit(")", 1)[1].split()
+    rss = sum(int(stat(p)[21]) for p in pids) * page
+    fds = sum(len(os.listdir(f"/proc/{p}/fd")) for p in pids)
+    with open("/proc/stat") as f:
+        btime = next(int(l.split()[1]) for l in f if l.startswith("btime "))
+    m = metrics(s)
+    assert m["process_cpu_seconds_total"] > 0
+    assert 0.7 * rss < m["process_resident_memory_bytes"] < 1.5 * rss, (m["process_resident_memory_bytes"], rss)
+    assert abs(m["process_open_fds"] - fds) <= 6, (m["process_open_fds"], fds)
+    assert abs(m["process_start_time_seconds"] - (btime + int(stat(s.pid)[19]) / tick)) < 1
+    assert m["process_virtual_memory_bytes"] > m["process_resident_memory_bytes"]

@@ -1,9 +1,10 @@
 import re
+import subprocess
 import time
 
 import requests
 
-from conftest import free_port, wait_for
+from conftest import MSERVE, free_port, wait_for
 
 
 def test_four_workers_serve_the_demo(start):
@@ -131,3 +132,15 @@ def test_logs_are_whole_lines_under_concurrency(start):
     assert all(re.fullmatch(r"\[[^\]]+\] \[\d+\] \[INFO\] \[c\d+\] (request|response): .*", l) for l in lines)
     for i in (0, 999, 1999):
         assert sum(f"[c{i}] " in l for l in lines) == 2
+
+
+def test_access_logformat_with_gunicorn_atoms(start):
+    s = start("demo", "--access-logformat", '%(h)s "%(r)s" %(s)s %(b)s %(rid)s %({x-forwarded-for}i)s %({content-type}o)s %(p)s',
+              workers=1)
+    s.post("/demo?x=1", {"recordid": "fmt1", "cal_number": 1}, headers={"Content-Type": "application/json", "X-Forwarded-For": "9.9.9.9"})
+    wait_for(lambda: "fmt1" in s.access(), what="access line")
+    line = [l for l in s.access().splitlines() if "fmt1" in l][0]
+    pid = s.worker_pids()[0]
+    assert re.fullmatch(rf'127\.0\.0\.1 "POST /demo\?x=1 HTTP/1\.1" 200 \d+ fmt1 9\.9\.9\.9 application/json <{pid}>', line), line
+    bad = subprocess.run([MSERVE, "--access-logformat", "%(zz)s", "demo"], capture_output=True, text=True, timeout=10)
+    assert bad.returncode == 2 and "unknown atom %(zz)s" in bad.stderr

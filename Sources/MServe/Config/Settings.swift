@@ -14,6 +14,8 @@ public struct Settings: Sendable, Equatable {
     public var maxBodySize = 10 * 1024 * 1024
     public var maxHeaderSize = 16 * 1024
     public var accessLogfile = "-"
+    /// gunicorn's access_log_format atoms; empty: mserve's own format.
+    public var accessLogformat = ""
     public var errorLogfile = "-"
     public var logLevel = LogLevel.info
     public var logBodyLimit = 1024

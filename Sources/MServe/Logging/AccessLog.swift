@@ -23,10 +23,15 @@ public final class AccessLog: Sendable {
         public var durationSeconds: Double
         public var pid: Int32
         public var recordID: String
+        /// For a custom format's {name}i and {name}o atoms.
+        public var requestHeaders: [(name: String, value: String)] = []
+        public var responseHeaders: [(String, String)] = []
     }
 
-    public func log(_ e: Entry) {
-        file.appendLine { line in build(e, into: &line) }
+    /// One line: mserve's own format, or `format` (--access-logformat).
+    public func log(_ e: Entry, format: AccessLogFormat? = nil) {
+        guard let format else { return file.appendLine { line in build(e, into: &line) } }
+        file.appendLine { line in format.render(e, into: &line) { out in clock.withLock { $0.appendAccessStamp(to: &out) } } }
     }
 
     private func build(_ e: Entry, into line: inout [UInt8]) {

@@ -164,6 +164,35 @@ public final class Scoreboard: @unchecked Sendable {
     // MARK: reading (any process)
 
     /// The Prometheus text exposition of everything, summed over live and retired workers.
+    /// The pids of the live workers.
+    var workerPIDs: [Int32] {
+        (0..<Scoreboard.maxRecords).compactMap { r in
+            guard let s = State(rawValue: record(r)[Layout.state]), s != .free, record(r)[Layout.pid] != 0 else { return nil }
+            return Int32(bitPattern: UInt32(truncatingIfNeeded: record(r)[Layout.pid]))
+        }
+    }
+
+    /// Prometheus's standard process metrics, for the server as a whole: the master and its live
+    /// workers summed (CPU, memory, descriptors), the master's start time.
+    static func processText(master: Int32, workers: [Int32]) -> String {
+        let all = ([master] + workers).compactMap { ProcessStats.read(pid: $0) }
+        guard let first = ProcessStats.read(pid: master) ?? all.first else { return "" }
+        var out = ""
+        func metric(_ name: String, _ type: String, _ help: String, _ value: String) {
+            out += "# HELP \(name) \(help)\n# TYPE \(name) \(type)\n\(name) \(value)\n"
+        }
+        metric("process_cpu_seconds_total", "counter", "User and system CPU seconds of the master and its live workers.",
+               "\(all.reduce(0) { $0 + $1.cpuSeconds })")
+        metric("process_resident_memory_bytes", "gauge", "Resident memory of the master and its live workers (shared pages counted in each).",
+               "\(all.reduce(0) { $0 + $1.residentBytes })")
+        metric("process_virtual_memory_bytes", "gauge", "Virtual memory of the master and its live workers.",
+               "\(all.reduce(0) { $0 + $1.virtualBytes })")
+        metric("process_open_fds", "gauge", "Open file descriptors of the master and its live workers.",
+               "\(all.reduce(0) { $0 + $1.openFDs })")
+        metric("process_start_time_seconds", "gauge", "When the master started (Unix time).", "\(first.startTime)")
+        return out
+    }
+
     func prometheusText() -> String {
         var live: [Int] = []
         var states: [State: Int] = [:]
@@ -229,6 +258,8 @@ public final class Scoreboard: @unchecked Sendable {
         for reason in RestartReason.allCases {
             out += "mserve_worker_restarts_total{reason=\"\(reason.label)\"} \(base[Layout.restarts(reason)])\n"
         }
+        // Read in a worker, the master is its parent.
+        out += Scoreboard.processText(master: ProcessStats.parentPID, workers: workerPIDs)
         return out
     }
 }

@@ -230,7 +230,8 @@ open class RequestHandler {
         context.observer.finished(RequestObserver.Answer(
             method: request.head.methodName, target: request.target, httpVersion: request.httpVersion, remoteHost: request.remoteHost,
             userAgent: request.header("User-Agent"), referer: request.header("Referer"), status: status, logged: logged,
-            bytes: response.bodyBytes, recordID: recordID, started: request.startTime, model: metricsModel))
+            bytes: response.bodyBytes, recordID: recordID, started: request.startTime, model: metricsModel,
+            requestHeaders: request.head.headers, responseHeaders: headers + [("X-Request-Id", recordID)]))
         onFinish()
     }
 

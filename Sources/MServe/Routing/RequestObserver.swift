@@ -7,6 +7,8 @@ public final class RequestObserver {
     let logger: Logger
     let accessLog: AccessLog?
     let logBodyLimit: Int
+    /// --access-logformat, if set.
+    let accessLogFormat: AccessLogFormat?
     /// This worker's record in the server-wide counters (nil in in-process tests).
     let scoreboard: Scoreboard?
     let scoreboardRecord: Int?
@@ -14,9 +16,11 @@ public final class RequestObserver {
     /// Requests in flight, to publish with each answer.
     var inFlight: () -> Int = { 0 }
 
-    package init(logger: Logger, accessLog: AccessLog?, logBodyLimit: Int, scoreboard: Scoreboard? = nil, scoreboardRecord: Int? = nil) {
+    package init(logger: Logger, accessLog: AccessLog?, logBodyLimit: Int, accessLogFormat: AccessLogFormat? = nil,
+                 scoreboard: Scoreboard? = nil, scoreboardRecord: Int? = nil) {
         self.logger = logger
         self.accessLog = accessLog
+        self.accessLogFormat = accessLogFormat
         self.logBodyLimit = logBodyLimit
         self.scoreboard = scoreboard
         self.scoreboardRecord = scoreboardRecord
@@ -69,6 +73,8 @@ public final class RequestObserver {
         var recordID: String
         var started: Double
         var model: Int?
+        var requestHeaders: [(name: String, value: String)] = []
+        var responseHeaders: [(String, String)] = []
     }
 
     func finished(_ a: Answer) {
@@ -86,7 +92,9 @@ public final class RequestObserver {
         }
         accessLog?.log(AccessLog.Entry(
             remoteHost: a.remoteHost, method: a.method, target: a.target, httpVersion: a.httpVersion, status: a.status,
-            bytes: a.bytes, referer: a.referer, userAgent: a.userAgent, durationSeconds: seconds, pid: pid, recordID: a.recordID))
+            bytes: a.bytes, referer: a.referer, userAgent: a.userAgent, durationSeconds: seconds, pid: pid, recordID: a.recordID,
+            requestHeaders: accessLogFormat == nil ? [] : a.requestHeaders,
+            responseHeaders: accessLogFormat == nil ? [] : a.responseHeaders), format: accessLogFormat)
     }
 
     /// The inference's time in the queue and in the model (histograms).

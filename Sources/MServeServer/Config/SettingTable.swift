@@ -216,6 +216,12 @@ public enum SettingTable {
               "Largest request line plus headers accepted; larger ones get 431."),
         .string("access_logfile", ["--access-logfile"], \.accessLogfile, metavar: "FILE", reload: .restart,
                 "Access log: a path, '-' for stdout, or 'off'."),
+        .make("access_logformat", ["--access-logformat"], \.accessLogformat, metavar: "FORMAT", show: { $0.isEmpty ? "mserve's" : $0 },
+              "Access log line in gunicorn's atoms (%(h)s %(t)s \"%(r)s\" %(s)s %(b)s %(a)s %(L)s %(rid)s %({x-forwarded-for}i)s ...); unset: mserve's format.") { v, _, _ throws(ConfigError) in
+            guard case .string(let t) = v else { throw ConfigError("expected a string") }
+            _ = try AccessLogFormat(parsing: t)
+            return t
+        },
         .string("error_logfile", ["--error-logfile"], \.errorLogfile, metavar: "FILE", reload: .restart,
                 "Error (application) log: a path or '-' for stderr."),
         .make("log_level", ["--log-level"], \.logLevel, metavar: "LEVEL", show: { $0.name.lowercased() },

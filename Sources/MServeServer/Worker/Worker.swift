@@ -58,6 +58,7 @@ final class Worker {
         // others serve) accepts only once loaded, so that the serving workers take what comes.
         let server = HTTPServer(loop: loop, limits: settings.httpLimits)
         let observer = RequestObserver(logger: logger, accessLog: logs.accessLog, logBodyLimit: settings.logBodyLimit,
+                                       accessLogFormat: settings.accessLogformat.isEmpty ? nil : try? AccessLogFormat(parsing: settings.accessLogformat),
                                        scoreboard: scoreboard, scoreboardRecord: scoreboardRecord)
         let loading = LoadingDispatcher(settings: settings, context: HandlerContext(logger: logger, slot: slot, settings: settings,
                                                                                      models: [], server: server, observer: observer))
