@@ -12,6 +12,9 @@ public struct SystemError: Error, CustomStringConvertible {
         self.errno = errno
     }
 
+    public static let permissionDenied = EACCES
+    public static let addressInUse = EADDRINUSE
+
     public var description: String {
         guard let errno else { return message }
         return "\(message): \(String(cString: strerror(errno)))"

@@ -3,6 +3,7 @@ import json
 import os
 import re
 import socket
+import subprocess
 import signal
 import time
 
@@ -88,6 +89,8 @@ def test_process_metrics_cover_the_master_and_its_workers(start):
     s = start("demo", workers=2)
     pids = [s.pid] + s.worker_pids()
     tick, page = os.sysconf("SC_CLK_TCK"), os.sysconf("SC_PAGESIZE")
+    # Enough requests for the workers to have used some CPU ticks.
+    subprocess.run(["wrk", "-t1", "-c8", "-d1s", s.url + "/healthz"], capture_output=True, timeout=30, check=True)
 
     def stat(pid):
         with open(f"/proc/{pid}/stat") as f:
@@ -96,8 +99,9 @@ def test_process_metrics_cover_the_master_and_its_workers(start):
     fds = sum(len(os.listdir(f"/proc/{p}/fd")) for p in pids)
     with open("/proc/stat") as f:
         btime = next(int(l.split()[1]) for l in f if l.startswith("btime "))
+    cpu = sum(int(stat(p)[11]) + int(stat(p)[12]) for p in pids) / tick
     m = metrics(s)
-    assert m["process_cpu_seconds_total"] > 0
+    assert m["process_cpu_seconds_total"] >= cpu - 0.005 and cpu > 0, (m["process_cpu_seconds_total"], cpu)
     assert 0.7 * rss < m["process_resident_memory_bytes"] < 1.5 * rss, (m["process_resident_memory_bytes"], rss)
     assert abs(m["process_open_fds"] - fds) <= 6, (m["process_open_fds"], fds)
     assert abs(m["process_start_time_seconds"] - (btime + int(stat(s.pid)[19]) / tick)) < 1

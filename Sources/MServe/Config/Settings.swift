@@ -31,6 +31,11 @@ public struct Settings: Sendable, Equatable {
     public var batchTimeoutMs = 0
     public var modelDir: String? = nil
     public var pidfile: String? = nil
+    /// Run the workers, and the master once it has bound its sockets, as this user and group.
+    public var user: String? = nil
+    public var group: String? = nil
+    /// Change to this directory before loading the models.
+    public var chdir: String? = nil
     public var config: String? = nil
     public var checkConfig = false
     public var preload = false

@@ -39,6 +39,12 @@ public enum MServeMain {
             return ExitCode.usage
         }
 
+        if let dir = settings.chdir {
+            do { try changeDirectory(dir) } catch {
+                printError("mserve: error: --chdir: \(error)")
+                return ExitCode.usage
+            }
+        }
         let logs: ProcessLogs
         do {
             let errorFile = try LogFile(path: settings.errorLogfile, standardFD: StandardStream.error)
@@ -88,6 +94,10 @@ private func check(_ settings: Settings, _ registry: ModelRegistry) throws(Confi
         throw ConfigError("config: [model.\(name)] names an unknown model; known models: \(registry.names.joined(separator: ", "))")
     }
     for b in settings.binds { _ = try BindAddress(parsing: b) }
+    if settings.group != nil && settings.user == nil { throw ConfigError("--group needs --user") }
+    if let user = settings.user {
+        do { _ = try Identity.lookup(user: user, group: settings.group) } catch { throw ConfigError("--user/--group: \(error)") }
+    }
     for (key, path) in [("health_path", settings.healthPath), ("ready_path", settings.readyPath), ("metrics_path", settings.metricsPath)]
         where path != "off" && !path.hasPrefix("/") {
         throw ConfigError("\(key): must start with / or be off, got '\(path)'")

@@ -57,6 +57,8 @@ public final class Listeners {
     /// Per address: our listening sockets in the order of the kernel's array for their SO_REUSEPORT
     /// group (a listen appends; a close moves the last one into the hole), for ReuseportSteering.
     private var groups: [[Int32]] = []
+    /// Why some slots share the first slot's socket, once that has happened (for the master's log).
+    public var sharing: String?
     /// Sockets of slots given up (TTOU), still open until their worker has drained them.
     private var detached: Set<Int32> = []
 
@@ -105,8 +107,13 @@ public final class Listeners {
                     let fd = try Listeners.open(a, reusePort: true, backlog: listening ? backlog : nil)
                     fds.append(fd)
                     if listening { groups[i].append(fd) }
+                } catch let error as SystemError where Listeners.mayShare(error) && !slots.isEmpty {
+                    // No socket of its own (a privileged port after dropping privileges, or systemd's
+                    // socket): this slot's worker accepts from the first slot's socket.
+                    fds.append(slots[0][i])
+                    sharing = "\(error); further workers share the first worker's socket on \(a)"
                 } catch {
-                    fds.filter { !inherited.contains($0) }.forEach(Socket.close)
+                    fds.filter { fd in !inherited.contains(fd) && !slots.contains { $0.contains(fd) } }.forEach(Socket.close)
                     throw error
                 }
             }
@@ -128,7 +135,8 @@ public final class Listeners {
     /// workers have drained them.
     public func detachSlot(_ slot: Int) -> [Int32] {
         guard slot > 0, slot == slots.count - 1 else { return [] }
-        let fds = slots.removeLast().filter { !inherited.contains($0) }
+        // A socket another slot shares (or systemd's) stays.
+        let fds = slots.removeLast().filter { fd in !inherited.contains(fd) && !slots.contains { $0.contains(fd) } }
         detached.formUnion(fds)
         return fds
     }
@@ -176,6 +184,12 @@ public final class Listeners {
     }
 
     static func localPort(_ fd: Int32) -> Int { Socket.localAddress(fd).port }
+
+    /// Binding one more SO_REUSEPORT socket failed for want of privilege (a port below 1024) or
+    /// because the group's sockets belong to another user (bound before privileges were dropped).
+    static func mayShare(_ error: SystemError) -> Bool {
+        error.errno == SystemError.permissionDenied || error.errno == SystemError.addressInUse
+    }
 
     static func open(_ a: BindAddress, reusePort: Bool, backlog: Int32?) throws -> Int32 {
         try Socket.bind(host: a.host, port: a.port, named: a.description, reusePort: reusePort, backlog: backlog)

@@ -32,6 +32,7 @@ public final class Master {
     private var preloaded: [ServedModel]?
     private var pidFile: PidFile?
     private var steeringFailed = false
+    private var sharingLogged = false
     private let loop: EventLoop
     private let listeners: Listeners
     /// Fires at the arbiter's next due time (a timeout, a retry, a kill).
@@ -67,6 +68,17 @@ public final class Master {
             pidFile = file
         }
         defer { pidFile?.remove() }
+        if let user = settings.user {
+            // The sockets, log files and pid file are open: from here on, the unprivileged user.
+            do {
+                let identity = try Identity.lookup(user: user, group: settings.group)
+                try identity.become()
+                logger.info("Running as user \(user) (uid \(identity.uid)), group \(settings.group ?? "of the user") (gid \(identity.gid))")
+            } catch {
+                logger.critical("cannot run as --user \(user): \(error)")
+                return ExitCode.failure
+            }
+        }
 
         logger.info("Starting mserve \(MServeVersion.string)")
         for a in listeners.addresses { logger.always("Listening at: http://\(a) (\(currentProcessID()))") }
@@ -180,6 +192,10 @@ public final class Master {
         do { try listeners.ensureSlots(slot + 1) } catch {
             logger.error("cannot open sockets for worker slot \(slot): \(error); retrying in 1 s")
             return failed
+        }
+        if let sharing = listeners.sharing, !sharingLogged {
+            sharingLogged = true
+            logger.warning(sharing)
         }
         let pipe: Pipe
         do { pipe = try Pipe() } catch {
