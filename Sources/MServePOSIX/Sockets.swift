@@ -86,6 +86,8 @@ public enum Socket {
                     var addr = a.pointee.sin6_addr
                     _ = inet_ntop(AF_INET6, &addr, &buf, socklen_t(buf.count))
                 }
+            } else if family == sa_family_t(AF_UNIX) {
+                buf = Array("unix".utf8CString)
             } else if family == sa_family_t(AF_INET) {
                 p.withMemoryRebound(to: sockaddr_in.self, capacity: 1) { a in
                     var addr = a.pointee.sin_addr
@@ -151,4 +153,53 @@ public enum Socket {
         guard getsockopt(fd, Int32(IPPROTO_TCP), TCP_INFO, &info, &len) == 0 else { return 0 }
         return Int(info.tcpi_unacked)
     }
+
+    // MARK: Unix sockets
+
+    /// A listening Unix stream socket at `path` with permissions `mode` (owned by `owner` if given).
+    /// A socket file left by a server that is gone (nobody accepts on it) is replaced; a live one,
+    /// or a file that is not a socket, is an error.
+    public static func bindUnix(path: String, mode: UInt32, owner: Identity?, backlog: Int32) throws(SystemError) -> Int32 {
+        var addr = sockaddr_un()
+        addr.sun_family = sa_family_t(AF_UNIX)
+        let bytes = Array(path.utf8)
+        guard bytes.count < MemoryLayout.size(ofValue: addr.sun_path) else { throw SystemError("unix socket path too long: \(path)") }
+        withUnsafeMutableBytes(of: &addr.sun_path) { raw in for (i, b) in bytes.enumerated() { raw[i] = b } }
+        let len = socklen_t(MemoryLayout<sa_family_t>.size + bytes.count + 1)
+        var st = stat()
+        if lstat(path, &st) == 0 {
+            guard st.st_mode & S_IFMT == S_IFSOCK else { throw SystemError("cannot bind unix:\(path): it exists and is not a socket") }
+            let probe = socket(AF_UNIX, Int32(SOCK_STREAM.rawValue) | Int32(SOCK_CLOEXEC.rawValue), 0)
+            let live = withUnsafePointer(to: &addr) { $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { connect(probe, $0, len) == 0 } }
+            Glibc.close(probe)
+            if live { throw SystemError("cannot bind unix:\(path): another server accepts on it") }
+            unlink(path)
+        }
+        let fd = socket(AF_UNIX, Int32(SOCK_STREAM.rawValue) | Int32(SOCK_NONBLOCK.rawValue) | Int32(SOCK_CLOEXEC.rawValue), 0)
+        guard fd >= 0 else { throw SystemError("socket for unix:\(path)", errno: errno) }
+        let bound = withUnsafePointer(to: &addr) { $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { Glibc.bind(fd, $0, len) } }
+        guard bound == 0 else {
+            let e = errno
+            Glibc.close(fd)
+            throw SystemError("cannot bind unix:\(path)", errno: e)
+        }
+        if let owner, chown(path, owner.uid, owner.gid) != 0 {
+            let e = errno
+            Glibc.close(fd)
+            throw SystemError("cannot give unix:\(path) to uid \(owner.uid)", errno: e)
+        }
+        guard chmod(path, mode_t(mode)) == 0 else {
+            let e = errno
+            Glibc.close(fd)
+            throw SystemError("cannot set the mode of unix:\(path)", errno: e)
+        }
+        do { try listen(fd, backlog: backlog, named: "unix:\(path)") } catch {
+            Glibc.close(fd)
+            throw error
+        }
+        return fd
+    }
+
+    /// Removes a Unix socket's file (at stop).
+    public static func unlinkUnix(_ path: String) { _ = unlink(path) }
 }

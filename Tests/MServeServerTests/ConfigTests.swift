@@ -102,7 +102,10 @@ import MServePOSIX
         #expect(throws: ConfigError.self) { try BindAddress(parsing: "localhost") }
         #expect(throws: ConfigError.self) { try BindAddress(parsing: "::1:80") }
         #expect(throws: ConfigError.self) { try BindAddress(parsing: "h:70000") }
-        #expect(throws: ConfigError.self) { try BindAddress(parsing: "unix:/tmp/s") }
+        #expect(try BindAddress(parsing: "unix:/tmp/s").unixPath == "/tmp/s")
+        #expect(try BindAddress(parsing: "unix:/tmp/s").description == "unix:/tmp/s")
+        #expect(throws: ConfigError.self) { try BindAddress(parsing: "unix:") }
+        #expect(throws: ConfigError.self) { try BindAddress(parsing: "unix:/" + String(repeating: "x", count: 120)) }
     }
 
     @Test func unknownModelsListTheKnownOnes() {

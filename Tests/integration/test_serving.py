@@ -1,4 +1,8 @@
+import json
+import os
 import re
+import socket
+import stat
 import subprocess
 import time
 
@@ -144,3 +148,31 @@ def test_access_logformat_with_gunicorn_atoms(start):
     assert re.fullmatch(rf'127\.0\.0\.1 "POST /demo\?x=1 HTTP/1\.1" 200 \d+ fmt1 9\.9\.9\.9 application/json <{pid}>', line), line
     bad = subprocess.run([MSERVE, "--access-logformat", "%(zz)s", "demo"], capture_output=True, text=True, timeout=10)
     assert bad.returncode == 2 and "unknown atom %(zz)s" in bad.stderr
+
+
+def test_unix_socket_bind_with_its_mode(start, tmp_path):
+    """-b unix:PATH beside TCP: every worker accepts on it, the file has --unix-socket-mode, a stale
+    file is replaced, a live one is refused, and the file is gone after a stop."""
+    path = tmp_path / "mserve.sock"
+    path.write_text("")   # not a socket: refused
+    p = subprocess.run([MSERVE, "-b", f"unix:{path}", "demo"], capture_output=True, text=True, timeout=10)
+    assert p.returncode == 1 and "exists and is not a socket" in p.stderr
+    path.unlink()
+    stale = socket.socket(socket.AF_UNIX)
+    stale.bind(str(path))
+    stale.close()          # a socket file nobody accepts on: replaced
+    s = start("demo", "-b", f"unix:{path}", "--unix-socket-mode", "0600", workers=2)
+    assert stat.S_IMODE(os.stat(path).st_mode) == 0o600 and stat.S_ISSOCK(os.stat(path).st_mode)
+    s.wait_log(rf"Listening at: unix:{re.escape(str(path))} ")
+    for i in range(40):
+        out = subprocess.run(["curl", "-s", "--unix-socket", str(path), "-H", "Content-Type: application/json",
+                              "-d", json.dumps({"recordid": f"u{i}", "cal_number": 1}), "http://x/demo"],
+                             capture_output=True, text=True, timeout=10).stdout
+        assert json.loads(out)["recordid"] == f"u{i}"
+    wait_for(lambda: "rid=u39" in s.access(), what="access line")
+    assert re.search(r"^unix - - \[", s.access(), re.M), s.access()
+    live = subprocess.run([MSERVE, "-b", f"unix:{path}", "demo"], capture_output=True, text=True, timeout=10)
+    assert live.returncode == 1 and "another server accepts on it" in live.stderr
+    assert s.post("/demo", {"cal_number": 1}).status_code == 200   # TCP too
+    s.stop()
+    assert not path.exists()

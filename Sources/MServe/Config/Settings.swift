@@ -6,6 +6,8 @@ public struct Settings: Sendable, Equatable {
     public var binds: [String] = ["127.0.0.1:8000"]
     public var workers = 1
     public var backlog = 2048
+    /// Permissions of `unix:PATH` sockets.
+    public var unixSocketMode: UInt32 = 0o660
     public var gracefulTimeout = 30.0
     public var timeout = 30.0
     public var bootTimeout = 300.0

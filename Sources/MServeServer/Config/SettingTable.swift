@@ -198,6 +198,13 @@ public enum SettingTable {
               "Listen on HOST:PORT ([HOST]:PORT for IPv6). Repeat to listen on several addresses; port 0 picks a free port."),
         .int("workers", ["-w", "--workers"], \.workers, min: 1,
              "Number of worker processes; each owns its own instance of every model."),
+        .make("unix_socket_mode", ["--unix-socket-mode"], \.unixSocketMode, metavar: "MODE", show: { "0" + String($0, radix: 8) },
+              "Permissions of unix:PATH sockets (octal); with --user/--group the socket is theirs, so 0660 lets the group's balancer in.") { v, _, _ throws(ConfigError) in
+            guard case .string(let t) = v, let mode = UInt32(t, radix: 8), mode <= 0o777 else {
+                throw ConfigError("expected an octal mode such as 0660, got \(v.text)")
+            }
+            return mode
+        },
         .int("backlog", ["--backlog"], \.backlog, min: 1,
              "Connections the kernel may queue on each worker's socket before refusing more."),
         .seconds("graceful_timeout", ["--graceful-timeout"], \.gracefulTimeout,

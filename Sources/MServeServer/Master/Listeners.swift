@@ -1,10 +1,13 @@
 import MServe
 import MServePOSIX
 
-/// A `-b` address, parsed: "127.0.0.1:8000", "[::1]:8000", "0.0.0.0:0", "localhost:8000".
+/// A `-b` address, parsed: "127.0.0.1:8000", "[::1]:8000", "0.0.0.0:0", "localhost:8000",
+/// "unix:/run/mserve.sock".
 public struct BindAddress: Equatable, Sendable, CustomStringConvertible {
     public var host: String
     public var port: Int
+    /// A Unix socket's path (host and port then mean nothing).
+    public var unixPath: String?
 
     public init(host: String, port: Int) {
         self.host = host
@@ -12,7 +15,15 @@ public struct BindAddress: Equatable, Sendable, CustomStringConvertible {
     }
 
     public init(parsing text: String) throws(ConfigError) {
-        if text.hasPrefix("unix:") { throw ConfigError("bind \(text): unix sockets are not supported; use HOST:PORT") }
+        if text.hasPrefix("unix:") {
+            let path = String(text.dropFirst(5))
+            guard !path.isEmpty else { throw ConfigError("bind \(text): expected unix:PATH") }
+            guard path.utf8.count < 108 else { throw ConfigError("bind \(text): a unix socket path must be under 108 bytes") }
+            host = "unix"
+            port = 0
+            unixPath = path
+            return
+        }
         var host: Substring
         var portText: Substring
         if text.hasPrefix("[") {
@@ -35,7 +46,10 @@ public struct BindAddress: Equatable, Sendable, CustomStringConvertible {
         self.port = port
     }
 
-    public var description: String { host.contains(":") ? "[\(host)]:\(port)" : "\(host):\(port)" }
+    public var description: String {
+        if let unixPath { return "unix:" + unixPath }
+        return host.contains(":") ? "[\(host)]:\(port)" : "\(host):\(port)"
+    }
 }
 
 /// The master's listening sockets: for every bind address, one SO_REUSEPORT socket per worker slot.
@@ -62,13 +76,26 @@ public final class Listeners {
     /// Sockets of slots given up (TTOU), still open until their worker has drained them.
     private var detached: Set<Int32> = []
 
-    public init(addresses: [BindAddress], backlog: Int) throws {
+    /// Per address: its Unix socket, one for every slot (SO_REUSEPORT is for TCP); nil for TCP.
+    private var unixSockets: [Int32?] = []
+
+    public init(addresses: [BindAddress], backlog: Int, unixMode: UInt32 = 0o660, unixOwner: Identity? = nil) throws {
         self.addresses = addresses
         self.backlog = Int32(min(backlog, Int(Int32.max)))
+        unixSockets = Array(repeating: nil, count: addresses.count)
         // A plain bind first: it fails if anyone, including another mserve's SO_REUSEPORT group,
         // holds the port, where a SO_REUSEPORT bind would silently join that group.  It also turns
         // port 0 into the concrete free port every slot then shares.
         for i in self.addresses.indices {
+            if let path = self.addresses[i].unixPath {
+                do {
+                    unixSockets[i] = try Socket.bindUnix(path: path, mode: unixMode, owner: unixOwner, backlog: self.backlog)
+                } catch {
+                    unixSockets.compactMap { $0 }.forEach(Socket.close)
+                    throw error
+                }
+                continue
+            }
             let probe = try Listeners.open(self.addresses[i], reusePort: false, backlog: nil)
             self.addresses[i].port = Listeners.localPort(probe)
             Socket.close(probe)
@@ -103,6 +130,10 @@ public final class Listeners {
                     fds.append(inherited[i])
                     continue
                 }
+                if let unix = unixSockets.indices.contains(i) ? unixSockets[i] : nil {
+                    fds.append(unix)
+                    continue
+                }
                 do {
                     let fd = try Listeners.open(a, reusePort: true, backlog: listening ? backlog : nil)
                     fds.append(fd)
@@ -124,7 +155,7 @@ public final class Listeners {
     /// Makes a slot added after boot listen, once its worker is forked (so that a fork that fails
     /// leaves no socket the kernel queues connections on).
     public func listen(slot: Int) throws {
-        for (i, fd) in slots[slot].enumerated() where !inherited.contains(fd) && !groups[i].contains(fd) {
+        for (i, fd) in slots[slot].enumerated() where !inherited.contains(fd) && !groups[i].contains(fd) && !unixSockets.contains(fd) {
             try Socket.listen(fd, backlog: backlog, named: addresses[i].description)
             groups[i].append(fd)
         }
@@ -165,14 +196,17 @@ public final class Listeners {
     public func steer(serving: Set<Int>) throws {
         guard inherited.isEmpty, !slots.isEmpty else { return }
         let chosen = slots.indices.filter { serving.contains($0) }
-        for i in addresses.indices {
+        for i in addresses.indices where addresses[i].unixPath == nil {
             let indices = (chosen.isEmpty ? Array(slots.indices) : chosen).compactMap { groups[i].firstIndex(of: slots[$0][i]) }
             try ReuseportSteering.attach(to: slots[0][i], indices: indices, ipv6: addresses[i].host.contains(":"))
         }
     }
 
     public func closeAll() {
-        Set(slots.flatMap { $0 }).union(detached).forEach(Socket.close)
+        Set(slots.flatMap { $0 }).union(detached).union(unixSockets.compactMap { $0 }).forEach(Socket.close)
+        // A Unix socket's file goes with it, once (so that a later start does not find it).
+        for (i, fd) in unixSockets.enumerated() where fd != nil { addresses[i].unixPath.map(Socket.unlinkUnix) }
+        unixSockets = unixSockets.map { _ in nil }
         slots.removeAll()
         detached.removeAll()
         inherited.removeAll()

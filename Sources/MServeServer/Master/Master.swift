@@ -51,7 +51,8 @@ public final class Master {
             listeners = Listeners(inherited: fds, backlog: settings.backlog)
         } else {
             let addresses = try settings.binds.map { (b) throws(ConfigError) in try BindAddress(parsing: b) }
-            listeners = try Listeners(addresses: addresses, backlog: settings.backlog)
+            let owner = try settings.user.map { (u) throws(SystemError) in try Identity.lookup(user: u, group: settings.group) }
+            listeners = try Listeners(addresses: addresses, backlog: settings.backlog, unixMode: settings.unixSocketMode, unixOwner: owner)
         }
         try listeners.ensureSlots(settings.workers, listening: true)
         loop = try EventLoop()
@@ -81,7 +82,9 @@ public final class Master {
         }
 
         logger.info("Starting mserve \(MServeVersion.string)")
-        for a in listeners.addresses { logger.always("Listening at: http://\(a) (\(currentProcessID()))") }
+        for a in listeners.addresses {
+            logger.always("Listening at: \(a.unixPath == nil ? "http://" : "")\(a) (\(currentProcessID()))")
+        }
         if let mode = listeners.activationMode { logger.info("Sockets from systemd (LISTEN_FDS): \(mode); -b is ignored") }
         logger.info("Serving models: \(settings.models.joined(separator: ", ")) with \(settings.workers) workers")
 
