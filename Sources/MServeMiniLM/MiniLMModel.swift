@@ -11,7 +11,7 @@ public final class MiniLMModel: BatchingModel, EmbeddingModel {
     public var dimensions: Int { embedder.dimensions }
 
     public init(context: ModelContext) throws {
-        let dir = context.options["model_dir"]?.stringValue ?? MiniLMModel.defaultDirectory
+        let dir = context.modelDir ?? MiniLMModel.defaultDirectory
         switch context.options["max_inputs"] {
         case nil: maxInputs = 256
         case .int(let n)? where n >= 1: maxInputs = Int(n)

@@ -41,3 +41,16 @@ import MServePOSIX
         #expect(try infer(e, ["recordid": "r", "a": [1, 2]]) == ["a": [1, 2]])
     }
 }
+
+@Suite struct ModelLoaderTests {
+    /// model_dir is the server's to give: a global one must not break a model that has no use for it.
+    @Test func modelDirIsGivenApartFromTheOptions() throws {
+        var settings = Settings()
+        settings.models = ["demo", "echo"]
+        settings.modelDir = "/srv/models"
+        settings.modelSettings["echo"] = ModelSettings(options: ["model_dir": "/srv/echo"])
+        let logger = Logger(file: try LogFile(path: "/dev/null", standardFD: 2), level: .critical)
+        let models = try ModelLoader.load(settings, registry: .builtin, slot: 0, logger: logger)
+        #expect(models.map(\.name) == ["demo", "echo"])
+    }
+}

@@ -6,15 +6,18 @@ public struct ModelContext: Sendable {
     /// -1 for a model preloaded in the master (`--preload`) and shared by every worker.
     public let slot: Int
     public let device: String
-    /// The `[model.NAME]` table of the config file, less `device`.
+    /// The `[model.NAME]` table of the config file, less `device` and `model_dir`.
     public let options: [String: JSON]
+    /// Where the model's files are: the table's `model_dir`, else --model-dir (model_dir), else nil.
+    public let modelDir: String?
     public let logger: Logger
 
-    public init(name: String, slot: Int, device: String, options: [String: JSON], logger: Logger) {
+    public init(name: String, slot: Int, device: String, options: [String: JSON], modelDir: String? = nil, logger: Logger) {
         self.name = name
         self.slot = slot
         self.device = device
         self.options = options
+        self.modelDir = modelDir
         self.logger = logger
     }
 }

@@ -8,8 +8,9 @@ package enum ModelLoader {
             guard let entry = registry.entry(named: name) else { throw ModelLoadError("unknown model \(name)") }
             let ms = settings.settings(forModel: name)
             var options = ms.options
-            if options["model_dir"] == nil, let dir = settings.modelDir { options["model_dir"] = .string(dir) }
-            let ctx = ModelContext(name: name, slot: slot, device: ms.device, options: options, logger: logger)
+            // model_dir is the server's to give (every model may have one), not a model option.
+            let dir = options.removeValue(forKey: "model_dir")?.stringValue ?? settings.modelDir
+            let ctx = ModelContext(name: name, slot: slot, device: ms.device, options: options, modelDir: dir, logger: logger)
             let started = monotonicSeconds()
             do {
                 let instance = try entry.make(ctx)

@@ -1,0 +1,49 @@
+"""The tested install path: scripts/install into a scratch prefix, then the installed binary run
+from an empty working directory with the installed config, with no Swift toolchain in its
+environment: it must link no Swift runtime from the toolchain and find the installed model files."""
+import json
+import os
+import pathlib
+import subprocess
+
+import requests
+
+from conftest import children, free_port, wait_for
+
+ROOT = pathlib.Path(__file__).resolve().parent.parent.parent
+
+
+def test_installed_binary_runs_from_an_empty_directory(tmp_path):
+    prefix, etc, empty = tmp_path / "usr", tmp_path / "etc", tmp_path / "empty"
+    empty.mkdir()
+    p = subprocess.run(["bash", "scripts/install", "--prefix", str(prefix), "--sysconfdir", str(etc), "--no-systemd"],
+                       cwd=ROOT, capture_output=True, text=True, timeout=1500)
+    assert p.returncode == 0, p.stdout[-3000:] + p.stderr[-3000:]
+    binary, conf = prefix / "bin" / "mserve", etc / "mserve" / "mserve.toml"
+    libs = subprocess.run(["ldd", str(binary)], capture_output=True, text=True).stdout
+    assert "libswift" not in libs and "/opt/swift" not in libs, libs
+    assert f'model_dir = "{prefix}/share/mserve/models/all-MiniLM-L6-v2"' in conf.read_text()
+
+    port = free_port()
+    env = {"PATH": "/usr/bin:/bin"}   # no toolchain, no LD_LIBRARY_PATH
+    proc = subprocess.Popen([str(binary), "-c", str(conf), "-b", f"127.0.0.1:{port}", "-w", "1", "demo", "minilm"],
+                            cwd=empty, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, start_new_session=True)
+    try:
+        def up():
+            try:
+                return requests.get(f"http://127.0.0.1:{port}/readyz", timeout=1).status_code == 200
+            except requests.RequestException:
+                return proc.poll() is not None
+        wait_for(up, timeout=30, what="the installed server")
+        assert proc.poll() is None, proc.stderr.read().decode(errors="replace")[-3000:]
+        r = requests.post(f"http://127.0.0.1:{port}/demo", json={"recordid": "i1", "cal_number": 2}, timeout=5)
+        assert r.json() == {"recordid": "i1", "result": 2}
+        e = requests.post(f"http://127.0.0.1:{port}/v1/embeddings", json={"model": "minilm", "input": "installed"}, timeout=30)
+        assert e.status_code == 200 and len(e.json()["data"][0]["embedding"]) == 384
+        assert os.listdir(empty) == []
+    finally:
+        workers = children(proc.pid) if proc.poll() is None else []
+        proc.terminate()
+        assert proc.wait(timeout=15) == 0
+        for w in workers:
+            assert not os.path.exists(f"/proc/{w}") or open(f"/proc/{w}/stat").read().split()[2] == "Z"
