@@ -23,6 +23,8 @@ let package = Package(
         // OpenBLAS's CBLAS through pkg-config (Debian's pthread build: see Sources/COpenBLAS/shim.h).
         .systemLibrary(name: "COpenBLAS", pkgConfig: "openblas",
                        providers: [.apt(["libopenblas-dev"])]),
+        // OpenSSL's TLS through pkg-config, for HTTPS (--certfile).
+        .systemLibrary(name: "COpenSSL", pkgConfig: "openssl", providers: [.apt(["libssl-dev"])]),
         // A system call Swift's Glibc module does not declare (see the header).
         .target(name: "CSystemShim"),
         // The JSON value, parser and writer: no dependencies, shared by the server and MiniLM.
@@ -30,7 +32,7 @@ let package = Package(
         // all-MiniLM-L6-v2 sentence embeddings: safetensors, WordPiece, the BERT encoder; no server code.
         .target(name: "MiniLM", dependencies: ["COpenBLAS", "MServeJSON"]),
         // The one layer that talks to C: event loop, processes, threads, systemd, socket steering.
-        .target(name: "MServePOSIX", dependencies: ["CEvent", "CSystemShim"]),
+        .target(name: "MServePOSIX", dependencies: ["CEvent", "CSystemShim", "COpenSSL"]),
         // HTTP/1.1: parser, request, response serializer and writer, connection timeouts, server; no routing.
         .target(name: "MServeHTTP", dependencies: ["MServePOSIX"]),
         // What model authors import: the model API and runtime, handlers and routing, logs, metrics.

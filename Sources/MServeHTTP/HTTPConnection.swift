@@ -37,16 +37,20 @@ final class HTTPConnection {
     /// request (slowloris) is closed a client timeout after it started, however steady the drip.
     private(set) var partialSince: Double?
 
+    /// HTTPS: the connection's TLS, through which every byte is read and written.
+    private let tls: TLSSession?
+
     init(fd: Int32, remoteHost: String, server: HTTPServer) {
         self.fd = fd
         self.remoteHost = remoteHost
         self.server = server
+        tls = server.tls?.session(fd: fd)
         parser = RequestParser(maxHeaderSize: server.limits.maxHeaderSize, maxBodySize: server.limits.maxBodySize)
         lastActivity = server.clock.now()
         // The events' callbacks reach the connection through the server's registry, which holds it
         // by descriptor (unique among open connections; a closed one's events are cancelled).
         readEvent = server.loop.ioEvent(fd, write: false) { [unowned server] in server.connection(fd)?.readable() }
-        writeEvent = server.loop.ioEvent(fd, write: true) { [unowned server] in server.connection(fd)?.flushOutput() }
+        writeEvent = server.loop.ioEvent(fd, write: true) { [unowned server] in server.connection(fd)?.writable() }
         readEvent.enable()
     }
 
@@ -65,7 +69,36 @@ final class HTTPConnection {
     }
 
     private func readable() {
-        switch server.readScratch.withUnsafeMutableBytes({ Socket.read(fd, into: $0) }) {
+        if let tls, !tls.handshakeDone {
+            switch tls.handshake() {
+            case .done:
+                setWriteInterest(false)
+            case .wouldBlock:
+                setWriteInterest(tls.wantsWrite)
+                return
+            case .failed:
+                return close()
+            }
+        }
+        // OpenSSL may hold decrypted bytes the socket will not announce again: read them too.
+        repeat { readOnce() } while !closed && (tls?.pending ?? 0) > 0
+    }
+
+    /// The socket is writable: the TLS handshake may go on, or the output.
+    private func writable() {
+        if let tls, !tls.handshakeDone { return readable() }
+        flushOutput()
+    }
+
+    private func setWriteInterest(_ on: Bool) {
+        guard on != writeArmed else { return }
+        writeArmed = on
+        if on { writeEvent.enable() } else { writeEvent.disarm() }
+    }
+
+    private func readOnce() {
+        let outcome = server.readScratch.withUnsafeMutableBytes { buf in tls.map { $0.read(into: buf) } ?? Socket.read(fd, into: buf) }
+        switch outcome {
         case .data(let n):
             if lingering { return }    // discarded; the linger has a fixed deadline
             lastActivity = server.clock.now()
@@ -166,7 +199,11 @@ final class HTTPConnection {
 
     private func flushOutput() {
         while outputStart < output.count {
-            switch output.withUnsafeBytes({ Socket.send(fd, UnsafeRawBufferPointer(rebasing: $0[outputStart...])) }) {
+            let outcome = output.withUnsafeBytes { all in
+                let rest = UnsafeRawBufferPointer(rebasing: all[outputStart...])
+                return tls.map { $0.send(rest) } ?? Socket.send(fd, rest)
+            }
+            switch outcome {
             case .sent(let n):
                 outputStart += n
                 lastActivity = server.clock.now()
@@ -198,12 +235,14 @@ final class HTTPConnection {
     /// After a response marked close: close at once if the client has nothing more in flight,
     /// otherwise shut our side and drain theirs for a moment (lingering close).
     private func finishClose() {
-        if inputStart == input.count && Socket.pendingInput(fd) == 0 && !lingerOnClose {
+        if inputStart == input.count && Socket.pendingInput(fd) == 0 && (tls?.pending ?? 0) == 0 && !lingerOnClose {
+            tls?.shutdown()
             close()
             return
         }
         lingering = true
         lastActivity = server.clock.now()
+        tls?.shutdown()
         Socket.shutdownOutput(fd)
     }
 

@@ -28,6 +28,8 @@ public final class HTTPServer {
 
     public let loop: EventLoop
     public let limits: Limits
+    /// HTTPS: every connection speaks TLS with this context.
+    public let tls: TLSContext?
     let clock: any SecondsClock
     public weak var delegate: (any HTTPServerDelegate)?
     /// One read buffer for every connection of this single-threaded server.
@@ -43,9 +45,11 @@ public final class HTTPServer {
 
     /// `clock` is what timeouts are measured with; `sweeping` false leaves `sweep(now:)` to the caller
     /// (tests with a manual clock).
-    public init(loop: EventLoop, limits: Limits, clock: any SecondsClock = MonotonicClock(), sweeping: Bool = true) {
+    public init(loop: EventLoop, limits: Limits, tls: TLSContext? = nil, clock: any SecondsClock = MonotonicClock(),
+                sweeping: Bool = true) {
         self.loop = loop
         self.limits = limits
+        self.tls = tls
         self.clock = clock
         if sweeping {
             sweeper = loop.after(limits.timeouts.sweepPeriod, repeating: true) { [unowned self] in sweep(now: self.clock.now()) }

@@ -6,6 +6,7 @@ import re
 import signal
 import socket
 import subprocess
+import sys
 import time
 
 import pytest
@@ -205,3 +206,13 @@ def parse_response(raw):
     if len(rest) < n:
         return None
     return status, headers, rest[:n]
+
+
+@pytest.fixture(scope="session")
+def openai_python(tmp_path_factory):
+    """A venv with the official openai client: pip install from PyPI, as a user would."""
+    venv = tmp_path_factory.mktemp("openai-venv")
+    subprocess.run([sys.executable, "-m", "venv", str(venv)], check=True)
+    py = str(venv / "bin" / "python")
+    subprocess.run([py, "-m", "pip", "install", "-q", "--disable-pip-version-check", "openai"], check=True, timeout=600)
+    return py

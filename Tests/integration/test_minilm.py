@@ -144,16 +144,6 @@ def test_concurrent_requests_are_batched_and_batched_equals_unbatched(minilm):
             assert max_diff(r["embeddings"][0], alone[i]) <= 1e-6
 
 
-@pytest.fixture(scope="module")
-def openai_python(tmp_path_factory):
-    """A venv with the official openai client: pip install from PyPI, as a user would."""
-    venv = tmp_path_factory.mktemp("openai-venv")
-    subprocess.run([sys.executable, "-m", "venv", str(venv)], check=True)
-    py = str(venv / "bin" / "python")
-    subprocess.run([py, "-m", "pip", "install", "-q", "--disable-pip-version-check", "openai"], check=True, timeout=600)
-    return py
-
-
 def test_the_official_openai_client_works_unchanged(minilm, openai_python):
     rows = REFERENCE[:4]
     script = f"""

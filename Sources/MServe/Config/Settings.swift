@@ -38,6 +38,12 @@ public struct Settings: Sendable, Equatable {
     public var group: String? = nil
     /// Change to this directory before loading the models.
     public var chdir: String? = nil
+    /// HTTPS: the certificate chain and key (PEM), the CAs for client certificates, and whether a
+    /// client must present one.
+    public var certfile: String? = nil
+    public var keyfile: String? = nil
+    public var caCerts: String? = nil
+    public var certReqs = TLSContext.ClientCertificates.none
     public var config: String? = nil
     public var checkConfig = false
     public var preload = false

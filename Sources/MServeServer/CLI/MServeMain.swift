@@ -95,11 +95,30 @@ private func check(_ settings: Settings, _ registry: ModelRegistry) throws(Confi
     }
     for b in settings.binds { _ = try BindAddress(parsing: b) }
     if settings.group != nil && settings.user == nil { throw ConfigError("--group needs --user") }
+    _ = try settings.tlsContext()
     if let user = settings.user {
         do { _ = try Identity.lookup(user: user, group: settings.group) } catch { throw ConfigError("--user/--group: \(error)") }
     }
     for (key, path) in [("health_path", settings.healthPath), ("ready_path", settings.readyPath), ("metrics_path", settings.metricsPath)]
         where path != "off" && !path.hasPrefix("/") {
         throw ConfigError("\(key): must start with / or be off, got '\(path)'")
+    }
+}
+
+extension Settings {
+    /// The TLS context --certfile asks for (nil: plain HTTP); a missing or bad file is a ConfigError.
+    func tlsContext() throws(ConfigError) -> TLSContext? {
+        guard let cert = certfile else {
+            if keyfile != nil || caCerts != nil { throw ConfigError("--keyfile and --ca-certs need --certfile") }
+            if certReqs != .none { throw ConfigError("--cert-reqs needs --certfile") }
+            return nil
+        }
+        guard let key = keyfile else { throw ConfigError("--certfile needs --keyfile") }
+        if certReqs != .none && caCerts == nil { throw ConfigError("--cert-reqs \(certReqs.rawValue) needs --ca-certs") }
+        do {
+            return try TLSContext(certificate: cert, key: key, caCertificates: caCerts, clientCertificates: certReqs)
+        } catch {
+            throw ConfigError("TLS: \(error)")
+        }
     }
 }

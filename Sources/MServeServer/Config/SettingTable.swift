@@ -262,6 +262,24 @@ public enum SettingTable {
              "Batching models: how long a pass waits for more requests when the queue is empty (0: it takes what is queued)."),
         .optionalString("model_dir", ["--model-dir"], \.modelDir, metavar: "DIR",
                         "Where models read their files (minilm: models/all-MiniLM-L6-v2 unless set); [model.NAME] model_dir overrides."),
+        .optionalString("certfile", ["--certfile"], \.certfile, metavar: "FILE",
+                        "Serve HTTPS with this certificate chain (PEM); --keyfile is its key.  HUP loads new files."),
+        .optionalString("keyfile", ["--keyfile"], \.keyfile, metavar: "FILE", "The private key of --certfile (PEM)."),
+        .optionalString("ca_certs", ["--ca-certs"], \.caCerts, metavar: "FILE", "CA certificates (PEM) that client certificates are checked against."),
+        .make("cert_reqs", ["--cert-reqs"], \.certReqs, metavar: "MODE", show: { $0.rawValue },
+              "Client certificates: none, optional (checked if sent) or required (0, 1, 2 as gunicorn's).") { v, _, _ throws(ConfigError) in
+            let text: String
+            switch v {
+            case .int(let i): text = String(i)
+            case .string(let t): text = t
+            default: throw ConfigError("expected none, optional or required")
+            }
+            let byNumber: [String: TLSContext.ClientCertificates] = ["0": .none, "1": .optional, "2": .required]
+            guard let mode = TLSContext.ClientCertificates(rawValue: text) ?? byNumber[text] else {
+                throw ConfigError("expected none, optional or required (or 0, 1, 2), got '\(text)'")
+            }
+            return mode
+        },
         .optionalString("user", ["-u", "--user"], \.user, metavar: "USER", reload: .restart,
                         "Once the sockets are bound, the master and its workers run as this user (a name or uid); mserve must start as root."),
         .optionalString("group", ["-g", "--group"], \.group, metavar: "GROUP", reload: .restart,

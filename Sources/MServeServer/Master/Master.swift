@@ -83,7 +83,7 @@ public final class Master {
 
         logger.info("Starting mserve \(MServeVersion.string)")
         for a in listeners.addresses {
-            logger.always("Listening at: \(a.unixPath == nil ? "http://" : "")\(a) (\(currentProcessID()))")
+            logger.always("Listening at: \(a.unixPath != nil ? "" : settings.certfile == nil ? "http://" : "https://")\(a) (\(currentProcessID()))")
         }
         if let mode = listeners.activationMode { logger.info("Sockets from systemd (LISTEN_FDS): \(mode); -b is ignored") }
         logger.info("Serving models: \(settings.models.joined(separator: ", ")) with \(settings.workers) workers")

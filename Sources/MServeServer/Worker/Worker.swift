@@ -56,7 +56,12 @@ final class Worker {
         // a thread of their own, so the loop answers), /healthz is 200, /readyz 503, and requests to
         // the models wait for them.  A worker that replaces one (HUP, max-requests, a crash while
         // others serve) accepts only once loaded, so that the serving workers take what comes.
-        let server = HTTPServer(loop: loop, limits: settings.httpLimits)
+        let tls: TLSContext?
+        do { tls = try settings.tlsContext() } catch {
+            logger.critical("worker cannot load its TLS files: \(error)")
+            return ExitCode.workerBootError
+        }
+        let server = HTTPServer(loop: loop, limits: settings.httpLimits, tls: tls)
         let observer = RequestObserver(logger: logger, accessLog: logs.accessLog, logBodyLimit: settings.logBodyLimit,
                                        accessLogFormat: settings.accessLogformat.isEmpty ? nil : try? AccessLogFormat(parsing: settings.accessLogformat),
                                        scoreboard: scoreboard, scoreboardRecord: scoreboardRecord)
