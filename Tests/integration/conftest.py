@@ -216,3 +216,13 @@ def openai_python(tmp_path_factory):
     py = str(venv / "bin" / "python")
     subprocess.run([py, "-m", "pip", "install", "-q", "--disable-pip-version-check", "openai"], check=True, timeout=600)
     return py
+
+
+def stop_master(proc):
+    """TERM to a master started outside Server (by a wrapper), then check that it exited cleanly
+    and that its workers are gone."""
+    workers = children(proc.pid) if proc.poll() is None else []
+    proc.terminate()
+    assert proc.wait(timeout=15) == 0
+    for w in workers:
+        assert not os.path.exists(f"/proc/{w}") or open(f"/proc/{w}/stat").read().split()[2] == "Z"

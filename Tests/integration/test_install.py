@@ -8,7 +8,7 @@ import subprocess
 
 import requests
 
-from conftest import children, free_port, wait_for
+from conftest import free_port, stop_master, wait_for
 
 ROOT = pathlib.Path(__file__).resolve().parent.parent.parent
 
@@ -42,8 +42,4 @@ def test_installed_binary_runs_from_an_empty_directory(tmp_path):
         assert e.status_code == 200 and len(e.json()["data"][0]["embedding"]) == 384
         assert os.listdir(empty) == []
     finally:
-        workers = children(proc.pid) if proc.poll() is None else []
-        proc.terminate()
-        assert proc.wait(timeout=15) == 0
-        for w in workers:
-            assert not os.path.exists(f"/proc/{w}") or open(f"/proc/{w}/stat").read().split()[2] == "Z"
+        stop_master(proc)

@@ -12,7 +12,7 @@ import tempfile
 import pytest
 import requests
 
-from conftest import MSERVE, children, wait_for
+from conftest import MSERVE, children, stop_master, wait_for
 
 pytestmark = pytest.mark.skipif(os.geteuid() != 0, reason="needs root to bind a privileged port and drop privileges")
 NOBODY = pwd.getpwnam("nobody")
@@ -94,11 +94,7 @@ def test_socket_activation_on_a_privileged_port_as_nobody(tmp_path):
         assert statuses == [200] * 40
         assert len(children(proc.pid)) == 2
     finally:
-        workers = children(proc.pid) if proc.poll() is None else []
-        proc.terminate()
-        assert proc.wait(timeout=15) == 0
-        for w in workers:
-            assert not os.path.exists(f"/proc/{w}") or open(f"/proc/{w}/stat").read().split()[2] == "Z"
+        stop_master(proc)
         shutil.rmtree(logs, ignore_errors=True)
 
 

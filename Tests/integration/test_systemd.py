@@ -5,7 +5,7 @@ import subprocess
 import pytest
 import requests
 
-from conftest import MSERVE, children, free_port, wait_for
+from conftest import MSERVE, children, free_port, stop_master, wait_for
 
 ROOT = os.path.join(os.path.dirname(__file__), "..", "..")
 
@@ -44,11 +44,7 @@ def test_socket_activation(tmp_path):
         assert statuses == [200] * 50
         assert len(children(proc.pid)) == 2
     finally:
-        workers = children(proc.pid) if proc.poll() is None else []
-        proc.terminate()
-        assert proc.wait(timeout=15) == 0
-        for w in workers:
-            assert not os.path.exists(f"/proc/{w}") or open(f"/proc/{w}/stat").read().split()[2] == "Z"
+        stop_master(proc)
 
 
 def http_ok_post(port):
