@@ -166,6 +166,7 @@ public struct RequestParser {
                     if bytes.count - c.pos > 1024 { return fail(400, "chunk size line too long") }
                     return .needMore
                 }
+                guard eol.crlf else { return fail(400, "bare LF line ending in chunked body") }
                 var size = 0
                 var digits = 0
                 var i = c.pos
@@ -175,10 +176,9 @@ public struct RequestParser {
                     if digits > 15 { return fail(400, "chunk size too large") }
                     i += 1
                 }
-                // A chunk extension (";name=value") may follow; anything else is malformed.
-                if digits == 0 || (i < eol.lineEnd && bytes[i] != UInt8(ascii: ";") && bytes[i] != UInt8(ascii: " ")
-                                   && bytes[i] != UInt8(ascii: "\t")) {
-                    return fail(400, "malformed chunk size")
+                // Then only whitespace and well-formed extensions (";name" or ";name=value").
+                if digits == 0 || !RequestParser.isChunkExtensions(UnsafeBufferPointer(rebasing: bytes[i..<eol.lineEnd])) {
+                    return fail(400, "malformed chunk size line")
                 }
                 if c.body.count + size > maxBodySize { return fail(413, "request body larger than \(maxBodySize) bytes") }
                 c.pos = eol.next
@@ -209,7 +209,13 @@ public struct RequestParser {
                 }
                 c.trailerBytes += eol.next - c.pos
                 if c.trailerBytes > maxHeaderSize { return fail(431, "trailers larger than \(maxHeaderSize) bytes") }
+                guard eol.crlf else { return fail(400, "bare LF line ending in trailers") }
                 let empty = eol.lineEnd == c.pos
+                // Trailer fields are checked as field lines, then dropped: none reaches the request
+                // (a Content-Length or Host there must not change its framing or routing).
+                if !empty && RequestParser.fieldLine(UnsafeBufferPointer(rebasing: bytes[c.pos..<eol.lineEnd])) == nil {
+                    return fail(400, "malformed trailer line")
+                }
                 c.pos = eol.next
                 if empty { return .request(head, body: c.body, consumed: c.pos) }
             }
@@ -222,7 +228,10 @@ public struct RequestParser {
 
     /// The offset just past the blank line that ends the head, or nil.
     static func findHeadEnd(_ b: UnsafeBufferPointer<UInt8>, from: Int) -> Int? {
-        var i = from
+        // Empty lines before the request line are not its end (parseHead skips them).
+        var leading = 0
+        while leading + 1 < b.count && b[leading] == 0x0D && b[leading + 1] == 0x0A { leading += 2 }
+        var i = max(from, leading)
         while i < b.count {
             if b[i] == 0x0A {
                 if i + 1 < b.count && b[i + 1] == 0x0A { return i + 2 }
@@ -233,14 +242,100 @@ public struct RequestParser {
         return nil
     }
 
-    /// The end of the line that starts at `from` (before its CRLF or LF) and where the next starts.
-    static func findLineEnd(_ b: UnsafeBufferPointer<UInt8>, from: Int) -> (lineEnd: Int, next: Int)? {
+    /// The end of the line that starts at `from` (before its CRLF or LF), where the next starts,
+    /// and whether it ended with CRLF (a bare LF is refused: a proxy in front may not take it for
+    /// a line end, and then the two disagree on where the head ends).
+    static func findLineEnd(_ b: UnsafeBufferPointer<UInt8>, from: Int) -> (lineEnd: Int, next: Int, crlf: Bool)? {
         var i = from
         while i < b.count {
-            if b[i] == 0x0A { return (i > from && b[i - 1] == 0x0D ? i - 1 : i, i + 1) }
+            if b[i] == 0x0A {
+                let crlf = i > from && b[i - 1] == 0x0D
+                return (crlf ? i - 1 : i, i + 1, crlf)
+            }
             i += 1
         }
         return nil
+    }
+
+    /// What may follow a chunk size: whitespace, then extensions `;name` or `;name=token-or-quoted`.
+    static func isChunkExtensions(_ b: UnsafeBufferPointer<UInt8>) -> Bool {
+        var i = 0
+        func skipSpace() { while i < b.count && (b[i] == 0x20 || b[i] == 0x09) { i += 1 } }
+        skipSpace()
+        while i < b.count {
+            guard b[i] == UInt8(ascii: ";") else { return false }
+            i += 1
+            skipSpace()
+            let nameStart = i
+            while i < b.count && isToken(b[i]) { i += 1 }
+            guard i > nameStart else { return false }
+            skipSpace()
+            if i < b.count && b[i] == UInt8(ascii: "=") {
+                i += 1
+                skipSpace()
+                if i < b.count && b[i] == UInt8(ascii: "\"") {
+                    i += 1
+                    while i < b.count && b[i] != UInt8(ascii: "\"") {
+                        if b[i] == UInt8(ascii: "\\") { i += 1 }
+                        guard i < b.count, b[i] >= 0x20 || b[i] == 0x09, b[i] != 0x7F else { return false }
+                        i += 1
+                    }
+                    guard i < b.count else { return false }
+                    i += 1
+                } else {
+                    let valueStart = i
+                    while i < b.count && isToken(b[i]) { i += 1 }
+                    guard i > valueStart else { return false }
+                }
+                skipSpace()
+            }
+        }
+        return true
+    }
+
+    /// A field line's name and value bounds (`name: value`), or nil if it is not one: a token name,
+    /// a colon with no space before it, no control characters (a bare CR included) in the value.
+    static func fieldLine(_ b: UnsafeBufferPointer<UInt8>) -> (nameEnd: Int, valueStart: Int, valueEnd: Int)? {
+        guard let first = b.first, first != 0x20, first != 0x09 else { return nil }
+        var k = 0
+        while k < b.count && isToken(b[k]) { k += 1 }
+        guard k > 0, k < b.count, b[k] == UInt8(ascii: ":") else { return nil }
+        var vs = k + 1
+        var ve = b.count
+        while vs < ve && (b[vs] == 0x20 || b[vs] == 0x09) { vs += 1 }
+        while ve > vs && (b[ve - 1] == 0x20 || b[ve - 1] == 0x09) { ve -= 1 }
+        for x in vs..<ve where (b[x] < 0x20 && b[x] != 0x09) || b[x] == 0x7F { return nil }
+        return (k, vs, ve)
+    }
+
+    /// RFC 9112 3.2: Host is `uri-host [ ":" port ]`: an IP-literal in brackets, or a reg-name of
+    /// unreserved, percent-encoded and sub-delim characters; an empty one is allowed.
+    static func isValidHost(_ value: String) -> Bool {
+        var host = Substring(value)
+        if host.hasPrefix("[") {
+            guard let close = host.firstIndex(of: "]") else { return false }
+            let literal = host[host.index(after: host.startIndex)..<close]
+            guard !literal.isEmpty, literal.allSatisfy({ $0.isHexDigit || $0 == ":" || $0 == "." }) else { return false }
+            host = host[host.index(after: close)...]
+            guard host.isEmpty || host.hasPrefix(":") else { return false }
+        } else if let colon = host.lastIndex(of: ":") {
+            let name = host[..<colon]
+            guard name.utf8.allSatisfy(isRegNameByte) else { return false }
+            host = host[colon...]
+        } else {
+            return host.utf8.allSatisfy(isRegNameByte)
+        }
+        guard host.hasPrefix(":") else { return host.isEmpty }
+        return host.dropFirst().utf8.allSatisfy { $0 >= 0x30 && $0 <= 0x39 } && host.utf8.count <= 6
+    }
+
+    private static func isRegNameByte(_ b: UInt8) -> Bool {
+        switch b {
+        case UInt8(ascii: "a")...UInt8(ascii: "z"), UInt8(ascii: "A")...UInt8(ascii: "Z"), UInt8(ascii: "0")...UInt8(ascii: "9"):
+            return true
+        default:
+            return "-._~%!$&'()*+,;=".utf8.contains(b)
+        }
     }
 
     static func hexValue(_ b: UInt8) -> UInt8? {
@@ -267,9 +362,10 @@ public struct RequestParser {
             .failure(RequestParseError(status: status, message: m, head: head))
         }
         var pos = 0
-        // Blank lines before a request are allowed (RFC 9112 2.2).
-        while pos < b.count && (b[pos] == 0x0D || b[pos] == 0x0A) { pos += 1 }
+        // Empty lines (CRLF) before a request are ignored (RFC 9112 2.2), any number of them.
+        while pos + 1 < b.count && b[pos] == 0x0D && b[pos + 1] == 0x0A { pos += 2 }
         guard let line = findLineEnd(b, from: pos) else { return bad("malformed request line") }
+        guard line.crlf else { return bad("bare LF line ending") }
         // METHOD SP target SP HTTP/1.x
         var i = pos
         while i < line.lineEnd && isToken(b[i]) { i += 1 }
@@ -277,30 +373,33 @@ public struct RequestParser {
         let methodName = String(decoding: UnsafeBufferPointer(rebasing: b[pos..<i]), as: UTF8.self)
         let targetStart = i + 1
         var j = targetStart
-        while j < line.lineEnd && b[j] > 0x20 && b[j] != 0x7F { j += 1 }
+        // Visible ASCII only: raw bytes above 0x7F must be percent-encoded.
+        while j < line.lineEnd && b[j] > 0x20 && b[j] < 0x7F { j += 1 }
         guard j > targetStart, j < line.lineEnd, b[j] == 0x20 else { return bad("malformed request line") }
         let target = String(decoding: UnsafeBufferPointer(rebasing: b[targetStart..<j]), as: UTF8.self)
         let version = UnsafeBufferPointer(rebasing: b[(j + 1)..<line.lineEnd])
         guard version.count == 8, version.starts(with: "HTTP/".utf8), version[6] == UInt8(ascii: "."),
               (0x30...0x39).contains(version[5]), (0x30...0x39).contains(version[7])
         else { return bad("malformed request line") }
-        guard version[5] == UInt8(ascii: "1"), version[7] == UInt8(ascii: "0") || version[7] == UInt8(ascii: "1") else {
-            return bad("HTTP version not supported", status: 505)
-        }
-        let minor = Int(version[7] - 0x30)
+        // HTTP/1.x above 1.1 is answered as 1.1 (RFC 9110 2.5); another major version is not served.
+        guard version[5] == UInt8(ascii: "1") else { return bad("HTTP version not supported", status: 505) }
+        let minor = min(1, Int(version[7] - 0x30))
         var head = RequestHead(method: HTTPMethod(name: methodName), methodName: methodName, target: target,
                                minorVersion: minor, headers: [], keepAlive: minor == 1)
         guard target.hasPrefix("/") || target == "*" || target.hasPrefix("http://") || target.hasPrefix("https://") else {
             return bad("malformed request target", head)
         }
+        if target == "*" && head.method != .OPTIONS { return bad("the asterisk target is for OPTIONS only", head) }
 
         pos = line.next
         var contentLengths: [Substring] = []
         var transferEncoding: String?
         var connectionTokens: [Substring] = []
-        var hasHost = false
+        var hosts = 0
+        var contentTypes = 0
         while pos < b.count {
             guard let l = findLineEnd(b, from: pos) else { return bad("malformed header line", head) }
+            guard l.crlf else { return bad("bare LF line ending", head) }
             if l.lineEnd == pos { break }   // the blank line
             if b[pos] == 0x20 || b[pos] == 0x09 { return bad("obsolete header line folding", head) }
             var k = pos
@@ -320,6 +419,8 @@ public struct RequestParser {
             case UInt8(ascii: "c"):
                 if name.equalsIgnoringASCIICase("Content-Length") {
                     contentLengths.append(Substring(value))
+                } else if name.equalsIgnoringASCIICase("Content-Type") {
+                    contentTypes += 1
                 } else if name.equalsIgnoringASCIICase("Connection") {
                     connectionTokens += value.split(separator: ",").map { Substring($0.trimmingSpaces()) }
                 }
@@ -328,7 +429,10 @@ public struct RequestParser {
                     transferEncoding = transferEncoding.map { $0 + ", " + value } ?? value
                 }
             case UInt8(ascii: "h"):
-                if name.equalsIgnoringASCIICase("Host") { hasHost = true }
+                if name.equalsIgnoringASCIICase("Host") {
+                    hosts += 1
+                    guard isValidHost(value) else { return bad("malformed Host header", head) }
+                }
             default: break
             }
             pos = l.next
@@ -339,9 +443,13 @@ public struct RequestParser {
         } else if minor == 0 && connectionTokens.contains(where: { String($0).equalsIgnoringASCIICase("keep-alive") }) {
             head.keepAlive = true
         }
-        if minor == 1 && !hasHost { return bad("missing Host header", head) }
+        if minor == 1 && hosts == 0 { return bad("missing Host header", head) }
+        if hosts > 1 { return bad("more than one Host header", head) }
+        if contentTypes > 1 { return bad("more than one Content-Type header", head) }
 
         if let te = transferEncoding {
+            // Chunked framing does not exist in HTTP/1.0: a proxy may read this body differently.
+            if minor == 0 { return bad("Transfer-Encoding in an HTTP/1.0 request", head) }
             if !contentLengths.isEmpty { return bad("both Content-Length and Transfer-Encoding", head) }
             guard te.trimmingSpaces().equalsIgnoringASCIICase("chunked") else {
                 return bad("unsupported Transfer-Encoding: \(te)", head, status: 501)

@@ -83,7 +83,7 @@ import MServeTesting
     func methodNotHandledIs405(method: String) throws {
         let r = try server.request(method, "/demo", headers: [("X-Request-Id", "m1")])
         try expectError(r, 405, "is not allowed on /demo", recordID: "m1")
-        #expect(r.headers["allow"] == "GET, POST")
+        #expect(r.headers["allow"] == "GET, HEAD, POST")
     }
 
     @Test func bodyOverTheLimitIs413ChunkedToo() throws {
@@ -160,10 +160,24 @@ import MServeTesting
         #expect(old.status == 200 && old.headers["connection"] == "close")
     }
 
-    @Test func headHasNoBody() throws {
-        let raw = String(decoding: try server.exchangeBytes(Array("HEAD /demo HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n".utf8)), as: UTF8.self)
-        #expect(raw.hasPrefix("HTTP/1.1 405"))
+    /// HEAD on every route that answers GET: GET's status and headers, no body (RFC 9110 9.3.2).
+    @Test(arguments: ["/", "/demo", "/v1/models", "/v1/models/demo", "/healthz", "/readyz", "/nope"])
+    func headIsGetWithoutTheBody(path: String) throws {
+        let get = try server.request("GET", path, headers: [("X-Request-Id", "h1")])
+        let raw = String(decoding: try server.exchangeBytes(Array("HEAD \(path) HTTP/1.1\r\nHost: x\r\nX-Request-Id: h1\r\nConnection: close\r\n\r\n".utf8),
+                                                          halfClose: false), as: UTF8.self)
+        #expect(raw.hasPrefix("HTTP/1.1 \(get.status) "), "\(raw)")
         #expect(raw.hasSuffix("\r\n\r\n"))
+        #expect(raw.contains("Content-Length: \(get.body.count)\r\n"))
+    }
+
+    @Test func openAIsModelRetrieve() throws {
+        let r = try server.request("GET", "/v1/models/demo")
+        #expect(r.json?["id"] == "demo" && r.json?["object"] == "model" && r.json?["owned_by"] == "mserve")
+        let missing = try server.request("GET", "/v1/models/gpt-4", headers: [("X-Request-Id", "m404")])
+        #expect(missing.status == 404)
+        #expect(missing.json?["error"]?["code"] == "model_not_found" && missing.json?["error"]?["type"] == "invalid_request_error")
+        #expect(missing.json?["recordid"] == "m404")
     }
 
     @Test func aModelThatThrowsIs500AndItsStateIsKept() throws {

@@ -149,7 +149,7 @@ def test_the_official_openai_client_works_unchanged(minilm, openai_python):
     script = f"""
 import json, openai
 client = openai.OpenAI(base_url={minilm.url + '/v1'!r}, api_key="unused")
-print(json.dumps([m.id for m in client.models.list().data]))
+print(json.dumps([m.id for m in client.models.list().data] + [client.models.retrieve("minilm").id]))
 r = client.embeddings.create(model="minilm", input={[row['text'] for row in rows]!r})
 print(json.dumps([d.embedding for d in r.data]))
 print(json.dumps(r.usage.prompt_tokens))

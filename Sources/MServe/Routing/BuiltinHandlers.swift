@@ -33,22 +33,20 @@ final class IndexHandler: RequestHandler {
 /// `GET /healthz`: the worker's event loop is alive (it answered).  Inference runs on model
 /// threads, so a busy model does not make this slow.
 final class HealthHandler: RequestHandler {
-    override class var allowedMethods: [HTTPMethod] { [.GET, .HEAD] }
+    override class var allowedMethods: [HTTPMethod] { [.GET] }
     override func get(_ args: [String]) throws { write(["status": "ok", "worker": .int(Int64(context.slot))]) }
-    override func head(_ args: [String]) throws { try get(args) }
 }
 
 /// `GET /readyz`: 200 once every worker has loaded its models, 503 before that and while stopping,
 /// so that a load balancer sends nothing to a server that cannot answer.
 final class ReadyHandler: RequestHandler {
-    override class var allowedMethods: [HTTPMethod] { [.GET, .HEAD] }
+    override class var allowedMethods: [HTTPMethod] { [.GET] }
     override func get(_ args: [String]) throws {
         // A worker still loading its models (none yet) is not ready, whatever the server as a whole is.
         let ready = (context.scoreboard?.ready ?? true) && !context.server.closing && !context.models.isEmpty
         setStatus(ready ? 200 : 503)
         write(["status": .string(ready ? "ready" : (context.server.closing ? "stopping" : "starting"))])
     }
-    override func head(_ args: [String]) throws { try get(args) }
 }
 
 /// `GET /metrics`: Prometheus text for the whole server, from the shared scoreboard.
@@ -61,13 +59,32 @@ final class MetricsHandler: RequestHandler {
     }
 }
 
+/// `GET /v1/models/ID`: one served model as OpenAI's API describes it (`client.models.retrieve`),
+/// or OpenAI's 404 for an id that is not served.
+final class OpenAIModelHandler: RequestHandler {
+    override class var allowedMethods: [HTTPMethod] { [.GET] }
+
+    override func get(_ args: [String]) throws {
+        guard let m = context.models.first(where: { $0.name == args[0] }) else {
+            throw HTTPError(404, "The model '\(args[0])' does not exist")
+        }
+        write(OpenAIModelsHandler.object(m, created: context.createdAt))
+    }
+
+    override func errorBody(_ error: HTTPError) -> JSON {
+        OpenAIEmbeddingsHandler.errorBody(error, recordID: recordIDValue == .null ? .string(recordID) : recordIDValue)
+    }
+}
+
 /// `GET /v1/models`: the served models in OpenAI's list format, for OpenAI clients.
 final class OpenAIModelsHandler: RequestHandler {
     override class var allowedMethods: [HTTPMethod] { [.GET] }
     override func get(_ args: [String]) throws {
-        write(["object": "list", "data": .array(context.models.map { m in
-            ["id": .string(m.name), "object": "model", "created": .int(context.createdAt), "owned_by": "mserve"]
-        })])
+        write(["object": "list", "data": .array(context.models.map { OpenAIModelsHandler.object($0, created: context.createdAt) })])
+    }
+
+    static func object(_ m: ServedModel, created: Int64) -> JSON {
+        ["id": .string(m.name), "object": "model", "created": .int(created), "owned_by": "mserve"]
     }
 }
 
@@ -85,7 +102,8 @@ extension Router {
 
     /// The routes every worker serves: the user's own first, then the index, then each model at /NAME.
     package static func standard(models: [ServedModel], settings: Settings, userRoutes: [Route] = []) -> Router {
-        var builtins = [Route("/", IndexHandler.self), Route("/v1/models", OpenAIModelsHandler.self)]
+        var builtins = [Route("/", IndexHandler.self), Route("/v1/models", OpenAIModelsHandler.self),
+                        Route("/v1/models/([^/]+)", OpenAIModelHandler.self)]
         if models.contains(where: { $0.instance is any EmbeddingModel }) {
             builtins.append(Route(literal: "/v1/embeddings", OpenAIEmbeddingsHandler.self))
         }

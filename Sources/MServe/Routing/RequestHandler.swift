@@ -70,13 +70,15 @@ open class RequestHandler {
     open func put(_ args: [String]) throws { throw methodNotAllowed() }
     open func delete(_ args: [String]) throws { throw methodNotAllowed() }
     open func patch(_ args: [String]) throws { throw methodNotAllowed() }
-    open func head(_ args: [String]) throws { throw methodNotAllowed() }
+    /// HEAD is GET without the body (RFC 9110 9.3.2): the same status and headers.
+    open func head(_ args: [String]) throws { try get(args) }
     open func options(_ args: [String]) throws { throw methodNotAllowed() }
     /// Called once the response has been handed to the connection.
     open func onFinish() {}
 
     func methodNotAllowed() -> HTTPError {
-        let allowed = type(of: self).allowedMethods
+        var allowed = type(of: self).allowedMethods
+        if allowed.contains(.GET) && !allowed.contains(.HEAD) { allowed.insert(.HEAD, at: allowed.firstIndex(of: .GET).map { $0 + 1 } ?? 0) }
         let headers = allowed.isEmpty ? [] : [("Allow", allowed.map(\.rawValue).joined(separator: ", "))]
         return HTTPError(405, "method \(request.head.methodName) is not allowed on \(request.path)", headers: headers)
     }
