@@ -44,7 +44,30 @@ nonisolated(unsafe) private let router = Router([
 
 private final class Handler: RequestHandler {}
 
+/// A request the parser accepted, written again with Content-Length framing (no Transfer-Encoding),
+/// must parse back to the same head and body: one framing, however it was sent.
+private func reparse(_ head: RequestHead, _ body: [UInt8]) {
+    var text = "\(head.methodName) \(head.target) HTTP/1.\(head.minorVersion)\r\n"
+    func framing(_ name: String) -> Bool { ["transfer-encoding", "content-length"].contains(name.lowercased()) }
+    for (name, value) in head.headers where !framing(name) {
+        text += "\(name): \(value)\r\n"
+    }
+    if !body.isEmpty { text += "Content-Length: \(body.count)\r\n" }
+    let bytes = Array((text + "\r\n").utf8) + body
+    var parser = RequestParser(maxHeaderSize: 1 << 20, maxBodySize: 1 << 20)
+    guard case .request(let again, let againBody, let consumed) = bytes.withUnsafeBufferPointer({ parser.parse($0) }) else {
+        preconditionFailure("an accepted request did not parse again")
+    }
+    precondition(consumed == bytes.count && againBody == body, "framing changed on re-parse")
+    precondition(again.method == head.method && again.target == head.target && again.minorVersion == head.minorVersion,
+                 "request line changed on re-parse")
+    let kept = head.headers.filter { !framing($0.name) }
+    let back = again.headers.filter { !framing($0.name) }
+    precondition(kept.map(\.name) == back.map(\.name) && kept.map(\.value) == back.map(\.value), "headers changed on re-parse")
+}
+
 private func exercise(_ head: RequestHead, _ body: [UInt8]) {
+    reparse(head, body)
     _ = router.match(String(head.target.prefix { $0 != "?" }))
     if let value = try? JSONParser.parse(body) {
         // What was parsed serialises and parses back to the same value.
