@@ -329,12 +329,14 @@ public struct RequestParser {
         return host.dropFirst().utf8.allSatisfy { $0 >= 0x30 && $0 <= 0x39 } && host.utf8.count <= 6
     }
 
-    private static func isRegNameByte(_ b: UInt8) -> Bool {
-        switch b {
+    private static func isRegNameByte(_ b: UInt8) -> Bool { regNameBytes[Int(b)] }
+
+    private static let regNameBytes: [Bool] = (0..<256).map { b in
+        switch UInt8(b) {
         case UInt8(ascii: "a")...UInt8(ascii: "z"), UInt8(ascii: "A")...UInt8(ascii: "Z"), UInt8(ascii: "0")...UInt8(ascii: "9"):
             return true
         default:
-            return "-._~%!$&'()*+,;=".utf8.contains(b)
+            return "-._~%!$&'()*+,;=".utf8.contains(UInt8(b))
         }
     }
 
@@ -347,13 +349,16 @@ public struct RequestParser {
         }
     }
 
-    /// RFC 9110 token characters, for methods and header names.
-    static func isToken(_ b: UInt8) -> Bool {
-        switch b {
+    /// RFC 9110 token characters, for methods and header names (a table: this runs for every byte
+    /// of every header name).
+    static func isToken(_ b: UInt8) -> Bool { tokenBytes[Int(b)] }
+
+    private static let tokenBytes: [Bool] = (0..<256).map { b in
+        switch UInt8(b) {
         case UInt8(ascii: "a")...UInt8(ascii: "z"), UInt8(ascii: "A")...UInt8(ascii: "Z"), UInt8(ascii: "0")...UInt8(ascii: "9"):
             return true
         default:
-            return "!#$%&'*+-.^_`|~".utf8.contains(b)
+            return "!#$%&'*+-.^_`|~".utf8.contains(UInt8(b))
         }
     }
 
