@@ -1,0 +1,83 @@
+#!/usr/bin/env python3
+"""Whether a client that reads a large answer slowly holds up a worker's loop: one worker echoes a
+9 MB JSON body to a client that reads 64 KB every 50 ms (receive buffer 4 KB), while another client
+asks /healthz every 20 ms; prints the worst /healthz latency.
+
+    python3 benchmark/slow_reader.py [--mserve PATH] [--mb 9] [--seconds 4]
+"""
+import argparse
+import json
+import os
+import socket
+import subprocess
+import tempfile
+import threading
+import time
+
+import requests
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+
+def free_port():
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def main():
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--mserve", default=os.path.join(ROOT, ".build", "release", "mserve"))
+    ap.add_argument("--mb", type=int, default=9)
+    ap.add_argument("--seconds", type=float, default=4)
+    args = ap.parse_args()
+    port = free_port()
+    log = tempfile.NamedTemporaryFile(suffix=".log", delete=False).name
+    server = subprocess.Popen([args.mserve, "-w", "1", "-b", f"127.0.0.1:{port}", "echo", "--max-body-size", f"{args.mb * 2}m",
+                               "--access-logfile", "off", "--error-logfile", log])
+    try:
+        deadline = time.monotonic() + 10
+        while time.monotonic() < deadline:
+            try:
+                requests.get(f"http://127.0.0.1:{port}/healthz", timeout=1)
+                break
+            except requests.RequestException:
+                time.sleep(0.05)
+        body = json.dumps({"x": "a" * (args.mb * 1_000_000)}).encode()
+        slow = socket.create_connection(("127.0.0.1", port))
+        slow.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+        stop = threading.Event()
+        received = [0]
+
+        def read_slowly():
+            slow.sendall(b"POST /echo HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: %d\r\n\r\n"
+                         % len(body) + body)
+            while not stop.is_set():
+                data = slow.recv(65536)
+                if not data:
+                    break
+                received[0] += len(data)
+                time.sleep(0.05)
+        reader = threading.Thread(target=read_slowly)
+        reader.start()
+        worst, n = 0.0, 0
+        t0 = time.monotonic()
+        while time.monotonic() - t0 < args.seconds:
+            a = time.monotonic()
+            requests.get(f"http://127.0.0.1:{port}/healthz", timeout=10)
+            worst = max(worst, time.monotonic() - a)
+            n += 1
+            time.sleep(0.02)
+        stop.set()
+        slow.close()
+        reader.join(timeout=5)
+        print(f"{args.mb} MB echoed to a slow reader ({received[0] / 1e6:.1f} MB read in {args.seconds:.0f} s): "
+              f"worst /healthz latency {worst * 1000:.1f} ms over {n} requests")
+    finally:
+        server.terminate()
+        server.wait(timeout=15)
+        os.unlink(log)
+
+
+if __name__ == "__main__":
+    main()
