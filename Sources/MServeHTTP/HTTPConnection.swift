@@ -19,7 +19,8 @@ final class HTTPConnection {
     /// A request is with a handler and not yet answered.
     private(set) var busy = false
     /// That request, told if the client goes away.
-    private weak var current: HTTPRequest?
+    /// (Held until it is answered; a weak reference cost a side-table allocation per request.)
+    private var current: HTTPRequest?
     private var closeAfterWrite = false
     /// Output is shut down and we read until the client closes, so it reads our answer rather than
     /// a reset (lingering close).
@@ -186,6 +187,7 @@ final class HTTPConnection {
         if finishesRequest {
             busy = false
             served += 1
+            current = nil
         }
         if close { closeAfterWrite = true }
         if outputStart == output.count {

@@ -311,22 +311,29 @@ public struct RequestParser {
     /// RFC 9112 3.2: Host is `uri-host [ ":" port ]`: an IP-literal in brackets, or a reg-name of
     /// unreserved, percent-encoded and sub-delim characters; an empty one is allowed.
     static func isValidHost(_ value: String) -> Bool {
-        var host = Substring(value)
-        if host.hasPrefix("[") {
-            guard let close = host.firstIndex(of: "]") else { return false }
-            let literal = host[host.index(after: host.startIndex)..<close]
-            guard !literal.isEmpty, literal.allSatisfy({ $0.isHexDigit || $0 == ":" || $0 == "." }) else { return false }
-            host = host[host.index(after: close)...]
-            guard host.isEmpty || host.hasPrefix(":") else { return false }
-        } else if let colon = host.lastIndex(of: ":") {
-            let name = host[..<colon]
-            guard name.utf8.allSatisfy(isRegNameByte) else { return false }
-            host = host[colon...]
-        } else {
-            return host.utf8.allSatisfy(isRegNameByte)
+        var v = value
+        return v.withUTF8 { b in
+            var i = 0
+            if b.first == UInt8(ascii: "[") {
+                i = 1
+                while i < b.count && b[i] != UInt8(ascii: "]") {
+                    let c = b[i]
+                    guard hexValue(c) != nil || c == UInt8(ascii: ":") || c == UInt8(ascii: ".") else { return false }
+                    i += 1
+                }
+                guard i < b.count, i > 1 else { return false }
+                i += 1
+            } else {
+                while i < b.count && b[i] != UInt8(ascii: ":") {
+                    guard isRegNameByte(b[i]) else { return false }
+                    i += 1
+                }
+            }
+            guard i < b.count else { return true }
+            guard b[i] == UInt8(ascii: ":"), b.count - i - 1 <= 5 else { return false }
+            for j in (i + 1)..<b.count where !(0x30...0x39).contains(b[j]) { return false }
+            return true
         }
-        guard host.hasPrefix(":") else { return host.isEmpty }
-        return host.dropFirst().utf8.allSatisfy { $0 >= 0x30 && $0 <= 0x39 } && host.utf8.count <= 6
     }
 
     private static func isRegNameByte(_ b: UInt8) -> Bool { regNameBytes[Int(b)] }

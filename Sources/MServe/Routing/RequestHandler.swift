@@ -222,18 +222,19 @@ open class RequestHandler {
         request.onClientGone = nil   // it holds the handler that set it
         let response = request.response
         let logged: [UInt8]
+        let sent = headers + [("X-Request-Id", recordID)]
         if streaming {
             response.endStream()
             logged = Array("(streamed \(response.pieces) pieces, \(response.bodyBytes) bytes)".utf8)
         } else {
-            response.respond(status: status, headers: headers + [("X-Request-Id", recordID)], body: body)
+            response.respond(status: status, headers: sent, body: body)
             logged = body
         }
         context.observer.finished(RequestObserver.Answer(
             method: request.head.methodName, target: request.target, httpVersion: request.httpVersion, remoteHost: request.remoteHost,
             userAgent: request.header("User-Agent"), referer: request.header("Referer"), status: status, logged: logged,
             bytes: response.bodyBytes, recordID: recordID, started: request.startTime, model: metricsModel,
-            requestHeaders: request.head.headers, responseHeaders: headers + [("X-Request-Id", recordID)]))
+            requestHeaders: request.head.headers, responseHeaders: sent))
         onFinish()
     }
 
