@@ -213,7 +213,7 @@ public struct RequestParser {
                 let empty = eol.lineEnd == c.pos
                 // Trailer fields are checked as field lines, then dropped: none reaches the request
                 // (a Content-Length or Host there must not change its framing or routing).
-                if !empty && RequestParser.fieldLine(UnsafeBufferPointer(rebasing: bytes[c.pos..<eol.lineEnd])) == nil {
+                if !empty, case .failure = RequestParser.fieldLine(UnsafeBufferPointer(rebasing: bytes[c.pos..<eol.lineEnd])) {
                     return fail(400, "malformed trailer line")
                 }
                 c.pos = eol.next
@@ -293,19 +293,32 @@ public struct RequestParser {
         return true
     }
 
-    /// A field line's name and value bounds (`name: value`), or nil if it is not one: a token name,
-    /// a colon with no space before it, no control characters (a bare CR included) in the value.
-    static func fieldLine(_ b: UnsafeBufferPointer<UInt8>) -> (nameEnd: Int, valueStart: Int, valueEnd: Int)? {
-        guard let first = b.first, first != 0x20, first != 0x09 else { return nil }
+    /// A field line (`name: value`) of a head or of trailers: its name's end and its value's bounds
+    /// (without surrounding whitespace), or why it is not one: folding, no token name and colon with
+    /// no space before it, or a control character (a bare CR included) in the value.
+    static func fieldLine(_ b: UnsafeBufferPointer<UInt8>) -> Result<(nameEnd: Int, valueStart: Int, valueEnd: Int), FieldLineError> {
+        guard let first = b.first, first != 0x20, first != 0x09 else { return .failure(.folding) }
         var k = 0
         while k < b.count && isToken(b[k]) { k += 1 }
-        guard k > 0, k < b.count, b[k] == UInt8(ascii: ":") else { return nil }
+        guard k > 0, k < b.count, b[k] == UInt8(ascii: ":") else { return .failure(.malformed) }
         var vs = k + 1
         var ve = b.count
         while vs < ve && (b[vs] == 0x20 || b[vs] == 0x09) { vs += 1 }
         while ve > vs && (b[ve - 1] == 0x20 || b[ve - 1] == 0x09) { ve -= 1 }
-        for x in vs..<ve where (b[x] < 0x20 && b[x] != 0x09) || b[x] == 0x7F { return nil }
-        return (k, vs, ve)
+        for x in vs..<ve where (b[x] < 0x20 && b[x] != 0x09) || b[x] == 0x7F { return .failure(.controlCharacter) }
+        return .success((k, vs, ve))
+    }
+
+    enum FieldLineError: Error {
+        case folding, malformed, controlCharacter
+
+        var message: String {
+            switch self {
+            case .folding: return "obsolete header line folding"
+            case .malformed: return "malformed header line"
+            case .controlCharacter: return "control character in header value"
+            }
+        }
     }
 
     /// RFC 9112 3.2: Host is `uri-host [ ":" port ]`: an IP-literal in brackets, or a reg-name of
@@ -338,14 +351,7 @@ public struct RequestParser {
 
     private static func isRegNameByte(_ b: UInt8) -> Bool { regNameBytes[Int(b)] }
 
-    private static let regNameBytes: [Bool] = (0..<256).map { b in
-        switch UInt8(b) {
-        case UInt8(ascii: "a")...UInt8(ascii: "z"), UInt8(ascii: "A")...UInt8(ascii: "Z"), UInt8(ascii: "0")...UInt8(ascii: "9"):
-            return true
-        default:
-            return "-._~%!$&'()*+,;=".utf8.contains(UInt8(b))
-        }
-    }
+    private static let regNameBytes = alphanumericTable(plus: "-._~%!$&'()*+,;=")
 
     static func hexValue(_ b: UInt8) -> UInt8? {
         switch b {
@@ -360,12 +366,17 @@ public struct RequestParser {
     /// of every header name).
     static func isToken(_ b: UInt8) -> Bool { tokenBytes[Int(b)] }
 
-    private static let tokenBytes: [Bool] = (0..<256).map { b in
-        switch UInt8(b) {
-        case UInt8(ascii: "a")...UInt8(ascii: "z"), UInt8(ascii: "A")...UInt8(ascii: "Z"), UInt8(ascii: "0")...UInt8(ascii: "9"):
-            return true
-        default:
-            return "!#$%&'*+-.^_`|~".utf8.contains(UInt8(b))
+    private static let tokenBytes = alphanumericTable(plus: "!#$%&'*+-.^_`|~")
+
+    /// For each byte: a letter, a digit, or one of `extra`.
+    private static func alphanumericTable(plus extra: String) -> [Bool] {
+        (0..<256).map { b in
+            switch UInt8(b) {
+            case UInt8(ascii: "a")...UInt8(ascii: "z"), UInt8(ascii: "A")...UInt8(ascii: "Z"), UInt8(ascii: "0")...UInt8(ascii: "9"):
+                return true
+            default:
+                return extra.utf8.contains(UInt8(b))
+            }
         }
     }
 
@@ -413,19 +424,13 @@ public struct RequestParser {
             guard let l = findLineEnd(b, from: pos) else { return bad("malformed header line", head) }
             guard l.crlf else { return bad("bare LF line ending", head) }
             if l.lineEnd == pos { break }   // the blank line
-            if b[pos] == 0x20 || b[pos] == 0x09 { return bad("obsolete header line folding", head) }
-            var k = pos
-            while k < l.lineEnd && isToken(b[k]) { k += 1 }
-            guard k > pos, k < l.lineEnd, b[k] == UInt8(ascii: ":") else { return bad("malformed header line", head) }
-            var vs = k + 1
-            var ve = l.lineEnd
-            while vs < ve && (b[vs] == 0x20 || b[vs] == 0x09) { vs += 1 }
-            while ve > vs && (b[ve - 1] == 0x20 || b[ve - 1] == 0x09) { ve -= 1 }
-            for x in vs..<ve where (b[x] < 0x20 && b[x] != 0x09) || b[x] == 0x7F {
-                return bad("control character in header value", head)
+            let field: (nameEnd: Int, valueStart: Int, valueEnd: Int)
+            switch fieldLine(UnsafeBufferPointer(rebasing: b[pos..<l.lineEnd])) {
+            case .success(let f): field = f
+            case .failure(let e): return bad(e.message, head)
             }
-            let name = String(decoding: UnsafeBufferPointer(rebasing: b[pos..<k]), as: UTF8.self)
-            let value = String(decoding: UnsafeBufferPointer(rebasing: b[vs..<ve]), as: UTF8.self)
+            let name = String(decoding: UnsafeBufferPointer(rebasing: b[pos..<(pos + field.nameEnd)]), as: UTF8.self)
+            let value = String(decoding: UnsafeBufferPointer(rebasing: b[(pos + field.valueStart)..<(pos + field.valueEnd)]), as: UTF8.self)
             head.headers.append((name, value))
             switch name.utf8.first.map({ $0 | 0x20 }) {
             case UInt8(ascii: "c"):

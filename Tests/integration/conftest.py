@@ -226,3 +226,9 @@ def stop_master(proc):
     assert proc.wait(timeout=15) == 0
     for w in workers:
         assert not os.path.exists(f"/proc/{w}") or open(f"/proc/{w}/stat").read().split()[2] == "Z"
+
+
+def demo_statuses(base_url, n):
+    """The statuses of n demo requests, each on a new connection (so that they spread over workers)."""
+    return [requests.post(base_url + "/demo", json={"cal_number": 1}, headers={"Connection": "close"}, timeout=5).status_code
+            for _ in range(n)]

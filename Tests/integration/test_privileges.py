@@ -10,9 +10,8 @@ import subprocess
 import tempfile
 
 import pytest
-import requests
 
-from conftest import MSERVE, children, stop_master, wait_for
+from conftest import MSERVE, children, demo_statuses, stop_master, wait_for
 
 pytestmark = pytest.mark.skipif(os.geteuid() != 0, reason="needs root to bind a privileged port and drop privileges")
 NOBODY = pwd.getpwnam("nobody")
@@ -49,8 +48,7 @@ def test_user_and_group_after_binding_a_privileged_port_and_ttin_shares_the_sock
     s.wait_log(r"is serving", count=3)
     s.wait_log(r"further workers share the first worker's socket on 127\.0\.0\.1:%d" % port)
     assert len(s.worker_pids()) == 3
-    statuses = [requests.post(s.url + "/demo", json={"cal_number": 1}, headers={"Connection": "close"}, timeout=5).status_code
-                for _ in range(60)]
+    statuses = demo_statuses(s.url, 60)
     assert statuses == [200] * 60
     s.signal(signal.SIGTTOU)
     s.wait_log(r"Worker exiting \(pid")
@@ -89,8 +87,7 @@ def test_socket_activation_on_a_privileged_port_as_nobody(tmp_path):
         text = log.read_text()
         assert "Sockets from systemd (LISTEN_FDS): a SO_REUSEPORT socket per worker" in text
         assert "further workers share the first worker's socket" in text
-        statuses = [requests.post(f"http://127.0.0.1:{port}/demo", json={"cal_number": 1},
-                                  headers={"Connection": "close"}, timeout=5).status_code for _ in range(40)]
+        statuses = demo_statuses(f"http://127.0.0.1:{port}", 40)
         assert statuses == [200] * 40
         assert len(children(proc.pid)) == 2
     finally:

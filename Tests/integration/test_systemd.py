@@ -5,7 +5,7 @@ import subprocess
 import pytest
 import requests
 
-from conftest import MSERVE, children, free_port, stop_master, wait_for
+from conftest import MSERVE, children, demo_statuses, free_port, stop_master, wait_for
 
 ROOT = os.path.join(os.path.dirname(__file__), "..", "..")
 
@@ -39,8 +39,7 @@ def test_socket_activation(tmp_path):
         text = log.read_text()
         assert "Sockets from systemd (LISTEN_FDS): one socket shared by the workers; -b is ignored" in text
         assert f"Listening at: http://127.0.0.1:{port}" in text
-        statuses = [requests.post(f"http://127.0.0.1:{port}/demo", json={"cal_number": 1},
-                                  headers={"Connection": "close"}, timeout=5).status_code for _ in range(50)]
+        statuses = demo_statuses(f"http://127.0.0.1:{port}", 50)
         assert statuses == [200] * 50
         assert len(children(proc.pid)) == 2
     finally:

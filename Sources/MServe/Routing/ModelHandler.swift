@@ -108,9 +108,7 @@ class ModelHandler: RequestHandler {
             throw HTTPError(415, "model \(model.name) takes \(accepted.joined(separator: ", ")); got \(media)")
         }
         if MediaType.isJSON(media) {
-            let input = try jsonBody()
-            guard input.isObject else { throw HTTPError(400, "the JSON body must be an object, got a \(input.typeName)") }
-            return InferenceRequest(recordID: recordID, input: input, contentType: media, body: request.body)
+            return InferenceRequest(recordID: recordID, input: try jsonObject(), contentType: media, body: request.body)
         }
         if media == "multipart/form-data" {
             guard let boundary = request.contentType.flatMap(MultipartForm.boundary) else {

@@ -148,6 +148,11 @@ open class RequestHandler {
         if let t = request.mediaType, !MediaType.isJSON(t) {
             throw HTTPError(415, "Content-Type must be application/json, got \(t)")
         }
+        return try jsonObject()
+    }
+
+    /// The body as a JSON object, whatever type it declared: 400 for anything but an object.
+    func jsonObject() throws -> JSON {
         let v = try jsonBody()
         guard v.isObject else { throw HTTPError(400, "the JSON body must be an object, got a \(v.typeName)") }
         return v

@@ -79,30 +79,28 @@ extension Setting {
     static func int(_ key: String, _ flags: [String], _ kp: WritableKeyPath<Settings, Int> & Sendable, min: Int,
                     metavar: String = "INT", model: (WritableKeyPath<ModelSettings, Int?> & Sendable)? = nil, _ help: String) -> Setting {
         make(key, flags, kp, metavar: metavar, model: model, show: { String($0) }, help) { v, _, _ throws(ConfigError) in
-            let n: Int
-            switch v {
-            case .int(let i): n = Int(i)
-            case .string(let t):
-                guard let i = Int(t) else { throw ConfigError("expected an integer, got '\(t)'") }
-                n = i
-            default: throw ConfigError("expected an integer, got a \(v.typeName)")
-            }
+            let n = try whole(v, from: { Int($0) }, expected: "an integer", example: "an integer")
             guard n >= min else { throw ConfigError("must be at least \(min), got \(n)") }
             return n
+        }
+    }
+
+    /// A whole number from TOML's integer or from text (`parse`); `expected` and `example` name what
+    /// was wanted in the two errors.
+    private static func whole(_ v: JSON, from parse: (String) -> Int?, expected: String, example: String) throws(ConfigError) -> Int {
+        switch v {
+        case .int(let i): return Int(i)
+        case .string(let t):
+            guard let n = parse(t) else { throw ConfigError("expected \(example), got '\(t)'") }
+            return n
+        default: throw ConfigError("expected \(expected), got a \(v.typeName)")
         }
     }
 
     /// Byte sizes accept a plain number or a suffix: 512k, 10m, 1g.
     static func size(_ key: String, _ flags: [String], _ kp: WritableKeyPath<Settings, Int> & Sendable, _ help: String) -> Setting {
         make(key, flags, kp, metavar: "BYTES", show: showSize, help) { v, _, _ throws(ConfigError) in
-            let n: Int
-            switch v {
-            case .int(let i): n = Int(i)
-            case .string(let t):
-                guard let parsed = parseSize(t) else { throw ConfigError("expected a size such as 1048576, 512k or 10m, got '\(t)'") }
-                n = parsed
-            default: throw ConfigError("expected a size, got a \(v.typeName)")
-            }
+            let n = try whole(v, from: parseSize, expected: "a size", example: "a size such as 1048576, 512k or 10m")
             guard n >= 1 else { throw ConfigError("must be at least 1 byte, got \(n)") }
             return n
         }

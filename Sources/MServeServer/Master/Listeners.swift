@@ -235,6 +235,4 @@ public final class Listeners {
         (try? FileReading.bytes("/proc/sys/net/ipv4/tcp_migrate_req")).map { $0.first == UInt8(ascii: "1") }
     }
 
-    /// Connections the kernel has completed on a listening socket and nobody has accepted yet.
-    static func acceptQueueLength(_ fd: Int32) -> Int { Socket.acceptQueueLength(fd) }
 }

@@ -174,7 +174,7 @@ final class Worker {
         // --keep-alive; exit when none is left.
         loop.after(0.01, repeating: true) {
             if accepting {
-                let queued = fds.reduce(0) { $0 + Listeners.acceptQueueLength($1) }
+                let queued = fds.reduce(0) { $0 + Socket.acceptQueueLength($1) }
                 guard queued == 0 || monotonicSeconds() > deadline else { return }
                 server.stopAccepting()
                 accepting = false
