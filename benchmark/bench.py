@@ -5,7 +5,7 @@ wrk drives `POST /demo` on `mserve -w 2` (access and error logs on, written to f
 from nginx with `worker_processes 2` (the machine's ceiling), with keep-alive and with
 `Connection: close`.  A third contender, `POST /sleep {"ms": 0}` on the same mserve, takes the path
 of every model that does not run on the event loop: the hand-off to a model thread and back.  For each it prints requests/s, p50 and p99 latency, server CPU microseconds per
-request (utime+stime of every server process, from /proc) and resident memory per worker.
+request (utime+stime of every server process, from /proc, and the user-space part alone) and resident memory per worker.
 
     python3 benchmark/bench.py [--duration 10] [--connections 50] [--rounds 3]
 
@@ -43,12 +43,14 @@ def children(pid):
 
 
 def cpu_seconds(pids):
-    total = 0
+    """(user, system) CPU seconds of these processes."""
+    user = system = 0
     for p in pids:
         with open(f"/proc/{p}/stat") as f:
             fields = f.read().rsplit(")", 1)[1].split()
-        total += int(fields[11]) + int(fields[12])   # utime, stime
-    return total / TICK
+        user += int(fields[11])
+        system += int(fields[12])
+    return user / TICK, system / TICK
 
 
 def rss_kib(pid):
@@ -89,7 +91,8 @@ def run_wrk(url, args, lua, pids):
         "rps": float(re.search(r"Requests/sec:\s+([\d.]+)", out).group(1)),
         "p50": parse_latency(out, "50%"),
         "p99": parse_latency(out, "99%"),
-        "cpu_us": (cpu1 - cpu0) / max(reqs, 1) * 1e6,
+        "cpu_us": (cpu1[0] + cpu1[1] - cpu0[0] - cpu0[1]) / max(reqs, 1) * 1e6,
+        "user_us": (cpu1[0] - cpu0[0]) / max(reqs, 1) * 1e6,
         "requests": reqs,
         "non2xx": int(errors.group(1)) if errors else 0,
         "socket_errors": sock_err.group(1) if sock_err else "none",
@@ -186,9 +189,9 @@ http {{
         print(f"wrk -t{args.threads} -c{args.connections} -d{args.duration}s, median of {args.rounds} interleaved rounds, "
               f"POST /demo, mserve -w 2 with access and error logs to files, nginx worker_processes 2 returning a "
               f"fixed 200, {os.cpu_count()} cores")
-        print(f"{'server':14} {'mode':11} {'req/s':>10} {'p50 ms':>8} {'p99 ms':>8} {'CPU us/req':>11} {'non-2xx':>8}  socket errors")
+        print(f"{'server':14} {'mode':11} {'req/s':>10} {'p50 ms':>8} {'p99 ms':>8} {'CPU us/req':>11} {'user us':>8} {'non-2xx':>8}  socket errors")
         for (name, mode), r in results.items():
-            print(f"{name:14} {mode:11} {r['rps']:10.0f} {r['p50']:8.2f} {r['p99']:8.2f} {r['cpu_us']:11.1f} "
+            print(f"{name:14} {mode:11} {r['rps']:10.0f} {r['p50']:8.2f} {r['p99']:8.2f} {r['cpu_us']:11.1f} {r['user_us']:8.1f} "
                   f"{r['non2xx']:8d}  {r['socket_errors']}")
         for name in ("mserve", "mserve-thread"):
             for mode in ("keep-alive", "close"):
@@ -198,7 +201,8 @@ http {{
                 if args.baseline:
                     b = results[(name.replace("mserve", "baseline"), mode)]
                     print(f"ratio {mode:11} {name}/baseline: requests/s {m['rps'] / b['rps']:.2f}, "
-                          f"CPU per request {m['cpu_us'] / b['cpu_us']:.2f}")
+                          f"CPU per request {m['cpu_us'] / b['cpu_us']:.2f}, user-space CPU per request "
+                          f"{m['user_us'] / b['user_us']:.2f}")
         workers = children(mserve.pid)
         print("resident memory: mserve master %d KiB, workers %s KiB; nginx workers %s KiB" % (
             rss_kib(mserve.pid), ", ".join(str(rss_kib(p)) for p in workers),

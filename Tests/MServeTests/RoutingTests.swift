@@ -37,6 +37,24 @@ import MServePOSIX
         #expect(router.match("/v3/x")?.1 == ["3", "/x"])
     }
 
+    @Test(arguments: [
+        (#"/items/(\w+)"#, "/items/"), ("/ab?c/(.*)", "/a"), ("/abc*", "/ab"), ("/x+", "/"), (#"/a{2}/(.*)"#, "/"),
+        ("/a|/b(.*)", ""), ("(?i)/x", ""), (#"/v1\.0/(.*)"#, "/v1"), ("/", "/"),
+    ])
+    func theLiteralPrefixIsOnlyWhatEveryMatchStartsWith(pattern: String, prefix: String) {
+        #expect(Route.literalPrefix(pattern, special: Set("\\^$.|?*+()[]{}")) == Array(prefix.utf8))
+    }
+
+    @Test func thePrefixTestNeverHidesAMatch() {
+        let router = Router([Route("/ab?c/(.*)", A.self), Route("/a|/b(x)", B.self), Route("(?i)/up", B.self)])
+        #expect(router.match("/ac/1")?.1 == ["1"])
+        #expect(router.match("/abc/2")?.1 == ["2"])
+        #expect(router.match("/a") != nil)
+        #expect(router.match("/bx")?.1 == ["x"])
+        #expect(router.match("/UP") != nil)
+        #expect(router.match("/b/1") == nil)
+    }
+
     @Test func anInvalidPatternIsReportedNotFatal() {
         let r = Route("/items/(unclosed", A.self)
         #expect(r.patternError?.contains("invalid route pattern /items/(unclosed") == true)
