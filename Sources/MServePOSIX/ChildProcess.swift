@@ -86,6 +86,9 @@ public func closeDescriptor(_ fd: Int32) { _ = close(fd) }
 public enum StandardStream {
     public static let output = STDOUT_FILENO
     public static let error = STDERR_FILENO
+    /// Whether standard input is a terminal (an interactive prompt, a live progress line).
+    public static var inputIsTerminal: Bool { isatty(STDIN_FILENO) == 1 }
+    public static var outputIsTerminal: Bool { isatty(STDOUT_FILENO) == 1 }
 }
 
 /// Exits the process (the end of an executable's main).

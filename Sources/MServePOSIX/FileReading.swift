@@ -23,3 +23,15 @@ public enum FileReading {
         return text
     }
 }
+
+/// Creates `path` and its missing parents with `mode`; an existing directory is left as it is.
+public func makeDirectory(_ path: String, mode: UInt32) throws(SystemError) {
+    if path.isEmpty { return }
+    var st = stat()
+    if stat(path, &st) == 0 {
+        guard st.st_mode & S_IFMT == S_IFDIR else { throw SystemError("\(path) exists and is not a directory") }
+        return
+    }
+    if let slash = path.lastIndex(of: "/"), slash != path.startIndex { try makeDirectory(String(path[..<slash]), mode: mode) }
+    guard mkdir(path, mode_t(mode)) == 0 || errno == EEXIST else { throw SystemError("cannot create \(path)", errno: errno) }
+}

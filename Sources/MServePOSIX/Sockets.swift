@@ -160,12 +160,7 @@ public enum Socket {
     /// A socket file left by a server that is gone (nobody accepts on it) is replaced; a live one,
     /// or a file that is not a socket, is an error.
     public static func bindUnix(path: String, mode: UInt32, owner: Identity?, backlog: Int32) throws(SystemError) -> Int32 {
-        var addr = sockaddr_un()
-        addr.sun_family = sa_family_t(AF_UNIX)
-        let bytes = Array(path.utf8)
-        guard bytes.count < MemoryLayout.size(ofValue: addr.sun_path) else { throw SystemError("unix socket path too long: \(path)") }
-        withUnsafeMutableBytes(of: &addr.sun_path) { raw in for (i, b) in bytes.enumerated() { raw[i] = b } }
-        let len = socklen_t(MemoryLayout<sa_family_t>.size + bytes.count + 1)
+        var (addr, len) = try unixAddress(path)
         var st = stat()
         if lstat(path, &st) == 0 {
             guard st.st_mode & S_IFMT == S_IFSOCK else { throw SystemError("cannot bind unix:\(path): it exists and is not a socket") }
@@ -177,7 +172,10 @@ public enum Socket {
         }
         let fd = socket(AF_UNIX, Int32(SOCK_STREAM.rawValue) | Int32(SOCK_NONBLOCK.rawValue) | Int32(SOCK_CLOEXEC.rawValue), 0)
         guard fd >= 0 else { throw SystemError("socket for unix:\(path)", errno: errno) }
+        // Created with no more than `mode` allows, so that no one slips in before the chmod below.
+        let previousMask = umask(mode_t(~mode & 0o777))
         let bound = withUnsafePointer(to: &addr) { $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { Glibc.bind(fd, $0, len) } }
+        umask(previousMask)
         guard bound == 0 else {
             let e = errno
             Glibc.close(fd)
@@ -198,6 +196,62 @@ public enum Socket {
             throw error
         }
         return fd
+    }
+
+    private static func unixAddress(_ path: String) throws(SystemError) -> (sockaddr_un, socklen_t) {
+        var addr = sockaddr_un()
+        addr.sun_family = sa_family_t(AF_UNIX)
+        let bytes = Array(path.utf8)
+        guard bytes.count < MemoryLayout.size(ofValue: addr.sun_path) else { throw SystemError("unix socket path too long: \(path)") }
+        withUnsafeMutableBytes(of: &addr.sun_path) { raw in for (i, b) in bytes.enumerated() { raw[i] = b } }
+        return (addr, socklen_t(MemoryLayout<sa_family_t>.size + bytes.count + 1))
+    }
+
+    /// A blocking connection to the Unix socket at `path`, whose reads and writes give up after
+    /// `timeout` seconds (a client's side: `mserve ctl`).
+    public static func connectUnix(path: String, timeout: Double) throws(SystemError) -> Int32 {
+        var (addr, len) = try unixAddress(path)
+        let fd = socket(AF_UNIX, Int32(SOCK_STREAM.rawValue) | Int32(SOCK_CLOEXEC.rawValue), 0)
+        guard fd >= 0 else { throw SystemError("socket", errno: errno) }
+        var tv = timeval(tv_sec: Int(timeout), tv_usec: Int((timeout - Double(Int(timeout))) * 1e6))
+        setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, socklen_t(MemoryLayout<timeval>.size))
+        setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &tv, socklen_t(MemoryLayout<timeval>.size))
+        let connected = withUnsafePointer(to: &addr) { $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { connect(fd, $0, len) } }
+        guard connected == 0 else {
+            let e = errno
+            Glibc.close(fd)
+            throw SystemError("cannot connect to \(path)", errno: e)
+        }
+        return fd
+    }
+
+    /// Writes all of `bytes` to a blocking socket.
+    public static func sendAll(_ fd: Int32, _ bytes: [UInt8]) throws(SystemError) {
+        var offset = 0
+        while offset < bytes.count {
+            let n = bytes[offset...].withUnsafeBytes { Glibc.send(fd, $0.baseAddress, $0.count, Int32(MSG_NOSIGNAL)) }
+            if n < 0 {
+                if errno == EINTR { continue }
+                throw SystemError("send", errno: errno)
+            }
+            offset += n
+        }
+    }
+
+    /// Reads exactly `count` bytes from a blocking socket; nil if it ends first.
+    public static func receive(_ fd: Int32, count: Int) throws(SystemError) -> [UInt8]? {
+        var out = [UInt8](repeating: 0, count: count)
+        var offset = 0
+        while offset < count {
+            let n = out[offset...].withUnsafeMutableBytes { Glibc.read(fd, $0.baseAddress, $0.count) }
+            if n == 0 { return nil }
+            if n < 0 {
+                if errno == EINTR { continue }
+                throw SystemError(errno == EAGAIN ? "no answer in time" : "read", errno: errno)
+            }
+            offset += n
+        }
+        return out
     }
 
     /// Removes a Unix socket's file (at stop).

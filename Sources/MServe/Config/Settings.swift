@@ -33,6 +33,10 @@ public struct Settings: Sendable, Equatable {
     public var batchTimeoutMs = 0
     public var modelDir: String? = nil
     public var pidfile: String? = nil
+    /// The master's control socket (`mserve ctl`): nil for the default place (`controlSocketPath`).
+    public var controlSocket: String? = nil
+    public var controlSocketMode: UInt32 = 0o600
+    public var noControlSocket = false
     /// Run the workers, and the master once it has bound its sockets, as this user and group.
     public var user: String? = nil
     public var group: String? = nil
@@ -51,6 +55,21 @@ public struct Settings: Sendable, Equatable {
     public var modelSettings: [String: ModelSettings] = [:]
 
     public init() {}
+
+    /// Where the control socket goes: --control-socket, else `$XDG_RUNTIME_DIR/mserve.ctl`, else
+    /// beside the pid file, else `~/.mserve/mserve.ctl` (gunicorn's order); nil with --no-control-socket.
+    public func controlSocketPath(environment: [String: String]) -> String? {
+        if noControlSocket { return nil }
+        if let controlSocket { return controlSocket }
+        return Settings.defaultControlSocket(environment: environment, pidfile: pidfile)
+    }
+
+    public static func defaultControlSocket(environment: [String: String], pidfile: String?) -> String {
+        if let dir = environment["XDG_RUNTIME_DIR"], !dir.isEmpty { return dir + "/mserve.ctl" }
+        if let pidfile, let slash = pidfile.lastIndex(of: "/") { return pidfile[...slash] + "mserve.ctl" }
+        if pidfile != nil { return "mserve.ctl" }
+        return (environment["HOME"].flatMap { $0.isEmpty ? nil : $0 } ?? "/tmp") + "/.mserve/mserve.ctl"
+    }
 
     public func settings(forModel name: String) -> ModelSettings {
         modelSettings[name] ?? ModelSettings()

@@ -19,8 +19,8 @@ public final class Scoreboard: @unchecked Sendable {
     static let buckets: [Double] = [0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10]
     enum Histogram: Int, CaseIterable { case request, queue, inference }
     public enum RestartReason: Int, CaseIterable, Sendable {
-        case crashed, timeout, bootTimeout, maxRequests, reload, scaledDown
-        var label: String {
+        case crashed, timeout, bootTimeout, maxRequests, reload, scaledDown, replaced
+        package var label: String {
             switch self {
             case .crashed: return "died"
             case .timeout: return "timeout"
@@ -28,21 +28,23 @@ public final class Scoreboard: @unchecked Sendable {
             case .maxRequests: return "max_requests"
             case .reload: return "reload"
             case .scaledDown: return "scaled_down"
+            case .replaced: return "replaced"
             }
         }
     }
     package enum State: UInt64 { case free = 0, booting, ready, stopping }
 
     /// Where each value lives, in 64-bit words.  The header: the ready flag, the number of model
-    /// names, a restart counter per reason, the name table.  Then `maxRecords` records and the
-    /// retired one, each: state, pid, in flight, then per model (`maxModels`, plus one for requests
-    /// to no model) the status-code counters, the three histograms, and a batching model's passes
-    /// and the inputs they took.
+    /// names, the draining flag, a restart counter per reason, the name table.  Then `maxRecords`
+    /// records and the retired one, each: state, pid, in flight, then per model (`maxModels`, plus
+    /// one for requests to no model) the status-code counters, the three histograms, a batching
+    /// model's passes and the inputs they took, and the inferences running and waiting.
     enum Layout {
         static let ready = 0
         static let modelCount = 1
-        static func restarts(_ reason: RestartReason) -> Int { 2 + reason.rawValue }
-        static let names = 2 + RestartReason.allCases.count
+        static let draining = 2
+        static func restarts(_ reason: RestartReason) -> Int { 3 + reason.rawValue }
+        static let names = 3 + RestartReason.allCases.count
         static let headerWords = names + maxModels * nameBytes / 8
 
         static let state = 0
@@ -57,7 +59,10 @@ public final class Scoreboard: @unchecked Sendable {
         static func histogram(_ h: Histogram) -> Int { codeWords + h.rawValue * histogramWords }
         static let batches = codeWords + Histogram.allCases.count * histogramWords
         static let batchInputs = batches + 1
-        static let modelWords = batches + 2
+        /// Gauges (not summed into the retired record): inferences running and waiting for a thread.
+        static let running = batches + 2
+        static let waiting = batches + 3
+        static let modelWords = batches + 4
         static let recordWords = firstModel + (maxModels + 1) * modelWords
         /// A model's words within a record (nil: requests to no model).
         static func model(_ m: Int?) -> Int { firstModel + (m ?? maxModels) * modelWords }
@@ -82,6 +87,12 @@ public final class Scoreboard: @unchecked Sendable {
         set { base[Layout.ready] = newValue ? 1 : 0 }
     }
 
+    /// `drain` on the control socket: readiness answers 503 while requests are still served.
+    package var draining: Bool {
+        get { base[Layout.draining] == 1 }
+        set { base[Layout.draining] = newValue ? 1 : 0 }
+    }
+
     /// The index of a model's series, adding its name if new (master only, before forking workers).
     @discardableResult
     package func register(model name: String) -> Int? {
@@ -100,7 +111,7 @@ public final class Scoreboard: @unchecked Sendable {
         modelNames.firstIndex(of: name)
     }
 
-    var modelNames: [String] {
+    package var modelNames: [String] {
         (0..<Int(min(base[Layout.modelCount], UInt64(Scoreboard.maxModels)))).map { i in
             let p = UnsafeRawPointer(base + Layout.names).advanced(by: i * Scoreboard.nameBytes)
                 .assumingMemoryBound(to: UInt8.self)
@@ -125,7 +136,10 @@ public final class Scoreboard: @unchecked Sendable {
     package func release(_ r: Int) {
         let rec = record(r)
         let retired = record(Scoreboard.maxRecords)
-        for w in Layout.firstModel..<Layout.recordWords { retired[w] &+= rec[w] }
+        for m in 0...Scoreboard.maxModels {
+            let m0 = Layout.firstModel + m * Layout.modelWords
+            for w in m0..<(m0 + Layout.running) { retired[w] &+= rec[w] }
+        }
         rec.update(repeating: 0, count: Layout.recordWords)
     }
 
@@ -154,6 +168,13 @@ public final class Scoreboard: @unchecked Sendable {
         p[Layout.histogramCount] &+= 1
     }
 
+    /// A model's inferences running on its threads and waiting in its queue, in this worker.
+    package func setModelLoad(_ r: Int, model: Int?, running: Int, waiting: Int) {
+        let m = modelBase(r, model)
+        m[Layout.running] = UInt64(max(0, running))
+        m[Layout.waiting] = UInt64(max(0, waiting))
+    }
+
     /// One forward pass of a batching model, and the inputs it took.
     package func countBatch(_ r: Int, model: Int?, inputs: Int) {
         let m = modelBase(r, model)
@@ -162,6 +183,40 @@ public final class Scoreboard: @unchecked Sendable {
     }
 
     // MARK: reading (any process)
+
+    /// What one worker's record holds for one model (nil: requests to no model), or summed over all.
+    package struct Counts: Equatable, Sendable {
+        package var requests: UInt64 = 0
+        package var running: UInt64 = 0
+        package var waiting: UInt64 = 0
+        package var batches: UInt64 = 0
+        package var batchInputs: UInt64 = 0
+
+        package init(requests: UInt64 = 0, running: UInt64 = 0, waiting: UInt64 = 0, batches: UInt64 = 0, batchInputs: UInt64 = 0) {
+            self.requests = requests
+            self.running = running
+            self.waiting = waiting
+            self.batches = batches
+            self.batchInputs = batchInputs
+        }
+    }
+
+    package func counts(_ r: Int, model: Int?) -> Counts {
+        let m = modelBase(r, model)
+        return Counts(requests: (0..<Layout.codeWords).reduce(0) { $0 &+ m[$1] }, running: m[Layout.running],
+                      waiting: m[Layout.waiting], batches: m[Layout.batches], batchInputs: m[Layout.batchInputs])
+    }
+
+    /// Requests a worker answered (every model and none) and how many it has in flight.
+    package func workerTotals(_ r: Int) -> (requests: UInt64, inFlight: UInt64) {
+        let requests = ([nil] + (0..<Scoreboard.maxModels).map(Optional.some)).reduce(UInt64(0)) { $0 &+ counts(r, model: $1).requests }
+        return (requests, record(r)[Layout.inFlight])
+    }
+
+    /// Requests answered by workers that are gone.
+    package var retiredRequests: UInt64 { workerTotals(Scoreboard.maxRecords).requests }
+
+    package func restarts(_ reason: RestartReason) -> UInt64 { base[Layout.restarts(reason)] }
 
     /// The Prometheus text exposition of everything, summed over live and retired workers.
     /// The pids of the live workers.

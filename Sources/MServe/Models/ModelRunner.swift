@@ -68,7 +68,7 @@ package final class ModelRunner: @unchecked Sendable {
     }
 
     /// (running, waiting) now.
-    var load: (running: Int, waiting: Int) { lock.withLock { (running, waiting) } }
+    package var load: (running: Int, waiting: Int) { lock.withLock { (running, waiting) } }
 
     /// Loop thread: queues the job, or returns false when the model is at its limit.
     func submit(_ job: InferenceJob) -> Bool {

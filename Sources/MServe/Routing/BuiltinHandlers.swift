@@ -37,15 +37,20 @@ final class HealthHandler: RequestHandler {
     override func get(_ args: [String]) throws { write(["status": "ok", "worker": .int(Int64(context.slot))]) }
 }
 
-/// `GET /readyz`: 200 once every worker has loaded its models, 503 before that and while stopping,
-/// so that a load balancer sends nothing to a server that cannot answer.
+/// `GET /readyz`: 200 once every worker has loaded its models, 503 before that, while stopping and
+/// while drained (`mserve ctl -c drain`), so that a load balancer sends nothing to a server that
+/// cannot answer or is about to go.
 final class ReadyHandler: RequestHandler {
     override class var allowedMethods: [HTTPMethod] { [.GET] }
     override func get(_ args: [String]) throws {
         // A worker still loading its models (none yet) is not ready, whatever the server as a whole is.
-        let ready = (context.scoreboard?.ready ?? true) && !context.server.closing && !context.models.isEmpty
-        setStatus(ready ? 200 : 503)
-        write(["status": .string(ready ? "ready" : (context.server.closing ? "stopping" : "starting"))])
+        let status: String
+        if context.server.closing { status = "stopping" }
+        else if context.models.isEmpty || !(context.scoreboard?.ready ?? true) { status = "starting" }
+        else if context.scoreboard?.draining == true { status = "draining" }
+        else { status = "ready" }
+        setStatus(status == "ready" ? 200 : 503)
+        write(["status": .string(status)])
     }
 }
 

@@ -63,6 +63,7 @@ class ModelHandler: RequestHandler {
             guard let self else { return }
             context.observer.observeInference(model: model.metricsIndex, queued: queued, ran: ran)
         }
+        defer { publishLoad() }
         guard runner.submit(job) else {
             let (running, waiting) = runner.load
             throw HTTPError(503, "model \(model.name) is busy (\(running) running, \(waiting) waiting); retry later",
@@ -149,7 +150,14 @@ class ModelHandler: RequestHandler {
         writeChunk(format.frame(value.setting("recordid", recordIDValue == .null ? .string(recordID) : recordIDValue, first: true)))
     }
 
+    private func publishLoad() {
+        guard let runner = model.runner else { return }
+        let (running, waiting) = runner.load
+        context.observer.modelLoad(model: model.metricsIndex, running: running, waiting: waiting)
+    }
+
     private func complete(_ result: Result<JSON, any Error>) {
+        publishLoad()
         switch result {
         case .success(let output):
             if let format = streamFormat {
@@ -176,6 +184,7 @@ class ModelHandler: RequestHandler {
     /// already, so the error is the stream's last event.
     private func fail(_ error: HTTPError) {
         guard !finished else { return }
+        publishLoad()
         guard streaming, let format = streamFormat else { return finish(with: error) }
         writeChunk(format.frame(errorBody(error), event: "error"))
         setStatus(error.status)   // for the logs: the client saw 200

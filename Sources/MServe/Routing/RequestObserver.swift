@@ -97,6 +97,12 @@ public final class RequestObserver {
             responseHeaders: accessLogFormat == nil ? [] : a.responseHeaders), format: accessLogFormat)
     }
 
+    /// A model's running and waiting inferences in this worker (`mserve ctl`'s `show models`).
+    package func modelLoad(model: Int?, running: Int, waiting: Int) {
+        guard let scoreboard, let r = scoreboardRecord else { return }
+        scoreboard.setModelLoad(r, model: model, running: running, waiting: waiting)
+    }
+
     /// The inference's time in the queue and in the model (histograms).
     func observeInference(model: Int?, queued: Double, ran: Double) {
         guard let scoreboard, let r = scoreboardRecord else { return }

@@ -51,6 +51,9 @@ public struct Setting: Sendable {
     /// The default, as --help and the README show it.
     public var defaultText: String { format(Settings()) }
 
+    /// The value these settings have, as --help would show it (`show config`).
+    public func valueText(_ settings: Settings) -> String { format(settings) }
+
     /// Applies a value from the command line (text) or the config file (typed), naming `source` in errors.
     func set(_ settings: inout Settings, _ value: JSON, source: String, fromCommandLine: Bool) throws(ConfigError) {
         do {
@@ -155,6 +158,13 @@ extension Setting {
         }
     }
 
+    static func octalMode(_ v: JSON) throws(ConfigError) -> UInt32 {
+        guard case .string(let t) = v, let mode = UInt32(t, radix: 8), mode <= 0o777 else {
+            throw ConfigError("expected an octal mode such as 0660, got \(v.text)")
+        }
+        return mode
+    }
+
     static func flag(_ key: String, _ flags: [String], _ kp: WritableKeyPath<Settings, Bool> & Sendable,
                      reload: Reload = .live, _ help: String) -> Setting {
         make(key, flags, kp, metavar: nil, reload: reload, show: { $0 ? "on" : "off" }, help) { v, _, _ throws(ConfigError) in
@@ -198,10 +208,7 @@ public enum SettingTable {
              "Number of worker processes; each owns its own instance of every model."),
         .make("unix_socket_mode", ["--unix-socket-mode"], \.unixSocketMode, metavar: "MODE", show: { "0" + String($0, radix: 8) },
               "Permissions of unix:PATH sockets (octal); with --user/--group the socket is theirs, so 0660 lets the group's balancer in.") { v, _, _ throws(ConfigError) in
-            guard case .string(let t) = v, let mode = UInt32(t, radix: 8), mode <= 0o777 else {
-                throw ConfigError("expected an octal mode such as 0660, got \(v.text)")
-            }
-            return mode
+            try Setting.octalMode(v)
         },
         .int("backlog", ["--backlog"], \.backlog, min: 1,
              "Connections the kernel may queue on each worker's socket before refusing more."),
@@ -285,6 +292,14 @@ public enum SettingTable {
         .optionalString("chdir", ["--chdir"], \.chdir, metavar: "DIR", reload: .restart,
                         "Change to this directory before loading the models (relative model and log paths start there)."),
         .optionalString("pid", ["-p", "--pid"], \.pidfile, metavar: "FILE", reload: .restart, "Write the master's pid to this file."),
+        .optionalString("control_socket", ["--control-socket"], \.controlSocket, metavar: "PATH", reload: .restart,
+                        "The master's control socket for mserve ctl; default $XDG_RUNTIME_DIR/mserve.ctl, else beside the pid file, else ~/.mserve/mserve.ctl."),
+        .make("control_socket_mode", ["--control-socket-mode"], \.controlSocketMode, metavar: "MODE", reload: .restart,
+              show: { "0" + String($0, radix: 8) },
+              "Permissions of the control socket (octal); it is the only access control: 0600 lets only the server's user in.") { v, _, _ throws(ConfigError) in
+            try Setting.octalMode(v)
+        },
+        .flag("no_control_socket", ["--no-control-socket"], \.noControlSocket, reload: .restart, "Run without a control socket."),
         .flag("preload", ["--preload"], \.preload, reload: .restart,
               "Load the models once in the master before forking: workers share them copy-on-write, and a respawn loads nothing."),
         .flag("check_config", ["--check-config"], \.checkConfig, "Check the configuration and the model names, then exit."),

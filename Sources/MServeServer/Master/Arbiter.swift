@@ -59,6 +59,9 @@ public struct Arbiter: Sendable {
         case stop(graceful: Bool, at: Double)
         /// USR1: the master reopened its logs; the workers reopen theirs.
         case reopenLogs
+        /// `worker kill PID` on the control socket: that worker drains and exits while its
+        /// replacement starts.
+        case replace(pid: Int32, at: Double)
     }
 
     public enum Signal: Equatable, Sendable {
@@ -95,7 +98,11 @@ public struct Arbiter: Sendable {
     public private(set) var exitCode = ExitCode.ok
     /// How many slots have sockets (the master opens the first `limits.workers` at boot).
     public private(set) var openSlots: Int
-    private var desired: Int
+    /// The number of workers asked for (--workers, TTIN/TTOU, `worker add/remove`).
+    public private(set) var desired: Int
+    /// Workers forked and reloads begun since the start (`show stats`).
+    public private(set) var spawnedCount = 0
+    public private(set) var reloadCount = 0
     private var generation = 0
     /// A spawn was asked for and its outcome has not come back yet.
     private var spawning: Int?
@@ -154,6 +161,7 @@ public struct Arbiter: Sendable {
         case .spawned(let slot, let pid, let at):
             now = at
             spawning = nil
+            spawnedCount += 1
             workers[pid] = Worker(pid: pid, slot: slot, generation: generation, started: at, lastHeard: at)
             // A reload's new worker replaces its slot's old one, which drains and exits.
             for w in workers.values where w.slot == slot && w.generation != generation && !w.retiring {
@@ -188,6 +196,7 @@ public struct Arbiter: Sendable {
             limits = next
             desired = next.workers
             generation += 1
+            reloadCount += 1
             reloading = true
             reload = (Set(0..<desired), 0)
             retryAt = nil
@@ -210,6 +219,11 @@ public struct Arbiter: Sendable {
             stop(graceful: graceful, at, &out)
         case .reopenLogs:
             return workers.keys.sorted().map { .signal(pid: $0, .reopenLogs) }
+        case .replace(let pid, let at):
+            now = at
+            guard phase != .stopping, let w = workers[pid], !w.retiring else { return [] }
+            out.append(.log(.info, "Worker \(pid) (slot \(w.slot)) is being replaced (control socket)"))
+            retire(pid, .replaced, &out)
         }
         reconcile(now, &out)
         return out

@@ -22,19 +22,22 @@ public final class Master {
     let routes: [Route]
     let logs: ProcessLogs
     var logger: Logger { logs.logger }
-    private var arbiter: Arbiter
-    private var children: [Int32: Child] = [:]
+    private(set) var arbiter: Arbiter
+    private(set) var children: [Int32: Child] = [:]
     /// Sockets of detached slots, until the arbiter says their workers have drained them.
     private var drains: [Int: [Int32]] = [:]
     /// Mapped before the first fork, so every worker shares it.
-    private var scoreboard: Scoreboard?
+    private(set) var scoreboard: Scoreboard?
     /// --preload: the models, loaded once here before any fork and shared by every worker.
     private var preloaded: [ServedModel]?
     private var pidFile: PidFile?
     private var steeringFailed = false
     private var sharingLogged = false
-    private let loop: EventLoop
-    private let listeners: Listeners
+    let loop: EventLoop
+    let listeners: Listeners
+    /// `mserve ctl`'s socket (nil with --no-control-socket).
+    private var control: ControlServer?
+    let startedAt = monotonicSeconds()
     /// Fires at the arbiter's next due time (a timeout, a retry, a kill).
     private var wakeTimer: EventHandle?
 
@@ -94,8 +97,7 @@ public final class Master {
         loop.onSignal(.quit) { [unowned self] in handleSignal("quit", .stop(graceful: false, at: monotonicSeconds())) }
         loop.onSignal(.user1) { [unowned self] in
             logger.info("Handling signal: usr1")
-            logs.reopen()
-            handle(.reopenLogs)
+            reopenLogs()
         }
         loop.onSignal(.hangup) { [unowned self] in
             logger.info("Handling signal: hup")
@@ -105,6 +107,8 @@ public final class Master {
         loop.onSignal(.ttyOut) { [unowned self] in handleSignal("ttou", .scale(by: -1, at: monotonicSeconds())) }
         logs.attach(to: loop)
         defer { logs.detach() }
+        guard openControlSocket() else { return ExitCode.failure }
+        defer { control?.close() }
 
         // After the signal handlers: a TERM during a long preload is handled once it is done.
         if settings.preload {
@@ -127,6 +131,36 @@ public final class Master {
         return arbiter.exitCode
     }
 
+    func reopenLogs() {
+        logs.reopen()
+        handle(.reopenLogs)
+    }
+
+    /// The control socket: a path given by the operator must work; the default one may be taken
+    /// by another server on this machine, and then this one runs without.
+    private func openControlSocket() -> Bool {
+        let environment = ProcessEnvironment.variables()
+        guard let path = settings.controlSocketPath(environment: environment) else { return true }
+        let explicit = settings.controlSocket != nil
+        do {
+            if !explicit, let slash = path.lastIndex(of: "/") {
+                try makeDirectory(String(path[..<slash]), mode: 0o700)
+            }
+            control = try ControlServer(path: path, mode: settings.controlSocketMode, loop: loop, logger: logger) { [unowned self] in
+                control($0)
+            }
+            logger.info("Control socket: \(path) (mserve ctl -s \(path))")
+            return true
+        } catch {
+            if explicit {
+                logger.critical("--control-socket: \(error)")
+                return false
+            }
+            logger.warning("no control socket: \(error) (--control-socket PATH chooses another)")
+            return true
+        }
+    }
+
     private func handleSignal(_ name: String, _ event: Arbiter.Event) {
         logger.info("Handling signal: \(name)")
         handle(event)
@@ -135,7 +169,7 @@ public final class Master {
     /// Feeds one event to the arbiter and performs what it returns (a spawn's outcome is fed back
     /// at once); then sets the timer for the arbiter's next due time.  False once the loop must end.
     @discardableResult
-    private func handle(_ event: Arbiter.Event) -> Bool {
+    func handle(_ event: Arbiter.Event) -> Bool {
         var pending = arbiter.handle(event)[...]
         var running = true
         while let action = pending.popFirst() {
@@ -219,6 +253,7 @@ public final class Master {
             // The inherited loop goes first: its events still name the descriptors closed below.
             logs.detach()
             loop.abandonAfterFork()
+            control?.closeDescriptorsAfterFork()
             closeDescriptor(pipe.readEnd)
             // (A socket systemd passed may be in several slots, this one's too.)
             listeners.foreignFDs(of: slot).forEach(closeDescriptor)
@@ -272,14 +307,15 @@ public final class Master {
     /// loads the models anew, unless --preload), and retire the old ones gracefully.  A bad config
     /// changes nothing.  Addresses, pid and log file paths need a restart.  The sockets stay open in
     /// the master throughout, so connections queued meanwhile wait for the new workers.
-    private func reload() {
-        guard arbiter.phase != .stopping else { return }
+    @discardableResult
+    func reload() -> String? {
+        guard arbiter.phase != .stopping else { return "the server is stopping" }
         let next: Settings
         do {
             next = try rereadSettings()
         } catch {
             logger.error("Reload refused, the running configuration stays: \(error)")
-            return
+            return "reload refused, the running configuration stays: \(error)"
         }
         var applied = next
         for s in SettingTable.all where s.reload == .restart && !s.isSame(next, settings) {
@@ -295,6 +331,7 @@ public final class Master {
         logger.level = applied.logLevel
         for m in applied.models { scoreboard?.register(model: m) }
         handle(.reload(applied.arbiterLimits, at: monotonicSeconds()))
+        return nil
     }
 
     /// New connections go to the slots whose worker serves (and is not retiring).

@@ -96,6 +96,15 @@ final class Worker {
                 }
             }
             for m in models { m.metricsIndex = scoreboard?.index(of: m.name) }
+            // A model thread taking a job from the queue tells no one: the split of running and
+            // waiting is published with the heartbeat too (`show models`).
+            loop.after(Worker.heartbeatInterval(timeout: settings.timeout), repeating: true) {
+                for m in models {
+                    guard let runner = m.runner else { continue }
+                    let (running, waiting) = runner.load
+                    observer.modelLoad(model: m.metricsIndex, running: running, waiting: waiting)
+                }
+            }
             let context = HandlerContext(logger: logger, slot: slot, settings: settings, models: models, server: server, observer: observer)
             let full = Dispatcher(router: Router.standard(models: models, settings: settings, userRoutes: routes), context: context)
             if settings.maxRequests > 0 {

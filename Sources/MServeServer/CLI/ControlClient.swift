@@ -1,0 +1,168 @@
+import MServe
+import MServePOSIX
+
+/// `mserve ctl`: gunicornc for mserve.  One command with `-c`, else a prompt (or commands read
+/// from standard input, one per line, when it is not a terminal).
+public enum ControlClient {
+    static let usage = """
+        usage: mserve ctl [-s PATH] [-p PIDFILE] [-c COMMAND] [-j]
+
+        Talks to a running mserve master through its control socket.
+          -s, --socket PATH   the socket (default: $XDG_RUNTIME_DIR/mserve.ctl, else beside
+                              the pid file given with -p, else ~/.mserve/mserve.ctl)
+          -p, --pid PIDFILE   the server's pid file, to find the socket beside it
+          -c, --command TEXT  run one command and exit (status 1 if it failed)
+          -j, --json          print the reply as JSON, for scripts
+        Commands: `help` lists them (show workers, worker add 2, drain, reload, ...).
+
+        """
+
+    public static func run(_ arguments: [String]) -> Int32 {
+        var path: String?
+        var pidfile: String?
+        var command: String?
+        var json = false
+        var i = 0
+        func value(_ flag: String) -> String? {
+            i += 1
+            guard i < arguments.count else { printError("mserve ctl: \(flag) needs a value"); return nil }
+            return arguments[i]
+        }
+        while i < arguments.count {
+            switch arguments[i] {
+            case "-s", "--socket": guard let v = value("--socket") else { return ExitCode.usage }; path = v
+            case "-p", "--pid": guard let v = value("--pid") else { return ExitCode.usage }; pidfile = v
+            case "-c", "--command": guard let v = value("--command") else { return ExitCode.usage }; command = v
+            case "-j", "--json": json = true
+            case "-h", "--help": print(usage, terminator: ""); return ExitCode.ok
+            default:
+                printError("mserve ctl: unknown argument \(arguments[i])\n\(usage)")
+                return ExitCode.usage
+            }
+            i += 1
+        }
+        let socketPath = path ?? Settings.defaultControlSocket(environment: ProcessEnvironment.variables(), pidfile: pidfile)
+        let session: Session
+        do { session = try Session(path: socketPath) } catch {
+            printError("mserve ctl: \(error) (is the server running, and is this its control socket? -s PATH)")
+            return ExitCode.failure
+        }
+        defer { Socket.close(session.fd) }
+        if let command { return session.run(command, json: json) ? ExitCode.ok : ExitCode.failure }
+        let interactive = StandardStream.inputIsTerminal
+        while true {
+            if interactive { print("mserve> ", terminator: "") }
+            guard let line = readLine() else { break }
+            let text = line.trimmingSpaces()
+            if text.isEmpty { continue }
+            if text == "quit" || text == "exit" { break }
+            if !session.run(String(text), json: json) && !session.connected { return ExitCode.failure }
+        }
+        if interactive { print("") }
+        return ExitCode.ok
+    }
+
+    /// One connection, kept for every command of an interactive session.
+    final class Session {
+        let fd: Int32
+        private var nextID = 1
+        private(set) var connected = true
+
+        init(path: String) throws(SystemError) { fd = try Socket.connectUnix(path: path, timeout: 30) }
+
+        /// Sends one command and prints its reply; false if it failed.
+        func run(_ command: String, json: Bool) -> Bool {
+            let id = nextID
+            nextID += 1
+            let request: JSON = ["id": .int(Int64(id)), "command": .string(command), "args": []]
+            let reply: JSON
+            do throws(SystemError) {
+                try Socket.sendAll(fd, ControlFrameDecoder.encode(request.serialized()))
+                guard let header = try Socket.receive(fd, count: 4) else { throw SystemError("the server closed the connection") }
+                let length = header.reduce(0) { $0 << 8 | Int($1) }
+                guard length <= ControlFrameDecoder.maxPayload * 64, let payload = try Socket.receive(fd, count: length) else {
+                    throw SystemError("the server closed the connection")
+                }
+                guard case .success(let v) = Result(catching: { () throws(JSONParseError) in try JSONParser.parse(payload) }) else {
+                    throw SystemError("the reply is not JSON")
+                }
+                reply = v
+            } catch {
+                connected = false
+                printError("mserve ctl: \(error)")
+                return false
+            }
+            if json {
+                print(reply.text)
+                return reply["status"] == "ok"
+            }
+            guard reply["status"] == "ok" else {
+                printError("error: \(reply["error"].map { if case .string(let s) = $0 { return s } else { return $0.text } } ?? reply.text)")
+                return false
+            }
+            print(ControlClient.render(reply["data"] ?? .null), terminator: "")
+            return true
+        }
+    }
+
+    /// A reply's data for people: scalars as `key: value`, lists of objects as aligned tables
+    /// (their nested lists as tables of their own, under the row's name).
+    static func render(_ data: JSON, indent: String = "") -> String {
+        guard case .object(let pairs) = data else { return indent + scalar(data) + "\n" }
+        var out = ""
+        for (key, value) in pairs {
+            switch value {
+            case .array(let rows) where rows.contains(where: \.isObject):
+                out += "\(indent)\(key):\n" + table(rows, indent: indent + "  ")
+            case .object:
+                out += "\(indent)\(key):\n" + render(value, indent: indent + "  ")
+            default:
+                out += "\(indent)\(key): \(scalar(value))\n"
+            }
+        }
+        return out
+    }
+
+    private static func table(_ rows: [JSON], indent: String) -> String {
+        var columns: [String] = []
+        for case .object(let pairs) in rows {
+            for (k, v) in pairs where !columns.contains(k) {
+                if case .array(let inner) = v, inner.contains(where: \.isObject) { continue }
+                columns.append(k)
+            }
+        }
+        let cells = rows.map { row in columns.map { row[$0].map(scalar) ?? "" } }
+        let widths = columns.indices.map { c in max(columns[c].count, cells.map { $0[c].count }.max() ?? 0) }
+        func line(_ values: [String]) -> String {
+            indent + zip(values, widths).map { $0 + String(repeating: " ", count: $1 - $0.count) }.joined(separator: "  ")
+                .trimmingTrailingSpaces() + "\n"
+        }
+        var out = line(columns)
+        for row in cells { out += line(row) }
+        for row in rows {
+            guard case .object(let pairs) = row else { continue }
+            for (k, v) in pairs {
+                guard case .array(let inner) = v, inner.contains(where: \.isObject) else { continue }
+                let name = row["name"].map(scalar) ?? row["pid"].map(scalar) ?? ""
+                out += "\(indent)\(name) \(k):\n" + table(inner, indent: indent + "  ")
+            }
+        }
+        return out
+    }
+
+    private static func scalar(_ v: JSON) -> String {
+        switch v {
+        case .string(let s): return s
+        case .array(let items): return items.map(scalar).joined(separator: ", ")
+        default: return v.text
+        }
+    }
+}
+
+private extension String {
+    func trimmingTrailingSpaces() -> String {
+        var s = Substring(self)
+        while s.last == " " { s.removeLast() }
+        return String(s)
+    }
+}
