@@ -37,7 +37,7 @@ struct ArbiterTests {
         func time(_ e: Arbiter.Event) -> Double {
             switch e {
             case .boot(let at), .spawned(_, _, let at), .spawnFailed(_, let at), .message(_, _, let at), .exited(_, _, let at),
-                 .tick(let at), .reload(_, let at), .scale(_, let at), .stop(_, let at): return at
+                 .tick(let at), .reload(_, let at), .scale(_, let at), .stop(_, let at), .replace(_, let at): return at
             case .reopenLogs: return 0
             }
         }
@@ -218,6 +218,22 @@ struct ArbiterTests {
         let exit = h.send(.exited(pid: 100, .exited(0), at: 6))
         #expect(exit.contains(.countRestart(.maxRequests)))
         #expect(Self.spawns(exit).isEmpty)
+    }
+
+    @Test func replaceDrainsTheWorkerWhileItsReplacementStarts() {
+        var h = Harness()
+        _ = h.serving()
+        let out = h.send(.replace(pid: 101, at: 5))
+        #expect(Self.spawns(out) == [1])
+        #expect(Self.signals(out) == [101: .terminate])
+        #expect(h.arbiter.spawnedCount == 3)
+        // Twice, or an unknown pid: nothing more.
+        #expect(h.send(.replace(pid: 101, at: 6)).isEmpty)
+        #expect(h.send(.replace(pid: 999, at: 6)).isEmpty)
+        let exit = h.send(.exited(pid: 101, .exited(0), at: 7))
+        #expect(exit.contains(.countRestart(.replaced)))
+        #expect(Self.spawns(exit).isEmpty)
+        #expect(h.arbiter.desired == 2)
     }
 
     @Test func reloadIsCompleteWhenTheNewWorkersServe() {
