@@ -51,6 +51,8 @@ class Server:
                      "--access-logfile", str(self.access_log)] + list(args)
         self.workers = workers
         full_env = dict(os.environ)
+        # The control socket's default place is the test's own, never the user's ~/.mserve.
+        full_env["XDG_RUNTIME_DIR"] = str(tmp_path)
         full_env.update(env or {})
         self.proc = subprocess.Popen(self.args, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
                                      env=full_env, start_new_session=True, preexec_fn=preexec)
