@@ -88,7 +88,7 @@ public enum StandardStream {
     public static let error = STDERR_FILENO
     /// Whether standard input is a terminal (an interactive prompt, a live progress line).
     public static var inputIsTerminal: Bool { isatty(STDIN_FILENO) == 1 }
-    public static var outputIsTerminal: Bool { isatty(STDOUT_FILENO) == 1 }
+    public static var errorIsTerminal: Bool { isatty(STDERR_FILENO) == 1 }
 }
 
 /// Exits the process (the end of an executable's main).

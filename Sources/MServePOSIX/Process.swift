@@ -72,8 +72,8 @@ package func resetSignals() {
 }
 
 /// Writes to standard error without touching C's `stderr` global (not concurrency-safe in Swift 6).
-public func printError(_ message: String) {
-    let line = message + "\n"
+public func printError(_ message: String, newline: Bool = true) {
+    let line = newline ? message + "\n" : message
     _ = line.withCString { write(STDERR_FILENO, $0, strlen($0)) }
 }
 

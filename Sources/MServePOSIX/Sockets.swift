@@ -154,6 +154,34 @@ public enum Socket {
         return Int(info.tcpi_unacked)
     }
 
+    /// A TCP connection to `host`:`port` (a name or address), made blocking (a load generator
+    /// connects before it measures), then non-blocking with TCP_NODELAY.
+    public static func connectTCP(host: String, port: Int) throws(SystemError) -> Int32 {
+        var hints = addrinfo()
+        hints.ai_family = AF_UNSPEC
+        hints.ai_socktype = Int32(SOCK_STREAM.rawValue)
+        var res: UnsafeMutablePointer<addrinfo>?
+        let rc = getaddrinfo(host, String(port), &hints, &res)
+        guard rc == 0, let first = res else { throw SystemError("cannot resolve \(host): \(String(cString: gai_strerror(rc)))") }
+        defer { freeaddrinfo(res) }
+        var lastError: Int32 = 0
+        var next: UnsafeMutablePointer<addrinfo>? = first
+        while let info = next {
+            next = info.pointee.ai_next
+            let fd = socket(info.pointee.ai_family, Int32(SOCK_STREAM.rawValue) | Int32(SOCK_CLOEXEC.rawValue), 0)
+            if fd < 0 { lastError = errno; continue }
+            if Glibc.connect(fd, info.pointee.ai_addr, info.pointee.ai_addrlen) == 0 {
+                _ = fcntl(fd, F_SETFL, fcntl(fd, F_GETFL) | O_NONBLOCK)
+                var one: Int32 = 1
+                setsockopt(fd, Int32(IPPROTO_TCP), TCP_NODELAY, &one, socklen_t(MemoryLayout<Int32>.size))
+                return fd
+            }
+            lastError = errno
+            Glibc.close(fd)
+        }
+        throw SystemError("cannot connect to \(host):\(port)", errno: lastError)
+    }
+
     // MARK: Unix sockets
 
     /// A listening Unix stream socket at `path` with permissions `mode` (owned by `owner` if given).

@@ -21,6 +21,7 @@ public enum MServeMain {
     public static func run(arguments: [String] = Array(CommandLine.arguments.dropFirst()),
                            models registry: ModelRegistry = .builtin, routes: [Route] = []) -> Int32 {
         if arguments.first == "ctl" { return ControlClient.run(Array(arguments.dropFirst())) }
+        if arguments.first == "bench" { return BenchCommand.run(Array(arguments.dropFirst())) }
         let settings: Settings
         do {
             switch try CommandLineParser.parse(arguments) {

@@ -1,0 +1,196 @@
+import MServe
+
+/// What `mserve bench` was asked to do, parsed from its command line (pure).
+public struct BenchOptions: Sendable, Equatable {
+    /// What the request body is, from the URL's path unless --body or --data gives it.
+    public enum Kind: String, Sendable { case demo, json, embeddings, chat, completions, get }
+
+    public var host = "127.0.0.1"
+    public var port = 80
+    public var path = "/"
+    public var concurrency: Int?
+    /// Open loop: requests per second with Poisson arrivals; nil: closed loop.
+    public var rate: Double?
+    public var duration = 10.0
+    public var requests: Int?
+    public var warmup = 1.0
+    public var threads = 2
+    public var method: String?
+    public var body: [UInt8]?
+    public var headers: [(String, String)] = []
+    public var model = "default"
+    public var prompt = "Write a short poem about the sea."
+    public var maxTokens = 64
+    public var stream = false
+    public var timeout = 30.0
+    public var json = false
+    public var seed: UInt64 = 1
+    public var kind = Kind.get
+
+    public init() {}
+
+    public static func == (a: BenchOptions, b: BenchOptions) -> Bool {
+        a.request == b.request && a.concurrency == b.concurrency && a.rate == b.rate && a.duration == b.duration
+            && a.requests == b.requests && a.warmup == b.warmup && a.threads == b.threads && a.json == b.json
+    }
+
+    public static let usage = """
+        usage: mserve bench URL [options]
+
+        Load-tests an HTTP endpoint (http:// only) and prints requests/s, latency percentiles and
+        errors by status; with --stream, time to first token, inter-token latency and tokens/s.
+          -c, --concurrency N  connections, each with one request at a time (closed loop; default 50;
+                               with --rate, the most connections, default 256)
+          -r, --rate R         open loop: R requests/s in Poisson arrivals; latency counts from when
+                               each request was due, so a server that falls behind shows it
+          -d, --duration S     seconds of measured load (default 10)
+          -n, --requests N     stop after N answers instead
+          -w, --warmup S       seconds of load before measuring (default 1)
+          -t, --threads N      client threads, each with its own connections (default 2)
+          -m, --method M       default: POST when there is a body, else GET
+              --body FILE      the request body, from a file
+              --data TEXT      the request body
+          -H, --header "N: V"  a request header (repeatable)
+              --model NAME     for /v1/embeddings, /v1/chat/completions, /v1/completions (default "default")
+              --prompt TEXT    their input (default "Write a short poem about the sea.")
+              --max-tokens N   for chat and completions (default 64)
+              --stream         ask for a stream (SSE) and time its tokens
+              --timeout S      a request without an answer by then is an error (default 30)
+              --seed N         of the Poisson arrivals (default 1)
+              --json           print the result as JSON
+        Without --body or --data the body follows the path: /demo {"cal_number": 1}, OpenAI's
+        embeddings, chat and completions requests, /NAME of another model {} ; anything else is a GET.
+
+        """
+
+    public static func parse(_ args: [String]) throws(ConfigError) -> BenchOptions? {
+        var o = BenchOptions()
+        var url: String?
+        var data: String?
+        var bodyFile: String?
+        var i = 0
+        func value(_ flag: String) throws(ConfigError) -> String {
+            i += 1
+            guard i < args.count else { throw ConfigError("\(flag) needs a value") }
+            return args[i]
+        }
+        func number(_ flag: String, min: Double) throws(ConfigError) -> Double {
+            let text = try value(flag)
+            guard let v = Double(text), v >= min, v.isFinite else { throw ConfigError("\(flag): expected a number of at least \(min), got \(text)") }
+            return v
+        }
+        func whole(_ flag: String, min: Int) throws(ConfigError) -> Int {
+            let text = try value(flag)
+            guard let v = Int(text), v >= min else { throw ConfigError("\(flag): expected a whole number of at least \(min), got \(text)") }
+            return v
+        }
+        while i < args.count {
+            let a = args[i]
+            switch a {
+            case "-h", "--help": return nil
+            case "-c", "--concurrency", "--connections": o.concurrency = try whole(a, min: 1)
+            case "-r", "--rate": o.rate = try number(a, min: 0.001)
+            case "-d", "--duration": o.duration = try number(a, min: 0.1)
+            case "-n", "--requests": o.requests = try whole(a, min: 1)
+            case "-w", "--warmup": o.warmup = try number(a, min: 0)
+            case "-t", "--threads": o.threads = try whole(a, min: 1)
+            case "-m", "--method": o.method = try value(a).uppercased()
+            case "--body": bodyFile = try value(a)
+            case "--data": data = try value(a)
+            case "-H", "--header":
+                let h = try value(a)
+                guard let colon = h.firstIndex(of: ":") else { throw ConfigError("\(a): expected \"Name: value\", got \(h)") }
+                o.headers.append((String(h[..<colon]), String(h[h.index(after: colon)...].drop { $0 == " " })))
+            case "--model": o.model = try value(a)
+            case "--prompt": o.prompt = try value(a)
+            case "--max-tokens": o.maxTokens = try whole(a, min: 1)
+            case "--stream": o.stream = true
+            case "--timeout": o.timeout = try number(a, min: 0.001)
+            case "--seed": o.seed = UInt64(try whole(a, min: 0))
+            case "--json": o.json = true
+            default:
+                guard !a.hasPrefix("-"), url == nil else { throw ConfigError("unknown option \(a)") }
+                url = a
+            }
+            i += 1
+        }
+        guard let url else { throw ConfigError("a URL is needed: mserve bench http://127.0.0.1:8000/demo") }
+        try o.setURL(url)
+        if let bodyFile {
+            do { o.body = try FileReading.bytes(bodyFile) } catch { throw ConfigError("--body: \(error)") }
+            o.kind = .json
+        } else if let data {
+            o.body = Array(data.utf8)
+            o.kind = .json
+        } else {
+            o.kind = BenchOptions.kind(forPath: o.path)
+            o.body = o.defaultBody()
+        }
+        if o.threads > (o.concurrency ?? 50) { o.threads = o.concurrency ?? 50 }
+        return o
+    }
+
+    mutating func setURL(_ url: String) throws(ConfigError) {
+        guard url.hasPrefix("http://") else { throw ConfigError("only http:// URLs: got \(url)") }
+        let rest = url.dropFirst(7)
+        let authority = rest.prefix { $0 != "/" }
+        path = rest.dropFirst(authority.count).isEmpty ? "/" : String(rest.dropFirst(authority.count))
+        if authority.hasPrefix("[") {
+            guard let close = authority.firstIndex(of: "]") else { throw ConfigError("bad host in \(url)") }
+            host = String(authority[authority.index(after: authority.startIndex)..<close])
+            let after = authority[authority.index(after: close)...]
+            if after.hasPrefix(":") { guard let p = Int(after.dropFirst()) else { throw ConfigError("bad port in \(url)") }; port = p }
+        } else if let colon = authority.lastIndex(of: ":") {
+            host = String(authority[..<colon])
+            guard let p = Int(authority[authority.index(after: colon)...]), (1...65535).contains(p) else { throw ConfigError("bad port in \(url)") }
+            port = p
+        } else {
+            host = String(authority)
+        }
+        if host.isEmpty { throw ConfigError("no host in \(url)") }
+    }
+
+    static func kind(forPath path: String) -> Kind {
+        let p = path.prefix { $0 != "?" }
+        switch p {
+        case "/v1/embeddings": return .embeddings
+        case "/v1/chat/completions": return .chat
+        case "/v1/completions": return .completions
+        case "/demo": return .demo
+        default: return p.hasPrefix("/v1/") || p == "/" || p.hasSuffix("z") || p == "/metrics" ? .get : .json
+        }
+    }
+
+    func defaultBody() -> [UInt8]? {
+        let stream: JSON = .bool(self.stream)
+        switch kind {
+        case .get: return nil
+        case .demo: return Array(#"{"cal_number": 1}"#.utf8)
+        case .json: return self.stream ? Array(#"{"stream": true}"#.utf8) : Array("{}".utf8)
+        case .embeddings: return (["model": .string(model), "input": .string(prompt)] as JSON).serialized()
+        case .chat:
+            return (["model": .string(model), "messages": [["role": "user", "content": .string(prompt)]],
+                     "max_tokens": .int(Int64(maxTokens)), "stream": stream] as JSON).serialized()
+        case .completions:
+            return (["model": .string(model), "prompt": .string(prompt), "max_tokens": .int(Int64(maxTokens)), "stream": stream] as JSON).serialized()
+        }
+    }
+
+    /// The request as sent, the same bytes every time.
+    public var request: [UInt8] {
+        let m = method ?? (body == nil ? "GET" : "POST")
+        var text = "\(m) \(path) HTTP/1.1\r\nHost: \(host.contains(":") ? "[\(host)]" : host):\(port)\r\nUser-Agent: mserve-bench\r\n"
+        var names = Set(headers.map { $0.0.lowercased() })
+        for (n, v) in headers { text += "\(n): \(v)\r\n" }
+        if let body {
+            if !names.contains("content-type") { text += "Content-Type: application/json\r\n" }
+            text += "Content-Length: \(body.count)\r\n"
+            names.insert("content-length")
+        }
+        if stream && !names.contains("accept") { text += "Accept: text/event-stream\r\n" }
+        return Array((text + "\r\n").utf8) + (body ?? [])
+    }
+
+    /// Connections to open: closed loop 50 by default, open loop up to 256.
+    public var connections: Int { concurrency ?? (rate == nil ? 50 : 256) }
+}
