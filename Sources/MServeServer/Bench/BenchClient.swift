@@ -185,12 +185,16 @@ final class BenchClient {
     private func answered(_ c: Connection, keepOpen: Bool) {
         let now = monotonicSeconds()
         if c.due >= plan.measureFrom && now <= plan.endAt {
-            result.latency.record(BenchClient.micros(now - c.due))
-            result.statuses[c.parser.status, default: 0] += 1
-            if let first = c.firstToken { result.firstToken.record(BenchClient.micros(first - c.due)) }
+            // With --requests, exactly that many are counted, whichever thread answers last.
             let total = shared.answered.add(1, ordering: .relaxed).newValue
-            if !(200..<400).contains(c.parser.status) { shared.errors.add(1, ordering: .relaxed) }
-            if let limit = plan.options.requests, total >= limit { shared.stop.store(true, ordering: .relaxed) }
+            let limit = plan.options.requests ?? Int.max
+            if total >= limit { shared.stop.store(true, ordering: .relaxed) }
+            if total <= limit {
+                result.latency.record(BenchClient.micros(now - c.due))
+                result.statuses[c.parser.status, default: 0] += 1
+                if let first = c.firstToken { result.firstToken.record(BenchClient.micros(first - c.due)) }
+                if !(200..<400).contains(c.parser.status) { shared.errors.add(1, ordering: .relaxed) }
+            }
         }
         c.busy = false
         c.parser.reset()

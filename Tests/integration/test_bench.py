@@ -1,0 +1,59 @@
+"""`mserve bench` against real servers whose latency is known (the sleep model): what it reports
+must match what the server was made to do."""
+import json
+import subprocess
+
+from conftest import MSERVE, free_port
+
+
+def bench(url, *args, timeout=120):
+    p = subprocess.run([MSERVE, "bench", url, "--json", *args], capture_output=True, text=True, timeout=timeout)
+    assert p.returncode == 0, p.stderr
+    return json.loads(p.stdout)
+
+
+def test_a_known_latency_and_the_throughput_it_allows(start):
+    s = start("--limit-concurrency", "4", "sleep", workers=1)
+    r = bench(f"{s.url}/sleep", "--data", '{"ms": 50}', "-c", "4", "-t", "1", "-d", "2", "-w", "0.5")
+    assert r["errors"] == {} and r["status"]["200"] == r["requests"]
+    assert 50 <= r["latency_ms"]["p50"] <= 75, r
+    assert r["latency_ms"]["max"] >= r["latency_ms"]["p99"] >= r["latency_ms"]["p90"] >= r["latency_ms"]["p50"]
+    # Four at a time, 50 ms each: 80 a second at best.
+    assert 4 / 0.075 <= r["requests_per_second"] <= 80.5, r
+
+
+def test_a_stream_reports_time_to_first_token_and_between_tokens(start):
+    s = start("--limit-concurrency", "2", "sleep", workers=1)
+    r = bench(f"{s.url}/sleep", "--data", '{"ms": 200, "pieces": 4}', "--stream", "-c", "2", "-t", "1", "-d", "2", "-w", "0.3")
+    st = r["stream"]
+    assert r["errors"] == {}, r
+    # Each piece after 50 ms: the first token 50 ms after the request, the next ones 50 ms apart.
+    assert 50 <= st["time_to_first_token_ms"]["p50"] <= 75, st
+    assert 45 <= st["inter_token_latency_ms"]["p50"] <= 75, st
+    assert 200 <= r["latency_ms"]["p50"] <= 260, r
+    assert 3.5 * r["requests"] <= st["tokens"] <= 4 * r["requests"] + 8, r
+    assert 25 <= st["tokens_per_second"] <= 41, st
+
+
+def test_open_loop_sends_at_the_rate_asked(start):
+    s = start("--limit-concurrency", "4", "sleep", workers=1)
+    r = bench(f"{s.url}/sleep", "--data", '{"ms": 5}', "--rate", "50", "-d", "4", "-w", "0.5", "-t", "1")
+    assert r["mode"] == "open" and r["rate"] == 50
+    assert 35 <= r["requests_per_second"] <= 65, r
+    assert r["latency_ms"]["p50"] >= 5
+
+
+def test_errors_are_counted_by_status_and_a_count_of_requests_is_exact(start):
+    s = start("--limit-concurrency", "1", "--queue-size", "0", "sleep", "demo", workers=1)
+    r = bench(f"{s.url}/sleep", "--data", '{"ms": 30}', "-c", "6", "-t", "2", "-d", "1.5", "-w", "0.2")
+    assert r["errors"].get("503", 0) > 0 and r["status"]["200"] > 0, r
+    assert r["status"]["200"] + r["status"]["503"] == r["requests"]
+    r = bench(f"{s.url}/demo", "-n", "500", "-c", "20", "-w", "0")
+    assert r["requests"] == 500 and r["status"] == {"200": 500}
+
+
+def test_a_bad_target_is_said_at_once():
+    p = subprocess.run([MSERVE, "bench", f"http://127.0.0.1:{free_port()}/demo", "-d", "1"], capture_output=True, text=True, timeout=30)
+    assert p.returncode == 1 and "cannot connect" in p.stderr
+    p = subprocess.run([MSERVE, "bench", "https://127.0.0.1/"], capture_output=True, text=True, timeout=30)
+    assert p.returncode == 2 and "only http://" in p.stderr
