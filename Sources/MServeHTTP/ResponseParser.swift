@@ -27,10 +27,22 @@ public struct ResponseParser: Sendable {
             case .done:
                 return (i, true)
             case .head:
-                head.append(bytes[i])
-                i += 1
+                // Up to the end of the head (CRLF CRLF, which may straddle reads) in one copy.
+                var j = i
+                var end: Int?
+                while j < bytes.count {
+                    if bytes[j] == 10 {
+                        let before = head.count + (j - i)   // index of this LF in head + this read
+                        func at(_ k: Int) -> UInt8 { k >= head.count ? bytes[i + k - head.count] : head[k] }
+                        if before >= 3 && at(before - 1) == 13 && at(before - 2) == 10 && at(before - 3) == 13 { end = j + 1; break }
+                    }
+                    j += 1
+                }
+                let upTo = end ?? bytes.count
+                head.append(contentsOf: UnsafeRawBufferPointer(rebasing: bytes[i..<upTo]))
+                i = upTo
                 if head.count > ResponseParser.maxHead { throw ResponseParseError("response head over \(ResponseParser.maxHead) bytes") }
-                if head.count >= 4 && head[head.count - 4] == 13 && head[head.count - 3] == 10 && head[head.count - 2] == 13 && head[head.count - 1] == 10 {
+                if end != nil {
                     try parseHead()
                     if status >= 100 && status < 200 {   // an interim response: the real one follows
                         head.removeAll(keepingCapacity: true)
@@ -105,16 +117,22 @@ public struct ResponseParser: Sendable {
         var chunked = false
         for field in lines.dropFirst() {
             guard let colon = field.firstIndex(of: UInt8(ascii: ":")) else { throw ResponseParseError("bad header line") }
-            let name = String(decoding: field[..<colon], as: UTF8.self).lowercased()
+            let name = field[..<colon]
+            // Only the framing fields are read, compared as bytes: most fields cost no String.
+            func named(_ n: StaticString) -> Bool {
+                name.count == n.utf8CodeUnitCount && zip(name, UnsafeBufferPointer(start: n.utf8Start, count: n.utf8CodeUnitCount)).allSatisfy { $0 | 0x20 == $1 }
+            }
+            guard named("content-length") || named("transfer-encoding") || named("connection") else { continue }
             let value = String(decoding: field[(colon + 1)...], as: UTF8.self).trimmingSpaces().lowercased()
-            switch name {
-            case "content-length":
+            if named("content-length") {
                 guard let n = Int(value), n >= 0 else { throw ResponseParseError("bad Content-Length") }
                 length = n
-            case "transfer-encoding": chunked = value.hasSuffix("chunked")
-            case "connection":
-                if value == "close" { keepAlive = false } else if value == "keep-alive" { keepAlive = true }
-            default: break
+            } else if named("transfer-encoding") {
+                chunked = value.hasSuffix("chunked")
+            } else if value == "close" {
+                keepAlive = false
+            } else if value == "keep-alive" {
+                keepAlive = true
             }
         }
         if status == 204 || status == 304 || (100..<200).contains(status) {
