@@ -57,3 +57,27 @@ def test_a_bad_target_is_said_at_once():
     assert p.returncode == 1 and "cannot connect" in p.stderr
     p = subprocess.run([MSERVE, "bench", "https://127.0.0.1/"], capture_output=True, text=True, timeout=30)
     assert p.returncode == 2 and "only http://" in p.stderr
+
+
+def test_a_terminal_gets_a_live_progress_line(start):
+    import os
+    import pty
+    s = start("demo", workers=1)
+    leader, follower = pty.openpty()
+    p = subprocess.Popen([MSERVE, "bench", f"{s.url}/demo", "-d", "2.5", "-w", "0", "-c", "4"],
+                         stdout=subprocess.PIPE, stderr=follower, text=True)
+    os.close(follower)
+    out, _ = p.communicate(timeout=60)
+    seen = b""
+    while True:
+        try:
+            chunk = os.read(leader, 4096)
+        except OSError:
+            break
+        if not chunk:
+            break
+        seen += chunk
+    os.close(leader)
+    assert p.returncode == 0 and "requests/s" in out
+    # At least two updates, each rewriting the line in place; the report itself stays on stdout.
+    assert seen.count(b"\r") >= 2 and b"answered," in seen and b"requests/s now" in seen, seen
