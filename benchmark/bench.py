@@ -110,28 +110,18 @@ def write_lua(path, method, body, close):
         f.write(headers)
 
 
-def main():
-    ap = argparse.ArgumentParser()
-    ap.add_argument("--duration", type=int, default=10)
-    ap.add_argument("--connections", type=int, default=50)
-    ap.add_argument("--threads", type=int, default=2)
-    ap.add_argument("--rounds", type=int, default=3,
-                    help="rounds per server and mode, interleaved; the median round is reported")
-    ap.add_argument("--mserve", default=os.path.join(ROOT, ".build", "release", "mserve"))
-    ap.add_argument("--baseline", help="another mserve binary to measure in the same rounds")
-    args = ap.parse_args()
+def require_tools():
     for tool in ("wrk", "nginx"):
         if not shutil.which(tool) and not os.path.exists(f"/usr/sbin/{tool}"):
             raise SystemExit(f"{tool} is not installed (MSERVE_TEST_DEPS=1 bash scripts/setup --build installs it)")
 
-    tmp = tempfile.mkdtemp(prefix="mserve-bench-")
-    procs = []
-    try:
-        # nginx: two workers answering a fixed 200, the ceiling of this machine.
-        nport = free_port()
-        os.makedirs(f"{tmp}/nginx/logs")
-        with open(f"{tmp}/nginx/nginx.conf", "w") as f:
-            f.write(f"""
+
+def start_nginx(tmp):
+    """nginx with two workers answering a fixed 200, the ceiling of this machine: (process, port)."""
+    nport = free_port()
+    os.makedirs(f"{tmp}/nginx/logs")
+    with open(f"{tmp}/nginx/nginx.conf", "w") as f:
+        f.write(f"""
 worker_processes 2;
 daemon off;
 pid {tmp}/nginx/nginx.pid;
@@ -147,9 +137,28 @@ http {{
     }}
 }}
 """)
-        nginx = subprocess.Popen(["nginx", "-p", f"{tmp}/nginx", "-c", f"{tmp}/nginx/nginx.conf"])
+    nginx = subprocess.Popen(["nginx", "-p", f"{tmp}/nginx", "-c", f"{tmp}/nginx/nginx.conf"])
+    wait_http(f"http://127.0.0.1:{nport}/demo")
+    return nginx, nport
+
+
+def main():
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--duration", type=int, default=10)
+    ap.add_argument("--connections", type=int, default=50)
+    ap.add_argument("--threads", type=int, default=2)
+    ap.add_argument("--rounds", type=int, default=3,
+                    help="rounds per server and mode, interleaved; the median round is reported")
+    ap.add_argument("--mserve", default=os.path.join(ROOT, ".build", "release", "mserve"))
+    ap.add_argument("--baseline", help="another mserve binary to measure in the same rounds")
+    args = ap.parse_args()
+    require_tools()
+
+    tmp = tempfile.mkdtemp(prefix="mserve-bench-")
+    procs = []
+    try:
+        nginx, nport = start_nginx(tmp)
         procs.append(nginx)
-        wait_http(f"http://127.0.0.1:{nport}/demo")
 
         def start_mserve(binary, name):
             port = free_port()

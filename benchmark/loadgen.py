@@ -17,7 +17,7 @@ import signal
 import subprocess
 import tempfile
 
-from bench import ROOT, free_port, wait_http, write_lua
+from bench import ROOT, free_port, require_tools, start_nginx, wait_http, write_lua
 
 
 def run_wrk(url, lua, args):
@@ -44,26 +44,15 @@ def main():
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--mserve", default=os.path.join(ROOT, ".build", "release", "mserve"))
     args = ap.parse_args()
-    for tool in ("wrk", "nginx"):
-        if not shutil.which(tool) and not os.path.exists(f"/usr/sbin/{tool}"):
-            raise SystemExit(f"{tool} is not installed (MSERVE_TEST_DEPS=1 bash scripts/setup --build installs it)")
+    require_tools()
     tmp = tempfile.mkdtemp(prefix="mserve-loadgen-")
     procs = []
     try:
-        nport = free_port()
-        os.makedirs(f"{tmp}/nginx/logs")
-        with open(f"{tmp}/nginx/nginx.conf", "w") as f:
-            f.write(f"""worker_processes 2; daemon off; pid {tmp}/nginx/nginx.pid; error_log {tmp}/nginx/logs/error.log warn;
-events {{ worker_connections 4096; }}
-http {{ access_log off; client_body_temp_path {tmp}/nginx; keepalive_requests 1000000;
-  server {{ listen 127.0.0.1:{nport} reuseport;
-    location / {{ default_type application/json; return 200 '{{"recordid":"b","result":1}}'; }} }} }}
-""")
-        procs.append(subprocess.Popen(["nginx", "-p", f"{tmp}/nginx", "-c", f"{tmp}/nginx/nginx.conf"]))
+        nginx, nport = start_nginx(tmp)
+        procs.append(nginx)
         mport = free_port()
         procs.append(subprocess.Popen([args.mserve, "-w", "2", "-b", f"127.0.0.1:{mport}", "--no-control-socket", "demo",
                                        "--access-logfile", f"{tmp}/access.log", "--error-logfile", f"{tmp}/error.log"]))
-        wait_http(f"http://127.0.0.1:{nport}/demo")
         wait_http(f"http://127.0.0.1:{mport}/demo", "POST", b'{"cal_number": 1}')
         body = '{"cal_number": 1}'
         targets = {"mserve POST /demo": f"http://127.0.0.1:{mport}/demo", "nginx fixed 200": f"http://127.0.0.1:{nport}/demo"}
