@@ -1,7 +1,12 @@
-// OpenSSL's TLS (Debian's libssl-dev), for HTTPS in the HTTP layer's connections.
+// OpenSSL (Debian's libssl-dev): TLS for HTTPS in the HTTP layer's connections, and libcrypto.
 #include <openssl/ssl.h>
 #include <openssl/err.h>
 #include <openssl/x509v3.h>
+// libcrypto for API keys and signed requests: SHA-256, HMAC, random bytes, constant-time compare.
+#include <openssl/evp.h>
+#include <openssl/hmac.h>
+#include <openssl/rand.h>
+#include <openssl/crypto.h>
 
 // Macros Swift does not import.
 static inline long mserve_ssl_ctx_set_mode(SSL_CTX *ctx, long mode) { return SSL_CTX_set_mode(ctx, mode); }

@@ -35,3 +35,18 @@ public func makeDirectory(_ path: String, mode: UInt32) throws(SystemError) {
     if let slash = path.lastIndex(of: "/"), slash != path.startIndex { try makeDirectory(String(path[..<slash]), mode: mode) }
     guard mkdir(path, mode_t(mode)) == 0 || errno == EEXIST else { throw SystemError("cannot create \(path)", errno: errno) }
 }
+
+public func fileExists(_ path: String) -> Bool {
+    var st = stat()
+    return stat(path, &st) == 0
+}
+
+/// Appends `text` to the file at `path`, creating it with `mode` if it is not there.
+public func appendToFile(_ path: String, _ text: String, mode: UInt32) throws(SystemError) {
+    let fd = open(path, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, mode_t(mode))
+    guard fd >= 0 else { throw SystemError("cannot open \(path)", errno: errno) }
+    defer { close(fd) }
+    let bytes = Array(text.utf8)
+    let n = bytes.withUnsafeBytes { write(fd, $0.baseAddress, $0.count) }
+    guard n == bytes.count else { throw SystemError("cannot write \(path)", errno: errno) }
+}

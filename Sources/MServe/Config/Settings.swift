@@ -24,6 +24,13 @@ public struct Settings: Sendable, Equatable {
     public var healthPath = "/healthz"
     public var readyPath = "/readyz"
     public var metricsPath = "/metrics"
+    /// API keys (`--keys-file`): nil, every request is served; set, every route but the open ones
+    /// needs a key.  `apiKeys` is the file as read by the master (at start and on each HUP), which
+    /// its workers inherit.
+    public var keysFile: String? = nil
+    public var apiKeys: [APIKey] = []
+    /// Whether /metrics needs a key when keys are on: "open" or "keyed".
+    public var metricsAccess = "open"
     public var maxRequests = 0
     public var maxRequestsJitter = 0
     public var limitConcurrency = 1
@@ -81,6 +88,8 @@ public struct Settings: Sendable, Equatable {
 public struct ModelSettings: Sendable, Equatable {
     public var device = "cpu"
     public var options: [String: JSON] = [:]
+    /// Who may use the model when keys are on (HepAI's "groups: all; users: a, b; owner: c").
+    public var permission: ModelPermission?
     /// Per-model values of the settings whose scope is per-model (SettingTable), where the table sets them.
     public var limitConcurrency: Int?
     public var queueSize: Int?

@@ -23,6 +23,8 @@ public final class AccessLog: Sendable {
         public var durationSeconds: Double
         public var pid: Int32
         public var recordID: String
+        /// The API key's name (the "remote user" of the common log format); nil: "-".
+        public var user: String? = nil
         /// For a custom format's {name}i and {name}o atoms.
         public var requestHeaders: [(name: String, value: String)] = []
         public var responseHeaders: [(String, String)] = []
@@ -36,7 +38,9 @@ public final class AccessLog: Sendable {
 
     private func build(_ e: Entry, into line: inout [UInt8]) {
         LogText.appendEscaped(e.remoteHost, to: &line)
-        line.append(contentsOf: " - - [".utf8)
+        line.append(contentsOf: " - ".utf8)
+        LogText.appendEscaped(e.user ?? "-", to: &line)
+        line.append(contentsOf: " [".utf8)
         clock.withLock { $0.appendAccessStamp(to: &line) }
         line.append(contentsOf: "] \"".utf8)
         line.append(contentsOf: e.method.utf8)

@@ -9,7 +9,7 @@ import MServePOSIX
 public struct AccessLogFormat: Sendable, Equatable {
     enum Atom: Sendable, Equatable {
         case literal([UInt8])
-        case remoteHost, dash, time, requestLine, method, path, query, proto, status, bytes, bytesOrDash
+        case remoteHost, dash, user, time, requestLine, method, path, query, proto, status, bytes, bytesOrDash
         case referer, userAgent, seconds, millis, micros, decimalSeconds, pid, recordID
         case requestHeader(String), responseHeader(String), environment([UInt8])
     }
@@ -53,7 +53,7 @@ public struct AccessLogFormat: Sendable, Equatable {
             }
         }
         let simple: [String: Atom] = [
-            "h": .remoteHost, "l": .dash, "u": .dash, "t": .time, "r": .requestLine, "m": .method, "U": .path, "q": .query,
+            "h": .remoteHost, "l": .dash, "u": .user, "t": .time, "r": .requestLine, "m": .method, "U": .path, "q": .query,
             "H": .proto, "s": .status, "B": .bytes, "b": .bytesOrDash, "f": .referer, "a": .userAgent, "T": .seconds,
             "M": .millis, "D": .micros, "L": .decimalSeconds, "p": .pid, "rid": .recordID,
         ]
@@ -91,8 +91,10 @@ public struct AccessLogFormat: Sendable, Equatable {
             case .decimalSeconds: AccessLog.appendSeconds(e.durationSeconds, to: &line)
             case .pid: text("<\(e.pid)>")
             case .recordID: text(e.recordID)
+            case .user: text(e.user ?? "-")
             case .requestHeader(let name):
-                text(e.requestHeaders.first { $0.name.equalsIgnoringASCIICase(name) }?.value ?? "-")
+                // A key or signature never reaches a log line.
+                text(LogText.isSecret(header: name) ? "[redacted]" : e.requestHeaders.first { $0.name.equalsIgnoringASCIICase(name) }?.value ?? "-")
             case .responseHeader(let name):
                 text(e.responseHeaders.first { $0.0.equalsIgnoringASCIICase(name) }?.1 ?? "-")
             case .environment(let bytes): line += bytes

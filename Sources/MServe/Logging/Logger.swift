@@ -65,6 +65,12 @@ public final class Logger: Sendable {
 }
 
 enum LogText {
+    /// Request headers whose values are credentials: logged as "[redacted]", never as sent.
+    static func isSecret(header name: String) -> Bool {
+        name.equalsIgnoringASCIICase("Authorization") || name.equalsIgnoringASCIICase("X-API-Key")
+            || name.equalsIgnoringASCIICase("Proxy-Authorization") || name.equalsIgnoringASCIICase("X-Signature")
+    }
+
     /// One log record is one line: newlines and other control characters from clients or models are
     /// escaped, so no input can forge a log line.
     static func appendEscaped(_ s: String, to out: inout [UInt8]) {

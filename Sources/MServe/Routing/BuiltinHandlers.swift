@@ -26,7 +26,7 @@ final class IndexHandler: RequestHandler {
     override class var allowedMethods: [HTTPMethod] { [.GET] }
 
     override func get(_ args: [String]) throws {
-        write(["models": .array(context.models.map(\.info))])
+        write(["models": .array(visibleModels.map(\.info))])
     }
 }
 
@@ -70,7 +70,7 @@ final class OpenAIModelHandler: RequestHandler {
     override class var allowedMethods: [HTTPMethod] { [.GET] }
 
     override func get(_ args: [String]) throws {
-        guard let m = context.models.first(where: { $0.name == args[0] }) else {
+        guard let m = visibleModels.first(where: { $0.name == args[0] }) else {
             throw HTTPError(404, "The model '\(args[0])' does not exist")
         }
         write(OpenAIModelsHandler.object(m, created: context.createdAt))
@@ -85,7 +85,7 @@ final class OpenAIModelHandler: RequestHandler {
 final class OpenAIModelsHandler: RequestHandler {
     override class var allowedMethods: [HTTPMethod] { [.GET] }
     override func get(_ args: [String]) throws {
-        write(["object": "list", "data": .array(context.models.map { OpenAIModelsHandler.object($0, created: context.createdAt) })])
+        write(["object": "list", "data": .array(visibleModels.map { OpenAIModelsHandler.object($0, created: context.createdAt) })])
     }
 
     static func object(_ m: ServedModel, created: Int64) -> JSON {
@@ -95,14 +95,20 @@ final class OpenAIModelsHandler: RequestHandler {
 
 extension Router {
     /// The routes a worker answers while its models load: health, readiness (503) and metrics.
-    package static func loading(settings: Settings) -> Router {
+    package static func loading(settings: Settings) -> Router { Router(probes(settings)) }
+
+    /// Health and readiness, open to all (balancers and orchestrators carry no keys), and metrics,
+    /// open unless `metrics_access = "keyed"`.
+    static func probes(_ settings: Settings) -> [Route] {
         var routes: [Route] = []
-        for (path, handler) in [(settings.healthPath, HealthHandler.self as RequestHandler.Type),
-                                (settings.readyPath, ReadyHandler.self), (settings.metricsPath, MetricsHandler.self)]
+        for (path, handler, open) in [(settings.healthPath, HealthHandler.self as RequestHandler.Type, true),
+                                      (settings.readyPath, ReadyHandler.self, true),
+                                      (settings.metricsPath, MetricsHandler.self, settings.metricsAccess == "open")]
             where path != "off" {
-            routes.append(Route(literal: path, handler))
+            let route = Route(literal: path, handler)
+            routes.append(open ? route.open() : route)
         }
-        return Router(routes)
+        return routes
     }
 
     /// The routes every worker serves: the user's own first, then the index, then each model at /NAME.
@@ -112,12 +118,7 @@ extension Router {
         if models.contains(where: { $0.instance is any EmbeddingModel }) {
             builtins.append(Route(literal: "/v1/embeddings", OpenAIEmbeddingsHandler.self))
         }
-        for (path, handler) in [(settings.healthPath, HealthHandler.self as RequestHandler.Type),
-                                (settings.readyPath, ReadyHandler.self), (settings.metricsPath, MetricsHandler.self)]
-            where path != "off" {
-            builtins.append(Route(literal: path, handler))
-        }
-        let router = Router(userRoutes + builtins)
+        let router = Router(userRoutes + builtins + probes(settings))
         for m in models {
             router.add(Route("/" + m.name, literal: true) { req, ctx in ModelHandler(request: req, context: ctx, model: m) })
         }

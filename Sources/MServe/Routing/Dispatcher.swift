@@ -43,6 +43,12 @@ package final class Dispatcher: HTTPServerDelegate {
 
         do {
             if let ridError { throw ridError }
+            if let access = context.access, !(match?.0.isOpen ?? false) {
+                // Before routing says anything: without a key, an unknown path is a 401 too.
+                let outcome = access.authenticate(authorization: request.header("Authorization"), apiKey: request.header("X-API-Key"))
+                guard case .key(let key) = outcome else { throw access.refusal(outcome) }
+                handler.apiKey = key
+            }
             guard let (_, args) = match else { throw HTTPError(404, "no route for \(request.path)") }
             try handler.prepare()
             if !handler.finished { try handler.call(args) }

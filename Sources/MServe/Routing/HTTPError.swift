@@ -6,11 +6,14 @@ public struct HTTPError: Error, CustomStringConvertible {
     public let status: Int
     public let message: String
     public var headers: [(String, String)]
+    /// A machine-readable reason, for APIs that have one (OpenAI's `code`: "invalid_api_key").
+    public var code: String?
 
-    public init(_ status: Int, _ message: String? = nil, headers: [(String, String)] = []) {
+    public init(_ status: Int, _ message: String? = nil, headers: [(String, String)] = [], code: String? = nil) {
         self.status = status
         self.message = message ?? HTTPStatus.reason(status)
         self.headers = headers
+        self.code = code
     }
 
     public var description: String { "HTTP \(status): \(message)" }

@@ -19,6 +19,14 @@ class ModelHandler: RequestHandler {
         fatalError("ModelHandler needs its model")
     }
 
+    /// Every method of a model's route needs the key's permission for it (403 without).
+    override func prepare() throws { try checkPermission() }
+
+    func checkPermission() throws {
+        guard let access = context.access, let key = apiKey, !access.allows(key, model: model.name) else { return }
+        throw AccessControl.forbidden(key, model: model.name)
+    }
+
     override func get(_ args: [String]) throws {
         write(model.info.setting("worker", .int(Int64(context.slot))))
     }
@@ -34,6 +42,7 @@ class ModelHandler: RequestHandler {
     }
 
     func run(_ inference: InferenceRequest) throws {
+        try checkPermission()
         metricsModel = model.metricsIndex
         let input = inference.input
         do {

@@ -9,11 +9,13 @@ final class OpenAIEmbeddingsHandler: RequestHandler {
     override func post(_ args: [String]) throws {
         let body = try jsonObjectBody()
         let embedding = context.models.filter { $0.instance is any EmbeddingModel }
+        // Messages name only the models this key may use.
+        let visible = visibleModels.filter { $0.instance is any EmbeddingModel }.map(\.name).joined(separator: ", ")
         guard case .string(let name)? = body["model"] else {
-            throw HTTPError(400, "missing model: one of \(embedding.map(\.name).joined(separator: ", "))")
+            throw HTTPError(400, "missing model: one of \(visible)")
         }
         guard let m = embedding.first(where: { $0.name == name }), let dimensions = (m.instance as? any EmbeddingModel)?.dimensions else {
-            throw HTTPError(404, "The model '\(name)' does not exist or is not an embedding model; served: \(embedding.map(\.name).joined(separator: ", "))")
+            throw HTTPError(404, "The model '\(name)' does not exist or is not an embedding model; served: \(visible)")
         }
         let base64: Bool
         switch body["encoding_format"] {
@@ -28,6 +30,7 @@ final class OpenAIEmbeddingsHandler: RequestHandler {
         let call = Call(request: request, context: context, model: m, base64: base64)
         call.recordID = recordID
         call.recordIDValue = recordIDValue
+        call.apiKey = apiKey
         try call.run(InferenceRequest(recordID: recordID, input: ["input": body["input"] ?? .null], contentType: "application/json",
                                       body: request.body))
         beginAsynchronous()
@@ -37,8 +40,9 @@ final class OpenAIEmbeddingsHandler: RequestHandler {
 
     /// OpenAI's error shape, with the recordid beside it.
     static func errorBody(_ error: HTTPError, recordID: JSON) -> JSON {
-        let type = error.status == 401 ? "authentication_error" : error.status < 500 ? "invalid_request_error" : "server_error"
-        let code: JSON = error.status == 404 ? "model_not_found" : error.status == 503 ? "overloaded" : .null
+        let type = error.status == 401 ? "authentication_error" : error.status == 403 ? "permission_error"
+            : error.status < 500 ? "invalid_request_error" : "server_error"
+        let code: JSON = error.code.map(JSON.string) ?? (error.status == 404 ? "model_not_found" : error.status == 503 ? "overloaded" : .null)
         return ["recordid": recordID, "error": ["message": .string(error.message), "type": .string(type), "param": .null, "code": code]]
     }
 

@@ -14,6 +14,8 @@ public final class HandlerContext {
     public let observer: RequestObserver
     /// This worker's recordid generator.
     public let recordIDs = RecordID()
+    /// API keys and model permissions; nil when no keys file is configured (every request served).
+    public let access: AccessControl?
     /// When this worker started serving (Unix seconds): OpenAI's "created" for its models.
     public let createdAt = Int64(LogClock.now().seconds)
 
@@ -25,6 +27,8 @@ public final class HandlerContext {
         self.models = models
         self.server = server
         self.observer = observer
+        access = settings.keysFile == nil ? nil
+            : AccessControl(keys: settings.apiKeys, permissions: settings.modelSettings.compactMapValues(\.permission))
         observer.inFlight = { [unowned server] in server.inFlight }
     }
 
@@ -46,6 +50,14 @@ open class RequestHandler {
     var parsedJSON: Result<JSON, JSONParseError>?
     /// The model series this request counts under in the metrics (nil: no model).
     var metricsModel: Int?
+    /// The API key the request presented (nil when keys are off, or on an open route).
+    public internal(set) var apiKey: APIKey?
+
+    /// The served models this request's key may use (all of them when keys are off).
+    public var visibleModels: [ServedModel] {
+        guard let access = context.access, let key = apiKey else { return context.models }
+        return context.models.filter { access.allows(key, model: $0.name) }
+    }
 
     public private(set) var status = 200
     private var headers: [(String, String)] = []
@@ -238,7 +250,7 @@ open class RequestHandler {
         context.observer.finished(RequestObserver.Answer(
             method: request.head.methodName, target: request.target, httpVersion: request.httpVersion, remoteHost: request.remoteHost,
             userAgent: request.header("User-Agent"), referer: request.header("Referer"), status: status, logged: logged,
-            bytes: response.bodyBytes, recordID: recordID, started: request.startTime, model: metricsModel,
+            bytes: response.bodyBytes, recordID: recordID, started: request.startTime, model: metricsModel, user: apiKey?.name,
             requestHeaders: request.head.headers, responseHeaders: sent))
         onFinish()
     }

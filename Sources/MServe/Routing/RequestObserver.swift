@@ -52,7 +52,7 @@ public final class RequestObserver {
                     line.append(UInt8(ascii: " "))
                     LogText.appendEscaped(name, to: &line)
                     line.append(contentsOf: ": ".utf8)
-                    LogText.appendEscaped(value, to: &line)
+                    LogText.appendEscaped(LogText.isSecret(header: name) ? "[redacted]" : value, to: &line)
                     line.append(UInt8(ascii: ";"))
                 }
             }
@@ -73,6 +73,8 @@ public final class RequestObserver {
         var recordID: String
         var started: Double
         var model: Int?
+        /// The API key's name.
+        var user: String? = nil
         var requestHeaders: [(name: String, value: String)] = []
         var responseHeaders: [(String, String)] = []
     }
@@ -92,7 +94,7 @@ public final class RequestObserver {
         }
         accessLog?.log(AccessLog.Entry(
             remoteHost: a.remoteHost, method: a.method, target: a.target, httpVersion: a.httpVersion, status: a.status,
-            bytes: a.bytes, referer: a.referer, userAgent: a.userAgent, durationSeconds: seconds, pid: pid, recordID: a.recordID,
+            bytes: a.bytes, referer: a.referer, userAgent: a.userAgent, durationSeconds: seconds, pid: pid, recordID: a.recordID, user: a.user,
             requestHeaders: accessLogFormat == nil ? [] : a.requestHeaders,
             responseHeaders: accessLogFormat == nil ? [] : a.responseHeaders), format: accessLogFormat)
     }

@@ -13,6 +13,15 @@ public final class Route {
     private let literalPrefix: [UInt8]
     /// Why the pattern is not a regular expression; `MServeMain` refuses to start with such a route.
     public let patternError: String?
+    /// Answered without an API key when keys are on (health, readiness, open metrics).  Every
+    /// other route, a user's own included, needs one.
+    public private(set) var isOpen = false
+
+    /// This route, answered without a key.
+    public func open() -> Route {
+        isOpen = true
+        return self
+    }
 
     /// `Route("/demo/(\\w+)", DemoHandler.self)`
     public convenience init(_ pattern: String, _ handler: RequestHandler.Type) {

@@ -22,6 +22,7 @@ public enum MServeMain {
                            models registry: ModelRegistry = .builtin, routes: [Route] = []) -> Int32 {
         if arguments.first == "ctl" { return ControlClient.run(Array(arguments.dropFirst())) }
         if arguments.first == "bench" { return BenchCommand.run(Array(arguments.dropFirst())) }
+        if arguments.first == "keys" { return KeysCommand.run(Array(arguments.dropFirst())) }
         let settings: Settings
         do {
             switch try CommandLineParser.parse(arguments) {
@@ -32,9 +33,8 @@ public enum MServeMain {
                 print("mserve \(MServeVersion.string)")
                 return ExitCode.ok
             case .serve(let s):
-                settings = s
+                settings = try check(s, registry)
             }
-            try check(settings, registry)
             if let bad = routes.lazy.compactMap(\.patternError).first { throw ConfigError(bad) }
         } catch {
             printError("mserve: error: \(error)")
@@ -74,8 +74,7 @@ public enum MServeMain {
         // HUP re-reads the same command line and config file, with the same checks.
         let reread: () throws -> Settings = {
             guard case .serve(let s) = try CommandLineParser.parse(arguments) else { throw ConfigError("no settings") }
-            try check(s, registry)
-            return s
+            return try check(s, registry)
         }
         let code: Int32
         do {
@@ -89,8 +88,11 @@ public enum MServeMain {
     }
 }
 
-/// What must hold before a master starts (or accepts a reload): known models, valid addresses.
-private func check(_ settings: Settings, _ registry: ModelRegistry) throws(ConfigError) {
+/// What must hold before a master starts (or accepts a reload): known models, valid addresses, a
+/// readable keys file (read here, so that a bad one leaves the running keys in force).
+private func check(_ given: Settings, _ registry: ModelRegistry) throws(ConfigError) -> Settings {
+    var settings = given
+    if let path = settings.keysFile { settings.apiKeys = try KeysFile.load(path) }
     try registry.check(settings.models)
     for name in settings.modelSettings.keys where registry.entry(named: name) == nil {
         throw ConfigError("config: [model.\(name)] names an unknown model; known models: \(registry.names.joined(separator: ", "))")
@@ -105,6 +107,7 @@ private func check(_ settings: Settings, _ registry: ModelRegistry) throws(Confi
         where path != "off" && !path.hasPrefix("/") {
         throw ConfigError("\(key): must start with / or be off, got '\(path)'")
     }
+    return settings
 }
 
 extension Settings {

@@ -50,6 +50,13 @@ public enum ConfigFile {
                     throw ConfigError("\(path): model.\(name).device: expected a non-empty string")
                 }
                 m.device = d
+            } else if key == "permission" {
+                guard let text = value.string else {
+                    throw ConfigError("\(path): model.\(name).permission: expected a string such as \"groups: all; users: alice; owner: carol\"")
+                }
+                do { m.permission = try ModelPermission(parsing: text) } catch {
+                    throw ConfigError("\(path): model.\(name).\(error.message)")
+                }
             } else if SettingTable.perModelKeys.contains(key), let setting = SettingTable.setting(forKey: key) {
                 try setting.set(&m, json(value), source: "\(path): model.\(name).\(key)")
             } else {

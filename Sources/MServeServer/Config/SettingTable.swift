@@ -251,6 +251,13 @@ public enum SettingTable {
                 "Readiness: 503 until every worker has loaded its models, and while stopping.  'off' disables it."),
         .string("metrics_path", ["--metrics-path"], \.metricsPath, metavar: "PATH",
                 "Prometheus metrics of all workers, whichever answers.  'off' disables it."),
+        .optionalString("keys_file", ["--keys-file"], \.keysFile, metavar: "FILE",
+                        "API keys (mserve keys add writes it): every route but health, readiness and open metrics then needs a key; HUP re-reads it."),
+        .make("metrics_access", ["--metrics-access"], \.metricsAccess, metavar: "open|keyed", show: { $0 },
+              "With keys on: whether /metrics answers without a key (open) or needs one (keyed).") { v, _, _ throws(ConfigError) in
+            guard case .string(let t) = v, t == "open" || t == "keyed" else { throw ConfigError("expected open or keyed, got \(v.text)") }
+            return t
+        },
         .int("max_requests", ["--max-requests"], \.maxRequests, min: 0,
              "Recycle a worker after this many requests (0: never); its replacement starts first."),
         .int("max_requests_jitter", ["--max-requests-jitter"], \.maxRequestsJitter, min: 0,

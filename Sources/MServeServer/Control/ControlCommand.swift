@@ -27,7 +27,7 @@ public enum ControlCommand: Equatable, Sendable {
         ("shutdown [graceful|quick]", "stop: finish in-flight requests (graceful, as TERM) or not (quick, as INT)"),
         ("drain", "readiness (/readyz) answers 503 draining, so balancers stop sending; requests are still served"),
         ("undrain", "readiness answers as before drain"),
-        ("keys reload", "re-read the API keys file"),
+        ("keys reload", "re-read the keys file; new workers take it while the old ones finish (a reload)"),
         ("help", "this list"),
     ]
 

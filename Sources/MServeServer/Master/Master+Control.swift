@@ -67,7 +67,11 @@ extension Master {
             }
             return (.success(["draining": .bool(draining)]), nil)
         case .keysReload:
-            return (.failure(.failed("this server has no API keys configured")), nil)
+            // The keys are the workers' (inherited from the master's settings): a reload puts
+            // the re-read file in force, and a bad one leaves the old keys as they are.
+            guard settings.keysFile != nil else { return (.failure(.failed("this server has no keys file (--keys-file)")), nil) }
+            if let refused = reload() { return (.failure(.failed(refused)), nil) }
+            return (.success(["status": "reloading", "keys": .int(Int64(settings.apiKeys.count))]), nil)
         }
     }
 
