@@ -1,0 +1,188 @@
+import Testing
+@testable import MServe
+import MServePOSIX
+import MServeTesting
+
+/// API keys, permissions and the 401/403 answers, in-process.
+struct AccessTests {
+    static let aliceKey = "msk-alice-0000000000000000000000000000"
+    static let bobKey = "msk-bob-11111111111111111111111111111111"
+
+    @Test func cryptoIsOpenSSLs() {
+        // FIPS 180-2 and RFC 4231 test vectors.
+        #expect(Crypto.hex(Crypto.sha256(Array("abc".utf8))) == "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad")
+        let mac = Crypto.hmacSHA256(key: Array("Jefe".utf8), message: Array("what do ya want for nothing?".utf8))
+        #expect(Crypto.hex(mac) == "5bdcc146bf60754e6a042426089575c75a003f089d2739839dec58b964ec3843")
+        #expect(Crypto.constantTimeEqual([1, 2, 3], [1, 2, 3]) && !Crypto.constantTimeEqual([1, 2, 3], [1, 2, 4]))
+        #expect(!Crypto.constantTimeEqual([1, 2], [1, 2, 3]))
+        #expect(Crypto.bytes(hex: "00ff10Ab") == [0, 255, 16, 171] && Crypto.bytes(hex: "0g") == nil && Crypto.bytes(hex: "abc") == nil)
+    }
+
+    @Test func generatedKeysAreLongAndDifferent() throws {
+        let a = try APIKey.generate()
+        let b = try APIKey.generate()
+        #expect(a.hasPrefix("msk-") && a.count == 68 && a != b)
+        #expect(APIKey.redacted(a) == "..." + a.suffix(4) && APIKey.redacted("short") == "****")
+    }
+
+    static func line(_ name: String, _ key: String, _ fields: String = "") -> String {
+        "\(name) sha256:\(Crypto.hex(Crypto.sha256(Array(key.utf8)))) \(fields)"
+    }
+
+    @Test func theKeysFileRoundTripsAndSaysWhereItIsWrong() throws {
+        let text = "# keys\n\n" + Self.line("alice", Self.aliceKey, "groups=research,ops rps=2.5 in_flight=3  # comment") + "\n"
+            + Self.line("bob", Self.bobKey, "models=demo")
+        let keys = try KeysFile.parse(text, path: "k")
+        #expect(keys.map(\.name) == ["alice", "bob"])
+        #expect(keys[0].groups == ["research", "ops"] && keys[0].rateLimit == 2.5 && keys[0].maxInFlight == 3 && keys[0].models == nil)
+        #expect(keys[1].models == ["demo"])
+        #expect(try KeysFile.parse(keys.map(KeysFile.line).joined(separator: "\n"), path: "k") == keys)
+        let hash = "sha256:" + String(repeating: "ab", count: 32)
+        let bad: [(String, String)] = [
+            ("alice", "k:1: expected NAME sha256:HEX [groups=..] [models=..] [rps=N] [in_flight=N]"),
+            ("alice md5:00", "k:1: field hash: expected sha256: and 64 hex digits (mserve keys add writes it)"),
+            ("\nal/ce \(hash)", "k:2: key name 'al/ce': only letters, digits, '-', '_' and '.'"),
+            ("a \(hash)\na \(hash)", "k:2: key name 'a' is already used"),
+            ("a \(hash) rps=0", "k:1: field rps: expected a positive number, got '0'"),
+            ("a \(hash) in_flight=x", "k:1: field in_flight: expected a positive whole number, got 'x'"),
+            ("a \(hash) colour=red", "k:1: unknown field 'colour' (groups, models, rps, in_flight)"),
+            ("a \(hash) groups", "k:1: field 'groups': expected NAME=VALUE"),
+        ]
+        for (text, message) in bad {
+            #expect(throws: ConfigError(message), "\(text)") { try KeysFile.parse(text, path: "k") }
+        }
+    }
+
+    @Test func permissionsInHepAIsShape() throws {
+        let p = try ModelPermission(parsing: "groups: research; users: alice, bob; owner: carol")
+        #expect(p == ModelPermission(groups: ["research"], users: ["alice", "bob"], owner: "carol"))
+        func key(_ name: String, _ groups: [String] = []) -> APIKey { APIKey(name: name, hash: [], groups: groups) }
+        #expect(p.allows(key("alice")) && p.allows(key("carol")) && p.allows(key("dan", ["ops", "research"])))
+        #expect(!p.allows(key("dan", ["ops"])))
+        #expect(try ModelPermission(parsing: "groups: all").allows(key("anyone")))
+        #expect(throws: ConfigError("permission 'team: x': unknown field 'team' (groups, users, owner)")) { try ModelPermission(parsing: "team: x") }
+        #expect(throws: ConfigError("permission 'owner: a, b': owner takes one name")) { try ModelPermission(parsing: "owner: a, b") }
+    }
+
+    @Test func theKeyComesFromBearerOrXAPIKey() {
+        let keys = [APIKey(name: "alice", hash: Crypto.sha256(Array(Self.aliceKey.utf8)))]
+        let access = AccessControl(keys: keys, permissions: [:])
+        #expect(access.authenticate(authorization: "Bearer \(Self.aliceKey)", apiKey: nil) == .key(keys[0]))
+        #expect(access.authenticate(authorization: "bearer  \(Self.aliceKey) ", apiKey: nil) == .key(keys[0]))
+        #expect(access.authenticate(authorization: nil, apiKey: Self.aliceKey) == .key(keys[0]))
+        #expect(access.authenticate(authorization: "Basic dXNlcjpwYXNz", apiKey: nil) == .missing)
+        #expect(access.authenticate(authorization: nil, apiKey: nil) == .missing)
+        #expect(access.authenticate(authorization: "Bearer msk-wrong-key-9876", apiKey: nil) == .invalid(redacted: "...9876"))
+    }
+
+    static func server() throws -> TestServer {
+        var settings = Settings()
+        settings.keysFile = "test"
+        settings.apiKeys = try KeysFile.parse(Self.line("alice", aliceKey, "groups=research") + "\n" + Self.line("bob", bobKey, "models=demo"), path: "k")
+        settings.modelSettings["echo"] = ModelSettings()
+        settings.modelSettings["echo"]?.permission = try ModelPermission(parsing: "groups: research")
+        return try TestServer(serving: ["demo", "echo"], settings: settings)
+    }
+
+    @Test func everyRouteButTheProbesNeedsAKey() throws {
+        let t = try Self.server()
+        for path in ["/healthz", "/readyz", "/metrics"] { #expect(try t.request("GET", path).status != 401, "\(path)") }
+        for (method, path) in [("GET", "/"), ("GET", "/v1/models"), ("GET", "/v1/models/demo"), ("GET", "/demo"), ("POST", "/demo"),
+                               ("POST", "/echo"), ("GET", "/no/such/route"), ("DELETE", "/demo")] {
+            let r = try t.request(method, path, body: method == "POST" ? "{}" : nil)
+            #expect(r.status == 401, "\(method) \(path)")
+            #expect(r.headers["www-authenticate"] == #"Bearer realm="mserve""#)
+            #expect(r.json?["recordid"] != nil)
+        }
+    }
+
+    @Test func aKeyReachesOnlyItsModels() throws {
+        let t = try Self.server()
+        let alice = [("Authorization", "Bearer \(Self.aliceKey)")]
+        let bob = [("X-API-Key", Self.bobKey)]
+        #expect(try t.post("/demo", json: #"{"cal_number": 1}"#, headers: alice).status == 200)
+        #expect(try t.post("/echo", json: #"{"a": 1}"#, headers: alice).status == 200)
+        #expect(try t.post("/demo", json: #"{"cal_number": 1}"#, headers: bob).status == 200)
+        let forbidden = try t.post("/echo", json: #"{"a": 1}"#, headers: bob)
+        #expect(forbidden.status == 403 && forbidden.json?["error"]?["message"] == "key bob may not use model echo")
+        #expect(try t.request("GET", "/echo", headers: bob).status == 403)
+        guard case .array(let listed)? = try t.request("GET", "/v1/models", headers: bob).json?["data"] else {
+            Issue.record("no list")
+            return
+        }
+        #expect(listed.map { $0["id"] } == [.string("demo")])
+        #expect(try t.request("GET", "/v1/models/echo", headers: bob).status == 404)
+        guard case .array(let all)? = try t.request("GET", "/", headers: alice).json?["models"] else {
+            Issue.record("no models")
+            return
+        }
+        #expect(all.count == 2)
+    }
+
+    final class Vectors: EmbeddingModel {
+        static var runsOnEventLoop: Bool { true }
+        var dimensions: Int { 2 }
+        init(context: ModelContext) throws {}
+        func infer(_ request: InferenceRequest) throws -> JSON { ["embeddings": [[1, 0]]] }
+    }
+
+    /// Every route the server has, with every method, answers 401 without a key unless it is one
+    /// of the open probes: a route added later cannot be left open by accident.
+    @Test func noRouteAnswersWithoutAKey() throws {
+        var registry = ModelRegistry.builtin
+        registry.register(Vectors.self, as: "vectors")
+        var settings = Settings()
+        settings.keysFile = "test"
+        let t = try TestServer(serving: registry.names, registry: registry, settings: settings)
+        let router = Router.standard(models: [], settings: settings)
+        let paths = router.routes.map(\.pattern) + registry.names.map { "/" + $0 } + ["/v1/embeddings"]
+        #expect(paths.contains("/v1/models/([^/]+)"))
+        for pattern in paths {
+            // A regex route is asked for with its groups filled in.
+            let path = pattern.replacingGroups(with: "demo")
+            let open = router.routes.first { $0.pattern == pattern }?.isOpen ?? false
+            for method in ["GET", "POST", "PUT", "DELETE", "PATCH", "OPTIONS"] {
+                let r = try t.request(method, path, body: method == "GET" || method == "OPTIONS" ? nil : "{}",
+                                      headers: [("Content-Type", "application/json")])
+                if open {
+                    #expect(r.status != 401, "\(method) \(path)")
+                } else {
+                    #expect(r.status == 401, "\(method) \(path) answered \(r.status) without a key")
+                }
+            }
+        }
+        #expect(router.routes.filter(\.isOpen).map(\.pattern) == ["/healthz", "/readyz", "/metrics"])
+    }
+
+    @Test func openAIRoutesAnswerInOpenAIsShape() throws {
+        let t = try Self.server()
+        let r = try t.request("GET", "/v1/models/demo", headers: [("Authorization", "Bearer msk-not-a-key-abcd")])
+        #expect(r.status == 401)
+        #expect(r.json?["error"]?["code"] == "invalid_api_key" && r.json?["error"]?["type"] == "authentication_error")
+        #expect(r.json?["error"]?["message"] == "Incorrect API key provided: ...abcd")
+        #expect(!r.text.contains("msk-not-a-key"))
+    }
+
+    @Test func metricsCanNeedAKey() throws {
+        var settings = Settings()
+        settings.keysFile = "test"
+        settings.metricsAccess = "keyed"
+        let t = try TestServer(serving: ["demo"], settings: settings)
+        #expect(try t.request("GET", "/metrics").status == 401)
+        #expect(try t.request("GET", "/healthz").status == 200)
+    }
+}
+
+extension String {
+    /// `/v1/models/([^/]+)` with each parenthesised group replaced by `value`.
+    func replacingGroups(with value: String) -> String {
+        var out = ""
+        var depth = 0
+        for c in self {
+            if c == "(" { if depth == 0 { out += value }; depth += 1 }
+            else if c == ")" { depth -= 1 }
+            else if depth == 0 { out.append(c) }
+        }
+        return out
+    }
+}
