@@ -75,10 +75,6 @@ final class OpenAIModelHandler: RequestHandler {
         }
         write(OpenAIModelsHandler.object(m, created: context.createdAt))
     }
-
-    override func errorBody(_ error: HTTPError) -> JSON {
-        OpenAIEmbeddingsHandler.errorBody(error, recordID: recordIDValue == .null ? .string(recordID) : recordIDValue)
-    }
 }
 
 /// `GET /v1/models`: the served models in OpenAI's list format, for OpenAI clients.

@@ -49,7 +49,7 @@ package final class Dispatcher: HTTPServerDelegate {
                 guard case .key(let key) = outcome else { throw access.refusal(outcome) }
                 handler.apiKey = key
             }
-            guard let (_, args) = match else { throw HTTPError(404, "no route for \(request.path)") }
+            guard let (_, args) = match else { throw HTTPError(404, "no route for \(request.path)", code: "unknown_url") }
             try handler.prepare()
             if !handler.finished { try handler.call(args) }
             if !handler.finished && !handler.isAsynchronous { handler.finish() }

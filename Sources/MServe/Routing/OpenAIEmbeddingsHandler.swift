@@ -36,16 +36,6 @@ final class OpenAIEmbeddingsHandler: RequestHandler {
         beginAsynchronous()
     }
 
-    override func errorBody(_ error: HTTPError) -> JSON { OpenAIEmbeddingsHandler.errorBody(error, recordID: recordIDValue == .null ? .string(recordID) : recordIDValue) }
-
-    /// OpenAI's error shape, with the recordid beside it.
-    static func errorBody(_ error: HTTPError, recordID: JSON) -> JSON {
-        let type = error.status == 401 ? "authentication_error" : error.status == 403 ? "permission_error"
-            : error.status < 500 ? "invalid_request_error" : "server_error"
-        let code: JSON = error.code.map(JSON.string) ?? (error.status == 404 ? "model_not_found" : error.status == 503 ? "overloaded" : .null)
-        return ["recordid": recordID, "error": ["message": .string(error.message), "type": .string(type), "param": .null, "code": code]]
-    }
-
     /// The chosen model's run, presented as OpenAI's list of embeddings.
     final class Call: ModelHandler {
         let base64: Bool
@@ -67,9 +57,6 @@ final class OpenAIEmbeddingsHandler: RequestHandler {
                     "usage": ["prompt_tokens": tokens, "total_tokens": tokens]]
         }
 
-        override func errorBody(_ error: HTTPError) -> JSON {
-            OpenAIEmbeddingsHandler.errorBody(error, recordID: recordIDValue == .null ? .string(recordID) : recordIDValue)
-        }
     }
 }
 

@@ -264,14 +264,24 @@ open class RequestHandler {
         finish()
     }
 
-    /// The JSON body of an error response: `{"recordid", "error": {"code", "message"}}`; an API
-    /// with its own error shape (OpenAI's) overrides it.
+    /// The JSON body of an error response: `{"recordid", "error": {"code", "message"}}`, or under
+    /// `/v1/` OpenAI's shape (what its clients parse), whichever handler answers (a 401 or an
+    /// unknown path included).  A handler of another API overrides it.
     open func errorBody(_ error: HTTPError) -> JSON {
-        ErrorBody.json(error, recordID: recordIDValue == .null ? .string(recordID) : recordIDValue)
+        let rid = recordIDValue == .null ? JSON.string(recordID) : recordIDValue
+        return request.path.hasPrefix("/v1/") ? ErrorBody.openAI(error, recordID: rid) : ErrorBody.json(error, recordID: rid)
     }
 }
 
 enum ErrorBody {
+    /// OpenAI's error shape, with the recordid beside it.
+    static func openAI(_ error: HTTPError, recordID: JSON) -> JSON {
+        let type = error.status == 401 ? "authentication_error" : error.status == 403 ? "permission_error"
+            : error.status < 500 ? "invalid_request_error" : "server_error"
+        let code: JSON = error.code.map(JSON.string) ?? (error.status == 404 ? "model_not_found" : error.status == 503 ? "overloaded" : .null)
+        return ["recordid": recordID, "error": ["message": .string(error.message), "type": .string(type), "param": .null, "code": code]]
+    }
+
     static func json(_ error: HTTPError, recordID: JSON) -> JSON {
         ["recordid": recordID, "error": ["code": .int(Int64(error.status)), "message": .string(error.message)]]
     }

@@ -1,0 +1,124 @@
+"""API keys against the real server: the keys file written by `mserve keys add`, 401/403 over
+HTTP, the official openai client with api_key, rotation by HUP while a client keeps sending, and
+no key in any log."""
+import json
+import os
+import signal
+import subprocess
+import threading
+
+import requests
+
+from conftest import MSERVE, wait_for
+
+
+def add_key(path, name, *fields):
+    p = subprocess.run([MSERVE, "keys", "add", name, "--file", str(path), *fields], capture_output=True, text=True, timeout=30)
+    assert p.returncode == 0, p.stderr
+    key = p.stdout.strip()
+    assert key.startswith("msk-") and key not in path.read_text()
+    return key
+
+
+def keyed_server(start, tmp_path, *extra, workers=2):
+    keys = tmp_path / "keys"
+    alice = add_key(keys, "alice", "--groups", "research")
+    bob = add_key(keys, "bob", "--models", "demo")
+    assert oct(os.stat(keys).st_mode & 0o777) == "0o600"
+    conf = tmp_path / "c.toml"
+    conf.write_text(f'keys_file = "{keys}"\n[model.echo]\npermission = "groups: research; owner: carol"\n')
+    s = start("-c", str(conf), "--log-level", "debug", *extra, "demo", "echo", workers=workers)
+    return s, keys, alice, bob
+
+
+def test_keys_over_http(start, tmp_path):
+    s, keys, alice, bob = keyed_server(start, tmp_path)
+    listed = subprocess.run([MSERVE, "keys", "list", "--file", str(keys)], capture_output=True, text=True, timeout=30).stdout
+    assert "alice" in listed and "research" in listed and alice not in listed and "sha256" not in listed
+
+    assert s.get("/healthz").status_code == 200 and s.get("/readyz").status_code == 200
+    r = s.post("/demo", {"cal_number": 1})
+    assert r.status_code == 401 and r.headers["WWW-Authenticate"] == 'Bearer realm="mserve"' and r.json()["recordid"]
+    r = s.post("/demo", {"cal_number": 1}, headers={"Authorization": "Bearer msk-0123456789wxyz", "Content-Type": "application/json"})
+    assert r.status_code == 401 and r.json()["error"]["message"] == "Incorrect API key provided: ...wxyz"
+    assert s.post("/demo", {"cal_number": 1}, headers={"Authorization": f"Bearer {alice}", "Content-Type": "application/json"}).status_code == 200
+    assert s.post("/echo", {"a": 1}, headers={"X-API-Key": alice, "Content-Type": "application/json"}).status_code == 200
+    r = s.post("/echo", {"a": 1}, headers={"X-API-Key": bob, "Content-Type": "application/json"})
+    assert r.status_code == 403 and r.json()["error"]["message"] == "key bob may not use model echo"
+    r = s.get("/v1/models", headers={"Authorization": "Bearer wrong-key-1234"})
+    assert r.status_code == 401 and r.json()["error"]["code"] == "invalid_api_key"
+    assert [m["id"] for m in s.get("/v1/models", headers={"X-API-Key": bob}).json()["data"]] == ["demo"]
+    assert [m["name"] for m in s.get("/", headers={"X-API-Key": alice}).json()["models"]] == ["demo", "echo"]
+    assert s.get("/nothing/here").status_code == 401
+
+    # The access log names the key; no log line holds a key.
+    wait_for(lambda: " - alice [" in s.access() and " - bob [" in s.access(), what="key names in the access log")
+    for text in (s.log(), s.access()):
+        for secret in (alice, bob, "msk-0123456789wxyz"):
+            assert secret not in text
+    assert "Authorization: [redacted]" in s.log()
+
+
+def test_the_official_openai_client_with_api_key(start, tmp_path, openai_python):
+    s, _, alice, bob = keyed_server(start, tmp_path)
+    script = f"""
+import openai
+ok = openai.OpenAI(base_url={s.url + '/v1'!r}, api_key={alice!r})
+print(sorted(m.id for m in ok.models.list().data))
+try:
+    openai.OpenAI(base_url={s.url + '/v1'!r}, api_key="msk-wrong-wrong-wrong").models.list()
+except openai.AuthenticationError as e:
+    print("401", e.body["code"] if isinstance(e.body, dict) else e.body)
+"""
+    out = subprocess.run([openai_python, "-c", script], capture_output=True, text=True, timeout=60)
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.splitlines() == ["['demo', 'echo']", "401 invalid_api_key"]
+
+
+def test_rotation_by_hup_refuses_no_request_made_with_a_valid_key(start, tmp_path):
+    s, keys, alice, _ = keyed_server(start, tmp_path)
+    results = []
+    stop = threading.Event()
+    current = [alice]
+
+    def client():
+        session = requests.Session()
+        while not stop.is_set():
+            key = current[0]
+            r = session.post(s.url + "/demo", data='{"cal_number": 1}',
+                             headers={"Authorization": f"Bearer {key}", "Content-Type": "application/json"}, timeout=10)
+            results.append((key, r.status_code))
+
+    t = threading.Thread(target=client)
+    t.start()
+    try:
+        wait_for(lambda: len(results) > 50, what="requests before the rotation")
+        # A new key for alice's successor, in force after HUP; alice stays valid meanwhile.
+        carol = add_key(keys, "carol", "--groups", "research")
+        s.signal(signal.SIGHUP)
+        s.wait_log("Reload complete")
+        current[0] = carol
+        wait_for(lambda: sum(1 for k, _ in results if k == carol) > 50, what="requests with the new key")
+        # Revoke alice: remove her line, reload; her key is refused from then on.
+        keys.write_text("".join(l for l in keys.read_text().splitlines(True) if not l.startswith("alice ")))
+        s.signal(signal.SIGHUP)
+        s.wait_log("Reload complete", count=2)
+    finally:
+        stop.set()
+        t.join(timeout=20)
+    assert all(status == 200 for _, status in results), [r for r in results if r[1] != 200][:5]
+    r = s.post("/demo", {"cal_number": 1}, headers={"Authorization": f"Bearer {alice}", "Content-Type": "application/json"})
+    assert r.status_code == 401
+
+
+def test_a_bad_keys_file_stops_a_start_and_leaves_the_running_keys_on_hup(start, tmp_path):
+    bad = tmp_path / "bad"
+    bad.write_text("# ok\nalice sha256:1234\n")
+    p = subprocess.run([MSERVE, "--keys-file", str(bad), "demo"], capture_output=True, text=True, timeout=30)
+    assert p.returncode == 2 and f"{bad}:2: field hash" in p.stderr
+    s, keys, alice, _ = keyed_server(start, tmp_path, workers=1)
+    keys.write_text(keys.read_text() + "carol sha256:zz groups=x\n")
+    s.signal(signal.SIGHUP)
+    s.wait_log("Reload refused")
+    assert f"{keys}:3: field hash" in s.log()
+    assert s.post("/demo", {"cal_number": 1}, headers={"X-API-Key": alice, "Content-Type": "application/json"}).status_code == 200
