@@ -58,11 +58,11 @@ def rss_kib(pid):
         return int(re.search(r"VmRSS:\s+(\d+)", f.read()).group(1))
 
 
-def wait_http(url, method="GET", body=None, timeout=20):
+def wait_http(url, method="GET", body=None, timeout=20, headers=()):
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         try:
-            req = urllib.request.Request(url, data=body, method=method, headers={"Content-Type": "application/json"})
+            req = urllib.request.Request(url, data=body, method=method, headers={"Content-Type": "application/json", **dict(headers)})
             with urllib.request.urlopen(req, timeout=1) as r:
                 if r.status == 200:
                     return
@@ -99,8 +99,10 @@ def run_wrk(url, args, lua, pids):
     }
 
 
-def write_lua(path, method, body, close):
+def write_lua(path, method, body, close, extra_headers=()):
     headers = 'wrk.headers["Content-Type"] = "application/json"\n'
+    for name, value in extra_headers:
+        headers += f'wrk.headers["{name}"] = "{value}"\n'
     if close:
         headers += 'wrk.headers["Connection"] = "close"\n'
     with open(path, "w") as f:
@@ -151,6 +153,8 @@ def main():
                     help="rounds per server and mode, interleaved; the median round is reported")
     ap.add_argument("--mserve", default=os.path.join(ROOT, ".build", "release", "mserve"))
     ap.add_argument("--baseline", help="another mserve binary to measure in the same rounds")
+    ap.add_argument("--keys", action="store_true",
+                    help="also mserve with a keys file of 100 keys, each request with Authorization: Bearer KEY")
     args = ap.parse_args()
     require_tools()
 
@@ -160,22 +164,31 @@ def main():
         nginx, nport = start_nginx(tmp)
         procs.append(nginx)
 
-        def start_mserve(binary, name):
+        def start_mserve(binary, name, extra=()):
             port = free_port()
             # A queue deep enough for every connection: the thread path is measured without 503s.
-            p = subprocess.Popen([binary, "-w", "2", "-b", f"127.0.0.1:{port}", "demo", "sleep",
+            p = subprocess.Popen([binary, "-w", "2", "-b", f"127.0.0.1:{port}", *extra, "demo", "sleep",
                                   "--queue-size", str(args.connections),
                                   "--access-logfile", f"{tmp}/{name}-access.log", "--error-logfile", f"{tmp}/{name}-error.log"])
             procs.append(p)
-            wait_http(f"http://127.0.0.1:{port}/demo", "POST", b'{"cal_number": 1}')
+            wait_http(f"http://127.0.0.1:{port}/demo", "POST", b'{"cal_number": 1}', headers=headers.get(name, ()))
             return p, port
 
         demo = '{"recordid": "bench", "cal_number": 1}'
         servers = {"nginx": (f"http://127.0.0.1:{nport}/demo", [nginx.pid] + children(nginx.pid), demo)}
-        contenders = [("mserve", args.mserve)] + ([("baseline", args.baseline)] if args.baseline else [])
+        contenders = [("mserve", args.mserve, ())] + ([("baseline", args.baseline, ())] if args.baseline else [])
+        headers = {}
+        if args.keys:
+            # 100 keys, as a server with many clients has; requests use the last one added.
+            keys_file = f"{tmp}/keys"
+            for i in range(100):
+                key = subprocess.run([args.mserve, "keys", "add", f"client{i}", "--file", keys_file],
+                                     capture_output=True, text=True, check=True).stdout.strip()
+            contenders.append(("keys", args.mserve, ("--keys-file", keys_file)))
+            headers = {"keys": [("Authorization", f"Bearer {key}")], "keys-thread": [("Authorization", f"Bearer {key}")]}
         started = {}
-        for name, binary in contenders:
-            proc, port = start_mserve(binary, name)
+        for name, binary, extra in contenders:
+            proc, port = start_mserve(binary, name, extra)
             started[name] = proc
             time.sleep(0.5)
             pids = [proc.pid] + children(proc.pid)
@@ -189,7 +202,7 @@ def main():
             for _ in range(args.rounds):
                 for name, (url, pids, body) in servers.items():
                     lua = f"{tmp}/{name}-{mode}.lua"
-                    write_lua(lua, "POST", body, close)
+                    write_lua(lua, "POST", body, close, headers.get(name, ()))
                     wrk_args = ["-t", str(args.threads), "-c", str(args.connections), "-d", f"{args.duration}s"]
                     rounds[name].append(run_wrk(url, wrk_args, lua, pids))
             for name, rs in rounds.items():
@@ -207,6 +220,10 @@ def main():
                 m, n = results[(name, mode)], results[("nginx", mode)]
                 print(f"ratio {mode:11} {name}/nginx: requests/s {m['rps'] / n['rps']:.2f}, "
                       f"CPU per request {m['cpu_us'] / n['cpu_us']:.2f}")
+                if args.keys:
+                    k = results[(name.replace("mserve", "keys"), mode)]
+                    print(f"ratio {mode:11} {name.replace('mserve', 'keys')}/{name}: requests/s {k['rps'] / m['rps']:.2f}, "
+                          f"CPU per request {k['cpu_us'] / m['cpu_us']:.2f}")
                 if args.baseline:
                     b = results[(name.replace("mserve", "baseline"), mode)]
                     print(f"ratio {mode:11} {name}/baseline: requests/s {m['rps'] / b['rps']:.2f}, "
