@@ -1,3 +1,4 @@
+import CSystemShim
 #if canImport(Glibc)
 import Glibc
 #endif
@@ -15,4 +16,15 @@ public final class SharedMemory: @unchecked Sendable {
     }
 
     deinit { munmap(base, size) }
+}
+
+/// Atomic operations on a 64-bit word of shared memory, for counters that several processes
+/// change (per-key limits).
+public enum SharedAtomic {
+    public static func load(_ p: UnsafeMutablePointer<UInt64>) -> UInt64 { mserve_atomic_load(p) }
+    @discardableResult
+    public static func add(_ p: UnsafeMutablePointer<UInt64>, _ delta: Int64) -> UInt64 { mserve_atomic_add(p, delta) }
+    public static func compareExchange(_ p: UnsafeMutablePointer<UInt64>, expected: UInt64, desired: UInt64) -> Bool {
+        mserve_atomic_cas(p, expected, desired) != 0
+    }
 }

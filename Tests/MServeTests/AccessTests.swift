@@ -186,3 +186,49 @@ extension String {
         return out
     }
 }
+
+/// Per-key limits: the rate decision (pure) and the shared counters.
+struct KeyLimitTests {
+    @Test func aKeyMaySendOneSecondsWorthAtOnceThenAtItsPace() {
+        var tat: UInt64 = 0
+        var allowed = 0
+        let now: UInt64 = 10_000_000
+        for _ in 0..<10 {
+            if case .allowed(let next) = RateLimit.decide(tat: tat, now: now, rps: 4) { tat = next; allowed += 1 }
+        }
+        #expect(allowed == 4)
+        #expect(RateLimit.decide(tat: tat, now: now, rps: 4) == .refused(retryAfter: 1))
+        // A quarter of a second later, one more.
+        #expect(RateLimit.decide(tat: tat, now: now + 250_000, rps: 4) == .allowed(nextTAT: tat + 250_000))
+        // Under one a second: one at once, then one every 1/rps seconds, said in whole seconds.
+        guard case .allowed(let t) = RateLimit.decide(tat: 0, now: now, rps: 0.2) else { Issue.record("first"); return }
+        #expect(RateLimit.decide(tat: t, now: now, rps: 0.2) == .refused(retryAfter: 5))
+        #expect(RateLimit.decide(tat: t, now: now + 5_000_000, rps: 0.2) != .refused(retryAfter: 1))
+    }
+
+    @Test func inFlightIsCountedOverWorkersAndADeadWorkersShareIsReturned() throws {
+        let board = try Scoreboard()
+        let keys = board.keys.assignSlots([APIKey(name: "a", hash: [], maxInFlight: 3), APIKey(name: "b", hash: [], rateLimit: 2)])
+        #expect(keys.map(\.slot) == [0, 1])
+        #expect(board.keys.assignSlots([APIKey(name: "b", hash: []), APIKey(name: "c", hash: [])]).map(\.slot) == [1, 2])
+        let a = keys[0]
+        #expect(board.keys.admit(a, record: 0) == .admitted)
+        #expect(board.keys.admit(a, record: 1) == .admitted)
+        #expect(board.keys.admit(a, record: 1) == .admitted)
+        #expect(board.keys.admit(a, record: 0) == .overInFlight)
+        board.keys.release(a, record: 0)
+        #expect(board.keys.inFlight(0) == 2)
+        // Worker 1 dies with two in flight: they are no longer counted.
+        board.release(1)
+        #expect(board.keys.inFlight(0) == 0)
+        let b = keys[1]
+        #expect(board.keys.admit(b, record: 0, now: 100) == .admitted)
+        #expect(board.keys.admit(b, record: 0, now: 100) == .admitted)
+        #expect(board.keys.admit(b, record: 0, now: 100) == .overRate(retryAfter: 1))
+        let text = board.prometheusText()
+        #expect(text.contains("mserve_key_requests_total{key=\"a\"} 3\n"))
+        #expect(text.contains("mserve_key_refused_total{key=\"a\",limit=\"in_flight\"} 1\n"))
+        #expect(text.contains("mserve_key_refused_total{key=\"b\",limit=\"rps\"} 1\n"))
+        #expect(text.contains("mserve_key_in_flight{key=\"b\"} 2\n"))
+    }
+}

@@ -122,3 +122,38 @@ def test_a_bad_keys_file_stops_a_start_and_leaves_the_running_keys_on_hup(start,
     s.wait_log("Reload refused")
     assert f"{keys}:3: field hash" in s.log()
     assert s.post("/demo", {"cal_number": 1}, headers={"X-API-Key": alice, "Content-Type": "application/json"}).status_code == 200
+
+
+def test_limits_hold_across_two_workers(start, tmp_path):
+    from concurrent.futures import ThreadPoolExecutor
+    keys = tmp_path / "keys"
+    slow = add_key(keys, "slow", "--in-flight", "2")
+    paced = add_key(keys, "paced", "--rps", "5")
+    s = start("--keys-file", str(keys), "--limit-concurrency", "4", "sleep", "demo", workers=2)
+
+    def sleep_call(_):
+        return requests.post(s.url + "/sleep", data='{"ms": 400}', timeout=10,
+                             headers={"X-API-Key": slow, "Content-Type": "application/json"})
+    # Twelve at once on fresh connections, which the kernel spreads over both workers: two run,
+    # ten are refused, whichever worker they reached.
+    with ThreadPoolExecutor(12) as pool:
+        answers = list(pool.map(sleep_call, range(12)))
+    codes = sorted(r.status_code for r in answers)
+    assert codes == [200] * 2 + [429] * 10, codes
+    refused = next(r for r in answers if r.status_code == 429)
+    assert refused.headers["Retry-After"] == "1" and "requests in flight" in refused.json()["error"]["message"]
+    wait_for(lambda: s.access().count(" - slow [") >= 12, what="the access lines")
+    assert len({line.split("pid=")[1].split()[0] for line in s.access().splitlines() if " - slow [" in line}) == 2
+    # Once answered, the key may send again.
+    assert sleep_call(0).status_code == 200
+
+    # Five a second: a burst of 5 passes, the rest within the same second is refused.
+    with ThreadPoolExecutor(4) as pool:
+        paced_codes = list(pool.map(lambda _: requests.post(s.url + "/demo", data='{"cal_number": 1}', timeout=10,
+                                                            headers={"X-API-Key": paced, "Content-Type": "application/json"}).status_code,
+                                    range(12)))
+    assert paced_codes.count(200) in (5, 6) and paced_codes.count(429) == 12 - paced_codes.count(200), paced_codes
+    metrics = s.get("/metrics").text
+    assert 'mserve_key_refused_total{key="slow",limit="in_flight"} 10' in metrics
+    assert f'mserve_key_refused_total{{key="paced",limit="rps"}} {paced_codes.count(429)}' in metrics
+    assert 'mserve_key_in_flight{key="slow"} 0' in metrics

@@ -6,4 +6,13 @@
    which needs _GNU_SOURCE, and defining that in a header Swift imports conflicts with the Glibc
    module.  One accept4 saves the two fcntl calls per connection that accept would need. */
 int mserve_accept_nonblocking(int fd, struct sockaddr *addr, socklen_t *len);
+
+/* Atomic operations on 64-bit words in memory shared by processes (Swift's Atomic lives inside a
+   Swift value, not at an address in a mapping). */
+#include <stdint.h>
+static inline uint64_t mserve_atomic_load(uint64_t *p) { return __atomic_load_n(p, __ATOMIC_ACQUIRE); }
+static inline uint64_t mserve_atomic_add(uint64_t *p, int64_t d) { return __atomic_add_fetch(p, (uint64_t)d, __ATOMIC_ACQ_REL); }
+static inline int mserve_atomic_cas(uint64_t *p, uint64_t expected, uint64_t desired) {
+    return __atomic_compare_exchange_n(p, &expected, desired, 0, __ATOMIC_ACQ_REL, __ATOMIC_ACQUIRE);
+}
 #endif

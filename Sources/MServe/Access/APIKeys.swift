@@ -10,6 +10,8 @@ public struct APIKey: Sendable, Equatable {
     /// Requests per second and requests in flight, across all workers (nil: no limit).
     public var rateLimit: Double?
     public var maxInFlight: Int?
+    /// Its counters in the shared KeyLimiter, given by the master (nil: not counted).
+    public var slot: Int?
 
     public init(name: String, hash: [UInt8], groups: [String] = [], models: [String]? = nil, rateLimit: Double? = nil, maxInFlight: Int? = nil) {
         self.name = name

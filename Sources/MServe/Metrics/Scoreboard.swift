@@ -70,10 +70,13 @@ public final class Scoreboard: @unchecked Sendable {
 
     private let memory: SharedMemory
     private let base: UnsafeMutablePointer<UInt64>
+    /// API keys' limits and counts, in a mapping of their own.
+    public let keys: KeyLimiter
 
     public init() throws {
         memory = try SharedMemory(size: (Layout.headerWords + (Scoreboard.maxRecords + 1) * Layout.recordWords) * 8)
         base = memory.base.bindMemory(to: UInt64.self, capacity: memory.size / 8)
+        keys = try KeyLimiter()
     }
 
     private func record(_ r: Int) -> UnsafeMutablePointer<UInt64> {
@@ -134,6 +137,7 @@ public final class Scoreboard: @unchecked Sendable {
 
     /// A reaped worker's counts go into the retired record; its record is free again.
     package func release(_ r: Int) {
+        keys.releaseWorker(r)
         let rec = record(r)
         let retired = record(Scoreboard.maxRecords)
         for m in 0...Scoreboard.maxModels {
@@ -315,6 +319,7 @@ public final class Scoreboard: @unchecked Sendable {
         }
         // Read in a worker, the master is its parent.
         out += Scoreboard.processText(master: ProcessStats.parentPID, workers: workerPIDs)
+        out += keys.prometheusText()
         return out
     }
 }

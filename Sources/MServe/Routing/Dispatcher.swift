@@ -48,6 +48,7 @@ package final class Dispatcher: HTTPServerDelegate {
                 let outcome = access.authenticate(authorization: request.header("Authorization"), apiKey: request.header("X-API-Key"))
                 guard case .key(let key) = outcome else { throw access.refusal(outcome) }
                 handler.apiKey = key
+                try admit(key, handler)
             }
             guard let (_, args) = match else { throw HTTPError(404, "no route for \(request.path)", code: "unknown_url") }
             try handler.prepare()
@@ -62,6 +63,21 @@ package final class Dispatcher: HTTPServerDelegate {
         } catch {
             context.logger.error("\(type(of: handler)) failed: \(error)", recordID: rid)
             if !handler.finished { handler.finish(with: HTTPError(500, "\(error)")) }
+        }
+    }
+
+    /// The key's limits, over all workers: 429 beyond them, with when to retry.
+    private func admit(_ key: APIKey, _ handler: RequestHandler) throws {
+        guard let board = context.scoreboard else { return }
+        switch board.keys.admit(key, record: context.observer.scoreboardRecord) {
+        case .admitted:
+            handler.admitted = board.keys
+        case .overRate(let after):
+            throw HTTPError(429, "key \(key.name) is over its limit of \(RateLimit.text(key.rateLimit)) requests per second",
+                            headers: [("Retry-After", String(after))], code: "rate_limit_exceeded")
+        case .overInFlight:
+            throw HTTPError(429, "key \(key.name) has \(key.maxInFlight ?? 0) requests in flight, its limit",
+                            headers: [("Retry-After", "1")], code: "rate_limit_exceeded")
         }
     }
 

@@ -52,6 +52,8 @@ open class RequestHandler {
     var metricsModel: Int?
     /// The API key the request presented (nil when keys are off, or on an open route).
     public internal(set) var apiKey: APIKey?
+    /// Where the key's request in flight is counted until `finish`.
+    var admitted: KeyLimiter?
 
     /// The served models this request's key may use (all of them when keys are off).
     public var visibleModels: [ServedModel] {
@@ -237,6 +239,10 @@ open class RequestHandler {
         }
         finished = true
         request.onClientGone = nil   // it holds the handler that set it
+        if let limiter = admitted, let key = apiKey {
+            limiter.release(key, record: context.observer.scoreboardRecord)
+            admitted = nil
+        }
         let response = request.response
         let logged: [UInt8]
         let sent = headers + [("X-Request-Id", recordID)]

@@ -61,6 +61,7 @@ public final class Master {
         loop = try EventLoop()
         let board = try Scoreboard()
         for m in settings.models { board.register(model: m) }
+        self.settings.apiKeys = board.keys.assignSlots(settings.apiKeys)
         scoreboard = board
     }
 
@@ -327,6 +328,7 @@ public final class Master {
             logger.warning("Reload: models (with --preload) changed; that takes effect on a restart only")
             applied.models = settings.models
         }
+        if let board = scoreboard { applied.apiKeys = board.keys.assignSlots(applied.apiKeys) }
         settings = applied
         logger.level = applied.logLevel
         for m in applied.models { scoreboard?.register(model: m) }
