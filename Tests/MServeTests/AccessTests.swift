@@ -232,3 +232,72 @@ struct KeyLimitTests {
         #expect(text.contains("mserve_key_in_flight{key=\"b\"} 2\n"))
     }
 }
+
+/// Signed requests: mserve's HMAC form and go-infer's, and the shared nonce log.
+struct SignatureTests {
+    static let key = "msk-signer-000000000000000000000000000"
+    static let keys = [APIKey(name: "signer", hash: RequestSignature.signingSecret(ofKey: key))]
+
+    /// go-infer's doc/API.md example (its Chinese version: the English one kept the hash of this text).
+    @Test func goInfersDocumentedExample() throws {
+        let body: JSON = ["appId": "3EA25569454745D01219080B779F021F", "version": "1", "signType": "SHA256", "encType": "plain",
+                          "timestamp": 1658716494, "data": ["text": "测试测试", "image": ""], "signData": "ignored"]
+        let text = try #require(RequestSignature.goInferString(body, secret: "41DF0E6AE27B5282C07EF5124642A352"))
+        #expect(text == #"appId=3EA25569454745D01219080B779F021F&data={"image":"","text":"测试测试"}&encType=plain&signType=SHA256&timestamp=1658716494&version=1&key=41DF0E6AE27B5282C07EF5124642A352"#)
+        let hex = Crypto.hex(Crypto.sha256(Array(text.utf8)))
+        #expect(hex == "a68c1b852a650314afaad684f3652c336c9b969e943825a29380b516de746ece")
+        let signature = try #require(RequestSignature.goInferSignature(body, secret: "41DF0E6AE27B5282C07EF5124642A352"))
+        #expect(signature == "YTY4YzFiODUyYTY1MDMxNGFmYWFkNjg0ZjM2NTJjMzM2YzliOTY5ZTk0MzgyNWEyOTM4MGI1MTZkZTc0NmVjZQ==")
+        #expect(RequestSignature.goJSON(["b": "<&>", "a": [["z": 1, "y": 2]]]) == #"{"a":[{"y":2,"z":1}],"b":"\u003c\u0026\u003e"}"#)
+    }
+
+    @Test func goInferRequestsAreCheckedWithTheKeysHashAsSecret() {
+        var body: JSON = ["appId": "signer", "signType": "SHA256", "timestamp": 1000, "data": ["text": "x"]]
+        let sig = RequestSignature.goInferSignature(body, secret: Crypto.hex(Self.keys[0].hash)) ?? ""
+        body = body.setting("signData", .string(sig))
+        guard case .success(let (k, claim)) = RequestSignature.verifyGoInfer(body, now: 1100, window: 300, keys: Self.keys) else {
+            Issue.record("refused")
+            return
+        }
+        #expect(k.name == "signer" && claim.nonce == sig)
+        #expect(RequestSignature.verifyGoInfer(body, now: 1400, window: 300, keys: Self.keys).failure == .stale(1000, window: 300))
+        let tampered = body.setting("data", ["text": "y"])
+        #expect(RequestSignature.verifyGoInfer(tampered, now: 1100, window: 300, keys: Self.keys).failure == .mismatch)
+        #expect(RequestSignature.verifyGoInfer(body.setting("appId", "other"), now: 1100, window: 300, keys: Self.keys).failure == .unknownKey("other"))
+        #expect(RequestSignature.verifyGoInfer(body.setting("signType", "SM2"), now: 1100, window: 300, keys: Self.keys).failure == .malformed("signType must be SHA256"))
+    }
+
+    @Test func hmacSignaturesCoverMethodPathTimeNonceAndBody() {
+        let secret = RequestSignature.signingSecret(ofKey: Self.key)
+        let nonce = "n-0123456789abcdef"
+        let sig = RequestSignature.sign(secret: secret, method: "POST", target: "/demo", timestamp: 5000, nonce: nonce, body: Array("{}".utf8))
+        func check(method: String = "POST", target: String = "/demo", timestamp: String = "5000", nonce: String = nonce,
+                   signature: String = sig, body: String = "{}", now: Double = 5100) -> RequestSignature.Failure? {
+            RequestSignature.verify(keyName: "signer", timestamp: timestamp, nonce: nonce, signature: signature, method: method,
+                                    target: target, body: Array(body.utf8), now: now, window: 300, keys: Self.keys).failure
+        }
+        #expect(check() == nil)
+        #expect(check(signature: sig.uppercased()) == nil)
+        #expect(check(method: "PUT") == .mismatch && check(target: "/echo") == .mismatch && check(body: "{ }") == .mismatch)
+        #expect(check(nonce: "n-0123456789abcdeX") == .mismatch)
+        #expect(check(now: 5301) == .stale(5000, window: 300) && check(now: 4699) == .stale(5000, window: 300))
+        #expect(check(timestamp: "soon") == .malformed("X-MServe-Timestamp must be Unix seconds"))
+        #expect(check(nonce: "short") == .malformed("X-MServe-Nonce must be 16 to 128 printable characters"))
+    }
+
+    @Test func aNonceIsFreshOnceWithinItsWindow() throws {
+        let log = try NonceLog()
+        #expect(log.remember(key: "a", nonce: "n1", expiry: 1300, now: 1000) == .fresh)
+        #expect(log.remember(key: "a", nonce: "n1", expiry: 1300, now: 1200) == .seen)
+        #expect(log.remember(key: "b", nonce: "n1", expiry: 1300, now: 1200) == .fresh)
+        // Past its expiry the entry is free again (the timestamp check refuses such a request first).
+        #expect(log.remember(key: "a", nonce: "n1", expiry: 1700, now: 1400) == .fresh)
+        var fresh = 0
+        for i in 0..<10_000 where log.remember(key: "a", nonce: "many-\(i)", expiry: 2000, now: 1500) == .fresh { fresh += 1 }
+        #expect(fresh == 10_000)
+    }
+}
+
+extension Result {
+    var failure: Failure? { if case .failure(let f) = self { f } else { nil } }
+}

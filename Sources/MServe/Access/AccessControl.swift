@@ -27,6 +27,38 @@ public final class AccessControl: Sendable {
         case missing
         /// A key no entry has; only its last four characters are kept.
         case invalid(redacted: String)
+        case badSignature(RequestSignature.Failure)
+    }
+
+    /// A request's key: from its signature (mserve's headers, or go-infer's body fields) if it is
+    /// signed, else as `authenticate(authorization:apiKey:)`.  A signed request's nonce is recorded
+    /// in `nonces`, shared by the workers, and refused the second time within the window.
+    public func authenticate(_ request: HTTPRequest, body json: JSON?, now: Double, window: Double, nonces: NonceLog?) -> Outcome {
+        let verified: Result<(APIKey, RequestSignature.Claim), RequestSignature.Failure>
+        if let signature = request.header("X-Signature") {
+            guard let name = request.header("X-MServe-Key"), let timestamp = request.header("X-MServe-Timestamp"),
+                  let nonce = request.header("X-MServe-Nonce") else {
+                return .badSignature(.malformed("X-Signature needs X-MServe-Key, X-MServe-Timestamp and X-MServe-Nonce"))
+            }
+            verified = RequestSignature.verify(keyName: name, timestamp: timestamp, nonce: nonce, signature: signature,
+                                               method: request.head.methodName, target: request.target, body: request.body,
+                                               now: now, window: window, keys: keys)
+        } else if let json, json["signData"] != nil, json["appId"] != nil {
+            verified = RequestSignature.verifyGoInfer(json, now: now, window: window, keys: keys)
+        } else {
+            return authenticate(authorization: request.header("Authorization"), apiKey: request.header("X-API-Key"))
+        }
+        switch verified {
+        case .failure(let f):
+            return .badSignature(f)
+        case .success(let (key, claim)):
+            switch nonces?.remember(key: key.name, nonce: claim.nonce, expiry: claim.timestamp + Int64(window.rounded(.up)) + 1,
+                                    now: Int64(now)) ?? .fresh {
+            case .fresh: return .key(key)
+            case .seen: return .badSignature(.replayed)
+            case .full: return .badSignature(.malformed("too many signed requests within the window; retry later"))
+            }
+        }
     }
 
     /// The key a request presents (`Authorization: Bearer KEY`, else `X-API-Key: KEY`), checked
@@ -72,6 +104,7 @@ public final class AccessControl: Sendable {
         switch outcome {
         case .missing: message = "You didn't provide an API key: send Authorization: Bearer KEY or X-API-Key: KEY"
         case .invalid(let redacted): message = "Incorrect API key provided: \(redacted)"
+        case .badSignature(let failure): message = failure.description
         case .key: message = "unexpected"
         }
         return HTTPError(401, message, headers: [("WWW-Authenticate", #"Bearer realm="mserve""#)], code: "invalid_api_key")

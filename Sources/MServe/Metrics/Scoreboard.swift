@@ -70,13 +70,15 @@ public final class Scoreboard: @unchecked Sendable {
 
     private let memory: SharedMemory
     private let base: UnsafeMutablePointer<UInt64>
-    /// API keys' limits and counts, in a mapping of their own.
+    /// API keys' limits and counts, and signed requests' nonces, in mappings of their own.
     public let keys: KeyLimiter
+    public let nonces: NonceLog
 
     public init() throws {
         memory = try SharedMemory(size: (Layout.headerWords + (Scoreboard.maxRecords + 1) * Layout.recordWords) * 8)
         base = memory.base.bindMemory(to: UInt64.self, capacity: memory.size / 8)
         keys = try KeyLimiter()
+        nonces = try NonceLog()
     }
 
     private func record(_ r: Int) -> UnsafeMutablePointer<UInt64> {

@@ -24,14 +24,25 @@ package final class Dispatcher: HTTPServerDelegate {
         var bodyRecordID: JSON?
         // The body's recordid counts whenever the body is a JSON object, whatever type it declares
         // (so that even a 415 carries it).
+        var logged = request.body
+        /// The body as sent, for a signature inside it.
+        var sentJSON: JSON?
         if request.mediaType.map(MediaType.isJSON) ?? true || request.body.first(where: { $0 != 0x20 && $0 != 0x0A && $0 != 0x0D && $0 != 0x09 }) == UInt8(ascii: "{") {
-            let parsed: Result<JSON, JSONParseError>
+            var parsed: Result<JSON, JSONParseError>
             do throws(JSONParseError) { parsed = .success(try JSONParser.parse(request.body)) } catch { parsed = .failure(error) }
+            if case .success(let v) = parsed {
+                sentJSON = v
+                bodyRecordID = v["recordid"]
+                // go-infer's signature travels in the body: no log line and no model sees it.
+                if case .object(let pairs) = v, v["signData"] != nil {
+                    parsed = .success(.object(pairs.filter { $0.0 != "signData" }))
+                    logged = v.setting("signData", "[redacted]").serialized()
+                }
+            }
             json = parsed
-            if case .success(let v) = parsed { bodyRecordID = v["recordid"] }
         }
         let (rid, ridValue, ridError) = context.recordIDs.resolve(bodyValue: bodyRecordID, header: request.requestID)
-        context.observer.started(method: request.head.methodName, target: request.target, body: request.body, recordID: rid,
+        context.observer.started(method: request.head.methodName, target: request.target, body: logged, recordID: rid,
                                  headers: request.head.headers)
 
         let match = router.match(request.path)
@@ -45,7 +56,8 @@ package final class Dispatcher: HTTPServerDelegate {
             if let ridError { throw ridError }
             if let access = context.access, !(match?.0.isOpen ?? false) {
                 // Before routing says anything: without a key, an unknown path is a 401 too.
-                let outcome = access.authenticate(authorization: request.header("Authorization"), apiKey: request.header("X-API-Key"))
+                let outcome = access.authenticate(request, body: sentJSON, now: Double(LogClock.now().seconds),
+                                                  window: context.settings.signatureWindow, nonces: context.scoreboard?.nonces)
                 guard case .key(let key) = outcome else { throw access.refusal(outcome) }
                 handler.apiKey = key
                 try admit(key, handler)
