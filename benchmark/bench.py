@@ -13,6 +13,7 @@ With `--baseline PATH` another mserve binary (say, the build before a change) ru
 own port, in the same interleaved rounds, and the ratios of the two are printed.
 """
 import argparse
+import json
 import os
 import re
 import shutil
@@ -96,6 +97,23 @@ def run_wrk(url, args, lua, pids):
         "requests": reqs,
         "non2xx": int(errors.group(1)) if errors else 0,
         "socket_errors": sock_err.group(1) if sock_err else "none",
+    }
+
+
+def run_mserve_bench(binary, url, args, body, pids, extra):
+    """The same measurement with mserve bench as the client (it can sign every request)."""
+    cpu0 = cpu_seconds(pids)
+    out = subprocess.run([binary, "bench", url, "--json", "-w", "0", "-t", str(args.threads), "-c", str(args.connections),
+                          "-d", str(args.duration), "--data", body, *extra], capture_output=True, text=True, check=True).stdout
+    cpu1 = cpu_seconds(pids)
+    r = json.loads(out)
+    reqs = r["requests"]
+    return {
+        "rps": r["requests_per_second"], "p50": r["latency_ms"]["p50"], "p99": r["latency_ms"]["p99"],
+        "cpu_us": (cpu1[0] + cpu1[1] - cpu0[0] - cpu0[1]) / max(reqs, 1) * 1e6,
+        "user_us": (cpu1[0] - cpu0[0]) / max(reqs, 1) * 1e6, "requests": reqs,
+        "non2xx": sum(v for k, v in r["status"].items() if not k.startswith("2")),
+        "socket_errors": ", ".join(f"{k} {v}" for k, v in r["errors"].items() if not k.isdigit()) or "none",
     }
 
 
@@ -185,6 +203,7 @@ def main():
                 key = subprocess.run([args.mserve, "keys", "add", f"client{i}", "--file", keys_file],
                                      capture_output=True, text=True, check=True).stdout.strip()
             contenders.append(("keys", args.mserve, ("--keys-file", keys_file)))
+            signing_key = key
             headers = {"keys": [("Authorization", f"Bearer {key}")], "keys-thread": [("Authorization", f"Bearer {key}")]}
         started = {}
         for name, binary, extra in contenders:
@@ -207,13 +226,25 @@ def main():
                     rounds[name].append(run_wrk(url, wrk_args, lua, pids))
             for name, rs in rounds.items():
                 results[(name, mode)] = sorted(rs, key=lambda r: r["rps"])[len(rs) // 2]
+        if args.keys:
+            # Signed requests need a fresh nonce and HMAC each: mserve bench signs them, and sends
+            # the Bearer ones too, so that the client is the same for both.
+            url, pids, body = servers["keys"]
+            clients = {"bearer-bench": ("-H", f"Authorization: Bearer {signing_key}"),
+                       "signed-bench": ("--sign", f"client99={signing_key}")}
+            rounds = {name: [] for name in clients}
+            for _ in range(args.rounds):
+                for name, extra in clients.items():
+                    rounds[name].append(run_mserve_bench(args.mserve, url, args, body, pids, extra))
+            for name, rs in rounds.items():
+                results[(name, "keep-alive")] = sorted(rs, key=lambda r: r["rps"])[len(rs) // 2]
 
         print(f"wrk -t{args.threads} -c{args.connections} -d{args.duration}s, median of {args.rounds} interleaved rounds, "
               f"POST /demo, mserve -w 2 with access and error logs to files, nginx worker_processes 2 returning a "
               f"fixed 200, {os.cpu_count()} cores")
         print(f"{'server':14} {'mode':11} {'req/s':>10} {'p50 ms':>8} {'p99 ms':>8} {'CPU us/req':>11} {'user us':>8} {'non-2xx':>8}  socket errors")
         for (name, mode), r in results.items():
-            print(f"{name:14} {mode:11} {r['rps']:10.0f} {r['p50']:8.2f} {r['p99']:8.2f} {r['cpu_us']:11.1f} {r['user_us']:8.1f} "
+            print(f"{name[:14]:14} {mode:11} {r['rps']:10.0f} {r['p50']:8.2f} {r['p99']:8.2f} {r['cpu_us']:11.1f} {r['user_us']:8.1f} "
                   f"{r['non2xx']:8d}  {r['socket_errors']}")
         for name in ("mserve", "mserve-thread"):
             for mode in ("keep-alive", "close"):
@@ -229,6 +260,10 @@ def main():
                     print(f"ratio {mode:11} {name}/baseline: requests/s {m['rps'] / b['rps']:.2f}, "
                           f"CPU per request {m['cpu_us'] / b['cpu_us']:.2f}, user-space CPU per request "
                           f"{m['user_us'] / b['user_us']:.2f}")
+        if args.keys:
+            b, sgn = results[("bearer-bench", "keep-alive")], results[("signed-bench", "keep-alive")]
+            print(f"ratio keep-alive  signed/bearer (both sent by mserve bench): requests/s {sgn['rps'] / b['rps']:.2f}, "
+                  f"CPU per request {sgn['cpu_us'] / b['cpu_us']:.2f} ({sgn['cpu_us']:.1f} against {b['cpu_us']:.1f} us)")
         workers = children(mserve.pid)
         print("resident memory: mserve master %d KiB, workers %s KiB; nginx workers %s KiB" % (
             rss_kib(mserve.pid), ", ".join(str(rss_kib(p)) for p in workers),

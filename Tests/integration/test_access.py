@@ -157,3 +157,67 @@ def test_limits_hold_across_two_workers(start, tmp_path):
     assert 'mserve_key_refused_total{key="slow",limit="in_flight"} 10' in metrics
     assert f'mserve_key_refused_total{{key="paced",limit="rps"}} {paced_codes.count(429)}' in metrics
     assert 'mserve_key_in_flight{key="slow"} 0' in metrics
+
+
+def signed_headers(key, name, method, target, body, timestamp=None, nonce=None):
+    import hashlib
+    import hmac
+    import secrets
+    import time
+    timestamp = int(time.time()) if timestamp is None else timestamp
+    nonce = nonce or secrets.token_hex(16)
+    secret = hashlib.sha256(key.encode()).digest()
+    text = f"{method}\n{target}\n{timestamp}\n{nonce}\n{hashlib.sha256(body).hexdigest()}"
+    return {"X-MServe-Key": name, "X-MServe-Timestamp": str(timestamp), "X-MServe-Nonce": nonce,
+            "X-Signature": hmac.new(secret, text.encode(), hashlib.sha256).hexdigest(), "Content-Type": "application/json"}
+
+
+def go_infer_body(key, name, data, timestamp=None):
+    """A request as go-infer's clients sign it: the secret is the key's SHA-256 in hex."""
+    import base64
+    import hashlib
+    import time
+    body = {"appId": name, "version": "1", "signType": "SHA256", "encType": "plain",
+            "timestamp": int(time.time()) if timestamp is None else timestamp, "data": data}
+    secret = hashlib.sha256(key.encode()).hexdigest()
+    def go_json(v):
+        # Go's json.Marshal: sorted keys, compact, <, > and & escaped.
+        out = json.dumps(v, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+        return out.replace("<", "\\u003c").replace(">", "\\u003e").replace("&", "\\u0026")
+
+    def text(v):
+        return v if isinstance(v, str) else go_json(v) if isinstance(v, dict) else str(v)
+    string = "&".join(f"{k}={text(body[k])}" for k in sorted(body)) + "&key=" + secret
+    body["signData"] = base64.b64encode(hashlib.sha256(string.encode()).hexdigest().encode()).decode()
+    return body
+
+
+def test_signed_requests_and_replays_refused_on_every_worker(start, tmp_path):
+    import time
+    keys = tmp_path / "keys"
+    key = add_key(keys, "signer")
+    s = start("--keys-file", str(keys), "demo", "echo", workers=2)
+    body = b'{"cal_number": 2}'
+    headers = signed_headers(key, "signer", "POST", "/demo", body)
+    assert requests.post(s.url + "/demo", data=body, headers=headers, timeout=10).status_code == 200
+    # The same request again, on eight fresh connections (both workers): refused everywhere.
+    replays = [requests.post(s.url + "/demo", data=body, headers=headers, timeout=10) for _ in range(8)]
+    assert all(r.status_code == 401 and "nonce was already used" in r.json()["error"]["message"] for r in replays)
+    wait_for(lambda: s.access().count(" 401 ") >= 8, what="the replays' access lines")
+    assert len({l.split("pid=")[1].split()[0] for l in s.access().splitlines() if " 401 " in l}) == 2
+    # Tampered, stale, or from a key that does not exist.
+    tampered = requests.post(s.url + "/demo", data=b'{"cal_number": 3}', headers=signed_headers(key, "signer", "POST", "/demo", body))
+    assert tampered.status_code == 401 and "does not match" in tampered.json()["error"]["message"]
+    stale = requests.post(s.url + "/demo", data=body, headers=signed_headers(key, "signer", "POST", "/demo", body, timestamp=int(time.time()) - 400))
+    assert stale.status_code == 401 and "outside the 300-second window" in stale.json()["error"]["message"]
+    assert requests.post(s.url + "/demo", data=body, headers=signed_headers(key, "nobody", "POST", "/demo", body)).status_code == 401
+
+    # go-infer's form: its clients move over unchanged; the model never sees the signature.
+    gi = go_infer_body(key, "signer", {"text": "hello <world> & more"})
+    r = requests.post(s.url + "/echo", json=gi, timeout=10)
+    assert r.status_code == 200 and r.json()["data"] == {"text": "hello <world> & more"} and "signData" not in r.json()
+    assert requests.post(s.url + "/echo", json=gi, timeout=10).status_code == 401   # replayed
+    old = go_infer_body(key, "signer", {"text": "x"}, timestamp=int(time.time()) - 301)
+    assert requests.post(s.url + "/echo", json=old, timeout=10).status_code == 401
+    for text in (s.log(), s.access()):
+        assert key not in text and headers["X-Signature"] not in text and gi["signData"] not in text

@@ -108,8 +108,30 @@ final class BenchClient {
         c.due = due
         c.firstToken = nil
         c.lastToken = nil
-        c.unsent = plan.request[...]
+        c.unsent = plan.options.sign == nil ? plan.request[...] : signedRequest()[...]
         write(c)
+    }
+
+    private var signed = 0
+    private lazy var signing: (secret: [UInt8], head: [UInt8], body: [UInt8], method: String, prefix: String) = {
+        let bytes = plan.request
+        let end = (0..<max(0, bytes.count - 3)).first { bytes[$0] == 13 && bytes[$0 + 1] == 10 && bytes[$0 + 2] == 13 && bytes[$0 + 3] == 10 } ?? 0
+        let prefix = (try? Crypto.randomBytes(8)).map(Crypto.hex) ?? "bench"
+        return (RequestSignature.signingSecret(ofKey: plan.options.sign?.key ?? ""), Array(bytes[..<(end + 2)]), Array(bytes[(end + 4)...]),
+                plan.options.method ?? (plan.options.body == nil ? "GET" : "POST"), prefix)
+    }()
+
+    /// mserve's signed form of the request: a nonce unique to this client and request.
+    private func signedRequest() -> [UInt8] {
+        signed += 1
+        let s = signing
+        let name = plan.options.sign?.name ?? ""
+        let timestamp = Int64(LogClock.now().seconds)
+        let nonce = "\(s.prefix)-\(plan.seed)-\(signed)"
+        let signature = RequestSignature.sign(secret: s.secret, method: s.method, target: plan.options.path, timestamp: timestamp,
+                                              nonce: nonce, body: s.body)
+        let headers = "X-MServe-Key: \(name)\r\nX-MServe-Timestamp: \(timestamp)\r\nX-MServe-Nonce: \(nonce)\r\nX-Signature: \(signature)\r\n\r\n"
+        return s.head + Array(headers.utf8) + s.body
     }
 
     private func write(_ c: Connection) {

@@ -26,11 +26,13 @@ public struct BenchOptions: Sendable, Equatable {
     public var json = false
     public var seed: UInt64 = 1
     public var kind = Kind.get
+    /// Sign every request (mserve's HMAC form) as this key: its name and the key.
+    public var sign: (name: String, key: String)?
 
     public init() {}
 
     public static func == (a: BenchOptions, b: BenchOptions) -> Bool {
-        a.request == b.request && a.concurrency == b.concurrency && a.rate == b.rate && a.duration == b.duration
+        a.request == b.request && a.sign?.name == b.sign?.name && a.concurrency == b.concurrency && a.rate == b.rate && a.duration == b.duration
             && a.requests == b.requests && a.warmup == b.warmup && a.threads == b.threads && a.json == b.json
     }
 
@@ -57,6 +59,7 @@ public struct BenchOptions: Sendable, Equatable {
               --stream         ask for a stream (SSE) and time its tokens
               --timeout S      a request without an answer by then is an error (default 30)
               --seed N         of the Poisson arrivals (default 1)
+              --sign NAME=KEY  sign each request as that key (HMAC, a fresh nonce each time)
               --json           print the result as JSON
         Without --body or --data the body follows the path: /demo {"cal_number": 1}, OpenAI's
         embeddings, chat and completions requests, /NAME of another model {} ; anything else is a GET.
@@ -107,6 +110,10 @@ public struct BenchOptions: Sendable, Equatable {
             case "--stream": o.stream = true
             case "--timeout": o.timeout = try number(a, min: 0.001)
             case "--seed": o.seed = UInt64(try whole(a, min: 0))
+            case "--sign":
+                let v = try value(a)
+                guard let eq = v.firstIndex(of: "="), eq != v.startIndex else { throw ConfigError("--sign: expected NAME=KEY") }
+                o.sign = (String(v[..<eq]), String(v[v.index(after: eq)...]))
             case "--json": o.json = true
             default:
                 guard !a.hasPrefix("-"), url == nil else { throw ConfigError("unknown option \(a)") }
@@ -176,7 +183,8 @@ public struct BenchOptions: Sendable, Equatable {
         }
     }
 
-    /// The request as sent, the same bytes every time.
+    /// The request as sent, the same bytes every time (a signed one gets its signature headers
+    /// inserted before the blank line, per request).
     public var request: [UInt8] {
         let m = method ?? (body == nil ? "GET" : "POST")
         var text = "\(m) \(path) HTTP/1.1\r\nHost: \(host.contains(":") ? "[\(host)]" : host):\(port)\r\nUser-Agent: mserve-bench\r\n"
