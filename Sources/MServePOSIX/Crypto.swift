@@ -3,15 +3,11 @@ import COpenSSL
 /// The cryptography mserve needs, from OpenSSL's libcrypto (a maintained library, not our own):
 /// SHA-256, HMAC-SHA256, random bytes, and comparison in constant time.
 public enum Crypto {
-    /// Fetched once: OpenSSL 3 looks the algorithm up again on every call that names it implicitly.
-    nonisolated(unsafe) private static let sha256Digest = EVP_MD_fetch(nil, "SHA256", nil)
-
     public static func sha256(_ bytes: [UInt8]) -> [UInt8] { bytes.withUnsafeBufferPointer(sha256) }
 
     public static func sha256(_ bytes: UnsafeBufferPointer<UInt8>) -> [UInt8] {
         var out = [UInt8](repeating: 0, count: 32)
-        var length: UInt32 = 32
-        _ = out.withUnsafeMutableBufferPointer { o in EVP_Digest(bytes.baseAddress, bytes.count, o.baseAddress, &length, sha256Digest, nil) }
+        out.withUnsafeMutableBufferPointer { o in mserve_sha256(bytes.baseAddress, bytes.count, o.baseAddress) }
         return out
     }
 

@@ -28,6 +28,8 @@ public final class AccessControl: Sendable {
         /// A key no entry has; only its last four characters are kept.
         case invalid(redacted: String)
         case badSignature(RequestSignature.Failure)
+        /// The shared nonce log has no room near this nonce: a capacity limit, not the client's fault.
+        case nonceLogFull
     }
 
     /// A request's key: from its signature (mserve's headers, or go-infer's body fields) if it is
@@ -56,7 +58,7 @@ public final class AccessControl: Sendable {
                                     now: Int64(now)) ?? .fresh {
             case .fresh: return .key(key)
             case .seen: return .badSignature(.replayed)
-            case .full: return .badSignature(.malformed("too many signed requests within the window; retry later"))
+            case .full: return .nonceLogFull
             }
         }
     }
@@ -100,12 +102,16 @@ public final class AccessControl: Sendable {
 
     /// The error for a request without a usable key: 401 with the challenge OpenAI's clients expect.
     func refusal(_ outcome: Outcome) -> HTTPError {
+        if outcome == .nonceLogFull {
+            return HTTPError(503, "too many signed requests within the signature window; retry in a second",
+                             headers: [("Retry-After", "1")], code: "overloaded")
+        }
         let message: String
         switch outcome {
         case .missing: message = "You didn't provide an API key: send Authorization: Bearer KEY or X-API-Key: KEY"
         case .invalid(let redacted): message = "Incorrect API key provided: \(redacted)"
         case .badSignature(let failure): message = failure.description
-        case .key: message = "unexpected"
+        case .key, .nonceLogFull: message = "unexpected"
         }
         return HTTPError(401, message, headers: [("WWW-Authenticate", #"Bearer realm="mserve""#)], code: "invalid_api_key")
     }

@@ -2,23 +2,29 @@ import MServePOSIX
 
 /// Per-key limits and counts shared by every worker, in memory the master maps before its first
 /// fork (as the scoreboard is).  Each key has a slot, given by the master by name and kept across
-/// reloads: its rate word (RateLimit's TAT), its requests in flight over all workers, and its
-/// counts.  Each worker also counts its own requests in flight per key, so that when a worker dies
-/// the master takes exactly those back and a crash leaks nothing.
+/// reloads.  Each worker counts its own share of a key's requests in flight, so that when a worker
+/// dies the master takes exactly those back and a crash leaks nothing.
 public final class KeyLimiter: @unchecked Sendable {
     public static let maxKeys = 1024
     static let maxWorkers = Scoreboard.maxRecords
     static let nameBytes = 64
 
+    /// Shared words are changed only for keys that have a limit; a key's counts and its requests
+    /// in flight live in each worker's own words (one writer each, no contention between the
+    /// workers' cores) and are summed when /metrics is read.
     enum Layout {
         static let count = 0
         static let names = 1
-        static let keyWords = 5
         static let keys = names + maxKeys * nameBytes / 8
-        // Per key:
-        static let tat = 0, inFlight = 1, requests = 2, refusedRate = 3, refusedInFlight = 4
+        // Per key, shared: RateLimit's TAT, in flight of a key with in_flight=, refusals, and the
+        // requests of workers that are gone.
+        static let tat = 0, limitedInFlight = 1, refusedRate = 2, refusedInFlight = 3, retiredRequests = 4
+        static let keyWords = 5
         static let workers = keys + maxKeys * keyWords
-        static let size = workers + maxWorkers * maxKeys
+        // Per worker and key: in flight, of which counted in limitedInFlight, and requests.
+        static let ownInFlight = 0, ownLimited = 1, ownRequests = 2
+        static let ownWords = 3
+        static let size = workers + maxWorkers * maxKeys * ownWords
     }
 
     private let memory: SharedMemory
@@ -29,8 +35,11 @@ public final class KeyLimiter: @unchecked Sendable {
         base = memory.base.bindMemory(to: UInt64.self, capacity: Layout.size)
     }
 
+    private var keyCount: Int { Int(min(base[Layout.count], UInt64(KeyLimiter.maxKeys))) }
     private func key(_ slot: Int) -> UnsafeMutablePointer<UInt64> { base + Layout.keys + slot * Layout.keyWords }
-    private func own(_ record: Int, _ slot: Int) -> UnsafeMutablePointer<UInt64> { base + Layout.workers + record * KeyLimiter.maxKeys + slot }
+    private func own(_ record: Int, _ slot: Int) -> UnsafeMutablePointer<UInt64> {
+        base + Layout.workers + (record * KeyLimiter.maxKeys + slot) * Layout.ownWords
+    }
 
     // MARK: master
 
@@ -57,18 +66,19 @@ public final class KeyLimiter: @unchecked Sendable {
     }
 
     var names: [String] {
-        (0..<Int(min(base[Layout.count], UInt64(KeyLimiter.maxKeys)))).map { i in
+        (0..<keyCount).map { i in
             let p = UnsafeRawPointer(base + Layout.names).advanced(by: i * KeyLimiter.nameBytes).assumingMemoryBound(to: UInt8.self)
             return String(decoding: UnsafeBufferPointer(start: p, count: (0..<KeyLimiter.nameBytes).first { p[$0] == 0 } ?? KeyLimiter.nameBytes), as: UTF8.self)
         }
     }
 
-    /// A worker is gone: what it had in flight is no longer.
+    /// A worker is gone: its requests in flight are no longer, its counts go to the retired ones.
     public func releaseWorker(_ record: Int) {
-        for slot in 0..<Int(min(base[Layout.count], UInt64(KeyLimiter.maxKeys))) {
-            let n = own(record, slot).pointee
-            if n > 0 { SharedAtomic.add(key(slot) + Layout.inFlight, -Int64(n)) }
-            own(record, slot).pointee = 0
+        for slot in 0..<keyCount {
+            let mine = own(record, slot)
+            if mine[Layout.ownLimited] > 0 { SharedAtomic.add(key(slot) + Layout.limitedInFlight, -Int64(mine[Layout.ownLimited])) }
+            SharedAtomic.add(key(slot) + Layout.retiredRequests, Int64(mine[Layout.ownRequests]))
+            mine.update(repeating: 0, count: Layout.ownWords)
         }
     }
 
@@ -77,12 +87,12 @@ public final class KeyLimiter: @unchecked Sendable {
     public enum Outcome: Equatable, Sendable { case admitted, overRate(retryAfter: Int), overInFlight }
 
     /// Admits one request of `key` from the worker with scoreboard record `record`, or says which
-    /// limit it is over.  An admitted request must be `release`d.
+    /// limit it is over.  An admitted request must be `release`d by the same worker.
     public func admit(_ k: APIKey, record: Int?, now: Double = monotonicSeconds()) -> Outcome {
         guard let slot = k.slot else { return .admitted }
         let words = key(slot)
-        // Each word is changed by compare-and-swap: another worker's change in between means
-        // deciding again on what it left.
+        // Each shared word is changed by compare-and-swap: another worker's change in between
+        // means deciding again on what it left.
         if let rps = k.rateLimit {
             let micros = UInt64(max(0, now * 1_000_000))
             rate: while true {
@@ -96,40 +106,56 @@ public final class KeyLimiter: @unchecked Sendable {
                 }
             }
         }
-        while true {
-            let n = SharedAtomic.load(words + Layout.inFlight)
-            if let most = k.maxInFlight, n >= UInt64(most) {
-                SharedAtomic.add(words + Layout.refusedInFlight, 1)
-                return .overInFlight
+        if let most = k.maxInFlight {
+            while true {
+                let n = SharedAtomic.load(words + Layout.limitedInFlight)
+                if n >= UInt64(most) {
+                    SharedAtomic.add(words + Layout.refusedInFlight, 1)
+                    return .overInFlight
+                }
+                if SharedAtomic.compareExchange(words + Layout.limitedInFlight, expected: n, desired: n + 1) { break }
             }
-            if SharedAtomic.compareExchange(words + Layout.inFlight, expected: n, desired: n + 1) { break }
         }
-        if let record { SharedAtomic.add(own(record, slot), 1) }
-        SharedAtomic.add(words + Layout.requests, 1)
+        if let record {
+            let mine = own(record, slot)
+            mine[Layout.ownInFlight] += 1
+            mine[Layout.ownRequests] += 1
+            if k.maxInFlight != nil { mine[Layout.ownLimited] += 1 }
+        }
         return .admitted
     }
 
     public func release(_ k: APIKey, record: Int?) {
         guard let slot = k.slot else { return }
-        SharedAtomic.add(key(slot) + Layout.inFlight, -1)
-        if let record { SharedAtomic.add(own(record, slot), -1) }
+        if k.maxInFlight != nil { SharedAtomic.add(key(slot) + Layout.limitedInFlight, -1) }
+        guard let record else { return }
+        let mine = own(record, slot)
+        mine[Layout.ownInFlight] -= 1
+        if k.maxInFlight != nil { mine[Layout.ownLimited] -= 1 }
     }
 
-    public func inFlight(_ slot: Int) -> UInt64 { SharedAtomic.load(key(slot) + Layout.inFlight) }
+    /// A key's requests in flight over all workers.
+    public func inFlight(_ slot: Int) -> UInt64 {
+        (0..<KeyLimiter.maxWorkers).reduce(0) { $0 &+ own($1, slot)[Layout.ownInFlight] }
+    }
+
+    func requests(_ slot: Int) -> UInt64 {
+        (0..<KeyLimiter.maxWorkers).reduce(SharedAtomic.load(key(slot) + Layout.retiredRequests)) { $0 &+ own($1, slot)[Layout.ownRequests] }
+    }
 
     /// Prometheus text: per key, requests admitted, refused by limit, and in flight.
     func prometheusText() -> String {
         let names = self.names
         guard !names.isEmpty else { return "" }
         var out = "# HELP mserve_key_requests_total Requests admitted, by API key name.\n# TYPE mserve_key_requests_total counter\n"
-        for (i, n) in names.enumerated() { out += "mserve_key_requests_total{key=\"\(n)\"} \(SharedAtomic.load(key(i) + Layout.requests))\n" }
+        for (i, n) in names.enumerated() { out += "mserve_key_requests_total{key=\"\(n)\"} \(requests(i))\n" }
         out += "# HELP mserve_key_refused_total Requests refused with 429, by API key name and the limit they were over.\n# TYPE mserve_key_refused_total counter\n"
         for (i, n) in names.enumerated() {
             out += "mserve_key_refused_total{key=\"\(n)\",limit=\"rps\"} \(SharedAtomic.load(key(i) + Layout.refusedRate))\n"
             out += "mserve_key_refused_total{key=\"\(n)\",limit=\"in_flight\"} \(SharedAtomic.load(key(i) + Layout.refusedInFlight))\n"
         }
         out += "# HELP mserve_key_in_flight Requests in flight, by API key name, over all workers.\n# TYPE mserve_key_in_flight gauge\n"
-        for (i, n) in names.enumerated() { out += "mserve_key_in_flight{key=\"\(n)\"} \(SharedAtomic.load(key(i) + Layout.inFlight))\n" }
+        for (i, n) in names.enumerated() { out += "mserve_key_in_flight{key=\"\(n)\"} \(inFlight(i))\n" }
         return out
     }
 }

@@ -4,7 +4,9 @@ import MServePOSIX
 /// maps before its first fork), so that a request replayed to another worker is refused there too.
 /// One 64-bit word per entry: 40 bits of the nonce's fingerprint and 24 of its expiry (Unix
 /// seconds, modulo 2^24), claimed by compare-and-swap; an expired entry is free.  A million
-/// entries (8 MB, touched as used): at 1,000 signed requests a second a 300-second window uses 30%.
+/// entries (8 MB, touched as used): at 1,000 signed requests a second a 300-second window uses 30%;
+/// beyond about 3,000 a second sustained, chains fill and requests get 503 until entries expire
+/// (a shorter --signature-window makes room).
 public final class NonceLog: @unchecked Sendable {
     static let bits = 20
     static let size = 1 << bits
