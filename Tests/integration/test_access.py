@@ -221,3 +221,22 @@ def test_signed_requests_and_replays_refused_on_every_worker(start, tmp_path):
     assert requests.post(s.url + "/echo", json=old, timeout=10).status_code == 401
     for text in (s.log(), s.access()):
         assert key not in text and headers["X-Signature"] not in text and gi["signData"] not in text
+
+
+def test_embeddings_with_a_limited_key_release_what_they_hold(start, tmp_path):
+    # /v1/embeddings hands the request to the model's own handler: its slot must be given back.
+    model_dir = os.environ.get("MSERVE_MINILM_DIR") or os.path.join(os.path.dirname(__file__), "..", "..", "models", "all-MiniLM-L6-v2")
+    if not os.path.exists(os.path.join(model_dir, "model.safetensors")):
+        import pytest
+        pytest.skip("minilm weights not fetched (bash scripts/setup)")
+    keys = tmp_path / "keys"
+    key = add_key(keys, "embedder", "--in-flight", "1")
+    s = start("--keys-file", str(keys), "minilm", "--model-dir", model_dir, workers=1)
+    h = {"Authorization": f"Bearer {key}", "Content-Type": "application/json"}
+    for _ in range(3):
+        r = requests.post(s.url + "/v1/embeddings", json={"model": "minilm", "input": "a sentence"}, headers=h, timeout=60)
+        assert r.status_code == 200, r.text
+    r = requests.post(s.url + "/v1/embeddings", json={"model": "nope", "input": "x"}, headers=h, timeout=60)
+    assert r.status_code == 404
+    assert requests.post(s.url + "/v1/embeddings", json={"model": "minilm", "input": "again"}, headers=h, timeout=60).status_code == 200
+    assert 'mserve_key_in_flight{key="embedder"} 0' in s.get("/metrics").text

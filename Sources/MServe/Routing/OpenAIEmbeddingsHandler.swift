@@ -31,8 +31,17 @@ final class OpenAIEmbeddingsHandler: RequestHandler {
         call.recordID = recordID
         call.recordIDValue = recordIDValue
         call.apiKey = apiKey
-        try call.run(InferenceRequest(recordID: recordID, input: ["input": body["input"] ?? .null], contentType: "application/json",
-                                      body: request.body))
+        // The key's request in flight is the call's to release when it answers; if it fails at
+        // once, this handler answers (and releases) instead.
+        call.admitted = admitted
+        admitted = nil
+        do {
+            try call.run(InferenceRequest(recordID: recordID, input: ["input": body["input"] ?? .null], contentType: "application/json",
+                                          body: request.body))
+        } catch {
+            if !call.finished { swap(&admitted, &call.admitted) }
+            throw error
+        }
         beginAsynchronous()
     }
 
