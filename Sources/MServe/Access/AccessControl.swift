@@ -36,8 +36,19 @@ public final class AccessControl: Sendable {
     /// signed, else as `authenticate(authorization:apiKey:)`.  A signed request's nonce is recorded
     /// in `nonces`, shared by the workers, and refused the second time within the window.
     public func authenticate(_ request: HTTPRequest, body json: JSON?, now: Double, window: Double, nonces: NonceLog?) -> Outcome {
+        // The three credential headers in one pass over the head (this runs on every request).
+        var authorization: String?, apiKey: String?, signature: String?
+        for (name, value) in request.head.headers {
+            switch name.utf8.first.map({ $0 | 0x20 }) {
+            case UInt8(ascii: "a"): if authorization == nil && name.equalsIgnoringASCIICase("Authorization") { authorization = value }
+            case UInt8(ascii: "x"):
+                if apiKey == nil && name.equalsIgnoringASCIICase("X-API-Key") { apiKey = value }
+                else if signature == nil && name.equalsIgnoringASCIICase("X-Signature") { signature = value }
+            default: break
+            }
+        }
         let verified: Result<(APIKey, RequestSignature.Claim), RequestSignature.Failure>
-        if let signature = request.header("X-Signature") {
+        if let signature {
             guard let name = request.header("X-MServe-Key"), let timestamp = request.header("X-MServe-Timestamp"),
                   let nonce = request.header("X-MServe-Nonce") else {
                 return .badSignature(.malformed("X-Signature needs X-MServe-Key, X-MServe-Timestamp and X-MServe-Nonce"))
@@ -48,7 +59,7 @@ public final class AccessControl: Sendable {
         } else if let json, json["signData"] != nil, json["appId"] != nil {
             verified = RequestSignature.verifyGoInfer(json, now: now, window: window, keys: keys)
         } else {
-            return authenticate(authorization: request.header("Authorization"), apiKey: request.header("X-API-Key"))
+            return authenticate(authorization: authorization, apiKey: apiKey)
         }
         switch verified {
         case .failure(let f):
@@ -66,16 +77,40 @@ public final class AccessControl: Sendable {
     /// The key a request presents (`Authorization: Bearer KEY`, else `X-API-Key: KEY`), checked
     /// against every entry's hash in constant time.
     public func authenticate(authorization: String?, apiKey: String?) -> Outcome {
-        guard var presented = AccessControl.presentedKey(authorization: authorization, apiKey: apiKey) else { return .missing }
-        let hash = presented.withUTF8(Crypto.sha256)
+        guard let hash = AccessControl.presentedKeyHash(authorization: authorization, apiKey: apiKey) else { return .missing }
         for i in byPrefix[AccessControl.prefix(hash)] ?? [] where Crypto.constantTimeEqual(keys[i].hash, hash) { return .key(keys[i]) }
-        return .invalid(redacted: APIKey.redacted(String(presented)))
+        // Only now, for the message: the key's last characters.
+        let presented = AccessControl.presentedKey(authorization: authorization, apiKey: apiKey).map(String.init) ?? ""
+        return .invalid(redacted: APIKey.redacted(presented))
     }
 
-    /// The key as sent, without a copy (this runs on every request).
+    /// The SHA-256 of the presented key, hashed where it lies in the header's bytes.
+    static func presentedKeyHash(authorization: String?, apiKey: String?) -> [UInt8]? {
+        func hash(_ text: String, dropping prefix: Int) -> [UInt8]? {
+            var text = text
+            return text.withUTF8 { all -> [UInt8]? in
+                var start = prefix, end = all.count
+                while start < end && (all[start] == 0x20 || all[start] == 0x09) { start += 1 }
+                while end > start && (all[end - 1] == 0x20 || all[end - 1] == 0x09) { end -= 1 }
+                return start == end ? nil : Crypto.sha256(UnsafeBufferPointer(rebasing: all[start..<end]))
+            }
+        }
+        if let authorization, isBearer(authorization), let h = hash(authorization, dropping: 7) { return h }
+        if let apiKey { return hash(apiKey, dropping: 0) }
+        return nil
+    }
+
+    private static func isBearer(_ value: String) -> Bool {
+        var v = value
+        return v.withUTF8 { b in
+            b.count > 7 && b[0] | 0x20 == 0x62 && b[1] | 0x20 == 0x65 && b[2] | 0x20 == 0x61 && b[3] | 0x20 == 0x72
+                && b[4] | 0x20 == 0x65 && b[5] | 0x20 == 0x72 && b[6] == 0x20
+        }
+    }
+
+    /// The key as sent (for the last characters a refusal may show).
     static func presentedKey(authorization: String?, apiKey: String?) -> Substring? {
-        if let authorization, authorization.utf8.count > 7,
-           zip(authorization.utf8.prefix(7), "bearer ".utf8).allSatisfy({ $0 | 0x20 == $1 }) {
+        if let authorization, isBearer(authorization) {
             let key = trimmed(authorization.dropFirst(7))
             if !key.isEmpty { return key }
         }
