@@ -215,6 +215,11 @@ def main():
             servers[name] = (f"http://127.0.0.1:{port}/demo", pids, demo)
             servers[f"{name}-thread"] = (f"http://127.0.0.1:{port}/sleep", pids, '{"recordid": "bench", "ms": 0}')
         mserve = started["mserve"]
+        if args.keys:
+            # The same bytes to the server without keys: what checking the key costs, apart from
+            # the cost of the longer request that carries it.
+            servers["mserve+auth"] = servers["mserve"]
+            headers["mserve+auth"] = headers["keys"]
         results = {}
         for mode, close in (("keep-alive", False), ("close", True)):
             rounds = {name: [] for name in servers}
@@ -256,6 +261,10 @@ def main():
                     k = results[(name.replace("mserve", "keys"), mode)]
                     print(f"ratio {mode:11} {name.replace('mserve', 'keys')}/{name}: requests/s {k['rps'] / m['rps']:.2f}, "
                           f"CPU per request {k['cpu_us'] / m['cpu_us']:.2f}")
+                    if name == "mserve":
+                        a = results[("mserve+auth", mode)]
+                        print(f"ratio {mode:11} keys/mserve+auth (the same Authorization header sent to both): requests/s "
+                              f"{k['rps'] / a['rps']:.2f}, CPU per request {k['cpu_us'] / a['cpu_us']:.2f}")
                 if args.baseline:
                     b = results[(name.replace("mserve", "baseline"), mode)]
                     print(f"ratio {mode:11} {name}/baseline: requests/s {m['rps'] / b['rps']:.2f}, "
