@@ -126,13 +126,16 @@ struct AccessTests {
         func infer(_ request: InferenceRequest) throws -> JSON { ["embeddings": [[1, 0]]] }
     }
 
-    /// Every route the server has, with every method, answers 401 without a key unless it is one
-    /// of the open probes: a route added later cannot be left open by accident.
+    /// Every route the server has, with every method, answers 401 without a key or with a wrong
+    /// one unless it is one of the open probes (a route added later cannot be left open by
+    /// accident); with a right key it gets past the check, and with a key its model does not allow,
+    /// a 403.
     @Test func noRouteAnswersWithoutAKey() throws {
         var registry = ModelRegistry.builtin
         registry.register(Vectors.self, as: "vectors")
         var settings = Settings()
         settings.keysFile = "test"
+        settings.apiKeys = try KeysFile.parse(Self.line("alice", Self.aliceKey) + "\n" + Self.line("bob", Self.bobKey, "models=echo"), path: "k")
         let t = try TestServer(serving: registry.names, registry: registry, settings: settings)
         let router = Router.standard(models: [], settings: settings)
         let paths = router.routes.map(\.pattern) + registry.names.map { "/" + $0 } + ["/v1/embeddings"]
@@ -142,12 +145,20 @@ struct AccessTests {
             let path = pattern.replacingGroups(with: "demo")
             let open = router.routes.first { $0.pattern == pattern }?.isOpen ?? false
             for method in ["GET", "POST", "PUT", "DELETE", "PATCH", "OPTIONS"] {
-                let r = try t.request(method, path, body: method == "GET" || method == "OPTIONS" ? nil : "{}",
-                                      headers: [("Content-Type", "application/json")])
+                func send(_ key: String?) throws -> Int {
+                    try t.request(method, path, body: method == "GET" || method == "OPTIONS" ? nil : "{}",
+                                  headers: [("Content-Type", "application/json")] + (key.map { [("X-API-Key", $0)] } ?? [])).status
+                }
+                let none = try send(nil), wrong = try send("msk-wrong-key-0000"), right = try send(Self.aliceKey)
                 if open {
-                    #expect(r.status != 401, "\(method) \(path)")
+                    #expect(none != 401 && wrong != 401, "\(method) \(path)")
                 } else {
-                    #expect(r.status == 401, "\(method) \(path) answered \(r.status) without a key")
+                    #expect(none == 401 && wrong == 401, "\(method) \(path) answered \(none), \(wrong) without a right key")
+                    #expect(right != 401, "\(method) \(path) refused a right key")
+                }
+                // bob may use echo only: every other model's route is a 403 for him.
+                if registry.names.contains(String(path.dropFirst())) && path != "/echo" {
+                    #expect(try send(Self.bobKey) == 403, "\(method) \(path) for a key without the model")
                 }
             }
         }
