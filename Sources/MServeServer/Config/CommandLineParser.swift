@@ -91,6 +91,9 @@ public enum CommandLineParser {
     public static func usage(knownModels: [String]) -> String {
         var out = """
         usage: mserve [options] MODEL [MODEL...]
+               mserve ctl [-s PATH] [-c COMMAND]      talk to a running master (mserve ctl --help)
+               mserve bench URL [options]             load-test a server (mserve bench --help)
+               mserve keys add NAME | list --file F   manage API keys (mserve keys --help)
 
         Serve models over HTTP with a pre-forked master and worker processes.
         Each MODEL is served at POST /MODEL; GET / lists them.
