@@ -80,6 +80,11 @@ def test_every_command_against_a_master_with_two_workers(start, ctl_dir):
     assert sorted(int(p) for p in ps) == sorted(w["pid"] for w in workers["workers"])
     assert [w["slot"] for w in workers["workers"]] == [0, 1]
     assert all(w["state"] == "serving" and w["last_heartbeat"] < 5 for w in workers["workers"])
+    # Memory as /proc says (within a megabyte: the process lives on between the two readings).
+    for w in workers["workers"]:
+        with open(f"/proc/{w['pid']}/status") as f:
+            rss_kb = int(next(l for l in f if l.startswith("VmRSS:")).split()[1])
+        assert abs(w["rss_mb"] - rss_kb / 1024) < 1.0 and w["cpu_s"] >= 0
 
     for n in range(3):
         assert s.post("/demo", {"cal_number": 1}).status_code == 200

@@ -14,7 +14,7 @@ public enum ControlCommand: Equatable, Sendable {
 
     /// Every command with its synopsis, for `help` (in this order).
     public static let synopses: [(String, String)] = [
-        ("show workers", "each worker: pid, slot, state, age, last heartbeat, requests, in flight"),
+        ("show workers", "each worker: pid, slot, state, age, last heartbeat, requests, in flight, resident memory, CPU seconds"),
         ("show stats", "the master: uptime, workers current and target, spawned, reloads, requests, restarts, readiness"),
         ("show config", "every setting's running value"),
         ("show listeners", "the addresses served, with their sockets"),

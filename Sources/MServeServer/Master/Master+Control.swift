@@ -12,10 +12,13 @@ extension Master {
         case .showWorkers:
             let list = arbiter.workers.values.sorted { ($0.slot, $0.pid) < ($1.slot, $1.pid) }.map { w -> JSON in
                 let totals = children[w.pid]?.board.flatMap { b in scoreboard?.workerTotals(b) }
+                let stats = ProcessStats.read(pid: w.pid)
                 return ["pid": .int(Int64(w.pid)), "slot": .int(Int64(w.slot)), "state": .string(Master.state(of: w)),
                         "generation": .int(Int64(w.generation)), "age": .double(rounded(now - w.started)),
                         "last_heartbeat": .double(rounded(now - w.lastHeard)),
-                        "requests": .int(Int64(totals?.requests ?? 0)), "in_flight": .int(Int64(totals?.inFlight ?? 0))]
+                        "requests": .int(Int64(totals?.requests ?? 0)), "in_flight": .int(Int64(totals?.inFlight ?? 0)),
+                        "rss_mb": .double(((Double(stats?.residentBytes ?? 0) / 1_048_576) * 10).rounded() / 10),
+                        "cpu_s": .double(rounded(stats?.cpuSeconds ?? 0))]
             }
             return (.success(["workers": .array(list), "count": .int(Int64(list.count))]), nil)
         case .showStats:
