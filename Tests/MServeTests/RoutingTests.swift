@@ -74,3 +74,27 @@ import MServePOSIX
         #expect(URLCoding.decode(Array("%zz%4".utf8), plusIsSpace: false) == "%zz%4")
     }
 }
+
+/// X-Forwarded-For is believed only from trusted proxies.
+struct ForwardedForTests {
+    @Test(arguments: [
+        ("127.0.0.1", "203.0.113.7", ["127.0.0.1"], "203.0.113.7"),
+        ("10.0.0.9", "203.0.113.7", ["127.0.0.1"], "10.0.0.9"),                    // an untrusted peer says nothing
+        ("127.0.0.1", "203.0.113.7, 10.0.0.2", ["127.0.0.1", "10.0.0.2"], "203.0.113.7"),
+        ("127.0.0.1", "198.51.100.1, 203.0.113.7", ["127.0.0.1"], "203.0.113.7"),  // the client may forge the left part
+        ("127.0.0.1", "evil.example, 203.0.113.7", ["127.0.0.1"], "203.0.113.7"),
+        ("127.0.0.1", "not-an-address", ["127.0.0.1"], "127.0.0.1"),
+        ("10.1.1.1", "2001:db8::1", ["*"], "2001:db8::1"),
+        ("127.0.0.1", "10.0.0.2", ["127.0.0.1", "10.0.0.2"], "10.0.0.2"),           // all trusted: the leftmost
+    ])
+    func theClientIsTheFirstUntrustedHopFromTheRight(peer: String, header: String, trusted: [String], client: String) {
+        #expect(ForwardedFor.client(peer: peer, header: header, trusted: trusted) == client)
+    }
+
+    @Test func addressesOnly() {
+        #expect(ForwardedFor.isAddress("192.168.0.1") && ForwardedFor.isAddress("::1") && ForwardedFor.isAddress("fe80::1:2"))
+        #expect(!ForwardedFor.isAddress("256.1.1.1") && !ForwardedFor.isAddress("1.2.3") && !ForwardedFor.isAddress("example.com"))
+        #expect(!ForwardedFor.isAddress("") && !ForwardedFor.isAddress("1.2.3.4:80"))
+        #expect(ForwardedFor.client(peer: "127.0.0.1", header: nil, trusted: ["*"]) == "127.0.0.1")
+    }
+}

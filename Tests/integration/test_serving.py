@@ -176,3 +176,15 @@ def test_unix_socket_bind_with_its_mode(start, tmp_path):
     assert s.post("/demo", {"cal_number": 1}).status_code == 200   # TCP too
     s.stop()
     assert not path.exists()
+
+
+def test_the_access_log_names_the_client_behind_a_trusted_proxy(start):
+    import requests as rq
+    s = start("demo", workers=1)
+    rq.post(s.url + "/demo", json={"cal_number": 1}, headers={"X-Forwarded-For": "203.0.113.7, 127.0.0.1"}, timeout=10)
+    wait_for(lambda: "203.0.113.7 - - [" in s.access(), what="the forwarded client in the access log")
+    # A peer that is not trusted says nothing about the client.
+    t = start("--forwarded-allow-ips", "10.9.9.9", "demo", workers=1)
+    rq.post(t.url + "/demo", json={"cal_number": 1}, headers={"X-Forwarded-For": "203.0.113.7"}, timeout=10)
+    wait_for(lambda: "POST /demo" in t.access(), what="the access line")
+    assert t.access().startswith("127.0.0.1 - - [") and "203.0.113.7" not in t.access()

@@ -29,6 +29,8 @@ public struct Settings: Sendable, Equatable {
     /// its workers inherit.
     public var keysFile: String? = nil
     public var apiKeys: [APIKey] = []
+    /// Peers trusted to say who the client was (X-Forwarded-For); "*" trusts every peer.
+    public var forwardedAllowIPs = ["127.0.0.1", "::1"]
     /// How far a signed request's timestamp may be from now, in seconds.
     public var signatureWindow = 300.0
     /// Whether /metrics needs a key when keys are on: "open" or "keyed".

@@ -55,6 +55,12 @@ open class RequestHandler {
     /// Where the key's request in flight is counted until `finish`.
     var admitted: KeyLimiter?
 
+    /// The client's address: the peer's, or, when the peer is a trusted proxy (--forwarded-allow-ips),
+    /// the one its X-Forwarded-For names.
+    public var clientAddress: String {
+        ForwardedFor.client(peer: request.remoteHost, header: request.header("X-Forwarded-For"), trusted: context.settings.forwardedAllowIPs)
+    }
+
     /// The served models this request's key may use (all of them when keys are off).
     public var visibleModels: [ServedModel] {
         guard let access = context.access, let key = apiKey else { return context.models }
@@ -254,7 +260,7 @@ open class RequestHandler {
             logged = body
         }
         context.observer.finished(RequestObserver.Answer(
-            method: request.head.methodName, target: request.target, httpVersion: request.httpVersion, remoteHost: request.remoteHost,
+            method: request.head.methodName, target: request.target, httpVersion: request.httpVersion, remoteHost: clientAddress,
             userAgent: request.header("User-Agent"), referer: request.header("Referer"), status: status, logged: logged,
             bytes: response.bodyBytes, recordID: recordID, started: request.startTime, model: metricsModel, user: apiKey?.name,
             requestHeaders: request.head.headers, responseHeaders: sent))

@@ -251,6 +251,20 @@ public enum SettingTable {
                 "Readiness: 503 until every worker has loaded its models, and while stopping.  'off' disables it."),
         .string("metrics_path", ["--metrics-path"], \.metricsPath, metavar: "PATH",
                 "Prometheus metrics of all workers, whichever answers.  'off' disables it."),
+        .make("forwarded_allow_ips", ["--forwarded-allow-ips"], \.forwardedAllowIPs, metavar: "ADDRESSES",
+              show: { $0.joined(separator: ",") },
+              "Proxies (addresses, comma-separated, or *) whose X-Forwarded-For names the client in the access log.") { v, _, _ throws(ConfigError) in
+            let items: [String]
+            switch v {
+            case .string(let t): items = t.split(separator: ",").map { String($0.trimmingSpaces()) }.filter { !$0.isEmpty }
+            case .array(let a): items = a.compactMap { if case .string(let s) = $0 { return s } else { return nil } }
+            default: throw ConfigError("expected addresses separated by commas, or *")
+            }
+            for item in items where item != "*" && !ForwardedFor.isAddress(item) {
+                throw ConfigError("'\(item)' is not an IP address (names and networks are not accepted)")
+            }
+            return items
+        },
         .optionalString("keys_file", ["--keys-file"], \.keysFile, metavar: "FILE",
                         "API keys (mserve keys add writes it): every route but health, readiness and open metrics then needs a key; HUP re-reads it."),
         .seconds("signature_window", ["--signature-window"], \.signatureWindow,
