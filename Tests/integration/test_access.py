@@ -200,11 +200,29 @@ def test_signed_requests_and_replays_refused_on_every_worker(start, tmp_path):
     body = b'{"cal_number": 2}'
     headers = signed_headers(key, "signer", "POST", "/demo", body)
     assert requests.post(s.url + "/demo", data=body, headers=headers, timeout=10).status_code == 200
-    # The same request again, on eight fresh connections (both workers): refused everywhere.
-    replays = [requests.post(s.url + "/demo", data=body, headers=headers, timeout=10) for _ in range(8)]
-    assert all(r.status_code == 401 and "nonce was already used" in r.json()["error"]["message"] for r in replays)
-    wait_for(lambda: s.access().count(" 401 ") >= 8, what="the replays' access lines")
-    assert len({l.split("pid=")[1].split()[0] for l in s.access().splitlines() if " 401 " in l}) == 2
+    # The same request again, each on a fresh connection from its own source port (the kernel
+    # spreads connections over the workers by their flow), until both workers have refused it.
+    import socket
+    raw = ("POST /demo HTTP/1.1\r\nHost: t\r\nConnection: close\r\nContent-Length: %d\r\n" % len(body)
+           + "".join(f"{k}: {v}\r\n" for k, v in headers.items()) + "\r\n").encode() + body
+    base = 20000 + (os.getpid() % 5000) * 4
+    for i in range(40):
+        c = socket.socket()
+        try:
+            c.bind(("127.0.0.1", base + 2 * i))
+        except OSError:
+            c.close()
+            continue
+        c.settimeout(10)
+        c.connect(("127.0.0.1", s.port))
+        c.sendall(raw)
+        answer = b""
+        while chunk := c.recv(65536):
+            answer += chunk
+        c.close()
+        assert answer.startswith(b"HTTP/1.1 401") and b"nonce was already used" in answer, answer[:200]
+    wait_for(lambda: len({l.split("pid=")[1].split()[0] for l in s.access().splitlines() if " 401 " in l}) == 2,
+             what="replays refused by both workers")
     # Tampered, stale, or from a key that does not exist.
     tampered = requests.post(s.url + "/demo", data=b'{"cal_number": 3}', headers=signed_headers(key, "signer", "POST", "/demo", body))
     assert tampered.status_code == 401 and "does not match" in tampered.json()["error"]["message"]
