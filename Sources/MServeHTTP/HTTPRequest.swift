@@ -10,9 +10,10 @@ public final class HTTPRequest {
     public let body: [UInt8]
     public let remoteHost: String
     public let startTime: Double
-    /// Content-Type and X-Request-Id as sent.
+    /// Content-Type, X-Request-Id and X-Forwarded-For as sent (found in the one pass over the head).
     public let contentType: String?
     public let requestID: String?
+    public let forwardedFor: String?
     /// Where the answer goes.
     public let response: ResponseWriter
     /// Called once if the client closes its connection before this request is answered.
@@ -46,17 +47,20 @@ public final class HTTPRequest {
         }
         var contentType: String?
         var requestID: String?
+        var forwardedFor: String?
         for (name, value) in head.headers {
             switch name.utf8.first.map({ $0 | 0x20 }) {
             case UInt8(ascii: "c"):
                 if contentType == nil && name.equalsIgnoringASCIICase("Content-Type") { contentType = value }
             case UInt8(ascii: "x"):
                 if requestID == nil && name.equalsIgnoringASCIICase("X-Request-Id") { requestID = value }
+                else if forwardedFor == nil && name.equalsIgnoringASCIICase("X-Forwarded-For") { forwardedFor = value }
             default: break
             }
         }
         self.contentType = contentType
         self.requestID = requestID
+        self.forwardedFor = forwardedFor
     }
 
     public var httpVersion: String { head.minorVersion == 0 ? "HTTP/1.0" : "HTTP/1.1" }

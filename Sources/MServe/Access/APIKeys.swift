@@ -89,7 +89,7 @@ public enum KeysFile {
         var fields = ["\(key.name) sha256:\(Crypto.hex(key.hash))"]
         if !key.groups.isEmpty { fields.append("groups=" + key.groups.joined(separator: ",")) }
         if let m = key.models { fields.append("models=" + m.joined(separator: ",")) }
-        if let r = key.rateLimit { fields.append("rps=\(r == r.rounded() ? String(Int(r)) : String(r))") }
+        if key.rateLimit != nil { fields.append("rps=\(RateLimit.text(key.rateLimit))") }
         if let n = key.maxInFlight { fields.append("in_flight=\(n)") }
         return fields.joined(separator: " ")
     }

@@ -77,26 +77,29 @@ public final class AccessControl: Sendable {
     /// The key a request presents (`Authorization: Bearer KEY`, else `X-API-Key: KEY`), checked
     /// against every entry's hash in constant time.
     public func authenticate(authorization: String?, apiKey: String?) -> Outcome {
-        guard let hash = AccessControl.presentedKeyHash(authorization: authorization, apiKey: apiKey) else { return .missing }
+        guard let hash = AccessControl.presentedKey(authorization: authorization, apiKey: apiKey, Crypto.sha256) else { return .missing }
         for i in byPrefix[AccessControl.prefix(hash)] ?? [] where Crypto.constantTimeEqual(keys[i].hash, hash) { return .key(keys[i]) }
         // Only now, for the message: the key's last characters.
-        let presented = AccessControl.presentedKey(authorization: authorization, apiKey: apiKey).map(String.init) ?? ""
-        return .invalid(redacted: APIKey.redacted(presented))
+        let redacted = AccessControl.presentedKey(authorization: authorization, apiKey: apiKey) {
+            APIKey.redacted(String(decoding: $0, as: UTF8.self))
+        }
+        return .invalid(redacted: redacted ?? "")
     }
 
-    /// The SHA-256 of the presented key, hashed where it lies in the header's bytes.
-    static func presentedKeyHash(authorization: String?, apiKey: String?) -> [UInt8]? {
-        func hash(_ text: String, dropping prefix: Int) -> [UInt8]? {
+    /// The presented key's bytes (`Bearer KEY`, else the X-API-Key value, spaces trimmed) handed to
+    /// `use` where they lie in the header, without a copy; nil if neither holds one.
+    static func presentedKey<T>(authorization: String?, apiKey: String?, _ use: (UnsafeBufferPointer<UInt8>) -> T) -> T? {
+        func within(_ text: String, dropping prefix: Int) -> T? {
             var text = text
-            return text.withUTF8 { all -> [UInt8]? in
+            return text.withUTF8 { all -> T? in
                 var start = prefix, end = all.count
                 while start < end && (all[start] == 0x20 || all[start] == 0x09) { start += 1 }
                 while end > start && (all[end - 1] == 0x20 || all[end - 1] == 0x09) { end -= 1 }
-                return start == end ? nil : Crypto.sha256(UnsafeBufferPointer(rebasing: all[start..<end]))
+                return start == end ? nil : use(UnsafeBufferPointer(rebasing: all[start..<end]))
             }
         }
-        if let authorization, isBearer(authorization), let h = hash(authorization, dropping: 7) { return h }
-        if let apiKey { return hash(apiKey, dropping: 0) }
+        if let authorization, isBearer(authorization), let found = within(authorization, dropping: 7) { return found }
+        if let apiKey { return within(apiKey, dropping: 0) }
         return nil
     }
 
@@ -106,26 +109,6 @@ public final class AccessControl: Sendable {
             b.count > 7 && b[0] | 0x20 == 0x62 && b[1] | 0x20 == 0x65 && b[2] | 0x20 == 0x61 && b[3] | 0x20 == 0x72
                 && b[4] | 0x20 == 0x65 && b[5] | 0x20 == 0x72 && b[6] == 0x20
         }
-    }
-
-    /// The key as sent (for the last characters a refusal may show).
-    static func presentedKey(authorization: String?, apiKey: String?) -> Substring? {
-        if let authorization, isBearer(authorization) {
-            let key = trimmed(authorization.dropFirst(7))
-            if !key.isEmpty { return key }
-        }
-        if let apiKey {
-            let key = trimmed(Substring(apiKey))
-            if !key.isEmpty { return key }
-        }
-        return nil
-    }
-
-    private static func trimmed(_ s: Substring) -> Substring {
-        var s = s
-        while let f = s.first, f == " " || f == "\t" { s = s.dropFirst() }
-        while let l = s.last, l == " " || l == "\t" { s = s.dropLast() }
-        return s
     }
 
     /// Whether the key may use the model: it lists the model (or lists none), and the model's

@@ -7,7 +7,6 @@ import MServePOSIX
 public final class KeyLimiter: @unchecked Sendable {
     public static let maxKeys = 1024
     static let maxWorkers = Scoreboard.maxRecords
-    static let nameBytes = 64
 
     /// Shared words are changed only for keys that have a limit; a key's counts and its requests
     /// in flight live in each worker's own words (one writer each, no contention between the
@@ -15,7 +14,7 @@ public final class KeyLimiter: @unchecked Sendable {
     enum Layout {
         static let count = 0
         static let names = 1
-        static let keys = names + maxKeys * nameBytes / 8
+        static let keys = names + SharedNames.words(capacity: maxKeys)
         // Per key, shared: RateLimit's TAT, in flight of a key with in_flight=, refusals, and the
         // requests of workers that are gone.
         static let tat = 0, limitedInFlight = 1, refusedRate = 2, refusedInFlight = 3, retiredRequests = 4
@@ -46,31 +45,19 @@ public final class KeyLimiter: @unchecked Sendable {
     /// The keys with their slots (a name seen before keeps its slot, and its counts); beyond
     /// `maxKeys` names a key has none and goes unlimited and uncounted.
     public func assignSlots(_ keys: [APIKey]) -> [APIKey] {
-        keys.map { k in
+        var known = nameTable.names
+        return keys.map { k in
             var k = k
-            k.slot = slot(named: k.name)
+            k.slot = nameTable.index(adding: k.name, known: &known)
             return k
         }
     }
 
-    private func slot(named name: String) -> Int? {
-        let names = self.names
-        if let i = names.firstIndex(of: name) { return i }
-        guard names.count < KeyLimiter.maxKeys else { return nil }
-        let p = UnsafeMutableRawPointer(base + Layout.names).advanced(by: names.count * KeyLimiter.nameBytes)
-        let bytes = Array(name.utf8.prefix(KeyLimiter.nameBytes - 1))
-        p.initializeMemory(as: UInt8.self, repeating: 0, count: KeyLimiter.nameBytes)
-        p.copyMemory(from: bytes, byteCount: bytes.count)
-        base[Layout.count] = UInt64(names.count + 1)
-        return names.count
+    private var nameTable: SharedNames {
+        SharedNames(count: base + Layout.count, slots: UnsafeMutableRawPointer(base + Layout.names), capacity: KeyLimiter.maxKeys)
     }
 
-    var names: [String] {
-        (0..<keyCount).map { i in
-            let p = UnsafeRawPointer(base + Layout.names).advanced(by: i * KeyLimiter.nameBytes).assumingMemoryBound(to: UInt8.self)
-            return String(decoding: UnsafeBufferPointer(start: p, count: (0..<KeyLimiter.nameBytes).first { p[$0] == 0 } ?? KeyLimiter.nameBytes), as: UTF8.self)
-        }
-    }
+    var names: [String] { nameTable.names }
 
     /// A worker is gone: its requests in flight are no longer, its counts go to the retired ones.
     public func releaseWorker(_ record: Int) {

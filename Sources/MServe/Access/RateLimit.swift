@@ -9,7 +9,8 @@ public enum RateLimit {
         case refused(retryAfter: Int)
     }
 
-    static func text(_ rps: Double?) -> String {
+    /// "10", "2.5", or "-" without a limit.
+    package static func text(_ rps: Double?) -> String {
         guard let rps else { return "-" }
         return rps == rps.rounded() ? String(Int(rps)) : String(rps)
     }

@@ -12,7 +12,6 @@ import MServePOSIX
 public final class Scoreboard: @unchecked Sendable {
     static let maxRecords = 64
     static let maxModels = 16
-    static let nameBytes = 64
     /// Status codes with a series of their own; others count as "other".
     static let codes = [200, 400, 404, 405, 413, 415, 499, 500, 503, 504]
     /// Histogram upper bounds in seconds (then +Inf).
@@ -45,7 +44,7 @@ public final class Scoreboard: @unchecked Sendable {
         static let draining = 2
         static func restarts(_ reason: RestartReason) -> Int { 3 + reason.rawValue }
         static let names = 3 + RestartReason.allCases.count
-        static let headerWords = names + maxModels * nameBytes / 8
+        static let headerWords = names + SharedNames.words(capacity: maxModels)
 
         static let state = 0
         static let pid = 1
@@ -101,28 +100,19 @@ public final class Scoreboard: @unchecked Sendable {
     /// The index of a model's series, adding its name if new (master only, before forking workers).
     @discardableResult
     package func register(model name: String) -> Int? {
-        if let i = index(of: name) { return i }
-        let n = Int(base[Layout.modelCount])
-        guard n < Scoreboard.maxModels else { return nil }
-        let slot = UnsafeMutableRawPointer(base + Layout.names).advanced(by: n * Scoreboard.nameBytes)
-        let bytes = Array(name.utf8.prefix(Scoreboard.nameBytes - 1))
-        slot.initializeMemory(as: UInt8.self, repeating: 0, count: Scoreboard.nameBytes)
-        slot.copyMemory(from: bytes, byteCount: bytes.count)
-        base[Layout.modelCount] = UInt64(n + 1)
-        return n
+        var known = nameTable.names
+        return nameTable.index(adding: name, known: &known)
+    }
+
+    private var nameTable: SharedNames {
+        SharedNames(count: base + Layout.modelCount, slots: UnsafeMutableRawPointer(base + Layout.names), capacity: Scoreboard.maxModels)
     }
 
     package func index(of name: String) -> Int? {
         modelNames.firstIndex(of: name)
     }
 
-    package var modelNames: [String] {
-        (0..<Int(min(base[Layout.modelCount], UInt64(Scoreboard.maxModels)))).map { i in
-            let p = UnsafeRawPointer(base + Layout.names).advanced(by: i * Scoreboard.nameBytes)
-                .assumingMemoryBound(to: UInt8.self)
-            return String(decoding: UnsafeBufferPointer(start: p, count: (0..<Scoreboard.nameBytes).first { p[$0] == 0 } ?? Scoreboard.nameBytes), as: UTF8.self)
-        }
-    }
+    package var modelNames: [String] { nameTable.names }
 
     /// A free record for a worker about to be forked, or nil if all are taken (it then goes uncounted).
     package func claim() -> Int? {

@@ -58,7 +58,7 @@ open class RequestHandler {
     /// The client's address: the peer's, or, when the peer is a trusted proxy (--forwarded-allow-ips),
     /// the one its X-Forwarded-For names.
     public var clientAddress: String {
-        ForwardedFor.client(peer: request.remoteHost, header: request.header("X-Forwarded-For"), trusted: context.settings.forwardedAllowIPs)
+        ForwardedFor.client(peer: request.remoteHost, header: request.forwardedFor, trusted: context.settings.forwardedAllowIPs)
     }
 
     /// The served models this request's key may use (all of them when keys are off).

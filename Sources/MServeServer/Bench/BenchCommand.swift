@@ -30,8 +30,6 @@ public enum BenchCommand {
         let results = Mutex<[BenchResult]>([])
         let done = ConditionLock()
         let threads = options.threads
-        var finished = 0
-        let finishedCount = Mutex(0)
         for t in 0..<threads {
             // Connections and rate are split over the threads (Poisson streams add up to one).
             let connections = options.connections / threads + (t < options.connections % threads ? 1 : 0)
@@ -46,9 +44,9 @@ public enum BenchCommand {
                         failed.failures["event loop: \(error)"] = 1
                         r = failed
                     }
-                    results.withLock { $0.append(r) }
+                    // A thread's result is also its sign of being done.
                     done.withLock {
-                        finishedCount.withLock { $0 += 1 }
+                        results.withLock { $0.append(r) }
                         done.signal()
                     }
                 }
@@ -61,10 +59,10 @@ public enum BenchCommand {
         var lastAnswered = 0
         var lastTime = start
         while true {
-            done.withLock {
-                if finishedCount.withLock({ $0 }) < threads { done.wait(until: monotonicSeconds() + 1) }
+            let finished = done.withLock {
+                if results.withLock({ $0.count }) < threads { done.wait(until: monotonicSeconds() + 1) }
+                return results.withLock { $0.count }
             }
-            finished = finishedCount.withLock { $0 }
             if finished == threads { break }
             if live {
                 let now = monotonicSeconds()

@@ -131,14 +131,7 @@ public enum ControlClient {
                 columns.append(k)
             }
         }
-        let cells = rows.map { row in columns.map { row[$0].map(scalar) ?? "" } }
-        let widths = columns.indices.map { c in max(columns[c].count, cells.map { $0[c].count }.max() ?? 0) }
-        func line(_ values: [String]) -> String {
-            indent + zip(values, widths).map { $0 + String(repeating: " ", count: $1 - $0.count) }.joined(separator: "  ")
-                .trimmingTrailingSpaces() + "\n"
-        }
-        var out = line(columns)
-        for row in cells { out += line(row) }
+        var out = aligned([columns] + rows.map { row in columns.map { row[$0].map(scalar) ?? "" } }, indent: indent)
         for row in rows {
             guard case .object(let pairs) = row else { continue }
             for (k, v) in pairs {
@@ -148,6 +141,15 @@ public enum ControlClient {
             }
         }
         return out
+    }
+
+    /// Rows of cells (the first is the header) in columns two spaces apart.
+    static func aligned(_ rows: [[String]], indent: String = "") -> String {
+        let widths = (rows.first ?? []).indices.map { c in rows.map { $0[c].count }.max() ?? 0 }
+        return rows.map { values in
+            indent + zip(values, widths).map { $0 + String(repeating: " ", count: $1 - $0.count) }.joined(separator: "  ")
+                .trimmingTrailingSpaces() + "\n"
+        }.joined()
     }
 
     private static func scalar(_ v: JSON) -> String {

@@ -82,13 +82,9 @@ public enum KeysCommand {
         let keys = try KeysFile.load(file)
         let rows = keys.map { k in
             [k.name, k.groups.isEmpty ? "-" : k.groups.joined(separator: ","), k.models?.joined(separator: ",") ?? "(any)",
-             k.rateLimit.map { String($0) } ?? "-", k.maxInFlight.map(String.init) ?? "-"]
+             RateLimit.text(k.rateLimit), k.maxInFlight.map(String.init) ?? "-"]
         }
-        let header = ["name", "groups", "models", "rps", "in_flight"]
-        let widths = header.indices.map { c in ([header] + rows).map { $0[c].count }.max() ?? 0 }
-        for row in [header] + rows {
-            print(zip(row, widths).map { $0 + String(repeating: " ", count: $1 - $0.count) }.joined(separator: "  "))
-        }
+        print(ControlClient.aligned([["name", "groups", "models", "rps", "in_flight"]] + rows), terminator: "")
         return ExitCode.ok
     }
 }
