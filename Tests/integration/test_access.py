@@ -51,8 +51,9 @@ def test_keys_over_http(start, tmp_path):
     assert [m["name"] for m in s.get("/", headers={"X-API-Key": alice}).json()["models"]] == ["demo", "echo"]
     assert s.get("/nothing/here").status_code == 401
 
-    # The access log names the key; no log line holds a key.
+    # The access log names the key; no log line holds a key.  (Both logs are flushed every 50 ms.)
     wait_for(lambda: " - alice [" in s.access() and " - bob [" in s.access(), what="key names in the access log")
+    wait_for(lambda: s.log().count("Authorization: [redacted]") >= 3, what="the debug headers lines")
     for text in (s.log(), s.access()):
         for secret in (alice, bob, "msk-0123456789wxyz"):
             assert secret not in text
