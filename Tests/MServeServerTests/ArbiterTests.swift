@@ -329,3 +329,74 @@ struct ArbiterTests {
         #expect(WorkerMessage.serving.rawValue == UInt8(ascii: "R"))
     }
 }
+
+/// TERM while serving: a drain first (readiness 503, everything served, crashed workers replaced),
+/// then the graceful stop.
+struct ArbiterDrainTests {
+    static let limits = Arbiter.Limits(workers: 2, timeout: 30, bootTimeout: 10, gracefulTimeout: 30, drainSeconds: 5)
+
+    @Test func termDrainsForDrainSecondsThenStops() {
+        var h = ArbiterTests.Harness(Self.limits)
+        let pids = h.serving()
+        let term = h.send(.stop(graceful: true, at: 10))
+        #expect(term.contains(.notify(.draining)))
+        #expect(!term.contains(.closeAllSockets))
+        #expect(ArbiterTests.signals(term).isEmpty)
+        #expect(h.arbiter.phase == .draining)
+        #expect(h.arbiter.nextWake == 15)
+        #expect(ArbiterTests.signals(h.send(.tick(at: 14.9))).isEmpty)
+        let stop = h.send(.tick(at: 15))
+        #expect(stop.contains(.closeAllSockets))
+        #expect(stop.contains(.notify(.stopping)))
+        #expect(ArbiterTests.signals(stop) == [pids[0]: .terminate, pids[1]: .terminate])
+        #expect(h.arbiter.phase == .stopping)
+    }
+
+    @Test func aSecondTermOrAnIntCutsTheDrainShort() {
+        var h = ArbiterTests.Harness(Self.limits)
+        let pids = h.serving()
+        _ = h.send(.stop(graceful: true, at: 10))
+        let again = h.send(.stop(graceful: true, at: 11))
+        #expect(ArbiterTests.signals(again) == [pids[0]: .terminate, pids[1]: .terminate])
+
+        var q = ArbiterTests.Harness(Self.limits)
+        let qp = q.serving()
+        _ = q.send(.stop(graceful: true, at: 10))
+        #expect(ArbiterTests.signals(q.send(.stop(graceful: false, at: 11))) == [qp[0]: .quit, qp[1]: .quit])
+    }
+
+    @Test func noDrainWhileBootingOrWithZeroSeconds() {
+        var booting = ArbiterTests.Harness(Self.limits)
+        _ = booting.send(.boot(at: 0))
+        #expect(booting.send(.stop(graceful: true, at: 1)).contains(.closeAllSockets))
+
+        var zero = ArbiterTests.Harness(ArbiterTests.limits)
+        _ = zero.serving()
+        #expect(zero.send(.stop(graceful: true, at: 5)).contains(.closeAllSockets))
+    }
+
+    @Test func whileDrainingCrashesAreReplacedAndReloadsAndScalingRefused() {
+        var h = ArbiterTests.Harness(Self.limits)
+        let pids = h.serving()
+        _ = h.send(.stop(graceful: true, at: 10))
+        #expect(h.send(.scale(by: 1, at: 11)).isEmpty)
+        #expect(h.send(.reload(Self.limits, at: 11)).isEmpty)
+        #expect(h.send(.replace(pid: pids[0], at: 11)).isEmpty)
+        let crash = h.send(.exited(pid: pids[1], .signaled(9), at: 12))
+        #expect(ArbiterTests.spawns(crash) == [1])
+        // Its replacement serving does not make the server ready again.
+        let serving = h.send(.message(pid: h.spawned.last?.pid ?? 0, .serving, at: 13))
+        #expect(!serving.contains(.notify(.ready)))
+        #expect(h.arbiter.phase == .draining)
+    }
+
+    @Test func aReloadInProgressWhenTermArrivesLeavesTheServerDraining() {
+        var h = ArbiterTests.Harness(Self.limits)
+        _ = h.serving()
+        _ = h.send(.reload(Self.limits, at: 5))
+        _ = h.send(.stop(graceful: true, at: 6))
+        for (_, pid) in h.spawned.suffix(2) { _ = h.send(.message(pid: pid, .serving, at: 7)) }
+        #expect(h.arbiter.phase == .draining)
+        #expect(h.send(.tick(at: 11)).contains(.closeAllSockets))
+    }
+}

@@ -53,6 +53,8 @@ class Server:
         full_env = dict(os.environ)
         # The control socket's default place is the test's own, never the user's ~/.mserve.
         full_env["XDG_RUNTIME_DIR"] = str(tmp_path)
+        # Tests stop servers with TERM constantly; the drain is tested where a test asks for it.
+        full_env["MSERVE_DRAIN_SECONDS"] = "0"
         full_env.update(env or {})
         self.proc = subprocess.Popen(self.args, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
                                      env=full_env, start_new_session=True, preexec_fn=preexec)

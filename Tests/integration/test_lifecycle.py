@@ -4,6 +4,7 @@ import re
 import signal
 import socket
 import subprocess
+import tempfile
 import threading
 import time
 
@@ -80,6 +81,45 @@ def test_term_lets_a_slow_request_finish(start):
     # Not accepting any more.
     with pytest.raises(requests.ConnectionError):
         requests.get(s.url + "/", timeout=2)
+
+
+def test_term_drains_first_readiness_503_while_every_request_is_served(start, notify):
+    path, sock = notify
+    control = tempfile.mkdtemp(prefix="mctl") + "/c.sock"
+    s = start("demo", "--drain-seconds", "2", "--control-socket", control, workers=2, env={"NOTIFY_SOCKET": path})
+    assert "READY=1" in sock.recv(4096).decode()
+    session = requests.Session()  # a balancer's pooled connection keeps working while draining
+    assert session.get(s.url + "/readyz", timeout=5).status_code == 200
+    t0 = time.monotonic()
+    s.signal(signal.SIGTERM)
+    assert "STATUS=draining" in sock.recv(4096).decode()
+    served = 0
+    while time.monotonic() - t0 < 1.5:
+        r = session.get(s.url + "/readyz", timeout=5)
+        assert (r.status_code, r.json()["status"]) == (503, "draining")
+        fresh = requests.post(s.url + "/demo", json={"recordid": f"d{served}", "cal_number": served}, timeout=5)
+        assert fresh.status_code == 200 and fresh.json()["recordid"] == f"d{served}"
+        served += 1
+    # The control socket cannot undrain a server that is leaving.
+    out = subprocess.run([MSERVE, "ctl", "-s", control, "-c", "undrain"],
+                         capture_output=True, text=True, timeout=10)
+    assert out.returncode != 0 and "draining" in out.stdout + out.stderr
+    assert s.wait_exit() == 0
+    assert 2 <= time.monotonic() - t0 < 8
+    assert served > 10
+    log = s.log()
+    assert "Draining for 2 s" in log and "Drained; stopping" in log
+    assert log.index("Drained; stopping") < log.index("worker exiting gracefully")
+
+
+def test_a_second_term_ends_the_drain(start):
+    s = start("demo", "--drain-seconds", "30", workers=1)
+    s.signal(signal.SIGTERM)
+    s.wait_log("Draining for 30 s")
+    t0 = time.monotonic()
+    s.signal(signal.SIGTERM)
+    assert s.wait_exit() == 0
+    assert time.monotonic() - t0 < 5
 
 
 def test_term_past_the_graceful_timeout_kills_the_worker(start):

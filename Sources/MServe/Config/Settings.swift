@@ -9,6 +9,8 @@ public struct Settings: Sendable, Equatable {
     /// Permissions of `unix:PATH` sockets.
     public var unixSocketMode: UInt32 = 0o660
     public var gracefulTimeout = 30.0
+    /// Long enough for conf/haproxy/mserve.cfg's checks (inter 1s, fall 2) to take the server out.
+    public var drainSeconds = 5.0
     public var timeout = 30.0
     public var bootTimeout = 300.0
     public var clientTimeout = 30.0

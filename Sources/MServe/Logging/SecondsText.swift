@@ -6,3 +6,10 @@ extension String {
         self = "\(ms / 1000)." + String(repeating: "0", count: 3 - frac.count) + frac
     }
 }
+
+extension String {
+    /// Seconds as a setting is written: "5", "0.5".
+    package init(seconds x: Double) {
+        self = x == x.rounded() && abs(x) < 1e15 ? String(Int(x)) : String(x)
+    }
+}

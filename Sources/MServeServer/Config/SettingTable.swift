@@ -126,8 +126,9 @@ extension Setting {
 
     /// Seconds, fractions allowed, as gunicorn's timeouts.
     static func seconds(_ key: String, _ flags: [String], _ kp: WritableKeyPath<Settings, Double> & Sendable,
-                        model: (WritableKeyPath<ModelSettings, Double?> & Sendable)? = nil, _ help: String) -> Setting {
-        make(key, flags, kp, metavar: "SECONDS", model: model, show: { $0 == $0.rounded() ? String(Int($0)) : String($0) }, help) { v, _, _ throws(ConfigError) in
+                        model: (WritableKeyPath<ModelSettings, Double?> & Sendable)? = nil, _ help: String,
+                        zeroAllowed: Bool = false) -> Setting {
+        make(key, flags, kp, metavar: "SECONDS", model: model, show: { String(seconds: $0) }, help) { v, _, _ throws(ConfigError) in
             let x: Double
             switch v {
             case .int(let i): x = Double(i)
@@ -137,7 +138,9 @@ extension Setting {
                 x = f
             default: throw ConfigError("expected a number of seconds, got a \(v.typeName)")
             }
-            guard x.isFinite, x > 0 else { throw ConfigError("must be a positive number of seconds") }
+            guard x.isFinite, x > 0 || (zeroAllowed && x == 0) else {
+                throw ConfigError(zeroAllowed ? "must be 0 or a positive number of seconds" : "must be a positive number of seconds")
+            }
             return x
         }
     }
@@ -214,6 +217,9 @@ public enum SettingTable {
              "Connections the kernel may queue on each worker's socket before refusing more."),
         .seconds("graceful_timeout", ["--graceful-timeout"], \.gracefulTimeout,
                  "On TERM, how long workers may finish in-flight requests before they are killed."),
+        .seconds("drain_seconds", ["--drain-seconds"], \.drainSeconds,
+                 "On TERM, how long /readyz answers 503 while every request is still served, so that a balancer's health checks take this server out first; 0 stops at once.  INT and QUIT never drain.",
+                 zeroAllowed: true),
         .seconds("timeout", ["-t", "--timeout"], \.timeout,
                  "A worker whose event loop has not reported for this long is killed (SIGABRT, then SIGKILL) and replaced.  Inference runs on model threads and does not count."),
         .seconds("boot_timeout", ["--boot-timeout"], \.bootTimeout,

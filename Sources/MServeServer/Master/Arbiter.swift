@@ -15,16 +15,21 @@ public struct Arbiter: Sendable {
         public var timeout: Double
         public var bootTimeout: Double
         public var gracefulTimeout: Double
+        /// On TERM, how long readiness answers 503 while everything is still served (--drain-seconds).
+        public var drainSeconds: Double
 
-        public init(workers: Int, timeout: Double, bootTimeout: Double, gracefulTimeout: Double) {
+        public init(workers: Int, timeout: Double, bootTimeout: Double, gracefulTimeout: Double, drainSeconds: Double = 0) {
             self.workers = workers
             self.timeout = timeout
             self.bootTimeout = bootTimeout
             self.gracefulTimeout = gracefulTimeout
+            self.drainSeconds = drainSeconds
         }
     }
 
-    public enum Phase: Equatable, Sendable { case booting, running, stopping }
+    /// `draining`: a TERM arrived while serving; readiness answers 503 so that balancers' checks
+    /// take the server out, and everything is served as before until `drainSeconds` have passed.
+    public enum Phase: Equatable, Sendable { case booting, running, draining, stopping }
 
     public struct Worker: Equatable, Sendable {
         public let pid: Int32
@@ -70,7 +75,7 @@ public struct Arbiter: Sendable {
         case terminate, quit, abort, kill, reopenLogs
     }
 
-    public enum Notification: Equatable, Sendable { case ready, reloading, stopping }
+    public enum Notification: Equatable, Sendable { case ready, reloading, draining, stopping }
 
     public enum Action: Equatable, Sendable {
         /// Open the slot's sockets if need be, fork its worker, and report `spawned` or `spawnFailed`.
@@ -110,6 +115,8 @@ public struct Arbiter: Sendable {
     private var retryAt: Double?
     /// Stopping: when the workers still there are killed.
     private var killAt: Double?
+    /// Draining: when the stop begins.
+    private var stopAt: Double?
     private var reload: (remaining: Set<Int>, failed: Int)?
     private var reloading = false
     private var drains: [Int: Set<Int32>] = [:]
@@ -136,7 +143,7 @@ public struct Arbiter: Sendable {
 
     /// The next time something is due (a timeout, a retry, a kill): the master ticks then.
     public var nextWake: Double? {
-        var due = [retryAt, killAt].compactMap { $0 }
+        var due = [retryAt, killAt, stopAt].compactMap { $0 }
         for w in workers.values {
             if let aborted = w.abortedAt { due.append(aborted + Arbiter.abortGrace) }
             else if w.ready { due.append(w.lastHeard + limits.timeout) }
@@ -151,6 +158,9 @@ public struct Arbiter: Sendable {
 
     /// Workers that serve new connections: ready, current, not retiring.
     public var serving: Int { workers.values.filter { $0.ready && !$0.retiring && $0.generation == generation }.count }
+
+    /// Draining or stopping: reloads and scaling are refused.
+    public var leaving: Bool { phase == .draining || phase == .stopping }
 
     public mutating func handle(_ event: Event) -> [Action] {
         var out: [Action] = []
@@ -190,7 +200,7 @@ public struct Arbiter: Sendable {
             murder(at, &out)
         case .reload(let next, let at):
             now = at
-            guard phase != .stopping else { return [] }
+            guard !leaving else { return [] }
             out.append(.notify(.reloading))
             out.append(.log(.info, "Reloading: \(next.workers) new workers replace \(workers.count)"))
             limits = next
@@ -204,7 +214,7 @@ public struct Arbiter: Sendable {
             detachSlots(from: desired, &out)
         case .scale(let delta, let at):
             now = at
-            guard phase != .stopping else { return [] }
+            guard !leaving else { return [] }
             let target = max(1, desired + delta)
             guard target != desired else { return [.log(.info, "Keeping \(desired) worker (the minimum)")] }
             desired = target
@@ -216,12 +226,21 @@ public struct Arbiter: Sendable {
         case .stop(let graceful, let at):
             now = at
             if phase == .stopping && graceful { return [] }
-            stop(graceful: graceful, at, &out)
+            if graceful && phase == .running && limits.drainSeconds > 0 {
+                phase = .draining
+                stopAt = at + limits.drainSeconds
+                out.append(.notify(.draining))
+                out.append(.log(.info, "Draining for \(String(seconds: limits.drainSeconds)) s: /readyz answers 503 while every request is still served; then stopping"))
+            } else {
+                // A second TERM while draining cuts the drain short.
+                stopAt = nil
+                stop(graceful: graceful, at, &out)
+            }
         case .reopenLogs:
             return workers.keys.sorted().map { .signal(pid: $0, .reopenLogs) }
         case .replace(let pid, let at):
             now = at
-            guard phase != .stopping, let w = workers[pid], !w.retiring else { return [] }
+            guard !leaving, let w = workers[pid], !w.retiring else { return [] }
             out.append(.log(.info, "Worker \(pid) (slot \(w.slot)) is being replaced (control socket)"))
             retire(pid, .replaced, &out)
         }
@@ -312,6 +331,11 @@ public struct Arbiter: Sendable {
     /// the boot timeout) gets SIGABRT, so that it can leave a backtrace, and SIGKILL 2 s later.
     /// Stopping: the ones still there at the deadline are killed.
     private mutating func murder(_ now: Double, _ out: inout [Action]) {
+        if let stopAt, now >= stopAt {
+            self.stopAt = nil
+            out.append(.log(.info, "Drained; stopping"))
+            stop(graceful: true, now, &out)
+        }
         if let killAt, now >= killAt {
             self.killAt = nil
             for pid in workers.keys.sorted() {
@@ -388,9 +412,12 @@ public struct Arbiter: Sendable {
         }
         if (phase == .booting || reloading) && reload == nil && serving >= desired {
             out.append(.log(.info, phase == .booting ? "All \(desired) workers are serving" : "Reload complete: \(serving) workers serving"))
-            phase = .running
             reloading = false
-            out.append(.notify(.ready))
+            // A reload that completes while draining leaves the server draining.
+            if phase != .draining {
+                phase = .running
+                out.append(.notify(.ready))
+            }
         }
         guard spawning == nil, retryAt.map({ now >= $0 }) ?? true else { return }
         retryAt = nil

@@ -63,6 +63,7 @@ extension Master {
         case .drain, .undrain:
             let draining = command == .drain
             guard let scoreboard else { return (.failure(.failed("no scoreboard")), nil) }
+            guard !arbiter.leaving || draining else { return (.failure(.failed("the server is \(arbiter.phase): it stays drained")), nil) }
             if scoreboard.draining != draining {
                 scoreboard.draining = draining
                 logger.info(draining ? "Draining: /readyz answers 503 until undrain; requests are still served"

@@ -187,6 +187,9 @@ public final class Master {
                 SystemdNotify.send("READY=1\nSTATUS=serving \(settings.models.joined(separator: ",")) with \(settings.workers) workers\nMAINPID=\(currentProcessID())")
             case .notify(.reloading):
                 SystemdNotify.send("RELOADING=1\nSTATUS=reloading")
+            case .notify(.draining):
+                scoreboard?.draining = true
+                SystemdNotify.send("STOPPING=1\nSTATUS=draining")
             case .notify(.stopping):
                 scoreboard?.ready = false
                 SystemdNotify.send("STOPPING=1\nSTATUS=stopping")
@@ -310,7 +313,7 @@ public final class Master {
     /// the master throughout, so connections queued meanwhile wait for the new workers.
     @discardableResult
     func reload() -> String? {
-        guard arbiter.phase != .stopping else { return "the server is stopping" }
+        guard !arbiter.leaving else { return "the server is \(arbiter.phase)" }
         let next: Settings
         do {
             next = try rereadSettings()
@@ -352,6 +355,7 @@ public final class Master {
 extension Settings {
     /// What the arbiter decides with.
     var arbiterLimits: Arbiter.Limits {
-        Arbiter.Limits(workers: workers, timeout: timeout, bootTimeout: bootTimeout, gracefulTimeout: gracefulTimeout)
+        Arbiter.Limits(workers: workers, timeout: timeout, bootTimeout: bootTimeout, gracefulTimeout: gracefulTimeout,
+                       drainSeconds: drainSeconds)
     }
 }
