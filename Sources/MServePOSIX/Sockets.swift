@@ -155,8 +155,9 @@ public enum Socket {
     }
 
     /// A TCP connection to `host`:`port` (a name or address), made blocking (a load generator
-    /// connects before it measures), then non-blocking with TCP_NODELAY.
-    public static func connectTCP(host: String, port: Int) throws(SystemError) -> Int32 {
+    /// connects before it measures), then non-blocking with TCP_NODELAY.  With a `timeout` it stays
+    /// blocking, and connecting, reads and writes give up after that many seconds.
+    public static func connectTCP(host: String, port: Int, timeout: Double? = nil) throws(SystemError) -> Int32 {
         var hints = addrinfo()
         hints.ai_family = AF_UNSPEC
         hints.ai_socktype = Int32(SOCK_STREAM.rawValue)
@@ -170,7 +171,9 @@ public enum Socket {
             next = info.pointee.ai_next
             let fd = socket(info.pointee.ai_family, Int32(SOCK_STREAM.rawValue) | Int32(SOCK_CLOEXEC.rawValue), 0)
             if fd < 0 { lastError = errno; continue }
+            if let timeout { setTimeouts(fd, timeout) }
             if Glibc.connect(fd, info.pointee.ai_addr, info.pointee.ai_addrlen) == 0 {
+                if timeout != nil { return fd }
                 _ = fcntl(fd, F_SETFL, fcntl(fd, F_GETFL) | O_NONBLOCK)
                 var one: Int32 = 1
                 setsockopt(fd, Int32(IPPROTO_TCP), TCP_NODELAY, &one, socklen_t(MemoryLayout<Int32>.size))
@@ -241,9 +244,7 @@ public enum Socket {
         var (addr, len) = try unixAddress(path)
         let fd = socket(AF_UNIX, Int32(SOCK_STREAM.rawValue) | Int32(SOCK_CLOEXEC.rawValue), 0)
         guard fd >= 0 else { throw SystemError("socket", errno: errno) }
-        var tv = timeval(tv_sec: Int(timeout), tv_usec: Int((timeout - Double(Int(timeout))) * 1e6))
-        setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, socklen_t(MemoryLayout<timeval>.size))
-        setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &tv, socklen_t(MemoryLayout<timeval>.size))
+        setTimeouts(fd, timeout)
         let connected = withUnsafePointer(to: &addr) { $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { connect(fd, $0, len) } }
         guard connected == 0 else {
             let e = errno
@@ -251,6 +252,29 @@ public enum Socket {
             throw SystemError("cannot connect to \(path)", errno: e)
         }
         return fd
+    }
+
+    /// Blocking reads and writes (and, on Linux, connect) give up after `seconds`.
+    private static func setTimeouts(_ fd: Int32, _ seconds: Double) {
+        var tv = timeval(tv_sec: Int(seconds), tv_usec: Int((seconds - Double(Int(seconds))) * 1e6))
+        setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, socklen_t(MemoryLayout<timeval>.size))
+        setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &tv, socklen_t(MemoryLayout<timeval>.size))
+    }
+
+    /// Reads a blocking socket until the peer closes it, up to `limit` bytes.
+    public static func receiveToEnd(_ fd: Int32, limit: Int) throws(SystemError) -> [UInt8] {
+        var out: [UInt8] = []
+        var chunk = [UInt8](repeating: 0, count: 4096)
+        while out.count < limit {
+            let n = chunk.withUnsafeMutableBytes { Glibc.read(fd, $0.baseAddress, $0.count) }
+            if n == 0 { break }
+            if n < 0 {
+                if errno == EINTR { continue }
+                throw SystemError(errno == EAGAIN ? "no answer in time" : "read", errno: errno)
+            }
+            out += chunk[0..<n]
+        }
+        return out
     }
 
     /// Writes all of `bytes` to a blocking socket.

@@ -160,7 +160,8 @@ import MServePOSIX
         #expect(SettingTable.perModelKeys == ["limit_concurrency", "queue_size", "request_timeout", "max_batch_size", "batch_timeout_ms"])
         let restart = Set(SettingTable.all.filter { $0.reload == .restart }.map(\.key))
         #expect(restart == ["bind", "pid", "access_logfile", "error_logfile", "preload", "user", "group", "chdir",
-                            "control_socket", "control_socket_mode", "no_control_socket"])
+                            "control_socket", "control_socket_mode", "no_control_socket",
+                            "agent_bind", "announce", "announce_name", "announce_address", "announce_options"])
         // A per-model value goes through the global key's validator.
         #expect(throws: ConfigError("c.toml: model.demo.queue_size: must be at least 0, got -1")) {
             try parse(["-c", "c.toml"], files: ["c.toml": "models = [\"demo\"]\n[model.demo]\nqueue_size = -1"])

@@ -33,6 +33,14 @@ public struct Settings: Sendable, Equatable {
     public var apiKeys: [APIKey] = []
     /// Peers trusted to say who the client was (X-Forwarded-For); "*" trusts every peer.
     public var forwardedAllowIPs = ["127.0.0.1", "::1"]
+    /// HAProxy's agent-check port, served by the master (HOST:PORT).
+    public var agentBind: String? = nil
+    /// `haproxy://HOST:PORT/BACKEND`: register with that HAProxy's runtime API; as this server name,
+    /// at this address, with these server keywords.
+    public var announce: String? = nil
+    public var announceName: String? = nil
+    public var announceAddress: String? = nil
+    public var announceOptions: String? = nil
     /// How far a signed request's timestamp may be from now, in seconds.
     public var signatureWindow = 300.0
     /// Whether /metrics needs a key when keys are on: "open" or "keyed".

@@ -98,6 +98,8 @@ private func check(_ given: Settings, _ registry: ModelRegistry) throws(ConfigEr
         throw ConfigError("config: [model.\(name)] names an unknown model; known models: \(registry.names.joined(separator: ", "))")
     }
     for b in settings.binds { _ = try BindAddress(parsing: b) }
+    _ = try settings.agentAddress()
+    _ = try settings.announcement()
     if settings.group != nil && settings.user == nil { throw ConfigError("--group needs --user") }
     _ = try settings.tlsContext()
     if let user = settings.user {

@@ -271,6 +271,16 @@ public enum SettingTable {
             }
             return items
         },
+        .optionalString("agent_bind", ["--agent-bind"], \.agentBind, metavar: "ADDRESS", reload: .restart,
+                        "Answer HAProxy's agent-check on HOST:PORT (served by the master): ready, drain or down, and a weight from free model slots and queue depth."),
+        .optionalString("announce", ["--announce"], \.announce, metavar: "URL", reload: .restart,
+                        "haproxy://HOST:PORT/BACKEND: once every worker serves, add this server to that backend through HAProxy's runtime API; drain it on TERM, delete it after stopping."),
+        .optionalString("announce_name", ["--announce-name"], \.announceName, metavar: "NAME", reload: .restart,
+                        "The server's name in the HAProxy backend; default mserve- and its address."),
+        .optionalString("announce_address", ["--announce-address"], \.announceAddress, metavar: "HOST:PORT", reload: .restart,
+                        "The address HAProxy connects to; default the first --bind (which must then name a specific host)."),
+        .optionalString("announce_options", ["--announce-options"], \.announceOptions, metavar: "KEYWORDS", reload: .restart,
+                        "HAProxy server keywords for the announced server; default 'check inter 1s fall 2 rise 2', plus agent-check with --agent-bind."),
         .optionalString("keys_file", ["--keys-file"], \.keysFile, metavar: "FILE",
                         "API keys (mserve keys add writes it): every route but health, readiness and open metrics then needs a key; HUP re-reads it."),
         .seconds("signature_window", ["--signature-window"], \.signatureWindow,

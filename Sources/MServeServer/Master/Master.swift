@@ -37,6 +37,11 @@ public final class Master {
     let listeners: Listeners
     /// `mserve ctl`'s socket (nil with --no-control-socket).
     private var control: ControlServer?
+    /// HAProxy's agent port (--agent-bind) and this server's place in an HAProxy backend (--announce).
+    var agent: AgentServer?
+    let announcement: Announcement?
+    var announced = false
+    var withdrawn = false
     let startedAt = monotonicSeconds()
     /// Fires at the arbiter's next due time (a timeout, a retry, a kill).
     private var wakeTimer: EventHandle?
@@ -50,6 +55,7 @@ public final class Master {
         self.routes = routes
         self.logs = logs
         arbiter = Arbiter(limits: settings.arbiterLimits)
+        announcement = try settings.announcement()
         if let fds = try SocketActivation.listenFDs() {
             listeners = Listeners(inherited: fds, backlog: settings.backlog)
         } else {
@@ -63,6 +69,8 @@ public final class Master {
         for m in settings.models { board.register(model: m) }
         self.settings.apiKeys = board.keys.assignSlots(settings.apiKeys)
         scoreboard = board
+        // Bound here, with the listeners, before the master gives up root (--user).
+        try openAgent()
     }
 
     /// Runs the server until it stops; returns the exit code.
@@ -110,6 +118,7 @@ public final class Master {
         defer { logs.detach() }
         guard openControlSocket() else { return ExitCode.failure }
         defer { control?.close() }
+        defer { agent?.close() }
 
         // After the signal handlers: a TERM during a long preload is handled once it is done.
         if settings.preload {
@@ -128,6 +137,7 @@ public final class Master {
         }
         if handle(.boot(at: monotonicSeconds())) { loop.run() }
         listeners.closeAll()
+        removeAnnouncement()
         logger.info("Shutting down: master (exit code \(arbiter.exitCode))")
         return arbiter.exitCode
     }
@@ -185,14 +195,17 @@ public final class Master {
             case .notify(.ready):
                 scoreboard?.ready = true
                 SystemdNotify.send("READY=1\nSTATUS=serving \(settings.models.joined(separator: ",")) with \(settings.workers) workers\nMAINPID=\(currentProcessID())")
+                announceIfNeeded()
             case .notify(.reloading):
                 SystemdNotify.send("RELOADING=1\nSTATUS=reloading")
             case .notify(.draining):
                 scoreboard?.draining = true
                 SystemdNotify.send("STOPPING=1\nSTATUS=draining")
+                withdrawAnnouncement()
             case .notify(.stopping):
                 scoreboard?.ready = false
                 SystemdNotify.send("STOPPING=1\nSTATUS=stopping")
+                withdrawAnnouncement()
             case .countRestart(let reason):
                 scoreboard?.countRestart(reason)
             case .detachSlot(let slot, let drain):
@@ -258,6 +271,7 @@ public final class Master {
             logs.detach()
             loop.abandonAfterFork()
             control?.closeDescriptorsAfterFork()
+            agent?.closeDescriptorAfterFork()
             closeDescriptor(pipe.readEnd)
             // (A socket systemd passed may be in several slots, this one's too.)
             listeners.foreignFDs(of: slot).forEach(closeDescriptor)
