@@ -26,7 +26,7 @@ struct AnnouncementTests {
         let a = try Announcement(url: "haproxy://10.0.0.1:9999/mserve", server: nil, address: "10.0.0.11:8000", agentPort: nil, options: nil)
         #expect(a.apiHost == "10.0.0.1" && a.apiPort == 9999 && a.backend == "mserve")
         #expect(a.server == "mserve-10-0-0-11-8000")
-        #expect(a.addCommand == "add server mserve/mserve-10-0-0-11-8000 10.0.0.11:8000 check inter 1s fall 2 rise 2")
+        #expect(a.addCommand == "add server mserve/mserve-10-0-0-11-8000 10.0.0.11:8000 check inter 1s fall 2 rise 2 weight 100")
         #expect(a.enableCommands == ["enable health mserve/mserve-10-0-0-11-8000", "set server mserve/mserve-10-0-0-11-8000 state ready"])
         #expect(a.takeOverCommands.first == "set server mserve/mserve-10-0-0-11-8000 addr 10.0.0.11 port 8000")
         #expect(a.drainCommand == "set server mserve/mserve-10-0-0-11-8000 state drain")
@@ -36,7 +36,7 @@ struct AnnouncementTests {
     @Test func theAgentPortAddsTheAgentCheck() throws {
         let a = try Announcement(url: "haproxy://[::1]:9999/b", server: "h1", address: "[::1]:8000", agentPort: 8001, options: nil)
         #expect(a.apiHost == "::1")
-        #expect(a.addCommand == "add server b/h1 [::1]:8000 check inter 1s fall 2 rise 2 agent-check agent-port 8001 agent-inter 1s")
+        #expect(a.addCommand == "add server b/h1 [::1]:8000 check inter 1s fall 2 rise 2 weight 100 agent-check agent-port 8001 agent-inter 1s")
         #expect(a.enableCommands.contains("enable agent b/h1"))
         #expect(a.takeOverCommands.first == "set server b/h1 addr ::1 port 8000")
     }

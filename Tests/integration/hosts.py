@@ -411,6 +411,7 @@ class Scenario:
                                   "lost": len(lost), "why": reasons,
                                   "p50_ms": _ms(percentile([r[1] for r in window], 0.5)),
                                   "p99_ms": _ms(percentile([r[1] for r in window], 0.99)),
+                                  "max_ms": _ms(max((r[1] for r in window), default=None)),
                                   "noticed_s": _round(self.notice.get(name))})
         return out
 
@@ -425,7 +426,7 @@ def _round(s):
 
 def print_report(rep):
     print(f"\n{rep['balancer']} retries {'on' if rep['retries'] else 'off'}: {rep['requests']} requests, {rep['lost']} lost")
-    print(f"  {'event':<10} {'s':>5} {'requests':>8} {'lost':>5} {'p50 ms':>8} {'p99 ms':>8} {'noticed s':>9}  why")
+    print(f"  {'event':<10} {'s':>5} {'requests':>8} {'lost':>5} {'p50 ms':>8} {'p99 ms':>8} {'max ms':>8} {'noticed s':>9}  why")
     for e in rep["events"]:
         print(f"  {e['event']:<10} {e['seconds']:>5} {e['requests']:>8} {e['lost']:>5} {e['p50_ms'] or '-':>8} "
-              f"{e['p99_ms'] or '-':>8} {e['noticed_s'] if e['noticed_s'] is not None else '-':>9}  {e['why'] or ''}")
+              f"{e['p99_ms'] or '-':>8} {e['max_ms'] or '-':>8} {e['noticed_s'] if e['noticed_s'] is not None else '-':>9}  {e['why'] or ''}")

@@ -72,6 +72,8 @@ def test_announce_adds_the_server_to_haproxy_drains_it_on_term_and_deletes_it(st
         s.wait_log(r"Announced to HAProxy 127\.0\.0\.1:\d+ as mserve/box1 at 127\.0\.0\.1:\d+")
         # Health and agent checks pass: operational state 2 (running), admin state 0 (ready).
         wait_for(lambda: balancers.servers_state(f"127.0.0.1:{api}").get("box1", (0,))[0] == 2, 10, what="box1 up")
+        # Weight 100, so that the agent's percentages scale it (of HAProxy's default 1 they round to 0).
+        assert balancers.servers_state(f"127.0.0.1:{api}")["box1"][2] == 100
         r = requests.post(f"http://127.0.0.1:{front}/demo", json={"cal_number": 3},
                           headers={"X-Request-Id": "through-haproxy"}, timeout=5)
         assert r.status_code == 200 and r.headers["x-request-id"] == "through-haproxy"

@@ -15,7 +15,7 @@ public struct Announcement: Equatable, Sendable {
     /// Server keywords: the backend's `default-server` line is not applied to dynamic servers.
     public var options: String
 
-    public static let defaultOptions = "check inter 1s fall 2 rise 2"
+    public static let defaultOptions = "check inter 1s fall 2 rise 2 weight 100"
 
     public init(apiHost: String, apiPort: Int, backend: String, server: String, address: String, options: String) {
         self.apiHost = apiHost

@@ -280,7 +280,7 @@ public enum SettingTable {
         .optionalString("announce_address", ["--announce-address"], \.announceAddress, metavar: "HOST:PORT", reload: .restart,
                         "The address HAProxy connects to; default the first --bind (which must then name a specific host)."),
         .optionalString("announce_options", ["--announce-options"], \.announceOptions, metavar: "KEYWORDS", reload: .restart,
-                        "HAProxy server keywords for the announced server; default 'check inter 1s fall 2 rise 2', plus agent-check with --agent-bind."),
+                        "HAProxy server keywords for the announced server; default 'check inter 1s fall 2 rise 2 weight 100', plus agent-check with --agent-bind."),
         .optionalString("keys_file", ["--keys-file"], \.keysFile, metavar: "FILE",
                         "API keys (mserve keys add writes it): every route but health, readiness and open metrics then needs a key; HUP re-reads it."),
         .seconds("signature_window", ["--signature-window"], \.signatureWindow,
