@@ -7,9 +7,13 @@ import time
 
 import pytest
 import requests
+import urllib3
 
 import balancers
 from conftest import free_port, wait_for
+
+# The balancers' certificate is the test's own, self-signed.
+urllib3.disable_warnings(urllib3.exceptions.InsecureRequestWarning)
 
 pytestmark = pytest.mark.skipif(not (balancers.have("nginx") and balancers.have("haproxy")),
                                 reason="nginx and haproxy are installed by scripts/setup (MSERVE_TEST_DEPS=1)")
@@ -112,3 +116,37 @@ def test_announce_retries_until_haproxy_answers(start, tmp_path):
     finally:
         s.stop()
         hap.stop()
+
+
+@pytest.mark.parametrize("kind", ["nginx", "haproxy"])
+def test_streams_pass_through_unbuffered_over_tls_with_the_recordid(start, tmp_path, kind):
+    port = free_port()
+    s = start("sleep", port=port, workers=1)
+    front, tls = free_port(), free_port()
+    host = [f"127.0.0.1:{port}"]
+    if kind == "nginx":
+        cfg = balancers.nginx_config(tmp_path, host, f"127.0.0.1:{front}", f"127.0.0.1:{tls}")
+    else:
+        cfg = balancers.haproxy_config(tmp_path, host, f"127.0.0.1:{front}", f"127.0.0.1:{tls}", f"127.0.0.1:{free_port()}",
+                                       agent_port=free_port())
+    bal = balancers.Balancer(kind, cfg, tmp_path)
+    try:
+        balancers.wait_port("127.0.0.1", tls)
+        # HAProxy's first checks pass (rise 2 once started: the server starts up, the agent port is closed).
+        deadline = time.monotonic() + 10
+        while True:
+            r = requests.post(f"https://127.0.0.1:{tls}/sleep", json={"ms": 1}, verify=False, timeout=5)
+            if r.status_code == 200 or time.monotonic() > deadline:
+                break
+            time.sleep(0.2)
+        t0 = time.monotonic()
+        r = requests.post(f"https://127.0.0.1:{tls}/sleep", json={"ms": 900, "pieces": 3, "stream": True},
+                          headers={"X-Request-Id": f"via-{kind}"}, stream=True, verify=False, timeout=10)
+        assert r.status_code == 200 and r.headers["x-request-id"] == f"via-{kind}"
+        times = [time.monotonic() - t0 for line in r.iter_lines() if line.startswith(b"data: {")]
+        assert len(times) == 3
+        # Each piece about 300 ms after the one before, not all at the end.
+        assert 0.15 < times[1] - times[0] < 0.6 and 0.15 < times[2] - times[1] < 0.6, times
+        s.wait_log(rf"\[via-{kind}\] response: 200 \(streamed 4 pieces")
+    finally:
+        bal.stop()
