@@ -33,6 +33,8 @@ public struct Settings: Sendable, Equatable {
     public var apiKeys: [APIKey] = []
     /// Peers trusted to say who the client was (X-Forwarded-For); "*" trusts every peer.
     public var forwardedAllowIPs = ["127.0.0.1", "::1"]
+    /// The web page at `/` for browsers and the status page (`--ui off`: JSON only).
+    public var ui = true
     /// HAProxy's agent-check port, served by the master (HOST:PORT).
     public var agentBind: String? = nil
     /// `haproxy://HOST:PORT/BACKEND`: register with that HAProxy's runtime API; as this server name,

@@ -12,6 +12,11 @@ import MServePOSIX
 public final class Scoreboard: @unchecked Sendable {
     static let maxRecords = 64
     static let maxModels = 16
+    /// How far back the status page's charts go, and their latency buckets (finer than the
+    /// histograms' at the low end, where a fast model's requests all fall).
+    package static let recentSeconds = 300
+    static let recentBuckets: [Double] = [0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5,
+                                          1, 2.5, 5, 10, 30]
     /// Status codes with a series of their own; others count as "other".
     static let codes = [200, 400, 404, 405, 413, 415, 499, 500, 503, 504]
     /// Histogram upper bounds in seconds (then +Inf).
@@ -35,9 +40,11 @@ public final class Scoreboard: @unchecked Sendable {
 
     /// Where each value lives, in 64-bit words.  The header: the ready flag, the number of model
     /// names, the draining flag, a restart counter per reason, the name table.  Then `maxRecords`
-    /// records and the retired one, each: state, pid, in flight, then per model (`maxModels`, plus
-    /// one for requests to no model) the status-code counters, the three histograms, a batching
-    /// model's passes and the inputs they took, and the inferences running and waiting.
+    /// records and the retired one, each: state, pid, in flight, slot, start time, then per model
+    /// (`maxModels`, plus one for requests to no model) the status-code counters, the three
+    /// histograms, a batching model's passes and the inputs they took, and the inferences running
+    /// and waiting; then the last `recentSeconds` seconds, each: its second (monotonic, plus one;
+    /// 0: empty), requests answered, and their latency histogram.
     enum Layout {
         static let ready = 0
         static let modelCount = 1
@@ -49,7 +56,10 @@ public final class Scoreboard: @unchecked Sendable {
         static let state = 0
         static let pid = 1
         static let inFlight = 2
-        static let firstModel = 3
+        static let slot = 3
+        /// Monotonic seconds when the master forked it.
+        static let started = 4
+        static let firstModel = 5
         static let codeWords = codes.count + 1
         /// In a histogram: the buckets, +Inf, then the sum (µs) and the count.
         static let histogramWords = buckets.count + 1 + 2
@@ -62,7 +72,9 @@ public final class Scoreboard: @unchecked Sendable {
         static let running = batches + 2
         static let waiting = batches + 3
         static let modelWords = batches + 4
-        static let recordWords = firstModel + (maxModels + 1) * modelWords
+        static let recent = firstModel + (maxModels + 1) * modelWords
+        static let recentSlotWords = 2 + recentBuckets.count + 1
+        static let recordWords = recent + recentSeconds * recentSlotWords
         /// A model's words within a record (nil: requests to no model).
         static func model(_ m: Int?) -> Int { firstModel + (m ?? maxModels) * modelWords }
     }
@@ -80,7 +92,7 @@ public final class Scoreboard: @unchecked Sendable {
         nonces = try NonceLog()
     }
 
-    private func record(_ r: Int) -> UnsafeMutablePointer<UInt64> {
+    func record(_ r: Int) -> UnsafeMutablePointer<UInt64> {
         base + Layout.headerWords + r * Layout.recordWords
     }
 
@@ -125,7 +137,12 @@ public final class Scoreboard: @unchecked Sendable {
         return nil
     }
 
-    package func setPid(_ r: Int, _ pid: Int32) { record(r)[Layout.pid] = UInt64(UInt32(bitPattern: pid)) }
+    package func setWorker(_ r: Int, pid: Int32, slot: Int, started: Double) {
+        let rec = record(r)
+        rec[Layout.pid] = UInt64(UInt32(bitPattern: pid))
+        rec[Layout.slot] = UInt64(max(0, slot))
+        rec[Layout.started] = UInt64(max(0, started * 1000))
+    }
 
     /// A reaped worker's counts go into the retired record; its record is free again.
     package func release(_ r: Int) {
@@ -135,6 +152,15 @@ public final class Scoreboard: @unchecked Sendable {
         for m in 0...Scoreboard.maxModels {
             let m0 = Layout.firstModel + m * Layout.modelWords
             for w in m0..<(m0 + Layout.running) { retired[w] &+= rec[w] }
+        }
+        // Its recent seconds too, so that the charts do not dip when a worker is replaced.
+        for i in 0..<Scoreboard.recentSeconds {
+            let from = rec + Layout.recent + i * Layout.recentSlotWords
+            let to = retired + Layout.recent + i * Layout.recentSlotWords
+            guard from[0] != 0, from[0] >= to[0] else { continue }
+            if from[0] > to[0] { to.update(from: from, count: Layout.recentSlotWords) } else {
+                for w in 1..<Layout.recentSlotWords { to[w] &+= from[w] }
+            }
         }
         rec.update(repeating: 0, count: Layout.recordWords)
     }
@@ -150,10 +176,19 @@ public final class Scoreboard: @unchecked Sendable {
         record(r) + Layout.model(model)
     }
 
-    func countRequest(_ r: Int, model: Int?, status: Int, seconds: Double) {
+    /// A request answered at monotonic time `now`, after `seconds`.
+    func countRequest(_ r: Int, model: Int?, status: Int, seconds: Double, now: Double) {
         let m = modelBase(r, model)
         m[Scoreboard.codes.firstIndex(of: status) ?? Scoreboard.codes.count] &+= 1
         observe(r, model: model, .request, seconds)
+        let second = UInt64(max(0, now)) + 1
+        let slot = record(r) + Layout.recent + Int(second % UInt64(Scoreboard.recentSeconds)) * Layout.recentSlotWords
+        if slot[0] != second {
+            slot.update(repeating: 0, count: Layout.recentSlotWords)
+            slot[0] = second
+        }
+        slot[1] &+= 1
+        slot[2 + (Scoreboard.recentBuckets.firstIndex { seconds <= $0 } ?? Scoreboard.recentBuckets.count)] &+= 1
     }
 
     func observe(_ r: Int, model: Int?, _ h: Histogram, _ seconds: Double) {

@@ -5,6 +5,7 @@
 public final class DemoModel: Model {
     /// An addition: far cheaper than a hand-off to a model thread.
     public static var runsOnEventLoop: Bool { true }
+    public static var example: JSON { ["cal_number": 1] }
     private var sum: JSON
 
     public init(context: ModelContext) throws {
@@ -51,6 +52,7 @@ public final class DemoModel: Model {
 public final class EchoModel: Model {
     public static var runsOnEventLoop: Bool { true }
     public static var acceptedMediaTypes: [String] { ["*/*"] }
+    public static var example: JSON { ["text": "stream these words one by one"] }
     public init(context: ModelContext) throws {}
 
     public func infer(_ request: InferenceRequest) throws -> JSON {

@@ -58,6 +58,9 @@ public protocol Model: AnyObject, SendableMetatype {
     /// The media types the model takes: "application/json" (the default), "multipart/form-data"
     /// for uploads, raw types such as "image/png", "image/*", or "*/*".  Others get 415.
     static var acceptedMediaTypes: [String] { get }
+    /// An input the web page at `/` prefills its form with (and `GET /` lists): a flat object
+    /// gets one field per key, anything else a JSON editor.
+    static var example: JSON { get }
     init(context: ModelContext) throws
     /// Runs on the event loop before the request is queued, so bad input is a 400 that never
     /// occupies the model.  Throw `ModelInputError`.  Must be quick and must not touch model state.
@@ -74,6 +77,7 @@ public protocol Model: AnyObject, SendableMetatype {
 extension Model {
     public static var runsOnEventLoop: Bool { false }
     public static var acceptedMediaTypes: [String] { ["application/json"] }
+    public static var example: JSON { [:] }
     public func validate(_ input: JSON) throws {}
     public func stream(_ request: InferenceRequest, emit: (JSON) throws -> Void) throws {
         try emit(try infer(request))

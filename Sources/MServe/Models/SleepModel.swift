@@ -5,6 +5,7 @@ import MServePOSIX
 /// `{"piece": 1, "slept_ms": 100}` every 100 ms: a stand-in for a token generator.  Option `max_ms`
 /// bounds a request.
 public final class SleepModel: Model {
+    public static var example: JSON { ["ms": 2000, "pieces": 10] }
     private let maxMs: Double
     /// Option weights_mb: that much memory, allocated and filled at load like a model's weights, so
     /// that --preload's sharing can be measured (benchmark/memory.py).

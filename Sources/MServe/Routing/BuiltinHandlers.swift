@@ -17,16 +17,36 @@ public final class ServedModel {
     }
 
     var info: JSON {
-        ["name": .string(name), "path": .string("/" + name), "device": .string(device), "summary": .string(summary)]
+        ["name": .string(name), "path": .string("/" + name), "device": .string(device), "summary": .string(summary),
+         "kind": .string(kind), "example": type(of: instance).example]
+    }
+
+    /// Which form the web page shows: embeddings (texts, a similarity heat map), upload (a file
+    /// input, sent as multipart), or json (fields from the example, or a JSON editor).
+    var kind: String {
+        if instance is any EmbeddingModel { return "embeddings" }
+        let types = type(of: instance).acceptedMediaTypes
+        return types.contains("multipart/form-data") || types.contains("*/*") ? "upload" : "json"
     }
 }
 
-/// `GET /`: the served models.
+/// `GET /`: the served models; for a browser (Accept: text/html) the page to try them (--ui off:
+/// JSON only).  The page is open, as the key is entered on it; the JSON list needs a key.
 final class IndexHandler: RequestHandler {
     override class var allowedMethods: [HTTPMethod] { [.GET] }
 
+    static func wantsPage(_ request: HTTPRequest, _ settings: Settings) -> Bool {
+        settings.ui && MediaType.accepts(request.header("Accept"), "text/html")
+    }
+
     override func get(_ args: [String]) throws {
-        write(["models": .array(visibleModels.map(\.info))])
+        guard IndexHandler.wantsPage(request, context.settings) else {
+            return write(["models": .array(visibleModels.map(\.info))])
+        }
+        let keyed = context.access != nil && apiKey == nil
+        setHeader("Content-Type", "text/html; charset=utf-8")
+        setHeader("Cache-Control", "no-cache")
+        write(IndexPage.render(models: keyed ? [] : visibleModels.map(\.info), keyed: keyed, version: MServeVersion.string))
     }
 }
 
@@ -51,6 +71,27 @@ final class ReadyHandler: RequestHandler {
         else { status = "ready" }
         setStatus(status == "ready" ? 200 : 503)
         write(["status": .string(status)])
+    }
+}
+
+/// `GET /status.json`: workers, models, restarts and the last minutes, second by second (what
+/// the status page draws).  Open or keyed as /metrics is.
+final class StatusHandler: RequestHandler {
+    override class var allowedMethods: [HTTPMethod] { [.GET] }
+    override func get(_ args: [String]) throws {
+        guard let board = context.scoreboard else { throw HTTPError(404, "no status in this process") }
+        write(board.statusReport(now: monotonicSeconds()))
+    }
+}
+
+/// `GET /status`: the live status page (open: it reads /status.json with the key the page at /
+/// kept in the tab).
+final class StatusPageHandler: RequestHandler {
+    override class var allowedMethods: [HTTPMethod] { [.GET] }
+    override func get(_ args: [String]) throws {
+        setHeader("Content-Type", "text/html; charset=utf-8")
+        setHeader("Cache-Control", "no-cache")
+        write(StatusPage.render(version: MServeVersion.string))
     }
 }
 
@@ -109,11 +150,15 @@ extension Router {
 
     /// The routes every worker serves: the user's own first, then the index, then each model at /NAME.
     package static func standard(models: [ServedModel], settings: Settings, userRoutes: [Route] = []) -> Router {
-        var builtins = [Route("/", IndexHandler.self), Route("/v1/models", OpenAIModelsHandler.self),
+        var builtins = [Route("/", IndexHandler.self).open(when: { IndexHandler.wantsPage($0, settings) }),
+                        Route("/v1/models", OpenAIModelsHandler.self),
                         Route("/v1/models/([^/]+)", OpenAIModelHandler.self)]
         if models.contains(where: { $0.instance is any EmbeddingModel }) {
             builtins.append(Route(literal: "/v1/embeddings", OpenAIEmbeddingsHandler.self))
         }
+        let status = Route(literal: "/status.json", StatusHandler.self)
+        builtins.append(settings.metricsAccess == "open" ? status.open() : status)
+        if settings.ui { builtins.append(Route(literal: "/status", StatusPageHandler.self).open()) }
         let router = Router(userRoutes + builtins + probes(settings))
         for m in models {
             router.add(Route("/" + m.name, literal: true) { req, ctx in ModelHandler(request: req, context: ctx, model: m) })

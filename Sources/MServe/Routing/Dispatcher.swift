@@ -54,7 +54,7 @@ package final class Dispatcher: HTTPServerDelegate {
 
         do {
             if let ridError { throw ridError }
-            if let access = context.access, !(match?.0.isOpen ?? false) {
+            if let access = context.access, !(match?.0.isOpen(for: request) ?? false) {
                 // Before routing says anything: without a key, an unknown path is a 401 too.
                 let outcome = access.authenticate(request, body: sentJSON, now: Double(LogClock.now().seconds),
                                                   window: context.settings.signatureWindow, nonces: context.scoreboard?.nonces)

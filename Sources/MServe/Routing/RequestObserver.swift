@@ -80,9 +80,10 @@ public final class RequestObserver {
     }
 
     func finished(_ a: Answer) {
-        let seconds = monotonicSeconds() - a.started
+        let now = monotonicSeconds()
+        let seconds = now - a.started
         if let scoreboard, let r = scoreboardRecord {
-            scoreboard.countRequest(r, model: a.model, status: a.status, seconds: seconds)
+            scoreboard.countRequest(r, model: a.model, status: a.status, seconds: seconds, now: now)
             scoreboard.setInFlight(r, inFlight())
         }
         let level: LogLevel = a.status >= 500 ? .error : (a.status >= 400 ? .warning : .info)

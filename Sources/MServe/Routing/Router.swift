@@ -15,13 +15,23 @@ public final class Route {
     public let patternError: String?
     /// Answered without an API key when keys are on (health, readiness, open metrics).  Every
     /// other route, a user's own included, needs one.
+    /// Answered without a key: every request, or those `openWhen` picks.
     public private(set) var isOpen = false
+    private var openWhen: (@Sendable (HTTPRequest) -> Bool)?
 
     /// This route, answered without a key.
     public func open() -> Route {
         isOpen = true
         return self
     }
+
+    /// This route, answered without a key when `when` says so (the page at `/`, not its JSON).
+    public func open(when: @escaping @Sendable (HTTPRequest) -> Bool) -> Route {
+        openWhen = when
+        return self
+    }
+
+    public func isOpen(for request: HTTPRequest) -> Bool { isOpen || (openWhen?(request) ?? false) }
 
     /// `Route("/demo/(\\w+)", DemoHandler.self)`
     public convenience init(_ pattern: String, _ handler: RequestHandler.Type) {

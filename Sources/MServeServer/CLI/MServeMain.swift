@@ -1,10 +1,6 @@
 import MServe
 import MServePOSIX
 
-public enum MServeVersion {
-    public static let string = "0.1.0"
-}
-
 /// The command line of `mserve`, reusable by a user's own executable with their models registered
 /// and, if they like, their own tornado-style handlers (tried before the built-in routes):
 ///

@@ -271,6 +271,15 @@ public enum SettingTable {
             }
             return items
         },
+        .make("ui", ["--ui"], \.ui, metavar: "on/off", show: { $0 ? "on" : "off" },
+              "The web page at / for browsers (a form for every model) and the status page at /status; off: JSON only.") { v, _, _ throws(ConfigError) in
+            switch v {
+            case .bool(let b): return b
+            case .string("on"), .string("true"), .string("yes"): return true
+            case .string("off"), .string("false"), .string("no"): return false
+            default: throw ConfigError("expected on or off")
+            }
+        },
         .optionalString("agent_bind", ["--agent-bind"], \.agentBind, metavar: "ADDRESS", reload: .restart,
                         "Answer HAProxy's agent-check on HOST:PORT (served by the master): ready, drain or down, and a weight from free model slots and queue depth."),
         .optionalString("announce", ["--announce"], \.announce, metavar: "URL", reload: .restart,

@@ -288,7 +288,7 @@ public final class Master {
         }
         closeDescriptor(pipe.writeEnd)
         do { try listeners.listen(slot: slot) } catch { logger.error("\(error)") }
-        if let board { scoreboard?.setPid(board, pid) }
+        if let board { scoreboard?.setWorker(board, pid: pid, slot: slot, started: monotonicSeconds()) }
         var child = Child(pipe: pipe.readEnd, board: board)
         child.pipeEvent = loop.onReadable(pipe.readEnd) { [unowned self] in readPipe(pid) }
         children[pid] = child

@@ -1,0 +1,206 @@
+"""The web page at / and its forms, in a real browser: Debian's chromium and chromium-driver driven
+headless by selenium (Debian's python3-selenium; the driver is given, so selenium fetches nothing).
+Screenshots at desktop and phone width go to the test's directory (and to $MSERVE_SCREENSHOTS)."""
+import os
+import re
+import shutil
+import sys
+import time
+
+import pytest
+import requests
+
+from conftest import MSERVE, wait_for
+from test_access import add_key
+from test_minilm import MODEL_DIR
+
+# Debian's python3-selenium, for whichever python3 runs the tests.
+if "/usr/lib/python3/dist-packages" not in sys.path:
+    sys.path.append("/usr/lib/python3/dist-packages")
+try:
+    from selenium import webdriver
+    from selenium.webdriver.chrome.service import Service
+    from selenium.webdriver.common.by import By
+    from selenium.webdriver.support.ui import WebDriverWait
+    MISSING = None if os.path.exists("/usr/bin/chromedriver") and os.path.exists("/usr/bin/chromium") else \
+        "chromium and chromium-driver are not installed (scripts/setup installs them with MSERVE_TEST_DEPS=1)"
+except ImportError as e:
+    MISSING = f"python3-selenium is not installed ({e})"
+
+pytestmark = pytest.mark.skipif(MISSING is not None, reason=f"browser tests skipped: {MISSING}")
+
+
+@pytest.fixture
+def browser():
+    os.environ["SE_OFFLINE"] = "true"   # never fetch a driver
+    o = webdriver.ChromeOptions()
+    o.binary_location = "/usr/bin/chromium"
+    for a in ("--headless=new", "--no-sandbox", "--disable-gpu", "--window-size=1200,900", "--disable-dev-shm-usage"):
+        o.add_argument(a)
+    o.set_capability("goog:loggingPrefs", {"browser": "ALL"})
+    d = webdriver.Chrome(service=Service("/usr/bin/chromedriver"), options=o)
+    d.set_page_load_timeout(20)
+    yield d
+    d.quit()
+
+
+def errors(d, network=True):
+    """The console's errors (the log is emptied by reading it); `network` False leaves out the
+    answers a test asked to fail."""
+    return [e for e in d.get_log("browser") if e["level"] == "SEVERE" and (network or e.get("source") != "network")]
+
+
+def stats(d, name):
+    return d.find_element(By.ID, f"m-{name}-stats").text
+
+
+def until(d, fn, timeout=15):
+    return WebDriverWait(d, timeout, poll_frequency=0.05).until(lambda _: fn())
+
+
+def field(d, id):
+    el = d.find_element(By.ID, id)
+    el.clear()
+    return el
+
+
+def screenshot(d, tmp_path, name):
+    path = tmp_path / name
+    d.save_screenshot(str(path))
+    if os.environ.get("MSERVE_SCREENSHOTS"):
+        shutil.copy(path, os.path.join(os.environ["MSERVE_SCREENSHOTS"], name))
+
+
+def test_the_model_list_is_html_for_browsers_and_json_for_others_and_readable_without_javascript(start):
+    s = start("demo", "echo", workers=1)
+    page = s.get("/", headers={"Accept": "text/html,application/xhtml+xml,*/*;q=0.8"})
+    assert page.status_code == 200 and page.headers["Content-Type"] == "text/html; charset=utf-8"
+    # Self-contained: nothing loaded from elsewhere.
+    assert not re.search(r'(src|href|url)\s*[=(]\s*"?https?:', page.text) and "@import" not in page.text
+    assert '<a href="#m-demo"><code>demo</code></a>' in page.text and "<noscript>" in page.text
+    assert s.get("/", headers={"Accept": "*/*"}).json()["models"][0]["example"] == {"cal_number": 1}
+    off = start("demo", "--ui", "off", workers=1)
+    assert "models" in off.get("/", headers={"Accept": "text/html"}).json()
+
+
+def test_every_form_round_trips_in_a_real_browser(start, browser, tmp_path):
+    s = start("demo", "sleep", "echo", "minilm", "--model-dir", MODEL_DIR, workers=1)
+    d = browser
+    d.get(s.url + "/")
+    assert d.title == "mserve"
+    until(d, lambda: d.find_elements(By.ID, "m-demo-send"))
+    assert errors(d) == [], errors(d)
+
+    # demo: the cal_number field, status, recordid and latency.
+    field(d, "m-demo-f-cal_number").send_keys("5")
+    d.find_element(By.ID, "m-demo-send").click()
+    until(d, lambda: "200 OK" in stats(d, "demo"))
+    assert '"result": 5' in d.find_element(By.ID, "m-demo-out").text
+    rid = stats(d, "demo").split("recordid ")[1].split(" ")[0]
+    s.wait_log(rf"\[{rid}\] response: 200")
+
+    # embeddings: three texts, a 3x3 similarity table with 1.00 on the diagonal.
+    d.find_element(By.ID, "m-minilm-send").click()
+    until(d, lambda: "200 OK" in stats(d, "minilm"), 30)
+    cells = d.find_elements(By.CSS_SELECTOR, "#m-minilm-out table.heat td")
+    assert len(cells) == 9 and cells[0].text == "1.00" and cells[4].text == "1.00"
+    assert "384 dimensions" in d.find_element(By.ID, "m-minilm-out").text
+
+    # upload: a file sent as multipart.
+    upload = tmp_path / "hello.txt"
+    upload.write_text("hello, browser\n")
+    d.find_element(By.ID, "m-echo-file").send_keys(str(upload))
+    d.find_element(By.ID, "m-echo-send").click()
+    until(d, lambda: "200 OK" in stats(d, "echo"))
+    out = d.find_element(By.ID, "m-echo-out").text
+    assert '"filename": "hello.txt"' in out and '"bytes": 15' in out
+
+    # a bad input: the error in plain words, with the recordid.
+    field(d, "m-sleep-f-ms").send_keys("-1")
+    d.find_element(By.ID, "m-sleep-send").click()
+    until(d, lambda: "Error 400" in stats(d, "sleep"))
+    assert "the input was refused" in stats(d, "sleep") and "recordid" in stats(d, "sleep")
+
+    # a stream grows as it arrives; Stop cancels it on the server (499 in its access line).
+    field(d, "m-sleep-f-ms").send_keys("6000")
+    field(d, "m-sleep-f-pieces").send_keys("30")
+    d.find_element(By.ID, "m-sleep-stream").click()
+    d.find_element(By.ID, "m-sleep-send").click()
+    until(d, lambda: "streaming" in stats(d, "sleep"))
+    first = len(d.find_element(By.ID, "m-sleep-out").text.splitlines())
+    time.sleep(0.8)
+    later = len(d.find_element(By.ID, "m-sleep-out").text.splitlines())
+    assert 1 <= first < later, (first, later)
+    assert "first piece" in stats(d, "sleep") and "pieces/s" in stats(d, "sleep")
+    screenshot(d, tmp_path, "web-desktop.png")
+    d.find_element(By.ID, "m-sleep-stop").click()
+    until(d, lambda: "Stopped" in stats(d, "sleep"))
+    wait_for(lambda: " 499 " in s.access(), 10, what="the stopped stream's 499 access line")
+    assert errors(d, network=False) == [], errors(d)
+
+    d.set_window_size(390, 844)
+    d.get(s.url + "/")
+    until(d, lambda: d.find_elements(By.ID, "m-demo-send"))
+    # Nothing wider than the phone's screen.
+    assert d.execute_script("return document.documentElement.scrollWidth") <= 390
+    screenshot(d, tmp_path, "web-phone.png")
+
+
+def test_the_api_key_is_kept_in_the_tab_and_sent(start, browser, tmp_path):
+    keys = tmp_path / "keys"
+    alice = add_key(keys, "alice")
+    s = start("--keys-file", str(keys), "demo", workers=1)
+    d = browser
+    d.get(s.url + "/")
+    assert "needs an API key" in d.find_element(By.ID, "model-list").text
+    assert not d.find_elements(By.ID, "m-demo-send")
+    key = d.find_element(By.ID, "apikey")
+    key.send_keys(alice)
+    d.execute_script("document.getElementById('apikey').dispatchEvent(new Event('change'))")
+    until(d, lambda: d.find_elements(By.ID, "m-demo-send"))
+    assert d.execute_script("return sessionStorage.getItem('mserve-key')") == alice
+    assert d.execute_script("return localStorage.length") == 0
+    d.find_element(By.ID, "m-demo-send").click()
+    until(d, lambda: "Sending" not in stats(d, "demo") and stats(d, "demo"))
+    assert "200 OK" in stats(d, "demo"), stats(d, "demo")
+    wait_for(lambda: "alice" in s.access(), 5, what="the key's name in the access log")
+    # Reloaded in the same tab, the key is still there and the forms come back.
+    d.get(s.url + "/")
+    until(d, lambda: d.find_elements(By.ID, "m-demo-send"))
+    assert errors(d) == [], errors(d)
+
+
+def test_status_json_reports_workers_models_and_the_last_seconds(start):
+    s = start("demo", "sleep", workers=2)
+    for i in range(20):
+        assert s.post("/demo", {"cal_number": i}).status_code == 200
+    time.sleep(1.1)   # the second they fell in is complete
+    st = s.get("/status.json").json()
+    assert st["ready"] and not st["draining"]
+    assert sorted(w["pid"] for w in st["workers"]) == s.worker_pids()
+    assert sorted(w["slot"] for w in st["workers"]) == [0, 1] and all(w["state"] == "ready" for w in st["workers"])
+    demo = next(m for m in st["models"] if m["name"] == "demo")
+    assert demo["requests"] == 20 and demo["queued"] == 0
+    assert sum(p["requests"] for p in st["recent"]["points"]) >= 20
+    busy = [p for p in st["recent"]["points"] if p["requests"]]
+    assert busy and all(0 < p["p50_ms"] <= p["p99_ms"] < 1000 for p in busy)
+    # --ui off: no pages, the data stays.
+    off = start("demo", "--ui", "off", workers=1)
+    assert off.get("/status").status_code == 404 and off.get("/status.json").status_code == 200
+
+
+def test_the_status_page_changes_after_requests(start, browser, tmp_path):
+    s = start("demo", "sleep", workers=2)
+    d = browser
+    d.get(s.url + "/status")
+    until(d, lambda: d.find_element(By.ID, "state").text == "ready")
+    total = lambda: sum(int(td.text) for td in d.find_elements(By.CSS_SELECTOR, "#workers tr td:nth-child(5)"))
+    before = total()
+    for i in range(50):
+        s.post("/demo", {"cal_number": i})
+    until(d, lambda: total() >= before + 50, 10)
+    until(d, lambda: d.find_elements(By.CSS_SELECTOR, "#chart-rps polyline"), 10)
+    assert "/s" in d.find_element(By.ID, "rps-now").text or d.find_element(By.ID, "rps-now").text == ""
+    assert len(d.find_elements(By.CSS_SELECTOR, "#workers tr")) == 2
+    assert errors(d) == [], errors(d)
+    screenshot(d, tmp_path, "status-desktop.png")
