@@ -21,6 +21,7 @@ try:
     from selenium import webdriver
     from selenium.webdriver.chrome.service import Service
     from selenium.webdriver.common.by import By
+    from selenium.webdriver.common.keys import Keys
     from selenium.webdriver.support.ui import WebDriverWait
     MISSING = None if os.path.exists("/usr/bin/chromedriver") and os.path.exists("/usr/bin/chromium") else \
         "chromium and chromium-driver are not installed (scripts/setup installs them with MSERVE_TEST_DEPS=1)"
@@ -91,9 +92,18 @@ def test_every_form_round_trips_in_a_real_browser(start, browser, tmp_path):
     until(d, lambda: d.find_elements(By.ID, "m-demo-send"))
     assert errors(d) == [], errors(d)
 
-    # demo: the cal_number field, status, recordid and latency.
-    field(d, "m-demo-f-cal_number").send_keys("5")
-    d.find_element(By.ID, "m-demo-send").click()
+    # demo: the cal_number field, status, recordid and latency; sent from the keyboard alone.  Tab
+    # goes through the header's links and key field, the model list, then the demo's input.
+    d.find_element(By.TAG_NAME, "body").send_keys(Keys.TAB)
+    order = []
+    for _ in range(15):
+        el = d.switch_to.active_element
+        order.append(el.get_attribute("id") or el.get_attribute("href").split("/", 3)[-1])
+        if order[-1] == "m-demo-f-cal_number":
+            break
+        el.send_keys(Keys.TAB)
+    assert order == ["", "status", "apikey", "#m-demo", "#m-sleep", "#m-echo", "#m-minilm", "m-demo-f-cal_number"], order
+    d.switch_to.active_element.send_keys(Keys.BACKSPACE, "5", Keys.ENTER)
     until(d, lambda: "200 OK" in stats(d, "demo"))
     assert '"result": 5' in d.find_element(By.ID, "m-demo-out").text
     rid = stats(d, "demo").split("recordid ")[1].split(" ")[0]
