@@ -11,6 +11,7 @@ let package = Package(
         .library(name: "MServeTesting", targets: ["MServeTesting"]),
         .library(name: "MiniLM", targets: ["MiniLM"]),
         .library(name: "MServeMiniLM", targets: ["MServeMiniLM"]),
+        .library(name: "LLM", targets: ["LLM"]),
         .executable(name: "mserve", targets: ["mserve"]),
     ],
     dependencies: [
@@ -31,6 +32,8 @@ let package = Package(
         .target(name: "MServeJSON"),
         // all-MiniLM-L6-v2 sentence embeddings: safetensors, WordPiece, the BERT encoder; no server code.
         .target(name: "MiniLM", dependencies: ["COpenBLAS", "MServeJSON"]),
+        // Generative models from GGUF files (SmolLM2): the file, its block formats; no server code.
+        .target(name: "LLM"),
         // The one layer that talks to C: event loop, processes, threads, systemd, socket steering.
         .target(name: "MServePOSIX", dependencies: ["CEvent", "CSystemShim", "COpenSSL"]),
         // HTTP/1.1: parser, request, response serializer and writer, connection timeouts, server; no routing.
@@ -48,5 +51,6 @@ let package = Package(
         .testTarget(name: "MServeTests", dependencies: ["MServe", "MServeHTTP", "MServePOSIX", "MServeTesting"]),
         .testTarget(name: "MServeServerTests", dependencies: ["MServeServer", "MServe", "MServePOSIX"]),
         .testTarget(name: "MiniLMTests", dependencies: ["MiniLM"]),
+        .testTarget(name: "LLMTests", dependencies: ["LLM", "MServeJSON"]),
     ]
 )
