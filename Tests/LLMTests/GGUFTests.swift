@@ -22,8 +22,11 @@ enum SmolFixture {
 
     static let file: GGUFFile? = try? GGUFFile(path: path)
 
-    static let reference: JSON = {
-        guard let f = fopen(root + "/Tests/fixtures/smollm2/reference.json", "rb") else { return .null }
+    static let reference: JSON = json("reference.json")
+
+    /// A committed fixture of Tests/fixtures/smollm2.
+    static func json(_ name: String) -> JSON {
+        guard let f = fopen(root + "/Tests/fixtures/smollm2/" + name, "rb") else { return .null }
         defer { fclose(f) }
         var bytes: [UInt8] = []
         var chunk = [UInt8](repeating: 0, count: 65536)
@@ -33,7 +36,7 @@ enum SmolFixture {
             bytes += chunk[0..<n]
         }
         return (try? JSONParser.parse(bytes)) ?? .null
-    }()
+    }
 }
 
 struct GGUFTests {

@@ -1,0 +1,259 @@
+/// GPT-2's byte-level BPE as SmolLM2's GGUF file describes it (`tokenizer.ggml.model` "gpt2",
+/// pre-tokenizer "smollm"): control tokens are matched as text first; every digit is a piece of its
+/// own; the rest is split by GPT-2's pattern (contractions, letters, numbers, other symbols, each
+/// with one leading space; whitespace runs); each piece's UTF-8 bytes are written in GPT-2's
+/// printable byte alphabet and merged by rank.  No BOS is added.
+public final class BPETokenizer: @unchecked Sendable {
+    public let tokens: [String]
+    /// The control tokens (type 3: `<|im_start|>`, `<|im_end|>`, ...), matched as whole texts.
+    public let controlTokens: [Int32]
+    private let ids: [String: Int32]
+    /// (left id, right id) → (rank, merged id).
+    private let merges: [UInt64: (rank: Int32, id: Int32)]
+    private let byteToken: [Int32]
+    private let tokenBytes: [[UInt8]]
+    private let controlTexts: [(text: [Unicode.Scalar], id: Int32)]
+
+    public init(tokens: [String], merges: [String], tokenTypes: [Int]) throws(GGUFError) {
+        self.tokens = tokens
+        var ids: [String: Int32] = [:]
+        ids.reserveCapacity(tokens.count)
+        for (i, t) in tokens.enumerated() where ids[t] == nil { ids[t] = Int32(i) }
+        self.ids = ids
+        let alphabet = BPETokenizer.byteAlphabet
+        // SmolLM2's vocabulary lacks 21 bytes (control characters, bytes no UTF-8 text holds, lead
+        // bytes of characters beyond U+3FFFF): such a byte is dropped, as Hugging Face's BPE without
+        // an unknown token drops it.
+        let byteToken = (0..<256).map { ids[String(alphabet[$0])] ?? -1 }
+        self.byteToken = byteToken
+        var table: [UInt64: (Int32, Int32)] = [:]
+        table.reserveCapacity(merges.count)
+        for (rank, m) in merges.enumerated() {
+            guard let space = m.firstIndex(of: " ") else { throw GGUFError("tokenizer", "merge \(rank) '\(m)' has no space") }
+            let a = String(m[..<space]), b = String(m[m.index(after: space)...])
+            guard let l = ids[a], let r = ids[b], let merged = ids[a + b] else { continue }
+            let key = UInt64(UInt32(bitPattern: l)) << 32 | UInt64(UInt32(bitPattern: r))
+            if table[key] == nil { table[key] = (Int32(rank), merged) }
+        }
+        self.merges = table.mapValues { (rank: $0.0, id: $0.1) }
+        var reverse: [Unicode.Scalar: UInt8] = [:]
+        for b in 0..<256 { reverse[alphabet[b]] = UInt8(b) }
+        let control = tokenTypes.enumerated().filter { $0.element == 3 }.map { Int32($0.offset) }
+        controlTokens = control
+        tokenBytes = tokens.enumerated().map { (i, t) in
+            control.contains(Int32(i)) ? Array(t.utf8) : t.unicodeScalars.compactMap { reverse[$0] }
+        }
+        // Longest first, so that one control text that begins another never hides it.
+        controlTexts = control.map { (Array(tokens[Int($0)].unicodeScalars), $0) }.sorted { $0.text.count > $1.text.count }
+    }
+
+    /// From the file's `tokenizer.ggml.*` metadata; another model or pre-tokenizer is refused.
+    public convenience init(gguf f: GGUFFile) throws(GGUFError) {
+        guard f.metadata["tokenizer.ggml.model"]?.stringValue == "gpt2" else {
+            throw GGUFError(f.path, "tokenizer \(f.metadata["tokenizer.ggml.model"]?.stringValue ?? "none") is not supported (only gpt2 byte-level BPE)")
+        }
+        let pre = f.metadata["tokenizer.ggml.pre"]?.stringValue ?? "none"
+        guard pre == "smollm" else { throw GGUFError(f.path, "pre-tokenizer \(pre) is not supported (only smollm)") }
+        guard let tokens = f.metadata["tokenizer.ggml.tokens"]?.arrayValue?.compactMap(\.stringValue),
+              let merges = f.metadata["tokenizer.ggml.merges"]?.arrayValue?.compactMap(\.stringValue),
+              let types = f.metadata["tokenizer.ggml.token_type"]?.arrayValue?.compactMap(\.intValue), types.count == tokens.count else {
+            throw GGUFError(f.path, "the tokenizer's tokens, merges or token types are missing")
+        }
+        try self.init(tokens: tokens, merges: merges, tokenTypes: types)
+    }
+
+    public func id(of token: String) -> Int32? { ids[token] }
+
+    // MARK: encoding
+
+    public func encode(_ text: String) -> [Int32] {
+        let s = Array(text.unicodeScalars)
+        var out: [Int32] = []
+        var start = 0
+        var i = 0
+        while i < s.count {
+            if s[i] == "<", let (len, id) = control(at: i, in: s) {
+                encodeText(s[start..<i], into: &out)
+                out.append(id)
+                i += len
+                start = i
+            } else {
+                i += 1
+            }
+        }
+        encodeText(s[start..<s.count], into: &out)
+        return out
+    }
+
+    private func control(at i: Int, in s: [Unicode.Scalar]) -> (Int, Int32)? {
+        for (text, id) in controlTexts where text.count <= s.count - i && s[i..<(i + text.count)].elementsEqual(text) {
+            return (text.count, id)
+        }
+        return nil
+    }
+
+    /// Ordinary text: digits alone, the rest by GPT-2's pattern.
+    private func encodeText(_ s: ArraySlice<Unicode.Scalar>, into out: inout [Int32]) {
+        var runStart = s.startIndex
+        for i in s.indices where BPETokenizer.isNumber(s[i]) {
+            split(s[runStart..<i], into: &out)
+            bpe(s[i...i], into: &out)
+            runStart = i + 1
+        }
+        split(s[runStart..<s.endIndex], into: &out)
+    }
+
+    /// GPT-2's `'s|'t|'re|'ve|'m|'ll|'d| ?\p{L}+| ?\p{N}+| ?[^\s\p{L}\p{N}]+|\s+(?!\S)|\s+`.
+    private func split(_ s: ArraySlice<Unicode.Scalar>, into out: inout [Int32]) {
+        var i = s.startIndex
+        let end = s.endIndex
+        func run(from j: Int, _ p: (Unicode.Scalar) -> Bool) -> Int {
+            var k = j
+            while k < end && p(s[k]) { k += 1 }
+            return k
+        }
+        while i < end {
+            let c = s[i]
+            var next = i + 1
+            if c == "'", let n = BPETokenizer.contraction(s, i + 1) {
+                next = i + 1 + n
+            } else {
+                let body = c == " " && i + 1 < end ? i + 1 : i
+                let b = s[body]
+                if BPETokenizer.isLetter(b) {
+                    next = run(from: body, BPETokenizer.isLetter)
+                } else if BPETokenizer.isNumber(b) {
+                    next = run(from: body, BPETokenizer.isNumber)
+                } else if !b.properties.isWhitespace {
+                    next = run(from: body) { !$0.properties.isWhitespace && !BPETokenizer.isLetter($0) && !BPETokenizer.isNumber($0) }
+                } else {
+                    // Whitespace: all of it at the end of the text; before other text, all but the
+                    // last character (which then leads the next piece if it is a space).
+                    let w = run(from: i) { $0.properties.isWhitespace }
+                    next = w == end || w - i == 1 ? w : w - 1
+                }
+            }
+            bpe(s[i..<next], into: &out)
+            i = next
+        }
+    }
+
+    /// The length of a contraction's letters after an apostrophe at `j` (s t re ve m ll d), or nil.
+    private static func contraction(_ s: ArraySlice<Unicode.Scalar>, _ j: Int) -> Int? {
+        guard j < s.endIndex else { return nil }
+        let two = j + 1 < s.endIndex ? String(String.UnicodeScalarView([s[j], s[j + 1]])) : ""
+        if ["re", "ve", "ll"].contains(two) { return 2 }
+        return ["s", "t", "m", "d"].contains(String(s[j])) ? 1 : nil
+    }
+
+    static func isLetter(_ c: Unicode.Scalar) -> Bool {
+        switch c.properties.generalCategory {
+        case .uppercaseLetter, .lowercaseLetter, .titlecaseLetter, .modifierLetter, .otherLetter: return true
+        default: return false
+        }
+    }
+
+    static func isNumber(_ c: Unicode.Scalar) -> Bool {
+        switch c.properties.generalCategory {
+        case .decimalNumber, .letterNumber, .otherNumber: return true
+        default: return false
+        }
+    }
+
+    /// One piece: its UTF-8 bytes as byte tokens, merged pair by pair, lowest rank first.
+    private func bpe(_ piece: ArraySlice<Unicode.Scalar>, into out: inout [Int32]) {
+        guard !piece.isEmpty else { return }
+        var parts: [Int32] = []
+        for c in piece { for b in String(c).utf8 where byteToken[Int(b)] >= 0 { parts.append(byteToken[Int(b)]) } }
+        while parts.count > 1 {
+            var best: (rank: Int32, id: Int32)?
+            var bestPair: UInt64 = 0
+            for k in 0..<(parts.count - 1) {
+                let key = UInt64(UInt32(bitPattern: parts[k])) << 32 | UInt64(UInt32(bitPattern: parts[k + 1]))
+                if let m = merges[key], m.rank < (best?.rank ?? .max) {
+                    best = m
+                    bestPair = key
+                }
+            }
+            guard let best else { break }
+            var merged: [Int32] = []
+            merged.reserveCapacity(parts.count)
+            var k = 0
+            while k < parts.count {
+                if k + 1 < parts.count && UInt64(UInt32(bitPattern: parts[k])) << 32 | UInt64(UInt32(bitPattern: parts[k + 1])) == bestPair {
+                    merged.append(best.id)
+                    k += 2
+                } else {
+                    merged.append(parts[k])
+                    k += 1
+                }
+            }
+            parts = merged
+        }
+        out += parts
+    }
+
+    // MARK: decoding
+
+    /// A token's bytes (a control token's text as it is).
+    public func bytes(of id: Int32) -> [UInt8] {
+        tokenBytes.indices.contains(Int(id)) ? tokenBytes[Int(id)] : []
+    }
+
+    public func decode(_ ids: [Int32]) -> String {
+        String(decoding: ids.flatMap { bytes(of: $0) }, as: UTF8.self)
+    }
+
+    /// GPT-2's printable stand-ins for bytes: printable Latin-1 stays, the others move to U+0100 on.
+    static let byteAlphabet: [Unicode.Scalar] = {
+        var out = [Unicode.Scalar](repeating: " ", count: 256)
+        var n: UInt32 = 0
+        for b in 0..<256 {
+            if (33...126).contains(b) || (161...172).contains(b) || (174...255).contains(b) {
+                out[b] = Unicode.Scalar(UInt32(b)) ?? " "
+            } else {
+                out[b] = Unicode.Scalar(256 + n) ?? " "
+                n += 1
+            }
+        }
+        return out
+    }()
+}
+
+/// Turns generated tokens into text as they come, never splitting a UTF-8 character between two
+/// pieces: bytes of an unfinished character wait for the next token.
+public struct StreamingDecoder: Sendable {
+    private var pending: [UInt8] = []
+
+    public init() {}
+
+    public mutating func append(_ bytes: [UInt8]) -> String {
+        pending += bytes
+        let complete = StreamingDecoder.completePrefix(pending)
+        let text = String(decoding: pending[..<complete], as: UTF8.self)
+        pending.removeFirst(complete)
+        return text
+    }
+
+    /// What is left at the end (an unfinished character becomes U+FFFD).
+    public mutating func finish() -> String {
+        defer { pending = [] }
+        return String(decoding: pending, as: UTF8.self)
+    }
+
+    /// The length of the longest prefix that does not end inside a character.
+    static func completePrefix(_ b: [UInt8]) -> Int {
+        var i = b.count
+        var back = 0
+        // At most three continuation bytes, then the lead byte that says how long the character is.
+        while i > 0 && back < 4 {
+            i -= 1
+            back += 1
+            let c = b[i]
+            if c & 0xC0 == 0x80 { continue }
+            let need = c < 0x80 ? 1 : c >= 0xF0 ? 4 : c >= 0xE0 ? 3 : c >= 0xC0 ? 2 : 1
+            return back >= need ? b.count : i
+        }
+        return b.count
+    }
+}

@@ -1,0 +1,62 @@
+import Testing
+@testable import LLM
+import MServeJSON
+
+/// The tokenizer against Hugging Face `tokenizers` configured from the same file
+/// (Tests/fixtures/smollm2/tokens.json and make_tokens.py, its generator).
+struct TokenizerTests {
+    static let tokenizer: Result<BPETokenizer, GGUFError> = {
+        guard let f = SmolFixture.file else { return .failure(GGUFError(SmolFixture.path, "missing: run bash scripts/fetch-smollm2")) }
+        do throws(GGUFError) { return .success(try BPETokenizer(gguf: f)) } catch { return .failure(error) }
+    }()
+
+    static let cases: [(text: String, ids: [Int32])] = {
+        let json = SmolFixture.json("tokens.json")
+        guard case .array(let items)? = json["texts"] else { return [] }
+        return items.compactMap { item in
+            guard let text = item["text"]?.stringValue, case .array(let ids)? = item["ids"] else { return nil }
+            return (text, ids.compactMap { $0.doubleValue.map { Int32($0) } })
+        }
+    }()
+
+    func tokenizer() throws -> BPETokenizer {
+        try Self.tokenizer.get()
+    }
+
+    @Test func helloWorldAsLlamaCppTokenizesIt() throws {
+        #expect(try tokenizer().encode("Hello, world! 123") == [19556, 28, 905, 17, 216, 33, 34, 35])
+        // A byte the vocabulary lacks is dropped, as Hugging Face's tokenizer drops it.
+        #expect(try tokenizer().encode("a\u{4}b") == [81, 82])
+    }
+
+    @Test func everyFixtureTextGivesTheReferenceIdsAndDecodesBack() throws {
+        let t = try tokenizer()
+        #expect(Self.cases.count >= 50)
+        for c in Self.cases {
+            #expect(t.encode(c.text) == c.ids, "\(c.text.debugDescription)")
+            #expect(t.decode(c.ids) == c.text, "\(c.text.debugDescription)")
+        }
+    }
+
+    @Test func controlTokensAreMatchedAsText() throws {
+        let t = try tokenizer()
+        #expect(t.controlTokens == Array(0...16))
+        #expect(t.encode("<|im_start|>user\nhi<|im_end|>") == [1, 4093, 198, 6004, 2])
+        #expect(t.id(of: "<|im_end|>") == 2)
+    }
+
+    @Test func streamedPiecesNeverSplitACharacter() throws {
+        let t = try tokenizer()
+        let text = "Emoji 👨‍👩‍👧 and 日本語, ok"
+        var d = StreamingDecoder()
+        var pieces: [String] = []
+        for id in t.encode(text) { pieces.append(d.append(t.bytes(of: id))) }
+        pieces.append(d.finish())
+        #expect(pieces.joined() == text)
+        #expect(!pieces.contains { $0.unicodeScalars.contains("\u{FFFD}") })
+        // Byte by byte, too.
+        var b = StreamingDecoder()
+        let out = Array(text.utf8).map { b.append([$0]) }.joined() + b.finish()
+        #expect(out == text)
+    }
+}
