@@ -60,3 +60,28 @@ struct TokenizerTests {
         #expect(out == text)
     }
 }
+
+/// The ChatML renderer against Jinja2 running the file's own template (chat.json, make_chat.py).
+struct ChatTemplateTests {
+    @Test func rendersAsJinjaRendersTheFilesTemplate() throws {
+        let f = try #require(SmolFixture.file, "run bash scripts/fetch-smollm2")
+        let template = try ChatTemplate(gguf: f)
+        #expect(template.defaultSystem == "You are a helpful AI assistant named SmolLM, trained by Hugging Face")
+        guard case .array(let renders)? = SmolFixture.json("chat.json")["renders"] else { Issue.record("no chat.json"); return }
+        #expect(renders.count == 10)
+        for r in renders {
+            guard case .array(let ms)? = r["messages"] else { continue }
+            let messages = ms.map { ChatMessage(role: $0["role"]?.stringValue ?? "", content: $0["content"]?.stringValue ?? "") }
+            let prompt = r["add_generation_prompt"] == .bool(true)
+            #expect(template.render(messages, addGenerationPrompt: prompt) == r["text"]?.stringValue)
+        }
+    }
+
+    @Test func otherTemplatesAreRefusedByName() {
+        let llama3 = "{% for message in messages %}{{ '<|start_header_id|>' + message['role'] + '<|end_header_id|>\\n\\n' + message['content'] + '<|eot_id|>' }}{% endfor %}"
+        #expect(throws: GGUFError.self) { try ChatTemplate(jinja: llama3) }
+        let plain = try? ChatTemplate(jinja: "{% for message in messages %}{{'<|im_start|>' + message['role'] + '\\n' + message['content'] + '<|im_end|>' + '\\n'}}{% endfor %}{% if add_generation_prompt %}{{ '<|im_start|>assistant\\n' }}{% endif %}")
+        #expect(plain == ChatTemplate(defaultSystem: nil))
+        #expect(plain?.render([ChatMessage(role: "user", content: "hi")]) == "<|im_start|>user\nhi<|im_end|>\n<|im_start|>assistant\n")
+    }
+}
