@@ -1,0 +1,92 @@
+/// A weight matrix as the file stores it (rows of quantized blocks), multiplied without being
+/// dequantized: each block's scale (and minimum) applied to the dot product of its integers with
+/// the input.  `y = W·x` with W of `rows` × `columns`, x of `columns`.
+struct QuantizedMatrix: @unchecked Sendable {
+    let type: GGMLType
+    let rows: Int
+    let columns: Int
+    let base: UnsafeRawPointer
+    let rowBytes: Int
+
+    init(_ file: GGUFFile, _ t: GGUFFile.Tensor) {
+        type = t.type
+        columns = t.shape[0]
+        rows = t.rows
+        base = file.data(t).baseAddress ?? UnsafeRawPointer(bitPattern: 1)!
+        rowBytes = t.rowBytes
+    }
+
+    /// One row as float32 (the embedding lookup).
+    func row(_ i: Int, into out: UnsafeMutablePointer<Float>) {
+        type.dequantize(UnsafeRawBufferPointer(start: base + i * rowBytes, count: rowBytes),
+                        into: UnsafeMutableBufferPointer(start: out, count: columns))
+    }
+
+    func multiply(_ x: UnsafePointer<Float>, into y: UnsafeMutablePointer<Float>) {
+        switch type {
+        case .q8_0:
+            for r in 0..<rows { y[r] = QuantizedMatrix.dotQ8_0(base + r * rowBytes, x, columns) }
+        case .q4_1:
+            for r in 0..<rows { y[r] = QuantizedMatrix.dotQ4_1(base + r * rowBytes, x, columns) }
+        case .q4_0, .f16, .f32:
+            // Not in SmolLM2's matrices: dequantized a row at a time.
+            var rowValues = [Float](repeating: 0, count: columns)
+            rowValues.withUnsafeMutableBufferPointer { buf in
+                for r in 0..<rows {
+                    row(r, into: buf.baseAddress!)
+                    var s: Float = 0
+                    for c in 0..<columns { s += buf[c] * x[c] }
+                    y[r] = s
+                }
+            }
+        }
+    }
+
+    @inline(__always)
+    static func half(_ p: UnsafeRawPointer) -> Float {
+        Float(Float16(bitPattern: UInt16(littleEndian: p.loadUnaligned(as: UInt16.self))))
+    }
+
+    /// Σ over 32-value blocks of d · Σ q·x.
+    static func dotQ8_0(_ row: UnsafeRawPointer, _ x: UnsafePointer<Float>, _ n: Int) -> Float {
+        var total: Float = 0
+        for b in 0..<(n / 32) {
+            let block = row + b * 34
+            let q = (block + 2).assumingMemoryBound(to: Int8.self)
+            let xb = x + b * 32
+            var s = SIMD8<Float>()
+            for j in stride(from: 0, to: 32, by: 8) {
+                let qs = SIMD8<Float>(Float(q[j]), Float(q[j + 1]), Float(q[j + 2]), Float(q[j + 3]),
+                                      Float(q[j + 4]), Float(q[j + 5]), Float(q[j + 6]), Float(q[j + 7]))
+                let xs = UnsafeRawPointer(xb + j).loadUnaligned(as: SIMD8<Float>.self)
+                s += qs * xs
+            }
+            total += half(block) * s.sum()
+        }
+        return total
+    }
+
+    /// Σ over blocks of d · Σ q·x + m · Σ x, the low nibbles holding a block's first 16 values.
+    static func dotQ4_1(_ row: UnsafeRawPointer, _ x: UnsafePointer<Float>, _ n: Int) -> Float {
+        var total: Float = 0
+        for b in 0..<(n / 32) {
+            let block = row + b * 20
+            let q = (block + 4).assumingMemoryBound(to: UInt8.self)
+            let xb = x + b * 32
+            var s = SIMD8<Float>()
+            var sx = SIMD8<Float>()
+            for j in stride(from: 0, to: 16, by: 8) {
+                let lo = SIMD8<Float>(Float(q[j] & 15), Float(q[j + 1] & 15), Float(q[j + 2] & 15), Float(q[j + 3] & 15),
+                                      Float(q[j + 4] & 15), Float(q[j + 5] & 15), Float(q[j + 6] & 15), Float(q[j + 7] & 15))
+                let hi = SIMD8<Float>(Float(q[j] >> 4), Float(q[j + 1] >> 4), Float(q[j + 2] >> 4), Float(q[j + 3] >> 4),
+                                      Float(q[j + 4] >> 4), Float(q[j + 5] >> 4), Float(q[j + 6] >> 4), Float(q[j + 7] >> 4))
+                let x0 = UnsafeRawPointer(xb + j).loadUnaligned(as: SIMD8<Float>.self)
+                let x1 = UnsafeRawPointer(xb + 16 + j).loadUnaligned(as: SIMD8<Float>.self)
+                s += lo * x0 + hi * x1
+                sx += x0 + x1
+            }
+            total += half(block) * s.sum() + half(block + 2) * sx.sum()
+        }
+        return total
+    }
+}
