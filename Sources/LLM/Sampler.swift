@@ -1,0 +1,164 @@
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// How the next token is chosen, in OpenAI's terms.
+public struct SamplingParameters: Equatable, Sendable {
+    /// 0: greedy (the most likely token, always).
+    public var temperature: Float = 1
+    /// Nucleus: the fewest most-likely tokens whose probabilities reach `topP` (1: all).
+    public var topP: Float = 1
+    /// The `topK` most likely only (0: no limit).
+    public var topK = 0
+    /// The same seed, prompt and parameters give the same tokens; nil: a random seed.
+    public var seed: UInt64?
+    /// Subtracted from a token's logit once it has been generated (presence), and per time
+    /// (frequency), over the tokens generated so far, as OpenAI and vLLM define them.
+    public var presencePenalty: Float = 0
+    public var frequencyPenalty: Float = 0
+
+    public init(temperature: Float = 1, topP: Float = 1, topK: Int = 0, seed: UInt64? = nil,
+                presencePenalty: Float = 0, frequencyPenalty: Float = 0) {
+        self.temperature = temperature
+        self.topP = topP
+        self.topK = topK
+        self.seed = seed
+        self.presencePenalty = presencePenalty
+        self.frequencyPenalty = frequencyPenalty
+    }
+}
+
+/// Picks tokens from logits for one sequence: penalties, then greedy at temperature 0, else
+/// temperature, top-k, top-p and a draw from its own seeded generator.
+public struct Sampler: Sendable {
+    public let parameters: SamplingParameters
+    private var rng: Xoshiro256
+    /// Tokens generated so far and how often (for the penalties).
+    private var counts: [Int32: Int] = [:]
+
+    public init(_ p: SamplingParameters) {
+        parameters = p
+        rng = Xoshiro256(seed: p.seed ?? UInt64.random(in: 0...UInt64.max))
+    }
+
+    public mutating func next(_ logits: [Float]) -> Int32 {
+        var l = logits
+        if parameters.presencePenalty != 0 || parameters.frequencyPenalty != 0 {
+            for (id, n) in counts where l.indices.contains(Int(id)) {
+                l[Int(id)] -= parameters.presencePenalty + Float(n) * parameters.frequencyPenalty
+            }
+        }
+        let id = pick(l)
+        counts[id, default: 0] += 1
+        return id
+    }
+
+    private mutating func pick(_ l: [Float]) -> Int32 {
+        guard parameters.temperature > 0 else { return Int32(Sampler.argmax(l)) }
+        // Candidates, most likely first: all of them, or the top k.
+        var order = Array(l.indices)
+        let k = parameters.topK > 0 ? min(parameters.topK, l.count) : l.count
+        if k < l.count {
+            order = Array(order.sorted { l[$0] > l[$1] }.prefix(k))
+        } else {
+            order.sort { l[$0] > l[$1] }
+        }
+        let top = l[order[0]]
+        var probs = order.map { exp((l[$0] - top) / parameters.temperature) }
+        let total = probs.reduce(0, +)
+        for i in probs.indices { probs[i] /= total }
+        // Nucleus: keep the fewest whose sum reaches top_p (always at least one).
+        var keep = probs.count
+        if parameters.topP < 1 {
+            var sum: Float = 0
+            for (i, p) in probs.enumerated() {
+                sum += p
+                if sum >= parameters.topP { keep = i + 1; break }
+            }
+        }
+        let kept = probs.prefix(keep).reduce(0, +)
+        var u = rng.nextUnit() * kept
+        for i in 0..<keep {
+            u -= probs[i]
+            if u <= 0 { return Int32(order[i]) }
+        }
+        return Int32(order[keep - 1])
+    }
+
+    static func argmax(_ l: [Float]) -> Int {
+        var best = 0
+        for i in l.indices where l[i] > l[best] { best = i }
+        return best
+    }
+}
+
+/// xoshiro256** seeded by splitmix64: fast, and the same sequence for the same seed everywhere.
+struct Xoshiro256: Sendable {
+    private var s: (UInt64, UInt64, UInt64, UInt64)
+
+    init(seed: UInt64) {
+        var z = seed
+        func splitmix() -> UInt64 {
+            z &+= 0x9E37_79B9_7F4A_7C15
+            var x = z
+            x = (x ^ (x >> 30)) &* 0xBF58_476D_1CE4_E5B9
+            x = (x ^ (x >> 27)) &* 0x94D0_49BB_1331_11EB
+            return x ^ (x >> 31)
+        }
+        s = (splitmix(), splitmix(), splitmix(), splitmix())
+    }
+
+    mutating func next() -> UInt64 {
+        let result = ((s.1 &* 5) << 7 | (s.1 &* 5) >> 57) &* 9
+        let t = s.1 << 17
+        s.2 ^= s.0
+        s.3 ^= s.1
+        s.1 ^= s.2
+        s.0 ^= s.3
+        s.2 ^= t
+        s.3 = s.3 << 45 | s.3 >> 19
+        return result
+    }
+
+    /// Uniform in [0, 1).
+    mutating func nextUnit() -> Float { Float(next() >> 40) / Float(1 << 24) }
+}
+
+/// Watches generated text for stop strings (OpenAI's `stop`, up to 4): text that could be the
+/// beginning of one is held back, so that a stream never shows part of a stop string; once one
+/// appears, everything before it is released and generation ends (finish_reason "stop").
+public struct StopMatcher: Sendable {
+    public let stops: [String]
+    private var held = ""
+    public private(set) var stopped = false
+
+    public init(_ stops: [String]) { self.stops = stops.filter { !$0.isEmpty } }
+
+    /// The text that may be shown now.
+    public mutating func feed(_ text: String) -> String {
+        guard !stopped else { return "" }
+        held += text
+        if let cut = stops.compactMap({ held.firstRange(of: $0)?.lowerBound }).min() {
+            stopped = true
+            defer { held = "" }
+            return String(held[..<cut])
+        }
+        // Hold the longest tail that is a prefix of some stop string.
+        var keep = 0
+        for s in stops {
+            for n in stride(from: min(s.count - 1, held.count), to: 0, by: -1) where held.hasSuffix(s.prefix(n)) {
+                keep = max(keep, n)
+                break
+            }
+        }
+        let emit = String(held.dropLast(keep))
+        held = String(held.suffix(keep))
+        return emit
+    }
+
+    /// At the end without a stop: what was held back.
+    public mutating func finish() -> String {
+        defer { held = "" }
+        return stopped ? "" : held
+    }
+}

@@ -1,0 +1,54 @@
+import Testing
+@testable import LLM
+
+struct SamplerTests {
+    let logits: [Float] = [1, 3, 2, 0.5, 2.9]
+
+    @Test func temperatureZeroIsGreedy() {
+        var s = Sampler(SamplingParameters(temperature: 0))
+        #expect((0..<5).map { _ in s.next(logits) } == [1, 1, 1, 1, 1])
+    }
+
+    @Test func theSameSeedGivesTheSameTokensAndAnotherSeedOthers() {
+        func run(_ seed: UInt64) -> [Int32] {
+            var s = Sampler(SamplingParameters(temperature: 1.5, seed: seed))
+            return (0..<40).map { _ in s.next(logits) }
+        }
+        #expect(run(7) == run(7))
+        #expect(run(7) != run(8))
+        #expect(Set(run(7)).count > 2)
+    }
+
+    @Test func topKAndTopPLimitTheCandidates() {
+        var k = Sampler(SamplingParameters(temperature: 5, topK: 2, seed: 1))
+        #expect(Set((0..<200).map { _ in k.next(logits) }) == [1, 4])
+        // Probabilities at T=1: 3 → .40, 2.9 → .36, 2 → .15, ...; top_p 0.7 keeps the first two.
+        var p = Sampler(SamplingParameters(temperature: 1, topP: 0.7, seed: 1))
+        #expect(Set((0..<200).map { _ in p.next(logits) }) == [1, 4])
+        var one = Sampler(SamplingParameters(temperature: 1, topP: 0.01, seed: 1))
+        #expect(Set((0..<50).map { _ in one.next(logits) }) == [1])
+    }
+
+    @Test func frequencyAndPresencePenaltiesPushRepeatsDown() {
+        var s = Sampler(SamplingParameters(temperature: 0, presencePenalty: 0.2))
+        // 1 (3.0), then 4 (2.9 beats 3.0 − 0.2), then 1 again (2.8 beats 2.9 − 0.2): presence counts once.
+        #expect([s.next(logits), s.next(logits), s.next(logits)] == [1, 4, 1])
+        var f = Sampler(SamplingParameters(temperature: 0, frequencyPenalty: 0.6))
+        // 1 (3.0); 4 (2.9 > 2.4); 1 (2.4 > 2.3, 2.0); 4 (2.3 > 1.8): frequency counts every time.
+        #expect((0..<4).map { _ in f.next(logits) } == [1, 4, 1, 4])
+        var g = Sampler(SamplingParameters(temperature: 0, frequencyPenalty: 0.6))
+        #expect((0..<6).map { _ in g.next(logits) }.contains(2))
+    }
+
+    @Test func stopStringsAreHeldBackAcrossPiecesAndCutTheText() {
+        var m = StopMatcher(["</end>", "STOP"])
+        var shown = ""
+        for piece in ["Hello <", "/en", "d> never"] { shown += m.feed(piece) }
+        #expect(shown == "Hello " && m.stopped)
+        var n = StopMatcher(["STOP"])
+        #expect(n.feed("a ST") == "a ")
+        #expect(n.feed("AY") == "STAY")
+        #expect(n.feed(" S") == " ")
+        #expect(n.finish() == "S" && !n.stopped)
+    }
+}
