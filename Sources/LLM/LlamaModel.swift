@@ -58,7 +58,8 @@ public final class LlamaModel: @unchecked Sendable {
 
     /// One conversation's KV cache: per layer, `count` positions of keys and of values.
     public final class Sequence {
-        public private(set) var count = 0
+        /// Positions in the cache.
+        public internal(set) var count = 0
         var keys: [[Float]]
         var values: [[Float]]
 
@@ -66,90 +67,140 @@ public final class LlamaModel: @unchecked Sendable {
             keys = Array(repeating: [], count: c.layers)
             values = Array(repeating: [], count: c.layers)
         }
-
-        func advance() { count += 1 }
     }
 
     public func newSequence() -> Sequence { Sequence(config) }
 
     /// Feeds one token at the sequence's next position; the logits for the token after it.
     public func step(_ token: Int32, _ seq: Sequence) -> [Float] {
-        let c = config
-        let pos = seq.count
-        var x = [Float](repeating: 0, count: c.dim)
-        var h = [Float](repeating: 0, count: c.dim)
-        var q = [Float](repeating: 0, count: c.dim)
-        var k = [Float](repeating: 0, count: c.kvDim)
-        var v = [Float](repeating: 0, count: c.kvDim)
-        var att = [Float](repeating: 0, count: c.dim)
-        var o = [Float](repeating: 0, count: c.dim)
-        var g = [Float](repeating: 0, count: c.feedForward)
-        var u = [Float](repeating: 0, count: c.feedForward)
-        var scores = [Float](repeating: 0, count: pos + 1)
-        x.withUnsafeMutableBufferPointer { embedding.row(Int(token), into: $0.baseAddress!) }
-        let (cosT, sinT) = rope(pos)
-        let group = c.heads / c.kvHeads
-        let scale = 1 / Float(c.headDim).squareRoot()
-        for (l, layer) in layers.enumerated() {
-            LlamaModel.rmsNorm(x, layer.attnNorm, c.eps, into: &h)
-            h.withUnsafeBufferPointer { hp in
-                q.withUnsafeMutableBufferPointer { layer.q.multiply(hp.baseAddress!, into: $0.baseAddress!) }
-                k.withUnsafeMutableBufferPointer { layer.k.multiply(hp.baseAddress!, into: $0.baseAddress!) }
-                v.withUnsafeMutableBufferPointer { layer.v.multiply(hp.baseAddress!, into: $0.baseAddress!) }
-            }
-            LlamaModel.rotate(&q, heads: c.heads, c.headDim, cosT, sinT)
-            LlamaModel.rotate(&k, heads: c.kvHeads, c.headDim, cosT, sinT)
-            seq.keys[l] += k
-            seq.values[l] += v
-            let keys = seq.keys[l], values = seq.values[l]
-            for head in 0..<c.heads {
-                let kv = (head / group) * c.headDim
-                let qo = head * c.headDim
-                var top = -Float.infinity
-                for t in 0...pos {
-                    var s: Float = 0
-                    for d in 0..<c.headDim { s += q[qo + d] * keys[t * c.kvDim + kv + d] }
-                    scores[t] = s * scale
-                    top = max(top, scores[t])
-                }
-                var sum: Float = 0
-                for t in 0...pos {
-                    scores[t] = exp(scores[t] - top)
-                    sum += scores[t]
-                }
-                for d in 0..<c.headDim { att[qo + d] = 0 }
-                for t in 0...pos {
-                    let w = scores[t] / sum
-                    for d in 0..<c.headDim { att[qo + d] += w * values[t * c.kvDim + kv + d] }
-                }
-            }
-            att.withUnsafeBufferPointer { ap in o.withUnsafeMutableBufferPointer { layer.o.multiply(ap.baseAddress!, into: $0.baseAddress!) } }
-            for i in 0..<c.dim { x[i] += o[i] }
-            LlamaModel.rmsNorm(x, layer.ffnNorm, c.eps, into: &h)
-            h.withUnsafeBufferPointer { hp in
-                g.withUnsafeMutableBufferPointer { layer.gate.multiply(hp.baseAddress!, into: $0.baseAddress!) }
-                u.withUnsafeMutableBufferPointer { layer.up.multiply(hp.baseAddress!, into: $0.baseAddress!) }
-            }
-            for i in 0..<c.feedForward { g[i] = g[i] / (1 + exp(-g[i])) * u[i] }
-            g.withUnsafeBufferPointer { gp in o.withUnsafeMutableBufferPointer { layer.down.multiply(gp.baseAddress!, into: $0.baseAddress!) } }
-            for i in 0..<c.dim { x[i] += o[i] }
-        }
-        seq.advance()
-        LlamaModel.rmsNorm(x, outputNorm, c.eps, into: &h)
-        var logits = [Float](repeating: 0, count: c.vocabulary)
-        h.withUnsafeBufferPointer { hp in logits.withUnsafeMutableBufferPointer { embedding.multiply(hp.baseAddress!, into: $0.baseAddress!) } }
-        return logits
+        forward([BatchEntry(seq, [token])])[0] ?? []
     }
 
-    static func rmsNorm(_ x: [Float], _ gain: [Float], _ eps: Float, into out: inout [Float]) {
-        var ss: Float = 0
-        for v in x { ss += v * v }
-        let r = 1 / (ss / Float(x.count) + eps).squareRoot()
-        for i in x.indices { out[i] = x[i] * r * gain[i] }
+    /// One sequence's part of a forward pass: its next tokens (a prompt chunk, or the one token
+    /// to decode), and whether the logits after its last one are wanted.
+    public struct BatchEntry {
+        public let sequence: Sequence
+        public let tokens: [Int32]
+        public let wantsLogits: Bool
+        public init(_ sequence: Sequence, _ tokens: [Int32], wantsLogits: Bool = true) {
+            self.sequence = sequence
+            self.tokens = tokens
+            self.wantsLogits = wantsLogits
+        }
+    }
+
+    /// One forward pass over every entry's tokens, packed without padding: each weight matrix is
+    /// read once for all of them.  Each token attends to its own sequence's cache up to its
+    /// position.  Returns, per entry, the logits after its last token (nil where not wanted).
+    public func forward(_ batch: [BatchEntry]) -> [[Float]?] {
+        let c = config
+        // Row t of every activation belongs to entry owner[t], at position pos[t] of its sequence.
+        var owner: [Int] = [], pos: [Int] = []
+        for (e, entry) in batch.enumerated() {
+            for (j, _) in entry.tokens.enumerated() {
+                owner.append(e)
+                pos.append(entry.sequence.count + j)
+            }
+        }
+        let n = owner.count
+        guard n > 0 else { return batch.map { _ in nil } }
+        var x = [Float](repeating: 0, count: n * c.dim)
+        var h = x, q = x, att = x, o = x
+        var k = [Float](repeating: 0, count: n * c.kvDim), v = k
+        var g = [Float](repeating: 0, count: n * c.feedForward), u = g
+        x.withUnsafeMutableBufferPointer { xp in
+            var t = 0
+            for entry in batch {
+                for token in entry.tokens {
+                    embedding.row(Int(token), into: xp.baseAddress! + t * c.dim)
+                    t += 1
+                }
+            }
+        }
+        let tables = pos.map(rope)
+        let group = c.heads / c.kvHeads
+        let scale = 1 / Float(c.headDim).squareRoot()
+        var scores = [Float](repeating: 0, count: (pos.max() ?? 0) + 1)
+        for (l, layer) in layers.enumerated() {
+            LlamaModel.rmsNorm(x, layer.attnNorm, c.dim, c.eps, into: &h)
+            layer.q.multiply(h, n, into: &q)
+            layer.k.multiply(h, n, into: &k)
+            layer.v.multiply(h, n, into: &v)
+            for t in 0..<n {
+                LlamaModel.rotate(&q, at: t * c.dim, heads: c.heads, c.headDim, tables[t])
+                LlamaModel.rotate(&k, at: t * c.kvDim, heads: c.kvHeads, c.headDim, tables[t])
+            }
+            // The chunk's keys and values join each cache first: a token then sees those before it.
+            for t in 0..<n {
+                let seq = batch[owner[t]].sequence
+                seq.keys[l] += k[(t * c.kvDim)..<((t + 1) * c.kvDim)]
+                seq.values[l] += v[(t * c.kvDim)..<((t + 1) * c.kvDim)]
+            }
+            for t in 0..<n {
+                let seq = batch[owner[t]].sequence
+                seq.keys[l].withUnsafeBufferPointer { keys in
+                    seq.values[l].withUnsafeBufferPointer { values in
+                        for head in 0..<c.heads {
+                            let kv = (head / group) * c.headDim
+                            let qo = t * c.dim + head * c.headDim
+                            var top = -Float.infinity
+                            for p in 0...pos[t] {
+                                var s: Float = 0
+                                for d in 0..<c.headDim { s += q[qo + d] * keys[p * c.kvDim + kv + d] }
+                                scores[p] = s * scale
+                                top = max(top, scores[p])
+                            }
+                            var sum: Float = 0
+                            for p in 0...pos[t] {
+                                scores[p] = exp(scores[p] - top)
+                                sum += scores[p]
+                            }
+                            for d in 0..<c.headDim { att[qo + d] = 0 }
+                            for p in 0...pos[t] {
+                                let w = scores[p] / sum
+                                for d in 0..<c.headDim { att[qo + d] += w * values[p * c.kvDim + kv + d] }
+                            }
+                        }
+                    }
+                }
+            }
+            layer.o.multiply(att, n, into: &o)
+            for i in 0..<(n * c.dim) { x[i] += o[i] }
+            LlamaModel.rmsNorm(x, layer.ffnNorm, c.dim, c.eps, into: &h)
+            layer.gate.multiply(h, n, into: &g)
+            layer.up.multiply(h, n, into: &u)
+            for i in 0..<(n * c.feedForward) { g[i] = g[i] / (1 + exp(-g[i])) * u[i] }
+            layer.down.multiply(g, n, into: &o)
+            for i in 0..<(n * c.dim) { x[i] += o[i] }
+        }
+        var out: [[Float]?] = []
+        var last = -1
+        for entry in batch {
+            last += entry.tokens.count
+            entry.sequence.count += entry.tokens.count
+            guard entry.wantsLogits else { out.append(nil); continue }
+            let row = Array(x[(last * c.dim)..<((last + 1) * c.dim)])
+            var normed = row
+            LlamaModel.rmsNorm(row, outputNorm, c.dim, c.eps, into: &normed)
+            var logits = [Float](repeating: 0, count: c.vocabulary)
+            embedding.multiply(normed, 1, into: &logits)
+            out.append(logits)
+        }
+        return out
+    }
+
+    /// Each `dim`-long row of `x`, normalized by its root mean square and scaled by `gain`.
+    static func rmsNorm(_ x: [Float], _ gain: [Float], _ dim: Int, _ eps: Float, into out: inout [Float]) {
+        for r in 0..<(x.count / dim) {
+            var ss: Float = 0
+            for i in 0..<dim { ss += x[r * dim + i] * x[r * dim + i] }
+            let scale = 1 / (ss / Float(dim) + eps).squareRoot()
+            for i in 0..<dim { out[r * dim + i] = x[r * dim + i] * scale * gain[i] }
+        }
     }
 
     /// Pair i of every head turns by pos · base^(−2i/headDim).
-    private func rope(_ pos: Int) -> ([Float], [Float]) {
+    private func rope(_ pos: Int) -> (cos: [Float], sin: [Float]) {
         let half = config.headDim / 2
         var c = [Float](repeating: 0, count: half), s = [Float](repeating: 0, count: half)
         for i in 0..<half {
@@ -160,12 +211,13 @@ public final class LlamaModel: @unchecked Sendable {
         return (c, s)
     }
 
-    static func rotate(_ x: inout [Float], heads: Int, _ headDim: Int, _ c: [Float], _ s: [Float]) {
+    static func rotate(_ x: inout [Float], at offset: Int, heads: Int, _ headDim: Int, _ table: (cos: [Float], sin: [Float])) {
         for h in 0..<heads {
+            let base = offset + h * headDim
             for i in 0..<(headDim / 2) {
-                let a = x[h * headDim + 2 * i], b = x[h * headDim + 2 * i + 1]
-                x[h * headDim + 2 * i] = a * c[i] - b * s[i]
-                x[h * headDim + 2 * i + 1] = a * s[i] + b * c[i]
+                let a = x[base + 2 * i], b = x[base + 2 * i + 1]
+                x[base + 2 * i] = a * table.cos[i] - b * table.sin[i]
+                x[base + 2 * i + 1] = a * table.sin[i] + b * table.cos[i]
             }
         }
     }

@@ -1,3 +1,15 @@
+#if canImport(Glibc)
+import Glibc
+#endif
+import Dispatch
+
+/// Pointers shared by the threads of one product: they read the input and write disjoint rows of
+/// the output, and the product waits for all of them.
+struct SharedPointers: @unchecked Sendable {
+    let input: UnsafePointer<Float>
+    let output: UnsafeMutablePointer<Float>
+}
+
 /// A weight matrix as the file stores it (rows of quantized blocks), multiplied without being
 /// dequantized: each block's scale (and minimum) applied to the dot product of its integers with
 /// the input.  `y = W·x` with W of `rows` × `columns`, x of `columns`.
@@ -22,23 +34,40 @@ struct QuantizedMatrix: @unchecked Sendable {
                         into: UnsafeMutableBufferPointer(start: out, count: columns))
     }
 
-    func multiply(_ x: UnsafePointer<Float>, into y: UnsafeMutablePointer<Float>) {
-        switch type {
-        case .q8_0:
-            for r in 0..<rows { y[r] = QuantizedMatrix.dotQ8_0(base + r * rowBytes, x, columns) }
-        case .q4_1:
-            for r in 0..<rows { y[r] = QuantizedMatrix.dotQ4_1(base + r * rowBytes, x, columns) }
-        case .q4_0, .f16, .f32:
-            // Not in SmolLM2's matrices: dequantized a row at a time.
-            var rowValues = [Float](repeating: 0, count: columns)
-            rowValues.withUnsafeMutableBufferPointer { buf in
-                for r in 0..<rows {
-                    row(r, into: buf.baseAddress!)
-                    var s: Float = 0
-                    for c in 0..<columns { s += buf[c] * x[c] }
-                    y[r] = s
+    /// `n` input rows of `columns` in `x`, `n` output rows of `rows` in `y`: each weight row is read
+    /// once and applied to every input, the row ranges split between threads.
+    func multiply(_ x: [Float], _ n: Int, into y: inout [Float]) {
+        x.withUnsafeBufferPointer { xp in
+            y.withUnsafeMutableBufferPointer { yp in
+                let p = SharedPointers(input: xp.baseAddress!, output: yp.baseAddress!)
+                let chunks = QuantizedMatrix.threads(for: rows * n)
+                let per = (rows + chunks - 1) / chunks
+                DispatchQueue.concurrentPerform(iterations: chunks) { c in
+                    let range = (c * per)..<min(rows, (c + 1) * per)
+                    for r in range {
+                        let row = base + r * rowBytes
+                        for i in 0..<n { p.output[i * rows + r] = dot(row, p.input + i * columns) }
+                    }
                 }
             }
+        }
+    }
+
+    /// Threads for a product of `work` row·vector dots: one for small ones.
+    static func threads(for work: Int) -> Int { work < 4096 ? 1 : cores }
+    static let cores = max(1, min(8, Int(sysconf(Int32(_SC_NPROCESSORS_ONLN)))))
+
+    @inline(__always)
+    func dot(_ row: UnsafeRawPointer, _ x: UnsafePointer<Float>) -> Float {
+        switch type {
+        case .q8_0: return QuantizedMatrix.dotQ8_0(row, x, columns)
+        case .q4_1: return QuantizedMatrix.dotQ4_1(row, x, columns)
+        case .q4_0, .f16, .f32:
+            var values = [Float](repeating: 0, count: columns)
+            values.withUnsafeMutableBufferPointer { type.dequantize(UnsafeRawBufferPointer(start: row, count: rowBytes), into: $0) }
+            var s: Float = 0
+            for c in 0..<columns { s += values[c] * x[c] }
+            return s
         }
     }
 

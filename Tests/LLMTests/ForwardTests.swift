@@ -48,3 +48,34 @@ struct ForwardTests {
         #expect(try BPETokenizer(gguf: f).decode(greedy) == "The capital of France is Paris.<|im_end|>")
     }
 }
+
+/// One forward pass over several sequences, prompts in chunks and decodes together, gives each
+/// sequence what it gets alone, token by token.
+struct BatchedForwardTests {
+    @Test func aPackedBatchEqualsEachSequenceAlone() throws {
+        let f = try #require(SmolFixture.file, "run bash scripts/fetch-smollm2")
+        let model = try LlamaModel(file: f)
+        let tok = try BPETokenizer(gguf: f)
+        let a = tok.encode("The capital of France is")
+        let b = tok.encode("Numbers: 1 2 3 4")
+        func alone(_ tokens: [Int32]) -> [Float] {
+            let s = model.newSequence()
+            var last: [Float] = []
+            for t in tokens { last = model.step(t, s) }
+            return last
+        }
+        let wantA = alone(a), wantB = alone(b)
+        // b's prompt but its last token, one token at a time; then a's whole prompt as one chunk
+        // beside b's last token as a decode, in one pass.
+        let sa = model.newSequence(), sb = model.newSequence()
+        for t in b.dropLast() { _ = model.step(t, sb) }
+        let out = model.forward([LlamaModel.BatchEntry(sa, a), LlamaModel.BatchEntry(sb, [b[b.count - 1]])])
+        let gotA = try #require(out[0]), gotB = try #require(out[1])
+        let worstA = zip(gotA, wantA).map { abs($0 - $1) }.max() ?? 1
+        let worstB = zip(gotB, wantB).map { abs($0 - $1) }.max() ?? 1
+        #expect(worstA < 1e-3 && worstB < 1e-3, "largest differences \(worstA), \(worstB)")
+        #expect(sa.count == a.count && sb.count == b.count)
+        // An entry that does not want logits gets none.
+        #expect(model.forward([LlamaModel.BatchEntry(model.newSequence(), a, wantsLogits: false)]) == [nil])
+    }
+}
