@@ -328,7 +328,7 @@ class Scenario:
             time.sleep(self.STEADY)
 
             # A host is added.
-            t = self.mark("add")
+            self.mark("add")
             if self.kind == "haproxy":
                 self.start_host(net, 2, ["--announce", f"haproxy://{api}/mserve", "--announce-name", "h3"])
             else:
@@ -337,27 +337,27 @@ class Scenario:
             time.sleep(2)
 
             # It leaves: TERM, drain, stop.
-            t = self.mark("drain")
+            self.mark("drain")
             h3 = self.hosts[-1]
             h3.term()
             h3.proc.wait(timeout=self.drain + 40)
             time.sleep(1)
 
             # Another is killed, then comes back.
-            t = self.mark("kill -9")
+            self.mark("kill -9")
             self.hosts[1].kill9()
             time.sleep(4)
-            t = self.mark("back")
+            self.mark("back")
             self.start_host(net, 1)
             self.wait_for_requests(1, {})
             time.sleep(2)
 
             # The third is cut off, then its link returns.
-            t = self.mark("partition")
+            self.mark("partition")
             net.partition(0)
             time.sleep(6)
             before = self.log_sizes(0)
-            t = self.mark("heal")
+            self.mark("heal")
             net.partition(0, down=False)
             self.wait_for_requests(0, before, timeout=30)
             time.sleep(2)
@@ -378,7 +378,6 @@ class Scenario:
 
     def report(self, net):
         where = served_by(self.hosts)
-        steady = [r for r in self.records if self.load_started + 1 <= r[0] < self.events[0][1]]
         rows = [("steady", self.load_started + 1, self.events[0][1])] + [
             (name, t, self.events[k + 1][1]) for k, (name, t) in enumerate(self.events[:-1])]
         out = {"balancer": self.kind, "retries": self.retries, "requests": len(self.records),

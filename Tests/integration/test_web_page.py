@@ -8,9 +8,8 @@ import sys
 import time
 
 import pytest
-import requests
 
-from conftest import MSERVE, wait_for
+from conftest import wait_for
 from test_access import add_key
 from test_minilm import MODEL_DIR
 

@@ -18,27 +18,18 @@ enum IndexPage {
         // "</" inside the JSON cannot end the script element: every "/" is written "\/".
         let data = String(decoding: JSON.array(models).serialized(), as: UTF8.self)
             .split(separator: "/", omittingEmptySubsequences: false).joined(separator: "\\/")
-        return HTML.fill(template, ["VERSION": HTML.escape(version), "MODEL_LIST": list, "MODEL_DATA": data,
-                                    "KEYED": keyed ? "true" : "false"])
+        return HTML.fill(template, HTML.common.merging(["VERSION": HTML.escape(version), "MODEL_LIST": list, "MODEL_DATA": data,
+                                                        "KEYED": keyed ? "true" : "false"]) { $1 })
     }
 
     static let template = #"""
 <!doctype html>
 <html lang="en">
 <head>
-<meta charset="utf-8">
-<meta name="viewport" content="width=device-width, initial-scale=1">
+{{HEAD}}
 <title>mserve</title>
-<link rel="icon" href="data:,">
 <style>
-:root { --fg: #1b1f24; --muted: #59636e; --line: #d1d9e0; --accent: #0b62c4; --bad: #b42318; --ok: #1a7f37; --bg2: #f6f8fa; }
-* { box-sizing: border-box; }
-body { font: 15px/1.45 system-ui, -apple-system, "Segoe UI", Roboto, sans-serif; color: var(--fg); margin: 0; }
-header { display: flex; flex-wrap: wrap; gap: .5rem 1.5rem; align-items: center; padding: .75rem 1rem; border-bottom: 1px solid var(--line); background: var(--bg2); }
-header h1 { font-size: 1.2rem; margin: 0; }
-header nav a { margin-right: 1rem; color: var(--accent); }
-main { max-width: 60rem; margin: 0 auto; padding: 1rem; }
-label { font-weight: 600; display: block; margin: .5rem 0 .2rem; }
+{{BASE_STYLE}}label { font-weight: 600; display: block; margin: .5rem 0 .2rem; }
 input[type=text], input[type=number], input[type=password], textarea { width: 100%; padding: .45rem; border: 1px solid var(--line); border-radius: 6px; font: inherit; }
 textarea { font-family: ui-monospace, SFMono-Regular, Menlo, monospace; min-height: 6rem; }
 button { font: inherit; padding: .45rem 1rem; border-radius: 6px; border: 1px solid var(--accent); background: var(--accent); color: #fff; cursor: pointer; margin: .6rem .5rem 0 0; }
@@ -303,6 +294,21 @@ else if (keyInput.value) loadModels();
 }
 
 enum HTML {
+    /// What both pages share: the head's meta lines (no favicon request) and the base style.
+    static let common: [String: String] = [
+        "HEAD": #"<meta charset="utf-8">\#n<meta name="viewport" content="width=device-width, initial-scale=1">\#n<link rel="icon" href="data:,">"#,
+        "BASE_STYLE": """
+            :root { --fg: #1b1f24; --muted: #59636e; --line: #d1d9e0; --accent: #0b62c4; --bad: #b42318; --ok: #1a7f37; --bg2: #f6f8fa; }
+            * { box-sizing: border-box; }
+            body { font: 15px/1.45 system-ui, -apple-system, "Segoe UI", Roboto, sans-serif; color: var(--fg); margin: 0; }
+            header { display: flex; flex-wrap: wrap; gap: .5rem 1.5rem; align-items: center; padding: .75rem 1rem; border-bottom: 1px solid var(--line); background: var(--bg2); }
+            header h1 { font-size: 1.2rem; margin: 0; }
+            header nav a { margin-right: 1rem; color: var(--accent); }
+            main { max-width: 60rem; margin: 0 auto; padding: 1rem; }
+
+            """,
+    ]
+
     /// The template with each {{NAME}} replaced by its value (an unknown name stays as it is).
     static func fill(_ template: String, _ values: [String: String]) -> String {
         var out = ""

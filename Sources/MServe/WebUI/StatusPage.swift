@@ -2,25 +2,18 @@
 /// and batches, restarts, and two small charts of the last minutes (requests per second; p50 and
 /// p99 latency), drawn as SVG by the page itself.
 enum StatusPage {
-    static func render(version: String) -> String { HTML.fill(template, ["VERSION": HTML.escape(version)]) }
+    static func render(version: String) -> String {
+        HTML.fill(template, HTML.common.merging(["VERSION": HTML.escape(version)]) { $1 })
+    }
 
     static let template = #"""
 <!doctype html>
 <html lang="en">
 <head>
-<meta charset="utf-8">
-<meta name="viewport" content="width=device-width, initial-scale=1">
+{{HEAD}}
 <title>mserve status</title>
-<link rel="icon" href="data:,">
 <style>
-:root { --fg: #1b1f24; --muted: #59636e; --line: #d1d9e0; --accent: #0b62c4; --bad: #b42318; --ok: #1a7f37; --bg2: #f6f8fa; }
-* { box-sizing: border-box; }
-body { font: 15px/1.45 system-ui, -apple-system, "Segoe UI", Roboto, sans-serif; color: var(--fg); margin: 0; }
-header { display: flex; flex-wrap: wrap; gap: .5rem 1.5rem; align-items: center; padding: .75rem 1rem; border-bottom: 1px solid var(--line); background: var(--bg2); }
-header h1 { font-size: 1.2rem; margin: 0; }
-header nav a { margin-right: 1rem; color: var(--accent); }
-main { max-width: 60rem; margin: 0 auto; padding: 1rem; }
-h2 { font-size: 1.05rem; margin: 1.2rem 0 .4rem; }
+{{BASE_STYLE}}h2 { font-size: 1.05rem; margin: 1.2rem 0 .4rem; }
 table { border-collapse: collapse; width: 100%; font-size: .9rem; }
 th, td { text-align: left; padding: .3rem .5rem; border-bottom: 1px solid var(--line); }
 td.n, th.n { text-align: right; font-variant-numeric: tabular-nums; }
