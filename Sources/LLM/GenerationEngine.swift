@@ -1,0 +1,213 @@
+import Dispatch
+import Synchronization
+
+/// Continuous batching over one model: requests join and leave between steps, every step is one
+/// forward pass over all running sequences (decodes and prompt chunks, `BatchScheduler` decides),
+/// on a thread of its own.  Each request hears of its tokens as they come (text never split inside
+/// a UTF-8 character, nothing of a stop string shown) and of its end: stop (end of turn or a stop
+/// string), length (max_tokens), or cancelled.
+public final class GenerationEngine: Sendable {
+    public struct Request: Sendable {
+        public var prompt: [Int32]
+        public var maxTokens: Int
+        public var sampling: SamplingParameters
+        public var stop: [String]
+
+        public init(prompt: [Int32], maxTokens: Int, sampling: SamplingParameters = SamplingParameters(temperature: 0), stop: [String] = []) {
+            self.prompt = prompt
+            self.maxTokens = maxTokens
+            self.sampling = sampling
+            self.stop = stop
+        }
+    }
+
+    public enum FinishReason: String, Sendable { case stop, length, cancelled }
+
+    public struct Usage: Equatable, Sendable {
+        public var promptTokens: Int
+        public var completionTokens: Int
+        /// From submission to the first token, and to the end.
+        public var secondsToFirstToken: Double?
+        public var seconds: Double
+    }
+
+    public enum Event: Sendable {
+        /// A generated token and the text it completes (possibly empty).
+        case token(Int32, text: String)
+        case finished(FinishReason, Usage)
+    }
+
+    public enum Refusal: Error, Equatable, Sendable {
+        /// Prompt plus max_tokens beyond what the KV cache or the context holds.
+        case tooLong(needed: Int, capacity: Int)
+    }
+
+    private struct Active {
+        let request: Request
+        let sequence: LlamaModel.Sequence
+        var sampler: Sampler
+        var decoder = StreamingDecoder()
+        var stop: StopMatcher
+        var last: Int32 = 0
+        var generated = 0
+        let submitted: ContinuousClock.Instant
+        var firstToken: ContinuousClock.Instant?
+        let onEvent: @Sendable (Event) -> Void
+    }
+
+    /// What the callers and the engine's thread share.  The sequences themselves (KV caches,
+    /// samplers) belong to the engine's thread alone.
+    private struct State {
+        var scheduler: BatchScheduler
+        var submitted: [(id: Int, request: Request, at: ContinuousClock.Instant, onEvent: @Sendable (Event) -> Void)] = []
+        var cancelled: Set<Int> = []
+        var nextID = 1
+        var stopping = false
+    }
+
+    public let model: LlamaModel
+    public let tokenizer: BPETokenizer
+    /// Tokens that end a turn (end of text, `<|im_end|>`): not shown, finish_reason "stop".
+    public let endTokens: Set<Int32>
+    private let state: Mutex<State>
+    private let wake = DispatchSemaphore(value: 0)
+    private let done = DispatchSemaphore(value: 0)
+
+    public init(model: LlamaModel, tokenizer: BPETokenizer, limits: BatchScheduler.Limits) {
+        self.model = model
+        self.tokenizer = tokenizer
+        var ends: Set<Int32> = []
+        if let eos = model.file.metadata["tokenizer.ggml.eos_token_id"]?.intValue { ends.insert(Int32(eos)) }
+        for name in ["<|im_end|>", "<|endoftext|>"] { if let id = tokenizer.id(of: name) { ends.insert(id) } }
+        endTokens = ends
+        let kv = min(limits.kvTokens, model.config.context * max(1, limits.maxSequences))
+        state = Mutex(State(scheduler: BatchScheduler(limits: .init(maxSequences: limits.maxSequences, kvTokens: kv,
+                                                                     stepTokens: limits.stepTokens))))
+        let engine = self
+        let thread = DispatchQueue(label: "mserve.generation")
+        thread.async { engine.run() }
+    }
+
+    /// Stops the engine's thread once the running requests are cancelled (their events say so).
+    public func shutdown() {
+        state.withLock { $0.stopping = true }
+        wake.signal()
+        done.wait()
+    }
+
+    /// Queues a request; `onEvent` is called on the engine's thread.  Returns its id, for `cancel`.
+    public func submit(_ r: Request, onEvent: @escaping @Sendable (Event) -> Void) throws(Refusal) -> Int {
+        let context = model.config.context
+        guard r.prompt.count + r.maxTokens <= context else { throw .tooLong(needed: r.prompt.count + r.maxTokens, capacity: context) }
+        let result: Result<Int, Refusal> = state.withLock { s in
+            let id = s.nextID
+            switch s.scheduler.submit(id: id, promptTokens: r.prompt.count, maxNewTokens: r.maxTokens) {
+            case .tooLong(let needed, let capacity):
+                return .failure(.tooLong(needed: needed, capacity: capacity))
+            case .queued:
+                s.nextID += 1
+                s.submitted.append((id, r, ContinuousClock.now, onEvent))
+                return .success(id)
+            }
+        }
+        let id = try result.get()
+        wake.signal()
+        return id
+    }
+
+    /// The client left: its sequence leaves at the next step.
+    public func cancel(_ id: Int) {
+        state.withLock { _ = $0.cancelled.insert(id) }
+        wake.signal()
+    }
+
+    public var waitingCount: Int { state.withLock { $0.scheduler.waitingCount } }
+    public var runningCount: Int { state.withLock { $0.scheduler.runningCount } }
+    public var kvReserved: Int { state.withLock { $0.scheduler.kvReserved } }
+
+    private func run() {
+        var active: [Int: Active] = [:]
+        while true {
+            // Under the lock: new requests taken, the cancelled removed, the next step planned.
+            let (arrived, cancelled, work, stopping) = state.withLock { s in
+                let arrived = s.submitted
+                s.submitted = []
+                let cancelled = s.cancelled
+                s.cancelled = []
+                if s.stopping {
+                    for id in Set(active.keys).union(arrived.map(\.id)) { s.scheduler.remove(id: id) }
+                    return (arrived, cancelled, [BatchScheduler.Work](), true)
+                }
+                for id in cancelled { s.scheduler.remove(id: id) }
+                return (arrived, cancelled, s.scheduler.nextStep(), false)
+            }
+            for a in arrived {
+                active[a.id] = Active(request: a.request, sequence: model.newSequence(), sampler: Sampler(a.request.sampling),
+                                      stop: StopMatcher(a.request.stop), submitted: a.at, onEvent: a.onEvent)
+            }
+            for id in stopping ? Set(active.keys) : cancelled {
+                if let a = active.removeValue(forKey: id) { a.onEvent(.finished(.cancelled, usage(a))) }
+            }
+            if stopping { break }
+            if work.isEmpty {
+                wake.wait()
+                continue
+            }
+            let finished = step(work, &active)
+            state.withLock { s in
+                s.scheduler.completed(work)
+                for id in finished { s.scheduler.remove(id: id) }
+            }
+        }
+        done.signal()
+    }
+
+    /// One forward pass and what it gives each sequence; returns the ids that finished.
+    private func step(_ work: [BatchScheduler.Work], _ active: inout [Int: Active]) -> [Int] {
+        var entries: [LlamaModel.BatchEntry] = []
+        for w in work {
+            guard let a = active[w.id] else { continue }
+            let tokens = w.prefill ? Array(a.request.prompt[w.start..<(w.start + w.tokens)]) : [a.last]
+            entries.append(LlamaModel.BatchEntry(a.sequence, tokens, wantsLogits: w.samples))
+        }
+        let logits = model.forward(entries)
+        var finished: [Int] = []
+        for (w, l) in zip(work, logits) {
+            guard let l, var a = active[w.id] else { continue }
+            let token = a.sampler.next(l)
+            a.last = token
+            a.generated += 1
+            if a.firstToken == nil { a.firstToken = ContinuousClock.now }
+            var reason: FinishReason?
+            var text: String
+            if endTokens.contains(token) {
+                text = a.stop.feed(a.decoder.finish()) + a.stop.finish()
+                reason = .stop
+            } else {
+                text = a.stop.feed(a.decoder.append(tokenizer.bytes(of: token)))
+                if a.stop.stopped {
+                    reason = .stop
+                } else if a.generated >= a.request.maxTokens {
+                    text += a.stop.feed(a.decoder.finish()) + a.stop.finish()
+                    reason = .length
+                }
+            }
+            if !endTokens.contains(token) || !text.isEmpty { a.onEvent(.token(token, text: text)) }
+            if let reason {
+                a.onEvent(.finished(reason, usage(a)))
+                active[w.id] = nil
+                finished.append(w.id)
+            } else {
+                active[w.id] = a
+            }
+        }
+        return finished
+    }
+
+    private func usage(_ a: Active) -> Usage {
+        let now = ContinuousClock.now
+        func seconds(_ d: Duration) -> Double { Double(d.components.seconds) + Double(d.components.attoseconds) / 1e18 }
+        return Usage(promptTokens: a.request.prompt.count, completionTokens: a.generated,
+                     secondsToFirstToken: a.firstToken.map { seconds($0 - a.submitted) }, seconds: seconds(now - a.submitted))
+    }
+}

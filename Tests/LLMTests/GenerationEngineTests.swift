@@ -1,0 +1,93 @@
+import Dispatch
+import Synchronization
+import Testing
+@testable import LLM
+
+/// Continuous batching with the real model: requests that run together get what each gets alone,
+/// and leave by end of turn, max_tokens, a stop string or cancellation.
+struct GenerationEngineTests {
+    static let setup: Result<(LlamaModel, BPETokenizer, [Int32]), GGUFError> = {
+        guard let f = SmolFixture.file else { return .failure(GGUFError(SmolFixture.path, "missing: run bash scripts/fetch-smollm2")) }
+        do throws(GGUFError) {
+            let tok = try BPETokenizer(gguf: f)
+            let prompt = tok.encode(try ChatTemplate(gguf: f).render([ChatMessage(role: "user", content: "What is the capital of France?")]))
+            return .success((try LlamaModel(file: f), tok, prompt))
+        } catch { return .failure(error) }
+    }()
+
+    /// Everything one request heard, and a way to wait for its end.
+    final class Listener: Sendable {
+        let events = Mutex<[GenerationEngine.Event]>([])
+        let ended = DispatchSemaphore(value: 0)
+        var onEvent: @Sendable (GenerationEngine.Event) -> Void {
+            { [self] e in
+                events.withLock { $0.append(e) }
+                if case .finished = e { ended.signal() }
+            }
+        }
+        func wait() -> (text: String, tokens: [Int32], reason: GenerationEngine.FinishReason?, usage: GenerationEngine.Usage?) {
+            _ = ended.wait(timeout: .now() + 120)
+            return events.withLock { es in
+                var text = "", tokens: [Int32] = [], reason: GenerationEngine.FinishReason?, usage: GenerationEngine.Usage?
+                for e in es {
+                    switch e {
+                    case .token(let t, let s): tokens.append(t); text += s
+                    case .finished(let r, let u): reason = r; usage = u
+                    }
+                }
+                return (text, tokens, reason, usage)
+            }
+        }
+    }
+
+    @Test func requestsRunningTogetherEachGetTheirOwnAnswer() throws {
+        let (model, tok, prompt) = try Self.setup.get()
+        let engine = GenerationEngine(model: model, tokenizer: tok, limits: .init(maxSequences: 4, kvTokens: 4096, stepTokens: 64))
+        defer { engine.shutdown() }
+        let a = Listener(), b = Listener(), short = Listener(), stopped = Listener()
+        _ = try engine.submit(.init(prompt: prompt, maxTokens: 20), onEvent: a.onEvent)
+        _ = try engine.submit(.init(prompt: tok.encode("Numbers: 1 2 3 4"), maxTokens: 6), onEvent: b.onEvent)
+        _ = try engine.submit(.init(prompt: prompt, maxTokens: 3), onEvent: short.onEvent)
+        _ = try engine.submit(.init(prompt: prompt, maxTokens: 20, stop: [" Paris"]), onEvent: stopped.onEvent)
+        let ra = a.wait()
+        #expect(ra.text == "The capital of France is Paris." && ra.reason == .stop)
+        // <|im_end|> ends the turn: counted, not shown.
+        #expect(ra.tokens == [504, 3575, 282, 4649, 314, 7042, 30])
+        #expect(ra.usage?.promptTokens == prompt.count && ra.usage?.completionTokens == 8)
+        #expect((ra.usage?.secondsToFirstToken ?? -1) >= 0)
+        let rs = short.wait()
+        #expect(rs.text == "The capital of" && rs.reason == .length && rs.tokens.count == 3)
+        let rp = stopped.wait()
+        #expect(rp.text == "The capital of France is" && rp.reason == .stop)
+        // b alone, token by token, gives the same 6 tokens.
+        let rb = b.wait()
+        let seq = model.newSequence()
+        var greedy: [Int32] = []
+        var logits: [Float] = []
+        for t in tok.encode("Numbers: 1 2 3 4") { logits = model.step(t, seq) }
+        for _ in 0..<6 {
+            let next = Int32(Sampler.argmax(logits))
+            greedy.append(next)
+            logits = model.step(next, seq)
+        }
+        #expect(rb.tokens == greedy && rb.reason == .length)
+        #expect(engine.kvReserved == 0 && engine.runningCount == 0)
+    }
+
+    @Test func aCancelledRequestLeavesAndFreesItsPlace() throws {
+        let (model, tok, prompt) = try Self.setup.get()
+        let engine = GenerationEngine(model: model, tokenizer: tok, limits: .init(maxSequences: 1, kvTokens: 4096, stepTokens: 64))
+        defer { engine.shutdown() }
+        let long = Listener(), next = Listener()
+        let id = try engine.submit(.init(prompt: prompt, maxTokens: 500, sampling: SamplingParameters(temperature: 1, seed: 3)), onEvent: long.onEvent)
+        _ = try engine.submit(.init(prompt: prompt, maxTokens: 2), onEvent: next.onEvent)
+        #expect(engine.waitingCount + engine.runningCount == 2)
+        engine.cancel(id)
+        #expect(long.wait().reason == .cancelled)
+        // The one that waited for the only place now runs.
+        #expect(next.wait().reason == .length)
+        #expect(throws: GenerationEngine.Refusal.tooLong(needed: prompt.count + 9000, capacity: 8192)) {
+            try engine.submit(.init(prompt: prompt, maxTokens: 9000), onEvent: { _ in })
+        }
+    }
+}
