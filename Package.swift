@@ -45,9 +45,11 @@ let package = Package(
         .target(name: "MServeServer", dependencies: ["MServe", "MServeHTTP", "MServePOSIX", "TOMLKit"]),
         // The minilm model: MiniLM behind mserve's model API, registered by the executable.
         .target(name: "MServeMiniLM", dependencies: ["MServe", "MiniLM"]),
+        // The smollm2 chat model: LLM behind mserve's model API, registered by the executable.
+        .target(name: "MServeSmolLM", dependencies: ["MServe", "LLM"]),
         // For tests of handlers and models: the HTTP layer and router in-process, a null logger, contexts.
         .target(name: "MServeTesting", dependencies: ["MServe", "MServeHTTP", "MServePOSIX"]),
-        .executableTarget(name: "mserve", dependencies: ["MServe", "MServeServer", "MServeMiniLM"]),
+        .executableTarget(name: "mserve", dependencies: ["MServe", "MServeServer", "MServeMiniLM", "MServeSmolLM"]),
         .testTarget(name: "MServeHTTPTests", dependencies: ["MServeHTTP", "MServePOSIX"]),
         .testTarget(name: "MServeTests", dependencies: ["MServe", "MServeHTTP", "MServePOSIX", "MServeTesting"]),
         .testTarget(name: "MServeServerTests", dependencies: ["MServeServer", "MServe", "MServePOSIX"]),

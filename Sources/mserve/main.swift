@@ -1,8 +1,10 @@
 import MServe
 import MServeMiniLM
+import MServeSmolLM
 import MServeServer
 
 // The built-in models, and minilm, whose target links OpenBLAS (a model package built on MServe alone does not).
 var models = ModelRegistry.builtin
 models.registerMiniLM()
+models.registerSmolLM()
 MServeMain.serve(models: models)
