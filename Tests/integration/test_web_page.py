@@ -203,7 +203,10 @@ def test_the_status_page_changes_after_requests(start, browser, tmp_path):
     d = browser
     d.get(s.url + "/status")
     until(d, lambda: d.find_element(By.ID, "state").text == "ready")
-    total = lambda: sum(int(td.text) for td in d.find_elements(By.CSS_SELECTOR, "#workers tr td:nth-child(5)"))
+    # Read in one script: the page replaces the rows every 2 seconds, so an element found here
+    # may be gone before its text is read.
+    total = lambda: d.execute_script(
+        "return [...document.querySelectorAll('#workers tr td:nth-child(5)')].reduce((s, td) => s + Number(td.textContent), 0)")
     before = total()
     for i in range(50):
         s.post("/demo", {"cal_number": i})
