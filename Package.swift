@@ -54,6 +54,6 @@ let package = Package(
         .testTarget(name: "MServeTests", dependencies: ["MServe", "MServeHTTP", "MServePOSIX", "MServeTesting"]),
         .testTarget(name: "MServeServerTests", dependencies: ["MServeServer", "MServe", "MServePOSIX"]),
         .testTarget(name: "MiniLMTests", dependencies: ["MiniLM"]),
-        .testTarget(name: "LLMTests", dependencies: ["LLM", "MServeJSON"]),
+        .testTarget(name: "LLMTests", dependencies: ["LLM", "MServeJSON", "MServePOSIX"]),
     ]
 )

@@ -66,6 +66,12 @@ public enum GGMLType: UInt32, Sendable, CustomStringConvertible {
     }
 
     static func half(_ src: UnsafeRawBufferPointer, _ offset: Int) -> Float {
-        Float(Float16(bitPattern: UInt16(littleEndian: src.loadUnaligned(fromByteOffset: offset, as: UInt16.self))))
+        half(src.baseAddress! + offset)
+    }
+
+    /// The little-endian float16 at `p` (a block's scale or minimum).
+    @inline(__always)
+    static func half(_ p: UnsafeRawPointer) -> Float {
+        Float(Float16(bitPattern: UInt16(littleEndian: p.loadUnaligned(as: UInt16.self))))
     }
 }

@@ -71,11 +71,6 @@ struct QuantizedMatrix: @unchecked Sendable {
         }
     }
 
-    @inline(__always)
-    static func half(_ p: UnsafeRawPointer) -> Float {
-        Float(Float16(bitPattern: UInt16(littleEndian: p.loadUnaligned(as: UInt16.self))))
-    }
-
     /// Σ over 32-value blocks of d · Σ q·x.
     static func dotQ8_0(_ row: UnsafeRawPointer, _ x: UnsafePointer<Float>, _ n: Int) -> Float {
         var total: Float = 0
@@ -90,7 +85,7 @@ struct QuantizedMatrix: @unchecked Sendable {
                 let xs = UnsafeRawPointer(xb + j).loadUnaligned(as: SIMD8<Float>.self)
                 s += qs * xs
             }
-            total += half(block) * s.sum()
+            total += GGMLType.half(block) * s.sum()
         }
         return total
     }
@@ -114,7 +109,7 @@ struct QuantizedMatrix: @unchecked Sendable {
                 s += lo * x0 + hi * x1
                 sx += x0 + x1
             }
-            total += half(block) * s.sum() + half(block + 2) * sx.sum()
+            total += GGMLType.half(block) * s.sum() + GGMLType.half(block + 2) * sx.sum()
         }
         return total
     }

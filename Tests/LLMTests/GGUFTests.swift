@@ -4,6 +4,7 @@ import Glibc
 import Testing
 @testable import LLM
 import MServeJSON
+import MServePOSIX
 
 /// The GGUF reader against llama.cpp's own Python reader (`gguf`), on SmolLM2-135M-Instruct's file:
 /// Tests/fixtures/smollm2/reference.json and make_reference.py, its generator.
@@ -26,16 +27,7 @@ enum SmolFixture {
 
     /// A committed fixture of Tests/fixtures/smollm2.
     static func json(_ name: String) -> JSON {
-        guard let f = fopen(root + "/Tests/fixtures/smollm2/" + name, "rb") else { return .null }
-        defer { fclose(f) }
-        var bytes: [UInt8] = []
-        var chunk = [UInt8](repeating: 0, count: 65536)
-        while true {
-            let n = fread(&chunk, 1, chunk.count, f)
-            if n <= 0 { break }
-            bytes += chunk[0..<n]
-        }
-        return (try? JSONParser.parse(bytes)) ?? .null
+        (try? FileReading.bytes(root + "/Tests/fixtures/smollm2/" + name)).flatMap { try? JSONParser.parse($0) } ?? .null
     }
 }
 

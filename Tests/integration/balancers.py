@@ -126,39 +126,38 @@ class Balancer:
         self.log.close()
 
 
-def runtime_api(address, command, netns=None, timeout=5.0):
-    """One HAProxy runtime-API command over TCP; its answer."""
-    if netns:
+def runtime_api(address, command, timeout=5.0):
+    """One HAProxy runtime-API command, over TCP ("HOST:PORT") or its Unix socket (a path); its answer."""
+    if address.startswith("/"):
+        s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        s.settimeout(timeout)
+        s.connect(address)
+    else:
         host, port = address.rsplit(":", 1)
-        out = subprocess.run(["ip", "netns", "exec", netns, "python3", "-c",
-                              "import socket,sys; s=socket.create_connection((sys.argv[1], int(sys.argv[2])), 5); "
-                              "s.sendall(sys.argv[3].encode()+b'\\n'); b=b''\n"
-                              "while True:\n c=s.recv(65536)\n if not c: break\n b+=c\n"
-                              "sys.stdout.write(b.decode())", host, port, command],
-                             capture_output=True, text=True, timeout=timeout + 5)
-        return out.stdout
-    host, port = address.rsplit(":", 1)
-    with socket.create_connection((host, int(port)), timeout=timeout) as s:
+        s = socket.create_connection((host, int(port)), timeout=timeout)
+    with s:
         s.sendall(command.encode() + b"\n")
         chunks = []
-        while True:
-            c = s.recv(65536)
-            if not c:
-                break
-            chunks.append(c)
+        while chunk := s.recv(65536):
+            chunks.append(chunk)
     return b"".join(chunks).decode()
 
 
-def servers_state(address, backend="mserve", netns=None):
-    """{server name: (operational state, admin state, weight)} from `show servers state`."""
-    out = runtime_api(address, f"show servers state {backend}", netns=netns)
-    states = {}
-    for line in out.splitlines():
+def server_rows(address, backend="mserve"):
+    """`show servers state BACKEND`, a dict per server: name, addr, op (2 running, 0 down),
+    admin (bit 8: drain), weight."""
+    rows = []
+    for line in runtime_api(address, f"show servers state {backend}").splitlines():
         f = line.split()
+        # be_id be_name srv_id srv_name srv_addr srv_op_state srv_admin_state srv_uweight ...
         if len(f) > 8 and f[0].isdigit():
-            # be_id be_name srv_id srv_name srv_addr srv_op_state srv_admin_state srv_uweight srv_iweight ...
-            states[f[3]] = (int(f[5]), int(f[6]), int(f[7]))
-    return states
+            rows.append({"name": f[3], "addr": f[4], "op": int(f[5]), "admin": int(f[6]), "weight": int(f[7])})
+    return rows
+
+
+def servers_state(address, backend="mserve"):
+    """{server name: (operational state, admin state, weight)}."""
+    return {r["name"]: (r["op"], r["admin"], r["weight"]) for r in server_rows(address, backend)}
 
 
 def wait_port(host, port, timeout=10.0, netns=None):

@@ -177,21 +177,7 @@ class StatePoller:
         self.thread.start()
 
     def query(self):
-        import socket
-        s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-        s.settimeout(2)
-        s.connect(self.path)
-        s.sendall(f"show servers state {self.backend}\n".encode())
-        data = b""
-        while chunk := s.recv(65536):
-            data += chunk
-        s.close()
-        states = {}
-        for line in data.decode().splitlines():
-            f = line.split()
-            if len(f) > 8 and f[0].isdigit():
-                states[f[4]] = (int(f[5]), int(f[6]))   # by address: srv_addr, op_state, admin_state
-        return states
+        return {r["addr"]: (r["op"], r["admin"]) for r in balancers.server_rows(self.path, self.backend)}
 
     def run(self):
         while not self.done.is_set():
@@ -268,9 +254,7 @@ class Scenario:
         self.hosts = []
 
     def mark(self, name):
-        t = time.time()
-        self.events.append((name, t))
-        return t
+        self.events.append((name, time.time()))
 
     def start_host(self, net, i, extra=()):
         h = Host(net, i, self.d, extra=["--drain-seconds", str(self.drain), *extra])
