@@ -15,6 +15,8 @@ public final class LlamaModel: @unchecked Sendable {
         public let layers, dim, heads, kvHeads, headDim, feedForward, vocabulary, context: Int
         public let eps: Float
         public let ropeBase: Float
+        /// What one token's keys and values take in the cache (float32, every layer).
+        public var kvBytesPerToken: Int { layers * 2 * kvHeads * headDim * MemoryLayout<Float>.size }
         public var kvDim: Int { kvHeads * headDim }
     }
 

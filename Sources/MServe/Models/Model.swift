@@ -11,8 +11,12 @@ public struct ModelContext: Sendable {
     /// Where the model's files are: the table's `model_dir`, else --model-dir (model_dir), else nil.
     public let modelDir: String?
     public let logger: Logger
+    /// How the worker runs the model: its threads, queue, batch and KV cache sizes.
+    public let runtime: ModelRuntime
 
-    public init(name: String, slot: Int, device: String, options: [String: JSON], modelDir: String? = nil, logger: Logger) {
+    public init(name: String, slot: Int, device: String, options: [String: JSON], modelDir: String? = nil, logger: Logger,
+                runtime: ModelRuntime = ModelRuntime(concurrency: 1, queueSize: 16, requestTimeout: 30)) {
+        self.runtime = runtime
         self.name = name
         self.slot = slot
         self.device = device

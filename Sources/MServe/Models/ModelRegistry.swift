@@ -4,7 +4,11 @@ public struct ModelRegistry: Sendable {
     public struct Entry: Sendable {
         public let name: String
         public let summary: String
+        public let type: any Model.Type
         public let make: @Sendable (ModelContext) throws -> any Model
+
+        /// It generates text (`GenerativeModel`): one request per model thread while it runs.
+        public var generative: Bool { type is any GenerativeModel.Type }
     }
 
     public private(set) var entries: [Entry] = []
@@ -21,7 +25,7 @@ public struct ModelRegistry: Sendable {
 
     public mutating func register<M: Model>(_ type: M.Type, as name: String, summary: String = "") {
         entries.removeAll { $0.name == name }
-        entries.append(Entry(name: name, summary: summary) { ctx in try M(context: ctx) })
+        entries.append(Entry(name: name, summary: summary, type: M.self) { ctx in try M(context: ctx) })
     }
 
     public func entry(named name: String) -> Entry? { entries.first { $0.name == name } }

@@ -156,6 +156,10 @@ extension Router {
         if models.contains(where: { $0.instance is any EmbeddingModel }) {
             builtins.append(Route(literal: "/v1/embeddings", OpenAIEmbeddingsHandler.self))
         }
+        if models.contains(where: { $0.instance is any GenerativeModel }) {
+            builtins += [Route(literal: "/v1/chat/completions", OpenAIChatCompletionsHandler.self),
+                         Route(literal: "/v1/completions", OpenAITextCompletionsHandler.self)]
+        }
         let status = Route(literal: "/status.json", StatusHandler.self)
         builtins.append(settings.metricsAccess == "open" ? status.open() : status)
         if settings.ui { builtins.append(Route(literal: "/status", StatusPageHandler.self).open()) }

@@ -1,8 +1,9 @@
 import MServeHTTP
 import MServePOSIX
 /// `POST /NAME` runs the model on the JSON body; `GET /NAME` describes it.  Subclasses serve a
-/// model under another API (OpenAIEmbeddingsHandler): they pick the model and its input, and
-/// shape its answer (`present`) and errors (`errorBody`).
+/// model under another API (OpenAIEmbeddingsHandler, OpenAICompletionsHandler): a handler of that
+/// API picks the model and its input and hands over (`run(for:_:)`); the subclass shapes the
+/// answer (`present`), the pieces of a stream (`presentPiece`, `streamTail`) and errors (`errorBody`).
 class ModelHandler: RequestHandler {
     override class var allowedMethods: [HTTPMethod] { [.GET, .POST] }
     let model: ServedModel
@@ -41,6 +42,25 @@ class ModelHandler: RequestHandler {
         try run(try inferenceRequest())
     }
 
+    /// Runs the request as this handler on behalf of `front`, the handler of another API that
+    /// chose the model: the recordid, the key and its place among the key's requests move here.
+    func run(for front: RequestHandler, _ inference: InferenceRequest) throws {
+        recordID = front.recordID
+        recordIDValue = front.recordIDValue
+        apiKey = front.apiKey
+        // The key's request in flight is this handler's to release when it answers; if it fails
+        // at once, the front handler answers (and releases) instead.
+        admitted = front.admitted
+        front.admitted = nil
+        do {
+            try run(inference)
+        } catch {
+            if !finished { swap(&admitted, &front.admitted) }
+            throw error
+        }
+        front.beginAsynchronous()
+    }
+
     func run(_ inference: InferenceRequest) throws {
         try checkPermission()
         metricsModel = model.metricsIndex
@@ -50,7 +70,7 @@ class ModelHandler: RequestHandler {
         } catch let e as ModelInputError {
             throw HTTPError(400, e.message)
         }
-        streamFormat = StreamFormat(accept: request.header("Accept"), stream: input["stream"])
+        streamFormat = streamFormat(for: input)
         guard let runner = model.runner else {
             if streamFormat == nil {
                 complete(Result { try model.instance.infer(inference) })
@@ -59,9 +79,14 @@ class ModelHandler: RequestHandler {
             }
             return
         }
-        let onPiece: ((JSON) -> Void)? = streamFormat == nil ? nil : { [self] piece in
+        // A generative model always streams: its pieces add up to the answer, the request timeout
+        // bounds the wait for the first token, and a client that leaves frees its sequence.
+        let generative = model.instance is any GenerativeModel
+        let streams = streamFormat != nil || generative
+        let onPiece: ((JSON) -> Void)? = !streams ? nil : { [self] piece in
             cancelDeadline()   // the request timeout bounds the wait for the first piece
-            send(piece)
+            if generative { generation.add(piece) }
+            if streamFormat != nil { for p in presentPiece(piece) { send(p) } }
         }
         let job = InferenceJob(request: inference, onPiece: onPiece) { [self] result in
             cancelDeadline()
@@ -83,6 +108,10 @@ class ModelHandler: RequestHandler {
             context.logger.debug("queued for model \(model.name) (cost \(job.cost); \(running) running, \(waiting) waiting)", recordID: recordID)
         }
         beginAsynchronous()
+        if streamFormat == .sse, context.settings.streamPing > 0 {
+            let interval = context.settings.streamPing
+            pinger = context.server.loop.after(interval, repeating: true) { [weak self] in self?.ping(quietFor: interval) }
+        }
         let timeout = runner.runtime.requestTimeout
         deadline = context.server.loop.after(timeout) { [self] in
             cancelDeadline()
@@ -92,11 +121,10 @@ class ModelHandler: RequestHandler {
                 ? "request waited \(timeout) s for model \(model.name) and was not run"
                 : "model \(model.name) did not answer within \(timeout) s"))
         }
-        let streaming = streamFormat != nil
         request.onClientGone = { [self] in
             // A running inference is let finish (its answer goes nowhere); a stream stops.
-            let was = runner.abandon(job, evenIfRunning: streaming)
-            guard was == .queued || (streaming && was == .running) else { return }
+            let was = runner.abandon(job, evenIfRunning: streams)
+            guard was == .queued || (streams && was == .running) else { return }
             cancelDeadline()
             fail(HTTPError(499, was == .queued ? "client closed the connection while the request was queued"
                                                : "client closed the connection during the stream"))
@@ -137,26 +165,63 @@ class ModelHandler: RequestHandler {
     /// The model's answer as the client gets it.
     func present(_ output: JSON) -> JSON { output }
 
-    /// The request-timeout timer.  Its closure holds this handler, so it is released when done with.
+    /// Whether the client asked for a stream, and how it is framed.
+    func streamFormat(for input: JSON) -> StreamFormat? { StreamFormat(accept: request.header("Accept"), stream: input["stream"]) }
+
+    /// What the client gets of one piece of the model's stream.
+    func presentPiece(_ piece: JSON) -> [JSON] { [piece] }
+
+    /// What a stream sends after the model's last piece, before its end marker.
+    func streamTail() -> [JSON] { [] }
+
+    /// Whether each piece sent gets the recordid (an API with ids of its own carries it there).
+    var tagsPieces: Bool { true }
+
+    /// A generative model's pieces so far.
+    private(set) var generation = Generation()
+
+    /// The request-timeout timer and the stream's ping timer.  Their closures hold this handler, so
+    /// it is released when they are done with.
     private var deadline: EventHandle?
+    private var pinger: EventHandle?
     private var streamFormat: StreamFormat?
+    private var lastSent = monotonicSeconds()
 
     private func cancelDeadline() {
         deadline?.cancel()
         deadline = nil
     }
 
+    private func stopPinging() {
+        pinger?.cancel()
+        pinger = nil
+    }
+
+    /// A stream quiet for `interval` gets an SSE comment, its head first if none was sent: what
+    /// keeps clients and proxies from timing out while the request waits for the model.
+    private func ping(quietFor interval: Double) {
+        guard !finished, monotonicSeconds() - lastSent >= interval * 0.9 else { return }
+        beginStream()
+        writeChunk(Array(": ping\n\n".utf8))
+        lastSent = monotonicSeconds()
+    }
+
+    private func beginStream() {
+        guard let format = streamFormat, !streaming, !finished else { return }
+        setHeader("Content-Type", format.contentType)
+        setHeader("Cache-Control", "no-cache")
+        setHeader("X-Accel-Buffering", "no")   // nginx must not buffer the stream
+        startStream()
+    }
+
     /// One piece of a stream, with the recordid, as an SSE event or a JSON line.
     private func send(_ piece: JSON) {
         guard let format = streamFormat, !finished else { return }
-        if !streaming {
-            setHeader("Content-Type", format.contentType)
-            setHeader("Cache-Control", "no-cache")
-            setHeader("X-Accel-Buffering", "no")   // nginx must not buffer the stream
-            startStream()
-        }
-        let value = piece.isObject ? piece : ["result": piece]
-        writeChunk(format.frame(value.setting("recordid", recordIDValue == .null ? .string(recordID) : recordIDValue, first: true)))
+        beginStream()
+        var value = piece.isObject ? piece : ["result": piece]
+        if tagsPieces { value = value.setting("recordid", recordIDValue == .null ? .string(recordID) : recordIDValue, first: true) }
+        writeChunk(format.frame(value))
+        lastSent = monotonicSeconds()
     }
 
     private func publishLoad() {
@@ -167,14 +232,18 @@ class ModelHandler: RequestHandler {
 
     private func complete(_ result: Result<JSON, any Error>) {
         publishLoad()
+        stopPinging()
+        let generative = model.instance is any GenerativeModel
         switch result {
         case .success(let output):
             if let format = streamFormat {
-                if !streaming { send(output) }   // a stream of nothing still gets its head
+                if !streaming && !generative { send(output) }   // a stream of nothing still gets its head
+                beginStream()
+                for p in streamTail() { send(p) }
                 writeChunk(format.end)
                 finish()
             } else {
-                write(present(output.isObject ? output : ["result": output]))
+                write(present(generative ? generation.json : output.isObject ? output : ["result": output]))
                 finish()
             }
         case .failure(let e as ModelInputError):
@@ -194,6 +263,7 @@ class ModelHandler: RequestHandler {
     private func fail(_ error: HTTPError) {
         guard !finished else { return }
         publishLoad()
+        stopPinging()
         guard streaming, let format = streamFormat else { return finish(with: error) }
         writeChunk(format.frame(errorBody(error), event: "error"))
         setStatus(error.status)   // for the logs: the client saw 200

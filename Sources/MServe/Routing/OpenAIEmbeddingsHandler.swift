@@ -28,21 +28,8 @@ final class OpenAIEmbeddingsHandler: RequestHandler {
         }
         // The model's own handler runs the request and answers it, in this API's shape.
         let call = Call(request: request, context: context, model: m, base64: base64)
-        call.recordID = recordID
-        call.recordIDValue = recordIDValue
-        call.apiKey = apiKey
-        // The key's request in flight is the call's to release when it answers; if it fails at
-        // once, this handler answers (and releases) instead.
-        call.admitted = admitted
-        admitted = nil
-        do {
-            try call.run(InferenceRequest(recordID: recordID, input: ["input": body["input"] ?? .null], contentType: "application/json",
-                                          body: request.body))
-        } catch {
-            if !call.finished { swap(&admitted, &call.admitted) }
-            throw error
-        }
-        beginAsynchronous()
+        try call.run(for: self, InferenceRequest(recordID: recordID, input: ["input": body["input"] ?? .null], contentType: "application/json",
+                                                 body: request.body))
     }
 
     /// The chosen model's run, presented as OpenAI's list of embeddings.

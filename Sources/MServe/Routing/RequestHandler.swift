@@ -163,9 +163,10 @@ open class RequestHandler {
     }
 
     /// The body as a JSON object, with its Content-Type checked: 415 for another media type, 400 for
-    /// anything but an object.
+    /// anything but an object.  `curl -d '{...}'` declares a form: a JSON object sent so is taken.
     public func jsonObjectBody() throws -> JSON {
         if let t = request.mediaType, !MediaType.isJSON(t) {
+            if t == "application/x-www-form-urlencoded", let v = try? jsonObject() { return v }
             throw HTTPError(415, "Content-Type must be application/json, got \(t)")
         }
         return try jsonObject()
@@ -291,7 +292,8 @@ enum ErrorBody {
         let type = error.status == 401 ? "authentication_error" : error.status == 403 ? "permission_error"
             : error.status < 500 ? "invalid_request_error" : "server_error"
         let code: JSON = error.code.map(JSON.string) ?? (error.status == 404 ? "model_not_found" : error.status == 503 ? "overloaded" : .null)
-        return ["recordid": recordID, "error": ["message": .string(error.message), "type": .string(type), "param": .null, "code": code]]
+        return ["recordid": recordID, "error": ["message": .string(error.message), "type": .string(type),
+                                                   "param": error.param.map(JSON.string) ?? .null, "code": code]]
     }
 
     static func json(_ error: HTTPError, recordID: JSON) -> JSON {

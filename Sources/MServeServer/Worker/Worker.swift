@@ -84,7 +84,8 @@ final class Worker {
         func serve(_ models: [ServedModel]) {
             for m in models where !type(of: m.instance).runsOnEventLoop {
                 do {
-                    let runner = try ModelRunner(model: m, runtime: settings.runtime(forModel: m.name), loop: loop)
+                    let runner = try ModelRunner(model: m, runtime: settings.runtime(forModel: m.name, generative: m.instance is any GenerativeModel),
+                                                 loop: loop)
                     if let scoreboard, let r = scoreboardRecord {
                         runner.onBatch = { [unowned m] inputs in scoreboard.countBatch(r, model: m.metricsIndex, inputs: inputs) }
                     }

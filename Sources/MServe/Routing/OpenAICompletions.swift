@@ -1,0 +1,153 @@
+/// An OpenAI chat or text completions request as a generative model takes it (its own input), or
+/// the 400 that says what is wrong with it.  Pure: tested without a server.
+struct OpenAICompletionRequest: Equatable {
+    /// What the model gets: `messages` or `prompt`, and the sampling parameters it knows.
+    let input: JSON
+    let stream: Bool
+    /// `stream_options.include_usage`: a last chunk carries the usage.
+    let includeUsage: Bool
+
+    /// The keys passed to the model as they are (it checks their values).
+    static let passed = ["temperature", "top_p", "top_k", "seed", "stop", "presence_penalty", "frequency_penalty"]
+
+    init(_ body: JSON, chat: Bool) throws(HTTPError) {
+        func bad(_ message: String, _ param: String) -> HTTPError { HTTPError(400, message, param: param) }
+        var input: [(String, JSON)] = []
+        if chat {
+            guard let messages = body["messages"], messages != .null else { throw bad("messages is required", "messages") }
+            input.append(("messages", messages))
+        } else {
+            switch body["prompt"] {
+            case .string(let s)?: input.append(("prompt", .string(s)))
+            case .array(let items)? where !items.isEmpty && items.allSatisfy({ $0.stringValue != nil }):
+                input.append(("prompt", items.count == 1 ? items[0] : .array(items)))
+            default: throw bad("prompt must be a string or a non-empty list of strings (token ids are not taken)", "prompt")
+            }
+        }
+        switch body["n"] {
+        case nil, .some(.null), .some(.int(1)): break
+        case let v?: throw bad("n must be 1 (one choice per request), got \(v.text)", "n")
+        }
+        switch body["stream"] {
+        case nil, .some(.null), .some(.bool(false)): stream = false
+        case .some(.bool(true)): stream = true
+        case let v?: throw bad("stream must be true or false, got \(v.text)", "stream")
+        }
+        switch body["stream_options"] {
+        case nil, .some(.null): includeUsage = false
+        case .some(let o) where o.isObject:
+            guard stream else { throw bad("stream_options is only allowed when stream is true", "stream_options") }
+            switch o["include_usage"] {
+            case nil, .some(.null), .some(.bool(false)): includeUsage = false
+            case .some(.bool(true)): includeUsage = true
+            case let v?: throw bad("stream_options.include_usage must be true or false, got \(v.text)", "stream_options")
+            }
+        case let v?: throw bad("stream_options must be an object, got \(v.text)", "stream_options")
+        }
+        // max_completion_tokens is the newer name (chat); it wins over max_tokens.
+        for key in ["max_completion_tokens", "max_tokens"] {
+            if let v = body[key], v != .null {
+                input.append(("max_tokens", v))
+                break
+            }
+        }
+        for key in OpenAICompletionRequest.passed {
+            if let v = body[key], v != .null { input.append((key, v)) }
+        }
+        // What this server does not do is refused rather than ignored.
+        let unsupported: [(String, (JSON) -> Bool)] = [
+            ("logprobs", { $0 == .bool(true) || ($0.doubleValue ?? 0) > 0 }), ("top_logprobs", { ($0.doubleValue ?? 0) > 0 }),
+            ("tools", { if case .array(let a) = $0 { !a.isEmpty } else { true } }), ("functions", { _ in true }),
+            ("echo", { $0 == .bool(true) }), ("suffix", { $0.stringValue.map { !$0.isEmpty } ?? true }),
+            ("best_of", { $0 != .int(1) }), ("logit_bias", { if case .object(let o) = $0 { !o.isEmpty } else { true } }),
+            ("response_format", { $0["type"] != .string("text") }),
+        ]
+        for (key, refused) in unsupported {
+            if let v = body[key], v != .null, refused(v) { throw bad("\(key) is not supported by this server", key) }
+        }
+        self.input = .object(input)
+    }
+}
+
+/// How a generative model's answer and stream look in OpenAI's API: `chat.completion` and its
+/// chunks (a first chunk with the role, content deltas, a last one with the finish reason), or
+/// `text_completion`; usage and llama.cpp's timings on the answer and the last chunk.
+struct OpenAICompletionShape {
+    let id: String
+    let model: String
+    let created: Int64
+    let chat: Bool
+    let includeUsage: Bool
+    /// Choices whose first chunk (the role) went out.
+    private var begun: Set<Int> = []
+
+    init(id: String, model: String, created: Int64, chat: Bool, includeUsage: Bool) {
+        self.id = id
+        self.model = model
+        self.created = created
+        self.chat = chat
+        self.includeUsage = includeUsage
+    }
+
+    private var object: JSON { chat ? "chat.completion" : "text_completion" }
+
+    private func head(_ object: JSON) -> [(String, JSON)] {
+        [("id", .string(id)), ("object", object), ("created", .int(created)), ("model", .string(model))]
+    }
+
+    /// OpenAI's usage: the token counts, without the model's timings.
+    static func usage(_ u: JSON) -> JSON {
+        ["prompt_tokens": u["prompt_tokens"] ?? .int(0), "completion_tokens": u["completion_tokens"] ?? .int(0),
+         "total_tokens": u["total_tokens"] ?? .int(0)]
+    }
+
+    private func chunk(_ index: Int, text: String?, role: Bool = false, finish: JSON = .null, timings: JSON? = nil) -> JSON {
+        var choice: [(String, JSON)] = [("index", .int(Int64(index)))]
+        if chat {
+            var delta: [(String, JSON)] = role ? [("role", "assistant")] : []
+            if let text { delta.append(("content", .string(text))) }
+            choice.append(("delta", .object(delta)))
+        } else {
+            choice.append(("text", .string(text ?? "")))
+        }
+        choice += [("logprobs", .null), ("finish_reason", finish)]
+        var out = head(chat ? "chat.completion.chunk" : "text_completion") + [("choices", .array([.object(choice)]))]
+        if includeUsage { out.append(("usage", .null)) }
+        if let timings { out.append(("timings", timings)) }
+        return .object(out)
+    }
+
+    /// The chunks one piece of the model's stream becomes.
+    mutating func chunks(for piece: JSON) -> [JSON] {
+        let i = Generation.index(of: piece)
+        var out: [JSON] = []
+        if chat && !begun.contains(i) {
+            begun.insert(i)
+            out.append(chunk(i, text: "", role: true))
+        }
+        if let text = piece["text"]?.stringValue, !text.isEmpty { out.append(chunk(i, text: text)) }
+        if let reason = piece["finish_reason"], reason != .null {
+            out.append(chunk(i, text: chat ? nil : "", finish: reason, timings: piece["usage"].map(Generation.timings)))
+        }
+        return out
+    }
+
+    /// After the last piece: the usage chunk, when asked for.
+    func tail(_ g: Generation) -> [JSON] {
+        includeUsage ? [.object(head(chat ? "chat.completion.chunk" : "text_completion") + [("choices", []), ("usage", OpenAICompletionShape.usage(g.usage))])] : []
+    }
+
+    /// The whole answer, not streamed.
+    func answer(_ g: Generation) -> JSON {
+        let choices: [JSON] = g.choices.enumerated().map { i, c in
+            let finish = c.finishReason.map(JSON.string) ?? .null
+            if chat {
+                return ["index": .int(Int64(i)), "message": ["role": "assistant", "content": .string(c.text)], "logprobs": .null, "finish_reason": finish]
+            }
+            return ["index": .int(Int64(i)), "text": .string(c.text), "logprobs": .null, "finish_reason": finish]
+        }
+        let usage = g.usage
+        return .object(head(object) + [("choices", .array(choices)), ("usage", OpenAICompletionShape.usage(usage)),
+                                        ("timings", Generation.timings(usage))])
+    }
+}
