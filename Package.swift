@@ -34,7 +34,7 @@ let package = Package(
         .target(name: "MiniLM", dependencies: ["COpenBLAS", "MServeJSON"]),
         // Generative models from GGUF files (SmolLM2): the file, its block formats; no server code.
         // Optimized in debug builds too: its kernels in -Onone would make the tests take minutes.
-        .target(name: "LLM", swiftSettings: [.unsafeFlags(["-O"])]),
+        .target(name: "LLM", swiftSettings: [.unsafeFlags(["-O", "-Xcc", "-march=native"])]),
         // The one layer that talks to C: event loop, processes, threads, systemd, socket steering.
         .target(name: "MServePOSIX", dependencies: ["CEvent", "CSystemShim", "COpenSSL"]),
         // HTTP/1.1: parser, request, response serializer and writer, connection timeouts, server; no routing.

@@ -25,14 +25,20 @@ public final class LlamaModel: @unchecked Sendable {
         let q, k, v, o, gate, up, down: QuantizedMatrix
     }
 
+    /// How the inputs of the weight products are held: float32 (exact, the reference's way), or
+    /// quantized to 8-bit blocks for integer dot products (llama.cpp's way, about 3 times faster).
+    public enum Activations: String, Sendable { case float32, int8 }
+
     public let file: GGUFFile
     public let config: Config
+    public let activations: Activations
     let embedding: QuantizedMatrix
     let outputNorm: [Float]
     let layers: [Layer]
 
-    public init(file: GGUFFile) throws(GGUFError) {
+    public init(file: GGUFFile, activations: Activations = .float32) throws(GGUFError) {
         self.file = file
+        self.activations = activations
         try file.requireArchitecture("llama")
         let dim = try file.int("{arch}.embedding_length"), heads = try file.int("{arch}.attention.head_count")
         guard heads > 0, dim % heads == 0 else { throw GGUFError(file.path, "embedding_length \(dim) is not a multiple of head_count \(heads)") }
@@ -125,9 +131,10 @@ public final class LlamaModel: @unchecked Sendable {
         var scores = [Float](repeating: 0, count: (pos.max() ?? 0) + 1)
         for (l, layer) in layers.enumerated() {
             LlamaModel.rmsNorm(x, layer.attnNorm, c.dim, c.eps, into: &h)
-            layer.q.multiply(h, n, into: &q)
-            layer.k.multiply(h, n, into: &k)
-            layer.v.multiply(h, n, into: &v)
+            var hq = quantized(h, n, c.dim)
+            layer.q.multiply(h, n, quantized: hq, into: &q)
+            layer.k.multiply(h, n, quantized: hq, into: &k)
+            layer.v.multiply(h, n, quantized: hq, into: &v)
             for t in 0..<n {
                 LlamaModel.rotate(&q, at: t * c.dim, heads: c.heads, c.headDim, tables[t])
                 LlamaModel.rotate(&k, at: t * c.kvDim, heads: c.kvHeads, c.headDim, tables[t])
@@ -142,37 +149,29 @@ public final class LlamaModel: @unchecked Sendable {
                 let seq = batch[owner[t]].sequence
                 seq.keys[l].withUnsafeBufferPointer { keys in
                     seq.values[l].withUnsafeBufferPointer { values in
-                        for head in 0..<c.heads {
-                            let kv = (head / group) * c.headDim
-                            let qo = t * c.dim + head * c.headDim
-                            var top = -Float.infinity
-                            for p in 0...pos[t] {
-                                var s: Float = 0
-                                for d in 0..<c.headDim { s += q[qo + d] * keys[p * c.kvDim + kv + d] }
-                                scores[p] = s * scale
-                                top = max(top, scores[p])
-                            }
-                            var sum: Float = 0
-                            for p in 0...pos[t] {
-                                scores[p] = exp(scores[p] - top)
-                                sum += scores[p]
-                            }
-                            for d in 0..<c.headDim { att[qo + d] = 0 }
-                            for p in 0...pos[t] {
-                                let w = scores[p] / sum
-                                for d in 0..<c.headDim { att[qo + d] += w * values[p * c.kvDim + kv + d] }
+                        q.withUnsafeBufferPointer { qp in
+                            att.withUnsafeMutableBufferPointer { ap in
+                                scores.withUnsafeMutableBufferPointer { sp in
+                                    for head in 0..<c.heads {
+                                        let kv = (head / group) * c.headDim
+                                        LlamaModel.attend(qp.baseAddress! + t * c.dim + head * c.headDim, keys.baseAddress! + kv,
+                                                          values.baseAddress! + kv, stride: c.kvDim, positions: pos[t] + 1, c.headDim, scale,
+                                                          scores: sp.baseAddress!, into: ap.baseAddress! + t * c.dim + head * c.headDim)
+                                    }
+                                }
                             }
                         }
                     }
                 }
             }
-            layer.o.multiply(att, n, into: &o)
+            layer.o.multiply(att, n, quantized: quantized(att, n, c.dim), into: &o)
             for i in 0..<(n * c.dim) { x[i] += o[i] }
             LlamaModel.rmsNorm(x, layer.ffnNorm, c.dim, c.eps, into: &h)
-            layer.gate.multiply(h, n, into: &g)
-            layer.up.multiply(h, n, into: &u)
+            hq = quantized(h, n, c.dim)
+            layer.gate.multiply(h, n, quantized: hq, into: &g)
+            layer.up.multiply(h, n, quantized: hq, into: &u)
             for i in 0..<(n * c.feedForward) { g[i] = g[i] / (1 + exp(-g[i])) * u[i] }
-            layer.down.multiply(g, n, into: &o)
+            layer.down.multiply(g, n, quantized: quantized(g, n, c.feedForward), into: &o)
             for i in 0..<(n * c.dim) { x[i] += o[i] }
         }
         var out: [[Float]?] = []
@@ -185,10 +184,40 @@ public final class LlamaModel: @unchecked Sendable {
             var normed = row
             LlamaModel.rmsNorm(row, outputNorm, c.dim, c.eps, into: &normed)
             var logits = [Float](repeating: 0, count: c.vocabulary)
-            embedding.multiply(normed, 1, into: &logits)
+            embedding.multiply(normed, 1, quantized: quantized(normed, 1, c.dim), into: &logits)
             out.append(logits)
         }
         return out
+    }
+
+    /// The inputs of a product as 8-bit blocks, or nil with float32 activations.
+    private func quantized(_ x: [Float], _ n: Int, _ columns: Int) -> Q8Activations? {
+        activations == .int8 ? Q8Activations(x, count: n, columns: columns) : nil
+    }
+
+    /// One head of one token: softmax(q·K / sqrt(d)) · V over the first `positions` of the cache,
+    /// whose rows are `stride` apart; `size` a multiple of 8.
+    static func attend(_ q: UnsafePointer<Float>, _ keys: UnsafePointer<Float>, _ values: UnsafePointer<Float>, stride: Int, positions: Int,
+                       _ size: Int, _ scale: Float, scores: UnsafeMutablePointer<Float>, into out: UnsafeMutablePointer<Float>) {
+        @inline(__always) func load(_ p: UnsafePointer<Float>, _ i: Int) -> SIMD8<Float> { UnsafeRawPointer(p + i).loadUnaligned(as: SIMD8<Float>.self) }
+        var top = -Float.infinity
+        for p in 0..<positions {
+            let k = keys + p * stride
+            var s = SIMD8<Float>()
+            for i in Swift.stride(from: 0, to: size, by: 8) { s += load(q, i) * load(k, i) }
+            scores[p] = s.sum() * scale
+            top = max(top, scores[p])
+        }
+        var sum: Float = 0
+        for p in 0..<positions {
+            scores[p] = exp(scores[p] - top)
+            sum += scores[p]
+        }
+        for i in Swift.stride(from: 0, to: size, by: 8) {
+            var acc = SIMD8<Float>()
+            for p in 0..<positions { acc += scores[p] * load(values + p * stride, i) }
+            UnsafeMutableRawPointer(out + i).storeBytes(of: acc / sum, as: SIMD8<Float>.self)
+        }
     }
 
     /// Each `dim`-long row of `x`, normalized by its root mean square and scaled by `gain`.

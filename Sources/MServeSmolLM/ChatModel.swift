@@ -8,8 +8,9 @@ import Synchronization
 /// `{"prompt": "..." or [...]}` -- and in OpenAI's (`/v1/chat/completions`, `/v1/completions`),
 /// with `max_tokens`, `temperature`, `top_p`, `top_k`, `seed`, `stop`, `presence_penalty` and
 /// `frequency_penalty`.  One generation engine per worker batches the requests running at once
-/// (up to --max-batch-size sequences, within --kv-cache-tokens).  Option: `step_tokens` (256), the
-/// most tokens one step takes (prompt chunks included).
+/// (up to --max-batch-size sequences, within --kv-cache-tokens).  Options: `step_tokens` (256), the
+/// most tokens one step takes (prompt chunks included); `activations`, "int8" (the default:
+/// integer dot products, as llama.cpp) or "float32" (exact, as the reference computes).
 public final class ChatModel: GenerativeModel {
     public static let fileName = "SmolLM2-135M-Instruct.Q4_1.gguf"
     public static let defaultDirectory = "models/smollm2"
@@ -34,6 +35,13 @@ public final class ChatModel: GenerativeModel {
         case .int(let n)? where n >= 16: stepTokens = Int(n)
         default: throw ModelLoadError("smollm2: option step_tokens must be an integer of at least 16")
         }
+        var activations = LlamaModel.Activations.int8
+        if let a = context.options["activations"] {
+            guard let v = a.stringValue.flatMap(LlamaModel.Activations.init(rawValue:)) else {
+                throw ModelLoadError("smollm2: option activations must be \"int8\" or \"float32\", got \(a.text)")
+            }
+            activations = v
+        }
         let limits = BatchScheduler.Limits(maxSequences: context.runtime.maxBatchSize, kvTokens: context.runtime.kvCacheTokens,
                                            stepTokens: stepTokens)
         let file: GGUFFile
@@ -43,14 +51,15 @@ public final class ChatModel: GenerativeModel {
             throw ModelLoadError("smollm2: \(path) is not the expected file (sha256 \(digest), expected \(ChatModel.sha256)).  \(fix)")
         }
         do {
-            let model = try LlamaModel(file: file)
+            let model = try LlamaModel(file: file, activations: activations)
             tokenizer = try BPETokenizer(gguf: file)
             template = try ChatTemplate(gguf: file)
             contextLength = model.config.context
             engine = GenerationEngine(model: model, tokenizer: tokenizer, limits: limits)
             let kvBytes = model.config.kvBytesPerToken * limits.kvTokens
             context.logger.info("smollm2: up to \(limits.maxSequences) sequences per step (--max-batch-size), KV cache \(limits.kvTokens) tokens "
-                                + "(--kv-cache-tokens; \(kvBytes >> 20) MiB at most), \(stepTokens) tokens per step, context \(contextLength)")
+                                + "(--kv-cache-tokens; \(kvBytes >> 20) MiB at most), \(stepTokens) tokens per step, context \(contextLength), "
+                                + "\(activations.rawValue) activations")
         } catch {
             throw ModelLoadError("smollm2: \(path): \(error)")
         }
