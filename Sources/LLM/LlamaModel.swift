@@ -27,18 +27,21 @@ public final class LlamaModel: @unchecked Sendable {
 
     /// How the inputs of the weight products are held: float32 (exact, the reference's way), or
     /// quantized to 8-bit blocks for integer dot products (llama.cpp's way, about 3 times faster).
-    public enum Activations: String, Sendable { case float32, int8 }
+    public enum Activations: String, Sendable { case float32, int16, int8 }
 
     public let file: GGUFFile
     public let config: Config
     public let activations: Activations
+    /// The threads a forward pass's products are split between.
+    let pool: ComputePool
     let embedding: QuantizedMatrix
     let outputNorm: [Float]
     let layers: [Layer]
 
-    public init(file: GGUFFile, activations: Activations = .float32) throws(GGUFError) {
+    public init(file: GGUFFile, activations: Activations = .float32, threads: Int = ComputePool.cores) throws(GGUFError) {
         self.file = file
         self.activations = activations
+        pool = ComputePool(threads: threads)
         try file.requireArchitecture("llama")
         let dim = try file.int("{arch}.embedding_length"), heads = try file.int("{arch}.attention.head_count")
         guard heads > 0, dim % heads == 0 else { throw GGUFError(file.path, "embedding_length \(dim) is not a multiple of head_count \(heads)") }
@@ -63,6 +66,10 @@ public final class LlamaModel: @unchecked Sendable {
         }
         self.layers = layers
     }
+
+    deinit { pool.shutdown() }
+
+    public var threads: Int { pool.threads }
 
     /// One conversation's KV cache: per layer, `count` positions of keys and of values.
     public final class Sequence {
@@ -131,10 +138,10 @@ public final class LlamaModel: @unchecked Sendable {
         var scores = [Float](repeating: 0, count: (pos.max() ?? 0) + 1)
         for (l, layer) in layers.enumerated() {
             LlamaModel.rmsNorm(x, layer.attnNorm, c.dim, c.eps, into: &h)
-            var hq = quantized(h, n, c.dim)
-            layer.q.multiply(h, n, quantized: hq, into: &q)
-            layer.k.multiply(h, n, quantized: hq, into: &k)
-            layer.v.multiply(h, n, quantized: hq, into: &v)
+            var hq = quantized(h, n, c.dim, "qkv")
+            layer.q.multiply(h, n, pool: pool, quantized: hq, into: &q)
+            layer.k.multiply(h, n, pool: pool, quantized: hq, into: &k)
+            layer.v.multiply(h, n, pool: pool, quantized: hq, into: &v)
             for t in 0..<n {
                 LlamaModel.rotate(&q, at: t * c.dim, heads: c.heads, c.headDim, tables[t])
                 LlamaModel.rotate(&k, at: t * c.kvDim, heads: c.kvHeads, c.headDim, tables[t])
@@ -164,35 +171,42 @@ public final class LlamaModel: @unchecked Sendable {
                     }
                 }
             }
-            layer.o.multiply(att, n, quantized: quantized(att, n, c.dim), into: &o)
+            layer.o.multiply(att, n, pool: pool, quantized: quantized(att, n, c.dim, "o"), into: &o)
             for i in 0..<(n * c.dim) { x[i] += o[i] }
             LlamaModel.rmsNorm(x, layer.ffnNorm, c.dim, c.eps, into: &h)
-            hq = quantized(h, n, c.dim)
-            layer.gate.multiply(h, n, quantized: hq, into: &g)
-            layer.up.multiply(h, n, quantized: hq, into: &u)
+            hq = quantized(h, n, c.dim, "gu")
+            layer.gate.multiply(h, n, pool: pool, quantized: hq, into: &g)
+            layer.up.multiply(h, n, pool: pool, quantized: hq, into: &u)
             for i in 0..<(n * c.feedForward) { g[i] = g[i] / (1 + exp(-g[i])) * u[i] }
-            layer.down.multiply(g, n, quantized: quantized(g, n, c.feedForward), into: &o)
+            layer.down.multiply(g, n, pool: pool, quantized: quantized(g, n, c.feedForward, "down"), into: &o)
             for i in 0..<(n * c.dim) { x[i] += o[i] }
         }
-        var out: [[Float]?] = []
+        // The last row of each entry that wants logits, through the head together.
+        var lasts: [Float] = []
+        var wanted: [Int] = []
         var last = -1
-        for entry in batch {
+        for (e, entry) in batch.enumerated() {
             last += entry.tokens.count
             entry.sequence.count += entry.tokens.count
-            guard entry.wantsLogits else { out.append(nil); continue }
-            let row = Array(x[(last * c.dim)..<((last + 1) * c.dim)])
-            var normed = row
-            LlamaModel.rmsNorm(row, outputNorm, c.dim, c.eps, into: &normed)
-            var logits = [Float](repeating: 0, count: c.vocabulary)
-            embedding.multiply(normed, 1, quantized: quantized(normed, 1, c.dim), into: &logits)
-            out.append(logits)
+            guard entry.wantsLogits else { continue }
+            lasts += x[(last * c.dim)..<((last + 1) * c.dim)]
+            wanted.append(e)
         }
+        var out = [[Float]?](repeating: nil, count: batch.count)
+        guard !wanted.isEmpty else { return out }
+        var normed = lasts
+        LlamaModel.rmsNorm(lasts, outputNorm, c.dim, c.eps, into: &normed)
+        var logits = [Float](repeating: 0, count: wanted.count * c.vocabulary)
+        embedding.multiply(normed, wanted.count, pool: pool, quantized: quantized(normed, wanted.count, c.dim, "head"), into: &logits)
+        for (k, e) in wanted.enumerated() { out[e] = Array(logits[(k * c.vocabulary)..<((k + 1) * c.vocabulary)]) }
         return out
     }
 
     /// The inputs of a product as 8-bit blocks, or nil with float32 activations.
-    private func quantized(_ x: [Float], _ n: Int, _ columns: Int) -> Q8Activations? {
-        activations == .int8 ? Q8Activations(x, count: n, columns: columns) : nil
+    private func quantized(_ x: [Float], _ n: Int, _ columns: Int, _ tag: String = "") -> QuantizedActivations? {
+        let wide = (getenv("WIDE").map { String(cString: $0) } ?? "").split(separator: ",").map(String.init)
+        if activations == .float32 { return nil }
+        return QuantizedActivations(x, count: n, columns: columns, bits: activations == .int16 || wide.contains(tag) ? 16 : 8)
     }
 
     /// One head of one token: softmax(q·K / sqrt(d)) · V over the first `positions` of the cache,

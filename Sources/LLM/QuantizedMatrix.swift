@@ -1,7 +1,6 @@
 #if canImport(Glibc)
 import Glibc
 #endif
-import Dispatch
 
 /// Pointers shared by the threads of one product: they read the input and write disjoint rows of
 /// the output, and the product waits for all of them.
@@ -14,37 +13,6 @@ struct SharedPointers: @unchecked Sendable {
 struct OutputPointer: @unchecked Sendable {
     let pointer: UnsafeMutablePointer<Float>
     init(_ pointer: UnsafeMutablePointer<Float>) { self.pointer = pointer }
-}
-
-/// Quantized inputs as the threads of one product read them (Q8Activations).
-struct QuantizedInput: @unchecked Sendable {
-    let values: UnsafePointer<Int16>
-    let scales: UnsafePointer<Float>
-    let sums: UnsafePointer<Float>
-
-    /// The input from its block `b` on.
-    func block(_ b: Int) -> QuantizedInput {
-        QuantizedInput(values: values + b * 32, scales: scales + b, sums: sums + b)
-    }
-
-    /// Block `b`'s even-indexed values and its odd ones.
-    @inline(__always)
-    func values(_ b: Int) -> (even: SIMD16<Int16>, odd: SIMD16<Int16>) {
-        let p = UnsafeRawPointer(values + b * 32)
-        return (p.loadUnaligned(as: SIMD16<Int16>.self), p.loadUnaligned(fromByteOffset: 32, as: SIMD16<Int16>.self))
-    }
-
-    /// What a Q4_1 lane k meets, for two rows at once: values 2k, 2k+1, 2k+16 and 2k+17.
-    struct Pairs {
-        let a, b, c, d: SIMD16<Int16>
-    }
-
-    @inline(__always)
-    func pairs(_ b: Int) -> Pairs {
-        let (even, odd) = values(b)
-        return Pairs(a: SIMD16(lowHalf: even.lowHalf, highHalf: even.lowHalf), b: SIMD16(lowHalf: odd.lowHalf, highHalf: odd.lowHalf),
-                     c: SIMD16(lowHalf: even.highHalf, highHalf: even.highHalf), d: SIMD16(lowHalf: odd.highHalf, highHalf: odd.highHalf))
-    }
 }
 
 /// A weight matrix as the file stores it (rows of quantized blocks), multiplied without being
@@ -75,16 +43,15 @@ struct QuantizedMatrix: @unchecked Sendable {
     /// once and applied to every input, the row ranges split between threads.  With `quantized`
     /// (the same inputs as 8-bit blocks), Q4_1 and Q8_0 rows take integer dot products, four rows
     /// at a time (llama.cpp's way: the weights' integers times the inputs', one scale per block).
-    func multiply(_ x: [Float], _ n: Int, quantized: Q8Activations? = nil, into y: inout [Float]) {
-        if let quantized, type == .q4_1 || type == .q8_0 { return multiply(quantized, into: &y) }
+    func multiply(_ x: [Float], _ n: Int, pool: ComputePool, quantized: QuantizedActivations? = nil, into y: inout [Float]) {
+        if let quantized, IntegerDot.available, type == .q4_1 || type == .q8_0 { return multiply(quantized, pool: pool, into: &y) }
         x.withUnsafeBufferPointer { xp in
             y.withUnsafeMutableBufferPointer { yp in
                 let p = SharedPointers(input: xp.baseAddress!, output: yp.baseAddress!)
-                let chunks = QuantizedMatrix.threads(for: rows * n * columns)
+                let chunks = QuantizedMatrix.chunks(rows, work: rows * n * columns, pool)
                 let per = (rows + chunks - 1) / chunks
-                DispatchQueue.concurrentPerform(iterations: chunks) { c in
-                    let range = (c * per)..<min(rows, (c + 1) * per)
-                    for r in range {
+                pool.run(chunks) { c in
+                    for r in stride(from: c * per, to: min(rows, (c + 1) * per), by: 1) {
                         let row = base + r * rowBytes
                         for i in 0..<n { p.output[i * rows + r] = dot(row, p.input + i * columns) }
                     }
@@ -93,29 +60,39 @@ struct QuantizedMatrix: @unchecked Sendable {
         }
     }
 
-    private func multiply(_ x: Q8Activations, into y: inout [Float]) {
+    private func multiply(_ x: QuantizedActivations, pool: ComputePool, into y: inout [Float]) {
+        #if arch(x86_64)
         precondition(x.columns == columns)
         let n = x.count, blocks = columns / 32
-        x.values.withUnsafeBufferPointer { values in
+        x.values.withUnsafeBytes { values in
             x.scales.withUnsafeBufferPointer { scales in
                 x.sums.withUnsafeBufferPointer { sums in
                     y.withUnsafeMutableBufferPointer { yp in
-                        let input = QuantizedInput(values: values.baseAddress!, scales: scales.baseAddress!, sums: sums.baseAddress!)
+                        let input = IntegerDot.Input(values: values.baseAddress!, width: x.bits / 8, scales: scales.baseAddress!,
+                                                     sums: sums.baseAddress!)
                         let output = OutputPointer(yp.baseAddress!)
                         let groups = (rows + 3) / 4
-                        let chunks = QuantizedMatrix.threads(for: rows * n * columns)
+                        let chunks = QuantizedMatrix.chunks(groups, work: rows * n * columns, pool)
                         let per = (groups + chunks - 1) / chunks
-                        DispatchQueue.concurrentPerform(iterations: chunks) { c in
-                            for g in (c * per)..<min(groups, (c + 1) * per) {
+                        pool.run(chunks) { c in
+                            for g in stride(from: c * per, to: min(groups, (c + 1) * per), by: 1) {
                                 let r0 = g * 4
-                                for i in 0..<n {
+                                var i = 0
+                                // Four inputs at a time share each unpacked weight block; the rest one by one.
+                                while r0 + 4 <= rows && i + 4 <= n {
+                                    IntegerDot.tile(type, base + r0 * rowBytes, stride: rowBytes, input.block(i * blocks), inputStride: blocks, blocks,
+                                                    output.pointer + i * rows + r0, outStride: rows)
+                                    i += 4
+                                }
+                                while i < n {
                                     let at = input.block(i * blocks)
                                     let out = output.pointer + i * rows + r0
                                     if r0 + 4 <= rows {
-                                        dot4(base + r0 * rowBytes, at, blocks, out)
+                                        IntegerDot.rows4(type, base + r0 * rowBytes, stride: rowBytes, at, blocks, out)
                                     } else {
-                                        for r in r0..<rows { out[r - r0] = dot1(base + r * rowBytes, at, blocks) }
+                                        for r in r0..<rows { out[r - r0] = IntegerDot.row(type, base + r * rowBytes, at, blocks) }
                                     }
+                                    i += 1
                                 }
                             }
                         }
@@ -123,96 +100,16 @@ struct QuantizedMatrix: @unchecked Sendable {
                 }
             }
         }
+        #endif
     }
 
-    /// Threads for a product of `work` multiply-adds: one for small ones, where handing out the
-    /// work would cost more than it saves.
-    static func threads(for work: Int) -> Int { work < 1 << 17 ? 1 : cores }
-    static let cores = max(1, min(8, Int(sysconf(Int32(_SC_NPROCESSORS_ONLN)))))
-
-    /// Four consecutive rows times one quantized input, two rows in each 256-bit vector.
-    @inline(__always)
-    private func dot4(_ row: UnsafeRawPointer, _ x: QuantizedInput, _ blocks: Int, _ out: UnsafeMutablePointer<Float>) {
-        var a01 = SIMD8<Float>(), a23 = SIMD8<Float>()
-        var mins = SIMD4<Float>()
-        let s = rowBytes
-        if type == .q4_1 {
-            for b in 0..<blocks {
-                let pairs = x.pairs(b), dx = x.scales[b]
-                let p = row + b * 20
-                a01 += QuantizedMatrix.q4_1(p, p + s, pairs, dx)
-                a23 += QuantizedMatrix.q4_1(p + 2 * s, p + 3 * s, pairs, dx)
-                mins += SIMD4(GGMLType.half(p + 2), GGMLType.half(p + s + 2), GGMLType.half(p + 2 * s + 2), GGMLType.half(p + 3 * s + 2)) * x.sums[b]
-            }
-        } else {
-            for b in 0..<blocks {
-                let (even, odd) = x.values(b), dx = x.scales[b]
-                let p = row + b * 34
-                a01 += QuantizedMatrix.q8_0(p, p + s, even, odd, dx)
-                a23 += QuantizedMatrix.q8_0(p + 2 * s, p + 3 * s, even, odd, dx)
-            }
-        }
-        out[0] = a01.lowHalf.sum() + mins[0]
-        out[1] = a01.highHalf.sum() + mins[1]
-        out[2] = a23.lowHalf.sum() + mins[2]
-        out[3] = a23.highHalf.sum() + mins[3]
+    /// How many pieces `units` of a product of `work` multiply-adds are cut into: one for small
+    /// products, where handing out the work would cost more than it saves; else a few per thread,
+    /// so that a thread the system delays holds up little.
+    static func chunks(_ units: Int, work: Int, _ pool: ComputePool) -> Int {
+        work < 1 << 16 ? 1 : max(1, min(units, pool.threads * 4))
     }
 
-    /// One row times one quantized input (the rows after the last four).
-    private func dot1(_ row: UnsafeRawPointer, _ x: QuantizedInput, _ blocks: Int) -> Float {
-        var a = SIMD8<Float>()
-        var mins: Float = 0
-        for b in 0..<blocks {
-            if type == .q4_1 {
-                a += QuantizedMatrix.q4_1(row + b * 20, row + b * 20, x.pairs(b), x.scales[b])
-                mins += GGMLType.half(row + b * 20 + 2) * x.sums[b]
-            } else {
-                let (even, odd) = x.values(b)
-                a += QuantizedMatrix.q8_0(row + b * 34, row + b * 34, even, odd, x.scales[b])
-            }
-        }
-        return a.lowHalf.sum() + mins
-    }
-
-    /// The 16-bit lanes' pairs summed into 32-bit lanes (sign-extended with shifts).
-    @inline(__always)
-    static func sumPairs(_ p: SIMD16<Int16>) -> SIMD8<Int32> {
-        let v = unsafeBitCast(p, to: SIMD8<Int32>.self)
-        return ((v &<< 16) &>> 16) &+ (v &>> 16)
-    }
-
-    /// Integers below 2^22 as floats, without a conversion instruction: added to 1.5·2^23's bits,
-    /// they are its mantissa.
-    @inline(__always)
-    static func float(_ v: SIMD8<Int32>) -> SIMD8<Float> {
-        unsafeBitCast(v &+ 0x4B40_0000, to: SIMD8<Float>.self) - 12_582_912
-    }
-
-    /// Two rows' Q4_1 blocks (`r0` in the low half, `r1` in the high) times an input block, scaled:
-    /// four partial sums per row.  A 16-bit lane of the 16 bytes holds values 2k and 2k+1 (low
-    /// nibbles) and 2k+16 and 2k+17 (high nibbles); four products of 4-bit by 8-bit values fit in
-    /// 16 bits.
-    @inline(__always)
-    static func q4_1(_ r0: UnsafeRawPointer, _ r1: UnsafeRawPointer, _ x: QuantizedInput.Pairs, _ dx: Float) -> SIMD8<Float> {
-        let w = SIMD16<UInt16>(lowHalf: (r0 + 4).loadUnaligned(as: SIMD8<UInt16>.self), highHalf: (r1 + 4).loadUnaligned(as: SIMD8<UInt16>.self))
-        @inline(__always) func signed(_ v: SIMD16<UInt16>) -> SIMD16<Int16> { unsafeBitCast(v, to: SIMD16<Int16>.self) }
-        let p = signed(w & 15) &* x.a &+ signed((w &>> 8) & 15) &* x.b &+ signed((w &>> 4) & 15) &* x.c &+ signed(w &>> 12) &* x.d
-        let scale = SIMD8<Float>(lowHalf: SIMD4(repeating: GGMLType.half(r0) * dx), highHalf: SIMD4(repeating: GGMLType.half(r1) * dx))
-        return float(sumPairs(p)) * scale
-    }
-
-    /// Two rows' Q8_0 blocks times an input block, scaled: the rows' sums in the low and high
-    /// halves.  Two products of values within ±128 and ±127 fit in 16 bits.
-    @inline(__always)
-    static func q8_0(_ r0: UnsafeRawPointer, _ r1: UnsafeRawPointer, _ even: SIMD16<Int16>, _ odd: SIMD16<Int16>, _ dx: Float) -> SIMD8<Float> {
-        @inline(__always) func row(_ r: UnsafeRawPointer) -> SIMD8<Int32> {
-            let w = (r + 2).loadUnaligned(as: SIMD16<Int16>.self)
-            return sumPairs(((w &<< 8) &>> 8) &* even &+ (w &>> 8) &* odd)
-        }
-        let a = row(r0), b = row(r1)
-        let scale = SIMD8<Float>(lowHalf: SIMD4(repeating: GGMLType.half(r0) * dx), highHalf: SIMD4(repeating: GGMLType.half(r1) * dx))
-        return float(SIMD8<Int32>(lowHalf: a.lowHalf &+ a.highHalf, highHalf: b.lowHalf &+ b.highHalf)) * scale
-    }
 
     @inline(__always)
     func dot(_ row: UnsafeRawPointer, _ x: UnsafePointer<Float>) -> Float {

@@ -1,0 +1,224 @@
+#if arch(x86_64)
+import _Builtin_intrinsics.intel
+
+/// Integer dot products of quantized weight rows with quantized inputs (QuantizedActivations), with
+/// the x86 instructions llama.cpp uses (AVX2).  8-bit inputs: 32 unsigned-by-signed byte products
+/// summed in pairs (`vpmaddubsw`), the pairs summed into 32 bits (`vpmaddwd`).  16-bit inputs:
+/// the weights widened to 16 bits, pairs of products summed into 32 bits (`vpmaddwd`).  One float
+/// scale per block; four rows at a time share each input block.  Swift's SIMD types cannot express
+/// these instructions, hence the intrinsics; the LLM target is built for the host CPU.
+enum IntegerDot {
+    static var available: Bool { true }
+
+    /// Inputs as the threads of one product read them.
+    struct Input: @unchecked Sendable {
+        let values: UnsafeRawPointer
+        /// 1 or 2.
+        let width: Int
+        let scales: UnsafePointer<Float>
+        let sums: UnsafePointer<Float>
+
+        /// The input from its block `b` on.
+        func block(_ b: Int) -> Input { Input(values: values + b * 32 * width, width: width, scales: scales + b, sums: sums + b) }
+    }
+
+    /// A block format's product with an input block: its integers unpacked once (shared by the
+    /// inputs of a tile), then multiplied by an input block's: eight partial sums, unscaled.
+    protocol Kernel {
+        associatedtype Weights
+        static var blockBytes: Int { get }
+        static var hasMinimum: Bool { get }
+        static func unpack(_ block: UnsafeRawPointer) -> Weights
+        static func multiply(_ w: Weights, _ x: UnsafeRawPointer) -> __m256
+    }
+
+    // Constants made where used: a static would be read through a lazy initializer every call.
+    @inline(__always) static var low: __m256i { _mm256_set1_epi8(15) }
+    @inline(__always) static var ones: __m256i { _mm256_set1_epi16(1) }
+
+    /// Q4_1 by 8-bit inputs: the block's 32 values (low nibbles first, then high) as bytes.
+    enum Q4_1x8: Kernel {
+        static var blockBytes: Int { 20 }
+        static var hasMinimum: Bool { true }
+        @inline(__always)
+        static func unpack(_ block: UnsafeRawPointer) -> __m256i {
+            let q = (block + 4).loadUnaligned(as: __m128i.self)
+            return _mm256_and_si256(_mm256_set_m128i(_mm_srli_epi16(q, 4), q), low)
+        }
+        @inline(__always)
+        static func multiply(_ w: __m256i, _ x: UnsafeRawPointer) -> __m256 {
+            _mm256_cvtepi32_ps(_mm256_madd_epi16(_mm256_maddubs_epi16(w, x.loadUnaligned(as: __m256i.self)), ones))
+        }
+    }
+
+    /// Q4_1 by 16-bit inputs.
+    enum Q4_1x16: Kernel {
+        static var blockBytes: Int { 20 }
+        static var hasMinimum: Bool { true }
+        @inline(__always)
+        static func unpack(_ block: UnsafeRawPointer) -> (__m256i, __m256i) {
+            let q = (block + 4).loadUnaligned(as: __m128i.self)
+            let m = _mm256_castsi256_si128(low)
+            return (_mm256_cvtepu8_epi16(_mm_and_si128(q, m)), _mm256_cvtepu8_epi16(_mm_and_si128(_mm_srli_epi16(q, 4), m)))
+        }
+        @inline(__always)
+        static func multiply(_ w: (__m256i, __m256i), _ x: UnsafeRawPointer) -> __m256 {
+            _mm256_cvtepi32_ps(_mm256_add_epi32(_mm256_madd_epi16(w.0, x.loadUnaligned(as: __m256i.self)),
+                                                _mm256_madd_epi16(w.1, x.loadUnaligned(fromByteOffset: 32, as: __m256i.self))))
+        }
+    }
+
+    /// Q8_0 by 8-bit inputs: the weights' magnitudes (unsigned) times the inputs with the weights' signs.
+    enum Q8_0x8: Kernel {
+        static var blockBytes: Int { 34 }
+        static var hasMinimum: Bool { false }
+        @inline(__always)
+        static func unpack(_ block: UnsafeRawPointer) -> __m256i { (block + 2).loadUnaligned(as: __m256i.self) }
+        @inline(__always)
+        static func multiply(_ w: __m256i, _ x: UnsafeRawPointer) -> __m256 {
+            let xi = x.loadUnaligned(as: __m256i.self)
+            return _mm256_cvtepi32_ps(_mm256_madd_epi16(_mm256_maddubs_epi16(_mm256_sign_epi8(w, w), _mm256_sign_epi8(xi, w)), ones))
+        }
+    }
+
+    /// Q8_0 by 16-bit inputs.
+    enum Q8_0x16: Kernel {
+        static var blockBytes: Int { 34 }
+        static var hasMinimum: Bool { false }
+        @inline(__always)
+        static func unpack(_ block: UnsafeRawPointer) -> (__m256i, __m256i) {
+            (_mm256_cvtepi8_epi16((block + 2).loadUnaligned(as: __m128i.self)), _mm256_cvtepi8_epi16((block + 18).loadUnaligned(as: __m128i.self)))
+        }
+        @inline(__always)
+        static func multiply(_ w: (__m256i, __m256i), _ x: UnsafeRawPointer) -> __m256 {
+            _mm256_cvtepi32_ps(_mm256_add_epi32(_mm256_madd_epi16(w.0, x.loadUnaligned(as: __m256i.self)),
+                                                _mm256_madd_epi16(w.1, x.loadUnaligned(fromByteOffset: 32, as: __m256i.self))))
+        }
+    }
+
+    @inline(__always)
+    static func half(_ p: UnsafeRawPointer) -> Float { Float(Float16(bitPattern: p.loadUnaligned(as: UInt16.self))) }
+
+    /// Four rows `stride` bytes apart, from `row`, times one input of `blocks` blocks.
+    static func rows4(_ type: GGMLType, _ row: UnsafeRawPointer, stride: Int, _ x: Input, _ blocks: Int, _ out: UnsafeMutablePointer<Float>) {
+        switch (type, x.width) {
+        case (.q4_1, 1): rows4(Q4_1x8.self, row, stride, x, blocks, out)
+        case (.q4_1, _): rows4(Q4_1x16.self, row, stride, x, blocks, out)
+        case (_, 1): rows4(Q8_0x8.self, row, stride, x, blocks, out)
+        default: rows4(Q8_0x16.self, row, stride, x, blocks, out)
+        }
+    }
+
+    @inline(__always)
+    private static func rows4<K: Kernel>(_: K.Type, _ row: UnsafeRawPointer, _ s: Int, _ x: Input, _ blocks: Int, _ out: UnsafeMutablePointer<Float>) {
+        var a0 = _mm256_setzero_ps(), a1 = a0, a2 = a0, a3 = a0
+        var mins = SIMD4<Float>()
+        var p = row, xb = x.values
+        let xStep = 32 &* x.width, scales = x.scales, sums = x.sums
+        for b in 0..<blocks {
+            let dx = scales[b]
+            a0 = _mm256_fmadd_ps(_mm256_set1_ps(half(p) * dx), K.multiply(K.unpack(p), xb), a0)
+            a1 = _mm256_fmadd_ps(_mm256_set1_ps(half(p + s) * dx), K.multiply(K.unpack(p + s), xb), a1)
+            a2 = _mm256_fmadd_ps(_mm256_set1_ps(half(p + 2 &* s) * dx), K.multiply(K.unpack(p + 2 &* s), xb), a2)
+            a3 = _mm256_fmadd_ps(_mm256_set1_ps(half(p + 3 &* s) * dx), K.multiply(K.unpack(p + 3 &* s), xb), a3)
+            if K.hasMinimum {
+                mins += SIMD4(half(p + 2), half(p + s + 2), half(p + 2 &* s + 2), half(p + 3 &* s + 2)) * sums[b]
+            }
+            p += K.blockBytes
+            xb += xStep
+        }
+        out[0] = a0.sum() + mins[0]
+        out[1] = a1.sum() + mins[1]
+        out[2] = a2.sum() + mins[2]
+        out[3] = a3.sum() + mins[3]
+    }
+
+    /// Four rows times four inputs (`x` and the three after it, `inputStride` blocks apart), into
+    /// `out` (rows of the four inputs `outStride` floats apart): each row's block unpacked once for
+    /// the four.  What makes a batch of sequences cheaper than each alone.
+    static func tile(_ type: GGMLType, _ row: UnsafeRawPointer, stride: Int, _ x: Input, inputStride: Int, _ blocks: Int,
+                     _ out: UnsafeMutablePointer<Float>, outStride: Int) {
+        switch (type, x.width) {
+        case (.q4_1, 1): tile(Q4_1x8.self, row, stride, x, inputStride, blocks, out, outStride)
+        case (.q4_1, _): tile(Q4_1x16.self, row, stride, x, inputStride, blocks, out, outStride)
+        case (_, 1): tile(Q8_0x8.self, row, stride, x, inputStride, blocks, out, outStride)
+        default: tile(Q8_0x16.self, row, stride, x, inputStride, blocks, out, outStride)
+        }
+    }
+
+    /// Four accumulators: one input's sums with four rows.
+    struct Sums4 {
+        var r0 = _mm256_setzero_ps(), r1 = _mm256_setzero_ps(), r2 = _mm256_setzero_ps(), r3 = _mm256_setzero_ps()
+        var mins = SIMD4<Float>()
+
+        @inline(__always)
+        mutating func add<K: Kernel>(_: K.Type, _ w: (K.Weights, K.Weights, K.Weights, K.Weights), _ d: SIMD4<Float>, _ m: SIMD4<Float>,
+                                     _ x: UnsafeRawPointer, _ dx: Float, _ sx: Float) {
+            let scale = d * dx
+            r0 = _mm256_fmadd_ps(_mm256_set1_ps(scale[0]), K.multiply(w.0, x), r0)
+            r1 = _mm256_fmadd_ps(_mm256_set1_ps(scale[1]), K.multiply(w.1, x), r1)
+            r2 = _mm256_fmadd_ps(_mm256_set1_ps(scale[2]), K.multiply(w.2, x), r2)
+            r3 = _mm256_fmadd_ps(_mm256_set1_ps(scale[3]), K.multiply(w.3, x), r3)
+            if K.hasMinimum { mins += m * sx }
+        }
+
+        @inline(__always)
+        func store(_ out: UnsafeMutablePointer<Float>) {
+            out[0] = r0.sum() + mins[0]
+            out[1] = r1.sum() + mins[1]
+            out[2] = r2.sum() + mins[2]
+            out[3] = r3.sum() + mins[3]
+        }
+    }
+
+    @inline(__always)
+    private static func tile<K: Kernel>(_: K.Type, _ row: UnsafeRawPointer, _ s: Int, _ x: Input, _ inputStride: Int, _ blocks: Int,
+                                        _ out: UnsafeMutablePointer<Float>, _ outStride: Int) {
+        var a = Sums4(), b = Sums4(), c = Sums4(), e = Sums4()
+        let xs = 32 &* x.width, step = inputStride &* xs
+        var p = row, xb = x.values
+        for k in 0..<blocks {
+            let w = (K.unpack(p), K.unpack(p + s), K.unpack(p + 2 &* s), K.unpack(p + 3 &* s))
+            let d = SIMD4(half(p), half(p + s), half(p + 2 &* s), half(p + 3 &* s))
+            let m = K.hasMinimum ? SIMD4(half(p + 2), half(p + s + 2), half(p + 2 &* s + 2), half(p + 3 &* s + 2)) : SIMD4()
+            a.add(K.self, w, d, m, xb, x.scales[k], x.sums[k])
+            b.add(K.self, w, d, m, xb + step, x.scales[k + inputStride], x.sums[k + inputStride])
+            c.add(K.self, w, d, m, xb + 2 &* step, x.scales[k + 2 &* inputStride], x.sums[k + 2 &* inputStride])
+            e.add(K.self, w, d, m, xb + 3 &* step, x.scales[k + 3 &* inputStride], x.sums[k + 3 &* inputStride])
+            p += K.blockBytes
+            xb += xs
+        }
+        a.store(out)
+        b.store(out + outStride)
+        c.store(out + 2 &* outStride)
+        e.store(out + 3 &* outStride)
+    }
+
+    /// One row times one input (the rows after the last four).
+    static func row(_ type: GGMLType, _ row: UnsafeRawPointer, _ x: Input, _ blocks: Int) -> Float {
+        switch (type, x.width) {
+        case (.q4_1, 1): return self.row(Q4_1x8.self, row, x, blocks)
+        case (.q4_1, _): return self.row(Q4_1x16.self, row, x, blocks)
+        case (_, 1): return self.row(Q8_0x8.self, row, x, blocks)
+        default: return self.row(Q8_0x16.self, row, x, blocks)
+        }
+    }
+
+    private static func row<K: Kernel>(_: K.Type, _ row: UnsafeRawPointer, _ x: Input, _ blocks: Int) -> Float {
+        var a = _mm256_setzero_ps()
+        var mins: Float = 0
+        for b in 0..<blocks {
+            let p = row + b * K.blockBytes
+            a = _mm256_fmadd_ps(_mm256_set1_ps(half(p) * x.scales[b]), K.multiply(K.unpack(p), x.values + b * 32 * x.width), a)
+            if K.hasMinimum { mins += half(p + 2) * x.sums[b] }
+        }
+        return a.sum() + mins
+    }
+}
+#else
+/// Integer dot products need x86's byte multiply-adds; elsewhere quantized activations fall back
+/// to float32 (QuantizedMatrix's float kernels).
+enum IntegerDot {
+    static var available: Bool { false }
+}
+#endif

@@ -1,0 +1,225 @@
+#!/usr/bin/env python3
+"""Chat generation: mserve's smollm2 (`-w 1` and `-w 2`) against llama.cpp serving the same GGUF
+through llama-cpp-python's OpenAI server, on the same cores, one after the other in one run.
+
+Every contender gets the same OpenAI streaming requests (/v1/chat/completions, temperature 0):
+- single stream: a 30-token prompt, max_tokens 128, --rounds times: decode tokens/s (tokens after
+  the first over the time after the first) and time to first token, medians;
+- 1, 4, 16 and 64 concurrent streams (max_tokens 128): aggregate generated tokens/s over the wall
+  time, p50/p99 time to first token and inter-token latency (every gap between two content
+  chunks of a stream);
+- PSS per worker (/proc/PID/smaps_rollup) after the run.
+Tokens are counted as content chunks (each server sends one per token; mserve holds back only the
+bytes of an unfinished UTF-8 character or a possible stop string).
+
+All servers are started at once and each measurement takes them in turn, so that the machine's
+speed changing during the run (these are shared machines) hits every contender alike.
+llama.cpp runs with --n_threads set to the cores (its default is half) and --interrupt_requests
+False (by default a new request cuts off the running one); it answers one request at a time.
+llama-cpp-python is built from PyPI's source package into a cached venv
+(~/.cache/mserve/llama-cpp-python-VERSION, or --venv); the first build takes minutes.
+
+    python3 benchmark/chat.py [--levels 1,4,16,64] [--max-tokens 128] [--only mserve|llama.cpp]
+                              [--workers 1,2] [--activations int16,int8,float32]
+"""
+import argparse
+import json
+import os
+import statistics
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+import urllib.request
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import bench  # noqa: E402
+
+LLAMA_CPP_PYTHON = "0.3.36"
+GGUF = os.path.join(bench.ROOT, "models", "smollm2", "SmolLM2-135M-Instruct.Q4_1.gguf")
+# 30 tokens once the chat template wraps it (with the default system turn, 37 for the capital).
+PROMPT = "Tell me a story about a lighthouse keeper."
+QUESTIONS = ["Tell me a story about a lighthouse keeper.", "Explain how a bicycle works.", "Write a poem about the sea.",
+             "Describe a busy market in the morning.", "What makes a good teacher?", "Give me advice for a long hike.",
+             "Explain why the sky is blue.", "Describe your ideal garden."]
+
+
+def llama_cpp_venv(path):
+    python = os.path.join(path, "bin", "python")
+    try:
+        subprocess.run([python, "-c", "import llama_cpp.server"], check=True, capture_output=True)
+        return python
+    except (OSError, subprocess.CalledProcessError):
+        pass
+    print(f"building llama-cpp-python {LLAMA_CPP_PYTHON} from its source package into {path} (minutes)...", flush=True)
+    subprocess.run([sys.executable, "-m", "venv", path], check=True)
+    env = dict(os.environ, CMAKE_BUILD_PARALLEL_LEVEL=str(os.cpu_count() or 2))
+    subprocess.run([python, "-m", "pip", "install", "-q", "--disable-pip-version-check", f"llama-cpp-python[server]=={LLAMA_CPP_PYTHON}"],
+                   check=True, env=env)
+    return python
+
+
+def stream(url, model, question, max_tokens, out):
+    """One streamed chat completion: the times of its content chunks (from the request's start)."""
+    body = json.dumps({"model": model, "messages": [{"role": "user", "content": question}], "temperature": 0,
+                       "max_tokens": max_tokens, "stream": True}).encode()
+    req = urllib.request.Request(url + "/v1/chat/completions", data=body, headers={"Content-Type": "application/json"})
+    start = time.monotonic()
+    times = []
+    with urllib.request.urlopen(req, timeout=900) as r:
+        for line in r:
+            if not line.startswith(b"data: ") or line.startswith(b"data: [DONE]"):
+                continue
+            chunk = json.loads(line[6:])
+            if chunk.get("choices") and chunk["choices"][0].get("delta", {}).get("content"):
+                times.append(time.monotonic() - start)
+    out.append(times)
+
+
+def percentile(values, p):
+    if not values:
+        return float("nan")
+    values = sorted(values)
+    return values[min(len(values) - 1, int(round(p / 100 * (len(values) - 1))))]
+
+
+def single(url, model, question, max_tokens):
+    """(time to first token, decode tokens/s) of one stream."""
+    out = []
+    stream(url, model, question, max_tokens, out)
+    t = out[0]
+    return t[0], (len(t) - 1) / (t[-1] - t[0]) if len(t) > 1 else 0.0
+
+
+def level(url, model, n, max_tokens):
+    out = []
+    threads = [threading.Thread(target=stream, args=(url, model, QUESTIONS[i % len(QUESTIONS)], max_tokens, out)) for i in range(n)]
+    start = time.monotonic()
+    for th in threads:
+        th.start()
+    for th in threads:
+        th.join()
+    wall = time.monotonic() - start
+    gaps = [b - a for t in out for a, b in zip(t, t[1:])]
+    firsts = [t[0] for t in out if t]
+    return {"tps": sum(len(t) for t in out) / wall, "ttft_p50": percentile(firsts, 50) * 1000, "ttft_p99": percentile(firsts, 99) * 1000,
+            "itl_p50": percentile(gaps, 50) * 1000, "itl_p99": percentile(gaps, 99) * 1000}
+
+
+def pss_mib(pid):
+    with open(f"/proc/{pid}/smaps_rollup") as f:
+        for line in f:
+            if line.startswith("Pss:"):
+                return int(line.split()[1]) / 1024
+    return 0.0
+
+
+class Contender:
+    def __init__(self, name, proc, url, model, workers_of):
+        self.name, self.proc, self.url, self.model, self.workers_of = name, proc, url, model, workers_of
+        self.singles = []
+        self.levels = {}
+
+    def stop(self):
+        self.proc.terminate()
+        try:
+            self.proc.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+
+
+def start_mserve(workers, levels, activations):
+    port = bench.free_port()
+    tmp = tempfile.mkdtemp(prefix="mserve-chat-")
+    config = os.path.join(tmp, "mserve.toml")
+    with open(config, "w") as f:
+        f.write(f'[model.smollm2]\nactivations = "{activations}"\n' if activations else "")
+    # Every stream of the largest level is admitted: a sequence each, or a place in the queue.
+    proc = subprocess.Popen([os.path.join(bench.ROOT, ".build", "release", "mserve"), "-w", str(workers), "-b", f"127.0.0.1:{port}",
+                             "--max-batch-size", "32", "--queue-size", str(max(levels) * 2), "--request-timeout", "600",
+                             "--error-logfile", os.path.join(tmp, "error.log"), "-c", config, "smollm2"],
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=dict(os.environ, MSERVE_DRAIN_SECONDS="0"))
+    url = f"http://127.0.0.1:{port}"
+    bench.wait_http(url + "/readyz", timeout=60)
+    name = f"mserve -w {workers}" + (f" {activations}" if activations else "")
+    return Contender(name, proc, url, "smollm2", lambda: bench.children(proc.pid))
+
+
+def start_llama_cpp(python):
+    port = bench.free_port()
+    threads = os.cpu_count() or 2
+    proc = subprocess.Popen([python, "-m", "llama_cpp.server", "--model", GGUF, "--host", "127.0.0.1", "--port", str(port),
+                             "--n_threads", str(threads), "--n_threads_batch", str(threads), "--n_ctx", "4096",
+                             "--interrupt_requests", "False"], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    url = f"http://127.0.0.1:{port}"
+    bench.wait_http(url + "/v1/models", timeout=120)
+    return Contender("llama.cpp", proc, url, "smollm2", lambda: [proc.pid])
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("--levels", default="1,4,16,64")
+    ap.add_argument("--max-tokens", type=int, default=128)
+    ap.add_argument("--only", choices=["mserve", "llama.cpp"])
+    ap.add_argument("--activations", help="smollm2's activations option, or several to compare (default: the model's default)")
+    ap.add_argument("--workers", default="1,2", help="mserve -w values to run")
+    ap.add_argument("--rounds", type=int, default=5, help="single-stream runs per contender (the median is shown)")
+    ap.add_argument("--venv", default=os.path.expanduser(f"~/.cache/mserve/llama-cpp-python-{LLAMA_CPP_PYTHON}"))
+    args = ap.parse_args()
+    if not os.path.exists(GGUF):
+        raise SystemExit(f"{GGUF} is missing: bash scripts/fetch-smollm2")
+    levels = [int(x) for x in args.levels.split(",")]
+    contenders = []
+    try:
+        # Every server is up at once (idle ones cost nothing) and each measurement takes them in
+        # turn, so that a change in the machine's speed during the run hits them alike.
+        if args.only != "mserve":
+            contenders.append(start_llama_cpp(llama_cpp_venv(args.venv)))
+        if args.only != "llama.cpp":
+            variants = args.activations.split(",") if args.activations else [None]
+            contenders += [start_mserve(int(w), levels, a) for w in args.workers.split(",") for a in variants]
+        for c in contenders:
+            stream(c.url, c.model, "Hi", 4, [])   # warm up
+        for i in range(args.rounds):
+            for c in contenders:
+                # A question of its own each round: llama.cpp would reuse a repeated prompt's cache.
+                c.singles.append(single(c.url, c.model, f"{PROMPT} Round {i + 1}.", args.max_tokens))
+        for n in levels:
+            for c in contenders:
+                c.levels[n] = level(c.url, c.model, n, args.max_tokens)
+                print(f"  {c.name:20} {n:>3} streams: {c.levels[n]['tps']:7.1f} tokens/s", flush=True)
+        for c in contenders:
+            c.pss = [pss_mib(p) for p in c.workers_of()]
+    finally:
+        for c in contenders:
+            c.stop()
+    results = {}
+    for c in contenders:
+        r = {n: c.levels[n] for n in levels}
+        r["ttft_ms"] = statistics.median(s[0] for s in c.singles) * 1000
+        r["decode_tps"] = statistics.median(s[1] for s in c.singles)
+        r["pss"] = c.pss
+        results[c.name] = r
+
+    print(f"\nsmollm2 (SmolLM2-135M-Instruct Q4_1), {os.cpu_count()} cores, temperature 0, max_tokens {args.max_tokens}")
+    print(f"{'':20} {'decode tok/s':>12} {'TTFT ms':>8} " + " ".join(f"{f'{n} streams':>11}" for n in levels) + "   PSS/worker MiB")
+    for name, r in results.items():
+        print(f"{name:20} {r['decode_tps']:12.1f} {r['ttft_ms']:8.0f} " + " ".join(f"{r[n]['tps']:11.1f}" for n in levels)
+              + "   " + ", ".join(f"{p:.0f}" for p in r["pss"]))
+    print("\nlatency at each level (ms): TTFT p50/p99, inter-token p50/p99")
+    for name, r in results.items():
+        print(f"{name:20} " + "  ".join(f"{n}: {r[n]['ttft_p50']:.0f}/{r[n]['ttft_p99']:.0f}, {r[n]['itl_p50']:.1f}/{r[n]['itl_p99']:.1f}"
+                                         for n in levels))
+    if "llama.cpp" in results:
+        base = results["llama.cpp"]
+        print("\nratios against llama.cpp in this run:")
+        for name, r in results.items():
+            if name == "llama.cpp":
+                continue
+            print(f"{name:20} single-stream decode {r['decode_tps'] / base['decode_tps']:.2f}x, "
+                  + ", ".join(f"{n} streams {r[n]['tps'] / base[n]['tps']:.2f}x" for n in levels))
+
+
+if __name__ == "__main__":
+    main()
