@@ -25,8 +25,10 @@ public final class LlamaModel: @unchecked Sendable {
         let q, k, v, o, gate, up, down: QuantizedMatrix
     }
 
-    /// How the inputs of the weight products are held: float32 (exact, the reference's way), or
-    /// quantized to 8-bit blocks for integer dot products (llama.cpp's way, about 3 times faster).
+    /// How the inputs of the weight products are held: float32 (exact, the reference's way, with
+    /// float kernels), or quantized in blocks of 32 for integer dot products on x86 (llama.cpp's
+    /// way): int16 (within 0.01 of float32's logits, several times faster), or int8 (faster still;
+    /// the two inputs most sensitive to rounding stay at 16 bits).  Elsewhere than x86, float32.
     public enum Activations: String, Sendable { case float32, int16, int8 }
 
     public let file: GGUFFile
@@ -138,7 +140,7 @@ public final class LlamaModel: @unchecked Sendable {
         var scores = [Float](repeating: 0, count: (pos.max() ?? 0) + 1)
         for (l, layer) in layers.enumerated() {
             LlamaModel.rmsNorm(x, layer.attnNorm, c.dim, c.eps, into: &h)
-            var hq = quantized(h, n, c.dim, "qkv")
+            var hq = quantized(h, n, c.dim, sensitive: true)
             layer.q.multiply(h, n, pool: pool, quantized: hq, into: &q)
             layer.k.multiply(h, n, pool: pool, quantized: hq, into: &k)
             layer.v.multiply(h, n, pool: pool, quantized: hq, into: &v)
@@ -171,14 +173,14 @@ public final class LlamaModel: @unchecked Sendable {
                     }
                 }
             }
-            layer.o.multiply(att, n, pool: pool, quantized: quantized(att, n, c.dim, "o"), into: &o)
+            layer.o.multiply(att, n, pool: pool, quantized: quantized(att, n, c.dim), into: &o)
             for i in 0..<(n * c.dim) { x[i] += o[i] }
             LlamaModel.rmsNorm(x, layer.ffnNorm, c.dim, c.eps, into: &h)
-            hq = quantized(h, n, c.dim, "gu")
+            hq = quantized(h, n, c.dim)
             layer.gate.multiply(h, n, pool: pool, quantized: hq, into: &g)
             layer.up.multiply(h, n, pool: pool, quantized: hq, into: &u)
             for i in 0..<(n * c.feedForward) { g[i] = g[i] / (1 + exp(-g[i])) * u[i] }
-            layer.down.multiply(g, n, pool: pool, quantized: quantized(g, n, c.feedForward, "down"), into: &o)
+            layer.down.multiply(g, n, pool: pool, quantized: quantized(g, n, c.feedForward, sensitive: true), into: &o)
             for i in 0..<(n * c.dim) { x[i] += o[i] }
         }
         // The last row of each entry that wants logits, through the head together.
@@ -197,16 +199,20 @@ public final class LlamaModel: @unchecked Sendable {
         var normed = lasts
         LlamaModel.rmsNorm(lasts, outputNorm, c.dim, c.eps, into: &normed)
         var logits = [Float](repeating: 0, count: wanted.count * c.vocabulary)
-        embedding.multiply(normed, wanted.count, pool: pool, quantized: quantized(normed, wanted.count, c.dim, "head"), into: &logits)
+        embedding.multiply(normed, wanted.count, pool: pool, quantized: quantized(normed, wanted.count, c.dim), into: &logits)
         for (k, e) in wanted.enumerated() { out[e] = Array(logits[(k * c.vocabulary)..<((k + 1) * c.vocabulary)]) }
         return out
     }
 
     /// The inputs of a product as 8-bit blocks, or nil with float32 activations.
-    private func quantized(_ x: [Float], _ n: Int, _ columns: Int, _ tag: String = "") -> QuantizedActivations? {
-        let wide = (getenv("WIDE").map { String(cString: $0) } ?? "").split(separator: ",").map(String.init)
-        if activations == .float32 { return nil }
-        return QuantizedActivations(x, count: n, columns: columns, bits: activations == .int16 || wide.contains(tag) ? 16 : 8)
+    /// `sensitive`: the inputs whose rounding to 8 bits moves the logits most (measured: the
+    /// normed input of Q, K and V, and the FFN's product before `down`), kept at 16 bits in int8 mode.
+    private func quantized(_ x: [Float], _ n: Int, _ columns: Int, sensitive: Bool = false) -> QuantizedActivations? {
+        switch activations {
+        case .float32: nil
+        case .int16: QuantizedActivations(x, count: n, columns: columns, bits: 16)
+        case .int8: QuantizedActivations(x, count: n, columns: columns, bits: sensitive ? 16 : 8)
+        }
     }
 
     /// One head of one token: softmax(q·K / sqrt(d)) · V over the first `positions` of the cache,

@@ -9,8 +9,10 @@ import Synchronization
 /// with `max_tokens`, `temperature`, `top_p`, `top_k`, `seed`, `stop`, `presence_penalty` and
 /// `frequency_penalty`.  One generation engine per worker batches the requests running at once
 /// (up to --max-batch-size sequences, within --kv-cache-tokens).  Options: `step_tokens` (256), the
-/// most tokens one step takes (prompt chunks included); `activations`, "int8" (the default:
-/// integer dot products, as llama.cpp) or "float32" (exact, as the reference computes).
+/// most tokens one step takes (prompt chunks included); `activations`: "int16" (the default:
+/// integer dot products, within 0.01 of float32's logits), "int8" (faster, as llama.cpp) or
+/// "float32" (exact, as the reference computes; slower); `threads`, the threads a step's products
+/// are split between (default: the machine's cores, at most 8).
 public final class ChatModel: GenerativeModel {
     public static let fileName = "SmolLM2-135M-Instruct.Q4_1.gguf"
     public static let defaultDirectory = "models/smollm2"
@@ -29,16 +31,19 @@ public final class ChatModel: GenerativeModel {
         let path = (context.modelDir ?? ChatModel.defaultDirectory) + "/" + ChatModel.fileName
         let fix = "Fetch it with `bash scripts/fetch-smollm2` (into \(ChatModel.defaultDirectory)) "
             + "or point --model-dir (config: model_dir) at a directory holding \(ChatModel.fileName)"
-        var stepTokens = 256
-        switch context.options["step_tokens"] {
-        case nil: break
-        case .int(let n)? where n >= 16: stepTokens = Int(n)
-        default: throw ModelLoadError("smollm2: option step_tokens must be an integer of at least 16")
+        func option(_ name: String, _ fallback: Int, least: Int) throws -> Int {
+            switch context.options[name] {
+            case nil: return fallback
+            case .int(let n)? where n >= least: return Int(n)
+            default: throw ModelLoadError("smollm2: option \(name) must be an integer of at least \(least)")
+            }
         }
-        var activations = LlamaModel.Activations.int8
+        let stepTokens = try option("step_tokens", 256, least: 16)
+        let threads = try option("threads", ComputePool.cores, least: 1)
+        var activations = LlamaModel.Activations.int16
         if let a = context.options["activations"] {
             guard let v = a.stringValue.flatMap(LlamaModel.Activations.init(rawValue:)) else {
-                throw ModelLoadError("smollm2: option activations must be \"int8\" or \"float32\", got \(a.text)")
+                throw ModelLoadError("smollm2: option activations must be \"int16\", \"int8\" or \"float32\", got \(a.text)")
             }
             activations = v
         }
@@ -51,7 +56,7 @@ public final class ChatModel: GenerativeModel {
             throw ModelLoadError("smollm2: \(path) is not the expected file (sha256 \(digest), expected \(ChatModel.sha256)).  \(fix)")
         }
         do {
-            let model = try LlamaModel(file: file, activations: activations)
+            let model = try LlamaModel(file: file, activations: activations, threads: threads)
             tokenizer = try BPETokenizer(gguf: file)
             template = try ChatTemplate(gguf: file)
             contextLength = model.config.context
@@ -59,7 +64,7 @@ public final class ChatModel: GenerativeModel {
             let kvBytes = model.config.kvBytesPerToken * limits.kvTokens
             context.logger.info("smollm2: up to \(limits.maxSequences) sequences per step (--max-batch-size), KV cache \(limits.kvTokens) tokens "
                                 + "(--kv-cache-tokens; \(kvBytes >> 20) MiB at most), \(stepTokens) tokens per step, context \(contextLength), "
-                                + "\(activations.rawValue) activations")
+                                + "\(activations.rawValue) activations, \(threads) threads")
         } catch {
             throw ModelLoadError("smollm2: \(path): \(error)")
         }

@@ -1,5 +1,4 @@
 import Testing
-import Glibc
 @testable import LLM
 import MServeJSON
 
@@ -82,11 +81,12 @@ struct BatchedForwardTests {
     }
 }
 
-/// int8 activations (llama.cpp's way, the server's default) against float32 ones, which match the
-/// reference: on the first step after the chat prompt, at least as close as llama.cpp is (measured
-/// for the issue: 0.36 on average, 1.15 at most).
+/// Quantized activations against float32 ones (which match the reference), on the first step
+/// after the chat prompt: int16, the server's default, within 0.01 of them, as the issue asks of
+/// the forward pass; int8 at least as close as llama.cpp is (measured for the issue: 0.36 on
+/// average, 1.15 at most).
 struct QuantizedActivationTests {
-    @Test func int8LogitsStayAsCloseToFloat32AsLlamaCppDoes() throws {
+    @Test func quantizedLogitsStayCloseToFloat32() throws {
         let f = try #require(SmolFixture.file, "run bash scripts/fetch-smollm2")
         let text = try ChatTemplate(gguf: f).render([ChatMessage(role: "user", content: "What is the capital of France?")])
         let prompt = try BPETokenizer(gguf: f).encode(text)
@@ -94,10 +94,15 @@ struct QuantizedActivationTests {
             let model = try LlamaModel(file: f, activations: a)
             return try #require(model.forward([LlamaModel.BatchEntry(model.newSequence(), prompt)])[0])
         }
-        let exact = try firstStep(.float32), quantized = try firstStep(getenv("MODE").map { String(cString: $0) } == "int16" ? .int16 : .int8)
-        let differences = zip(exact, quantized).map { abs($0 - $1) }
-        let mean = differences.reduce(0, +) / Float(differences.count), largest = differences.max() ?? 0
-        print("int8 activations against float32, first step of \(prompt.count) tokens: mean \(mean), max \(largest)")
-        #expect(mean < 0.36 && largest < 1.15, "mean \(mean), max \(largest)")
+        let exact = try firstStep(.float32)
+        func distance(_ a: LlamaModel.Activations) throws -> (mean: Float, max: Float) {
+            let differences = zip(exact, try firstStep(a)).map { abs($0 - $1) }
+            let d = (differences.reduce(0, +) / Float(differences.count), differences.max() ?? 0)
+            print("\(a) activations against float32, first step of \(prompt.count) tokens: mean \(d.0), max \(d.1)")
+            return d
+        }
+        let int16 = try distance(.int16), int8 = try distance(.int8)
+        #expect(int16.max < 0.01, "int16: \(int16)")
+        #expect(int8.mean < 0.36 && int8.max < 1.15, "int8: \(int8)")
     }
 }

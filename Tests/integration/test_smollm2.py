@@ -260,13 +260,13 @@ def one_at_a_time(tmp_path_factory):
 
 def test_a_full_queue_is_a_503_and_a_waiting_stream_gets_pings_then_a_504(one_at_a_time):
     s = one_at_a_time
-    long = {"model": "smollm2", "messages": [{"role": "user", "content": "Count to one thousand."}], "max_tokens": 300,
-            "temperature": 1, "seed": 2, "stream": True}
-    running = requests.post(s.url + "/v1/chat/completions", json=long, stream=True, timeout=60)
+    # Greedy, the model counts on for all of its 1000 tokens (about 10 s).
+    long = {"model": "smollm2", "prompt": "1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12,", "max_tokens": 1000, "temperature": 0, "stream": True}
+    running = requests.post(s.url + "/v1/completions", json=long, stream=True, timeout=60)
     lines = running.iter_lines()
     assert next(l for l in lines if l.startswith(b"data: "))   # it runs: the one sequence is taken
-    waiting = requests.post(s.url + "/v1/chat/completions", json={**long, "max_tokens": 5}, stream=True, timeout=60)
-    full = s.post("/v1/chat/completions", {**long, "stream": False}, timeout=30)
+    waiting = requests.post(s.url + "/v1/completions", json={**long, "max_tokens": 5}, stream=True, timeout=60)
+    full = s.post("/v1/completions", {**long, "stream": False}, timeout=30)
     assert full.status_code == 503 and full.json()["error"]["code"] == "overloaded" and full.headers["Retry-After"] == "1"
     # The queued stream hears pings while it waits, then, with no token within the request timeout, a 504 event.
     started = time.monotonic()
