@@ -157,7 +157,8 @@ import MServePOSIX
     }
 
     @Test func perModelKeysAndRestartOnlyKeysAreDeclaredInTheTable() throws {
-        #expect(SettingTable.perModelKeys == ["limit_concurrency", "queue_size", "request_timeout", "max_batch_size", "batch_timeout_ms"])
+        #expect(SettingTable.perModelKeys == ["limit_concurrency", "queue_size", "request_timeout", "max_batch_size", "batch_timeout_ms",
+                                              "kv_cache_tokens"])
         let restart = Set(SettingTable.all.filter { $0.reload == .restart }.map(\.key))
         #expect(restart == ["bind", "pid", "access_logfile", "error_logfile", "preload", "user", "group", "chdir",
                             "control_socket", "control_socket_mode", "no_control_socket",

@@ -1,0 +1,84 @@
+import Testing
+@testable import MServe
+
+/// OpenAI's chat and text completions, without a server: the request as the model takes it, the
+/// 400s, and the answer and chunks a generative model's pieces become.
+@Suite struct OpenAICompletionsTests {
+    @Test func aChatRequestBecomesTheModelsInput() throws {
+        let body: JSON = ["model": "m", "messages": [["role": "user", "content": "hi"]], "max_completion_tokens": 5, "max_tokens": 9,
+                          "temperature": 0, "stop": "x", "seed": 3, "user": "u", "stream": true, "stream_options": ["include_usage": true]]
+        let r = try OpenAICompletionRequest(body, chat: true)
+        #expect(r.stream && r.includeUsage)
+        #expect(r.input == ["messages": [["role": "user", "content": "hi"]], "max_tokens": 5, "temperature": 0, "seed": 3, "stop": "x"])
+        let text = try OpenAICompletionRequest(["model": "m", "prompt": ["a"]], chat: false)
+        #expect(text.input == ["prompt": "a"] && !text.stream)
+        #expect(try OpenAICompletionRequest(["prompt": ["a", "b"]], chat: false).input == ["prompt": ["a", "b"]])
+    }
+
+    @Test(arguments: [
+        (["prompt": "x"], true, "messages is required", "messages"),
+        (["messages": [], "n": 2], true, "n must be 1", "n"),
+        (["messages": [], "stream": "yes"], true, "stream must be true or false", "stream"),
+        (["messages": [], "stream_options": ["include_usage": true]], true, "only allowed when stream is true", "stream_options"),
+        (["messages": [], "logprobs": true], true, "logprobs is not supported", "logprobs"),
+        (["messages": [], "tools": [["type": "function"]]], true, "tools is not supported", "tools"),
+        (["prompt": [1, 2]], false, "prompt must be a string or a non-empty list of strings", "prompt"),
+        (["prompt": "x", "echo": true], false, "echo is not supported", "echo"),
+    ] as [(JSON, Bool, String, String)])
+    func badRequestsSayWhichFieldAndWhy(_ body: JSON, _ chat: Bool, _ message: String, _ param: String) {
+        do {
+            _ = try OpenAICompletionRequest(body, chat: chat)
+            Issue.record("expected a 400 for \(body.text)")
+        } catch {
+            #expect(error.status == 400 && error.message.contains(message) && error.param == param, "\(error.message)")
+        }
+    }
+
+    /// A chunk's first choice.
+    func choice(_ chunk: JSON) -> JSON {
+        if case .array(let a)? = chunk["choices"], let first = a.first { first } else { .null }
+    }
+
+    static let usage: JSON = ["prompt_tokens": 10, "completion_tokens": 3, "total_tokens": 13, "prompt_ms": 20.0, "generation_ms": 40.0]
+
+    @Test func aChatStreamIsTheRoleTheDeltasTheFinishAndTheUsage() {
+        var shape = OpenAICompletionShape(id: "r1", model: "m", created: 7, chat: true, includeUsage: true)
+        var g = Generation()
+        var chunks: [JSON] = []
+        for piece: JSON in [["text": "Hel"], ["text": "lo"], ["finish_reason": "stop", "usage": OpenAICompletionsTests.usage]] {
+            g.add(piece)
+            chunks += shape.chunks(for: piece)
+        }
+        chunks += shape.tail(g)
+        #expect(chunks.count == 5)
+        #expect(chunks.allSatisfy { $0["id"] == "r1" && $0["object"] == "chat.completion.chunk" && $0["model"] == "m" })
+        #expect(choice(chunks[0])["delta"] == ["role": "assistant", "content": ""])
+        #expect(choice(chunks[1])["delta"] == ["content": "Hel"] && choice(chunks[2])["delta"] == ["content": "lo"])
+        #expect(choice(chunks[3])["delta"] == [:] && choice(chunks[3])["finish_reason"] == "stop")
+        #expect(chunks[3]["timings"]?["predicted_n"] == 3 && chunks[3]["timings"]?["predicted_per_second"] == 50.0)
+        #expect(chunks[4]["choices"] == [] && chunks[4]["usage"] == ["prompt_tokens": 10, "completion_tokens": 3, "total_tokens": 13])
+        #expect(chunks.dropLast().allSatisfy { $0["usage"] == .null })
+    }
+
+    @Test func aTextCompletionOfTwoPromptsAnswersTwoChoices() {
+        let shape = OpenAICompletionShape(id: "r2", model: "m", created: 7, chat: false, includeUsage: false)
+        var g = Generation()
+        for piece: JSON in [["index": 1, "text": "b"], ["index": 0, "text": "a"], ["index": 0, "finish_reason": "length", "usage": OpenAICompletionsTests.usage],
+                            ["index": 1, "finish_reason": "stop", "usage": OpenAICompletionsTests.usage]] {
+            g.add(piece)
+        }
+        #expect(g.finished)
+        let answer = shape.answer(g)
+        #expect(answer["object"] == "text_completion")
+        #expect(answer["choices"] == [["index": 0, "text": "a", "logprobs": .null, "finish_reason": "length"],
+                                      ["index": 1, "text": "b", "logprobs": .null, "finish_reason": "stop"]])
+        #expect(answer["usage"] == ["prompt_tokens": 20, "completion_tokens": 6, "total_tokens": 26])
+        if case .array(let choices)? = g.json["choices"] { #expect(choices[1]["text"] == "b") } else { Issue.record("no choices") }
+    }
+
+    @Test func timingsAreLlamaCppsFromTheUsage() {
+        let t = Generation.timings(OpenAICompletionsTests.usage)
+        #expect(t["prompt_n"] == 10 && t["prompt_ms"] == 20.0 && t["prompt_per_second"] == 500.0)
+        #expect(t["predicted_n"] == 3 && t["predicted_ms"] == 40.0 && t["predicted_per_token_ms"] == 20.0)
+    }
+}
