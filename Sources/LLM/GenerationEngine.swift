@@ -124,6 +124,10 @@ public final class GenerationEngine: Sendable {
     public var waitingCount: Int { state.withLock { $0.scheduler.waitingCount } }
     public var runningCount: Int { state.withLock { $0.scheduler.runningCount } }
     public var kvReserved: Int { state.withLock { $0.scheduler.kvReserved } }
+    /// Sequences running and waiting, and the KV cache's tokens reserved and in all, at once.
+    public var load: (running: Int, waiting: Int, kvReserved: Int, kvTokens: Int) {
+        state.withLock { ($0.scheduler.runningCount, $0.scheduler.waitingCount, $0.scheduler.kvReserved, $0.scheduler.limits.kvTokens) }
+    }
 
     private func run() {
         var active: [Int: Active] = [:]

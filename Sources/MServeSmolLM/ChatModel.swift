@@ -72,6 +72,11 @@ public final class ChatModel: GenerativeModel {
 
     deinit { engine.shutdown() }
 
+    public var load: GenerationLoad {
+        let (running, waiting, used, capacity) = engine.load
+        return GenerationLoad(running: running, waiting: waiting, kvTokensUsed: used, kvTokens: capacity)
+    }
+
     /// The requests for the engine (one per prompt), or a 400 saying what is wrong.
     func generations(_ input: JSON) throws(ModelInputError) -> [GenerationEngine.Request] {
         var texts: [String]

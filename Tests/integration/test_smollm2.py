@@ -275,3 +275,26 @@ def test_a_full_queue_is_a_503_and_a_waiting_stream_gets_pings_then_a_504(one_at
     assert "event: error" in body and ("did not answer within 4" in body or "waited 4" in body)
     assert time.monotonic() - started < 10
     running.close()
+
+
+def metric(text, name):
+    """The value of a metric line that starts with `name` (labels included), or None."""
+    for line in text.splitlines():
+        if line.startswith(name + " "):
+            return float(line.split()[-1])
+    return None
+
+
+def test_metrics_count_tokens_and_time_the_first_and_the_next(chat):
+    before = requests.get(chat.url + "/metrics", timeout=10).text
+    done = metric(before, 'mserve_generated_tokens_total{model="smollm2"}') or 0
+    chat.post("/v1/chat/completions", {"model": "smollm2", **QUESTION}, timeout=60)
+    text = requests.get(chat.url + "/metrics", timeout=10).text
+    assert metric(text, 'mserve_generated_tokens_total{model="smollm2"}') == done + 8
+    assert metric(text, 'mserve_prompt_tokens_total{model="smollm2"}') >= 37
+    assert metric(text, 'mserve_time_to_first_token_seconds_count{model="smollm2"}') >= 1
+    assert metric(text, 'mserve_inter_token_latency_seconds_count{model="smollm2"}') >= 6   # 7 pieces of text
+    # The engine's gauges come with the worker's heartbeat.
+    wait_for(lambda: metric(requests.get(chat.url + "/metrics", timeout=10).text, 'mserve_kv_cache_tokens{model="smollm2"}') == 16384,
+             30, what="the KV cache gauge")
+    assert metric(text, 'mserve_sequences_running{model="smollm2"}') is not None

@@ -21,7 +21,7 @@ public final class Scoreboard: @unchecked Sendable {
     static let codes = [200, 400, 404, 405, 413, 415, 499, 500, 503, 504]
     /// Histogram upper bounds in seconds (then +Inf).
     static let buckets: [Double] = [0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10]
-    enum Histogram: Int, CaseIterable { case request, queue, inference }
+    enum Histogram: Int, CaseIterable { case request, queue, inference, firstToken, interToken }
     public enum RestartReason: Int, CaseIterable, Sendable {
         case crashed, timeout, bootTimeout, maxRequests, reload, scaledDown, replaced
         package var label: String {
@@ -71,7 +71,15 @@ public final class Scoreboard: @unchecked Sendable {
         /// Gauges (not summed into the retired record): inferences running and waiting for a thread.
         static let running = batches + 2
         static let waiting = batches + 3
-        static let modelWords = batches + 4
+        /// Generative models: tokens read and written (counters); sequences running and waiting
+        /// in the engine, and the KV cache's tokens in use and in all (gauges).
+        static let promptTokens = batches + 4
+        static let generatedTokens = batches + 5
+        static let sequencesRunning = batches + 6
+        static let sequencesWaiting = batches + 7
+        static let kvUsed = batches + 8
+        static let kvCapacity = batches + 9
+        static let modelWords = batches + 10
         static let recent = firstModel + (maxModels + 1) * modelWords
         static let recentSlotWords = 2 + recentBuckets.count + 1
         static let recordWords = recent + recentSeconds * recentSlotWords
@@ -206,6 +214,22 @@ public final class Scoreboard: @unchecked Sendable {
         m[Layout.waiting] = UInt64(max(0, waiting))
     }
 
+    /// A generative model's request done: the tokens of its prompt and those it generated.
+    func countTokens(_ r: Int, model: Int?, prompt: Int, generated: Int) {
+        let m = modelBase(r, model)
+        m[Layout.promptTokens] &+= UInt64(max(0, prompt))
+        m[Layout.generatedTokens] &+= UInt64(max(0, generated))
+    }
+
+    /// A generative model's engine now, in this worker.
+    package func setGenerationLoad(_ r: Int, model: Int?, _ load: GenerationLoad) {
+        let m = modelBase(r, model)
+        m[Layout.sequencesRunning] = UInt64(max(0, load.running))
+        m[Layout.sequencesWaiting] = UInt64(max(0, load.waiting))
+        m[Layout.kvUsed] = UInt64(max(0, load.kvTokensUsed))
+        m[Layout.kvCapacity] = UInt64(max(0, load.kvTokens))
+    }
+
     /// One forward pass of a batching model, and the inputs it took.
     package func countBatch(_ r: Int, model: Int?, inputs: Int) {
         let m = modelBase(r, model)
@@ -306,6 +330,8 @@ public final class Scoreboard: @unchecked Sendable {
             (.request, "mserve_request_duration_seconds", "Time from a complete request to its answer."),
             (.queue, "mserve_queue_wait_seconds", "Time requests waited for a model thread."),
             (.inference, "mserve_inference_duration_seconds", "Time a model spent on a request."),
+            (.firstToken, "mserve_time_to_first_token_seconds", "Generative models: time from a complete request to its first token."),
+            (.interToken, "mserve_inter_token_latency_seconds", "Generative models: time between two tokens of a request."),
         ]
         for (h, metric, help) in histograms {
             out += "# HELP \(metric) \(help)\n# TYPE \(metric) histogram\n"
@@ -323,12 +349,18 @@ public final class Scoreboard: @unchecked Sendable {
                 out += "\(metric)_count{model=\"\(name)\"} \(count)\n"
             }
         }
-        let batchSeries: [(String, String, Int)] = [
-            ("mserve_batches_total", "Forward passes of batching models.", Layout.batches),
-            ("mserve_batch_inputs_total", "Inputs those passes took (over mserve_batches_total: the mean batch).", Layout.batchInputs),
+        let batchSeries: [(String, String, Int, String)] = [
+            ("mserve_batches_total", "Forward passes of batching models.", Layout.batches, "counter"),
+            ("mserve_batch_inputs_total", "Inputs those passes took (over mserve_batches_total: the mean batch).", Layout.batchInputs, "counter"),
+            ("mserve_prompt_tokens_total", "Generative models: prompt tokens of the requests done.", Layout.promptTokens, "counter"),
+            ("mserve_generated_tokens_total", "Generative models: tokens generated for the requests done.", Layout.generatedTokens, "counter"),
+            ("mserve_sequences_running", "Generative models: sequences in the engine's steps now.", Layout.sequencesRunning, "gauge"),
+            ("mserve_sequences_waiting", "Generative models: sequences waiting for room in the KV cache or the batch.", Layout.sequencesWaiting, "gauge"),
+            ("mserve_kv_cache_tokens_used", "Generative models: KV cache tokens reserved by the sequences now.", Layout.kvUsed, "gauge"),
+            ("mserve_kv_cache_tokens", "Generative models: KV cache tokens in all (--kv-cache-tokens, per worker).", Layout.kvCapacity, "gauge"),
         ]
-        for (metric, help, word) in batchSeries {
-            out += "# HELP \(metric) \(help)\n# TYPE \(metric) counter\n"
+        for (metric, help, word, type) in batchSeries {
+            out += "# HELP \(metric) \(help)\n# TYPE \(metric) \(type)\n"
             for (mi, name) in names.enumerated() {
                 let v = sum(Layout.model(mi) + word)
                 if v > 0 { out += "\(metric){model=\"\(name)\"} \(v)\n" }

@@ -13,6 +13,23 @@
 public protocol GenerativeModel: Model {
     /// The most tokens a prompt and its completion hold together.
     var contextLength: Int { get }
+    /// The engine now, for the metrics (read every heartbeat, from the event loop).
+    var load: GenerationLoad { get }
+}
+
+/// A generative model's engine at one moment.
+public struct GenerationLoad: Equatable, Sendable {
+    public var running: Int
+    public var waiting: Int
+    public var kvTokensUsed: Int
+    public var kvTokens: Int
+
+    public init(running: Int, waiting: Int, kvTokensUsed: Int, kvTokens: Int) {
+        self.running = running
+        self.waiting = waiting
+        self.kvTokensUsed = kvTokensUsed
+        self.kvTokens = kvTokens
+    }
 }
 
 /// What a generative model's pieces add up to: each choice's text, finish reason and usage.

@@ -85,7 +85,7 @@ class ModelHandler: RequestHandler {
         let streams = streamFormat != nil || generative
         let onPiece: ((JSON) -> Void)? = !streams ? nil : { [self] piece in
             cancelDeadline()   // the request timeout bounds the wait for the first piece
-            if generative { generation.add(piece) }
+            if generative { observe(piece) }
             if streamFormat != nil { for p in presentPiece(piece) { send(p) } }
         }
         let job = InferenceJob(request: inference, onPiece: onPiece) { [self] result in
@@ -177,8 +177,25 @@ class ModelHandler: RequestHandler {
     /// Whether each piece sent gets the recordid (an API with ids of its own carries it there).
     var tagsPieces: Bool { true }
 
-    /// A generative model's pieces so far.
+    /// A generative model's pieces so far, and when the last text came (monotonic seconds).
     private(set) var generation = Generation()
+    private var lastToken: Double?
+
+    /// A generative model's piece: added up, and its tokens' timing and count in the metrics.  A
+    /// piece of text is a token (the model holds back only the bytes of an unfinished character
+    /// or of a possible stop string, which come with a later token).
+    private func observe(_ piece: JSON) {
+        generation.add(piece)
+        let now = monotonicSeconds()
+        if let t = piece["text"]?.stringValue, !t.isEmpty {
+            context.observer.observeToken(model: model.metricsIndex, first: lastToken == nil, seconds: now - (lastToken ?? request.startTime))
+            lastToken = now
+        }
+        if piece["finish_reason"] != nil, let u = piece["usage"] {
+            context.observer.countTokens(model: model.metricsIndex, prompt: Int(u["prompt_tokens"]?.intValue ?? 0),
+                                         generated: Int(u["completion_tokens"]?.intValue ?? 0))
+        }
+    }
 
     /// The request-timeout timer and the stream's ping timer.  Their closures hold this handler, so
     /// it is released when they are done with.

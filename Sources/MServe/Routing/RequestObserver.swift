@@ -106,6 +106,24 @@ public final class RequestObserver {
         scoreboard.setModelLoad(r, model: model, running: running, waiting: waiting)
     }
 
+    /// A generative model's engine now (`GenerativeModel.load`).
+    package func generationLoad(model: Int?, _ load: GenerationLoad) {
+        guard let scoreboard, let r = scoreboardRecord else { return }
+        scoreboard.setGenerationLoad(r, model: model, load)
+    }
+
+    /// A generated token's arrival: the first after `seconds` from the request, or the next after
+    /// `seconds` from the one before.
+    func observeToken(model: Int?, first: Bool, seconds: Double) {
+        guard let scoreboard, let r = scoreboardRecord else { return }
+        scoreboard.observe(r, model: model, first ? .firstToken : .interToken, seconds)
+    }
+
+    func countTokens(model: Int?, prompt: Int, generated: Int) {
+        guard let scoreboard, let r = scoreboardRecord else { return }
+        scoreboard.countTokens(r, model: model, prompt: prompt, generated: generated)
+    }
+
     /// The inference's time in the queue and in the model (histograms).
     func observeInference(model: Int?, queued: Double, ran: Double) {
         guard let scoreboard, let r = scoreboardRecord else { return }

@@ -104,6 +104,7 @@ final class Worker {
                     guard let runner = m.runner else { continue }
                     let (running, waiting) = runner.load
                     observer.modelLoad(model: m.metricsIndex, running: running, waiting: waiting)
+                    if let g = m.instance as? any GenerativeModel { observer.generationLoad(model: m.metricsIndex, g.load) }
                 }
             }
             let context = HandlerContext(logger: logger, slot: slot, settings: settings, models: models, server: server, observer: observer)
