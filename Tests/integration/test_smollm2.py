@@ -297,4 +297,5 @@ def test_metrics_count_tokens_and_time_the_first_and_the_next(chat):
     # The engine's gauges come with the worker's heartbeat.
     wait_for(lambda: metric(requests.get(chat.url + "/metrics", timeout=10).text, 'mserve_kv_cache_tokens{model="smollm2"}') == 16384,
              30, what="the KV cache gauge")
-    assert metric(text, 'mserve_sequences_running{model="smollm2"}') is not None
+    text = requests.get(chat.url + "/metrics", timeout=10).text
+    assert metric(text, 'mserve_sequences_running{model="smollm2"}') == 0 and metric(text, 'mserve_kv_cache_tokens_used{model="smollm2"}') == 0

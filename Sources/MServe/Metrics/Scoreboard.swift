@@ -363,7 +363,9 @@ public final class Scoreboard: @unchecked Sendable {
             out += "# HELP \(metric) \(help)\n# TYPE \(metric) \(type)\n"
             for (mi, name) in names.enumerated() {
                 let v = sum(Layout.model(mi) + word)
-                if v > 0 { out += "\(metric){model=\"\(name)\"} \(v)\n" }
+                // A gauge of a generative model (one with a KV cache) shows its zeros too.
+                let generative = sum(Layout.model(mi) + Layout.kvCapacity) > 0
+                if v > 0 || (type == "gauge" && generative) { out += "\(metric){model=\"\(name)\"} \(v)\n" }
             }
         }
         out += "# HELP mserve_requests_in_flight Requests being handled now.\n# TYPE mserve_requests_in_flight gauge\n"
