@@ -37,15 +37,25 @@ public final class ComputePool: Sendable {
     /// Spins of a waiting helper before it sleeps: about 50 µs.
     private static let spins = 20_000
 
+    /// Whether the helpers were started: with the first product, not with the pool, so that a
+    /// model loaded before a fork (--preload) gets its threads in each worker.
+    private let started = Atomic<Bool>(false)
+
     public init(threads: Int) {
         self.threads = max(1, threads)
-        for i in 1..<self.threads {
+    }
+
+    private func startIfNeeded() {
+        guard !started.load(ordering: .acquiring) else { return }
+        started.store(true, ordering: .releasing)   // one caller at a time (`running`)
+        for i in 1..<threads {
             DispatchQueue(label: "mserve.compute.\(i)").async { [self] in helper() }
         }
     }
 
     /// Stops the helpers (they exit at their next look).
     public func shutdown() {
+        guard started.load(ordering: .acquiring) else { return }
         stopping.store(true, ordering: .sequentiallyConsistent)
         for _ in 1..<threads { wake.signal() }
         for _ in 1..<threads { exited.wait() }
@@ -59,6 +69,7 @@ public final class ComputePool: Sendable {
             return
         }
         running.withLock { _ in
+            startIfNeeded()
             do {
                 let start = next.load(ordering: .sequentiallyConsistent)
                 let j = Job(start: start, end: start + iterations, body: body)

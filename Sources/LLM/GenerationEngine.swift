@@ -83,13 +83,26 @@ public final class GenerationEngine: Sendable {
         let kv = min(limits.kvTokens, model.config.context * max(1, limits.maxSequences))
         state = Mutex(State(scheduler: BatchScheduler(limits: .init(maxSequences: limits.maxSequences, kvTokens: kv,
                                                                      stepTokens: limits.stepTokens))))
+    }
+
+    /// The engine's thread starts with the first request, not with the engine: a model loaded in
+    /// the master (--preload) is forked into the workers, where a thread started before the fork
+    /// would not exist.  Each worker then runs its own.
+    private let started = Mutex(false)
+
+    private func startIfNeeded() {
+        let start = started.withLock { s in
+            defer { s = true }
+            return !s
+        }
+        guard start else { return }
         let engine = self
-        let thread = DispatchQueue(label: "mserve.generation")
-        thread.async { engine.run() }
+        DispatchQueue(label: "mserve.generation").async { engine.run() }
     }
 
     /// Stops the engine's thread once the running requests are cancelled (their events say so).
     public func shutdown() {
+        guard started.withLock({ $0 }) else { return }
         state.withLock { $0.stopping = true }
         wake.signal()
         done.wait()
@@ -97,6 +110,7 @@ public final class GenerationEngine: Sendable {
 
     /// Queues a request; `onEvent` is called on the engine's thread.  Returns its id, for `cancel`.
     public func submit(_ r: Request, onEvent: @escaping @Sendable (Event) -> Void) throws(Refusal) -> Int {
+        startIfNeeded()
         let context = model.config.context
         guard r.prompt.count + r.maxTokens <= context else { throw .tooLong(needed: r.prompt.count + r.maxTokens, capacity: context) }
         let result: Result<Int, Refusal> = state.withLock { s in

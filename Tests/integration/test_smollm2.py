@@ -299,3 +299,25 @@ def test_metrics_count_tokens_and_time_the_first_and_the_next(chat):
              30, what="the KV cache gauge")
     text = requests.get(chat.url + "/metrics", timeout=10).text
     assert metric(text, 'mserve_sequences_running{model="smollm2"}') == 0 and metric(text, 'mserve_kv_cache_tokens_used{model="smollm2"}') == 0
+
+
+def test_preloaded_the_model_is_forked_into_each_worker_which_runs_its_own_engine(tmp_path):
+    """--preload loads the GGUF once in the master; each worker starts its own engine threads after
+    the fork (threads do not survive one), and both answer."""
+    from conftest import Server
+    s = Server(tmp_path, ["smollm2", "--model-dir", MODEL_DIR, "--preload"], workers=2)
+    try:
+        pids = set()
+        deadline = time.monotonic() + 60
+        while len(pids) < 2 and time.monotonic() < deadline:
+            # A new connection each time (a new source port), so that the kernel spreads them.
+            r = requests.post(s.url + "/v1/chat/completions", json={"model": "smollm2", **QUESTION}, headers={"Connection": "close"},
+                              timeout=60)
+            assert r.json()["choices"][0]["message"]["content"] == "The capital of France is Paris."
+            rid = r.headers["X-Request-Id"]
+            wait_for(lambda: f"[{rid}] request:" in s.log(), 10, what="the request's log line")
+            line = next(l for l in s.log().splitlines() if f"[{rid}] request:" in l)
+            pids.add(line.split("] [")[1])
+        assert len(pids) == 2, pids
+    finally:
+        s.stop()
