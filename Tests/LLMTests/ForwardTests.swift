@@ -106,3 +106,46 @@ struct QuantizedActivationTests {
         #expect(int8.mean < 0.36 && int8.max < 1.15, "int8: \(int8)")
     }
 }
+
+/// The first step after 20 chat prompts against the float32 reference (first_steps.json,
+/// make_first_steps.py): the 20 largest logits and 40 at fixed ids within 0.01, with float32
+/// activations and with int16 ones (the server's default); and the greedy answer to "Name three
+/// primary colors." token for token.
+struct FirstStepTests {
+    static func numbers(_ j: JSON?) -> [Double] { if case .array(let a)? = j { a.compactMap(\.doubleValue) } else { [] } }
+
+    @Test(arguments: [LlamaModel.Activations.float32, .int16])
+    func twentyPromptsMatchTheReference(_ activations: LlamaModel.Activations) throws {
+        let f = try #require(SmolFixture.file, "run bash scripts/fetch-smollm2")
+        let model = try LlamaModel(file: f, activations: activations)
+        let ref = SmolFixture.json("first_steps.json")
+        guard case .array(let steps)? = ref["steps"] else { Issue.record("no steps in first_steps.json"); return }
+        #expect(steps.count == 20)
+        let fixed = FirstStepTests.numbers(ref["fixed_ids"]).map { Int($0) }
+        // All twenty prompts in one packed pass, as a batch of sequences.
+        let prompts = steps.map { FirstStepTests.numbers($0["prompt"]).map { Int32($0) } }
+        let out = model.forward(prompts.map { LlamaModel.BatchEntry(model.newSequence(), $0) })
+        var worst: Float = 0
+        for (step, logits) in zip(steps, out) {
+            let logits = try #require(logits)
+            let ids = FirstStepTests.numbers(step["top_ids"]).map { Int($0) } + fixed
+            let want = FirstStepTests.numbers(step["top_logits"]) + FirstStepTests.numbers(step["fixed_logits"])
+            #expect(ids.count == 60 && want.count == 60)
+            for (id, w) in zip(ids, want) { worst = max(worst, abs(logits[id] - Float(w))) }
+            #expect(logits.indices.max { logits[$0] < logits[$1] } == ids[0], "\(step["question"]?.text ?? "")")
+        }
+        print("\(activations) activations, 20 prompts' first steps against the float32 reference: largest difference \(worst)")
+        #expect(worst < 0.01)
+        // Greedy, token by token.
+        let seq = model.newSequence()
+        var next = try #require(out[1].map { l in Int32(l.indices.max { l[$0] < l[$1] } ?? 0) })
+        _ = model.forward([LlamaModel.BatchEntry(seq, prompts[1], wantsLogits: false)])
+        var answer: [Int32] = [next]
+        while next != 2 && answer.count < 20 {
+            let l = model.step(next, seq)
+            next = Int32(l.indices.max { l[$0] < l[$1] } ?? 0)
+            answer.append(next)
+        }
+        #expect(answer.map(Double.init) == FirstStepTests.numbers(ref["colors_greedy"]))
+    }
+}
