@@ -29,7 +29,7 @@ enum IntegerDot {
         static var blockBytes: Int { get }
         static var hasMinimum: Bool { get }
         static func unpack(_ block: UnsafeRawPointer) -> Weights
-        static func multiply(_ w: Weights, _ x: UnsafeRawPointer) -> __m256
+        static func multiply(_ w: Weights, _ x: UnsafeRawPointer) -> __m256i
     }
 
     // Constants made where used: a static would be read through a lazy initializer every call.
@@ -46,8 +46,8 @@ enum IntegerDot {
             return _mm256_and_si256(_mm256_set_m128i(_mm_srli_epi16(q, 4), q), low)
         }
         @inline(__always)
-        static func multiply(_ w: __m256i, _ x: UnsafeRawPointer) -> __m256 {
-            _mm256_cvtepi32_ps(_mm256_madd_epi16(_mm256_maddubs_epi16(w, x.loadUnaligned(as: __m256i.self)), ones))
+        static func multiply(_ w: __m256i, _ x: UnsafeRawPointer) -> __m256i {
+            _mm256_madd_epi16(_mm256_maddubs_epi16(w, x.loadUnaligned(as: __m256i.self)), ones)
         }
     }
 
@@ -62,9 +62,9 @@ enum IntegerDot {
             return (_mm256_cvtepu8_epi16(_mm_and_si128(q, m)), _mm256_cvtepu8_epi16(_mm_and_si128(_mm_srli_epi16(q, 4), m)))
         }
         @inline(__always)
-        static func multiply(_ w: (__m256i, __m256i), _ x: UnsafeRawPointer) -> __m256 {
-            _mm256_cvtepi32_ps(_mm256_add_epi32(_mm256_madd_epi16(w.0, x.loadUnaligned(as: __m256i.self)),
-                                                _mm256_madd_epi16(w.1, x.loadUnaligned(fromByteOffset: 32, as: __m256i.self))))
+        static func multiply(_ w: (__m256i, __m256i), _ x: UnsafeRawPointer) -> __m256i {
+            _mm256_add_epi32(_mm256_madd_epi16(w.0, x.loadUnaligned(as: __m256i.self)),
+                             _mm256_madd_epi16(w.1, x.loadUnaligned(fromByteOffset: 32, as: __m256i.self)))
         }
     }
 
@@ -75,9 +75,9 @@ enum IntegerDot {
         @inline(__always)
         static func unpack(_ block: UnsafeRawPointer) -> __m256i { (block + 2).loadUnaligned(as: __m256i.self) }
         @inline(__always)
-        static func multiply(_ w: __m256i, _ x: UnsafeRawPointer) -> __m256 {
+        static func multiply(_ w: __m256i, _ x: UnsafeRawPointer) -> __m256i {
             let xi = x.loadUnaligned(as: __m256i.self)
-            return _mm256_cvtepi32_ps(_mm256_madd_epi16(_mm256_maddubs_epi16(_mm256_sign_epi8(w, w), _mm256_sign_epi8(xi, w)), ones))
+            return _mm256_madd_epi16(_mm256_maddubs_epi16(_mm256_sign_epi8(w, w), _mm256_sign_epi8(xi, w)), ones)
         }
     }
 
@@ -90,9 +90,9 @@ enum IntegerDot {
             (_mm256_cvtepi8_epi16((block + 2).loadUnaligned(as: __m128i.self)), _mm256_cvtepi8_epi16((block + 18).loadUnaligned(as: __m128i.self)))
         }
         @inline(__always)
-        static func multiply(_ w: (__m256i, __m256i), _ x: UnsafeRawPointer) -> __m256 {
-            _mm256_cvtepi32_ps(_mm256_add_epi32(_mm256_madd_epi16(w.0, x.loadUnaligned(as: __m256i.self)),
-                                                _mm256_madd_epi16(w.1, x.loadUnaligned(fromByteOffset: 32, as: __m256i.self))))
+        static func multiply(_ w: (__m256i, __m256i), _ x: UnsafeRawPointer) -> __m256i {
+            _mm256_add_epi32(_mm256_madd_epi16(w.0, x.loadUnaligned(as: __m256i.self)),
+                             _mm256_madd_epi16(w.1, x.loadUnaligned(fromByteOffset: 32, as: __m256i.self)))
         }
     }
 
@@ -109,28 +109,39 @@ enum IntegerDot {
         }
     }
 
+    /// Four products' eight lanes summed to two each: lane k and k+4 hold product k's halves.
+    /// One conversion and one scaling then serve four products.
+    @inline(__always)
+    static func fold(_ p0: __m256i, _ p1: __m256i, _ p2: __m256i, _ p3: __m256i) -> __m256 {
+        _mm256_cvtepi32_ps(_mm256_hadd_epi32(_mm256_hadd_epi32(p0, p1), _mm256_hadd_epi32(p2, p3)))
+    }
+
+    /// A folded accumulator's four sums.
+    @inline(__always)
+    static func unfold(_ a: __m256) -> SIMD4<Float> { a.lowHalf + a.highHalf }
+
     @inline(__always)
     private static func rows4<K: Kernel>(_: K.Type, _ row: UnsafeRawPointer, _ s: Int, _ x: Input, _ blocks: Int, _ out: UnsafeMutablePointer<Float>) {
-        var a0 = _mm256_setzero_ps(), a1 = a0, a2 = a0, a3 = a0
-        var mins = SIMD4<Float>()
+        var acc = _mm256_setzero_ps()
         var p = row, xb = x.values
         let xStep = 32 &* x.width, scales = x.scales, sums = x.sums
         for b in 0..<blocks {
-            let dx = scales[b]
-            a0 = _mm256_fmadd_ps(_mm256_set1_ps(half(p) * dx), K.multiply(K.unpack(p), xb), a0)
-            a1 = _mm256_fmadd_ps(_mm256_set1_ps(half(p + s) * dx), K.multiply(K.unpack(p + s), xb), a1)
-            a2 = _mm256_fmadd_ps(_mm256_set1_ps(half(p + 2 &* s) * dx), K.multiply(K.unpack(p + 2 &* s), xb), a2)
-            a3 = _mm256_fmadd_ps(_mm256_set1_ps(half(p + 3 &* s) * dx), K.multiply(K.unpack(p + 3 &* s), xb), a3)
+            let d = SIMD4(half(p), half(p + s), half(p + 2 &* s), half(p + 3 &* s)) * scales[b]
+            let v = fold(K.multiply(K.unpack(p), xb), K.multiply(K.unpack(p + s), xb), K.multiply(K.unpack(p + 2 &* s), xb),
+                         K.multiply(K.unpack(p + 3 &* s), xb))
+            acc = _mm256_fmadd_ps(v, SIMD8(lowHalf: d, highHalf: d), acc)
             if K.hasMinimum {
-                mins += SIMD4(half(p + 2), half(p + s + 2), half(p + 2 &* s + 2), half(p + 3 &* s + 2)) * sums[b]
+                let m = SIMD8(lowHalf: SIMD4(half(p + 2), half(p + s + 2), half(p + 2 &* s + 2), half(p + 3 &* s + 2)), highHalf: .zero)
+                acc = _mm256_fmadd_ps(m, _mm256_set1_ps(sums[b]), acc)
             }
             p += K.blockBytes
             xb += xStep
         }
-        out[0] = a0.sum() + mins[0]
-        out[1] = a1.sum() + mins[1]
-        out[2] = a2.sum() + mins[2]
-        out[3] = a3.sum() + mins[3]
+        let sums4 = unfold(acc)
+        out[0] = sums4[0]
+        out[1] = sums4[1]
+        out[2] = sums4[2]
+        out[3] = sums4[3]
     }
 
     /// Four rows times four inputs (`x` and the three after it, `inputStride` blocks apart), into
@@ -146,52 +157,41 @@ enum IntegerDot {
         }
     }
 
-    /// Four accumulators: one input's sums with four rows.
-    struct Sums4 {
-        var r0 = _mm256_setzero_ps(), r1 = _mm256_setzero_ps(), r2 = _mm256_setzero_ps(), r3 = _mm256_setzero_ps()
-        var mins = SIMD4<Float>()
-
-        @inline(__always)
-        mutating func add<K: Kernel>(_: K.Type, _ w: (K.Weights, K.Weights, K.Weights, K.Weights), _ d: SIMD4<Float>, _ m: SIMD4<Float>,
-                                     _ x: UnsafeRawPointer, _ dx: Float, _ sx: Float) {
-            let scale = d * dx
-            r0 = _mm256_fmadd_ps(_mm256_set1_ps(scale[0]), K.multiply(w.0, x), r0)
-            r1 = _mm256_fmadd_ps(_mm256_set1_ps(scale[1]), K.multiply(w.1, x), r1)
-            r2 = _mm256_fmadd_ps(_mm256_set1_ps(scale[2]), K.multiply(w.2, x), r2)
-            r3 = _mm256_fmadd_ps(_mm256_set1_ps(scale[3]), K.multiply(w.3, x), r3)
-            if K.hasMinimum { mins += m * sx }
-        }
-
-        @inline(__always)
-        func store(_ out: UnsafeMutablePointer<Float>) {
-            out[0] = r0.sum() + mins[0]
-            out[1] = r1.sum() + mins[1]
-            out[2] = r2.sum() + mins[2]
-            out[3] = r3.sum() + mins[3]
-        }
-    }
-
     @inline(__always)
     private static func tile<K: Kernel>(_: K.Type, _ row: UnsafeRawPointer, _ s: Int, _ x: Input, _ inputStride: Int, _ blocks: Int,
                                         _ out: UnsafeMutablePointer<Float>, _ outStride: Int) {
-        var a = Sums4(), b = Sums4(), c = Sums4(), e = Sums4()
+        // One folded accumulator per row, its lanes the four inputs.
+        var a0 = _mm256_setzero_ps(), a1 = a0, a2 = a0, a3 = a0
         let xs = 32 &* x.width, step = inputStride &* xs
         var p = row, xb = x.values
         for k in 0..<blocks {
-            let w = (K.unpack(p), K.unpack(p + s), K.unpack(p + 2 &* s), K.unpack(p + 3 &* s))
-            let d = SIMD4(half(p), half(p + s), half(p + 2 &* s), half(p + 3 &* s))
-            let m = K.hasMinimum ? SIMD4(half(p + 2), half(p + s + 2), half(p + 2 &* s + 2), half(p + 3 &* s + 2)) : SIMD4()
-            a.add(K.self, w, d, m, xb, x.scales[k], x.sums[k])
-            b.add(K.self, w, d, m, xb + step, x.scales[k + inputStride], x.sums[k + inputStride])
-            c.add(K.self, w, d, m, xb + 2 &* step, x.scales[k + 2 &* inputStride], x.sums[k + 2 &* inputStride])
-            e.add(K.self, w, d, m, xb + 3 &* step, x.scales[k + 3 &* inputStride], x.sums[k + 3 &* inputStride])
+            let dx = SIMD4(x.scales[k], x.scales[k + inputStride], x.scales[k + 2 &* inputStride], x.scales[k + 3 &* inputStride])
+            let scale = SIMD8(lowHalf: dx, highHalf: dx)
+            let x0 = xb, x1 = xb + step, x2 = xb + 2 &* step, x3 = xb + 3 &* step
+            @inline(__always) func row(_ r: UnsafeRawPointer, _ acc: inout __m256) {
+                let w = K.unpack(r)
+                acc = _mm256_fmadd_ps(fold(K.multiply(w, x0), K.multiply(w, x1), K.multiply(w, x2), K.multiply(w, x3)), scale * half(r), acc)
+            }
+            row(p, &a0)
+            row(p + s, &a1)
+            row(p + 2 &* s, &a2)
+            row(p + 3 &* s, &a3)
+            if K.hasMinimum {
+                // The minimums' terms join the low lanes of the same accumulators.
+                let sx = SIMD8(lowHalf: SIMD4(x.sums[k], x.sums[k + inputStride], x.sums[k + 2 &* inputStride], x.sums[k + 3 &* inputStride]),
+                               highHalf: .zero)
+                a0 = _mm256_fmadd_ps(sx, _mm256_set1_ps(half(p + 2)), a0)
+                a1 = _mm256_fmadd_ps(sx, _mm256_set1_ps(half(p + s + 2)), a1)
+                a2 = _mm256_fmadd_ps(sx, _mm256_set1_ps(half(p + 2 &* s + 2)), a2)
+                a3 = _mm256_fmadd_ps(sx, _mm256_set1_ps(half(p + 3 &* s + 2)), a3)
+            }
             p += K.blockBytes
             xb += xs
         }
-        a.store(out)
-        b.store(out + outStride)
-        c.store(out + 2 &* outStride)
-        e.store(out + 3 &* outStride)
+        for (r, a) in [a0, a1, a2, a3].enumerated() {
+            let sums = unfold(a)
+            for i in 0..<4 { out[i &* outStride + r] = sums[i] }
+        }
     }
 
     /// One row times one input (the rows after the last four).
@@ -209,7 +209,7 @@ enum IntegerDot {
         var mins: Float = 0
         for b in 0..<blocks {
             let p = row + b * K.blockBytes
-            a = _mm256_fmadd_ps(_mm256_set1_ps(half(p) * x.scales[b]), K.multiply(K.unpack(p), x.values + b * 32 * x.width), a)
+            a = _mm256_fmadd_ps(_mm256_set1_ps(half(p) * x.scales[b]), _mm256_cvtepi32_ps(K.multiply(K.unpack(p), x.values + b * 32 * x.width)), a)
             if K.hasMinimum { mins += half(p + 2) * x.sums[b] }
         }
         return a.sum() + mins
