@@ -216,3 +216,45 @@ def test_the_status_page_changes_after_requests(start, browser, tmp_path):
     assert len(d.find_elements(By.CSS_SELECTOR, "#workers tr")) == 2
     assert errors(d) == [], errors(d)
     screenshot(d, tmp_path, "status-desktop.png")
+
+
+def test_the_chat_form_holds_a_conversation_and_streams_tokens(start, browser, tmp_path):
+    from test_smollm2 import MODEL_DIR as SMOL_DIR
+    s = start("smollm2", "--model-dir", SMOL_DIR, workers=1)
+    d = browser
+    d.get(s.url + "/")
+    until(d, lambda: d.find_elements(By.ID, "m-smollm2-send"))
+    assert d.find_element(By.CSS_SELECTOR, "#m-smollm2 .kind").text == "chat"
+    field(d, "m-smollm2-temperature").send_keys("0")
+    field(d, "m-smollm2-max_tokens").send_keys("40")
+    # A first turn, streamed (the default): the answer grows, then the stats give tokens/s.
+    d.find_element(By.ID, "m-smollm2-message").send_keys("What is the capital of France?", Keys.ENTER)
+    until(d, lambda: "200 OK" in stats(d, "smollm2"), 60)
+    turns = d.execute_script("return [...document.querySelectorAll('#m-smollm2-turns .turn')].map(t => [t.className, t.textContent])")
+    assert turns == [["turn user", "What is the capital of France?"], ["turn assistant", "The capital of France is Paris."]], turns
+    line = stats(d, "smollm2")
+    assert "first token" in line and "8 tokens" in line and "tokens/s" in line and "stop" in line, line
+    # A second turn carries the first: three messages in the request the server logged.
+    d.find_element(By.ID, "m-smollm2-message").send_keys("And of Italy?", Keys.ENTER)
+    until(d, lambda: "200 OK" in stats(d, "smollm2") and len(d.find_elements(By.CSS_SELECTOR, "#m-smollm2-turns .turn")) == 4, 60)
+    rid = stats(d, "smollm2").split("recordid ")[1].split(" ")[0]
+    s.wait_log(rf'\[{rid}\] request: POST /v1/chat/completions .*"What is the capital of France\?".*"The capital of France is Paris\.".*"And of Italy\?"')
+    screenshot(d, tmp_path, "web-chat.png")
+    # A bad value is refused in plain words and the message stays in the box.
+    field(d, "m-smollm2-temperature").send_keys("5")
+    d.find_element(By.ID, "m-smollm2-message").send_keys("Hello", Keys.ENTER)
+    until(d, lambda: "Error 400" in stats(d, "smollm2"), 30)
+    assert "temperature must be from 0 to 2" in stats(d, "smollm2")
+    assert d.find_element(By.ID, "m-smollm2-message").get_attribute("value") == "Hello"
+    assert len(d.find_elements(By.CSS_SELECTOR, "#m-smollm2-turns .turn")) == 4
+    # Stop cancels a long answer on the server; a new conversation starts empty.
+    field(d, "m-smollm2-temperature").send_keys("1")
+    field(d, "m-smollm2-max_tokens").send_keys("2000")
+    field(d, "m-smollm2-message").send_keys("Write a very long story about the sea.", Keys.ENTER)
+    until(d, lambda: "streaming" in stats(d, "smollm2") and " 3 tokens" not in stats(d, "smollm2"), 30)
+    d.find_element(By.ID, "m-smollm2-stop").click()
+    until(d, lambda: "Stopped" in stats(d, "smollm2"))
+    wait_for(lambda: " 499 " in s.access(), 10, what="the stopped chat's 499 access line")
+    d.find_element(By.ID, "m-smollm2-clear").click()
+    assert d.find_elements(By.CSS_SELECTOR, "#m-smollm2-turns .turn") == []
+    assert errors(d, network=False) == [], errors(d)

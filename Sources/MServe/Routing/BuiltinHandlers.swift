@@ -21,9 +21,11 @@ public final class ServedModel {
          "kind": .string(kind), "example": type(of: instance).example]
     }
 
-    /// Which form the web page shows: embeddings (texts, a similarity heat map), upload (a file
-    /// input, sent as multipart), or json (fields from the example, or a JSON editor).
+    /// Which form the web page shows: chat (a conversation through /v1/chat/completions),
+    /// embeddings (texts, a similarity heat map), upload (a file input, sent as multipart), or json
+    /// (fields from the example, or a JSON editor).
     var kind: String {
+        if instance is any GenerativeModel { return "chat" }
         if instance is any EmbeddingModel { return "embeddings" }
         let types = type(of: instance).acceptedMediaTypes
         return types.contains("multipart/form-data") || types.contains("*/*") ? "upload" : "json"

@@ -50,6 +50,12 @@ table.heat { border-collapse: collapse; margin-top: .6rem; font-size: .8rem; }
 table.heat td, table.heat th { border: 1px solid var(--line); padding: .2rem .35rem; text-align: center; min-width: 3rem; }
 #keybox { display: flex; gap: .5rem; align-items: center; flex-wrap: wrap; }
 #keybox input { width: 18rem; max-width: 100%; }
+.turns { margin: .5rem 0; display: flex; flex-direction: column; gap: .4rem; }
+.turn { padding: .45rem .6rem; border-radius: 8px; white-space: pre-wrap; word-break: break-word; max-width: 92%; }
+.turn.user { align-self: flex-end; background: var(--accent); color: #fff; }
+.turn.assistant { align-self: flex-start; background: var(--bg2); }
+.params { display: flex; gap: .75rem; flex-wrap: wrap; }
+.params > div { flex: 1 1 7rem; }
 @media (max-width: 600px) { main { padding: .6rem; } header { padding: .6rem; } #keybox input { width: 100%; } }
 </style>
 </head>
@@ -214,6 +220,104 @@ function similarityTable(vectors, texts) {
   return t;
 }
 
+// A conversation through /v1/chat/completions: the turns so far are sent each time; a streamed
+// answer grows as its chunks arrive, with the time to the first token and tokens per second.
+function chatForm(m, id, form, ui) {
+  const history = [];
+  const turns = $("div", { class: "turns", id: id + "-turns", "aria-live": "polite" });
+  const param = (name, label, value, attrs) => {
+    const el = $("input", { id: `${id}-${name}`, type: "number", value: String(value), ...attrs });
+    return [$("div", {}, $("label", { for: el.id, text: label }), el), el];
+  };
+  const [tBox, temperature] = param("temperature", "Temperature", 0.7, { min: "0", max: "2", step: "0.1" });
+  const [pBox, topP] = param("top_p", "top_p", 1, { min: "0.01", max: "1", step: "0.05" });
+  const [mBox, maxTokens] = param("max_tokens", "Max tokens", 256, { min: "1", step: "1" });
+  const system = $("input", { id: id + "-system", type: "text", placeholder: "optional: how the assistant should answer" });
+  const message = $("textarea", { id: id + "-message", placeholder: "Your message (Enter sends, Shift+Enter for a new line)" });
+  message.style.minHeight = "3.5rem";
+  const streamBox = $("input", { id: id + "-stream", type: "checkbox" });
+  streamBox.checked = true;
+  ui.clear = $("button", { type: "button", class: "secondary", id: id + "-clear", text: "New conversation" });
+  ui.clear.addEventListener("click", () => { history.length = 0; turns.replaceChildren(); show(ui, ""); });
+  form.append($("label", { for: system.id, text: "System" }), system, turns, $("label", { for: message.id, text: "Message" }), message,
+              $("div", { class: "params" }, tBox, pBox, mBox),
+              $("label", { class: "check", for: streamBox.id }, streamBox, "Stream tokens as they come"));
+  message.addEventListener("keydown", ev => { if (ev.key === "Enter" && !ev.shiftKey) { ev.preventDefault(); form.requestSubmit(); } });
+  form.addEventListener("submit", async ev => {
+    ev.preventDefault();
+    const text = message.value.trim();
+    if (!text) { show(ui, "Write a message first.", "bad"); return; }
+    const stream = streamBox.checked;
+    const body = { model: m.name, stream, ...(stream ? { stream_options: { include_usage: true } } : {}),
+                   temperature: Number(temperature.value), top_p: Number(topP.value),
+                   max_tokens: parseInt(maxTokens.value, 10),
+                   messages: [...(system.value.trim() ? [{ role: "system", content: system.value.trim() }] : []), ...history,
+                              { role: "user", content: text }] };
+    const mine = $("div", { class: "turn user", text: text });
+    const answer = $("div", { class: "turn assistant", text: "…" });
+    turns.append(mine, answer);
+    message.value = "";
+    const t0 = performance.now();
+    ui.send.disabled = true; ui.stop.disabled = !stream; show(ui, "Sending…");
+    const ctl = new AbortController(); ui.abort = ctl;
+    let reply = "", tokens = 0, first = 0, rid = "";
+    const rate = () => tokens > 1 ? ((tokens - 1) / ((performance.now() - t0 - first) / 1000)).toFixed(1) : "–";
+    try {
+      const res = await fetch("/v1/chat/completions", { method: "POST", signal: ctl.signal,
+        headers: { "Content-Type": "application/json", ...authHeaders() }, body: JSON.stringify(body) });
+      rid = res.headers.get("x-request-id") || "";
+      if (!res.ok) { throw { status: res.status, body: await res.text() }; }
+      if (!stream) {
+        const j = await res.json();
+        reply = j.choices[0].message.content;
+        answer.textContent = reply;
+        const t = j.timings || {};
+        show(ui, `200 OK · recordid ${rid} · ${j.usage.completion_tokens} tokens · ${t.predicted_per_second ?? "–"} tokens/s · first token ${(t.prompt_ms ?? 0).toFixed(0)} ms`, "good");
+      } else {
+        const reader = res.body.getReader(); const dec = new TextDecoder();
+        let buf = "", finish = "", counted = null;
+        for (;;) {
+          const { value, done } = await reader.read();
+          if (done) break;
+          buf += dec.decode(value, { stream: true });
+          let i;
+          while ((i = buf.indexOf("\n\n")) >= 0) {
+            const event = buf.slice(0, i); buf = buf.slice(i + 2);
+            const data = event.split("\n").filter(l => l.startsWith("data: ")).map(l => l.slice(6)).join("");
+            if (!data || data === "[DONE]") continue;
+            const chunk = JSON.parse(data);
+            if (chunk.error) throw { status: 200, body: data };
+            if (chunk.usage) counted = chunk.usage.completion_tokens;
+            const c = chunk.choices && chunk.choices[0];
+            if (!c) continue;
+            if (c.delta && c.delta.content) {
+              if (!tokens) first = performance.now() - t0;
+              tokens++;
+              reply += c.delta.content;
+              answer.textContent = reply;
+            }
+            if (c.finish_reason) finish = c.finish_reason;
+          }
+          show(ui, `200 streaming · recordid ${rid} · first token ${first.toFixed(0)} ms · ${tokens} tokens · ${rate()} tokens/s`);
+        }
+        // The usage counts the end-of-turn token too, which has no text.
+        show(ui, `200 OK · recordid ${rid} · first token ${first.toFixed(0)} ms · ${counted ?? tokens} tokens · ${rate()} tokens/s · ${finish}`, "good");
+      }
+      history.push({ role: "user", content: text }, { role: "assistant", content: reply });
+    } catch (e) {
+      if (e.name === "AbortError") {
+        show(ui, "Stopped: the server cancels the request.", "bad");
+        if (reply) history.push({ role: "user", content: text }, { role: "assistant", content: reply });
+      } else {
+        answer.remove(); mine.remove(); message.value = text;
+        show(ui, e.status ? `${errorText(e.status, e.body)} · recordid ${rid}` : "The server could not be reached (" + e.message + ").", "bad");
+      }
+    } finally {
+      ui.send.disabled = false; ui.stop.disabled = true; ui.abort = null;
+    }
+  });
+}
+
 function formFor(m) {
   const id = "m-" + m.name;
   const sec = $("section", { class: "model", id, "aria-labelledby": id + "-h" });
@@ -224,7 +328,9 @@ function formFor(m) {
   ui.send = $("button", { type: "submit", id: id + "-send", text: "Send" });
   ui.stop = $("button", { type: "button", class: "secondary", id: id + "-stop", text: "Stop", disabled: "" });
   ui.stop.addEventListener("click", () => ui.abort && ui.abort.abort());
-  if (m.kind === "embeddings") {
+  if (m.kind === "chat") {
+    chatForm(m, id, form, ui);
+  } else if (m.kind === "embeddings") {
     form.append($("label", { for: id + "-texts", text: "Texts, one per line" }), $("textarea", { id: id + "-texts" }));
     form.querySelector("textarea").value = "The cat sits on the mat.\nA kitten rests on a rug.\nStock markets fell sharply today.";
     form.addEventListener("submit", async ev => {
@@ -267,6 +373,7 @@ function formFor(m) {
     });
   }
   form.append(ui.send, ui.stop);
+  if (ui.clear) form.append(ui.clear);
   sec.append(form, ui.stats, ui.out);
   return sec;
 }
