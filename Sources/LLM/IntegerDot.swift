@@ -157,6 +157,65 @@ enum IntegerDot {
         }
     }
 
+    /// Four rows times eight inputs: each unpacked block serves twice as many.
+    static func tile8(_ type: GGMLType, _ row: UnsafeRawPointer, stride: Int, _ x: Input, inputStride: Int, _ blocks: Int,
+                      _ out: UnsafeMutablePointer<Float>, outStride: Int) {
+        switch (type, x.width) {
+        case (.q4_1, 1): tile8(Q4_1x8.self, row, stride, x, inputStride, blocks, out, outStride)
+        case (.q4_1, _): tile8(Q4_1x16.self, row, stride, x, inputStride, blocks, out, outStride)
+        case (_, 1): tile8(Q8_0x8.self, row, stride, x, inputStride, blocks, out, outStride)
+        default: tile8(Q8_0x16.self, row, stride, x, inputStride, blocks, out, outStride)
+        }
+    }
+
+    /// Inputs `first`..`first+3`'s scales (or sums) at block `k`, twice: the lanes of a folded vector.
+    @inline(__always)
+    static func lanes(_ v: UnsafePointer<Float>, _ k: Int, _ first: Int, _ stride: Int) -> SIMD8<Float> {
+        let q = SIMD4(v[k + first &* stride], v[k + (first + 1) &* stride], v[k + (first + 2) &* stride], v[k + (first + 3) &* stride])
+        return SIMD8(lowHalf: q, highHalf: q)
+    }
+
+    @inline(__always)
+    private static func tile8<K: Kernel>(_: K.Type, _ row: UnsafeRawPointer, _ s: Int, _ x: Input, _ inputStride: Int, _ blocks: Int,
+                                         _ out: UnsafeMutablePointer<Float>, _ outStride: Int) {
+        // Per row, two folded accumulators: inputs 0-3 and 4-7.
+        var a0 = _mm256_setzero_ps(), a1 = a0, a2 = a0, a3 = a0, b0 = a0, b1 = a0, b2 = a0, b3 = a0
+        let xs = 32 &* x.width, step = inputStride &* xs
+        let lowLanes = SIMD8<Float>(1, 1, 1, 1, 0, 0, 0, 0)
+        var p = row, xb = x.values
+        for k in 0..<blocks {
+            let scaleA = lanes(x.scales, k, 0, inputStride), scaleB = lanes(x.scales, k, 4, inputStride)
+            let sumsA = K.hasMinimum ? lanes(x.sums, k, 0, inputStride) * lowLanes : .zero
+            let sumsB = K.hasMinimum ? lanes(x.sums, k, 4, inputStride) * lowLanes : .zero
+            @inline(__always) func row(_ r: UnsafeRawPointer, _ a: inout __m256, _ b: inout __m256) {
+                let w = K.unpack(r)
+                let d = half(r)
+                a = _mm256_fmadd_ps(fold(K.multiply(w, xb), K.multiply(w, xb + step), K.multiply(w, xb + 2 &* step), K.multiply(w, xb + 3 &* step)),
+                                    scaleA * d, a)
+                b = _mm256_fmadd_ps(fold(K.multiply(w, xb + 4 &* step), K.multiply(w, xb + 5 &* step), K.multiply(w, xb + 6 &* step),
+                                         K.multiply(w, xb + 7 &* step)), scaleB * d, b)
+                if K.hasMinimum {
+                    let m = _mm256_set1_ps(half(r + 2))
+                    a = _mm256_fmadd_ps(sumsA, m, a)
+                    b = _mm256_fmadd_ps(sumsB, m, b)
+                }
+            }
+            row(p, &a0, &b0)
+            row(p + s, &a1, &b1)
+            row(p + 2 &* s, &a2, &b2)
+            row(p + 3 &* s, &a3, &b3)
+            p += K.blockBytes
+            xb += xs
+        }
+        for (r, (a, b)) in [(a0, b0), (a1, b1), (a2, b2), (a3, b3)].enumerated() {
+            let first = unfold(a), second = unfold(b)
+            for i in 0..<4 {
+                out[i &* outStride + r] = first[i]
+                out[(i + 4) &* outStride + r] = second[i]
+            }
+        }
+    }
+
     @inline(__always)
     private static func tile<K: Kernel>(_: K.Type, _ row: UnsafeRawPointer, _ s: Int, _ x: Input, _ inputStride: Int, _ blocks: Int,
                                         _ out: UnsafeMutablePointer<Float>, _ outStride: Int) {

@@ -78,7 +78,12 @@ struct QuantizedMatrix: @unchecked Sendable {
                             for g in stride(from: c * per, to: min(groups, (c + 1) * per), by: 1) {
                                 let r0 = g * 4
                                 var i = 0
-                                // Four inputs at a time share each unpacked weight block; the rest one by one.
+                                // Eight or four inputs at a time share each unpacked weight block; the rest one by one.
+                                while r0 + 4 <= rows && i + 8 <= n {
+                                    IntegerDot.tile8(type, base + r0 * rowBytes, stride: rowBytes, input.block(i * blocks), inputStride: blocks, blocks,
+                                                     output.pointer + i * rows + r0, outStride: rows)
+                                    i += 8
+                                }
                                 while r0 + 4 <= rows && i + 4 <= n {
                                     IntegerDot.tile(type, base + r0 * rowBytes, stride: rowBytes, input.block(i * blocks), inputStride: blocks, blocks,
                                                     output.pointer + i * rows + r0, outStride: rows)
