@@ -117,6 +117,24 @@ function errorText(status, body) {
 
 function show(ui, text, cls) { ui.stats.textContent = text; ui.stats.className = "stats " + (cls || ""); }
 
+// Server-Sent Events read from a response's body as they arrive (EventSource cannot POST): each
+// event's data, but the closing [DONE], to `onData`.
+async function readEvents(res, onData) {
+  const reader = res.body.getReader(); const dec = new TextDecoder();
+  let buf = "";
+  for (;;) {
+    const { value, done } = await reader.read();
+    if (done) return;
+    buf += dec.decode(value, { stream: true });
+    let i;
+    while ((i = buf.indexOf("\n\n")) >= 0) {
+      const event = buf.slice(0, i); buf = buf.slice(i + 2);
+      const data = event.split("\n").filter(l => l.startsWith("data: ")).map(l => l.slice(6)).join("\n");
+      if (data && data !== "[DONE]") onData(data);
+    }
+  }
+}
+
 async function send(ui, url, init, stream) {
   const t0 = performance.now();
   ui.send.disabled = true; ui.stop.disabled = !stream; ui.out.textContent = "";
@@ -136,28 +154,14 @@ async function send(ui, url, init, stream) {
       show(ui, `${res.status} OK · recordid ${rid} · ${ms.toFixed(0)} ms`, "good");
       return { body, rid };
     }
-    // A stream: Server-Sent Events read from the body as they arrive (EventSource cannot POST).
-    const reader = res.body.getReader(); const dec = new TextDecoder();
-    let buf = "", pieces = 0, first = 0;
-    for (;;) {
-      const { value, done } = await reader.read();
-      if (done) break;
-      buf += dec.decode(value, { stream: true });
-      let i;
-      while ((i = buf.indexOf("\n\n")) >= 0) {
-        const event = buf.slice(0, i); buf = buf.slice(i + 2);
-        for (const line of event.split("\n")) {
-          if (!line.startsWith("data: ")) continue;
-          const data = line.slice(6);
-          if (data === "[DONE]") continue;
-          if (!first) first = performance.now() - t0;
-          pieces++;
-          ui.out.textContent += data + "\n";
-          const s = (performance.now() - t0) / 1000;
-          show(ui, `${res.status} streaming · recordid ${rid} · first piece ${first.toFixed(0)} ms · ${pieces} pieces · ${(pieces / s).toFixed(1)} pieces/s`);
-        }
-      }
-    }
+    let pieces = 0, first = 0;
+    await readEvents(res, data => {
+      if (!first) first = performance.now() - t0;
+      pieces++;
+      ui.out.textContent += data + "\n";
+      const s = (performance.now() - t0) / 1000;
+      show(ui, `${res.status} streaming · recordid ${rid} · first piece ${first.toFixed(0)} ms · ${pieces} pieces · ${(pieces / s).toFixed(1)} pieces/s`);
+    });
     const s = (performance.now() - t0) / 1000;
     show(ui, `${res.status} OK · recordid ${rid} · ${(s * 1000).toFixed(0)} ms · first piece ${first.toFixed(0)} ms · ${pieces} pieces · ${(pieces / s).toFixed(1)} pieces/s`, "good");
     return null;
@@ -274,32 +278,22 @@ function chatForm(m, id, form, ui) {
         const t = j.timings || {};
         show(ui, `200 OK · recordid ${rid} · ${j.usage.completion_tokens} tokens · ${t.predicted_per_second ?? "–"} tokens/s · first token ${(t.prompt_ms ?? 0).toFixed(0)} ms`, "good");
       } else {
-        const reader = res.body.getReader(); const dec = new TextDecoder();
-        let buf = "", finish = "", counted = null;
-        for (;;) {
-          const { value, done } = await reader.read();
-          if (done) break;
-          buf += dec.decode(value, { stream: true });
-          let i;
-          while ((i = buf.indexOf("\n\n")) >= 0) {
-            const event = buf.slice(0, i); buf = buf.slice(i + 2);
-            const data = event.split("\n").filter(l => l.startsWith("data: ")).map(l => l.slice(6)).join("");
-            if (!data || data === "[DONE]") continue;
-            const chunk = JSON.parse(data);
-            if (chunk.error) throw { status: 200, body: data };
-            if (chunk.usage) counted = chunk.usage.completion_tokens;
-            const c = chunk.choices && chunk.choices[0];
-            if (!c) continue;
-            if (c.delta && c.delta.content) {
-              if (!tokens) first = performance.now() - t0;
-              tokens++;
-              reply += c.delta.content;
-              answer.textContent = reply;
-            }
-            if (c.finish_reason) finish = c.finish_reason;
+        let finish = "", counted = null;
+        await readEvents(res, data => {
+          const chunk = JSON.parse(data);
+          if (chunk.error) throw { status: 200, body: data };
+          if (chunk.usage) counted = chunk.usage.completion_tokens;
+          const c = chunk.choices && chunk.choices[0];
+          if (!c) return;
+          if (c.delta && c.delta.content) {
+            if (!tokens) first = performance.now() - t0;
+            tokens++;
+            reply += c.delta.content;
+            answer.textContent = reply;
           }
+          if (c.finish_reason) finish = c.finish_reason;
           show(ui, `200 streaming · recordid ${rid} · first token ${first.toFixed(0)} ms · ${tokens} tokens · ${rate()} tokens/s`);
-        }
+        });
         // The usage counts the end-of-turn token too, which has no text.
         show(ui, `200 OK · recordid ${rid} · first token ${first.toFixed(0)} ms · ${counted ?? tokens} tokens · ${rate()} tokens/s · ${finish}`, "good");
       }
