@@ -321,3 +321,21 @@ def test_preloaded_the_model_is_forked_into_each_worker_which_runs_its_own_engin
         assert len(pids) == 2, pids
     finally:
         s.stop()
+
+
+def test_missing_or_wrong_weights_stop_the_server_with_the_path_and_the_fix(tmp_path):
+    """No GGUF file: the worker names the path and the fetch script, and the master exits with 4
+    instead of respawning workers in a loop.  A damaged file is caught by its hash."""
+    from conftest import Server
+    for d in ("a", "b", "broken"):
+        (tmp_path / d).mkdir()
+    s = Server(tmp_path / "a", ["smollm2", "--model-dir", str(tmp_path / "nowhere")], workers=1, wait=False)
+    assert s.wait_exit(timeout=30) == 4
+    assert f"{tmp_path}/nowhere/SmolLM2-135M-Instruct.Q4_1.gguf" in s.log() and "scripts/fetch-smollm2" in s.log()
+    broken = tmp_path / "broken"
+    data = bytearray(open(os.path.join(MODEL_DIR, "SmolLM2-135M-Instruct.Q4_1.gguf"), "rb").read())
+    data[-1] ^= 1   # one bit of the last tensor
+    (broken / "SmolLM2-135M-Instruct.Q4_1.gguf").write_bytes(bytes(data))
+    s2 = Server(tmp_path / "b", ["smollm2", "--model-dir", str(broken)], workers=1, wait=False)
+    assert s2.wait_exit(timeout=30) == 4
+    assert "is not the expected file (sha256" in s2.log() and "expected b179c952" in s2.log() and "scripts/fetch-smollm2" in s2.log()

@@ -197,8 +197,8 @@ class ModelHandler: RequestHandler {
         }
     }
 
-    /// The request-timeout timer and the stream's ping timer.  Their closures hold this handler, so
-    /// it is released when they are done with.
+    /// The request-timeout timer (its closure holds this handler, so it is released when done with)
+    /// and the stream's ping timer (which does not: the job holds the handler while it runs).
     private var deadline: EventHandle?
     private var pinger: EventHandle?
     private var streamFormat: StreamFormat?
