@@ -24,6 +24,8 @@ let package = Package(
         // OpenBLAS's CBLAS through pkg-config (Debian's pthread build: see Sources/COpenBLAS/shim.h).
         .systemLibrary(name: "COpenBLAS", pkgConfig: "openblas",
                        providers: [.apt(["libopenblas-dev"])]),
+        // CPython embedded, for models written in Python (see Sources/CPython/shim.h).
+        .systemLibrary(name: "CPython", pkgConfig: "python3-embed", providers: [.apt(["python3-dev"])]),
         // OpenSSL's TLS through pkg-config, for HTTPS (--certfile).
         .systemLibrary(name: "COpenSSL", pkgConfig: "openssl", providers: [.apt(["libssl-dev"])]),
         // A system call Swift's Glibc module does not declare (see the header).
@@ -47,9 +49,11 @@ let package = Package(
         .target(name: "MServeMiniLM", dependencies: ["MServe", "MiniLM"]),
         // The smollm2 chat model: LLM behind mserve's model API, registered by the executable.
         .target(name: "MServeSmolLM", dependencies: ["MServe", "LLM"]),
+        // Models written in Python: a class or function run by each worker's embedded interpreter.
+        .target(name: "MServePython", dependencies: ["MServe", "CPython"]),
         // For tests of handlers and models: the HTTP layer and router in-process, a null logger, contexts.
         .target(name: "MServeTesting", dependencies: ["MServe", "MServeHTTP", "MServePOSIX"]),
-        .executableTarget(name: "mserve", dependencies: ["MServe", "MServeServer", "MServeMiniLM", "MServeSmolLM"]),
+        .executableTarget(name: "mserve", dependencies: ["MServe", "MServeServer", "MServeMiniLM", "MServeSmolLM", "MServePython"]),
         .testTarget(name: "MServeHTTPTests", dependencies: ["MServeHTTP", "MServePOSIX"]),
         .testTarget(name: "MServeTests", dependencies: ["MServe", "MServeHTTP", "MServePOSIX", "MServeTesting"]),
         .testTarget(name: "MServeServerTests", dependencies: ["MServeServer", "MServe", "MServePOSIX"]),

@@ -1,5 +1,6 @@
 import MServe
 import MServeMiniLM
+import MServePython
 import MServeSmolLM
 import MServeServer
 
@@ -7,4 +8,5 @@ import MServeServer
 var models = ModelRegistry.builtin
 models.registerMiniLM()
 models.registerSmolLM()
+models.registerPython()
 MServeMain.serve(models: models)

@@ -113,7 +113,7 @@ import MServePOSIX
             try ModelRegistry.builtin.check(["demo", "nope"])
             Issue.record("expected an error")
         } catch {
-            #expect(error.message == "unknown model 'nope'; known models: demo, echo, sleep")
+            #expect(error.message == "unknown model 'nope'; known models: demo, echo, sleep, or NAME=module:Attribute for Python")
         }
     }
 

@@ -58,6 +58,8 @@ public struct Settings: Sendable, Equatable {
     /// A stream quiet this long gets an SSE comment (0: never).
     public var streamPing = 10.0
     public var modelDir: String? = nil
+    /// Directories Python models import from (gunicorn's --pythonpath), comma-separated.
+    public var pythonPath: String? = nil
     public var pidfile: String? = nil
     /// The master's control socket (`mserve ctl`): nil for the default place (`controlSocketPath`).
     public var controlSocket: String? = nil

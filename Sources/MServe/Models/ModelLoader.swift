@@ -5,9 +5,11 @@ package enum ModelLoader {
     package static func load(_ settings: Settings, registry: ModelRegistry, slot: Int, logger: Logger) throws(ModelLoadError) -> [ServedModel] {
         var models: [ServedModel] = []
         for name in settings.models {
-            guard let entry = registry.entry(named: name) else { throw ModelLoadError("unknown model \(name)") }
             let ms = settings.settings(forModel: name)
+            guard let entry = registry.entry(named: name, settings: ms) else { throw ModelLoadError("unknown model \(name)") }
             var options = ms.options
+            // --pythonpath reaches the Python models (which may override it in their table).
+            if options["python"] != nil, options["pythonpath"] == nil, let path = settings.pythonPath { options["pythonpath"] = .string(path) }
             // model_dir is the server's to give (every model may have one), not a model option.
             let dir = options.removeValue(forKey: "model_dir")?.stringValue ?? settings.modelDir
             let ctx = ModelContext(name: name, slot: slot, device: ms.device, options: options, modelDir: dir, logger: logger,

@@ -31,13 +31,34 @@ public struct ModelRegistry: Sendable {
     public func entry(named name: String) -> Entry? { entries.first { $0.name == name } }
     public var names: [String] { entries.map(\.name) }
 
-    /// Every requested name must be known: the message lists what is.
-    public func check(_ models: [String]) throws(ConfigError) {
+    /// The model type that serves Python code, `[model.NAME] python = "module:Attribute"` (or
+    /// `NAME=module:Attribute` on the command line): set by MServePython's `registerPython`.
+    public var python: (any Model.Type)?
+    private var makePython: (@Sendable (ModelContext) throws -> any Model)?
+
+    public mutating func registerPython<M: Model>(_ type: M.Type) {
+        python = M.self
+        makePython = { ctx in try M(context: ctx) }
+    }
+
+    /// The entry a model is served by: Python code its settings name, else a registered name.
+    public func entry(named name: String, settings: ModelSettings) -> Entry? {
+        guard case .string(let spec)? = settings.options["python"] else { return entry(named: name) }
+        guard let python, let makePython else { return nil }
+        return Entry(name: name, summary: "Python: \(spec)", type: python, make: makePython)
+    }
+
+    /// Every requested name must be known (registered, or Python code in its settings): the message
+    /// lists what is.
+    public func check(_ models: [String], settings: Settings = Settings()) throws(ConfigError) {
         if models.isEmpty {
             throw ConfigError("no model given; known models: \(names.joined(separator: ", "))")
         }
-        for m in models where entry(named: m) == nil {
-            throw ConfigError("unknown model '\(m)'; known models: \(names.joined(separator: ", "))")
+        for m in models where entry(named: m, settings: settings.settings(forModel: m)) == nil {
+            if settings.settings(forModel: m).options["python"] != nil {
+                throw ConfigError("model '\(m)' is Python code, and this mserve was built without Python (MServePython)")
+            }
+            throw ConfigError("unknown model '\(m)'; known models: \(names.joined(separator: ", ")), or NAME=module:Attribute for Python")
         }
         var seen: Set<String> = []
         for m in models where !seen.insert(m).inserted {

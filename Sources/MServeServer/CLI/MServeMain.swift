@@ -89,8 +89,8 @@ public enum MServeMain {
 private func check(_ given: Settings, _ registry: ModelRegistry) throws(ConfigError) -> Settings {
     var settings = given
     if let path = settings.keysFile { settings.apiKeys = try KeysFile.load(path) }
-    try registry.check(settings.models)
-    for name in settings.modelSettings.keys where registry.entry(named: name) == nil {
+    try registry.check(settings.models, settings: settings)
+    for (name, ms) in settings.modelSettings where registry.entry(named: name, settings: ms) == nil {
         throw ConfigError("config: [model.\(name)] names an unknown model; known models: \(registry.names.joined(separator: ", "))")
     }
     for b in settings.binds { _ = try BindAddress(parsing: b) }

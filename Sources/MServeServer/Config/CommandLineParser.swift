@@ -83,7 +83,20 @@ public enum CommandLineParser {
             }
             seenOnCommandLine.insert(setting.key)
         }
-        if !positional.isEmpty { settings.models = positional }
+        if !positional.isEmpty {
+            // NAME=module:Attribute serves Python code under NAME, as [model.NAME] python = "..." does.
+            settings.models = []
+            for p in positional {
+                guard let eq = p.firstIndex(of: "="), p[p.index(after: eq)...].contains(":") else {
+                    settings.models.append(p)
+                    continue
+                }
+                let name = String(p[..<eq])
+                guard !name.isEmpty else { throw ConfigError("'\(p)': give the model a name, NAME=module:Attribute") }
+                settings.models.append(name)
+                settings.modelSettings[name, default: ModelSettings()].options["python"] = .string(String(p[p.index(after: eq)...]))
+            }
+        }
         return .serve(settings)
     }
 

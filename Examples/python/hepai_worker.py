@@ -1,0 +1,26 @@
+"""A HepAI-style worker model: any object with an `inference` method taking keyword arguments.
+
+    mserve -w 2 --pythonpath Examples/python worker=hepai_worker:WorkerModel
+    curl -s localhost:8000/worker -d '{"text": "hello"}'
+    curl -sN localhost:8000/worker -d '{"text": "hello world", "stream": true}'
+"""
+
+
+class WorkerModel:
+    def __init__(self):
+        self.calls = 0
+
+    def inference(self, text="", stream=False, **kwargs):
+        if not isinstance(text, str):
+            raise ValueError("text must be a string")
+        self.calls += 1
+        if text == "crash":
+            raise RuntimeError("the model broke on purpose")
+        if stream:
+            return self.words(text)
+        return {"text": text.upper(), "words": len(text.split()), "calls": self.calls}
+
+    def words(self, text):
+        # A generator: each yielded value is one piece of the stream (SSE or JSON lines).
+        for i, w in enumerate(text.split()):
+            yield {"index": i, "word": w.upper()}

@@ -1,0 +1,100 @@
+internal import CPython
+import MServe
+import Synchronization
+
+/// The worker's embedded CPython: started once, by the first Python model a worker loads (after the
+/// fork: an interpreter does not survive one), and then left without the GIL, so that the event
+/// loop never holds it; model threads take it around each call into Python.
+enum PythonRuntime {
+    private static let started = Mutex(false)
+
+    /// Starts the interpreter if it is not, with `paths` first on sys.path; returns with the GIL
+    /// released.  A model's loading takes it again through `withGIL`.
+    static func start(paths: [String]) {
+        let first = started.withLock { s in
+            defer { s = true }
+            return !s
+        }
+        if first {
+            Py_InitializeEx(0)   // 0: Python installs no signal handlers; the worker keeps its own
+            _ = PyEval_SaveThread()
+        }
+        withGIL {
+            guard let sysPath = PySys_GetObject("path") else { return }
+            for p in paths.reversed() {
+                let item = PyUnicode_FromString(p)
+                if PySequence_Contains(sysPath, item) == 0 { PyList_Insert(sysPath, 0, item) }
+                mserve_py_decref(item)
+            }
+        }
+    }
+
+    /// Runs `body` holding the GIL, from any thread.
+    static func withGIL<T>(_ body: () throws -> T) rethrows -> T {
+        let state = PyGILState_Ensure()
+        defer { PyGILState_Release(state) }
+        return try body()
+    }
+}
+
+/// An owned reference to a Python object, released when dropped.  Made and dropped under the GIL.
+final class PythonObject {
+    let pointer: UnsafeMutablePointer<PyObject>
+
+    /// Takes a new reference; nil (a Python exception is set) is nil.
+    init?(_ pointer: UnsafeMutablePointer<PyObject>?) {
+        guard let pointer else { return nil }
+        self.pointer = pointer
+    }
+
+    /// A borrowed reference, kept.
+    init(borrowing pointer: UnsafeMutablePointer<PyObject>) {
+        mserve_py_incref(pointer)
+        self.pointer = pointer
+    }
+
+    deinit { mserve_py_decref(pointer) }
+
+    func attribute(_ name: String) -> PythonObject? {
+        guard PyObject_HasAttrString(pointer, name) == 1 else { return nil }
+        return PythonObject(PyObject_GetAttrString(pointer, name))
+    }
+
+    var isCallable: Bool { PyCallable_Check(pointer) == 1 }
+}
+
+/// The Python exception set, as a Swift error: a `ValueError` is the client's mistake (400), any
+/// other the model's (500, its traceback logged).
+struct PythonError: Error, CustomStringConvertible {
+    let isValueError: Bool
+    let message: String
+    let traceback: String
+
+    var description: String { message }
+
+    /// Takes (and clears) the exception set.
+    static func fetch() -> PythonError {
+        var type: UnsafeMutablePointer<PyObject>?, value: UnsafeMutablePointer<PyObject>?, trace: UnsafeMutablePointer<PyObject>?
+        PyErr_Fetch(&type, &value, &trace)
+        PyErr_NormalizeException(&type, &value, &trace)
+        defer { mserve_py_decref(type); mserve_py_decref(value); mserve_py_decref(trace) }
+        let isValue = type.map { PyErr_GivenExceptionMatches($0, mserve_py_value_error()) == 1 } ?? false
+        let message = value.flatMap { v in PythonObject(PyObject_Str(v)).flatMap { Python.string($0.pointer) } } ?? "unknown Python error"
+        var text = ""
+        if let tb = PythonObject(PyImport_ImportModule("traceback")), let format = tb.attribute("format_exception"),
+           let type, let value, let args = PythonObject(PyTuple_New(3)) {
+            // PyTuple_SetItem steals a reference: each gets one of its own (None for no traceback).
+            for (i, o) in [type, value, trace].enumerated() {
+                if let o { mserve_py_incref(o) }
+                PyTuple_SetItem(args.pointer, i, o ?? mserve_py_none())
+            }
+            if let lines = PythonObject(PyObject_CallObject(format.pointer, args.pointer)), let empty = PythonObject(PyUnicode_FromString("")),
+               let joined = PythonObject(PyUnicode_Join(empty.pointer, lines.pointer)) {
+                text = Python.string(joined.pointer) ?? ""
+            }
+            PyErr_Clear()
+        }
+        let name = type.flatMap { t in PythonObject(PyObject_GetAttrString(t, "__name__")).flatMap { Python.string($0.pointer) } } ?? "Exception"
+        return PythonError(isValueError: isValue, message: isValue ? message : "\(name): \(message)", traceback: text)
+    }
+}
