@@ -1,6 +1,25 @@
 // CPython's C API (Debian: python3-dev, pkg-config python3-embed), for models written in Python.
 // Its type checks, reference counts and singletons are macros, which Swift cannot import: these
 // inline functions stand for them.
+//
+// Python.h defines the feature macros it wants (_GNU_SOURCE, _XOPEN_SOURCE, ...) before it includes
+// the system's headers, which changes their declarations: fd_set's member is then `fds_bits`, not
+// `__fds_bits` as libevent's module (CEvent) saw it, and a program that loads both modules fails
+// to build.  The headers both include come first here, as the rest of the program sees them.
+#include <sys/types.h>
+#include <sys/select.h>
+#include <sys/socket.h>
+#include <sys/time.h>
+#include <sys/stat.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <errno.h>
+#include <unistd.h>
+#include <limits.h>
+#include <wchar.h>
+#include <math.h>
+#include <time.h>
 #define PY_SSIZE_T_CLEAN
 #include <Python.h>
 
