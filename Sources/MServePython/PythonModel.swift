@@ -51,12 +51,14 @@ public final class PythonModel: Model {
                 guard let inference = instance.attribute("inference"), inference.isCallable else {
                     throw ModelLoadError("python: \(spec) has no inference method (HepAI's inference(self, **kwargs))")
                 }
+                PythonModel.log(PythonRuntime.takeOutput(), spec, context.logger)
                 return inference
             }
             guard attribute.isCallable else { throw ModelLoadError("python: \(spec) is neither a class nor a function") }
             if let initialize = module.attribute("init"), initialize.isCallable {
                 guard PythonObject(PyObject_CallNoArgs(initialize.pointer)) != nil else { throw PythonModel.loadError(spec, context.logger) }
             }
+            PythonModel.log(PythonRuntime.takeOutput(), spec, context.logger)
             return attribute
         }
     }
@@ -84,6 +86,7 @@ public final class PythonModel: Model {
     /// or each piece of a generator (`isStream`), to `deliver`, under the GIL.
     private func call(_ request: InferenceRequest, _ deliver: (JSON, _ isStream: Bool) throws -> Void) throws {
         try PythonRuntime.withGIL {
+            defer { log(PythonRuntime.takeOutput(), request.recordID) }
             let kwargs = Python.object(request.input.isObject ? request.input : [:])
             let args = PyTuple_New(0)
             defer { mserve_py_decref(kwargs); mserve_py_decref(args) }
@@ -92,6 +95,7 @@ public final class PythonModel: Model {
             if mserve_py_is_iterator(result.pointer) != 0 {
                 defer { if let close = result.attribute("close") { _ = PythonObject(PyObject_CallNoArgs(close.pointer)) } }
                 while let item = PythonObject(PyIter_Next(result.pointer)) {
+                    log(PythonRuntime.takeOutput(), request.recordID)
                     let piece = try Python.json(item.pointer)
                     try deliver(piece.isObject ? piece : ["result": piece], true)
                 }
@@ -100,6 +104,13 @@ public final class PythonModel: Model {
             }
             try deliver(try Python.json(result.pointer), false)
         }
+    }
+
+    /// What the model printed or logged, in the error log with the request's recordid.
+    private func log(_ lines: [String], _ recordID: String? = nil) { PythonModel.log(lines, spec, logger, recordID) }
+
+    static func log(_ lines: [String], _ spec: String, _ logger: Logger, _ recordID: String? = nil) {
+        for line in lines { logger.info("python \(spec): \(line)", recordID: recordID) }
     }
 
     /// The exception Python raised: a ValueError is a 400, anything else a 500 with the traceback

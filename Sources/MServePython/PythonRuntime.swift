@@ -17,6 +17,7 @@ enum PythonRuntime {
         }
         if first {
             Py_InitializeEx(0)   // 0: Python installs no signal handlers; the worker keeps its own
+            _ = PyRun_SimpleStringFlags(PythonRuntime.outputSetup, nil)
             _ = PyEval_SaveThread()
         }
         withGIL {
@@ -27,6 +28,40 @@ enum PythonRuntime {
                 mserve_py_decref(item)
             }
         }
+    }
+
+    /// print() and logging go to a buffer per thread, which `takeOutput` empties into the error log
+    /// after each call, with the request's recordid.
+    private static let outputSetup = """
+        import logging, sys, threading
+        class _MserveOutput:
+            def __init__(self):
+                self.local = threading.local()
+            def write(self, text):
+                buf = getattr(self.local, "buf", None)
+                if buf is None:
+                    buf = self.local.buf = []
+                buf.append(text)
+                return len(text)
+            def flush(self):
+                pass
+            def take(self):
+                text = "".join(getattr(self.local, "buf", None) or [])
+                self.local.buf = []
+                return text
+        sys._mserve_output = sys.stdout = sys.stderr = _MserveOutput()
+        logging.basicConfig(stream=sys.stderr, level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
+        """
+
+    /// What this thread's Python code printed or logged since the last look, a line each, under
+    /// the GIL.
+    static func takeOutput() -> [String] {
+        guard let sys = PythonObject(PyImport_ImportModule("sys")), let output = sys.attribute("_mserve_output"),
+              let take = output.attribute("take"), let text = PythonObject(PyObject_CallNoArgs(take.pointer)) else {
+            PyErr_Clear()
+            return []
+        }
+        return (Python.string(text.pointer) ?? "").split(separator: "\n").map(String.init).filter { !$0.isEmpty }
     }
 
     /// Runs `body` holding the GIL, from any thread.

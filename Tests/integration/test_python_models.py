@@ -1,6 +1,6 @@
 """Models written in Python, served by the real binary: the examples in Examples/python (a HepAI-style
 class, the tornado service's predict), streams from generators, a ValueError (400), another exception
-(500, the traceback only in the log), the event loop answering while Python holds the GIL, a stream
+(500, the traceback only in the log), print and logging in the error log, the event loop answering while Python holds the GIL, a stream
 stopped when its client leaves, and an extension's segfault killing only its worker."""
 import json
 import os
@@ -35,6 +35,9 @@ def test_the_examples_answer_stream_and_refuse_bad_input(start):
     assert "Traceback" not in crash.text
     s.wait_log(r"\[p3\] python: hepai_worker:WorkerModel raised RuntimeError.*Traceback \(most recent call last\)")
     assert s.post("/worker", {"text": "still here"}).json()["calls"] == 5   # every call counted, the crash included
+    # print() and logging land in the error log, with the recordid inside a request.
+    s.wait_log(r"python hepai_worker:WorkerModel: WorkerModel ready")
+    s.wait_log(r"\[p1\] python hepai_worker:WorkerModel: INFO worker: call 1: 11 characters")
 
 
 def test_the_event_loop_answers_while_python_holds_the_gil(start):
