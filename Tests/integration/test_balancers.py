@@ -52,9 +52,10 @@ def test_the_agent_port_reports_state_and_spare_capacity(start):
     threads = [threading.Thread(target=lambda: s.post("/sleep", {"ms": 1500}, timeout=10)) for _ in range(6)]
     for t in threads:
         t.start()
-    line = wait_for(lambda: (l := agent_line(port)).startswith("up ready") and "queued 0 " not in l and l, 5,
-                    what="a busy agent line")
-    assert int(line.split()[2].rstrip("%")) < 50, line
+    # The requests reach the workers one by one (as the kernel spreads the connections): a line read
+    # early may count some of them only.
+    wait_for(lambda: (l := agent_line(port)).startswith("up ready") and "queued 0 " not in l and int(l.split()[2].rstrip("%")) < 50,
+             5, what="a busy agent line, its weight below a half")
     for t in threads:
         t.join()
     s.signal(signal.SIGTERM)
