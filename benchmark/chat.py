@@ -35,6 +35,7 @@ import urllib.request
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import bench  # noqa: E402
+import memory  # noqa: E402
 
 LLAMA_CPP_PYTHON = "0.3.36"
 GGUF = os.path.join(bench.ROOT, "models", "smollm2", "SmolLM2-135M-Instruct.Q4_1.gguf")
@@ -105,14 +106,6 @@ def level(url, model, n, max_tokens):
     firsts = [t[0] for t in out if t]
     return {"tps": sum(len(t) for t in out) / wall, "ttft_p50": percentile(firsts, 50) * 1000, "ttft_p99": percentile(firsts, 99) * 1000,
             "itl_p50": percentile(gaps, 50) * 1000, "itl_p99": percentile(gaps, 99) * 1000}
-
-
-def pss_mib(pid):
-    with open(f"/proc/{pid}/smaps_rollup") as f:
-        for line in f:
-            if line.startswith("Pss:"):
-                return int(line.split()[1]) / 1024
-    return 0.0
 
 
 class Contender:
@@ -190,7 +183,7 @@ def main():
                 c.levels[n] = level(c.url, c.model, n, args.max_tokens)
                 print(f"  {c.name:20} {n:>3} streams: {c.levels[n]['tps']:7.1f} tokens/s", flush=True)
         for c in contenders:
-            c.pss = [pss_mib(p) for p in c.workers_of()]
+            c.pss = [memory.mem_kib(p)[1] / 1024 for p in c.workers_of()]
     finally:
         for c in contenders:
             c.stop()

@@ -135,9 +135,6 @@ public final class GenerationEngine: Sendable {
         wake.signal()
     }
 
-    public var waitingCount: Int { state.withLock { $0.scheduler.waitingCount } }
-    public var runningCount: Int { state.withLock { $0.scheduler.runningCount } }
-    public var kvReserved: Int { state.withLock { $0.scheduler.kvReserved } }
     /// Sequences running and waiting, and the KV cache's tokens reserved and in all, at once.
     public var load: (running: Int, waiting: Int, kvReserved: Int, kvTokens: Int) {
         state.withLock { ($0.scheduler.runningCount, $0.scheduler.waitingCount, $0.scheduler.kvReserved, $0.scheduler.limits.kvTokens) }

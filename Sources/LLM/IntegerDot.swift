@@ -96,8 +96,9 @@ enum IntegerDot {
         }
     }
 
+    /// A block's float16 scale or minimum (GGMLType's reader).
     @inline(__always)
-    static func half(_ p: UnsafeRawPointer) -> Float { Float(Float16(bitPattern: p.loadUnaligned(as: UInt16.self))) }
+    static func half(_ p: UnsafeRawPointer) -> Float { GGMLType.half(p) }
 
     /// Four rows `stride` bytes apart, from `row`, times one input of `blocks` blocks.
     static func rows4(_ type: GGMLType, _ row: UnsafeRawPointer, stride: Int, _ x: Input, _ blocks: Int, _ out: UnsafeMutablePointer<Float>) {

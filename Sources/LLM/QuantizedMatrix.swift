@@ -48,13 +48,9 @@ struct QuantizedMatrix: @unchecked Sendable {
         x.withUnsafeBufferPointer { xp in
             y.withUnsafeMutableBufferPointer { yp in
                 let p = SharedPointers(input: xp.baseAddress!, output: yp.baseAddress!)
-                let chunks = QuantizedMatrix.chunks(rows, work: rows * n * columns, pool)
-                let per = (rows + chunks - 1) / chunks
-                pool.run(chunks) { c in
-                    for r in stride(from: c * per, to: min(rows, (c + 1) * per), by: 1) {
-                        let row = base + r * rowBytes
-                        for i in 0..<n { p.output[i * rows + r] = dot(row, p.input + i * columns) }
-                    }
+                split(rows, n, pool) { r in
+                    let row = base + r * rowBytes
+                    for i in 0..<n { p.output[i * rows + r] = dot(row, p.input + i * columns) }
                 }
             }
         }
@@ -71,34 +67,29 @@ struct QuantizedMatrix: @unchecked Sendable {
                         let input = IntegerDot.Input(values: values.baseAddress!, width: x.bits / 8, scales: scales.baseAddress!,
                                                      sums: sums.baseAddress!)
                         let output = OutputPointer(yp.baseAddress!)
-                        let groups = (rows + 3) / 4
-                        let chunks = QuantizedMatrix.chunks(groups, work: rows * n * columns, pool)
-                        let per = (groups + chunks - 1) / chunks
-                        pool.run(chunks) { c in
-                            for g in stride(from: c * per, to: min(groups, (c + 1) * per), by: 1) {
-                                let r0 = g * 4
-                                var i = 0
-                                // Eight or four inputs at a time share each unpacked weight block; the rest one by one.
-                                while r0 + 4 <= rows && i + 8 <= n {
-                                    IntegerDot.tile8(type, base + r0 * rowBytes, stride: rowBytes, input.block(i * blocks), inputStride: blocks, blocks,
-                                                     output.pointer + i * rows + r0, outStride: rows)
-                                    i += 8
+                        split((rows + 3) / 4, n, pool) { g in
+                            let r0 = g * 4
+                            var i = 0
+                            // Eight or four inputs at a time share each unpacked weight block; the rest one by one.
+                            while r0 + 4 <= rows && i + 8 <= n {
+                                IntegerDot.tile8(type, base + r0 * rowBytes, stride: rowBytes, input.block(i * blocks), inputStride: blocks, blocks,
+                                                 output.pointer + i * rows + r0, outStride: rows)
+                                i += 8
+                            }
+                            while r0 + 4 <= rows && i + 4 <= n {
+                                IntegerDot.tile(type, base + r0 * rowBytes, stride: rowBytes, input.block(i * blocks), inputStride: blocks, blocks,
+                                                output.pointer + i * rows + r0, outStride: rows)
+                                i += 4
+                            }
+                            while i < n {
+                                let at = input.block(i * blocks)
+                                let out = output.pointer + i * rows + r0
+                                if r0 + 4 <= rows {
+                                    IntegerDot.rows4(type, base + r0 * rowBytes, stride: rowBytes, at, blocks, out)
+                                } else {
+                                    for r in r0..<rows { out[r - r0] = IntegerDot.row(type, base + r * rowBytes, at, blocks) }
                                 }
-                                while r0 + 4 <= rows && i + 4 <= n {
-                                    IntegerDot.tile(type, base + r0 * rowBytes, stride: rowBytes, input.block(i * blocks), inputStride: blocks, blocks,
-                                                    output.pointer + i * rows + r0, outStride: rows)
-                                    i += 4
-                                }
-                                while i < n {
-                                    let at = input.block(i * blocks)
-                                    let out = output.pointer + i * rows + r0
-                                    if r0 + 4 <= rows {
-                                        IntegerDot.rows4(type, base + r0 * rowBytes, stride: rowBytes, at, blocks, out)
-                                    } else {
-                                        for r in r0..<rows { out[r - r0] = IntegerDot.row(type, base + r * rowBytes, at, blocks) }
-                                    }
-                                    i += 1
-                                }
+                                i += 1
                             }
                         }
                     }
@@ -108,11 +99,16 @@ struct QuantizedMatrix: @unchecked Sendable {
         #endif
     }
 
-    /// How many pieces `units` of a product of `work` multiply-adds are cut into: one for small
-    /// products, where handing out the work would cost more than it saves; else a few per thread,
-    /// so that a thread the system delays holds up little.
-    static func chunks(_ units: Int, work: Int, _ pool: ComputePool) -> Int {
-        work < 1 << 16 ? 1 : max(1, min(units, pool.threads * 4))
+    /// `body(u)` for each of `units` (rows, or groups of rows) of a product with `n` inputs, the
+    /// units cut into pieces for the pool's threads: one piece for small products, where handing
+    /// out the work would cost more than it saves; else a few per thread, so that a thread the
+    /// system delays holds up little.
+    private func split(_ units: Int, _ n: Int, _ pool: ComputePool, _ body: @escaping (Int) -> Void) {
+        let chunks = rows * n * columns < 1 << 16 ? 1 : max(1, min(units, pool.threads * 4))
+        let per = (units + chunks - 1) / chunks
+        pool.run(chunks) { c in
+            for u in stride(from: c * per, to: min(units, (c + 1) * per), by: 1) { body(u) }
+        }
     }
 
 

@@ -71,7 +71,7 @@ struct GenerationEngineTests {
             logits = model.step(next, seq)
         }
         #expect(rb.tokens == greedy && rb.reason == .length)
-        #expect(engine.kvReserved == 0 && engine.runningCount == 0)
+        #expect(engine.load.kvReserved == 0 && engine.load.running == 0)
     }
 
     @Test func aCancelledRequestLeavesAndFreesItsPlace() throws {
@@ -81,7 +81,7 @@ struct GenerationEngineTests {
         let long = Listener(), next = Listener()
         let id = try engine.submit(.init(prompt: prompt, maxTokens: 500, sampling: SamplingParameters(temperature: 1, seed: 3)), onEvent: long.onEvent)
         _ = try engine.submit(.init(prompt: prompt, maxTokens: 2), onEvent: next.onEvent)
-        #expect(engine.waitingCount + engine.runningCount == 2)
+        #expect(engine.load.waiting + engine.load.running == 2)
         engine.cancel(id)
         #expect(long.wait().reason == .cancelled)
         // The one that waited for the only place now runs.
