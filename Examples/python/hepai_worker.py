@@ -11,6 +11,8 @@ log = logging.getLogger("worker")
 
 
 class WorkerModel:
+    example = {"text": "hello world"}   # what the web page at / prefills
+
     def __init__(self):
         self.calls = 0
         print("WorkerModel ready")

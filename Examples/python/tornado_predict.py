@@ -5,6 +5,7 @@ worker.  The accumulator of the original demo: each worker keeps its own running
     curl -s localhost:8000/acc -d '{"cal_number": 5}'
 """
 total = None
+example = {"cal_number": 5}   # what the web page at / prefills
 
 
 def init():

@@ -39,3 +39,6 @@ static inline int mserve_py_is_iterator(PyObject *o) { return PyIter_Check(o); }
 static inline void mserve_py_incref(PyObject *o) { Py_INCREF(o); }
 static inline void mserve_py_decref(PyObject *o) { Py_XDECREF(o); }
 static inline PyObject *mserve_py_value_error(void) { return PyExc_ValueError; }
+static inline int mserve_py_is_bytearray(PyObject *o) { return PyByteArray_Check(o); }
+static inline int mserve_py_is_exception(PyObject *o) { return PyExceptionInstance_Check(o); }
+static inline PyObject *mserve_py_newref(PyObject *o) { Py_INCREF(o); return o; }

@@ -1,6 +1,7 @@
 #if canImport(Glibc)
 import Glibc
 #endif
+import Synchronization
 
 /// The signals mserve handles or sends, by name.
 public enum Signal: Sendable, CaseIterable {
@@ -34,13 +35,32 @@ public enum Signal: Sendable, CaseIterable {
 public enum ChildProcess {
     public enum ForkOutcome { case child, parent(pid: Int32), failed(SystemError) }
 
-    /// Forks after flushing C's buffered output, so that nothing is printed twice.
+    /// Forks after flushing C's buffered output, so that nothing is printed twice, with the hooks
+    /// registered around it.
     public static func fork() -> ForkOutcome {
         fflush(nil)
+        let hooks = forkHooks.withLock { $0 }
+        for h in hooks { h.prepare() }
         let pid = Glibc.fork()
+        for h in hooks.reversed() { pid == 0 ? h.child() : h.parent() }
         if pid < 0 { return .failed(SystemError("fork failed", errno: errno)) }
         return pid == 0 ? .child : .parent(pid: pid)
     }
+
+    /// What a library living in the process must do around a fork (an embedded interpreter's
+    /// locks and threads), as pthread_atfork's three handlers: `prepare` before it, then `parent`
+    /// or `child` after it, in the reverse order of registration.
+    public static func onFork(prepare: @escaping @Sendable () -> Void, parent: @escaping @Sendable () -> Void,
+                              child: @escaping @Sendable () -> Void) {
+        forkHooks.withLock { $0.append(ForkHooks(prepare: prepare, parent: parent, child: child)) }
+    }
+
+    private struct ForkHooks: Sendable {
+        let prepare: @Sendable () -> Void
+        let parent: @Sendable () -> Void
+        let child: @Sendable () -> Void
+    }
+    private static let forkHooks = Mutex<[ForkHooks]>([])
 
     /// The next child that has exited, without waiting; nil when none has.
     public static func reap() -> (pid: Int32, status: ChildStatus)? {

@@ -2,23 +2,41 @@ internal import CPython
 import MServe
 import Synchronization
 
-/// The worker's embedded CPython: started once, by the first Python model a worker loads (after the
-/// fork: an interpreter does not survive one), and then left without the GIL, so that the event
-/// loop never holds it; model threads take it around each call into Python.
+/// The process's embedded CPython: started by the first Python model loaded, in a worker after the
+/// fork, or in the master with --preload (each fork then hands the interpreter on, as os.fork
+/// does).  Once started it is left without the GIL, so that the event loop never holds it; model
+/// threads take it around each call into Python.
 enum PythonRuntime {
-    private static let started = Mutex(false)
+    /// The virtual environment in use, once started ("" for none).
+    private static let started = Mutex<String?>(nil)
 
-    /// Starts the interpreter if it is not, with `paths` first on sys.path; returns with the GIL
-    /// released.  A model's loading takes it again through `withGIL`.
-    static func start(paths: [String]) {
-        let first = started.withLock { s in
-            defer { s = true }
-            return !s
+    /// The embedded Python's "major.minor".
+    static let version = "\(PY_MAJOR_VERSION).\(PY_MINOR_VERSION)"
+
+    /// Starts the interpreter if it is not, with the packages of `venv` and then `paths` first on
+    /// sys.path; returns with the GIL released.
+    static func start(paths: [String], venv: String?) throws {
+        let venv = venv ?? ""
+        let environment = try venv.isEmpty ? nil : VirtualEnvironment.open(venv, embedded: version)
+        let first = try started.withLock { (s: inout String?) throws -> Bool in
+            if let s {
+                guard s == venv else { throw ModelLoadError("python: one venv per server (\(s.isEmpty ? "none" : s) is in use, and \(venv) was asked for)") }
+                return false
+            }
+            s = venv
+            return true
         }
         if first {
-            Py_InitializeEx(0)   // 0: Python installs no signal handlers; the worker keeps its own
-            _ = PyRun_SimpleStringFlags(PythonRuntime.outputSetup, nil)
+            Py_InitializeEx(0)   // 0: Python installs no signal handlers; the process keeps its own
+            _ = PyRun_SimpleStringFlags(PythonRuntime.bootstrap, nil)
+            var failure: PythonError?
+            if let environment, call("use_venv", Python.string(environment.sitePackages(for: version)),
+                                     PyBool_FromLong(environment.includesSystemPackages ? 1 : 0)) == nil {
+                failure = PythonError.fetch()
+            }
             _ = PyEval_SaveThread()
+            ChildProcess.onFork(prepare: prepareFork, parent: afterFork, child: afterForkInChild)
+            if let failure { throw ModelLoadError("python venv \(venv) could not be used: \(failure.message)") }
         }
         withGIL {
             guard let sysPath = PySys_GetObject("path") else { return }
@@ -30,11 +48,44 @@ enum PythonRuntime {
         }
     }
 
-    /// print() and logging go to a buffer per thread, which `takeOutput` empties into the error log
-    /// after each call, with the request's recordid.
-    private static let outputSetup = """
-        import logging, sys, threading
-        class _MserveOutput:
+    // Around a fork (the master's, with --preload), what os.fork does: the forking thread holds
+    // the GIL and Python's own locks, so that the child finds them in a known state.
+    private static let forkState = Mutex<PyGILState_STATE?>(nil)
+    private static func prepareFork() {
+        let state = PyGILState_Ensure()
+        PyOS_BeforeFork()
+        forkState.withLock { $0 = state }
+    }
+    private static func afterFork() {
+        PyOS_AfterFork_Parent()
+        forkState.withLock { $0 }.map(PyGILState_Release)
+    }
+    private static func afterForkInChild() {
+        PyOS_AfterFork_Child()
+        forkState.withLock { $0 }.map(PyGILState_Release)
+    }
+
+    /// Calls a function of the `_mserve` module with `args` (new references, which it takes);
+    /// nil with the exception set.  Under the GIL.
+    static func call(_ name: String, _ args: UnsafeMutablePointer<PyObject>?...) -> PythonObject? {
+        guard let function = helper(name) else {
+            for a in args { mserve_py_decref(a) }
+            return nil
+        }
+        return function.call(args, keywords: nil)
+    }
+
+    /// The `_mserve` module: print() and logging into a buffer per thread, which `takeOutput`
+    /// empties into the error log after each call, with the request's recordid; the venv's
+    /// packages; the request and file objects modelserve-style models get.
+    private static let bootstrap = #"""
+        import io, logging, site, sys, threading, types
+        _mserve = types.ModuleType("_mserve")
+        sys.modules["_mserve"] = _mserve
+        exec('''
+        import io, site, sys, threading
+
+        class Output:
             def __init__(self):
                 self.local = threading.local()
             def write(self, text):
@@ -49,19 +100,87 @@ enum PythonRuntime {
                 text = "".join(getattr(self.local, "buf", None) or [])
                 self.local.buf = []
                 return text
-        sys._mserve_output = sys.stdout = sys.stderr = _MserveOutput()
+
+        output = Output()
+
+        def use_venv(site_dir, include_system):
+            before = list(sys.path)
+            site.addsitedir(site_dir)
+            added = [p for p in sys.path if p not in before]
+            if not include_system:
+                system = set(site.getsitepackages() + [site.getusersitepackages()])
+                before = [p for p in before if p not in system]
+            sys.path[:] = added + before
+
+        class UploadedFile(io.BytesIO):
+            """A file of a multipart upload: a file object (read, seek: what PIL.Image.open takes),
+            with Django's name, content_type and size."""
+            def __init__(self, data, name, content_type):
+                super().__init__(data)
+                self.name = name
+                self.content_type = content_type
+                self.size = len(data)
+
+        class Request:
+            """What inference(self, request) gets, with Django's names: GET (query arguments), POST
+            (form fields, or a JSON object body's keys), FILES (uploads), body (bytes), json()."""
+            __slots__ = ("method", "path", "GET", "POST", "FILES", "body", "content_type", "recordid", "_json")
+            def __init__(self, method, path, GET, POST, FILES, body, content_type, recordid, parsed):
+                self.method, self.path, self.GET, self.POST, self.FILES = method, path, GET, POST, FILES
+                self.body, self.content_type, self.recordid, self._json = body, content_type, recordid, parsed
+            def json(self):
+                if self._json is None:
+                    raise ValueError("the request's body is not a JSON object")
+                return self._json
+            def __repr__(self):
+                return "<Request %s %s %s>" % (self.method, self.path, self.recordid)
+
+        def takes_request(f):
+            """modelserve's inference(self, request), rather than HepAI's inference(self, **kwargs)."""
+            import inspect
+            try:
+                parameters = list(inspect.signature(f).parameters.values())
+            except (TypeError, ValueError):
+                return False
+            if any(p.kind == p.VAR_KEYWORD for p in parameters):
+                return False
+            positional = [p for p in parameters if p.kind in (p.POSITIONAL_ONLY, p.POSITIONAL_OR_KEYWORD)]
+            return len(positional) == 1 and positional[0].name in ("request", "req")
+
+        def response_parts(r):
+            """(status, content type, body) of a web framework's response (Django's JsonResponse or
+            HttpResponse, Starlette's Response), or None."""
+            status = getattr(r, "status_code", None)
+            body = getattr(r, "content", None)
+            if body is None:
+                body = getattr(r, "body", None)
+            if not isinstance(status, int) or not isinstance(body, (bytes, bytearray)):
+                return None
+            headers = getattr(r, "headers", None) or {}
+            ctype = headers.get("Content-Type") or headers.get("content-type") or getattr(r, "media_type", None)
+            return status, ctype or "application/octet-stream", bytes(body)
+        ''', _mserve.__dict__)
+        sys.stdout = sys.stderr = _mserve.output
         logging.basicConfig(stream=sys.stderr, level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
-        """
+        """#
 
     /// What this thread's Python code printed or logged since the last look, a line each, under
-    /// the GIL.
-    static func takeOutput() -> [String] {
-        guard let sys = PythonObject(PyImport_ImportModule("sys")), let output = sys.attribute("_mserve_output"),
-              let take = output.attribute("take"), let text = PythonObject(PyObject_CallNoArgs(take.pointer)) else {
+    /// the GIL; `take` is the module's `output.take`.
+    static func takeOutput(_ take: PythonObject) -> [String] {
+        guard let text = PythonObject(PyObject_CallNoArgs(take.pointer)) else {
             PyErr_Clear()
             return []
         }
+        guard PyObject_Length(text.pointer) > 0 else { return [] }
         return (Python.string(text.pointer) ?? "").split(separator: "\n").map(String.init).filter { !$0.isEmpty }
+    }
+
+    /// An attribute of the `_mserve` module (a.b for an attribute's attribute), under the GIL.
+    static func helper(_ path: String) -> PythonObject? {
+        var object = PythonObject(PyImport_ImportModule("_mserve"))
+        for name in path.split(separator: ".") { object = object?.attribute(String(name)) }
+        if object == nil { PyErr_Clear() }
+        return object
     }
 
     /// Runs `body` holding the GIL, from any thread.
@@ -69,67 +188,5 @@ enum PythonRuntime {
         let state = PyGILState_Ensure()
         defer { PyGILState_Release(state) }
         return try body()
-    }
-}
-
-/// An owned reference to a Python object, released when dropped.  Made and dropped under the GIL.
-final class PythonObject {
-    let pointer: UnsafeMutablePointer<PyObject>
-
-    /// Takes a new reference; nil (a Python exception is set) is nil.
-    init?(_ pointer: UnsafeMutablePointer<PyObject>?) {
-        guard let pointer else { return nil }
-        self.pointer = pointer
-    }
-
-    /// A borrowed reference, kept.
-    init(borrowing pointer: UnsafeMutablePointer<PyObject>) {
-        mserve_py_incref(pointer)
-        self.pointer = pointer
-    }
-
-    deinit { mserve_py_decref(pointer) }
-
-    func attribute(_ name: String) -> PythonObject? {
-        guard PyObject_HasAttrString(pointer, name) == 1 else { return nil }
-        return PythonObject(PyObject_GetAttrString(pointer, name))
-    }
-
-    var isCallable: Bool { PyCallable_Check(pointer) == 1 }
-}
-
-/// The Python exception set, as a Swift error: a `ValueError` is the client's mistake (400), any
-/// other the model's (500, its traceback logged).
-struct PythonError: Error, CustomStringConvertible {
-    let isValueError: Bool
-    let message: String
-    let traceback: String
-
-    var description: String { message }
-
-    /// Takes (and clears) the exception set.
-    static func fetch() -> PythonError {
-        var type: UnsafeMutablePointer<PyObject>?, value: UnsafeMutablePointer<PyObject>?, trace: UnsafeMutablePointer<PyObject>?
-        PyErr_Fetch(&type, &value, &trace)
-        PyErr_NormalizeException(&type, &value, &trace)
-        defer { mserve_py_decref(type); mserve_py_decref(value); mserve_py_decref(trace) }
-        let isValue = type.map { PyErr_GivenExceptionMatches($0, mserve_py_value_error()) == 1 } ?? false
-        let message = value.flatMap { v in PythonObject(PyObject_Str(v)).flatMap { Python.string($0.pointer) } } ?? "unknown Python error"
-        var text = ""
-        if let tb = PythonObject(PyImport_ImportModule("traceback")), let format = tb.attribute("format_exception"),
-           let type, let value, let args = PythonObject(PyTuple_New(3)) {
-            // PyTuple_SetItem steals a reference: each gets one of its own (None for no traceback).
-            for (i, o) in [type, value, trace].enumerated() {
-                if let o { mserve_py_incref(o) }
-                PyTuple_SetItem(args.pointer, i, o ?? mserve_py_none())
-            }
-            if let lines = PythonObject(PyObject_CallObject(format.pointer, args.pointer)), let empty = PythonObject(PyUnicode_FromString("")),
-               let joined = PythonObject(PyUnicode_Join(empty.pointer, lines.pointer)) {
-                text = Python.string(joined.pointer) ?? ""
-            }
-            PyErr_Clear()
-        }
-        let name = type.flatMap { t in PythonObject(PyObject_GetAttrString(t, "__name__")).flatMap { Python.string($0.pointer) } } ?? "Exception"
-        return PythonError(isValueError: isValue, message: isValue ? message : "\(name): \(message)", traceback: text)
     }
 }

@@ -34,7 +34,25 @@ enum Python {
 
     static func string(_ s: String) -> UnsafeMutablePointer<PyObject> {
         var s = s
-        return s.withUTF8 { PyUnicode_FromStringAndSize(UnsafeRawPointer($0.baseAddress!).assumingMemoryBound(to: CChar.self), $0.count) }
+        return s.withUTF8 { utf8 in
+            utf8.withMemoryRebound(to: CChar.self) { PyUnicode_FromStringAndSize($0.baseAddress, $0.count) }
+        }
+    }
+
+    /// A new bytes object.
+    static func bytes(_ data: [UInt8]) -> UnsafeMutablePointer<PyObject> {
+        data.withUnsafeBytes { PyBytes_FromStringAndSize($0.baseAddress?.assumingMemoryBound(to: CChar.self), $0.count) }
+    }
+
+    /// The contents of a bytes or bytearray object.
+    static func bytes(_ o: UnsafeMutablePointer<PyObject>) -> [UInt8] {
+        if mserve_py_is_bytearray(o) != 0, let p = PyByteArray_AsString(o) {
+            return Array(UnsafeRawBufferPointer(start: p, count: PyByteArray_Size(o)))
+        }
+        var pointer: UnsafeMutablePointer<CChar>?
+        var size = 0
+        guard PyBytes_AsStringAndSize(o, &pointer, &size) == 0, let pointer else { PyErr_Clear(); return [] }
+        return Array(UnsafeRawBufferPointer(start: pointer, count: size))
     }
 
     static func string(_ o: UnsafeMutablePointer<PyObject>) -> String? {

@@ -1,9 +1,14 @@
 """Models written in Python, served by the real binary: the examples in Examples/python (a HepAI-style
 class, the tornado service's predict), streams from generators, a ValueError (400), another exception
-(500, the traceback only in the log), print and logging in the error log, the event loop answering while Python holds the GIL, a stream
-stopped when its client leaves, and an extension's segfault killing only its worker."""
+(500, the traceback only in the log), print and logging in the error log, the event loop answering
+while Python holds the GIL, a stream stopped when its client leaves, an extension's segfault killing
+only its worker; a modelserve-style class (query, form, JSON, uploads, bytes), validate and
+inference_batch, --preload, HUP reloading the code, and a venv with numpy installed by the test."""
+import hashlib
 import json
 import os
+import signal
+import subprocess
 import time
 
 import requests
@@ -82,3 +87,112 @@ def test_unknown_python_code_stops_the_server_with_a_clear_message(start):
     s = start("--pythonpath", TROUBLE, "nope=no_such_module:Model", workers=1, wait=False)
     assert s.wait_exit(timeout=30) == 4
     assert "python: cannot import no_such_module" in s.log()
+
+
+def test_a_modelserve_class_reads_query_form_json_and_files_and_answers_bytes(start):
+    s = start("--pythonpath", EXAMPLES, "custom=modelserve_model:Model", workers=1)
+    r = s.get("/custom?text=hello")   # modelserve's text-to-text: GET with a query
+    assert r.status_code == 200 and r.json()["text"] == "olleh" and r.json()["method"] == "GET"
+    assert requests.post(s.url + "/custom", data={"text": "form"}, timeout=10).json()["text"] == "mrof"
+    assert s.post("/custom", {"text": "json"}).json()["text"] == "nosj"
+    assert s.get("/custom").json()["kind"] == "upload"   # without a query, GET describes the model
+    # An upload arrives as a file object with Django's name, content_type and size.
+    png = bytes(range(256)) * 4
+    up = requests.post(s.url + "/custom", files={"image": ("cat.png", png, "image/png")}, timeout=10).json()
+    assert up["name"] == "cat.png" and up["content_type"] == "image/png" and up["size"] == 1024
+    assert up["sha256"] == hashlib.sha256(png).hexdigest()
+    # Bytes go out raw, with the class's content_type, and the recordid in the header.
+    raw = s.post("/custom", {"text": "abc", "format": "bytes"}, headers={"Content-Type": "application/json", "X-Request-Id": "raw1"})
+    assert raw.status_code == 200 and raw.content == b"cba" and raw.headers["Content-Type"] == "text/plain; charset=utf-8"
+    assert raw.headers["X-Request-Id"] == "raw1"
+    # validate's ValueError is a 400 the model never sees.
+    bad = s.post("/custom", {"recordid": "v1"})
+    assert bad.status_code == 400 and bad.json() == {"recordid": "v1", "error": {"code": 400, "message": "give text (query, form or JSON) or an image upload"}}
+    assert s.get("/custom?text=x").json()["served"] == 6   # the 400 did not count
+
+
+def test_a_framework_response_keeps_its_status_and_type(start):
+    s = start("--pythonpath", TROUBLE, "csv=trouble:csv_answer", workers=1)
+    r = s.post("/csv", {"rows": 3})
+    assert r.status_code == 201 and r.headers["Content-Type"] == "text/csv" and r.text == "0,0\n1,1\n2,4\n"
+
+
+def test_inference_batch_takes_queued_requests_together(start):
+    s = start("--pythonpath", TROUBLE, "b=trouble:Batcher", "--max-batch-size", "8", "--queue-size", "32", workers=1)
+    from concurrent.futures import ThreadPoolExecutor
+    inputs = list(range(6)) + ["bad", "wrong"]
+    with ThreadPoolExecutor(len(inputs)) as pool:
+        answers = list(pool.map(lambda x: s.post("/b", {"x": x}), inputs))
+    good = [a.json() for a in answers[:6]]
+    assert [g["x"] for g in good] == list(range(6))
+    assert max(g["batch"] for g in good) > 1, good   # queued requests ran together
+    assert answers[6].status_code == 400 and answers[6].json()["error"]["message"] == "bad input"
+    assert answers[7].status_code == 400 and "rejected by trouble:Batcher's validate" in answers[7].json()["error"]["message"]
+    assert sum(good[-1]["sizes"]) + 1 <= 8   # "wrong" never reached the batch
+
+
+def test_preload_makes_the_instance_once_in_the_master(start):
+    s = start("--pythonpath", TROUBLE, "--preload", "p=trouble:Preloaded", workers=2)
+    pids = set(s.worker_pids())
+    seen = {}
+    for _ in range(40):
+        a = requests.post(s.url + "/p", json={}, headers={"Connection": "close"}, timeout=10).json()
+        seen[a["pid"]] = a
+        if len(seen) == 2:
+            break
+    assert set(seen) == pids, seen   # both workers answer...
+    assert {a["made_in"] for a in seen.values()} == {s.pid}   # ...with the instance made in the master
+    assert s.log().count("Preloaded made in") == 1
+    # A worker killed is replaced by a fork of the master, which still has the instance.
+    os.kill(min(pids), signal.SIGKILL)
+    wait_for(lambda: len(set(s.worker_pids())) == 2 and min(pids) not in s.worker_pids(), 20, what="a replacement worker")
+    for _ in range(20):
+        assert requests.post(s.url + "/p", json={}, headers={"Connection": "close"}, timeout=10).json()["made_in"] == s.pid
+
+
+def test_hup_reloads_the_python_code(start, tmp_path):
+    code = tmp_path / "code"
+    code.mkdir()
+    (code / "versioned.py").write_text("def predict(**kwargs):\n    return {'version': 1}\n")
+    s = start("--pythonpath", str(code), "v=versioned:predict", workers=2)
+    assert s.post("/v", {}).json()["version"] == 1
+    (code / "versioned.py").write_text("def predict(**kwargs):\n    return {'version': 2}\n")
+    old = set(s.worker_pids())
+    s.signal(signal.SIGHUP)
+    wait_for(lambda: len(s.worker_pids()) == 2 and not (set(s.worker_pids()) & old), 30, what="new workers")
+    assert {requests.post(s.url + "/v", json={}, headers={"Connection": "close"}, timeout=10).json()["version"] for _ in range(10)} == {2}
+
+
+def test_a_venv_with_numpy(start, tmp_path):
+    venv = tmp_path / "venv"
+    subprocess.run(["/usr/bin/python3", "-m", "venv", str(venv)], check=True)
+    subprocess.run([str(venv / "bin" / "pip"), "install", "-q", "numpy"], check=True, timeout=600)
+    s = start("--python-venv", str(venv), "--pythonpath", EXAMPLES, "--limit-concurrency", "2",
+              "matmul=numpy_model:MatrixModel", workers=1)
+    a = s.post("/matmul", {"rows": 4, "seed": 1}).json()
+    # The same product, computed by the venv's own Python.
+    expected = json.loads(subprocess.run([str(venv / "bin" / "python"), "-c", (
+        "import json, numpy as np\n"
+        "w = np.random.default_rng(0).standard_normal((512, 512), dtype=np.float32) / np.sqrt(512)\n"
+        "p = np.random.default_rng(1).standard_normal((4, 512), dtype=np.float32) @ w\n"
+        "print(json.dumps({'sum': float(p.sum()), 'first': p[0, :4].tolist()}))")],
+        check=True, capture_output=True, text=True).stdout)
+    assert a["rows"] == 4 and abs(a["sum"] - expected["sum"]) < 1e-3
+    assert all(abs(x - y) < 1e-5 for x, y in zip(a["first"], expected["first"]))
+    assert s.post("/matmul", {"rows": 0}).status_code == 400
+    # The same venv through VIRTUAL_ENV.
+    s2 = start("--pythonpath", EXAMPLES, "matmul=numpy_model:MatrixModel", workers=1, env={"VIRTUAL_ENV": str(venv)})
+    assert s2.post("/matmul", {"rows": 4, "seed": 1}).json()["sum"] == a["sum"]
+
+
+def test_a_venv_of_another_python_stops_the_server_with_a_clear_message(start, tmp_path):
+    venv = tmp_path / "venv39"
+    venv.mkdir()
+    (venv / "pyvenv.cfg").write_text("home = /usr/bin\ninclude-system-site-packages = false\nversion = 3.9.18\n")
+    s = start("--python-venv", str(venv), "--pythonpath", EXAMPLES, "acc=tornado_predict:predict", workers=1, wait=False)
+    assert s.wait_exit(timeout=30) == 4
+    embedded = subprocess.run(["pkg-config", "--modversion", "python3-embed"], capture_output=True, text=True).stdout.strip()
+    assert f"python venv {venv} is Python 3.9.18, and mserve embeds Python {embedded}" in s.log()
+    s2 = start("--python-venv", str(tmp_path), "acc=tornado_predict:predict", workers=1, wait=False)
+    assert s2.wait_exit(timeout=30) == 4
+    assert "is not a virtual environment (no pyvenv.cfg" in s2.log()

@@ -60,6 +60,8 @@ public struct Settings: Sendable, Equatable {
     public var modelDir: String? = nil
     /// Directories Python models import from (gunicorn's --pythonpath), comma-separated.
     public var pythonPath: String? = nil
+    /// The virtual environment Python models import packages from (else $VIRTUAL_ENV).
+    public var pythonVenv: String? = nil
     public var pidfile: String? = nil
     /// The master's control socket (`mserve ctl`): nil for the default place (`controlSocketPath`).
     public var controlSocket: String? = nil

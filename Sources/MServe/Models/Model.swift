@@ -1,3 +1,4 @@
+import Synchronization
 /// What a model is told when a worker creates it.
 public struct ModelContext: Sendable {
     /// The model's name as served (`/NAME`).
@@ -29,7 +30,8 @@ public struct ModelContext: Sendable {
 /// What a model is told about one request.
 public struct InferenceRequest: Sendable {
     public let recordID: String
-    /// The JSON object body; for a multipart upload, its text fields (as strings); else `{}`.
+    /// The JSON object body; for a form (urlencoded or a multipart upload), its text fields (as
+    /// strings); else `{}`.
     public let input: JSON
     /// The body's media type ("application/json", "multipart/form-data", "image/png", ...).
     public let contentType: String
@@ -37,15 +39,44 @@ public struct InferenceRequest: Sendable {
     public let body: [UInt8]
     /// The files of a multipart upload.
     public let files: [UploadedFile]
+    /// The HTTP method, the path without its query, and the query's arguments, decoded, in order.
+    public let method: String
+    public let path: String
+    public let query: [(String, String)]
+    /// Where a model that answers other than JSON (an image, a Django response) puts its answer.
+    public let reply = RawReply()
 
     public init(recordID: String, input: JSON, contentType: String = "application/json", body: [UInt8] = [],
-                files: [UploadedFile] = []) {
+                files: [UploadedFile] = [], method: String = "POST", path: String = "/", query: [(String, String)] = []) {
         self.recordID = recordID
         self.input = input
         self.contentType = contentType
         self.body = body
         self.files = files
+        self.method = method
+        self.path = path
+        self.query = query
     }
+}
+
+/// An answer in bytes, set by the model thread before `infer` returns (its JSON is then unused),
+/// read on the loop once it has.
+public final class RawReply: Sendable {
+    public struct Answer: Sendable, Equatable {
+        public var status: Int
+        public var contentType: String
+        public var body: [UInt8]
+    }
+    private let answer = Mutex<Answer?>(nil)
+
+    public init() {}
+
+    /// Answers `body` with this status and content type.
+    public func set(_ body: [UInt8], contentType: String, status: Int = 200) {
+        answer.withLock { $0 = Answer(status: status, contentType: contentType, body: body) }
+    }
+
+    public var value: Answer? { answer.withLock { $0 } }
 }
 
 /// A served model: load in `init`, check in `validate`, answer in `infer`.  Each worker creates its
@@ -65,6 +96,14 @@ public protocol Model: AnyObject, SendableMetatype {
     /// An input the web page at `/` prefills its form with (and `GET /` lists): a flat object
     /// gets one field per key, anything else a JSON editor.
     static var example: JSON { get }
+    /// True for a model that reads query arguments (`InferenceRequest.query`): `GET /NAME?ARGS`
+    /// then runs it as POST does; `GET /NAME` without a query still describes it.  False by default.
+    var answersQueries: Bool { get }
+    /// This model's example (the type's `example` unless a model's own code gives one).
+    var example: JSON { get }
+    /// Whether the web page offers a file upload (sent as multipart) rather than JSON fields; by
+    /// default, when the type accepts multipart/form-data or anything (`*/*`).
+    var takesUploads: Bool { get }
     init(context: ModelContext) throws
     /// Runs on the event loop before the request is queued, so bad input is a 400 that never
     /// occupies the model.  Throw `ModelInputError`.  Must be quick and must not touch model state.
@@ -83,6 +122,11 @@ extension Model {
     public static var acceptedMediaTypes: [String] { ["application/json"] }
     public static var example: JSON { [:] }
     public func validate(_ input: JSON) throws {}
+    public var answersQueries: Bool { false }
+    public var example: JSON { Self.example }
+    public var takesUploads: Bool {
+        Self.acceptedMediaTypes.contains("multipart/form-data") || Self.acceptedMediaTypes.contains("*/*")
+    }
     public func stream(_ request: InferenceRequest, emit: (JSON) throws -> Void) throws {
         try emit(try infer(request))
     }

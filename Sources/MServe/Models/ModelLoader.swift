@@ -8,8 +8,11 @@ package enum ModelLoader {
             let ms = settings.settings(forModel: name)
             guard let entry = registry.entry(named: name, settings: ms) else { throw ModelLoadError("unknown model \(name)") }
             var options = ms.options
-            // --pythonpath reaches the Python models (which may override it in their table).
-            if options["python"] != nil, options["pythonpath"] == nil, let path = settings.pythonPath { options["pythonpath"] = .string(path) }
+            // --pythonpath and --python-venv reach the Python models (which may override it in their table).
+            if options["python"] != nil {
+                if options["pythonpath"] == nil, let path = settings.pythonPath { options["pythonpath"] = .string(path) }
+                if options["python_venv"] == nil, let venv = settings.pythonVenv { options["python_venv"] = .string(venv) }
+            }
             // model_dir is the server's to give (every model may have one), not a model option.
             let dir = options.removeValue(forKey: "model_dir")?.stringValue ?? settings.modelDir
             let ctx = ModelContext(name: name, slot: slot, device: ms.device, options: options, modelDir: dir, logger: logger,

@@ -36,9 +36,9 @@ public struct ModelRegistry: Sendable {
     public var python: (any Model.Type)?
     private var makePython: (@Sendable (ModelContext) throws -> any Model)?
 
-    public mutating func registerPython<M: Model>(_ type: M.Type) {
+    public mutating func registerPython<M: Model>(_ type: M.Type, make: @escaping @Sendable (ModelContext) throws -> any Model) {
         python = M.self
-        makePython = { ctx in try M(context: ctx) }
+        makePython = make
     }
 
     /// The entry a model is served by: Python code its settings name, else a registered name.

@@ -18,7 +18,7 @@ public final class ServedModel {
 
     var info: JSON {
         ["name": .string(name), "path": .string("/" + name), "device": .string(device), "summary": .string(summary),
-         "kind": .string(kind), "example": type(of: instance).example]
+         "kind": .string(kind), "example": instance.example]
     }
 
     /// Which form the web page shows: chat (a conversation through /v1/chat/completions),
@@ -27,8 +27,7 @@ public final class ServedModel {
     var kind: String {
         if instance is any GenerativeModel { return "chat" }
         if instance is any EmbeddingModel { return "embeddings" }
-        let types = type(of: instance).acceptedMediaTypes
-        return types.contains("multipart/form-data") || types.contains("*/*") ? "upload" : "json"
+        return instance.takesUploads ? "upload" : "json"
     }
 }
 

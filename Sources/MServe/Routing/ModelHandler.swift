@@ -28,9 +28,17 @@ class ModelHandler: RequestHandler {
         throw AccessControl.forbidden(key, model: model.name)
     }
 
+    /// Describes the model; with a query string, runs it for a model that reads queries
+    /// (`answersQueries`: modelserve's `GET /NAME?text=...`).
     override func get(_ args: [String]) throws {
+        if model.instance.answersQueries, let q = request.query, !q.isEmpty {
+            return try run(InferenceRequest(recordID: recordID, input: [:], contentType: "", method: "GET", path: request.path,
+                                            query: queryArguments))
+        }
         write(model.info.setting("worker", .int(Int64(context.slot))))
     }
+
+    private var queryArguments: [(String, String)] { request.query.map { URLCoding.parseForm(Array($0.utf8)) } ?? [] }
 
     /// Validates on the loop, queues for the model threads, and answers when they are done: 503 at
     /// once when the model's queue is full, 504 when the request timeout passes first (a queued
@@ -65,6 +73,7 @@ class ModelHandler: RequestHandler {
         try checkPermission()
         metricsModel = model.metricsIndex
         let input = inference.input
+        reply = inference.reply
         do {
             try model.instance.validate(input)
         } catch let e as ModelInputError {
@@ -145,8 +154,14 @@ class ModelHandler: RequestHandler {
         guard accepted.contains(where: { MediaType.matches(media, pattern: $0) }) else {
             throw HTTPError(415, "model \(model.name) takes \(accepted.joined(separator: ", ")); got \(media)")
         }
-        if MediaType.isJSON(media) {
-            return InferenceRequest(recordID: recordID, input: try jsonObject(), contentType: media, body: request.body)
+        let query = queryArguments
+        func made(_ input: JSON, files: [UploadedFile] = []) -> InferenceRequest {
+            InferenceRequest(recordID: recordID, input: input, contentType: media, body: request.body, files: files,
+                             method: request.method.rawValue, path: request.path, query: query)
+        }
+        if MediaType.isJSON(media) { return made(try jsonObject()) }
+        if media == "application/x-www-form-urlencoded" {
+            return made(.object(URLCoding.parseForm(request.body).map { ($0.0, .string($0.1)) }))
         }
         if media == "multipart/form-data" {
             guard let boundary = request.contentType.flatMap(MultipartForm.boundary) else {
@@ -156,10 +171,9 @@ class ModelHandler: RequestHandler {
             do { form = try MultipartForm.parse(request.body, boundary: boundary) } catch let e as MultipartError {
                 throw HTTPError(400, e.message)
             }
-            return InferenceRequest(recordID: recordID, input: .object(form.fields.map { ($0.0, .string($0.1)) }),
-                                    contentType: media, body: request.body, files: form.files)
+            return made(.object(form.fields.map { ($0.0, .string($0.1)) }), files: form.files)
         }
-        return InferenceRequest(recordID: recordID, input: [:], contentType: media, body: request.body)
+        return made([:])
     }
 
     /// The model's answer as the client gets it.
@@ -202,6 +216,8 @@ class ModelHandler: RequestHandler {
     private var deadline: EventHandle?
     private var pinger: EventHandle?
     private var streamFormat: StreamFormat?
+    /// The model's answer in bytes, if it gave one instead of JSON.
+    private var reply: RawReply?
     private var lastSent = monotonicSeconds()
 
     private func cancelDeadline() {
@@ -253,7 +269,12 @@ class ModelHandler: RequestHandler {
         let generative = model.instance is any GenerativeModel
         switch result {
         case .success(let output):
-            if let format = streamFormat {
+            if let raw = reply?.value, streamFormat == nil || !streaming {
+                setStatus(raw.status)
+                setHeader("Content-Type", raw.contentType)
+                write(raw.body)
+                finish()
+            } else if let format = streamFormat {
                 if !streaming && !generative { send(output) }   // a stream of nothing still gets its head
                 beginStream()
                 for p in streamTail() { send(p) }

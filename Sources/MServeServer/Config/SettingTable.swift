@@ -322,6 +322,8 @@ public enum SettingTable {
                         "Where models read their files (minilm: models/all-MiniLM-L6-v2 unless set); [model.NAME] model_dir overrides."),
         .optionalString("pythonpath", ["--pythonpath"], \.pythonPath, metavar: "DIRS",
                         "Comma-separated directories Python models import from (NAME=module:Attribute), as gunicorn's --pythonpath."),
+        .optionalString("python_venv", ["--python-venv"], \.pythonVenv, metavar: "DIR",
+                        "The virtual environment whose packages Python models import (default: $VIRTUAL_ENV); its Python must be the embedded one's version."),
         .optionalString("certfile", ["--certfile"], \.certfile, metavar: "FILE",
                         "Serve HTTPS with this certificate chain (PEM); --keyfile is its key.  HUP loads new files."),
         .optionalString("keyfile", ["--keyfile"], \.keyfile, metavar: "FILE", "The private key of --certfile (PEM)."),

@@ -29,3 +29,44 @@ def forever(marker="", **kwargs):
         if marker:
             with open(marker, "w") as f:
                 f.write(str(os.getpid()))
+
+
+class FrameworkResponse:
+    """What Django's HttpResponse offers mserve: status_code, content, headers."""
+    def __init__(self, content, status, content_type):
+        self.content, self.status_code, self.headers = content, status, {"Content-Type": content_type}
+
+
+def csv_answer(rows=2, **kwargs):
+    return FrameworkResponse("".join(f"{i},{i * i}\n" for i in range(rows)).encode(), 201, "text/csv")
+
+
+class Batcher:
+    """Records the sizes of the batches it is given; an input "bad" fails alone (an exception
+    returned in its place), an input "wrong" is refused by validate before the batch."""
+    def __init__(self):
+        self.sizes = []
+
+    def validate(self, inputs):
+        return inputs.get("x") != "wrong"
+
+    def inference(self, x=0, **kwargs):
+        return self.inference_batch([{"x": x}])[0]
+
+    def inference_batch(self, inputs):
+        time.sleep(0.2)   # while it sleeps, more requests queue: the next batch is larger
+        self.sizes.append(len(inputs))
+        return [ValueError("bad input") if i["x"] == "bad" else {"x": i["x"], "batch": len(inputs), "sizes": self.sizes}
+                for i in inputs]
+
+
+class Preloaded:
+    """Made once: with --preload in the master, before the fork; each worker then has a copy."""
+    def __init__(self):
+        self.made_in = os.getpid()
+        self.calls = 0
+        print(f"Preloaded made in {self.made_in}")
+
+    def inference(self, **kwargs):
+        self.calls += 1
+        return {"made_in": self.made_in, "pid": os.getpid(), "calls": self.calls}
