@@ -59,5 +59,6 @@ let package = Package(
         .testTarget(name: "MServeServerTests", dependencies: ["MServeServer", "MServe", "MServePOSIX"]),
         .testTarget(name: "MiniLMTests", dependencies: ["MiniLM"]),
         .testTarget(name: "LLMTests", dependencies: ["LLM", "MServeJSON", "MServePOSIX"]),
+        .testTarget(name: "MServePythonTests", dependencies: ["MServePython", "MServe", "MServeTesting"]),
     ]
 )

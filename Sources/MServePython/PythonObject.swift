@@ -1,7 +1,8 @@
 internal import CPython
 import MServe
 
-/// An owned reference to a Python object, released when dropped.  Made and dropped under the GIL.
+/// An owned reference to a Python object, released when dropped (taking the GIL if the thread
+/// does not hold it: a model, and its objects, may be dropped anywhere).  Made under the GIL.
 final class PythonObject {
     let pointer: UnsafeMutablePointer<PyObject>
 
@@ -17,7 +18,7 @@ final class PythonObject {
         self.pointer = pointer
     }
 
-    deinit { mserve_py_decref(pointer) }
+    deinit { PythonRuntime.withGIL { mserve_py_decref(pointer) } }
 
     func attribute(_ name: String) -> PythonObject? {
         guard PyObject_HasAttrString(pointer, name) == 1 else { return nil }

@@ -18,15 +18,13 @@ enum PythonRuntime {
     static func start(paths: [String], venv: String?) throws {
         let venv = venv ?? ""
         let environment = try venv.isEmpty ? nil : VirtualEnvironment.open(venv, embedded: version)
-        let first = try started.withLock { (s: inout String?) throws -> Bool in
+        // Under the lock, so that a second caller waits for the interpreter to be ready.
+        try started.withLock { (s: inout String?) throws in
             if let s {
                 guard s == venv else { throw ModelLoadError("python: one venv per server (\(s.isEmpty ? "none" : s) is in use, and \(venv) was asked for)") }
-                return false
+                return
             }
             s = venv
-            return true
-        }
-        if first {
             Py_InitializeEx(0)   // 0: Python installs no signal handlers; the process keeps its own
             _ = PyRun_SimpleStringFlags(PythonRuntime.bootstrap, nil)
             var failure: PythonError?
