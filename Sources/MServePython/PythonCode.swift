@@ -16,6 +16,8 @@ final class PythonCode {
     let contentType: String
     /// The class's or module's `example` (a dict), for the web page.
     let example: JSON
+    /// The class's `input_errors`: exception types that are the client's mistake (400), as ValueError.
+    let inputErrors: PythonObject?
     private let makeRequest: PythonObject
     private let makeFile: PythonObject
     private let responseParts: PythonObject
@@ -43,7 +45,7 @@ final class PythonCode {
             logger.error("python: \(spec) failed \(what):\n\(e.traceback)")
             return ModelLoadError("python: \(spec) failed \(what): \(e.message)")
         }
-        (target, validator, batch, takesRequest, contentType, example, makeRequest, makeFile, responseParts, take) = try PythonRuntime.withGIL {
+        (target, validator, batch, takesRequest, contentType, example, inputErrors, makeRequest, makeFile, responseParts, take) = try PythonRuntime.withGIL {
             guard let makeRequest = PythonRuntime.helper("Request"), let makeFile = PythonRuntime.helper("UploadedFile"),
                   let responseParts = PythonRuntime.helper("response_parts"), let take = PythonRuntime.helper("output.take"),
                   let takesRequest = PythonRuntime.helper("takes_request") else {
@@ -87,7 +89,14 @@ final class PythonCode {
             let owner = mserve_py_is_type(attribute.pointer) != 0 ? attribute : module
             let example = owner.attribute("example").flatMap { try? Python.json($0.pointer) } ?? [:]
             PyErr_Clear()
-            return (target, validator, batch, request, contentType, example.isObject ? example : [:], makeRequest, makeFile, responseParts, take)
+            var inputErrors = owner.attribute("input_errors")
+            if let types = inputErrors, PyObject_IsInstance(mserve_py_value_error(), types.pointer) == -1 {
+                PyErr_Clear()
+                inputErrors = nil
+                logger.warning("python: \(spec)'s input_errors is not an exception type or a tuple of them; ignored")
+            }
+            return (target, validator, batch, request, contentType, example.isObject ? example : [:], inputErrors,
+                    makeRequest, makeFile, responseParts, take)
         }
     }
 
@@ -148,7 +157,7 @@ final class PythonCode {
             for (k, i) in taken.enumerated() {
                 let item = PythonObject(borrowing: PyList_GetItem(list.pointer, k))
                 if mserve_py_is_exception(item.pointer) != 0 {
-                    results[i] = .failure(PythonError(exception: item.pointer).asModelError)
+                    results[i] = .failure(PythonError(exception: item.pointer, inputErrors: inputErrors).asModelError)
                 } else {
                     results[i] = Result { try answer(item, requests[i]) }
                 }
@@ -192,7 +201,7 @@ final class PythonCode {
     private func validate(_ argument: PythonObject, _ request: InferenceRequest) throws {
         guard let validator else { return }
         guard let verdict = PythonObject(PyObject_CallOneArg(validator.pointer, argument.pointer)) else {
-            let e = PythonError.fetch()
+            let e = PythonError.fetch(inputErrors: inputErrors)
             if !e.isValueError { logger.info("python: \(spec)'s validate raised \(e.message)", recordID: request.recordID) }
             throw ModelInputError(e.isValueError ? e.message : "invalid input: \(e.message)")
         }
@@ -232,10 +241,10 @@ final class PythonCode {
         for line in lines { logger.info("python \(spec): \(line)", recordID: recordID) }
     }
 
-    /// The exception Python raised: a ValueError is a 400, anything else a 500 with the traceback
-    /// in the log (never in the answer).
+    /// The exception Python raised: a ValueError (or one of the class's `input_errors`) is a 400,
+    /// anything else a 500 with the traceback in the log (never in the answer).
     private func failure(_ request: InferenceRequest) -> Error {
-        let e = PythonError.fetch()
+        let e = PythonError.fetch(inputErrors: inputErrors)
         if !e.isValueError { logger.error("python: \(spec) raised \(e.message)\n\(e.traceback)", recordID: request.recordID) }
         return e.asModelError
     }

@@ -55,15 +55,16 @@ struct PythonError: Error, CustomStringConvertible {
     /// The error a model throws for it: ModelInputError for a ValueError, else a failure.
     var asModelError: any Error { isValueError ? ModelInputError(message) : PythonModelFailure(message: message) }
 
-    /// Takes (and clears) the exception set.
-    static func fetch() -> PythonError {
+    /// Takes (and clears) the exception set; `inputErrors` (an exception type or a tuple of them)
+    /// count as ValueError does.
+    static func fetch(inputErrors: PythonObject? = nil) -> PythonError {
         var type: UnsafeMutablePointer<PyObject>?, value: UnsafeMutablePointer<PyObject>?, trace: UnsafeMutablePointer<PyObject>?
         PyErr_Fetch(&type, &value, &trace)
         PyErr_NormalizeException(&type, &value, &trace)
         defer { mserve_py_decref(type); mserve_py_decref(value); mserve_py_decref(trace) }
         if let value, trace != nil { PyException_SetTraceback(value, trace) }
         guard let value else { return PythonError(isValueError: false, message: "unknown Python error", traceback: "") }
-        return PythonError(exception: value)
+        return PythonError(exception: value, inputErrors: inputErrors)
     }
 
     init(isValueError: Bool, message: String, traceback: String) {
@@ -73,8 +74,9 @@ struct PythonError: Error, CustomStringConvertible {
     }
 
     /// An exception object (raised, or returned in a batch's answers).
-    init(exception: UnsafeMutablePointer<PyObject>) {
+    init(exception: UnsafeMutablePointer<PyObject>, inputErrors: PythonObject? = nil) {
         isValueError = PyObject_IsInstance(exception, mserve_py_value_error()) == 1
+            || inputErrors.map { PyObject_IsInstance(exception, $0.pointer) == 1 } ?? false
         let text = PythonObject(PyObject_Str(exception)).flatMap { Python.string($0.pointer) } ?? "unknown Python error"
         let type = PythonObject(PyObject_Type(exception))
         let name = type.flatMap { $0.attribute("__name__") }.flatMap { Python.string($0.pointer) } ?? "Exception"

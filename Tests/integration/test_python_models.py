@@ -180,6 +180,8 @@ def test_a_venv_with_numpy(start, tmp_path):
     assert a["rows"] == 4 and abs(a["sum"] - expected["sum"]) < 1e-3
     assert all(abs(x - y) < 1e-5 for x, y in zip(a["first"], expected["first"]))
     assert s.post("/matmul", {"rows": 0}).status_code == 400
+    by_curl = subprocess.run(["curl", "-s", s.url + "/matmul", "-d", '{"rows": 4, "seed": 1}'], capture_output=True, check=True).stdout
+    assert json.loads(by_curl)["sum"] == a["sum"]
     # The same venv through VIRTUAL_ENV.
     s2 = start("--pythonpath", EXAMPLES, "matmul=numpy_model:MatrixModel", workers=1, env={"VIRTUAL_ENV": str(venv)})
     assert s2.post("/matmul", {"rows": 4, "seed": 1}).json()["sum"] == a["sum"]
@@ -196,3 +198,44 @@ def test_a_venv_of_another_python_stops_the_server_with_a_clear_message(start, t
     s2 = start("--python-venv", str(tmp_path), "acc=tornado_predict:predict", workers=1, wait=False)
     assert s2.wait_exit(timeout=30) == 4
     assert "is not a virtual environment (no pyvenv.cfg" in s2.log()
+
+
+def test_declared_input_errors_are_400_and_others_500(start):
+    s = start("--pythonpath", TROUBLE, "d=trouble:Declared", workers=1)
+    r = s.post("/d", {"kind": "declared"})
+    assert r.status_code == 400 and r.json()["error"]["message"] == "the input is bad in this model's own way"
+    assert s.post("/d", {"kind": "key"}).status_code == 400
+    r = s.post("/d", {"recordid": "t1", "kind": "other"})
+    assert r.status_code == 500 and "TypeError: not declared" in r.json()["error"]["message"]
+    s.wait_log(r"\[t1\] python: trouble:Declared raised TypeError")
+
+
+def test_code_that_releases_the_gil_runs_in_parallel_with_limit_concurrency(start):
+    s = start("--pythonpath", TROUBLE, "--limit-concurrency", "2", "sleep=trouble:sleeper", workers=1)
+    from concurrent.futures import ThreadPoolExecutor
+    t0 = time.monotonic()
+    with ThreadPoolExecutor(2) as pool:
+        answers = list(pool.map(lambda _: s.post("/sleep", {"seconds": 0.6}), range(2)))
+    elapsed = time.monotonic() - t0
+    assert [a.status_code for a in answers] == [200, 200]
+    assert elapsed < 1.1, elapsed   # one after the other would take 1.2 s
+
+
+def test_the_examples_answer_curl(start, tmp_path):
+    s = start("--pythonpath", EXAMPLES, "worker=hepai_worker:WorkerModel", "acc=tornado_predict:predict",
+              "custom=modelserve_model:Model", workers=1)
+
+    def curl(*args):
+        return subprocess.run(["curl", "-s", "--max-time", "10", *args], capture_output=True, check=True).stdout
+
+    # curl -d sends a form's media type; a JSON object body is taken as JSON.
+    assert json.loads(curl(s.url + "/worker", "-d", '{"text": "from curl"}'))["text"] == "FROM CURL"
+    assert json.loads(curl(s.url + "/acc", "-d", '{"cal_number": 4}'))["result"] == 4
+    assert json.loads(curl(s.url + "/custom?text=abc"))["text"] == "cba"
+    assert json.loads(curl(s.url + "/custom", "-d", "text=form"))["text"] == "mrof"
+    picture = tmp_path / "picture.png"
+    picture.write_bytes(b"\x89PNG\r\n\x1a\n" + bytes(100))
+    up = json.loads(curl(s.url + "/custom", "-F", f"image=@{picture};type=image/png"))
+    assert up["name"] == "picture.png" and up["size"] == 108 and up["content_type"] == "image/png"
+    events = curl("-N", s.url + "/worker", "-d", '{"text": "a b", "stream": true}').decode()
+    assert events.count("data: {") == 2 and events.endswith("data: [DONE]\n\n")

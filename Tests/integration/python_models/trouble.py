@@ -70,3 +70,24 @@ class Preloaded:
     def inference(self, **kwargs):
         self.calls += 1
         return {"made_in": self.made_in, "pid": os.getpid(), "calls": self.calls}
+
+
+class BadInput(Exception):
+    """A model's own input error, declared in input_errors: a 400, as ValueError."""
+
+
+class Declared:
+    input_errors = (BadInput, KeyError)
+
+    def inference(self, kind="", **kwargs):
+        if kind == "declared":
+            raise BadInput("the input is bad in this model's own way")
+        if kind == "key":
+            return {}["missing"]
+        raise TypeError("not declared")
+
+
+def sleeper(seconds=0.5, **kwargs):
+    # time.sleep releases the GIL, as numpy and torch do while they compute.
+    time.sleep(seconds)
+    return {"slept": seconds}
