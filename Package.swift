@@ -25,6 +25,8 @@ let package = Package(
         .systemLibrary(name: "COpenBLAS", pkgConfig: "openblas",
                        providers: [.apt(["libopenblas-dev"])]),
         // CPython embedded, for models written in Python (see Sources/CPython/shim.h).
+        // Present only when the build targets AVX-512 VNNI: selects LLM's 512-bit kernels.
+        .systemLibrary(name: "CAVX512", path: "Sources/CAVX512"),
         .systemLibrary(name: "CPython", pkgConfig: "python3-embed", providers: [.apt(["python3-dev"])]),
         // OpenSSL's TLS through pkg-config, for HTTPS (--certfile).
         .systemLibrary(name: "COpenSSL", pkgConfig: "openssl", providers: [.apt(["libssl-dev"])]),
@@ -36,7 +38,7 @@ let package = Package(
         .target(name: "MiniLM", dependencies: ["COpenBLAS", "MServeJSON"]),
         // Generative models from GGUF files (SmolLM2): the file, its block formats; no server code.
         // Optimized in debug builds too: its kernels in -Onone would make the tests take minutes.
-        .target(name: "LLM", swiftSettings: [.unsafeFlags(["-O", "-Xcc", "-march=native"])]),
+        .target(name: "LLM", dependencies: ["CAVX512"], swiftSettings: [.unsafeFlags(["-O", "-Xcc", "-march=native"])]),
         // The one layer that talks to C: event loop, processes, threads, systemd, socket steering.
         .target(name: "MServePOSIX", dependencies: ["CEvent", "CSystemShim", "COpenSSL"]),
         // HTTP/1.1: parser, request, response serializer and writer, connection timeouts, server; no routing.

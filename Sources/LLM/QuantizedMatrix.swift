@@ -67,9 +67,21 @@ struct QuantizedMatrix: @unchecked Sendable {
                         let input = IntegerDot.Input(values: values.baseAddress!, width: x.bits / 8, scales: scales.baseAddress!,
                                                      sums: sums.baseAddress!)
                         let output = OutputPointer(yp.baseAddress!)
+                        let wide = WideIntegerDot.available && x.bits == 8 && blocks % 2 == 0
                         split((rows + 3) / 4, n, pool) { g in
                             let r0 = g * 4
                             var i = 0
+                            // AVX-512 VNNI: four inputs at a time, then one by one.
+                            while wide && r0 + 4 <= rows && i + 4 <= n {
+                                WideIntegerDot.tile(type, base + r0 * rowBytes, stride: rowBytes, input.block(i * blocks), inputStride: blocks,
+                                                    blocks, output.pointer + i * rows + r0, outStride: rows)
+                                i += 4
+                            }
+                            while wide && r0 + 4 <= rows && i < n {
+                                WideIntegerDot.rows4(type, base + r0 * rowBytes, stride: rowBytes, input.block(i * blocks), blocks,
+                                                     output.pointer + i * rows + r0)
+                                i += 1
+                            }
                             // Eight or four inputs at a time share each unpacked weight block; the rest one by one.
                             while r0 + 4 <= rows && i + 8 <= n {
                                 IntegerDot.tile8(type, base + r0 * rowBytes, stride: rowBytes, input.block(i * blocks), inputStride: blocks, blocks,

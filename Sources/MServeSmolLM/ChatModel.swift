@@ -9,9 +9,10 @@ import Synchronization
 /// with `max_tokens`, `temperature`, `top_p`, `top_k`, `seed`, `stop`, `presence_penalty` and
 /// `frequency_penalty`.  One generation engine per worker batches the requests running at once
 /// (up to --max-batch-size sequences, within --kv-cache-tokens).  Options: `step_tokens` (256), the
-/// most tokens one step takes (prompt chunks included); `activations`: "int16" (the default:
-/// integer dot products, within 0.01 of float32's logits), "int8" (faster, as llama.cpp) or
-/// "float32" (exact, as the reference computes; slower); `threads`, the threads a step's products
+/// most tokens one step takes (prompt chunks included); `activations`: "int8" (the default:
+/// integer dot products of bytes, as llama.cpp's, the two inputs most sensitive to rounding at 16
+/// bits; closer to float32's logits than llama.cpp is), "int16" (within 0.01 of float32's logits;
+/// slower) or "float32" (exact, as the reference computes; slowest); `threads`, the threads a step's products
 /// are split between (default: the machine's cores, at most 8).
 public final class ChatModel: GenerativeModel {
     public static let fileName = "SmolLM2-135M-Instruct.Q4_1.gguf"
@@ -40,7 +41,7 @@ public final class ChatModel: GenerativeModel {
         }
         let stepTokens = try option("step_tokens", 256, least: 16)
         let threads = try option("threads", ComputePool.cores, least: 1)
-        var activations = LlamaModel.Activations.int16
+        var activations = LlamaModel.Activations.int8
         if let a = context.options["activations"] {
             guard let v = a.stringValue.flatMap(LlamaModel.Activations.init(rawValue:)) else {
                 throw ModelLoadError("smollm2: option activations must be \"int16\", \"int8\" or \"float32\", got \(a.text)")
