@@ -5,9 +5,10 @@ through llama-cpp-python's OpenAI server, on the same cores, one after the other
 Every contender gets the same OpenAI streaming requests (/v1/chat/completions, temperature 0):
 - single stream: a 30-token prompt, max_tokens 128, --rounds times: decode tokens/s (tokens after
   the first over the time after the first) and time to first token, medians;
-- 1, 4, 16 and 64 concurrent streams (max_tokens 128): aggregate generated tokens/s over the wall
-  time, p50/p99 time to first token and inter-token latency (every gap between two content
-  chunks of a stream);
+- 1, 4, 16 and 64 concurrent streams (max_tokens 128), --level-rounds times each (3), the
+  contenders in turn: aggregate generated tokens/s over the wall time, p50/p99 time to first
+  token and inter-token latency (every gap between two content chunks of a stream), of the
+  median run;
 - PSS per worker (/proc/PID/smaps_rollup) after the run.
 Tokens are counted as content chunks (each server sends one per token; mserve holds back only the
 bytes of an unfinished UTF-8 character or a possible stop string).
@@ -20,7 +21,7 @@ llama-cpp-python is built from PyPI's source package into a cached venv
 (~/.cache/mserve/llama-cpp-python-VERSION, or --venv); the first build takes minutes.
 
     python3 benchmark/chat.py [--levels 1,4,16,64] [--max-tokens 128] [--only mserve|llama.cpp]
-                              [--workers 1,2] [--activations int16,int8,float32]
+                              [--workers 1,2] [--activations int8,int16,float32] [--rounds 5] [--level-rounds 3]
 """
 import argparse
 import json
@@ -158,6 +159,8 @@ def main():
     ap.add_argument("--activations", help="smollm2's activations option, or several to compare (default: the model's default)")
     ap.add_argument("--workers", default="1,2", help="mserve -w values to run")
     ap.add_argument("--rounds", type=int, default=5, help="single-stream runs per contender (the median is shown)")
+    ap.add_argument("--level-rounds", type=int, default=3,
+                    help="runs of each level per contender, interleaved (the median by tokens/s is shown)")
     ap.add_argument("--venv", default=os.path.expanduser(f"~/.cache/mserve/llama-cpp-python-{LLAMA_CPP_PYTHON}"))
     args = ap.parse_args()
     if not os.path.exists(GGUF):
@@ -179,9 +182,13 @@ def main():
                 # A question of its own each round: llama.cpp would reuse a repeated prompt's cache.
                 c.singles.append(single(c.url, c.model, f"{PROMPT} Round {i + 1}.", args.max_tokens))
         for n in levels:
+            runs = {c.name: [] for c in contenders}
+            for _ in range(args.level_rounds):
+                for c in contenders:
+                    runs[c.name].append(level(c.url, c.model, n, args.max_tokens))
+                    print(f"  {c.name:20} {n:>3} streams: {runs[c.name][-1]['tps']:7.1f} tokens/s", flush=True)
             for c in contenders:
-                c.levels[n] = level(c.url, c.model, n, args.max_tokens)
-                print(f"  {c.name:20} {n:>3} streams: {c.levels[n]['tps']:7.1f} tokens/s", flush=True)
+                c.levels[n] = sorted(runs[c.name], key=lambda r: r["tps"])[len(runs[c.name]) // 2]
         for c in contenders:
             c.pss = [memory.mem_kib(p)[1] / 1024 for p in c.workers_of()]
     finally:
