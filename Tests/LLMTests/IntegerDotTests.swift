@@ -1,0 +1,89 @@
+import Testing
+@testable import LLM
+
+/// The integer kernels against the products of the dequantized numbers, on random Q4_1 and Q8_0
+/// rows and 8-bit inputs: the AVX2 row kernel and, on CPUs with AVX-512 VNNI, the 512-bit tile
+/// (four inputs) and four-row kernels.  Exact up to float rounding, since the integers are summed
+/// exactly and only the scaling is in float.
+struct IntegerDotTests {
+    /// Random blocks of `type` (scales and minimums as float16 between -0.5 and 0.5).
+    static func rows(_ type: GGMLType, rows: Int, blocks: Int, seed: inout UInt64) -> [UInt8] {
+        func next() -> UInt64 {
+            seed = seed &* 6364136223846793005 &+ 1442695040888963407
+            return seed >> 33
+        }
+        func half() -> [UInt8] {
+            let v = Float16(Float(Int(next() % 1000)) / 1000 - 0.5)
+            return [UInt8(v.bitPattern & 0xFF), UInt8(v.bitPattern >> 8)]
+        }
+        var bytes: [UInt8] = []
+        for _ in 0..<(rows * blocks) {
+            if type == .q4_1 {
+                bytes += half() + half() + (0..<16).map { _ in UInt8(next() % 256) }
+            } else {
+                bytes += half() + (0..<32).map { _ in UInt8(next() % 256) }   // any byte: -128...127
+            }
+        }
+        return bytes
+    }
+
+    @Test(arguments: [GGMLType.q4_1, .q8_0])
+    func kernelsEqualTheDequantizedProduct(_ type: GGMLType) throws {
+        var seed: UInt64 = 42
+        let blocks = 6, columns = blocks * 32, rowCount = 8, n = 5
+        let rowBytes = blocks * (type == .q4_1 ? 20 : 34)
+        let weights = IntegerDotTests.rows(type, rows: rowCount, blocks: blocks, seed: &seed)
+        // Inputs of mixed sizes (every seventh larger), as activations have.
+        let x: [Float] = (0..<(n * columns)).map { i in
+            let v = Float(Int((i &* 7919) % 201) - 100) / 100
+            return i % 7 == 0 ? 3 * v : v
+        }
+        let q = QuantizedActivations(x, count: n, columns: columns, bits: 8)
+        // What the kernels compute: the dequantized weights times the dequantized inputs.
+        var want = [Double](repeating: 0, count: n * rowCount)
+        var w = [Float](repeating: 0, count: columns)
+        for r in 0..<rowCount {
+            weights.withUnsafeBytes { b in
+                w.withUnsafeMutableBufferPointer { type.dequantize(UnsafeRawBufferPointer(rebasing: b[(r * rowBytes)..<((r + 1) * rowBytes)]), into: $0) }
+            }
+            for i in 0..<n {
+                for c in 0..<columns {
+                    let v = Double(Int8(bitPattern: q.values[i * columns + c])) * Double(q.scales[(i * columns + c) / 32])
+                    want[i * rowCount + r] += Double(w[c]) * v
+                }
+            }
+        }
+        func close(_ got: [Float], _ what: String) {
+            let worst = zip(got, want).map { abs(Double($0) - $1) }.max() ?? 1
+            #expect(worst < 1e-3, "\(what): largest difference \(worst)")
+        }
+        #if arch(x86_64)
+        try weights.withUnsafeBytes { wb in
+            try q.values.withUnsafeBytes { vb in
+                try q.scales.withUnsafeBufferPointer { sb in
+                    try q.sums.withUnsafeBufferPointer { mb in
+                        let base = try #require(wb.baseAddress)
+                        let input = IntegerDot.Input(values: try #require(vb.baseAddress), width: 1, scales: try #require(sb.baseAddress),
+                                                     sums: try #require(mb.baseAddress))
+                        var got = [Float](repeating: 0, count: n * rowCount)
+                        for i in 0..<n {
+                            for r in 0..<rowCount { got[i * rowCount + r] = IntegerDot.row(type, base + r * rowBytes, input.block(i * blocks), blocks) }
+                        }
+                        close(got, "AVX2 row")
+                        guard WideIntegerDot.available else { return }
+                        got = [Float](repeating: .nan, count: n * rowCount)
+                        try got.withUnsafeMutableBufferPointer { out in
+                            let o = try #require(out.baseAddress)
+                            for r0 in stride(from: 0, to: rowCount, by: 4) {
+                                WideIntegerDot.tile(type, base + r0 * rowBytes, stride: rowBytes, input, inputStride: blocks, blocks, o + r0, outStride: rowCount)
+                                WideIntegerDot.rows4(type, base + r0 * rowBytes, stride: rowBytes, input.block(4 * blocks), blocks, o + 4 * rowCount + r0)
+                            }
+                        }
+                        close(got, "AVX-512 tile and rows4")
+                    }
+                }
+            }
+        }
+        #endif
+    }
+}
