@@ -18,6 +18,9 @@ final class PythonCode {
     let example: JSON
     /// The class's `input_errors`: exception types that are the client's mistake (400), as ValueError.
     let inputErrors: PythonObject?
+    /// mserve's own fields of a request ("recordid", "stream") that the function does not take: left
+    /// out of its keyword arguments.
+    private let ownFieldsDropped: [String]
     private let makeRequest: PythonObject
     private let makeFile: PythonObject
     private let responseParts: PythonObject
@@ -45,7 +48,7 @@ final class PythonCode {
             logger.error("python: \(spec) failed \(what):\n\(e.traceback)")
             return ModelLoadError("python: \(spec) failed \(what): \(e.message)")
         }
-        (target, validator, batch, takesRequest, contentType, example, inputErrors, makeRequest, makeFile, responseParts, take) = try PythonRuntime.withGIL {
+        (target, validator, batch, takesRequest, contentType, example, inputErrors, ownFieldsDropped, makeRequest, makeFile, responseParts, take) = try PythonRuntime.withGIL {
             guard let makeRequest = PythonRuntime.helper("Request"), let makeFile = PythonRuntime.helper("UploadedFile"),
                   let responseParts = PythonRuntime.helper("response_parts"), let take = PythonRuntime.helper("output.take"),
                   let takesRequest = PythonRuntime.helper("takes_request") else {
@@ -95,7 +98,11 @@ final class PythonCode {
                 inputErrors = nil
                 logger.warning("python: \(spec)'s input_errors is not an exception type or a tuple of them; ignored")
             }
-            return (target, validator, batch, request, contentType, example.isObject ? example : [:], inputErrors,
+            let dropped = ["recordid", "stream"].filter { name in
+                PythonRuntime.call("accepts", mserve_py_newref(target.pointer), Python.string(name)).map { mserve_py_is_true($0.pointer) == 0 } ?? false
+            }
+            PyErr_Clear()
+            return (target, validator, batch, request, contentType, example.isObject ? example : [:], inputErrors, dropped,
                     makeRequest, makeFile, responseParts, take)
         }
     }
@@ -109,7 +116,7 @@ final class PythonCode {
             try validate(argument, request)
             guard let result = takesRequest ? PythonObject(PyObject_CallOneArg(target.pointer, argument.pointer))
                                             : target.call([], keywords: argument) else {
-                throw failure(request)
+                throw failure(request, keywords: takesRequest ? nil : argument)
             }
             // A generator (or any iterator) streams: each piece as it comes.
             if mserve_py_is_iterator(result.pointer) != 0 {
@@ -182,6 +189,7 @@ final class PythonCode {
             }
             let kwargs = PythonObject(Python.object(request.input.isObject ? request.input : [:]))
             for (name, file) in files { PyDict_SetItemString(kwargs?.pointer, name, file.pointer) }
+            for name in ownFieldsDropped where PyDict_DelItemString(kwargs?.pointer, name) != 0 { PyErr_Clear() }
             guard let kwargs else { throw failure(request) }
             return kwargs
         }
@@ -243,8 +251,15 @@ final class PythonCode {
 
     /// The exception Python raised: a ValueError (or one of the class's `input_errors`) is a 400,
     /// anything else a 500 with the traceback in the log (never in the answer).
-    private func failure(_ request: InferenceRequest) -> Error {
+    /// With the `keywords` a call was given: a TypeError because they do not fit the function's
+    /// parameters (an unknown or missing argument) is the client's mistake too.
+    private func failure(_ request: InferenceRequest, keywords: PythonObject? = nil) -> Error {
         let e = PythonError.fetch(inputErrors: inputErrors)
+        if e.typeName == "TypeError", let keywords, let binds = PythonRuntime.call("binds", mserve_py_newref(target.pointer), mserve_py_newref(keywords.pointer)),
+           mserve_py_is_true(binds.pointer) == 0 {
+            return ModelInputError(e.message.hasPrefix("TypeError: ") ? String(e.message.dropFirst(11)) : e.message)
+        }
+        PyErr_Clear()
         if !e.isValueError { logger.error("python: \(spec) raised \(e.message)\n\(e.traceback)", recordID: request.recordID) }
         return e.asModelError
     }

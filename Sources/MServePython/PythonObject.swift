@@ -47,6 +47,8 @@ final class PythonObject {
 /// the model's (500, its traceback logged).
 struct PythonError: Error, CustomStringConvertible {
     let isValueError: Bool
+    /// The exception's class name ("TypeError").
+    let typeName: String
     let message: String
     let traceback: String
 
@@ -69,6 +71,7 @@ struct PythonError: Error, CustomStringConvertible {
 
     init(isValueError: Bool, message: String, traceback: String) {
         self.isValueError = isValueError
+        typeName = "Exception"
         self.message = message
         self.traceback = traceback
     }
@@ -80,6 +83,7 @@ struct PythonError: Error, CustomStringConvertible {
         let text = PythonObject(PyObject_Str(exception)).flatMap { Python.string($0.pointer) } ?? "unknown Python error"
         let type = PythonObject(PyObject_Type(exception))
         let name = type.flatMap { $0.attribute("__name__") }.flatMap { Python.string($0.pointer) } ?? "Exception"
+        typeName = name
         message = isValueError ? text : "\(name): \(text)"
         var lines = ""
         if let format = PythonObject(PyImport_ImportModule("traceback"))?.attribute("format_exception"), let type,

@@ -145,6 +145,26 @@ enum PythonRuntime {
             positional = [p for p in parameters if p.kind in (p.POSITIONAL_ONLY, p.POSITIONAL_OR_KEYWORD)]
             return len(positional) == 1 and positional[0].name in ("request", "req")
 
+        def accepts(f, name):
+            """Whether f takes the keyword argument `name` (by name, or through **kwargs)."""
+            import inspect
+            try:
+                parameters = inspect.signature(f).parameters.values()
+            except (TypeError, ValueError):
+                return True
+            return any(p.kind == p.VAR_KEYWORD or (p.name == name and p.kind != p.POSITIONAL_ONLY) for p in parameters)
+
+        def binds(f, kwargs):
+            """Whether keyword arguments fit f's parameters (after a TypeError: whose mistake)."""
+            import inspect
+            try:
+                inspect.signature(f).bind(**kwargs)
+            except TypeError:
+                return False
+            except ValueError:
+                pass
+            return True
+
         def response_parts(r):
             """(status, content type, body) of a web framework's response (Django's JsonResponse or
             HttpResponse, Starlette's Response), or None."""

@@ -239,3 +239,15 @@ def test_the_examples_answer_curl(start, tmp_path):
     assert up["name"] == "picture.png" and up["size"] == 108 and up["content_type"] == "image/png"
     events = curl("-N", s.url + "/worker", "-d", '{"text": "a b", "stream": true}').decode()
     assert events.count("data: {") == 2 and events.endswith("data: [DONE]\n\n")
+
+
+def test_arguments_that_do_not_fit_the_function_are_400(start):
+    s = start("--pythonpath", TROUBLE, "strict=trouble:strict", workers=1)
+    assert s.post("/strict", {"a": 2, "b": 3}).json()["sum"] == 5
+    r = s.post("/strict", {"a": 1, "c": 3})
+    assert r.status_code == 400 and "unexpected keyword argument 'c'" in r.json()["error"]["message"]
+    r = s.post("/strict", {"b": 3})
+    assert r.status_code == 400 and "missing 1 required positional argument: 'a'" in r.json()["error"]["message"]
+    r = s.post("/strict", {"recordid": "te", "a": 1, "b": "x"})   # the TypeError is inside the function
+    assert r.status_code == 500 and "TypeError" in r.json()["error"]["message"]
+    s.wait_log(r"\[te\] python: trouble:strict raised TypeError")

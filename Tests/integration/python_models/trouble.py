@@ -91,3 +91,9 @@ def sleeper(seconds=0.5, **kwargs):
     # time.sleep releases the GIL, as numpy and torch do while they compute.
     time.sleep(seconds)
     return {"slept": seconds}
+
+
+def strict(a, b=1):
+    # No **kwargs: an unknown or missing argument is the client's mistake (400); a TypeError
+    # inside the function is the model's (500).
+    return {"sum": a + b}
