@@ -6,35 +6,19 @@ import MServe
 final class PythonCode {
     let spec: String
     let logger: Logger
-    /// What answers: the instance's bound `inference`, or the module's function.
-    let target: PythonObject
-    let validator: PythonObject?
-    let batch: PythonObject?
-    /// `inference(self, request)` (modelserve) rather than keyword arguments (HepAI, tornado).
-    let takesRequest: Bool
-    /// The media type of bytes answered (the class's `content_type`).
-    let contentType: String
-    /// The class's or module's `example` (a dict), for the web page.
-    let example: JSON
-    /// The class's `input_errors`: exception types that are the client's mistake (400), as ValueError.
-    let inputErrors: PythonObject?
-    /// mserve's own fields of a request ("recordid", "stream") that the function does not take: left
-    /// out of its keyword arguments.
-    private let ownFieldsDropped: [String]
-    private let makeRequest: PythonObject
-    private let makeFile: PythonObject
-    private let responseParts: PythonObject
-    private let take: PythonObject
+    let callables: PythonCallables
+    private let helpers: PythonHelpers
+
+    var target: PythonObject { callables.target }
+    var validator: PythonObject? { callables.validator }
+    var batch: PythonObject? { callables.batch }
+    var takesRequest: Bool { callables.takesRequest }
+    var inputErrors: PythonObject? { callables.inputErrors }
 
     init(context: ModelContext) throws {
         guard case .string(let spec)? = context.options["python"] else { throw ModelLoadError("python: no module:Attribute given") }
-        let parts = spec.split(separator: ":", maxSplits: 1).map(String.init)
-        guard parts.count == 2, !parts[0].isEmpty, !parts[1].isEmpty else {
-            throw ModelLoadError("python: '\(spec)' is not module:Attribute (for example package.module:ClassName)")
-        }
         self.spec = spec
-        let logger = context.logger
-        self.logger = logger
+        logger = context.logger
         var paths = (context.options["pythonpath"]?.stringValue ?? "").split(separator: ",").map(String.init)
         paths.append(".")
         let venv = context.options["python_venv"]?.stringValue ?? ProcessEnvironment.variables()["VIRTUAL_ENV"]
@@ -43,67 +27,10 @@ final class PythonCode {
         guard call == nil || call == "request" || call == "keywords" else {
             throw ModelLoadError("python_call is \"request\" (inference(self, request)) or \"keywords\" (inference(self, **kwargs)), not \(call ?? "")")
         }
-        func failed(_ what: String) -> ModelLoadError {
-            let e = PythonError.fetch()
-            logger.error("python: \(spec) failed \(what):\n\(e.traceback)")
-            return ModelLoadError("python: \(spec) failed \(what): \(e.message)")
-        }
-        (target, validator, batch, takesRequest, contentType, example, inputErrors, ownFieldsDropped, makeRequest, makeFile, responseParts, take) = try PythonRuntime.withGIL {
-            guard let makeRequest = PythonRuntime.helper("Request"), let makeFile = PythonRuntime.helper("UploadedFile"),
-                  let responseParts = PythonRuntime.helper("response_parts"), let take = PythonRuntime.helper("output.take"),
-                  let takesRequest = PythonRuntime.helper("takes_request") else {
-                throw ModelLoadError("python: mserve's helper module did not start")
-            }
-            defer { PythonCode.log(PythonRuntime.takeOutput(take), spec, logger) }
-            guard let module = PythonObject(PyImport_ImportModule(parts[0])) else {
-                let e = PythonError.fetch()
-                logger.error("python: importing \(parts[0]) failed:\n\(e.traceback)")
-                throw ModelLoadError("python: cannot import \(parts[0]) (\(e.message)); sys.path has --pythonpath \(paths.joined(separator: ","))")
-            }
-            guard let attribute = module.attribute(parts[1]) else {
-                throw ModelLoadError("python: module \(parts[0]) has no attribute \(parts[1])")
-            }
-            var target = attribute, validator: PythonObject?, batch: PythonObject?, contentType = "application/octet-stream"
-            if mserve_py_is_type(attribute.pointer) != 0 {
-                guard let instance = PythonObject(PyObject_CallNoArgs(attribute.pointer)) else { throw failed("while loading") }
-                if let initialize = instance.attribute("init"), initialize.isCallable {
-                    let device = Python.string(context.device)
-                    defer { mserve_py_decref(device) }
-                    guard PythonObject(PyObject_CallOneArg(initialize.pointer, device)) != nil else { throw failed("in init(device)") }
-                }
-                guard let inference = instance.attribute("inference"), inference.isCallable else {
-                    throw ModelLoadError("python: \(spec) has no inference method (HepAI's inference(self, **kwargs) or modelserve's inference(self, request))")
-                }
-                target = inference
-                validator = instance.attribute("validate").flatMap { $0.isCallable ? $0 : nil }
-                batch = instance.attribute("inference_batch").flatMap { $0.isCallable ? $0 : nil }
-                if let type = instance.attribute("content_type").flatMap({ Python.string($0.pointer) }) { contentType = type }
-            } else {
-                guard attribute.isCallable else { throw ModelLoadError("python: \(spec) is neither a class nor a function") }
-                if let initialize = module.attribute("init"), initialize.isCallable {
-                    guard PythonObject(PyObject_CallNoArgs(initialize.pointer)) != nil else { throw failed("in init()") }
-                }
-            }
-            let request: Bool
-            if let call { request = call == "request" } else {
-                request = PythonObject(PyObject_CallOneArg(takesRequest.pointer, target.pointer)).map { mserve_py_is_true($0.pointer) != 0 } ?? false
-                PyErr_Clear()
-            }
-            let owner = mserve_py_is_type(attribute.pointer) != 0 ? attribute : module
-            let example = owner.attribute("example").flatMap { try? Python.json($0.pointer) } ?? [:]
-            PyErr_Clear()
-            var inputErrors = owner.attribute("input_errors")
-            if let types = inputErrors, PyObject_IsInstance(mserve_py_value_error(), types.pointer) == -1 {
-                PyErr_Clear()
-                inputErrors = nil
-                logger.warning("python: \(spec)'s input_errors is not an exception type or a tuple of them; ignored")
-            }
-            let dropped = ["recordid", "stream"].filter { name in
-                PythonRuntime.call("accepts", mserve_py_newref(target.pointer), Python.string(name)).map { mserve_py_is_true($0.pointer) == 0 } ?? false
-            }
-            PyErr_Clear()
-            return (target, validator, batch, request, contentType, example.isObject ? example : [:], inputErrors, dropped,
-                    makeRequest, makeFile, responseParts, take)
+        (helpers, callables) = try PythonRuntime.withGIL { [logger] in
+            let helpers = try PythonHelpers()
+            defer { PythonCode.log(PythonRuntime.takeOutput(helpers.take), spec, logger) }
+            return (helpers, try PythonCallables(spec: spec, paths: paths, device: context.device, call: call, helpers: helpers, logger: logger))
         }
     }
 
@@ -178,7 +105,7 @@ final class PythonCode {
     private func argument(_ request: InferenceRequest) throws -> PythonObject {
         var files: [(String, PythonObject)] = []
         for f in request.files {
-            guard let made = makeFile.call(Python.bytes(f.data), Python.string(f.filename), Python.string(f.contentType)) else {
+            guard let made = helpers.makeFile.call(Python.bytes(f.data), Python.string(f.filename), Python.string(f.contentType)) else {
                 throw failure(request)
             }
             files.append((f.field, made))
@@ -189,7 +116,7 @@ final class PythonCode {
             }
             let kwargs = PythonObject(Python.object(request.input.isObject ? request.input : [:]))
             for (name, file) in files { PyDict_SetItemString(kwargs?.pointer, name, file.pointer) }
-            for name in ownFieldsDropped where PyDict_DelItemString(kwargs?.pointer, name) != 0 { PyErr_Clear() }
+            for name in callables.ownFieldsDropped where PyDict_DelItemString(kwargs?.pointer, name) != 0 { PyErr_Clear() }
             guard let kwargs else { throw failure(request) }
             return kwargs
         }
@@ -201,7 +128,7 @@ final class PythonCode {
         let parsed = MediaType.isJSON(request.contentType) && request.input.isObject ? Python.object(request.input) : mserve_py_none()
         let args = [Python.string(request.method), Python.string(request.path), query, form, fileDict, Python.bytes(request.body),
                     Python.string(request.contentType), Python.string(request.recordID), parsed]
-        guard let made = makeRequest.call(args, keywords: nil) else { throw failure(request) }
+        guard let made = helpers.makeRequest.call(args, keywords: nil) else { throw failure(request) }
         return made
     }
 
@@ -226,11 +153,11 @@ final class PythonCode {
     private func answer(_ result: PythonObject, _ request: InferenceRequest) throws -> JSON {
         let p = result.pointer
         if mserve_py_is_bytes(p) != 0 || mserve_py_is_bytearray(p) != 0 {
-            request.reply.set(Python.bytes(p), contentType: contentType)
+            request.reply.set(Python.bytes(p), contentType: callables.contentType)
             return .null
         }
         if mserve_py_is_dict(p) == 0, mserve_py_is_list(p) == 0, mserve_py_is_str(p) == 0,
-           let parts = PythonObject(PyObject_CallOneArg(responseParts.pointer, p)) {
+           let parts = PythonObject(PyObject_CallOneArg(helpers.responseParts.pointer, p)) {
             if mserve_py_is_tuple(parts.pointer) != 0, let status = PythonObject(PySequence_GetItem(parts.pointer, 0)),
                let type = PythonObject(PySequence_GetItem(parts.pointer, 1)), let body = PythonObject(PySequence_GetItem(parts.pointer, 2)) {
                 request.reply.set(Python.bytes(body.pointer), contentType: Python.string(type.pointer) ?? "application/octet-stream",
@@ -243,7 +170,7 @@ final class PythonCode {
     }
 
     /// What the model printed or logged, in the error log with the request's recordid.
-    private func log(_ request: InferenceRequest) { PythonCode.log(PythonRuntime.takeOutput(take), spec, logger, request.recordID) }
+    private func log(_ request: InferenceRequest) { PythonCode.log(PythonRuntime.takeOutput(helpers.take), spec, logger, request.recordID) }
 
     static func log(_ lines: [String], _ spec: String, _ logger: Logger, _ recordID: String? = nil) {
         for line in lines { logger.info("python \(spec): \(line)", recordID: recordID) }

@@ -22,7 +22,7 @@ public class PythonModel: Model {
     /// The page offers an upload to `inference(self, request)`, JSON fields to keyword arguments.
     public var takesUploads: Bool { code.takesRequest }
     /// The class's (or module's) `example` dict, for the web page's form.
-    public var example: JSON { code.example }
+    public var example: JSON { code.callables.example }
 
     public required init(context: ModelContext) throws { code = try PythonCode(context: context) }
     init(code: PythonCode) { self.code = code }

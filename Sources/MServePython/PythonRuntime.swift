@@ -65,7 +65,9 @@ enum PythonRuntime {
 
     /// Calls a function of the `_mserve` module with `args` (new references, which it takes);
     /// nil with the exception set.  Under the GIL.
-    static func call(_ name: String, _ args: UnsafeMutablePointer<PyObject>?...) -> PythonObject? {
+    static func call(_ name: String, _ args: UnsafeMutablePointer<PyObject>?...) -> PythonObject? { call(name, args) }
+
+    static func call(_ name: String, _ args: [UnsafeMutablePointer<PyObject>?]) -> PythonObject? {
         guard let function = helper(name) else {
             for a in args { mserve_py_decref(a) }
             return nil
