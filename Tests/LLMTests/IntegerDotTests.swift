@@ -2,8 +2,8 @@ import Testing
 @testable import LLM
 
 /// The integer kernels against the products of the dequantized numbers, on random Q4_1 and Q8_0
-/// rows and 8-bit inputs: the AVX2 row kernel and, on CPUs with AVX-512 VNNI, the 512-bit tile
-/// (four inputs) and four-row kernels.  Exact up to float rounding, since the integers are summed
+/// rows and 8-bit inputs: the AVX2 kernels (one row, four rows by one, four or eight inputs) and,
+/// on CPUs with AVX-512 VNNI, the 512-bit ones (four rows by four inputs, and by one).  Exact up to float rounding, since the integers are summed
 /// exactly and only the scaling is in float.
 struct IntegerDotTests {
     /// Random blocks of `type` (scales and minimums as float16 between -0.5 and 0.5).
@@ -30,7 +30,7 @@ struct IntegerDotTests {
     @Test(arguments: [GGMLType.q4_1, .q8_0])
     func kernelsEqualTheDequantizedProduct(_ type: GGMLType) throws {
         var seed: UInt64 = 42
-        let blocks = 6, columns = blocks * 32, rowCount = 8, n = 5
+        let blocks = 48, columns = blocks * 32, rowCount = 8, n = 9
         let rowBytes = blocks * (type == .q4_1 ? 20 : 34)
         let weights = IntegerDotTests.rows(type, rows: rowCount, blocks: blocks, seed: &seed)
         // Inputs of mixed sizes (every seventh larger), as activations have.
@@ -70,13 +70,36 @@ struct IntegerDotTests {
                             for r in 0..<rowCount { got[i * rowCount + r] = IntegerDot.row(type, base + r * rowBytes, input.block(i * blocks), blocks) }
                         }
                         close(got, "AVX2 row")
+                        got = [Float](repeating: .nan, count: n * rowCount)
+                        try got.withUnsafeMutableBufferPointer { out in
+                            let o = try #require(out.baseAddress)
+                            for r0 in stride(from: 0, to: rowCount, by: 4) {
+                                let row = base + r0 * rowBytes
+                                IntegerDot.tile8(type, row, stride: rowBytes, input, inputStride: blocks, blocks, o + r0, outStride: rowCount)
+                                IntegerDot.rows4(type, row, stride: rowBytes, input.block(8 * blocks), blocks, o + 8 * rowCount + r0)
+                            }
+                        }
+                        close(got, "AVX2 tile8 and rows4")
+                        got = [Float](repeating: .nan, count: n * rowCount)
+                        try got.withUnsafeMutableBufferPointer { out in
+                            let o = try #require(out.baseAddress)
+                            for r0 in stride(from: 0, to: rowCount, by: 4) {
+                                let row = base + r0 * rowBytes
+                                IntegerDot.tile(type, row, stride: rowBytes, input, inputStride: blocks, blocks, o + r0, outStride: rowCount)
+                                IntegerDot.tile(type, row, stride: rowBytes, input.block(4 * blocks), inputStride: blocks, blocks, o + 4 * rowCount + r0, outStride: rowCount)
+                                IntegerDot.rows4(type, row, stride: rowBytes, input.block(8 * blocks), blocks, o + 8 * rowCount + r0)
+                            }
+                        }
+                        close(got, "AVX2 tile and rows4")
                         guard WideIntegerDot.available else { return }
                         got = [Float](repeating: .nan, count: n * rowCount)
                         try got.withUnsafeMutableBufferPointer { out in
                             let o = try #require(out.baseAddress)
                             for r0 in stride(from: 0, to: rowCount, by: 4) {
-                                WideIntegerDot.tile(type, base + r0 * rowBytes, stride: rowBytes, input, inputStride: blocks, blocks, o + r0, outStride: rowCount)
-                                WideIntegerDot.rows4(type, base + r0 * rowBytes, stride: rowBytes, input.block(4 * blocks), blocks, o + 4 * rowCount + r0)
+                                let row = base + r0 * rowBytes
+                                WideIntegerDot.tile(type, row, stride: rowBytes, input, inputStride: blocks, blocks, o + r0, outStride: rowCount)
+                                WideIntegerDot.tile(type, row, stride: rowBytes, input.block(4 * blocks), inputStride: blocks, blocks, o + 4 * rowCount + r0, outStride: rowCount)
+                                WideIntegerDot.rows4(type, row, stride: rowBytes, input.block(8 * blocks), blocks, o + 8 * rowCount + r0)
                             }
                         }
                         close(got, "AVX-512 tile and rows4")
