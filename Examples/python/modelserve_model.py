@@ -22,15 +22,15 @@ class Model:
 
     def validate(self, request):
         text = self.text(request)
-        if "image" not in request.FILES and not text:
+        if self.upload(request) is None and not text:
             raise ValueError("give text (query, form or JSON) or an image upload")
         if len(text) > 10000:
             raise ValueError("text is longer than 10000 characters")
 
     def inference(self, request):
         self.served += 1
-        if "image" in request.FILES:
-            image = request.FILES["image"]
+        image = self.upload(request)
+        if image is not None:
             data = image.read()
             return {"name": image.name, "content_type": image.content_type, "size": image.size,
                     "sha256": hashlib.sha256(data).hexdigest(), "device": self.device}
@@ -38,6 +38,11 @@ class Model:
         if self.option(request, "format") == "bytes":
             return text[::-1].encode()   # sent as text/plain, this class's content_type
         return {"text": text[::-1], "method": request.method, "served": self.served, "device": self.device}
+
+    @staticmethod
+    def upload(request):
+        # modelserve's example reads request.FILES['image']; the web page at / sends "file".
+        return request.FILES.get("image") or next(iter(request.FILES.values()), None)
 
     @staticmethod
     def option(request, name):

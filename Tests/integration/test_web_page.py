@@ -258,3 +258,26 @@ def test_the_chat_form_holds_a_conversation_and_streams_tokens(start, browser, t
     d.find_element(By.ID, "m-smollm2-clear").click()
     assert d.find_elements(By.CSS_SELECTOR, "#m-smollm2-turns .turn") == []
     assert errors(d, network=False) == [], errors(d)
+
+
+def test_python_models_get_forms_from_their_shape(start, browser, tmp_path):
+    examples = os.path.join(os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)))), "Examples", "python")
+    s = start("--pythonpath", examples, "worker=hepai_worker:WorkerModel", "custom=modelserve_model:Model", workers=1)
+    d = browser
+    d.get(s.url + "/")
+    until(d, lambda: d.find_elements(By.ID, "m-worker-send"))
+    # Keyword arguments: fields from the class's `example` (its text prefilled).
+    assert d.find_element(By.ID, "m-worker-f-text").get_attribute("value") == "hello world"
+    field(d, "m-worker-f-text").send_keys("hello from the page")
+    d.find_element(By.ID, "m-worker-send").click()
+    until(d, lambda: "200 OK" in stats(d, "worker"))
+    assert '"text": "HELLO FROM THE PAGE"' in d.find_element(By.ID, "m-worker-out").text
+    # inference(self, request): an upload, which arrives in request.FILES.
+    picture = tmp_path / "picture.png"
+    picture.write_bytes(b"\x89PNG\r\n\x1a\n" + bytes(64))
+    d.find_element(By.ID, "m-custom-file").send_keys(str(picture))
+    d.find_element(By.ID, "m-custom-send").click()
+    until(d, lambda: "200 OK" in stats(d, "custom"))
+    out = d.find_element(By.ID, "m-custom-out").text
+    assert '"name": "picture.png"' in out and '"size": 72' in out
+    assert errors(d) == [], errors(d)
