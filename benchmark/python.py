@@ -193,8 +193,7 @@ def main():
 
 
 def tree(pid):
-    """The process and its descendants (uvicorn's and tornado's workers are grandchildren of nothing
-    else: children of the first process)."""
+    """The process and all its descendants: every process of a server, whichever of them forks."""
     out, todo = [], [pid]
     while todo:
         p = todo.pop()

@@ -61,9 +61,8 @@ final class PythonCode {
     }
 
     /// `inference_batch(inputs)` on the requests that pass `validate`: one result per request.
-    func callBatch(_ requests: [InferenceRequest]) -> [Result<JSON, any Error>] {
-        guard let batch else { return requests.map { r in Result { try infer(r) } } }
-        return PythonRuntime.withGIL {
+    func callBatch(_ requests: [InferenceRequest], batch: PythonObject) -> [Result<JSON, any Error>] {
+        PythonRuntime.withGIL {
             defer { for r in requests { log(r) } }
             var results = [Result<JSON, any Error>](repeating: .success(.null), count: requests.count)
             var taken: [Int] = []
@@ -114,10 +113,9 @@ final class PythonCode {
             guard request.input.isObject || request.body.isEmpty else {
                 throw ModelInputError("model takes a JSON object or form fields as its keyword arguments; got \(request.contentType)")
             }
-            let kwargs = PythonObject(Python.object(request.input.isObject ? request.input : [:]))
-            for (name, file) in files { PyDict_SetItemString(kwargs?.pointer, name, file.pointer) }
-            for name in callables.ownFieldsDropped where PyDict_DelItemString(kwargs?.pointer, name) != 0 { PyErr_Clear() }
-            guard let kwargs else { throw failure(request) }
+            guard let kwargs = PythonObject(Python.object(request.input.isObject ? request.input : [:])) else { throw failure(request) }
+            for (name, file) in files { PyDict_SetItemString(kwargs.pointer, name, file.pointer) }
+            for name in callables.ownFieldsDropped where PyDict_DelItemString(kwargs.pointer, name) != 0 { PyErr_Clear() }
             return kwargs
         }
         let query = PyDict_New()
@@ -189,12 +187,6 @@ final class PythonCode {
         PyErr_Clear()
         if !e.isValueError { logger.error("python: \(spec) raised \(e.message)\n\(e.traceback)", recordID: request.recordID) }
         return e.asModelError
-    }
-
-    private func infer(_ request: InferenceRequest) throws -> JSON {
-        var single: JSON = .null
-        try call(request) { piece, _ in single = piece }
-        return single
     }
 }
 

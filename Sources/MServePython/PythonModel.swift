@@ -30,7 +30,8 @@ public class PythonModel: Model {
     /// A model of the Python code the context names: one that batches if it has `inference_batch`.
     public static func make(context: ModelContext) throws -> any Model {
         let code = try PythonCode(context: context)
-        return code.batch == nil ? PythonModel(code: code) : PythonBatchingModel(code: code)
+        guard let batch = code.batch else { return PythonModel(code: code) }
+        return PythonBatchingModel(code: code, batch: batch)
     }
 
     public func infer(_ request: InferenceRequest) throws -> JSON {
@@ -49,7 +50,21 @@ public class PythonModel: Model {
 
 /// Python code with `inference_batch(self, inputs)`.
 final class PythonBatchingModel: PythonModel, BatchingModel {
-    func inferBatch(_ requests: [InferenceRequest]) -> [Result<JSON, any Error>] { code.callBatch(requests) }
+    let batch: PythonObject
+
+    init(code: PythonCode, batch: PythonObject) {
+        self.batch = batch
+        super.init(code: code)
+    }
+
+    required init(context: ModelContext) throws {
+        let code = try PythonCode(context: context)
+        guard let batch = code.batch else { throw ModelLoadError("python: \(code.spec) has no inference_batch") }
+        self.batch = batch
+        super.init(code: code)
+    }
+
+    func inferBatch(_ requests: [InferenceRequest]) -> [Result<JSON, any Error>] { code.callBatch(requests, batch: batch) }
 }
 
 extension ModelRegistry {

@@ -65,44 +65,35 @@ struct IntegerDotTests {
                         let base = try #require(wb.baseAddress)
                         let input = IntegerDot.Input(values: try #require(vb.baseAddress), width: 1, scales: try #require(sb.baseAddress),
                                                      sums: try #require(mb.baseAddress))
-                        var got = [Float](repeating: 0, count: n * rowCount)
+                        var got = [Float](repeating: .nan, count: n * rowCount)
                         for i in 0..<n {
                             for r in 0..<rowCount { got[i * rowCount + r] = IntegerDot.row(type, base + r * rowBytes, input.block(i * blocks), blocks) }
                         }
                         close(got, "AVX2 row")
-                        got = [Float](repeating: .nan, count: n * rowCount)
-                        try got.withUnsafeMutableBufferPointer { out in
-                            let o = try #require(out.baseAddress)
-                            for r0 in stride(from: 0, to: rowCount, by: 4) {
-                                let row = base + r0 * rowBytes
-                                IntegerDot.tile8(type, row, stride: rowBytes, input, inputStride: blocks, blocks, o + r0, outStride: rowCount)
-                                IntegerDot.rows4(type, row, stride: rowBytes, input.block(8 * blocks), blocks, o + 8 * rowCount + r0)
+                        /// Each four rows through `body(row, first output)`, into a fresh output.
+                        func kernels(_ what: String, _ body: (UnsafeRawPointer, UnsafeMutablePointer<Float>) -> Void) throws {
+                            var out = [Float](repeating: .nan, count: n * rowCount)
+                            try out.withUnsafeMutableBufferPointer { o in
+                                let first = try #require(o.baseAddress)
+                                for r0 in stride(from: 0, to: rowCount, by: 4) { body(base + r0 * rowBytes, first + r0) }
                             }
+                            close(out, what)
                         }
-                        close(got, "AVX2 tile8 and rows4")
-                        got = [Float](repeating: .nan, count: n * rowCount)
-                        try got.withUnsafeMutableBufferPointer { out in
-                            let o = try #require(out.baseAddress)
-                            for r0 in stride(from: 0, to: rowCount, by: 4) {
-                                let row = base + r0 * rowBytes
-                                IntegerDot.tile(type, row, stride: rowBytes, input, inputStride: blocks, blocks, o + r0, outStride: rowCount)
-                                IntegerDot.tile(type, row, stride: rowBytes, input.block(4 * blocks), inputStride: blocks, blocks, o + 4 * rowCount + r0, outStride: rowCount)
-                                IntegerDot.rows4(type, row, stride: rowBytes, input.block(8 * blocks), blocks, o + 8 * rowCount + r0)
-                            }
+                        try kernels("AVX2 tile8 and rows4") { row, o in
+                            IntegerDot.tile8(type, row, stride: rowBytes, input, inputStride: blocks, blocks, o, outStride: rowCount)
+                            IntegerDot.rows4(type, row, stride: rowBytes, input.block(8 * blocks), blocks, o + 8 * rowCount)
                         }
-                        close(got, "AVX2 tile and rows4")
+                        try kernels("AVX2 tile and rows4") { row, o in
+                            IntegerDot.tile(type, row, stride: rowBytes, input, inputStride: blocks, blocks, o, outStride: rowCount)
+                            IntegerDot.tile(type, row, stride: rowBytes, input.block(4 * blocks), inputStride: blocks, blocks, o + 4 * rowCount, outStride: rowCount)
+                            IntegerDot.rows4(type, row, stride: rowBytes, input.block(8 * blocks), blocks, o + 8 * rowCount)
+                        }
                         guard WideIntegerDot.available else { return }
-                        got = [Float](repeating: .nan, count: n * rowCount)
-                        try got.withUnsafeMutableBufferPointer { out in
-                            let o = try #require(out.baseAddress)
-                            for r0 in stride(from: 0, to: rowCount, by: 4) {
-                                let row = base + r0 * rowBytes
-                                WideIntegerDot.tile(type, row, stride: rowBytes, input, inputStride: blocks, blocks, o + r0, outStride: rowCount)
-                                WideIntegerDot.tile(type, row, stride: rowBytes, input.block(4 * blocks), inputStride: blocks, blocks, o + 4 * rowCount + r0, outStride: rowCount)
-                                WideIntegerDot.rows4(type, row, stride: rowBytes, input.block(8 * blocks), blocks, o + 8 * rowCount + r0)
-                            }
+                        try kernels("AVX-512 tile and rows4") { row, o in
+                            WideIntegerDot.tile(type, row, stride: rowBytes, input, inputStride: blocks, blocks, o, outStride: rowCount)
+                            WideIntegerDot.tile(type, row, stride: rowBytes, input.block(4 * blocks), inputStride: blocks, blocks, o + 4 * rowCount, outStride: rowCount)
+                            WideIntegerDot.rows4(type, row, stride: rowBytes, input.block(8 * blocks), blocks, o + 8 * rowCount)
                         }
-                        close(got, "AVX-512 tile and rows4")
                     }
                 }
             }
