@@ -1,6 +1,10 @@
 // swift-tools-version:6.0
 import PackageDescription
 
+/// The request path's modules in release builds: no run-time exclusivity checks (swift_beginAccess
+/// was ~2% of a worker's user time); debug builds, which the tests run, keep them.
+let requestPath: [SwiftSetting] = [.unsafeFlags(["-enforce-exclusivity=unchecked"], .when(configuration: .release))]
+
 let package = Package(
     name: "mserve",
     platforms: [.macOS(.v14)],
@@ -33,18 +37,18 @@ let package = Package(
         // A system call Swift's Glibc module does not declare (see the header).
         .target(name: "CSystemShim"),
         // The JSON value, parser and writer: no dependencies, shared by the server and MiniLM.
-        .target(name: "MServeJSON"),
+        .target(name: "MServeJSON", swiftSettings: requestPath),
         // all-MiniLM-L6-v2 sentence embeddings: safetensors, WordPiece, the BERT encoder; no server code.
         .target(name: "MiniLM", dependencies: ["COpenBLAS", "MServeJSON"]),
         // Generative models from GGUF files (SmolLM2): the file, its block formats; no server code.
         // Optimized in debug builds too: its kernels in -Onone would make the tests take minutes.
         .target(name: "LLM", dependencies: ["CAVX512"], swiftSettings: [.unsafeFlags(["-O", "-Xcc", "-march=native"])]),
         // The one layer that talks to C: event loop, processes, threads, systemd, socket steering.
-        .target(name: "MServePOSIX", dependencies: ["CEvent", "CSystemShim", "COpenSSL"]),
+        .target(name: "MServePOSIX", dependencies: ["CEvent", "CSystemShim", "COpenSSL"], swiftSettings: requestPath),
         // HTTP/1.1: parser, request, response serializer and writer, connection timeouts, server; no routing.
-        .target(name: "MServeHTTP", dependencies: ["MServePOSIX"]),
+        .target(name: "MServeHTTP", dependencies: ["MServePOSIX"], swiftSettings: requestPath),
         // What model authors import: the model API and runtime, handlers and routing, logs, metrics.
-        .target(name: "MServe", dependencies: ["MServeHTTP", "MServePOSIX", "MServeJSON"]),
+        .target(name: "MServe", dependencies: ["MServeHTTP", "MServePOSIX", "MServeJSON"], swiftSettings: requestPath),
         // The server: configuration (flags, TOML), the arbiter and master, the worker, the command line.
         .target(name: "MServeServer", dependencies: ["MServe", "MServeHTTP", "MServePOSIX", "TOMLKit"]),
         // The minilm model: MiniLM behind mserve's model API, registered by the executable.

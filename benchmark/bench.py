@@ -171,6 +171,8 @@ def main():
                     help="rounds per server and mode, interleaved; the median round is reported")
     ap.add_argument("--mserve", default=os.path.join(ROOT, ".build", "release", "mserve"))
     ap.add_argument("--baseline", help="another mserve binary to measure in the same rounds")
+    ap.add_argument("--quick", action="store_true",
+                    help="keep-alive only, without the thread path: for comparing builds while changing the request path")
     ap.add_argument("--keys", action="store_true",
                     help="also mserve with a keys file of 100 keys, each request with Authorization: Bearer KEY")
     args = ap.parse_args()
@@ -213,7 +215,8 @@ def main():
             time.sleep(0.5)
             pids = [proc.pid] + children(proc.pid)
             servers[name] = (f"http://127.0.0.1:{port}/demo", pids, demo)
-            servers[f"{name}-thread"] = (f"http://127.0.0.1:{port}/sleep", pids, '{"recordid": "bench", "ms": 0}')
+            if not args.quick:
+                servers[f"{name}-thread"] = (f"http://127.0.0.1:{port}/sleep", pids, '{"recordid": "bench", "ms": 0}')
         mserve = started["mserve"]
         if args.keys:
             # The same bytes to the server without keys: what checking the key costs, apart from
@@ -221,7 +224,8 @@ def main():
             servers["mserve+auth"] = servers["mserve"]
             headers["mserve+auth"] = headers["keys"]
         results = {}
-        for mode, close in (("keep-alive", False), ("close", True)):
+        modes = (("keep-alive", False),) if args.quick else (("keep-alive", False), ("close", True))
+        for mode, close in modes:
             rounds = {name: [] for name in servers}
             # Interleaved rounds: whatever else the shared machine does falls on every server alike.
             for _ in range(args.rounds):
@@ -252,8 +256,8 @@ def main():
         for (name, mode), r in results.items():
             print(f"{name[:14]:14} {mode:11} {r['rps']:10.0f} {r['p50']:8.2f} {r['p99']:8.2f} {r['cpu_us']:11.1f} {r['user_us']:8.1f} "
                   f"{r['non2xx']:8d}  {r['socket_errors']}")
-        for name in ("mserve", "mserve-thread"):
-            for mode in ("keep-alive", "close"):
+        for name in ("mserve",) if args.quick else ("mserve", "mserve-thread"):
+            for mode, _ in modes:
                 m, n = results[(name, mode)], results[("nginx", mode)]
                 print(f"ratio {mode:11} {name}/nginx: requests/s {m['rps'] / n['rps']:.2f}, "
                       f"CPU per request {m['cpu_us'] / n['cpu_us']:.2f}")

@@ -10,10 +10,10 @@ public final class HTTPRequest {
     public let body: [UInt8]
     public let remoteHost: String
     public let startTime: Double
-    /// Content-Type, X-Request-Id and X-Forwarded-For as sent (found in the one pass over the head).
-    public let contentType: String?
-    public let requestID: String?
-    public let forwardedFor: String?
+    /// Content-Type, X-Request-Id and X-Forwarded-For as sent (found by the parser).
+    public var contentType: String? { head.contentType }
+    public var requestID: String? { head.requestID }
+    public var forwardedFor: String? { head.forwardedFor }
     /// Where the answer goes.
     public let response: ResponseWriter
     /// Called once if the client closes its connection before this request is answered.
@@ -33,34 +33,21 @@ public final class HTTPRequest {
         self.startTime = startTime
         self.response = response
         var t = Substring(head.target)
-        // Absolute form ("http://host/path") is routed by its path.
-        if t.hasPrefix("http://") || t.hasPrefix("https://") {
-            let afterScheme = t[t.index(t.firstIndex(of: ":")!, offsetBy: 3)...]
-            t = afterScheme.firstIndex(of: "/").map { afterScheme[$0...] } ?? "/"
+        var absolute = false
+        // Absolute form ("http://host/path") is routed by its path.  (Searched as bytes: a
+        // Character search runs grapheme breaking.)
+        if !t.hasPrefix("/"), let colon = t.utf8.firstIndex(of: UInt8(ascii: ":")), t.hasPrefix("http://") || t.hasPrefix("https://") {
+            let afterScheme = t[t.utf8.index(colon, offsetBy: 3)...]
+            t = afterScheme.utf8.firstIndex(of: UInt8(ascii: "/")).map { afterScheme[$0...] } ?? "/"
+            absolute = true
         }
-        if let q = t.firstIndex(of: "?") {
+        if let q = t.utf8.firstIndex(of: UInt8(ascii: "?")) {
             path = String(t[..<q])
-            query = String(t[t.index(after: q)...])
+            query = String(t[t.utf8.index(after: q)...])
         } else {
-            path = String(t)
+            path = absolute ? String(t) : head.target
             query = nil
         }
-        var contentType: String?
-        var requestID: String?
-        var forwardedFor: String?
-        for (name, value) in head.headers {
-            switch name.utf8.first.map({ $0 | 0x20 }) {
-            case UInt8(ascii: "c"):
-                if contentType == nil && name.equalsIgnoringASCIICase("Content-Type") { contentType = value }
-            case UInt8(ascii: "x"):
-                if requestID == nil && name.equalsIgnoringASCIICase("X-Request-Id") { requestID = value }
-                else if forwardedFor == nil && name.equalsIgnoringASCIICase("X-Forwarded-For") { forwardedFor = value }
-            default: break
-            }
-        }
-        self.contentType = contentType
-        self.requestID = requestID
-        self.forwardedFor = forwardedFor
     }
 
     public var httpVersion: String { head.minorVersion == 0 ? "HTTP/1.0" : "HTTP/1.1" }

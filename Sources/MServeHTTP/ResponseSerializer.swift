@@ -1,3 +1,5 @@
+import MServePOSIX
+
 /// A response head (and chunk framing) as bytes, with no I/O and no clock: the date comes in.
 public enum ResponseSerializer {
     /// The status line and headers, then `body`.  A nil `bodyLength` starts a stream: chunked,
@@ -9,34 +11,48 @@ public enum ResponseSerializer {
                                  close: Bool, keepAliveHeader: Bool, date: [UInt8]) -> [UInt8] {
         var out: [UInt8] = []
         out.reserveCapacity(160 + body.count)
-        out.append(contentsOf: "HTTP/1.1 ".utf8)
+        out.append("HTTP/1.1 ")
         out.appendDecimal(status)
         out.append(UInt8(ascii: " "))
         out.append(contentsOf: HTTPStatus.reason(status).utf8)
-        out.append(contentsOf: "\r\nDate: ".utf8)
+        out.append("\r\nDate: ")
         out.append(contentsOf: date)
         if let bodyLength {
-            out.append(contentsOf: "\r\nContent-Length: ".utf8)
+            out.append("\r\nContent-Length: ")
             out.appendDecimal(bodyLength)
         } else if !close {
-            out.append(contentsOf: "\r\nTransfer-Encoding: chunked".utf8)
+            out.append("\r\nTransfer-Encoding: chunked")
         }
         var hasType = false
         for (k, v) in headers {
-            if k.equalsIgnoringASCIICase("Content-Length") || k.equalsIgnoringASCIICase("Connection")
-                || k.equalsIgnoringASCIICase("Transfer-Encoding") || k.containsLineBreak || v.containsLineBreak { continue }
-            if k.equalsIgnoringASCIICase("Content-Type") { hasType = true }
-            out.append(contentsOf: "\r\n".utf8)
+            let f = field(k)
+            if f == .framing || k.containsLineBreak || v.containsLineBreak { continue }
+            if f == .contentType { hasType = true }
+            out.append("\r\n")
             out.append(contentsOf: k.utf8)
-            out.append(contentsOf: ": ".utf8)
+            out.append(": ")
             out.append(contentsOf: v.utf8)
         }
-        if !hasType && (bodyLength ?? 1) > 0 { out.append(contentsOf: "\r\nContent-Type: text/plain; charset=utf-8".utf8) }
-        if close { out.append(contentsOf: "\r\nConnection: close".utf8) }
-        if keepAliveHeader { out.append(contentsOf: "\r\nConnection: keep-alive".utf8) }
-        out.append(contentsOf: "\r\n\r\n".utf8)
+        if !hasType && (bodyLength ?? 1) > 0 { out.append("\r\nContent-Type: text/plain; charset=utf-8") }
+        if close { out.append("\r\nConnection: close") }
+        if keepAliveHeader { out.append("\r\nConnection: keep-alive") }
+        out.append("\r\n\r\n")
         out.append(contentsOf: body)
         return out
+    }
+
+    private enum Field { case framing, contentType, other }
+
+    /// What a handler's header is to the serializer; its length decides first, so most names are
+    /// not compared at all.
+    private static func field(_ name: String) -> Field {
+        switch name.utf8.count {
+        case 10: return name.equalsIgnoringASCIICase("Connection") ? .framing : .other
+        case 12: return name.equalsIgnoringASCIICase("Content-Type") ? .contentType : .other
+        case 14: return name.equalsIgnoringASCIICase("Content-Length") ? .framing : .other
+        case 17: return name.equalsIgnoringASCIICase("Transfer-Encoding") ? .framing : .other
+        default: return .other
+        }
     }
 
     /// One chunk of a chunked body (empty bytes give nothing: an empty chunk would end the body).
@@ -44,9 +60,9 @@ public enum ResponseSerializer {
         guard !bytes.isEmpty else { return [] }
         var out = Array(String(bytes.count, radix: 16).utf8)
         out.reserveCapacity(out.count + bytes.count + 4)
-        out.append(contentsOf: "\r\n".utf8)
+        out.append("\r\n")
         out.append(contentsOf: bytes)
-        out.append(contentsOf: "\r\n".utf8)
+        out.append("\r\n")
         return out
     }
 

@@ -4,7 +4,12 @@
 public final class ResponseWriter {
     private weak var connection: HTTPConnection?
     private unowned let server: HTTPServer
-    private let head: RequestHead?
+    /// What the answer's framing depends on (kept, not the whole head, whose copy costs a retain
+    /// per field): whether the client asked to keep the connection (false when the head was
+    /// unreadable), HEAD, HTTP/1.0.
+    private let keepAlive: Bool
+    private let answersHead: Bool
+    private let http10: Bool
     /// A request the parser refused: what the client still sends is drained before closing.
     private let rejected: Bool
     public private(set) var finished = false
@@ -17,7 +22,9 @@ public final class ResponseWriter {
     init(connection: HTTPConnection, server: HTTPServer, head: RequestHead?, rejected: Bool = false) {
         self.connection = connection
         self.server = server
-        self.head = head
+        keepAlive = head?.keepAlive ?? false
+        answersHead = head?.method == .HEAD
+        http10 = head?.minorVersion == 0
         self.rejected = rejected
     }
 
@@ -27,7 +34,7 @@ public final class ResponseWriter {
     /// While stopping, the last answer closes the connection; requests the client already
     /// pipelined behind this one are answered first, not dropped.
     private func closes(_ headers: [(String, String)]) -> Bool {
-        guard let head, head.keepAlive, !rejected else { return true }
+        guard keepAlive, !rejected else { return true }
         if server.closing && !(connection?.hasBufferedInput ?? false) { return true }
         return headers.contains { $0.0.equalsIgnoringASCIICase("Connection") && $0.1.equalsIgnoringASCIICase("close") }
     }
@@ -39,9 +46,9 @@ public final class ResponseWriter {
         server.answered()
         guard let connection else { return }
         let close = closes(headers)
-        let bytes = ResponseSerializer.serialize(status: status, headers: headers, body: head?.method == .HEAD ? [] : body,
+        let bytes = ResponseSerializer.serialize(status: status, headers: headers, body: answersHead ? [] : body,
                                                  bodyLength: body.count, close: close,
-                                                 keepAliveHeader: head?.minorVersion == 0 && !close, date: server.date())
+                                                 keepAliveHeader: http10 && !close, date: server.date())
         connection.write(bytes, close: close, finishesRequest: true, linger: rejected)
     }
 
@@ -50,7 +57,7 @@ public final class ResponseWriter {
         guard !finished, !streaming else { return }
         streaming = true
         // HTTP/1.0 has no chunked encoding: the body ends when the connection closes.
-        streamCloses = closes(headers) || head?.minorVersion == 0
+        streamCloses = closes(headers) || http10
         connection?.write(ResponseSerializer.serialize(status: status, headers: headers, body: [], bodyLength: nil,
                                                        close: streamCloses, keepAliveHeader: false, date: server.date()),
                           close: false)

@@ -114,12 +114,15 @@ public struct JSONParser {
     private mutating func parseString() throws(JSONParseError) -> String {
         pos += 1
         let start = pos
-        // Fast path: no escapes, valid UTF-8.
+        // Fast path: no escapes, valid UTF-8; ASCII (most keys and values) needs no validating.
+        var high: UInt8 = 0
         while pos < buf.count {
             let b = buf[pos]
+            high |= b
             if b == UInt8(ascii: "\"") {
                 let slice = UnsafeBufferPointer(rebasing: buf[start..<pos])
                 pos += 1
+                if high < 0x80 { return String(decoding: slice, as: UTF8.self) }
                 guard let s = String(validating: slice, as: UTF8.self) else {
                     pos = start
                     throw error("string is not valid UTF-8")

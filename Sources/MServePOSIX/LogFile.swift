@@ -72,7 +72,7 @@ public final class LogFile: @unchecked Sendable {
             build(&s.buffer)
             if s.buffer.count - start > LogFile.maxLine {
                 s.buffer.removeSubrange((start + LogFile.maxLine)...)
-                s.buffer.append(contentsOf: "...".utf8)
+                s.buffer.append("...")
             }
             s.buffer.append(0x0A)
             guard let schedule = s.scheduler, s.buffer.count < LogFile.highWater else { return .flush }

@@ -23,6 +23,18 @@ import MServePOSIX
         #expect(consumed == "GET /a?b=1 HTTP/1.1\r\nHost: x\r\nX-Request-Id: r1\r\n\r\n".utf8.count)
     }
 
+    @Test func theFieldsReadOnEveryRequestAreFoundInTheOnePassWhateverTheirCase() {
+        let text = "POST /a HTTP/1.1\r\nhost: x\r\nCONTENT-TYPE: application/json\r\nx-Request-ID: r1\r\nX-Request-Id: r2\r\n"
+            + "User-Agent: wrk\r\nreferer: /p\r\nAccept: text/event-stream\r\nX-Forwarded-For: 10.0.0.1\r\n"
+            + "X-Forwarded-Fox: no\r\nAcceptx: no\r\nContent-Length: 0\r\n\r\n"
+        guard case .request(let head, _, _) = parse(text) else { Issue.record("no request"); return }
+        #expect(head.contentType == "application/json" && head.requestID == "r1" && head.userAgent == "wrk")
+        #expect(head.referer == "/p" && head.accept == "text/event-stream" && head.forwardedFor == "10.0.0.1")
+        #expect(head.expect == nil && head.headers.count == 11 && head.header("x-forwarded-fox") == "no")
+        guard case .request(let bare, _, _) = parse("GET / HTTP/1.1\r\nHost: x\r\n\r\n") else { Issue.record("no request"); return }
+        #expect(bare.contentType == nil && bare.requestID == nil && bare.userAgent == nil && bare.accept == nil)
+    }
+
     @Test func contentLengthBodyArrivingInPieces() {
         let text = "POST /demo HTTP/1.1\r\nHost: x\r\nContent-Length: 5\r\n\r\nhello"
         var p = RequestParser(maxHeaderSize: 1024, maxBodySize: 1024)

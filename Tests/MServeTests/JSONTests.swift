@@ -25,6 +25,8 @@ import MServePOSIX
 
     @Test func rejectsInvalidUTF8() {
         #expect(throws: JSONParseError.self) { try JSONParser.parse([0x22, 0xFF, 0xFE, 0x22]) }
+        // ASCII first, then a cut-off sequence: the ASCII fast path must not take it.
+        #expect(throws: JSONParseError.self) { try JSONParser.parse([0x22, 0x61, 0x62, 0xC3, 0x22]) }
     }
 
     @Test func boundsNesting() {

@@ -38,35 +38,42 @@ public final class AccessLog: Sendable {
 
     private func build(_ e: Entry, into line: inout [UInt8]) {
         LogText.appendEscaped(e.remoteHost, to: &line)
-        line.append(contentsOf: " - ".utf8)
+        line.append(" - ")
         LogText.appendEscaped(e.user ?? "-", to: &line)
-        line.append(contentsOf: " [".utf8)
+        line.append(" [")
         clock.withLock { $0.appendAccessStamp(to: &line) }
-        line.append(contentsOf: "] \"".utf8)
+        line.append("] \"")
         line.append(contentsOf: e.method.utf8)
         line.append(UInt8(ascii: " "))
         appendQuoted(e.target, to: &line)
         line.append(UInt8(ascii: " "))
         line.append(contentsOf: e.httpVersion.utf8)
-        line.append(contentsOf: "\" ".utf8)
+        line.append("\" ")
         line.appendDecimal(e.status)
         line.append(UInt8(ascii: " "))
         line.appendDecimal(e.bytes)
-        line.append(contentsOf: " \"".utf8)
+        line.append(" \"")
         appendQuoted(e.referer ?? "-", to: &line)
-        line.append(contentsOf: "\" \"".utf8)
+        line.append("\" \"")
         appendQuoted(e.userAgent ?? "-", to: &line)
-        line.append(contentsOf: "\" ".utf8)
+        line.append("\" ")
         AccessLog.appendSeconds(e.durationSeconds, to: &line)
-        line.append(contentsOf: " pid=".utf8)
+        line.append(" pid=")
         line.appendDecimal(Int(e.pid))
-        line.append(contentsOf: " rid=".utf8)
+        line.append(" rid=")
         LogText.appendEscaped(e.recordID, to: &line)
     }
 
     private func appendQuoted(_ s: String, to out: inout [UInt8]) {
+        var s = s
+        // Most targets and agents need no escaping: checked first and copied in one go.
+        if s.withUTF8({ b in
+            guard b.allSatisfy({ $0 >= 0x20 && $0 != 0x7F && $0 != UInt8(ascii: "\"") }) else { return false }
+            out.append(contentsOf: b)
+            return true
+        }) { return }
         for b in s.utf8 {
-            if b == UInt8(ascii: "\"") { out.append(contentsOf: "\\\"".utf8) } else { LogText.appendEscaped(byte: b, to: &out) }
+            if b == UInt8(ascii: "\"") { out.append("\\\"") } else { LogText.appendEscaped(byte: b, to: &out) }
         }
     }
 

@@ -6,8 +6,12 @@ import Synchronization
 public final class Logger: Sendable {
     public let file: LogFile
     private let levelState: Atomic<Int>
-    private let clock = Mutex(LogClock())
-    private let pidText = Mutex<[UInt8]>([])
+    /// What starts each line: the time, and the pid ("[1234]"), under one lock.
+    private struct Stamp {
+        var clock = LogClock()
+        var pid: [UInt8] = []
+    }
+    private let stamp = Mutex(Stamp())
 
     public init(file: LogFile, level: LogLevel) {
         self.file = file
@@ -22,7 +26,7 @@ public final class Logger: Sendable {
 
     /// After fork the pid in each line must be the child's.
     public func processChanged() {
-        pidText.withLock { $0 = Array("[\(currentProcessID())]".utf8) }
+        stamp.withLock { $0.pid = Array("[\(currentProcessID())]".utf8) }
     }
 
     public func enabled(_ level: LogLevel) -> Bool { level.rawValue >= levelState.load(ordering: .relaxed) }
@@ -37,19 +41,20 @@ public final class Logger: Sendable {
     /// bound addresses).
     func log(_ level: LogLevel, recordID: String?, always: Bool = false, _ message: (inout [UInt8]) -> Void) {
         guard always || enabled(level) else { return }
-        let pid = pidText.withLock { $0 }
         file.appendLine { line in
             line.append(UInt8(ascii: "["))
-            clock.withLock { $0.appendErrorStamp(to: &line) }
-            line.append(contentsOf: "] ".utf8)
-            line.append(contentsOf: pid)
-            line.append(contentsOf: " [".utf8)
+            stamp.withLock { s in
+                s.clock.appendErrorStamp(to: &line)
+                line.append("] ")
+                line.append(contentsOf: s.pid)
+            }
+            line.append(" [")
             line.append(contentsOf: level.name.utf8)
-            line.append(contentsOf: "] ".utf8)
+            line.append("] ")
             if let recordID {
                 line.append(UInt8(ascii: "["))
                 LogText.appendEscaped(recordID, to: &line)
-                line.append(contentsOf: "] ".utf8)
+                line.append("] ")
             }
             message(&line)
         }
@@ -95,12 +100,12 @@ enum LogText {
     static func appendEscaped(byte b: UInt8, to out: inout [UInt8]) {
         if b >= 0x20 && b != 0x7F { out.append(b); return }
         switch b {
-        case 0x0A: out.append(contentsOf: "\\n".utf8)
-        case 0x0D: out.append(contentsOf: "\\r".utf8)
-        case 0x09: out.append(contentsOf: "\\t".utf8)
+        case 0x0A: out.append("\\n")
+        case 0x0D: out.append("\\r")
+        case 0x09: out.append("\\t")
         default:
             let hex = Array("0123456789abcdef".utf8)
-            out.append(contentsOf: "\\x".utf8)
+            out.append("\\x")
             out.append(hex[Int(b >> 4)])
             out.append(hex[Int(b & 0xF)])
         }

@@ -105,7 +105,7 @@ package final class Dispatcher: HTTPServerDelegate {
         response.respond(status: e.status, headers: [("Content-Type", "application/json"), ("X-Request-Id", rid)], body: body)
         context.observer.finished(RequestObserver.Answer(
             method: method, target: target, httpVersion: e.head?.minorVersion == 0 ? "HTTP/1.0" : "HTTP/1.1",
-            remoteHost: remoteHost, userAgent: e.head?.header("User-Agent"), referer: e.head?.header("Referer"),
+            remoteHost: remoteHost, userAgent: e.head?.userAgent, referer: e.head?.referer,
             status: e.status, logged: body, bytes: body.count, recordID: rid, started: started, model: nil))
     }
 

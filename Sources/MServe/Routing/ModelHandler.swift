@@ -90,7 +90,7 @@ class ModelHandler: RequestHandler {
         }
         // A generative model always streams: its pieces add up to the answer, the request timeout
         // bounds the wait for the first token, and a client that leaves frees its sequence.
-        let generative = model.instance is any GenerativeModel
+        let generative = model.generative != nil
         let streams = streamFormat != nil || generative
         let onPiece: ((JSON) -> Void)? = !streams ? nil : { [self] piece in
             cancelDeadline()   // the request timeout bounds the wait for the first piece
@@ -101,7 +101,7 @@ class ModelHandler: RequestHandler {
             cancelDeadline()
             complete(result)
         }
-        if let batching = model.instance as? any BatchingModel { job.cost = max(1, batching.batchCost(input)) }
+        if let batching = model.batching { job.cost = max(1, batching.batchCost(input)) }
         job.onTimes = { [weak self] queued, ran in
             guard let self else { return }
             context.observer.observeInference(model: model.metricsIndex, queued: queued, ran: ran)
@@ -180,7 +180,7 @@ class ModelHandler: RequestHandler {
     func present(_ output: JSON) -> JSON { output }
 
     /// Whether the client asked for a stream, and how it is framed.
-    func streamFormat(for input: JSON) -> StreamFormat? { StreamFormat(accept: request.header("Accept"), stream: input["stream"]) }
+    func streamFormat(for input: JSON) -> StreamFormat? { StreamFormat(accept: request.head.accept, stream: input["stream"]) }
 
     /// What the client gets of one piece of the model's stream.
     func presentPiece(_ piece: JSON) -> [JSON] { [piece] }
@@ -218,7 +218,8 @@ class ModelHandler: RequestHandler {
     private var streamFormat: StreamFormat?
     /// The model's answer in bytes, if it gave one instead of JSON.
     private var reply: RawReply?
-    private var lastSent = monotonicSeconds()
+    /// When the stream last sent something (nil: nothing yet, so quiet since the request came).
+    private var lastSent: Double?
 
     private func cancelDeadline() {
         deadline?.cancel()
@@ -233,7 +234,7 @@ class ModelHandler: RequestHandler {
     /// A stream quiet for `interval` gets an SSE comment, its head first if none was sent: what
     /// keeps clients and proxies from timing out while the request waits for the model.
     private func ping(quietFor interval: Double) {
-        guard !finished, monotonicSeconds() - lastSent >= interval * 0.9 else { return }
+        guard !finished, monotonicSeconds() - (lastSent ?? request.startTime) >= interval * 0.9 else { return }
         beginStream()
         writeChunk(Array(": ping\n\n".utf8))
         lastSent = monotonicSeconds()
@@ -266,7 +267,7 @@ class ModelHandler: RequestHandler {
     private func complete(_ result: Result<JSON, any Error>) {
         publishLoad()
         stopPinging()
-        let generative = model.instance is any GenerativeModel
+        let generative = model.generative != nil
         switch result {
         case .success(let output):
             if let raw = reply?.value, streamFormat == nil || !streaming {

@@ -12,11 +12,11 @@ class OpenAICompletionsHandler: RequestHandler {
     override func post(_ args: [String]) throws {
         let body = try jsonObjectBody()
         // Messages name only the models this key may use.
-        let visible = visibleModels.filter { $0.instance is any GenerativeModel }.map(\.name).joined(separator: ", ")
+        let visible = visibleModels.filter { $0.generative != nil }.map(\.name).joined(separator: ", ")
         guard case .string(let name)? = body["model"] else {
             throw HTTPError(400, "missing model: one of \(visible)", param: "model")
         }
-        guard let m = context.models.first(where: { $0.name == name && $0.instance is any GenerativeModel }) else {
+        guard let m = context.models.first(where: { $0.name == name && $0.generative != nil }) else {
             throw HTTPError(404, "The model '\(name)' does not exist or does not generate text; served: \(visible)", param: "model")
         }
         let chat = type(of: self).chat

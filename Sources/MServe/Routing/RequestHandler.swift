@@ -262,7 +262,7 @@ open class RequestHandler {
         }
         context.observer.finished(RequestObserver.Answer(
             method: request.head.methodName, target: request.target, httpVersion: request.httpVersion, remoteHost: clientAddress,
-            userAgent: request.header("User-Agent"), referer: request.header("Referer"), status: status, logged: logged,
+            userAgent: request.head.userAgent, referer: request.head.referer, status: status, logged: logged,
             bytes: response.bodyBytes, recordID: recordID, started: request.startTime, model: metricsModel, user: apiKey?.name,
             requestHeaders: request.head.headers, responseHeaders: sent))
         onFinish()

@@ -32,12 +32,12 @@ public final class RequestObserver {
                  headers: [(name: String, value: String)] = []) {
         if let scoreboard, let r = scoreboardRecord { scoreboard.setInFlight(r, inFlight()) }
         logger.log(.info, recordID: recordID) { line in
-            line.append(contentsOf: "request: ".utf8)
+            line.append("request: ")
             LogText.appendEscaped(method, to: &line)
             line.append(UInt8(ascii: " "))
             LogText.appendEscaped(target, to: &line)
             if let rejection {
-                line.append(contentsOf: " (rejected: ".utf8)
+                line.append(" (rejected: ")
                 LogText.appendEscaped(rejection, to: &line)
                 line.append(UInt8(ascii: ")"))
             } else {
@@ -47,11 +47,11 @@ public final class RequestObserver {
         }
         if logger.enabled(.debug) && !headers.isEmpty {
             logger.log(.debug, recordID: recordID) { line in
-                line.append(contentsOf: "headers:".utf8)
+                line.append("headers:")
                 for (name, value) in headers {
                     line.append(UInt8(ascii: " "))
                     LogText.appendEscaped(name, to: &line)
-                    line.append(contentsOf: ": ".utf8)
+                    line.append(": ")
                     LogText.appendEscaped(LogText.isSecret(header: name) ? "[redacted]" : value, to: &line)
                     line.append(UInt8(ascii: ";"))
                 }
@@ -88,7 +88,7 @@ public final class RequestObserver {
         }
         let level: LogLevel = a.status >= 500 ? .error : (a.status >= 400 ? .warning : .info)
         logger.log(level, recordID: a.recordID) { line in
-            line.append(contentsOf: "response: ".utf8)
+            line.append("response: ")
             line.appendDecimal(a.status)
             line.append(UInt8(ascii: " "))
             appendExcerpt(a.logged, to: &line)
