@@ -1,32 +1,52 @@
-/// A request head as parsed from the wire.
-public struct RequestHead: Equatable, Sendable {
-    public var method: HTTPMethod
+/// A request head as parsed from the wire.  A class: it goes from the parser to the request, its
+/// response writer and its log lines, and a struct of a dozen Strings cost a retain per field at
+/// every copy (~6% of a worker's instructions).
+public final class RequestHead: Equatable, Sendable {
+    public let method: HTTPMethod
     /// The method as sent, for logs (an unknown method is kept here).
-    public var methodName: String
-    public var target: String
+    public let methodName: String
+    public let target: String
     /// 0 for HTTP/1.0, 1 for HTTP/1.1.
-    public var minorVersion: Int
-    public var headers: [(name: String, value: String)]
-    public var keepAlive: Bool
+    public let minorVersion: Int
+    public let headers: [(name: String, value: String)]
+    public let keepAlive: Bool
     /// The first value of the fields the server reads on every request, found in the parser's one
     /// pass over the head (a search of `headers` per field was ~10% of a worker's user time).
-    public var contentType: String?
+    public let contentType: String?
     /// X-Request-Id.
-    public var requestID: String?
+    public let requestID: String?
     /// X-Forwarded-For.
-    public var forwardedFor: String?
-    public var userAgent: String?
-    public var referer: String?
-    public var accept: String?
-    public var expect: String?
+    public let forwardedFor: String?
+    public let userAgent: String?
+    public let referer: String?
+    public let accept: String?
+    public let expect: String?
 
-    init(method: HTTPMethod, methodName: String, target: String, minorVersion: Int, keepAlive: Bool) {
-        self.method = method
-        self.methodName = methodName
-        self.target = target
-        self.minorVersion = minorVersion
-        self.headers = []
-        self.keepAlive = keepAlive
+    /// The head as the parser builds it, line by line.
+    struct Builder {
+        var method: HTTPMethod
+        var methodName: String
+        var target: String
+        var minorVersion: Int
+        var keepAlive: Bool
+        var headers: [(name: String, value: String)] = []
+        var contentType, requestID, forwardedFor, userAgent, referer, accept, expect: String?
+    }
+
+    init(_ b: Builder) {
+        method = b.method
+        methodName = b.methodName
+        target = b.target
+        minorVersion = b.minorVersion
+        headers = b.headers
+        keepAlive = b.keepAlive
+        contentType = b.contentType
+        requestID = b.requestID
+        forwardedFor = b.forwardedFor
+        userAgent = b.userAgent
+        referer = b.referer
+        accept = b.accept
+        expect = b.expect
     }
 
     public static func == (a: RequestHead, b: RequestHead) -> Bool {
@@ -401,8 +421,8 @@ public struct RequestParser {
     }
 
     static func parseHead(_ b: UnsafeBufferPointer<UInt8>) -> Result<(RequestHead, Framing), RequestParseError> {
-        func bad(_ m: String, _ head: RequestHead? = nil, status: Int = 400) -> Result<(RequestHead, Framing), RequestParseError> {
-            .failure(RequestParseError(status: status, message: m, head: head))
+        func bad(_ m: String, _ head: RequestHead.Builder? = nil, status: Int = 400) -> Result<(RequestHead, Framing), RequestParseError> {
+            .failure(RequestParseError(status: status, message: m, head: head.map(RequestHead.init)))
         }
         var pos = 0
         // Empty lines (CRLF) before a request are ignored (RFC 9112 2.2), any number of them.
@@ -427,15 +447,19 @@ public struct RequestParser {
         // HTTP/1.x above 1.1 is answered as 1.1 (RFC 9110 2.5); another major version is not served.
         guard version[5] == UInt8(ascii: "1") else { return bad("HTTP version not supported", status: 505) }
         let minor = min(1, Int(version[7] - 0x30))
-        var head = RequestHead(method: HTTPMethod(name: methodName), methodName: methodName, target: target,
-                               minorVersion: minor, keepAlive: minor == 1)
+        var head = RequestHead.Builder(method: HTTPMethod(name: methodName), methodName: methodName, target: target,
+                                       minorVersion: minor, keepAlive: minor == 1)
+        // Room for a typical head's fields at once, not regrown at the first, second and fourth.
+        head.headers.reserveCapacity(8)
         guard target.hasPrefix("/") || target == "*" || target.hasPrefix("http://") || target.hasPrefix("https://") else {
             return bad("malformed request target", head)
         }
         if target == "*" && head.method != .OPTIONS { return bad("the asterisk target is for OPTIONS only", head) }
 
         pos = line.next
-        var contentLengths: [Substring] = []
+        // One Content-Length is kept, and how many came (a second is refused): no array per request.
+        var contentLength: String?
+        var contentLengths = 0
         var transferEncoding: String?
         var connectionTokens: [Substring] = []
         var hosts = 0
@@ -454,7 +478,9 @@ public struct RequestParser {
             let value = String(decoding: UnsafeBufferPointer(rebasing: b[(pos + field.valueStart)..<(pos + field.valueEnd)]), as: UTF8.self)
             head.headers.append((name, value))
             switch KnownField(nameBytes) {
-            case .contentLength: contentLengths.append(Substring(value))
+            case .contentLength:
+                contentLengths += 1
+                contentLength = value
             case .contentType:
                 contentTypes += 1
                 head.contentType = value
@@ -486,20 +512,20 @@ public struct RequestParser {
         if let te = transferEncoding {
             // Chunked framing does not exist in HTTP/1.0: a proxy may read this body differently.
             if minor == 0 { return bad("Transfer-Encoding in an HTTP/1.0 request", head) }
-            if !contentLengths.isEmpty { return bad("both Content-Length and Transfer-Encoding", head) }
+            if contentLengths > 0 { return bad("both Content-Length and Transfer-Encoding", head) }
             guard te.trimmingSpaces().equalsIgnoringASCIICase("chunked") else {
                 return bad("unsupported Transfer-Encoding: \(te)", head, status: 501)
             }
-            return .success((head, .chunked))
+            return .success((RequestHead(head), .chunked))
         }
-        if contentLengths.count > 1 { return bad("duplicate Content-Length headers", head) }
-        if let cl = contentLengths.first {
+        if contentLengths > 1 { return bad("duplicate Content-Length headers", head) }
+        if let cl = contentLength {
             guard !cl.isEmpty, cl.utf8.count <= 18, cl.utf8.allSatisfy({ $0 >= 0x30 && $0 <= 0x39 }), let n = Int(cl) else {
                 return bad("malformed Content-Length", head)
             }
-            return .success((head, n > 0 ? .length(n) : .none))
+            return .success((RequestHead(head), n > 0 ? .length(n) : .none))
         }
-        return .success((head, .none))
+        return .success((RequestHead(head), .none))
     }
 }
 

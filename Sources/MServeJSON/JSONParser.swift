@@ -77,6 +77,8 @@ public struct JSONParser {
         var pairs: [(String, JSON)] = []
         skipSpace()
         if pos < buf.count && buf[pos] == UInt8(ascii: "}") { pos += 1; return .object(pairs) }
+        // Most objects are small: one allocation for up to four pairs, not one at the first and second.
+        pairs.reserveCapacity(4)
         while true {
             skipSpace()
             guard pos < buf.count, buf[pos] == UInt8(ascii: "\"") else { throw error("expected a string key") }

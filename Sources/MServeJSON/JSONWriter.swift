@@ -7,6 +7,26 @@ extension JSON {
         return out
     }
 
+    /// An object serialised with one more pair written first, as `setting(key, value, first: true)`
+    /// would give for a key the object lacks, without copying its pairs.
+    public func serialized(leading key: String, _ value: JSON) -> [UInt8] {
+        guard case .object(let pairs) = self else { return serialized() }
+        var out: [UInt8] = []
+        out.reserveCapacity(64)
+        out.append(UInt8(ascii: "{"))
+        JSONWriter.writeString(key, into: &out)
+        out.append(UInt8(ascii: ":"))
+        JSONWriter.write(value, into: &out)
+        for (k, v) in pairs {
+            out.append(UInt8(ascii: ","))
+            JSONWriter.writeString(k, into: &out)
+            out.append(UInt8(ascii: ":"))
+            JSONWriter.write(v, into: &out)
+        }
+        out.append(UInt8(ascii: "}"))
+        return out
+    }
+
     public var text: String { String(decoding: serialized(), as: UTF8.self) }
 }
 

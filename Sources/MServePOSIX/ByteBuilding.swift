@@ -2,7 +2,7 @@
 /// appends) that the request path would otherwise pay for per field.
 extension Array where Element == UInt8 {
     /// A literal's bytes: half the cost of appending its `.utf8` view (measured ~6 against ~13 ns).
-    @inline(__always)
+    @inlinable
     package mutating func append(_ text: StaticString) {
         text.withUTF8Buffer { append(contentsOf: $0) }
     }

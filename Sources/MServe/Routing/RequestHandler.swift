@@ -195,6 +195,8 @@ open class RequestHandler {
             context.logger.error("dropped response header \(name) with a line break", recordID: recordID)
             return
         }
+        // Room for the few a handler sets and the X-Request-Id added at the end, in one allocation.
+        if headers.isEmpty { headers.reserveCapacity(4) }
         headers.append((name, value))
     }
 
@@ -204,12 +206,11 @@ open class RequestHandler {
     /// Writes a JSON value and sets the JSON content type; objects get the recordid first if the
     /// handler did not put one in.
     public func write(_ json: JSON) {
-        var value = json
-        if case .object = value, value["recordid"] == nil {
-            value = value.setting("recordid", recordIDValue == .null ? .string(recordID) : recordIDValue, first: true)
-        }
+        let bytes = json.isObject && json["recordid"] == nil
+            ? json.serialized(leading: "recordid", recordIDValue == .null ? .string(recordID) : recordIDValue)
+            : json.serialized()
         setHeader("Content-Type", "application/json")
-        body.append(contentsOf: value.serialized())
+        if body.isEmpty { body = bytes } else { body.append(contentsOf: bytes) }
     }
 
     /// Tells the server not to finish the response when the method returns: the handler will call
@@ -221,7 +222,8 @@ open class RequestHandler {
     public func startStream() {
         guard !finished && !streaming else { return }
         streaming = true
-        request.response.beginStream(status: status, headers: headers + [("X-Request-Id", recordID)])
+        headers.append(("X-Request-Id", recordID))
+        request.response.beginStream(status: status, headers: headers)
         if !body.isEmpty {
             request.response.writeChunk(body)
             body = []
@@ -252,7 +254,8 @@ open class RequestHandler {
         }
         let response = request.response
         let logged: [UInt8]
-        let sent = headers + [("X-Request-Id", recordID)]
+        if !streaming { headers.append(("X-Request-Id", recordID)) }   // a stream's went with its head
+        let sent = headers
         if streaming {
             response.endStream()
             logged = Array("(streamed \(response.pieces) pieces, \(response.bodyBytes) bytes)".utf8)
