@@ -10,7 +10,9 @@ final class HTTPConnection {
     private var parser: RequestParser
     private var input: [UInt8] = []
     private var inputStart = 0
-    private var output: [UInt8] = []
+    /// Answers not yet sent: written into by the serializer, kept across requests (its storage is
+    /// given back above 64 KiB).
+    private var output = ByteWriter(capacity: 1024)
     private var outputStart = 0
     private let readEvent: EventHandle
     private let writeEvent: EventHandle
@@ -180,8 +182,14 @@ final class HTTPConnection {
                         remoteHost: remoteHost, response: ResponseWriter(connection: self, server: server, head: nil, rejected: true))
     }
 
-    /// Queues a response (or an interim 100 Continue) and writes what the socket takes now.
+    /// Queues a response (or an interim 100 Continue, or a piece of a stream), sent when the loop's
+    /// batch of events ends.
     func write(_ bytes: [UInt8], close: Bool, finishesRequest: Bool = false, linger: Bool = false) {
+        write(close: close, finishesRequest: finishesRequest, linger: linger) { $0.append(contentsOf: bytes) }
+    }
+
+    /// The same, with the bytes written straight into the output by `build`.
+    func write(close: Bool, finishesRequest: Bool = false, linger: Bool = false, _ build: (inout ByteWriter) -> Void) {
         guard !closed else { return }
         if linger { lingerOnClose = true }
         if finishesRequest {
@@ -190,13 +198,19 @@ final class HTTPConnection {
             current = nil
         }
         if close { closeAfterWrite = true }
-        if outputStart == output.count {
-            output = bytes
-            outputStart = 0
-        } else {
-            output.append(contentsOf: bytes)
+        build(&output)
+        if !queuedToSend {
+            queuedToSend = true
+            server.outbox.add(self)
         }
-        flushOutput()
+    }
+
+    /// Output waits for the end of the loop's batch of events (HTTPServer.Outbox).
+    private var queuedToSend = false
+
+    func sendQueued() {
+        queuedToSend = false
+        if !closed { flushOutput() }
     }
 
     private func flushOutput() {
@@ -220,6 +234,9 @@ final class HTTPConnection {
                 return
             }
         }
+        // All sent: the buffer starts over (and gives back what one large answer made it grow to).
+        output.removeAll(keepingCapacityUpTo: 65536)
+        outputStart = 0
         if writeArmed {
             writeArmed = false
             writeEvent.disarm()

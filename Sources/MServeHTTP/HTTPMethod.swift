@@ -7,6 +7,13 @@ public enum HTTPMethod: String, Sendable, CaseIterable {
     package init(name: String) {
         self = HTTPMethod(rawValue: name).flatMap { $0 == .UNKNOWN ? nil : $0 } ?? .UNKNOWN
     }
+
+    /// The same from the request line's bytes, without making a String of them first.
+    init(bytes: UnsafeBufferPointer<UInt8>) {
+        self = HTTPMethod.known.first { $0.rawValue.utf8.count == bytes.count && $0.rawValue.utf8.elementsEqual(bytes) } ?? .UNKNOWN
+    }
+
+    private static let known = allCases.filter { $0 != .UNKNOWN }
 }
 
 public enum HTTPStatus {

@@ -433,7 +433,10 @@ public struct RequestParser {
         var i = pos
         while i < line.lineEnd && isToken(b[i]) { i += 1 }
         guard i > pos, i < line.lineEnd, b[i] == 0x20 else { return bad("malformed request line") }
-        let methodName = String(decoding: UnsafeBufferPointer(rebasing: b[pos..<i]), as: UTF8.self)
+        let methodBytes = UnsafeBufferPointer(rebasing: b[pos..<i])
+        let method = HTTPMethod(bytes: methodBytes)
+        // A known method's name is its literal: no String to make.
+        let methodName = method == .UNKNOWN ? String(decoding: methodBytes, as: UTF8.self) : method.rawValue
         let targetStart = i + 1
         var j = targetStart
         // Visible ASCII only: raw bytes above 0x7F must be percent-encoded.
@@ -447,7 +450,7 @@ public struct RequestParser {
         // HTTP/1.x above 1.1 is answered as 1.1 (RFC 9110 2.5); another major version is not served.
         guard version[5] == UInt8(ascii: "1") else { return bad("HTTP version not supported", status: 505) }
         let minor = min(1, Int(version[7] - 0x30))
-        var head = RequestHead.Builder(method: HTTPMethod(name: methodName), methodName: methodName, target: target,
+        var head = RequestHead.Builder(method: method, methodName: methodName, target: target,
                                        minorVersion: minor, keepAlive: minor == 1)
         // Room for a typical head's fields at once, not regrown at the first, second and fourth.
         head.headers.reserveCapacity(8)
@@ -474,10 +477,16 @@ public struct RequestParser {
             case .failure(let e): return bad(e.message, head)
             }
             let nameBytes = UnsafeBufferPointer(rebasing: b[pos..<(pos + field.nameEnd)])
-            let name = String(decoding: nameBytes, as: UTF8.self)
-            let value = String(decoding: UnsafeBufferPointer(rebasing: b[(pos + field.valueStart)..<(pos + field.valueEnd)]), as: UTF8.self)
+            let valueBytes = UnsafeBufferPointer(rebasing: b[(pos + field.valueStart)..<(pos + field.valueEnd)])
+            let known = KnownField(nameBytes)
+            // Names spelt as usual and the usual Content-Type are literals: no String to make
+            // (and no allocation for "application/json", one byte too long to be stored inline).
+            let name = known.flatMap { $0.name.utf8.elementsEqual(nameBytes) ? $0.name : nil }
+                ?? String(decoding: nameBytes, as: UTF8.self)
+            let value = known == .contentType && "application/json".utf8.elementsEqual(valueBytes) ? "application/json"
+                : String(decoding: valueBytes, as: UTF8.self)
             head.headers.append((name, value))
-            switch KnownField(nameBytes) {
+            switch known {
             case .contentLength:
                 contentLengths += 1
                 contentLength = value
@@ -556,6 +565,23 @@ enum KnownField {
         case 15 where named("x-forwarded-for"): self = .forwardedFor
         case 17 where named("transfer-encoding"): self = .transferEncoding
         default: return nil
+        }
+    }
+
+    /// How clients usually spell it.
+    var name: String {
+        switch self {
+        case .contentLength: return "Content-Length"
+        case .contentType: return "Content-Type"
+        case .connection: return "Connection"
+        case .transferEncoding: return "Transfer-Encoding"
+        case .host: return "Host"
+        case .requestID: return "X-Request-Id"
+        case .forwardedFor: return "X-Forwarded-For"
+        case .userAgent: return "User-Agent"
+        case .referer: return "Referer"
+        case .accept: return "Accept"
+        case .expect: return "Expect"
         }
     }
 }

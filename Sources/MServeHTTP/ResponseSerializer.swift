@@ -9,12 +9,19 @@ public enum ResponseSerializer {
     /// text.
     public static func serialize(status: Int, headers: [(String, String)], body: [UInt8], bodyLength: Int?,
                                  close: Bool, keepAliveHeader: Bool, date: [UInt8]) -> [UInt8] {
-        var out: [UInt8] = []
-        out.reserveCapacity(160 + body.count)
+        var out = ByteWriter(capacity: 160 + body.count)
+        serialize(status: status, headers: headers, body: body, bodyLength: bodyLength, close: close,
+                  keepAliveHeader: keepAliveHeader, date: date, into: &out)
+        return out.bytes()
+    }
+
+    /// The same, written into a connection's output.
+    static func serialize(status: Int, headers: [(String, String)], body: [UInt8], bodyLength: Int?,
+                          close: Bool, keepAliveHeader: Bool, date: [UInt8], into out: inout ByteWriter) {
         out.append("HTTP/1.1 ")
         out.appendDecimal(status)
         out.append(UInt8(ascii: " "))
-        out.append(contentsOf: HTTPStatus.reason(status).utf8)
+        out.append(string: HTTPStatus.reason(status))
         out.append("\r\nDate: ")
         out.append(contentsOf: date)
         if let bodyLength {
@@ -29,16 +36,15 @@ public enum ResponseSerializer {
             if f == .framing || k.containsLineBreak || v.containsLineBreak { continue }
             if f == .contentType { hasType = true }
             out.append("\r\n")
-            out.append(contentsOf: k.utf8)
+            out.append(string: k)
             out.append(": ")
-            out.append(contentsOf: v.utf8)
+            out.append(string: v)
         }
         if !hasType && (bodyLength ?? 1) > 0 { out.append("\r\nContent-Type: text/plain; charset=utf-8") }
         if close { out.append("\r\nConnection: close") }
         if keepAliveHeader { out.append("\r\nConnection: keep-alive") }
         out.append("\r\n\r\n")
         out.append(contentsOf: body)
-        return out
     }
 
     private enum Field { case framing, contentType, other }
@@ -57,13 +63,17 @@ public enum ResponseSerializer {
 
     /// One chunk of a chunked body (empty bytes give nothing: an empty chunk would end the body).
     public static func chunk(_ bytes: [UInt8]) -> [UInt8] {
-        guard !bytes.isEmpty else { return [] }
-        var out = Array(String(bytes.count, radix: 16).utf8)
-        out.reserveCapacity(out.count + bytes.count + 4)
+        var out = ByteWriter(capacity: bytes.count + 20)
+        chunk(bytes, into: &out)
+        return out.bytes()
+    }
+
+    static func chunk(_ bytes: [UInt8], into out: inout ByteWriter) {
+        guard !bytes.isEmpty else { return }
+        out.append(string: String(bytes.count, radix: 16))
         out.append("\r\n")
         out.append(contentsOf: bytes)
         out.append("\r\n")
-        return out
     }
 
     public static let lastChunk = Array("0\r\n\r\n".utf8)

@@ -46,10 +46,11 @@ public final class ResponseWriter {
         server.answered()
         guard let connection else { return }
         let close = closes(headers)
-        let bytes = ResponseSerializer.serialize(status: status, headers: headers, body: answersHead ? [] : body,
-                                                 bodyLength: body.count, close: close,
-                                                 keepAliveHeader: http10 && !close, date: server.date())
-        connection.write(bytes, close: close, finishesRequest: true, linger: rejected)
+        let date = server.date()
+        connection.write(close: close, finishesRequest: true, linger: rejected) { out in
+            ResponseSerializer.serialize(status: status, headers: headers, body: answersHead ? [] : body, bodyLength: body.count,
+                                         close: close, keepAliveHeader: http10 && !close, date: date, into: &out)
+        }
     }
 
     /// Sends the head of a streamed response; pieces follow with `writeChunk`, the end with `endStream`.
@@ -58,16 +59,21 @@ public final class ResponseWriter {
         streaming = true
         // HTTP/1.0 has no chunked encoding: the body ends when the connection closes.
         streamCloses = closes(headers) || http10
-        connection?.write(ResponseSerializer.serialize(status: status, headers: headers, body: [], bodyLength: nil,
-                                                       close: streamCloses, keepAliveHeader: false, date: server.date()),
-                          close: false)
+        let (date, closes) = (server.date(), streamCloses)
+        connection?.write(close: false) { out in
+            ResponseSerializer.serialize(status: status, headers: headers, body: [], bodyLength: nil, close: closes,
+                                         keepAliveHeader: false, date: date, into: &out)
+        }
     }
 
     public func writeChunk(_ bytes: [UInt8]) {
         guard streaming, !finished, !bytes.isEmpty else { return }
         bodyBytes += bytes.count
         pieces += 1
-        connection?.write(streamCloses ? bytes : ResponseSerializer.chunk(bytes), close: false)
+        let framed = !streamCloses
+        connection?.write(close: false) { out in
+            if framed { ResponseSerializer.chunk(bytes, into: &out) } else { out.append(contentsOf: bytes) }
+        }
     }
 
     public func endStream() {

@@ -109,15 +109,36 @@ public final class EventLoop {
         make(fd: -1, flags: 0, priority: nil) { _ in handler() }
     }
 
-    public func run() { event_base_dispatch(base) }
+    /// Runs until stopped, or until nothing is left to wait for.  After each batch of ready events
+    /// the batch-end work runs, before the loop waits again.
+    public func run() {
+        while true {
+            let result = event_base_loop(base, EVLOOP_ONCE)
+            endBatch()
+            if result != 0 || event_base_got_break(base) != 0 || event_base_got_exit(base) != 0 { return }
+        }
+    }
     /// Handles what is ready now, without waiting (for tests that drive a loop by hand).
-    public func runOnce() { event_base_loop(base, EVLOOP_NONBLOCK) }
+    public func runOnce() {
+        event_base_loop(base, EVLOOP_NONBLOCK)
+        endBatch()
+    }
     /// Waits until something is ready, at most `seconds`, and handles it (tests that wait for a
     /// model thread without spinning).
     public func runOnce(waitingUpTo seconds: Double) {
         var tv = timeval(tv_sec: Int(seconds), tv_usec: Int((seconds - Double(Int(seconds))) * 1e6))
         event_base_loopexit(base, &tv)
         event_base_loop(base, EVLOOP_ONCE)
+        endBatch()
+    }
+
+    /// Work for the end of every batch of ready events: the HTTP server sends what the batch's
+    /// requests were answered with here, all at once.
+    public func atBatchEnd(_ work: @escaping () -> Void) { batchEnd.append(work) }
+    private var batchEnd: [() -> Void] = []
+
+    private func endBatch() {
+        for work in batchEnd { work() }
     }
     public func stop() { event_base_loopbreak(base) }
 

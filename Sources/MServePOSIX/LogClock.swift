@@ -36,9 +36,9 @@ public struct LogClock {
         return (ts.tv_sec, ts.tv_nsec)
     }
 
-    /// "2026-11-22 11:30:00.123 +0000"
-    public mutating func appendErrorStamp(to out: inout [UInt8]) {
-        let ts = LogClock.now()
+    /// "2026-11-22 11:30:00.123 +0000", for now or for a time from `now()`.
+    package mutating func appendErrorStamp(to out: inout ByteWriter, at time: (seconds: Int, nanoseconds: Int) = LogClock.now()) {
+        let ts = time
         refresh(ts.seconds)
         out.append(contentsOf: errorPrefix)
         let ms = ts.nanoseconds / 1_000_000
@@ -50,7 +50,7 @@ public struct LogClock {
     }
 
     /// "22/Nov/2026:11:30:00 +0000", the Common Log Format's time.
-    public mutating func appendAccessStamp(to out: inout [UInt8]) {
+    package mutating func appendAccessStamp(to out: inout ByteWriter) {
         refresh(LogClock.now().seconds)
         out.append(contentsOf: accessStamp)
     }

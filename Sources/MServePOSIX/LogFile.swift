@@ -13,9 +13,9 @@ import Synchronization
 public final class LogFile: @unchecked Sendable {
     public let path: String
     private let standardFD: Int32
-    private struct State {
+    private struct State: ~Copyable {
         var fd: Int32
-        var buffer: [UInt8] = []
+        var buffer = ByteWriter(capacity: LogFile.highWater + LogFile.maxLine)
         var chunkLimit: Int = Int(PIPE_BUF)
         var flushScheduled = false
         /// Set by the process's event loop: asks for a flush once the loop has handled what is
@@ -35,7 +35,6 @@ public final class LogFile: @unchecked Sendable {
         let fd = try LogFile.open(path, standardFD: standardFD)
         var s = State(fd: fd)
         s.chunkLimit = LogFile.chunkLimit(fd)
-        s.buffer.reserveCapacity(LogFile.highWater + LogFile.maxLine)
         state = Mutex(s)
     }
 
@@ -66,12 +65,12 @@ public final class LogFile: @unchecked Sendable {
 
     /// Builds one line straight into the buffer (no intermediate array on the hot path); the newline
     /// is added here, and a line over maxLine is cut.
-    package func appendLine(_ build: (inout [UInt8]) -> Void) {
+    package func appendLine(_ build: (inout ByteWriter) -> Void) {
         let next: Next = state.withLock { s in
             let start = s.buffer.count
             build(&s.buffer)
             if s.buffer.count - start > LogFile.maxLine {
-                s.buffer.removeSubrange((start + LogFile.maxLine)...)
+                s.buffer.truncate(to: start + LogFile.maxLine)
                 s.buffer.append("...")
             }
             s.buffer.append(0x0A)
@@ -108,7 +107,7 @@ public final class LogFile: @unchecked Sendable {
                     start += LogFile.writeAll(s.fd, UnsafeRawBufferPointer(rebasing: raw[start..<end]))
                 }
             }
-            s.buffer.removeAll(keepingCapacity: true)
+            s.buffer.removeAll()
         }
     }
 

@@ -31,6 +31,9 @@ import MServePOSIX
         #expect(head.contentType == "application/json" && head.requestID == "r1" && head.userAgent == "wrk")
         #expect(head.referer == "/p" && head.accept == "text/event-stream" && head.forwardedFor == "10.0.0.1")
         #expect(head.expect == nil && head.headers.count == 11 && head.header("x-forwarded-fox") == "no")
+        // Names and the JSON type kept as sent, whether usual (made from literals) or not.
+        #expect(head.headers.map(\.name).prefix(4) == ["host", "CONTENT-TYPE", "x-Request-ID", "X-Request-Id"])
+        #expect(head.headers[4].name == "User-Agent" && head.methodName == "POST" && head.method == .POST)
         guard case .request(let bare, _, _) = parse("GET / HTTP/1.1\r\nHost: x\r\n\r\n") else { Issue.record("no request"); return }
         #expect(bare.contentType == nil && bare.requestID == nil && bare.userAgent == nil && bare.accept == nil)
     }
@@ -66,6 +69,13 @@ import MServePOSIX
     @Test func unknownMethodsParseForA405() {
         guard case .request(let h, _, _) = parse("BREW /pot HTTP/1.1\r\nHost: x\r\n\r\n") else { Issue.record("no request"); return }
         #expect(h.method == .UNKNOWN && h.methodName == "BREW")
+        // Methods are case-sensitive: "get" is not GET, and is logged as sent.
+        guard case .request(let lower, _, _) = parse("get / HTTP/1.1\r\nHost: x\r\n\r\n") else { Issue.record("no request"); return }
+        #expect(lower.method == .UNKNOWN && lower.methodName == "get")
+        for m in HTTPMethod.allCases where m != .UNKNOWN {
+            guard case .request(let k, _, _) = parse("\(m.rawValue) / HTTP/1.1\r\nHost: x\r\n\r\n") else { Issue.record("no request"); return }
+            #expect(k.method == m && k.methodName == m.rawValue)
+        }
         if case .request(let h, _, _) = parse("get / HTTP/1.1\r\nHost: x\r\n\r\n") { #expect(h.method == .UNKNOWN) }
     }
 

@@ -43,6 +43,8 @@ import MServePOSIX
 
     @Test func writerEscapesControlCharactersAndNonFinite() {
         #expect(JSON.string("a\u{01}\t").text == #""a\u0001\t""#)
+        #expect(JSON.string("é\\\u{7F}").text == #""é\\\u007f""#)
+        #expect(JSON.string("plain ascii, no escapes").text == #""plain ascii, no escapes""#)
         #expect(JSON.double(.infinity).text == "null")
         #expect(JSON.double(2).text == "2.0")
         #expect(JSON.double(0.1).text == "0.1")

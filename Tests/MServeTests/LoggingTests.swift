@@ -89,9 +89,9 @@ final class Counter: @unchecked Sendable {
                                 requestHeaders: [(name: "X-Forwarded-For", value: "1.2.3.4")], responseHeaders: [("Content-Type", "application/json")])
 
     func render(_ format: String, _ e: AccessLog.Entry? = nil) throws -> String {
-        var line: [UInt8] = []
-        try AccessLogFormat(parsing: format, environment: ["STAGE": "prod"]).render(e ?? entry, into: &line) { $0 += Array("T".utf8) }
-        return String(decoding: line, as: UTF8.self)
+        var line = ByteWriter()
+        try AccessLogFormat(parsing: format, environment: ["STAGE": "prod"]).render(e ?? entry, into: &line) { $0.append("T") }
+        return String(decoding: line.bytes(), as: UTF8.self)
     }
 
     @Test func gunicornAtoms() throws {

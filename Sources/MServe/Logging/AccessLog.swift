@@ -36,18 +36,18 @@ public final class AccessLog: Sendable {
         file.appendLine { line in format.render(e, into: &line) { out in clock.withLock { $0.appendAccessStamp(to: &out) } } }
     }
 
-    private func build(_ e: Entry, into line: inout [UInt8]) {
+    private func build(_ e: Entry, into line: inout ByteWriter) {
         LogText.appendEscaped(e.remoteHost, to: &line)
         line.append(" - ")
         LogText.appendEscaped(e.user ?? "-", to: &line)
         line.append(" [")
         clock.withLock { $0.appendAccessStamp(to: &line) }
         line.append("] \"")
-        line.append(contentsOf: e.method.utf8)
+        line.append(string: e.method)
         line.append(UInt8(ascii: " "))
         appendQuoted(e.target, to: &line)
         line.append(UInt8(ascii: " "))
-        line.append(contentsOf: e.httpVersion.utf8)
+        line.append(string: e.httpVersion)
         line.append("\" ")
         line.appendDecimal(e.status)
         line.append(UInt8(ascii: " "))
@@ -64,7 +64,7 @@ public final class AccessLog: Sendable {
         LogText.appendEscaped(e.recordID, to: &line)
     }
 
-    private func appendQuoted(_ s: String, to out: inout [UInt8]) {
+    private func appendQuoted(_ s: String, to out: inout ByteWriter) {
         var s = s
         // Most targets and agents need no escaping: checked first and copied in one go.
         if s.withUTF8({ b in
@@ -78,7 +78,7 @@ public final class AccessLog: Sendable {
     }
 
     /// Microsecond resolution without Foundation's formatter: "0.000213".
-    static func appendSeconds(_ s: Double, to out: inout [UInt8]) {
+    static func appendSeconds(_ s: Double, to out: inout ByteWriter) {
         let micros = Int((max(0, s) * 1_000_000).rounded())
         out.appendDecimal(micros / 1_000_000)
         out.append(UInt8(ascii: "."))
@@ -91,8 +91,8 @@ public final class AccessLog: Sendable {
     }
 
     static func formatSeconds(_ s: Double) -> String {
-        var out: [UInt8] = []
+        var out = ByteWriter(capacity: 16)
         appendSeconds(s, to: &out)
-        return String(decoding: out, as: UTF8.self)
+        return String(decoding: out.bytes(), as: UTF8.self)
     }
 }

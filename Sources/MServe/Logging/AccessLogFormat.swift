@@ -63,12 +63,12 @@ public struct AccessLogFormat: Sendable, Equatable {
         return a
     }
 
-    func render(_ e: AccessLog.Entry, into line: inout [UInt8], stamp: (inout [UInt8]) -> Void) {
+    func render(_ e: AccessLog.Entry, into line: inout ByteWriter, stamp: (inout ByteWriter) -> Void) {
         func text(_ s: String) { LogText.appendEscaped(s, to: &line) }
         let path = e.target.split(separator: "?", maxSplits: 1, omittingEmptySubsequences: false)
         for atom in atoms {
             switch atom {
-            case .literal(let bytes): line += bytes
+            case .literal(let bytes): line.append(contentsOf: bytes)
             case .remoteHost: text(e.remoteHost)
             case .dash: line.append(UInt8(ascii: "-"))
             case .time:
@@ -97,7 +97,7 @@ public struct AccessLogFormat: Sendable, Equatable {
                 text(LogText.isSecret(header: name) ? "[redacted]" : e.requestHeaders.first { $0.name.equalsIgnoringASCIICase(name) }?.value ?? "-")
             case .responseHeader(let name):
                 text(e.responseHeaders.first { $0.0.equalsIgnoringASCIICase(name) }?.1 ?? "-")
-            case .environment(let bytes): line += bytes
+            case .environment(let bytes): line.append(contentsOf: bytes)
             }
         }
     }

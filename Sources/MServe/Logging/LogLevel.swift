@@ -22,5 +22,16 @@ public enum LogLevel: Int, Comparable, Sendable, CaseIterable {
         }
     }
 
+    /// How a line of this level is marked, spaces and brackets included (one append per line).
+    var tag: StaticString {
+        switch self {
+        case .debug: return " [DEBUG] "
+        case .info: return " [INFO] "
+        case .warning: return " [WARNING] "
+        case .error: return " [ERROR] "
+        case .critical: return " [CRITICAL] "
+        }
+    }
+
     public static func < (a: LogLevel, b: LogLevel) -> Bool { a.rawValue < b.rawValue }
 }

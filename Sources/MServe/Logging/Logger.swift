@@ -6,10 +6,32 @@ import Synchronization
 public final class Logger: Sendable {
     public let file: LogFile
     private let levelState: Atomic<Int>
-    /// What starts each line: the time, and the pid ("[1234]"), under one lock.
-    private struct Stamp {
+    /// What starts each line, the time and the pid ("[2026-11-22 11:30:00.123 +0000] [1234] "),
+    /// made once per millisecond: a busy worker writes tens of lines in one.
+    private struct Stamp: ~Copyable {
         var clock = LogClock()
         var pid: [UInt8] = []
+        private var prefix = ByteWriter(capacity: 64)
+        private var prefixMillisecond = -1
+
+        mutating func append(to line: inout ByteWriter) {
+            let now = LogClock.now()
+            let millisecond = now.seconds * 1000 + now.nanoseconds / 1_000_000
+            if millisecond != prefixMillisecond {
+                prefixMillisecond = millisecond
+                prefix.removeAll()
+                prefix.append(UInt8(ascii: "["))
+                clock.appendErrorStamp(to: &prefix, at: now)
+                prefix.append("] ")
+                prefix.append(contentsOf: pid)
+            }
+            prefix.withUnsafeBytes { line.append(contentsOf: $0) }
+        }
+
+        mutating func processChanged() {
+            pid = Array("[\(currentProcessID())]".utf8)
+            prefixMillisecond = -1
+        }
     }
     private let stamp = Mutex(Stamp())
 
@@ -26,7 +48,7 @@ public final class Logger: Sendable {
 
     /// After fork the pid in each line must be the child's.
     public func processChanged() {
-        stamp.withLock { $0.pid = Array("[\(currentProcessID())]".utf8) }
+        stamp.withLock { $0.processChanged() }
     }
 
     public func enabled(_ level: LogLevel) -> Bool { level.rawValue >= levelState.load(ordering: .relaxed) }
@@ -39,18 +61,11 @@ public final class Logger: Sendable {
     /// must escape what it takes from clients (LogText).
     /// `always`: written whatever the level (what an operator needs at any level, such as the
     /// bound addresses).
-    func log(_ level: LogLevel, recordID: String?, always: Bool = false, _ message: (inout [UInt8]) -> Void) {
+    func log(_ level: LogLevel, recordID: String?, always: Bool = false, _ message: (inout ByteWriter) -> Void) {
         guard always || enabled(level) else { return }
         file.appendLine { line in
-            line.append(UInt8(ascii: "["))
-            stamp.withLock { s in
-                s.clock.appendErrorStamp(to: &line)
-                line.append("] ")
-                line.append(contentsOf: s.pid)
-            }
-            line.append(" [")
-            line.append(contentsOf: level.name.utf8)
-            line.append("] ")
+            stamp.withLock { $0.append(to: &line) }
+            line.append(level.tag)
             if let recordID {
                 line.append(UInt8(ascii: "["))
                 LogText.appendEscaped(recordID, to: &line)
@@ -78,13 +93,13 @@ enum LogText {
 
     /// One log record is one line: newlines and other control characters from clients or models are
     /// escaped, so no input can forge a log line.
-    static func appendEscaped(_ s: String, to out: inout [UInt8]) {
+    static func appendEscaped(_ s: String, to out: inout ByteWriter) {
         var s = s
         s.withUTF8 { appendEscaped(bytes: $0, to: &out) }
     }
 
     /// Most text needs no escaping: it is checked first and copied in one go.
-    static func appendEscaped(bytes: UnsafeBufferPointer<UInt8>, to out: inout [UInt8]) {
+    static func appendEscaped(bytes: UnsafeBufferPointer<UInt8>, to out: inout ByteWriter) {
         if bytes.allSatisfy({ $0 >= 0x20 && $0 != 0x7F }) {
             out.append(contentsOf: bytes)
         } else {
@@ -92,12 +107,12 @@ enum LogText {
         }
     }
 
-    static func appendEscaped(bytes: ArraySlice<UInt8>, to out: inout [UInt8]) {
+    static func appendEscaped(bytes: ArraySlice<UInt8>, to out: inout ByteWriter) {
         bytes.withUnsafeBufferPointer { appendEscaped(bytes: $0, to: &out) }
     }
 
     @inline(__always)
-    static func appendEscaped(byte b: UInt8, to out: inout [UInt8]) {
+    static func appendEscaped(byte b: UInt8, to out: inout ByteWriter) {
         if b >= 0x20 && b != 0x7F { out.append(b); return }
         switch b {
         case 0x0A: out.append("\\n")

@@ -132,8 +132,8 @@ public final class RequestObserver {
     }
 
     /// The first log_body_limit bytes of a body, escaped, with the full size when it was cut.
-    private func appendExcerpt(_ body: [UInt8], to line: inout [UInt8]) {
+    private func appendExcerpt(_ body: [UInt8], to line: inout ByteWriter) {
         LogText.appendEscaped(bytes: body[0..<min(logBodyLimit, body.count)], to: &line)
-        if body.count > logBodyLimit { line.append(contentsOf: "...(\(body.count) bytes)".utf8) }
+        if body.count > logBodyLimit { line.append(string: "...(\(body.count) bytes)") }
     }
 }
