@@ -1,8 +1,9 @@
 import MServePOSIX
 
 /// One client connection: reads, parses one request at a time (pipelined ones wait their turn),
-/// hands it to the server, and writes the answer at once, falling back to a write event only when the
-/// socket buffer is full.  In the common case a request costs one read and one write system call.
+/// hands it to the server, and sends the answer when the loop's batch of events ends (the server's
+/// outbox), falling back to a write event only when the socket buffer is full.  In the common case
+/// a request costs one read and one write system call.
 final class HTTPConnection {
     let fd: Int32
     let remoteHost: String
