@@ -1,9 +1,10 @@
 #!/usr/bin/env python3
 """Whether a client that reads a large answer slowly holds up a worker's loop: one worker echoes a
 9 MB JSON body to a client that reads 64 KB every 50 ms (receive buffer 4 KB), while another client
-asks /healthz every 20 ms; prints the worst /healthz latency.
+asks /healthz every 20 ms; prints the worst /healthz latency.  With --stream the answer is a stream
+instead: the echo model sends each word of a 9 MB text as an event of its own.
 
-    python3 benchmark/slow_reader.py [--mserve PATH] [--mb 9] [--seconds 4]
+    python3 benchmark/slow_reader.py [--mserve PATH] [--mb 9] [--seconds 4] [--stream]
 """
 import argparse
 import json
@@ -30,6 +31,7 @@ def main():
     ap.add_argument("--mserve", default=os.path.join(ROOT, ".build", "release", "mserve"))
     ap.add_argument("--mb", type=int, default=9)
     ap.add_argument("--seconds", type=float, default=4)
+    ap.add_argument("--stream", action="store_true", help="a stream of one event per word instead of one answer")
     args = ap.parse_args()
     port = free_port()
     log = tempfile.NamedTemporaryFile(suffix=".log", delete=False).name
@@ -43,7 +45,10 @@ def main():
                 break
             except requests.RequestException:
                 time.sleep(0.05)
-        body = json.dumps({"x": "a" * (args.mb * 1_000_000)}).encode()
+        if args.stream:
+            body = json.dumps({"text": "word " * (args.mb * 200_000), "stream": True}).encode()
+        else:
+            body = json.dumps({"x": "a" * (args.mb * 1_000_000)}).encode()
         slow = socket.create_connection(("127.0.0.1", port))
         slow.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
         stop = threading.Event()
@@ -71,7 +76,7 @@ def main():
         stop.set()
         slow.close()
         reader.join(timeout=5)
-        print(f"{args.mb} MB echoed to a slow reader ({received[0] / 1e6:.1f} MB read in {args.seconds:.0f} s): "
+        print(f"{args.mb} MB echoed{' as a stream of words' if args.stream else ''} to a slow reader ({received[0] / 1e6:.1f} MB read in {args.seconds:.0f} s): "
               f"worst /healthz latency {worst * 1000:.1f} ms over {n} requests")
     finally:
         server.terminate()

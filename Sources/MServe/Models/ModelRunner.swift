@@ -53,6 +53,13 @@ package final class ModelRunner: @unchecked Sendable {
     /// Runs on the loop thread with the inputs of each forward pass of a batching model (metrics).
     package var onBatch: ((Int) -> Void)?
     private let wake: EventHandle
+    /// Loop thread only: what `deliver` took from `outputs` and has not handed on yet.  At most
+    /// `deliveryBatch` are handed on per turn of the loop, the rest on the next (`resume`): a model
+    /// that streams a million pieces must not hold the loop (and every other client) for a second.
+    private var taken: [(InferenceJob, Output)] = []
+    private var takenStart = 0
+    private static let deliveryBatch = 256
+    private let resume: EventHandle
 
     package init(model: ServedModel, runtime: ModelRuntime, loop: EventLoop) throws {
         self.model = model
@@ -60,6 +67,8 @@ package final class ModelRunner: @unchecked Sendable {
         // The event reaches the runner through a box filled once the runner exists.
         let target = WeakRunner()
         wake = loop.userEvent { target.runner?.deliver() }
+        // A timer, not the wake event: a timer due now runs after the loop has looked for I/O again.
+        resume = loop.timer { target.runner?.deliver() }
         target.runner = self
         let box = UncheckedBox(model.instance)
         for _ in 0..<runtime.concurrency {
@@ -128,8 +137,9 @@ package final class ModelRunner: @unchecked Sendable {
                 }
             }
             let finished = monotonicSeconds()
-            lock.withLock {
+            let wakeLoop = lock.withLock {
                 busyThreads -= 1
+                let wasEmpty = outputs.isEmpty
                 for (job, result) in zip(jobs, results) {
                     job.finishedAt = finished
                     running -= 1
@@ -138,8 +148,9 @@ package final class ModelRunner: @unchecked Sendable {
                         outputs.append((job, .result(result)))
                     }
                 }
+                return wasEmpty && !outputs.isEmpty
             }
-            wake.activate()
+            if wakeLoop { wake.activate() }
         }
     }
 
@@ -197,20 +208,38 @@ package final class ModelRunner: @unchecked Sendable {
     /// A model thread: queues one piece of a stream for the loop, or stops the model if the job
     /// was given up (the client left).
     private func emit(_ piece: JSON, for job: InferenceJob) throws {
-        try lock.withLock {
+        let wakeLoop = try lock.withLock {
             guard job.state == .running else { throw StreamCancelled() }
             outputs.append((job, .piece(piece)))
+            return outputs.count == 1
         }
-        wake.activate()
+        // Only the first output since the loop last took them wakes it (it takes them all): a
+        // wake-up per piece, each taking libevent's lock, kept the loop from everything else while
+        // a model streamed a million pieces (a /healthz waited a second).
+        if wakeLoop { wake.activate() }
     }
 
     /// Loop thread: hands on what the model threads produced, pieces before their job's result.
     fileprivate func deliver() {
-        let (ready, passes): ([(InferenceJob, Output)], [Int]) = lock.withLock {
-            defer { outputs.removeAll(); batches.removeAll() }
-            return (outputs, batches)
+        if takenStart == taken.count {
+            let passes: [Int]
+            (taken, passes) = lock.withLock {
+                defer { outputs.removeAll(); batches.removeAll() }
+                return (outputs, batches)
+            }
+            takenStart = 0
+            if let onBatch { passes.forEach(onBatch) }
         }
-        if let onBatch { passes.forEach(onBatch) }
+        let end = min(taken.count, takenStart + ModelRunner.deliveryBatch)
+        let ready = taken[takenStart..<end]
+        takenStart = end
+        // More taken, or more produced since: go on at the next turn (a model thread wakes the loop
+        // only for the first output after the loop took them, and this turn did not take them).
+        if takenStart < taken.count || lock.withLock({ !outputs.isEmpty }) { resume.arm(0) }
+        if takenStart == taken.count {
+            taken.removeAll()
+            takenStart = 0
+        }
         for (job, output) in ready {
             switch output {
             case .piece(let p):
