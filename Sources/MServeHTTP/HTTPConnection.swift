@@ -159,7 +159,9 @@ final class HTTPConnection {
                     readPaused = false
                     readEvent.enable()
                 }
-                let request = HTTPRequest(head: head, body: body, remoteHost: remoteHost, startTime: server.clock.now(),
+                // It started when its last bytes came (or the answer before it left): the time
+                // of the read or send just made, without asking the clock again.
+                let request = HTTPRequest(head: head, body: body, remoteHost: remoteHost, startTime: lastActivity,
                                           response: ResponseWriter(connection: self, server: server, head: head))
                 current = request
                 server.received(request)

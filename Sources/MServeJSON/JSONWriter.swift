@@ -35,7 +35,7 @@ enum JSONWriter {
         switch value {
         case .null: out.append(contentsOf: "null".utf8)
         case .bool(let b): out.append(contentsOf: (b ? "true" : "false").utf8)
-        case .int(let i): out.append(contentsOf: String(i).utf8)
+        case .int(let i): writeInteger(i, into: &out)
         case .double(let d): writeDouble(d, into: &out)
         case .string(let s): writeString(s, into: &out)
         case .array(let items):
@@ -64,12 +64,28 @@ enum JSONWriter {
         }
     }
 
+    /// Digits straight into the output, without the String that `String(i)` makes.
+    static func writeInteger(_ i: Int64, into out: inout [UInt8]) {
+        if i < 0 { out.append(UInt8(ascii: "-")) }
+        var m = i.magnitude
+        if m < 10 { out.append(UInt8(48 + m)); return }
+        withUnsafeTemporaryAllocation(of: UInt8.self, capacity: 20) { buffer in
+            var start = 20
+            repeat {
+                start -= 1
+                buffer[start] = UInt8(48 + m % 10)
+                m /= 10
+            } while m > 0
+            out.append(contentsOf: UnsafeBufferPointer(rebasing: buffer[start...]))
+        }
+    }
+
     /// JSON has no NaN or infinity: they are written as null rather than as invalid JSON.
     static func writeDouble(_ d: Double, into out: inout [UInt8]) {
         guard d.isFinite else { out.append(contentsOf: "null".utf8); return }
         if d == d.rounded(), abs(d) < 1e15 {
             // Integral values print without an exponent but keep a fraction so they stay floats.
-            out.append(contentsOf: String(Int64(d)).utf8)
+            writeInteger(Int64(d), into: &out)
             out.append(contentsOf: ".0".utf8)
             return
         }

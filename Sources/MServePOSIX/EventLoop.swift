@@ -178,6 +178,13 @@ public final class EventHandle {
     /// Thread-safe (libevent is set up for pthreads): marks the event active on its loop.
     public func activate() { event_active(event, Int32(EV_TIMEOUT), 0) }
 
+    /// Thread-safe: a timer due now.  Unlike `activate`, it runs only after the loop has looked for
+    /// I/O again, so work that re-fires itself cannot keep one batch of events from ending.
+    public func fireSoon() {
+        var now = timeval()
+        event_add(event, &now)
+    }
+
     /// Adds an I/O event without a timeout.
     public func enable() { event_add(event, nil) }
 

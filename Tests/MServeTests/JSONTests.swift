@@ -45,6 +45,8 @@ import MServePOSIX
         #expect(JSON.string("a\u{01}\t").text == #""a\u0001\t""#)
         #expect(JSON.string("é\\\u{7F}").text == #""é\\\u007f""#)
         #expect(JSON.string("plain ascii, no escapes").text == #""plain ascii, no escapes""#)
+        for i: Int64 in [0, 7, -7, 10, -10, 123_456, Int64.max, Int64.min] { #expect(JSON.int(i).text == String(i)) }
+        #expect(JSON.double(-3).text == "-3.0" && JSON.double(1e14).text == "100000000000000.0")
         #expect(JSON.double(.infinity).text == "null")
         #expect(JSON.double(2).text == "2.0")
         #expect(JSON.double(0.1).text == "0.1")

@@ -151,11 +151,13 @@ import MServeTesting
     @Test func http10KeepAliveAndChunkedBodies() throws {
         let rs = try server.exchange("POST /demo HTTP/1.0\r\nConnection: keep-alive\r\nContent-Type: application/json\r\n"
             + "Content-Length: 17\r\n\r\n{\"cal_number\": 1}"
-            + "POST /echo HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nTransfer-Encoding: chunked\r\n\r\n"
-            + "5;ext=1\r\n{\"a\":\r\n4\r\n [1]\r\n1\r\n}\r\n0\r\nTrailer: x\r\n\r\n")
+            + "POST /demo HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nTransfer-Encoding: chunked\r\n\r\n"
+            + "5;ext=1\r\n{\"cal\r\nc\r\n_number\": 2}\r\n0\r\nTrailer: x\r\n\r\n")
         #expect(rs.count == 2)
         #expect(rs.first?.headers["connection"] == "keep-alive")
-        #expect(rs.last?.json?["a"] == [1])
+        // The chunked body read whole: 2 added to the running sum (a loop model, answered before the
+        // client's half-close, which drops a request still queued for a model thread).
+        #expect(rs.last?.json?["result"] == 3)
         let old = try #require(try server.exchange("GET / HTTP/1.0\r\n\r\n").first)
         #expect(old.status == 200 && old.headers["connection"] == "close")
     }

@@ -52,23 +52,24 @@ package final class ModelRunner: @unchecked Sendable {
     private var batches: [Int] = []
     /// Runs on the loop thread with the inputs of each forward pass of a batching model (metrics).
     package var onBatch: ((Int) -> Void)?
+    /// Fired by the model threads (and by `deliver` to go on): a timer due at once rather than an
+    /// activated event, so that it runs after the loop has looked for I/O again and ended its
+    /// batch (an event activated while the loop works is run in the same batch, and a model
+    /// streaming without pause kept the batch, and the answers it holds back, from ending).
     private let wake: EventHandle
     /// Loop thread only: what `deliver` took from `outputs` and has not handed on yet.  At most
-    /// `deliveryBatch` are handed on per turn of the loop, the rest on the next (`resume`): a model
+    /// `deliveryBatch` are handed on per turn of the loop, the rest on the next: a model
     /// that streams a million pieces must not hold the loop (and every other client) for a second.
     private var taken: [(InferenceJob, Output)] = []
     private var takenStart = 0
     private static let deliveryBatch = 256
-    private let resume: EventHandle
 
     package init(model: ServedModel, runtime: ModelRuntime, loop: EventLoop) throws {
         self.model = model
         policy = QueuePolicy(runtime: runtime, batching: model.instance is any BatchingModel)
         // The event reaches the runner through a box filled once the runner exists.
         let target = WeakRunner()
-        wake = loop.userEvent { target.runner?.deliver() }
-        // A timer, not the wake event: a timer due now runs after the loop has looked for I/O again.
-        resume = loop.timer { target.runner?.deliver() }
+        wake = loop.timer { target.runner?.deliver() }
         target.runner = self
         let box = UncheckedBox(model.instance)
         for _ in 0..<runtime.concurrency {
@@ -150,7 +151,7 @@ package final class ModelRunner: @unchecked Sendable {
                 }
                 return wasEmpty && !outputs.isEmpty
             }
-            if wakeLoop { wake.activate() }
+            if wakeLoop { wake.fireSoon() }
         }
     }
 
@@ -213,10 +214,9 @@ package final class ModelRunner: @unchecked Sendable {
             outputs.append((job, .piece(piece)))
             return outputs.count == 1
         }
-        // Only the first output since the loop last took them wakes it (it takes them all): a
-        // wake-up per piece, each taking libevent's lock, kept the loop from everything else while
-        // a model streamed a million pieces (a /healthz waited a second).
-        if wakeLoop { wake.activate() }
+        // Only the first output since the loop last took them wakes it (it takes them all), not
+        // every piece: each wake-up takes libevent's lock, which the loop wants too.
+        if wakeLoop { wake.fireSoon() }
     }
 
     /// Loop thread: hands on what the model threads produced, pieces before their job's result.
@@ -235,7 +235,7 @@ package final class ModelRunner: @unchecked Sendable {
         takenStart = end
         // More taken, or more produced since: go on at the next turn (a model thread wakes the loop
         // only for the first output after the loop took them, and this turn did not take them).
-        if takenStart < taken.count || lock.withLock({ !outputs.isEmpty }) { resume.arm(0) }
+        if takenStart < taken.count || lock.withLock({ !outputs.isEmpty }) { wake.fireSoon() }
         if takenStart == taken.count {
             taken.removeAll()
             takenStart = 0
