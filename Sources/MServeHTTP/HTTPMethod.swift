@@ -10,7 +10,7 @@ public enum HTTPMethod: String, Sendable, CaseIterable {
 
     /// The same from the request line's bytes, without making a String of them first.
     init(bytes: UnsafeBufferPointer<UInt8>) {
-        self = HTTPMethod.known.first { $0.rawValue.utf8.count == bytes.count && $0.rawValue.utf8.elementsEqual(bytes) } ?? .UNKNOWN
+        self = HTTPMethod.known.first { sameBytes($0.rawValue, bytes) } ?? .UNKNOWN
     }
 
     private static let known = allCases.filter { $0 != .UNKNOWN }

@@ -444,7 +444,7 @@ public struct RequestParser {
         guard j > targetStart, j < line.lineEnd, b[j] == 0x20 else { return bad("malformed request line") }
         let target = String(decoding: UnsafeBufferPointer(rebasing: b[targetStart..<j]), as: UTF8.self)
         let version = UnsafeBufferPointer(rebasing: b[(j + 1)..<line.lineEnd])
-        guard version.count == 8, version.starts(with: "HTTP/".utf8), version[6] == UInt8(ascii: "."),
+        guard version.count == 8, sameBytes("HTTP/", UnsafeBufferPointer(rebasing: version[0..<5])), version[6] == UInt8(ascii: "."),
               (0x30...0x39).contains(version[5]), (0x30...0x39).contains(version[7])
         else { return bad("malformed request line") }
         // HTTP/1.x above 1.1 is answered as 1.1 (RFC 9110 2.5); another major version is not served.
@@ -481,9 +481,8 @@ public struct RequestParser {
             let known = KnownField(nameBytes)
             // Names spelt as usual and the usual Content-Type are literals: no String to make
             // (and no allocation for "application/json", one byte too long to be stored inline).
-            let name = known.flatMap { $0.name.utf8.elementsEqual(nameBytes) ? $0.name : nil }
-                ?? String(decoding: nameBytes, as: UTF8.self)
-            let value = known == .contentType && "application/json".utf8.elementsEqual(valueBytes) ? "application/json"
+            let name = known.flatMap { sameBytes($0.name, nameBytes) ? $0.name : nil } ?? String(decoding: nameBytes, as: UTF8.self)
+            let value = known == .contentType && sameBytes("application/json", valueBytes) ? "application/json"
                 : String(decoding: valueBytes, as: UTF8.self)
             head.headers.append((name, value))
             switch known {
