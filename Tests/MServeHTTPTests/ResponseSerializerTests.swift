@@ -1,6 +1,5 @@
 import Testing
 @testable import MServeHTTP
-import MServePOSIX
 
 @Suite struct ResponseSerializerTests {
     let date = Array("Mon, 30 Nov 2026 19:00:00 GMT".utf8)
@@ -29,13 +28,6 @@ import MServePOSIX
             body: Array("hi".utf8), bodyLength: 2, close: false, keepAliveHeader: false, date: date))
         #expect(out == "HTTP/1.1 200 OK\r\nDate: Mon, 30 Nov 2026 19:00:00 GMT\r\nContent-Length: 2\r\nContent-Typo: x\r\n"
                 + "Content-Type: text/plain; charset=utf-8\r\n\r\nhi")
-    }
-
-    @Test(arguments: [0, 7, 10, 99, 200, 1_000_000, -1, -42, Int.max, Int.min])
-    func decimalsAreWrittenAsStringWouldWriteThem(n: Int) {
-        var out = Array("x".utf8)
-        out.appendDecimal(n)
-        #expect(text(out) == "x" + String(n))
     }
 
     @Test func emptyBodyGetsNoContentTypeAndHTTP10KeepAliveIsSaid() {
