@@ -537,8 +537,10 @@ public struct RequestParser {
     }
 }
 
-/// The header fields the parser acts on or keeps aside, told from the name's bytes by its length
-/// first, without a String.
+/// The header fields the parser acts on or keeps aside (and the serializer keeps to itself), told
+/// from the name's bytes by its length first, without a String.  The names are written twice, in
+/// lower case to match and as usually spelt to take: one table matched through a String cost ~600
+/// instructions a request more.
 enum KnownField {
     case contentLength, contentType, connection, transferEncoding, host
     case requestID, forwardedFor, userAgent, referer, accept, expect

@@ -32,9 +32,11 @@ public enum ResponseSerializer {
         }
         var hasType = false
         for (k, v) in headers {
-            let f = field(k)
-            if f == .framing || k.containsLineBreak || v.containsLineBreak { continue }
-            if f == .contentType { hasType = true }
+            var name = k
+            let known = name.withUTF8 { KnownField($0) }
+            if known == .contentLength || known == .connection || known == .transferEncoding
+                || k.containsLineBreak || v.containsLineBreak { continue }
+            if known == .contentType { hasType = true }
             out.append("\r\n")
             out.append(string: k)
             out.append(": ")
@@ -45,20 +47,6 @@ public enum ResponseSerializer {
         if keepAliveHeader { out.append("\r\nConnection: keep-alive") }
         out.append("\r\n\r\n")
         out.append(contentsOf: body)
-    }
-
-    private enum Field { case framing, contentType, other }
-
-    /// What a handler's header is to the serializer; its length decides first, so most names are
-    /// not compared at all.
-    private static func field(_ name: String) -> Field {
-        switch name.utf8.count {
-        case 10: return name.equalsIgnoringASCIICase("Connection") ? .framing : .other
-        case 12: return name.equalsIgnoringASCIICase("Content-Type") ? .contentType : .other
-        case 14: return name.equalsIgnoringASCIICase("Content-Length") ? .framing : .other
-        case 17: return name.equalsIgnoringASCIICase("Transfer-Encoding") ? .framing : .other
-        default: return .other
-        }
     }
 
     /// One chunk of a chunked body (empty bytes give nothing: an empty chunk would end the body).

@@ -13,17 +13,7 @@ extension JSON {
         guard case .object(let pairs) = self else { return serialized() }
         var out: [UInt8] = []
         out.reserveCapacity(64)
-        out.append(UInt8(ascii: "{"))
-        JSONWriter.writeString(key, into: &out)
-        out.append(UInt8(ascii: ":"))
-        JSONWriter.write(value, into: &out)
-        for (k, v) in pairs {
-            out.append(UInt8(ascii: ","))
-            JSONWriter.writeString(k, into: &out)
-            out.append(UInt8(ascii: ":"))
-            JSONWriter.write(v, into: &out)
-        }
-        out.append(UInt8(ascii: "}"))
+        JSONWriter.writeObject(pairs, leading: (key, value), into: &out)
         return out
     }
 
@@ -52,16 +42,24 @@ enum JSONWriter {
                 if f.isFinite { out.append(contentsOf: f.description.utf8) } else { out.append(contentsOf: "null".utf8) }
             }
             out.append(UInt8(ascii: "]"))
-        case .object(let pairs):
-            out.append(UInt8(ascii: "{"))
-            for (i, (k, v)) in pairs.enumerated() {
-                if i > 0 { out.append(UInt8(ascii: ",")) }
-                writeString(k, into: &out)
-                out.append(UInt8(ascii: ":"))
-                write(v, into: &out)
-            }
-            out.append(UInt8(ascii: "}"))
+        case .object(let pairs): writeObject(pairs, into: &out)
         }
+    }
+
+    /// `{"k":v,...}`, with `leading` written as the first pair if given.
+    static func writeObject(_ pairs: [(String, JSON)], leading: (String, JSON)? = nil, into out: inout [UInt8]) {
+        out.append(UInt8(ascii: "{"))
+        var first = true
+        func pair(_ k: String, _ v: JSON) {
+            if !first { out.append(UInt8(ascii: ",")) }
+            first = false
+            writeString(k, into: &out)
+            out.append(UInt8(ascii: ":"))
+            write(v, into: &out)
+        }
+        if let (k, v) = leading { pair(k, v) }
+        for (k, v) in pairs { pair(k, v) }
+        out.append(UInt8(ascii: "}"))
     }
 
     /// Digits straight into the output, without the String that `String(i)` makes.
