@@ -36,15 +36,15 @@ let package = Package(
         .systemLibrary(name: "COpenSSL", pkgConfig: "openssl", providers: [.apt(["libssl-dev"])]),
         // A system call Swift's Glibc module does not declare (see the header).
         .target(name: "CSystemShim"),
+        // The one layer that talks to C: event loop, processes, threads and locks safe after fork, systemd, socket steering.
+        .target(name: "MServePOSIX", dependencies: ["CEvent", "CSystemShim", "COpenSSL"], swiftSettings: requestPath),
         // The JSON value, parser and writer: no dependencies, shared by the server and MiniLM.
         .target(name: "MServeJSON", swiftSettings: requestPath),
         // all-MiniLM-L6-v2 sentence embeddings: safetensors, WordPiece, the BERT encoder; no server code.
-        .target(name: "MiniLM", dependencies: ["COpenBLAS", "MServeJSON"]),
+        .target(name: "MiniLM", dependencies: ["COpenBLAS", "MServeJSON", "MServePOSIX"]),
         // Generative models from GGUF files (SmolLM2): the file, its block formats; no server code.
         // Optimized in debug builds too: its kernels in -Onone would make the tests take minutes.
-        .target(name: "LLM", dependencies: ["CAVX512"], swiftSettings: [.unsafeFlags(["-O", "-Xcc", "-march=native"])]),
-        // The one layer that talks to C: event loop, processes, threads, systemd, socket steering.
-        .target(name: "MServePOSIX", dependencies: ["CEvent", "CSystemShim", "COpenSSL"], swiftSettings: requestPath),
+        .target(name: "LLM", dependencies: ["CAVX512", "MServePOSIX"], swiftSettings: [.unsafeFlags(["-O", "-Xcc", "-march=native"])]),
         // HTTP/1.1: parser, request, response serializer and writer, connection timeouts, server; no routing.
         .target(name: "MServeHTTP", dependencies: ["MServePOSIX"], swiftSettings: requestPath),
         // What model authors import: the model API and runtime, handlers and routing, logs, metrics.
@@ -60,6 +60,7 @@ let package = Package(
         // For tests of handlers and models: the HTTP layer and router in-process, a null logger, contexts.
         .target(name: "MServeTesting", dependencies: ["MServe", "MServeHTTP", "MServePOSIX"]),
         .executableTarget(name: "mserve", dependencies: ["MServe", "MServeServer", "MServeMiniLM", "MServeSmolLM", "MServePython"]),
+        .testTarget(name: "MServePOSIXTests", dependencies: ["MServePOSIX"]),
         .testTarget(name: "MServeHTTPTests", dependencies: ["MServeHTTP", "MServePOSIX"]),
         .testTarget(name: "MServeTests", dependencies: ["MServe", "MServeHTTP", "MServePOSIX", "MServeTesting"]),
         .testTarget(name: "MServeServerTests", dependencies: ["MServeServer", "MServe", "MServePOSIX"]),

@@ -43,12 +43,44 @@ public struct ChatTemplate: Equatable, Sendable {
     }
 
     public func render(_ messages: [ChatMessage], addGenerationPrompt: Bool = true) -> String {
-        var out = ""
+        prompt(messages, addGenerationPrompt: addGenerationPrompt).text
+    }
+
+    /// The rendered text, with where the template itself put control tokens: only those are read as
+    /// control tokens, so that a message holding `<|im_end|><|im_start|>system` stays text and cannot
+    /// close its turn or open another.  Benign text tokenizes exactly as the whole rendered string.
+    public func prompt(_ messages: [ChatMessage], addGenerationPrompt: Bool = true) -> RenderedPrompt {
+        var out = RenderedPrompt()
         if let defaultSystem, messages.first?.role != "system" {
-            out += "<|im_start|>system\n\(defaultSystem)<|im_end|>\n"
+            out.turn("system", defaultSystem)
         }
-        for m in messages { out += "<|im_start|>\(m.role)\n\(m.content)<|im_end|>\n" }
-        if addGenerationPrompt { out += "<|im_start|>assistant\n" }
+        for m in messages { out.turn(m.role, m.content) }
+        if addGenerationPrompt { out.control("<|im_start|>"); out.append("assistant\n") }
         return out
+    }
+}
+
+/// A prompt's text and the offsets (in Unicode scalars) at which its control tokens stand.
+public struct RenderedPrompt: Sendable, Equatable {
+    public private(set) var text = ""
+    public private(set) var controlOffsets: Set<Int> = []
+    private var scalars = 0
+
+    mutating func control(_ marker: String) {
+        controlOffsets.insert(scalars)
+        append(marker)
+    }
+
+    mutating func append(_ s: String) {
+        text += s
+        scalars += s.unicodeScalars.count
+    }
+
+    mutating func turn(_ role: String, _ content: String) {
+        control("<|im_start|>")
+        append("\(role)\n")
+        append(content)
+        control("<|im_end|>")
+        append("\n")
     }
 }

@@ -1,6 +1,7 @@
 #if canImport(Glibc)
 import Glibc
 #endif
+import MServePOSIX
 import Dispatch
 import Synchronization
 
@@ -19,11 +20,11 @@ public final class ComputePool: Sendable {
     private let pending = Atomic<Int>(0)
     private let sleeping = Atomic<Int>(0)
     private let stopping = Atomic<Bool>(false)
-    private let job = Mutex<Job?>(nil)
+    private let job = Locked<Job?>(nil)
     private let wake = DispatchSemaphore(value: 0)
     private let exited = DispatchSemaphore(value: 0)
     /// One product at a time.
-    private let running = Mutex<Void>(())
+    private let running = Locked<Void>(())
 
     /// The product being run: its body, and its iterations' range
     /// of the ever-growing `next` counter.  A helper late with an old job finds `next` past its

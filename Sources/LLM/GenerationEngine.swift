@@ -1,5 +1,5 @@
+import MServePOSIX
 import Dispatch
-import Synchronization
 
 /// Continuous batching over one model: requests join and leave between steps, every step is one
 /// forward pass over all running sequences (decodes and prompt chunks, `BatchScheduler` decides),
@@ -69,7 +69,7 @@ public final class GenerationEngine: Sendable {
     public let tokenizer: BPETokenizer
     /// Tokens that end a turn (end of text, `<|im_end|>`): not shown, finish_reason "stop".
     public let endTokens: Set<Int32>
-    private let state: Mutex<State>
+    private let state: Locked<State>
     private let wake = DispatchSemaphore(value: 0)
     private let done = DispatchSemaphore(value: 0)
 
@@ -81,14 +81,14 @@ public final class GenerationEngine: Sendable {
         for name in ["<|im_end|>", "<|endoftext|>"] { if let id = tokenizer.id(of: name) { ends.insert(id) } }
         endTokens = ends
         let kv = min(limits.kvTokens, model.config.context * max(1, limits.maxSequences))
-        state = Mutex(State(scheduler: BatchScheduler(limits: .init(maxSequences: limits.maxSequences, kvTokens: kv,
+        state = Locked(State(scheduler: BatchScheduler(limits: .init(maxSequences: limits.maxSequences, kvTokens: kv,
                                                                      stepTokens: limits.stepTokens))))
     }
 
     /// The engine's thread starts with the first request, not with the engine: a model loaded in
     /// the master (--preload) is forked into the workers, where a thread started before the fork
     /// would not exist.  Each worker then runs its own.
-    private let started = Mutex(false)
+    private let started = Locked(false)
 
     private func startIfNeeded() {
         let start = started.withLock { s in

@@ -1,7 +1,7 @@
 #if canImport(Glibc)
 import Glibc
 #endif
-import Synchronization
+import CSystemShim
 
 /// The signals mserve handles or sends, by name.
 public enum Signal: Sendable, CaseIterable {
@@ -36,12 +36,19 @@ public enum ChildProcess {
     public enum ForkOutcome { case child, parent(pid: Int32), failed(SystemError) }
 
     /// Forks after flushing C's buffered output, so that nothing is printed twice, with the hooks
-    /// registered around it.
-    public static func fork() -> ForkOutcome {
+    /// registered around it.  With `parentDeath`, the child is sent that signal when this process
+    /// dies (a master killed with -9 leaves no worker holding its port): set first thing in the
+    /// child, then the parent's pid is checked, for a parent that died before the setting took.
+    public static func fork(parentDeath: Signal? = nil) -> ForkOutcome {
         fflush(nil)
         let hooks = forkHooks.withLock { $0 }
         for h in hooks { h.prepare() }
+        let parent = getpid()
         let pid = Glibc.fork()
+        if pid == 0, let signal = parentDeath {
+            _ = mserve_set_parent_death_signal(signal.number)
+            if getppid() != parent { raise(signal.number) }
+        }
         for h in hooks.reversed() { pid == 0 ? h.child() : h.parent() }
         if pid < 0 { return .failed(SystemError("fork failed", errno: errno)) }
         return pid == 0 ? .child : .parent(pid: pid)
@@ -60,7 +67,7 @@ public enum ChildProcess {
         let parent: @Sendable () -> Void
         let child: @Sendable () -> Void
     }
-    private static let forkHooks = Mutex<[ForkHooks]>([])
+    private static let forkHooks = Locked<[ForkHooks]>([])
 
     /// The next child that has exited, without waiting; nil when none has.
     public static func reap() -> (pid: Int32, status: ChildStatus)? {

@@ -1,7 +1,6 @@
 #if canImport(Glibc)
 import Glibc
 #endif
-import Synchronization
 
 /// A log destination shared by several processes: lines are buffered and written in whole-line
 /// chunks, so the hot path costs no system call per line and lines from different workers never
@@ -22,7 +21,7 @@ public final class LogFile: @unchecked Sendable {
         /// ready now.  Without it (before the loop runs, or in tests) every line is written at once.
         var scheduler: (@Sendable () -> Void)?
     }
-    private let state: Mutex<State>
+    private let state: Locked<State>
 
     static let highWater = 64 * 1024
     /// A single line longer than this is cut, so that one request cannot flood the log.
@@ -35,7 +34,7 @@ public final class LogFile: @unchecked Sendable {
         let fd = try LogFile.open(path, standardFD: standardFD)
         var s = State(fd: fd)
         s.chunkLimit = LogFile.chunkLimit(fd)
-        state = Mutex(s)
+        state = Locked(s)
     }
 
     private static func open(_ path: String, standardFD: Int32) throws -> Int32 {

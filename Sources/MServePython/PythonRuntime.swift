@@ -1,6 +1,5 @@
 internal import CPython
 import MServe
-import Synchronization
 
 /// The process's embedded CPython: started by the first Python model loaded, in a worker after the
 /// fork, or in the master with --preload (each fork then hands the interpreter on, as os.fork
@@ -8,7 +7,7 @@ import Synchronization
 /// threads take it around each call into Python.
 enum PythonRuntime {
     /// The virtual environment in use, once started ("" for none).
-    private static let started = Mutex<String?>(nil)
+    private static let started = Locked<String?>(nil)
 
     /// The embedded Python's "major.minor".
     static let version = "\(PY_MAJOR_VERSION).\(PY_MINOR_VERSION)"
@@ -48,7 +47,7 @@ enum PythonRuntime {
 
     // Around a fork (the master's, with --preload), what os.fork does: the forking thread holds
     // the GIL and Python's own locks, so that the child finds them in a known state.
-    private static let forkState = Mutex<PyGILState_STATE?>(nil)
+    private static let forkState = Locked<PyGILState_STATE?>(nil)
     private static func prepareFork() {
         let state = PyGILState_Ensure()
         PyOS_BeforeFork()

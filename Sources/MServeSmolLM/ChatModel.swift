@@ -1,7 +1,6 @@
 import Dispatch
 import LLM
 import MServe
-import Synchronization
 
 /// `smollm2`: SmolLM2-135M-Instruct from its GGUF file (Sources/LLM), answering a conversation in
 /// mserve's own style -- `POST /smollm2 {"messages": [{"role": "user", "content": "..."}]}` or
@@ -78,9 +77,12 @@ public final class ChatModel: GenerativeModel {
         return GenerationLoad(running: running, waiting: waiting, kvTokensUsed: used, kvTokens: capacity)
     }
 
-    /// The requests for the engine (one per prompt), or a 400 saying what is wrong.
-    func generations(_ input: JSON) throws(ModelInputError) -> [GenerationEngine.Request] {
-        var texts: [String]
+    /// The requests for the engine (one per prompt), or a 400 saying what is wrong.  Without
+    /// `tokenize` (on the event loop, where nothing may grow with a request's size) the prompts are
+    /// checked by their length in bytes only: a prompt that cannot fit even if every token held the
+    /// vocabulary's longest text is refused, and the returned requests' prompts are empty.
+    func generations(_ input: JSON, tokenize: Bool) throws(ModelInputError) -> [GenerationEngine.Request] {
+        var texts: [(text: String, controlOffsets: Set<Int>?)]
         if let messages = input["messages"] {
             guard case .array(let items) = messages, !items.isEmpty else { throw ModelInputError("messages must be a non-empty list") }
             var turns: [ChatMessage] = []
@@ -90,11 +92,12 @@ public final class ChatModel: GenerativeModel {
                 }
                 turns.append(ChatMessage(role: role, content: try ChatModel.text(of: m["content"], at: i)))
             }
-            texts = [template.render(turns)]
+            let rendered = template.prompt(turns)
+            texts = [(rendered.text, rendered.controlOffsets)]
         } else if let prompt = input["prompt"]?.stringValue {
-            texts = [prompt]
+            texts = [(prompt, nil)]
         } else if case .array(let items)? = input["prompt"], !items.isEmpty, items.count <= 64, items.allSatisfy({ $0.stringValue != nil }) {
-            texts = items.compactMap(\.stringValue)
+            texts = items.compactMap { $0.stringValue.map { ($0, nil) } }
         } else {
             throw ModelInputError("send {\"messages\": [{\"role\": \"user\", \"content\": \"...\"}]} or {\"prompt\": \"...\"} (or a list of up to 64 prompts)")
         }
@@ -126,7 +129,13 @@ public final class ChatModel: GenerativeModel {
             throw ModelInputError("max_tokens must be less than the context of \(contextLength) tokens, got \(maxTokens)")
         }
         return try texts.map { text throws(ModelInputError) in
-            let prompt = tokenizer.encode(text)
+            let fewest = text.text.utf8.count / tokenizer.longestTokenBytes
+            guard fewest + maxTokens <= contextLength else {
+                throw ModelInputError("the prompt is \(text.text.utf8.count) bytes, at least \(fewest) tokens, and max_tokens \(maxTokens): "
+                                      + "beyond the model's context of \(contextLength) tokens")
+            }
+            guard tokenize else { return GenerationEngine.Request(prompt: [], maxTokens: maxTokens, sampling: sampling, stop: stop) }
+            let prompt = tokenizer.encode(text.text, controlOffsets: text.controlOffsets)
             guard prompt.count + maxTokens <= contextLength else {
                 throw ModelInputError("the prompt is \(prompt.count) tokens and max_tokens \(maxTokens): \(prompt.count + maxTokens) in all, "
                                       + "beyond the model's context of \(contextLength) tokens")
@@ -151,7 +160,7 @@ public final class ChatModel: GenerativeModel {
         throw ModelInputError("messages[\(i)].content must be a string or a list of text parts, got \(content?.typeName ?? "none")")
     }
 
-    public func validate(_ input: JSON) throws { _ = try generations(input) }
+    public func validate(_ input: JSON) throws { _ = try generations(input, tokenize: false) }
 
     public func infer(_ request: InferenceRequest) throws -> JSON {
         var g = Generation()
@@ -166,7 +175,7 @@ public final class ChatModel: GenerativeModel {
     /// Submits the request's prompts and relays the engine's events from this model thread, which
     /// waits for them; a client that leaves (emit throws) cancels its sequences.
     private func run(_ request: InferenceRequest, _ emit: (JSON) throws -> Void) throws {
-        let requests = try generations(request.input)
+        let requests = try generations(request.input, tokenize: true)
         let inbox = Inbox()
         var ids: [Int] = []
         var finished = Set<Int>()
@@ -209,7 +218,7 @@ public final class ChatModel: GenerativeModel {
 /// One request's events, posted by the engine's thread and taken by the waiting model thread.
 final class Inbox: Sendable {
     /// Each event with the index of the prompt it belongs to.
-    private let events = Mutex<[(Int, GenerationEngine.Event)]>([])
+    private let events = Locked<[(Int, GenerationEngine.Event)]>([])
     private let ready = DispatchSemaphore(value: 0)
 
     func post(_ index: Int, _ e: GenerationEngine.Event) {

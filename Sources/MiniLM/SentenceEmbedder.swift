@@ -1,9 +1,9 @@
 #if canImport(Glibc)
 import Glibc
 #endif
+import MServePOSIX
 import COpenBLAS
 import MServeJSON
-import Synchronization
 
 /// all-MiniLM-L6-v2 (or another BERT sentence-transformers model with mean pooling) from its
 /// directory: tokenizer, encoder, mean pooling over the tokens, L2 normalisation.  Safe to call
@@ -15,7 +15,7 @@ public final class SentenceEmbedder: Sendable {
     public let tokenizer: BertTokenizer
     public let encoder: BertEncoder
     public var dimensions: Int { encoder.config.hidden }
-    private let workspaces = Mutex<[BertEncoder.Workspace]>([])
+    private let workspaces = Locked<[BertEncoder.Workspace]>([])
 
     /// Loads and checks the files: `expectedSHA256` of model.safetensors when given (a mismatch
     /// names the file and the fix), every tensor's shape against config.json.

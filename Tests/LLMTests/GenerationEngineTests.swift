@@ -1,5 +1,5 @@
+import MServePOSIX
 import Dispatch
-import Synchronization
 import Testing
 @testable import LLM
 
@@ -17,7 +17,7 @@ struct GenerationEngineTests {
 
     /// Everything one request heard, and a way to wait for its end.
     final class Listener: Sendable {
-        let events = Mutex<[GenerationEngine.Event]>([])
+        let events = Locked<[GenerationEngine.Event]>([])
         let ended = DispatchSemaphore(value: 0)
         var onEvent: @Sendable (GenerationEngine.Event) -> Void {
             { [self] e in

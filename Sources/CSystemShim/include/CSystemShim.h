@@ -15,4 +15,7 @@ static inline uint64_t mserve_atomic_add(uint64_t *p, int64_t d) { return __atom
 static inline int mserve_atomic_cas(uint64_t *p, uint64_t expected, uint64_t desired) {
     return __atomic_compare_exchange_n(p, &expected, desired, 0, __ATOMIC_ACQ_REL, __ATOMIC_ACQUIRE);
 }
+
+/* prctl(PR_SET_PDEATHSIG): prctl is variadic, which Swift cannot call. */
+int mserve_set_parent_death_signal(int signal);
 #endif

@@ -1,5 +1,4 @@
 import MServePOSIX
-import Synchronization
 
 /// One line per request, in the Combined Log Format followed by what an operator of a model server
 /// needs: the duration in seconds, the worker's pid and the recordid.
@@ -7,7 +6,7 @@ import Synchronization
 /// `127.0.0.1 - - [22/Nov/2026:11:30:00 +0000] "POST /demo HTTP/1.1" 200 27 "-" "curl/7.88.1" 0.000213 pid=1234 rid=r1`
 public final class AccessLog: Sendable {
     public let file: LogFile
-    private let clock = Mutex(LogClock())
+    private let clock = Locked(LogClock())
 
     public init(file: LogFile) { self.file = file }
 

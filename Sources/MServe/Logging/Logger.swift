@@ -33,7 +33,7 @@ public final class Logger: Sendable {
             prefixMillisecond = -1
         }
     }
-    private let stamp = Mutex(Stamp())
+    private let stamp = Locked(Stamp())
 
     public init(file: LogFile, level: LogLevel) {
         self.file = file

@@ -1,4 +1,4 @@
-import Synchronization
+import MServePOSIX
 /// What a model is told when a worker creates it.
 public struct ModelContext: Sendable {
     /// The model's name as served (`/NAME`).
@@ -67,7 +67,7 @@ public final class RawReply: Sendable {
         public var contentType: String
         public var body: [UInt8]
     }
-    private let answer = Mutex<Answer?>(nil)
+    private let answer = Locked<Answer?>(nil)
 
     public init() {}
 

@@ -1,6 +1,5 @@
 import MServe
 import MServePOSIX
-import Synchronization
 
 /// `mserve bench URL`: starts the client threads, shows progress on a terminal, prints the report.
 public enum BenchCommand {
@@ -27,7 +26,7 @@ public enum BenchCommand {
         // With --requests the run ends when they are answered; the duration is then only a bound.
         let endAt = measureFrom + (options.requests == nil ? options.duration : 24 * 3600)
         let shared = BenchClient.Shared()
-        let results = Mutex<[BenchResult]>([])
+        let results = Locked<[BenchResult]>([])
         let done = ConditionLock()
         let threads = options.threads
         for t in 0..<threads {

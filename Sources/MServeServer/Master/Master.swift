@@ -259,7 +259,7 @@ public final class Master {
         logs.flush()
         let board = scoreboard?.claim()
         let pid: Int32
-        switch ChildProcess.fork() {
+        switch ChildProcess.fork(parentDeath: .kill) {
         case .failed(let error):
             if let board { scoreboard?.release(board) }
             logger.error("\(error); retrying in 1 s (slot \(slot))")

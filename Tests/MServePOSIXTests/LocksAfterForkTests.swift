@@ -1,0 +1,62 @@
+#if canImport(Glibc)
+import Glibc
+#endif
+import MServePOSIX
+import Testing
+
+/// Every lock a worker uses, contended in a forked child after the parent took it on the thread
+/// that forks (as the master takes its log file's lock before it forks a worker).  Synchronization's
+/// Mutex fails this: its owner id is the thread id the Swift runtime cached before the fork, and the
+/// child dies of SIGILL at the first contended lock.
+@Suite struct LocksAfterForkTests {
+    /// Forks; the child runs `contend` and exits 0 unless it crashed; returns the child's status.
+    private func inForkedChild(_ contend: () -> Void) -> ChildStatus {
+        switch ChildProcess.fork() {
+        case .child:
+            contend()
+            ChildProcess.exit(0)
+        case .parent(let pid):
+            var status: Int32 = 0
+            while waitpid(pid, &status, 0) < 0 && errno == EINTR {}
+            return ChildStatus(waitStatus: status)
+        case .failed(let error):
+            Issue.record("fork failed: \(error)")
+            return .exited(99)
+        }
+    }
+
+    /// The forking thread and a new thread take `lock` in turn 20,000 times each, so that each of
+    /// them waits for the other many times.
+    private func contend(_ lock: @escaping @Sendable (() -> Void) -> Void) {
+        let done = Locked(false)
+        try? NativeThread.start {
+            for _ in 0..<20_000 { lock { sched_yield() } }
+            done.withLock { $0 = true }
+        }
+        for _ in 0..<20_000 { lock { sched_yield() } }
+        while !done.withLock({ $0 }) { sched_yield() }
+    }
+
+    @Test func lockedValue() {
+        let locked = Locked(0)
+        locked.withLock { $0 += 1 }
+        let status = inForkedChild { contend { body in locked.withLock { _ in body() } } }
+        #expect(status == .exited(0))
+    }
+
+    @Test func conditionLock() {
+        let lock = ConditionLock()
+        lock.withLock {}
+        let status = inForkedChild { contend { body in lock.withLock { body() } } }
+        #expect(status == .exited(0))
+    }
+
+    @Test func logFile() throws {
+        let path = "/tmp/mserve-lockfork-\(getpid()).log"
+        defer { unlink(path) }
+        let log = try LogFile(path: path, standardFD: StandardStream.error)
+        log.append(Array("before the fork".utf8))
+        let status = inForkedChild { contend { body in log.appendLine { _ in body() } } }
+        #expect(status == .exited(0))
+    }
+}
