@@ -251,10 +251,17 @@ public struct RequestParser {
                 if c.trailerBytes > maxHeaderSize { return fail(431, "trailers larger than \(maxHeaderSize) bytes") }
                 guard eol.crlf else { return fail(400, "bare LF line ending in trailers") }
                 let empty = eol.lineEnd == c.pos
-                // Trailer fields are checked as field lines, then dropped: none reaches the request
-                // (a Content-Length or Host there must not change its framing or routing).
-                if !empty, case .failure = RequestParser.fieldLine(UnsafeBufferPointer(rebasing: bytes[c.pos..<eol.lineEnd])) {
-                    return fail(400, "malformed trailer line")
+                // Trailer fields are checked as field lines, then dropped: none reaches the request.
+                // Framing and routing fields are refused there (RFC 9110 6.5.1): a peer that would
+                // act on a trailing Content-Length or Host must not see us accept what it refuses.
+                if !empty {
+                    let line = UnsafeBufferPointer(rebasing: bytes[c.pos..<eol.lineEnd])
+                    guard case .success(let f) = RequestParser.fieldLine(line) else { return fail(400, "malformed trailer line") }
+                    switch KnownField(UnsafeBufferPointer(rebasing: line[0..<f.nameEnd])) {
+                    case .contentLength?, .transferEncoding?, .host?:
+                        return fail(400, "\(String(decoding: line[0..<f.nameEnd], as: UTF8.self)) is not allowed in trailers")
+                    default: break
+                    }
                 }
                 c.pos = eol.next
                 if empty { return .request(head, body: c.body, consumed: c.pos) }

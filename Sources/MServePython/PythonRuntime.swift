@@ -158,8 +158,15 @@ enum PythonRuntime {
         def binds(f, kwargs):
             """Whether keyword arguments fit f's parameters (after a TypeError: whose mistake)."""
             import inspect
+            if not inspect.isroutine(f) and inspect.ismethod(getattr(f, "__call__", None)):
+                f = f.__call__
             try:
-                inspect.signature(f).bind(**kwargs)
+                if inspect.ismethod(f):
+                    # With the instance in its place: a key named like it ("self") is then a
+                    # second value for it, not one more keyword for **kwargs.
+                    inspect.signature(f.__func__).bind(f.__self__, **kwargs)
+                else:
+                    inspect.signature(f).bind(**kwargs)
             except TypeError:
                 return False
             except ValueError:

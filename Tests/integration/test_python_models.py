@@ -251,3 +251,13 @@ def test_arguments_that_do_not_fit_the_function_are_400(start):
     r = s.post("/strict", {"recordid": "te", "a": 1, "b": "x"})   # the TypeError is inside the function
     assert r.status_code == 500 and "TypeError" in r.json()["error"]["message"]
     s.wait_log(r"\[te\] python: trouble:strict raised TypeError")
+
+
+def test_a_key_named_self_is_a_400_not_a_500(start):
+    """inference(self, **kwargs) given {"self": ...}: a second value for self, the client's mistake."""
+    s = start("--pythonpath", EXAMPLES, "worker=hepai_worker:WorkerModel", workers=1)
+    r = s.post("/worker", {"recordid": "s1", "text": "hi", "self": 1})
+    assert r.status_code == 400, r.text
+    assert "multiple values for argument 'self'" in r.json()["error"]["message"]
+    assert r.json()["recordid"] == "s1"
+    assert "Traceback" not in s.log()
