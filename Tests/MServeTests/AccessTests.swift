@@ -236,11 +236,13 @@ struct KeyLimitTests {
         #expect(board.keys.admit(b, record: 0, now: 100) == .admitted)
         #expect(board.keys.admit(b, record: 0, now: 100) == .admitted)
         #expect(board.keys.admit(b, record: 0, now: 100) == .overRate(retryAfter: 1))
-        let text = board.prometheusText()
+        let text = board.prometheusText(byKey: true)
         #expect(text.contains("mserve_key_requests_total{key=\"a\"} 3\n"))
         #expect(text.contains("mserve_key_refused_total{key=\"a\",limit=\"in_flight\"} 1\n"))
         #expect(text.contains("mserve_key_refused_total{key=\"b\",limit=\"rps\"} 1\n"))
         #expect(text.contains("mserve_key_in_flight{key=\"b\"} 2\n"))
+        // Key names are identities: not on a scrape without a key.
+        #expect(!board.prometheusText(byKey: false).contains("key="))
     }
 }
 

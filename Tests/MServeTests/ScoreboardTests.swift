@@ -21,7 +21,7 @@ import MServePOSIX
         board.countRequest(b, model: 0, status: 200, seconds: 0.2, now: 100)
         board.countRequest(b, model: nil, status: 404, seconds: 0.0001, now: 100)
         board.countRequest(a, model: 1, status: 418, seconds: 20, now: 100)
-        var text = board.prometheusText()
+        var text = board.prometheusText(byKey: true)
         #expect(value(text, #"mserve_requests_total{model="demo",code="200"}"#) == 2)
         #expect(value(text, #"mserve_requests_total{model="-",code="404"}"#) == 1)
         #expect(value(text, #"mserve_requests_total{model="sleep",code="other"}"#) == 1)
@@ -32,13 +32,13 @@ import MServePOSIX
         #expect(value(text, #"mserve_workers{state="ready"}"#) == 2)
         board.release(b)
         board.countRestart(.crashed)
-        text = board.prometheusText()
+        text = board.prometheusText(byKey: true)
         #expect(value(text, #"mserve_requests_total{model="demo",code="200"}"#) == 2)
         #expect(value(text, #"mserve_workers{state="ready"}"#) == 1)
         #expect(value(text, #"mserve_worker_restarts_total{reason="died"}"#) == 1)
         // The freed record is reused from zero.
         let c = try #require(board.claim())
         #expect(c == b)
-        #expect(value(board.prometheusText(), #"mserve_requests_total{model="demo",code="200"}"#) == 2)
+        #expect(value(board.prometheusText(byKey: true), #"mserve_requests_total{model="demo",code="200"}"#) == 2)
     }
 }

@@ -154,7 +154,9 @@ def test_limits_hold_across_two_workers(start, tmp_path):
                                                             headers={"X-API-Key": paced, "Content-Type": "application/json"}).status_code,
                                     range(12)))
     assert paced_codes.count(200) in (5, 6) and paced_codes.count(429) == 12 - paced_codes.count(200), paced_codes
-    metrics = s.get("/metrics").text
+    # Key names are identities: an open scrape does not list them, a keyed one does.
+    assert "key=" not in s.get("/metrics").text
+    metrics = s.get("/metrics", headers={"X-API-Key": paced}).text
     assert 'mserve_key_refused_total{key="slow",limit="in_flight"} 10' in metrics
     assert f'mserve_key_refused_total{{key="paced",limit="rps"}} {paced_codes.count(429)}' in metrics
     assert 'mserve_key_in_flight{key="slow"} 0' in metrics
@@ -258,4 +260,4 @@ def test_embeddings_with_a_limited_key_release_what_they_hold(start, tmp_path):
     r = requests.post(s.url + "/v1/embeddings", json={"model": "nope", "input": "x"}, headers=h, timeout=60)
     assert r.status_code == 404
     assert requests.post(s.url + "/v1/embeddings", json={"model": "minilm", "input": "again"}, headers=h, timeout=60).status_code == 200
-    assert 'mserve_key_in_flight{key="embedder"} 0' in s.get("/metrics").text
+    assert 'mserve_key_in_flight{key="embedder"} 0' in s.get("/metrics", headers=h).text

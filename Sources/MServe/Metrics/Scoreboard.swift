@@ -303,7 +303,8 @@ public final class Scoreboard: @unchecked Sendable {
         return out
     }
 
-    func prometheusText() -> String {
+    /// `byKey`: with the series by API key name (a scrape that carried a valid key).
+    func prometheusText(byKey: Bool) -> String {
         var live: [Int] = []
         var states: [State: Int] = [:]
         var inFlight: UInt64 = 0
@@ -380,7 +381,7 @@ public final class Scoreboard: @unchecked Sendable {
         }
         // Read in a worker, the master is its parent.
         out += Scoreboard.processText(master: ProcessStats.parentPID, workers: workerPIDs)
-        out += keys.prometheusText()
+        if byKey { out += keys.prometheusText() }
         return out
     }
 }

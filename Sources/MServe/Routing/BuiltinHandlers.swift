@@ -102,13 +102,23 @@ final class StatusPageHandler: RequestHandler {
     }
 }
 
-/// `GET /metrics`: Prometheus text for the whole server, from the shared scoreboard.
+/// `GET /metrics`: Prometheus text for the whole server, from the shared scoreboard.  The series by
+/// API key name only for a scrape that carries a valid key: key names are identities, and an
+/// open /metrics is open to anyone who reaches the port.
 final class MetricsHandler: RequestHandler {
     override class var allowedMethods: [HTTPMethod] { [.GET] }
     override func get(_ args: [String]) throws {
         guard let board = context.scoreboard else { throw HTTPError(404, "no metrics in this process") }
         setHeader("Content-Type", "text/plain; version=0.0.4; charset=utf-8")
-        write(board.prometheusText())
+        write(board.prometheusText(byKey: scrapedWithKey))
+    }
+
+    private var scrapedWithKey: Bool {
+        guard let access = context.access else { return false }
+        if apiKey != nil { return true }
+        let h = request.head
+        if case .key = access.authenticate(authorization: h.header("Authorization"), apiKey: h.header("X-API-Key")) { return true }
+        return false
     }
 }
 
