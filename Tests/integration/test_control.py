@@ -216,6 +216,41 @@ def test_malformed_frames_get_clear_errors_and_cost_nothing(start, ctl_dir):
     assert s.proc.poll() is None
 
 
+def test_a_client_that_sends_without_reading_holds_no_memory(start, ctl_dir):
+    """50,000 `show config` frames, none of the replies read: the master stops reading the client
+    once 64 KiB of replies wait (before, it held every reply: 28 -> 94 MB)."""
+    path = f"{ctl_dir}/c.sock"
+    s = start("--control-socket", path, "demo", workers=1)
+
+    def rss_kb():
+        with open(f"/proc/{s.pid}/status") as f:
+            return int(next(line for line in f if line.startswith("VmRSS:")).split()[1])
+
+    before = rss_kb()
+    payload = json.dumps({"id": 1, "command": "show config", "args": []}).encode()
+    frame = struct.pack(">I", len(payload)) + payload
+    with connect(path) as c:
+        c.setblocking(False)
+        sent = 0
+        deadline = time.monotonic() + 5
+        data = frame * 1000
+        while sent < 50 and time.monotonic() < deadline:
+            try:
+                c.sendall(data)
+                sent += 1
+            except (BlockingIOError, socket.timeout):
+                time.sleep(0.05)
+        time.sleep(0.5)
+        grown = rss_kb() - before
+        assert grown < 8 * 1024, f"the master grew by {grown} kB"
+        # The client is not dropped: once it reads, it gets its replies in order.
+        c.settimeout(10)
+        for _ in range(20):
+            assert read_frame(c)["status"] == "ok"
+    assert s.get("/healthz").status_code == 200
+    assert command(path, "show workers")["count"] == 1
+
+
 def send_ok(path):
     try:
         return command(path, "show workers")["count"] == 1

@@ -3,13 +3,16 @@ import MServePOSIX
 
 /// The master's control socket: a Unix socket (mode 0600 by default) served by the master's own
 /// loop, speaking gunicornc's framing.  A client costs the master at most `maxClients` descriptors
-/// and `ControlFrameDecoder.maxPayload` bytes each; one that sends garbage gets an error, one that
+/// and `ControlFrameDecoder.maxPayload` bytes of input and `maxPendingOutput` of replies each (one
+/// that sends without reading is not read until it has read); one that sends garbage gets an error, one that
 /// sends an oversized length is told so and closed, and one that sends nothing is closed after
 /// `idleSeconds`.
 final class ControlServer {
     static let maxClients = 16
     /// gunicorn's server closes an idle connection after 300 s.
     static let idleSeconds = 300.0
+    /// Replies waiting for a client beyond which it is not read.
+    static let maxPendingOutput = 64 * 1024
 
     let path: String
     private let listenFD: Int32
@@ -26,6 +29,8 @@ final class ControlServer {
         var decoder = ControlFrameDecoder()
         var output: [UInt8] = []
         var closeWhenSent = false
+        /// Not read while its replies wait (`maxPendingOutput`).
+        var paused = false
         var readEvent: EventHandle?
         var writeEvent: EventHandle?
         var idleTimer: EventHandle?
@@ -93,7 +98,15 @@ final class ControlServer {
         case .wouldBlock: return
         case .end, .failed: return drop(fd)
         }
-        while !client.closeWhenSent {
+        answerFrames(client)
+    }
+
+    /// Answers the frames read so far, until the replies waiting to be sent pass
+    /// `maxPendingOutput`: then the client is not read until it has taken them, so a client that
+    /// sends without reading holds at most that much of the master's memory.
+    private func answerFrames(_ client: Client) {
+        let fd = client.fd
+        while !client.closeWhenSent && client.output.count < ControlServer.maxPendingOutput {
             let payload: [UInt8]
             do throws(ControlFrameError) {
                 guard let p = try client.decoder.next() else { break }
@@ -116,6 +129,11 @@ final class ControlServer {
             guard clients[fd] != nil else { return }
         }
         flush(client)
+        guard clients[fd] != nil, !client.closeWhenSent else { return }
+        if client.output.count >= ControlServer.maxPendingOutput {
+            client.readEvent?.disarm()
+            client.paused = true
+        }
     }
 
     private func queue(_ bytes: [UInt8], to client: Client) {
@@ -142,7 +160,12 @@ final class ControlServer {
         }
         client.writeEvent?.cancel()
         client.writeEvent = nil
-        if client.closeWhenSent { drop(client.fd) }
+        if client.closeWhenSent { return drop(client.fd) }
+        if client.paused {
+            client.paused = false
+            client.readEvent?.enable()
+            answerFrames(client)
+        }
     }
 
     private func drop(_ fd: Int32) {
