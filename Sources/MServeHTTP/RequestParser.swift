@@ -69,12 +69,16 @@ public struct RequestParseError: Error, Equatable {
     public var head: RequestHead?
     /// The client's X-Request-Id, also when the head as a whole was too large to parse.
     public var requestID: String?
+    /// The request target, also when the head as a whole was too large to parse (an error under
+    /// `/v1/` is answered in OpenAI's shape).
+    public var target: String?
 
-    init(status: Int, message: String, head: RequestHead? = nil, requestID: String? = nil) {
+    init(status: Int, message: String, head: RequestHead? = nil, requestID: String? = nil, target: String? = nil) {
         self.status = status
         self.message = message
         self.head = head
         self.requestID = requestID ?? head?.requestID
+        self.target = target ?? head?.target
     }
 }
 
@@ -183,6 +187,11 @@ public struct RequestParser {
     /// 431, with the X-Request-Id if one of the complete lines we hold carries it.
     private func tooLarge(_ bytes: UnsafeBufferPointer<UInt8>) -> ParseResult {
         var requestID: String?
+        var target: String?
+        if let first = RequestParser.findLineEnd(bytes, from: 0) {
+            let words = UnsafeBufferPointer(rebasing: bytes[0..<first.lineEnd]).split(separator: 0x20)
+            if words.count == 3 { target = String(decoding: words[1], as: UTF8.self) }
+        }
         var pos = 0
         let name = Array("x-request-id:".utf8)
         while requestID == nil, let l = RequestParser.findLineEnd(bytes, from: pos) {
@@ -192,7 +201,7 @@ public struct RequestParser {
             pos = l.next
         }
         return .error(RequestParseError(status: 431, message: "request line and headers larger than \(maxHeaderSize) bytes",
-                                        requestID: requestID))
+                                        requestID: requestID, target: target))
     }
 
     private func parseChunks(_ bytes: UnsafeBufferPointer<UInt8>, _ c: inout ChunkState, head: RequestHead) -> ParseResult {

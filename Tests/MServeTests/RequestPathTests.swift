@@ -95,6 +95,25 @@ import MServeTesting
         try expectError(try #require(try server.exchange(chunked).first), 413, "larger than 65536 bytes")
     }
 
+    /// Errors the HTTP layer finds under /v1/ come in OpenAI's shape, which OpenAI's clients parse.
+    @Test func httpLayerErrorsUnderV1AreInOpenAIsShape() throws {
+        let big = #"{"model": "demo", "prompt": ""# + String(repeating: "x", count: 70_000) + #""}"#
+        let r = try server.post("/v1/completions", json: big, headers: [("X-Request-Id", "o413")])
+        #expect(r.status == 413)
+        #expect(r.json?["error"]?["type"] == "invalid_request_error" && r.json?["error"]?["param"] == .null)
+        #expect(r.json?["error"]?["message"]?.stringValue?.contains("larger than 65536 bytes") == true)
+        #expect(r.json?["error"]?["code"] == .null && r.json?["recordid"] == "o413")
+        let h = try server.request("GET", "/v1/models", headers: [("X-Pad", String(repeating: "p", count: 5000))])
+        #expect(h.status == 431 && h.json?["error"]?["type"] == "invalid_request_error")
+    }
+
+    @Test func aClientThatLeftIsLoggedAsSuchNotAsARequestError() {
+        let gone = ErrorBody.make(HTTPError(499, "client closed the connection during the stream"), path: "/v1/chat/completions", recordID: "c")
+        #expect(gone["error"]?["code"] == 499 && gone["error"]?["type"] == nil)
+        #expect(RequestObserver.level(status: 499) == .info)
+        #expect(RequestObserver.level(status: 503) == .error && RequestObserver.level(status: 404) == .warning)
+    }
+
     @Test func headersOverTheLimitAre431() throws {
         let r = try server.request("GET", "/", headers: [("X-Request-Id", "hh"), ("X-Pad", String(repeating: "p", count: 5000))])
         try expectError(r, 431, "larger than 4096 bytes", recordID: "hh")

@@ -335,9 +335,12 @@ def test_a_worker_loading_its_models_answers_health_and_readiness_at_once(start,
             return False
     wait_for(answers, timeout=2, what="/healthz while loading")
     t0 = time.monotonic()
-    r = requests.get(url + "/readyz", timeout=1)
+    r = requests.get(url + "/readyz", timeout=1, headers={"X-Request-Id": "probe"})
     assert r.status_code == 503 and r.json()["status"] == "starting"
     assert time.monotonic() - t0 < 0.5
+    # An answer, not an error: the probe's line is at info level.
+    line = s.wait_log(r".*\[probe\] response: 503.*")[0]
+    assert "[INFO]" in line and "[ERROR]" not in line, line
     assert "is serving" not in s.log()
     early = requests.post(url + "/sleep", json={"recordid": "early", "ms": 1}, timeout=10)
     assert early.status_code == 200 and early.json()["recordid"] == "early"

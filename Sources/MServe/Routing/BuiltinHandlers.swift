@@ -77,6 +77,7 @@ final class ReadyHandler: RequestHandler {
         else if context.scoreboard?.draining == true { status = "draining" }
         else { status = "ready" }
         setStatus(status == "ready" ? 200 : 503)
+        answerLogLevel = .info
         write(["status": .string(status)])
     }
 }

@@ -101,7 +101,9 @@ package final class Dispatcher: HTTPServerDelegate {
         let method = e.head?.methodName ?? "-"
         let target = e.head?.target ?? "-"
         context.observer.started(method: method, target: target, body: [], recordID: rid, rejection: e.message)
-        let body = ErrorBody.json(HTTPError(e.status, e.message), recordID: ridValue).serialized()
+        let sent = e.target ?? target
+        let path = sent.split(separator: "?", maxSplits: 1).first.map(String.init) ?? sent
+        let body = ErrorBody.make(HTTPError(e.status, e.message), path: path, recordID: ridValue).serialized()
         response.respond(status: e.status, headers: [("Content-Type", "application/json"), ("X-Request-Id", rid)], body: body)
         context.observer.finished(RequestObserver.Answer(
             method: method, target: target, httpVersion: e.head?.minorVersion == 0 ? "HTTP/1.0" : "HTTP/1.1",

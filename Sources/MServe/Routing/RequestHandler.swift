@@ -52,6 +52,9 @@ open class RequestHandler {
     var metricsModel: Int?
     /// The API key the request presented (nil when keys are off, or on an open route).
     public internal(set) var apiKey: APIKey?
+    /// The level of the response's log line, where its status alone would say wrong (a readiness
+    /// probe's 503 while models load is an answer, not an error).  Nil: by status.
+    public var answerLogLevel: LogLevel?
     /// Where the key's request in flight is counted until `finish`.
     var admitted: KeyLimiter?
 
@@ -267,7 +270,7 @@ open class RequestHandler {
             method: request.head.methodName, target: request.target, httpVersion: request.httpVersion, remoteHost: clientAddress,
             userAgent: request.head.userAgent, referer: request.head.referer, status: status, logged: logged,
             bytes: response.bodyBytes, recordID: recordID, started: request.startTime, model: metricsModel, user: apiKey?.name,
-            requestHeaders: request.head.headers, responseHeaders: sent))
+            requestHeaders: request.head.headers, responseHeaders: sent, level: answerLogLevel))
         onFinish()
     }
 
@@ -285,11 +288,17 @@ open class RequestHandler {
     /// unknown path included).  A handler of another API overrides it.
     open func errorBody(_ error: HTTPError) -> JSON {
         let rid = recordIDValue == .null ? JSON.string(recordID) : recordIDValue
-        return request.path.hasPrefix("/v1/") ? ErrorBody.openAI(error, recordID: rid) : ErrorBody.json(error, recordID: rid)
+        return ErrorBody.make(error, path: request.path, recordID: rid)
     }
 }
 
 enum ErrorBody {
+    /// Under `/v1/` OpenAI's shape, elsewhere mserve's.  A 499 (the client left) is no request
+    /// error of OpenAI's kind: no client reads it, and the log says what happened in mserve's shape.
+    static func make(_ error: HTTPError, path: String, recordID: JSON) -> JSON {
+        path.hasPrefix("/v1/") && error.status != 499 ? openAI(error, recordID: recordID) : json(error, recordID: recordID)
+    }
+
     /// OpenAI's error shape, with the recordid beside it.
     static func openAI(_ error: HTTPError, recordID: JSON) -> JSON {
         let type = error.status == 401 ? "authentication_error" : error.status == 403 ? "permission_error"

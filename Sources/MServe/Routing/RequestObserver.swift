@@ -77,6 +77,7 @@ public final class RequestObserver {
         var user: String? = nil
         var requestHeaders: [(name: String, value: String)] = []
         var responseHeaders: [(String, String)] = []
+        var level: LogLevel? = nil
     }
 
     func finished(_ a: Answer) {
@@ -86,7 +87,7 @@ public final class RequestObserver {
             scoreboard.countRequest(r, model: a.model, status: a.status, seconds: seconds, now: now)
             scoreboard.setInFlight(r, inFlight())
         }
-        let level: LogLevel = a.status >= 500 ? .error : (a.status >= 400 ? .warning : .info)
+        let level = a.level ?? RequestObserver.level(status: a.status)
         logger.log(level, recordID: a.recordID) { line in
             line.append("response: ")
             line.appendDecimal(a.status)
@@ -98,6 +99,11 @@ public final class RequestObserver {
             bytes: a.bytes, referer: a.referer, userAgent: a.userAgent, durationSeconds: seconds, pid: pid, recordID: a.recordID, user: a.user,
             requestHeaders: accessLogFormat == nil ? [] : a.requestHeaders,
             responseHeaders: accessLogFormat == nil ? [] : a.responseHeaders), format: accessLogFormat)
+    }
+
+    /// tornado's choice by status; a client that left (499) is no fault of the request or the server.
+    static func level(status: Int) -> LogLevel {
+        status == 499 ? .info : status >= 500 ? .error : status >= 400 ? .warning : .info
     }
 
     /// A model's running and waiting inferences in this worker (`mserve ctl`'s `show models`).
