@@ -12,7 +12,7 @@ import Glibc
 public final class LogFile: @unchecked Sendable {
     public let path: String
     private let standardFD: Int32
-    private struct State: ~Copyable {
+    fileprivate struct State: ~Copyable {
         var fd: Int32
         var buffer = ByteWriter(capacity: LogFile.highWater + LogFile.maxLine)
         var chunkLimit: Int = Int(PIPE_BUF)
@@ -20,6 +20,10 @@ public final class LogFile: @unchecked Sendable {
         /// Set by the process's event loop: asks for a flush once the loop has handled what is
         /// ready now.  Without it (before the loop runs, or in tests) every line is written at once.
         var scheduler: (@Sendable () -> Void)?
+        /// Bytes the file refused (a full disk) since writing last worked; nil while it works.
+        var failing: (errno: Int32, since: Int)?
+        var droppedTotal = 0
+        var onDropped: (@Sendable (Int) -> Void)?
     }
     private let state: Locked<State>
 
@@ -89,13 +93,15 @@ public final class LogFile: @unchecked Sendable {
         state.withLock { s in
             s.flushScheduled = false
             guard !s.buffer.isEmpty else { return }
-            s.buffer.withUnsafeBytes { raw in
+            let chunkLimit = s.chunkLimit, fd = s.fd
+            let failure: (errno: Int32, lost: Int)? = s.buffer.withUnsafeBytes { raw in
+                var failure: (errno: Int32, lost: Int)?
                 var start = 0
                 while start < raw.count {
                     var end = raw.count
-                    if end - start > s.chunkLimit {
+                    if end - start > chunkLimit {
                         // Cut after the last newline that fits; a single longer line goes alone.
-                        end = start + s.chunkLimit
+                        end = start + chunkLimit
                         while end > start && raw[end - 1] != 0x0A { end -= 1 }
                         if end == start {
                             end = start
@@ -103,19 +109,32 @@ public final class LogFile: @unchecked Sendable {
                             end = min(end + 1, raw.count)
                         }
                     }
-                    start += LogFile.writeAll(s.fd, UnsafeRawBufferPointer(rebasing: raw[start..<end]))
+                    if let f = LogFile.writeAll(fd, UnsafeRawBufferPointer(rebasing: raw[start..<end])) {
+                        failure = (f.errno, (failure?.lost ?? 0) + f.lost)
+                    }
+                    start = end
                 }
+                return failure
             }
+            s.noteWrite(failure: failure, path: path)
             s.buffer.removeAll()
         }
     }
 
+    /// Bytes of lines this process could not write (a full disk, a broken descriptor).
+    public var droppedBytes: Int { state.withLock { $0.droppedTotal } }
+
+    /// Called with the bytes of each chunk of lines that could not be written (for a counter).
+    public func onDropped(_ count: (@Sendable (Int) -> Void)?) { state.withLock { $0.onDropped = count } }
+
     /// Writes everything, retrying on EINTR and short writes; gives up (dropping the rest of this
-    /// chunk) only if the descriptor is broken, since a logger must never take the server down.
-    private static func writeAll(_ fd: Int32, _ bytes: UnsafeRawBufferPointer) -> Int {
+    /// chunk) only if the file refuses it (a full disk, a broken descriptor), since a logger must
+    /// never take the server down.  Returns what was lost: the error and how many bytes, or nil.
+    private static func writeAll(_ fd: Int32, _ bytes: UnsafeRawBufferPointer) -> (errno: Int32, lost: Int)? {
+        guard let base = bytes.baseAddress else { return nil }
         var done = 0
         while done < bytes.count {
-            let n = write(fd, bytes.baseAddress! + done, bytes.count - done)
+            let n = write(fd, base + done, bytes.count - done)
             if n > 0 { done += n; continue }
             if n < 0 && errno == EINTR { continue }
             if n < 0 && errno == EAGAIN {
@@ -123,9 +142,9 @@ public final class LogFile: @unchecked Sendable {
                 _ = poll(&p, 1, 100)
                 continue
             }
-            break
+            return (n < 0 ? errno : ENOSPC, bytes.count - done)
         }
-        return bytes.count
+        return nil
     }
 
     /// For logrotate: write what is buffered, then open the path anew.
@@ -138,5 +157,34 @@ public final class LogFile: @unchecked Sendable {
             s.fd = fd
             s.chunkLimit = LogFile.chunkLimit(fd)
         }
+    }
+}
+
+fileprivate extension LogFile.State {
+    /// Counts what a write lost, and says on standard error, once, when writing starts failing and
+    /// once when it works again (with how much was lost meanwhile), rather than lose lines silently.
+    mutating func noteWrite(failure: (errno: Int32, lost: Int)?, path: String) {
+        if let failure {
+            droppedTotal += failure.lost
+            onDropped?(failure.lost)
+            if let f = failing {
+                failing = (f.errno, f.since + failure.lost)
+            } else {
+                failing = (failure.errno, failure.lost)
+                LogFile.tellStandardError("mserve[\(getpid())]: cannot write to log \(path) (\(String(cString: strerror(failure.errno)))); "
+                                          + "dropping lines until it can (counted in mserve_log_bytes_dropped_total)")
+            }
+        } else if let f = failing {
+            failing = nil
+            LogFile.tellStandardError("mserve[\(getpid())]: writing to log \(path) again; \(f.since) bytes of lines were dropped")
+        }
+    }
+}
+
+extension LogFile {
+    /// A line straight to fd 2, without the buffers (which may be the very log that fails).
+    static func tellStandardError(_ text: String) {
+        var line = Array((text + "\n").utf8)
+        _ = line.withUnsafeMutableBytes { write(STDERR_FILENO, $0.baseAddress, $0.count) }
     }
 }

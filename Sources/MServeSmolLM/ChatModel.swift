@@ -179,6 +179,8 @@ public final class ChatModel: GenerativeModel {
         let inbox = Inbox()
         var ids: [Int] = []
         var finished = Set<Int>()
+        var prefilled = Set<Int>()
+        var made: [Int: Int] = [:]
         defer { for (i, id) in ids.enumerated() where !finished.contains(i) { engine.cancel(id) } }   // when this ends early
         for (i, r) in requests.enumerated() {
             do {
@@ -193,12 +195,20 @@ public final class ChatModel: GenerativeModel {
         var running = requests.count
         while running > 0 {
             for (i, event) in inbox.take() {
+                if !prefilled.contains(i) {
+                    prefilled.insert(i)
+                    request.tokens.add(prompt: requests[i].prompt.count)
+                }
                 var piece: JSON
                 switch event {
                 case .token(_, let text):
+                    request.tokens.add(generated: 1)
+                    made[i, default: 0] += 1
                     if text.isEmpty { continue }
                     piece = ["text": .string(text)]
                 case .finished(let reason, let usage):
+                    // A token that ends the sequence (end of text) is counted but sends no event.
+                    request.tokens.add(generated: max(0, usage.completionTokens - made[i, default: 0]))
                     let total = usage.promptTokens + usage.completionTokens
                     let ttft = usage.secondsToFirstToken ?? usage.seconds
                     piece = ["finish_reason": .string(reason.rawValue),

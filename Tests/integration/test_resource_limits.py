@@ -111,3 +111,41 @@ def test_thousands_of_idle_and_half_open_connections_do_not_stop_the_others(star
     assert all(answers.get(c, b"").startswith(b"HTTP/1.1 408 ") for c in half)
     for c in idle + half:
         c.close()
+
+
+def test_a_full_disk_drops_log_lines_counted_and_said_once(start, tmp_path):
+    """The error log on a 1 MiB tmpfs that a file fills: requests are still answered, the lost
+    bytes are counted in /metrics, standard error says so once when writing fails and once when
+    it works again."""
+    disk = tmp_path / "disk"
+    disk.mkdir()
+    import subprocess
+    if subprocess.run(["mount", "-t", "tmpfs", "-o", "size=1m", "tmpfs", str(disk)], capture_output=True).returncode != 0:
+        import pytest
+        pytest.skip("cannot mount a tmpfs here (not root)")
+    try:
+        s = start("demo", "--log-level", "info", workers=1, log_dir=disk)
+        filler = disk / "filler"
+        with open(filler, "wb") as f:
+            try:
+                f.write(b"x" * (2 << 20))
+            except OSError:
+                pass
+        for i in range(200):
+            assert s.post("/demo", {"cal_number": 1}).status_code == 200
+        text = wait_for(lambda: (lambda t: t if "mserve_log_bytes_dropped_total 0" not in t else None)(s.get("/metrics").text),
+                        what="dropped bytes counted")
+        dropped = int(next(line for line in text.splitlines() if line.startswith("mserve_log_bytes_dropped_total ")).split()[1])
+        assert dropped > 0
+        filler.unlink()
+        for i in range(5):
+            assert s.post("/demo", {"recordid": f"after{i}", "cal_number": 1}).status_code == 200
+        s.wait_log(r"\[after4\] response: 200")
+        s.signal(signal.SIGTERM)
+        s.wait_exit()
+        err = s.proc.stderr.read().decode()
+        for log in ("error.log", "access.log"):   # once per file and process, not once per line
+            assert err.count(f"cannot write to log {disk}/{log} (No space left on device)") == 1, err
+            assert err.count(f"writing to log {disk}/{log} again;") == 1, err
+    finally:
+        subprocess.run(["umount", "-l", str(disk)], capture_output=True)

@@ -285,6 +285,23 @@ def metric(text, name):
     return None
 
 
+def test_tokens_of_streams_cancelled_after_their_first_token_are_counted(chat):
+    """Counted as they are made, not when a stream completes (before: 400 cancelled streams left
+    both counters at 0)."""
+    before = requests.get(chat.url + "/metrics", timeout=10).text
+    generated = metric(before, 'mserve_generated_tokens_total{model="smollm2"}') or 0
+    prompt = metric(before, 'mserve_prompt_tokens_total{model="smollm2"}') or 0
+    for _ in range(4):
+        with requests.post(chat.url + "/v1/chat/completions", json={"model": "smollm2", **QUESTION, "max_tokens": 200, "stream": True},
+                           stream=True, timeout=60) as r:
+            next(line for line in r.iter_lines() if line.startswith(b"data: ") and b'"content"' in line)
+    wait_for(lambda: (metric(requests.get(chat.url + "/metrics", timeout=10).text, 'mserve_generated_tokens_total{model="smollm2"}') or 0)
+             >= generated + 4, 30, what="generated tokens counted")
+    text = requests.get(chat.url + "/metrics", timeout=10).text
+    assert metric(text, 'mserve_prompt_tokens_total{model="smollm2"}') >= prompt + 4 * 37
+    assert metric(text, 'mserve_generated_tokens_total{model="smollm2"}') < generated + 4 * 200
+
+
 def test_metrics_count_tokens_and_time_the_first_and_the_next(chat):
     before = requests.get(chat.url + "/metrics", timeout=10).text
     done = metric(before, 'mserve_generated_tokens_total{model="smollm2"}') or 0

@@ -50,7 +50,9 @@ public final class Scoreboard: @unchecked Sendable {
         static let modelCount = 1
         static let draining = 2
         static func restarts(_ reason: RestartReason) -> Int { 3 + reason.rawValue }
-        static let names = 3 + RestartReason.allCases.count
+        /// Bytes of log lines that could not be written, by any process (added atomically).
+        static let logBytesDropped = 3 + RestartReason.allCases.count
+        static let names = logBytesDropped + 1
         static let headerWords = names + SharedNames.words(capacity: maxModels)
 
         static let state = 0
@@ -174,6 +176,9 @@ public final class Scoreboard: @unchecked Sendable {
     }
 
     package func countRestart(_ reason: RestartReason) { base[Layout.restarts(reason)] &+= 1 }
+
+    /// From any process (several may fail to write at once).
+    package func countLogBytesDropped(_ n: Int) { SharedAtomic.add(base + Layout.logBytesDropped, Int64(n)) }
 
     // MARK: worker (its own record only)
 
@@ -379,6 +384,8 @@ public final class Scoreboard: @unchecked Sendable {
         for reason in RestartReason.allCases {
             out += "mserve_worker_restarts_total{reason=\"\(reason.label)\"} \(base[Layout.restarts(reason)])\n"
         }
+        out += "# HELP mserve_log_bytes_dropped_total Bytes of log lines that could not be written (a full disk).\n"
+            + "# TYPE mserve_log_bytes_dropped_total counter\nmserve_log_bytes_dropped_total \(SharedAtomic.load(base + Layout.logBytesDropped))\n"
         // Read in a worker, the master is its parent.
         out += Scoreboard.processText(master: ProcessStats.parentPID, workers: workerPIDs)
         if byKey { out += keys.prometheusText() }

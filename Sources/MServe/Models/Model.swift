@@ -45,6 +45,8 @@ public struct InferenceRequest: Sendable {
     public let query: [(String, String)]
     /// Where a model that answers other than JSON (an image, a Django response) puts its answer.
     public let reply = RawReply()
+    /// Where a generative model counts the tokens it reads and makes, as it makes them.
+    public let tokens = TokenCount()
 
     public init(recordID: String, input: JSON, contentType: String = "application/json", body: [UInt8] = [],
                 files: [UploadedFile] = [], method: String = "POST", path: String = "/", query: [(String, String)] = []) {
@@ -77,6 +79,29 @@ public final class RawReply: Sendable {
     }
 
     public var value: Answer? { answer.withLock { $0 } }
+}
+
+/// The tokens a generative model has read (prompt) and made for one request, added by the model
+/// thread as it goes and taken into the metrics by the loop as pieces arrive and at the end: a
+/// stream cancelled after its first token is counted, not only one that completes.
+public final class TokenCount: Sendable {
+    private struct Counts { var prompt = 0, generated = 0, used = false }
+    private let counts = Locked(Counts())
+
+    public init() {}
+
+    public func add(prompt: Int = 0, generated: Int = 0) {
+        counts.withLock { $0.prompt += prompt; $0.generated += generated; $0.used = true }
+    }
+
+    /// What was added since the last take; nil if the model never counted (its `usage` then counts).
+    package func take() -> (prompt: Int, generated: Int)? {
+        counts.withLock { c in
+            guard c.used else { return nil }
+            defer { c.prompt = 0; c.generated = 0 }
+            return (c.prompt, c.generated)
+        }
+    }
 }
 
 /// A served model: load in `init`, check in `validate`, answer in `infer`.  Each worker creates its

@@ -74,6 +74,7 @@ class ModelHandler: RequestHandler {
         metricsModel = model.metricsIndex
         let input = inference.input
         reply = inference.reply
+        tokens = inference.tokens
         do {
             try model.instance.validate(input)
         } catch let e as ModelInputError {
@@ -205,10 +206,21 @@ class ModelHandler: RequestHandler {
             context.observer.observeToken(model: model.metricsIndex, first: lastToken == nil, seconds: now - (lastToken ?? request.startTime))
             lastToken = now
         }
-        if piece["finish_reason"] != nil, let u = piece["usage"] {
+        if !countTokensMade(), piece["finish_reason"] != nil, let u = piece["usage"] {
             context.observer.countTokens(model: model.metricsIndex, prompt: Int(u["prompt_tokens"]?.intValue ?? 0),
                                          generated: Int(u["completion_tokens"]?.intValue ?? 0))
         }
+    }
+
+    /// Takes the tokens the model counted since the last look into the metrics; false if the
+    /// model does not count them as it goes (its pieces' `usage` is then counted at the end).
+    @discardableResult
+    private func countTokensMade() -> Bool {
+        guard let made = tokens?.take() else { return false }
+        if made.prompt > 0 || made.generated > 0 {
+            context.observer.countTokens(model: model.metricsIndex, prompt: made.prompt, generated: made.generated)
+        }
+        return true
     }
 
     /// The request-timeout timer (its closure holds this handler, so it is released when done with)
@@ -218,6 +230,7 @@ class ModelHandler: RequestHandler {
     private var streamFormat: StreamFormat?
     /// The model's answer in bytes, if it gave one instead of JSON.
     private var reply: RawReply?
+    private var tokens: TokenCount?
     /// When the stream last sent something (nil: nothing yet, so quiet since the request came).
     private var lastSent: Double?
 
@@ -265,6 +278,7 @@ class ModelHandler: RequestHandler {
     }
 
     private func complete(_ result: Result<JSON, any Error>) {
+        countTokensMade()
         publishLoad()
         stopPinging()
         let generative = model.generative != nil
@@ -301,6 +315,7 @@ class ModelHandler: RequestHandler {
     /// already, so the error is the stream's last event.
     private func fail(_ error: HTTPError) {
         guard !finished else { return }
+        countTokensMade()
         publishLoad()
         stopPinging()
         guard streaming, let format = streamFormat else { return finish(with: error) }

@@ -69,6 +69,7 @@ public final class Master {
         for m in settings.models { board.register(model: m) }
         self.settings.apiKeys = board.keys.assignSlots(settings.apiKeys)
         scoreboard = board
+        for f in logs.files { f.onDropped { board.countLogBytesDropped($0) } }
         // Bound here, with the listeners, before the master gives up root (--user).
         try openAgent()
     }
