@@ -60,6 +60,16 @@ final class HTTPConnection {
 
     /// Bytes of further (pipelined) requests are waiting to be parsed.
     var hasBufferedInput: Bool { inputStart < input.count }
+    /// The offset in the connection's byte stream of `input[0]`, and of the first byte read after
+    /// the server began closing (nil: none read since).
+    private var inputBase = 0
+    private var closingOffset: Int?
+
+    /// Whether requests wait that the client pipelined before the server began closing: a stopping
+    /// worker answers those, and no request sent after it began to stop.
+    var hasInputPipelinedBeforeClosing: Bool {
+        hasBufferedInput && closingOffset.map { inputBase + inputStart < $0 } ?? true
+    }
 
     /// Idle: no request in progress, nothing buffered either way.
     var isIdle: Bool { !busy && inputStart == input.count && outputStart == output.count && !lingering }
@@ -106,11 +116,14 @@ final class HTTPConnection {
         case .data(let n):
             if lingering { return }    // discarded; the linger has a fixed deadline
             lastActivity = server.clock.now()
+            if server.closing && closingOffset == nil { closingOffset = inputBase + input.count }
             if partialSince == nil && inputStart == input.count { partialSince = lastActivity }
             if inputStart == input.count {
+                inputBase += input.count
                 input.removeAll(keepingCapacity: true)
                 inputStart = 0
             } else if inputStart > 65536 {
+                inputBase += inputStart
                 input.removeSubrange(0..<inputStart)
                 inputStart = 0
             }

@@ -31,11 +31,12 @@ public final class ResponseWriter {
     /// Whether the client is still there to receive what is written.
     public var clientConnected: Bool { connection.map { !$0.closed } ?? false }
 
-    /// While stopping, the last answer closes the connection; requests the client already
-    /// pipelined behind this one are answered first, not dropped.
+    /// While stopping, the answer in flight closes the connection; requests the client pipelined
+    /// behind it before the worker began to stop are answered first, not dropped, but none it sent
+    /// after (a client that keeps pipelining cannot keep a retired worker serving).
     private func closes(_ headers: [(String, String)]) -> Bool {
         guard keepAlive, !rejected else { return true }
-        if server.closing && !(connection?.hasBufferedInput ?? false) { return true }
+        if server.closing && !(connection?.hasInputPipelinedBeforeClosing ?? false) { return true }
         return headers.contains { $0.0.equalsIgnoringASCIICase("Connection") && $0.1.equalsIgnoringASCIICase("close") }
     }
 

@@ -250,6 +250,30 @@ struct ArbiterTests {
         #expect(h.send(.exited(pid: old[0], .exited(0), at: 12)).contains(.countRestart(.reload)))
     }
 
+    /// A retired worker still busy after --retire-timeout (a stream to a client that does not read)
+    /// is stopped (QUIT), and killed two seconds later if that does not end it.
+    @Test func aRetiredWorkerStillBusyAfterTheRetireTimeoutIsStopped() {
+        var limits = Self.limits
+        limits.retireTimeout = 60
+        var h = Harness(limits)
+        let old = h.serving()
+        _ = h.send(.reload(limits, at: 10))
+        for p: Int32 in [102, 103] { _ = h.send(.message(pid: p, .serving, at: 11)) }
+        // Its loop still beats: that alone never ends a retired worker's time.
+        for t in stride(from: 20.0, through: 69, by: 10) {
+            for p in old + [102, 103] { _ = h.send(.message(pid: p, .heartbeat, at: t)) }
+            #expect(Self.signals(h.send(.tick(at: t))).isEmpty)
+        }
+        #expect(h.arbiter.nextWake == 70)
+        _ = h.send(.exited(pid: old[0], .exited(0), at: 65))
+        let late = h.send(.tick(at: 70))
+        #expect(Self.signals(late) == [old[1]: .quit])
+        #expect(Self.logs(late).contains { $0.contains("retired 60.000 s ago and is still busy (--retire-timeout 60.0 s)") })
+        for p in [old[1], 102, 103] { _ = h.send(.message(pid: p, .heartbeat, at: 71)) }
+        // Killed if QUIT did not end it; the new workers are not touched.
+        #expect(Self.signals(h.send(.tick(at: 72))) == [old[1]: .kill])
+    }
+
     @Test func reloadToFewerWorkersRetiresTheSlotsAbove() {
         var h = Harness(Arbiter.Limits(workers: 3, timeout: 30, bootTimeout: 10, gracefulTimeout: 30))
         _ = h.serving()

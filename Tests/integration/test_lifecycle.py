@@ -421,3 +421,45 @@ def test_a_python_model_that_logs_under_load_loses_no_worker(start):
     assert "requests in" in out.stdout, out.stdout + out.stderr
     assert s.worker_pids() == workers, s.log()[-3000:]
     assert "was sent" not in s.log()
+
+
+def test_a_retired_worker_busy_past_the_retire_timeout_is_stopped(start):
+    """HUP retires the old worker; one still answering a long request after --retire-timeout is
+    stopped (before, an old worker had no deadline at all)."""
+    s = start("sleep", "--retire-timeout", "2", "--request-timeout", "120", workers=1)
+    old = s.worker_pids()
+    in_background(lambda: s.post("/sleep", {"ms": 60000}, timeout=90))
+    time.sleep(0.5)
+    s.signal(signal.SIGHUP)
+    s.wait_log(r"Reload complete")
+    s.wait_log(rf"Worker \(pid:{old[0]}\) retired [\d.]+ s ago and is still busy \(--retire-timeout 2\.0 s\); stopping it", timeout=10)
+    wait_for(lambda: not os.path.exists(f"/proc/{old[0]}") or open(f"/proc/{old[0]}/stat").read().split()[2] == "Z",
+             timeout=5, what="the old worker gone")
+    assert s.post("/sleep", {"ms": 1}).status_code == 200
+
+
+def test_a_retiring_worker_answers_what_was_pipelined_before_and_nothing_after(start):
+    s = start("sleep", workers=1)
+
+    def req(ms, rid):
+        body = json.dumps({"recordid": rid, "ms": ms}).encode()
+        return (b"POST /sleep HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: "
+                + str(len(body)).encode() + b"\r\n\r\n" + body)
+    with socket.create_connection(("127.0.0.1", s.port), timeout=10) as c:
+        c.sendall(req(1500, "a") + req(1, "b"))       # both before the worker retires
+        time.sleep(0.4)
+        s.signal(signal.SIGHUP)
+        s.wait_log(r"Reload complete")
+        try:
+            c.sendall(req(1, "c"))                    # after: never answered by the retired worker
+        except OSError:
+            pass
+        data = b""
+        while True:
+            chunk = c.recv(65536)
+            if not chunk:
+                break
+            data += chunk
+    assert data.count(b"HTTP/1.1 200") == 2, data
+    assert b'"recordid":"a"' in data and b'"recordid":"b"' in data and b'"recordid":"c"' not in data
+    assert data.rstrip().endswith(b"}") and b"Connection: close" in data.split(b'"recordid":"a"')[1]

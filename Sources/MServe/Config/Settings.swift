@@ -9,6 +9,10 @@ public struct Settings: Sendable, Equatable {
     /// Permissions of `unix:PATH` sockets.
     public var unixSocketMode: UInt32 = 0o660
     public var gracefulTimeout = 30.0
+    /// How long a worker told to retire (reload, scale-down, max-requests, a replacement) may finish
+    /// what it has before it is stopped: long enough for a long generation, short enough that an
+    /// old worker with an old keys file cannot linger.
+    public var retireTimeout = 300.0
     /// Long enough for conf/haproxy/mserve.cfg's checks (inter 1s, fall 2) to take the server out.
     public var drainSeconds = 5.0
     public var timeout = 30.0

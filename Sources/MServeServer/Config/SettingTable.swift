@@ -217,6 +217,8 @@ public enum SettingTable {
              "Connections the kernel may queue on each worker's socket before refusing more."),
         .seconds("graceful_timeout", ["--graceful-timeout"], \.gracefulTimeout,
                  "On TERM, how long workers may finish in-flight requests before they are killed."),
+        .seconds("retire_timeout", ["--retire-timeout"], \.retireTimeout,
+                 "A worker retired by HUP, TTOU, max-requests or a replacement finishes its in-flight requests and streams within this long; then it is stopped (QUIT, then SIGKILL)."),
         .seconds("drain_seconds", ["--drain-seconds"], \.drainSeconds,
                  "On TERM, how long /readyz answers 503 while every request is still served, so that a balancer's health checks take this server out first; 0 stops at once.  INT and QUIT never drain.",
                  zeroAllowed: true),

@@ -17,13 +17,17 @@ public struct Arbiter: Sendable {
         public var gracefulTimeout: Double
         /// On TERM, how long readiness answers 503 while everything is still served (--drain-seconds).
         public var drainSeconds: Double
+        /// How long a retiring worker may take to finish what it has (--retire-timeout).
+        public var retireTimeout: Double
 
-        public init(workers: Int, timeout: Double, bootTimeout: Double, gracefulTimeout: Double, drainSeconds: Double = 0) {
+        public init(workers: Int, timeout: Double, bootTimeout: Double, gracefulTimeout: Double, drainSeconds: Double = 0,
+                    retireTimeout: Double = 300) {
             self.workers = workers
             self.timeout = timeout
             self.bootTimeout = bootTimeout
             self.gracefulTimeout = gracefulTimeout
             self.drainSeconds = drainSeconds
+            self.retireTimeout = retireTimeout
         }
     }
 
@@ -41,6 +45,8 @@ public struct Arbiter: Sendable {
         public var ready = false
         /// Told to exit (reload, scale-down, max-requests): its exit is not a failure to replace.
         public var retiring = false
+        /// When it was told (its --retire-timeout runs from then).
+        public var retiredAt: Double?
         public var abortedAt: Double?
         /// Why it is being replaced, for the restart counters.
         public var reason: Scoreboard.RestartReason = .crashed
@@ -145,9 +151,9 @@ public struct Arbiter: Sendable {
     public var nextWake: Double? {
         var due = [retryAt, killAt, stopAt].compactMap { $0 }
         for w in workers.values {
-            if let aborted = w.abortedAt { due.append(aborted + Arbiter.abortGrace) }
-            else if w.ready { due.append(w.lastHeard + limits.timeout) }
-            else { due.append(w.started + limits.bootTimeout) }
+            if let aborted = w.abortedAt { due.append(aborted + Arbiter.abortGrace); continue }
+            if w.ready { due.append(w.lastHeard + limits.timeout) } else { due.append(w.started + limits.bootTimeout) }
+            if let retired = w.retiredAt { due.append(retired + limits.retireTimeout) }
         }
         return due.min()
     }
@@ -175,7 +181,7 @@ public struct Arbiter: Sendable {
             workers[pid] = Worker(pid: pid, slot: slot, generation: generation, started: at, lastHeard: at)
             // A reload's new worker replaces its slot's old one, which drains and exits.
             for w in workers.values where w.slot == slot && w.generation != generation && !w.retiring {
-                retire(w.pid, .reload, &out)
+                retire(w.pid, .reload, at, &out)
             }
             reload?.remaining.remove(slot)
         case .spawnFailed(let slot, let at):
@@ -210,7 +216,7 @@ public struct Arbiter: Sendable {
             reloading = true
             reload = (Set(0..<desired), 0)
             retryAt = nil
-            for w in workers.values where w.slot >= desired && !w.retiring { retire(w.pid, .reload, &out) }
+            for w in workers.values where w.slot >= desired && !w.retiring { retire(w.pid, .reload, at, &out) }
             detachSlots(from: desired, &out)
         case .scale(let delta, let at):
             now = at
@@ -220,7 +226,7 @@ public struct Arbiter: Sendable {
             desired = target
             out.append(.log(.info, "Number of workers: \(target)"))
             for w in workers.values.sorted(by: { $0.pid < $1.pid }) where w.slot >= target && !w.retiring {
-                retire(w.pid, .scaledDown, &out)
+                retire(w.pid, .scaledDown, at, &out)
             }
             detachSlots(from: target, &out)
         case .stop(let graceful, let at):
@@ -242,7 +248,7 @@ public struct Arbiter: Sendable {
             now = at
             guard !leaving, let w = workers[pid], !w.retiring else { return [] }
             out.append(.log(.info, "Worker \(pid) (slot \(w.slot)) is being replaced (control socket)"))
-            retire(pid, .replaced, &out)
+            retire(pid, .replaced, at, &out)
         }
         reconcile(now, &out)
         return out
@@ -259,6 +265,7 @@ public struct Arbiter: Sendable {
         case .maxRequests where !w.retiring:
             // Its replacement starts now (reconcile), while it drains.
             w.retiring = true
+            w.retiredAt = at
             w.reason = .maxRequests
             out.append(.log(.info, "Worker \(pid) (slot \(w.slot)) reached max-requests; starting its replacement"))
         case .maxRequests:
@@ -360,6 +367,15 @@ public struct Arbiter: Sendable {
             } else if w.ready && now >= w.lastHeard + limits.timeout {
                 out.append(.log(.critical, "WORKER TIMEOUT (pid:\(pid))"))
                 w.reason = .timeout
+            } else if let retired = w.retiredAt, now >= retired + limits.retireTimeout {
+                // Still finishing after --retire-timeout (a stream to a client that does not read,
+                // a client that keeps pipelining): stopped now, killed if that does not end it.
+                out.append(.log(.warning, "Worker (pid:\(pid)) retired \(String(format3: now - retired)) s ago and is still busy "
+                                + "(--retire-timeout \(limits.retireTimeout) s); stopping it"))
+                w.abortedAt = now
+                workers[pid] = w
+                out.append(.signal(pid: pid, .quit))
+                continue
             } else {
                 continue
             }
@@ -371,8 +387,9 @@ public struct Arbiter: Sendable {
 
     // MARK: helpers
 
-    private mutating func retire(_ pid: Int32, _ reason: Scoreboard.RestartReason, _ out: inout [Action]) {
+    private mutating func retire(_ pid: Int32, _ reason: Scoreboard.RestartReason, _ at: Double, _ out: inout [Action]) {
         workers[pid]?.retiring = true
+        workers[pid]?.retiredAt = at
         workers[pid]?.reason = reason
         out.append(.signal(pid: pid, .terminate))
     }

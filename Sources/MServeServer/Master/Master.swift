@@ -371,6 +371,6 @@ extension Settings {
     /// What the arbiter decides with.
     var arbiterLimits: Arbiter.Limits {
         Arbiter.Limits(workers: workers, timeout: timeout, bootTimeout: bootTimeout, gracefulTimeout: gracefulTimeout,
-                       drainSeconds: drainSeconds)
+                       drainSeconds: drainSeconds, retireTimeout: retireTimeout)
     }
 }
