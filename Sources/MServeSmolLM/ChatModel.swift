@@ -177,6 +177,10 @@ public final class ChatModel: GenerativeModel {
     private func run(_ request: InferenceRequest, _ emit: (JSON) throws -> Void) throws {
         let requests = try generations(request.input, tokenize: true)
         let inbox = Inbox()
+        // A client that leaves or a deadline that passes wakes this thread at once, whether the
+        // sequences wait in the engine, read their prompt or generate: the engine drops them at
+        // its next step (before, they held their KV reservation and ran their prefill to the end).
+        request.cancellation.onCancel { inbox.interrupt() }
         var ids: [Int] = []
         var finished = Set<Int>()
         var prefilled = Set<Int>()
@@ -194,7 +198,9 @@ public final class ChatModel: GenerativeModel {
         let tagged = requests.count > 1
         var running = requests.count
         while running > 0 {
-            for (i, event) in inbox.take() {
+            let events = inbox.take()
+            if request.cancellation.isCancelled { throw StreamCancelled() }
+            for (i, event) in events {
                 if !prefilled.contains(i) {
                     prefilled.insert(i)
                     request.tokens.add(prompt: requests[i].prompt.count)
@@ -236,7 +242,10 @@ final class Inbox: Sendable {
         ready.signal()
     }
 
-    /// Waits for at least one event, then takes all there are.
+    /// Wakes the waiting thread with no event (its request was cancelled).
+    func interrupt() { ready.signal() }
+
+    /// Waits for at least one event (or an interruption), then takes all there are.
     func take() -> [(Int, GenerationEngine.Event)] {
         ready.wait()
         return events.withLock { all in

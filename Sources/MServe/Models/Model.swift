@@ -47,6 +47,9 @@ public struct InferenceRequest: Sendable {
     public let reply = RawReply()
     /// Where a generative model counts the tokens it reads and makes, as it makes them.
     public let tokens = TokenCount()
+    /// Set when nobody wants the answer any more (the client left, the request timed out): a model
+    /// that waits or works long (a generation's prompt) stops at its next look.
+    public let cancellation = Cancellation()
 
     public init(recordID: String, input: JSON, contentType: String = "application/json", body: [UInt8] = [],
                 files: [UploadedFile] = [], method: String = "POST", path: String = "/", query: [(String, String)] = []) {
@@ -172,6 +175,36 @@ extension BatchingModel {
     public func batchCost(_ input: JSON) -> Int { 1 }
     public func infer(_ request: InferenceRequest) throws -> JSON {
         try inferBatch([request])[0].get()
+    }
+}
+
+/// That a request's answer is no longer wanted, told to the model thread working on it.
+public final class Cancellation: Sendable {
+    private struct State { var cancelled = false; var handlers: [@Sendable () -> Void] = [] }
+    private let state = Locked(State())
+
+    public init() {}
+
+    public var isCancelled: Bool { state.withLock { $0.cancelled } }
+
+    /// Runs `handler` once when the request is cancelled (at once if it already is), on the thread
+    /// that cancels it (the event loop's): it must be quick (wake a waiting thread, flag a sequence).
+    public func onCancel(_ handler: @escaping @Sendable () -> Void) {
+        let now = state.withLock { s in
+            if !s.cancelled { s.handlers.append(handler) }
+            return s.cancelled
+        }
+        if now { handler() }
+    }
+
+    package func cancel() {
+        let handlers = state.withLock { s in
+            if s.cancelled { return [@Sendable () -> Void]() }
+            s.cancelled = true
+            defer { s.handlers = [] }
+            return s.handlers
+        }
+        for h in handlers { h() }
     }
 }
 

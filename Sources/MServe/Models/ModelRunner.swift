@@ -92,10 +92,11 @@ package final class ModelRunner: @unchecked Sendable {
     }
 
     /// Loop thread: gives up on a job, returning the state it was in.  A queued job never runs.  A
-    /// running one is given up only if `evenIfRunning` (its deadline passed): it finishes on its thread
-    /// and the result is dropped.  A done one is left to be delivered.
+    /// running one is given up only if `evenIfRunning` (its deadline passed, or its stream's client
+    /// left): its request's `cancellation` tells the model, and whatever it still returns is
+    /// dropped.  A done one is left to be delivered.
     func abandon(_ job: InferenceJob, evenIfRunning: Bool) -> InferenceJob.State {
-        lock.withLock {
+        let (was, now) = lock.withLock {
             let was = job.state
             switch was {
             case .queued:
@@ -106,8 +107,11 @@ package final class ModelRunner: @unchecked Sendable {
             case .running, .done, .abandoned:
                 break
             }
-            return was
+            return (was, job.state)
         }
+        // The model thread working on it (a generation in its prompt) hears of it at its next look.
+        if now == .abandoned && was != .abandoned { job.request.cancellation.cancel() }
+        return was
     }
 
     /// A model thread's life: take the next jobs that are still wanted, run them, hand back the results.
