@@ -137,7 +137,9 @@ public final class LlamaModel: @unchecked Sendable {
         let tables = pos.map(rope)
         let group = c.heads / c.kvHeads
         let scale = 1 / Float(c.headDim).squareRoot()
-        var scores = [Float](repeating: 0, count: (pos.max() ?? 0) + 1)
+        // A row of scores per token: the tokens' attention runs on the pool's threads at once.
+        let span = (pos.max() ?? 0) + 1
+        var scores = [Float](repeating: 0, count: n * span)
         for (l, layer) in layers.enumerated() {
             LlamaModel.rmsNorm(x, layer.attnNorm, c.dim, c.eps, into: &h)
             var hq = quantized(h, n, c.dim, sensitive: true)
@@ -154,24 +156,24 @@ public final class LlamaModel: @unchecked Sendable {
                 seq.keys[l] += k[(t * c.kvDim)..<((t + 1) * c.kvDim)]
                 seq.values[l] += v[(t * c.kvDim)..<((t + 1) * c.kvDim)]
             }
-            for t in 0..<n {
-                let seq = batch[owner[t]].sequence
-                seq.keys[l].withUnsafeBufferPointer { keys in
-                    seq.values[l].withUnsafeBufferPointer { values in
-                        q.withUnsafeBufferPointer { qp in
-                            att.withUnsafeMutableBufferPointer { ap in
-                                scores.withUnsafeMutableBufferPointer { sp in
-                                    for head in 0..<c.heads {
-                                        let kv = (head / group) * c.headDim
-                                        LlamaModel.attend(qp.baseAddress! + t * c.dim + head * c.headDim, keys.baseAddress! + kv,
-                                                          values.baseAddress! + kv, stride: c.kvDim, positions: pos[t] + 1, c.headDim, scale,
-                                                          scores: sp.baseAddress!, into: ap.baseAddress! + t * c.dim + head * c.headDim)
-                                    }
-                                }
+            // Every cache is complete for this layer: its buffers are read, not changed, meanwhile.
+            LlamaModel.withBases(batch.map { $0.sequence.keys[l] } + batch.map { $0.sequence.values[l] }) { caches in
+            q.withUnsafeBufferPointer { qp in
+                att.withUnsafeMutableBufferPointer { ap in
+                    scores.withUnsafeMutableBufferPointer { sp in
+                        guard let qBase = qp.baseAddress, let aBase = ap.baseAddress, let sBase = sp.baseAddress else { return }
+                        pool.run(n) { t in
+                            let keys = caches[owner[t]], values = caches[batch.count + owner[t]]
+                            for head in 0..<c.heads {
+                                let kv = (head / group) * c.headDim
+                                LlamaModel.attend(qBase + t * c.dim + head * c.headDim, keys + kv, values + kv, stride: c.kvDim,
+                                                  positions: pos[t] + 1, c.headDim, scale, scores: sBase + t * span,
+                                                  into: aBase + t * c.dim + head * c.headDim)
                             }
                         }
                     }
                 }
+            }
             }
             layer.o.multiply(att, n, pool: pool, quantized: quantized(att, n, c.dim), into: &o)
             for i in 0..<(n * c.dim) { x[i] += o[i] }
@@ -220,6 +222,7 @@ public final class LlamaModel: @unchecked Sendable {
     static func attend(_ q: UnsafePointer<Float>, _ keys: UnsafePointer<Float>, _ values: UnsafePointer<Float>, stride: Int, positions: Int,
                        _ size: Int, _ scale: Float, scores: UnsafeMutablePointer<Float>, into out: UnsafeMutablePointer<Float>) {
         @inline(__always) func load(_ p: UnsafePointer<Float>, _ i: Int) -> SIMD8<Float> { UnsafeRawPointer(p + i).loadUnaligned(as: SIMD8<Float>.self) }
+        if size == 64 { return attend64(q, keys, values, stride: stride, positions: positions, scale, scores: scores, into: out) }
         var top = -Float.infinity
         for p in 0..<positions {
             let k = keys + p * stride
@@ -237,6 +240,51 @@ public final class LlamaModel: @unchecked Sendable {
             var acc = SIMD8<Float>()
             for p in 0..<positions { acc += scores[p] * load(values + p * stride, i) }
             UnsafeMutableRawPointer(out + i).storeBytes(of: acc / sum, as: SIMD8<Float>.self)
+        }
+    }
+
+    /// `attend` for heads of 64 (SmolLM2's, Llama's small ones): the query and the output held in
+    /// registers, and the values read once, position by position (the general loop reads the whole
+    /// cache once per 8 lanes of the head, 8 times in all).
+    static func attend64(_ q: UnsafePointer<Float>, _ keys: UnsafePointer<Float>, _ values: UnsafePointer<Float>, stride: Int,
+                         positions: Int, _ scale: Float, scores: UnsafeMutablePointer<Float>, into out: UnsafeMutablePointer<Float>) {
+        @inline(__always) func load(_ p: UnsafePointer<Float>, _ i: Int) -> SIMD8<Float> { UnsafeRawPointer(p + i).loadUnaligned(as: SIMD8<Float>.self) }
+        let q0 = load(q, 0), q1 = load(q, 8), q2 = load(q, 16), q3 = load(q, 24)
+        let q4 = load(q, 32), q5 = load(q, 40), q6 = load(q, 48), q7 = load(q, 56)
+        var top = -Float.infinity
+        for p in 0..<positions {
+            let k = keys + p * stride
+            var s = q0 * load(k, 0)
+            s.addProduct(q1, load(k, 8)); s.addProduct(q2, load(k, 16)); s.addProduct(q3, load(k, 24))
+            s.addProduct(q4, load(k, 32)); s.addProduct(q5, load(k, 40)); s.addProduct(q6, load(k, 48)); s.addProduct(q7, load(k, 56))
+            let score = s.sum() * scale
+            scores[p] = score
+            top = max(top, score)
+        }
+        var sum: Float = 0
+        for p in 0..<positions {
+            let e = exp(scores[p] - top)
+            scores[p] = e
+            sum += e
+        }
+        var a0 = SIMD8<Float>(), a1 = a0, a2 = a0, a3 = a0, a4 = a0, a5 = a0, a6 = a0, a7 = a0
+        for p in 0..<positions {
+            let w = SIMD8<Float>(repeating: scores[p])
+            let v = values + p * stride
+            a0.addProduct(w, load(v, 0)); a1.addProduct(w, load(v, 8)); a2.addProduct(w, load(v, 16)); a3.addProduct(w, load(v, 24))
+            a4.addProduct(w, load(v, 32)); a5.addProduct(w, load(v, 40)); a6.addProduct(w, load(v, 48)); a7.addProduct(w, load(v, 56))
+        }
+        let r = 1 / sum
+        @inline(__always) func store(_ a: SIMD8<Float>, _ i: Int) { UnsafeMutableRawPointer(out + i).storeBytes(of: a * r, as: SIMD8<Float>.self) }
+        store(a0, 0); store(a1, 8); store(a2, 16); store(a3, 24); store(a4, 32); store(a5, 40); store(a6, 48); store(a7, 56)
+    }
+
+    /// `body` with the base address of each array's storage (arrays no one changes meanwhile).
+    static func withBases(_ arrays: [[Float]], _ done: [UnsafePointer<Float>] = [], _ body: ([UnsafePointer<Float>]) -> Void) {
+        guard done.count < arrays.count else { return body(done) }
+        arrays[done.count].withUnsafeBufferPointer { b in
+            guard let base = b.baseAddress else { return }
+            withBases(arrays, done + [base], body)
         }
     }
 
