@@ -1,6 +1,9 @@
 /// Iteration-level (continuous) batching, decided as a pure value: which sequences go into the next
 /// forward pass and with how many tokens.  Running sequences decode one token each first; the rest of
-/// the step's token budget goes to prompt chunks (prefill) of the newest ones; waiting requests are
+/// the step's budget goes to prompt chunks (prefill) of the newest ones.  The budget counts what a
+/// token costs, not tokens: a token far into its sequence attends to every position before it, so
+/// a chunk late in a long prompt is cut shorter, and a step (the gap between two tokens of every
+/// decoding stream) costs about the same wherever the prompt beside it is; waiting requests are
 /// admitted in arrival order between steps while the sequence cap and the KV cache allow.  A
 /// sequence reserves its prompt plus its `max_tokens` of KV cache when admitted, so that a running
 /// sequence never runs out; a finished or cancelled one frees its reservation for the next step.
@@ -10,13 +13,36 @@ public struct BatchScheduler: Sendable {
         public var maxSequences: Int
         /// Positions the KV cache holds, over all sequences (--kv-cache-tokens).
         public var kvTokens: Int
-        /// Tokens in one forward pass: decodes plus prefill chunks.
+        /// What one forward pass may cost, in tokens at position 0: decodes plus prefill chunks.
         public var stepTokens: Int
+        /// The position at which a token's attention costs as much again as the rest of its pass
+        /// (its products with the weights); nil: attention is not counted.
+        public var attentionSpan: Int?
 
-        public init(maxSequences: Int, kvTokens: Int, stepTokens: Int) {
+        public init(maxSequences: Int, kvTokens: Int, stepTokens: Int, attentionSpan: Int? = nil) {
             self.maxSequences = maxSequences
             self.kvTokens = kvTokens
             self.stepTokens = stepTokens
+            self.attentionSpan = attentionSpan
+        }
+
+        /// The cost of `n` tokens at positions `start`..<`start + n`, in tokens at position 0.
+        public func cost(_ n: Int, from start: Int) -> Double {
+            guard let span = attentionSpan else { return Double(n) }
+            return Double(n) * (1 + (Double(start) + Double(n - 1) / 2) / Double(span))
+        }
+
+        /// The most tokens from `start` that cost at most `budget` (the root of the quadratic, then
+        /// corrected for rounding), at most `limit`.
+        public func tokens(from start: Int, within budget: Double, limit: Int) -> Int {
+            guard budget > 0, limit > 0 else { return 0 }
+            guard let span = attentionSpan else { return max(0, min(limit, Int(budget.rounded(.down)))) }
+            // n²/(2A) + n(1 + (start - ½)/A) - budget = 0
+            let a = 1 / (2 * Double(span)), b = 1 + (Double(start) - 0.5) / Double(span)
+            var n = min(limit, max(0, Int(((-b + (b * b + 4 * a * budget).squareRoot()) / (2 * a)).rounded(.down))))
+            while n < limit && cost(n + 1, from: start) <= budget { n += 1 }
+            while n > 0 && cost(n, from: start) > budget { n -= 1 }
+            return n
         }
     }
 
@@ -74,16 +100,24 @@ public struct BatchScheduler: Sendable {
         while let first = waiting.first, running.count < limits.maxSequences, kvReserved + first.need <= limits.kvTokens {
             running.append(waiting.removeFirst())
         }
-        var budget = limits.stepTokens
+        var budget = Double(limits.stepTokens)
         var work: [Work] = []
-        for s in running where s.prefilled == s.prompt && budget > 0 {
-            work.append(Work(id: s.id, start: s.prompt + s.generated - 1, tokens: 1, prefill: false, samples: true))
-            budget -= 1
+        for s in running where s.prefilled == s.prompt {
+            let at = s.prompt + s.generated - 1
+            guard work.count < limits.stepTokens else { break }
+            work.append(Work(id: s.id, start: at, tokens: 1, prefill: false, samples: true))
+            budget -= limits.cost(1, from: at)
         }
-        for s in running where s.prefilled < s.prompt && budget > 0 {
-            let n = min(s.prompt - s.prefilled, budget)
+        var prefilling = false
+        for s in running where s.prefilled < s.prompt {
+            let left = s.prompt - s.prefilled
+            var n = limits.tokens(from: s.prefilled, within: budget, limit: left)
+            // However many streams decode, a prompt moves on a little every step (never starved).
+            if !prefilling && n == 0 { n = min(left, max(1, limits.stepTokens / 8)) }
+            guard n > 0 else { break }
+            prefilling = true
             work.append(Work(id: s.id, start: s.prefilled, tokens: n, prefill: true, samples: s.prefilled + n == s.prompt))
-            budget -= n
+            budget -= limits.cost(n, from: s.prefilled)
         }
         return work
     }

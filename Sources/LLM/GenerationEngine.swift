@@ -82,7 +82,8 @@ public final class GenerationEngine: Sendable {
         endTokens = ends
         let kv = min(limits.kvTokens, model.config.context * max(1, limits.maxSequences))
         state = Locked(State(scheduler: BatchScheduler(limits: .init(maxSequences: limits.maxSequences, kvTokens: kv,
-                                                                     stepTokens: limits.stepTokens))))
+                                                                     stepTokens: limits.stepTokens,
+                                                                     attentionSpan: limits.attentionSpan ?? model.config.attentionSpan))))
     }
 
     /// The engine's thread starts with the first request, not with the engine: a model loaded in

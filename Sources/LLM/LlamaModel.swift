@@ -18,6 +18,16 @@ public final class LlamaModel: @unchecked Sendable {
         /// What one token's keys and values take in the cache (float32, every layer).
         public var kvBytesPerToken: Int { layers * 2 * kvHeads * headDim * MemoryLayout<Float>.size }
         public var kvDim: Int { kvHeads * headDim }
+        /// The position at which a token's attention costs as much again as its products with the
+        /// weights (what the batch scheduler budgets a step with): weights per token over keys and
+        /// values read per position, divided by how much slower a multiply-add of attention runs
+        /// than one of the quantized products here (measured ~6 with benchmark/long_prompt.py:
+        /// prefill of 500, 1,000, 2,000 tokens fitted to a·n + b·n²/2).
+        public var attentionSpan: Int {
+            let weights = layers * (2 * dim * dim + 2 * dim * kvDim + 3 * dim * feedForward)
+            let attention = layers * heads * headDim * 2
+            return max(64, weights / attention / 6)
+        }
     }
 
     struct Layer {

@@ -60,4 +60,58 @@ struct BatchSchedulerTests {
         #expect(step == [W(id: 1, start: 2, tokens: 1, prefill: false, samples: true),
                          W(id: 2, start: 0, tokens: 3, prefill: true, samples: false)])
     }
+
+    /// A 4,000-token prompt read beside a decoding stream: every step holds the stream's token, and
+    /// what each step costs stays within the budget wherever the prompt is (its chunks shrink as its
+    /// attention grows), so the stream's inter-token gap is bounded by one step's cost.
+    @Test func aLongPromptBesideAStreamIsReadInChunksOfBoundedCost() {
+        let limits = BatchScheduler.Limits(maxSequences: 4, kvTokens: 10_000, stepTokens: 128, attentionSpan: 512)
+        var s = BatchScheduler(limits: limits)
+        _ = s.submit(id: 1, promptTokens: 10, maxNewTokens: 1000)
+        s.completed(s.nextStep())
+        _ = s.submit(id: 2, promptTokens: 4000, maxNewTokens: 1)
+        var chunks: [Int] = []
+        var steps = 0
+        while s.runningCount == 2 || chunks.isEmpty {
+            let step = s.nextStep()
+            steps += 1
+            #expect(step.first?.id == 1 && step.first?.prefill == false)
+            let cost = step.reduce(0.0) { $0 + limits.cost($1.tokens, from: $1.start) }
+            #expect(cost <= 128 + 0.001, "step \(steps) costs \(cost)")
+            if let p = step.first(where: { $0.prefill }) { chunks.append(p.tokens) }
+            s.completed(step)
+            if steps > 1000 { break }
+        }
+        #expect(chunks.reduce(0, +) == 4000)
+        // Early chunks are long, late ones short: at position 3,900 a token costs 8.6.
+        #expect((chunks.first ?? 0) > 100 && (chunks.last ?? 0) < 16)
+    }
+
+    @Test func costAndChunkAgree() {
+        let limits = BatchScheduler.Limits(maxSequences: 1, kvTokens: 100, stepTokens: 64, attentionSpan: 512)
+        #expect(limits.cost(1, from: 0) == 1 && limits.cost(1, from: 512) == 2)
+        for start in [0, 100, 1000, 5000] {
+            for budget in [1.0, 10, 64, 256] {
+                let n = limits.tokens(from: start, within: budget, limit: 10_000)
+                #expect(limits.cost(n, from: start) <= budget && limits.cost(n + 1, from: start) > budget)
+            }
+        }
+        // Without a span, tokens are the cost.
+        let plain = BatchScheduler.Limits(maxSequences: 1, kvTokens: 100, stepTokens: 64)
+        #expect(plain.tokens(from: 9000, within: 64, limit: 100) == 64)
+    }
+
+    /// So many streams decode that their tokens take the whole budget: a prompt still moves on by
+    /// a small chunk each step rather than waiting for them all to end.
+    @Test func aPromptIsNeverStarvedByDecodes() {
+        let limits = BatchScheduler.Limits(maxSequences: 8, kvTokens: 100_000, stepTokens: 16, attentionSpan: 4)
+        var s = BatchScheduler(limits: limits)
+        for id in 1...6 { _ = s.submit(id: id, promptTokens: 20, maxNewTokens: 100) }
+        for _ in 0..<100 { s.completed(s.nextStep()) }
+        _ = s.submit(id: 9, promptTokens: 100, maxNewTokens: 1)
+        let step = s.nextStep()
+        // Six decodes at position ~40 cost 11 each, far over the budget of 16: the prompt gets 16 / 8.
+        #expect(step.filter { !$0.prefill }.count == 6)
+        #expect(step.last == W(id: 9, start: 0, tokens: 2, prefill: true, samples: false))
+    }
 }
