@@ -229,7 +229,22 @@ final class HTTPConnection {
         if !closed { flushOutput() }
     }
 
+    /// Bytes written for the client and not yet sent.
+    var pendingOutput: Int { output.count - outputStart }
+
+    /// Runs once when the unsent output falls to `lowWater` or below (a paused stream goes on).
+    func whenDrained(to lowWater: Int, _ body: @escaping () -> Void) {
+        drained = (lowWater, body)
+    }
+    private var drained: (lowWater: Int, body: () -> Void)?
+
     private func flushOutput() {
+        defer {
+            if let d = drained, closed || pendingOutput <= d.lowWater {
+                drained = nil
+                d.body()
+            }
+        }
         while outputStart < output.count {
             let outcome = output.withUnsafeBytes { all in
                 let rest = UnsafeRawBufferPointer(rebasing: all[outputStart...])
@@ -244,14 +259,23 @@ final class HTTPConnection {
                     writeArmed = true
                     writeEvent.enable()
                 }
+                // A client that reads slowly: what it has taken goes, so that a stream that is
+                // topped up as it drains does not keep every byte it ever sent.
+                if outputStart > 65536 && outputStart * 2 > output.count {
+                    output.removeFirst(outputStart)
+                    outputStart = 0
+                }
                 return
             case .failed:
                 close()
                 return
             }
         }
-        // All sent: the buffer starts over (and gives back what one large answer made it grow to).
+        // All sent: the buffer starts over (and gives back what one large answer made it grow to,
+        // and malloc what it then holds free: RSS stayed at 400-580 MB after one 10 MB stream).
+        let large = output.capacity > 1 << 20
         output.removeAll(keepingCapacityUpTo: 65536)
+        if large { Memory.returnFreePages() }
         outputStart = 0
         if writeArmed {
             writeArmed = false

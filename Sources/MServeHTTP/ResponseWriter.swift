@@ -77,6 +77,15 @@ public final class ResponseWriter {
         }
     }
 
+    /// Bytes written for this client and not yet sent (a stream's backlog).
+    public var pendingBytes: Int { connection?.pendingOutput ?? 0 }
+
+    /// Runs `body` once the unsent bytes fall to `lowWater` (or the client is gone).
+    public func whenDrained(to lowWater: Int, _ body: @escaping () -> Void) {
+        guard let connection, !connection.closed else { return body() }
+        connection.whenDrained(to: lowWater, body)
+    }
+
     public func endStream() {
         guard streaming, !finished else { return }
         finished = true

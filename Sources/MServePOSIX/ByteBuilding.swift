@@ -116,6 +116,14 @@ package struct ByteWriter: ~Copyable, @unchecked Sendable {
         }
     }
 
+    /// Drops the first `n` bytes (already sent), moving the rest to the front.
+    package mutating func removeFirst(_ n: Int) {
+        let n = Swift.min(n, _count)
+        guard n > 0 else { return }
+        (base).update(from: base + n, count: _count - n)
+        _count -= n
+    }
+
     /// The bytes written so far (valid until the next change).
     package func withUnsafeBytes<R>(_ body: (UnsafeRawBufferPointer) throws -> R) rethrows -> R {
         try body(UnsafeRawBufferPointer(start: base, count: count))

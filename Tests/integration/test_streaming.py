@@ -124,3 +124,36 @@ def test_a_slow_reader_of_a_long_stream_does_not_hold_up_other_clients(start):
         assert worst < 0.3, f"/healthz waited {worst * 1000:.0f} ms behind the stream"
     finally:
         slow.close()
+
+
+def rss_mb(pid):
+    with open(f"/proc/{pid}/status") as f:
+        return int(next(line for line in f if line.startswith("VmRSS:")).split()[1]) / 1024
+
+
+def test_a_client_that_does_not_read_pauses_its_stream_and_loses_nothing(start):
+    """Backpressure: 400,000 words echoed one event each (~60 MB of events with a 100-character
+    recordid) to a client that reads nothing for 3 s: the worker holds about --stream-buffer (before:
+    every event it made, 0.7-1.3 GB for a 10 MB text); once the client reads, every word arrives,
+    in order, and the worker gives the memory back."""
+    s = start("echo", "--max-body-size", "16m", "--stream-buffer", "1048576", "--log-body-limit", "0", workers=1)
+    worker = s.worker_pids()[0]
+    base = rss_mb(worker)
+    words = 400_000
+    body = json.dumps({"recordid": "r" * 100, "text": " ".join(f"w{i}" for i in range(words)), "stream": True}).encode()
+    c = socket.create_connection(("127.0.0.1", s.port))
+    c.sendall(b"POST /echo HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: %d\r\n\r\n" % len(body) + body)
+    time.sleep(3)
+    held = rss_mb(worker) - base
+    assert held < 30, f"the worker holds {held:.0f} MB for a client that reads nothing"
+    assert s.get("/healthz").status_code == 200
+    c.settimeout(30)
+    data = bytearray()
+    while not data.endswith(b"0\r\n\r\n"):
+        chunk = c.recv(1 << 20)
+        assert chunk, "closed before the end"
+        data += chunk
+    c.close()
+    texts = [json.loads(line[6:])["text"] for line in data.split(b"\n") if line.startswith(b"data: {")]
+    assert texts == [f"w{i}" for i in range(words)]
+    wait_for(lambda: rss_mb(worker) - base < 20, timeout=5, what="memory given back after the stream")

@@ -16,6 +16,9 @@ static inline int mserve_atomic_cas(uint64_t *p, uint64_t expected, uint64_t des
     return __atomic_compare_exchange_n(p, &expected, desired, 0, __ATOMIC_ACQ_REL, __ATOMIC_ACQUIRE);
 }
 
+/* malloc_trim(0): gives free heap pages back to the system (Swift's Glibc module lacks malloc.h). */
+int mserve_malloc_trim(void);
+
 /* prctl(PR_SET_PDEATHSIG): prctl is variadic, which Swift cannot call. */
 int mserve_set_parent_death_signal(int signal);
 #endif

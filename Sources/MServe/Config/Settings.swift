@@ -61,6 +61,8 @@ public struct Settings: Sendable, Equatable {
     public var kvCacheTokens = 16_384
     /// A stream quiet this long gets an SSE comment (0: never).
     public var streamPing = 10.0
+    /// A stream's bytes a connection may hold unsent before its model is paused (backpressure).
+    public var streamBuffer = 1 << 20
     public var modelDir: String? = nil
     /// Directories Python models import from (gunicorn's --pythonpath), comma-separated.
     public var pythonPath: String? = nil

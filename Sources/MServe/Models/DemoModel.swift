@@ -73,8 +73,16 @@ public final class EchoModel: Model {
 
     public func stream(_ request: InferenceRequest, emit: (JSON) throws -> Void) throws {
         guard case .string(let text)? = request.input["text"] else { return try emit(infer(request)) }
-        for word in text.split(whereSeparator: { $0 == " " || $0 == "\n" || $0 == "\t" }) {
-            try emit(["text": .string(String(word))])
+        // Word by word as it goes: split() would hold every word at once (38 MB for 6 MB of text).
+        let bytes = text.utf8
+        var start = bytes.startIndex
+        func isSpace(_ b: UInt8) -> Bool { b == 0x20 || b == 0x0A || b == 0x09 }
+        while start < bytes.endIndex {
+            guard !isSpace(bytes[start]) else { start = bytes.index(after: start); continue }
+            var end = start
+            while end < bytes.endIndex && !isSpace(bytes[end]) { end = bytes.index(after: end) }
+            try emit(["text": .string(String(text[start..<end]))])
+            start = end
         }
     }
 }

@@ -15,6 +15,10 @@ final class InferenceJob: @unchecked Sendable {
     /// Runs on the loop thread just before `completion` with the seconds the job waited in the
     /// queue and the seconds the model took (for the metrics).
     var onTimes: ((Double, Double) -> Void)?
+    /// Guarded by the runner's `flow` lock: its stream's connection holds too much unsent (the loop
+    /// paused it), and its pieces emitted and not yet handed to the connection.
+    fileprivate var paused = false
+    fileprivate var undelivered = 0
     fileprivate let queuedAt = monotonicSeconds()
     fileprivate var startedAt = 0.0
     fileprivate var finishedAt = 0.0
@@ -63,6 +67,12 @@ package final class ModelRunner: @unchecked Sendable {
     private var taken: [(InferenceJob, Output)] = []
     private var takenStart = 0
     private static let deliveryBatch = 256
+    /// Backpressure for streams: a model thread's `emit` waits while its job is paused or has
+    /// this many pieces not yet handed to the connection, so a client that reads slowly (or not
+    /// at all) holds a bounded amount of the worker's memory, not all the model can produce.
+    private let flow = ConditionLock()
+    private var flowWaiters = 0
+    static let maxUndelivered = 512
 
     package init(model: ServedModel, runtime: ModelRuntime, loop: EventLoop) throws {
         self.model = model
@@ -110,7 +120,10 @@ package final class ModelRunner: @unchecked Sendable {
             return (was, job.state)
         }
         // The model thread working on it (a generation in its prompt) hears of it at its next look.
-        if now == .abandoned && was != .abandoned { job.request.cancellation.cancel() }
+        if now == .abandoned && was != .abandoned {
+            job.request.cancellation.cancel()
+            flow.withLock { flow.broadcast() }   // an emit waiting for its stream to drain gives up
+        }
         return was
     }
 
@@ -213,6 +226,14 @@ package final class ModelRunner: @unchecked Sendable {
     /// A model thread: queues one piece of a stream for the loop, or stops the model if the job
     /// was given up (the client left).
     private func emit(_ piece: JSON, for job: InferenceJob) throws {
+        flow.withLock {
+            while (job.paused || job.undelivered >= ModelRunner.maxUndelivered) && !job.request.cancellation.isCancelled {
+                flowWaiters += 1
+                flow.wait()
+                flowWaiters -= 1
+            }
+            job.undelivered += 1
+        }
         let wakeLoop = try lock.withLock {
             guard job.state == .running else { throw StreamCancelled() }
             outputs.append((job, .piece(piece)))
@@ -221,6 +242,17 @@ package final class ModelRunner: @unchecked Sendable {
         // Only the first output since the loop last took them wakes it (it takes them all), not
         // every piece: each wake-up takes libevent's lock, which the loop wants too.
         if wakeLoop { wake.fireSoon() }
+    }
+
+    /// Loop thread: the job's connection holds more than it should unsent: its model thread waits
+    /// at its next piece until `resume`.
+    func pause(_ job: InferenceJob) { flow.withLock { job.paused = true } }
+
+    func resume(_ job: InferenceJob) {
+        flow.withLock {
+            job.paused = false
+            if flowWaiters > 0 { flow.broadcast() }
+        }
     }
 
     /// Loop thread: hands on what the model threads produced, pieces before their job's result.
@@ -247,6 +279,10 @@ package final class ModelRunner: @unchecked Sendable {
         for (job, output) in ready {
             switch output {
             case .piece(let p):
+                flow.withLock {
+                    job.undelivered -= 1
+                    if flowWaiters > 0 && job.undelivered == ModelRunner.maxUndelivered - 1 { flow.broadcast() }
+                }
                 // A job given up since (its client left) gets no more pieces.
                 if lock.withLock({ job.state != .abandoned }) { job.onPiece?(p) }
             case .result(let r):

@@ -96,12 +96,16 @@ class ModelHandler: RequestHandler {
         let onPiece: ((JSON) -> Void)? = !streams ? nil : { [self] piece in
             cancelDeadline()   // the request timeout bounds the wait for the first piece
             if generative { observe(piece) }
-            if streamFormat != nil { for p in presentPiece(piece) { send(p) } }
+            if streamFormat != nil {
+                for p in presentPiece(piece) { send(p) }
+                throttle(runner)
+            }
         }
         let job = InferenceJob(request: inference, onPiece: onPiece) { [self] result in
             cancelDeadline()
             complete(result)
         }
+        streamJob = job
         if let batching = model.batching { job.cost = max(1, batching.batchCost(input)) }
         job.onTimes = { [weak self] queued, ran in
             guard let self else { return }
@@ -233,6 +237,22 @@ class ModelHandler: RequestHandler {
     private var tokens: TokenCount?
     /// When the stream last sent something (nil: nothing yet, so quiet since the request came).
     private var lastSent: Double?
+
+    /// The job whose pieces this handler streams (weak: the job's closures hold the handler).
+    private weak var streamJob: InferenceJob?
+    private var throttled = false
+
+    /// Backpressure: a client that leaves more than --stream-buffer unread pauses the model's
+    /// stream until it has read half of it.
+    private func throttle(_ runner: ModelRunner) {
+        guard !throttled, let job = streamJob, request.response.pendingBytes > context.settings.streamBuffer else { return }
+        throttled = true
+        runner.pause(job)
+        request.response.whenDrained(to: context.settings.streamBuffer / 2) { [weak self, weak job] in
+            self?.throttled = false
+            if let job { runner.resume(job) }
+        }
+    }
 
     private func cancelDeadline() {
         deadline?.cancel()

@@ -320,6 +320,8 @@ public enum SettingTable {
         .seconds("stream_ping", ["--stream-ping"], \.streamPing,
                  "A stream that has sent nothing for this long gets an SSE comment (': ping'), so that clients and proxies keep it open (0: never).",
                  zeroAllowed: true),
+        .int("stream_buffer", ["--stream-buffer"], \.streamBuffer, min: 4096, metavar: "BYTES",
+             "A stream's bytes a client may leave unread before the model making it is paused (its next piece waits); it goes on when half of them are read."),
         .optionalString("model_dir", ["--model-dir"], \.modelDir, metavar: "DIR",
                         "Where models read their files (minilm: models/all-MiniLM-L6-v2 unless set); [model.NAME] model_dir overrides."),
         .optionalString("pythonpath", ["--pythonpath"], \.pythonPath, metavar: "DIRS",
