@@ -119,7 +119,10 @@ struct ArbiterTests {
     @Test func aStuckWorkerGetsAbortThenKillTwoSecondsLater() {
         var h = Harness()
         _ = h.serving()
-        _ = h.send(.message(pid: 101, .heartbeat, at: 25))
+        var logs: [String] = []
+        for t in stride(from: 2.0, through: 30, by: 1) { logs += Self.logs(h.send(.message(pid: 101, .heartbeat, at: t))) }
+        // Three heartbeats missed: no new connections for it (steering), long before its timeout.
+        #expect(logs == ["Worker (pid:100) has not beaten for 4.000 s; new connections go to the others until it does"])
         #expect(h.arbiter.nextWake == 31)   // worker 100 last heard at 1, timeout 30
         let late = h.send(.tick(at: 31))
         #expect(Self.signals(late) == [100: .abort])
@@ -264,7 +267,6 @@ struct ArbiterTests {
             for p in old + [102, 103] { _ = h.send(.message(pid: p, .heartbeat, at: t)) }
             #expect(Self.signals(h.send(.tick(at: t))).isEmpty)
         }
-        #expect(h.arbiter.nextWake == 70)
         _ = h.send(.exited(pid: old[0], .exited(0), at: 65))
         let late = h.send(.tick(at: 70))
         #expect(Self.signals(late) == [old[1]: .quit])
@@ -272,6 +274,27 @@ struct ArbiterTests {
         for p in [old[1], 102, 103] { _ = h.send(.message(pid: p, .heartbeat, at: 71)) }
         // Killed if QUIT did not end it; the new workers are not touched.
         #expect(Self.signals(h.send(.tick(at: 72))) == [old[1]: .kill])
+    }
+
+    /// A worker that misses three heartbeats (stopped, stuck) leaves the steering, so new
+    /// connections go to the others; it comes back when it beats again.  One alone stays.
+    @Test func aLateWorkerTakesNoNewConnectionsUntilItBeatsAgain() {
+        var h = Harness()
+        let pids = h.serving()
+        #expect(h.arbiter.nextWake == 4.001)   // heard at 1, heartbeats every second
+        let late = h.send(.message(pid: pids[1], .heartbeat, at: 4.5))
+        #expect(late.contains(.steer(serving: [1])))
+        #expect(Self.logs(late) == ["Worker (pid:100) has not beaten for 3.500 s; new connections go to the others until it does"])
+        #expect(h.send(.message(pid: pids[1], .heartbeat, at: 5)).isEmpty)
+        let back = h.send(.message(pid: pids[0], .heartbeat, at: 6))
+        #expect(back.contains(.steer(serving: [0, 1])))
+        #expect(Self.logs(back) == ["Worker (pid:100) beats again; it takes new connections"])
+        // Both late (the master itself was held up): every worker keeps taking them.
+        let both = h.send(.tick(at: 10))
+        #expect(!both.contains { if case .steer = $0 { true } else { false } })
+        var one = Harness(Arbiter.Limits(workers: 1, timeout: 30, bootTimeout: 10, gracefulTimeout: 30))
+        _ = one.serving()
+        #expect(Self.logs(one.send(.tick(at: 10))).isEmpty)
     }
 
     @Test func reloadToFewerWorkersRetiresTheSlotsAbove() {

@@ -41,6 +41,31 @@ def test_new_connections_do_not_wait_behind_a_dead_worker(start, tmp_path):
     s.wait_log(r"is serving", count=3, timeout=10)
 
 
+def test_new_connections_do_not_wait_for_a_stopped_worker(start):
+    """A worker frozen with SIGSTOP misses its heartbeats: from the third, new connections go to the
+    other worker (before, 29 of 80 waited up to 30 s, until --timeout killed it); when it is
+    continued it beats again and takes its share."""
+    s = start("demo", workers=2)
+    frozen = s.worker_pids()[0]
+    os.kill(frozen, signal.SIGSTOP)
+    try:
+        s.wait_log(rf"Worker \(pid:{frozen}\) has not beaten for [\d.]+ s; new connections go to the others", timeout=10)
+        worst = 0.0
+        for i in range(80):
+            t = time.monotonic()
+            r = requests.get(s.url + "/healthz", headers={"Connection": "close"}, timeout=10)
+            worst = max(worst, time.monotonic() - t)
+            assert r.status_code == 200
+        assert worst < 1, f"a new connection waited {worst:.2f} s for the stopped worker"
+    finally:
+        os.kill(frozen, signal.SIGCONT)
+    s.wait_log(rf"Worker \(pid:{frozen}\) beats again; it takes new connections")
+    for i in range(100):
+        requests.get(s.url + "/healthz", headers={"X-Request-Id": f"back{i}", "Connection": "close"}, timeout=5)
+    s.wait_log(r"\[back99\] request:")
+    assert frozen in serving_pids(s, "back")
+
+
 def test_ttou_sends_nothing_more_to_the_retiring_slot(start):
     """After TTOU, connections made while the retiring worker still drains all go to the others."""
     s = start("demo", "--keep-alive", "3", workers=3)

@@ -147,11 +147,21 @@ public struct Arbiter: Sendable {
     /// Delay before the next spawn after a fork failure or a worker that died before serving.
     public static let respawnDelay = 1.0
 
+    /// A worker beats every `heartbeatInterval`; three missed and it is late.
+    public static func heartbeatInterval(timeout: Double) -> Double { min(1.0, timeout / 4) }
+    var lateAfter: Double { 3 * Arbiter.heartbeatInterval(timeout: limits.timeout) }
+    private func isLate(_ w: Worker, _ now: Double) -> Bool { now - w.lastHeard > lateAfter }
+    /// Serving workers taken out of the steering for being late.
+    private var lateWorkers: Set<Int32> = []
+
     /// The next time something is due (a timeout, a retry, a kill): the master ticks then.
     public var nextWake: Double? {
         var due = [retryAt, killAt, stopAt].compactMap { $0 }
         for w in workers.values {
             if let aborted = w.abortedAt { due.append(aborted + Arbiter.abortGrace); continue }
+            if phase != .stopping && workers.count > 1 && w.ready && !w.retiring && !lateWorkers.contains(w.pid) {
+                due.append(w.lastHeard + lateAfter + 0.001)
+            }
             if w.ready { due.append(w.lastHeard + limits.timeout) } else { due.append(w.started + limits.bootTimeout) }
             if let retired = w.retiredAt { due.append(retired + limits.retireTimeout) }
         }
@@ -415,8 +425,24 @@ public struct Arbiter: Sendable {
             if workers.isEmpty { out.append(.exitLoop) }
             return
         }
-        // Steering follows the workers that serve and are not retiring, of any generation.
-        let steered = Set(workers.values.filter { $0.ready && !$0.retiring }.map(\.slot))
+        // Steering follows the workers that serve, are not retiring and beat on time, of any
+        // generation: a worker stopped (SIGSTOP) or stuck takes no new connections from its third
+        // missed heartbeat until it beats again, instead of until --timeout kills it.  If none
+        // beats on time, every serving one keeps taking them (the master may be the one late).
+        let taking = workers.values.filter { $0.ready && !$0.retiring && $0.abortedAt == nil }
+        let onTime = taking.filter { !isLate($0, now) }
+        let steered = Set((onTime.isEmpty ? taking : onTime).map(\.slot))
+        lateWorkers = lateWorkers.filter { pid in taking.contains { $0.pid == pid } }
+        for w in taking.sorted(by: { $0.pid < $1.pid }) where taking.count > 1 && isLate(w, now) != lateWorkers.contains(w.pid) {
+            if isLate(w, now) {
+                lateWorkers.insert(w.pid)
+                out.append(.log(.warning, "Worker (pid:\(w.pid)) has not beaten for \(String(format3: now - w.lastHeard)) s; "
+                                + "new connections go to the others until it does"))
+            } else {
+                lateWorkers.remove(w.pid)
+                out.append(.log(.info, "Worker (pid:\(w.pid)) beats again; it takes new connections"))
+            }
+        }
         if steered != lastSteered {
             lastSteered = steered
             out.append(.steer(serving: steered))

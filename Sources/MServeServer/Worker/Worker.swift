@@ -162,7 +162,7 @@ final class Worker {
         return exitCode
     }
 
-    static func heartbeatInterval(timeout: Double) -> Double { min(1.0, timeout / 4) }
+    static func heartbeatInterval(timeout: Double) -> Double { Arbiter.heartbeatInterval(timeout: timeout) }
 
     private func tellMaster(_ message: WorkerMessage) {
         Pipe.write(masterPipe, message.rawValue)
