@@ -303,6 +303,59 @@ def test_abandoned_prompts_stop_at_the_next_step(chat):
     chat.wait_log(r"response: 499 .*client closed the connection", count=2)
 
 
+def test_huge_prompts_never_stall_the_loop(chat):
+    """A 1 MB prompt is refused by its length in bytes, on the loop, without tokenizing it; 30,000
+    random letters (which fit by bytes) are tokenized on the model thread.  /healthz on the same
+    worker answers within 50 ms throughout (before: the loop tokenized, 2.6 s for 30,000 letters,
+    31.5 s and a WORKER TIMEOUT for 1 MB)."""
+    import random
+    rng = random.Random(7)
+    worst = [0.0]
+    done = threading.Event()
+
+    def probe():
+        while not done.is_set():
+            t = time.monotonic()
+            requests.get(chat.url + "/healthz", timeout=10)
+            worst[0] = max(worst[0], time.monotonic() - t)
+            time.sleep(0.01)
+    prober = threading.Thread(target=probe)
+    prober.start()
+    try:
+        huge = "".join(rng.choice("abcdefghijklmnopqrstuvwxyz") for _ in range(1_000_000))
+        r = chat.post("/v1/completions", {"model": "smollm2", "prompt": huge, "max_tokens": 1}, timeout=60)
+        assert r.status_code == 400 and "beyond the model's context" in r.json()["error"]["message"], r.text[:300]
+        letters = "".join(rng.choice("abcdefghijklmnopqrstuvwxyz") for _ in range(30_000))
+        r = chat.post("/v1/completions", {"model": "smollm2", "prompt": letters, "max_tokens": 1}, timeout=120)
+        assert r.status_code in (200, 400), r.text[:300]
+    finally:
+        done.set()
+        prober.join()
+    assert worst[0] < 0.05, f"/healthz took {worst[0] * 1000:.0f} ms"
+
+
+def test_two_hundred_clients_leaving_after_their_first_token(chat):
+    """Every one of 200 streams is cut after its first token: the engine ends up empty (no KV
+    reserved, nothing running) and the next request is answered."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    def first_token_then_leave(i):
+        with requests.post(chat.url + "/v1/chat/completions", json={"model": "smollm2", "stream": True, "max_tokens": 100,
+                                                                    "messages": [{"role": "user", "content": f"Count to {i}."}]},
+                           stream=True, timeout=120) as r:
+            if r.status_code != 200:
+                return r.status_code
+            next(line for line in r.iter_lines() if line.startswith(b"data: ") and b'"content"' in line)
+            return 200
+    with ThreadPoolExecutor(200) as pool:
+        codes = list(pool.map(first_token_then_leave, range(200)))
+    assert codes.count(200) + codes.count(503) == 200 and codes.count(200) >= 16, codes
+    wait_for(lambda: metric(requests.get(chat.url + "/metrics", timeout=10).text, 'mserve_kv_cache_tokens_used{model="smollm2"}') == 0,
+             30, what="the KV cache emptied")
+    r = chat.post("/smollm2", {"recordid": "after200", **QUESTION}, timeout=60)
+    assert r.status_code == 200 and r.json()["usage"]["completion_tokens"] > 0
+
+
 def test_tokens_of_streams_cancelled_after_their_first_token_are_counted(chat):
     """Counted as they are made, not when a stream completes (before: 400 cancelled streams left
     both counters at 0)."""
