@@ -14,7 +14,6 @@ came (the baseline), and the long prompt's time to its first token.
 import argparse
 import json
 import os
-import statistics
 import subprocess
 import sys
 import threading

@@ -179,6 +179,16 @@ def free_port():
         return s.getsockname()[1]
 
 
+def read_until_closed(sock):
+    """Everything the server sends on a socket until it closes it."""
+    chunks = []
+    while True:
+        chunk = sock.recv(65536)
+        if not chunk:
+            return b"".join(chunks)
+        chunks.append(chunk)
+
+
 def raw_request(port, data, timeout=5.0):
     """Sends bytes on a fresh connection and returns what the server answered until it closed."""
     with socket.create_connection(("127.0.0.1", port), timeout=timeout) as s:

@@ -23,7 +23,7 @@ def in_background(fn):
     t.start()
     return t
 
-from conftest import MSERVE, children, free_port, wait_for
+from conftest import MSERVE, children, free_port, read_until_closed, wait_for
 
 
 def test_kill_9_worker_is_replaced_and_nothing_fails_after(start):
@@ -454,12 +454,7 @@ def test_a_retiring_worker_answers_what_was_pipelined_before_and_nothing_after(s
             c.sendall(req(1, "c"))                    # after: never answered by the retired worker
         except OSError:
             pass
-        data = b""
-        while True:
-            chunk = c.recv(65536)
-            if not chunk:
-                break
-            data += chunk
+        data = read_until_closed(c)
     assert data.count(b"HTTP/1.1 200") == 2, data
     assert b'"recordid":"a"' in data and b'"recordid":"b"' in data and b'"recordid":"c"' not in data
     assert data.rstrip().endswith(b"}") and b"Connection: close" in data.split(b'"recordid":"a"')[1]

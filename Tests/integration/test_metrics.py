@@ -9,7 +9,7 @@ import time
 
 import requests
 
-from conftest import parse_response, wait_for
+from conftest import parse_response, read_until_closed, wait_for
 
 
 def metrics(s):
@@ -69,12 +69,7 @@ def test_readyz_and_configurable_paths(start):
               + body + b"GET /ready HTTP/1.1\r\nHost: x\r\n\r\n")
     time.sleep(0.3)
     s.signal(signal.SIGTERM)
-    data = b""
-    while True:
-        chunk = c.recv(65536)
-        if not chunk:
-            break
-        data += chunk
+    data = read_until_closed(c)
     c.close()
     first, rest = parse_response(data), data.split(b"\r\n\r\n", 1)[1]
     assert first[0] == 200
