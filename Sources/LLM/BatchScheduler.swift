@@ -74,6 +74,9 @@ public struct BatchScheduler: Sendable {
     public let limits: Limits
     private(set) var waiting: [Sequence] = []
     private(set) var running: [Sequence] = []
+    /// Sequences whose client is not reading (backpressure): they keep their place and KV cache
+    /// but decode no token until released.
+    private(set) var held: Set<Int> = []
 
     public init(limits: Limits) { self.limits = limits }
 
@@ -92,6 +95,12 @@ public struct BatchScheduler: Sendable {
     public mutating func remove(id: Int) {
         waiting.removeAll { $0.id == id }
         running.removeAll { $0.id == id }
+        held.remove(id)
+    }
+
+    /// Backpressure: a held sequence decodes nothing until released (its prompt is still read).
+    public mutating func hold(id: Int, _ on: Bool) {
+        if on { held.insert(id) } else { held.remove(id) }
     }
 
     /// The next step's work (empty: nothing to do).  Call `completed` with it once it has run.
@@ -102,7 +111,7 @@ public struct BatchScheduler: Sendable {
         }
         var budget = Double(limits.stepTokens)
         var work: [Work] = []
-        for s in running where s.prefilled == s.prompt {
+        for s in running where s.prefilled == s.prompt && !held.contains(s.id) {
             let at = s.prompt + s.generated - 1
             guard work.count < limits.stepTokens else { break }
             work.append(Work(id: s.id, start: at, tokens: 1, prefill: false, samples: true))

@@ -130,6 +130,12 @@ public final class GenerationEngine: Sendable {
         return id
     }
 
+    /// Backpressure: the client is not reading; the sequence decodes nothing until released.
+    public func hold(_ id: Int, _ on: Bool) {
+        state.withLock { $0.scheduler.hold(id: id, on) }
+        if !on { wake.signal() }
+    }
+
     /// The client left: its sequence leaves at the next step.
     public func cancel(_ id: Int) {
         state.withLock { _ = $0.cancelled.insert(id) }

@@ -195,6 +195,10 @@ public final class ChatModel: GenerativeModel {
                                       + "the KV cache holds \(capacity) (--kv-cache-tokens)")
             }
         }
+        // A client that does not read: its sequences decode nothing more until it does (they keep
+        // their KV cache), rather than fill this thread's inbox while its emit waits.
+        let submitted = ids
+        request.flow.onChange { [engine] paused in for id in submitted { engine.hold(id, paused) } }
         let tagged = requests.count > 1
         var running = requests.count
         while running > 0 {

@@ -114,4 +114,23 @@ struct BatchSchedulerTests {
         #expect(step.filter { !$0.prefill }.count == 6)
         #expect(step.last == W(id: 9, start: 0, tokens: 2, prefill: true, samples: false))
     }
+
+    /// Backpressure: a held sequence (its client is not reading) decodes nothing and keeps its KV
+    /// reservation; released, it goes on where it was.
+    @Test func aHeldSequenceDecodesNothingUntilReleased() {
+        var s = BatchScheduler(limits: .init(maxSequences: 4, kvTokens: 1000, stepTokens: 64))
+        _ = s.submit(id: 1, promptTokens: 4, maxNewTokens: 10)
+        _ = s.submit(id: 2, promptTokens: 4, maxNewTokens: 10)
+        s.completed(s.nextStep())
+        s.hold(id: 1, true)
+        let held = s.nextStep()
+        #expect(held.map(\.id) == [2] && s.kvReserved == 28)
+        s.completed(held)
+        s.hold(id: 1, false)
+        #expect(s.nextStep() == [W(id: 1, start: 4, tokens: 1, prefill: false, samples: true),
+                                 W(id: 2, start: 5, tokens: 1, prefill: false, samples: true)])
+        s.hold(id: 2, true)
+        s.remove(id: 2)
+        #expect(s.held.isEmpty)
+    }
 }

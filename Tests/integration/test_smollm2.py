@@ -356,6 +356,34 @@ def test_two_hundred_clients_leaving_after_their_first_token(chat):
     assert r.status_code == 200 and r.json()["usage"]["completion_tokens"] > 0
 
 
+def test_a_stream_held_by_backpressure_goes_on_unchanged(start):
+    """With a 4 KiB --stream-buffer, a client that reads nothing for 2 s holds its sequence (no
+    token decoded meanwhile); once it reads, the greedy answer is the one an eager client gets."""
+    s = start("smollm2", "--model-dir", MODEL_DIR, "--stream-buffer", "4096", workers=1)
+    body = {"model": "smollm2", "max_tokens": 300, "temperature": 0, "stream": True,
+            "messages": [{"role": "user", "content": "Write a long story about a lighthouse."}]}
+
+    def content(raw):
+        out = ""
+        for line in raw.split(b"\n"):
+            if line.startswith(b"data: {"):
+                out += json.loads(line[6:])["choices"][0]["delta"].get("content") or ""
+        return out
+    eager = content(requests.post(s.url + "/v1/chat/completions", json=body, timeout=120).content)
+    import socket as socketlib
+    c = socketlib.create_connection(("127.0.0.1", s.port))
+    c.setsockopt(socketlib.SOL_SOCKET, socketlib.SO_RCVBUF, 2048)
+    data = json.dumps(body).encode()
+    c.sendall(b"POST /v1/chat/completions HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nConnection: close\r\n"
+              b"Content-Length: %d\r\n\r\n" % len(data) + data)
+    time.sleep(2)
+    c.settimeout(60)
+    from conftest import read_until_closed
+    slow = content(read_until_closed(c))
+    c.close()
+    assert slow == eager and len(eager) > 200
+
+
 def test_tokens_of_streams_cancelled_after_their_first_token_are_counted(chat):
     """Counted as they are made, not when a stream completes (before: 400 cancelled streams left
     both counters at 0)."""

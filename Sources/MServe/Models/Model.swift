@@ -50,6 +50,9 @@ public struct InferenceRequest: Sendable {
     /// Set when nobody wants the answer any more (the client left, the request timed out): a model
     /// that waits or works long (a generation's prompt) stops at its next look.
     public let cancellation = Cancellation()
+    /// A stream's backpressure, for a model that makes pieces elsewhere than in the thread that
+    /// emits them (a generation engine): told when the client stops and starts reading again.
+    public let flow = StreamFlow()
 
     public init(recordID: String, input: JSON, contentType: String = "application/json", body: [UInt8] = [],
                 files: [UploadedFile] = [], method: String = "POST", path: String = "/", query: [(String, String)] = []) {
@@ -205,6 +208,24 @@ public final class Cancellation: Sendable {
             return s.handlers
         }
         for h in handlers { h() }
+    }
+}
+
+/// Whether a stream's client is keeping up: the runner pauses a stream whose client left more than
+/// --stream-buffer unread (its `emit` then waits) and resumes it when half is read.
+public final class StreamFlow: Sendable {
+    private let handlers = Locked<[@Sendable (_ paused: Bool) -> Void]>([])
+
+    public init() {}
+
+    /// Runs `handler` on the event loop each time the stream is paused (true) or resumed (false):
+    /// it must be quick (flag a sequence).
+    public func onChange(_ handler: @escaping @Sendable (_ paused: Bool) -> Void) {
+        handlers.withLock { $0.append(handler) }
+    }
+
+    package func set(paused: Bool) {
+        for h in handlers.withLock({ $0 }) { h(paused) }
     }
 }
 

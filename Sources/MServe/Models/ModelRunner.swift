@@ -246,13 +246,17 @@ package final class ModelRunner: @unchecked Sendable {
 
     /// Loop thread: the job's connection holds more than it should unsent: its model thread waits
     /// at its next piece until `resume`.
-    func pause(_ job: InferenceJob) { flow.withLock { job.paused = true } }
+    func pause(_ job: InferenceJob) {
+        flow.withLock { job.paused = true }
+        job.request.flow.set(paused: true)
+    }
 
     func resume(_ job: InferenceJob) {
         flow.withLock {
             job.paused = false
             if flowWaiters > 0 { flow.broadcast() }
         }
+        job.request.flow.set(paused: false)
     }
 
     /// Loop thread: hands on what the model threads produced, pieces before their job's result.
