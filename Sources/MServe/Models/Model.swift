@@ -43,16 +43,19 @@ public struct InferenceRequest: Sendable {
     public let method: String
     public let path: String
     public let query: [(String, String)]
+    /// What the model and the server tell each other while it runs, behind one lock (one
+    /// allocation a request; the views below share it, and so do copies of the request).
+    private let channel = Locked(RequestChannel())
     /// Where a model that answers other than JSON (an image, a Django response) puts its answer.
-    public let reply = RawReply()
+    public var reply: RawReply { RawReply(channel) }
     /// Where a generative model counts the tokens it reads and makes, as it makes them.
-    public let tokens = TokenCount()
+    public var tokens: TokenCount { TokenCount(channel) }
     /// Set when nobody wants the answer any more (the client left, the request timed out): a model
     /// that waits or works long (a generation's prompt) stops at its next look.
-    public let cancellation = Cancellation()
+    public var cancellation: Cancellation { Cancellation(channel) }
     /// A stream's backpressure, for a model that makes pieces elsewhere than in the thread that
     /// emits them (a generation engine): told when the client stops and starts reading again.
-    public let flow = StreamFlow()
+    public var flow: StreamFlow { StreamFlow(channel) }
 
     public init(recordID: String, input: JSON, contentType: String = "application/json", body: [UInt8] = [],
                 files: [UploadedFile] = [], method: String = "POST", path: String = "/", query: [(String, String)] = []) {
@@ -67,46 +70,97 @@ public struct InferenceRequest: Sendable {
     }
 }
 
+/// What one request's model and server tell each other (InferenceRequest's channel).
+struct RequestChannel {
+    var answer: RawReply.Answer?
+    var prompt = 0, generated = 0, counted = false
+    var cancelled = false
+    var onCancel: [@Sendable () -> Void] = []
+    var onFlow: [@Sendable (_ paused: Bool) -> Void] = []
+}
+
 /// An answer in bytes, set by the model thread before `infer` returns (its JSON is then unused),
 /// read on the loop once it has.
-public final class RawReply: Sendable {
+public struct RawReply: Sendable {
     public struct Answer: Sendable, Equatable {
         public var status: Int
         public var contentType: String
         public var body: [UInt8]
     }
-    private let answer = Locked<Answer?>(nil)
-
-    public init() {}
+    private let channel: Locked<RequestChannel>
+    init(_ channel: Locked<RequestChannel>) { self.channel = channel }
 
     /// Answers `body` with this status and content type.
     public func set(_ body: [UInt8], contentType: String, status: Int = 200) {
-        answer.withLock { $0 = Answer(status: status, contentType: contentType, body: body) }
+        channel.withLock { $0.answer = Answer(status: status, contentType: contentType, body: body) }
     }
 
-    public var value: Answer? { answer.withLock { $0 } }
+    public var value: Answer? { channel.withLock { $0.answer } }
 }
 
 /// The tokens a generative model has read (prompt) and made for one request, added by the model
 /// thread as it goes and taken into the metrics by the loop as pieces arrive and at the end: a
 /// stream cancelled after its first token is counted, not only one that completes.
-public final class TokenCount: Sendable {
-    private struct Counts { var prompt = 0, generated = 0, used = false }
-    private let counts = Locked(Counts())
-
-    public init() {}
+public struct TokenCount: Sendable {
+    private let channel: Locked<RequestChannel>
+    init(_ channel: Locked<RequestChannel>) { self.channel = channel }
 
     public func add(prompt: Int = 0, generated: Int = 0) {
-        counts.withLock { $0.prompt += prompt; $0.generated += generated; $0.used = true }
+        channel.withLock { $0.prompt += prompt; $0.generated += generated; $0.counted = true }
     }
 
     /// What was added since the last take; nil if the model never counted (its `usage` then counts).
     package func take() -> (prompt: Int, generated: Int)? {
-        counts.withLock { c in
-            guard c.used else { return nil }
+        channel.withLock { c in
+            guard c.counted else { return nil }
             defer { c.prompt = 0; c.generated = 0 }
             return (c.prompt, c.generated)
         }
+    }
+}
+
+/// That a request's answer is no longer wanted, told to the model thread working on it.
+public struct Cancellation: Sendable {
+    private let channel: Locked<RequestChannel>
+    init(_ channel: Locked<RequestChannel>) { self.channel = channel }
+
+    public var isCancelled: Bool { channel.withLock { $0.cancelled } }
+
+    /// Runs `handler` once when the request is cancelled (at once if it already is), on the thread
+    /// that cancels it (the event loop's): it must be quick (wake a waiting thread, flag a sequence).
+    public func onCancel(_ handler: @escaping @Sendable () -> Void) {
+        let now = channel.withLock { c in
+            if !c.cancelled { c.onCancel.append(handler) }
+            return c.cancelled
+        }
+        if now { handler() }
+    }
+
+    package func cancel() {
+        let handlers = channel.withLock { c in
+            if c.cancelled { return [@Sendable () -> Void]() }
+            c.cancelled = true
+            defer { c.onCancel = [] }
+            return c.onCancel
+        }
+        for h in handlers { h() }
+    }
+}
+
+/// Whether a stream's client is keeping up: the runner pauses a stream whose client left more than
+/// --stream-buffer unread (its `emit` then waits) and resumes it when half is read.
+public struct StreamFlow: Sendable {
+    private let channel: Locked<RequestChannel>
+    init(_ channel: Locked<RequestChannel>) { self.channel = channel }
+
+    /// Runs `handler` on the event loop each time the stream is paused (true) or resumed (false):
+    /// it must be quick (flag a sequence).
+    public func onChange(_ handler: @escaping @Sendable (_ paused: Bool) -> Void) {
+        channel.withLock { $0.onFlow.append(handler) }
+    }
+
+    package func set(paused: Bool) {
+        for h in channel.withLock({ $0.onFlow }) { h(paused) }
     }
 }
 
@@ -178,54 +232,6 @@ extension BatchingModel {
     public func batchCost(_ input: JSON) -> Int { 1 }
     public func infer(_ request: InferenceRequest) throws -> JSON {
         try inferBatch([request])[0].get()
-    }
-}
-
-/// That a request's answer is no longer wanted, told to the model thread working on it.
-public final class Cancellation: Sendable {
-    private struct State { var cancelled = false; var handlers: [@Sendable () -> Void] = [] }
-    private let state = Locked(State())
-
-    public init() {}
-
-    public var isCancelled: Bool { state.withLock { $0.cancelled } }
-
-    /// Runs `handler` once when the request is cancelled (at once if it already is), on the thread
-    /// that cancels it (the event loop's): it must be quick (wake a waiting thread, flag a sequence).
-    public func onCancel(_ handler: @escaping @Sendable () -> Void) {
-        let now = state.withLock { s in
-            if !s.cancelled { s.handlers.append(handler) }
-            return s.cancelled
-        }
-        if now { handler() }
-    }
-
-    package func cancel() {
-        let handlers = state.withLock { s in
-            if s.cancelled { return [@Sendable () -> Void]() }
-            s.cancelled = true
-            defer { s.handlers = [] }
-            return s.handlers
-        }
-        for h in handlers { h() }
-    }
-}
-
-/// Whether a stream's client is keeping up: the runner pauses a stream whose client left more than
-/// --stream-buffer unread (its `emit` then waits) and resumes it when half is read.
-public final class StreamFlow: Sendable {
-    private let handlers = Locked<[@Sendable (_ paused: Bool) -> Void]>([])
-
-    public init() {}
-
-    /// Runs `handler` on the event loop each time the stream is paused (true) or resumed (false):
-    /// it must be quick (flag a sequence).
-    public func onChange(_ handler: @escaping @Sendable (_ paused: Bool) -> Void) {
-        handlers.withLock { $0.append(handler) }
-    }
-
-    package func set(paused: Bool) {
-        for h in handlers.withLock({ $0 }) { h(paused) }
     }
 }
 
