@@ -21,8 +21,11 @@ public struct ConnectionTimeouts: Equatable, Sendable {
         public var lastActivity: Double
         /// The first byte of a request that is not complete yet.
         public var partialSince: Double?
-        /// A request is with a handler: its own deadline governs it, not these.
+        /// A request is with a handler: its own deadline governs it, not these, unless the client
+        /// stops reading what it answers (`unsent`).
         public var busy = false
+        /// Output waits that the client has not taken.
+        public var unsent = false
         /// Nothing in progress and nothing buffered either way.
         public var idle = false
         /// Requests answered on it.
@@ -30,7 +33,8 @@ public struct ConnectionTimeouts: Equatable, Sendable {
         public var lingering = false
 
         public init(lastActivity: Double, partialSince: Double? = nil, busy: Bool = false, idle: Bool = false,
-                    served: Int = 0, lingering: Bool = false) {
+                    served: Int = 0, lingering: Bool = false, unsent: Bool = false) {
+            self.unsent = unsent
             self.lastActivity = lastActivity
             self.partialSince = partialSince
             self.busy = busy
@@ -44,7 +48,9 @@ public struct ConnectionTimeouts: Equatable, Sendable {
     /// gets the client timeout; one idle after a request, or any idle one of a stopping worker, the
     /// keep-alive (closing it at once would race a request the client may be sending that instant).
     public func expired(_ a: Activity, now: Double, serverClosing: Bool) -> Bool {
-        if a.busy { return false }
+        // A stream to a client that takes nothing for the client timeout: its model is paused
+        // (backpressure) and would otherwise hold a model thread and its memory for ever.
+        if a.busy { return a.unsent && now - a.lastActivity > client }
         let limit = a.lingering ? min(linger, client) : a.idle && (a.served > 0 || serverClosing) ? keepAlive : client
         return now - a.lastActivity > limit || now - (a.partialSince ?? now) > client
     }

@@ -79,7 +79,7 @@ final class HTTPConnection {
     /// What the timeouts are decided from.
     var activity: ConnectionTimeouts.Activity {
         ConnectionTimeouts.Activity(lastActivity: lastActivity, partialSince: partialSince, busy: busy, idle: isIdle,
-                                    served: served, lingering: lingering)
+                                    served: served, lingering: lingering, unsent: pendingOutput > 0)
     }
 
     private func readable() {

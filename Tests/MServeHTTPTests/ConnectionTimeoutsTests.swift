@@ -31,6 +31,16 @@ import MServeHTTP
         #expect(!t.expired(busy, now: 10_000, serverClosing: true))
     }
 
+    /// A stream whose client has taken nothing for the client timeout is closed (its model is
+    /// paused meanwhile); one that takes slowly, or whose model is just slow, is not.
+    @Test func aBusyConnectionWhoseClientStopsReadingGetsTheClientTimeout() {
+        let stalled = ConnectionTimeouts.Activity(lastActivity: 0, busy: true, unsent: true)
+        #expect(!t.expired(stalled, now: t.client - 1, serverClosing: false))
+        #expect(t.expired(stalled, now: t.client + 1, serverClosing: false))
+        let reading = ConnectionTimeouts.Activity(lastActivity: 100, busy: true, unsent: true)
+        #expect(!t.expired(reading, now: 100 + t.client - 1, serverClosing: false))
+    }
+
     @Test func lingeringIsBoundedByTheLingerAndTheClientTimeout() {
         let lingering = ConnectionTimeouts.Activity(lastActivity: 100, lingering: true)
         #expect(!t.expired(lingering, now: 102, serverClosing: false))

@@ -157,3 +157,19 @@ def test_a_client_that_does_not_read_pauses_its_stream_and_loses_nothing(start):
     texts = [json.loads(line[6:])["text"] for line in data.split(b"\n") if line.startswith(b"data: {")]
     assert texts == [f"w{i}" for i in range(words)]
     wait_for(lambda: rss_mb(worker) - base < 20, timeout=5, what="memory given back after the stream")
+
+
+def test_a_stream_nobody_reads_is_closed_at_the_client_timeout_and_frees_its_model(start):
+    """A client that takes nothing of its stream for --client-timeout is closed (its model was
+    paused by backpressure, holding the one model thread); the next request then runs."""
+    s = start("echo", "--max-body-size", "16m", "--stream-buffer", "65536", "--client-timeout", "2", workers=1)
+    body = json.dumps({"text": " ".join(f"w{i}" for i in range(200_000)), "stream": True}).encode()
+    c = socket.create_connection(("127.0.0.1", s.port))
+    c.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+    c.sendall(b"POST /echo HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: %d\r\n\r\n" % len(body) + body)
+    try:
+        s.wait_log(r"response: 499 ", timeout=15)
+        r = s.post("/echo", {"recordid": "next", "text": "a b"}, timeout=10)
+        assert r.status_code == 200 and r.json()["recordid"] == "next"
+    finally:
+        c.close()
