@@ -10,14 +10,29 @@ import Testing
 /// child dies of SIGILL at the first contended lock.
 @Suite struct LocksAfterForkTests {
     /// Forks; the child runs `contend` and exits 0 unless it crashed; returns the child's status.
+    /// Other tests' threads run while this one forks: a child stuck on a lock one of them held is
+    /// killed after 60 s (the test then fails) rather than hang the run.
     private func inForkedChild(_ contend: () -> Void) -> ChildStatus {
+        // Made here, so that the child instantiates no generic type (a runtime lock another
+        // thread may have held at the fork).
+        let warm = Locked(false)
+        warm.withLock { $0 = true }
         switch ChildProcess.fork() {
         case .child:
             contend()
             ChildProcess.exit(0)
         case .parent(let pid):
             var status: Int32 = 0
-            while waitpid(pid, &status, 0) < 0 && errno == EINTR {}
+            let deadline = monotonicSeconds() + 60
+            while waitpid(pid, &status, WNOHANG) == 0 {
+                if monotonicSeconds() > deadline {
+                    kill(pid, SIGKILL)
+                    waitpid(pid, &status, 0)
+                    Issue.record("the child did not finish within 60 s")
+                    break
+                }
+                usleep(10_000)
+            }
             return ChildStatus(waitStatus: status)
         case .failed(let error):
             Issue.record("fork failed: \(error)")
