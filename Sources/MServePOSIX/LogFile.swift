@@ -171,20 +171,12 @@ fileprivate extension LogFile.State {
                 failing = (f.errno, f.since + failure.lost)
             } else {
                 failing = (failure.errno, failure.lost)
-                LogFile.tellStandardError("mserve[\(getpid())]: cannot write to log \(path) (\(String(cString: strerror(failure.errno)))); "
+                printError("mserve[\(getpid())]: cannot write to log \(path) (\(String(cString: strerror(failure.errno)))); "
                                           + "dropping lines until it can (counted in mserve_log_bytes_dropped_total)")
             }
         } else if let f = failing {
             failing = nil
-            LogFile.tellStandardError("mserve[\(getpid())]: writing to log \(path) again; \(f.since) bytes of lines were dropped")
+            printError("mserve[\(getpid())]: writing to log \(path) again; \(f.since) bytes of lines were dropped")
         }
-    }
-}
-
-extension LogFile {
-    /// A line straight to fd 2, without the buffers (which may be the very log that fails).
-    static func tellStandardError(_ text: String) {
-        var line = Array((text + "\n").utf8)
-        _ = line.withUnsafeMutableBytes { write(STDERR_FILENO, $0.baseAddress, $0.count) }
     }
 }

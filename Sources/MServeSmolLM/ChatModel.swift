@@ -183,7 +183,7 @@ public final class ChatModel: GenerativeModel {
         request.cancellation.onCancel { inbox.interrupt() }
         var ids: [Int] = []
         var finished = Set<Int>()
-        var prefilled = Set<Int>()
+        /// Tokens made so far, by prompt (none yet: its prompt not read).
         var made: [Int: Int] = [:]
         defer { for (i, id) in ids.enumerated() where !finished.contains(i) { engine.cancel(id) } }   // when this ends early
         for (i, r) in requests.enumerated() {
@@ -205,8 +205,8 @@ public final class ChatModel: GenerativeModel {
             let events = inbox.take()
             if request.cancellation.isCancelled { throw StreamCancelled() }
             for (i, event) in events {
-                if !prefilled.contains(i) {
-                    prefilled.insert(i)
+                if made[i] == nil {
+                    made[i] = 0
                     request.tokens.add(prompt: requests[i].prompt.count)
                 }
                 var piece: JSON

@@ -101,9 +101,7 @@ package final class Dispatcher: HTTPServerDelegate {
         let method = e.head?.methodName ?? "-"
         let target = e.head?.target ?? "-"
         context.observer.started(method: method, target: target, body: [], recordID: rid, rejection: e.message)
-        let sent = e.target ?? target
-        let path = sent.split(separator: "?", maxSplits: 1).first.map(String.init) ?? sent
-        let body = ErrorBody.make(HTTPError(e.status, e.message), path: path, recordID: ridValue).serialized()
+        let body = ErrorBody.make(HTTPError(e.status, e.message), path: e.target ?? target, recordID: ridValue).serialized()
         response.respond(status: e.status, headers: [("Content-Type", "application/json"), ("X-Request-Id", rid)], body: body)
         context.observer.finished(RequestObserver.Answer(
             method: method, target: target, httpVersion: e.head?.minorVersion == 0 ? "HTTP/1.0" : "HTTP/1.1",

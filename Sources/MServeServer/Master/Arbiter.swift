@@ -43,10 +43,10 @@ public struct Arbiter: Sendable {
         public let started: Double
         public var lastHeard: Double
         public var ready = false
-        /// Told to exit (reload, scale-down, max-requests): its exit is not a failure to replace.
-        public var retiring = false
-        /// When it was told (its --retire-timeout runs from then).
+        /// When it was told to exit (reload, scale-down, max-requests; its --retire-timeout runs
+        /// from then): its exit is not a failure to replace.
         public var retiredAt: Double?
+        public var retiring: Bool { retiredAt != nil }
         public var abortedAt: Double?
         /// Why it is being replaced, for the restart counters.
         public var reason: Scoreboard.RestartReason = .crashed
@@ -274,7 +274,6 @@ public struct Arbiter: Sendable {
             break
         case .maxRequests where !w.retiring:
             // Its replacement starts now (reconcile), while it drains.
-            w.retiring = true
             w.retiredAt = at
             w.reason = .maxRequests
             out.append(.log(.info, "Worker \(pid) (slot \(w.slot)) reached max-requests; starting its replacement"))
@@ -398,7 +397,6 @@ public struct Arbiter: Sendable {
     // MARK: helpers
 
     private mutating func retire(_ pid: Int32, _ reason: Scoreboard.RestartReason, _ at: Double, _ out: inout [Action]) {
-        workers[pid]?.retiring = true
         workers[pid]?.retiredAt = at
         workers[pid]?.reason = reason
         out.append(.signal(pid: pid, .terminate))

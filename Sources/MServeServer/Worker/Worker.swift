@@ -77,7 +77,7 @@ final class Worker {
         loop.onSignal(.user1) { [unowned self] in logs.reopen() }
         loop.onSignal(.hangup) {}   // the master handles reloads
         // The heartbeat comes from the loop itself: a loop that is stuck stops it.
-        loop.after(Worker.heartbeatInterval(timeout: settings.timeout), repeating: true) { [unowned self] in tellMaster(.heartbeat) }
+        loop.after(Arbiter.heartbeatInterval(timeout: settings.timeout), repeating: true) { [unowned self] in tellMaster(.heartbeat) }
 
         var exitCode = ExitCode.ok
         /// The models are there: serve them.
@@ -99,7 +99,7 @@ final class Worker {
             for m in models { m.metricsIndex = scoreboard?.index(of: m.name) }
             // A model thread taking a job from the queue tells no one: the split of running and
             // waiting is published with the heartbeat too (`show models`).
-            loop.after(Worker.heartbeatInterval(timeout: settings.timeout), repeating: true) {
+            loop.after(Arbiter.heartbeatInterval(timeout: settings.timeout), repeating: true) {
                 for m in models {
                     guard let runner = m.runner else { continue }
                     let (running, waiting) = runner.load
@@ -161,8 +161,6 @@ final class Worker {
         logs.flush()
         return exitCode
     }
-
-    static func heartbeatInterval(timeout: Double) -> Double { Arbiter.heartbeatInterval(timeout: timeout) }
 
     private func tellMaster(_ message: WorkerMessage) {
         Pipe.write(masterPipe, message.rawValue)
