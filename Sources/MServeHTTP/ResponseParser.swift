@@ -17,9 +17,10 @@ public struct ResponseParser: Sendable {
     /// For a new response on the same connection.
     public mutating func reset() { self = ResponseParser() }
 
-    /// Takes bytes; body bytes go to `body`.  Returns how many bytes were used (the rest belongs to
+    /// Takes bytes; body bytes go to `body`, with the response's status (the parser is busy while
+    /// it calls, so `status` cannot be read from there).  Returns how many bytes were used (the rest belongs to
     /// the next response) and whether this response is complete.
-    public mutating func consume(_ bytes: UnsafeRawBufferPointer, body: (UnsafeRawBufferPointer) -> Void)
+    public mutating func consume(_ bytes: UnsafeRawBufferPointer, body: (_ bytes: UnsafeRawBufferPointer, _ status: Int) -> Void)
         throws(ResponseParseError) -> (used: Int, complete: Bool) {
         var i = 0
         while i < bytes.count {
@@ -52,11 +53,11 @@ public struct ResponseParser: Sendable {
                 }
             case .length(let remaining):
                 let n = min(remaining, bytes.count - i)
-                body(UnsafeRawBufferPointer(rebasing: bytes[i..<(i + n)]))
+                body(UnsafeRawBufferPointer(rebasing: bytes[i..<(i + n)]), status)
                 i += n
                 state = remaining - n == 0 ? .done : .length(remaining - n)
             case .untilClose:
-                body(UnsafeRawBufferPointer(rebasing: bytes[i...]))
+                body(UnsafeRawBufferPointer(rebasing: bytes[i...]), status)
                 i = bytes.count
             case .chunkSize, .chunkEnd, .trailers:
                 let b = bytes[i]
@@ -83,7 +84,7 @@ public struct ResponseParser: Sendable {
                 }
             case .chunkData(let remaining):
                 let n = min(remaining, bytes.count - i)
-                body(UnsafeRawBufferPointer(rebasing: bytes[i..<(i + n)]))
+                body(UnsafeRawBufferPointer(rebasing: bytes[i..<(i + n)]), status)
                 i += n
                 state = remaining - n == 0 ? .chunkEnd : .chunkData(remaining - n)
             }

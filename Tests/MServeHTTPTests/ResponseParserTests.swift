@@ -12,7 +12,7 @@ struct ResponseParserTests {
         while i < bytes.count {
             let piece = Array(bytes[i..<min(bytes.count, i + step)])
             let (used, done) = try piece.withUnsafeBytes { raw in
-                try p.consume(raw) { body.append(contentsOf: $0) }
+                try p.consume(raw) { bytes, _ in body.append(contentsOf: bytes) }
             }
             if done { return (p.status, String(decoding: body, as: UTF8.self), p.keepAlive, bytes.count - i - used) }
             i += step

@@ -79,18 +79,67 @@ struct BenchTests {
         #expect(!carries("not json", .chat))
     }
 
-    @Test func theReportCountsErrorsByStatusAndKind() throws {
+    @Test func theReportLeadsWithErrorsAndSaysWhenTheRunFailed() throws {
         var r = BenchResult()
         for v: UInt64 in [1000, 2000, 3000] { r.latency.record(v) }
         r.statuses = [200: 2, 503: 1]
         r.failures = ["timeout": 4]
+        r.errorSamples = [503: "queue full"]
         let options = try #require(try BenchOptions.parse(["http://127.0.0.1:8000/demo", "-c", "3", "-t", "1"]))
         let report = BenchReport(options: options, result: r, seconds: 2)
         #expect(report.requestsPerSecond == 1.5)
-        #expect(report.text.contains("requests     3 answered, 1.5 requests/s\n"))
-        #expect(report.text.contains("errors       503: 1, timeout: 4\n"))
+        #expect(r.failed == 5 && r.errorRate == 5.0 / 7)
+        let lines = report.text.split(separator: "\n").map(String.init)
+        #expect(lines[1] == "FAILED       71.43% of the requests failed, more than --max-error-rate 0.01: timeout × 4, 503 × 1 \"queue full\"")
+        #expect(lines[2] == "errors       5 of 7 (71.43%): timeout × 4, 503 × 1 \"queue full\"")
+        #expect(lines[3] == "requests     2 succeeded, 1 requests/s (3 answered, 1.5/s with the errors)")
         #expect(report.text.contains("closed loop, 3 connections, 1 thread, 2 s measured"))
         #expect(report.json["errors"] == ["503": 1, "timeout": 4])
+        #expect(report.json["error_messages"] == ["503": "queue full"])
         #expect(report.json["latency_ms"]?["p50"] == .double(2))
+        // Allowed: the same run passes with --max-error-rate 0.8.
+        let lenient = try #require(try BenchOptions.parse(["http://127.0.0.1:8000/demo", "--max-error-rate", "0.8"]))
+        #expect(BenchReport(options: lenient, result: r, seconds: 2).verdict == nil)
+        #expect(throws: ConfigError.self) { try BenchOptions.parse(["http://x/", "--max-error-rate", "2"]) }
+    }
+
+    @Test func aRunWithNoSuccessFailsWhateverTheRate() throws {
+        let options = try #require(try BenchOptions.parse(["http://127.0.0.1:8000/v1/chat/completions", "--model", "smol", "--max-error-rate", "1"]))
+        var all404 = BenchResult()
+        all404.statuses = [404: 1000]
+        all404.errorSamples = [404: "The model 'smol' does not exist"]
+        let failed = BenchReport(options: options, result: all404, seconds: 1)
+        #expect(failed.verdict == "all 1000 requests failed: 404 × 1000 \"The model 'smol' does not exist\"")
+        #expect(failed.text.split(separator: "\n")[1].hasPrefix("FAILED       all 1000 requests failed"))
+        var running = BenchResult()
+        running.unfinished = 8
+        let stuck = BenchReport(options: options, result: running, seconds: 10)
+        #expect(stuck.verdict?.hasPrefix("no request finished within the 10 s measured: 8 still running at the end") == true)
+        #expect(stuck.text.contains("unfinished   8 still running when the window closed"))
+        #expect(stuck.text.contains("latency ms   none measured\n"))
+        #expect(stuck.json["unfinished"] == 8)
+    }
+
+    @Test func errorMessagesAreOpenAIsOrMServesOrTheText() {
+        #expect(BenchResult.sample(Array(#"{"error": {"message": "bad model", "type": "x"}}"#.utf8)) == "bad model")
+        #expect(BenchResult.sample(Array(#"{"recordid": "r", "error": "no route for /echo"}"#.utf8)) == "no route for /echo")
+        #expect(BenchResult.sample(Array("<html>\nBad Gateway</html>".utf8)) == "<html> Bad Gateway</html>")
+    }
+
+    @Test func theDefaultModelIsTheOneTheServerServesForThePath() throws {
+        var chat = try #require(try BenchOptions.parse(["http://h:1/v1/chat/completions"]))
+        #expect(chat.needsModel)
+        #expect(chat.model(among: [("smollm2", "chat"), ("demo", "json")]) == .success("smollm2"))
+        #expect(chat.model(among: [("llama", nil)]) == .success("llama"))   // another server: its only model
+        guard case .failure(let several) = chat.model(among: [("a", "chat"), ("b", "chat")]) else { Issue.record("chose"); return }
+        #expect(several.description.contains("several models for /v1/chat/completions (a, b)"))
+        guard case .failure(let none) = chat.model(among: [("demo", "json"), ("minilm", "embeddings")]) else { Issue.record("chose"); return }
+        #expect(none.description.contains("is a chat model"))
+        chat.choose(model: "smollm2")
+        #expect(!chat.needsModel && String(decoding: chat.request, as: UTF8.self).contains(#""model":"smollm2""#))
+        let embed = try #require(try BenchOptions.parse(["http://h:1/v1/embeddings"]))
+        #expect(embed.model(among: [("smollm2", "chat"), ("minilm", "embeddings")]) == .success("minilm"))
+        #expect(try #require(try BenchOptions.parse(["http://h:1/v1/embeddings", "--model", "m"])).needsModel == false)
+        #expect(try #require(try BenchOptions.parse(["http://h:1/demo"])).needsModel == false)
     }
 }

@@ -143,8 +143,11 @@ final class OpenAIModelsHandler: RequestHandler {
         write(["object": "list", "data": .array(visibleModels.map { OpenAIModelsHandler.object($0, created: context.createdAt) })])
     }
 
+    /// OpenAI's fields, and mserve's `kind` (as in `GET /`): which requests the model takes, so
+    /// that a client (`mserve bench`) can pick the chat or the embedding model (extra fields are
+    /// usual here: vLLM and llama.cpp's server add theirs).
     static func object(_ m: ServedModel, created: Int64) -> JSON {
-        ["id": .string(m.name), "object": "model", "created": .int(created), "owned_by": "mserve"]
+        ["id": .string(m.name), "object": "model", "created": .int(created), "owned_by": "mserve", "kind": .string(m.kind)]
     }
 }
 

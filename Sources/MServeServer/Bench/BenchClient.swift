@@ -36,6 +36,8 @@ final class BenchClient {
         var due = 0.0
         var firstToken: Double?
         var lastToken: Double?
+        /// The start of an error answer's body, for the report to say what the server said.
+        var errorBody: [UInt8] = []
     }
 
     private let plan: Plan
@@ -71,6 +73,11 @@ final class BenchClient {
         // Timeouts, reconnects, the end of the run, and the other threads' --requests.
         loop.after(0.02, repeating: true) { [unowned self] in housekeeping() }
         loop.run()
+        // Still running when the window closed (with --requests, those past the count are not
+        // wanted): a stream longer than the run shows here rather than as nothing at all.
+        if plan.options.requests == nil {
+            result.unfinished += UInt64(connections.count { $0.busy })
+        }
         for c in connections { close(c) }
         return result
     }
@@ -108,6 +115,7 @@ final class BenchClient {
         c.due = due
         c.firstToken = nil
         c.lastToken = nil
+        c.errorBody.removeAll(keepingCapacity: true)
         c.unsent = plan.options.sign == nil ? plan.request[...] : signedRequest()[...]
         write(c)
     }
@@ -163,8 +171,12 @@ final class BenchClient {
             guard c.busy else { return broken(c, "unexpected bytes") }
             let outcome: Result<Bool, ResponseParseError> = buffer.withUnsafeBytes { raw in
                 do throws(ResponseParseError) {
-                    return .success(try c.parser.consume(UnsafeRawBufferPointer(rebasing: raw[0..<n])) { body in
-                        if plan.options.stream { tokens(c, body) }
+                    return .success(try c.parser.consume(UnsafeRawBufferPointer(rebasing: raw[0..<n])) { body, status in
+                        if status >= 400 {
+                            if c.errorBody.count < 512 { c.errorBody += body.prefix(512 - c.errorBody.count) }
+                        } else if plan.options.stream {
+                            tokens(c, body)
+                        }
                     }.complete)
                 } catch {
                     return .failure(error)
@@ -184,9 +196,12 @@ final class BenchClient {
             guard event != "error", BenchClient.carriesContent(data, kind: kind) else { return }
             let now = monotonicSeconds()
             if c.firstToken == nil { c.firstToken = now }
-            if let last = c.lastToken, c.due >= plan.measureFrom { result.interToken.record(BenchClient.micros(now - last)) }
+            // Tokens count when they arrive in the window, whenever their stream began: streams
+            // longer than the run are still measured.
+            let inWindow = now >= plan.measureFrom && now <= plan.endAt
+            if let last = c.lastToken, inWindow { result.interToken.record(BenchClient.micros(now - last)) }
             c.lastToken = now
-            if c.due >= plan.measureFrom { result.tokens += 1 }
+            if inWindow { result.tokens += 1 }
         }
     }
 
@@ -215,7 +230,10 @@ final class BenchClient {
                 result.latency.record(BenchClient.micros(now - c.due))
                 result.statuses[c.parser.status, default: 0] += 1
                 if let first = c.firstToken { result.firstToken.record(BenchClient.micros(first - c.due)) }
-                if !(200..<400).contains(c.parser.status) { shared.errors.add(1, ordering: .relaxed) }
+                if !(200..<400).contains(c.parser.status) {
+                    shared.errors.add(1, ordering: .relaxed)
+                    if result.errorSamples[c.parser.status] == nil { result.errorSamples[c.parser.status] = BenchResult.sample(c.errorBody) }
+                }
             }
         }
         c.busy = false

@@ -4,7 +4,7 @@ import MServePOSIX
 /// `mserve bench URL`: starts the client threads, shows progress on a terminal, prints the report.
 public enum BenchCommand {
     public static func run(_ arguments: [String]) -> Int32 {
-        let options: BenchOptions
+        var options: BenchOptions
         do {
             guard let o = try BenchOptions.parse(arguments) else {
                 print(BenchOptions.usage, terminator: "")
@@ -19,6 +19,16 @@ public enum BenchCommand {
         do { Socket.close(try Socket.connectTCP(host: options.host, port: options.port)) } catch {
             printError("mserve bench: \(error)")
             return ExitCode.failure
+        }
+        if options.needsModel {
+            do throws(ConfigError) {
+                let name = try options.model(among: try ServedModels.list(options)).get()
+                options.choose(model: name)
+                if !options.json { printError("mserve bench: model \(name) (the server's, from /v1/models; --model to choose)") }
+            } catch {
+                printError("mserve bench: \(error)")
+                return ExitCode.failure
+            }
         }
 
         let start = monotonicSeconds()
@@ -80,7 +90,11 @@ public enum BenchCommand {
         let measured = min(monotonicSeconds(), endAt) - measureFrom
         let report = BenchReport(options: options, result: total, seconds: measured)
         print(options.json ? report.json.text : report.text, terminator: options.json ? "\n" : "")
-        return total.answered == 0 ? ExitCode.failure : ExitCode.ok
+        if let verdict = report.verdict {
+            printError("mserve bench: \(verdict)")
+            return ExitCode.failure
+        }
+        return ExitCode.ok
     }
 
     /// On standard error, so that the report on standard output stays clean for a pipe.

@@ -18,12 +18,16 @@ public struct BenchOptions: Sendable, Equatable {
     public var method: String?
     public var body: [UInt8]?
     public var headers: [(String, String)] = []
-    public var model = "default"
+    /// The model named in the body; nil: the one the server serves (`mserve bench` asks
+    /// /v1/models before it starts, see `choose(model:)`).
+    public var model: String?
     public var prompt = "Write a short poem about the sea."
     public var maxTokens = 64
     public var stream = false
     public var timeout = 30.0
     public var json = false
+    /// Exit 1 when more than this share of the requests fail (an error status or no answer).
+    public var maxErrorRate = 0.01
     public var seed: UInt64 = 1
     public var kind = Kind.get
     /// Sign every request (mserve's HMAC form) as this key: its name and the key.
@@ -34,6 +38,7 @@ public struct BenchOptions: Sendable, Equatable {
     public static func == (a: BenchOptions, b: BenchOptions) -> Bool {
         a.request == b.request && a.sign?.name == b.sign?.name && a.concurrency == b.concurrency && a.rate == b.rate && a.duration == b.duration
             && a.requests == b.requests && a.warmup == b.warmup && a.threads == b.threads && a.json == b.json
+            && a.maxErrorRate == b.maxErrorRate
     }
 
     public static let usage = """
@@ -53,11 +58,14 @@ public struct BenchOptions: Sendable, Equatable {
               --body FILE      the request body, from a file
               --data TEXT      the request body
           -H, --header "N: V"  a request header (repeatable)
-              --model NAME     for /v1/embeddings, /v1/chat/completions, /v1/completions (default "default")
+              --model NAME     for /v1/embeddings, /v1/chat/completions, /v1/completions (default: the
+                               one the server lists in /v1/models for that path)
               --prompt TEXT    their input (default "Write a short poem about the sea.")
               --max-tokens N   for chat and completions (default 64)
               --stream         ask for a stream (SSE) and time its tokens
               --timeout S      a request without an answer by then is an error (default 30)
+              --max-error-rate R  exit 1 when more than this share of requests fail (default 0.01;
+                               1: never), as when none succeed
               --seed N         of the Poisson arrivals (default 1)
               --sign NAME=KEY  sign each request as that key (HMAC, a fresh nonce each time)
               --json           print the result as JSON
@@ -109,6 +117,9 @@ public struct BenchOptions: Sendable, Equatable {
             case "--max-tokens": o.maxTokens = try whole(a, min: 1)
             case "--stream": o.stream = true
             case "--timeout": o.timeout = try number(a, min: 0.001)
+            case "--max-error-rate":
+                o.maxErrorRate = try number(a, min: 0)
+                guard o.maxErrorRate <= 1 else { throw ConfigError("--max-error-rate: a share from 0 to 1, got \(o.maxErrorRate)") }
             case "--seed": o.seed = UInt64(try whole(a, min: 0))
             case "--sign":
                 let v = try value(a)
@@ -135,6 +146,31 @@ public struct BenchOptions: Sendable, Equatable {
         }
         if o.threads > (o.concurrency ?? 50) { o.threads = o.concurrency ?? 50 }
         return o
+    }
+
+    /// Whether the body must name a model that was not given: the server is asked which it serves.
+    public var needsModel: Bool {
+        model == nil && [.embeddings, .chat, .completions].contains(kind)
+    }
+
+    /// The model to name in the body (an OpenAI path's default body).
+    public mutating func choose(model name: String) {
+        model = name
+        body = defaultBody()
+    }
+
+    /// Of the models a server lists (`/v1/models`: ids, and mserve's `kind`), the one for this
+    /// path: the only one, or the only one of the path's kind; else a sentence saying to pick.
+    public func model(among listed: [(id: String, kind: String?)]) -> Result<String, ConfigError> {
+        let wanted = kind == .embeddings ? "embeddings" : "chat"
+        let described = kind == .embeddings ? "an embedding model" : "a chat model"
+        let fitting = listed.count == 1 ? listed : listed.filter { $0.kind == wanted }
+        if fitting.count == 1 { return .success(fitting[0].id) }
+        if listed.isEmpty { return .failure(ConfigError("the server lists no model in /v1/models: name one with --model")) }
+        let names = (fitting.isEmpty ? listed : fitting).map(\.id).joined(separator: ", ")
+        return .failure(ConfigError(fitting.isEmpty
+            ? "none of the models the server lists (\(names)) is \(described): name one with --model"
+            : "the server lists several models for \(path) (\(names)): name one with --model"))
     }
 
     mutating func setURL(_ url: String) throws(ConfigError) {
@@ -174,12 +210,12 @@ public struct BenchOptions: Sendable, Equatable {
         case .get: return nil
         case .demo: return Array(#"{"cal_number": 1}"#.utf8)
         case .json: return self.stream ? Array(#"{"stream": true}"#.utf8) : Array("{}".utf8)
-        case .embeddings: return (["model": .string(model), "input": .string(prompt)] as JSON).serialized()
+        case .embeddings: return (["model": .string(model ?? ""), "input": .string(prompt)] as JSON).serialized()
         case .chat:
-            return (["model": .string(model), "messages": [["role": "user", "content": .string(prompt)]],
+            return (["model": .string(model ?? ""), "messages": [["role": "user", "content": .string(prompt)]],
                      "max_tokens": .int(Int64(maxTokens)), "stream": stream] as JSON).serialized()
         case .completions:
-            return (["model": .string(model), "prompt": .string(prompt), "max_tokens": .int(Int64(maxTokens)), "stream": stream] as JSON).serialized()
+            return (["model": .string(model ?? ""), "prompt": .string(prompt), "max_tokens": .int(Int64(maxTokens)), "stream": stream] as JSON).serialized()
         }
     }
 
