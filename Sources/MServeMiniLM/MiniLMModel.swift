@@ -6,6 +6,7 @@ import MiniLM
 /// together run as one forward pass.  Options: `model_dir` (or --model-dir), `max_inputs` (256).
 public final class MiniLMModel: BatchingModel, EmbeddingModel {
     public static let defaultDirectory = "models/all-MiniLM-L6-v2"
+    public static var optionNames: [String]? { ["max_inputs"] }
     let embedder: SentenceEmbedder
     let maxInputs: Int
     public var dimensions: Int { embedder.dimensions }

@@ -18,6 +18,7 @@ import MServe
 public class PythonModel: Model {
     let code: PythonCode
     public static var acceptedMediaTypes: [String] { ["*/*"] }
+    public static var optionNames: [String]? { ["python", "pythonpath", "python_venv", "python_call"] }
     public var answersQueries: Bool { code.takesRequest }
     /// The page offers an upload to `inference(self, request)`, JSON fields to keyword arguments.
     public var takesUploads: Bool { code.takesRequest }

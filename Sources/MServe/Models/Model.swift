@@ -181,6 +181,10 @@ public protocol Model: AnyObject, SendableMetatype {
     /// An input the web page at `/` prefills its form with (and `GET /` lists): a flat object
     /// gets one field per key, anything else a JSON editor.
     static var example: JSON { get }
+    /// The options its `[model.NAME]` table may set (beside the server's own keys: `device`,
+    /// `model_dir`, the per-model runtime settings): any other key stops mserve at start and in
+    /// `--check-config`, with the nearest name.  nil (the default) takes any key unchecked.
+    static var optionNames: [String]? { get }
     /// True for a model that reads query arguments (`InferenceRequest.query`): `GET /NAME?ARGS`
     /// then runs it as POST does; `GET /NAME` without a query still describes it.  False by default.
     var answersQueries: Bool { get }
@@ -206,6 +210,7 @@ extension Model {
     public static var runsOnEventLoop: Bool { false }
     public static var acceptedMediaTypes: [String] { ["application/json"] }
     public static var example: JSON { [:] }
+    public static var optionNames: [String]? { nil }
     public func validate(_ input: JSON) throws {}
     public var answersQueries: Bool { false }
     public var example: JSON { Self.example }

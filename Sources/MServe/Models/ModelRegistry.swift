@@ -49,8 +49,10 @@ public struct ModelRegistry: Sendable {
     }
 
     /// Every requested name must be known (registered, or Python code in its settings): the message
-    /// lists what is.
-    public func check(_ models: [String], settings: Settings = Settings()) throws(ConfigError) {
+    /// lists what is.  Every key of a `[model.NAME]` table must be one of the model's options
+    /// (when it declares them) or one of `serverKeys` (which the config reader has taken out
+    /// already; here they only help the suggestion).
+    public func check(_ models: [String], settings: Settings = Settings(), serverKeys: [String] = []) throws(ConfigError) {
         if models.isEmpty {
             throw ConfigError("no model given; known models: \(names.joined(separator: ", "))")
         }
@@ -63,6 +65,16 @@ public struct ModelRegistry: Sendable {
         var seen: Set<String> = []
         for m in models where !seen.insert(m).inserted {
             throw ConfigError("model '\(m)' is given twice")
+        }
+        // A table of a model not served now is checked too: it is served at the next reload.
+        for m in models + settings.modelSettings.keys.sorted().filter({ !models.contains($0) }) {
+            let ms = settings.settings(forModel: m)
+            guard let known = entry(named: m, settings: ms)?.type.optionNames else { continue }
+            for key in ms.options.keys.sorted() where key != "model_dir" && !known.contains(key) {
+                let listed = known.isEmpty ? "it takes no options of its own" : "its options: \(known.joined(separator: ", "))"
+                throw ConfigError("\(settings.config ?? "config"): [model.\(m)]: unknown option '\(key)'"
+                                  + "\(Spelling.suggestion(for: key, among: known + serverKeys)); \(listed)")
+            }
         }
     }
 }

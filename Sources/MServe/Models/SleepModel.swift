@@ -6,6 +6,7 @@ import MServePOSIX
 /// bounds a request.
 public final class SleepModel: Model {
     public static var example: JSON { ["ms": 2000, "pieces": 10] }
+    public static var optionNames: [String]? { ["max_ms", "weights_mb", "load_ms"] }
     private let maxMs: Double
     /// Option weights_mb: that much memory, allocated and filled at load like a model's weights, so
     /// that --preload's sharing can be measured (benchmark/memory.py).

@@ -89,7 +89,7 @@ public enum MServeMain {
 private func check(_ given: Settings, _ registry: ModelRegistry) throws(ConfigError) -> Settings {
     var settings = given
     if let path = settings.keysFile { settings.apiKeys = try KeysFile.load(path) }
-    try registry.check(settings.models, settings: settings)
+    try registry.check(settings.models, settings: settings, serverKeys: ["device", "model_dir"] + SettingTable.perModelKeys.sorted())
     for (name, ms) in settings.modelSettings where registry.entry(named: name, settings: ms) == nil {
         throw ConfigError("config: [model.\(name)] names an unknown model; known models: \(registry.names.joined(separator: ", "))")
     }

@@ -41,7 +41,7 @@ public enum CommandLineParser {
             }
             guard let setting = SettingTable.setting(forFlag: name) else {
                 let flags = SettingTable.all.flatMap(\.flags).filter { $0.hasPrefix("--") } + ["--help", "--version"]
-                throw ConfigError("unknown option \(name)\(SettingTable.suggestion(for: name, among: flags)) (see mserve --help)")
+                throw ConfigError("unknown option \(name)\(Spelling.suggestion(for: name, among: flags)) (see mserve --help)")
             }
             if setting.metavar == nil {
                 if let inlineValue { throw ConfigError("\(name) takes no value, got '\(inlineValue)'") }

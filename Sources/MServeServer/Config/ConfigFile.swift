@@ -35,7 +35,7 @@ public enum ConfigFile {
             }
             guard let setting = SettingTable.setting(forKey: key), key != "config" else {
                 let keys = SettingTable.all.map(\.key).filter { $0 != "config" } + ["model"]
-                throw ConfigError("\(path): unknown key '\(key)'\(SettingTable.suggestion(for: key, among: keys))")
+                throw ConfigError("\(path): unknown key '\(key)'\(Spelling.suggestion(for: key, among: keys))")
             }
             try setting.set(&settings, json(value), source: "\(path): \(key)", fromCommandLine: false)
         }

@@ -4,6 +4,8 @@ import MServe
 /// Streamed, it sends a running count per word.  Option `lowercase` (default true).
 public final class WordCount: Model {
     private let lowercase: Bool
+    /// The options `[model.wordcount]` may set: a misspelt one stops the server at start.
+    public static var optionNames: [String]? { ["lowercase"] }
 
     // Load: read options (a real model would load its weights here).
     public init(context: ModelContext) throws {
