@@ -36,6 +36,20 @@ public func makeDirectory(_ path: String, mode: UInt32) throws(SystemError) {
     guard mkdir(path, mode_t(mode)) == 0 || errno == EEXIST else { throw SystemError("cannot create \(path)", errno: errno) }
 }
 
+/// The names in a directory, but for those that begin with a dot; none if it cannot be read.
+public func directoryEntries(_ path: String) -> [String] {
+    guard let d = opendir(path) else { return [] }
+    defer { closedir(d) }
+    var names: [String] = []
+    while let e = readdir(d) {
+        let name = withUnsafeBytes(of: e.pointee.d_name) { raw in
+            String(decoding: raw.prefix { $0 != 0 }, as: UTF8.self)
+        }
+        if !name.hasPrefix(".") { names.append(name) }
+    }
+    return names
+}
+
 public func fileExists(_ path: String) -> Bool {
     var st = stat()
     return stat(path, &st) == 0

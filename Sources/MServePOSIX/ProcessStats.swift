@@ -28,16 +28,7 @@ public struct ProcessStats: Equatable, Sendable {
     /// This process's parent (a worker's master).
     public static var parentPID: Int32 { getppid() }
 
-    private static func countEntries(_ dir: String) -> Int {
-        guard let d = opendir(dir) else { return 0 }
-        defer { closedir(d) }
-        var n = 0
-        while let e = readdir(d) {
-            let first = withUnsafeBytes(of: e.pointee.d_name) { $0.first ?? 0 }
-            if first != UInt8(ascii: ".") { n += 1 }
-        }
-        return n
-    }
+    private static func countEntries(_ dir: String) -> Int { directoryEntries(dir).count }
 
     /// When the machine booted (Unix time), from /proc/stat's btime.
     private static var bootTime: Double {

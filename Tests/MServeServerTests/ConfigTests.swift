@@ -117,6 +117,20 @@ import MServePOSIX
         }
     }
 
+    @Test func eachServerHasItsOwnDefaultControlSocket() {
+        var settings = Settings()
+        let env = ["XDG_RUNTIME_DIR": "/run/user/1000", "HOME": "/home/u"]
+        #expect(settings.controlSocketPath(environment: env, bound: "127.0.0.1:8081") == "/run/user/1000/mserve/mserve-127.0.0.1-8081.ctl")
+        #expect(settings.controlSocketPath(environment: ["HOME": "/home/u"], bound: "[::1]:9") == "/home/u/.mserve/mserve---1-9.ctl")
+        #expect(Settings.controlSocketName(bind: "unix:/run/app/s.sock") == "mserve-unix-_run_app_s.sock.ctl")
+        settings.pidfile = "/run/mserve/mserve.pid"
+        #expect(settings.controlSocketPath(environment: env, bound: "127.0.0.1:8081") == "/run/mserve/mserve.ctl")
+        settings.controlSocket = "/tmp/c.sock"
+        #expect(settings.controlSocketPath(environment: env, bound: "x") == "/tmp/c.sock")
+        settings.noControlSocket = true
+        #expect(settings.controlSocketPath(environment: env, bound: "x") == nil)
+    }
+
     @Test func aModelsUnknownOptionIsRefusedWithTheNearestName() {
         var settings = Settings()
         settings.modelSettings["sleep"] = ModelSettings(options: ["max_m": .int(5), "model_dir": .string("/m")])

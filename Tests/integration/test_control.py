@@ -258,22 +258,49 @@ def send_ok(path):
         return False
 
 
-def test_the_default_place_and_no_control_socket(start, tmp_path):
+def test_each_server_has_its_own_default_socket_and_ctl_never_guesses(start, tmp_path):
     runtime = tempfile.mkdtemp(prefix="mrun")
+    env = dict(os.environ, XDG_RUNTIME_DIR=runtime)
+
+    def ctl_here(*args):
+        return subprocess.run([MSERVE, "ctl", *args], capture_output=True, text=True, timeout=30, env=env)
     try:
         s = start("demo", workers=1, env={"XDG_RUNTIME_DIR": runtime})
-        assert command(f"{runtime}/mserve.ctl", "show stats")["pid"] == s.pid
-        out = subprocess.run([MSERVE, "ctl", "-c", "show stats", "--json"], capture_output=True, text=True, timeout=30,
-                             env=dict(os.environ, XDG_RUNTIME_DIR=runtime))
+        path = f"{runtime}/mserve/mserve-127.0.0.1-{s.port}.ctl"
+        assert command(path, "show stats")["pid"] == s.pid and f"Control socket: {path}" in s.log()
+        # One server running: ctl finds it, and says which it reached.
+        out = ctl_here("-c", "show stats", "--json")
         assert json.loads(out.stdout)["data"]["pid"] == s.pid
-        # A second server finds the default place taken: it warns and runs without one.
-        t = start("demo", workers=1, env={"XDG_RUNTIME_DIR": runtime})
-        assert "no control socket" in t.log() and t.get("/healthz").status_code == 200
+        assert f"mserve ctl: {path}: mserve pid {s.pid}, listening at 127.0.0.1:{s.port}, serving demo" in out.stderr, out.stderr
+        # A second server gets a socket of its own; ctl without -s then refuses to pick, listing both.
+        t = start("echo", workers=1, env={"XDG_RUNTIME_DIR": runtime})
+        assert "no control socket" not in t.log() and command(f"{runtime}/mserve/mserve-127.0.0.1-{t.port}.ctl", "show stats")["pid"] == t.pid
+        out = ctl_here("-c", "show listeners")
+        assert out.returncode == 1 and out.stdout == "" and "2 servers are running" in out.stderr, out
+        assert f"mserve pid {s.pid}" in out.stderr and f"mserve pid {t.pid}" in out.stderr and "serving echo" in out.stderr
+        # -b names the server by its address.
+        out = ctl_here("-b", f"127.0.0.1:{t.port}", "-c", "show listeners", "--json")
+        assert json.loads(out.stdout)["data"]["listeners"][0]["address"] == f"127.0.0.1:{t.port}", out
+        # A server killed without cleaning up leaves a file nobody answers on: not counted as running.
+        t.proc.kill()
+        t.proc.wait()
+        out = ctl_here("-c", "show stats", "--json")
+        assert out.returncode == 0 and json.loads(out.stdout)["data"]["pid"] == s.pid, out
         u = start("--no-control-socket", "demo", workers=1, env={"XDG_RUNTIME_DIR": runtime + "/x"})
         assert not os.path.exists(runtime + "/x")
         assert "Control socket" not in u.log()
+        s.stop()
+        out = ctl_here("-c", "help")
+        assert out.returncode == 1 and "no running server has a control socket" in out.stderr, out
     finally:
         shutil.rmtree(runtime, ignore_errors=True)
+
+
+def test_beside_the_pid_file(start, tmp_path):
+    pidfile = tmp_path / "srv.pid"
+    s = start("-p", str(pidfile), "demo", workers=1)
+    out = subprocess.run([MSERVE, "ctl", "-p", str(pidfile), "-c", "show stats", "--json"], capture_output=True, text=True, timeout=30)
+    assert json.loads(out.stdout)["data"]["pid"] == s.pid and f"{tmp_path}/srv.ctl" in out.stderr, out
 
 
 def test_an_explicit_path_that_cannot_be_bound_stops_the_start(tmp_path, ctl_dir):

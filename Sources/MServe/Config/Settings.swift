@@ -92,19 +92,39 @@ public struct Settings: Sendable, Equatable {
 
     public init() {}
 
-    /// Where the control socket goes: --control-socket, else `$XDG_RUNTIME_DIR/mserve.ctl`, else
-    /// beside the pid file, else `~/.mserve/mserve.ctl` (gunicorn's order); nil with --no-control-socket.
-    public func controlSocketPath(environment: [String: String]) -> String? {
+    /// Where the control socket goes: --control-socket; else beside the pid file (`mserve.pid`:
+    /// `mserve.ctl`); else in `controlSocketDirectory`, named after the first bind, so that two
+    /// servers of one user never share one (nil with --no-control-socket).  `bound`: the first
+    /// address as bound (a port 0 made a real one).
+    public func controlSocketPath(environment: [String: String], bound: String) -> String? {
         if noControlSocket { return nil }
         if let controlSocket { return controlSocket }
-        return Settings.defaultControlSocket(environment: environment, pidfile: pidfile)
+        if let pidfile { return Settings.controlSocket(besidePidFile: pidfile) }
+        return Settings.controlSocketDirectory(environment: environment) + "/"
+            + Settings.controlSocketName(bind: bound)
     }
 
-    public static func defaultControlSocket(environment: [String: String], pidfile: String?) -> String {
-        if let dir = environment["XDG_RUNTIME_DIR"], !dir.isEmpty { return dir + "/mserve.ctl" }
-        if let pidfile, let slash = pidfile.lastIndex(of: "/") { return pidfile[...slash] + "mserve.ctl" }
-        if pidfile != nil { return "mserve.ctl" }
-        return (environment["HOME"].flatMap { $0.isEmpty ? nil : $0 } ?? "/tmp") + "/.mserve/mserve.ctl"
+    /// `$XDG_RUNTIME_DIR/mserve`, else `~/.mserve`: where `mserve ctl` looks for running servers.
+    public static func controlSocketDirectory(environment: [String: String]) -> String {
+        if let dir = environment["XDG_RUNTIME_DIR"], !dir.isEmpty { return dir + "/mserve" }
+        return (environment["HOME"].flatMap { $0.isEmpty ? nil : $0 } ?? "/tmp") + "/.mserve"
+    }
+
+    /// `mserve-127.0.0.1-8081.ctl` for a bind of 127.0.0.1:8081 (`mserve ctl -b` finds it by the
+    /// address).
+    public static func controlSocketName(bind: String) -> String {
+        var slug = ""
+        for c in bind.unicodeScalars where c != "[" && c != "]" {
+            slug.unicodeScalars.append(c.properties.isAlphabetic || ("0"..."9").contains(c) || c == "." || c == "-" ? c : c == ":" ? "-" : "_")
+        }
+        // A Unix socket's path must fit in 108 bytes, directory included.
+        return "mserve-\(slug.prefix(48)).ctl"
+    }
+
+    /// `run/mserve.pid` → `run/mserve.ctl`: a pid file is one server's, and so is this.
+    public static func controlSocket(besidePidFile pidfile: String) -> String {
+        let base = pidfile.hasSuffix(".pid") ? String(pidfile.dropLast(4)) : pidfile
+        return base + ".ctl"
     }
 
     public func settings(forModel name: String) -> ModelSettings {

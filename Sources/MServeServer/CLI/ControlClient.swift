@@ -5,11 +5,13 @@ import MServePOSIX
 /// from standard input, one per line, when it is not a terminal).
 public enum ControlClient {
     static let usage = """
-        usage: mserve ctl [-s PATH] [-p PIDFILE] [-c COMMAND] [-j]
+        usage: mserve ctl [-s PATH | -b ADDRESS | -p PIDFILE] [-c COMMAND] [-j]
 
-        Talks to a running mserve master through its control socket.
-          -s, --socket PATH   the socket (default: $XDG_RUNTIME_DIR/mserve.ctl, else beside
-                              the pid file given with -p, else ~/.mserve/mserve.ctl)
+        Talks to a running mserve master through its control socket.  Without -s, -b or -p it
+        finds the running servers in $XDG_RUNTIME_DIR/mserve (else ~/.mserve): with one, it talks to
+        it; with several, it lists them and stops.  It names the server it reached on standard error.
+          -s, --socket PATH   the socket (what the server logged as "Control socket:")
+          -b, --bind ADDRESS  the server whose first --bind is ADDRESS (127.0.0.1:8081)
           -p, --pid PIDFILE   the server's pid file, to find the socket beside it
           -c, --command TEXT  run one command and exit (status 1 if it failed)
           -j, --json          print the reply as JSON, for scripts
@@ -20,6 +22,7 @@ public enum ControlClient {
     public static func run(_ arguments: [String]) -> Int32 {
         var path: String?
         var pidfile: String?
+        var bind: String?
         var command: String?
         var json = false
         var i = 0
@@ -32,6 +35,7 @@ public enum ControlClient {
             switch arguments[i] {
             case "-s", "--socket": guard let v = value("--socket") else { return ExitCode.usage }; path = v
             case "-p", "--pid": guard let v = value("--pid") else { return ExitCode.usage }; pidfile = v
+            case "-b", "--bind": guard let v = value("--bind") else { return ExitCode.usage }; bind = v
             case "-c", "--command": guard let v = value("--command") else { return ExitCode.usage }; command = v
             case "-j", "--json": json = true
             case "-h", "--help": print(usage, terminator: ""); return ExitCode.ok
@@ -41,13 +45,33 @@ public enum ControlClient {
             }
             i += 1
         }
-        let socketPath = path ?? Settings.defaultControlSocket(environment: ProcessEnvironment.variables(), pidfile: pidfile)
+        let directory = Settings.controlSocketDirectory(environment: ProcessEnvironment.variables())
         let session: Session
-        do { session = try Session(path: socketPath) } catch {
-            printError("mserve ctl: \(error) (is the server running, and is this its control socket? -s PATH)")
-            return ExitCode.failure
+        if let chosen = path ?? pidfile.map(Settings.controlSocket(besidePidFile:))
+            ?? bind.map({ directory + "/" + Settings.controlSocketName(bind: $0) }) {
+            do { session = try Session(path: chosen) } catch {
+                printError("mserve ctl: \(error) (is the server running, and is this its control socket? "
+                           + "It logs its path at start as \"Control socket:\")")
+                return ExitCode.failure
+            }
+        } else {
+            let running = Session.running(in: directory)
+            guard running.count == 1, let only = running.first else {
+                if running.isEmpty {
+                    printError("mserve ctl: no running server has a control socket in \(directory) "
+                               + "(a server started with --control-socket PATH or --pid FILE: -s PATH or -p FILE)")
+                } else {
+                    printError("mserve ctl: \(running.count) servers are running; choose one with -s PATH (or -b ADDRESS):\n"
+                               + running.map { "  -s \($0.path)   \($0.identity)" }.joined(separator: "\n"))
+                    running.forEach { Socket.close($0.fd) }
+                }
+                return ExitCode.failure
+            }
+            session = only
         }
         defer { Socket.close(session.fd) }
+        // Which server this is, before anything is done to it.
+        printError("mserve ctl: \(session.path): \(session.identity)")
         if let command { return session.run(command, json: json) ? ExitCode.ok : ExitCode.failure }
         let interactive = StandardStream.inputIsTerminal
         while true {
@@ -65,17 +89,37 @@ public enum ControlClient {
     /// One connection, kept for every command of an interactive session.
     final class Session {
         let fd: Int32
+        let path: String
         private var nextID = 1
         private(set) var connected = true
 
-        init(path: String) throws(SystemError) { fd = try Socket.connectUnix(path: path, timeout: 30) }
+        init(path: String) throws(SystemError) {
+            self.path = path
+            fd = try Socket.connectUnix(path: path, timeout: 30)
+        }
 
-        /// Sends one command and prints its reply; false if it failed.
-        func run(_ command: String, json: Bool) -> Bool {
+        /// The servers whose sockets in `directory` answer (a file left by a killed server does not).
+        static func running(in directory: String) -> [Session] {
+            directoryEntries(directory).filter { $0.hasPrefix("mserve") && $0.hasSuffix(".ctl") }.sorted().compactMap { name in
+                try? Session(path: directory + "/" + name)
+            }
+        }
+
+        /// "mserve pid 4242, listening at 127.0.0.1:8081, serving demo", from `show stats`.
+        var identity: String {
+            guard case .success(let reply) = exchange("show stats"), let data = reply["data"] else { return "(it did not say who it is)" }
+            func list(_ key: String) -> String {
+                guard case .array(let items)? = data[key] else { return "?" }
+                return items.compactMap(\.stringValue).joined(separator: ", ")
+            }
+            return "mserve pid \(data["pid"]?.text ?? "?"), listening at \(list("listening")), serving \(list("models"))"
+        }
+
+        /// One command's reply.
+        func exchange(_ command: String) -> Result<JSON, SystemError> {
             let id = nextID
             nextID += 1
             let request: JSON = ["id": .int(Int64(id)), "command": .string(command), "args": []]
-            let reply: JSON
             do throws(SystemError) {
                 try Socket.sendAll(fd, ControlFrameDecoder.encode(request.serialized()))
                 guard let header = try Socket.receive(fd, count: 4) else { throw SystemError("the server closed the connection") }
@@ -86,9 +130,19 @@ public enum ControlClient {
                 guard case .success(let v) = Result(catching: { () throws(JSONParseError) in try JSONParser.parse(payload) }) else {
                     throw SystemError("the reply is not JSON")
                 }
-                reply = v
+                return .success(v)
             } catch {
                 connected = false
+                return .failure(error)
+            }
+        }
+
+        /// Sends one command and prints its reply; false if it failed.
+        func run(_ command: String, json: Bool) -> Bool {
+            let reply: JSON
+            switch exchange(command) {
+            case .success(let r): reply = r
+            case .failure(let error):
                 printError("mserve ctl: \(error)")
                 return false
             }

@@ -354,7 +354,7 @@ public enum SettingTable {
                         "Change to this directory before loading the models (relative model and log paths start there)."),
         .optionalString("pid", ["-p", "--pid"], \.pidfile, metavar: "FILE", reload: .restart, "Write the master's pid to this file."),
         .optionalString("control_socket", ["--control-socket"], \.controlSocket, metavar: "PATH", reload: .restart,
-                        "The master's control socket for mserve ctl; default $XDG_RUNTIME_DIR/mserve.ctl, else beside the pid file, else ~/.mserve/mserve.ctl."),
+                        "The master's control socket for mserve ctl; default: beside the pid file (PIDFILE less .pid, plus .ctl), else $XDG_RUNTIME_DIR/mserve/ (else ~/.mserve/) mserve-HOST-PORT.ctl after the first bind."),
         .make("control_socket_mode", ["--control-socket-mode"], \.controlSocketMode, metavar: "MODE", reload: .restart,
               show: { "0" + String($0, radix: 8) },
               "Permissions of the control socket (octal); it is the only access control: 0600 lets only the server's user in.") { v, _, _ throws(ConfigError) in

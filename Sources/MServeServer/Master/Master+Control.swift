@@ -94,7 +94,8 @@ extension Master {
             inFlight &+= t.inFlight
         }
         let restarts = Scoreboard.RestartReason.allCases.map { ($0.label, JSON.int(Int64(scoreboard?.restarts($0) ?? 0))) }
-        return ["pid": .int(Int64(currentProcessID())), "uptime": .double(rounded(now - startedAt)),
+        return ["pid": .int(Int64(currentProcessID())), "listening": .array(listeners.addresses.map { .string($0.description) }),
+                "uptime": .double(rounded(now - startedAt)),
                 "phase": .string("\(arbiter.phase)"), "ready": .bool(scoreboard?.ready ?? false),
                 "draining": .bool(scoreboard?.draining ?? false),
                 "workers_current": .int(Int64(arbiter.workers.count)), "workers_serving": .int(Int64(arbiter.serving)),

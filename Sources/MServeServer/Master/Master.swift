@@ -152,7 +152,7 @@ public final class Master {
     /// by another server on this machine, and then this one runs without.
     private func openControlSocket() -> Bool {
         let environment = ProcessEnvironment.variables()
-        guard let path = settings.controlSocketPath(environment: environment) else { return true }
+        guard let path = settings.controlSocketPath(environment: environment, bound: listeners.addresses.first?.description ?? "") else { return true }
         let explicit = settings.controlSocket != nil
         do {
             if !explicit, let slash = path.lastIndex(of: "/") {
