@@ -42,14 +42,22 @@ def test_recordid_in_response_and_every_log_line(start):
     assert r.json()["recordid"] == "abc-123"
     s.wait_log(r"\[abc-123\] response: 200")
     log = s.log()
-    assert re.search(r'\[\d+\] \[INFO\] \[abc-123\] request: POST /demo \{"recordid": "abc-123", "cal_number": 2\}', log)
-    assert re.search(r'\[\d+\] \[INFO\] \[abc-123\] response: 200 \{"recordid":"abc-123","result":2\}', log)
+    # At info, sizes (a million requests' bodies would be most of the log); an error's body is its reason.
+    assert re.search(r'\[\d+\] \[INFO\] \[abc-123\] request: POST /demo \(40 bytes\)\n', log), log
+    assert re.search(r'\[\d+\] \[INFO\] \[abc-123\] response: 200 \(33 bytes\)\n', log), log
+    s.post("/demo", {"recordid": "bad-1"})
+    s.wait_log(r'\[WARNING\] \[bad-1\] response: 400 \{"recordid":"bad-1","error":\{"code":400,"message":"missing argument cal_number"\}\}')
     wait_for(lambda: "rid=abc-123" in s.access(), what="access line")
     line = [l for l in s.access().splitlines() if "rid=abc-123" in l][0]
     m = re.match(r'127\.0\.0\.1 - - \[[^\]]+\] "POST /demo HTTP/1\.1" 200 (\d+) "-" "[^"]*" (\d+\.\d{6}) pid=(\d+) rid=abc-123$', line)
     assert m, line
     assert int(m.group(1)) == len(r.content)
     assert int(m.group(3)) in s.worker_pids()
+    # At debug, the bodies.
+    d = start("--log-level", "debug", "demo", workers=1)
+    d.post("/demo", {"recordid": "abc-124", "cal_number": 2})
+    d.wait_log(r'\[\d+\] \[INFO\] \[abc-124\] response: 200 \{"recordid":"abc-124","result":2\}')
+    assert re.search(r'\[\d+\] \[INFO\] \[abc-124\] request: POST /demo \{"recordid": "abc-124", "cal_number": 2\}', d.log())
 
 
 def test_recordid_from_header_then_generated(start):

@@ -220,7 +220,8 @@ def test_the_status_page_changes_after_requests(start, browser, tmp_path):
 
 def test_the_chat_form_holds_a_conversation_and_streams_tokens(start, browser, tmp_path):
     from test_smollm2 import MODEL_DIR as SMOL_DIR
-    s = start("smollm2", "--model-dir", SMOL_DIR, workers=1)
+    # At debug the request lines carry their bodies: the conversation sent is checked there.
+    s = start("smollm2", "--model-dir", SMOL_DIR, "--log-level", "debug", workers=1)
     d = browser
     d.get(s.url + "/")
     until(d, lambda: d.find_elements(By.ID, "m-smollm2-send"))

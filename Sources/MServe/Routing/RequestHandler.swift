@@ -269,7 +269,7 @@ open class RequestHandler {
         context.observer.finished(RequestObserver.Answer(
             method: request.head.methodName, target: request.target, httpVersion: request.httpVersion, remoteHost: clientAddress,
             userAgent: request.head.userAgent, referer: request.head.referer, status: status, logged: logged,
-            bytes: response.bodyBytes, recordID: recordID, started: request.startTime, model: metricsModel, user: apiKey?.name,
+            summary: streaming, bytes: response.bodyBytes, recordID: recordID, started: request.startTime, model: metricsModel, user: apiKey?.name,
             requestHeaders: request.head.headers, responseHeaders: sent, level: answerLogLevel))
         onFinish()
     }

@@ -26,8 +26,9 @@ public final class RequestObserver {
         self.scoreboardRecord = scoreboardRecord
     }
 
-    /// A request was received (or, with `rejection`, refused while parsing).  At debug level its
-    /// headers follow in a line of their own.
+    /// A request was received (or, with `rejection`, refused while parsing).  Its body shows at
+    /// debug level (its size otherwise: a million requests' bodies would be most of the log), and
+    /// its headers follow in a line of their own.
     func started(method: String, target: String, body: [UInt8], recordID: String, rejection: String? = nil,
                  headers: [(name: String, value: String)] = []) {
         if let scoreboard, let r = scoreboardRecord { scoreboard.setInFlight(r, inFlight()) }
@@ -40,9 +41,11 @@ public final class RequestObserver {
                 line.append(" (rejected: ")
                 LogText.appendEscaped(rejection, to: &line)
                 line.append(UInt8(ascii: ")"))
-            } else {
+            } else if logger.enabled(.debug) {
                 line.append(UInt8(ascii: " "))
                 appendExcerpt(body, to: &line)
+            } else if !body.isEmpty {
+                appendSize(body.count, to: &line)
             }
         }
         if logger.enabled(.debug) && !headers.isEmpty {
@@ -69,6 +72,8 @@ public final class RequestObserver {
         var referer: String?
         var status: Int
         var logged: [UInt8]
+        /// `logged` says what was sent (a stream's pieces) rather than being the body.
+        var summary = false
         var bytes: Int
         var recordID: String
         var started: Double
@@ -91,8 +96,13 @@ public final class RequestObserver {
         logger.log(level, recordID: a.recordID) { line in
             line.append("response: ")
             line.appendDecimal(a.status)
-            line.append(UInt8(ascii: " "))
-            appendExcerpt(a.logged, to: &line)
+            // An error's body is its reason, worth its bytes; a success's body shows at debug level.
+            if a.summary || a.status >= 400 || logger.enabled(.debug) {
+                line.append(UInt8(ascii: " "))
+                appendExcerpt(a.logged, to: &line)
+            } else {
+                appendSize(a.logged.count, to: &line)
+            }
         }
         accessLog?.log(AccessLog.Entry(
             remoteHost: a.remoteHost, method: a.method, target: a.target, httpVersion: a.httpVersion, status: a.status,
@@ -135,6 +145,12 @@ public final class RequestObserver {
         guard let scoreboard, let r = scoreboardRecord else { return }
         scoreboard.observe(r, model: model, .queue, queued)
         scoreboard.observe(r, model: model, .inference, ran)
+    }
+
+    private func appendSize(_ bytes: Int, to line: inout ByteWriter) {
+        line.append(" (")
+        line.appendDecimal(bytes)
+        line.append(" bytes)")
     }
 
     /// The first log_body_limit bytes of a body, escaped, with the full size when it was cut.
