@@ -98,3 +98,25 @@ struct ForwardedForTests {
         #expect(ForwardedFor.client(peer: "127.0.0.1", header: nil, trusted: ["*"]) == "127.0.0.1")
     }
 }
+
+struct UnservedModelTests {
+    final class Embedder: EmbeddingModel {
+        init(context: ModelContext) throws {}
+        var dimensions: Int { 2 }
+        func infer(_ request: InferenceRequest) throws -> JSON { [:] }
+    }
+
+    @Test func aKnownModelThatIsNotServedIsSaidWithHowToServeIt() {
+        var registry = ModelRegistry.builtin
+        registry.register(Embedder.self, as: "minilm")
+        let known = registry.entries
+        #expect(UnservedModel.hint(path: "/echo", served: ["demo"], known: known)
+            == "the model echo is not served here (this server serves demo); start mserve with it: mserve [options] demo echo")
+        #expect(UnservedModel.hint(path: "/v1/embeddings", served: ["demo", "sleep"], known: known)
+            == "no embedding model is served (this server serves demo, sleep); minilm is one: start mserve with it: mserve [options] demo sleep minilm")
+        // No built-in chat model in this registry: said without a name to serve.
+        #expect(UnservedModel.hint(path: "/v1/chat/completions", served: ["demo"], known: known) == "no chat model is served (this server serves demo)")
+        #expect(UnservedModel.hint(path: "/nope", served: ["demo"], known: known) == nil)
+        #expect(UnservedModel.hint(path: "/echo/x", served: ["demo"], known: known) == nil)
+    }
+}

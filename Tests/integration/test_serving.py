@@ -197,3 +197,14 @@ def test_the_access_log_names_the_client_behind_a_trusted_proxy(start):
     rq.post(t.url + "/demo", json={"cal_number": 1}, headers={"X-Forwarded-For": "203.0.113.7"}, timeout=10)
     wait_for(lambda: "POST /demo" in t.access(), what="the access line")
     assert t.access().startswith("127.0.0.1 - - [") and "203.0.113.7" not in t.access()
+
+
+def test_a_known_model_not_served_gets_a_404_that_says_how_to_serve_it(start):
+    s = start("demo", workers=1)
+    r = s.post("/echo", {"text": "hi"})
+    assert r.status_code == 404, r.text
+    assert r.json()["error"]["message"] == ("no route for /echo: the model echo is not served here (this server serves demo); "
+                                            "start mserve with it: mserve [options] demo echo")
+    r = s.post("/v1/embeddings", {"input": "hi"})
+    assert r.status_code == 404 and "no embedding model is served (this server serves demo); minilm is one" in r.json()["error"]["message"]
+    assert s.post("/nothing", {}).json()["error"]["message"] == "no route for /nothing"

@@ -62,7 +62,10 @@ package final class Dispatcher: HTTPServerDelegate {
                 handler.apiKey = key
                 try admit(key, handler)
             }
-            guard let (_, args) = match else { throw HTTPError(404, "no route for \(request.path)", code: "unknown_url") }
+            guard let (_, args) = match else {
+                let hint = UnservedModel.hint(path: request.path, served: context.models.map(\.name), known: context.knownModels)
+                throw HTTPError(404, "no route for \(request.path)" + (hint.map { ": " + $0 } ?? ""), code: "unknown_url")
+            }
             try handler.prepare()
             if !handler.finished { try handler.call(args) }
             if !handler.finished && !handler.isAsynchronous { handler.finish() }

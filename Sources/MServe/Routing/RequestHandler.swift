@@ -18,6 +18,8 @@ public final class HandlerContext {
     public let access: AccessControl?
     /// When this worker started serving (Unix seconds): OpenAI's "created" for its models.
     public let createdAt = Int64(LogClock.now().seconds)
+    /// The models this mserve could serve (its registry), for a 404 that says how to serve one.
+    package var knownModels: [ModelRegistry.Entry] = []
 
     package init(logger: Logger, slot: Int, settings: Settings, models: [ServedModel], server: HTTPServer,
                  observer: RequestObserver) {

@@ -108,6 +108,7 @@ final class Worker {
                 }
             }
             let context = HandlerContext(logger: logger, slot: slot, settings: settings, models: models, server: server, observer: observer)
+            context.knownModels = registry.entries
             let full = Dispatcher(router: Router.standard(models: models, settings: settings, userRoutes: routes), context: context)
             if settings.maxRequests > 0 {
                 let limit = settings.maxRequests + Int.random(in: 0...settings.maxRequestsJitter)
