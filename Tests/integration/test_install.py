@@ -22,11 +22,13 @@ def test_installed_binary_runs_from_an_empty_directory(tmp_path):
     binary, conf = prefix / "bin" / "mserve", etc / "mserve" / "mserve.toml"
     libs = subprocess.run(["ldd", str(binary)], capture_output=True, text=True).stdout
     assert "libswift" not in libs and "/opt/swift" not in libs, libs
-    assert f'model_dir = "{prefix}/share/mserve/models/all-MiniLM-L6-v2"' in conf.read_text()
+    assert f'[model.minilm]\nmodel_dir = "{prefix}/share/mserve/models/all-MiniLM-L6-v2"' in conf.read_text()
+    assert f'[model.smollm2]\nmodel_dir = "{prefix}/share/mserve/models/smollm2"' in conf.read_text()
+    assert_the_readme_lists_the_runtime_packages(libs)
 
     port = free_port()
     env = {"PATH": "/usr/bin:/bin"}   # no toolchain, no LD_LIBRARY_PATH
-    proc = subprocess.Popen([str(binary), "-c", str(conf), "-b", f"127.0.0.1:{port}", "-w", "1", "demo", "minilm"],
+    proc = subprocess.Popen([str(binary), "-c", str(conf), "-b", f"127.0.0.1:{port}", "-w", "1", "demo", "minilm", "smollm2"],
                             cwd=empty, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, start_new_session=True)
     try:
         def up():
@@ -34,12 +36,46 @@ def test_installed_binary_runs_from_an_empty_directory(tmp_path):
                 return requests.get(f"http://127.0.0.1:{port}/readyz", timeout=1).status_code == 200
             except requests.RequestException:
                 return proc.poll() is not None
-        wait_for(up, timeout=30, what="the installed server")
+        wait_for(up, timeout=60, what="the installed server")
         assert proc.poll() is None, proc.stderr.read().decode(errors="replace")[-3000:]
         r = requests.post(f"http://127.0.0.1:{port}/demo", json={"recordid": "i1", "cal_number": 2}, timeout=5)
         assert r.json() == {"recordid": "i1", "result": 2}
         e = requests.post(f"http://127.0.0.1:{port}/v1/embeddings", json={"model": "minilm", "input": "installed"}, timeout=30)
         assert e.status_code == 200 and len(e.json()["data"][0]["embedding"]) == 384
+        c = requests.post(f"http://127.0.0.1:{port}/v1/chat/completions", timeout=60, json={
+            "model": "smollm2", "temperature": 0, "messages": [{"role": "user", "content": "What is the capital of France?"}]})
+        assert c.json()["choices"][0]["message"]["content"] == "The capital of France is Paris.", c.text
         assert os.listdir(empty) == []
     finally:
         stop_master(proc)
+
+
+def assert_the_readme_lists_the_runtime_packages(ldd):
+    """The README's "it needs only Debian's ..." names the packages of what `ldd` lists: each listed
+    package provides a library the binary links, and each library comes from a listed package, one
+    they depend on, or a package every Debian has (priority required or important)."""
+    import re
+    readme = (ROOT / "README.md").read_text()
+    sentence = re.search(r"it needs only Debian's (.*?) \(what `ldd", readme, re.S).group(1)
+    listed = set(re.findall(r"`([^`]+)`", sentence))
+
+    def package(path):
+        for candidate in (path, os.path.realpath(path), "/usr" + path, "/usr" + os.path.realpath(path)):
+            p = subprocess.run(["dpkg", "-S", candidate], capture_output=True, text=True)
+            if p.returncode == 0:
+                return p.stdout.split(":")[0]
+        raise AssertionError(f"no package provides {path}")
+
+    def field(pkg, name):
+        return subprocess.run(["dpkg-query", "-W", f"-f=${{{name}}}", pkg], capture_output=True, text=True).stdout
+
+    linked = {package(path) for path in re.findall(r"=> (/\S+)", ldd)}
+    brought, todo = set(listed), list(listed)
+    while todo:
+        for dep in re.findall(r"(?:^|, |\| )([a-z0-9][a-z0-9.+-]+)", field(todo.pop(), "Depends")):
+            if dep not in brought:
+                brought.add(dep)
+                todo.append(dep)
+    assert listed <= linked, f"the README lists {sorted(listed - linked)}, which the binary does not link ({sorted(linked)})"
+    missing = {p for p in linked - brought if field(p, "Priority") not in ("required", "important")}
+    assert not missing, f"the binary links libraries of {sorted(missing)}, which the README does not list"
