@@ -29,12 +29,14 @@ struct PythonCallables {
         }
         func failed(_ what: String) -> ModelLoadError {
             let e = PythonError.fetch()
-            logger.error("python: \(spec) failed \(what):\n\(e.traceback)")
+            logger.error("python: \(spec) failed \(what):")
+            logger.log(.error, lines: e.traceback)
             return ModelLoadError("python: \(spec) failed \(what): \(e.message)")
         }
         guard let module = PythonObject(PyImport_ImportModule(parts[0])) else {
             let e = PythonError.fetch()
-            logger.error("python: importing \(parts[0]) failed:\n\(e.traceback)")
+            logger.error("python: importing \(parts[0]) failed:")
+            logger.log(.error, lines: e.traceback)
             throw ModelLoadError("python: cannot import \(parts[0]) (\(e.message)); sys.path has --pythonpath \(paths.joined(separator: ","))")
         }
         guard let attribute = module.attribute(parts[1]) else {

@@ -185,7 +185,10 @@ final class PythonCode {
             return ModelInputError(e.message.hasPrefix("TypeError: ") ? String(e.message.dropFirst(11)) : e.message)
         }
         PyErr_Clear()
-        if !e.isValueError { logger.error("python: \(spec) raised \(e.message)\n\(e.traceback)", recordID: request.recordID) }
+        if !e.isValueError {
+            logger.error("python: \(spec) raised \(e.message)", recordID: request.recordID)
+            logger.log(.error, lines: e.traceback, recordID: request.recordID)
+        }
         return e.asModelError
     }
 }

@@ -84,7 +84,7 @@ class Server:
             if self.proc.poll() is not None:
                 raise AssertionError(f"mserve exited with {self.proc.returncode}:\n{self.log()}\n"
                                      f"{self.proc.stderr.read().decode(errors='replace')}")
-            if "workers are serving" in self.log():
+            if re.search(r"(workers are|worker is) serving", self.log()):
                 return True
             # With --log-level above info there is no such line: the test chose the port.
             if self.port and len(self.worker_pids()) == self.workers:

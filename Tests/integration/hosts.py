@@ -5,6 +5,7 @@ namespace has a route beyond that /24 and its loopback, so no traffic leaves the
 import json
 import os
 import random
+import re
 import signal
 import subprocess
 import threading
@@ -100,7 +101,7 @@ class Host:
     def wait_serving(self, timeout=30):
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
-            if "workers are serving" in self.log():
+            if re.search(r"(workers are|worker is) serving", self.log()):
                 return
             if self.proc.poll() is not None:
                 raise AssertionError(f"host {self.i + 1} exited: {self.log()}")

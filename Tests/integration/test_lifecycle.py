@@ -256,7 +256,7 @@ def test_hup_rereads_the_config_and_replaces_every_worker(start, tmp_path, notif
     s.signal(signal.SIGHUP)
     assert "RELOADING=1" in sock.recv(4096).decode()
     assert "READY=1" in sock.recv(4096).decode()
-    s.wait_log(r"Reload complete: 1 workers serving")
+    s.wait_log(r"Reload complete: 1 worker serving")
     wait_for(lambda: len(s.worker_pids()) == 1 and not set(old) & set(s.worker_pids()), what="a new worker")
     # The new model option is in effect.
     assert requests.post(s.url + "/demo", json={"cal_number": 1}, timeout=5).json()["result"] == 101

@@ -38,7 +38,11 @@ def test_the_examples_answer_stream_and_refuse_bad_input(start):
     crash = s.post("/worker", {"recordid": "p3", "text": "crash"})
     assert crash.status_code == 500 and "RuntimeError: the model broke on purpose" in crash.json()["error"]["message"]
     assert "Traceback" not in crash.text
-    s.wait_log(r"\[p3\] python: hepai_worker:WorkerModel raised RuntimeError.*Traceback \(most recent call last\)")
+    s.wait_log(r"\[p3\] python: hepai_worker:WorkerModel raised RuntimeError")
+    # The traceback's lines are log lines, each with the recordid (not one line of literal \n).
+    s.wait_log(r"\[ERROR\] \[p3\] Traceback \(most recent call last\):\n")
+    s.wait_log(r'\[ERROR\] \[p3\]   File ".*hepai_worker\.py", line \d+, in inference\n')
+    assert not any("Traceback" in l and "\\n" in l for l in s.log().splitlines()), s.log()
     assert s.post("/worker", {"text": "still here"}).json()["calls"] == 5   # every call counted, the crash included
     # print() and logging land in the error log, with the recordid inside a request.
     s.wait_log(r"python hepai_worker:WorkerModel: WorkerModel ready")

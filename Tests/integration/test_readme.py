@@ -106,7 +106,7 @@ def start_server(cmd, port, tmp):
 
     def ready():
         assert proc.poll() is None, f"{cmd} exited: {proc.stderr.read().decode()} {log.read_text() if log.exists() else ''}"
-        return log.exists() and "workers are serving" in log.read_text()
+        return log.exists() and re.search(r"(workers are|worker is) serving", log.read_text())
     wait_for(ready, 120, what=f"{cmd} serving")
     return proc
 

@@ -79,7 +79,7 @@ def test_https_with_curl_and_requests_and_a_reload_of_the_certificate(start, pki
 def test_client_certificates_required(start, pki):
     s = start("demo", "--certfile", str(pki / "server.pem"), "--keyfile", str(pki / "server.key"),
               "--ca-certs", str(pki / "ca.pem"), "--cert-reqs", "required", workers=1, wait=False)
-    s.wait_log(r"All 1 workers are serving")
+    s.wait_log(r"The 1 worker is serving")
     port = int(re.search(r"Listening at: https://127\.0\.0\.1:(\d+)", s.log()).group(1))
     url = f"https://127.0.0.1:{port}/demo"
     base = ["curl", "-s", "--cacert", str(pki / "ca.pem"), "-H", "Content-Type: application/json", "-d", '{"cal_number": 1}']
@@ -108,7 +108,7 @@ def test_the_openai_client_over_https(start, pki, openai_python):
     model_dir = pathlib.Path(__file__).resolve().parent.parent.parent / "models" / "all-MiniLM-L6-v2"
     s = start("minilm", "--model-dir", str(model_dir), "--certfile", str(pki / "server.pem"), "--keyfile", str(pki / "server.key"),
               workers=1, wait=False)
-    s.wait_log(r"All 1 workers are serving", timeout=60)
+    s.wait_log(r"The 1 worker is serving", timeout=60)
     port = int(re.search(r"Listening at: https://127\.0\.0\.1:(\d+)", s.log()).group(1))
     script = f"""
 import json, openai

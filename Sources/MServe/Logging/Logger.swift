@@ -75,6 +75,15 @@ public final class Logger: Sendable {
         }
     }
 
+    /// A text of several lines (a Python traceback) as that many log lines, each with its own
+    /// prefix and the recordid; a single message's newlines are escaped instead, so that no input
+    /// reaching one can start a line of its own.
+    public func log(_ level: LogLevel, lines text: String, recordID: String? = nil) {
+        for line in text.split(separator: "\n") where !line.allSatisfy({ $0 == " " }) {
+            log(level, String(line), recordID: recordID)
+        }
+    }
+
     public func debug(_ m: String, recordID: String? = nil) { log(.debug, m, recordID: recordID) }
     /// An info line written at every level.
     public func always(_ m: String) { log(.info, recordID: nil, always: true) { LogText.appendEscaped(m, to: &$0) } }

@@ -452,7 +452,8 @@ public struct Arbiter: Sendable {
             reload = nil
         }
         if (phase == .booting || reloading) && reload == nil && serving >= desired {
-            out.append(.log(.info, phase == .booting ? "All \(desired) workers are serving" : "Reload complete: \(serving) workers serving"))
+            out.append(.log(.info, phase == .booting ? (desired == 1 ? "The 1 worker is serving" : "All \(desired) workers are serving")
+                                                         : "Reload complete: \(counted(serving, "worker")) serving"))
             reloading = false
             // A reload that completes while draining leaves the server draining.
             if phase != .draining {

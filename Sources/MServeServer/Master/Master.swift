@@ -99,7 +99,7 @@ public final class Master {
             logger.always("Listening at: \(a.unixPath != nil ? "" : settings.certfile == nil ? "http://" : "https://")\(a) (\(currentProcessID()))")
         }
         if let mode = listeners.activationMode { logger.info("Sockets from systemd (LISTEN_FDS): \(mode); -b is ignored") }
-        logger.info("Serving models: \(settings.models.joined(separator: ", ")) with \(settings.workers) workers")
+        logger.info("Serving models: \(settings.models.joined(separator: ", ")) with \(counted(settings.workers, "worker"))")
 
         loop.onSignal(.child) { [unowned self] in reapWorkers() }
         loop.onSignal(.terminate) { [unowned self] in handleSignal("term", .stop(graceful: true, at: monotonicSeconds())) }
@@ -195,7 +195,7 @@ public final class Master {
                 logger.log(level, message)
             case .notify(.ready):
                 scoreboard?.ready = true
-                SystemdNotify.send("READY=1\nSTATUS=serving \(settings.models.joined(separator: ",")) with \(settings.workers) workers\nMAINPID=\(currentProcessID())")
+                SystemdNotify.send("READY=1\nSTATUS=serving \(settings.models.joined(separator: ",")) with \(counted(settings.workers, "worker"))\nMAINPID=\(currentProcessID())")
                 announceIfNeeded()
             case .notify(.reloading):
                 SystemdNotify.send("RELOADING=1\nSTATUS=reloading")
