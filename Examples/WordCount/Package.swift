@@ -6,7 +6,7 @@ let package = Package(
     name: "WordCount",
     platforms: [.macOS(.v14)],
     dependencies: [
-        // In your own package: .package(url: "<mserve's repository>", from: "0.1.0")
+        // In your own package: .package(url: "<mserve's repository>", from: "0.2.0")
         .package(name: "mserve", path: "../.."),
     ],
     targets: [

@@ -1,4 +1,4 @@
 /// The version `mserve --version` prints and the web page shows.
 public enum MServeVersion {
-    public static let string = "0.1.0"
+    public static let string = "0.2.0"
 }
