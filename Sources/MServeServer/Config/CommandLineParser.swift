@@ -104,7 +104,7 @@ public enum CommandLineParser {
     public static func usage(knownModels: [String]) -> String {
         var out = """
         usage: mserve [options] MODEL [MODEL...]
-               mserve ctl [-s PATH] [-c COMMAND]      talk to a running master (mserve ctl --help)
+               mserve ctl [-s PATH|-b ADDR] [-c CMD]  talk to a running master (mserve ctl --help)
                mserve bench URL [options]             load-test a server (mserve bench --help)
                mserve keys add NAME | list --file F   manage API keys (mserve keys --help)
 
