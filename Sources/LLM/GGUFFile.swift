@@ -164,7 +164,7 @@ struct GGUFReader {
             for _ in 0..<dims { shape.append(try count(try u64(), "elements in a dimension of \(name)")) }
             let rawType = try u32()
             guard let type = GGMLType(rawValue: rawType) else {
-                throw GGUFError(path, "tensor \(name) has type \(GGMLType.name(rawType)), which mserve does not read (F32, F16, Q8_0, Q4_0, Q4_1)")
+                throw GGUFError(path, "tensor \(name) has type \(GGMLType.name(rawType)), which mserve does not read (\(GGMLType.allCases.map(\.description).joined(separator: ", ")))")
             }
             guard shape[0] % type.blockSize == 0 else { throw GGUFError(path, "tensor \(name): rows of \(shape[0]) are not whole \(type) blocks") }
             infos.append((name, shape, type, try count(try u64(), "the offset of \(name)")))

@@ -129,7 +129,8 @@ struct QuantizedMatrix: @unchecked Sendable {
         switch type {
         case .q8_0: return QuantizedMatrix.dotQ8_0(row, x, columns)
         case .q4_1: return QuantizedMatrix.dotQ4_1(row, x, columns)
-        case .q4_0, .f16, .f32:
+        default:
+            // Types without a kernel of their own yet (the K-quants among them): the row as floats.
             var values = [Float](repeating: 0, count: columns)
             values.withUnsafeMutableBufferPointer { type.dequantize(UnsafeRawBufferPointer(start: row, count: rowBytes), into: $0) }
             var s: Float = 0

@@ -1,0 +1,48 @@
+import MServeJSON
+import MServePOSIX
+import Testing
+@testable import LLM
+
+/// Every block type mserve reads, decoded as llama.cpp's own `gguf` package decodes it
+/// (Tests/fixtures/quants/make_blocks.py: random blocks with finite scales).
+struct QuantTypeTests {
+    static let fixture: JSON = (try? FileReading.bytes(SmolFixture.root + "/Tests/fixtures/quants/blocks.json"))
+        .flatMap { try? JSONParser.parse($0) } ?? .null
+
+    static func base64(_ text: String) -> [UInt8] {
+        let alphabet = Array("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/".utf8)
+        var value = [UInt8](repeating: 255, count: 256)
+        for (i, c) in alphabet.enumerated() { value[Int(c)] = UInt8(i) }
+        var out: [UInt8] = [], bits = 0, acc = 0
+        for c in text.utf8 where value[Int(c)] != 255 {
+            acc = acc << 6 | Int(value[Int(c)])
+            bits += 6
+            if bits >= 8 {
+                bits -= 8
+                out.append(UInt8(truncatingIfNeeded: acc >> bits))
+            }
+        }
+        return out
+    }
+
+    @Test(arguments: GGMLType.allCases)
+    func blocksDecodeAsGGUFDecodesThem(_ type: GGMLType) throws {
+        let entry = try #require(QuantTypeTests.fixture["types"]?[type.description], "no \(type) in blocks.json")
+        let blocks = QuantTypeTests.base64(try #require(entry["blocks"]?.stringValue))
+        let want = QuantTypeTests.base64(try #require(entry["values"]?.stringValue)).withUnsafeBytes { raw in
+            (0..<(raw.count / 4)).map { Float(bitPattern: UInt32(littleEndian: raw.loadUnaligned(fromByteOffset: 4 * $0, as: UInt32.self))) }
+        }
+        #expect(Int64(want.count) == entry["count"]?.intValue && type.bytes(forElements: want.count) == blocks.count)
+        var got = [Float](repeating: .nan, count: want.count)
+        blocks.withUnsafeBytes { src in got.withUnsafeMutableBufferPointer { type.dequantize(src, into: $0) } }
+        // The same arithmetic in the same order: equal, but for float rounding in a product of three.
+        let worst = zip(got, want).map { abs($0 - $1) / max(1e-6, abs($1)) }.max() ?? .infinity
+        #expect(worst <= 1e-6, "\(type): largest relative difference \(worst)")
+        #expect(!want.allSatisfy { $0 == 0 })
+    }
+
+    @Test func typesNotReadAreNamed() {
+        #expect(GGMLType.name(17) == "IQ2_XS" && GGMLType.name(14) == "Q6_K" && GGMLType.name(99) == "99")
+        #expect(GGMLType.q4_K.blockSize == 256 && GGMLType.q4_K.bytes(forElements: 512) == 288)
+    }
+}
