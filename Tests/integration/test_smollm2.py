@@ -458,3 +458,67 @@ def test_missing_or_wrong_weights_stop_the_server_with_the_path_and_the_fix(tmp_
     s2 = Server(tmp_path / "b", ["smollm2", "--model-dir", str(broken)], workers=1, wait=False)
     assert s2.wait_exit(timeout=30) == 4
     assert "is not the expected file (sha256" in s2.log() and "expected b179c952" in s2.log() and "scripts/fetch-smollm2" in s2.log()
+
+
+def gguf_bytes(metadata, tensors):
+    """A GGUF file (version 3) from scratch: metadata as (key, value) with str or int values, tensors
+    as (name, shape, type number, data bytes)."""
+    import struct
+
+    def string(s):
+        b = s.encode()
+        return struct.pack("<Q", len(b)) + b
+    out = b"GGUF" + struct.pack("<IQQ", 3, len(tensors), len(metadata))
+    for key, value in metadata:
+        out += string(key) + (struct.pack("<I", 8) + string(value) if isinstance(value, str) else struct.pack("<II", 4, value))
+    offset, data = 0, b""
+    for name, shape, qtype, raw in tensors:
+        out += string(name) + struct.pack("<I", len(shape)) + b"".join(struct.pack("<Q", d) for d in shape)
+        out += struct.pack("<IQ", qtype, offset)
+        data += raw + bytes(-len(raw) % 32)
+        offset = len(data)
+    return out + bytes(-len(out) % 32) + data
+
+
+def test_a_gguf_file_by_path_is_served_under_its_name(tmp_path):
+    """`NAME=path.gguf` serves the user's own file: chat answers, and /v1/models and GET / say what
+    the file is (architecture, quantization, parameters, context), read from it."""
+    from conftest import Server
+    path = os.path.join(MODEL_DIR, "SmolLM2-135M-Instruct.Q4_1.gguf")
+    s = Server(tmp_path, [f"assistant={path}"], workers=1)
+    try:
+        r = requests.post(s.url + "/v1/chat/completions", timeout=60, json={"model": "assistant", **QUESTION})
+        assert r.json()["choices"][0]["message"]["content"] == "The capital of France is Paris.", r.text
+        meta = requests.get(s.url + "/v1/models", timeout=5).json()["data"][0]
+        assert meta["id"] == "assistant" and meta["kind"] == "chat"
+        assert meta["meta"] == {"name": "Smollm2 135M 8k Lc100K Mix1 Ep2", "architecture": "llama", "quantization": "Q4_1",
+                                "parameters": 134515008, "context": 8192, "file_bytes": os.path.getsize(path)}, meta
+        listed = requests.get(s.url + "/", timeout=5).json()["models"][0]
+        assert listed["summary"] == f"GGUF: {path}" and listed["details"]["architecture"] == "llama"
+        assert "assistant: Smollm2 135M 8k Lc100K Mix1 Ep2, llama, Q4_1, 135 M parameters" in s.log()
+    finally:
+        s.stop()
+
+
+@pytest.mark.parametrize("case", ["sha256", "architecture", "tensor type", "missing"])
+def test_a_gguf_file_mserve_cannot_run_stops_the_start_with_why(tmp_path, case):
+    from conftest import Server
+    path = tmp_path / "model.gguf"
+    conf = tmp_path / "m.toml"
+    extra = ""
+    if case == "sha256":
+        path = os.path.join(MODEL_DIR, "SmolLM2-135M-Instruct.Q4_1.gguf")
+        extra, said = f'sha256 = "{"0" * 64}"\n', "is not the expected file (sha256 b179c952"
+    elif case == "architecture":
+        path.write_bytes(gguf_bytes([("general.architecture", "phi3")], []))
+        said = "architecture phi3 is not supported (only llama)"
+    elif case == "tensor type":
+        path.write_bytes(gguf_bytes([("general.architecture", "llama")], [("blk.3.ffn_down.weight", [256, 1], 17, bytes(66))]))
+        said = "tensor blk.3.ffn_down.weight has type IQ2_XS, which mserve does not read"
+    else:
+        path = tmp_path / "nowhere.gguf"
+        said = f"{path}: cannot open"
+    conf.write_text(f'models = ["mine"]\n[model.mine]\ngguf = "{path}"\n{extra}')
+    s = Server(tmp_path, ["-c", str(conf)], workers=1, wait=False)
+    assert s.wait_exit(timeout=60) == 4
+    assert f"model mine failed to load (options: [model.mine] in {conf})" in s.log() and said in s.log(), s.log()

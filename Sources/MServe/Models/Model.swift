@@ -190,6 +190,10 @@ public protocol Model: AnyObject, SendableMetatype {
     var answersQueries: Bool { get }
     /// This model's example (the type's `example` unless a model's own code gives one).
     var example: JSON { get }
+    /// What the model says of itself beyond its name (a GGUF file's architecture, quantization,
+    /// parameters, context): in `GET /`, as `meta` in `/v1/models` (llama.cpp's server's key) and
+    /// on the web page.  Empty by default.
+    var details: JSON { get }
     /// Whether the web page offers a file upload (sent as multipart) rather than JSON fields; by
     /// default, when the type accepts multipart/form-data or anything (`*/*`).
     var takesUploads: Bool { get }
@@ -214,6 +218,7 @@ extension Model {
     public func validate(_ input: JSON) throws {}
     public var answersQueries: Bool { false }
     public var example: JSON { Self.example }
+    public var details: JSON { [:] }
     public var takesUploads: Bool {
         Self.acceptedMediaTypes.contains("multipart/form-data") || Self.acceptedMediaTypes.contains("*/*")
     }

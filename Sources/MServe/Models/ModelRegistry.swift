@@ -31,21 +31,40 @@ public struct ModelRegistry: Sendable {
     public func entry(named name: String) -> Entry? { entries.first { $0.name == name } }
     public var names: [String] { entries.map(\.name) }
 
-    /// The model type that serves Python code, `[model.NAME] python = "module:Attribute"` (or
-    /// `NAME=module:Attribute` on the command line): set by MServePython's `registerPython`.
-    public var python: (any Model.Type)?
-    private var makePython: (@Sendable (ModelContext) throws -> any Model)?
+    /// Model types served from what an option of `[model.NAME]` names, under any NAME: Python code
+    /// (`python = "module:Attribute"`, or `NAME=module:Attribute` on the command line; MServePython's
+    /// `registerPython`) and a GGUF file (`gguf = "path"`, or `NAME=path.gguf`; MServeSmolLM's
+    /// `registerSmolLM`).
+    public struct Source: Sendable {
+        public let option: String
+        public let kind: String
+        public let type: any Model.Type
+        public let make: @Sendable (ModelContext) throws -> any Model
+    }
+    public private(set) var sources: [Source] = []
+    /// The options that make a model a source's, whether or not this build has the source.
+    static let sourceOptions = ["python": "Python code", "gguf": "a GGUF file"]
 
-    public mutating func registerPython<M: Model>(_ type: M.Type, make: @escaping @Sendable (ModelContext) throws -> any Model) {
-        python = M.self
-        makePython = make
+    public mutating func register<M: Model>(_ type: M.Type, servingOption option: String, kind: String,
+                                            make: @escaping @Sendable (ModelContext) throws -> any Model) {
+        sources.removeAll { $0.option == option }
+        sources.append(Source(option: option, kind: kind, type: M.self, make: make))
     }
 
-    /// The entry a model is served by: Python code its settings name, else a registered name.
+    public mutating func registerPython<M: Model>(_ type: M.Type, make: @escaping @Sendable (ModelContext) throws -> any Model) {
+        register(type, servingOption: "python", kind: "Python", make: make)
+    }
+
+    /// The entry a model is served by: what a source option of its settings names, else a
+    /// registered name.
     public func entry(named name: String, settings: ModelSettings) -> Entry? {
-        guard case .string(let spec)? = settings.options["python"] else { return entry(named: name) }
-        guard let python, let makePython else { return nil }
-        return Entry(name: name, summary: "Python: \(spec)", type: python, make: makePython)
+        for source in sources {
+            if case .string(let spec)? = settings.options[source.option] {
+                return Entry(name: name, summary: "\(source.kind): \(spec)", type: source.type, make: source.make)
+            }
+        }
+        if Self.sourceOptions.keys.contains(where: { settings.options[$0] != nil }) { return nil }
+        return entry(named: name)
     }
 
     /// Every requested name must be known (registered, or Python code in its settings): the message
@@ -57,10 +76,13 @@ public struct ModelRegistry: Sendable {
             throw ConfigError("no model given; known models: \(names.joined(separator: ", "))")
         }
         for m in models where entry(named: m, settings: settings.settings(forModel: m)) == nil {
-            if settings.settings(forModel: m).options["python"] != nil {
-                throw ConfigError("model '\(m)' is Python code, and this mserve was built without Python (MServePython)")
+            for (option, what) in Self.sourceOptions.sorted(by: { $0.key < $1.key }) {
+                guard let value = settings.settings(forModel: m).options[option] else { continue }
+                if value.stringValue == nil { throw ConfigError("[model.\(m)] \(option) must be a string, got \(value.text)") }
+                throw ConfigError("model '\(m)' is \(what), and this mserve was built without what serves it")
             }
-            throw ConfigError("unknown model '\(m)'; known models: \(names.joined(separator: ", ")), or NAME=module:Attribute for Python")
+            throw ConfigError("unknown model '\(m)'; known models: \(names.joined(separator: ", ")), "
+                              + "or NAME=path.gguf for a GGUF file, NAME=module:Attribute for Python")
         }
         var seen: Set<String> = []
         for m in models where !seen.insert(m).inserted {

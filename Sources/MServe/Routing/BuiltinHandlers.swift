@@ -23,8 +23,9 @@ public final class ServedModel {
     }
 
     var info: JSON {
-        ["name": .string(name), "path": .string("/" + name), "device": .string(device), "summary": .string(summary),
-         "kind": .string(kind), "example": instance.example]
+        let info: JSON = ["name": .string(name), "path": .string("/" + name), "device": .string(device), "summary": .string(summary),
+                          "kind": .string(kind), "example": instance.example]
+        return instance.details == [:] ? info : info.setting("details", instance.details)
     }
 
     /// Which form the web page shows: chat (a conversation through /v1/chat/completions),
@@ -147,7 +148,8 @@ final class OpenAIModelsHandler: RequestHandler {
     /// that a client (`mserve bench`) can pick the chat or the embedding model (extra fields are
     /// usual here: vLLM and llama.cpp's server add theirs).
     static func object(_ m: ServedModel, created: Int64) -> JSON {
-        ["id": .string(m.name), "object": "model", "created": .int(created), "owned_by": "mserve", "kind": .string(m.kind)]
+        let object: JSON = ["id": .string(m.name), "object": "model", "created": .int(created), "owned_by": "mserve", "kind": .string(m.kind)]
+        return m.instance.details == [:] ? object : object.setting("meta", m.instance.details)
     }
 }
 

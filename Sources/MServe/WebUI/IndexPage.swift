@@ -317,6 +317,11 @@ function formFor(m) {
   const sec = $("section", { class: "model", id, "aria-labelledby": id + "-h" });
   sec.append($("h2", { id: id + "-h" }, $("code", { text: m.name }), " ", $("span", { class: "kind", text: m.kind })),
              $("p", { class: "muted", text: m.summary || "" }));
+  // A model file's own description: architecture, quantization, size, context.
+  const d = m.details;
+  if (d) sec.append($("p", { class: "muted", id: id + "-details", text: [d.name, d.architecture, d.quantization,
+    d.parameters && (d.parameters >= 1e9 ? (d.parameters / 1e9).toFixed(1) + " B" : Math.round(d.parameters / 1e6) + " M") + " parameters",
+    d.context && "context " + d.context].filter(Boolean).join(" · ") }));
   const ui = { out: $("pre", { class: "out", id: id + "-out", "aria-live": "polite" }), stats: $("div", { class: "stats", id: id + "-stats", role: "status" }) };
   const form = $("form", { novalidate: "" });
   ui.send = $("button", { type: "submit", id: id + "-send", text: "Send" });

@@ -84,17 +84,20 @@ public enum CommandLineParser {
             seenOnCommandLine.insert(setting.key)
         }
         if !positional.isEmpty {
-            // NAME=module:Attribute serves Python code under NAME, as [model.NAME] python = "..." does.
+            // NAME=path.gguf serves a GGUF file under NAME, NAME=module:Attribute Python code, as
+            // [model.NAME] gguf = "..." and python = "..." do.
             settings.models = []
             for p in positional {
-                guard let eq = p.firstIndex(of: "="), p[p.index(after: eq)...].contains(":") else {
+                guard let eq = p.firstIndex(of: "=") else {
                     settings.models.append(p)
                     continue
                 }
-                let name = String(p[..<eq])
-                guard !name.isEmpty else { throw ConfigError("'\(p)': give the model a name, NAME=module:Attribute") }
+                let name = String(p[..<eq]), value = String(p[p.index(after: eq)...])
+                let option = value.hasSuffix(".gguf") ? "gguf" : value.contains(":") ? "python" : nil
+                guard let option else { throw ConfigError("'\(p)': NAME=path.gguf serves a GGUF file, NAME=module:Attribute Python code") }
+                guard !name.isEmpty else { throw ConfigError("'\(p)': give the model a name, NAME=\(option == "gguf" ? "path.gguf" : "module:Attribute")") }
                 settings.models.append(name)
-                settings.modelSettings[name, default: ModelSettings()].options["python"] = .string(String(p[p.index(after: eq)...]))
+                settings.modelSettings[name, default: ModelSettings()].options[option] = .string(value)
             }
         }
         return .serve(settings)
