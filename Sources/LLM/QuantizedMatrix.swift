@@ -130,12 +130,35 @@ struct QuantizedMatrix: @unchecked Sendable {
         case .q8_0: return QuantizedMatrix.dotQ8_0(row, x, columns)
         case .q4_1: return QuantizedMatrix.dotQ4_1(row, x, columns)
         default:
-            // Types without a kernel of their own yet (the K-quants among them): the row as floats.
-            var values = [Float](repeating: 0, count: columns)
-            values.withUnsafeMutableBufferPointer { type.dequantize(UnsafeRawBufferPointer(start: row, count: rowBytes), into: $0) }
-            var s: Float = 0
-            for c in 0..<columns { s += values[c] * x[c] }
-            return s
+            return QuantizedMatrix.dotThroughFloats(type, row, x, columns)
+        }
+    }
+
+    /// Types without a kernel of their own yet (the K-quants among them): a super-block at a time
+    /// decoded into floats on the stack (no allocation per row), then a vector dot product.
+    static func dotThroughFloats(_ type: GGMLType, _ row: UnsafeRawPointer, _ x: UnsafePointer<Float>, _ n: Int) -> Float {
+        let span = max(type.blockSize, 256) / type.blockSize * type.blockSize   // 256 values, or one block of a wider type
+        return withUnsafeTemporaryAllocation(of: Float.self, capacity: span) { buffer in
+            guard let base = buffer.baseAddress else { return 0 }
+            var total = SIMD8<Float>()
+            var done = 0
+            while done < n {
+                let count = min(span, n - done)
+                let bytes = UnsafeRawBufferPointer(start: row + type.bytes(forElements: done), count: type.bytes(forElements: count))
+                let values = UnsafeMutableBufferPointer(rebasing: buffer[0..<count])
+                type.dequantize(bytes, into: values)
+                var j = 0
+                while j + 8 <= count {
+                    total += UnsafeRawPointer(base + j).loadUnaligned(as: SIMD8<Float>.self)
+                        * UnsafeRawPointer(x + done + j).loadUnaligned(as: SIMD8<Float>.self)
+                    j += 8
+                }
+                var rest: Float = 0
+                while j < count { rest += values[j] * x[done + j]; j += 1 }
+                total[0] += rest
+                done += count
+            }
+            return total.sum()
         }
     }
 

@@ -46,3 +46,20 @@ struct QuantTypeTests {
         #expect(GGMLType.q4_K.blockSize == 256 && GGMLType.q4_K.bytes(forElements: 512) == 288)
     }
 }
+
+extension QuantTypeTests {
+    /// The dot product of a row of any type with floats: the same as over its decoded values.
+    @Test(arguments: GGMLType.allCases)
+    func aRowTimesFloatsIsItsDecodedValuesTimesThem(_ type: GGMLType) throws {
+        let entry = try #require(QuantTypeTests.fixture["types"]?[type.description])
+        let blocks = QuantTypeTests.base64(try #require(entry["blocks"]?.stringValue))
+        let n = Int(try #require(entry["count"]?.intValue))
+        var values = [Float](repeating: 0, count: n)
+        blocks.withUnsafeBytes { src in values.withUnsafeMutableBufferPointer { type.dequantize(src, into: $0) } }
+        let x = (0..<n).map { Float(($0 * 7919) % 13) / 13 - 0.5 }
+        let want = zip(values, x).reduce(Double(0)) { $0 + Double($1.0) * Double($1.1) }
+        let got = blocks.withUnsafeBytes { src in x.withUnsafeBufferPointer { QuantizedMatrix.dotThroughFloats(type, src.baseAddress!, $0.baseAddress!, n) } }
+        let scale = zip(values, x).reduce(Double(0)) { $0 + abs(Double($1.0) * Double($1.1)) }
+        #expect(abs(Double(got) - want) <= 1e-5 * max(scale, 1), "\(type): \(got) against \(want)")
+    }
+}
