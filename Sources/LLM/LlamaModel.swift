@@ -9,7 +9,7 @@ import Glibc
 ///
 /// The block: RMSNorm, grouped-query attention (RoPE over the whole head, rotating adjacent pairs
 /// as GGUF's llama layout stores Q and K), a residual; RMSNorm, SwiGLU, a residual.  The output
-/// head is the token embedding, tied.
+/// head is the file's output.weight, or where it has none the token embedding (tied).
 public final class LlamaModel: @unchecked Sendable {
     public struct Config: Equatable, Sendable {
         public let layers, dim, heads, kvHeads, headDim, feedForward, vocabulary, context: Int
@@ -47,6 +47,7 @@ public final class LlamaModel: @unchecked Sendable {
     /// The threads a forward pass's products are split between.
     let pool: ComputePool
     let embedding: QuantizedMatrix
+    let output: QuantizedMatrix
     let outputNorm: [Float]
     let layers: [Layer]
 
@@ -65,8 +66,16 @@ public final class LlamaModel: @unchecked Sendable {
                         eps: Float(file.metadata["llama.attention.layer_norm_rms_epsilon"]?.doubleValue ?? 1e-5),
                         ropeBase: Float(file.metadata["llama.rope.freq_base"]?.doubleValue ?? 10_000))
         guard config.heads % config.kvHeads == 0 else { throw GGUFError(file.path, "head_count is not a multiple of head_count_kv") }
-        if file.tensorsByName["output.weight"] != nil { throw GGUFError(file.path, "an untied output head (output.weight) is not supported yet") }
         embedding = QuantizedMatrix(file, embed)
+        // The output head: its own matrix where the file has one, else the token embedding (tied).
+        if let head = file.tensorsByName["output.weight"] {
+            guard head.shape == embed.shape else {
+                throw GGUFError(file.path, "output.weight is \(head.shape), token_embd.weight \(embed.shape): they must agree")
+            }
+            output = QuantizedMatrix(file, head)
+        } else {
+            output = embedding
+        }
         outputNorm = file.dequantize(try file.tensor("output_norm.weight"), rows: 0..<1)
         var layers: [Layer] = []
         for i in 0..<config.layers {
@@ -211,7 +220,7 @@ public final class LlamaModel: @unchecked Sendable {
         var normed = lasts
         LlamaModel.rmsNorm(lasts, outputNorm, c.dim, c.eps, into: &normed)
         var logits = [Float](repeating: 0, count: wanted.count * c.vocabulary)
-        embedding.multiply(normed, wanted.count, pool: pool, quantized: quantized(normed, wanted.count, c.dim), into: &logits)
+        output.multiply(normed, wanted.count, pool: pool, quantized: quantized(normed, wanted.count, c.dim), into: &logits)
         for (k, e) in wanted.enumerated() { out[e] = Array(logits[(k * c.vocabulary)..<((k + 1) * c.vocabulary)]) }
         return out
     }

@@ -524,18 +524,32 @@ def test_a_gguf_file_mserve_cannot_run_stops_the_start_with_why(tmp_path, case):
     assert f"model mine failed to load (options: [model.mine] in {conf})" in s.log() and said in s.log(), s.log()
 
 
-def test_k_quant_and_q5_blocks_answer_as_the_float32_reference_on_the_same_file(tmp_path):
+@pytest.fixture(scope="module")
+def fixture_env(tmp_path_factory):
+    """The fixture generators' PyPI packages (reference_file.PACKAGES), installed once for the module."""
+    import sys
+    sys.path.insert(0, os.path.join(ROOT, "Tests", "fixtures", "smollm2"))
+    from reference_file import PACKAGES
+    target = tmp_path_factory.mktemp("pypi")
+    subprocess.run([sys.executable, "-m", "pip", "install", "-q", "--no-deps", "--target", str(target), PACKAGES["gguf"],
+                    PACKAGES["tokenizers"]], check=True, timeout=600)
+    return dict(os.environ, PYTHONPATH=str(target))
+
+
+@pytest.mark.parametrize("head", ["tied", "untied"])
+def test_k_quant_and_q5_blocks_answer_as_the_float32_reference_on_the_same_file(tmp_path, head, fixture_env):
     """SmolLM2 re-encoded with Q4_K, Q5_K, Q6_K, Q5_0, Q5_1 and Q8_0 rows (make_kquants.py): mserve's
-    greedy continuation, token for token the numpy float32 reference's on that file (greedy.py)."""
+    greedy continuation, token for token the numpy float32 reference's on that file (greedy.py).
+    Untied: the file has its own output head (rows moved by one, so the answer differs)."""
     import sys
     from conftest import Server
     fixtures = os.path.join(ROOT, "Tests", "fixtures", "smollm2")
     kq = tmp_path / "kquants.gguf"
-    subprocess.run([sys.executable, "make_kquants.py", str(kq), os.path.join(MODEL_DIR, "SmolLM2-135M-Instruct.Q4_1.gguf")],
-                   cwd=fixtures, check=True, timeout=300)
+    subprocess.run([sys.executable, "make_kquants.py", str(kq), os.path.join(MODEL_DIR, "SmolLM2-135M-Instruct.Q4_1.gguf")]
+                   + (["--untied"] if head == "untied" else []), cwd=fixtures, check=True, timeout=300, env=fixture_env)
     prompt = "The capital of France is"
     ref = json.loads(subprocess.run([sys.executable, "greedy.py", str(kq), prompt, "12"], cwd=fixtures, check=True,
-                                    capture_output=True, text=True, timeout=600).stdout)
+                                    capture_output=True, text=True, timeout=600, env=fixture_env).stdout)
     conf = tmp_path / "kq.toml"
     conf.write_text(f'models = ["kq"]\n[model.kq]\ngguf = "{kq}"\nactivations = "float32"\n')
     s = Server(tmp_path, ["-c", str(conf)], workers=1)
@@ -543,8 +557,9 @@ def test_k_quant_and_q5_blocks_answer_as_the_float32_reference_on_the_same_file(
         r = requests.post(s.url + "/v1/completions", timeout=120,
                           json={"model": "kq", "prompt": prompt, "max_tokens": 12, "temperature": 0}).json()
         assert r["usage"]["prompt_tokens"] == len(ref["prompt_ids"]) and r["choices"][0]["text"] == ref["text"], (r, ref)
+        assert (ref["text"] == " Paris.\n\nThe answer is: 2.") == (head == "tied"), ref
         assert r["usage"]["completion_tokens"] == len(ref["ids"])
         meta = requests.get(s.url + "/v1/models", timeout=5).json()["data"][0]["meta"]
-        assert meta["quantization"] == "Q4_K_M" and meta["parameters"] == 134515008
+        assert meta["quantization"] == "Q4_K_M" and meta["parameters"] == 134515008 + (49152 * 576 if head == "untied" else 0)
     finally:
         s.stop()
