@@ -119,7 +119,7 @@ public final class GGUFFile: @unchecked Sendable {
     public func requireArchitecture(_ expected: String) throws(GGUFError) {
         let found = metadata["general.architecture"]?.stringValue ?? "none"
         guard found == expected else {
-            throw GGUFError(path, "architecture \(found) is not supported (only \(expected))")
+            throw GGUFError(path, "architecture \(found) is not supported; supported: \(expected)")
         }
     }
 

@@ -89,7 +89,7 @@ public final class ChatModel: GenerativeModel {
                                 + "KV cache \(limits.kvTokens) tokens (--kv-cache-tokens; \(kvBytes >> 20) MiB at most), \(stepTokens) tokens "
                                 + "per step, context \(contextLength), \(activations.rawValue) activations, \(threads) threads")
         } catch {
-            throw ModelLoadError("\(name): \(path): \(error)")
+            throw ModelLoadError("\(name): \(error)")   // the file's errors name its path
         }
     }
 

@@ -63,3 +63,35 @@ extension QuantTypeTests {
         #expect(abs(Double(got) - want) <= 1e-5 * max(scale, 1), "\(type): \(got) against \(want)")
     }
 }
+
+/// The reader on blocks llama.cpp's own quantizer wrote: Gemma 3 270M in Q4_K_M
+/// (scripts/fetch-gemma3, which the full test run fetches), rows of each type against
+/// Tests/fixtures/gemma3/rows.json (gguf's decoding).
+struct GemmaFileTests {
+    static let path = SmolFixture.root + "/models/gemma3/gemma-3-270m-q4_k_m.gguf"
+
+    @Test(.enabled(if: fileExists(GemmaFileTests.path), "bash scripts/fetch-gemma3 fetches the file"))
+    func rowsOfEveryTypeDecodeAsGGUFDecodesThem() throws {
+        let file = try GGUFFile(path: GemmaFileTests.path)
+        #expect(file.metadata["general.architecture"]?.stringValue == "gemma3")
+        let fixture = try JSONParser.parse(try FileReading.bytes(SmolFixture.root + "/Tests/fixtures/gemma3/rows.json"))
+        guard case .array(let rows)? = fixture["rows"] else { Issue.record("no rows in rows.json"); return }
+        var types: Set<String> = []
+        for entry in rows {
+            let tensor = try file.tensor(try #require(entry["tensor"]?.stringValue))
+            let row = Int(try #require(entry["row"]?.intValue))
+            let want = QuantTypeTests.base64(try #require(entry["values"]?.stringValue)).withUnsafeBytes { raw in
+                (0..<(raw.count / 4)).map { Float(bitPattern: UInt32(littleEndian: raw.loadUnaligned(fromByteOffset: 4 * $0, as: UInt32.self))) }
+            }
+            let got = file.dequantize(tensor, rows: row..<(row + 1))
+            #expect(got.count == want.count)
+            let worst = zip(got, want).map { abs($0 - $1) / max(1e-6, abs($1)) }.max() ?? .infinity
+            #expect(worst <= 1e-6, "\(tensor.name) row \(row) (\(tensor.type)): \(worst)")
+            types.insert(tensor.type.description)
+        }
+        #expect(types == ["F32", "Q4_K", "Q5_0", "Q6_K", "Q8_0"])
+        // What /v1/models says of it.
+        let summary = GGUFSummary(file)
+        #expect(summary.architecture == "gemma3" && summary.quantization == "Q4_K_M" && summary.parameterText == "268 M")
+    }
+}

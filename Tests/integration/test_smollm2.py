@@ -500,7 +500,7 @@ def test_a_gguf_file_by_path_is_served_under_its_name(tmp_path):
         s.stop()
 
 
-@pytest.mark.parametrize("case", ["sha256", "architecture", "tensor type", "missing"])
+@pytest.mark.parametrize("case", ["sha256", "architecture", "gemma3", "tensor type", "missing"])
 def test_a_gguf_file_mserve_cannot_run_stops_the_start_with_why(tmp_path, case):
     from conftest import Server
     path = tmp_path / "model.gguf"
@@ -511,7 +511,11 @@ def test_a_gguf_file_mserve_cannot_run_stops_the_start_with_why(tmp_path, case):
         extra, said = f'sha256 = "{"0" * 64}"\n', "is not the expected file (sha256 b179c952"
     elif case == "architecture":
         path.write_bytes(gguf_bytes([("general.architecture", "phi3")], []))
-        said = "architecture phi3 is not supported (only llama)"
+        said = "architecture phi3 is not supported; supported: llama"
+    elif case == "gemma3":
+        # A real Q4_K_M file from llama.cpp (scripts/fetch-gemma3): read whole, refused by its architecture.
+        path = os.path.join(ROOT, "models", "gemma3", "gemma-3-270m-q4_k_m.gguf")
+        said = "architecture gemma3 is not supported; supported: llama"
     elif case == "tensor type":
         path.write_bytes(gguf_bytes([("general.architecture", "llama")], [("blk.3.ffn_down.weight", [256, 1], 17, bytes(66))]))
         said = "tensor blk.3.ffn_down.weight has type IQ2_XS, which mserve does not read"
