@@ -45,15 +45,39 @@ struct QuantizedMatrix: @unchecked Sendable {
     /// at a time (llama.cpp's way: the weights' integers times the inputs', one scale per block).
     func multiply(_ x: [Float], _ n: Int, pool: ComputePool, quantized: QuantizedActivations? = nil, into y: inout [Float]) {
         if let quantized, IntegerDot.available, type == .q4_1 || type == .q8_0 { return multiply(quantized, pool: pool, into: &y) }
+        let decodeOnce = n > 1 && type != .q4_1 && type != .q8_0
         x.withUnsafeBufferPointer { xp in
             y.withUnsafeMutableBufferPointer { yp in
                 let p = SharedPointers(input: xp.baseAddress!, output: yp.baseAddress!)
                 split(rows, n, pool) { r in
                     let row = base + r * rowBytes
-                    for i in 0..<n { p.output[i * rows + r] = dot(row, p.input + i * columns) }
+                    if decodeOnce {
+                        // A type without a kernel, several inputs (a prompt, a batch): the row is
+                        // decoded once, not once per input.
+                        withUnsafeTemporaryAllocation(of: Float.self, capacity: columns) { values in
+                            type.dequantize(UnsafeRawBufferPointer(start: row, count: rowBytes), into: values)
+                            for i in 0..<n { p.output[i * rows + r] = QuantizedMatrix.dot(values, p.input + i * columns) }
+                        }
+                    } else {
+                        for i in 0..<n { p.output[i * rows + r] = dot(row, p.input + i * columns) }
+                    }
                 }
             }
         }
+    }
+
+    /// Σ a·x over two float vectors of `a.count`.
+    static func dot(_ a: UnsafeMutableBufferPointer<Float>, _ x: UnsafePointer<Float>) -> Float {
+        guard let base = a.baseAddress else { return 0 }
+        var total = SIMD8<Float>()
+        var j = 0
+        while j + 8 <= a.count {
+            total += UnsafeRawPointer(base + j).loadUnaligned(as: SIMD8<Float>.self) * UnsafeRawPointer(x + j).loadUnaligned(as: SIMD8<Float>.self)
+            j += 8
+        }
+        var rest: Float = 0
+        while j < a.count { rest += base[j] * x[j]; j += 1 }
+        return total.sum() + rest
     }
 
     private func multiply(_ x: QuantizedActivations, pool: ComputePool, into y: inout [Float]) {
@@ -139,26 +163,17 @@ struct QuantizedMatrix: @unchecked Sendable {
     static func dotThroughFloats(_ type: GGMLType, _ row: UnsafeRawPointer, _ x: UnsafePointer<Float>, _ n: Int) -> Float {
         let span = max(type.blockSize, 256) / type.blockSize * type.blockSize   // 256 values, or one block of a wider type
         return withUnsafeTemporaryAllocation(of: Float.self, capacity: span) { buffer in
-            guard let base = buffer.baseAddress else { return 0 }
-            var total = SIMD8<Float>()
+            var total: Float = 0
             var done = 0
             while done < n {
                 let count = min(span, n - done)
                 let bytes = UnsafeRawBufferPointer(start: row + type.bytes(forElements: done), count: type.bytes(forElements: count))
                 let values = UnsafeMutableBufferPointer(rebasing: buffer[0..<count])
                 type.dequantize(bytes, into: values)
-                var j = 0
-                while j + 8 <= count {
-                    total += UnsafeRawPointer(base + j).loadUnaligned(as: SIMD8<Float>.self)
-                        * UnsafeRawPointer(x + done + j).loadUnaligned(as: SIMD8<Float>.self)
-                    j += 8
-                }
-                var rest: Float = 0
-                while j < count { rest += values[j] * x[done + j]; j += 1 }
-                total[0] += rest
+                total += dot(values, x + done)
                 done += count
             }
-            return total.sum()
+            return total
         }
     }
 
