@@ -67,7 +67,7 @@ public struct ModelRegistry: Sendable {
         return entry(named: name)
     }
 
-    /// Every requested name must be known (registered, or Python code in its settings): the message
+    /// Every requested name must be known (registered, or a source's option in its settings): the message
     /// lists what is.  Every key of a `[model.NAME]` table must be one of the model's options
     /// (when it declares them) or one of `serverKeys` (which the config reader has taken out
     /// already; here they only help the suggestion).

@@ -28,8 +28,7 @@ public struct BenchResult: Sendable {
         if case .success(let v) = Result(catching: { () throws(JSONParseError) in try JSONParser.parse(body) }) {
             if case .string(let s)? = v["error"]?["message"] ?? v["error"] { return s }
         }
-        let text = String(decoding: body.prefix(160), as: UTF8.self).split(whereSeparator: \.isNewline).joined(separator: " ")
-        return text
+        return String(decoding: body.prefix(160), as: UTF8.self).split(whereSeparator: \.isNewline).joined(separator: " ")
     }
 
     public mutating func merge(_ o: BenchResult) {
