@@ -115,19 +115,31 @@ public final class GGUFFile: @unchecked Sendable {
         return out
     }
 
-    /// The model's architecture (`general.architecture`); anything but `expected` is refused.
-    public func requireArchitecture(_ expected: String) throws(GGUFError) {
+    /// The model's architecture (`general.architecture`); one not among `supported` is refused.
+    @discardableResult
+    public func requireArchitecture(_ supported: [String]) throws(GGUFError) -> String {
         let found = metadata["general.architecture"]?.stringValue ?? "none"
-        guard found == expected else {
-            throw GGUFError(path, "architecture \(found) is not supported; supported: \(expected)")
+        guard supported.contains(found) else {
+            throw GGUFError(path, "architecture \(found) is not supported; supported: \(supported.joined(separator: ", "))")
         }
+        return found
+    }
+
+    /// `key` with a leading "{arch}." made the architecture's prefix.
+    func resolved(_ key: String) -> String {
+        key.hasPrefix("{arch}.") ? (metadata["general.architecture"]?.stringValue ?? "") + key.dropFirst(6) : key
     }
 
     /// A metadata number that must be there (`key` may start with "{arch}.", the architecture).
     public func int(_ key: String) throws(GGUFError) -> Int {
-        let full = key.hasPrefix("{arch}.") ? (metadata["general.architecture"]?.stringValue ?? "") + key.dropFirst(6) : key
+        let full = resolved(key)
         guard let v = metadata[full]?.intValue else { throw GGUFError(path, "metadata \(full) is missing or not an integer") }
         return v
+    }
+
+    /// A metadata number that may be missing (then `fallback`).
+    public func double(_ key: String, default fallback: Double) -> Double {
+        metadata[resolved(key)]?.doubleValue ?? fallback
     }
 }
 

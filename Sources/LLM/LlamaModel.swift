@@ -15,6 +15,9 @@ public final class LlamaModel: @unchecked Sendable {
         public let layers, dim, heads, kvHeads, headDim, feedForward, vocabulary, context: Int
         public let eps: Float
         public let ropeBase: Float
+        /// RoPE on the first half of a head with the second (NeoX's, as qwen2 files lay Q and K
+        /// out) rather than on adjacent pairs (llama's GGUF layout).
+        public var ropeHalves = false
         /// What one token's keys and values take in the cache (float32, every layer).
         public var kvBytesPerToken: Int { layers * 2 * kvHeads * headDim * MemoryLayout<Float>.size }
         public var kvDim: Int { kvHeads * headDim }
@@ -33,7 +36,12 @@ public final class LlamaModel: @unchecked Sendable {
     struct Layer {
         let attnNorm, ffnNorm: [Float]
         let q, k, v, o, gate, up, down: QuantizedMatrix
+        /// qwen2's biases on the query, key and value projections (none in llama files).
+        let qBias, kBias, vBias: [Float]?
     }
+
+    /// What this forward pass runs: llama, and qwen2 (llama with biases on q, k, v and NeoX RoPE).
+    public static let architectures = ["llama", "qwen2"]
 
     /// How the inputs of the weight products are held: float32 (exact, the reference's way, with
     /// float kernels), or quantized in blocks of 32 for integer dot products on x86 (llama.cpp's
@@ -55,7 +63,7 @@ public final class LlamaModel: @unchecked Sendable {
         self.file = file
         self.activations = activations
         pool = ComputePool(threads: threads)
-        try file.requireArchitecture("llama")
+        let architecture = try file.requireArchitecture(LlamaModel.architectures)
         let dim = try file.int("{arch}.embedding_length"), heads = try file.int("{arch}.attention.head_count")
         guard heads > 0, dim % heads == 0 else { throw GGUFError(file.path, "embedding_length \(dim) is not a multiple of head_count \(heads)") }
         let embed = try file.tensor("token_embd.weight")
@@ -63,8 +71,9 @@ public final class LlamaModel: @unchecked Sendable {
                         kvHeads: try file.int("{arch}.attention.head_count_kv"), headDim: dim / heads,
                         feedForward: try file.int("{arch}.feed_forward_length"), vocabulary: embed.rows,
                         context: try file.int("{arch}.context_length"),
-                        eps: Float(file.metadata["llama.attention.layer_norm_rms_epsilon"]?.doubleValue ?? 1e-5),
-                        ropeBase: Float(file.metadata["llama.rope.freq_base"]?.doubleValue ?? 10_000))
+                        eps: Float(file.double("{arch}.attention.layer_norm_rms_epsilon", default: 1e-5)),
+                        ropeBase: Float(file.double("{arch}.rope.freq_base", default: 10_000)),
+                        ropeHalves: architecture == "qwen2")
         guard config.heads % config.kvHeads == 0 else { throw GGUFError(file.path, "head_count is not a multiple of head_count_kv") }
         embedding = QuantizedMatrix(file, embed)
         // The output head: its own matrix where the file has one, else the token embedding (tied).
@@ -81,9 +90,15 @@ public final class LlamaModel: @unchecked Sendable {
         for i in 0..<config.layers {
             func m(_ name: String) throws(GGUFError) -> QuantizedMatrix { QuantizedMatrix(file, try file.tensor("blk.\(i).\(name).weight")) }
             func norm(_ name: String) throws(GGUFError) -> [Float] { file.dequantize(try file.tensor("blk.\(i).\(name).weight"), rows: 0..<1) }
+            func bias(_ name: String, _ count: Int) throws(GGUFError) -> [Float]? {
+                guard let t = file.tensorsByName["blk.\(i).\(name).bias"] else { return nil }
+                guard t.elementCount == count else { throw GGUFError(file.path, "\(t.name) has \(t.elementCount) values, not \(count)") }
+                return file.dequantize(t, rows: 0..<1)
+            }
             layers.append(Layer(attnNorm: try norm("attn_norm"), ffnNorm: try norm("ffn_norm"), q: try m("attn_q"), k: try m("attn_k"),
                                 v: try m("attn_v"), o: try m("attn_output"), gate: try m("ffn_gate"), up: try m("ffn_up"),
-                                down: try m("ffn_down")))
+                                down: try m("ffn_down"), qBias: try bias("attn_q", dim), kBias: try bias("attn_k", config.kvDim),
+                                vBias: try bias("attn_v", config.kvDim)))
         }
         self.layers = layers
     }
@@ -165,9 +180,12 @@ public final class LlamaModel: @unchecked Sendable {
             layer.q.multiply(h, n, pool: pool, quantized: hq, into: &q)
             layer.k.multiply(h, n, pool: pool, quantized: hq, into: &k)
             layer.v.multiply(h, n, pool: pool, quantized: hq, into: &v)
+            LlamaModel.addBias(layer.qBias, to: &q, n, c.dim)
+            LlamaModel.addBias(layer.kBias, to: &k, n, c.kvDim)
+            LlamaModel.addBias(layer.vBias, to: &v, n, c.kvDim)
             for t in 0..<n {
-                LlamaModel.rotate(&q, at: t * c.dim, heads: c.heads, c.headDim, tables[t])
-                LlamaModel.rotate(&k, at: t * c.kvDim, heads: c.kvHeads, c.headDim, tables[t])
+                LlamaModel.rotate(&q, at: t * c.dim, heads: c.heads, c.headDim, tables[t], halves: c.ropeHalves)
+                LlamaModel.rotate(&k, at: t * c.kvDim, heads: c.kvHeads, c.headDim, tables[t], halves: c.ropeHalves)
             }
             // The chunk's keys and values join each cache first: a token then sees those before it.
             for t in 0..<n {
@@ -329,14 +347,26 @@ public final class LlamaModel: @unchecked Sendable {
         return (c, s)
     }
 
-    static func rotate(_ x: inout [Float], at offset: Int, heads: Int, _ headDim: Int, _ table: (cos: [Float], sin: [Float])) {
+    /// Pair i of each head is (2i, 2i + 1), or with `halves` (i, i + headDim/2).
+    static func rotate(_ x: inout [Float], at offset: Int, heads: Int, _ headDim: Int, _ table: (cos: [Float], sin: [Float]),
+                       halves: Bool = false) {
+        let half = headDim / 2
         for h in 0..<heads {
             let base = offset + h * headDim
-            for i in 0..<(headDim / 2) {
-                let a = x[base + 2 * i], b = x[base + 2 * i + 1]
-                x[base + 2 * i] = a * table.cos[i] - b * table.sin[i]
-                x[base + 2 * i + 1] = a * table.sin[i] + b * table.cos[i]
+            for i in 0..<half {
+                let first = halves ? base + i : base + 2 * i, second = halves ? base + i + half : base + 2 * i + 1
+                let a = x[first], b = x[second]
+                x[first] = a * table.cos[i] - b * table.sin[i]
+                x[second] = a * table.sin[i] + b * table.cos[i]
             }
+        }
+    }
+
+    /// `bias` added to each of `n` rows of `width` in `x` (nothing without one).
+    static func addBias(_ bias: [Float]?, to x: inout [Float], _ n: Int, _ width: Int) {
+        guard let bias else { return }
+        for t in 0..<n {
+            for j in 0..<width { x[t * width + j] += bias[j] }
         }
     }
 }

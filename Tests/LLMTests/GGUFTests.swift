@@ -54,8 +54,8 @@ struct GGUFTests {
         #expect(tokens.prefix(4).map(\.stringValue) == ["<|endoftext|>", "<|im_start|>", "<|im_end|>", "<repo_name>"])
         #expect(tokens.last?.stringValue == m["tokens[-1]"]?.stringValue)
         #expect(try f.int("{arch}.block_count") == 30)
-        try f.requireArchitecture("llama")
-        #expect(throws: GGUFError.self) { try f.requireArchitecture("gemma") }
+        try f.requireArchitecture(["llama"])
+        #expect(throws: GGUFError(f.path, "architecture llama is not supported; supported: gemma3, qwen2")) { try f.requireArchitecture(["gemma3", "qwen2"]) }
     }
 
     @Test func everyTensorIsWhereTheReferenceReaderFindsIt() throws {

@@ -511,11 +511,11 @@ def test_a_gguf_file_mserve_cannot_run_stops_the_start_with_why(tmp_path, case):
         extra, said = f'sha256 = "{"0" * 64}"\n', "is not the expected file (sha256 b179c952"
     elif case == "architecture":
         path.write_bytes(gguf_bytes([("general.architecture", "phi3")], []))
-        said = "architecture phi3 is not supported; supported: llama"
+        said = "architecture phi3 is not supported; supported: llama, qwen2"
     elif case == "gemma3":
         # A real Q4_K_M file from llama.cpp (scripts/fetch-gemma3): read whole, refused by its architecture.
         path = os.path.join(ROOT, "models", "gemma3", "gemma-3-270m-q4_k_m.gguf")
-        said = "architecture gemma3 is not supported; supported: llama"
+        said = "architecture gemma3 is not supported; supported: llama, qwen2"
     elif case == "tensor type":
         path.write_bytes(gguf_bytes([("general.architecture", "llama")], [("blk.3.ffn_down.weight", [256, 1], 17, bytes(66))]))
         said = "tensor blk.3.ffn_down.weight has type IQ2_XS, which mserve does not read"
@@ -565,5 +565,29 @@ def test_k_quant_and_q5_blocks_answer_as_the_float32_reference_on_the_same_file(
         assert r["usage"]["completion_tokens"] == len(ref["ids"])
         meta = requests.get(s.url + "/v1/models", timeout=5).json()["data"][0]["meta"]
         assert meta["quantization"] == "Q4_K_M" and meta["parameters"] == 134515008 + (49152 * 576 if head == "untied" else 0)
+    finally:
+        s.stop()
+
+
+@pytest.mark.parametrize("arch", ["qwen2", "llama"])
+def test_a_tiny_model_of_each_architecture_answers_as_the_reference(tmp_path, arch, fixture_env):
+    """Random weights of each architecture the forward pass runs (make_synthetic.py: qwen2's biases
+    on q, k, v and its NeoX RoPE; llama's adjacent pairs), SmolLM2's vocabulary: the served greedy
+    tokens are the numpy reference's on the same file, with the default int8 activations."""
+    import sys
+    from conftest import Server
+    fixtures = os.path.join(ROOT, "Tests", "fixtures", "smollm2")
+    model = tmp_path / f"{arch}.gguf"
+    subprocess.run([sys.executable, "make_synthetic.py", arch, str(model), os.path.join(MODEL_DIR, "SmolLM2-135M-Instruct.Q4_1.gguf")],
+                   cwd=fixtures, check=True, timeout=300, env=fixture_env)
+    prompt = "The capital of France is"
+    ref = json.loads(subprocess.run([sys.executable, "greedy.py", str(model), prompt, "12"], cwd=fixtures, check=True,
+                                    capture_output=True, text=True, timeout=600, env=fixture_env).stdout)
+    s = Server(tmp_path, [f"tiny={model}"], workers=1)
+    try:
+        r = requests.post(s.url + "/v1/completions", timeout=60,
+                          json={"model": "tiny", "prompt": prompt, "max_tokens": 12, "temperature": 0}).json()
+        assert r["choices"][0]["text"] == ref["text"] and r["usage"]["completion_tokens"] == len(ref["ids"]), (r, ref)
+        assert requests.get(s.url + "/v1/models", timeout=5).json()["data"][0]["meta"]["architecture"] == arch
     finally:
         s.stop()
