@@ -4,6 +4,13 @@
 /// with one leading space; whitespace runs); each piece's UTF-8 bytes are written in GPT-2's
 /// printable byte alphabet and merged by rank.  No BOS is added.
 public final class BPETokenizer: @unchecked Sendable {
+    /// How text is split before merging (`tokenizer.ggml.pre`): `smollm` (each digit alone, then
+    /// GPT-2's pattern), `gpt2`, and Llama 3's pattern (`llama-bpe`: numbers in threes; `qwen2`:
+    /// digits alone), whose pieces may lead with any one non-letter and keep line breaks together.
+    public enum PreTokenizer: String, Sendable, CaseIterable {
+        case smollm, gpt2, llamaBPE = "llama-bpe", qwen2
+    }
+    public let pre: PreTokenizer
     public let tokens: [String]
     /// The control tokens (type 3: `<|im_start|>`, `<|im_end|>`, ...), matched as whole texts.
     public let controlTokens: [Int32]
@@ -17,7 +24,8 @@ public final class BPETokenizer: @unchecked Sendable {
     /// The most bytes of text one token stands for: a text of n bytes is at least n / this tokens.
     public let longestTokenBytes: Int
 
-    public init(tokens: [String], merges: [String], tokenTypes: [Int]) throws(GGUFError) {
+    public init(tokens: [String], merges: [String], tokenTypes: [Int], pre: PreTokenizer = .smollm) throws(GGUFError) {
+        self.pre = pre
         self.tokens = tokens
         var ids: [String: Int32] = [:]
         ids.reserveCapacity(tokens.count)
@@ -56,14 +64,16 @@ public final class BPETokenizer: @unchecked Sendable {
         guard f.metadata["tokenizer.ggml.model"]?.stringValue == "gpt2" else {
             throw GGUFError(f.path, "tokenizer \(f.metadata["tokenizer.ggml.model"]?.stringValue ?? "none") is not supported (only gpt2 byte-level BPE)")
         }
-        let pre = f.metadata["tokenizer.ggml.pre"]?.stringValue ?? "none"
-        guard pre == "smollm" else { throw GGUFError(f.path, "pre-tokenizer \(pre) is not supported (only smollm)") }
+        let name = f.metadata["tokenizer.ggml.pre"]?.stringValue ?? "none"
+        guard let pre = PreTokenizer(rawValue: name) else {
+            throw GGUFError(f.path, "pre-tokenizer \(name) is not supported; supported: \(PreTokenizer.allCases.map(\.rawValue).joined(separator: ", "))")
+        }
         guard let tokens = f.metadata["tokenizer.ggml.tokens"]?.arrayValue?.compactMap(\.stringValue),
               let merges = f.metadata["tokenizer.ggml.merges"]?.arrayValue?.compactMap(\.stringValue),
               let types = f.metadata["tokenizer.ggml.token_type"]?.arrayValue?.compactMap(\.intValue), types.count == tokens.count else {
             throw GGUFError(f.path, "the tokenizer's tokens, merges or token types are missing")
         }
-        try self.init(tokens: tokens, merges: merges, tokenTypes: types)
+        try self.init(tokens: tokens, merges: merges, tokenTypes: types, pre: pre)
     }
 
     public func id(of token: String) -> Int32? { ids[token] }
@@ -98,19 +108,38 @@ public final class BPETokenizer: @unchecked Sendable {
         return nil
     }
 
-    /// Ordinary text: digits alone, the rest by GPT-2's pattern.
+    /// Ordinary text, split by the pre-tokenizer's pattern, each piece merged.
     private func encodeText(_ s: ArraySlice<Unicode.Scalar>, into out: inout [Int32]) {
-        var runStart = s.startIndex
-        for i in s.indices where BPETokenizer.isNumber(s[i]) {
-            split(s[runStart..<i], into: &out)
-            bpe(s[i...i], into: &out)
-            runStart = i + 1
+        pieces(s) { bpe($0, into: &out) }
+    }
+
+    /// The pieces the pre-tokenizer splits ordinary text into (what the tests compare with the
+    /// regular expressions' own).
+    func pieces(_ text: String) -> [String] {
+        var out: [String] = []
+        pieces(Array(text.unicodeScalars)[...]) { out.append(String(String.UnicodeScalarView($0))) }
+        return out
+    }
+
+    private func pieces(_ s: ArraySlice<Unicode.Scalar>, _ emit: (ArraySlice<Unicode.Scalar>) -> Void) {
+        switch pre {
+        case .gpt2: return split(s, emit)
+        case .llamaBPE: return splitLlama3(s, digits: 3, emit)
+        case .qwen2: return splitLlama3(s, digits: 1, emit)
+        case .smollm:
+            // Each digit alone, the rest by GPT-2's pattern.
+            var runStart = s.startIndex
+            for i in s.indices where BPETokenizer.isNumber(s[i]) {
+                split(s[runStart..<i], emit)
+                emit(s[i...i])
+                runStart = i + 1
+            }
+            split(s[runStart..<s.endIndex], emit)
         }
-        split(s[runStart..<s.endIndex], into: &out)
     }
 
     /// GPT-2's `'s|'t|'re|'ve|'m|'ll|'d| ?\p{L}+| ?\p{N}+| ?[^\s\p{L}\p{N}]+|\s+(?!\S)|\s+`.
-    private func split(_ s: ArraySlice<Unicode.Scalar>, into out: inout [Int32]) {
+    private func split(_ s: ArraySlice<Unicode.Scalar>, _ emit: (ArraySlice<Unicode.Scalar>) -> Void) {
         var i = s.startIndex
         let end = s.endIndex
         func run(from j: Int, _ p: (Unicode.Scalar) -> Bool) -> Int {
@@ -139,17 +168,64 @@ public final class BPETokenizer: @unchecked Sendable {
                     next = w == end || w - i == 1 ? w : w - 1
                 }
             }
-            bpe(s[i..<next], into: &out)
+            emit(s[i..<next])
+            i = next
+        }
+    }
+
+    /// Llama 3's `(?i:'s|'t|'re|'ve|'m|'ll|'d)|[^\r\n\p{L}\p{N}]?\p{L}+|\p{N}{1,3}|
+    /// ?[^\s\p{L}\p{N}]+[\r\n]*|\s*[\r\n]+|\s+(?!\S)|\s+`, with `\p{N}{1,digits}`: each
+    /// alternative tried in that order at each position, as the regex does.
+    private func splitLlama3(_ s: ArraySlice<Unicode.Scalar>, digits: Int, _ emit: (ArraySlice<Unicode.Scalar>) -> Void) {
+        let end = s.endIndex
+        func run(from j: Int, limit: Int = Int.max, _ p: (Unicode.Scalar) -> Bool) -> Int {
+            var k = j
+            while k < end && k - j < limit && p(s[k]) { k += 1 }
+            return k
+        }
+        func isBreak(_ c: Unicode.Scalar) -> Bool { c == "\r" || c == "\n" }
+        func isSpace(_ c: Unicode.Scalar) -> Bool { c.properties.isWhitespace }
+        func isOther(_ c: Unicode.Scalar) -> Bool { !isSpace(c) && !BPETokenizer.isLetter(c) && !BPETokenizer.isNumber(c) }
+        var i = s.startIndex
+        while i < end {
+            let c = s[i]
+            let next: Int
+            if c == "'", let n = BPETokenizer.contraction(s, i + 1, ignoringCase: true) {
+                next = i + 1 + n
+            } else if BPETokenizer.isLetter(c) {
+                next = run(from: i, BPETokenizer.isLetter)
+            } else if !isBreak(c) && !BPETokenizer.isNumber(c) && i + 1 < end && BPETokenizer.isLetter(s[i + 1]) {
+                next = run(from: i + 1, BPETokenizer.isLetter)
+            } else if BPETokenizer.isNumber(c) {
+                next = run(from: i, limit: digits, BPETokenizer.isNumber)
+            } else if isOther(c) || (c == " " && i + 1 < end && isOther(s[i + 1])) {
+                let body = c == " " ? i + 1 : i
+                next = run(from: run(from: body, isOther), isBreak)
+            } else {
+                // Whitespace: up to its last line break if it has one; else all of it at the end
+                // of the text, or all but the last character before other text.
+                let w = run(from: i, isSpace)
+                if let lastBreak = (i..<w).last(where: { isBreak(s[$0]) }) {
+                    next = lastBreak + 1
+                } else {
+                    next = w == end || w - i == 1 ? w : w - 1
+                }
+            }
+            emit(s[i..<next])
             i = next
         }
     }
 
     /// The length of a contraction's letters after an apostrophe at `j` (s t re ve m ll d), or nil.
-    private static func contraction(_ s: ArraySlice<Unicode.Scalar>, _ j: Int) -> Int? {
+    private static func contraction(_ s: ArraySlice<Unicode.Scalar>, _ j: Int, ignoringCase: Bool = false) -> Int? {
         guard j < s.endIndex else { return nil }
-        let two = j + 1 < s.endIndex ? String(String.UnicodeScalarView([s[j], s[j + 1]])) : ""
+        func text(_ scalars: [Unicode.Scalar]) -> String {
+            let t = String(String.UnicodeScalarView(scalars))
+            return ignoringCase ? t.lowercased() : t
+        }
+        let two = j + 1 < s.endIndex ? text([s[j], s[j + 1]]) : ""
         if ["re", "ve", "ll"].contains(two) { return 2 }
-        return ["s", "t", "m", "d"].contains(String(s[j])) ? 1 : nil
+        return ["s", "t", "m", "d"].contains(text([s[j]])) ? 1 : nil
     }
 
     static func isLetter(_ c: Unicode.Scalar) -> Bool {

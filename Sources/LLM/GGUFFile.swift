@@ -5,7 +5,12 @@ import Glibc
 /// Why a GGUF file cannot be used: its path and what is wrong, in words a user can act on.
 public struct GGUFError: Error, CustomStringConvertible, Equatable {
     public let description: String
-    init(_ path: String, _ what: String) { description = "\(path): \(what)" }
+    /// What is wrong, without the path (for a client, who is not told where the server's files are).
+    public let reason: String
+    init(_ path: String, _ what: String) {
+        description = "\(path): \(what)"
+        reason = what
+    }
 }
 
 /// A metadata value of a GGUF file.

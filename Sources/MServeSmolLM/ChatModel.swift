@@ -24,7 +24,9 @@ public final class ChatModel: GenerativeModel {
     }
 
     let engine: GenerationEngine
-    let template: ChatTemplate
+    /// The file's chat template, or why chat is refused (no template, or one mserve does not
+    /// render yet): such a file still serves completions.
+    let template: Result<ChatTemplate, GGUFError>
     let tokenizer: BPETokenizer
     public let contextLength: Int
     let summary: GGUFSummary
@@ -80,7 +82,10 @@ public final class ChatModel: GenerativeModel {
         do {
             let model = try LlamaModel(file: file, activations: activations, threads: threads)
             tokenizer = try BPETokenizer(gguf: file)
-            template = try ChatTemplate(gguf: file)
+            template = Result { () throws(GGUFError) in try ChatTemplate(gguf: file) }
+            if case .failure(let why) = template {
+                context.logger.warning("\(name): chat is refused, completions only: \(why.reason)")
+            }
             contextLength = model.config.context
             engine = GenerationEngine(model: model, tokenizer: tokenizer, limits: limits)
             let kvBytes = model.config.kvBytesPerToken * limits.kvTokens
@@ -122,7 +127,14 @@ public final class ChatModel: GenerativeModel {
                 }
                 turns.append(ChatMessage(role: role, content: try ChatModel.text(of: m["content"], at: i)))
             }
-            let rendered = template.prompt(turns)
+            let chat: ChatTemplate
+            switch template {
+            case .success(let t): chat = t
+            case .failure(let why):
+                throw ModelInputError("this model takes no conversations (messages): \(why.reason); send {\"prompt\": \"...\"} "
+                                      + "(or POST /v1/completions)")
+            }
+            let rendered = chat.prompt(turns)
             texts = [(rendered.text, rendered.controlOffsets)]
         } else if let prompt = input["prompt"]?.stringValue {
             texts = [(prompt, nil)]

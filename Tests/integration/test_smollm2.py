@@ -591,3 +591,23 @@ def test_a_tiny_model_of_each_architecture_answers_as_the_reference(tmp_path, ar
         assert requests.get(s.url + "/v1/models", timeout=5).json()["data"][0]["meta"]["architecture"] == arch
     finally:
         s.stop()
+
+
+def test_a_file_without_a_chat_template_serves_completions_and_refuses_chat_saying_why(tmp_path, fixture_env):
+    import sys
+    from conftest import Server
+    fixtures = os.path.join(ROOT, "Tests", "fixtures", "smollm2")
+    model = tmp_path / "base.gguf"
+    subprocess.run([sys.executable, "make_synthetic.py", "qwen2", str(model), os.path.join(MODEL_DIR, "SmolLM2-135M-Instruct.Q4_1.gguf"),
+                    "--no-template"], cwd=fixtures, check=True, timeout=300, env=fixture_env)
+    s = Server(tmp_path, [f"base={model}"], workers=1)
+    try:
+        r = requests.post(s.url + "/v1/completions", timeout=60, json={"model": "base", "prompt": "Hello", "max_tokens": 4})
+        assert r.status_code == 200 and r.json()["usage"]["completion_tokens"] >= 1, r.text
+        r = requests.post(s.url + "/v1/chat/completions", timeout=60, json={"model": "base", "messages": [{"role": "user", "content": "Hi"}]})
+        assert r.status_code == 400, r.text
+        said = r.json()["error"]["message"]
+        assert "this model takes no conversations (messages): it carries no chat template" in said and str(tmp_path) not in said, said
+        assert "base: chat is refused, completions only: it carries no chat template" in s.log()
+    finally:
+        s.stop()
