@@ -56,6 +56,9 @@ public final class LlamaModel: @unchecked Sendable {
     let pool: ComputePool
     let embedding: QuantizedMatrix
     let output: QuantizedMatrix
+    /// Llama 3.1+'s `rope_freqs.weight`: pair i's angle divided by its factor (long wavelengths
+    /// stretched); ones where the file has none.
+    let ropeFactors: [Float]
     let outputNorm: [Float]
     let layers: [Layer]
 
@@ -76,6 +79,14 @@ public final class LlamaModel: @unchecked Sendable {
                         ropeHalves: architecture == "qwen2")
         guard config.heads % config.kvHeads == 0 else { throw GGUFError(file.path, "head_count is not a multiple of head_count_kv") }
         embedding = QuantizedMatrix(file, embed)
+        if let freqs = file.tensorsByName["rope_freqs.weight"] {
+            guard freqs.elementCount == config.headDim / 2 else {
+                throw GGUFError(file.path, "rope_freqs.weight has \(freqs.elementCount) values, not \(config.headDim / 2)")
+            }
+            ropeFactors = file.dequantize(freqs, rows: 0..<1)
+        } else {
+            ropeFactors = Array(repeating: 1, count: config.headDim / 2)
+        }
         // The output head: its own matrix where the file has one, else the token embedding (tied).
         if let head = file.tensorsByName["output.weight"] {
             guard head.shape == embed.shape else {
@@ -335,12 +346,12 @@ public final class LlamaModel: @unchecked Sendable {
         }
     }
 
-    /// Pair i of every head turns by pos · base^(−2i/headDim).
+    /// Pair i of every head turns by pos · base^(−2i/headDim) / factor i.
     private func rope(_ pos: Int) -> (cos: [Float], sin: [Float]) {
         let half = config.headDim / 2
         var c = [Float](repeating: 0, count: half), s = [Float](repeating: 0, count: half)
         for i in 0..<half {
-            let theta = Float(pos) * pow(config.ropeBase, -2 * Float(i) / Float(config.headDim))
+            let theta = Float(pos) * pow(config.ropeBase, -2 * Float(i) / Float(config.headDim)) / ropeFactors[i]
             c[i] = cos(theta)
             s[i] = sin(theta)
         }

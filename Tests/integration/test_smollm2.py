@@ -569,17 +569,18 @@ def test_k_quant_and_q5_blocks_answer_as_the_float32_reference_on_the_same_file(
         s.stop()
 
 
-@pytest.mark.parametrize("arch", ["qwen2", "llama"])
-def test_a_tiny_model_of_each_architecture_answers_as_the_reference(tmp_path, arch, fixture_env):
+@pytest.mark.parametrize("arch,flags", [("qwen2", []), ("llama", []), ("llama", ["--rope-freqs"])])
+def test_a_tiny_model_of_each_architecture_answers_as_the_reference(tmp_path, arch, flags, fixture_env):
     """Random weights of each architecture the forward pass runs (make_synthetic.py: qwen2's biases
-    on q, k, v and its NeoX RoPE; llama's adjacent pairs), SmolLM2's vocabulary: the served greedy
-    tokens are the numpy reference's on the same file, with the default int8 activations."""
+    on q, k, v and its NeoX RoPE; llama's adjacent pairs; Llama 3.1's rope_freqs factors), SmolLM2's
+    vocabulary: the served greedy tokens are the numpy reference's on the same file, with the
+    default int8 activations."""
     import sys
     from conftest import Server
     fixtures = os.path.join(ROOT, "Tests", "fixtures", "smollm2")
     model = tmp_path / f"{arch}.gguf"
-    subprocess.run([sys.executable, "make_synthetic.py", arch, str(model), os.path.join(MODEL_DIR, "SmolLM2-135M-Instruct.Q4_1.gguf")],
-                   cwd=fixtures, check=True, timeout=300, env=fixture_env)
+    subprocess.run([sys.executable, "make_synthetic.py", arch, str(model), os.path.join(MODEL_DIR, "SmolLM2-135M-Instruct.Q4_1.gguf"),
+                    *flags], cwd=fixtures, check=True, timeout=300, env=fixture_env)
     prompt = "The capital of France is"
     ref = json.loads(subprocess.run([sys.executable, "greedy.py", str(model), prompt, "12"], cwd=fixtures, check=True,
                                     capture_output=True, text=True, timeout=600, env=fixture_env).stdout)
