@@ -1,6 +1,7 @@
 import Testing
 @testable import LLM
 import MServeJSON
+import MServePOSIX
 
 /// The tokenizer against Hugging Face `tokenizers` configured from the same file
 /// (Tests/fixtures/smollm2/tokens.json and make_tokens.py, its generator).
@@ -177,5 +178,25 @@ struct PreTokenizerTests {
             #expect(t.encode(text) == want, "\(pre.rawValue): \(text.debugDescription)")
         }
         #expect(differ == 0)
+    }
+}
+
+/// SentencePiece on Gemma 3's vocabulary (scripts/fetch-gemma3) against Google's `sentencepiece`
+/// with the same pieces, scores and types (Tests/fixtures/gemma3/tokens.json, make_tokens.py).
+struct SentencePieceTests {
+    @Test(.enabled(if: fileExists(GemmaFileTests.path), "bash scripts/fetch-gemma3 fetches the file"))
+    func everyTextTokenizesAsSentencePieceDoes() throws {
+        let t = try SentencePieceTokenizer(gguf: try GGUFFile(path: GemmaFileTests.path))
+        #expect(!t.addSpacePrefix && t.addsBOS && t.bos == 2)
+        #expect(t.encode("Hello, world! 123") == [9259, 236764, 1902, 236888, 236743, 236770, 236778, 236800])
+        let fixture = try JSONParser.parse(try FileReading.bytes(SmolFixture.root + "/Tests/fixtures/gemma3/tokens.json"))
+        guard case .array(let cases)? = fixture["texts"] else { Issue.record("no texts"); return }
+        #expect(cases.count >= 50)
+        for c in cases {
+            guard let text = c["text"]?.stringValue, case .array(let ids)? = c["ids"] else { continue }
+            let want = ids.compactMap { $0.intValue.map(Int32.init) }
+            #expect(t.encode(text) == want, "\(text.debugDescription)")
+            #expect(t.decode(want) == text, "\(text.debugDescription)")
+        }
     }
 }
