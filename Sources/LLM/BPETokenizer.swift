@@ -3,7 +3,7 @@
 /// own; the rest is split by GPT-2's pattern (contractions, letters, numbers, other symbols, each
 /// with one leading space; whitespace runs); each piece's UTF-8 bytes are written in GPT-2's
 /// printable byte alphabet and merged by rank.  No BOS is added.
-public final class BPETokenizer: @unchecked Sendable {
+public final class BPETokenizer: Tokenizer, @unchecked Sendable {
     /// How text is split before merging (`tokenizer.ggml.pre`): `smollm` (each digit alone, then
     /// GPT-2's pattern), `gpt2`, and Llama 3's pattern (`llama-bpe`: numbers in threes; `qwen2`:
     /// digits alone), whose pieces may lead with any one non-letter and keep line breaks together.
@@ -24,8 +24,12 @@ public final class BPETokenizer: @unchecked Sendable {
     /// The most bytes of text one token stands for: a text of n bytes is at least n / this tokens.
     public let longestTokenBytes: Int
 
-    public init(tokens: [String], merges: [String], tokenTypes: [Int], pre: PreTokenizer = .smollm) throws(GGUFError) {
+    /// The file's BOS when it asks for one (`add_bos_token`; SmolLM2's does not).
+    public let leadingToken: Int32?
+
+    public init(tokens: [String], merges: [String], tokenTypes: [Int], pre: PreTokenizer = .smollm, leadingToken: Int32? = nil) throws(GGUFError) {
         self.pre = pre
+        self.leadingToken = leadingToken
         self.tokens = tokens
         var ids: [String: Int32] = [:]
         ids.reserveCapacity(tokens.count)
@@ -62,7 +66,7 @@ public final class BPETokenizer: @unchecked Sendable {
     /// From the file's `tokenizer.ggml.*` metadata; another model or pre-tokenizer is refused.
     public convenience init(gguf f: GGUFFile) throws(GGUFError) {
         guard f.metadata["tokenizer.ggml.model"]?.stringValue == "gpt2" else {
-            throw GGUFError(f.path, "tokenizer \(f.metadata["tokenizer.ggml.model"]?.stringValue ?? "none") is not supported (only gpt2 byte-level BPE)")
+            throw GGUFError(f.path, "tokenizer \(f.metadata["tokenizer.ggml.model"]?.stringValue ?? "none") is not byte-level BPE (gpt2)")
         }
         let name = f.metadata["tokenizer.ggml.pre"]?.stringValue ?? "none"
         guard let pre = PreTokenizer(rawValue: name) else {
@@ -73,16 +77,23 @@ public final class BPETokenizer: @unchecked Sendable {
               let types = f.metadata["tokenizer.ggml.token_type"]?.arrayValue?.compactMap(\.intValue), types.count == tokens.count else {
             throw GGUFError(f.path, "the tokenizer's tokens, merges or token types are missing")
         }
-        try self.init(tokens: tokens, merges: merges, tokenTypes: types, pre: pre)
+        var leading: Int32?
+        if case .bool(true)? = f.metadata["tokenizer.ggml.add_bos_token"], let bos = f.metadata["tokenizer.ggml.bos_token_id"]?.intValue {
+            leading = Int32(bos)
+        }
+        try self.init(tokens: tokens, merges: merges, tokenTypes: types, pre: pre, leadingToken: leading)
     }
 
     public func id(of token: String) -> Int32? { ids[token] }
+
+    /// A raw prompt: control tokens read wherever their text stands.
+    public func encode(_ text: String) -> [Int32] { encode(text, controlOffsets: nil) }
 
     // MARK: encoding
 
     /// `controlOffsets`: where control tokens may stand (a chat template's own markers), in Unicode
     /// scalars; elsewhere their text is ordinary text.  Nil: anywhere (a raw prompt).
-    public func encode(_ text: String, controlOffsets: Set<Int>? = nil) -> [Int32] {
+    public func encode(_ text: String, controlOffsets: Set<Int>?) -> [Int32] {
         let s = Array(text.unicodeScalars)
         var out: [Int32] = []
         var start = 0

@@ -66,19 +66,19 @@ public final class GenerationEngine: Sendable {
     }
 
     public let model: LlamaModel
-    public let tokenizer: BPETokenizer
+    public let tokenizer: any Tokenizer
     /// Tokens that end a turn (end of text, `<|im_end|>`): not shown, finish_reason "stop".
     public let endTokens: Set<Int32>
     private let state: Locked<State>
     private let wake = DispatchSemaphore(value: 0)
     private let done = DispatchSemaphore(value: 0)
 
-    public init(model: LlamaModel, tokenizer: BPETokenizer, limits: BatchScheduler.Limits) {
+    public init(model: LlamaModel, tokenizer: any Tokenizer, limits: BatchScheduler.Limits) {
         self.model = model
         self.tokenizer = tokenizer
         var ends: Set<Int32> = []
         if let eos = model.file.metadata["tokenizer.ggml.eos_token_id"]?.intValue { ends.insert(Int32(eos)) }
-        for name in ["<|im_end|>", "<|endoftext|>"] { if let id = tokenizer.id(of: name) { ends.insert(id) } }
+        for name in ["<|im_end|>", "<|endoftext|>", "<|eot_id|>", "<end_of_turn>"] { if let id = tokenizer.id(of: name) { ends.insert(id) } }
         endTokens = ends
         let kv = min(limits.kvTokens, model.config.context * max(1, limits.maxSequences))
         state = Locked(State(scheduler: BatchScheduler(limits: .init(maxSequences: limits.maxSequences, kvTokens: kv,

@@ -4,11 +4,12 @@
 /// pair, the merge whose piece scores highest first (the leftmost of equal ones); a character the
 /// vocabulary lacks written as its UTF-8 bytes' `<0xXX>` tokens (byte fallback).  No BOS is added
 /// here: `addsBOS` tells the caller.
-public final class SentencePieceTokenizer: @unchecked Sendable {
+public final class SentencePieceTokenizer: Tokenizer, @unchecked Sendable {
     public let tokens: [String]
     public let addSpacePrefix: Bool
     public let addsBOS: Bool
     public let bos: Int32?
+    public let longestTokenBytes: Int
     /// Control tokens (`<bos>`, `<end_of_turn>`, ...): never made from text here, and shown as nothing.
     public let controlTokens: Set<Int32>
     /// The pieces merges may make (normal and user-defined tokens), by their UTF-8 bytes: Swift's
@@ -30,6 +31,7 @@ public final class SentencePieceTokenizer: @unchecked Sendable {
         self.addSpacePrefix = addSpacePrefix
         self.addsBOS = addsBOS
         self.bos = bos
+        longestTokenBytes = tokens.reduce(1) { max($0, $1.utf8.count) }
         var pieces: [[UInt8]: Int32] = [:]
         var byteTokens = [Int32](repeating: -1, count: 256)
         var user: [(text: [Unicode.Scalar], id: Int32)] = []
@@ -76,6 +78,27 @@ public final class SentencePieceTokenizer: @unchecked Sendable {
     }
 
     static let space: Unicode.Scalar = "\u{2581}"
+
+    public var leadingToken: Int32? { addsBOS ? bos : nil }
+
+    public func id(of token: String) -> Int32? {
+        tokens.firstIndex(of: token).map { Int32($0) }
+    }
+
+    /// A token's bytes: "▁" as a space, a byte token as its byte, a control token as nothing.
+    public func bytes(of id: Int32) -> [UInt8] {
+        guard id >= 0, Int(id) < tokens.count, !controlTokens.contains(id) else { return [] }
+        if let b = byteTokens.firstIndex(of: id) { return [UInt8(b)] }
+        var out: [UInt8] = []
+        for c in tokens[Int(id)].unicodeScalars { out += c == Self.space ? [0x20] : Array(String(c).utf8) }
+        return out
+    }
+
+    /// Control tokens are not read from text (as SentencePiece does not); a chat template's
+    /// markers come with their offsets.
+    public func encode(_ text: String, controlOffsets: Set<Int>?) -> [Int32] {
+        encode(text)
+    }
 
     public func encode(_ text: String) -> [Int32] {
         var s: [Unicode.Scalar] = addSpacePrefix ? [Self.space] : []

@@ -27,7 +27,7 @@ public final class ChatModel: GenerativeModel {
     /// The file's chat template, or why chat is refused (no template, or one mserve does not
     /// render yet): such a file still serves completions.
     let template: Result<ChatTemplate, GGUFError>
-    let tokenizer: BPETokenizer
+    let tokenizer: any Tokenizer
     public let contextLength: Int
     let summary: GGUFSummary
 
@@ -81,7 +81,7 @@ public final class ChatModel: GenerativeModel {
         summary = GGUFSummary(file)
         do {
             let model = try LlamaModel(file: file, activations: activations, threads: threads)
-            tokenizer = try BPETokenizer(gguf: file)
+            tokenizer = try makeTokenizer(gguf: file)
             template = Result { () throws(GGUFError) in try ChatTemplate(gguf: file) }
             if case .failure(let why) = template {
                 context.logger.warning("\(name): chat is refused, completions only: \(why.reason)")
@@ -177,7 +177,7 @@ public final class ChatModel: GenerativeModel {
                                       + "beyond the model's context of \(contextLength) tokens")
             }
             guard tokenize else { return GenerationEngine.Request(prompt: [], maxTokens: maxTokens, sampling: sampling, stop: stop) }
-            let prompt = tokenizer.encode(text.text, controlOffsets: text.controlOffsets)
+            let prompt = (tokenizer.leadingToken.map { [$0] } ?? []) + tokenizer.encode(text.text, controlOffsets: text.controlOffsets)
             guard prompt.count + maxTokens <= contextLength else {
                 throw ModelInputError("the prompt is \(prompt.count) tokens and max_tokens \(maxTokens): \(prompt.count + maxTokens) in all, "
                                       + "beyond the model's context of \(contextLength) tokens")

@@ -536,7 +536,7 @@ def fixture_env(tmp_path_factory):
     from reference_file import PACKAGES
     target = tmp_path_factory.mktemp("pypi")
     subprocess.run([sys.executable, "-m", "pip", "install", "-q", "--no-deps", "--target", str(target), PACKAGES["gguf"],
-                    PACKAGES["tokenizers"]], check=True, timeout=600)
+                    PACKAGES["tokenizers"], PACKAGES["sentencepiece"], PACKAGES["google"]], check=True, timeout=600)
     return dict(os.environ, PYTHONPATH=str(target))
 
 
@@ -569,12 +569,17 @@ def test_k_quant_and_q5_blocks_answer_as_the_float32_reference_on_the_same_file(
         s.stop()
 
 
-@pytest.mark.parametrize("arch,flags", [("qwen2", []), ("llama", []), ("llama", ["--rope-freqs"])])
+GEMMA = os.path.join(ROOT, "models", "gemma3", "gemma-3-270m-q4_k_m.gguf")
+
+
+@pytest.mark.parametrize("arch,flags", [("qwen2", []), ("llama", []), ("llama", ["--rope-freqs"]),
+                                        ("llama", ["--vocab", GEMMA, "--no-template"])])
 def test_a_tiny_model_of_each_architecture_answers_as_the_reference(tmp_path, arch, flags, fixture_env):
     """Random weights of each architecture the forward pass runs (make_synthetic.py: qwen2's biases
     on q, k, v and its NeoX RoPE; llama's adjacent pairs; Llama 3.1's rope_freqs factors), SmolLM2's
-    vocabulary: the served greedy tokens are the numpy reference's on the same file, with the
-    default int8 activations."""
+    vocabulary or Gemma 3's SentencePiece one (a BOS first, as that file asks): the served greedy
+    tokens are the numpy reference's on the same file (int8 activations by default; float32 with
+    the 262,144-token vocabulary, where random weights leave near-ties that int8 rounding flips)."""
     import sys
     from conftest import Server
     fixtures = os.path.join(ROOT, "Tests", "fixtures", "smollm2")
@@ -584,11 +589,14 @@ def test_a_tiny_model_of_each_architecture_answers_as_the_reference(tmp_path, ar
     prompt = "The capital of France is"
     ref = json.loads(subprocess.run([sys.executable, "greedy.py", str(model), prompt, "12"], cwd=fixtures, check=True,
                                     capture_output=True, text=True, timeout=600, env=fixture_env).stdout)
-    s = Server(tmp_path, [f"tiny={model}"], workers=1)
+    conf = tmp_path / "tiny.toml"
+    conf.write_text(f'models = ["tiny"]\n[model.tiny]\ngguf = "{model}"\n' + ('activations = "float32"\n' if "--vocab" in flags else ""))
+    s = Server(tmp_path, ["-c", str(conf)], workers=1)
     try:
         r = requests.post(s.url + "/v1/completions", timeout=60,
                           json={"model": "tiny", "prompt": prompt, "max_tokens": 12, "temperature": 0}).json()
         assert r["choices"][0]["text"] == ref["text"] and r["usage"]["completion_tokens"] == len(ref["ids"]), (r, ref)
+        assert r["usage"]["prompt_tokens"] == len(ref["prompt_ids"]), (r, ref)
         assert requests.get(s.url + "/v1/models", timeout=5).json()["data"][0]["meta"]["architecture"] == arch
     finally:
         s.stop()

@@ -1,0 +1,23 @@
+/// What the engine and the chat model need of a GGUF file's tokenizer, whichever kind it is
+/// (byte-level BPE, SentencePiece).
+public protocol Tokenizer: AnyObject, Sendable {
+    /// `controlOffsets`: where control tokens may stand (a chat template's own markers), in
+    /// Unicode scalars; nil: anywhere the tokenizer reads them from text.
+    func encode(_ text: String, controlOffsets: Set<Int>?) -> [Int32]
+    /// A token's bytes as text shows them (a control token's as the tokenizer has it).
+    func bytes(of id: Int32) -> [UInt8]
+    func id(of token: String) -> Int32?
+    /// The most bytes of text one token stands for: a text of n bytes is at least n / this tokens.
+    var longestTokenBytes: Int { get }
+    /// The token to put first in every prompt, when the file asks for one (`add_bos_token`).
+    var leadingToken: Int32? { get }
+}
+
+/// The tokenizer a GGUF file describes (`tokenizer.ggml.model`).
+public func makeTokenizer(gguf f: GGUFFile) throws(GGUFError) -> any Tokenizer {
+    switch f.metadata["tokenizer.ggml.model"]?.stringValue {
+    case "gpt2": return try BPETokenizer(gguf: f)
+    case "llama": return try SentencePieceTokenizer(gguf: f)
+    case let other: throw GGUFError(f.path, "tokenizer \(other ?? "none") is not supported; supported: gpt2 (byte-level BPE), llama (SentencePiece)")
+    }
+}
