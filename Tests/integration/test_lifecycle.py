@@ -199,7 +199,8 @@ def test_check_config_checks_model_options_and_names_the_file(tmp_path, table, m
 
 @pytest.mark.parametrize("table,message", [
     ("[model.demo]\nstrat = 1\n", "[model.demo]: unknown option 'strat' (did you mean start?); its options: start"),
-    ("[model.smollm2]\ngguf = \"x.gguf\"\n", "[model.smollm2]: unknown option 'gguf'; its options: step_tokens, threads, activations"),
+    ("[model.smollm2]\nstep_token = 8\n",
+     "[model.smollm2]: unknown option 'step_token' (did you mean step_tokens?); its options: gguf, sha256, chat_template, step_tokens, threads, activations"),
     ("[model.minilm]\nmax_input = 8\n", "[model.minilm]: unknown option 'max_input' (did you mean max_inputs?)"),
     ("[model.echo]\nqueue_sise = 8\n", "[model.echo]: unknown option 'queue_sise' (did you mean queue_size?); it takes no options of its own"),
 ])
