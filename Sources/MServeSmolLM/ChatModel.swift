@@ -2,8 +2,10 @@ import Dispatch
 import LLM
 import MServe
 
-/// `smollm2`: SmolLM2-135M-Instruct from its GGUF file (Sources/LLM), answering a conversation in
-/// mserve's own style -- `POST /smollm2 {"messages": [{"role": "user", "content": "..."}]}` or
+/// A chat model from a GGUF file (Sources/LLM): `smollm2`, the preset (SmolLM2-135M-Instruct as
+/// scripts/fetch-smollm2 fetches it, its sha256 checked), or the file a model's `gguf` option names
+/// (`NAME=path.gguf`; with `sha256` and `chat_template` options), answering a conversation in
+/// mserve's own style -- `POST /NAME {"messages": [{"role": "user", "content": "..."}]}` or
 /// `{"prompt": "..." or [...]}` -- and in OpenAI's (`/v1/chat/completions`, `/v1/completions`),
 /// with `max_tokens`, `temperature`, `top_p`, `top_k`, `seed`, `stop`, `presence_penalty` and
 /// `frequency_penalty`.  One generation engine per worker batches the requests running at once
