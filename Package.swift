@@ -16,6 +16,7 @@ let package = Package(
         .library(name: "MiniLM", targets: ["MiniLM"]),
         .library(name: "MServeMiniLM", targets: ["MServeMiniLM"]),
         .library(name: "LLM", targets: ["LLM"]),
+        .library(name: "Jinja", targets: ["Jinja"]),
         .executable(name: "mserve", targets: ["mserve"]),
     ],
     dependencies: [
@@ -42,9 +43,11 @@ let package = Package(
         .target(name: "MServeJSON", swiftSettings: requestPath),
         // all-MiniLM-L6-v2 sentence embeddings: safetensors, WordPiece, the BERT encoder; no server code.
         .target(name: "MiniLM", dependencies: ["COpenBLAS", "MServeJSON", "MServePOSIX"]),
+        // Jinja templates as chat templates use them (a GGUF file's tokenizer.chat_template): no dependencies.
+        .target(name: "Jinja"),
         // Generative models from GGUF files (SmolLM2): the file, its block formats; no server code.
         // Optimized in debug builds too: its kernels in -Onone would make the tests take minutes.
-        .target(name: "LLM", dependencies: ["CAVX512", "MServePOSIX"], swiftSettings: [.unsafeFlags(["-O", "-Xcc", "-march=native"])]),
+        .target(name: "LLM", dependencies: ["CAVX512", "Jinja", "MServePOSIX"], swiftSettings: [.unsafeFlags(["-O", "-Xcc", "-march=native"])]),
         // HTTP/1.1: parser, request, response serializer and writer, connection timeouts, server; no routing.
         .target(name: "MServeHTTP", dependencies: ["MServePOSIX"], swiftSettings: requestPath),
         // What model authors import: the model API and runtime, handlers and routing, logs, metrics.
@@ -65,6 +68,7 @@ let package = Package(
         .testTarget(name: "MServeTests", dependencies: ["MServe", "MServeHTTP", "MServePOSIX", "MServeTesting"]),
         .testTarget(name: "MServeServerTests", dependencies: ["MServeServer", "MServe", "MServePOSIX"]),
         .testTarget(name: "MiniLMTests", dependencies: ["MiniLM"]),
+        .testTarget(name: "JinjaTests", dependencies: ["Jinja", "MServeJSON", "MServePOSIX"]),
         .testTarget(name: "LLMTests", dependencies: ["LLM", "MServeJSON", "MServePOSIX"]),
         .testTarget(name: "MServePythonTests", dependencies: ["MServePython", "MServe", "MServeTesting"]),
     ]
