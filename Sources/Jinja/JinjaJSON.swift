@@ -57,7 +57,7 @@ struct JinjaJSON {
             }
             newline(level, into: &out)
             out += "}"
-        case .undefined, .namespace, .function:
+        case .undefined, .namespace, .function, .loop:
             throw JinjaError(.render, "Object of type \(v.typeName) is not JSON serializable")
         }
     }

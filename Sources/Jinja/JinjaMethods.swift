@@ -13,6 +13,8 @@ extension JinjaRenderer {
             return d[name] ?? .undefined("'dict object' has no attribute '\(name)'")
         case .namespace(let ns):
             return ns.values[name] ?? .undefined("'Namespace object' has no attribute '\(name)'")
+        case .loop(let state):
+            return state.attribute(name) ?? .undefined("'LoopContext object' has no attribute '\(name)'")
         case .list(let l):
             if ["append", "pop", "insert", "extend", "remove", "clear", "sort", "reverse"].contains(name) {
                 throw fail("access to attribute '\(name)' of 'list' object is unsafe (lists cannot be changed here)")

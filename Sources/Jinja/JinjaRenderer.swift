@@ -122,19 +122,12 @@ final class JinjaRenderer {
         }
         if items.isEmpty { return try run(loop.otherwise) }
         let n = items.count
+        let state = JinjaLoopState(items)
         for (k, item) in items.enumerated() {
+            try step()
             var scope = Dictionary(uniqueKeysWithValues: try unpack(loop.targets, item))
-            let cycle = JinjaFunction("loop.cycle") { args throws(JinjaError) in
-                guard !args.positional.isEmpty else { throw JinjaError(.render, "loop.cycle() takes at least one value") }
-                return args.positional[k % args.positional.count]
-            }
-            scope["loop"] = .dict(JinjaDict([
-                ("index", .int(k + 1)), ("index0", .int(k)), ("revindex", .int(n - k)), ("revindex0", .int(n - k - 1)),
-                ("first", .bool(k == 0)), ("last", .bool(k == n - 1)), ("length", .int(n)), ("depth", .int(1)), ("depth0", .int(0)),
-                ("previtem", k > 0 ? items[k - 1] : .undefined("there is no previous item")),
-                ("nextitem", k < n - 1 ? items[k + 1] : .undefined("there is no next item")),
-                ("cycle", .function(cycle)),
-            ]))
+            state.index = k
+            scope["loop"] = .loop(state)
             scopes.append(scope)
             let flow = try run(loop.body)
             scopes.removeLast()
@@ -193,9 +186,9 @@ final class JinjaRenderer {
                 let (start, stop, by) = n.count == 1 ? (0, n[0], 1) : n.count == 2 ? (n[0], n[1], 1)
                     : n.count == 3 ? (n[0], n[1], n[2]) : (0, 0, 0)
                 guard by != 0 else { throw self.fail("range() takes 1 to 3 integers, the step not 0") }
-                let values = stride(from: start, to: stop, by: by)
-                guard values.underestimatedCount <= 100_000 else { throw self.fail("range() of more than 100000 numbers") }
-                return .list(values.map { .int($0) })
+                let count = by > 0 ? (stop - start + by - 1) / by : (start - stop - by - 1) / -by
+                guard count <= 100_000 else { throw self.fail("range() of more than 100000 numbers") }
+                return .list(stride(from: start, to: stop, by: by).map { .int($0) })
             })
         case "namespace", "dict":
             return .function(JinjaFunction(name) { args throws(JinjaError) in

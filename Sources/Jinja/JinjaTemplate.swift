@@ -14,7 +14,7 @@ public struct JinjaTemplate: Sendable {
     /// What rendering may spend: a template loops only over what it is given, but `range(10**9)`
     /// or a macro calling itself must end in an error, not a stalled worker.
     public struct Limits: Sendable {
-        public var steps = 2_000_000
+        public var steps = 1_000_000
         public var outputBytes = 16 << 20
         public var depth = 64
         public init() {}

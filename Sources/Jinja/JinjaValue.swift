@@ -13,6 +13,8 @@ public enum JinjaValue {
     case dict(JinjaDict)
     case namespace(JinjaNamespace)
     case function(JinjaFunction)
+    /// A for loop's `loop` (index, first, last, cycle ...): one per loop, not a dict per iteration.
+    case loop(JinjaLoopState)
 
     /// Data the template was given (a message's text is not the template's own).
     public static func data(_ s: String) -> JinjaValue { .string(JinjaText(s, trusted: false)) }
@@ -30,6 +32,7 @@ public enum JinjaValue {
         case .dict: return "dict"
         case .namespace: return "Namespace"
         case .function: return "function"
+        case .loop: return "LoopContext"
         }
     }
 
@@ -44,7 +47,7 @@ public enum JinjaValue {
         case .string(let s): return !s.string.isEmpty
         case .list(let l): return !l.isEmpty
         case .dict(let d): return !d.isEmpty
-        case .namespace, .function: return true
+        case .namespace, .function, .loop: return true
         }
     }
 
@@ -97,6 +100,7 @@ public enum JinjaValue {
         case .list, .dict: return pythonRepr
         case .namespace: return "<Namespace>"
         case .function(let f): return "<function \(f.name)>"
+        case .loop: return "<LoopContext>"
         }
     }
 
@@ -239,6 +243,37 @@ public struct JinjaDict: Sequence {
 public final class JinjaNamespace {
     var values: JinjaDict
     init(_ values: JinjaDict) { self.values = values }
+}
+
+/// Where a for loop stands.
+public final class JinjaLoopState {
+    let items: [JinjaValue]
+    var index = 0
+    init(_ items: [JinjaValue]) { self.items = items }
+
+    func attribute(_ name: String) -> JinjaValue? {
+        let n = items.count
+        switch name {
+        case "index": return .int(index + 1)
+        case "index0": return .int(index)
+        case "revindex": return .int(n - index)
+        case "revindex0": return .int(n - index - 1)
+        case "first": return .bool(index == 0)
+        case "last": return .bool(index == n - 1)
+        case "length": return .int(n)
+        case "depth": return .int(1)
+        case "depth0": return .int(0)
+        case "previtem": return index > 0 ? items[index - 1] : .undefined("there is no previous item")
+        case "nextitem": return index < n - 1 ? items[index + 1] : .undefined("there is no next item")
+        case "cycle":
+            let k = index
+            return .function(JinjaFunction("loop.cycle") { args throws(JinjaError) in
+                guard !args.positional.isEmpty else { throw JinjaError(.render, "loop.cycle() takes at least one value") }
+                return args.positional[k % args.positional.count]
+            })
+        default: return nil
+        }
+    }
 }
 
 /// Positional and keyword arguments of a call.
