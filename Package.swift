@@ -69,7 +69,7 @@ let package = Package(
         .testTarget(name: "MServeServerTests", dependencies: ["MServeServer", "MServe", "MServePOSIX"]),
         .testTarget(name: "MiniLMTests", dependencies: ["MiniLM"]),
         .testTarget(name: "JinjaTests", dependencies: ["Jinja", "MServeJSON", "MServePOSIX"]),
-        .testTarget(name: "LLMTests", dependencies: ["LLM", "MServeJSON", "MServePOSIX"]),
+        .testTarget(name: "LLMTests", dependencies: ["LLM", "Jinja", "MServeJSON", "MServePOSIX"]),
         .testTarget(name: "MServePythonTests", dependencies: ["MServePython", "MServe", "MServeTesting"]),
     ]
 )

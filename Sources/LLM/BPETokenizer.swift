@@ -20,6 +20,8 @@ public final class BPETokenizer: Tokenizer, @unchecked Sendable {
     private let byteToken: [Int32]
     private let tokenBytes: [[UInt8]]
     private let controlTexts: [(text: [Unicode.Scalar], id: Int32)]
+    /// The first characters of control tokens (`<`, `[` of Mistral's `[INST]`): a quick refusal elsewhere.
+    private let controlStarts: Set<Unicode.Scalar>
 
     /// The most bytes of text one token stands for: a text of n bytes is at least n / this tokens.
     public let longestTokenBytes: Int
@@ -61,6 +63,7 @@ public final class BPETokenizer: Tokenizer, @unchecked Sendable {
         longestTokenBytes = max(1, tokenBytes.map(\.count).max() ?? 1)
         // Longest first, so that one control text that begins another never hides it.
         controlTexts = control.map { (Array(tokens[Int($0)].unicodeScalars), $0) }.sorted { $0.text.count > $1.text.count }
+        controlStarts = Set(controlTexts.compactMap(\.text.first))
     }
 
     /// From the file's `tokenizer.ggml.*` metadata; another model or pre-tokenizer is refused.
@@ -99,7 +102,7 @@ public final class BPETokenizer: Tokenizer, @unchecked Sendable {
         var start = 0
         var i = 0
         while i < s.count {
-            if s[i] == "<", controlOffsets?.contains(i) ?? true, let (len, id) = control(at: i, in: s) {
+            if controlStarts.contains(s[i]), controlOffsets?.contains(i) ?? true, let (len, id) = control(at: i, in: s) {
                 encodeText(s[start..<i], into: &out)
                 out.append(id)
                 i += len

@@ -1,3 +1,5 @@
+import Jinja
+
 /// One turn of a conversation.
 public struct ChatMessage: Equatable, Sendable {
     public var role: String
@@ -6,81 +8,88 @@ public struct ChatMessage: Equatable, Sendable {
         self.role = role
         self.content = content
     }
+
+    var value: JinjaValue { .dict(JinjaDict([("role", .data(role)), ("content", .data(content))])) }
 }
 
-/// The chat template a GGUF file carries (`tokenizer.chat_template`, Jinja), rendered without a
-/// Jinja engine: mserve recognizes ChatML templates -- `<|im_start|>ROLE\nCONTENT<|im_end|>\n` per
-/// message, then `<|im_start|>assistant\n` to ask for the answer -- including SmolLM2's, which puts
-/// a default system turn first when the conversation has none.  Any other template is refused
-/// with a message saying so, rather than rendered wrongly.
-public struct ChatTemplate: Equatable, Sendable {
-    /// The system turn inserted when the first message is not a system one (nil: none).
-    public let defaultSystem: String?
+/// The chat template a GGUF file carries (`tokenizer.chat_template`, Jinja), rendered by mserve's
+/// Jinja interpreter as transformers renders it (Sources/Jinja): `messages`,
+/// `add_generation_prompt`, the file's `bos_token` and `eos_token` (their text), and whatever
+/// else the caller passes (`tools`).
+public struct ChatTemplate: Sendable {
+    let template: JinjaTemplate
+    /// The text of the file's BOS and EOS tokens, as templates write them.
+    public let bosToken: String
+    public let eosToken: String
 
-    public init(defaultSystem: String?) { self.defaultSystem = defaultSystem }
-
-    public init(jinja text: String, path: String = "chat template") throws(GGUFError) {
-        let chatML = ["<|im_start|>", "message['role']", "message['content']", "<|im_end|>", "add_generation_prompt"]
-        guard chatML.allSatisfy({ text.contains($0) }), !text.contains("tools"), !text.contains("raise_exception") else {
-            throw GGUFError(path, "its chat template is not a ChatML one, which is all mserve renders: \(text.prefix(120))...")
+    /// A template's text, or why it cannot be read (a syntax error, named with its line).
+    public init(jinja text: String, path: String = "chat template", bosToken: String = "", eosToken: String = "") throws(GGUFError) {
+        do {
+            template = try JinjaTemplate(text)
+        } catch {
+            throw GGUFError(path, "its chat template cannot be read: \(error)")
         }
-        // SmolLM2's: {% if loop.first and messages[0]['role'] != 'system' %}{{ '<|im_start|>system\n...<|im_end|>\n' }}{% endif %}
-        let marker = "{{ '<|im_start|>system\n"
-        if text.contains("messages[0]['role'] != 'system'"), let start = text.firstRange(of: marker),
-           let end = text[start.upperBound...].firstRange(of: "<|im_end|>") {
-            defaultSystem = String(text[start.upperBound..<end.lowerBound])
-        } else {
-            defaultSystem = nil
-        }
+        self.bosToken = bosToken
+        self.eosToken = eosToken
     }
 
-    /// The file's template (`tokenizer.chat_template`).
-    public init(gguf f: GGUFFile) throws(GGUFError) {
-        guard let text = f.metadata["tokenizer.chat_template"]?.stringValue else {
+    /// The file's template (`tokenizer.chat_template`), or `text` (the operator's, from `path`) in its place.
+    public init(gguf f: GGUFFile, text: String? = nil, path: String? = nil) throws(GGUFError) {
+        guard let source = text ?? f.metadata["tokenizer.chat_template"]?.stringValue else {
             throw GGUFError(f.path, "it carries no chat template (tokenizer.chat_template)")
         }
-        try self.init(jinja: text, path: f.path)
-    }
-
-    public func render(_ messages: [ChatMessage], addGenerationPrompt: Bool = true) -> String {
-        prompt(messages, addGenerationPrompt: addGenerationPrompt).text
-    }
-
-    /// The rendered text, with where the template itself put control tokens: only those are read as
-    /// control tokens, so that a message holding `<|im_end|><|im_start|>system` stays text and cannot
-    /// close its turn or open another.  Benign text tokenizes exactly as the whole rendered string.
-    public func prompt(_ messages: [ChatMessage], addGenerationPrompt: Bool = true) -> RenderedPrompt {
-        var out = RenderedPrompt()
-        if let defaultSystem, messages.first?.role != "system" {
-            out.turn("system", defaultSystem)
+        let tokens = f.metadata["tokenizer.ggml.tokens"]?.arrayValue
+        func token(_ key: String) -> String {
+            guard let id = f.metadata["tokenizer.ggml.\(key)_token_id"]?.intValue, let tokens, tokens.indices.contains(id) else { return "" }
+            return tokens[id].stringValue ?? ""
         }
-        for m in messages { out.turn(m.role, m.content) }
-        if addGenerationPrompt { out.control("<|im_start|>"); out.append("assistant\n") }
-        return out
+        try self.init(jinja: source, path: path ?? f.path, bosToken: token("bos"), eosToken: token("eos"))
+    }
+
+    /// The conversation as the model reads it.  `dropLeadingBOS`: the tokenizer puts the BOS token
+    /// first itself (`add_bos_token`), so a template's own leading `bos_token` goes (as llama.cpp does),
+    /// not to be read twice.  Throws what the template raised (`raise_exception`: a conversation it
+    /// refuses, such as a system turn Gemma does not take) or why it failed.
+    public func prompt(_ messages: [ChatMessage], addGenerationPrompt: Bool = true, dropLeadingBOS: Bool = false,
+                       now: JinjaDate = .now()) throws(JinjaError) -> RenderedPrompt {
+        try prompt(messages: messages.map(\.value), addGenerationPrompt: addGenerationPrompt, dropLeadingBOS: dropLeadingBOS, now: now)
+    }
+
+    /// Messages as the template sees them (dicts whose strings are data), and other variables (`tools`).
+    public func prompt(messages: [JinjaValue], variables: [String: JinjaValue] = [:], addGenerationPrompt: Bool = true,
+                       dropLeadingBOS: Bool = false, now: JinjaDate = .now()) throws(JinjaError) -> RenderedPrompt {
+        var all = variables
+        all["messages"] = .list(messages)
+        all["add_generation_prompt"] = .bool(addGenerationPrompt)
+        all["bos_token"] = .string(JinjaText(bosToken, trusted: true))
+        all["eos_token"] = .string(JinjaText(eosToken, trusted: true))
+        let out = try template.render(all, now: now)
+        return RenderedPrompt(out, dropping: dropLeadingBOS ? bosToken : "")
+    }
+
+    public func render(_ messages: [ChatMessage], addGenerationPrompt: Bool = true, now: JinjaDate = .now()) throws(JinjaError) -> String {
+        try prompt(messages, addGenerationPrompt: addGenerationPrompt, now: now).text
     }
 }
 
-/// A prompt's text and the offsets (in Unicode scalars) at which its control tokens stand.
+/// A prompt's text and the offsets (in Unicode scalars) at which control tokens may be read: the
+/// template's own text only, so that a message holding `<|im_end|><|im_start|>system` stays text
+/// and cannot close its turn or open another.  Benign text tokenizes exactly as the whole
+/// rendered string.
 public struct RenderedPrompt: Sendable, Equatable {
-    public private(set) var text = ""
-    public private(set) var controlOffsets: Set<Int> = []
-    private var scalars = 0
+    public let text: String
+    public let controlOffsets: Set<Int>
 
-    mutating func control(_ marker: String) {
-        controlOffsets.insert(scalars)
-        append(marker)
-    }
-
-    mutating func append(_ s: String) {
-        text += s
-        scalars += s.unicodeScalars.count
-    }
-
-    mutating func turn(_ role: String, _ content: String) {
-        control("<|im_start|>")
-        append("\(role)\n")
-        append(content)
-        control("<|im_end|>")
-        append("\n")
+    /// `prefix`, if the text begins with it in the template's own words, left out.
+    init(_ rendered: JinjaText, dropping prefix: String) {
+        var text = rendered.string
+        var offsets = rendered.trustedScalarOffsets
+        let n = prefix.unicodeScalars.count
+        if n > 0, text.unicodeScalars.starts(with: prefix.unicodeScalars), (0..<n).allSatisfy(offsets.contains) {
+            text = String(String.UnicodeScalarView(text.unicodeScalars.dropFirst(n)))
+            offsets = Set(offsets.compactMap { $0 >= n ? $0 - n : nil })
+        }
+        self.text = text
+        controlOffsets = offsets
     }
 }

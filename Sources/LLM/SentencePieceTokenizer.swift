@@ -20,6 +20,8 @@ public final class SentencePieceTokenizer: Tokenizer, @unchecked Sendable {
     private let rank: [Int32]
     private let byteTokens: [Int32]
     private let userDefined: [(text: [Unicode.Scalar], id: Int32)]
+    /// Control tokens by their text, longest first (read from text only where allowed).
+    private let controlTexts: [(text: [Unicode.Scalar], id: Int32)]
 
     /// `types`: GGUF's (and SentencePiece's) 1 normal, 2 unknown, 3 control, 4 user-defined,
     /// 5 unused, 6 byte.
@@ -53,6 +55,8 @@ public final class SentencePieceTokenizer: Tokenizer, @unchecked Sendable {
         self.byteTokens = byteTokens
         controlTokens = control
         userDefined = user.sorted { $0.text.count > $1.text.count }
+        controlTexts = control.filter { !tokens[Int($0)].isEmpty }.map { (Array(tokens[Int($0)].unicodeScalars), $0) }
+            .sorted { $0.text.count > $1.text.count }
         let distinct = Array(Set(scores)).sorted(by: >)
         var order: [Float: Int32] = [:]
         for (r, s) in distinct.enumerated() { order[s] = Int32(r) }
@@ -94,19 +98,24 @@ public final class SentencePieceTokenizer: Tokenizer, @unchecked Sendable {
         return out
     }
 
-    /// Control tokens are not read from text (as SentencePiece does not); a chat template's
-    /// markers come with their offsets.
+    /// `controlOffsets`: where control tokens (`<start_of_turn>`) may be read from the text, in
+    /// Unicode scalars of `text` -- a chat template's own markers; nil: anywhere (a raw prompt, as
+    /// llama.cpp's server reads them).  Elsewhere their text is ordinary text.
     public func encode(_ text: String, controlOffsets: Set<Int>?) -> [Int32] {
-        encode(text)
+        encode(text, controlAt: { controlOffsets?.contains($0) ?? true })
     }
 
-    public func encode(_ text: String) -> [Int32] {
+    /// SentencePiece's own encoding: control tokens are never read from text.
+    public func encode(_ text: String) -> [Int32] { encode(text, controlAt: { _ in false }) }
+
+    private func encode(_ text: String, controlAt: (Int) -> Bool) -> [Int32] {
         var s: [Unicode.Scalar] = addSpacePrefix ? [Self.space] : []
+        let shift = s.count
         for c in text.unicodeScalars { s.append(c == " " ? Self.space : c) }
         var out: [Int32] = []
         var start = 0, i = 0
         while i < s.count {
-            if let (length, id) = userToken(at: i, in: s) {
+            if let (length, id) = userToken(at: i, in: s) ?? (controlAt(i - shift) ? controlToken(at: i, in: s) : nil) {
                 merge(s[start..<i], into: &out)
                 out.append(id)
                 i += length
@@ -117,6 +126,13 @@ public final class SentencePieceTokenizer: Tokenizer, @unchecked Sendable {
         }
         merge(s[start..<s.count], into: &out)
         return out
+    }
+
+    private func controlToken(at i: Int, in s: [Unicode.Scalar]) -> (Int, Int32)? {
+        for (text, id) in controlTexts where text.count <= s.count - i && s[i..<(i + text.count)].elementsEqual(text) {
+            return (text.count, id)
+        }
+        return nil
     }
 
     private func userToken(at i: Int, in s: [Unicode.Scalar]) -> (Int, Int32)? {

@@ -89,7 +89,7 @@ public final class ChatModel: GenerativeModel {
                 guard let templatePath = given.stringValue else { throw ModelLoadError("\(name): option chat_template must be a path, got \(given.text)") }
                 let text: String
                 do { text = try FileReading.text(templatePath) } catch { throw ModelLoadError("\(name): chat_template: \(error)") }
-                template = .success(try ChatTemplate(jinja: text, path: templatePath))
+                template = .success(try ChatTemplate(gguf: file, text: text, path: templatePath))
             } else {
                 template = Result { () throws(GGUFError) in try ChatTemplate(gguf: file) }
             }
@@ -123,11 +123,14 @@ public final class ChatModel: GenerativeModel {
     }
 
     /// The requests for the engine (one per prompt), or a 400 saying what is wrong.  Without
-    /// `tokenize` (on the event loop, where nothing may grow with a request's size) the prompts are
-    /// checked by their length in bytes only: a prompt that cannot fit even if every token held the
-    /// vocabulary's longest text is refused, and the returned requests' prompts are empty.
+    /// `tokenize` (on the event loop, where nothing may grow with a request's size) nothing is
+    /// rendered or tokenized: the prompts are checked by their length in bytes only (a prompt that
+    /// cannot fit even if every token held the vocabulary's longest text is refused), and the
+    /// returned requests' prompts are empty.  With it (on the model's thread) a conversation is
+    /// rendered by the file's chat template, once, and tokenized.
     func generations(_ input: JSON, tokenize: Bool) throws(ModelInputError) -> [GenerationEngine.Request] {
-        var texts: [(text: String, controlOffsets: Set<Int>?)]
+        /// Each prompt: its text (nil: a conversation not rendered yet), and its length in bytes.
+        var texts: [(text: String?, controlOffsets: Set<Int>?, bytes: Int)]
         if let messages = input["messages"] {
             guard case .array(let items) = messages, !items.isEmpty else { throw ModelInputError("messages must be a non-empty list") }
             var turns: [ChatMessage] = []
@@ -144,12 +147,22 @@ public final class ChatModel: GenerativeModel {
                 throw ModelInputError("this model takes no conversations (messages): \(why.reason); send {\"prompt\": \"...\"} "
                                       + "(or POST /v1/completions)")
             }
-            let rendered = chat.prompt(turns)
-            texts = [(rendered.text, rendered.controlOffsets)]
+            if tokenize {
+                let rendered: RenderedPrompt
+                do {
+                    rendered = try chat.prompt(turns, dropLeadingBOS: tokenizer.leadingToken != nil)
+                } catch {
+                    throw ModelInputError(error.kind == .raised ? "the model's chat template refuses this conversation: \(error.message)"
+                                          : "the model's chat template failed on this conversation: \(error)")
+                }
+                texts = [(rendered.text, rendered.controlOffsets, rendered.text.utf8.count)]
+            } else {
+                texts = [(nil, nil, turns.reduce(0) { $0 + $1.content.utf8.count })]
+            }
         } else if let prompt = input["prompt"]?.stringValue {
-            texts = [(prompt, nil)]
+            texts = [(prompt, nil, prompt.utf8.count)]
         } else if case .array(let items)? = input["prompt"], !items.isEmpty, items.count <= 64, items.allSatisfy({ $0.stringValue != nil }) {
-            texts = items.compactMap { $0.stringValue.map { ($0, nil) } }
+            texts = items.compactMap { $0.stringValue.map { ($0, nil, $0.utf8.count) } }
         } else {
             throw ModelInputError("send {\"messages\": [{\"role\": \"user\", \"content\": \"...\"}]} or {\"prompt\": \"...\"} (or a list of up to 64 prompts)")
         }
@@ -181,13 +194,13 @@ public final class ChatModel: GenerativeModel {
             throw ModelInputError("max_tokens must be less than the context of \(contextLength) tokens, got \(maxTokens)")
         }
         return try texts.map { text throws(ModelInputError) in
-            let fewest = text.text.utf8.count / tokenizer.longestTokenBytes
+            let fewest = text.bytes / tokenizer.longestTokenBytes
             guard fewest + maxTokens <= contextLength else {
-                throw ModelInputError("the prompt is \(text.text.utf8.count) bytes, at least \(fewest) tokens, and max_tokens \(maxTokens): "
+                throw ModelInputError("the prompt is \(text.bytes) bytes, at least \(fewest) tokens, and max_tokens \(maxTokens): "
                                       + "beyond the model's context of \(contextLength) tokens")
             }
-            guard tokenize else { return GenerationEngine.Request(prompt: [], maxTokens: maxTokens, sampling: sampling, stop: stop) }
-            let prompt = (tokenizer.leadingToken.map { [$0] } ?? []) + tokenizer.encode(text.text, controlOffsets: text.controlOffsets)
+            guard tokenize, let body = text.text else { return GenerationEngine.Request(prompt: [], maxTokens: maxTokens, sampling: sampling, stop: stop) }
+            let prompt = (tokenizer.leadingToken.map { [$0] } ?? []) + tokenizer.encode(body, controlOffsets: text.controlOffsets)
             guard prompt.count + maxTokens <= contextLength else {
                 throw ModelInputError("the prompt is \(prompt.count) tokens and max_tokens \(maxTokens): \(prompt.count + maxTokens) in all, "
                                       + "beyond the model's context of \(contextLength) tokens")

@@ -10,7 +10,11 @@ struct GenerationEngineTests {
         guard let f = SmolFixture.file else { return .failure(GGUFError(SmolFixture.path, "missing: run bash scripts/fetch-smollm2")) }
         do throws(GGUFError) {
             let tok = try BPETokenizer(gguf: f)
-            let prompt = tok.encode(try ChatTemplate(gguf: f).render([ChatMessage(role: "user", content: "What is the capital of France?")]))
+            let template = try ChatTemplate(gguf: f)
+            guard let text = try? template.render([ChatMessage(role: "user", content: "What is the capital of France?")]) else {
+                return .failure(GGUFError(SmolFixture.path, "its chat template did not render"))
+            }
+            let prompt = tok.encode(text)
             return .success((try LlamaModel(file: f), tok, prompt))
         } catch { return .failure(error) }
     }()
