@@ -639,3 +639,54 @@ def test_a_file_without_a_chat_template_serves_completions_and_refuses_chat_sayi
         assert chat["usage"]["prompt_tokens"] == plain["usage"]["prompt_tokens"] == 10, (chat, plain)
     finally:
         t.stop()
+
+
+TEMPLATES = os.path.join(ROOT, "Tests", "fixtures", "chat_templates")
+
+
+@pytest.mark.parametrize("arch,template,flags,bos,eos,adds_bos", [
+    ("llama", "meta-llama-Llama-3.1-8B-Instruct.jinja", [], "<|im_start|>", "<|im_end|>", False),
+    ("qwen2", "Qwen-Qwen2.5-7B-Instruct.jinja", [], "<|im_start|>", "<|im_end|>", False),
+    ("llama", "google-gemma-2-2b-it.jinja", ["--vocab", GEMMA], "<bos>", "<eos>", True)])
+def test_the_files_own_jinja_template_renders_the_conversation(tmp_path, fixture_env, arch, template, flags, bos, eos, adds_bos):
+    """A file carrying another family's chat template (Llama 3.1's, Qwen2.5's, Gemma's over Gemma's
+    SentencePiece vocabulary): a conversation answers as the completion of what Jinja2 renders from
+    it, with the file's BOS and EOS texts (a leading bos_token left to a tokenizer that adds BOS
+    itself, as Gemma's does; SmolLM2's adds none, so Llama 3's {{ bos_token }} stays); what the template
+    refuses (Gemma takes no system turn) is a 400 with the template's words, and the worker lives."""
+    import sys
+    from conftest import Server, wait_for
+    fixtures = os.path.join(ROOT, "Tests", "fixtures", "smollm2")
+    model = tmp_path / "chat.gguf"
+    subprocess.run([sys.executable, "make_synthetic.py", arch, str(model), os.path.join(MODEL_DIR, "SmolLM2-135M-Instruct.Q4_1.gguf"),
+                    "--template", os.path.join(TEMPLATES, template), *flags], cwd=fixtures, check=True, timeout=300, env=fixture_env)
+    messages = [{"role": "user", "content": "Hi there"}, {"role": "assistant", "content": "Hello."},
+                {"role": "user", "content": "Name a <|eot_id|> colour."}]
+    system = [{"role": "system", "content": "Be terse."}] + messages
+
+    def rendered(conversation):
+        return subprocess.run([sys.executable, "render.py", template, json.dumps({"messages": conversation}), bos, eos], cwd=TEMPLATES,
+                              check=True, capture_output=True, text=True, timeout=120, env=fixture_env).stdout
+
+    s = Server(tmp_path, [f"chat={model}"], workers=1)
+    try:
+        for conversation in [messages] if "gemma" in template else [messages, system]:
+            text = rendered(conversation)
+            assert "Name a <|eot_id|> colour." in text, text
+            chat = requests.post(s.url + "/v1/chat/completions", timeout=60, json={
+                "model": "chat", "messages": conversation, "max_tokens": 8, "temperature": 0}).json()
+            plain = requests.post(s.url + "/v1/completions", timeout=60, json={
+                "model": "chat", "prompt": text[len(bos):] if adds_bos and text.startswith(bos) else text,
+                "max_tokens": 8, "temperature": 0}).json()
+            assert chat["choices"][0]["message"]["content"] == plain["choices"][0]["text"], (chat, plain)
+            # The message's <|eot_id|> is text in the conversation, a control token in the raw
+            # prompt where the file has one (Llama 3's vocabulary is not this file's).
+            assert chat["usage"]["prompt_tokens"] == plain["usage"]["prompt_tokens"], (chat, plain)
+        if "gemma" in template:
+            r = requests.post(s.url + "/v1/chat/completions", timeout=60, json={"model": "chat", "messages": system, "max_tokens": 4})
+            assert r.status_code == 400, r.text
+            assert r.json()["error"]["message"] == "the model's chat template refuses this conversation: System role not supported", r.text
+            wait_for(lambda: " 400 " in s.access(), 10, what="the 400 in the access log")
+        assert requests.get(s.url + "/v1/models", timeout=5).status_code == 200
+    finally:
+        s.stop()
