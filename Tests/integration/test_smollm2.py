@@ -690,3 +690,40 @@ def test_the_files_own_jinja_template_renders_the_conversation(tmp_path, fixture
         assert requests.get(s.url + "/v1/models", timeout=5).status_code == 200
     finally:
         s.stop()
+
+
+def test_a_template_that_runs_away_or_cannot_be_read(tmp_path, fixture_env):
+    """An operator's template that loops for ever stops at the interpreter's step limit: a 400
+    naming it, quickly, and the worker answers the next request; one with a syntax error stops
+    the start (exit 4) naming the file and the line."""
+    import sys
+    import time
+    from conftest import Server
+    fixtures = os.path.join(ROOT, "Tests", "fixtures", "smollm2")
+    model = tmp_path / "base.gguf"
+    subprocess.run([sys.executable, "make_synthetic.py", "qwen2", str(model), os.path.join(MODEL_DIR, "SmolLM2-135M-Instruct.Q4_1.gguf"),
+                    "--no-template"], cwd=fixtures, check=True, timeout=300, env=fixture_env)
+    template = tmp_path / "loop.jinja"
+    template.write_text("{% for i in range(100000) %}{% for j in range(100000) %}{% endfor %}{% endfor %}")
+    conf = tmp_path / "t.toml"
+    conf.write_text(f'models = ["base"]\n[model.base]\ngguf = "{model}"\nchat_template = "{template}"\n')
+    s = Server(tmp_path, ["-c", str(conf)], workers=1)
+    try:
+        start = time.monotonic()
+        r = requests.post(s.url + "/v1/chat/completions", timeout=60, json={"model": "base", "messages": [{"role": "user", "content": "Hi"}]})
+        took = time.monotonic() - start
+        print(f"a runaway template is stopped after {took:.2f} s")
+        assert r.status_code == 400 and "took more than 1000000 steps" in r.json()["error"]["message"], r.text
+        assert took < 20, took
+        r = requests.post(s.url + "/v1/completions", timeout=60, json={"model": "base", "prompt": "Hello", "max_tokens": 2})
+        assert r.status_code == 200, r.text
+    finally:
+        s.stop()
+    template.write_text("{% for m in messages %}\n{{ m.content }}\n{% endfro %}")
+    (tmp_path / "bad").mkdir()
+    bad = Server(tmp_path / "bad", ["-c", str(conf)], workers=1, wait=False)
+    try:
+        assert bad.wait_exit(timeout=60) == 4
+        assert f"{template}: its chat template cannot be read: template syntax error at line 3: unknown tag 'endfro'" in bad.log(), bad.log()
+    finally:
+        bad.stop()
