@@ -26,8 +26,8 @@ public final class ChatModel: GenerativeModel {
     }
 
     let engine: GenerationEngine
-    /// The file's chat template, or why chat is refused (no template, or one mserve does not
-    /// render yet): such a file still serves completions.
+    /// The file's chat template, or why chat is refused (no template, or one that cannot be
+    /// parsed): such a file still serves completions.
     let template: Result<ChatTemplate, GGUFError>
     let tokenizer: any Tokenizer
     public let contextLength: Int
@@ -85,7 +85,7 @@ public final class ChatModel: GenerativeModel {
             let model = try LlamaModel(file: file, activations: activations, threads: threads)
             tokenizer = try makeTokenizer(gguf: file)
             if let given = context.options["chat_template"] {
-                // The operator's template instead of the file's (a file with none, or one not rendered yet).
+                // The operator's template instead of the file's (a file with none, or one to correct).
                 guard let templatePath = given.stringValue else { throw ModelLoadError("\(name): option chat_template must be a path, got \(given.text)") }
                 let text: String
                 do { text = try FileReading.text(templatePath) } catch { throw ModelLoadError("\(name): chat_template: \(error)") }
