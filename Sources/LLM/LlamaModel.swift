@@ -15,9 +15,25 @@ public final class LlamaModel: @unchecked Sendable {
         public let layers, dim, heads, kvHeads, headDim, feedForward, vocabulary, context: Int
         public let eps: Float
         public let ropeBase: Float
-        /// RoPE on the first half of a head with the second (NeoX's, as qwen2 files lay Q and K
-        /// out) rather than on adjacent pairs (llama's GGUF layout).
+        /// RoPE on the first half of a head with the second (NeoX's, as qwen2 and gemma3 files lay
+        /// Q and K out) rather than on adjacent pairs (llama's GGUF layout).
         public var ropeHalves = false
+        /// The token embedding's scale (Gemma's: the square root of the width).
+        public var embeddingScale: Float = 1
+        public var activation: FeedForwardActivation = .silu
+        /// Gemma 3's local layers: each token attends to this many positions, itself included, with
+        /// RoPE of `localRopeBase`; every `globalEvery`th layer attends to all (0: none is local).
+        public var slidingWindow = 0
+        public var globalEvery = 0
+        public var localRopeBase: Float = 10_000
+        /// Linear RoPE scaling of the global layers (1 / `rope.scaling.factor`).
+        public var globalPositionScale: Float = 1
+        /// Queries' scale before softmax: 1/√headDim unless the architecture says otherwise.
+        public var attentionScale: Float?
+        /// The width of a token's queries (and of attention's output): heads × headDim, which
+        /// Gemma's files make other than the embedding's.
+        public var qDim: Int { heads * headDim }
+        public func isLocal(_ layer: Int) -> Bool { slidingWindow > 0 && globalEvery > 0 && (layer + 1) % globalEvery != 0 }
         /// What one token's keys and values take in the cache (float32, every layer).
         public var kvBytesPerToken: Int { layers * 2 * kvHeads * headDim * MemoryLayout<Float>.size }
         public var kvDim: Int { kvHeads * headDim }
@@ -27,21 +43,28 @@ public final class LlamaModel: @unchecked Sendable {
         /// than one of the quantized products here (measured ~6 with benchmark/long_prompt.py:
         /// prefill of 500, 1,000, 2,000 tokens fitted to a·n + b·n²/2).
         public var attentionSpan: Int {
-            let weights = layers * (2 * dim * dim + 2 * dim * kvDim + 3 * dim * feedForward)
+            let weights = layers * (2 * dim * qDim + 2 * dim * kvDim + 3 * dim * feedForward)
             let attention = layers * heads * headDim * 2
             return max(64, weights / attention / 6)
         }
     }
+
+    /// The feed-forward's gate: SiLU (llama's SwiGLU) or GELU's tanh approximation (Gemma's GeGLU).
+    public enum FeedForwardActivation: Sendable { case silu, geluTanh }
 
     struct Layer {
         let attnNorm, ffnNorm: [Float]
         let q, k, v, o, gate, up, down: QuantizedMatrix
         /// qwen2's biases on the query, key and value projections (none in llama files).
         let qBias, kBias, vBias: [Float]?
+        /// Gemma 3's RMSNorm of each head's query and key (before RoPE), and of attention's and the
+        /// feed-forward's outputs (before each joins the residual).
+        let qNorm, kNorm, postAttentionNorm, postFeedForwardNorm: [Float]?
     }
 
-    /// What this forward pass runs: llama, and qwen2 (llama with biases on q, k, v and NeoX RoPE).
-    public static let architectures = ["llama", "qwen2"]
+    /// What this forward pass runs: llama, qwen2 (llama with biases on q, k, v and NeoX RoPE) and
+    /// gemma3 (Gemma3Architecture.swift).
+    public static let architectures = ["llama", "qwen2", "gemma3"]
 
     /// How the inputs of the weight products are held: float32 (exact, the reference's way, with
     /// float kernels), or quantized in blocks of 32 for integer dot products on x86 (llama.cpp's
@@ -67,16 +90,8 @@ public final class LlamaModel: @unchecked Sendable {
         self.activations = activations
         pool = ComputePool(threads: threads)
         let architecture = try file.requireArchitecture(LlamaModel.architectures)
-        let dim = try file.int("{arch}.embedding_length"), heads = try file.int("{arch}.attention.head_count")
-        guard heads > 0, dim % heads == 0 else { throw GGUFError(file.path, "embedding_length \(dim) is not a multiple of head_count \(heads)") }
         let embed = try file.tensor("token_embd.weight")
-        config = Config(layers: try file.int("{arch}.block_count"), dim: dim, heads: heads,
-                        kvHeads: try file.int("{arch}.attention.head_count_kv"), headDim: dim / heads,
-                        feedForward: try file.int("{arch}.feed_forward_length"), vocabulary: embed.rows,
-                        context: try file.int("{arch}.context_length"),
-                        eps: Float(file.double("{arch}.attention.layer_norm_rms_epsilon", default: 1e-5)),
-                        ropeBase: Float(file.double("{arch}.rope.freq_base", default: 10_000)),
-                        ropeHalves: architecture == "qwen2")
+        config = architecture == "gemma3" ? try Config(gemma3: file, vocabulary: embed.rows) : try Config(llama: file, vocabulary: embed.rows)
         guard config.heads % config.kvHeads == 0 else { throw GGUFError(file.path, "head_count is not a multiple of head_count_kv") }
         embedding = QuantizedMatrix(file, embed)
         if let freqs = file.tensorsByName["rope_freqs.weight"] {
@@ -106,10 +121,21 @@ public final class LlamaModel: @unchecked Sendable {
                 guard t.elementCount == count else { throw GGUFError(file.path, "\(t.name) has \(t.elementCount) values, not \(count)") }
                 return file.dequantize(t, rows: 0..<1)
             }
+            // Gemma's norms: all four or none.
+            let gemma = config.activation == .geluTanh
+            func gemmaNorm(_ name: String, _ count: Int) throws(GGUFError) -> [Float]? {
+                guard gemma else { return nil }
+                let gain = try norm(name)
+                guard gain.count == count else { throw GGUFError(file.path, "blk.\(i).\(name).weight has \(gain.count) values, not \(count)") }
+                return gain
+            }
             layers.append(Layer(attnNorm: try norm("attn_norm"), ffnNorm: try norm("ffn_norm"), q: try m("attn_q"), k: try m("attn_k"),
                                 v: try m("attn_v"), o: try m("attn_output"), gate: try m("ffn_gate"), up: try m("ffn_up"),
-                                down: try m("ffn_down"), qBias: try bias("attn_q", dim), kBias: try bias("attn_k", config.kvDim),
-                                vBias: try bias("attn_v", config.kvDim)))
+                                down: try m("ffn_down"), qBias: try bias("attn_q", config.qDim), kBias: try bias("attn_k", config.kvDim),
+                                vBias: try bias("attn_v", config.kvDim), qNorm: try gemmaNorm("attn_q_norm", config.headDim),
+                                kNorm: try gemmaNorm("attn_k_norm", config.headDim),
+                                postAttentionNorm: try gemmaNorm("post_attention_norm", config.dim),
+                                postFeedForwardNorm: try gemmaNorm("post_ffw_norm", config.dim)))
         }
         self.layers = layers
     }
@@ -167,7 +193,8 @@ public final class LlamaModel: @unchecked Sendable {
         let n = owner.count
         guard n > 0 else { return batch.map { _ in nil } }
         var x = [Float](repeating: 0, count: n * c.dim)
-        var h = x, q = x, att = x, o = x
+        var h = x, o = x
+        var q = [Float](repeating: 0, count: n * c.qDim), att = q
         var k = [Float](repeating: 0, count: n * c.kvDim), v = k
         var g = [Float](repeating: 0, count: n * c.feedForward), u = g
         x.withUnsafeMutableBufferPointer { xp in
@@ -179,9 +206,11 @@ public final class LlamaModel: @unchecked Sendable {
                 }
             }
         }
-        let tables = pos.map(rope)
+        if c.embeddingScale != 1 { for i in 0..<(n * c.dim) { x[i] *= c.embeddingScale } }
+        let tables = pos.map { rope(Float($0) * c.globalPositionScale, base: c.ropeBase) }
+        let localTables = c.slidingWindow > 0 ? pos.map { rope(Float($0), base: c.localRopeBase) } : tables
         let group = c.heads / c.kvHeads
-        let scale = 1 / Float(c.headDim).squareRoot()
+        let scale = c.attentionScale ?? 1 / Float(c.headDim).squareRoot()
         // A row of scores per token: the tokens' attention runs on the pool's threads at once.
         let span = (pos.max() ?? 0) + 1
         var scores = [Float](repeating: 0, count: n * span)
@@ -191,12 +220,18 @@ public final class LlamaModel: @unchecked Sendable {
             layer.q.multiply(h, n, pool: pool, quantized: hq, into: &q)
             layer.k.multiply(h, n, pool: pool, quantized: hq, into: &k)
             layer.v.multiply(h, n, pool: pool, quantized: hq, into: &v)
-            LlamaModel.addBias(layer.qBias, to: &q, n, c.dim)
+            LlamaModel.addBias(layer.qBias, to: &q, n, c.qDim)
             LlamaModel.addBias(layer.kBias, to: &k, n, c.kvDim)
             LlamaModel.addBias(layer.vBias, to: &v, n, c.kvDim)
+            if let qNorm = layer.qNorm, let kNorm = layer.kNorm {
+                LlamaModel.rmsNorm(q, qNorm, c.headDim, c.eps, into: &q)
+                LlamaModel.rmsNorm(k, kNorm, c.headDim, c.eps, into: &k)
+            }
+            let local = c.isLocal(l)
             for t in 0..<n {
-                LlamaModel.rotate(&q, at: t * c.dim, heads: c.heads, c.headDim, tables[t], halves: c.ropeHalves)
-                LlamaModel.rotate(&k, at: t * c.kvDim, heads: c.kvHeads, c.headDim, tables[t], halves: c.ropeHalves)
+                let table = local ? localTables[t] : tables[t]
+                LlamaModel.rotate(&q, at: t * c.qDim, heads: c.heads, c.headDim, table, halves: c.ropeHalves)
+                LlamaModel.rotate(&k, at: t * c.kvDim, heads: c.kvHeads, c.headDim, table, halves: c.ropeHalves)
             }
             // The chunk's keys and values join each cache first: a token then sees those before it.
             for t in 0..<n {
@@ -211,26 +246,33 @@ public final class LlamaModel: @unchecked Sendable {
                     scores.withUnsafeMutableBufferPointer { sp in
                         guard let qBase = qp.baseAddress, let aBase = ap.baseAddress, let sBase = sp.baseAddress else { return }
                         pool.run(n) { t in
-                            let keys = caches[owner[t]], values = caches[batch.count + owner[t]]
+                            // A local layer's token sees the window's last positions, itself included.
+                            let first = local ? max(0, pos[t] + 1 - c.slidingWindow) : 0
+                            let keys = caches[owner[t]] + first * c.kvDim, values = caches[batch.count + owner[t]] + first * c.kvDim
                             for head in 0..<c.heads {
                                 let kv = (head / group) * c.headDim
-                                LlamaModel.attend(qBase + t * c.dim + head * c.headDim, keys + kv, values + kv, stride: c.kvDim,
-                                                  positions: pos[t] + 1, c.headDim, scale, scores: sBase + t * span,
-                                                  into: aBase + t * c.dim + head * c.headDim)
+                                LlamaModel.attend(qBase + t * c.qDim + head * c.headDim, keys + kv, values + kv, stride: c.kvDim,
+                                                  positions: pos[t] + 1 - first, c.headDim, scale, scores: sBase + t * span,
+                                                  into: aBase + t * c.qDim + head * c.headDim)
                             }
                         }
                     }
                 }
             }
             }
-            layer.o.multiply(att, n, pool: pool, quantized: quantized(att, n, c.dim), into: &o)
+            layer.o.multiply(att, n, pool: pool, quantized: quantized(att, n, c.qDim), into: &o)
+            if let post = layer.postAttentionNorm { LlamaModel.rmsNorm(o, post, c.dim, c.eps, into: &o) }
             for i in 0..<(n * c.dim) { x[i] += o[i] }
             LlamaModel.rmsNorm(x, layer.ffnNorm, c.dim, c.eps, into: &h)
             hq = quantized(h, n, c.dim)
             layer.gate.multiply(h, n, pool: pool, quantized: hq, into: &g)
             layer.up.multiply(h, n, pool: pool, quantized: hq, into: &u)
-            for i in 0..<(n * c.feedForward) { g[i] = g[i] / (1 + exp(-g[i])) * u[i] }
+            switch c.activation {
+            case .silu: for i in 0..<(n * c.feedForward) { g[i] = g[i] / (1 + exp(-g[i])) * u[i] }
+            case .geluTanh: for i in 0..<(n * c.feedForward) { g[i] = LlamaModel.geluTanh(g[i]) * u[i] }
+            }
             layer.down.multiply(g, n, pool: pool, quantized: quantized(g, n, c.feedForward, sensitive: true), into: &o)
+            if let post = layer.postFeedForwardNorm { LlamaModel.rmsNorm(o, post, c.dim, c.eps, into: &o) }
             for i in 0..<(n * c.dim) { x[i] += o[i] }
         }
         // The last row of each entry that wants logits, through the head together.
@@ -346,12 +388,17 @@ public final class LlamaModel: @unchecked Sendable {
         }
     }
 
+    /// GELU with tanh's approximation (PyTorch's `gelu(approximate="tanh")`, Gemma's).
+    @inline(__always) static func geluTanh(_ x: Float) -> Float {
+        0.5 * x * (1 + tanh(0.7978845608028654 * (x + 0.044715 * x * x * x)))
+    }
+
     /// Pair i of every head turns by pos · base^(−2i/headDim) / factor i.
-    private func rope(_ pos: Int) -> (cos: [Float], sin: [Float]) {
+    private func rope(_ pos: Float, base: Float) -> (cos: [Float], sin: [Float]) {
         let half = config.headDim / 2
         var c = [Float](repeating: 0, count: half), s = [Float](repeating: 0, count: half)
         for i in 0..<half {
-            let theta = Float(pos) * pow(config.ropeBase, -2 * Float(i) / Float(config.headDim)) / ropeFactors[i]
+            let theta = pos * pow(base, -2 * Float(i) / Float(config.headDim)) / ropeFactors[i]
             c[i] = cos(theta)
             s[i] = sin(theta)
         }

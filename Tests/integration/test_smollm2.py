@@ -500,7 +500,7 @@ def test_a_gguf_file_by_path_is_served_under_its_name(tmp_path):
         s.stop()
 
 
-@pytest.mark.parametrize("case", ["sha256", "architecture", "gemma3", "tensor type", "missing"])
+@pytest.mark.parametrize("case", ["sha256", "architecture", "tensor type", "missing"])
 def test_a_gguf_file_mserve_cannot_run_stops_the_start_with_why(tmp_path, case):
     from conftest import Server
     path = tmp_path / "model.gguf"
@@ -511,11 +511,7 @@ def test_a_gguf_file_mserve_cannot_run_stops_the_start_with_why(tmp_path, case):
         extra, said = f'sha256 = "{"0" * 64}"\n', "is not the expected file (sha256 b179c952"
     elif case == "architecture":
         path.write_bytes(gguf_bytes([("general.architecture", "phi3")], []))
-        said = "architecture phi3 is not supported; supported: llama, qwen2"
-    elif case == "gemma3":
-        # A real Q4_K_M file from llama.cpp (scripts/fetch-gemma3): read whole, refused by its architecture.
-        path = os.path.join(ROOT, "models", "gemma3", "gemma-3-270m-q4_k_m.gguf")
-        said = "architecture gemma3 is not supported; supported: llama, qwen2"
+        said = "architecture phi3 is not supported; supported: llama, qwen2, gemma3"
     elif case == "tensor type":
         path.write_bytes(gguf_bytes([("general.architecture", "llama")], [("blk.3.ffn_down.weight", [256, 1], 17, bytes(66))]))
         said = "tensor blk.3.ffn_down.weight has type IQ2_XS, which mserve does not read"
@@ -727,3 +723,34 @@ def test_a_template_that_runs_away_or_cannot_be_read(tmp_path, fixture_env):
         assert f"{template}: its chat template cannot be read: template syntax error at line 3: unknown tag 'endfro'" in bad.log(), bad.log()
     finally:
         bad.stop()
+
+
+@pytest.fixture(scope="module")
+def gemma_reference(fixture_env):
+    """The numpy float32 reference's greedy continuation on Gemma 3 270M's own file (once for the module)."""
+    import sys
+    fixtures = os.path.join(ROOT, "Tests", "fixtures", "smollm2")
+    return json.loads(subprocess.run([sys.executable, "greedy.py", GEMMA, "The capital of France is", "8"], cwd=fixtures, check=True,
+                                     capture_output=True, text=True, timeout=600, env=fixture_env).stdout)
+
+
+@pytest.mark.parametrize("activations", ["int8", "float32"])
+def test_gemma3_answers_as_the_reference_on_its_own_file(tmp_path, gemma_reference, activations):
+    """Gemma 3 270M (Q4_K_M: Q4_K, Q6_K, Q5_0, Q8_0 and F32 tensors; SentencePiece; no chat
+    template) served with one command: its greedy answer is the float32 numpy reference's
+    (reference_model.py's gemma3: scaled embedding, q/k norms, NeoX RoPE, post-norms, GELU, local
+    and global layers), with int8 activations (the default) and float32 ones."""
+    from conftest import Server
+    conf = tmp_path / "g.toml"
+    conf.write_text(f'models = ["gemma"]\n[model.gemma]\ngguf = "{GEMMA}"\nactivations = "{activations}"\n')
+    s = Server(tmp_path, ["-c", str(conf)], workers=1)
+    try:
+        r = requests.post(s.url + "/v1/completions", timeout=120, json={
+            "model": "gemma", "prompt": "The capital of France is", "max_tokens": 8, "temperature": 0}).json()
+        assert r["choices"][0]["text"] == gemma_reference["text"] == " the capital of the country of France.", (r, gemma_reference)
+        assert r["usage"]["prompt_tokens"] == len(gemma_reference["prompt_ids"]) == 6, r
+        meta = requests.get(s.url + "/v1/models", timeout=5).json()["data"][0]["meta"]
+        assert meta == {"name": "Gemma 3 270m", "architecture": "gemma3", "quantization": "Q4_K_M", "parameters": meta["parameters"],
+                        "context": 32768, "file_bytes": 253113024}, meta
+    finally:
+        s.stop()
