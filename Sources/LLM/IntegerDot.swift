@@ -22,14 +22,25 @@ enum IntegerDot {
         func block(_ b: Int) -> Input { Input(values: values + b * 32 * width, width: width, scales: scales + b, sums: sums + b) }
     }
 
-    /// A block format's product with an input block: its integers unpacked once (shared by the
-    /// inputs of a tile), then multiplied by an input block's: eight partial sums, unscaled.
+    /// A block format's product with an input block, 32 values at a time: a row's `b`th 32 values
+    /// unpacked once (shared by the inputs of a tile), then multiplied by an input block's: eight
+    /// partial sums, unscaled, lanes 0-3 over the first 16 values and 4-7 over the last 16 -- which
+    /// is why a format gives a scale for each half (Q6_K has one per 16 values; the others one).
     protocol Kernel {
         associatedtype Weights
-        static var blockBytes: Int { get }
         static var hasMinimum: Bool { get }
-        static func unpack(_ block: UnsafeRawPointer) -> Weights
+        static func unpack(_ row: UnsafeRawPointer, _ b: Int) -> Weights
+        /// The scales of the `b`th 32 values' halves.
+        static func scales(_ row: UnsafeRawPointer, _ b: Int) -> (Float, Float)
+        /// What each input value adds besides (times the input block's sum): Q4_1's m, Q4_K's −dmin·m.
+        static func minimum(_ row: UnsafeRawPointer, _ b: Int) -> Float
         static func multiply(_ w: Weights, _ x: UnsafeRawPointer) -> __m256i
+    }
+
+    /// The formats of 32-value blocks, each with its float16 scale first (and minimum after it).
+    protocol BlockKernel: Kernel {
+        static var blockBytes: Int { get }
+        static func unpack(_ block: UnsafeRawPointer) -> Weights
     }
 
     // Constants made where used: a static would be read through a lazy initializer every call.
@@ -37,7 +48,7 @@ enum IntegerDot {
     @inline(__always) static var ones: __m256i { _mm256_set1_epi16(1) }
 
     /// Q4_1 by 8-bit inputs: the block's 32 values (low nibbles first, then high) as bytes.
-    enum Q4_1x8: Kernel {
+    enum Q4_1x8: BlockKernel {
         static var blockBytes: Int { 20 }
         static var hasMinimum: Bool { true }
         @inline(__always)
@@ -52,7 +63,7 @@ enum IntegerDot {
     }
 
     /// Q4_1 by 16-bit inputs.
-    enum Q4_1x16: Kernel {
+    enum Q4_1x16: BlockKernel {
         static var blockBytes: Int { 20 }
         static var hasMinimum: Bool { true }
         @inline(__always)
@@ -69,7 +80,7 @@ enum IntegerDot {
     }
 
     /// Q8_0 by 8-bit inputs: the weights' magnitudes (unsigned) times the inputs with the weights' signs.
-    enum Q8_0x8: Kernel {
+    enum Q8_0x8: BlockKernel {
         static var blockBytes: Int { 34 }
         static var hasMinimum: Bool { false }
         @inline(__always)
@@ -82,7 +93,7 @@ enum IntegerDot {
     }
 
     /// Q8_0 by 16-bit inputs.
-    enum Q8_0x16: Kernel {
+    enum Q8_0x16: BlockKernel {
         static var blockBytes: Int { 34 }
         static var hasMinimum: Bool { false }
         @inline(__always)
@@ -96,15 +107,226 @@ enum IntegerDot {
         }
     }
 
+    /// The formats with kernels: the 32-value blocks and the K-quants Q4_K, Q5_K and Q6_K.
+    static func supports(_ type: GGMLType) -> Bool { [.q4_0, .q4_1, .q5_0, .q5_1, .q8_0, .q4_K, .q5_K, .q6_K].contains(type) }
+
+    /// A block's 16 bytes of nibbles as 32 bytes: low nibbles (values 0-15) then high (16-31).
+    @inline(__always)
+    static func nibbles(_ p: UnsafeRawPointer) -> __m256i {
+        let q = p.loadUnaligned(as: __m128i.self)
+        return _mm256_and_si256(_mm256_set_m128i(_mm_srli_epi16(q, 4), q), low)
+    }
+
+    /// 32 bits as 32 bytes: 0xFF where the bit is set, else 0 (llama.cpp's bytes_from_bits_32).
+    @inline(__always)
+    static func bits(_ p: UnsafeRawPointer) -> __m256i {
+        let x = p.loadUnaligned(as: Int32.self)
+        let spread = _mm256_shuffle_epi8(_mm256_set1_epi32(x), _mm256_set_epi64x(0x0303_0303_0303_0303, 0x0202_0202_0202_0202,
+                                                                                 0x0101_0101_0101_0101, 0))
+        let probe = _mm256_or_si256(spread, _mm256_set1_epi64x(0x7fbf_dfef_f7fb_fdfe))
+        return _mm256_cmpeq_epi8(probe, _mm256_set1_epi64x(-1))
+    }
+
+    /// 32 signed bytes as two vectors of 16-bit integers.
+    @inline(__always)
+    static func widen(_ v: __m256i) -> (__m256i, __m256i) {
+        (_mm256_cvtepi8_epi16(v.lowHalf), _mm256_cvtepi8_epi16(v.highHalf))
+    }
+
+    /// Q4_0 by 8-bit inputs: nibbles less 8, signed.
+    enum Q4_0x8: BlockKernel {
+        static var blockBytes: Int { 18 }
+        static var hasMinimum: Bool { false }
+        @inline(__always)
+        static func unpack(_ block: UnsafeRawPointer) -> __m256i { _mm256_sub_epi8(nibbles(block + 2), _mm256_set1_epi8(8)) }
+        @inline(__always)
+        static func multiply(_ w: __m256i, _ x: UnsafeRawPointer) -> __m256i { Q8_0x8.multiply(w, x) }
+    }
+
+    /// Q5_0 by 8-bit inputs: a nibble and its fifth bit (from the block's 32-bit mask), less 16.
+    enum Q5_0x8: BlockKernel {
+        static var blockBytes: Int { 22 }
+        static var hasMinimum: Bool { false }
+        @inline(__always)
+        static func unpack(_ block: UnsafeRawPointer) -> __m256i {
+            // nibble | 0xF0 is nibble - 16 where the fifth bit is clear; the nibble alone is
+            // (nibble + 16) - 16 where it is set.
+            _mm256_or_si256(nibbles(block + 6), _mm256_andnot_si256(bits(block + 2), _mm256_set1_epi8(-16)))
+        }
+        @inline(__always)
+        static func multiply(_ w: __m256i, _ x: UnsafeRawPointer) -> __m256i { Q8_0x8.multiply(w, x) }
+    }
+
+    /// Q5_1 by 8-bit inputs: a nibble and its fifth bit, unsigned (a minimum is added).
+    enum Q5_1x8: BlockKernel {
+        static var blockBytes: Int { 24 }
+        static var hasMinimum: Bool { true }
+        @inline(__always)
+        static func unpack(_ block: UnsafeRawPointer) -> __m256i {
+            _mm256_or_si256(nibbles(block + 8), _mm256_and_si256(bits(block + 4), _mm256_set1_epi8(16)))
+        }
+        @inline(__always)
+        static func multiply(_ w: __m256i, _ x: UnsafeRawPointer) -> __m256i { Q4_1x8.multiply(w, x) }
+    }
+
+    /// The same formats by 16-bit inputs: their bytes widened.
+    enum Q4_0x16: BlockKernel {
+        static var blockBytes: Int { 18 }
+        static var hasMinimum: Bool { false }
+        @inline(__always) static func unpack(_ block: UnsafeRawPointer) -> (__m256i, __m256i) { widen(Q4_0x8.unpack(block)) }
+        @inline(__always) static func multiply(_ w: (__m256i, __m256i), _ x: UnsafeRawPointer) -> __m256i { Q8_0x16.multiply(w, x) }
+    }
+
+    enum Q5_0x16: BlockKernel {
+        static var blockBytes: Int { 22 }
+        static var hasMinimum: Bool { false }
+        @inline(__always) static func unpack(_ block: UnsafeRawPointer) -> (__m256i, __m256i) { widen(Q5_0x8.unpack(block)) }
+        @inline(__always) static func multiply(_ w: (__m256i, __m256i), _ x: UnsafeRawPointer) -> __m256i { Q8_0x16.multiply(w, x) }
+    }
+
+    enum Q5_1x16: BlockKernel {
+        static var blockBytes: Int { 24 }
+        static var hasMinimum: Bool { true }
+        @inline(__always) static func unpack(_ block: UnsafeRawPointer) -> (__m256i, __m256i) { widen(Q5_1x8.unpack(block)) }
+        @inline(__always) static func multiply(_ w: (__m256i, __m256i), _ x: UnsafeRawPointer) -> __m256i { Q8_0x16.multiply(w, x) }
+    }
+
     /// A block's float16 scale or minimum (GGMLType's reader).
     @inline(__always)
     static func half(_ p: UnsafeRawPointer) -> Float { GGMLType.half(p) }
 
+    /// A 32-bit lane count as a shift for `_mm256_srl_epi16` (whose count is not an immediate).
+    @inline(__always)
+    static func count(_ n: Int) -> __m128i { _mm_cvtsi32_si128(Int32(n)) }
+
+    /// Q4_K by 8-bit inputs: super-blocks of 256 (d @0, dmin @2, 12 bytes of 6-bit scales and
+    /// minimums @4, nibbles @16); the `b`th 32 values are the low or high nibbles of 32 bytes.
+    enum Q4_Kx8: Kernel {
+        static var hasMinimum: Bool { true }
+        @inline(__always)
+        static func unpack(_ row: UnsafeRawPointer, _ b: Int) -> __m256i {
+            let q = (row + (b >> 3) &* 144 + 16 + ((b & 7) >> 1) &* 32).loadUnaligned(as: __m256i.self)
+            return b & 1 == 0 ? _mm256_and_si256(q, low) : _mm256_and_si256(_mm256_srli_epi16(q, 4), low)
+        }
+        @inline(__always)
+        static func scales(_ row: UnsafeRawPointer, _ b: Int) -> (Float, Float) {
+            let block = row + (b >> 3) &* 144
+            let s = half(block) * KQuants.scaleMin(b & 7, block + 4).0
+            return (s, s)
+        }
+        @inline(__always)
+        static func minimum(_ row: UnsafeRawPointer, _ b: Int) -> Float {
+            let block = row + (b >> 3) &* 144
+            return -half(block + 2) * KQuants.scaleMin(b & 7, block + 4).1
+        }
+        @inline(__always)
+        static func multiply(_ w: __m256i, _ x: UnsafeRawPointer) -> __m256i { Q4_1x8.multiply(w, x) }
+    }
+
+    /// Q5_K by 8-bit inputs: Q4_K's layout with 32 bytes of fifth bits @16 (bit s of byte l: value
+    /// l of the sth 32) and the nibbles @48.
+    enum Q5_Kx8: Kernel {
+        static var hasMinimum: Bool { true }
+        @inline(__always)
+        static func unpack(_ row: UnsafeRawPointer, _ b: Int) -> __m256i {
+            let block = row + (b >> 3) &* 176, s = b & 7
+            let q = (block + 48 + (s >> 1) &* 32).loadUnaligned(as: __m256i.self)
+            let nibbles = s & 1 == 0 ? _mm256_and_si256(q, low) : _mm256_and_si256(_mm256_srli_epi16(q, 4), low)
+            let h = _mm256_and_si256(_mm256_srl_epi16((block + 16).loadUnaligned(as: __m256i.self), count(s)), _mm256_set1_epi8(1))
+            return _mm256_or_si256(nibbles, _mm256_slli_epi16(h, 4))
+        }
+        @inline(__always)
+        static func scales(_ row: UnsafeRawPointer, _ b: Int) -> (Float, Float) {
+            let block = row + (b >> 3) &* 176
+            let s = half(block) * KQuants.scaleMin(b & 7, block + 4).0
+            return (s, s)
+        }
+        @inline(__always)
+        static func minimum(_ row: UnsafeRawPointer, _ b: Int) -> Float {
+            let block = row + (b >> 3) &* 176
+            return -half(block + 2) * KQuants.scaleMin(b & 7, block + 4).1
+        }
+        @inline(__always)
+        static func multiply(_ w: __m256i, _ x: UnsafeRawPointer) -> __m256i { Q4_1x8.multiply(w, x) }
+    }
+
+    /// Q6_K by 8-bit inputs: super-blocks of 256 (low nibbles @0, bit pairs @128, 16 signed scales
+    /// @192, d @208); the `b`th 32 values: half h = b / 4, run r = b % 4 takes the low (r < 2) or
+    /// high nibbles of 32 bytes at 64h + 32(r % 2) and bits 2r of the bytes at 128 + 32h, less 32;
+    /// a scale for each 16.
+    enum Q6_Kx8: Kernel {
+        static var hasMinimum: Bool { false }
+        @inline(__always)
+        static func unpack(_ row: UnsafeRawPointer, _ b: Int) -> __m256i {
+            let block = row + (b >> 3) &* 210, s = b & 7, h = s >> 2, r = s & 3
+            let q = (block + 64 &* h + 32 &* (r & 1)).loadUnaligned(as: __m256i.self)
+            let nibbles = r < 2 ? _mm256_and_si256(q, low) : _mm256_and_si256(_mm256_srli_epi16(q, 4), low)
+            let pairs = _mm256_and_si256(_mm256_srl_epi16((block + 128 + 32 &* h).loadUnaligned(as: __m256i.self), count(2 &* r)),
+                                         _mm256_set1_epi8(3))
+            return _mm256_sub_epi8(_mm256_or_si256(nibbles, _mm256_slli_epi16(pairs, 4)), _mm256_set1_epi8(32))
+        }
+        @inline(__always)
+        static func scales(_ row: UnsafeRawPointer, _ b: Int) -> (Float, Float) {
+            let block = row + (b >> 3) &* 210, s = b & 7
+            let d = half(block + 208)
+            return (d * Float(block.load(fromByteOffset: 192 + 2 &* s, as: Int8.self)),
+                    d * Float(block.load(fromByteOffset: 193 + 2 &* s, as: Int8.self)))
+        }
+        @inline(__always)
+        static func minimum(_ row: UnsafeRawPointer, _ b: Int) -> Float { 0 }
+        @inline(__always)
+        static func multiply(_ w: __m256i, _ x: UnsafeRawPointer) -> __m256i { Q8_0x8.multiply(w, x) }
+    }
+
+    /// The K-quants by 16-bit inputs: their bytes widened.
+    enum Q4_Kx16: Kernel {
+        static var hasMinimum: Bool { true }
+        @inline(__always) static func unpack(_ row: UnsafeRawPointer, _ b: Int) -> (__m256i, __m256i) { widen(Q4_Kx8.unpack(row, b)) }
+        @inline(__always) static func scales(_ row: UnsafeRawPointer, _ b: Int) -> (Float, Float) { Q4_Kx8.scales(row, b) }
+        @inline(__always) static func minimum(_ row: UnsafeRawPointer, _ b: Int) -> Float { Q4_Kx8.minimum(row, b) }
+        @inline(__always) static func multiply(_ w: (__m256i, __m256i), _ x: UnsafeRawPointer) -> __m256i { Q8_0x16.multiply(w, x) }
+    }
+
+    enum Q5_Kx16: Kernel {
+        static var hasMinimum: Bool { true }
+        @inline(__always) static func unpack(_ row: UnsafeRawPointer, _ b: Int) -> (__m256i, __m256i) { widen(Q5_Kx8.unpack(row, b)) }
+        @inline(__always) static func scales(_ row: UnsafeRawPointer, _ b: Int) -> (Float, Float) { Q5_Kx8.scales(row, b) }
+        @inline(__always) static func minimum(_ row: UnsafeRawPointer, _ b: Int) -> Float { Q5_Kx8.minimum(row, b) }
+        @inline(__always) static func multiply(_ w: (__m256i, __m256i), _ x: UnsafeRawPointer) -> __m256i { Q8_0x16.multiply(w, x) }
+    }
+
+    /// Q6_K's two scales a block: its halves' sums kept apart (lanes 0-3 the first 16 values, 4-7
+    /// the last), where the other 16-bit kernels add them lane by lane.
+    enum Q6_Kx16: Kernel {
+        static var hasMinimum: Bool { false }
+        @inline(__always) static func unpack(_ row: UnsafeRawPointer, _ b: Int) -> (__m256i, __m256i) { widen(Q6_Kx8.unpack(row, b)) }
+        @inline(__always) static func scales(_ row: UnsafeRawPointer, _ b: Int) -> (Float, Float) { Q6_Kx8.scales(row, b) }
+        @inline(__always) static func minimum(_ row: UnsafeRawPointer, _ b: Int) -> Float { 0 }
+        @inline(__always)
+        static func multiply(_ w: (__m256i, __m256i), _ x: UnsafeRawPointer) -> __m256i {
+            let first = _mm256_madd_epi16(w.0, x.loadUnaligned(as: __m256i.self))
+            let second = _mm256_madd_epi16(w.1, x.loadUnaligned(fromByteOffset: 32, as: __m256i.self))
+            return _mm256_permutevar8x32_epi32(_mm256_hadd_epi32(first, second), _mm256_setr_epi32(0, 1, 4, 5, 2, 3, 6, 7))
+        }
+    }
+
     /// Four rows `stride` bytes apart, from `row`, times one input of `blocks` blocks.
     static func rows4(_ type: GGMLType, _ row: UnsafeRawPointer, stride: Int, _ x: Input, _ blocks: Int, _ out: UnsafeMutablePointer<Float>) {
         switch (type, x.width) {
+        case (.q4_0, 1): rows4(Q4_0x8.self, row, stride, x, blocks, out)
+        case (.q4_0, _): rows4(Q4_0x16.self, row, stride, x, blocks, out)
         case (.q4_1, 1): rows4(Q4_1x8.self, row, stride, x, blocks, out)
         case (.q4_1, _): rows4(Q4_1x16.self, row, stride, x, blocks, out)
+        case (.q5_0, 1): rows4(Q5_0x8.self, row, stride, x, blocks, out)
+        case (.q5_0, _): rows4(Q5_0x16.self, row, stride, x, blocks, out)
+        case (.q5_1, 1): rows4(Q5_1x8.self, row, stride, x, blocks, out)
+        case (.q5_1, _): rows4(Q5_1x16.self, row, stride, x, blocks, out)
+        case (.q4_K, 1): rows4(Q4_Kx8.self, row, stride, x, blocks, out)
+        case (.q4_K, _): rows4(Q4_Kx16.self, row, stride, x, blocks, out)
+        case (.q5_K, 1): rows4(Q5_Kx8.self, row, stride, x, blocks, out)
+        case (.q5_K, _): rows4(Q5_Kx16.self, row, stride, x, blocks, out)
+        case (.q6_K, 1): rows4(Q6_Kx8.self, row, stride, x, blocks, out)
+        case (.q6_K, _): rows4(Q6_Kx16.self, row, stride, x, blocks, out)
         case (_, 1): rows4(Q8_0x8.self, row, stride, x, blocks, out)
         default: rows4(Q8_0x16.self, row, stride, x, blocks, out)
         }
@@ -124,18 +346,19 @@ enum IntegerDot {
     @inline(__always)
     private static func rows4<K: Kernel>(_: K.Type, _ row: UnsafeRawPointer, _ s: Int, _ x: Input, _ blocks: Int, _ out: UnsafeMutablePointer<Float>) {
         var acc = _mm256_setzero_ps()
-        var p = row, xb = x.values
+        var xb = x.values
         let xStep = 32 &* x.width, scales = x.scales, sums = x.sums
+        let r1 = row + s, r2 = row + 2 &* s, r3 = row + 3 &* s
         for b in 0..<blocks {
-            let d = SIMD4(half(p), half(p + s), half(p + 2 &* s), half(p + 3 &* s)) * scales[b]
-            let v = fold(K.multiply(K.unpack(p), xb), K.multiply(K.unpack(p + s), xb), K.multiply(K.unpack(p + 2 &* s), xb),
-                         K.multiply(K.unpack(p + 3 &* s), xb))
-            acc = _mm256_fmadd_ps(v, SIMD8(lowHalf: d, highHalf: d), acc)
+            let (a0, b0) = K.scales(row, b), (a1, b1) = K.scales(r1, b), (a2, b2) = K.scales(r2, b), (a3, b3) = K.scales(r3, b)
+            let d = SIMD8(lowHalf: SIMD4(a0, a1, a2, a3), highHalf: SIMD4(b0, b1, b2, b3)) * scales[b]
+            let v = fold(K.multiply(K.unpack(row, b), xb), K.multiply(K.unpack(r1, b), xb), K.multiply(K.unpack(r2, b), xb),
+                         K.multiply(K.unpack(r3, b), xb))
+            acc = _mm256_fmadd_ps(v, d, acc)
             if K.hasMinimum {
-                let m = SIMD8(lowHalf: SIMD4(half(p + 2), half(p + s + 2), half(p + 2 &* s + 2), half(p + 3 &* s + 2)), highHalf: .zero)
+                let m = SIMD8(lowHalf: SIMD4(K.minimum(row, b), K.minimum(r1, b), K.minimum(r2, b), K.minimum(r3, b)), highHalf: .zero)
                 acc = _mm256_fmadd_ps(m, _mm256_set1_ps(sums[b]), acc)
             }
-            p += K.blockBytes
             xb += xStep
         }
         let sums4 = unfold(acc)
@@ -151,8 +374,20 @@ enum IntegerDot {
     static func tile(_ type: GGMLType, _ row: UnsafeRawPointer, stride: Int, _ x: Input, inputStride: Int, _ blocks: Int,
                      _ out: UnsafeMutablePointer<Float>, outStride: Int) {
         switch (type, x.width) {
+        case (.q4_0, 1): tile(Q4_0x8.self, row, stride, x, inputStride, blocks, out, outStride)
+        case (.q4_0, _): tile(Q4_0x16.self, row, stride, x, inputStride, blocks, out, outStride)
         case (.q4_1, 1): tile(Q4_1x8.self, row, stride, x, inputStride, blocks, out, outStride)
         case (.q4_1, _): tile(Q4_1x16.self, row, stride, x, inputStride, blocks, out, outStride)
+        case (.q5_0, 1): tile(Q5_0x8.self, row, stride, x, inputStride, blocks, out, outStride)
+        case (.q5_0, _): tile(Q5_0x16.self, row, stride, x, inputStride, blocks, out, outStride)
+        case (.q5_1, 1): tile(Q5_1x8.self, row, stride, x, inputStride, blocks, out, outStride)
+        case (.q5_1, _): tile(Q5_1x16.self, row, stride, x, inputStride, blocks, out, outStride)
+        case (.q4_K, 1): tile(Q4_Kx8.self, row, stride, x, inputStride, blocks, out, outStride)
+        case (.q4_K, _): tile(Q4_Kx16.self, row, stride, x, inputStride, blocks, out, outStride)
+        case (.q5_K, 1): tile(Q5_Kx8.self, row, stride, x, inputStride, blocks, out, outStride)
+        case (.q5_K, _): tile(Q5_Kx16.self, row, stride, x, inputStride, blocks, out, outStride)
+        case (.q6_K, 1): tile(Q6_Kx8.self, row, stride, x, inputStride, blocks, out, outStride)
+        case (.q6_K, _): tile(Q6_Kx16.self, row, stride, x, inputStride, blocks, out, outStride)
         case (_, 1): tile(Q8_0x8.self, row, stride, x, inputStride, blocks, out, outStride)
         default: tile(Q8_0x16.self, row, stride, x, inputStride, blocks, out, outStride)
         }
@@ -162,8 +397,20 @@ enum IntegerDot {
     static func tile8(_ type: GGMLType, _ row: UnsafeRawPointer, stride: Int, _ x: Input, inputStride: Int, _ blocks: Int,
                       _ out: UnsafeMutablePointer<Float>, outStride: Int) {
         switch (type, x.width) {
+        case (.q4_0, 1): tile8(Q4_0x8.self, row, stride, x, inputStride, blocks, out, outStride)
+        case (.q4_0, _): tile8(Q4_0x16.self, row, stride, x, inputStride, blocks, out, outStride)
         case (.q4_1, 1): tile8(Q4_1x8.self, row, stride, x, inputStride, blocks, out, outStride)
         case (.q4_1, _): tile8(Q4_1x16.self, row, stride, x, inputStride, blocks, out, outStride)
+        case (.q5_0, 1): tile8(Q5_0x8.self, row, stride, x, inputStride, blocks, out, outStride)
+        case (.q5_0, _): tile8(Q5_0x16.self, row, stride, x, inputStride, blocks, out, outStride)
+        case (.q5_1, 1): tile8(Q5_1x8.self, row, stride, x, inputStride, blocks, out, outStride)
+        case (.q5_1, _): tile8(Q5_1x16.self, row, stride, x, inputStride, blocks, out, outStride)
+        case (.q4_K, 1): tile8(Q4_Kx8.self, row, stride, x, inputStride, blocks, out, outStride)
+        case (.q4_K, _): tile8(Q4_Kx16.self, row, stride, x, inputStride, blocks, out, outStride)
+        case (.q5_K, 1): tile8(Q5_Kx8.self, row, stride, x, inputStride, blocks, out, outStride)
+        case (.q5_K, _): tile8(Q5_Kx16.self, row, stride, x, inputStride, blocks, out, outStride)
+        case (.q6_K, 1): tile8(Q6_Kx8.self, row, stride, x, inputStride, blocks, out, outStride)
+        case (.q6_K, _): tile8(Q6_Kx16.self, row, stride, x, inputStride, blocks, out, outStride)
         case (_, 1): tile8(Q8_0x8.self, row, stride, x, inputStride, blocks, out, outStride)
         default: tile8(Q8_0x16.self, row, stride, x, inputStride, blocks, out, outStride)
         }
@@ -183,29 +430,29 @@ enum IntegerDot {
         var a0 = _mm256_setzero_ps(), a1 = a0, a2 = a0, a3 = a0, b0 = a0, b1 = a0, b2 = a0, b3 = a0
         let xs = 32 &* x.width, step = inputStride &* xs
         let lowLanes = SIMD8<Float>(1, 1, 1, 1, 0, 0, 0, 0)
-        var p = row, xb = x.values
+        var xb = x.values
         for k in 0..<blocks {
             let scaleA = lanes(x.scales, k, 0, inputStride), scaleB = lanes(x.scales, k, 4, inputStride)
             let sumsA = K.hasMinimum ? lanes(x.sums, k, 0, inputStride) * lowLanes : .zero
             let sumsB = K.hasMinimum ? lanes(x.sums, k, 4, inputStride) * lowLanes : .zero
-            @inline(__always) func row(_ r: UnsafeRawPointer, _ a: inout __m256, _ b: inout __m256) {
-                let w = K.unpack(r)
-                let d = half(r)
+            @inline(__always) func accumulate(_ r: UnsafeRawPointer, _ a: inout __m256, _ b: inout __m256) {
+                let w = K.unpack(r, k)
+                let (first, second) = K.scales(r, k)
+                let d = SIMD8(lowHalf: SIMD4(repeating: first), highHalf: SIMD4(repeating: second))
                 a = _mm256_fmadd_ps(fold(K.multiply(w, xb), K.multiply(w, xb + step), K.multiply(w, xb + 2 &* step), K.multiply(w, xb + 3 &* step)),
                                     scaleA * d, a)
                 b = _mm256_fmadd_ps(fold(K.multiply(w, xb + 4 &* step), K.multiply(w, xb + 5 &* step), K.multiply(w, xb + 6 &* step),
                                          K.multiply(w, xb + 7 &* step)), scaleB * d, b)
                 if K.hasMinimum {
-                    let m = _mm256_set1_ps(half(r + 2))
+                    let m = _mm256_set1_ps(K.minimum(r, k))
                     a = _mm256_fmadd_ps(sumsA, m, a)
                     b = _mm256_fmadd_ps(sumsB, m, b)
                 }
             }
-            row(p, &a0, &b0)
-            row(p + s, &a1, &b1)
-            row(p + 2 &* s, &a2, &b2)
-            row(p + 3 &* s, &a3, &b3)
-            p += K.blockBytes
+            accumulate(row, &a0, &b0)
+            accumulate(row + s, &a1, &b1)
+            accumulate(row + 2 &* s, &a2, &b2)
+            accumulate(row + 3 &* s, &a3, &b3)
             xb += xs
         }
         for (r, (a, b)) in [(a0, b0), (a1, b1), (a2, b2), (a3, b3)].enumerated() {
@@ -223,29 +470,30 @@ enum IntegerDot {
         // One folded accumulator per row, its lanes the four inputs.
         var a0 = _mm256_setzero_ps(), a1 = a0, a2 = a0, a3 = a0
         let xs = 32 &* x.width, step = inputStride &* xs
-        var p = row, xb = x.values
+        var xb = x.values
+        let r1 = row + s, r2 = row + 2 &* s, r3 = row + 3 &* s
         for k in 0..<blocks {
             let dx = SIMD4(x.scales[k], x.scales[k + inputStride], x.scales[k + 2 &* inputStride], x.scales[k + 3 &* inputStride])
-            let scale = SIMD8(lowHalf: dx, highHalf: dx)
             let x0 = xb, x1 = xb + step, x2 = xb + 2 &* step, x3 = xb + 3 &* step
-            @inline(__always) func row(_ r: UnsafeRawPointer, _ acc: inout __m256) {
-                let w = K.unpack(r)
-                acc = _mm256_fmadd_ps(fold(K.multiply(w, x0), K.multiply(w, x1), K.multiply(w, x2), K.multiply(w, x3)), scale * half(r), acc)
+            @inline(__always) func accumulate(_ r: UnsafeRawPointer, _ acc: inout __m256) {
+                let w = K.unpack(r, k)
+                let (first, second) = K.scales(r, k)
+                acc = _mm256_fmadd_ps(fold(K.multiply(w, x0), K.multiply(w, x1), K.multiply(w, x2), K.multiply(w, x3)),
+                                      SIMD8(lowHalf: dx * first, highHalf: dx * second), acc)
             }
-            row(p, &a0)
-            row(p + s, &a1)
-            row(p + 2 &* s, &a2)
-            row(p + 3 &* s, &a3)
+            accumulate(row, &a0)
+            accumulate(r1, &a1)
+            accumulate(r2, &a2)
+            accumulate(r3, &a3)
             if K.hasMinimum {
                 // The minimums' terms join the low lanes of the same accumulators.
                 let sx = SIMD8(lowHalf: SIMD4(x.sums[k], x.sums[k + inputStride], x.sums[k + 2 &* inputStride], x.sums[k + 3 &* inputStride]),
                                highHalf: .zero)
-                a0 = _mm256_fmadd_ps(sx, _mm256_set1_ps(half(p + 2)), a0)
-                a1 = _mm256_fmadd_ps(sx, _mm256_set1_ps(half(p + s + 2)), a1)
-                a2 = _mm256_fmadd_ps(sx, _mm256_set1_ps(half(p + 2 &* s + 2)), a2)
-                a3 = _mm256_fmadd_ps(sx, _mm256_set1_ps(half(p + 3 &* s + 2)), a3)
+                a0 = _mm256_fmadd_ps(sx, _mm256_set1_ps(K.minimum(row, k)), a0)
+                a1 = _mm256_fmadd_ps(sx, _mm256_set1_ps(K.minimum(r1, k)), a1)
+                a2 = _mm256_fmadd_ps(sx, _mm256_set1_ps(K.minimum(r2, k)), a2)
+                a3 = _mm256_fmadd_ps(sx, _mm256_set1_ps(K.minimum(r3, k)), a3)
             }
-            p += K.blockBytes
             xb += xs
         }
         for (r, a) in [a0, a1, a2, a3].enumerated() {
@@ -257,8 +505,20 @@ enum IntegerDot {
     /// One row times one input (the rows after the last four).
     static func row(_ type: GGMLType, _ row: UnsafeRawPointer, _ x: Input, _ blocks: Int) -> Float {
         switch (type, x.width) {
+        case (.q4_0, 1): return self.row(Q4_0x8.self, row, x, blocks)
+        case (.q4_0, _): return self.row(Q4_0x16.self, row, x, blocks)
         case (.q4_1, 1): return self.row(Q4_1x8.self, row, x, blocks)
         case (.q4_1, _): return self.row(Q4_1x16.self, row, x, blocks)
+        case (.q5_0, 1): return self.row(Q5_0x8.self, row, x, blocks)
+        case (.q5_0, _): return self.row(Q5_0x16.self, row, x, blocks)
+        case (.q5_1, 1): return self.row(Q5_1x8.self, row, x, blocks)
+        case (.q5_1, _): return self.row(Q5_1x16.self, row, x, blocks)
+        case (.q4_K, 1): return self.row(Q4_Kx8.self, row, x, blocks)
+        case (.q4_K, _): return self.row(Q4_Kx16.self, row, x, blocks)
+        case (.q5_K, 1): return self.row(Q5_Kx8.self, row, x, blocks)
+        case (.q5_K, _): return self.row(Q5_Kx16.self, row, x, blocks)
+        case (.q6_K, 1): return self.row(Q6_Kx8.self, row, x, blocks)
+        case (.q6_K, _): return self.row(Q6_Kx16.self, row, x, blocks)
         case (_, 1): return self.row(Q8_0x8.self, row, x, blocks)
         default: return self.row(Q8_0x16.self, row, x, blocks)
         }
@@ -268,17 +528,32 @@ enum IntegerDot {
         var a = _mm256_setzero_ps()
         var mins: Float = 0
         for b in 0..<blocks {
-            let p = row + b * K.blockBytes
-            a = _mm256_fmadd_ps(_mm256_set1_ps(half(p) * x.scales[b]), _mm256_cvtepi32_ps(K.multiply(K.unpack(p), x.values + b * 32 * x.width)), a)
-            if K.hasMinimum { mins += half(p + 2) * x.sums[b] }
+            let (first, second) = K.scales(row, b)
+            let xs = x.scales[b]
+            a = _mm256_fmadd_ps(SIMD8(lowHalf: SIMD4(repeating: first * xs), highHalf: SIMD4(repeating: second * xs)),
+                                _mm256_cvtepi32_ps(K.multiply(K.unpack(row, b), x.values + b * 32 * x.width)), a)
+            if K.hasMinimum { mins += K.minimum(row, b) * x.sums[b] }
         }
         return a.sum() + mins
     }
+}
+
+extension IntegerDot.BlockKernel {
+    @inline(__always)
+    static func unpack(_ row: UnsafeRawPointer, _ b: Int) -> Weights { unpack(row + b &* blockBytes) }
+    @inline(__always)
+    static func scales(_ row: UnsafeRawPointer, _ b: Int) -> (Float, Float) {
+        let d = IntegerDot.half(row + b &* blockBytes)
+        return (d, d)
+    }
+    @inline(__always)
+    static func minimum(_ row: UnsafeRawPointer, _ b: Int) -> Float { IntegerDot.half(row + b &* blockBytes + 2) }
 }
 #else
 /// Integer dot products need x86's byte multiply-adds; elsewhere quantized activations fall back
 /// to float32 (QuantizedMatrix's float kernels).
 enum IntegerDot {
     static var available: Bool { false }
+    static func supports(_ type: GGMLType) -> Bool { false }
 }
 #endif

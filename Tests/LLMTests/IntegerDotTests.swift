@@ -1,12 +1,17 @@
 import Testing
 @testable import LLM
 
-/// The integer kernels against the products of the dequantized numbers, on random Q4_1 and Q8_0
-/// rows and 8-bit inputs: the AVX2 kernels (one row, four rows by one, four or eight inputs) and,
+/// The integer kernels against the products of the dequantized numbers, on random Q4_0, Q4_1,
+/// Q5_0, Q5_1, Q8_0, Q4_K, Q5_K and Q6_K rows and 8- and 16-bit inputs: the AVX2 kernels (one row, four rows by one, four or eight inputs) and,
 /// on CPUs with AVX-512 VNNI, the 512-bit ones (four rows by four inputs, and by one).  Exact up to float rounding, since the integers are summed
 /// exactly and only the scaling is in float.
 struct IntegerDotTests {
-    /// Random blocks of `type` (scales and minimums as float16 between -0.5 and 0.5).
+    /// Where each format keeps its float16 scale (and minimum): byte offsets into a block.
+    static let halves: [GGMLType: [Int]] = [.q4_0: [0], .q4_1: [0, 2], .q5_0: [0], .q5_1: [0, 2], .q8_0: [0],
+                                            .q4_K: [0, 2], .q5_K: [0, 2], .q6_K: [208]]
+
+    /// Random blocks of `type` for `blocks` × 32 values a row (scales and minimums as float16
+    /// between -0.5 and 0.5; every other byte any value).
     static func rows(_ type: GGMLType, rows: Int, blocks: Int, seed: inout UInt64) -> [UInt8] {
         func next() -> UInt64 {
             seed = seed &* 6364136223846793005 &+ 1442695040888963407
@@ -17,28 +22,26 @@ struct IntegerDotTests {
             return [UInt8(v.bitPattern & 0xFF), UInt8(v.bitPattern >> 8)]
         }
         var bytes: [UInt8] = []
-        for _ in 0..<(rows * blocks) {
-            if type == .q4_1 {
-                bytes += half() + half() + (0..<16).map { _ in UInt8(next() % 256) }
-            } else {
-                bytes += half() + (0..<32).map { _ in UInt8(next() % 256) }   // any byte: -128...127
-            }
+        for _ in 0..<(rows * blocks * 32 / type.blockSize) {
+            var block = (0..<type.blockBytes).map { _ in UInt8(next() % 256) }
+            for offset in halves[type] ?? [] { block.replaceSubrange(offset..<(offset + 2), with: half()) }
+            bytes += block
         }
         return bytes
     }
 
-    @Test(arguments: [GGMLType.q4_1, .q8_0])
-    func kernelsEqualTheDequantizedProduct(_ type: GGMLType) throws {
+    @Test(arguments: [GGMLType.q4_0, .q4_1, .q5_0, .q5_1, .q8_0, .q4_K, .q5_K, .q6_K], [8, 16])
+    func kernelsEqualTheDequantizedProduct(_ type: GGMLType, _ bits: Int) throws {
         var seed: UInt64 = 42
         let blocks = 48, columns = blocks * 32, rowCount = 8, n = 9
-        let rowBytes = blocks * (type == .q4_1 ? 20 : 34)
+        let rowBytes = type.bytes(forElements: columns)
         let weights = IntegerDotTests.rows(type, rows: rowCount, blocks: blocks, seed: &seed)
         // Inputs of mixed sizes (every seventh larger), as activations have.
         let x: [Float] = (0..<(n * columns)).map { i in
             let v = Float(Int((i &* 7919) % 201) - 100) / 100
             return i % 7 == 0 ? 3 * v : v
         }
-        let q = QuantizedActivations(x, count: n, columns: columns, bits: 8)
+        let q = QuantizedActivations(x, count: n, columns: columns, bits: bits)
         // What the kernels compute: the dequantized weights times the dequantized inputs.
         var want = [Double](repeating: 0, count: n * rowCount)
         var w = [Float](repeating: 0, count: columns)
@@ -48,14 +51,20 @@ struct IntegerDotTests {
             }
             for i in 0..<n {
                 for c in 0..<columns {
-                    let v = Double(Int8(bitPattern: q.values[i * columns + c])) * Double(q.scales[(i * columns + c) / 32])
+                    let k = i * columns + c
+                    let integer = bits == 8 ? Double(Int8(bitPattern: q.values[k]))
+                        : Double(Int16(bitPattern: UInt16(q.values[2 * k]) | UInt16(q.values[2 * k + 1]) << 8))
+                    let v = integer * Double(q.scales[k / 32])
                     want[i * rowCount + r] += Double(w[c]) * v
                 }
             }
         }
+        // The integer sums are exact; only the scaling is in float: within float rounding of the
+        // largest product (K-quants' scales reach 63 × d, so their sums run to thousands).
+        let largest = want.map(abs).max() ?? 1
         func close(_ got: [Float], _ what: String) {
             let worst = zip(got, want).map { abs(Double($0) - $1) }.max() ?? 1
-            #expect(worst < 1e-3, "\(what): largest difference \(worst)")
+            #expect(worst < 1e-3 + 2e-6 * largest, "\(what): largest difference \(worst), largest product \(largest)")
         }
         #if arch(x86_64)
         try weights.withUnsafeBytes { wb in
@@ -63,7 +72,7 @@ struct IntegerDotTests {
                 try q.scales.withUnsafeBufferPointer { sb in
                     try q.sums.withUnsafeBufferPointer { mb in
                         let base = try #require(wb.baseAddress)
-                        let input = IntegerDot.Input(values: try #require(vb.baseAddress), width: 1, scales: try #require(sb.baseAddress),
+                        let input = IntegerDot.Input(values: try #require(vb.baseAddress), width: bits / 8, scales: try #require(sb.baseAddress),
                                                      sums: try #require(mb.baseAddress))
                         var got = [Float](repeating: .nan, count: n * rowCount)
                         for i in 0..<n {
@@ -88,7 +97,7 @@ struct IntegerDotTests {
                             IntegerDot.tile(type, row, stride: rowBytes, input.block(4 * blocks), inputStride: blocks, blocks, o + 4 * rowCount, outStride: rowCount)
                             IntegerDot.rows4(type, row, stride: rowBytes, input.block(8 * blocks), blocks, o + 8 * rowCount)
                         }
-                        guard WideIntegerDot.available else { return }
+                        guard WideIntegerDot.available, bits == 8, type == .q4_1 || type == .q8_0 else { return }
                         try kernels("AVX-512 tile and rows4") { row, o in
                             WideIntegerDot.tile(type, row, stride: rowBytes, input, inputStride: blocks, blocks, o, outStride: rowCount)
                             WideIntegerDot.tile(type, row, stride: rowBytes, input.block(4 * blocks), inputStride: blocks, blocks, o + 4 * rowCount, outStride: rowCount)

@@ -568,8 +568,9 @@ def test_k_quant_and_q5_blocks_answer_as_the_float32_reference_on_the_same_file(
 GEMMA = os.path.join(ROOT, "models", "gemma3", "gemma-3-270m-q4_k_m.gguf")
 
 
-@pytest.mark.parametrize("arch,flags", [("qwen2", []), ("llama", []), ("llama", ["--rope-freqs"]),
-                                        ("llama", ["--vocab", GEMMA, "--no-template"])])
+# Gemma 3's SentencePiece vocabulary (a BOS first) runs in test_gemma3_answers_as_the_reference_on_its_own_file,
+# on the real file.
+@pytest.mark.parametrize("arch,flags", [("qwen2", []), ("llama", []), ("llama", ["--rope-freqs"])])
 def test_a_tiny_model_of_each_architecture_answers_as_the_reference(tmp_path, arch, flags, fixture_env):
     """Random weights of each architecture the forward pass runs (make_synthetic.py: qwen2's biases
     on q, k, v and its NeoX RoPE; llama's adjacent pairs; Llama 3.1's rope_freqs factors), SmolLM2's
@@ -640,22 +641,29 @@ def test_a_file_without_a_chat_template_serves_completions_and_refuses_chat_sayi
 TEMPLATES = os.path.join(ROOT, "Tests", "fixtures", "chat_templates")
 
 
-@pytest.mark.parametrize("arch,template,flags,bos,eos,adds_bos", [
-    ("llama", "meta-llama-Llama-3.1-8B-Instruct.jinja", [], "<|im_start|>", "<|im_end|>", False),
-    ("qwen2", "Qwen-Qwen2.5-7B-Instruct.jinja", [], "<|im_start|>", "<|im_end|>", False),
-    ("llama", "google-gemma-2-2b-it.jinja", ["--vocab", GEMMA], "<bos>", "<eos>", True)])
-def test_the_files_own_jinja_template_renders_the_conversation(tmp_path, fixture_env, arch, template, flags, bos, eos, adds_bos):
-    """A file carrying another family's chat template (Llama 3.1's, Qwen2.5's, Gemma's over Gemma's
-    SentencePiece vocabulary): a conversation answers as the completion of what Jinja2 renders from
-    it, with the file's BOS and EOS texts (a leading bos_token left to a tokenizer that adds BOS
-    itself, as Gemma's does; SmolLM2's adds none, so Llama 3's {{ bos_token }} stays); what the template
-    refuses (Gemma takes no system turn) is a 400 with the template's words, and the worker lives."""
+@pytest.mark.parametrize("arch,template,bos,eos,adds_bos", [
+    ("llama", "meta-llama-Llama-3.1-8B-Instruct.jinja", "<|im_start|>", "<|im_end|>", False),
+    ("qwen2", "Qwen-Qwen2.5-7B-Instruct.jinja", "<|im_start|>", "<|im_end|>", False),
+    ("gemma3", "google-gemma-2-2b-it.jinja", "<bos>", "<eos>", True)])
+def test_the_files_own_jinja_template_renders_the_conversation(tmp_path, fixture_env, arch, template, bos, eos, adds_bos):
+    """A file carrying another family's chat template (Llama 3.1's, Qwen2.5's; tiny models of
+    SmolLM2's vocabulary), and Gemma 3 270M's own file given Gemma's template as the operator's
+    (`chat_template = "path"`; the base model has none): a conversation answers as the completion
+    of what Jinja2 renders from it, with the file's BOS and EOS texts (a leading bos_token left to
+    a tokenizer that adds BOS itself, as Gemma's does; SmolLM2's adds none, so Llama 3's
+    {{ bos_token }} stays); what the template refuses (Gemma takes no system turn) is a 400 with the
+    template's words, and the worker lives."""
     import sys
     from conftest import Server, wait_for
-    fixtures = os.path.join(ROOT, "Tests", "fixtures", "smollm2")
-    model = tmp_path / "chat.gguf"
-    subprocess.run([sys.executable, "make_synthetic.py", arch, str(model), os.path.join(MODEL_DIR, "SmolLM2-135M-Instruct.Q4_1.gguf"),
-                    "--template", os.path.join(TEMPLATES, template), *flags], cwd=fixtures, check=True, timeout=300, env=fixture_env)
+    conf = tmp_path / "chat.toml"
+    if arch == "gemma3":
+        conf.write_text(f'models = ["chat"]\n[model.chat]\ngguf = "{GEMMA}"\nchat_template = "{os.path.join(TEMPLATES, template)}"\n')
+    else:
+        model = tmp_path / "chat.gguf"
+        subprocess.run([sys.executable, "make_synthetic.py", arch, str(model), os.path.join(MODEL_DIR, "SmolLM2-135M-Instruct.Q4_1.gguf"),
+                        "--template", os.path.join(TEMPLATES, template)], cwd=os.path.join(ROOT, "Tests", "fixtures", "smollm2"),
+                       check=True, timeout=300, env=fixture_env)
+        conf.write_text(f'models = ["chat"]\n[model.chat]\ngguf = "{model}"\n')
     messages = [{"role": "user", "content": "Hi there"}, {"role": "assistant", "content": "Hello."},
                 {"role": "user", "content": "Name a <|eot_id|> colour."}]
     system = [{"role": "system", "content": "Be terse."}] + messages
@@ -664,7 +672,7 @@ def test_the_files_own_jinja_template_renders_the_conversation(tmp_path, fixture
         return subprocess.run([sys.executable, "render.py", template, json.dumps({"messages": conversation}), bos, eos], cwd=TEMPLATES,
                               check=True, capture_output=True, text=True, timeout=120, env=fixture_env).stdout
 
-    s = Server(tmp_path, [f"chat={model}"], workers=1)
+    s = Server(tmp_path, ["-c", str(conf)], workers=1)
     try:
         for conversation in [messages] if "gemma" in template else [messages, system]:
             text = rendered(conversation)
@@ -688,17 +696,13 @@ def test_the_files_own_jinja_template_renders_the_conversation(tmp_path, fixture
         s.stop()
 
 
-def test_a_template_that_runs_away_or_cannot_be_read(tmp_path, fixture_env):
+def test_a_template_that_runs_away_or_cannot_be_read(tmp_path):
     """An operator's template that loops for ever stops at the interpreter's step limit: a 400
     naming it, quickly, and the worker answers the next request; one with a syntax error stops
     the start (exit 4) naming the file and the line."""
-    import sys
     import time
     from conftest import Server
-    fixtures = os.path.join(ROOT, "Tests", "fixtures", "smollm2")
-    model = tmp_path / "base.gguf"
-    subprocess.run([sys.executable, "make_synthetic.py", "qwen2", str(model), os.path.join(MODEL_DIR, "SmolLM2-135M-Instruct.Q4_1.gguf"),
-                    "--no-template"], cwd=fixtures, check=True, timeout=300, env=fixture_env)
+    model = os.path.join(MODEL_DIR, "SmolLM2-135M-Instruct.Q4_1.gguf")
     template = tmp_path / "loop.jinja"
     template.write_text("{% for i in range(100000) %}{% for j in range(100000) %}{% endfor %}{% endfor %}")
     conf = tmp_path / "t.toml"
