@@ -37,6 +37,11 @@ enum IntegerDot {
         static func multiply(_ w: Weights, _ x: UnsafeRawPointer) -> __m256i
     }
 
+    /// A kernel of 8-bit inputs, whose weights are bytes: signed (Q8_0's) or not (Q4_1's).
+    protocol ByteKernel: Kernel where Weights == __m256i {
+        static var signedWeights: Bool { get }
+    }
+
     /// The formats of 32-value blocks, each with its float16 scale first (and minimum after it).
     protocol BlockKernel: Kernel {
         static var blockBytes: Int { get }
@@ -48,7 +53,8 @@ enum IntegerDot {
     @inline(__always) static var ones: __m256i { _mm256_set1_epi16(1) }
 
     /// Q4_1 by 8-bit inputs: the block's 32 values (low nibbles first, then high) as bytes.
-    enum Q4_1x8: BlockKernel {
+    enum Q4_1x8: BlockKernel, ByteKernel {
+        static var signedWeights: Bool { false }
         static var blockBytes: Int { 20 }
         static var hasMinimum: Bool { true }
         @inline(__always)
@@ -80,7 +86,8 @@ enum IntegerDot {
     }
 
     /// Q8_0 by 8-bit inputs: the weights' magnitudes (unsigned) times the inputs with the weights' signs.
-    enum Q8_0x8: BlockKernel {
+    enum Q8_0x8: BlockKernel, ByteKernel {
+        static var signedWeights: Bool { true }
         static var blockBytes: Int { 34 }
         static var hasMinimum: Bool { false }
         @inline(__always)
@@ -134,7 +141,8 @@ enum IntegerDot {
     }
 
     /// Q4_0 by 8-bit inputs: nibbles less 8, signed.
-    enum Q4_0x8: BlockKernel {
+    enum Q4_0x8: BlockKernel, ByteKernel {
+        static var signedWeights: Bool { true }
         static var blockBytes: Int { 18 }
         static var hasMinimum: Bool { false }
         @inline(__always)
@@ -144,7 +152,8 @@ enum IntegerDot {
     }
 
     /// Q5_0 by 8-bit inputs: a nibble and its fifth bit (from the block's 32-bit mask), less 16.
-    enum Q5_0x8: BlockKernel {
+    enum Q5_0x8: BlockKernel, ByteKernel {
+        static var signedWeights: Bool { true }
         static var blockBytes: Int { 22 }
         static var hasMinimum: Bool { false }
         @inline(__always)
@@ -158,7 +167,8 @@ enum IntegerDot {
     }
 
     /// Q5_1 by 8-bit inputs: a nibble and its fifth bit, unsigned (a minimum is added).
-    enum Q5_1x8: BlockKernel {
+    enum Q5_1x8: BlockKernel, ByteKernel {
+        static var signedWeights: Bool { false }
         static var blockBytes: Int { 24 }
         static var hasMinimum: Bool { true }
         @inline(__always)
@@ -201,7 +211,8 @@ enum IntegerDot {
 
     /// Q4_K by 8-bit inputs: super-blocks of 256 (d @0, dmin @2, 12 bytes of 6-bit scales and
     /// minimums @4, nibbles @16); the `b`th 32 values are the low or high nibbles of 32 bytes.
-    enum Q4_Kx8: Kernel {
+    enum Q4_Kx8: ByteKernel {
+        static var signedWeights: Bool { false }
         static var hasMinimum: Bool { true }
         @inline(__always)
         static func unpack(_ row: UnsafeRawPointer, _ b: Int) -> __m256i {
@@ -225,7 +236,8 @@ enum IntegerDot {
 
     /// Q5_K by 8-bit inputs: Q4_K's layout with 32 bytes of fifth bits @16 (bit s of byte l: value
     /// l of the sth 32) and the nibbles @48.
-    enum Q5_Kx8: Kernel {
+    enum Q5_Kx8: ByteKernel {
+        static var signedWeights: Bool { false }
         static var hasMinimum: Bool { true }
         @inline(__always)
         static func unpack(_ row: UnsafeRawPointer, _ b: Int) -> __m256i {
@@ -254,7 +266,8 @@ enum IntegerDot {
     /// @192, d @208); the `b`th 32 values: half h = b / 4, run r = b % 4 takes the low (r < 2) or
     /// high nibbles of 32 bytes at 64h + 32(r % 2) and bits 2r of the bytes at 128 + 32h, less 32;
     /// a scale for each 16.
-    enum Q6_Kx8: Kernel {
+    enum Q6_Kx8: ByteKernel {
+        static var signedWeights: Bool { true }
         static var hasMinimum: Bool { false }
         @inline(__always)
         static func unpack(_ row: UnsafeRawPointer, _ b: Int) -> __m256i {

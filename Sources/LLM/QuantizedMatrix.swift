@@ -43,7 +43,7 @@ struct QuantizedMatrix: @unchecked Sendable {
     /// once and applied to every input, the row ranges split between threads.  With `quantized`
     /// (the same inputs as 8-bit blocks), Q4_0, Q4_1, Q5_0, Q5_1 and Q8_0 rows take integer dot
     /// products, four rows at a time (llama.cpp's way: the weights' integers times the inputs', one
-    /// scale per block; AVX-512 VNNI's for Q4_1 and Q8_0).
+    /// scale per block; with AVX-512 VNNI where the CPU has it).
     func multiply(_ x: [Float], _ n: Int, pool: ComputePool, quantized: QuantizedActivations? = nil, into y: inout [Float]) {
         if let quantized, IntegerDot.available, IntegerDot.supports(type) { return multiply(quantized, pool: pool, into: &y) }
         let decodeOnce = n > 1 && type != .q4_1 && type != .q8_0
@@ -92,7 +92,7 @@ struct QuantizedMatrix: @unchecked Sendable {
                         let input = IntegerDot.Input(values: values.baseAddress!, width: x.bits / 8, scales: scales.baseAddress!,
                                                      sums: sums.baseAddress!)
                         let output = OutputPointer(yp.baseAddress!)
-                        let wide = WideIntegerDot.available && x.bits == 8 && blocks % 2 == 0 && (type == .q4_1 || type == .q8_0)
+                        let wide = WideIntegerDot.available && x.bits == 8 && blocks % 2 == 0
                         split((rows + 3) / 4, n, pool) { g in
                             let r0 = g * 4
                             var i = 0

@@ -97,7 +97,7 @@ struct IntegerDotTests {
                             IntegerDot.tile(type, row, stride: rowBytes, input.block(4 * blocks), inputStride: blocks, blocks, o + 4 * rowCount, outStride: rowCount)
                             IntegerDot.rows4(type, row, stride: rowBytes, input.block(8 * blocks), blocks, o + 8 * rowCount)
                         }
-                        guard WideIntegerDot.available, bits == 8, type == .q4_1 || type == .q8_0 else { return }
+                        guard WideIntegerDot.available, bits == 8 else { return }
                         try kernels("AVX-512 tile and rows4") { row, o in
                             WideIntegerDot.tile(type, row, stride: rowBytes, input, inputStride: blocks, blocks, o, outStride: rowCount)
                             WideIntegerDot.tile(type, row, stride: rowBytes, input.block(4 * blocks), inputStride: blocks, blocks, o + 4 * rowCount, outStride: rowCount)
