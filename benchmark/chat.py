@@ -20,7 +20,9 @@ speed changing during the run (these are shared machines) hits every contender a
 llama.cpp runs with --n_threads set to the cores (its default is half) and --interrupt_requests
 False (by default a new request cuts off the running one); it answers one request at a time.
 llama-cpp-python is built from PyPI's source package into a cached venv
-(~/.cache/mserve/llama-cpp-python-VERSION, or --venv); the first build takes minutes.
+(~/.cache/mserve/llama-cpp-python-VERSION-noamx, or --venv); the first build takes minutes.  It is
+built for this CPU without AMX (-mno-amx-*): a native build's AMX tile instructions stop with
+SIGILL on these VMs (the kernel grants no AMX state), on Q4_K files at once.
 
     python3 benchmark/chat.py [--model FILE.gguf] [--levels 1,4,16,64] [--max-tokens 128] [--only mserve|llama.cpp]
                               [--workers 1,2] [--activations int8,int16,float32] [--rounds 5] [--level-rounds 3]
@@ -64,8 +66,10 @@ def llama_cpp_venv(path):
         pass
     print(f"building llama-cpp-python {LLAMA_CPP_PYTHON} from its source package into {path} (minutes)...", flush=True)
     subprocess.run([sys.executable, "-m", "venv", path], check=True)
-    env = dict(os.environ, CMAKE_BUILD_PARALLEL_LEVEL=str(os.cpu_count() or 2))
-    subprocess.run([python, "-m", "pip", "install", "-q", "--disable-pip-version-check", f"llama-cpp-python[server]=={LLAMA_CPP_PYTHON}"],
+    flags = "-mno-amx-tile -mno-amx-int8 -mno-amx-bf16"
+    env = dict(os.environ, CMAKE_BUILD_PARALLEL_LEVEL=str(os.cpu_count() or 2),
+               CMAKE_ARGS=f"-DGGML_NATIVE=ON -DCMAKE_C_FLAGS='{flags}' -DCMAKE_CXX_FLAGS='{flags}'")
+    subprocess.run([python, "-m", "pip", "install", "-q", "--no-cache-dir", "--disable-pip-version-check", f"llama-cpp-python[server]=={LLAMA_CPP_PYTHON}"],
                    check=True, env=env)
     return python
 
@@ -194,7 +198,7 @@ def main():
     ap.add_argument("--rounds", type=int, default=5, help="single-stream runs per contender (the median is shown)")
     ap.add_argument("--level-rounds", type=int, default=3,
                     help="runs of each level per contender, interleaved (the median by tokens/s is shown)")
-    ap.add_argument("--venv", default=os.path.expanduser(f"~/.cache/mserve/llama-cpp-python-{LLAMA_CPP_PYTHON}"))
+    ap.add_argument("--venv", default=os.path.expanduser(f"~/.cache/mserve/llama-cpp-python-{LLAMA_CPP_PYTHON}-noamx"))
     args = ap.parse_args()
     gguf = os.path.abspath(args.model)
     if not os.path.exists(gguf):

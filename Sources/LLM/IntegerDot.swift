@@ -201,6 +201,35 @@ enum IntegerDot {
         @inline(__always) static func multiply(_ w: (__m256i, __m256i), _ x: UnsafeRawPointer) -> __m256i { Q8_0x16.multiply(w, x) }
     }
 
+    /// What runs with a format's kernel, chosen once by `dispatch`.
+    protocol KernelCall {
+        func callAsFunction<K: Kernel>(_ k: K.Type)
+    }
+
+    /// `call` with the kernel of `type` for inputs of `width` bytes (1: 8-bit, 2: 16-bit); Q8_0's
+    /// for a type without one (callers check `supports` first).
+    @inline(__always)
+    static func dispatch(_ type: GGMLType, _ width: Int, _ call: some KernelCall) {
+        switch (type, width) {
+        case (.q4_0, 1): call(Q4_0x8.self)
+        case (.q4_0, _): call(Q4_0x16.self)
+        case (.q4_1, 1): call(Q4_1x8.self)
+        case (.q4_1, _): call(Q4_1x16.self)
+        case (.q5_0, 1): call(Q5_0x8.self)
+        case (.q5_0, _): call(Q5_0x16.self)
+        case (.q5_1, 1): call(Q5_1x8.self)
+        case (.q5_1, _): call(Q5_1x16.self)
+        case (.q4_K, 1): call(Q4_Kx8.self)
+        case (.q4_K, _): call(Q4_Kx16.self)
+        case (.q5_K, 1): call(Q5_Kx8.self)
+        case (.q5_K, _): call(Q5_Kx16.self)
+        case (.q6_K, 1): call(Q6_Kx8.self)
+        case (.q6_K, _): call(Q6_Kx16.self)
+        case (_, 1): call(Q8_0x8.self)
+        default: call(Q8_0x16.self)
+        }
+    }
+
     /// A block's float16 scale or minimum (GGMLType's reader).
     @inline(__always)
     static func half(_ p: UnsafeRawPointer) -> Float { GGMLType.half(p) }
@@ -325,24 +354,11 @@ enum IntegerDot {
 
     /// Four rows `stride` bytes apart, from `row`, times one input of `blocks` blocks.
     static func rows4(_ type: GGMLType, _ row: UnsafeRawPointer, stride: Int, _ x: Input, _ blocks: Int, _ out: UnsafeMutablePointer<Float>) {
-        switch (type, x.width) {
-        case (.q4_0, 1): rows4(Q4_0x8.self, row, stride, x, blocks, out)
-        case (.q4_0, _): rows4(Q4_0x16.self, row, stride, x, blocks, out)
-        case (.q4_1, 1): rows4(Q4_1x8.self, row, stride, x, blocks, out)
-        case (.q4_1, _): rows4(Q4_1x16.self, row, stride, x, blocks, out)
-        case (.q5_0, 1): rows4(Q5_0x8.self, row, stride, x, blocks, out)
-        case (.q5_0, _): rows4(Q5_0x16.self, row, stride, x, blocks, out)
-        case (.q5_1, 1): rows4(Q5_1x8.self, row, stride, x, blocks, out)
-        case (.q5_1, _): rows4(Q5_1x16.self, row, stride, x, blocks, out)
-        case (.q4_K, 1): rows4(Q4_Kx8.self, row, stride, x, blocks, out)
-        case (.q4_K, _): rows4(Q4_Kx16.self, row, stride, x, blocks, out)
-        case (.q5_K, 1): rows4(Q5_Kx8.self, row, stride, x, blocks, out)
-        case (.q5_K, _): rows4(Q5_Kx16.self, row, stride, x, blocks, out)
-        case (.q6_K, 1): rows4(Q6_Kx8.self, row, stride, x, blocks, out)
-        case (.q6_K, _): rows4(Q6_Kx16.self, row, stride, x, blocks, out)
-        case (_, 1): rows4(Q8_0x8.self, row, stride, x, blocks, out)
-        default: rows4(Q8_0x16.self, row, stride, x, blocks, out)
+        struct Call: KernelCall {
+            let row: UnsafeRawPointer, stride: Int, x: Input, blocks: Int, out: UnsafeMutablePointer<Float>
+            func callAsFunction<K: Kernel>(_ k: K.Type) { IntegerDot.rows4(k, row, stride, x, blocks, out) }
         }
+        dispatch(type, x.width, Call(row: row, stride: stride, x: x, blocks: blocks, out: out))
     }
 
     /// Four products' eight lanes summed to two each: lane k and k+4 hold product k's halves.
@@ -386,47 +402,21 @@ enum IntegerDot {
     /// the four.  What makes a batch of sequences cheaper than each alone.
     static func tile(_ type: GGMLType, _ row: UnsafeRawPointer, stride: Int, _ x: Input, inputStride: Int, _ blocks: Int,
                      _ out: UnsafeMutablePointer<Float>, outStride: Int) {
-        switch (type, x.width) {
-        case (.q4_0, 1): tile(Q4_0x8.self, row, stride, x, inputStride, blocks, out, outStride)
-        case (.q4_0, _): tile(Q4_0x16.self, row, stride, x, inputStride, blocks, out, outStride)
-        case (.q4_1, 1): tile(Q4_1x8.self, row, stride, x, inputStride, blocks, out, outStride)
-        case (.q4_1, _): tile(Q4_1x16.self, row, stride, x, inputStride, blocks, out, outStride)
-        case (.q5_0, 1): tile(Q5_0x8.self, row, stride, x, inputStride, blocks, out, outStride)
-        case (.q5_0, _): tile(Q5_0x16.self, row, stride, x, inputStride, blocks, out, outStride)
-        case (.q5_1, 1): tile(Q5_1x8.self, row, stride, x, inputStride, blocks, out, outStride)
-        case (.q5_1, _): tile(Q5_1x16.self, row, stride, x, inputStride, blocks, out, outStride)
-        case (.q4_K, 1): tile(Q4_Kx8.self, row, stride, x, inputStride, blocks, out, outStride)
-        case (.q4_K, _): tile(Q4_Kx16.self, row, stride, x, inputStride, blocks, out, outStride)
-        case (.q5_K, 1): tile(Q5_Kx8.self, row, stride, x, inputStride, blocks, out, outStride)
-        case (.q5_K, _): tile(Q5_Kx16.self, row, stride, x, inputStride, blocks, out, outStride)
-        case (.q6_K, 1): tile(Q6_Kx8.self, row, stride, x, inputStride, blocks, out, outStride)
-        case (.q6_K, _): tile(Q6_Kx16.self, row, stride, x, inputStride, blocks, out, outStride)
-        case (_, 1): tile(Q8_0x8.self, row, stride, x, inputStride, blocks, out, outStride)
-        default: tile(Q8_0x16.self, row, stride, x, inputStride, blocks, out, outStride)
+        struct Call: KernelCall {
+            let row: UnsafeRawPointer, stride: Int, x: Input, inputStride: Int, blocks: Int, out: UnsafeMutablePointer<Float>, outStride: Int
+            func callAsFunction<K: Kernel>(_ k: K.Type) { IntegerDot.tile(k, row, stride, x, inputStride, blocks, out, outStride) }
         }
+        dispatch(type, x.width, Call(row: row, stride: stride, x: x, inputStride: inputStride, blocks: blocks, out: out, outStride: outStride))
     }
 
     /// Four rows times eight inputs: each unpacked block serves twice as many.
     static func tile8(_ type: GGMLType, _ row: UnsafeRawPointer, stride: Int, _ x: Input, inputStride: Int, _ blocks: Int,
                       _ out: UnsafeMutablePointer<Float>, outStride: Int) {
-        switch (type, x.width) {
-        case (.q4_0, 1): tile8(Q4_0x8.self, row, stride, x, inputStride, blocks, out, outStride)
-        case (.q4_0, _): tile8(Q4_0x16.self, row, stride, x, inputStride, blocks, out, outStride)
-        case (.q4_1, 1): tile8(Q4_1x8.self, row, stride, x, inputStride, blocks, out, outStride)
-        case (.q4_1, _): tile8(Q4_1x16.self, row, stride, x, inputStride, blocks, out, outStride)
-        case (.q5_0, 1): tile8(Q5_0x8.self, row, stride, x, inputStride, blocks, out, outStride)
-        case (.q5_0, _): tile8(Q5_0x16.self, row, stride, x, inputStride, blocks, out, outStride)
-        case (.q5_1, 1): tile8(Q5_1x8.self, row, stride, x, inputStride, blocks, out, outStride)
-        case (.q5_1, _): tile8(Q5_1x16.self, row, stride, x, inputStride, blocks, out, outStride)
-        case (.q4_K, 1): tile8(Q4_Kx8.self, row, stride, x, inputStride, blocks, out, outStride)
-        case (.q4_K, _): tile8(Q4_Kx16.self, row, stride, x, inputStride, blocks, out, outStride)
-        case (.q5_K, 1): tile8(Q5_Kx8.self, row, stride, x, inputStride, blocks, out, outStride)
-        case (.q5_K, _): tile8(Q5_Kx16.self, row, stride, x, inputStride, blocks, out, outStride)
-        case (.q6_K, 1): tile8(Q6_Kx8.self, row, stride, x, inputStride, blocks, out, outStride)
-        case (.q6_K, _): tile8(Q6_Kx16.self, row, stride, x, inputStride, blocks, out, outStride)
-        case (_, 1): tile8(Q8_0x8.self, row, stride, x, inputStride, blocks, out, outStride)
-        default: tile8(Q8_0x16.self, row, stride, x, inputStride, blocks, out, outStride)
+        struct Call: KernelCall {
+            let row: UnsafeRawPointer, stride: Int, x: Input, inputStride: Int, blocks: Int, out: UnsafeMutablePointer<Float>, outStride: Int
+            func callAsFunction<K: Kernel>(_ k: K.Type) { IntegerDot.tile8(k, row, stride, x, inputStride, blocks, out, outStride) }
         }
+        dispatch(type, x.width, Call(row: row, stride: stride, x: x, inputStride: inputStride, blocks: blocks, out: out, outStride: outStride))
     }
 
     /// Inputs `first`..`first+3`'s scales (or sums) at block `k`, twice: the lanes of a folded vector.
@@ -517,24 +507,13 @@ enum IntegerDot {
 
     /// One row times one input (the rows after the last four).
     static func row(_ type: GGMLType, _ row: UnsafeRawPointer, _ x: Input, _ blocks: Int) -> Float {
-        switch (type, x.width) {
-        case (.q4_0, 1): return self.row(Q4_0x8.self, row, x, blocks)
-        case (.q4_0, _): return self.row(Q4_0x16.self, row, x, blocks)
-        case (.q4_1, 1): return self.row(Q4_1x8.self, row, x, blocks)
-        case (.q4_1, _): return self.row(Q4_1x16.self, row, x, blocks)
-        case (.q5_0, 1): return self.row(Q5_0x8.self, row, x, blocks)
-        case (.q5_0, _): return self.row(Q5_0x16.self, row, x, blocks)
-        case (.q5_1, 1): return self.row(Q5_1x8.self, row, x, blocks)
-        case (.q5_1, _): return self.row(Q5_1x16.self, row, x, blocks)
-        case (.q4_K, 1): return self.row(Q4_Kx8.self, row, x, blocks)
-        case (.q4_K, _): return self.row(Q4_Kx16.self, row, x, blocks)
-        case (.q5_K, 1): return self.row(Q5_Kx8.self, row, x, blocks)
-        case (.q5_K, _): return self.row(Q5_Kx16.self, row, x, blocks)
-        case (.q6_K, 1): return self.row(Q6_Kx8.self, row, x, blocks)
-        case (.q6_K, _): return self.row(Q6_Kx16.self, row, x, blocks)
-        case (_, 1): return self.row(Q8_0x8.self, row, x, blocks)
-        default: return self.row(Q8_0x16.self, row, x, blocks)
+        struct Call: KernelCall {
+            let row: UnsafeRawPointer, x: Input, blocks: Int, result: UnsafeMutablePointer<Float>
+            func callAsFunction<K: Kernel>(_ k: K.Type) { result.pointee = IntegerDot.row(k, row, x, blocks) }
         }
+        var result: Float = 0
+        withUnsafeMutablePointer(to: &result) { dispatch(type, x.width, Call(row: row, x: x, blocks: blocks, result: $0)) }
+        return result
     }
 
     private static func row<K: Kernel>(_: K.Type, _ row: UnsafeRawPointer, _ x: Input, _ blocks: Int) -> Float {
