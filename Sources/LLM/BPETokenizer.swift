@@ -28,10 +28,13 @@ public final class BPETokenizer: Tokenizer, @unchecked Sendable {
 
     /// The file's BOS when it asks for one (`add_bos_token`; SmolLM2's does not).
     public let leadingToken: Int32?
+    public let trailingToken: Int32?
 
-    public init(tokens: [String], merges: [String], tokenTypes: [Int], pre: PreTokenizer = .smollm, leadingToken: Int32? = nil) throws(GGUFError) {
+    public init(tokens: [String], merges: [String], tokenTypes: [Int], pre: PreTokenizer = .smollm, leadingToken: Int32? = nil,
+                trailingToken: Int32? = nil) throws(GGUFError) {
         self.pre = pre
         self.leadingToken = leadingToken
+        self.trailingToken = trailingToken
         self.tokens = tokens
         var ids: [String: Int32] = [:]
         ids.reserveCapacity(tokens.count)
@@ -80,11 +83,8 @@ public final class BPETokenizer: Tokenizer, @unchecked Sendable {
               let types = f.metadata["tokenizer.ggml.token_type"]?.arrayValue?.compactMap(\.intValue), types.count == tokens.count else {
             throw GGUFError(f.path, "the tokenizer's tokens, merges or token types are missing")
         }
-        var leading: Int32?
-        if case .bool(true)? = f.metadata["tokenizer.ggml.add_bos_token"], let bos = f.metadata["tokenizer.ggml.bos_token_id"]?.intValue {
-            leading = Int32(bos)
-        }
-        try self.init(tokens: tokens, merges: merges, tokenTypes: types, pre: pre, leadingToken: leading)
+        try self.init(tokens: tokens, merges: merges, tokenTypes: types, pre: pre, leadingToken: f.addedToken("bos", fallback: false),
+                      trailingToken: f.addedToken("eos", fallback: false))
     }
 
     public func id(of token: String) -> Int32? { ids[token] }

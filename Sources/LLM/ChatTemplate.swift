@@ -48,23 +48,24 @@ public struct ChatTemplate: Sendable {
 
     /// The conversation as the model reads it.  `dropLeadingBOS`: the tokenizer puts the BOS token
     /// first itself (`add_bos_token`), so a template's own leading `bos_token` goes (as llama.cpp does),
-    /// not to be read twice.  Throws what the template raised (`raise_exception`: a conversation it
+    /// not to be read twice; `dropTrailingEOS` likewise for an EOS the tokenizer puts last.  Throws what the template raised (`raise_exception`: a conversation it
     /// refuses, such as a system turn Gemma does not take) or why it failed.
     public func prompt(_ messages: [ChatMessage], addGenerationPrompt: Bool = true, dropLeadingBOS: Bool = false,
-                       now: JinjaDate = .now()) throws(JinjaError) -> RenderedPrompt {
-        try prompt(messages: messages.map(\.value), addGenerationPrompt: addGenerationPrompt, dropLeadingBOS: dropLeadingBOS, now: now)
+                       dropTrailingEOS: Bool = false, now: JinjaDate = .now()) throws(JinjaError) -> RenderedPrompt {
+        try prompt(messages: messages.map(\.value), addGenerationPrompt: addGenerationPrompt, dropLeadingBOS: dropLeadingBOS,
+                   dropTrailingEOS: dropTrailingEOS, now: now)
     }
 
     /// Messages as the template sees them (dicts whose strings are data), and other variables (`tools`).
     public func prompt(messages: [JinjaValue], variables: [String: JinjaValue] = [:], addGenerationPrompt: Bool = true,
-                       dropLeadingBOS: Bool = false, now: JinjaDate = .now()) throws(JinjaError) -> RenderedPrompt {
+                       dropLeadingBOS: Bool = false, dropTrailingEOS: Bool = false, now: JinjaDate = .now()) throws(JinjaError) -> RenderedPrompt {
         var all = variables
         all["messages"] = .list(messages)
         all["add_generation_prompt"] = .bool(addGenerationPrompt)
         all["bos_token"] = .string(JinjaText(bosToken, trusted: true))
         all["eos_token"] = .string(JinjaText(eosToken, trusted: true))
         let out = try template.render(all, now: now)
-        return RenderedPrompt(out, dropping: dropLeadingBOS ? bosToken : "")
+        return RenderedPrompt(out, dropping: dropLeadingBOS ? bosToken : "", andLast: dropTrailingEOS ? eosToken : "")
     }
 
     public func render(_ messages: [ChatMessage], addGenerationPrompt: Bool = true, now: JinjaDate = .now()) throws(JinjaError) -> String {
@@ -80,16 +81,22 @@ public struct RenderedPrompt: Sendable, Equatable {
     public let text: String
     public let controlOffsets: Set<Int>
 
-    /// `prefix`, if the text begins with it in the template's own words, left out.
-    init(_ rendered: JinjaText, dropping prefix: String) {
-        var text = rendered.string
+    /// `prefix` and `suffix`, where the text begins or ends with them in the template's own
+    /// words, left out.
+    init(_ rendered: JinjaText, dropping prefix: String, andLast suffix: String = "") {
+        var scalars = Array(rendered.string.unicodeScalars)
         var offsets = rendered.trustedScalarOffsets
         let n = prefix.unicodeScalars.count
-        if n > 0, text.unicodeScalars.starts(with: prefix.unicodeScalars), (0..<n).allSatisfy(offsets.contains) {
-            text = String(String.UnicodeScalarView(text.unicodeScalars.dropFirst(n)))
+        if n > 0, scalars.starts(with: prefix.unicodeScalars), (0..<n).allSatisfy(offsets.contains) {
+            scalars.removeFirst(n)
             offsets = Set(offsets.compactMap { $0 >= n ? $0 - n : nil })
         }
-        self.text = text
+        let m = suffix.unicodeScalars.count, end = scalars.count
+        if m > 0, m <= end, scalars[(end - m)...].elementsEqual(suffix.unicodeScalars), ((end - m)..<end).allSatisfy(offsets.contains) {
+            scalars.removeLast(m)
+            offsets = offsets.filter { $0 < end - m }
+        }
+        text = String(String.UnicodeScalarView(scalars))
         controlOffsets = offsets
     }
 }

@@ -9,6 +9,7 @@ public final class SentencePieceTokenizer: Tokenizer, @unchecked Sendable {
     public let addSpacePrefix: Bool
     public let addsBOS: Bool
     public let bos: Int32?
+    public let trailingToken: Int32?
     public let longestTokenBytes: Int
     /// Control tokens (`<bos>`, `<end_of_turn>`, ...): never made from text here, and shown as nothing.
     public let controlTokens: Set<Int32>
@@ -25,13 +26,15 @@ public final class SentencePieceTokenizer: Tokenizer, @unchecked Sendable {
 
     /// `types`: GGUF's (and SentencePiece's) 1 normal, 2 unknown, 3 control, 4 user-defined,
     /// 5 unused, 6 byte.
-    public init(tokens: [String], scores: [Float], types: [Int], addSpacePrefix: Bool, addsBOS: Bool, bos: Int32?) throws(GGUFError) {
+    public init(tokens: [String], scores: [Float], types: [Int], addSpacePrefix: Bool, addsBOS: Bool, bos: Int32?,
+                trailingToken: Int32? = nil) throws(GGUFError) {
         guard scores.count == tokens.count, types.count == tokens.count else {
             throw GGUFError("tokenizer", "\(tokens.count) tokens, \(scores.count) scores and \(types.count) types do not agree")
         }
         self.tokens = tokens
         self.addSpacePrefix = addSpacePrefix
         self.addsBOS = addsBOS
+        self.trailingToken = trailingToken
         self.bos = bos
         longestTokenBytes = tokens.reduce(1) { max($0, $1.utf8.count) }
         var pieces: [[UInt8]: Int32] = [:]
@@ -78,7 +81,8 @@ public final class SentencePieceTokenizer: Tokenizer, @unchecked Sendable {
             return fallback
         }
         try self.init(tokens: tokens, scores: scores.map { Float($0) }, types: types, addSpacePrefix: flag("add_space_prefix", true),
-                      addsBOS: flag("add_bos_token", true), bos: f.metadata["tokenizer.ggml.bos_token_id"]?.intValue.map { Int32($0) })
+                      addsBOS: flag("add_bos_token", true), bos: f.metadata["tokenizer.ggml.bos_token_id"]?.intValue.map { Int32($0) },
+                      trailingToken: f.addedToken("eos", fallback: false))
     }
 
     static let space: Unicode.Scalar = "\u{2581}"

@@ -11,6 +11,20 @@ public protocol Tokenizer: AnyObject, Sendable {
     var longestTokenBytes: Int { get }
     /// The token to put first in every prompt, when the file asks for one (`add_bos_token`).
     var leadingToken: Int32? { get }
+    /// The token to put last in every prompt, when the file asks for one (`add_eos_token`, as
+    /// llama.cpp's tokenizer adds it; rare in generative models).
+    var trailingToken: Int32? { get }
+}
+
+extension GGUFFile {
+    /// The `bos` or `eos` token's id when the file asks for it to be added to every text
+    /// (`tokenizer.ggml.add_bos_token`, `add_eos_token`; `fallback` where it does not say).
+    func addedToken(_ which: String, fallback: Bool) -> Int32? {
+        let add: Bool
+        if case .bool(let b)? = metadata["tokenizer.ggml.add_\(which)_token"] { add = b } else { add = fallback }
+        guard add, let id = metadata["tokenizer.ggml.\(which)_token_id"]?.intValue else { return nil }
+        return Int32(id)
+    }
 }
 
 /// The tokenizer a GGUF file describes (`tokenizer.ggml.model`).

@@ -150,7 +150,7 @@ public final class ChatModel: GenerativeModel {
             if tokenize {
                 let rendered: RenderedPrompt
                 do {
-                    rendered = try chat.prompt(turns, dropLeadingBOS: tokenizer.leadingToken != nil)
+                    rendered = try chat.prompt(turns, dropLeadingBOS: tokenizer.leadingToken != nil, dropTrailingEOS: tokenizer.trailingToken != nil)
                 } catch {
                     throw ModelInputError(error.kind == .raised ? "the model's chat template refuses this conversation: \(error.message)"
                                           : "the model's chat template failed on this conversation: \(error)")
@@ -201,6 +201,7 @@ public final class ChatModel: GenerativeModel {
             }
             guard tokenize, let body = text.text else { return GenerationEngine.Request(prompt: [], maxTokens: maxTokens, sampling: sampling, stop: stop) }
             let prompt = (tokenizer.leadingToken.map { [$0] } ?? []) + tokenizer.encode(body, controlOffsets: text.controlOffsets)
+                + (tokenizer.trailingToken.map { [$0] } ?? [])
             guard prompt.count + maxTokens <= contextLength else {
                 throw ModelInputError("the prompt is \(prompt.count) tokens and max_tokens \(maxTokens): \(prompt.count + maxTokens) in all, "
                                       + "beyond the model's context of \(contextLength) tokens")

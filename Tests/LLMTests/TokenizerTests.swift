@@ -166,6 +166,18 @@ struct ChatTemplateTests {
         #expect(try echo.prompt([ChatMessage(role: "user", content: "<s>x")], dropLeadingBOS: true).text == "<s>x")
     }
 
+    /// Likewise a template's own trailing `eos_token` when the tokenizer puts EOS last itself
+    /// (`add_eos_token`); a message that ends with the same text keeps it.
+    @Test func aTrailingEOSIsNotReadTwice() throws {
+        let template = try ChatTemplate(jinja: "{{ messages[0].content }}{{ eos_token }}", eosToken: "</s>")
+        let hi = [ChatMessage(role: "user", content: "hi")]
+        let dropped = try template.prompt(hi, dropTrailingEOS: true)
+        #expect(dropped.text == "hi" && dropped.controlOffsets.allSatisfy { $0 < 2 })
+        #expect(try template.prompt(hi).text == "hi</s>")
+        let echo = try ChatTemplate(jinja: "{{ messages[0].content }}", eosToken: "</s>")
+        #expect(try echo.prompt([ChatMessage(role: "user", content: "x</s>")], dropTrailingEOS: true).text == "x</s>")
+    }
+
     /// Gemma's template raises for a system turn: the conversation is refused with its words.
     @Test func whatATemplateRaisesIsTheRefusal() throws {
         let template = try ChatTemplate(jinja: "{% if messages[0]['role'] == 'system' %}{{ raise_exception('System role not supported') }}{% endif %}")

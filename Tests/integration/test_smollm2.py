@@ -599,6 +599,27 @@ def test_a_tiny_model_of_each_architecture_answers_as_the_reference(tmp_path, ar
         s.stop()
 
 
+def test_a_file_that_asks_for_an_eos_after_every_prompt_gets_one(tmp_path, fixture_env):
+    """`add_eos_token` (as llama.cpp's tokenizer honours it): the same prompt is one token longer on
+    a file that asks for an EOS last than on the same weights without."""
+    import sys
+    from conftest import Server
+    fixtures = os.path.join(ROOT, "Tests", "fixtures", "smollm2")
+    counts = {}
+    for flags in ([], ["--add-eos"]):
+        model = tmp_path / f"eos{len(flags)}.gguf"
+        subprocess.run([sys.executable, "make_synthetic.py", "qwen2", str(model), os.path.join(MODEL_DIR, "SmolLM2-135M-Instruct.Q4_1.gguf"),
+                        *flags], cwd=fixtures, check=True, timeout=300, env=fixture_env)
+        (tmp_path / model.stem).mkdir()
+        s = Server(tmp_path / model.stem, [f"tiny={model}"], workers=1)
+        try:
+            r = requests.post(s.url + "/v1/completions", timeout=60, json={"model": "tiny", "prompt": "Hello there", "max_tokens": 1}).json()
+            counts[bool(flags)] = r["usage"]["prompt_tokens"]
+        finally:
+            s.stop()
+    assert counts[True] == counts[False] + 1, counts
+
+
 def test_a_file_without_a_chat_template_serves_completions_and_refuses_chat_saying_why(tmp_path, fixture_env):
     import sys
     from conftest import Server
