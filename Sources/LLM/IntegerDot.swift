@@ -238,6 +238,25 @@ enum IntegerDot {
     @inline(__always)
     static func count(_ n: Int) -> __m128i { _mm_cvtsi32_si128(Int32(n)) }
 
+    /// The low nibbles of 32 bytes, or their high ones.
+    @inline(__always)
+    static func nibbles(_ q: __m256i, high: Bool) -> __m256i { high ? _mm256_and_si256(_mm256_srli_epi16(q, 4), low) : _mm256_and_si256(q, low) }
+
+    /// Q4_K's and Q5_K's scale of their `b`th 32 values (d · its 6-bit scale), super-blocks of `bytes`.
+    @inline(__always)
+    static func kScale(_ row: UnsafeRawPointer, _ b: Int, _ bytes: Int) -> (Float, Float) {
+        let block = row + (b >> 3) &* bytes
+        let s = half(block) * KQuants.scaleMin(b & 7, block + 4).0
+        return (s, s)
+    }
+
+    /// Their minimum: −dmin · its 6-bit minimum.
+    @inline(__always)
+    static func kMinimum(_ row: UnsafeRawPointer, _ b: Int, _ bytes: Int) -> Float {
+        let block = row + (b >> 3) &* bytes
+        return -half(block + 2) * KQuants.scaleMin(b & 7, block + 4).1
+    }
+
     /// Q4_K by 8-bit inputs: super-blocks of 256 (d @0, dmin @2, 12 bytes of 6-bit scales and
     /// minimums @4, nibbles @16); the `b`th 32 values are the low or high nibbles of 32 bytes.
     enum Q4_Kx8: ByteKernel {
@@ -245,20 +264,10 @@ enum IntegerDot {
         static var hasMinimum: Bool { true }
         @inline(__always)
         static func unpack(_ row: UnsafeRawPointer, _ b: Int) -> __m256i {
-            let q = (row + (b >> 3) &* 144 + 16 + ((b & 7) >> 1) &* 32).loadUnaligned(as: __m256i.self)
-            return b & 1 == 0 ? _mm256_and_si256(q, low) : _mm256_and_si256(_mm256_srli_epi16(q, 4), low)
+            nibbles((row + (b >> 3) &* 144 + 16 + ((b & 7) >> 1) &* 32).loadUnaligned(as: __m256i.self), high: b & 1 == 1)
         }
-        @inline(__always)
-        static func scales(_ row: UnsafeRawPointer, _ b: Int) -> (Float, Float) {
-            let block = row + (b >> 3) &* 144
-            let s = half(block) * KQuants.scaleMin(b & 7, block + 4).0
-            return (s, s)
-        }
-        @inline(__always)
-        static func minimum(_ row: UnsafeRawPointer, _ b: Int) -> Float {
-            let block = row + (b >> 3) &* 144
-            return -half(block + 2) * KQuants.scaleMin(b & 7, block + 4).1
-        }
+        @inline(__always) static func scales(_ row: UnsafeRawPointer, _ b: Int) -> (Float, Float) { kScale(row, b, 144) }
+        @inline(__always) static func minimum(_ row: UnsafeRawPointer, _ b: Int) -> Float { kMinimum(row, b, 144) }
         @inline(__always)
         static func multiply(_ w: __m256i, _ x: UnsafeRawPointer) -> __m256i { Q4_1x8.multiply(w, x) }
     }
@@ -271,22 +280,12 @@ enum IntegerDot {
         @inline(__always)
         static func unpack(_ row: UnsafeRawPointer, _ b: Int) -> __m256i {
             let block = row + (b >> 3) &* 176, s = b & 7
-            let q = (block + 48 + (s >> 1) &* 32).loadUnaligned(as: __m256i.self)
-            let nibbles = s & 1 == 0 ? _mm256_and_si256(q, low) : _mm256_and_si256(_mm256_srli_epi16(q, 4), low)
+            let low4 = nibbles((block + 48 + (s >> 1) &* 32).loadUnaligned(as: __m256i.self), high: s & 1 == 1)
             let h = _mm256_and_si256(_mm256_srl_epi16((block + 16).loadUnaligned(as: __m256i.self), count(s)), _mm256_set1_epi8(1))
-            return _mm256_or_si256(nibbles, _mm256_slli_epi16(h, 4))
+            return _mm256_or_si256(low4, _mm256_slli_epi16(h, 4))
         }
-        @inline(__always)
-        static func scales(_ row: UnsafeRawPointer, _ b: Int) -> (Float, Float) {
-            let block = row + (b >> 3) &* 176
-            let s = half(block) * KQuants.scaleMin(b & 7, block + 4).0
-            return (s, s)
-        }
-        @inline(__always)
-        static func minimum(_ row: UnsafeRawPointer, _ b: Int) -> Float {
-            let block = row + (b >> 3) &* 176
-            return -half(block + 2) * KQuants.scaleMin(b & 7, block + 4).1
-        }
+        @inline(__always) static func scales(_ row: UnsafeRawPointer, _ b: Int) -> (Float, Float) { kScale(row, b, 176) }
+        @inline(__always) static func minimum(_ row: UnsafeRawPointer, _ b: Int) -> Float { kMinimum(row, b, 176) }
         @inline(__always)
         static func multiply(_ w: __m256i, _ x: UnsafeRawPointer) -> __m256i { Q4_1x8.multiply(w, x) }
     }
@@ -301,11 +300,10 @@ enum IntegerDot {
         @inline(__always)
         static func unpack(_ row: UnsafeRawPointer, _ b: Int) -> __m256i {
             let block = row + (b >> 3) &* 210, s = b & 7, h = s >> 2, r = s & 3
-            let q = (block + 64 &* h + 32 &* (r & 1)).loadUnaligned(as: __m256i.self)
-            let nibbles = r < 2 ? _mm256_and_si256(q, low) : _mm256_and_si256(_mm256_srli_epi16(q, 4), low)
+            let low4 = nibbles((block + 64 &* h + 32 &* (r & 1)).loadUnaligned(as: __m256i.self), high: r >= 2)
             let pairs = _mm256_and_si256(_mm256_srl_epi16((block + 128 + 32 &* h).loadUnaligned(as: __m256i.self), count(2 &* r)),
                                          _mm256_set1_epi8(3))
-            return _mm256_sub_epi8(_mm256_or_si256(nibbles, _mm256_slli_epi16(pairs, 4)), _mm256_set1_epi8(32))
+            return _mm256_sub_epi8(_mm256_or_si256(low4, _mm256_slli_epi16(pairs, 4)), _mm256_set1_epi8(32))
         }
         @inline(__always)
         static func scales(_ row: UnsafeRawPointer, _ b: Int) -> (Float, Float) {
