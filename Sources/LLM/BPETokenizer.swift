@@ -19,9 +19,7 @@ public final class BPETokenizer: Tokenizer, @unchecked Sendable {
     private let merges: [UInt64: (rank: Int32, id: Int32)]
     private let byteToken: [Int32]
     private let tokenBytes: [[UInt8]]
-    private let controlTexts: [(text: [Unicode.Scalar], id: Int32)]
-    /// The first characters of control tokens (`<`, `[` of Mistral's `[INST]`): a quick refusal elsewhere.
-    private let controlStarts: Set<Unicode.Scalar>
+    private let controlTexts: TokenTexts
 
     /// The most bytes of text one token stands for: a text of n bytes is at least n / this tokens.
     public let longestTokenBytes: Int
@@ -64,9 +62,7 @@ public final class BPETokenizer: Tokenizer, @unchecked Sendable {
             control.contains(Int32(i)) ? Array(t.utf8) : t.unicodeScalars.compactMap { reverse[$0] }
         }
         longestTokenBytes = max(1, tokenBytes.map(\.count).max() ?? 1)
-        // Longest first, so that one control text that begins another never hides it.
-        controlTexts = control.map { (Array(tokens[Int($0)].unicodeScalars), $0) }.sorted { $0.text.count > $1.text.count }
-        controlStarts = Set(controlTexts.compactMap(\.text.first))
+        controlTexts = TokenTexts(control.map { (tokens[Int($0)], $0) })
     }
 
     /// From the file's `tokenizer.ggml.*` metadata; another model or pre-tokenizer is refused.
@@ -102,7 +98,7 @@ public final class BPETokenizer: Tokenizer, @unchecked Sendable {
         var start = 0
         var i = 0
         while i < s.count {
-            if controlStarts.contains(s[i]), controlOffsets?.contains(i) ?? true, let (len, id) = control(at: i, in: s) {
+            if let (len, id) = controlTexts.match(at: i, in: s), controlOffsets?.contains(i) ?? true {
                 encodeText(s[start..<i], into: &out)
                 out.append(id)
                 i += len
@@ -113,13 +109,6 @@ public final class BPETokenizer: Tokenizer, @unchecked Sendable {
         }
         encodeText(s[start..<s.count], into: &out)
         return out
-    }
-
-    private func control(at i: Int, in s: [Unicode.Scalar]) -> (Int, Int32)? {
-        for (text, id) in controlTexts where text.count <= s.count - i && s[i..<(i + text.count)].elementsEqual(text) {
-            return (text.count, id)
-        }
-        return nil
     }
 
     /// Ordinary text, split by the pre-tokenizer's pattern, each piece merged.

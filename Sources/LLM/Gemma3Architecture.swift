@@ -19,7 +19,7 @@ extension LlamaModel.Config {
                   context: try file.int("{arch}.context_length"),
                   eps: Float(file.double("{arch}.attention.layer_norm_rms_epsilon", default: 1e-6)),
                   ropeBase: Float(file.double("{arch}.rope.freq_base", default: 1_000_000)),
-                  ropeHalves: true, embeddingScale: Float(dim).squareRoot(), activation: .geluTanh,
+                  ropeHalves: true, embeddingScale: Float(dim).squareRoot(), activation: .geluTanh, sandwichNorms: true,
                   slidingWindow: file.metadata[file.resolved("{arch}.attention.sliding_window")]?.intValue ?? 0, globalEvery: 6,
                   localRopeBase: Float(file.double("{arch}.rope.freq_base_swa", default: 10_000)))
         if let factor = file.metadata[file.resolved("{arch}.rope.scaling.factor")]?.doubleValue, factor > 0 {

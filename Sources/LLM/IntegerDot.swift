@@ -40,6 +40,25 @@ enum IntegerDot {
     /// A kernel of 8-bit inputs, whose weights are bytes: signed (Q8_0's) or not (Q4_1's).
     protocol ByteKernel: Kernel where Weights == __m256i {
         static var signedWeights: Bool { get }
+        /// The two halves of a block scaled apart (Q6_K's scale per 16 values).
+        static var halvesDiffer: Bool { get }
+    }
+
+    /// A byte kernel by 16-bit inputs: its bytes widened to 16 bits, pairs of products summed into
+    /// 32 bits; with different scales for a block's halves, their sums kept apart (lanes 0-3 the
+    /// first 16 values, 4-7 the last), else added lane by lane.
+    enum Widened<K: ByteKernel>: Kernel {
+        static var hasMinimum: Bool { K.hasMinimum }
+        @inline(__always) static func unpack(_ row: UnsafeRawPointer, _ b: Int) -> (__m256i, __m256i) { widen(K.unpack(row, b)) }
+        @inline(__always) static func scales(_ row: UnsafeRawPointer, _ b: Int) -> (Float, Float) { K.scales(row, b) }
+        @inline(__always) static func minimum(_ row: UnsafeRawPointer, _ b: Int) -> Float { K.minimum(row, b) }
+        @inline(__always)
+        static func multiply(_ w: (__m256i, __m256i), _ x: UnsafeRawPointer) -> __m256i {
+            let first = _mm256_madd_epi16(w.0, x.loadUnaligned(as: __m256i.self))
+            let second = _mm256_madd_epi16(w.1, x.loadUnaligned(fromByteOffset: 32, as: __m256i.self))
+            guard K.halvesDiffer else { return _mm256_add_epi32(first, second) }
+            return _mm256_permutevar8x32_epi32(_mm256_hadd_epi32(first, second), _mm256_setr_epi32(0, 1, 4, 5, 2, 3, 6, 7))
+        }
     }
 
     /// The formats of 32-value blocks, each with its float16 scale first (and minimum after it).
@@ -68,23 +87,6 @@ enum IntegerDot {
         }
     }
 
-    /// Q4_1 by 16-bit inputs.
-    enum Q4_1x16: BlockKernel {
-        static var blockBytes: Int { 20 }
-        static var hasMinimum: Bool { true }
-        @inline(__always)
-        static func unpack(_ block: UnsafeRawPointer) -> (__m256i, __m256i) {
-            let q = (block + 4).loadUnaligned(as: __m128i.self)
-            let m = _mm256_castsi256_si128(low)
-            return (_mm256_cvtepu8_epi16(_mm_and_si128(q, m)), _mm256_cvtepu8_epi16(_mm_and_si128(_mm_srli_epi16(q, 4), m)))
-        }
-        @inline(__always)
-        static func multiply(_ w: (__m256i, __m256i), _ x: UnsafeRawPointer) -> __m256i {
-            _mm256_add_epi32(_mm256_madd_epi16(w.0, x.loadUnaligned(as: __m256i.self)),
-                             _mm256_madd_epi16(w.1, x.loadUnaligned(fromByteOffset: 32, as: __m256i.self)))
-        }
-    }
-
     /// Q8_0 by 8-bit inputs: the weights' magnitudes (unsigned) times the inputs with the weights' signs.
     enum Q8_0x8: BlockKernel, ByteKernel {
         static var signedWeights: Bool { true }
@@ -96,21 +98,6 @@ enum IntegerDot {
         static func multiply(_ w: __m256i, _ x: UnsafeRawPointer) -> __m256i {
             let xi = x.loadUnaligned(as: __m256i.self)
             return _mm256_madd_epi16(_mm256_maddubs_epi16(_mm256_sign_epi8(w, w), _mm256_sign_epi8(xi, w)), ones)
-        }
-    }
-
-    /// Q8_0 by 16-bit inputs.
-    enum Q8_0x16: BlockKernel {
-        static var blockBytes: Int { 34 }
-        static var hasMinimum: Bool { false }
-        @inline(__always)
-        static func unpack(_ block: UnsafeRawPointer) -> (__m256i, __m256i) {
-            (_mm256_cvtepi8_epi16((block + 2).loadUnaligned(as: __m128i.self)), _mm256_cvtepi8_epi16((block + 18).loadUnaligned(as: __m128i.self)))
-        }
-        @inline(__always)
-        static func multiply(_ w: (__m256i, __m256i), _ x: UnsafeRawPointer) -> __m256i {
-            _mm256_add_epi32(_mm256_madd_epi16(w.0, x.loadUnaligned(as: __m256i.self)),
-                             _mm256_madd_epi16(w.1, x.loadUnaligned(fromByteOffset: 32, as: __m256i.self)))
         }
     }
 
@@ -179,55 +166,43 @@ enum IntegerDot {
         static func multiply(_ w: __m256i, _ x: UnsafeRawPointer) -> __m256i { Q4_1x8.multiply(w, x) }
     }
 
-    /// The same formats by 16-bit inputs: their bytes widened.
-    enum Q4_0x16: BlockKernel {
-        static var blockBytes: Int { 18 }
-        static var hasMinimum: Bool { false }
-        @inline(__always) static func unpack(_ block: UnsafeRawPointer) -> (__m256i, __m256i) { widen(Q4_0x8.unpack(block)) }
-        @inline(__always) static func multiply(_ w: (__m256i, __m256i), _ x: UnsafeRawPointer) -> __m256i { Q8_0x16.multiply(w, x) }
-    }
-
-    enum Q5_0x16: BlockKernel {
-        static var blockBytes: Int { 22 }
-        static var hasMinimum: Bool { false }
-        @inline(__always) static func unpack(_ block: UnsafeRawPointer) -> (__m256i, __m256i) { widen(Q5_0x8.unpack(block)) }
-        @inline(__always) static func multiply(_ w: (__m256i, __m256i), _ x: UnsafeRawPointer) -> __m256i { Q8_0x16.multiply(w, x) }
-    }
-
-    enum Q5_1x16: BlockKernel {
-        static var blockBytes: Int { 24 }
-        static var hasMinimum: Bool { true }
-        @inline(__always) static func unpack(_ block: UnsafeRawPointer) -> (__m256i, __m256i) { widen(Q5_1x8.unpack(block)) }
-        @inline(__always) static func multiply(_ w: (__m256i, __m256i), _ x: UnsafeRawPointer) -> __m256i { Q8_0x16.multiply(w, x) }
-    }
-
     /// What runs with a format's kernel, chosen once by `dispatch`.
     protocol KernelCall {
         func callAsFunction<K: Kernel>(_ k: K.Type)
     }
 
-    /// `call` with the kernel of `type` for inputs of `width` bytes (1: 8-bit, 2: 16-bit); Q8_0's
-    /// for a type without one (callers check `supports` first).
+    /// What runs with a format's byte kernel, chosen once by `dispatchBytes`.
+    protocol ByteKernelCall {
+        func callAsFunction<K: ByteKernel>(_ k: K.Type)
+    }
+
+    /// `call` with the byte kernel of `type`; Q8_0's for a type without one (callers check
+    /// `supports` first).
+    @inline(__always)
+    static func dispatchBytes(_ type: GGMLType, _ call: some ByteKernelCall) {
+        switch type {
+        case .q4_0: call(Q4_0x8.self)
+        case .q4_1: call(Q4_1x8.self)
+        case .q5_0: call(Q5_0x8.self)
+        case .q5_1: call(Q5_1x8.self)
+        case .q4_K: call(Q4_Kx8.self)
+        case .q5_K: call(Q5_Kx8.self)
+        case .q6_K: call(Q6_Kx8.self)
+        default: call(Q8_0x8.self)
+        }
+    }
+
+    /// `call` with the kernel of `type` for inputs of `width` bytes (1: 8-bit, 2: 16-bit).
     @inline(__always)
     static func dispatch(_ type: GGMLType, _ width: Int, _ call: some KernelCall) {
-        switch (type, width) {
-        case (.q4_0, 1): call(Q4_0x8.self)
-        case (.q4_0, _): call(Q4_0x16.self)
-        case (.q4_1, 1): call(Q4_1x8.self)
-        case (.q4_1, _): call(Q4_1x16.self)
-        case (.q5_0, 1): call(Q5_0x8.self)
-        case (.q5_0, _): call(Q5_0x16.self)
-        case (.q5_1, 1): call(Q5_1x8.self)
-        case (.q5_1, _): call(Q5_1x16.self)
-        case (.q4_K, 1): call(Q4_Kx8.self)
-        case (.q4_K, _): call(Q4_Kx16.self)
-        case (.q5_K, 1): call(Q5_Kx8.self)
-        case (.q5_K, _): call(Q5_Kx16.self)
-        case (.q6_K, 1): call(Q6_Kx8.self)
-        case (.q6_K, _): call(Q6_Kx16.self)
-        case (_, 1): call(Q8_0x8.self)
-        default: call(Q8_0x16.self)
-        }
+        dispatchBytes(type, ByWidth(width: width, call: call))
+    }
+
+    /// A call made with a byte kernel as it is (8-bit inputs) or widened (16-bit).
+    struct ByWidth<C: KernelCall>: ByteKernelCall {
+        let width: Int, call: C
+        @inline(__always)
+        func callAsFunction<K: ByteKernel>(_ k: K.Type) { width == 1 ? call(k) : call(Widened<K>.self) }
     }
 
     /// A block's float16 scale or minimum (GGMLType's reader).
@@ -296,6 +271,7 @@ enum IntegerDot {
     /// a scale for each 16.
     enum Q6_Kx8: ByteKernel {
         static var signedWeights: Bool { true }
+        static var halvesDiffer: Bool { true }
         static var hasMinimum: Bool { false }
         @inline(__always)
         static func unpack(_ row: UnsafeRawPointer, _ b: Int) -> __m256i {
@@ -316,38 +292,6 @@ enum IntegerDot {
         static func minimum(_ row: UnsafeRawPointer, _ b: Int) -> Float { 0 }
         @inline(__always)
         static func multiply(_ w: __m256i, _ x: UnsafeRawPointer) -> __m256i { Q8_0x8.multiply(w, x) }
-    }
-
-    /// The K-quants by 16-bit inputs: their bytes widened.
-    enum Q4_Kx16: Kernel {
-        static var hasMinimum: Bool { true }
-        @inline(__always) static func unpack(_ row: UnsafeRawPointer, _ b: Int) -> (__m256i, __m256i) { widen(Q4_Kx8.unpack(row, b)) }
-        @inline(__always) static func scales(_ row: UnsafeRawPointer, _ b: Int) -> (Float, Float) { Q4_Kx8.scales(row, b) }
-        @inline(__always) static func minimum(_ row: UnsafeRawPointer, _ b: Int) -> Float { Q4_Kx8.minimum(row, b) }
-        @inline(__always) static func multiply(_ w: (__m256i, __m256i), _ x: UnsafeRawPointer) -> __m256i { Q8_0x16.multiply(w, x) }
-    }
-
-    enum Q5_Kx16: Kernel {
-        static var hasMinimum: Bool { true }
-        @inline(__always) static func unpack(_ row: UnsafeRawPointer, _ b: Int) -> (__m256i, __m256i) { widen(Q5_Kx8.unpack(row, b)) }
-        @inline(__always) static func scales(_ row: UnsafeRawPointer, _ b: Int) -> (Float, Float) { Q5_Kx8.scales(row, b) }
-        @inline(__always) static func minimum(_ row: UnsafeRawPointer, _ b: Int) -> Float { Q5_Kx8.minimum(row, b) }
-        @inline(__always) static func multiply(_ w: (__m256i, __m256i), _ x: UnsafeRawPointer) -> __m256i { Q8_0x16.multiply(w, x) }
-    }
-
-    /// Q6_K's two scales a block: its halves' sums kept apart (lanes 0-3 the first 16 values, 4-7
-    /// the last), where the other 16-bit kernels add them lane by lane.
-    enum Q6_Kx16: Kernel {
-        static var hasMinimum: Bool { false }
-        @inline(__always) static func unpack(_ row: UnsafeRawPointer, _ b: Int) -> (__m256i, __m256i) { widen(Q6_Kx8.unpack(row, b)) }
-        @inline(__always) static func scales(_ row: UnsafeRawPointer, _ b: Int) -> (Float, Float) { Q6_Kx8.scales(row, b) }
-        @inline(__always) static func minimum(_ row: UnsafeRawPointer, _ b: Int) -> Float { 0 }
-        @inline(__always)
-        static func multiply(_ w: (__m256i, __m256i), _ x: UnsafeRawPointer) -> __m256i {
-            let first = _mm256_madd_epi16(w.0, x.loadUnaligned(as: __m256i.self))
-            let second = _mm256_madd_epi16(w.1, x.loadUnaligned(fromByteOffset: 32, as: __m256i.self))
-            return _mm256_permutevar8x32_epi32(_mm256_hadd_epi32(first, second), _mm256_setr_epi32(0, 1, 4, 5, 2, 3, 6, 7))
-        }
     }
 
     /// Four rows `stride` bytes apart, from `row`, times one input of `blocks` blocks.
@@ -526,6 +470,10 @@ enum IntegerDot {
         }
         return a.sum() + mins
     }
+}
+
+extension IntegerDot.ByteKernel {
+    static var halvesDiffer: Bool { false }
 }
 
 extension IntegerDot.BlockKernel {

@@ -21,6 +21,9 @@ public final class LlamaModel: @unchecked Sendable {
         /// The token embedding's scale (Gemma's: the square root of the width).
         public var embeddingScale: Float = 1
         public var activation: FeedForwardActivation = .silu
+        /// Gemma's RMSNorms of each head's query and key and of attention's and the feed-forward's
+        /// outputs (`attn_q_norm`, `attn_k_norm`, `post_attention_norm`, `post_ffw_norm`): all four.
+        public var sandwichNorms = false
         /// Gemma 3's local layers: each token attends to this many positions, itself included, with
         /// RoPE of `localRopeBase`; every `globalEvery`th layer attends to all (0: none is local).
         public var slidingWindow = 0
@@ -121,10 +124,9 @@ public final class LlamaModel: @unchecked Sendable {
                 guard t.elementCount == count else { throw GGUFError(file.path, "\(t.name) has \(t.elementCount) values, not \(count)") }
                 return file.dequantize(t, rows: 0..<1)
             }
-            // Gemma's norms: all four or none.
-            let gemma = config.activation == .geluTanh
+            let sandwich = config.sandwichNorms
             func gemmaNorm(_ name: String, _ count: Int) throws(GGUFError) -> [Float]? {
-                guard gemma else { return nil }
+                guard sandwich else { return nil }
                 let gain = try norm(name)
                 guard gain.count == count else { throw GGUFError(file.path, "blk.\(i).\(name).weight has \(gain.count) values, not \(count)") }
                 return gain

@@ -20,9 +20,9 @@ public final class SentencePieceTokenizer: Tokenizer, @unchecked Sendable {
     /// heap's ties fall to the leftmost pair.
     private let rank: [Int32]
     private let byteTokens: [Int32]
-    private let userDefined: [(text: [Unicode.Scalar], id: Int32)]
+    private let userDefined: TokenTexts
     /// Control tokens by their text, longest first (read from text only where allowed).
-    private let controlTexts: [(text: [Unicode.Scalar], id: Int32)]
+    private let controlTexts: TokenTexts
 
     /// `types`: GGUF's (and SentencePiece's) 1 normal, 2 unknown, 3 control, 4 user-defined,
     /// 5 unused, 6 byte.
@@ -39,14 +39,14 @@ public final class SentencePieceTokenizer: Tokenizer, @unchecked Sendable {
         longestTokenBytes = tokens.reduce(1) { max($0, $1.utf8.count) }
         var pieces: [[UInt8]: Int32] = [:]
         var byteTokens = [Int32](repeating: -1, count: 256)
-        var user: [(text: [Unicode.Scalar], id: Int32)] = []
+        var user: [(text: String, id: Int32)] = []
         var control: Set<Int32> = []
         for (i, t) in tokens.enumerated() {
             switch types[i] {
             case 1: if pieces[Array(t.utf8)] == nil { pieces[Array(t.utf8)] = Int32(i) }
             case 4:
                 if pieces[Array(t.utf8)] == nil { pieces[Array(t.utf8)] = Int32(i) }
-                user.append((Array(t.unicodeScalars), Int32(i)))
+                user.append((t, Int32(i)))
             case 6:
                 // "<0x41>"
                 if t.count == 6, t.hasPrefix("<0x"), t.hasSuffix(">"), let b = UInt8(t.dropFirst(3).prefix(2), radix: 16) { byteTokens[Int(b)] = Int32(i) }
@@ -57,9 +57,8 @@ public final class SentencePieceTokenizer: Tokenizer, @unchecked Sendable {
         self.pieces = pieces
         self.byteTokens = byteTokens
         controlTokens = control
-        userDefined = user.sorted { $0.text.count > $1.text.count }
-        controlTexts = control.filter { !tokens[Int($0)].isEmpty }.map { (Array(tokens[Int($0)].unicodeScalars), $0) }
-            .sorted { $0.text.count > $1.text.count }
+        userDefined = TokenTexts(user)
+        controlTexts = TokenTexts(control.map { (tokens[Int($0)], $0) })
         let distinct = Array(Set(scores)).sorted(by: >)
         var order: [Float: Int32] = [:]
         for (r, s) in distinct.enumerated() { order[s] = Int32(r) }
@@ -119,7 +118,7 @@ public final class SentencePieceTokenizer: Tokenizer, @unchecked Sendable {
         var out: [Int32] = []
         var start = 0, i = 0
         while i < s.count {
-            if let (length, id) = userToken(at: i, in: s) ?? (controlAt(i - shift) ? controlToken(at: i, in: s) : nil) {
+            if let (length, id) = userDefined.match(at: i, in: s) ?? (controlAt(i - shift) ? controlTexts.match(at: i, in: s) : nil) {
                 merge(s[start..<i], into: &out)
                 out.append(id)
                 i += length
@@ -130,20 +129,6 @@ public final class SentencePieceTokenizer: Tokenizer, @unchecked Sendable {
         }
         merge(s[start..<s.count], into: &out)
         return out
-    }
-
-    private func controlToken(at i: Int, in s: [Unicode.Scalar]) -> (Int, Int32)? {
-        for (text, id) in controlTexts where text.count <= s.count - i && s[i..<(i + text.count)].elementsEqual(text) {
-            return (text.count, id)
-        }
-        return nil
-    }
-
-    private func userToken(at i: Int, in s: [Unicode.Scalar]) -> (Int, Int32)? {
-        for (text, id) in userDefined where text.count <= s.count - i && s[i..<(i + text.count)].elementsEqual(text) {
-            return (text.count, id)
-        }
-        return nil
     }
 
     /// Characters merged by score, through a heap of candidate pairs over a linked list of symbols

@@ -35,3 +35,26 @@ public func makeTokenizer(gguf f: GGUFFile) throws(GGUFError) -> any Tokenizer {
     case let other: throw GGUFError(f.path, "tokenizer \(other ?? "none") is not supported; supported: gpt2 (byte-level BPE), llama (SentencePiece)")
     }
 }
+
+/// Tokens read whole from text (control tokens; SentencePiece's user-defined ones): at a
+/// position, the longest whose text stands there.  A text's first character is checked first,
+/// so that most positions cost one set lookup.
+struct TokenTexts: Sendable {
+    private let texts: [(text: [Unicode.Scalar], id: Int32)]
+    private let firsts: Set<Unicode.Scalar>
+
+    /// Longest first, so that one text that begins another never hides it; empty texts never match.
+    init(_ tokens: [(text: String, id: Int32)]) {
+        texts = tokens.filter { !$0.text.isEmpty }.map { (Array($0.text.unicodeScalars), $0.id) }.sorted { $0.text.count > $1.text.count }
+        firsts = Set(texts.compactMap(\.text.first))
+    }
+
+    /// The length (in scalars) and id of the longest token text at `i` of `s`.
+    func match(at i: Int, in s: [Unicode.Scalar]) -> (Int, Int32)? {
+        guard i < s.count, firsts.contains(s[i]) else { return nil }
+        for (text, id) in texts where text.count <= s.count - i && s[i..<(i + text.count)].elementsEqual(text) {
+            return (text.count, id)
+        }
+        return nil
+    }
+}

@@ -86,30 +86,11 @@ enum WideIntegerDot {
     /// (the inputs' outputs `outStride` floats apart).
     static func tile(_ type: GGMLType, _ row: UnsafeRawPointer, stride s: Int, _ x: IntegerDot.Input, inputStride: Int, _ blocks: Int,
                      _ out: UnsafeMutablePointer<Float>, outStride: Int) {
-        struct Call: ByteKernelCall {
+        struct Call: IntegerDot.ByteKernelCall {
             let row: UnsafeRawPointer, s: Int, x: IntegerDot.Input, inputStride: Int, blocks: Int, out: UnsafeMutablePointer<Float>, outStride: Int
             func callAsFunction<K: IntegerDot.ByteKernel>(_ k: K.Type) { WideIntegerDot.tile(k, row, s, x, inputStride, blocks, out, outStride) }
         }
-        dispatch(type, Call(row: row, s: s, x: x, inputStride: inputStride, blocks: blocks, out: out, outStride: outStride))
-    }
-
-    /// What runs with a format's byte kernel, chosen once by `dispatch`.
-    protocol ByteKernelCall {
-        func callAsFunction<K: IntegerDot.ByteKernel>(_ k: K.Type)
-    }
-
-    @inline(__always)
-    static func dispatch(_ type: GGMLType, _ call: some ByteKernelCall) {
-        switch type {
-        case .q4_0: call(IntegerDot.Q4_0x8.self)
-        case .q4_1: call(IntegerDot.Q4_1x8.self)
-        case .q5_0: call(IntegerDot.Q5_0x8.self)
-        case .q5_1: call(IntegerDot.Q5_1x8.self)
-        case .q4_K: call(IntegerDot.Q4_Kx8.self)
-        case .q5_K: call(IntegerDot.Q5_Kx8.self)
-        case .q6_K: call(IntegerDot.Q6_Kx8.self)
-        default: call(IntegerDot.Q8_0x8.self)
-        }
+        IntegerDot.dispatchBytes(type, Call(row: row, s: s, x: x, inputStride: inputStride, blocks: blocks, out: out, outStride: outStride))
     }
 
     @inline(__always)
@@ -144,11 +125,11 @@ enum WideIntegerDot {
 
     /// Four rows times one input.
     static func rows4(_ type: GGMLType, _ row: UnsafeRawPointer, stride s: Int, _ x: IntegerDot.Input, _ blocks: Int, _ out: UnsafeMutablePointer<Float>) {
-        struct Call: ByteKernelCall {
+        struct Call: IntegerDot.ByteKernelCall {
             let row: UnsafeRawPointer, s: Int, x: IntegerDot.Input, blocks: Int, out: UnsafeMutablePointer<Float>
             func callAsFunction<K: IntegerDot.ByteKernel>(_ k: K.Type) { WideIntegerDot.rows4(k, row, s, x, blocks, out) }
         }
-        dispatch(type, Call(row: row, s: s, x: x, blocks: blocks, out: out))
+        IntegerDot.dispatchBytes(type, Call(row: row, s: s, x: x, blocks: blocks, out: out))
     }
 
     @inline(__always)
