@@ -5,8 +5,9 @@
 /// a chunk late in a long prompt is cut shorter, and a step (the gap between two tokens of every
 /// decoding stream) costs about the same wherever the prompt beside it is; waiting requests are
 /// admitted in arrival order between steps while the sequence cap and the KV cache allow.  A
-/// sequence reserves its prompt plus its `max_tokens` of KV cache when admitted, so that a running
-/// sequence never runs out; a finished or cancelled one frees its reservation for the next step.
+/// sequence reserves its prompt plus its `max_tokens` of KV cache, in whole blocks, when admitted
+/// (the one admission: a place in the step and room in the cache), so that a running sequence never
+/// runs out; a finished or cancelled one frees its reservation for the next step.
 public struct BatchScheduler: Sendable {
     public struct Limits: Equatable, Sendable {
         /// Sequences in one step (--max-batch-size).
@@ -18,13 +19,23 @@ public struct BatchScheduler: Sendable {
         /// The position at which a token's attention costs as much again as the rest of its pass
         /// (its products with the weights); nil: attention is not counted.
         public var attentionSpan: Int?
+        /// The KV cache's block (KVBlockPool): a sequence reserves whole blocks, and the cache
+        /// holds `kvTokens / blockTokens` of them.
+        public var blockTokens: Int
 
-        public init(maxSequences: Int, kvTokens: Int, stepTokens: Int, attentionSpan: Int? = nil) {
+        public init(maxSequences: Int, kvTokens: Int, stepTokens: Int, attentionSpan: Int? = nil, blockTokens: Int = 1) {
             self.maxSequences = maxSequences
             self.kvTokens = kvTokens
             self.stepTokens = stepTokens
             self.attentionSpan = attentionSpan
+            self.blockTokens = max(1, blockTokens)
         }
+
+        /// The KV cache's positions in whole blocks.
+        public var kvCapacity: Int { kvTokens / blockTokens * blockTokens }
+
+        /// The positions a sequence of `tokens` reserves: whole blocks.
+        public func reservation(_ tokens: Int) -> Int { (tokens + blockTokens - 1) / blockTokens * blockTokens }
 
         /// The cost of `n` tokens at positions `start`..<`start + n`, in tokens at position 0.
         public func cost(_ n: Int, from start: Int) -> Double {
@@ -66,9 +77,10 @@ public struct BatchScheduler: Sendable {
         let id: Int
         let prompt: Int
         let maxNew: Int
+        /// Prompt plus max_tokens in whole blocks.
+        let need: Int
         var prefilled = 0
         var generated = 0
-        var need: Int { prompt + maxNew }
     }
 
     public let limits: Limits
@@ -85,8 +97,8 @@ public struct BatchScheduler: Sendable {
     public var runningCount: Int { running.count }
 
     public mutating func submit(id: Int, promptTokens: Int, maxNewTokens: Int) -> Admission {
-        let s = Sequence(id: id, prompt: promptTokens, maxNew: maxNewTokens)
-        guard s.need <= limits.kvTokens else { return .tooLong(needed: s.need, capacity: limits.kvTokens) }
+        let s = Sequence(id: id, prompt: promptTokens, maxNew: maxNewTokens, need: limits.reservation(promptTokens + maxNewTokens))
+        guard s.need <= limits.kvCapacity else { return .tooLong(needed: promptTokens + maxNewTokens, capacity: limits.kvCapacity) }
         waiting.append(s)
         return .queued
     }
@@ -106,7 +118,7 @@ public struct BatchScheduler: Sendable {
     /// The next step's work (empty: nothing to do).  Call `completed` with it once it has run.
     public mutating func nextStep() -> [Work] {
         // Admission in arrival order: the first that does not fit waits, and so do those behind it.
-        while let first = waiting.first, running.count < limits.maxSequences, kvReserved + first.need <= limits.kvTokens {
+        while let first = waiting.first, running.count < limits.maxSequences, kvReserved + first.need <= limits.kvCapacity {
             running.append(waiting.removeFirst())
         }
         var budget = Double(limits.stepTokens)

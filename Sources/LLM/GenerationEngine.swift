@@ -26,12 +26,16 @@ public final class GenerationEngine: Sendable {
     public struct Usage: Equatable, Sendable {
         public var promptTokens: Int
         public var completionTokens: Int
-        /// From submission to the first token, and to the end.
+        /// From submission to its first step (a place in the batch and the KV cache), to the
+        /// first token, and to the end.
+        public var queuedSeconds: Double
         public var secondsToFirstToken: Double?
         public var seconds: Double
     }
 
     public enum Event: Sendable {
+        /// The prompt is read: its first token follows at once.
+        case started(promptTokens: Int)
         /// A generated token and the text it completes (possibly empty).
         case token(Int32, text: String)
         case finished(FinishReason, Usage)
@@ -51,6 +55,7 @@ public final class GenerationEngine: Sendable {
         var last: Int32 = 0
         var generated = 0
         let submitted: ContinuousClock.Instant
+        var admitted: ContinuousClock.Instant?
         var firstToken: ContinuousClock.Instant?
         let onEvent: @Sendable (Event) -> Void
     }
@@ -69,21 +74,28 @@ public final class GenerationEngine: Sendable {
     public let tokenizer: any Tokenizer
     /// Tokens that end a turn (end of text, `<|im_end|>`): not shown, finish_reason "stop".
     public let endTokens: Set<Int32>
+    /// The worker's KV cache: every sequence's blocks.
+    public let pool: KVBlockPool
     private let state: Locked<State>
     private let wake = DispatchSemaphore(value: 0)
     private let done = DispatchSemaphore(value: 0)
 
-    public init(model: LlamaModel, tokenizer: any Tokenizer, limits: BatchScheduler.Limits) {
+    /// `limits.blockTokens` is the KV cache's block (KVBlockPool.defaultBlockTokens for a server).
+    public init(model: LlamaModel, tokenizer: any Tokenizer, limits: BatchScheduler.Limits) throws(GGUFError) {
         self.model = model
         self.tokenizer = tokenizer
         var ends: Set<Int32> = []
         if let eos = model.file.metadata["tokenizer.ggml.eos_token_id"]?.intValue { ends.insert(Int32(eos)) }
         for name in ["<|im_end|>", "<|endoftext|>", "<|eot_id|>", "<end_of_turn>"] { if let id = tokenizer.id(of: name) { ends.insert(id) } }
         endTokens = ends
-        let kv = min(limits.kvTokens, model.config.context * max(1, limits.maxSequences))
-        state = Locked(State(scheduler: BatchScheduler(limits: .init(maxSequences: limits.maxSequences, kvTokens: kv,
+        let kv = min(limits.kvTokens, limits.reservation(model.config.context) * max(1, limits.maxSequences))
+        pool = try KVBlockPool(config: model.config, tokens: kv, blockTokens: limits.blockTokens)
+        // The scheduler admits what the pool holds, block for block: a sequence it runs never
+        // finds the pool short.
+        state = Locked(State(scheduler: BatchScheduler(limits: .init(maxSequences: limits.maxSequences, kvTokens: pool.blockCount * pool.blockTokens,
                                                                      stepTokens: limits.stepTokens,
-                                                                     attentionSpan: limits.attentionSpan ?? model.config.attentionSpan))))
+                                                                     attentionSpan: limits.attentionSpan ?? model.config.attentionSpan,
+                                                                     blockTokens: pool.blockTokens))))
     }
 
     /// The engine's thread starts with the first request, not with the engine: a model loaded in
@@ -164,7 +176,7 @@ public final class GenerationEngine: Sendable {
                 return (arrived, cancelled, s.scheduler.nextStep(), false)
             }
             for a in arrived {
-                active[a.id] = Active(request: a.request, sequence: model.newSequence(), sampler: Sampler(a.request.sampling),
+                active[a.id] = Active(request: a.request, sequence: model.newSequence(pool: pool), sampler: Sampler(a.request.sampling),
                                       stop: StopMatcher(a.request.stop), submitted: a.at, onEvent: a.onEvent)
             }
             for id in stopping ? Set(active.keys) : cancelled {
@@ -189,6 +201,7 @@ public final class GenerationEngine: Sendable {
         var entries: [LlamaModel.BatchEntry] = []
         for w in work {
             guard let a = active[w.id] else { continue }
+            if a.admitted == nil { active[w.id]?.admitted = ContinuousClock.now }
             let tokens = w.prefill ? Array(a.request.prompt[w.start..<(w.start + w.tokens)]) : [a.last]
             entries.append(LlamaModel.BatchEntry(a.sequence, tokens, wantsLogits: w.samples))
         }
@@ -199,7 +212,10 @@ public final class GenerationEngine: Sendable {
             let token = a.sampler.next(l)
             a.last = token
             a.generated += 1
-            if a.firstToken == nil { a.firstToken = ContinuousClock.now }
+            if a.firstToken == nil {
+                a.firstToken = ContinuousClock.now
+                a.onEvent(.started(promptTokens: a.request.prompt.count))
+            }
             var reason: FinishReason?
             var text: String
             if endTokens.contains(token) {
@@ -230,6 +246,6 @@ public final class GenerationEngine: Sendable {
         let now = ContinuousClock.now
         func seconds(_ d: Duration) -> Double { Double(d.components.seconds) + Double(d.components.attoseconds) / 1e18 }
         return Usage(promptTokens: a.request.prompt.count, completionTokens: a.generated,
-                     secondsToFirstToken: a.firstToken.map { seconds($0 - a.submitted) }, seconds: seconds(now - a.submitted))
+                     queuedSeconds: seconds((a.admitted ?? now) - a.submitted), secondsToFirstToken: a.firstToken.map { seconds($0 - a.submitted) }, seconds: seconds(now - a.submitted))
     }
 }

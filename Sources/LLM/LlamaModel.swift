@@ -146,20 +146,26 @@ public final class LlamaModel: @unchecked Sendable {
 
     public var threads: Int { pool.threads }
 
-    /// One conversation's KV cache: per layer, `count` positions of keys and of values.
+    /// One conversation's state in the model: its KV cache.
     public final class Sequence {
+        public let cache: KVCache
         /// Positions in the cache.
-        public internal(set) var count = 0
-        var keys: [[Float]]
-        var values: [[Float]]
+        public var count: Int { cache.count }
 
-        init(_ c: Config) {
-            keys = Array(repeating: [], count: c.layers)
-            values = Array(repeating: [], count: c.layers)
-        }
+        init(_ cache: KVCache) { self.cache = cache }
     }
 
-    public func newSequence() -> Sequence { Sequence(config) }
+    /// A sequence whose cache takes its blocks from `pool` (a worker's, shared by its sequences).
+    public func newSequence(pool: KVBlockPool) -> Sequence { Sequence(KVCache(pool: pool)) }
+
+    /// A sequence with a pool of its own, for the model's whole context (tests, tools).
+    public func newSequence() -> Sequence {
+        do {
+            return newSequence(pool: try KVBlockPool(config: config, tokens: config.context + KVBlockPool.defaultBlockTokens))
+        } catch {
+            fatalError("\(error)")   // address space for one context: only exhausted address space refuses it
+        }
+    }
 
     /// Feeds one token at the sequence's next position; the logits for the token after it.
     public func step(_ token: Int32, _ seq: Sequence) -> [Float] {
@@ -194,6 +200,10 @@ public final class LlamaModel: @unchecked Sendable {
         }
         let n = owner.count
         guard n > 0 else { return batch.map { _ in nil } }
+        for entry in batch where !entry.sequence.cache.makeRoom(for: entry.tokens.count) {
+            // The engine admits a sequence only with its prompt and max_tokens reserved in blocks.
+            preconditionFailure("the KV pool has no block left for a sequence it admitted")
+        }
         var x = [Float](repeating: 0, count: n * c.dim)
         var h = x, o = x
         var q = [Float](repeating: 0, count: n * c.qDim), att = q
@@ -236,13 +246,18 @@ public final class LlamaModel: @unchecked Sendable {
                 LlamaModel.rotate(&k, at: t * c.kvDim, heads: c.kvHeads, c.headDim, table, halves: c.ropeHalves)
             }
             // The chunk's keys and values join each cache first: a token then sees those before it.
-            for t in 0..<n {
-                let seq = batch[owner[t]].sequence
-                seq.keys[l] += k[(t * c.kvDim)..<((t + 1) * c.kvDim)]
-                seq.values[l] += v[(t * c.kvDim)..<((t + 1) * c.kvDim)]
+            k.withUnsafeBufferPointer { kp in
+                v.withUnsafeBufferPointer { vp in
+                    guard let kBase = kp.baseAddress, let vBase = vp.baseAddress else { return }
+                    for t in 0..<n {
+                        let cache = batch[owner[t]].sequence.cache
+                        let at = cache.keys(at: pos[t], layer: l)
+                        at.update(from: kBase + t * c.kvDim, count: c.kvDim)
+                        (at + cache.pool.valueOffset).update(from: vBase + t * c.kvDim, count: c.kvDim)
+                    }
+                }
             }
-            // Every cache is complete for this layer: its buffers are read, not changed, meanwhile.
-            LlamaModel.withBases(batch.map { $0.sequence.keys[l] } + batch.map { $0.sequence.values[l] }) { caches in
+            // Every cache is complete for this layer: its blocks are read, not changed, meanwhile.
             q.withUnsafeBufferPointer { qp in
                 att.withUnsafeMutableBufferPointer { ap in
                     scores.withUnsafeMutableBufferPointer { sp in
@@ -250,17 +265,15 @@ public final class LlamaModel: @unchecked Sendable {
                         pool.run(n) { t in
                             // A local layer's token sees the window's last positions, itself included.
                             let first = local ? max(0, pos[t] + 1 - c.slidingWindow) : 0
-                            let keys = caches[owner[t]] + first * c.kvDim, values = caches[batch.count + owner[t]] + first * c.kvDim
+                            let view = KVView(cache: batch[owner[t]].sequence.cache, layer: l)
                             for head in 0..<c.heads {
-                                let kv = (head / group) * c.headDim
-                                LlamaModel.attend(qBase + t * c.qDim + head * c.headDim, keys + kv, values + kv, stride: c.kvDim,
-                                                  positions: pos[t] + 1 - first, c.headDim, scale, scores: sBase + t * span,
+                                LlamaModel.attend(qBase + t * c.qDim + head * c.headDim, view, offset: (head / group) * c.headDim,
+                                                  positions: first..<(pos[t] + 1), c.headDim, scale, scores: sBase + t * span,
                                                   into: aBase + t * c.qDim + head * c.headDim)
                             }
                         }
                     }
                 }
-            }
             }
             layer.o.multiply(att, n, pool: pool, quantized: quantized(att, n, c.qDim), into: &o)
             if let post = layer.postAttentionNorm { LlamaModel.rmsNorm(o, post, c.dim, c.eps, into: &o) }
@@ -283,7 +296,7 @@ public final class LlamaModel: @unchecked Sendable {
         var last = -1
         for (e, entry) in batch.enumerated() {
             last += entry.tokens.count
-            entry.sequence.count += entry.tokens.count
+            entry.sequence.cache.count += entry.tokens.count
             guard entry.wantsLogits else { continue }
             lasts += x[(last * c.dim)..<((last + 1) * c.dim)]
             wanted.append(e)
@@ -309,24 +322,26 @@ public final class LlamaModel: @unchecked Sendable {
         }
     }
 
-    /// One head of one token: softmax(q·K / sqrt(d)) · V over the first `positions` of the cache,
-    /// whose rows are `stride` apart; `size` a multiple of 8.  The values are summed 64 lanes at a
-    /// time (eight registers), so that a wide head (Gemma's 256) reads the cache size / 64 times,
-    /// not size / 8.
-    static func attend(_ q: UnsafePointer<Float>, _ keys: UnsafePointer<Float>, _ values: UnsafePointer<Float>, stride: Int, positions: Int,
-                       _ size: Int, _ scale: Float, scores: UnsafeMutablePointer<Float>, into out: UnsafeMutablePointer<Float>) {
+    /// One head of one token: softmax(q·K / sqrt(d)) · V over `positions` of the cache, block by
+    /// block; `size` a multiple of 8.  The values are summed 64 lanes at a time (eight registers),
+    /// so that a wide head (Gemma's 256) reads the cache size / 64 times, not size / 8.
+    static func attend(_ q: UnsafePointer<Float>, _ view: KVView, offset: Int, positions: Range<Int>, _ size: Int, _ scale: Float,
+                       scores: UnsafeMutablePointer<Float>, into out: UnsafeMutablePointer<Float>) {
         @inline(__always) func load(_ p: UnsafePointer<Float>, _ i: Int) -> SIMD8<Float> { UnsafeRawPointer(p + i).loadUnaligned(as: SIMD8<Float>.self) }
-        if size == 64 { return attend64(q, keys, values, stride: stride, positions: positions, scale, scores: scores, into: out) }
+        if size == 64 { return attend64(q, view, offset: offset, positions: positions, scale, scores: scores, into: out) }
+        let stride = view.stride
         var top = -Float.infinity
-        for p in 0..<positions {
-            let k = keys + p * stride
-            var s = SIMD8<Float>()
-            for i in Swift.stride(from: 0, to: size, by: 8) { s += load(q, i) * load(k, i) }
-            scores[p] = s.sum() * scale
-            top = max(top, scores[p])
+        view.runs(positions) { keys, _, first, count in
+            for p in 0..<count {
+                let k = keys + offset + p * stride
+                var s = SIMD8<Float>()
+                for i in Swift.stride(from: 0, to: size, by: 8) { s += load(q, i) * load(k, i) }
+                scores[first + p] = s.sum() * scale
+                top = max(top, scores[first + p])
+            }
         }
         var sum: Float = 0
-        for p in 0..<positions {
+        for p in 0..<positions.count {
             scores[p] = exp(scores[p] - top)
             sum += scores[p]
         }
@@ -334,11 +349,13 @@ public final class LlamaModel: @unchecked Sendable {
         var lane = 0
         while lane + 64 <= size {
             var a0 = SIMD8<Float>(), a1 = a0, a2 = a0, a3 = a0, a4 = a0, a5 = a0, a6 = a0, a7 = a0
-            for p in 0..<positions {
-                let w = SIMD8<Float>(repeating: scores[p])
-                let v = values + p * stride + lane
-                a0.addProduct(w, load(v, 0)); a1.addProduct(w, load(v, 8)); a2.addProduct(w, load(v, 16)); a3.addProduct(w, load(v, 24))
-                a4.addProduct(w, load(v, 32)); a5.addProduct(w, load(v, 40)); a6.addProduct(w, load(v, 48)); a7.addProduct(w, load(v, 56))
+            view.runs(positions) { _, values, first, count in
+                for p in 0..<count {
+                    let w = SIMD8<Float>(repeating: scores[first + p])
+                    let v = values + offset + p * stride + lane
+                    a0.addProduct(w, load(v, 0)); a1.addProduct(w, load(v, 8)); a2.addProduct(w, load(v, 16)); a3.addProduct(w, load(v, 24))
+                    a4.addProduct(w, load(v, 32)); a5.addProduct(w, load(v, 40)); a6.addProduct(w, load(v, 48)); a7.addProduct(w, load(v, 56))
+                }
             }
             @inline(__always) func store(_ a: SIMD8<Float>, _ i: Int) { UnsafeMutableRawPointer(out + lane + i).storeBytes(of: a * r, as: SIMD8<Float>.self) }
             store(a0, 0); store(a1, 8); store(a2, 16); store(a3, 24); store(a4, 32); store(a5, 40); store(a6, 48); store(a7, 56)
@@ -346,7 +363,9 @@ public final class LlamaModel: @unchecked Sendable {
         }
         for i in Swift.stride(from: lane, to: size, by: 8) {
             var acc = SIMD8<Float>()
-            for p in 0..<positions { acc += scores[p] * load(values + p * stride, i) }
+            view.runs(positions) { _, values, first, count in
+                for p in 0..<count { acc += scores[first + p] * load(values + offset + p * stride, i) }
+            }
             UnsafeMutableRawPointer(out + i).storeBytes(of: acc * r, as: SIMD8<Float>.self)
         }
     }
@@ -354,46 +373,42 @@ public final class LlamaModel: @unchecked Sendable {
     /// `attend` for heads of 64 (SmolLM2's, Llama's small ones): the query and the output held in
     /// registers, and the values read once, position by position (the general loop reads the whole
     /// cache once per 8 lanes of the head, 8 times in all).
-    static func attend64(_ q: UnsafePointer<Float>, _ keys: UnsafePointer<Float>, _ values: UnsafePointer<Float>, stride: Int,
-                         positions: Int, _ scale: Float, scores: UnsafeMutablePointer<Float>, into out: UnsafeMutablePointer<Float>) {
+    static func attend64(_ q: UnsafePointer<Float>, _ view: KVView, offset: Int, positions: Range<Int>, _ scale: Float,
+                         scores: UnsafeMutablePointer<Float>, into out: UnsafeMutablePointer<Float>) {
         @inline(__always) func load(_ p: UnsafePointer<Float>, _ i: Int) -> SIMD8<Float> { UnsafeRawPointer(p + i).loadUnaligned(as: SIMD8<Float>.self) }
         let q0 = load(q, 0), q1 = load(q, 8), q2 = load(q, 16), q3 = load(q, 24)
         let q4 = load(q, 32), q5 = load(q, 40), q6 = load(q, 48), q7 = load(q, 56)
+        let stride = view.stride
         var top = -Float.infinity
-        for p in 0..<positions {
-            let k = keys + p * stride
-            var s = q0 * load(k, 0)
-            s.addProduct(q1, load(k, 8)); s.addProduct(q2, load(k, 16)); s.addProduct(q3, load(k, 24))
-            s.addProduct(q4, load(k, 32)); s.addProduct(q5, load(k, 40)); s.addProduct(q6, load(k, 48)); s.addProduct(q7, load(k, 56))
-            let score = s.sum() * scale
-            scores[p] = score
-            top = max(top, score)
+        view.runs(positions) { keys, _, first, count in
+            for p in 0..<count {
+                let k = keys + offset + p * stride
+                var s = q0 * load(k, 0)
+                s.addProduct(q1, load(k, 8)); s.addProduct(q2, load(k, 16)); s.addProduct(q3, load(k, 24))
+                s.addProduct(q4, load(k, 32)); s.addProduct(q5, load(k, 40)); s.addProduct(q6, load(k, 48)); s.addProduct(q7, load(k, 56))
+                let score = s.sum() * scale
+                scores[first + p] = score
+                top = max(top, score)
+            }
         }
         var sum: Float = 0
-        for p in 0..<positions {
+        for p in 0..<positions.count {
             let e = exp(scores[p] - top)
             scores[p] = e
             sum += e
         }
         var a0 = SIMD8<Float>(), a1 = a0, a2 = a0, a3 = a0, a4 = a0, a5 = a0, a6 = a0, a7 = a0
-        for p in 0..<positions {
-            let w = SIMD8<Float>(repeating: scores[p])
-            let v = values + p * stride
-            a0.addProduct(w, load(v, 0)); a1.addProduct(w, load(v, 8)); a2.addProduct(w, load(v, 16)); a3.addProduct(w, load(v, 24))
-            a4.addProduct(w, load(v, 32)); a5.addProduct(w, load(v, 40)); a6.addProduct(w, load(v, 48)); a7.addProduct(w, load(v, 56))
+        view.runs(positions) { _, values, first, count in
+            for p in 0..<count {
+                let w = SIMD8<Float>(repeating: scores[first + p])
+                let v = values + offset + p * stride
+                a0.addProduct(w, load(v, 0)); a1.addProduct(w, load(v, 8)); a2.addProduct(w, load(v, 16)); a3.addProduct(w, load(v, 24))
+                a4.addProduct(w, load(v, 32)); a5.addProduct(w, load(v, 40)); a6.addProduct(w, load(v, 48)); a7.addProduct(w, load(v, 56))
+            }
         }
         let r = 1 / sum
         @inline(__always) func store(_ a: SIMD8<Float>, _ i: Int) { UnsafeMutableRawPointer(out + i).storeBytes(of: a * r, as: SIMD8<Float>.self) }
         store(a0, 0); store(a1, 8); store(a2, 16); store(a3, 24); store(a4, 32); store(a5, 40); store(a6, 48); store(a7, 56)
-    }
-
-    /// `body` with the base address of each array's storage (arrays no one changes meanwhile).
-    static func withBases(_ arrays: [[Float]], _ done: [UnsafePointer<Float>] = [], _ body: ([UnsafePointer<Float>]) -> Void) {
-        guard done.count < arrays.count else { return body(done) }
-        arrays[done.count].withUnsafeBufferPointer { b in
-            guard let base = b.baseAddress else { return }
-            withBases(arrays, done + [base], body)
-        }
     }
 
     /// Each `dim`-long row of `x`, normalized by its root mean square and scaled by `gain`.

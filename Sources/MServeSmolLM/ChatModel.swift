@@ -15,7 +15,7 @@ import MServe
 /// bits; closer to float32's logits than llama.cpp is), "int16" (within 0.01 of float32's logits;
 /// slower) or "float32" (exact, as the reference computes; slowest); `threads`, the threads a step's products
 /// are split between (default: the machine's cores, at most 8).
-public final class ChatModel: GenerativeModel {
+public final class ChatModel: GenerativeModel, Sendable {
     public static let fileName = "SmolLM2-135M-Instruct.Q4_1.gguf"
     public static let defaultDirectory = "models/smollm2"
     public static var optionNames: [String]? { ["gguf", "sha256", "chat_template", "step_tokens", "threads", "activations"] }
@@ -26,6 +26,11 @@ public final class ChatModel: GenerativeModel {
     }
 
     let engine: GenerationEngine
+    let admission: ChatAdmission
+    /// Where prompts are rendered and tokenized, one at a time, off the event loop and off the
+    /// engine's thread (whose steps every running stream waits for).  Its thread starts with the
+    /// first request, in the worker (a queue made in a --preload master has none yet).
+    let preparer = DispatchQueue(label: "mserve.prepare")
     /// The file's chat template, or why chat is refused (no template, or one that cannot be
     /// parsed): such a file still serves completions.
     let template: Result<ChatTemplate, GGUFError>
@@ -71,7 +76,7 @@ public final class ChatModel: GenerativeModel {
             activations = v
         }
         let limits = BatchScheduler.Limits(maxSequences: context.runtime.maxBatchSize, kvTokens: context.runtime.kvCacheTokens,
-                                           stepTokens: stepTokens)
+                                           stepTokens: stepTokens, blockTokens: KVBlockPool.defaultBlockTokens)
         let file: GGUFFile
         do { file = try GGUFFile(path: path) } catch { throw ModelLoadError("\(name): \(error).  \(fix)") }
         if let expected {
@@ -97,11 +102,13 @@ public final class ChatModel: GenerativeModel {
                 context.logger.warning("\(name): chat is refused, completions only: \(why.reason)")
             }
             contextLength = model.config.context
-            engine = GenerationEngine(model: model, tokenizer: tokenizer, limits: limits)
-            let kvBytes = model.config.kvBytesPerToken * limits.kvTokens
+            engine = try GenerationEngine(model: model, tokenizer: tokenizer, limits: limits)
+            admission = ChatAdmission(maxBatchSize: limits.maxSequences, queueSize: context.runtime.queueSize)
+            let pool = engine.pool, kvBytes = model.config.kvBytesPerToken * pool.blockCount * pool.blockTokens
             context.logger.info("\(name): \(summary.name ?? path), \(summary.architecture), \(summary.quantization), "
                                 + "\(summary.parameterText) parameters; up to \(limits.maxSequences) sequences per step (--max-batch-size), "
-                                + "KV cache \(limits.kvTokens) tokens (--kv-cache-tokens; \(kvBytes >> 20) MiB at most), \(stepTokens) tokens "
+                                + "KV cache \(pool.blockCount * pool.blockTokens) tokens (--kv-cache-tokens) in \(pool.blockCount) blocks of \(pool.blockTokens) "
+                                + "(\(kvBytes >> 20) MiB at most), \(stepTokens) tokens "
                                 + "per step, context \(contextLength), \(activations.rawValue) activations, \(threads) threads")
         } catch {
             throw ModelLoadError("\(name): \(error)")   // the file's errors name its path
@@ -119,18 +126,26 @@ public final class ChatModel: GenerativeModel {
 
     public var load: GenerationLoad {
         let (running, waiting, used, capacity) = engine.load
-        return GenerationLoad(running: running, waiting: waiting, kvTokensUsed: used, kvTokens: capacity)
+        return GenerationLoad(running: running, waiting: waiting + admission.preparing, kvTokensUsed: used, kvTokens: capacity)
     }
 
-    /// The requests for the engine (one per prompt), or a 400 saying what is wrong.  Without
-    /// `tokenize` (on the event loop, where nothing may grow with a request's size) nothing is
-    /// rendered or tokenized: the prompts are checked by their length in bytes only (a prompt that
-    /// cannot fit even if every token held the vocabulary's longest text is refused), and the
-    /// returned requests' prompts are empty.  With it (on the model's thread) a conversation is
-    /// rendered by the file's chat template, once, and tokenized.
-    func generations(_ input: JSON, tokenize: Bool) throws(ModelInputError) -> [GenerationEngine.Request] {
-        /// Each prompt: its text (nil: a conversation not rendered yet), and its length in bytes.
-        var texts: [(text: String?, controlOffsets: Set<Int>?, bytes: Int)]
+    /// A request as parsed on the event loop, before its prompt is rendered and tokenized.
+    struct Plan: Sendable {
+        enum Prompt: Sendable { case conversation([ChatMessage]), texts([String]) }
+        let prompt: Prompt
+        let maxTokens: Int
+        let sampling: SamplingParameters
+        let stop: [String]
+        var choices: Int { if case .texts(let t) = prompt { t.count } else { 1 } }
+    }
+
+    /// The request's input checked, or a 400 saying what is wrong.  On the event loop, where nothing
+    /// may grow with a request's size: nothing is rendered or tokenized, and a prompt is checked by
+    /// its length in bytes only (one that cannot fit even if every token held the vocabulary's
+    /// longest text is refused).
+    func plan(_ input: JSON) throws(ModelInputError) -> Plan {
+        let prompt: Plan.Prompt
+        let bytes: [Int]
         if let messages = input["messages"] {
             guard case .array(let items) = messages, !items.isEmpty else { throw ModelInputError("messages must be a non-empty list") }
             var turns: [ChatMessage] = []
@@ -140,29 +155,19 @@ public final class ChatModel: GenerativeModel {
                 }
                 turns.append(ChatMessage(role: role, content: try ChatModel.text(of: m["content"], at: i)))
             }
-            let chat: ChatTemplate
-            switch template {
-            case .success(let t): chat = t
-            case .failure(let why):
+            if case .failure(let why) = template {
                 throw ModelInputError("this model takes no conversations (messages): \(why.reason); send {\"prompt\": \"...\"} "
                                       + "(or POST /v1/completions)")
             }
-            if tokenize {
-                let rendered: RenderedPrompt
-                do {
-                    rendered = try chat.prompt(turns, dropLeadingBOS: tokenizer.leadingToken != nil, dropTrailingEOS: tokenizer.trailingToken != nil)
-                } catch {
-                    throw ModelInputError(error.kind == .raised ? "the model's chat template refuses this conversation: \(error.message)"
-                                          : "the model's chat template failed on this conversation: \(error)")
-                }
-                texts = [(rendered.text, rendered.controlOffsets, rendered.text.utf8.count)]
-            } else {
-                texts = [(nil, nil, turns.reduce(0) { $0 + $1.content.utf8.count })]
-            }
-        } else if let prompt = input["prompt"]?.stringValue {
-            texts = [(prompt, nil, prompt.utf8.count)]
+            prompt = .conversation(turns)
+            bytes = [turns.reduce(0) { $0 + $1.content.utf8.count }]
+        } else if let text = input["prompt"]?.stringValue {
+            prompt = .texts([text])
+            bytes = [text.utf8.count]
         } else if case .array(let items)? = input["prompt"], !items.isEmpty, items.count <= 64, items.allSatisfy({ $0.stringValue != nil }) {
-            texts = items.compactMap { $0.stringValue.map { ($0, nil, $0.utf8.count) } }
+            let texts = items.compactMap(\.stringValue)
+            prompt = .texts(texts)
+            bytes = texts.map(\.utf8.count)
         } else {
             throw ModelInputError("send {\"messages\": [{\"role\": \"user\", \"content\": \"...\"}]} or {\"prompt\": \"...\"} (or a list of up to 64 prompts)")
         }
@@ -193,20 +198,41 @@ public final class ChatModel: GenerativeModel {
         guard maxTokens < contextLength else {
             throw ModelInputError("max_tokens must be less than the context of \(contextLength) tokens, got \(maxTokens)")
         }
-        return try texts.map { text throws(ModelInputError) in
-            let fewest = text.bytes / tokenizer.longestTokenBytes
+        for count in bytes {
+            let fewest = count / tokenizer.longestTokenBytes
             guard fewest + maxTokens <= contextLength else {
-                throw ModelInputError("the prompt is \(text.bytes) bytes, at least \(fewest) tokens, and max_tokens \(maxTokens): "
+                throw ModelInputError("the prompt is \(count) bytes, at least \(fewest) tokens, and max_tokens \(maxTokens): "
                                       + "beyond the model's context of \(contextLength) tokens")
             }
-            guard tokenize, let body = text.text else { return GenerationEngine.Request(prompt: [], maxTokens: maxTokens, sampling: sampling, stop: stop) }
-            let prompt = (tokenizer.leadingToken.map { [$0] } ?? []) + tokenizer.encode(body, controlOffsets: text.controlOffsets)
+        }
+        return Plan(prompt: prompt, maxTokens: maxTokens, sampling: sampling, stop: stop)
+    }
+
+    /// The engine's requests (one per prompt): a conversation rendered by the chat template, once,
+    /// every prompt tokenized.  Off the event loop (the preparing thread).
+    func requests(_ plan: Plan) throws(ModelInputError) -> [GenerationEngine.Request] {
+        var texts: [(text: String, controlOffsets: Set<Int>?)]
+        switch plan.prompt {
+        case .texts(let t): texts = t.map { ($0, nil) }
+        case .conversation(let turns):
+            guard case .success(let chat) = template else { return [] }   // plan() refused it
+            let rendered: RenderedPrompt
+            do {
+                rendered = try chat.prompt(turns, dropLeadingBOS: tokenizer.leadingToken != nil, dropTrailingEOS: tokenizer.trailingToken != nil)
+            } catch {
+                throw ModelInputError(error.kind == .raised ? "the model's chat template refuses this conversation: \(error.message)"
+                                      : "the model's chat template failed on this conversation: \(error)")
+            }
+            texts = [(rendered.text, rendered.controlOffsets)]
+        }
+        return try texts.map { text throws(ModelInputError) in
+            let prompt = (tokenizer.leadingToken.map { [$0] } ?? []) + tokenizer.encode(text.text, controlOffsets: text.controlOffsets)
                 + (tokenizer.trailingToken.map { [$0] } ?? [])
-            guard prompt.count + maxTokens <= contextLength else {
-                throw ModelInputError("the prompt is \(prompt.count) tokens and max_tokens \(maxTokens): \(prompt.count + maxTokens) in all, "
+            guard prompt.count + plan.maxTokens <= contextLength else {
+                throw ModelInputError("the prompt is \(prompt.count) tokens and max_tokens \(plan.maxTokens): \(prompt.count + plan.maxTokens) in all, "
                                       + "beyond the model's context of \(contextLength) tokens")
             }
-            return GenerationEngine.Request(prompt: prompt, maxTokens: maxTokens, sampling: sampling, stop: stop)
+            return GenerationEngine.Request(prompt: prompt, maxTokens: plan.maxTokens, sampling: plan.sampling, stop: plan.stop)
         }
     }
 
@@ -226,103 +252,99 @@ public final class ChatModel: GenerativeModel {
         throw ModelInputError("messages[\(i)].content must be a string or a list of text parts, got \(content?.typeName ?? "none")")
     }
 
-    public func validate(_ input: JSON) throws { _ = try generations(input, tokenize: false) }
+    public func validate(_ input: JSON) throws { _ = try plan(input) }
 
-    public func infer(_ request: InferenceRequest) throws -> JSON {
-        var g = Generation()
-        try run(request) { g.add($0) }
-        return g.json
+    /// Checks the input here (on the loop), takes the request if the engine's queue has room, and
+    /// leaves its prompt to the preparing thread, which renders, tokenizes and submits it; the
+    /// engine's events go to `events` from its thread.  No thread waits for the request meanwhile.
+    public func generate(_ request: InferenceRequest, events: @escaping @Sendable (GenerationEvent) -> Void) throws -> Int {
+        let plan = try plan(request.input)
+        try admission.enter(running: { engine.load.running })
+        let choices = plan.choices
+        let left = Locked(choices)
+        /// The request leaves the admission once, when its last choice has finished (or it failed).
+        let leave: @Sendable (Int) -> Void = { [admission] n in
+            if left.withLock({ l in l -= n; return l == 0 }) { admission.leave() }
+        }
+        preparer.async { [self] in prepare(plan, request, events: events, leave: leave) }
+        return choices
     }
 
-    public func stream(_ request: InferenceRequest, emit: (JSON) throws -> Void) throws {
-        try run(request, emit)
-    }
-
-    /// Submits the request's prompts and relays the engine's events from this model thread, which
-    /// waits for them; a client that leaves (emit throws) cancels its sequences.
-    private func run(_ request: InferenceRequest, _ emit: (JSON) throws -> Void) throws {
-        let requests = try generations(request.input, tokenize: true)
-        let inbox = Inbox()
-        // A client that leaves or a deadline that passes wakes this thread at once, whether the
-        // sequences wait in the engine, read their prompt or generate: the engine drops them at
-        // its next step (before, they held their KV reservation and ran their prefill to the end).
-        request.cancellation.onCancel { inbox.interrupt() }
+    /// The preparing thread: the prompt rendered, tokenized and submitted to the engine, whose
+    /// events are passed on with the choice's index.
+    private func prepare(_ plan: Plan, _ request: InferenceRequest, events: @escaping @Sendable (GenerationEvent) -> Void,
+                         leave: @escaping @Sendable (Int) -> Void) {
+        let choices = plan.choices
+        admission.prepared()
+        guard !request.cancellation.isCancelled else { return leave(choices) }
+        let requests: [GenerationEngine.Request]
+        do throws(ModelInputError) { requests = try self.requests(plan) } catch {
+            events(.failed(error.message))
+            return leave(choices)
+        }
         var ids: [Int] = []
-        var finished = Set<Int>()
-        /// Tokens made so far, by prompt (none yet: its prompt not read).
-        var made: [Int: Int] = [:]
-        defer { for (i, id) in ids.enumerated() where !finished.contains(i) { engine.cancel(id) } }   // when this ends early
         for (i, r) in requests.enumerated() {
             do {
-                ids.append(try engine.submit(r) { inbox.post(i, $0) })
+                ids.append(try engine.submit(r) { event in
+                    switch event {
+                    case .started(let n): events(.started(index: i, promptTokens: n))
+                    case .token(_, let text): events(.text(index: i, text, tokens: 1))
+                    case .finished(let reason, let u):
+                        events(.finished(index: i, reason: reason.rawValue,
+                                         usage: GenerationUsage(promptTokens: u.promptTokens, completionTokens: u.completionTokens,
+                                                                queuedSeconds: u.queuedSeconds, secondsToFirstToken: u.secondsToFirstToken,
+                                                                seconds: u.seconds)))
+                        leave(1)
+                    }
+                })
             } catch {
                 let (needed, capacity): (Int, Int) = switch error { case .tooLong(let n, let c): (n, c) }
-                throw ModelInputError("the prompt (\(r.prompt.count) tokens) plus max_tokens (\(r.maxTokens)) is \(needed) tokens; "
-                                      + "the KV cache holds \(capacity) (--kv-cache-tokens)")
+                for id in ids { engine.cancel(id) }
+                events(.failed("the prompt (\(r.prompt.count) tokens) plus max_tokens (\(r.maxTokens)) is \(needed) tokens; "
+                               + "the KV cache holds \(capacity) (--kv-cache-tokens)"))
+                return leave(choices - ids.count)
             }
         }
-        // A client that does not read: its sequences decode nothing more until it does (they keep
-        // their KV cache), rather than fill this thread's inbox while its emit waits.
+        // A client that leaves or a deadline that passes drops the sequences at the engine's
+        // next step, wherever they are (waiting, reading their prompt, generating); a client
+        // that does not read holds them (they keep their KV cache) until it reads again.
         let submitted = ids
+        request.cancellation.onCancel { [engine] in for id in submitted { engine.cancel(id) } }
         request.flow.onChange { [engine] paused in for id in submitted { engine.hold(id, paused) } }
-        let tagged = requests.count > 1
-        var running = requests.count
-        while running > 0 {
-            let events = inbox.take()
-            if request.cancellation.isCancelled { throw StreamCancelled() }
-            for (i, event) in events {
-                if made[i] == nil {
-                    made[i] = 0
-                    request.tokens.add(prompt: requests[i].prompt.count)
-                }
-                var piece: JSON
-                switch event {
-                case .token(_, let text):
-                    request.tokens.add(generated: 1)
-                    made[i, default: 0] += 1
-                    if text.isEmpty { continue }
-                    piece = ["text": .string(text)]
-                case .finished(let reason, let usage):
-                    // A token that ends the sequence (end of text) is counted but sends no event.
-                    request.tokens.add(generated: max(0, usage.completionTokens - made[i, default: 0]))
-                    let total = usage.promptTokens + usage.completionTokens
-                    let ttft = usage.secondsToFirstToken ?? usage.seconds
-                    piece = ["finish_reason": .string(reason.rawValue),
-                             "usage": ["prompt_tokens": .int(Int64(usage.promptTokens)), "completion_tokens": .int(Int64(usage.completionTokens)),
-                                       "total_tokens": .int(Int64(total)), "prompt_ms": .double((ttft * 1e5).rounded() / 100),
-                                       "generation_ms": .double(((usage.seconds - ttft) * 1e5).rounded() / 100)]]
-                    running -= 1
-                    finished.insert(i)
-                }
-                if tagged { piece = piece.setting("index", .int(Int64(i)), first: true) }
-                try emit(piece)
-            }
-        }
     }
 }
 
-/// One request's events, posted by the engine's thread and taken by the waiting model thread.
-final class Inbox: Sendable {
-    /// Each event with the index of the prompt it belongs to.
-    private let events = Locked<[(Int, GenerationEngine.Event)]>([])
-    private let ready = DispatchSemaphore(value: 0)
+/// The one admission of a chat model's requests: at most --max-batch-size running (the engine's
+/// batch) and --queue-size waiting (to be prepared, or for a place in the batch and KV cache); one
+/// more is refused at once (503) rather than queued without bound.
+final class ChatAdmission: Sendable {
+    private struct Counts { var admitted = 0, preparing = 0 }
+    private let counts = Locked(Counts())
+    let capacity: Int
 
-    func post(_ index: Int, _ e: GenerationEngine.Event) {
-        events.withLock { $0.append((index, e)) }
-        ready.signal()
-    }
+    init(maxBatchSize: Int, queueSize: Int) { capacity = maxBatchSize + queueSize }
 
-    /// Wakes the waiting thread with no event (its request was cancelled).
-    func interrupt() { ready.signal() }
-
-    /// Waits for at least one event (or an interruption), then takes all there are.
-    func take() -> [(Int, GenerationEngine.Event)] {
-        ready.wait()
-        return events.withLock { all in
-            defer { all.removeAll() }
-            return all
+    /// Takes one request in, or throws ModelBusy.
+    func enter(running: () -> Int) throws(ModelBusy) {
+        let refused: Int? = counts.withLock { c in
+            guard c.admitted < capacity else { return c.admitted }
+            c.admitted += 1
+            c.preparing += 1
+            return nil
+        }
+        if let admitted = refused {
+            let r = running()
+            throw ModelBusy(running: r, waiting: max(0, admitted - r))
         }
     }
+
+    /// Its prompt is no longer waiting to be rendered and tokenized.
+    func prepared() { counts.withLock { $0.preparing -= 1 } }
+
+    func leave() { counts.withLock { $0.admitted -= 1 } }
+
+    /// Requests waiting for their prompt to be rendered and tokenized.
+    var preparing: Int { counts.withLock { $0.preparing } }
 }
 
 extension ModelRegistry {

@@ -34,7 +34,12 @@ public final class TestServer {
         loop = try EventLoop()
         let logger = try TestServer.nullLogger()
         for m in models where !type(of: m.instance).runsOnEventLoop {
-            m.runner = try ModelRunner(model: m, runtime: settings.runtime(forModel: m.name), loop: loop)
+            m.runtime = settings.runtime(forModel: m.name, generative: m.generative != nil)
+            if m.generative != nil {
+                m.mailbox = GenerationMailbox(loop: loop)
+            } else {
+                m.runner = try ModelRunner(model: m, runtime: settings.runtime(forModel: m.name), loop: loop)
+            }
         }
         server = HTTPServer(loop: loop, limits: settings.httpLimits, clock: clock, sweeping: false)
         let observer = RequestObserver(logger: logger, accessLog: nil, logBodyLimit: settings.logBodyLimit)

@@ -133,4 +133,20 @@ struct BatchSchedulerTests {
         s.remove(id: 2)
         #expect(s.held.isEmpty)
     }
+
+    /// The KV cache is reserved in whole blocks: 17 tokens take two blocks of 16, and a cache of
+    /// 70 tokens holds four blocks (64 positions), not 70.
+    @Test func reservationsAreWholeBlocks() {
+        var s = BatchScheduler(limits: .init(maxSequences: 8, kvTokens: 70, stepTokens: 64, blockTokens: 16))
+        #expect(s.submit(id: 1, promptTokens: 10, maxNewTokens: 7) == .queued)
+        #expect(s.submit(id: 2, promptTokens: 20, maxNewTokens: 12) == .queued)
+        #expect(s.submit(id: 3, promptTokens: 1, maxNewTokens: 1) == .queued)
+        #expect(s.submit(id: 4, promptTokens: 60, maxNewTokens: 5) == .tooLong(needed: 65, capacity: 64))
+        _ = s.nextStep()
+        // 1 takes 32, 2 takes 32: the cache's 64 are reserved, and 3 (one block) waits.
+        #expect(s.runningCount == 2 && s.kvReserved == 64 && s.waitingCount == 1)
+        s.remove(id: 1)
+        _ = s.nextStep()
+        #expect(s.runningCount == 2 && s.kvReserved == 48)
+    }
 }

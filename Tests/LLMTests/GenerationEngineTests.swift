@@ -33,12 +33,16 @@ struct GenerationEngineTests {
             _ = ended.wait(timeout: .now() + 120)
             return events.withLock { es in
                 var text = "", tokens: [Int32] = [], reason: GenerationEngine.FinishReason?, usage: GenerationEngine.Usage?
+                var started = 0
                 for e in es {
                     switch e {
+                    case .started(let n): started += 1; #expect(tokens.isEmpty && n > 0)
                     case .token(let t, let s): tokens.append(t); text += s
                     case .finished(let r, let u): reason = r; usage = u
                     }
                 }
+                // A sequence that made a token said first that its prompt was read, once.
+                #expect(started <= 1 && (tokens.isEmpty || started == 1))
                 return (text, tokens, reason, usage)
             }
         }
@@ -46,7 +50,7 @@ struct GenerationEngineTests {
 
     @Test func requestsRunningTogetherEachGetTheirOwnAnswer() throws {
         let (model, tok, prompt) = try Self.setup.get()
-        let engine = GenerationEngine(model: model, tokenizer: tok, limits: .init(maxSequences: 4, kvTokens: 4096, stepTokens: 64))
+        let engine = try GenerationEngine(model: model, tokenizer: tok, limits: .init(maxSequences: 4, kvTokens: 4096, stepTokens: 64, blockTokens: 16))
         defer { engine.shutdown() }
         let a = Listener(), b = Listener(), short = Listener(), stopped = Listener()
         _ = try engine.submit(.init(prompt: prompt, maxTokens: 20), onEvent: a.onEvent)
@@ -76,11 +80,13 @@ struct GenerationEngineTests {
         }
         #expect(rb.tokens == greedy && rb.reason == .length)
         #expect(engine.load.kvReserved == 0 && engine.load.running == 0)
+        // Every finished sequence gave its blocks back to the worker's pool.
+        #expect(engine.pool.freeBlocks == engine.pool.blockCount && engine.pool.blockCount == 256)
     }
 
     @Test func aCancelledRequestLeavesAndFreesItsPlace() throws {
         let (model, tok, prompt) = try Self.setup.get()
-        let engine = GenerationEngine(model: model, tokenizer: tok, limits: .init(maxSequences: 1, kvTokens: 4096, stepTokens: 64))
+        let engine = try GenerationEngine(model: model, tokenizer: tok, limits: .init(maxSequences: 1, kvTokens: 4096, stepTokens: 64, blockTokens: 16))
         defer { engine.shutdown() }
         let long = Listener(), next = Listener()
         let id = try engine.submit(.init(prompt: prompt, maxTokens: 500, sampling: SamplingParameters(temperature: 1, seed: 3)), onEvent: long.onEvent)

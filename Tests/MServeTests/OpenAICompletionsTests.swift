@@ -40,14 +40,18 @@ import Testing
     }
 
     static let usage: JSON = ["prompt_tokens": 10, "completion_tokens": 3, "total_tokens": 13, "prompt_ms": 20.0, "generation_ms": 40.0]
+    /// The engine's usage that `usage` is the JSON of.
+    static let engineUsage = GenerationUsage(promptTokens: 10, completionTokens: 3, queuedSeconds: 0.005, secondsToFirstToken: 0.02, seconds: 0.06)
 
     @Test func aChatStreamIsTheRoleTheDeltasTheFinishAndTheUsage() {
         var shape = OpenAICompletionShape(id: "r1", model: "m", created: 7, chat: true, includeUsage: true)
         var g = Generation()
         var chunks: [JSON] = []
-        for piece: JSON in [["text": "Hel"], ["text": "lo"], ["finish_reason": "stop", "usage": OpenAICompletionsTests.usage]] {
-            g.add(piece)
-            chunks += shape.chunks(for: piece)
+        #expect(OpenAICompletionsTests.engineUsage.json == OpenAICompletionsTests.usage)
+        for event: GenerationEvent in [.started(index: 0, promptTokens: 10), .text(index: 0, "Hel", tokens: 1), .text(index: 0, "", tokens: 1),
+                                       .text(index: 0, "lo", tokens: 1), .finished(index: 0, reason: "stop", usage: OpenAICompletionsTests.engineUsage)] {
+            g.add(event)
+            chunks += shape.chunks(for: event)
         }
         chunks += shape.tail(g)
         #expect(chunks.count == 5)
@@ -63,10 +67,16 @@ import Testing
     @Test func aTextCompletionOfTwoPromptsAnswersTwoChoices() {
         let shape = OpenAICompletionShape(id: "r2", model: "m", created: 7, chat: false, includeUsage: false)
         var g = Generation()
-        for piece: JSON in [["index": 1, "text": "b"], ["index": 0, "text": "a"], ["index": 0, "finish_reason": "length", "usage": OpenAICompletionsTests.usage],
-                            ["index": 1, "finish_reason": "stop", "usage": OpenAICompletionsTests.usage]] {
-            g.add(piece)
+        let u = OpenAICompletionsTests.engineUsage
+        for event: GenerationEvent in [.text(index: 1, "b", tokens: 1), .text(index: 0, "a", tokens: 1), .finished(index: 0, reason: "length", usage: u),
+                                       .finished(index: 1, reason: "stop", usage: u)] {
+            g.add(event)
         }
+        // mserve's own pieces of the same events, indexed because there are two choices.
+        #expect(GenerationEvent.text(index: 1, "b", tokens: 1).piece(indexed: true) == ["index": 1, "text": "b"])
+        #expect(GenerationEvent.text(index: 0, "", tokens: 1).piece(indexed: false) == nil)
+        #expect(GenerationEvent.finished(index: 0, reason: "length", usage: u).piece(indexed: false)
+                == ["finish_reason": "length", "usage": OpenAICompletionsTests.usage])
         #expect(g.finished)
         let answer = shape.answer(g)
         #expect(answer["object"] == "text_completion")

@@ -1,13 +1,15 @@
+import MServePOSIX
 /// A model that writes text token by token, batching the requests running at once step by step
 /// (continuous batching): `POST /v1/chat/completions` and `/v1/completions` serve it in OpenAI's
-/// shape.  Each request holds one model thread while it generates, so the worker runs
-/// `--max-batch-size` of them at once (not `--limit-concurrency`), and the request timeout bounds
-/// the wait for the first token.
+/// shape, `POST /NAME` in mserve's.  A request holds no thread of the worker while it generates:
+/// `generate` hands it to the model's engine and returns, and the engine's typed events come back to
+/// the event loop, which writes them as OpenAI's chunks or mserve's pieces.  The request timeout
+/// bounds the wait for the first token.
 ///
 /// Input: `{"messages": [{"role", "content"}, ...]}` or `{"prompt": text or [texts]}`, with
 /// `max_tokens`, `temperature`, `top_p`, `seed`, `stop`, `presence_penalty`, `frequency_penalty`.
-/// Its stream: pieces `{"text"}` as they come, then `{"finish_reason", "usage"}`, each with
-/// `"index"` when a list of prompts is answered (`Generation` adds them up).  `usage` holds
+/// Its stream in mserve's style: pieces `{"text"}` as they come, then `{"finish_reason", "usage"}`,
+/// each with `"index"` when a list of prompts is answered (`Generation` adds them up).  `usage` holds
 /// `prompt_tokens`, `completion_tokens`, `total_tokens`, and `prompt_ms` (to the first token) and
 /// `generation_ms` (from it to the last) for the timings.
 public protocol GenerativeModel: Model {
@@ -15,6 +17,137 @@ public protocol GenerativeModel: Model {
     var contextLength: Int { get }
     /// The engine now, for the metrics (read every heartbeat, from the event loop).
     var load: GenerationLoad { get }
+    /// Starts answering `request` and returns its number of choices at once: it runs on the event
+    /// loop, so it only checks the input (throw `ModelInputError` for a 400, `ModelBusy` for a 503:
+    /// the one admission, in the model's engine) and hands it on.  `events` then gets the answer
+    /// from the model's threads, in order: each choice's `started`, `text`s and `finished`, or one
+    /// `failed`.  The request's `cancellation` drops it at the engine's next step, its `flow` holds
+    /// it while the client does not read.
+    func generate(_ request: InferenceRequest, events: @escaping @Sendable (GenerationEvent) -> Void) throws -> Int
+}
+
+/// What a generative model tells the server about one request, as it happens.
+public enum GenerationEvent: Equatable, Sendable {
+    /// Choice `index` has read its prompt of `promptTokens` tokens; its first token follows.
+    case started(index: Int, promptTokens: Int)
+    /// `tokens` more tokens of choice `index`, and the text they complete: empty while they hold
+    /// only part of a character or what may begin a stop string (it comes with a later token).
+    case text(index: Int, String, tokens: Int)
+    /// Choice `index` ended: "stop" (end of turn or a stop string), "length" (max_tokens), or
+    /// "cancelled" (nobody wants it any more).
+    case finished(index: Int, reason: String, usage: GenerationUsage)
+    /// The request was refused after `generate` returned, before its first token (the model's
+    /// chat template refuses the conversation, the prompt is beyond the context): a 400 with this.
+    case failed(String)
+}
+
+/// One choice's tokens and times.
+public struct GenerationUsage: Equatable, Sendable {
+    public var promptTokens: Int
+    public var completionTokens: Int
+    /// From submission to the first step that read the prompt (waiting for a place in the batch
+    /// and the KV cache), to the first token, and from submission to the last.
+    public var queuedSeconds: Double
+    public var secondsToFirstToken: Double?
+    public var seconds: Double
+
+    public init(promptTokens: Int, completionTokens: Int, queuedSeconds: Double = 0, secondsToFirstToken: Double?, seconds: Double) {
+        self.promptTokens = promptTokens
+        self.completionTokens = completionTokens
+        self.queuedSeconds = queuedSeconds
+        self.secondsToFirstToken = secondsToFirstToken
+        self.seconds = seconds
+    }
+
+    /// mserve's `usage`: the counts, `prompt_ms` (to the first token) and `generation_ms` (after it).
+    public var json: JSON {
+        let ttft = secondsToFirstToken ?? seconds
+        return ["prompt_tokens": .int(Int64(promptTokens)), "completion_tokens": .int(Int64(completionTokens)),
+                "total_tokens": .int(Int64(promptTokens + completionTokens)), "prompt_ms": .double((ttft * 1e5).rounded() / 100),
+                "generation_ms": .double(((seconds - ttft) * 1e5).rounded() / 100)]
+    }
+}
+
+/// The model's engine cannot take another request now (its queue is full): a 503 with Retry-After.
+public struct ModelBusy: Error, CustomStringConvertible {
+    public let running: Int
+    public let waiting: Int
+    public init(running: Int, waiting: Int) {
+        self.running = running
+        self.waiting = waiting
+    }
+    public var description: String { "\(running) running, \(waiting) waiting" }
+}
+
+extension GenerationEvent {
+    /// The piece of mserve's own stream this event is (`{"text"}`, `{"finish_reason", "usage"}`,
+    /// with `"index"` when `indexed`), or nil (nothing to show).
+    public func piece(indexed: Bool) -> JSON? {
+        var piece: JSON
+        let index: Int
+        switch self {
+        case .started, .failed: return nil
+        case .text(let i, let text, _):
+            guard !text.isEmpty else { return nil }
+            (piece, index) = (["text": .string(text)], i)
+        case .finished(let i, let reason, let usage):
+            (piece, index) = (["finish_reason": .string(reason), "usage": usage.json], i)
+        }
+        return indexed ? piece.setting("index", .int(Int64(index)), first: true) : piece
+    }
+}
+
+extension GenerativeModel {
+    /// For a caller that wants the whole answer on its own thread (not the server's path, which
+    /// takes the events on its loop): generates and waits.
+    public func infer(_ request: InferenceRequest) throws -> JSON {
+        var g = Generation()
+        try generateAndWait(request) { g.add($0) }
+        return g.json
+    }
+
+    public func stream(_ request: InferenceRequest, emit: (JSON) throws -> Void) throws {
+        var indexed = false
+        try generateAndWait(request) { event in
+            if let p = event.piece(indexed: indexed) { try emit(p) }
+        } choices: { indexed = $0 > 1 }
+    }
+
+    private func generateAndWait(_ request: InferenceRequest, _ body: (GenerationEvent) throws -> Void,
+                                 choices: (Int) -> Void = { _ in }) throws {
+        let inbox = Locked<[GenerationEvent]>([]), ready = ConditionLock()
+        let count = try generate(request) { event in
+            inbox.withLock { $0.append(event) }
+            ready.withLock { ready.signal() }
+        }
+        choices(count)
+        var finished = 0
+        do {
+            while finished < count {
+                let events: [GenerationEvent] = ready.withLock {
+                    while true {
+                        let taken = inbox.withLock { all in
+                            defer { all.removeAll() }
+                            return all
+                        }
+                        if !taken.isEmpty { return taken }
+                        ready.wait()
+                    }
+                }
+                for event in events {
+                    switch event {
+                    case .failed(let why): throw ModelInputError(why)
+                    case .finished: finished += 1
+                    default: break
+                    }
+                    try body(event)
+                }
+            }
+        } catch {
+            request.cancellation.cancel()
+            throw error
+        }
+    }
 }
 
 /// A generative model's engine at one moment.
@@ -32,29 +165,35 @@ public struct GenerationLoad: Equatable, Sendable {
     }
 }
 
-/// What a generative model's pieces add up to: each choice's text, finish reason and usage.
+/// What a generative model's events add up to: each choice's text, finish reason and usage.
 public struct Generation: Equatable, Sendable {
     public struct Choice: Equatable, Sendable {
         public var text = ""
         public var finishReason: String?
-        public var usage: JSON?
+        public var usage: GenerationUsage?
     }
 
     public private(set) var choices: [Choice] = []
 
     public init() {}
 
-    /// The index a piece belongs to (0 when it has none).
-    public static func index(of piece: JSON) -> Int {
-        if case .int(let i)? = piece["index"], i >= 0, i < 1024 { Int(i) } else { 0 }
-    }
-
-    public mutating func add(_ piece: JSON) {
-        let i = Generation.index(of: piece)
+    public mutating func add(_ event: GenerationEvent) {
+        let i: Int
+        switch event {
+        case .started(let index, _): i = index
+        case .text(let index, _, _): i = index
+        case .finished(let index, _, _): i = index
+        case .failed: return
+        }
+        guard i >= 0 && i < 1024 else { return }
         while choices.count <= i { choices.append(Choice()) }
-        if let t = piece["text"]?.stringValue { choices[i].text += t }
-        if let r = piece["finish_reason"]?.stringValue { choices[i].finishReason = r }
-        if let u = piece["usage"], u.isObject { choices[i].usage = u }
+        switch event {
+        case .text(_, let t, _): choices[i].text += t
+        case .finished(_, let reason, let usage):
+            choices[i].finishReason = reason
+            choices[i].usage = usage
+        default: break
+        }
     }
 
     /// Every choice is finished.
@@ -62,8 +201,9 @@ public struct Generation: Equatable, Sendable {
 
     /// Token counts summed over the choices, with the timings of the slowest.
     public var usage: JSON {
-        func sum(_ key: String) -> Int64 { choices.reduce(0) { $0 + ($1.usage?[key]?.intValue ?? 0) } }
-        func longest(_ key: String) -> Double { choices.map { $0.usage?[key]?.doubleValue ?? 0 }.max() ?? 0 }
+        let each = choices.map { $0.usage?.json ?? [:] }
+        func sum(_ key: String) -> Int64 { each.reduce(0) { $0 + ($1[key]?.intValue ?? 0) } }
+        func longest(_ key: String) -> Double { each.map { $0[key]?.doubleValue ?? 0 }.max() ?? 0 }
         let prompt = sum("prompt_tokens"), completion = sum("completion_tokens")
         return ["prompt_tokens": .int(prompt), "completion_tokens": .int(completion), "total_tokens": .int(prompt + completion),
                 "prompt_ms": .double(longest("prompt_ms")), "generation_ms": .double(longest("generation_ms"))]

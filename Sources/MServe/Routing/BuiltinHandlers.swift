@@ -4,8 +4,13 @@ public final class ServedModel {
     public let summary: String
     public let device: String
     public let instance: any Model
-    /// The model threads and queue; nil for a model that runs on the event loop.
+    /// The model threads and queue; nil for a model that runs on the event loop and for a
+    /// generative model (its engine runs its requests, and `mailbox` brings their events).
     package var runner: ModelRunner?
+    /// Where a generative model's events come to the loop.
+    package var mailbox: GenerationMailbox?
+    /// Its queue, timeout and batch settings in this worker (nil: one that runs on the event loop).
+    package var runtime: ModelRuntime?
     /// Its series in the scoreboard.
     package var metricsIndex: Int?
     /// The instance as a generative or batching model, cast once (a cast per request was ~1% of

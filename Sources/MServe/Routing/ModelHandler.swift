@@ -73,6 +73,10 @@ class ModelHandler: RequestHandler {
         try checkPermission()
         metricsModel = model.metricsIndex
         let input = inference.input
+        streamFormat = streamFormat(for: input)
+        if let generative = model.generative, let mailbox = model.mailbox {
+            return try generate(inference, generative, mailbox)
+        }
         reply = inference.reply
         tokens = inference.tokens
         do {
@@ -80,7 +84,6 @@ class ModelHandler: RequestHandler {
         } catch let e as ModelInputError {
             throw HTTPError(400, e.message)
         }
-        streamFormat = streamFormat(for: input)
         guard let runner = model.runner else {
             if streamFormat == nil {
                 complete(Result { try model.instance.infer(inference) })
@@ -89,17 +92,11 @@ class ModelHandler: RequestHandler {
             }
             return
         }
-        // A generative model always streams: its pieces add up to the answer, the request timeout
-        // bounds the wait for the first token, and a client that leaves frees its sequence.
-        let generative = model.generative != nil
-        let streams = streamFormat != nil || generative
+        let streams = streamFormat != nil
         let onPiece: ((JSON) -> Void)? = !streams ? nil : { [self] piece in
             cancelDeadline()   // the request timeout bounds the wait for the first piece
-            if generative { observe(piece) }
-            if streamFormat != nil {
-                for p in presentPiece(piece) { send(p) }
-                throttle(runner)
-            }
+            for p in presentPiece(piece) { send(p) }
+            throttle(pause: { [weak runner] job in runner?.pause(job) }, resume: { [weak runner] job in runner?.resume(job) })
         }
         let job = InferenceJob(request: inference, onPiece: onPiece) { [self] result in
             cancelDeadline()
@@ -190,30 +187,116 @@ class ModelHandler: RequestHandler {
     /// What the client gets of one piece of the model's stream.
     func presentPiece(_ piece: JSON) -> [JSON] { [piece] }
 
+    /// What the client gets of one of a generative model's events: mserve's pieces.
+    func presentEvent(_ event: GenerationEvent) -> [JSON] { event.piece(indexed: choices > 1).map { [$0] } ?? [] }
+
     /// What a stream sends after the model's last piece, before its end marker.
     func streamTail() -> [JSON] { [] }
 
     /// Whether each piece sent gets the recordid (an API with ids of its own carries it there).
     var tagsPieces: Bool { true }
 
-    /// A generative model's pieces so far, and when the last text came (monotonic seconds).
+    /// A generative model's events so far, and when the last text came (monotonic seconds).
     private(set) var generation = Generation()
     private var lastToken: Double?
+    /// A generation's choices, those finished, and the tokens counted of each so far.
+    private(set) var choices = 1
+    private var finishedChoices = 0
+    private var counted: [Int: Int] = [:]
+    private var receiver: (mailbox: GenerationMailbox, id: Int)?
 
-    /// A generative model's piece: added up, and its tokens' timing and count in the metrics.  A
-    /// piece of text is a token (the model holds back only the bytes of an unfinished character
-    /// or of a possible stop string, which come with a later token).
-    private func observe(_ piece: JSON) {
-        generation.add(piece)
-        let now = monotonicSeconds()
-        if let t = piece["text"]?.stringValue, !t.isEmpty {
-            context.observer.observeToken(model: model.metricsIndex, first: lastToken == nil, seconds: now - (lastToken ?? request.startTime))
-            lastToken = now
+    /// A generative model: no queue and no model thread.  The model checks the input and admits the
+    /// request (400, 503 at once), and its engine's events come to this loop (`receive`); the
+    /// request timeout bounds the wait for the first token, a client that leaves drops its
+    /// sequences at the engine's next step, and one that does not read holds them.
+    private func generate(_ inference: InferenceRequest, _ generative: any GenerativeModel, _ mailbox: GenerationMailbox) throws {
+        let (id, post) = mailbox.open { [self] event in receive(event, inference) }
+        receiver = (mailbox, id)
+        do {
+            choices = try generative.generate(inference, events: post)
+        } catch {
+            closeReceiver()
+            switch error {
+            case let e as ModelInputError: throw HTTPError(400, e.message)
+            case let e as ModelBusy:
+                throw HTTPError(503, "model \(model.name) is busy (\(e)); retry later", headers: [("Retry-After", "1")])
+            default: throw error
+            }
         }
-        if !countTokensMade(), piece["finish_reason"] != nil, let u = piece["usage"] {
-            context.observer.countTokens(model: model.metricsIndex, prompt: Int(u["prompt_tokens"]?.intValue ?? 0),
-                                         generated: Int(u["completion_tokens"]?.intValue ?? 0))
+        publishLoad()
+        if context.logger.enabled(.debug) {
+            let load = generative.load
+            context.logger.debug("queued for model \(model.name) (\(choices) choices; \(load.running) running, \(load.waiting) waiting)",
+                                 recordID: recordID)
         }
+        beginAsynchronous()
+        if streamFormat == .sse, context.settings.streamPing > 0 {
+            let interval = context.settings.streamPing
+            pinger = context.server.loop.after(interval, repeating: true) { [weak self] in self?.ping(quietFor: interval) }
+        }
+        let timeout = model.runtime?.requestTimeout ?? context.settings.requestTimeout
+        deadline = context.server.loop.after(timeout) { [self] in
+            cancelDeadline()
+            inference.cancellation.cancel()
+            fail(HTTPError(504, "model \(model.name) did not answer within \(timeout) s"))
+        }
+        request.onClientGone = { [self] in
+            inference.cancellation.cancel()
+            cancelDeadline()
+            fail(HTTPError(499, lastToken == nil ? "client closed the connection while the request was queued"
+                                                 : "client closed the connection during the stream"))
+        }
+    }
+
+    /// One event of the generation, on the loop: counted in the metrics, added up, and (for a
+    /// stream) written; the last choice's end completes the answer.
+    private func receive(_ event: GenerationEvent, _ inference: InferenceRequest) {
+        guard !finished else { return }
+        let observer = context.observer, metrics = model.metricsIndex
+        switch event {
+        case .failed(let why):
+            cancelDeadline()
+            return fail(HTTPError(400, why))
+        case .started(_, let promptTokens):
+            cancelDeadline()   // the request timeout bounds the wait for the first token
+            observer.countTokens(model: metrics, prompt: promptTokens, generated: 0)
+        case .text(let i, let text, let tokens):
+            cancelDeadline()
+            counted[i, default: 0] += tokens
+            observer.countTokens(model: metrics, prompt: 0, generated: tokens)
+            // A piece of text is a token (the model holds back only the bytes of an unfinished
+            // character or of a possible stop string, which come with a later token).
+            if !text.isEmpty {
+                let now = monotonicSeconds()
+                observer.observeToken(model: metrics, first: lastToken == nil, seconds: now - (lastToken ?? request.startTime))
+                lastToken = now
+            }
+        case .finished(let i, _, let usage):
+            // A token that ends the turn is counted in the usage but was sent as no event; a
+            // choice that never started counts its prompt here.
+            let unseen = usage.completionTokens - counted[i, default: 0]
+            observer.countTokens(model: metrics, prompt: counted[i] == nil && usage.completionTokens == 0 ? usage.promptTokens : 0,
+                                 generated: max(0, unseen))
+            counted[i] = usage.completionTokens
+            finishedChoices += 1
+        }
+        generation.add(event)
+        if streamFormat != nil {
+            for p in presentEvent(event) { send(p) }
+            throttle(inference.flow)
+        }
+        guard finishedChoices == choices else { return }
+        let slowest = generation.choices.compactMap(\.usage).max { $0.seconds < $1.seconds }
+        if let slowest {
+            observer.observeInference(model: metrics, queued: slowest.queuedSeconds, ran: slowest.seconds - slowest.queuedSeconds)
+        }
+        complete(.success(.null))
+    }
+
+    private func closeReceiver() {
+        guard let r = receiver else { return }
+        r.mailbox.close(r.id)
+        receiver = nil
     }
 
     /// Takes the tokens the model counted since the last look into the metrics; false if the
@@ -244,13 +327,25 @@ class ModelHandler: RequestHandler {
 
     /// Backpressure: a client that leaves more than --stream-buffer unread pauses the model's
     /// stream until it has read half of it.
-    private func throttle(_ runner: ModelRunner) {
+    private func throttle(pause: (InferenceJob) -> Void, resume: @escaping (InferenceJob) -> Void) {
         guard !throttled, let job = streamJob, request.response.pendingBytes > context.settings.streamBuffer else { return }
         throttled = true
-        runner.pause(job)
+        pause(job)
         request.response.whenDrained(to: context.settings.streamBuffer / 2) { [weak self, weak job] in
             self?.throttled = false
-            if let job { runner.resume(job) }
+            if let job { resume(job) }
+        }
+    }
+
+    /// A generation's backpressure: its sequences are held (they decode nothing) until the client
+    /// has read half of what it left unread.
+    private func throttle(_ flow: StreamFlow) {
+        guard !throttled, request.response.pendingBytes > context.settings.streamBuffer else { return }
+        throttled = true
+        flow.set(paused: true)
+        request.response.whenDrained(to: context.settings.streamBuffer / 2) { [weak self] in
+            self?.throttled = false
+            flow.set(paused: false)
         }
     }
 
@@ -292,12 +387,17 @@ class ModelHandler: RequestHandler {
     }
 
     private func publishLoad() {
+        if let generative = model.generative, model.mailbox != nil {
+            let load = generative.load
+            return context.observer.modelLoad(model: model.metricsIndex, running: load.running, waiting: load.waiting)
+        }
         guard let runner = model.runner else { return }
         let (running, waiting) = runner.load
         context.observer.modelLoad(model: model.metricsIndex, running: running, waiting: waiting)
     }
 
     private func complete(_ result: Result<JSON, any Error>) {
+        closeReceiver()
         countTokensMade()
         publishLoad()
         stopPinging()
@@ -335,6 +435,7 @@ class ModelHandler: RequestHandler {
     /// already, so the error is the stream's last event.
     private func fail(_ error: HTTPError) {
         guard !finished else { return }
+        closeReceiver()
         countTokensMade()
         publishLoad()
         stopPinging()

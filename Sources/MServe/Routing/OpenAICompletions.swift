@@ -117,22 +117,29 @@ struct OpenAICompletionShape {
         return .object(out)
     }
 
-    /// The chunks one piece of the model's stream becomes.
-    mutating func chunks(for piece: JSON) -> [JSON] {
-        let i = Generation.index(of: piece)
+    /// The chunks one of the model's events becomes: the role first (chat), then the text, and
+    /// the finish reason with llama.cpp's timings.
+    mutating func chunks(for event: GenerationEvent) -> [JSON] {
+        let i: Int
+        switch event {
+        case .started(let index, _), .text(let index, _, _), .finished(let index, _, _): i = index
+        case .failed: return []
+        }
         var out: [JSON] = []
         if chat && !begun.contains(i) {
             begun.insert(i)
             out.append(chunk(i, text: "", role: true))
         }
-        if let text = piece["text"]?.stringValue, !text.isEmpty { out.append(chunk(i, text: text)) }
-        if let reason = piece["finish_reason"], reason != .null {
-            out.append(chunk(i, text: chat ? nil : "", finish: reason, timings: piece["usage"].map(Generation.timings)))
+        switch event {
+        case .text(_, let text, _) where !text.isEmpty: out.append(chunk(i, text: text))
+        case .finished(_, let reason, let usage):
+            out.append(chunk(i, text: chat ? nil : "", finish: .string(reason), timings: Generation.timings(usage.json)))
+        default: break
         }
         return out
     }
 
-    /// After the last piece: the usage chunk, when asked for.
+    /// After the last event: the usage chunk, when asked for.
     func tail(_ g: Generation) -> [JSON] {
         includeUsage ? [.object(head(chat ? "chat.completion.chunk" : "text_completion") + [("choices", []), ("usage", OpenAICompletionShape.usage(g.usage))])] : []
     }

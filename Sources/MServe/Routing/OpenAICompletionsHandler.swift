@@ -2,8 +2,8 @@
 /// clients work unchanged with a served generative model: `model` names it, the body becomes its
 /// input (OpenAICompletionRequest), and its pieces become OpenAI's answer or chunks
 /// (OpenAICompletionShape), ended by `data: [DONE]`.  The answer's `id` is the recordid.  The
-/// request goes through the model's queue like any other (503 when full, 504 when no token came
-/// within the request timeout).
+/// model's engine admits the request (503 when its queue is full; 504 when no token came within the
+/// request timeout).
 class OpenAICompletionsHandler: RequestHandler {
     override class var allowedMethods: [HTTPMethod] { [.POST] }
     /// Chat (`messages`) or text (`prompt`) completions.
@@ -40,7 +40,7 @@ class OpenAICompletionsHandler: RequestHandler {
 
         // OpenAI's clients stream when the body says so, whatever they accept.
         override func streamFormat(for input: JSON) -> StreamFormat? { stream ? .sse : nil }
-        override func presentPiece(_ piece: JSON) -> [JSON] { shape.chunks(for: piece) }
+        override func presentEvent(_ event: GenerationEvent) -> [JSON] { shape.chunks(for: event) }
         override func streamTail() -> [JSON] { shape.tail(generation) }
         override var tagsPieces: Bool { false }
         override func present(_ output: JSON) -> JSON { shape.answer(generation) }

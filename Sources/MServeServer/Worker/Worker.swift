@@ -83,6 +83,12 @@ final class Worker {
         /// The models are there: serve them.
         func serve(_ models: [ServedModel]) {
             for m in models where !type(of: m.instance).runsOnEventLoop {
+                m.runtime = settings.runtime(forModel: m.name, generative: m.generative != nil)
+                // A generative model's engine runs its requests: no model threads, no second queue.
+                if m.generative != nil {
+                    m.mailbox = GenerationMailbox(loop: loop)
+                    continue
+                }
                 do {
                     let runner = try ModelRunner(model: m, runtime: settings.runtime(forModel: m.name, generative: m.instance is any GenerativeModel),
                                                  loop: loop)
@@ -101,10 +107,14 @@ final class Worker {
             // waiting is published with the heartbeat too (`show models`).
             loop.after(Arbiter.heartbeatInterval(timeout: settings.timeout), repeating: true) {
                 for m in models {
-                    guard let runner = m.runner else { continue }
-                    let (running, waiting) = runner.load
-                    observer.modelLoad(model: m.metricsIndex, running: running, waiting: waiting)
-                    if let g = m.instance as? any GenerativeModel { observer.generationLoad(model: m.metricsIndex, g.load) }
+                    if let g = m.generative {
+                        let load = g.load
+                        observer.modelLoad(model: m.metricsIndex, running: load.running, waiting: load.waiting)
+                        observer.generationLoad(model: m.metricsIndex, load)
+                    } else if let runner = m.runner {
+                        let (running, waiting) = runner.load
+                        observer.modelLoad(model: m.metricsIndex, running: running, waiting: waiting)
+                    }
                 }
             }
             let context = HandlerContext(logger: logger, slot: slot, settings: settings, models: models, server: server, observer: observer)
