@@ -204,11 +204,19 @@ def test_sixteen_concurrent_streams_each_get_the_answer_they_get_alone(chat):
         chunks, done = sse(r)
         texts[i] = "".join(c["choices"][0]["delta"].get("content") or "" for c in chunks) if done else None
     threads = [threading.Thread(target=stream, args=(i,)) for i in range(16)]
+    [worker] = chat.worker_pids()
+    most = 0
     for t in threads:
         t.start()
+    while any(t.is_alive() for t in threads):
+        most = max(most, len(os.listdir(f"/proc/{worker}/task")))
+        time.sleep(0.02)
     for t in threads:
         t.join()
     assert [texts[i] for i in range(16)] == [alone[i % 2] for i in range(16)]
+    # No thread per request: the loop, the engine, the preparing thread and the compute pool serve
+    # all 16 (a model thread parked per sequence made 16 more).
+    assert 0 < most < 12, most
 
 
 @pytest.mark.parametrize("body, message, param", [

@@ -177,8 +177,8 @@ public struct ModelRuntime: Sendable, Equatable {
 }
 
 extension Settings {
-    /// The model's own table wins over the global settings.  A generative model runs a request on
-    /// each of its threads while it generates, so it has as many as a step takes sequences.
+    /// The model's own table wins over the global settings.  A generative model's concurrency is
+    /// the sequences a step takes (its engine runs them; no thread is given to a request).
     public func runtime(forModel name: String, generative: Bool = false) -> ModelRuntime {
         let m = settings(forModel: name)
         let batch = m.maxBatchSize ?? maxBatchSize
