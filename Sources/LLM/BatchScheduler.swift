@@ -115,12 +115,34 @@ public struct BatchScheduler: Sendable {
         if on { held.insert(id) } else { held.remove(id) }
     }
 
-    /// The next step's work (empty: nothing to do).  Call `completed` with it once it has run.
+    /// The next step's work (empty: nothing to do): `admit`, then `plan`.  Call `completed` with it
+    /// once it has run.
     public mutating func nextStep() -> [Work] {
-        // Admission in arrival order: the first that does not fit waits, and so do those behind it.
+        admit()
+        return plan()
+    }
+
+    /// Admission in arrival order: the first that does not fit waits, and so do those behind it.
+    /// Returns the ids admitted now.
+    @discardableResult
+    public mutating func admit() -> [Int] {
+        var admitted: [Int] = []
         while let first = waiting.first, running.count < limits.maxSequences, kvReserved + first.need <= limits.kvCapacity {
             running.append(waiting.removeFirst())
+            admitted.append(first.id)
         }
+        return admitted
+    }
+
+    /// A sequence just admitted found the KV of its prompt's first `tokens` cached (prefix
+    /// caching): its prompt is read from there.  At least its last token is left to read.
+    public mutating func skip(id: Int, tokens: Int) {
+        guard let i = running.firstIndex(where: { $0.id == id }), running[i].prefilled == 0 else { return }
+        running[i].prefilled = min(tokens, running[i].prompt - 1)
+    }
+
+    /// The running sequences' share of the next step.
+    public mutating func plan() -> [Work] {
         var budget = Double(limits.stepTokens)
         var work: [Work] = []
         for s in running where s.prefilled == s.prompt && !held.contains(s.id) {

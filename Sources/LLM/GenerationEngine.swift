@@ -25,6 +25,8 @@ public final class GenerationEngine: Sendable {
 
     public struct Usage: Equatable, Sendable {
         public var promptTokens: Int
+        /// Of the prompt's tokens, those whose KV was found in the prefix cache (not computed).
+        public var cachedTokens: Int
         public var completionTokens: Int
         /// From submission to its first step (a place in the batch and the KV cache), to the
         /// first token, and to the end.
@@ -54,6 +56,8 @@ public final class GenerationEngine: Sendable {
         var stop: StopMatcher
         var last: Int32 = 0
         var generated = 0
+        /// Prompt tokens whose KV came from the prefix cache.
+        var cachedTokens = 0
         let submitted: ContinuousClock.Instant
         var admitted: ContinuousClock.Instant?
         var firstToken: ContinuousClock.Instant?
@@ -81,7 +85,8 @@ public final class GenerationEngine: Sendable {
     private let done = DispatchSemaphore(value: 0)
 
     /// `limits.blockTokens` is the KV cache's block (KVBlockPool.defaultBlockTokens for a server).
-    public init(model: LlamaModel, tokenizer: any Tokenizer, limits: BatchScheduler.Limits) throws(GGUFError) {
+    /// With `prefixCaching`, a prompt that begins as an earlier one did reuses its KV blocks.
+    public init(model: LlamaModel, tokenizer: any Tokenizer, limits: BatchScheduler.Limits, prefixCaching: Bool = false) throws(GGUFError) {
         self.model = model
         self.tokenizer = tokenizer
         var ends: Set<Int32> = []
@@ -89,7 +94,7 @@ public final class GenerationEngine: Sendable {
         for name in ["<|im_end|>", "<|endoftext|>", "<|eot_id|>", "<end_of_turn>"] { if let id = tokenizer.id(of: name) { ends.insert(id) } }
         endTokens = ends
         let kv = min(limits.kvTokens, limits.reservation(model.config.context) * max(1, limits.maxSequences))
-        pool = try KVBlockPool(config: model.config, tokens: kv, blockTokens: limits.blockTokens)
+        pool = try KVBlockPool(config: model.config, tokens: kv, blockTokens: limits.blockTokens, caching: prefixCaching)
         // The scheduler admits what the pool holds, block for block: a sequence it runs never
         // finds the pool short.
         state = Locked(State(scheduler: BatchScheduler(limits: .init(maxSequences: limits.maxSequences, kvTokens: pool.blockCount * pool.blockTokens,
@@ -162,18 +167,18 @@ public final class GenerationEngine: Sendable {
     private func run() {
         var active: [Int: Active] = [:]
         while true {
-            // Under the lock: new requests taken, the cancelled removed, the next step planned.
-            let (arrived, cancelled, work, stopping) = state.withLock { s in
+            // Under the lock: new requests taken, the cancelled removed, the waiting admitted.
+            let (arrived, cancelled, admitted, stopping) = state.withLock { s in
                 let arrived = s.submitted
                 s.submitted = []
                 let cancelled = s.cancelled
                 s.cancelled = []
                 if s.stopping {
                     for id in Set(active.keys).union(arrived.map(\.id)) { s.scheduler.remove(id: id) }
-                    return (arrived, cancelled, [BatchScheduler.Work](), true)
+                    return (arrived, cancelled, [Int](), true)
                 }
                 for id in cancelled { s.scheduler.remove(id: id) }
-                return (arrived, cancelled, s.scheduler.nextStep(), false)
+                return (arrived, cancelled, s.scheduler.admit(), false)
             }
             for a in arrived {
                 active[a.id] = Active(request: a.request, sequence: model.newSequence(pool: pool), sampler: Sampler(a.request.sampling),
@@ -183,6 +188,19 @@ public final class GenerationEngine: Sendable {
                 if let a = active.removeValue(forKey: id) { a.onEvent(.finished(.cancelled, usage(a))) }
             }
             if stopping { break }
+            // A sequence admitted now takes the cached blocks of its prompt's longest known prefix
+            // (held from here: its reservation counts them), and reads its prompt from their end.
+            var found: [(id: Int, tokens: Int)] = []
+            for id in admitted {
+                guard let a = active[id] else { continue }
+                let n = a.sequence.cache.adopt(a.request.prompt)
+                active[id]?.cachedTokens = n
+                if n > 0 { found.append((id, n)) }
+            }
+            let work = state.withLock { s in
+                for f in found { s.scheduler.skip(id: f.id, tokens: f.tokens) }
+                return s.scheduler.plan()
+            }
             if work.isEmpty {
                 wake.wait()
                 continue
@@ -245,7 +263,7 @@ public final class GenerationEngine: Sendable {
     private func usage(_ a: Active) -> Usage {
         let now = ContinuousClock.now
         func seconds(_ d: Duration) -> Double { Double(d.components.seconds) + Double(d.components.attoseconds) / 1e18 }
-        return Usage(promptTokens: a.request.prompt.count, completionTokens: a.generated,
+        return Usage(promptTokens: a.request.prompt.count, cachedTokens: a.cachedTokens, completionTokens: a.generated,
                      queuedSeconds: seconds((a.admitted ?? now) - a.submitted), secondsToFirstToken: a.firstToken.map { seconds($0 - a.submitted) }, seconds: seconds(now - a.submitted))
     }
 }

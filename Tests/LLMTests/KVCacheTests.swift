@@ -12,7 +12,7 @@ struct KVCacheTests {
         #expect(pool.blockCount == 6 && pool.freeBlocks == 6)
         let a = KVCache(pool: pool)
         #expect(a.makeRoom(for: 17) && a.blocks.count == 2)
-        a.count = 17
+        a.append(Array(repeating: 5, count: 17))
         #expect(a.makeRoom(for: 15) && a.blocks.count == 2)   // 32 positions: still two blocks
         #expect(a.makeRoom(for: 16) && a.blocks.count == 3)
         do {
@@ -54,7 +54,7 @@ struct KVCacheTests {
                     }
                 }
             }
-            cache.count = positions
+            cache.append(Array(repeating: 1, count: positions))
             var scores = [Float](repeating: 0, count: positions), out = [Float](repeating: 0, count: headDim)
             q.withUnsafeBufferPointer { qp in
                 scores.withUnsafeMutableBufferPointer { sp in
@@ -75,6 +75,70 @@ struct KVCacheTests {
             // The layer's own values: the keys and values of layer 0 (offset by 1) were not read.
             #expect(whole.allSatisfy { $0 < 0.5 })
         }
+    }
+}
+
+/// Prefix caching: full blocks known by their prefix's hash, shared, kept after their sequence
+/// ends, evicted least recently used.
+struct PrefixCacheTests {
+    static func filled(_ pool: KVBlockPool, _ tokens: [Int32]) -> KVCache {
+        let c = KVCache(pool: pool)
+        #expect(c.makeRoom(for: tokens.count))
+        c.append(tokens)
+        return c
+    }
+
+    @Test func aPromptThatBeginsAsAnEarlierOneTakesItsFullBlocks() throws {
+        let pool = try KVBlockPool(config: KVCacheTests.config, tokens: 160, blockTokens: 16, caching: true)
+        let first = Array(Int32(100)..<Int32(140))   // 40 tokens: two full blocks, 8 more
+        let a = Self.filled(pool, first)
+        #expect(pool.cachedBlocks == 2)
+        // The same 40 and more: the two full blocks are taken, shared with a.
+        let b = KVCache(pool: pool)
+        #expect(b.adopt(first + [7, 8, 9]) == 32)
+        #expect(b.blocks == Array(a.blocks.prefix(2)) && b.count == 32)
+        // Different from the 20th token: only the first block.
+        var other = first
+        other[20] = 1
+        #expect(KVCache(pool: pool).adopt(other) == 16)
+        // Different at the first token, or shorter than a block and one: nothing.
+        other[0] = 1
+        #expect(KVCache(pool: pool).adopt(other) == 0)
+        #expect(KVCache(pool: pool).adopt(Array(first.prefix(16))) == 0)
+        // A prompt that is exactly two blocks leaves its last token to compute: one block taken.
+        #expect(KVCache(pool: pool).adopt(Array(first.prefix(32))) == 16)
+        let s = pool.stats
+        #expect(s.queries == 5 && s.hits == 3 && s.hitTokens == 64)
+        // Without caching nothing is taken, and nothing registered.
+        let plain = try KVBlockPool(config: KVCacheTests.config, tokens: 160, blockTokens: 16)
+        _ = Self.filled(plain, first)
+        #expect(plain.cachedBlocks == 0 && KVCache(pool: plain).adopt(first) == 0)
+    }
+
+    @Test func cachedBlocksOutliveTheirSequenceUntilTheirRoomIsNeeded() throws {
+        let pool = try KVBlockPool(config: KVCacheTests.config, tokens: 64, blockTokens: 16, caching: true)
+        let old = Array(Int32(0)..<Int32(32)), newer = Array(Int32(50)..<Int32(82))
+        do {
+            _ = Self.filled(pool, old)
+            _ = Self.filled(pool, newer)
+        }
+        // Both ended: their four blocks are idle but cached, and can be taken.
+        #expect(pool.freeBlocks == 4 && pool.cachedBlocks == 4)
+        #expect(KVCache(pool: pool).adopt(old + [1]) == 32)
+        // Room for 16 more positions: the least recently used cached block goes (old's were
+        // used last, by the adoption above), a prefix's tail before its head (a sequence gives its
+        // blocks back last first, as vLLM does): newer keeps its first block.
+        do {
+            let c = KVCache(pool: pool)
+            #expect(c.makeRoom(for: 16))
+            #expect(pool.cachedBlocks == 3)
+        }
+        #expect(KVCache(pool: pool).adopt(newer + [1]) == 16)
+        #expect(KVCache(pool: pool).adopt(old + [1]) == 32)
+        // A held block is never evicted: with old's two held, only two can be had.
+        let holder = KVCache(pool: pool)
+        #expect(holder.adopt(old + [1]) == 32)
+        #expect(pool.freeBlocks == 2 && !KVCache(pool: pool).makeRoom(for: 48))
     }
 }
 

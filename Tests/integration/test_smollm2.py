@@ -787,3 +787,42 @@ def test_gemma3_answers_as_the_reference_on_its_own_file(tmp_path, gemma_referen
                         "context": 32768, "file_bytes": 253113024}, meta
     finally:
         s.stop()
+
+
+SYSTEM = ("You are a helpful assistant who answers questions about geography. " * 30).strip()
+
+
+def second_turn(server):
+    """A conversation's two turns through OpenAI's API: the second answer and its usage and timings."""
+    first = [{"role": "system", "content": SYSTEM}, {"role": "user", "content": "What is the capital of France?"}]
+    one = server.post("/v1/chat/completions", {"model": "smollm2", "messages": first, "temperature": 0, "max_tokens": 16}, timeout=120).json()
+    answer = one["choices"][0]["message"]["content"]
+    turns = first + [{"role": "assistant", "content": answer}, {"role": "user", "content": "And of Italy?"}]
+    two = server.post("/v1/chat/completions", {"model": "smollm2", "messages": turns, "temperature": 0, "max_tokens": 16}, timeout=120).json()
+    return one, two
+
+
+def test_a_second_turn_reuses_the_first_turns_kv_blocks_and_answers_as_without_them(chat, tmp_path):
+    """Prefix caching: the second turn's prompt begins with the first's, whose full KV blocks are
+    taken instead of computed (usage.prompt_tokens_details.cached_tokens, llama.cpp's cache_n,
+    the metrics); a server with `prefix_cache = false` computes everything and answers the same."""
+    from conftest import Server
+    one, two = second_turn(chat)
+    assert one["usage"]["prompt_tokens_details"] == {"cached_tokens": 0} and one["usage"]["prompt_tokens"] > 300
+    cached = two["usage"]["prompt_tokens_details"]["cached_tokens"]
+    # The system prompt and the first question (over 300 tokens) in whole blocks of 16.
+    assert cached >= 300 and cached % 16 == 0 and two["timings"]["cache_n"] == cached, two
+    assert two["timings"]["prompt_n"] == two["usage"]["prompt_tokens"] - cached
+    wait_for(lambda: (metric(requests.get(chat.url + "/metrics", timeout=10).text, 'mserve_prefix_cache_hits_total{model="smollm2"}') or 0)
+             >= cached, 10, what="the prefix cache's hits in the metrics")
+    conf = tmp_path / "mserve.toml"
+    conf.write_text(f'models = ["smollm2"]\nmodel_dir = "{MODEL_DIR}"\n[model.smollm2]\nprefix_cache = false\n')
+    off = Server(tmp_path, ["-c", str(conf)], workers=1)
+    try:
+        plain_one, plain_two = second_turn(off)
+        assert "prefix cache off" in off.log()
+    finally:
+        off.stop()
+    assert plain_two["usage"]["prompt_tokens_details"]["cached_tokens"] == 0
+    assert [t["choices"][0]["message"]["content"] for t in (one, two)] == [t["choices"][0]["message"]["content"] for t in (plain_one, plain_two)]
+    assert two["usage"]["prompt_tokens"] == plain_two["usage"]["prompt_tokens"]

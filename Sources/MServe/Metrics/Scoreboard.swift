@@ -81,7 +81,11 @@ public final class Scoreboard: @unchecked Sendable {
         static let sequencesWaiting = batches + 7
         static let kvUsed = batches + 8
         static let kvCapacity = batches + 9
-        static let modelWords = batches + 10
+        /// Generative models: prompt tokens looked up in the prefix cache and found there, since
+        /// the worker started (the engine counts; the heartbeat copies).
+        static let prefixQueried = batches + 10
+        static let prefixHit = batches + 11
+        static let modelWords = batches + 12
         static let recent = firstModel + (maxModels + 1) * modelWords
         static let recentSlotWords = 2 + recentBuckets.count + 1
         static let recordWords = recent + recentSeconds * recentSlotWords
@@ -233,6 +237,8 @@ public final class Scoreboard: @unchecked Sendable {
         m[Layout.sequencesWaiting] = UInt64(max(0, load.waiting))
         m[Layout.kvUsed] = UInt64(max(0, load.kvTokensUsed))
         m[Layout.kvCapacity] = UInt64(max(0, load.kvTokens))
+        m[Layout.prefixQueried] = UInt64(max(0, load.prefixQueriedTokens))
+        m[Layout.prefixHit] = UInt64(max(0, load.prefixHitTokens))
     }
 
     /// One forward pass of a batching model, and the inputs it took.
@@ -364,6 +370,8 @@ public final class Scoreboard: @unchecked Sendable {
             ("mserve_sequences_waiting", "Generative models: sequences waiting for room in the KV cache or the batch.", Layout.sequencesWaiting, "gauge"),
             ("mserve_kv_cache_tokens_used", "Generative models: KV cache tokens reserved by the sequences now.", Layout.kvUsed, "gauge"),
             ("mserve_kv_cache_tokens", "Generative models: KV cache tokens in all (--kv-cache-tokens, per worker).", Layout.kvCapacity, "gauge"),
+            ("mserve_prefix_cache_queries_total", "Generative models: prompt tokens looked up in the prefix cache.", Layout.prefixQueried, "counter"),
+            ("mserve_prefix_cache_hits_total", "Generative models: prompt tokens found there (their KV not computed).", Layout.prefixHit, "counter"),
         ]
         for (metric, help, word, type) in batchSeries {
             out += "# HELP \(metric) \(help)\n# TYPE \(metric) \(type)\n"

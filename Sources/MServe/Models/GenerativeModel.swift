@@ -44,6 +44,8 @@ public enum GenerationEvent: Equatable, Sendable {
 /// One choice's tokens and times.
 public struct GenerationUsage: Equatable, Sendable {
     public var promptTokens: Int
+    /// Of the prompt's tokens, those whose KV cache was reused, not computed (prefix caching).
+    public var cachedTokens: Int
     public var completionTokens: Int
     /// From submission to the first step that read the prompt (waiting for a place in the batch
     /// and the KV cache), to the first token, and from submission to the last.
@@ -51,19 +53,23 @@ public struct GenerationUsage: Equatable, Sendable {
     public var secondsToFirstToken: Double?
     public var seconds: Double
 
-    public init(promptTokens: Int, completionTokens: Int, queuedSeconds: Double = 0, secondsToFirstToken: Double?, seconds: Double) {
+    public init(promptTokens: Int, cachedTokens: Int = 0, completionTokens: Int, queuedSeconds: Double = 0, secondsToFirstToken: Double?,
+                seconds: Double) {
         self.promptTokens = promptTokens
+        self.cachedTokens = cachedTokens
         self.completionTokens = completionTokens
         self.queuedSeconds = queuedSeconds
         self.secondsToFirstToken = secondsToFirstToken
         self.seconds = seconds
     }
 
-    /// mserve's `usage`: the counts, `prompt_ms` (to the first token) and `generation_ms` (after it).
+    /// mserve's `usage`: the counts (the cached ones in OpenAI's `prompt_tokens_details`),
+    /// `prompt_ms` (to the first token) and `generation_ms` (after it).
     public var json: JSON {
         let ttft = secondsToFirstToken ?? seconds
         return ["prompt_tokens": .int(Int64(promptTokens)), "completion_tokens": .int(Int64(completionTokens)),
-                "total_tokens": .int(Int64(promptTokens + completionTokens)), "prompt_ms": .double((ttft * 1e5).rounded() / 100),
+                "total_tokens": .int(Int64(promptTokens + completionTokens)),
+                "prompt_tokens_details": ["cached_tokens": .int(Int64(cachedTokens))], "prompt_ms": .double((ttft * 1e5).rounded() / 100),
                 "generation_ms": .double(((seconds - ttft) * 1e5).rounded() / 100)]
     }
 }
@@ -156,12 +162,17 @@ public struct GenerationLoad: Equatable, Sendable {
     public var waiting: Int
     public var kvTokensUsed: Int
     public var kvTokens: Int
+    /// Prompt tokens looked up in the prefix cache since the start, and those found.
+    public var prefixQueriedTokens: Int
+    public var prefixHitTokens: Int
 
-    public init(running: Int, waiting: Int, kvTokensUsed: Int, kvTokens: Int) {
+    public init(running: Int, waiting: Int, kvTokensUsed: Int, kvTokens: Int, prefixQueriedTokens: Int = 0, prefixHitTokens: Int = 0) {
         self.running = running
         self.waiting = waiting
         self.kvTokensUsed = kvTokensUsed
         self.kvTokens = kvTokens
+        self.prefixQueriedTokens = prefixQueriedTokens
+        self.prefixHitTokens = prefixHitTokens
     }
 }
 
@@ -205,20 +216,23 @@ public struct Generation: Equatable, Sendable {
         func sum(_ key: String) -> Int64 { each.reduce(0) { $0 + ($1[key]?.intValue ?? 0) } }
         func longest(_ key: String) -> Double { each.map { $0[key]?.doubleValue ?? 0 }.max() ?? 0 }
         let prompt = sum("prompt_tokens"), completion = sum("completion_tokens")
+        let cached = choices.reduce(Int64(0)) { $0 + Int64($1.usage?.cachedTokens ?? 0) }
         return ["prompt_tokens": .int(prompt), "completion_tokens": .int(completion), "total_tokens": .int(prompt + completion),
+                "prompt_tokens_details": ["cached_tokens": .int(cached)],
                 "prompt_ms": .double(longest("prompt_ms")), "generation_ms": .double(longest("generation_ms"))]
     }
 
-    /// Timings as llama.cpp's server reports them: the prompt's tokens and milliseconds (to the
-    /// first token) and the generated tokens per second after it.
+    /// Timings as llama.cpp's server reports them: the prompt's tokens found cached (`cache_n`) and
+    /// computed, its milliseconds (to the first token) and the generated tokens per second after it.
     public static func timings(_ usage: JSON) -> JSON {
-        let promptN = Double(usage["prompt_tokens"]?.intValue ?? 0)
+        let cached = usage["prompt_tokens_details"]?["cached_tokens"]?.intValue ?? 0
+        let promptN = Double((usage["prompt_tokens"]?.intValue ?? 0) - cached)
         let predictedN = Double(usage["completion_tokens"]?.intValue ?? 0)
         let promptMs = usage["prompt_ms"]?.doubleValue ?? 0, generationMs = usage["generation_ms"]?.doubleValue ?? 0
         // The first token comes with the prompt's pass: the rate is of those after it.
         let after = max(0, predictedN - 1)
         func round(_ v: Double) -> JSON { .double((v * 100).rounded() / 100) }
-        return ["prompt_n": .int(Int64(promptN)), "prompt_ms": round(promptMs),
+        return ["cache_n": .int(cached), "prompt_n": .int(Int64(promptN)), "prompt_ms": round(promptMs),
                 "prompt_per_second": round(promptMs > 0 ? promptN / promptMs * 1000 : 0),
                 "predicted_n": .int(Int64(predictedN)), "predicted_ms": round(generationMs),
                 "predicted_per_token_ms": round(after > 0 ? generationMs / after : 0),

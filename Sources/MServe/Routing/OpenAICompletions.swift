@@ -95,10 +95,11 @@ struct OpenAICompletionShape {
         [("id", .string(id)), ("object", object), ("created", .int(created)), ("model", .string(model))]
     }
 
-    /// OpenAI's usage: the token counts, without the model's timings.
+    /// OpenAI's usage: the token counts (the cached ones in `prompt_tokens_details`), without the
+    /// model's timings.
     static func usage(_ u: JSON) -> JSON {
         ["prompt_tokens": u["prompt_tokens"] ?? .int(0), "completion_tokens": u["completion_tokens"] ?? .int(0),
-         "total_tokens": u["total_tokens"] ?? .int(0)]
+         "total_tokens": u["total_tokens"] ?? .int(0), "prompt_tokens_details": u["prompt_tokens_details"] ?? ["cached_tokens": 0]]
     }
 
     private func chunk(_ index: Int, text: String?, role: Bool = false, finish: JSON = .null, timings: JSON? = nil) -> JSON {
