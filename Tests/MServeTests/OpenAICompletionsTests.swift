@@ -39,9 +39,10 @@ import Testing
         if case .array(let a)? = chunk["choices"], let first = a.first { first } else { .null }
     }
 
-    static let usage: JSON = ["prompt_tokens": 10, "completion_tokens": 3, "total_tokens": 13, "prompt_ms": 20.0, "generation_ms": 40.0]
+    static let usage: JSON = ["prompt_tokens": 10, "completion_tokens": 3, "total_tokens": 13, "prompt_tokens_details": ["cached_tokens": 4],
+                              "prompt_ms": 20.0, "generation_ms": 40.0]
     /// The engine's usage that `usage` is the JSON of.
-    static let engineUsage = GenerationUsage(promptTokens: 10, completionTokens: 3, queuedSeconds: 0.005, secondsToFirstToken: 0.02, seconds: 0.06)
+    static let engineUsage = GenerationUsage(promptTokens: 10, cachedTokens: 4, completionTokens: 3, queuedSeconds: 0.005, secondsToFirstToken: 0.02, seconds: 0.06)
 
     @Test func aChatStreamIsTheRoleTheDeltasTheFinishAndTheUsage() {
         var shape = OpenAICompletionShape(id: "r1", model: "m", created: 7, chat: true, includeUsage: true)
@@ -60,7 +61,10 @@ import Testing
         #expect(choice(chunks[1])["delta"] == ["content": "Hel"] && choice(chunks[2])["delta"] == ["content": "lo"])
         #expect(choice(chunks[3])["delta"] == [:] && choice(chunks[3])["finish_reason"] == "stop")
         #expect(chunks[3]["timings"]?["predicted_n"] == 3 && chunks[3]["timings"]?["predicted_per_second"] == 50.0)
-        #expect(chunks[4]["choices"] == [] && chunks[4]["usage"] == ["prompt_tokens": 10, "completion_tokens": 3, "total_tokens": 13])
+        #expect(chunks[4]["choices"] == [] && chunks[4]["usage"] == ["prompt_tokens": 10, "completion_tokens": 3, "total_tokens": 13,
+                                                                     "prompt_tokens_details": ["cached_tokens": 4]])
+        // llama.cpp's timings: the prompt's tokens found cached, and those computed.
+        #expect(chunks[3]["timings"]?["cache_n"] == 4 && chunks[3]["timings"]?["prompt_n"] == 6)
         #expect(chunks.dropLast().allSatisfy { $0["usage"] == .null })
     }
 
@@ -82,13 +86,14 @@ import Testing
         #expect(answer["object"] == "text_completion")
         #expect(answer["choices"] == [["index": 0, "text": "a", "logprobs": .null, "finish_reason": "length"],
                                       ["index": 1, "text": "b", "logprobs": .null, "finish_reason": "stop"]])
-        #expect(answer["usage"] == ["prompt_tokens": 20, "completion_tokens": 6, "total_tokens": 26])
+        #expect(answer["usage"] == ["prompt_tokens": 20, "completion_tokens": 6, "total_tokens": 26, "prompt_tokens_details": ["cached_tokens": 8]])
         if case .array(let choices)? = g.json["choices"] { #expect(choices[1]["text"] == "b") } else { Issue.record("no choices") }
     }
 
     @Test func timingsAreLlamaCppsFromTheUsage() {
         let t = Generation.timings(OpenAICompletionsTests.usage)
-        #expect(t["prompt_n"] == 10 && t["prompt_ms"] == 20.0 && t["prompt_per_second"] == 500.0)
+        // Of the 10 prompt tokens 4 were cached: 6 computed in 20 ms.
+        #expect(t["cache_n"] == 4 && t["prompt_n"] == 6 && t["prompt_ms"] == 20.0 && t["prompt_per_second"] == 300.0)
         #expect(t["predicted_n"] == 3 && t["predicted_ms"] == 40.0 && t["predicted_per_token_ms"] == 20.0)
     }
 }

@@ -70,22 +70,27 @@ public final class Scoreboard: @unchecked Sendable {
         static func histogram(_ h: Histogram) -> Int { codeWords + h.rawValue * histogramWords }
         static let batches = codeWords + Histogram.allCases.count * histogramWords
         static let batchInputs = batches + 1
+        /// Generative models' counters: tokens read and written; prompt tokens looked up in the
+        /// prefix cache and found there.  Counters come before `running`: a reaped worker's are
+        /// summed into the retired record.
+        static let promptTokens = batches + 2
+        static let generatedTokens = batches + 3
+        static let prefixQueried = batches + 4
+        static let prefixHit = batches + 5
         /// Gauges (not summed into the retired record): inferences running and waiting for a thread.
-        static let running = batches + 2
-        static let waiting = batches + 3
-        /// Generative models: tokens read and written (counters); sequences running and waiting
-        /// in the engine, and the KV cache's tokens in use and in all (gauges).
-        static let promptTokens = batches + 4
-        static let generatedTokens = batches + 5
-        static let sequencesRunning = batches + 6
-        static let sequencesWaiting = batches + 7
-        static let kvUsed = batches + 8
-        static let kvCapacity = batches + 9
-        /// Generative models: prompt tokens looked up in the prefix cache and found there, since
-        /// the worker started (the engine counts; the heartbeat copies).
-        static let prefixQueried = batches + 10
-        static let prefixHit = batches + 11
-        static let modelWords = batches + 12
+        static let running = batches + 6
+        static let waiting = batches + 7
+        /// Generative models: sequences running and waiting in the engine, and the KV cache's
+        /// tokens in use and in all (gauges).
+        static let sequencesRunning = batches + 8
+        static let sequencesWaiting = batches + 9
+        static let kvUsed = batches + 10
+        static let kvCapacity = batches + 11
+        /// The engine's own running totals of the prefix counters, as last copied (the counters
+        /// above grow by what these grew).
+        static let prefixQueriedSeen = batches + 12
+        static let prefixHitSeen = batches + 13
+        static let modelWords = batches + 14
         static let recent = firstModel + (maxModels + 1) * modelWords
         static let recentSlotWords = 2 + recentBuckets.count + 1
         static let recordWords = recent + recentSeconds * recentSlotWords
@@ -237,8 +242,12 @@ public final class Scoreboard: @unchecked Sendable {
         m[Layout.sequencesWaiting] = UInt64(max(0, load.waiting))
         m[Layout.kvUsed] = UInt64(max(0, load.kvTokensUsed))
         m[Layout.kvCapacity] = UInt64(max(0, load.kvTokens))
-        m[Layout.prefixQueried] = UInt64(max(0, load.prefixQueriedTokens))
-        m[Layout.prefixHit] = UInt64(max(0, load.prefixHitTokens))
+        for (counter, seen, now) in [(Layout.prefixQueried, Layout.prefixQueriedSeen, load.prefixQueriedTokens),
+                                     (Layout.prefixHit, Layout.prefixHitSeen, load.prefixHitTokens)] {
+            let total = UInt64(max(0, now))
+            if total > m[seen] { m[counter] &+= total - m[seen] }
+            m[seen] = total
+        }
     }
 
     /// One forward pass of a batching model, and the inputs it took.
