@@ -18,6 +18,8 @@ public struct ChatMessage: Equatable, Sendable {
 /// else the caller passes (`tools`).
 public struct ChatTemplate: Sendable {
     let template: JinjaTemplate
+    /// The template's Jinja text (llama.cpp's `/props` shows it).
+    public let source: String
     /// The text of the file's BOS and EOS tokens, as templates write them.
     public let bosToken: String
     public let eosToken: String
@@ -29,6 +31,7 @@ public struct ChatTemplate: Sendable {
         } catch {
             throw GGUFError(path, "its chat template cannot be read: \(error)")
         }
+        source = text
         self.bosToken = bosToken
         self.eosToken = eosToken
     }

@@ -38,6 +38,9 @@ public final class ChatModel: GenerativeModel, Sendable {
     let tokenizer: any Tokenizer
     public let contextLength: Int
     let summary: GGUFSummary
+    /// The file's path, and the sequences a step takes (llama.cpp's `/props`: `model_path`, `total_slots`).
+    let path: String
+    let slots: Int
 
     public init(context: ModelContext) throws {
         // A file the user names (`NAME=path.gguf`, `[model.NAME] gguf = "path"`, its `sha256` checked
@@ -92,6 +95,8 @@ public final class ChatModel: GenerativeModel, Sendable {
             }
         }
         summary = GGUFSummary(file)
+        self.path = path
+        slots = limits.maxSequences
         do {
             let model = try LlamaModel(file: file, activations: activations, threads: threads)
             tokenizer = try makeTokenizer(gguf: file)
@@ -319,6 +324,59 @@ public final class ChatModel: GenerativeModel, Sendable {
         let submitted = ids
         request.cancellation.onCancel { [engine] in for id in submitted { engine.cancel(id) } }
         request.flow.onChange { [engine] paused in for id in submitted { engine.hold(id, paused) } }
+    }
+
+    public func answer(_ question: ModelQuestion, reply: @escaping @Sendable (Result<JSON, ModelInputError>) -> Void) throws {
+        var plan: Plan?
+        if case .applyTemplate(let input) = question {
+            plan = try self.plan(input)   // the conversation checked here: a 400 at once
+        }
+        let checked = plan
+        preparer.async { [self] in reply(respond(question, checked)) }
+    }
+
+    /// The preparing thread's answer to a question (`plan`: the conversation of apply-template, checked).
+    private func respond(_ question: ModelQuestion, _ plan: Plan?) -> Result<JSON, ModelInputError> {
+        switch question {
+        case .tokenize(let text, let addSpecial, let parseSpecial, let withPieces):
+            var ids = tokenizer.encode(text, controlOffsets: parseSpecial ? nil : [])
+            if addSpecial { ids = (tokenizer.leadingToken.map { [$0] } ?? []) + ids + (tokenizer.trailingToken.map { [$0] } ?? []) }
+            let tokens: [JSON] = ids.map { id in
+                guard withPieces else { return .int(Int64(id)) }
+                let bytes = tokenizer.bytes(of: id)
+                let piece: JSON = String(validating: bytes, as: UTF8.self).map(JSON.string) ?? .array(bytes.map { .int(Int64($0)) })
+                return ["id": .int(Int64(id)), "piece": piece]
+            }
+            return .success(["tokens": .array(tokens)])
+        case .detokenize(let ids):
+            let vocabulary = engine.model.config.vocabulary
+            if let bad = ids.first(where: { $0 >= vocabulary }) {
+                return .failure(ModelInputError("token \(bad) is not in the vocabulary of \(vocabulary) tokens"))
+            }
+            let bytes = ids.flatMap { tokenizer.bytes(of: Int32($0)) }
+            return .success(["content": .string(String(decoding: bytes, as: UTF8.self))])
+        case .applyTemplate:
+            guard let plan, case .conversation(let turns) = plan.prompt, case .success(let chat) = template else {
+                return .failure(ModelInputError("send {\"messages\": [...]}"))
+            }
+            do {
+                return .success(["prompt": .string(try chat.render(turns))])
+            } catch {
+                return .failure(ModelInputError(error.kind == .raised ? "the model's chat template refuses this conversation: \(error.message)"
+                                                : "the model's chat template failed on this conversation: \(error)"))
+            }
+        }
+    }
+
+    public var properties: JSON {
+        let chat = try? template.get()
+        return ["default_generation_settings": ["n_ctx": .int(Int64(contextLength)),
+                                                "params": ["temperature": 0.7, "top_p": 1.0, "top_k": 0, "max_tokens": 256,
+                                                           "presence_penalty": 0.0, "frequency_penalty": 0.0]],
+                "total_slots": .int(Int64(slots)), "model_path": .string(path),
+                "chat_template": chat.map { JSON.string($0.source) } ?? .null,
+                "bos_token": chat.map { JSON.string($0.bosToken) } ?? .null, "eos_token": chat.map { JSON.string($0.eosToken) } ?? .null,
+                "prefix_cache": .bool(engine.pool.caching), "details": details]
     }
 }
 

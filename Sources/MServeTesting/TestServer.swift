@@ -37,6 +37,7 @@ public final class TestServer {
             m.runtime = settings.runtime(forModel: m.name, generative: m.generative != nil)
             if m.generative != nil {
                 m.mailbox = GenerationMailbox(loop: loop)
+                m.answers = LoopMailbox(loop: loop)
             } else {
                 m.runner = try ModelRunner(model: m, runtime: settings.runtime(forModel: m.name), loop: loop)
             }

@@ -833,3 +833,28 @@ def test_a_second_turn_reuses_the_first_turns_kv_blocks_and_answers_as_without_t
     assert plain_two["usage"]["prompt_tokens_details"]["cached_tokens"] == 0
     assert [t["choices"][0]["message"]["content"] for t in (one, two)] == [t["choices"][0]["message"]["content"] for t in (plain_one, plain_two)]
     assert two["usage"]["prompt_tokens"] == plain_two["usage"]["prompt_tokens"]
+
+
+def test_llama_cpps_questions_about_the_model(chat):
+    """/apply-template, /tokenize, /detokenize and /props in llama.cpp's shapes: the template's prompt
+    tokenized (with the BOS the file adds) is the prompt a chat request reads, token for token."""
+    prompt = chat.post("/apply-template", {"messages": QUESTION["messages"]}).json()["prompt"]
+    assert prompt.startswith("<|im_start|>system\n") and prompt.endswith("<|im_start|>user\nWhat is the capital of France?<|im_end|>\n"
+                                                                         "<|im_start|>assistant\n")
+    tokens = chat.post("/tokenize", {"content": prompt, "add_special": True}).json()["tokens"]
+    assert len(tokens) == 37 and all(isinstance(t, int) for t in tokens)   # usage.prompt_tokens of the same question
+    assert chat.post("/detokenize", {"tokens": tokens}).json()["content"] == prompt
+    # Control tokens' texts are read as the tokens unless parse_special is false.
+    assert chat.post("/tokenize", {"content": "<|im_end|>"}).json()["tokens"] == [2]
+    assert len(chat.post("/tokenize", {"content": "<|im_end|>", "parse_special": False}).json()["tokens"]) > 1
+    pieces = chat.post("/tokenize", {"content": "Hello world", "with_pieces": True}).json()["tokens"]
+    assert "".join(p["piece"] for p in pieces) == "Hello world" and all(set(p) == {"id", "piece"} for p in pieces)
+    props = requests.get(chat.url + "/props", timeout=10).json()
+    assert props["model"] == "smollm2" and props["default_generation_settings"]["n_ctx"] == 8192 and props["total_slots"] == 16
+    assert "<|im_start|>" in props["chat_template"] and props["eos_token"] == "<|im_end|>" and props["details"]["architecture"] == "llama"
+    # Bad questions are 400s that say why; another model is a 404.
+    r = chat.post("/detokenize", {"tokens": [1, 99999999]})
+    assert r.status_code == 400 and "not in the vocabulary of 49152" in r.json()["error"]["message"]
+    assert chat.post("/tokenize", {"content": 5}).status_code == 400
+    assert chat.post("/apply-template", {"messages": [{"role": "robot", "content": "hi"}]}).status_code == 400
+    assert chat.post("/tokenize", {"content": "hi", "model": "nope"}).status_code == 404

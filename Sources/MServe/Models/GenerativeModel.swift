@@ -24,6 +24,27 @@ public protocol GenerativeModel: Model {
     /// `failed`.  The request's `cancellation` drops it at the engine's next step, its `flow` holds
     /// it while the client does not read.
     func generate(_ request: InferenceRequest, events: @escaping @Sendable (GenerationEvent) -> Void) throws -> Int
+    /// Answers one of llama.cpp's questions about the model (`/tokenize`, `/detokenize`,
+    /// `/apply-template`): checks it here, on the event loop (throw `ModelInputError` for a 400),
+    /// and answers from the model's thread through `reply` (the answer's JSON, or a 400's reason),
+    /// since tokenizing and rendering grow with the text.
+    func answer(_ question: ModelQuestion, reply: @escaping @Sendable (Result<JSON, ModelInputError>) -> Void) throws
+    /// What llama.cpp's `GET /props` says of its model: the context, the default sampling, the
+    /// chat template, the BOS and EOS tokens (llama.cpp's keys), and mserve's `details`.
+    var properties: JSON { get }
+}
+
+/// A question about a generative model, in llama.cpp's server's terms.
+public enum ModelQuestion: Equatable, Sendable {
+    /// `POST /tokenize`: the text's tokens; `addSpecial`: with the BOS (and EOS) the file adds to a
+    /// prompt; `parseSpecial`: control tokens' texts read as those tokens; `withPieces`: each
+    /// token's text beside its id.
+    case tokenize(String, addSpecial: Bool, parseSpecial: Bool, withPieces: Bool)
+    /// `POST /detokenize`: the text of these tokens.
+    case detokenize([Int])
+    /// `POST /apply-template`: the prompt the chat template makes of a conversation (the request's
+    /// `messages`), without tokenizing it.
+    case applyTemplate(JSON)
 }
 
 /// What a generative model tells the server about one request, as it happens.

@@ -7,8 +7,9 @@ public final class ServedModel {
     /// The model threads and queue; nil for a model that runs on the event loop and for a
     /// generative model (its engine runs its requests, and `mailbox` brings their events).
     package var runner: ModelRunner?
-    /// Where a generative model's events come to the loop.
+    /// Where a generative model's events come to the loop, and its answers about itself.
     package var mailbox: GenerationMailbox?
+    package var answers: LoopMailbox<Result<JSON, ModelInputError>>?
     /// Its queue, timeout and batch settings in this worker (nil: one that runs on the event loop).
     package var runtime: ModelRuntime?
     /// Its series in the scoreboard.
@@ -186,7 +187,9 @@ extension Router {
         }
         if models.contains(where: { $0.generative != nil }) {
             builtins += [Route(literal: "/v1/chat/completions", OpenAIChatCompletionsHandler.self),
-                         Route(literal: "/v1/completions", OpenAITextCompletionsHandler.self)]
+                         Route(literal: "/v1/completions", OpenAITextCompletionsHandler.self),
+                         Route(literal: "/tokenize", TokenizeHandler.self), Route(literal: "/detokenize", DetokenizeHandler.self),
+                         Route(literal: "/apply-template", ApplyTemplateHandler.self), Route(literal: "/props", PropsHandler.self)]
         }
         let status = Route(literal: "/status.json", StatusHandler.self)
         builtins.append(settings.metricsAccess == "open" ? status.open() : status)

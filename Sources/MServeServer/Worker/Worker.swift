@@ -87,6 +87,7 @@ final class Worker {
                 // A generative model's engine runs its requests: no model threads, no second queue.
                 if m.generative != nil {
                     m.mailbox = GenerationMailbox(loop: loop)
+                    m.answers = LoopMailbox(loop: loop)
                     continue
                 }
                 do {

@@ -1,31 +1,32 @@
 import MServePOSIX
 
-/// Where a generative model's threads leave the events of the requests they run, for the event
-/// loop: one per model in a worker.  Each request's handler opens a receiver and gives the model
-/// the `post` closure that goes with it; the engine posts from its thread, and the loop hands each
-/// event to its receiver at its next turn.  No thread waits for a request: the loop writes what it
-/// gets (OpenAI's chunks or mserve's pieces) straight to the connection.
-package final class GenerationMailbox: @unchecked Sendable {   // `receivers` and `taken`: the loop's thread only
-    private let posted = Locked<[(Int, GenerationEvent)]>([])
-    private var receivers: [Int: (GenerationEvent) -> Void] = [:]
+/// Where a model's threads leave what they have for the requests they run, for the event loop: a
+/// generative model's events (`GenerationMailbox`), its answers to llama.cpp's questions about it
+/// (`/tokenize`, ...).  One of each per model in a worker.  Each request's handler opens a receiver
+/// and gives the model the `post` closure that goes with it; the model posts from its thread, and
+/// the loop hands each message to its receiver at its next turn.  No thread waits for a request:
+/// the loop writes what it gets (OpenAI's chunks or mserve's pieces) straight to the connection.
+package final class LoopMailbox<Message: Sendable>: @unchecked Sendable {   // `receivers` and `taken`: the loop's thread only
+    private let posted = Locked<[(Int, Message)]>([])
+    private var receivers: [Int: (Message) -> Void] = [:]
     private var nextID = 0
     /// Fired by the model's threads, for the first event posted since the loop last took them: a
     /// timer due at once, so that it runs after the loop has looked for I/O again.
     private let wake: EventHandle
     /// What the loop took and has not handed on yet: at most `deliveryBatch` a turn, so that a
     /// burst of events never holds the loop (and every other client) for long.
-    private var taken: [(Int, GenerationEvent)] = []
+    private var taken: [(Int, Message)] = []
     private var takenStart = 0
-    private static let deliveryBatch = 256
+    private static var deliveryBatch: Int { 256 }
 
     package init(loop: EventLoop) {
-        let target = WeakMailbox()
+        let target = WeakMailbox<Message>()
         wake = loop.timer { target.mailbox?.deliver() }
         target.mailbox = self
     }
 
     /// Loop: a receiver for one request's events, its id (to close it) and the closure its model posts with.
-    package func open(_ receiver: @escaping (GenerationEvent) -> Void) -> (id: Int, post: @Sendable (GenerationEvent) -> Void) {
+    package func open(_ receiver: @escaping (Message) -> Void) -> (id: Int, post: @Sendable (Message) -> Void) {
         nextID += 1
         let id = nextID
         receivers[id] = receiver
@@ -52,7 +53,7 @@ package final class GenerationMailbox: @unchecked Sendable {   // `receivers` an
             }
             takenStart = 0
         }
-        let end = min(taken.count, takenStart + GenerationMailbox.deliveryBatch)
+        let end = min(taken.count, takenStart + LoopMailbox.deliveryBatch)
         let ready = taken[takenStart..<end]
         takenStart = end
         if takenStart < taken.count || posted.withLock({ !$0.isEmpty }) { wake.fireSoon() }
@@ -64,7 +65,10 @@ package final class GenerationMailbox: @unchecked Sendable {   // `receivers` an
     }
 }
 
+/// A generative model's events, for the requests it runs.
+package typealias GenerationMailbox = LoopMailbox<GenerationEvent>
+
 /// How the loop's wake-up event reaches its mailbox without a reference cycle.
-private final class WeakMailbox {
-    weak var mailbox: GenerationMailbox?
+private final class WeakMailbox<Message: Sendable> {
+    weak var mailbox: LoopMailbox<Message>?
 }
