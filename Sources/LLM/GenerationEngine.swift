@@ -38,8 +38,9 @@ public final class GenerationEngine: Sendable {
     public enum Event: Sendable {
         /// The prompt is read: its first token follows at once.
         case started(promptTokens: Int)
-        /// A generated token and the text it completes (possibly empty).
-        case token(Int32, text: String)
+        /// A generated token, the text it completes (possibly empty), and its log-probabilities
+        /// when the request asked for them.
+        case token(Int32, text: String, logprobs: TokenLogprobs?)
         case finished(FinishReason, Usage)
     }
 
@@ -227,7 +228,7 @@ public final class GenerationEngine: Sendable {
         var finished: [Int] = []
         for (w, l) in zip(work, logits) {
             guard let l, var a = active[w.id] else { continue }
-            let token = a.sampler.next(l)
+            let (token, logprobs) = a.sampler.sample(l)
             a.last = token
             a.generated += 1
             if a.firstToken == nil {
@@ -248,7 +249,9 @@ public final class GenerationEngine: Sendable {
                     reason = .length
                 }
             }
-            if !endTokens.contains(token) || !text.isEmpty { a.onEvent(.token(token, text: text)) }
+            if !endTokens.contains(token) || !text.isEmpty {
+                a.onEvent(.token(token, text: text, logprobs: endTokens.contains(token) ? nil : logprobs))
+            }
             if let reason {
                 a.onEvent(.finished(reason, usage(a)))
                 active[w.id] = nil

@@ -16,9 +16,12 @@ public struct SamplingParameters: Equatable, Sendable {
     /// (frequency), over the tokens generated so far, as OpenAI and vLLM define them.
     public var presencePenalty: Float = 0
     public var frequencyPenalty: Float = 0
+    /// With each token, its log-probability and this many of the most likely tokens' (0-20); nil: none.
+    public var logprobs: Int?
 
     public init(temperature: Float = 1, topP: Float = 1, topK: Int = 0, seed: UInt64? = nil,
-                presencePenalty: Float = 0, frequencyPenalty: Float = 0) {
+                presencePenalty: Float = 0, frequencyPenalty: Float = 0, logprobs: Int? = nil) {
+        self.logprobs = logprobs
         self.temperature = temperature
         self.topP = topP
         self.topK = topK
@@ -41,7 +44,13 @@ public struct Sampler: Sendable {
         rng = Xoshiro256(seed: p.seed ?? UInt64.random(in: 0...UInt64.max))
     }
 
-    public mutating func next(_ logits: [Float]) -> Int32 {
+    public mutating func next(_ logits: [Float]) -> Int32 { sample(logits).token }
+
+    /// The next token, and with `logprobs` asked for, its log-probability and the most likely
+    /// tokens' in the distribution it was drawn from: after the penalties and the temperature
+    /// (the logits as they are at temperature 0, where the draw is greedy), before top-k and top-p
+    /// cut it (as vLLM and llama.cpp report them).
+    public mutating func sample(_ logits: [Float]) -> (token: Int32, logprobs: TokenLogprobs?) {
         var l = logits
         if parameters.presencePenalty != 0 || parameters.frequencyPenalty != 0 {
             for (id, n) in counts where l.indices.contains(Int(id)) {
@@ -50,7 +59,8 @@ public struct Sampler: Sendable {
         }
         let id = pick(l)
         counts[id, default: 0] += 1
-        return id
+        guard let k = parameters.logprobs else { return (id, nil) }
+        return (id, TokenLogprobs(l, temperature: parameters.temperature > 0 ? parameters.temperature : 1, chosen: id, top: k))
     }
 
     private mutating func pick(_ l: [Float]) -> Int32 {
@@ -89,6 +99,36 @@ public struct Sampler: Sendable {
         var best = 0
         for i in l.indices where l[i] > l[best] { best = i }
         return best
+    }
+}
+
+/// A sampled token's log-probability, and the most likely tokens' (most likely first).
+public struct TokenLogprobs: Equatable, Sendable {
+    public struct Alternative: Equatable, Sendable {
+        public let id: Int32
+        public let logprob: Float
+    }
+    public let logprob: Float
+    public let top: [Alternative]
+
+    /// log softmax(logits / temperature) at `chosen`, and at the `top` largest.
+    init(_ logits: [Float], temperature: Float, chosen: Int32, top k: Int) {
+        var best: [Alternative] = []   // the k largest logits so far, largest first
+        var peak = -Float.infinity
+        for (i, v) in logits.enumerated() {
+            peak = max(peak, v)
+            guard k > 0, best.count < k || v > best[best.count - 1].logprob else { continue }
+            let at = best.firstIndex { v > $0.logprob } ?? best.count
+            best.insert(Alternative(id: Int32(i), logprob: v), at: at)
+            if best.count > k { best.removeLast() }
+        }
+        var sum: Double = 0
+        for v in logits { sum += Double(exp((v - peak) / temperature)) }
+        // log p(i) = (l_i - peak) / T - log Σ exp((l_j - peak) / T)
+        let norm = Float(log(sum))
+        func logOf(_ v: Float) -> Float { (v - peak) / temperature - norm }
+        logprob = logits.indices.contains(Int(chosen)) ? logOf(logits[Int(chosen)]) : -.infinity
+        self.top = best.map { Alternative(id: $0.id, logprob: logOf($0.logprob)) }
     }
 }
 

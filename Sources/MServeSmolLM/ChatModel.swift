@@ -200,6 +200,15 @@ public final class ChatModel: GenerativeModel, Sendable {
             guard case .int(let s) = seed else { throw ModelInputError("seed must be an integer, got \(seed.text)") }
             sampling.seed = UInt64(bitPattern: s)
         }
+        // Chat's `logprobs: true` with `top_logprobs`, or completions' `logprobs: N` (the alternatives).
+        switch input["logprobs"] {
+        case nil, .some(.null), .some(.bool(false)): break
+        case .bool(true)?:
+            let top = try number("top_logprobs", 0, { $0 >= 0 && $0 <= 20 && $0 == $0.rounded() }, "an integer from 0 to 20")
+            sampling.logprobs = Int(top)
+        case .int(let n)? where (0...20).contains(n): sampling.logprobs = Int(n)
+        case let v?: throw ModelInputError("logprobs must be true, false or an integer from 0 to 20, got \(v.text)")
+        }
         var stop: [String] = []
         switch input["stop"] {
         case nil, .some(.null): break
@@ -283,6 +292,12 @@ public final class ChatModel: GenerativeModel, Sendable {
         return choices
     }
 
+    /// A sampled token's log-probabilities with the tokens' bytes, as the server reports them.
+    private func tokenLogprob(_ id: Int32, _ l: TokenLogprobs) -> TokenLogprob {
+        TokenLogprob(bytes: tokenizer.bytes(of: id), logprob: Double(l.logprob),
+                     top: l.top.map { TokenLogprob(bytes: tokenizer.bytes(of: $0.id), logprob: Double($0.logprob)) })
+    }
+
     /// The preparing thread: the prompt rendered, tokenized and submitted to the engine, whose
     /// events are passed on with the choice's index.
     private func prepare(_ plan: Plan, _ request: InferenceRequest, events: @escaping @Sendable (GenerationEvent) -> Void,
@@ -301,7 +316,8 @@ public final class ChatModel: GenerativeModel, Sendable {
                 ids.append(try engine.submit(r) { event in
                     switch event {
                     case .started(let n): events(.started(index: i, promptTokens: n))
-                    case .token(_, let text): events(.text(index: i, text, tokens: 1))
+                    case .token(let id, let text, let logprobs):
+                        events(.text(index: i, text, tokens: 1, logprobs: logprobs.map { [self.tokenLogprob(id, $0)] } ?? []))
                     case .finished(let reason, let u):
                         events(.finished(index: i, reason: reason.rawValue,
                                          usage: GenerationUsage(promptTokens: u.promptTokens, cachedTokens: u.cachedTokens, completionTokens: u.completionTokens,

@@ -37,7 +37,7 @@ struct GenerationEngineTests {
                 for e in es {
                     switch e {
                     case .started(let n): started += 1; #expect(tokens.isEmpty && n > 0)
-                    case .token(let t, let s): tokens.append(t); text += s
+                    case .token(let t, let s, _): tokens.append(t); text += s
                     case .finished(let r, let u): reason = r; usage = u
                     }
                 }

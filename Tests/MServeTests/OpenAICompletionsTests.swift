@@ -10,6 +10,11 @@ import Testing
         let r = try OpenAICompletionRequest(body, chat: true)
         #expect(r.stream && r.includeUsage)
         #expect(r.input == ["messages": [["role": "user", "content": "hi"]], "max_tokens": 5, "temperature": 0, "seed": 3, "stop": "x"])
+        // logprobs, in each API's terms, become the model's `logprobs` and `top_logprobs`.
+        let lp = try OpenAICompletionRequest(["messages": [], "logprobs": true, "top_logprobs": 3], chat: true)
+        #expect(lp.logprobs && lp.input == ["messages": [], "logprobs": true, "top_logprobs": 3])
+        #expect(try OpenAICompletionRequest(["prompt": "x", "logprobs": 2], chat: false).input == ["prompt": "x", "logprobs": true, "top_logprobs": 2])
+        #expect(try !OpenAICompletionRequest(["messages": [], "logprobs": false], chat: true).logprobs)
         let text = try OpenAICompletionRequest(["model": "m", "prompt": ["a"]], chat: false)
         #expect(text.input == ["prompt": "a"] && !text.stream)
         #expect(try OpenAICompletionRequest(["prompt": ["a", "b"]], chat: false).input == ["prompt": ["a", "b"]])
@@ -20,7 +25,10 @@ import Testing
         (["messages": [], "n": 2], true, "n must be 1", "n"),
         (["messages": [], "stream": "yes"], true, "stream must be true or false", "stream"),
         (["messages": [], "stream_options": ["include_usage": true]], true, "only allowed when stream is true", "stream_options"),
-        (["messages": [], "logprobs": true], true, "logprobs is not supported", "logprobs"),
+        (["messages": [], "logprobs": 3], true, "logprobs must be true or false", "logprobs"),
+        (["messages": [], "top_logprobs": 2], true, "top_logprobs needs logprobs: true", "top_logprobs"),
+        (["messages": [], "logprobs": true, "top_logprobs": 21], true, "top_logprobs must be an integer from 0 to 20", "top_logprobs"),
+        (["prompt": "x", "logprobs": true], false, "logprobs must be an integer from 0 to 20", "logprobs"),
         (["messages": [], "tools": [["type": "function"]]], true, "tools is not supported", "tools"),
         (["prompt": [1, 2]], false, "prompt must be a string or a non-empty list of strings", "prompt"),
         (["prompt": "x", "echo": true], false, "echo is not supported", "echo"),
@@ -88,6 +96,38 @@ import Testing
                                       ["index": 1, "text": "b", "logprobs": .null, "finish_reason": "stop"]])
         #expect(answer["usage"] == ["prompt_tokens": 20, "completion_tokens": 6, "total_tokens": 26, "prompt_tokens_details": ["cached_tokens": 8]])
         if case .array(let choices)? = g.json["choices"] { #expect(choices[1]["text"] == "b") } else { Issue.record("no choices") }
+    }
+
+    /// Log-probabilities in each API's shape: a chat chunk's `logprobs.content`, a held-back
+    /// token's going out with the next chunk; completions' `tokens`/`token_logprobs`/`top_logprobs`/
+    /// `text_offset`; mserve's own pieces.
+    @Test func logprobsInEachShape() {
+        let a = TokenLogprob(bytes: Array("Hel".utf8), logprob: -0.5, top: [TokenLogprob(bytes: Array("Hel".utf8), logprob: -0.5),
+                                                                          TokenLogprob(bytes: Array("Hi".utf8), logprob: -1.5)])
+        let b = TokenLogprob(bytes: [0xC3], logprob: -0.25), c = TokenLogprob(bytes: [0xA9], logprob: -0.125)
+        var chat = OpenAICompletionShape(id: "r", model: "m", created: 7, chat: true, includeUsage: false, logprobs: true)
+        var chunks: [JSON] = []
+        for e: GenerationEvent in [.started(index: 0, promptTokens: 3), .text(index: 0, "Hel", tokens: 1, logprobs: [a]),
+                                   .text(index: 0, "", tokens: 1, logprobs: [b]), .text(index: 0, "é", tokens: 1, logprobs: [c])] {
+            chunks += chat.chunks(for: e)
+        }
+        #expect(chunks.count == 3 && choice(chunks[0])["logprobs"] == .null)
+        #expect(choice(chunks[1])["logprobs"] == ["content": [["token": "Hel", "logprob": -0.5, "bytes": [72, 101, 108],
+                                                               "top_logprobs": [["token": "Hel", "logprob": -0.5, "bytes": [72, 101, 108]],
+                                                                                ["token": "Hi", "logprob": -1.5, "bytes": [72, 105]]]]]])
+        // The half character's token went out with the chunk that completes it.
+        if case .array(let list)? = choice(chunks[2])["logprobs"]?["content"] {
+            #expect(list.map { $0["bytes"] } == [[0xC3], [0xA9]] && list.map { $0["logprob"] } == [-0.25, -0.125])
+        } else { Issue.record("no logprobs in \(chunks[2].text)") }
+        var text = OpenAICompletionShape(id: "r", model: "m", created: 7, chat: false, includeUsage: false, logprobs: true)
+        _ = text.chunks(for: .text(index: 0, "Hel", tokens: 1, logprobs: [a]))
+        let second = text.chunks(for: .text(index: 0, "lo", tokens: 1, logprobs: [TokenLogprob(bytes: Array("lo".utf8), logprob: -1)]))
+        #expect(choice(second[0])["logprobs"] == ["tokens": ["lo"], "token_logprobs": [-1.0], "top_logprobs": [[:]], "text_offset": [3]])
+        var g = Generation()
+        g.add(.text(index: 0, "Hel", tokens: 1, logprobs: [a]))
+        g.add(.finished(index: 0, reason: "stop", usage: OpenAICompletionsTests.engineUsage))
+        #expect(choice(text.answer(g))["logprobs"]?["top_logprobs"] == [["Hel": -0.5, "Hi": -1.5]])
+        #expect(g.json["logprobs"] == [a.json] && GenerationEvent.text(index: 0, "", tokens: 1, logprobs: [b]).piece(indexed: false)?["logprobs"] == [b.json])
     }
 
     @Test func timingsAreLlamaCppsFromTheUsage() {

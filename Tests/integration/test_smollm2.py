@@ -239,7 +239,8 @@ def test_sixteen_concurrent_streams_each_get_the_answer_they_get_alone(chat):
     ({"n": 3}, "n must be 1", "n"),
     ({"stop": ["a", "b", "c", "d", "e"]}, "stop must be a string or a list of up to 4 strings", None),
     ({"stream_options": {"include_usage": True}}, "stream_options is only allowed when stream is true", "stream_options"),
-    ({"logprobs": True}, "logprobs is not supported", "logprobs"),
+    ({"logprobs": 2}, "logprobs must be true or false", "logprobs"),
+    ({"logprobs": True, "top_logprobs": 50}, "top_logprobs must be an integer from 0 to 20", "top_logprobs"),
 ])
 def test_openai_bad_input_is_a_400_in_openais_shape(chat, body, message, param):
     full = {"model": "smollm2", "messages": [{"role": "user", "content": "hi"}], **body}
@@ -858,3 +859,27 @@ def test_llama_cpps_questions_about_the_model(chat):
     assert chat.post("/tokenize", {"content": 5}).status_code == 400
     assert chat.post("/apply-template", {"messages": [{"role": "robot", "content": "hi"}]}).status_code == 400
     assert chat.post("/tokenize", {"content": "hi", "model": "nope"}).status_code == 404
+
+
+def test_logprobs_in_openais_shapes_streamed_and_not(chat):
+    """Chat's logprobs.content (token, logprob, bytes, top_logprobs), the same tokens streamed and
+    not, their text the answer's; completions' tokens/token_logprobs/top_logprobs/text_offset."""
+    body = {"model": "smollm2", **QUESTION, "logprobs": True, "top_logprobs": 3}
+    answer = chat.post("/v1/chat/completions", body, timeout=60).json()["choices"][0]
+    content = answer["logprobs"]["content"]
+    assert "".join(t["token"] for t in content) == answer["message"]["content"] == "The capital of France is Paris."
+    for t in content:
+        assert t["logprob"] <= 0 and bytes(t["bytes"]).decode() == t["token"] and len(t["top_logprobs"]) == 3
+        assert t["top_logprobs"][0]["logprob"] >= t["top_logprobs"][1]["logprob"] >= t["top_logprobs"][2]["logprob"]
+        assert t["top_logprobs"][0]["token"] == t["token"] and abs(t["top_logprobs"][0]["logprob"] - t["logprob"]) < 1e-9   # greedy
+    r = requests.post(chat.url + "/v1/chat/completions", json={**body, "stream": True}, stream=True, timeout=60)
+    chunks, done = sse(r)
+    streamed = [t for c in chunks for t in ((c["choices"][0].get("logprobs") or {}).get("content") or [])]
+    assert done and streamed == content
+    text = chat.post("/v1/completions", {"model": "smollm2", "prompt": "The capital of France is", "max_tokens": 4, "temperature": 0,
+                                         "logprobs": 2}, timeout=60).json()["choices"][0]
+    lp = text["logprobs"]
+    assert "".join(lp["tokens"]) == text["text"] and len(lp["token_logprobs"]) == 4 and all(len(t) <= 2 for t in lp["top_logprobs"])
+    assert lp["text_offset"][0] == 0 and lp["text_offset"][1] == len(lp["tokens"][0])
+    # Without logprobs asked, null as before.
+    assert chat.post("/v1/chat/completions", {"model": "smollm2", **QUESTION}, timeout=60).json()["choices"][0]["logprobs"] is None

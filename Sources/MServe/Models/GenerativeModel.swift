@@ -52,14 +52,54 @@ public enum GenerationEvent: Equatable, Sendable {
     /// Choice `index` has read its prompt of `promptTokens` tokens; its first token follows.
     case started(index: Int, promptTokens: Int)
     /// `tokens` more tokens of choice `index`, and the text they complete: empty while they hold
-    /// only part of a character or what may begin a stop string (it comes with a later token).
-    case text(index: Int, String, tokens: Int)
+    /// only part of a character or what may begin a stop string (it comes with a later token);
+    /// with their log-probabilities when the request asked for them (`logprobs`).
+    case text(index: Int, String, tokens: Int, logprobs: [TokenLogprob] = [])
     /// Choice `index` ended: "stop" (end of turn or a stop string), "length" (max_tokens), or
     /// "cancelled" (nobody wants it any more).
     case finished(index: Int, reason: String, usage: GenerationUsage)
     /// The request was refused after `generate` returned, before its first token (the model's
     /// chat template refuses the conversation, the prompt is beyond the context): a 400 with this.
     case failed(String)
+}
+
+/// A generated token's log-probability as OpenAI reports it: its bytes, its log-probability, and
+/// the most likely tokens' at its place (most likely first), in the distribution it was drawn from.
+public struct TokenLogprob: Equatable, Sendable {
+    public var bytes: [UInt8]
+    public var logprob: Double
+    public var top: [TokenLogprob]
+
+    public init(bytes: [UInt8], logprob: Double, top: [TokenLogprob] = []) {
+        self.bytes = bytes
+        self.logprob = logprob
+        self.top = top
+    }
+
+    /// The token's text (a part of a character shows as U+FFFD; `bytes` has it exactly).
+    public var token: String { String(decoding: bytes, as: UTF8.self) }
+
+    /// OpenAI's chat shape: `{"token", "logprob", "bytes", "top_logprobs": [{"token", "logprob", "bytes"}]}`.
+    public var json: JSON {
+        func entry(_ t: TokenLogprob) -> [(String, JSON)] {
+            [("token", .string(t.token)), ("logprob", .double(t.logprob)), ("bytes", .array(t.bytes.map { .int(Int64($0)) }))]
+        }
+        return .object(entry(self) + [("top_logprobs", .array(top.map { .object(entry($0)) }))])
+    }
+
+    /// OpenAI's completions shape for a run of tokens: `tokens`, `token_logprobs`, `top_logprobs`
+    /// (one object of token to log-probability per token) and `text_offset` (from `offset`, in
+    /// characters of the completion).
+    public static func completionsJSON(_ list: [TokenLogprob], offset: Int = 0) -> JSON {
+        var at = offset, offsets: [JSON] = []
+        for t in list {
+            offsets.append(.int(Int64(at)))
+            at += t.token.count
+        }
+        return ["tokens": .array(list.map { .string($0.token) }), "token_logprobs": .array(list.map { .double($0.logprob) }),
+                "top_logprobs": .array(list.map { t in .object(t.top.map { ($0.token, .double($0.logprob)) }) }),
+                "text_offset": .array(offsets)]
+    }
 }
 
 /// One choice's tokens and times.
@@ -114,9 +154,11 @@ extension GenerationEvent {
         let index: Int
         switch self {
         case .started, .failed: return nil
-        case .text(let i, let text, _):
-            guard !text.isEmpty else { return nil }
-            (piece, index) = (["text": .string(text)], i)
+        case .text(let i, let text, _, let logprobs):
+            guard !text.isEmpty || !logprobs.isEmpty else { return nil }
+            piece = ["text": .string(text)]
+            if !logprobs.isEmpty { piece = piece.setting("logprobs", .array(logprobs.map(\.json))) }
+            index = i
         case .finished(let i, let reason, let usage):
             (piece, index) = (["finish_reason": .string(reason), "usage": usage.json], i)
         }
@@ -203,6 +245,8 @@ public struct Generation: Equatable, Sendable {
         public var text = ""
         public var finishReason: String?
         public var usage: GenerationUsage?
+        /// Every token's, when the request asked for them.
+        public var logprobs: [TokenLogprob] = []
     }
 
     public private(set) var choices: [Choice] = []
@@ -213,14 +257,16 @@ public struct Generation: Equatable, Sendable {
         let i: Int
         switch event {
         case .started(let index, _): i = index
-        case .text(let index, _, _): i = index
+        case .text(let index, _, _, _): i = index
         case .finished(let index, _, _): i = index
         case .failed: return
         }
         guard i >= 0 && i < 1024 else { return }
         while choices.count <= i { choices.append(Choice()) }
         switch event {
-        case .text(_, let t, _): choices[i].text += t
+        case .text(_, let t, _, let logprobs):
+            choices[i].text += t
+            choices[i].logprobs += logprobs
         case .finished(_, let reason, let usage):
             choices[i].finishReason = reason
             choices[i].usage = usage
@@ -263,11 +309,13 @@ public struct Generation: Equatable, Sendable {
     /// The answer in mserve's own style: one choice as `{"text", "finish_reason", "usage"}`, several
     /// as `{"choices": [...], "usage"}`.
     public var json: JSON {
+        func withLogprobs(_ j: JSON, _ c: Choice) -> JSON { c.logprobs.isEmpty ? j : j.setting("logprobs", .array(c.logprobs.map(\.json))) }
         if choices.count == 1 {
-            return ["text": .string(choices[0].text), "finish_reason": choices[0].finishReason.map(JSON.string) ?? .null, "usage": usage]
+            return withLogprobs(["text": .string(choices[0].text), "finish_reason": choices[0].finishReason.map(JSON.string) ?? .null,
+                                 "usage": usage], choices[0])
         }
         let list: [JSON] = choices.enumerated().map { i, c in
-            ["index": .int(Int64(i)), "text": .string(c.text), "finish_reason": c.finishReason.map(JSON.string) ?? .null]
+            withLogprobs(["index": .int(Int64(i)), "text": .string(c.text), "finish_reason": c.finishReason.map(JSON.string) ?? .null], c)
         }
         return ["choices": .array(list), "usage": usage]
     }

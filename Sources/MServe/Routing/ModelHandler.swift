@@ -260,7 +260,7 @@ class ModelHandler: RequestHandler {
         case .started(_, let promptTokens):
             cancelDeadline()   // the request timeout bounds the wait for the first token
             observer.countTokens(model: metrics, prompt: promptTokens, generated: 0)
-        case .text(let i, let text, let tokens):
+        case .text(let i, let text, let tokens, _):
             cancelDeadline()
             counted[i, default: 0] += tokens
             observer.countTokens(model: metrics, prompt: 0, generated: tokens)

@@ -6,6 +6,8 @@ struct OpenAICompletionRequest: Equatable {
     let stream: Bool
     /// `stream_options.include_usage`: a last chunk carries the usage.
     let includeUsage: Bool
+    /// `logprobs` asked for: each token's log-probability in the answer or its chunks.
+    let logprobs: Bool
 
     /// The keys passed to the model as they are (it checks their values).
     static let passed = ["temperature", "top_p", "top_k", "seed", "stop", "presence_penalty", "frequency_penalty"]
@@ -54,9 +56,30 @@ struct OpenAICompletionRequest: Equatable {
         for key in OpenAICompletionRequest.passed {
             if let v = body[key], v != .null { input.append((key, v)) }
         }
+        // Chat: `logprobs: true` and `top_logprobs` (0-20); completions: `logprobs: N` (0-20), N the
+        // alternatives.  The model gets `logprobs` and `top_logprobs` in its own input's terms.
+        var top: Int64?
+        switch (chat, body["logprobs"]) {
+        case (_, nil), (_, .some(.null)), (true, .some(.bool(false))): logprobs = false
+        case (true, .some(.bool(true))): logprobs = true
+        case (false, .some(.int(let n))) where (0...20).contains(n):
+            logprobs = true
+            top = n
+        case (_, let v?):
+            throw bad(chat ? "logprobs must be true or false, got \(v.text)" : "logprobs must be an integer from 0 to 20, got \(v.text)", "logprobs")
+        }
+        if chat {
+            switch body["top_logprobs"] {
+            case nil, .some(.null): break
+            case .int(let n)? where (0...20).contains(n):
+                guard logprobs else { throw bad("top_logprobs needs logprobs: true", "top_logprobs") }
+                top = n
+            case let v?: throw bad("top_logprobs must be an integer from 0 to 20, got \(v.text)", "top_logprobs")
+            }
+        }
+        if logprobs { input += [("logprobs", true), ("top_logprobs", .int(top ?? 0))] }
         // What this server does not do is refused rather than ignored.
         let unsupported: [(String, (JSON) -> Bool)] = [
-            ("logprobs", { $0 == .bool(true) || ($0.doubleValue ?? 0) > 0 }), ("top_logprobs", { ($0.doubleValue ?? 0) > 0 }),
             ("tools", { if case .array(let a) = $0 { !a.isEmpty } else { true } }), ("functions", { _ in true }),
             ("echo", { $0 == .bool(true) }), ("suffix", { $0.stringValue.map { !$0.isEmpty } ?? true }),
             ("best_of", { $0 != .int(1) }), ("logit_bias", { if case .object(let o) = $0 { !o.isEmpty } else { true } }),
@@ -78,15 +101,31 @@ struct OpenAICompletionShape {
     let created: Int64
     let chat: Bool
     let includeUsage: Bool
+    /// Each chunk and the answer carry the tokens' log-probabilities.
+    let logprobs: Bool
     /// Choices whose first chunk (the role) went out.
     private var begun: Set<Int> = []
+    /// Log-probabilities of tokens whose text is held back (part of a character, a possible stop
+    /// string): they go with the next chunk of that choice.  And each choice's text so far, in
+    /// characters (the completions shape's `text_offset`).
+    private var pending: [Int: [TokenLogprob]] = [:]
+    private var offsets: [Int: Int] = [:]
 
-    init(id: String, model: String, created: Int64, chat: Bool, includeUsage: Bool) {
+    init(id: String, model: String, created: Int64, chat: Bool, includeUsage: Bool, logprobs: Bool = false) {
         self.id = id
         self.model = model
         self.created = created
         self.chat = chat
         self.includeUsage = includeUsage
+        self.logprobs = logprobs
+    }
+
+    /// A choice's `logprobs` in this API's shape (null when not asked for).
+    private mutating func logprobsJSON(_ i: Int, _ list: [TokenLogprob]) -> JSON {
+        guard logprobs else { return .null }
+        if chat { return ["content": .array(list.map(\.json))] }
+        defer { offsets[i, default: 0] += list.reduce(0) { $0 + $1.token.count } }
+        return TokenLogprob.completionsJSON(list, offset: offsets[i, default: 0])
     }
 
     private var object: JSON { chat ? "chat.completion" : "text_completion" }
@@ -102,7 +141,8 @@ struct OpenAICompletionShape {
          "total_tokens": u["total_tokens"] ?? .int(0), "prompt_tokens_details": u["prompt_tokens_details"] ?? ["cached_tokens": 0]]
     }
 
-    private func chunk(_ index: Int, text: String?, role: Bool = false, finish: JSON = .null, timings: JSON? = nil) -> JSON {
+    private func chunk(_ index: Int, text: String?, role: Bool = false, finish: JSON = .null, timings: JSON? = nil,
+                       logprobs: JSON = .null) -> JSON {
         var choice: [(String, JSON)] = [("index", .int(Int64(index)))]
         if chat {
             var delta: [(String, JSON)] = role ? [("role", "assistant")] : []
@@ -111,7 +151,7 @@ struct OpenAICompletionShape {
         } else {
             choice.append(("text", .string(text ?? "")))
         }
-        choice += [("logprobs", .null), ("finish_reason", finish)]
+        choice += [("logprobs", logprobs), ("finish_reason", finish)]
         var out = head(chat ? "chat.completion.chunk" : "text_completion") + [("choices", .array([.object(choice)]))]
         if includeUsage { out.append(("usage", .null)) }
         if let timings { out.append(("timings", timings)) }
@@ -123,7 +163,7 @@ struct OpenAICompletionShape {
     mutating func chunks(for event: GenerationEvent) -> [JSON] {
         let i: Int
         switch event {
-        case .started(let index, _), .text(let index, _, _), .finished(let index, _, _): i = index
+        case .started(let index, _), .text(let index, _, _, _), .finished(let index, _, _): i = index
         case .failed: return []
         }
         var out: [JSON] = []
@@ -132,9 +172,16 @@ struct OpenAICompletionShape {
             out.append(chunk(i, text: "", role: true))
         }
         switch event {
-        case .text(_, let text, _) where !text.isEmpty: out.append(chunk(i, text: text))
+        case .text(_, let text, _, let list):
+            pending[i, default: []] += list
+            guard !text.isEmpty else { break }
+            let lp = logprobsJSON(i, pending[i] ?? [])
+            pending[i] = nil
+            out.append(chunk(i, text: text, logprobs: lp))
         case .finished(_, let reason, let usage):
-            out.append(chunk(i, text: chat ? nil : "", finish: .string(reason), timings: Generation.timings(usage.json)))
+            let lp = (pending[i] ?? []).isEmpty ? JSON.null : logprobsJSON(i, pending[i] ?? [])
+            pending[i] = nil
+            out.append(chunk(i, text: chat ? nil : "", finish: .string(reason), timings: Generation.timings(usage.json), logprobs: lp))
         default: break
         }
         return out
@@ -149,10 +196,11 @@ struct OpenAICompletionShape {
     func answer(_ g: Generation) -> JSON {
         let choices: [JSON] = g.choices.enumerated().map { i, c in
             let finish = c.finishReason.map(JSON.string) ?? .null
+            let lp: JSON = !logprobs ? .null : chat ? ["content": .array(c.logprobs.map(\.json))] : TokenLogprob.completionsJSON(c.logprobs)
             if chat {
-                return ["index": .int(Int64(i)), "message": ["role": "assistant", "content": .string(c.text)], "logprobs": .null, "finish_reason": finish]
+                return ["index": .int(Int64(i)), "message": ["role": "assistant", "content": .string(c.text)], "logprobs": lp, "finish_reason": finish]
             }
-            return ["index": .int(Int64(i)), "text": .string(c.text), "logprobs": .null, "finish_reason": finish]
+            return ["index": .int(Int64(i)), "text": .string(c.text), "logprobs": lp, "finish_reason": finish]
         }
         let usage = g.usage
         return .object(head(object) + [("choices", .array(choices)), ("usage", OpenAICompletionShape.usage(usage)),

@@ -22,7 +22,7 @@ class OpenAICompletionsHandler: RequestHandler {
         let chat = type(of: self).chat
         let parsed = try OpenAICompletionRequest(body, chat: chat)
         let shape = OpenAICompletionShape(id: recordID, model: name, created: Int64(LogClock.now().seconds), chat: chat,
-                                          includeUsage: parsed.includeUsage)
+                                          includeUsage: parsed.includeUsage, logprobs: parsed.logprobs)
         let call = Call(request: request, context: context, model: m, shape: shape, stream: parsed.stream)
         try call.run(for: self, InferenceRequest(recordID: recordID, input: parsed.input, body: request.body))
     }
