@@ -18,6 +18,8 @@ public struct SamplingParameters: Equatable, Sendable {
     public var frequencyPenalty: Float = 0
     /// With each token, its log-probability and this many of the most likely tokens' (0-20); nil: none.
     public var logprobs: Int?
+    /// Added to these tokens' logits before anything else (OpenAI's `logit_bias`).
+    public var logitBias: [Int32: Float] = [:]
 
     public init(temperature: Float = 1, topP: Float = 1, topK: Int = 0, seed: UInt64? = nil,
                 presencePenalty: Float = 0, frequencyPenalty: Float = 0, logprobs: Int? = nil) {
@@ -48,10 +50,11 @@ public struct Sampler: Sendable {
 
     /// The next token, and with `logprobs` asked for, its log-probability and the most likely
     /// tokens' in the distribution it was drawn from: after the penalties and the temperature
-    /// (the logits as they are at temperature 0, where the draw is greedy), before top-k and top-p
+    /// (and the logit bias; the logits as they are at temperature 0, where the draw is greedy), before top-k and top-p
     /// cut it (as vLLM and llama.cpp report them).
     public mutating func sample(_ logits: [Float]) -> (token: Int32, logprobs: TokenLogprobs?) {
         var l = logits
+        for (id, bias) in parameters.logitBias where l.indices.contains(Int(id)) { l[Int(id)] += bias }
         if parameters.presencePenalty != 0 || parameters.frequencyPenalty != 0 {
             for (id, n) in counts where l.indices.contains(Int(id)) {
                 l[Int(id)] -= parameters.presencePenalty + Float(n) * parameters.frequencyPenalty

@@ -144,13 +144,25 @@ public final class ChatModel: GenerativeModel, Sendable {
 
     /// A request as parsed on the event loop, before its prompt is rendered and tokenized.
     struct Plan: Sendable {
-        enum Prompt: Sendable { case conversation([ChatMessage]), texts([String]) }
+        /// A conversation, texts, or prompts given as token ids (read as they are: no BOS added).
+        enum Prompt: Sendable { case conversation([ChatMessage]), texts([String]), tokens([[Int32]]) }
         let prompt: Prompt
-        let maxTokens: Int
+        /// nil: not given; the answer then gets the room the prompt leaves in the context, at most
+        /// `defaultMaxTokens`.
+        let maxTokens: Int?
         let sampling: SamplingParameters
         let stop: [String]
-        var choices: Int { if case .texts(let t) = prompt { t.count } else { 1 } }
+        var choices: Int {
+            switch prompt {
+            case .conversation: 1
+            case .texts(let t): t.count
+            case .tokens(let t): t.count
+            }
+        }
     }
+
+    /// The most tokens an answer gets when the request gives no `max_tokens`.
+    static let defaultMaxTokens = 256
 
     /// The request's input checked, or a 400 saying what is wrong.  On the event loop, where nothing
     /// may grow with a request's size: nothing is rendered or tokenized, and a prompt is checked by
@@ -163,10 +175,12 @@ public final class ChatModel: GenerativeModel, Sendable {
             guard case .array(let items) = messages, !items.isEmpty else { throw ModelInputError("messages must be a non-empty list") }
             var turns: [ChatMessage] = []
             for (i, m) in items.enumerated() {
-                guard let role = m["role"]?.stringValue, ["system", "user", "assistant"].contains(role) else {
-                    throw ModelInputError("messages[\(i)].role must be system, user or assistant, got \(m["role"]?.text ?? "none")")
+                guard let role = m["role"]?.stringValue, ["system", "developer", "user", "assistant"].contains(role) else {
+                    throw ModelInputError("messages[\(i)].role must be system, user or assistant (or developer, taken as system), "
+                                          + "got \(m["role"]?.text ?? "none")")
                 }
-                turns.append(ChatMessage(role: role, content: try ChatModel.text(of: m["content"], at: i)))
+                // OpenAI's newer name for the system turn; chat templates know only "system".
+                turns.append(ChatMessage(role: role == "developer" ? "system" : role, content: try ChatModel.text(of: m["content"], at: i)))
             }
             if case .failure(let why) = template {
                 throw ModelInputError("this model takes no conversations (messages): \(why.reason); send {\"prompt\": \"...\"} "
@@ -181,6 +195,14 @@ public final class ChatModel: GenerativeModel, Sendable {
             let texts = items.compactMap(\.stringValue)
             prompt = .texts(texts)
             bytes = texts.map(\.utf8.count)
+        } else if case .array(let items)? = input["prompt"], let lists = ChatModel.tokenLists(items) {
+            // Token ids (OpenAI's and llama.cpp's completions take them): their count is known here.
+            let vocabulary = engine.model.config.vocabulary
+            if let bad = lists.joined().first(where: { $0 < 0 || Int($0) >= vocabulary }) {
+                throw ModelInputError("prompt: token \(bad) is not in the vocabulary of \(vocabulary) tokens")
+            }
+            prompt = .tokens(lists)
+            bytes = []   // their counts are known: checked below as the engine's requests are
         } else {
             throw ModelInputError("send {\"messages\": [{\"role\": \"user\", \"content\": \"...\"}]} or {\"prompt\": \"...\"} (or a list of up to 64 prompts)")
         }
@@ -189,13 +211,32 @@ public final class ChatModel: GenerativeModel, Sendable {
             guard let d = v.doubleValue, ok(d) else { throw ModelInputError("\(key) must be \(rule), got \(v.text)") }
             return d
         }
-        let maxTokens = Int(try number("max_tokens", 256, { $0 >= 1 && $0 == $0.rounded() && $0 < 1e9 }, "a positive integer"))
+        var maxTokens: Int?
+        if let v = input["max_tokens"], v != .null {
+            maxTokens = Int(try number("max_tokens", 1, { $0 >= 1 && $0 == $0.rounded() && $0 < 1e9 }, "a positive integer"))
+        }
         var sampling = SamplingParameters()
         sampling.temperature = Float(try number("temperature", 0.7, { $0 >= 0 && $0 <= 2 }, "from 0 to 2"))
         sampling.topP = Float(try number("top_p", 1, { $0 > 0 && $0 <= 1 }, "greater than 0 and at most 1"))
         sampling.topK = Int(try number("top_k", 0, { $0 >= 0 && $0 == $0.rounded() && $0 < 1e9 }, "a non-negative integer"))
         sampling.presencePenalty = Float(try number("presence_penalty", 0, { abs($0) <= 2 }, "from -2 to 2"))
         sampling.frequencyPenalty = Float(try number("frequency_penalty", 0, { abs($0) <= 2 }, "from -2 to 2"))
+        // OpenAI's logit_bias: token id (as a string) to a bias from -100 to 100, added to its logit.
+        switch input["logit_bias"] {
+        case nil, .some(.null): break
+        case .object(let pairs)? where pairs.count <= 1024:
+            let vocabulary = engine.model.config.vocabulary
+            for (key, value) in pairs {
+                guard let id = Int32(key), id >= 0, Int(id) < vocabulary else {
+                    throw ModelInputError("logit_bias: \(key) is not a token id of this model's vocabulary of \(vocabulary)")
+                }
+                guard let bias = value.doubleValue, abs(bias) <= 100 else {
+                    throw ModelInputError("logit_bias: the bias of token \(key) must be from -100 to 100, got \(value.text)")
+                }
+                sampling.logitBias[id] = Float(bias)
+            }
+        default: throw ModelInputError("logit_bias must be an object of up to 1024 token ids (strings) and biases")
+        }
         if let seed = input["seed"], seed != .null {
             guard case .int(let s) = seed else { throw ModelInputError("seed must be an integer, got \(seed.text)") }
             sampling.seed = UInt64(bitPattern: s)
@@ -217,14 +258,17 @@ public final class ChatModel: GenerativeModel, Sendable {
             stop = items.compactMap(\.stringValue)
         default: throw ModelInputError("stop must be a string or a list of up to 4 strings")
         }
-        guard maxTokens < contextLength else {
+        if let maxTokens, maxTokens >= contextLength {
             throw ModelInputError("max_tokens must be less than the context of \(contextLength) tokens, got \(maxTokens)")
+        }
+        if case .tokens(let lists) = prompt {
+            for list in lists { try ChatModel.fits(list.count, maxTokens, context: contextLength) }
         }
         for count in bytes {
             let fewest = count / tokenizer.longestTokenBytes
-            guard fewest + maxTokens <= contextLength else {
-                throw ModelInputError("the prompt is \(count) bytes, at least \(fewest) tokens, and max_tokens \(maxTokens): "
-                                      + "beyond the model's context of \(contextLength) tokens")
+            guard fewest + (maxTokens ?? 1) <= contextLength else {
+                throw ModelInputError("the prompt is \(count) bytes, at least \(fewest) tokens" + (maxTokens.map { ", and max_tokens \($0)" } ?? "")
+                                      + ": beyond the model's context of \(contextLength) tokens")
             }
         }
         return Plan(prompt: prompt, maxTokens: maxTokens, sampling: sampling, stop: stop)
@@ -235,6 +279,7 @@ public final class ChatModel: GenerativeModel, Sendable {
     func requests(_ plan: Plan) throws(ModelInputError) -> [GenerationEngine.Request] {
         var texts: [(text: String, controlOffsets: Set<Int>?)]
         switch plan.prompt {
+        case .tokens(let lists): return try lists.map { list throws(ModelInputError) in try request(list, plan) }
         case .texts(let t): texts = t.map { ($0, nil) }
         case .conversation(let turns):
             guard case .success(let chat) = template else { return [] }   // plan() refused it
@@ -250,12 +295,43 @@ public final class ChatModel: GenerativeModel, Sendable {
         return try texts.map { text throws(ModelInputError) in
             let prompt = (tokenizer.leadingToken.map { [$0] } ?? []) + tokenizer.encode(text.text, controlOffsets: text.controlOffsets)
                 + (tokenizer.trailingToken.map { [$0] } ?? [])
-            guard prompt.count + plan.maxTokens <= contextLength else {
-                throw ModelInputError("the prompt is \(prompt.count) tokens and max_tokens \(plan.maxTokens): \(prompt.count + plan.maxTokens) in all, "
-                                      + "beyond the model's context of \(contextLength) tokens")
-            }
-            return GenerationEngine.Request(prompt: prompt, maxTokens: plan.maxTokens, sampling: plan.sampling, stop: plan.stop)
+            return try request(prompt, plan)
         }
+    }
+
+    /// The engine's request for one prompt: `max_tokens` as given, or the room the prompt leaves
+    /// (at most `defaultMaxTokens`); a 400 where the context cannot hold it.
+    private func request(_ prompt: [Int32], _ plan: Plan) throws(ModelInputError) -> GenerationEngine.Request {
+        try ChatModel.fits(prompt.count, plan.maxTokens, context: contextLength)
+        let maxTokens = plan.maxTokens ?? min(ChatModel.defaultMaxTokens, contextLength - prompt.count)
+        return GenerationEngine.Request(prompt: prompt, maxTokens: maxTokens, sampling: plan.sampling, stop: plan.stop)
+    }
+
+    /// A prompt of `count` tokens and its `max_tokens` (nil: not given, at least one token of room
+    /// wanted) fit the context, or a 400 naming the counts.
+    static func fits(_ count: Int, _ maxTokens: Int?, context: Int) throws(ModelInputError) {
+        guard count + (maxTokens ?? 1) > context else { return }
+        throw ModelInputError(maxTokens.map { "the prompt is \(count) tokens and max_tokens \($0): \(count + $0) in all, beyond the model's context of \(context) tokens" }
+                              ?? "the prompt is \(count) tokens: beyond the model's context of \(context) tokens, with no room left for an answer")
+    }
+
+    /// A prompt of token ids, or a list of them (OpenAI's `[1, 2]`, `[[1, 2], [3]]`): nil if not that.
+    static func tokenLists(_ items: [JSON]) -> [[Int32]]? {
+        func ids(_ list: [JSON]) -> [Int32]? {
+            var out: [Int32] = []
+            for item in list {
+                guard case .int(let id) = item, id >= Int64(Int32.min), id <= Int64(Int32.max) else { return nil }
+                out.append(Int32(id))
+            }
+            return out.isEmpty ? nil : out
+        }
+        if let one = ids(items) { return [one] }
+        var lists: [[Int32]] = []
+        for item in items {
+            guard case .array(let list) = item, let one = ids(list) else { return nil }
+            lists.append(one)
+        }
+        return lists.isEmpty || lists.count > 64 ? nil : lists
     }
 
     /// A message's content: a string, or OpenAI's list of text parts.

@@ -18,6 +18,10 @@ import Testing
         let text = try OpenAICompletionRequest(["model": "m", "prompt": ["a"]], chat: false)
         #expect(text.input == ["prompt": "a"] && !text.stream)
         #expect(try OpenAICompletionRequest(["prompt": ["a", "b"]], chat: false).input == ["prompt": ["a", "b"]])
+        // Token ids, one prompt or several, and logit_bias, go to the model as they are.
+        #expect(try OpenAICompletionRequest(["prompt": [1, 2], "logit_bias": ["5": -100]], chat: false).input
+                == ["prompt": [1, 2], "logit_bias": ["5": -100]])
+        #expect(try OpenAICompletionRequest(["prompt": [[1, 2], [3]]], chat: false).input == ["prompt": [[1, 2], [3]]])
     }
 
     @Test(arguments: [
@@ -30,7 +34,7 @@ import Testing
         (["messages": [], "logprobs": true, "top_logprobs": 21], true, "top_logprobs must be an integer from 0 to 20", "top_logprobs"),
         (["prompt": "x", "logprobs": true], false, "logprobs must be an integer from 0 to 20", "logprobs"),
         (["messages": [], "tools": [["type": "function"]]], true, "tools is not supported", "tools"),
-        (["prompt": [1, 2]], false, "prompt must be a string or a non-empty list of strings", "prompt"),
+        (["prompt": [1, "a"]], false, "prompt must be a string, a list of strings, or token ids", "prompt"),
         (["prompt": "x", "echo": true], false, "echo is not supported", "echo"),
     ] as [(JSON, Bool, String, String)])
     func badRequestsSayWhichFieldAndWhy(_ body: JSON, _ chat: Bool, _ message: String, _ param: String) {

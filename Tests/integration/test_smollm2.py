@@ -68,7 +68,8 @@ def test_a_stream_sends_text_pieces_then_the_finish(chat):
     ({"prompt": "hi", "top_p": 0}, "top_p must be greater than 0"),
     ({"prompt": "hi", "stop": ["a", "b", "c", "d", "e"]}, "up to 4 strings"),
     ({"prompt": "hi", "max_tokens": 9000}, "max_tokens must be less than the context of 8192 tokens"),
-    ({"prompt": "hi " * 8200}, "the prompt is 8201 tokens and max_tokens 256: 8457 in all, beyond the model's context of 8192"),
+    ({"prompt": "hi " * 8200}, "the prompt is 8201 tokens: beyond the model's context of 8192 tokens, with no room left for an answer"),
+    ({"prompt": "hi " * 8000, "max_tokens": 300}, "the prompt is 8001 tokens and max_tokens 300: 8301 in all, beyond the model's context of 8192"),
     ({"text": "hi"}, "send {\"messages\""),
 ])
 def test_bad_input_is_a_400_that_says_why(chat, body, message):
@@ -101,7 +102,7 @@ def test_openai_chat_completion_by_hand(chat):
     assert r.status_code == 200, r.text
     body = r.json()
     assert body["id"] == r.headers["X-Request-Id"] and body["object"] == "chat.completion" and body["model"] == "smollm2"
-    assert body["choices"] == [{"index": 0, "message": {"role": "assistant", "content": "The capital of France is Paris."},
+    assert body["choices"] == [{"index": 0, "message": {"role": "assistant", "content": "The capital of France is Paris.", "refusal": None},
                                 "logprobs": None, "finish_reason": "stop"}]
     # The same question was asked before on this server (unless this test runs alone): its first
     # two blocks of 16 come from the prefix cache.
@@ -647,6 +648,12 @@ def test_a_file_without_a_chat_template_serves_completions_and_refuses_chat_sayi
     try:
         r = requests.post(s.url + "/v1/completions", timeout=60, json={"model": "base", "prompt": "Hello", "max_tokens": 4})
         assert r.status_code == 200 and r.json()["usage"]["completion_tokens"] >= 1, r.text
+        # A prompt of 500 of the context's 512 tokens with no max_tokens: answered with the room it
+        # leaves (it was refused: the default 256 was counted against the context).
+        r = requests.post(s.url + "/v1/completions", timeout=60, json={"model": "base", "prompt": [100] * 500, "temperature": 1, "seed": 1})
+        assert r.status_code == 200 and r.json()["usage"]["prompt_tokens"] == 500 and 1 <= r.json()["usage"]["completion_tokens"] <= 12, r.text
+        r = requests.post(s.url + "/v1/completions", timeout=60, json={"model": "base", "prompt": [100] * 512})
+        assert r.status_code == 400 and "no room left for an answer" in r.json()["error"]["message"], r.text
         r = requests.post(s.url + "/v1/chat/completions", timeout=60, json={"model": "base", "messages": [{"role": "user", "content": "Hi"}]})
         assert r.status_code == 400, r.text
         said = r.json()["error"]["message"]
@@ -883,3 +890,32 @@ def test_logprobs_in_openais_shapes_streamed_and_not(chat):
     assert lp["text_offset"][0] == 0 and lp["text_offset"][1] == len(lp["tokens"][0])
     # Without logprobs asked, null as before.
     assert chat.post("/v1/chat/completions", {"model": "smollm2", **QUESTION}, timeout=60).json()["choices"][0]["logprobs"] is None
+
+
+def test_the_rest_of_openais_chat_shape(chat):
+    """The developer role (as system), logit_bias, token-id prompts and /health."""
+    as_system = chat.post("/v1/chat/completions", {"model": "smollm2", "messages": [{"role": "system", "content": "Answer in French."},
+                                                                                    *QUESTION["messages"]], "temperature": 0, "max_tokens": 12},
+                          timeout=60).json()
+    as_developer = chat.post("/v1/chat/completions", {"model": "smollm2", "messages": [{"role": "developer", "content": "Answer in French."},
+                                                                                       *QUESTION["messages"]], "temperature": 0, "max_tokens": 12},
+                             timeout=60).json()
+    assert as_developer["choices"][0]["message"] == as_system["choices"][0]["message"]
+    # The greedy first token, forbidden by logit_bias, is not the first token any more.
+    plain = chat.post("/v1/completions", {"model": "smollm2", "prompt": "The capital of France is", "max_tokens": 1, "temperature": 0,
+                                          "logprobs": 0}, timeout=60).json()["choices"][0]
+    first = chat.post("/tokenize", {"content": plain["text"]}).json()["tokens"]
+    biased = chat.post("/v1/completions", {"model": "smollm2", "prompt": "The capital of France is", "max_tokens": 1, "temperature": 0,
+                                           "logit_bias": {str(first[0]): -100}}, timeout=60).json()["choices"][0]
+    assert len(first) == 1 and biased["text"] != plain["text"]
+    # Token ids read as they are: the same answer as the text they are.
+    ids = chat.post("/tokenize", {"content": "The capital of France is"}).json()["tokens"]
+    by_ids = chat.post("/v1/completions", {"model": "smollm2", "prompt": ids, "max_tokens": 4, "temperature": 0}, timeout=60).json()
+    by_text = chat.post("/v1/completions", {"model": "smollm2", "prompt": "The capital of France is", "max_tokens": 4, "temperature": 0},
+                        timeout=60).json()
+    assert by_ids["choices"][0]["text"] == by_text["choices"][0]["text"] and by_ids["usage"]["prompt_tokens"] == len(ids)
+    two = chat.post("/v1/completions", {"model": "smollm2", "prompt": [ids, ids[:2]], "max_tokens": 2, "temperature": 0}, timeout=60).json()
+    assert [c["index"] for c in two["choices"]] == [0, 1]
+    r = chat.post("/v1/completions", {"model": "smollm2", "prompt": [1, 10 ** 6], "max_tokens": 2})
+    assert r.status_code == 400 and "not in the vocabulary" in r.json()["error"]["message"]
+    assert requests.get(chat.url + "/health", timeout=10).status_code == 200

@@ -174,6 +174,8 @@ extension Router {
             let route = Route(literal: path, handler)
             routes.append(open ? route.open() : route)
         }
+        // `/health`, which llama.cpp's and vLLM's clients probe, answers as the health path does.
+        if settings.healthPath != "off" && settings.healthPath != "/health" { routes.append(Route(literal: "/health", HealthHandler.self).open()) }
         return routes
     }
 

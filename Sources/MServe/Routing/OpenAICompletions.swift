@@ -10,7 +10,7 @@ struct OpenAICompletionRequest: Equatable {
     let logprobs: Bool
 
     /// The keys passed to the model as they are (it checks their values).
-    static let passed = ["temperature", "top_p", "top_k", "seed", "stop", "presence_penalty", "frequency_penalty"]
+    static let passed = ["temperature", "top_p", "top_k", "seed", "stop", "presence_penalty", "frequency_penalty", "logit_bias"]
 
     init(_ body: JSON, chat: Bool) throws(HTTPError) {
         func bad(_ message: String, _ param: String) -> HTTPError { HTTPError(400, message, param: param) }
@@ -23,7 +23,11 @@ struct OpenAICompletionRequest: Equatable {
             case .string(let s)?: input.append(("prompt", .string(s)))
             case .array(let items)? where !items.isEmpty && items.allSatisfy({ $0.stringValue != nil }):
                 input.append(("prompt", items.count == 1 ? items[0] : .array(items)))
-            default: throw bad("prompt must be a string or a non-empty list of strings (token ids are not taken)", "prompt")
+            // Token ids: one prompt ([1, 2]) or several ([[1, 2], [3]]); the model checks them.
+            case .array(let items)? where !items.isEmpty && (items.allSatisfy { $0.intValue != nil }
+                                                             || items.allSatisfy { if case .array(let l) = $0 { l.allSatisfy { $0.intValue != nil } } else { false } }):
+                input.append(("prompt", .array(items)))
+            default: throw bad("prompt must be a string, a list of strings, or token ids (a list of integers, or of lists of them)", "prompt")
             }
         }
         switch body["n"] {
@@ -82,7 +86,7 @@ struct OpenAICompletionRequest: Equatable {
         let unsupported: [(String, (JSON) -> Bool)] = [
             ("tools", { if case .array(let a) = $0 { !a.isEmpty } else { true } }), ("functions", { _ in true }),
             ("echo", { $0 == .bool(true) }), ("suffix", { $0.stringValue.map { !$0.isEmpty } ?? true }),
-            ("best_of", { $0 != .int(1) }), ("logit_bias", { if case .object(let o) = $0 { !o.isEmpty } else { true } }),
+            ("best_of", { $0 != .int(1) }),
             ("response_format", { $0["type"] != .string("text") }),
         ]
         for (key, refused) in unsupported {
@@ -161,10 +165,16 @@ struct OpenAICompletionShape {
     /// The chunks one of the model's events becomes: the role first (chat), then the text, and
     /// the finish reason with llama.cpp's timings.
     mutating func chunks(for event: GenerationEvent) -> [JSON] {
+        // The role goes with the first text (or the end), not with `started`: a client that reads
+        // one chunk and leaves has then been sent a token that the metrics have counted.
         let i: Int
         switch event {
-        case .started(let index, _), .text(let index, _, _, _), .finished(let index, _, _): i = index
-        case .failed: return []
+        case .text(let index, _, _, _), .finished(let index, _, _): i = index
+        case .started, .failed: return []
+        }
+        if case .text(_, let text, _, let list) = event, text.isEmpty {
+            pending[i, default: []] += list
+            return []
         }
         var out: [JSON] = []
         if chat && !begun.contains(i) {
@@ -174,7 +184,6 @@ struct OpenAICompletionShape {
         switch event {
         case .text(_, let text, _, let list):
             pending[i, default: []] += list
-            guard !text.isEmpty else { break }
             let lp = logprobsJSON(i, pending[i] ?? [])
             pending[i] = nil
             out.append(chunk(i, text: text, logprobs: lp))
@@ -198,7 +207,9 @@ struct OpenAICompletionShape {
             let finish = c.finishReason.map(JSON.string) ?? .null
             let lp: JSON = !logprobs ? .null : chat ? ["content": .array(c.logprobs.map(\.json))] : TokenLogprob.completionsJSON(c.logprobs)
             if chat {
-                return ["index": .int(Int64(i)), "message": ["role": "assistant", "content": .string(c.text)], "logprobs": lp, "finish_reason": finish]
+                // `refusal` is required by OpenAI's schema (null: the model did not refuse).
+                return ["index": .int(Int64(i)), "message": ["role": "assistant", "content": .string(c.text), "refusal": .null], "logprobs": lp,
+                        "finish_reason": finish]
             }
             return ["index": .int(Int64(i)), "text": .string(c.text), "logprobs": lp, "finish_reason": finish]
         }
