@@ -162,7 +162,7 @@ struct AccessTests {
                 }
             }
         }
-        #expect(router.routes.filter(\.isOpen).map(\.pattern) == ["/status.json", "/status", "/healthz", "/readyz", "/metrics"])
+        #expect(router.routes.filter(\.isOpen).map(\.pattern) == ["/status.json", "/status", "/healthz", "/readyz", "/metrics", "/health"])
     }
 
     @Test func openAIRoutesAnswerInOpenAIsShape() throws {
