@@ -96,7 +96,11 @@ class ModelHandler: RequestHandler {
         let onPiece: ((JSON) -> Void)? = !streams ? nil : { [self] piece in
             cancelDeadline()   // the request timeout bounds the wait for the first piece
             for p in presentPiece(piece) { send(p) }
-            throttle(pause: { [weak runner] job in runner?.pause(job) }, resume: { [weak runner] job in runner?.resume(job) })
+            guard let job = streamJob else { return }
+            throttle { [weak runner, weak job] paused in
+                guard let runner, let job else { return }
+                if paused { runner.pause(job) } else { runner.resume(job) }
+            }
         }
         let job = InferenceJob(request: inference, onPiece: onPiece) { [self] result in
             cancelDeadline()
@@ -283,7 +287,7 @@ class ModelHandler: RequestHandler {
         generation.add(event)
         if streamFormat != nil {
             for p in presentEvent(event) { send(p) }
-            throttle(inference.flow)
+            throttle { inference.flow.set(paused: $0) }
         }
         guard finishedChoices == choices else { return }
         let slowest = generation.choices.compactMap(\.usage).max { $0.seconds < $1.seconds }
@@ -326,26 +330,15 @@ class ModelHandler: RequestHandler {
     private var throttled = false
 
     /// Backpressure: a client that leaves more than --stream-buffer unread pauses the model's
-    /// stream until it has read half of it.
-    private func throttle(pause: (InferenceJob) -> Void, resume: @escaping (InferenceJob) -> Void) {
-        guard !throttled, let job = streamJob, request.response.pendingBytes > context.settings.streamBuffer else { return }
-        throttled = true
-        pause(job)
-        request.response.whenDrained(to: context.settings.streamBuffer / 2) { [weak self, weak job] in
-            self?.throttled = false
-            if let job { resume(job) }
-        }
-    }
-
-    /// A generation's backpressure: its sequences are held (they decode nothing) until the client
-    /// has read half of what it left unread.
-    private func throttle(_ flow: StreamFlow) {
+    /// stream (`pause(true)`: a model thread's emit waits, a generation's sequences are held)
+    /// until it has read half of it (`pause(false)`).
+    private func throttle(_ pause: @escaping (Bool) -> Void) {
         guard !throttled, request.response.pendingBytes > context.settings.streamBuffer else { return }
         throttled = true
-        flow.set(paused: true)
+        pause(true)
         request.response.whenDrained(to: context.settings.streamBuffer / 2) { [weak self] in
             self?.throttled = false
-            flow.set(paused: false)
+            pause(false)
         }
     }
 
