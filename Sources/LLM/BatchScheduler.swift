@@ -8,6 +8,11 @@
 /// sequence reserves its prompt plus its `max_tokens` of KV cache, in whole blocks, when admitted
 /// (the one admission: a place in the step and room in the cache), so that a running sequence never
 /// runs out; a finished or cancelled one frees its reservation for the next step.
+///
+/// A request for several answers to one prompt (OpenAI's `n`) is a group admitted at once: its
+/// first sequence reads the prompt, the others start from its KV cache when it is read (its whole
+/// blocks shared, the part-filled one copied) and sample their first tokens from the same logits.
+/// The shared blocks are reserved once, for as long as any of the group runs.
 public struct BatchScheduler: Sendable {
     public struct Limits: Equatable, Sendable {
         /// Sequences in one step (--max-batch-size).
@@ -71,14 +76,19 @@ public struct BatchScheduler: Sendable {
         case queued
         /// It could never fit: prompt plus max_tokens beyond the whole KV cache.
         case tooLong(needed: Int, capacity: Int)
+        /// More copies than sequences in a step.
+        case tooManyCopies(limit: Int)
     }
 
     struct Sequence: Equatable, Sendable {
         let id: Int
         let prompt: Int
         let maxNew: Int
-        /// Prompt plus max_tokens in whole blocks.
+        /// Prompt plus max_tokens in whole blocks (in a group: less the prompt's whole blocks, which
+        /// the group reserves once).
         let need: Int
+        /// In a group: its first sequence's id (the one that reads the prompt).
+        var leader: Int?
         var prefilled = 0
         var generated = 0
     }
@@ -89,25 +99,38 @@ public struct BatchScheduler: Sendable {
     /// Sequences whose client is not reading (backpressure): they keep their place and KV cache
     /// but decode no token until released.
     private(set) var held: Set<Int> = []
+    /// Each group's shared reservation (its prompt's whole blocks) by its leader's id, and its size.
+    private(set) var groups: [Int: (shared: Int, size: Int)] = [:]
 
     public init(limits: Limits) { self.limits = limits }
 
-    public var kvReserved: Int { running.reduce(0) { $0 + $1.need } }
+    public var kvReserved: Int {
+        running.reduce(0) { $0 + $1.need } + groups.reduce(0) { total, g in running.contains { $0.leader == g.key } ? total + g.value.shared : total }
+    }
     public var waitingCount: Int { waiting.count }
     public var runningCount: Int { running.count }
 
-    public mutating func submit(id: Int, promptTokens: Int, maxNewTokens: Int) -> Admission {
-        let s = Sequence(id: id, prompt: promptTokens, maxNew: maxNewTokens, need: limits.reservation(promptTokens + maxNewTokens))
-        guard s.need <= limits.kvCapacity else { return .tooLong(needed: promptTokens + maxNewTokens, capacity: limits.kvCapacity) }
-        waiting.append(s)
+    /// Queues a request for `copies` answers to one prompt: sequences `id`..<`id + copies`.
+    public mutating func submit(id: Int, promptTokens: Int, maxNewTokens: Int, copies: Int = 1) -> Admission {
+        let whole = limits.reservation(promptTokens + maxNewTokens)
+        let shared = copies > 1 ? promptTokens / limits.blockTokens * limits.blockTokens : 0
+        let need = shared + copies * (whole - shared)
+        guard copies <= limits.maxSequences else { return .tooManyCopies(limit: limits.maxSequences) }
+        guard need <= limits.kvCapacity else { return .tooLong(needed: copies > 1 ? need : promptTokens + maxNewTokens, capacity: limits.kvCapacity) }
+        for k in 0..<copies {
+            waiting.append(Sequence(id: id + k, prompt: promptTokens, maxNew: maxNewTokens, need: whole - shared, leader: copies > 1 ? id : nil))
+        }
+        if copies > 1 { groups[id] = (shared, copies) }
         return .queued
     }
 
     /// A client left, or the sequence finished early (a stop string, end of turn).
     public mutating func remove(id: Int) {
+        let leader = (waiting + running).first { $0.id == id }?.leader
         waiting.removeAll { $0.id == id }
         running.removeAll { $0.id == id }
         held.remove(id)
+        if let leader, !(waiting + running).contains(where: { $0.leader == leader }) { groups[leader] = nil }
     }
 
     /// Backpressure: a held sequence decodes nothing until released (its prompt is still read).
@@ -127,9 +150,14 @@ public struct BatchScheduler: Sendable {
     @discardableResult
     public mutating func admit() -> [Int] {
         var admitted: [Int] = []
-        while let first = waiting.first, running.count < limits.maxSequences, kvReserved + first.need <= limits.kvCapacity {
-            running.append(waiting.removeFirst())
-            admitted.append(first.id)
+        while let first = waiting.first {
+            // A group comes in whole: its sequences are together in the queue.
+            let count = first.leader.map { leader in waiting.prefix { $0.leader == leader }.count } ?? 1
+            let need = waiting.prefix(count).reduce(first.leader.flatMap { groups[$0]?.shared } ?? 0) { $0 + $1.need }
+            guard running.count + count <= limits.maxSequences, kvReserved + need <= limits.kvCapacity else { break }
+            running += waiting.prefix(count)
+            admitted += waiting.prefix(count).map(\.id)
+            waiting.removeFirst(count)
         }
         return admitted
     }
@@ -152,7 +180,8 @@ public struct BatchScheduler: Sendable {
             budget -= limits.cost(1, from: at)
         }
         var prefilling = false
-        for s in running where s.prefilled < s.prompt {
+        // A group's other sequences wait for its leader to read the prompt they share.
+        for s in running where s.prefilled < s.prompt && (s.leader == nil || s.leader == s.id) {
             let left = s.prompt - s.prefilled
             var n = limits.tokens(from: s.prefilled, within: budget, limit: left)
             // However many streams decode, a prompt moves on a little every step (never starved).
@@ -175,8 +204,16 @@ public struct BatchScheduler: Sendable {
             if w.prefill { running[i].prefilled += w.tokens }
             if w.samples { running[i].generated += 1 }
             if running[i].generated >= running[i].maxNew { done.append(w.id) }
+            // The leader read the prompt: the group's others took its cache and their first tokens.
+            if w.prefill && w.samples && running[i].leader == w.id {
+                for j in running.indices where running[j].leader == w.id && running[j].id != w.id {
+                    running[j].prefilled = running[j].prompt
+                    running[j].generated = 1
+                    if running[j].generated >= running[j].maxNew { done.append(running[j].id) }
+                }
+            }
         }
-        running.removeAll { done.contains($0.id) }
+        for id in done { remove(id: id) }
         return done
     }
 }

@@ -12,12 +12,16 @@ public final class GenerationEngine: Sendable {
         public var maxTokens: Int
         public var sampling: SamplingParameters
         public var stop: [String]
+        /// Answers wanted (OpenAI's `n`): the prompt is read once and its KV cache shared by them.
+        public var answers: Int
 
-        public init(prompt: [Int32], maxTokens: Int, sampling: SamplingParameters = SamplingParameters(temperature: 0), stop: [String] = []) {
+        public init(prompt: [Int32], maxTokens: Int, sampling: SamplingParameters = SamplingParameters(temperature: 0), stop: [String] = [],
+                    answers: Int = 1) {
             self.prompt = prompt
             self.maxTokens = maxTokens
             self.sampling = sampling
             self.stop = stop
+            self.answers = max(1, answers)
         }
     }
 
@@ -47,10 +51,18 @@ public final class GenerationEngine: Sendable {
     public enum Refusal: Error, Equatable, Sendable {
         /// Prompt plus max_tokens beyond what the KV cache or the context holds.
         case tooLong(needed: Int, capacity: Int)
+        /// More answers than sequences in a step (--max-batch-size).
+        case tooManyAnswers(Int, limit: Int)
     }
+
+    public typealias EventHandler = @Sendable (_ answer: Int, Event) -> Void
 
     private struct Active {
         let request: Request
+        /// Which of the request's answers, and the id of the one that reads the prompt (itself
+        /// when alone).
+        let answer: Int
+        let leader: Int
         let sequence: LlamaModel.Sequence
         var sampler: Sampler
         var decoder = StreamingDecoder()
@@ -62,15 +74,22 @@ public final class GenerationEngine: Sendable {
         let submitted: ContinuousClock.Instant
         var admitted: ContinuousClock.Instant?
         var firstToken: ContinuousClock.Instant?
-        let onEvent: @Sendable (Event) -> Void
+        let handler: EventHandler
+
+        func onEvent(_ e: Event) { handler(answer, e) }
     }
 
     /// What the callers and the engine's thread share.  The sequences themselves (KV caches,
     /// samplers) belong to the engine's thread alone.
     private struct State {
         var scheduler: BatchScheduler
-        var submitted: [(id: Int, request: Request, at: ContinuousClock.Instant, onEvent: @Sendable (Event) -> Void)] = []
+        var submitted: [(id: Int, request: Request, at: ContinuousClock.Instant, handler: EventHandler)] = []
         var cancelled: Set<Int> = []
+        /// Requests of several answers by their first id (their ids follow it), while any runs.
+        var answers: [Int: Int] = [:]
+
+        /// A request's ids from its first.
+        func ids(_ id: Int) -> Range<Int> { id..<(id + (answers[id] ?? 1)) }
         var nextID = 1
         var stopping = false
     }
@@ -127,19 +146,29 @@ public final class GenerationEngine: Sendable {
         done.wait()
     }
 
-    /// Queues a request; `onEvent` is called on the engine's thread.  Returns its id, for `cancel`.
+    /// Queues a request of one answer; `onEvent` is called on the engine's thread.  Returns its
+    /// id, for `cancel`.
     public func submit(_ r: Request, onEvent: @escaping @Sendable (Event) -> Void) throws(Refusal) -> Int {
+        try submit(r) { _, event in onEvent(event) }
+    }
+
+    /// Queues a request; `handler` is called on the engine's thread with each event and the answer
+    /// (0..<`r.answers`) it is of.  Returns the request's id, for `cancel` and `hold`.
+    public func submit(_ r: Request, handler: @escaping EventHandler) throws(Refusal) -> Int {
         startIfNeeded()
         let context = model.config.context
         guard r.prompt.count + r.maxTokens <= context else { throw .tooLong(needed: r.prompt.count + r.maxTokens, capacity: context) }
         let result: Result<Int, Refusal> = state.withLock { s in
             let id = s.nextID
-            switch s.scheduler.submit(id: id, promptTokens: r.prompt.count, maxNewTokens: r.maxTokens) {
+            switch s.scheduler.submit(id: id, promptTokens: r.prompt.count, maxNewTokens: r.maxTokens, copies: r.answers) {
             case .tooLong(let needed, let capacity):
                 return .failure(.tooLong(needed: needed, capacity: capacity))
+            case .tooManyCopies(let limit):
+                return .failure(.tooManyAnswers(r.answers, limit: limit))
             case .queued:
-                s.nextID += 1
-                s.submitted.append((id, r, ContinuousClock.now, onEvent))
+                s.nextID += r.answers
+                if r.answers > 1 { s.answers[id] = r.answers }
+                s.submitted.append((id, r, ContinuousClock.now, handler))
                 return .success(id)
             }
         }
@@ -150,13 +179,15 @@ public final class GenerationEngine: Sendable {
 
     /// Backpressure: the client is not reading; the sequence decodes nothing until released.
     public func hold(_ id: Int, _ on: Bool) {
-        state.withLock { $0.scheduler.hold(id: id, on) }
+        state.withLock { s in
+            for i in s.ids(id) { s.scheduler.hold(id: i, on) }
+        }
         if !on { wake.signal() }
     }
 
-    /// The client left: its sequence leaves at the next step.
+    /// The client left: its sequences leave at the next step.
     public func cancel(_ id: Int) {
-        state.withLock { _ = $0.cancelled.insert(id) }
+        state.withLock { s in s.cancelled.formUnion(s.ids(id)) }
         wake.signal()
     }
 
@@ -175,25 +206,33 @@ public final class GenerationEngine: Sendable {
                 let cancelled = s.cancelled
                 s.cancelled = []
                 if s.stopping {
-                    for id in Set(active.keys).union(arrived.map(\.id)) { s.scheduler.remove(id: id) }
+                    for id in Set(active.keys).union(arrived.flatMap { s.ids($0.id) }) { s.scheduler.remove(id: id) }
                     return (arrived, cancelled, [Int](), true)
                 }
                 for id in cancelled { s.scheduler.remove(id: id) }
                 return (arrived, cancelled, s.scheduler.admit(), false)
             }
             for a in arrived {
-                active[a.id] = Active(request: a.request, sequence: model.newSequence(pool: pool), sampler: Sampler(a.request.sampling),
-                                      stop: StopMatcher(a.request.stop), submitted: a.at, onEvent: a.onEvent)
+                for k in 0..<a.request.answers {
+                    // Each answer draws from its own generator (the seed moved by its index: the
+                    // same request gives the same answers, which differ from each other).
+                    var sampling = a.request.sampling
+                    sampling.seed = sampling.seed.map { $0 &+ UInt64(k) }
+                    active[a.id + k] = Active(request: a.request, answer: k, leader: a.id, sequence: model.newSequence(pool: pool),
+                                              sampler: Sampler(sampling), stop: StopMatcher(a.request.stop), submitted: a.at, handler: a.handler)
+                }
             }
-            for id in stopping ? Set(active.keys) : cancelled {
+            for id in (stopping ? Set(active.keys) : cancelled).sorted() {
                 if let a = active.removeValue(forKey: id) { a.onEvent(.finished(.cancelled, usage(a))) }
             }
+            // A request is cancelled whole (`cancel` takes all its ids).
+            if !cancelled.isEmpty { state.withLock { s in for id in cancelled { s.answers[id] = nil } } }
             if stopping { break }
             // A sequence admitted now takes the cached blocks of its prompt's longest known prefix
             // (held from here: its reservation counts them), and reads its prompt from their end.
             var found: [(id: Int, tokens: Int)] = []
             for id in admitted {
-                guard let a = active[id] else { continue }
+                guard let a = active[id], a.answer == 0 else { continue }   // the others fork its cache
                 let n = a.sequence.cache.adopt(a.request.prompt)
                 active[id]?.cachedTokens = n
                 if n > 0 { found.append((id, n)) }
@@ -207,16 +246,18 @@ public final class GenerationEngine: Sendable {
                 continue
             }
             let finished = step(work, &active)
+            let ended = Set(finished.map { $0.leader }).filter { leader in !active.values.contains { $0.leader == leader } }
             state.withLock { s in
                 s.scheduler.completed(work)
-                for id in finished { s.scheduler.remove(id: id) }
+                for f in finished { s.scheduler.remove(id: f.id) }
+                for leader in ended { s.answers[leader] = nil }
             }
         }
         done.signal()
     }
 
-    /// One forward pass and what it gives each sequence; returns the ids that finished.
-    private func step(_ work: [BatchScheduler.Work], _ active: inout [Int: Active]) -> [Int] {
+    /// One forward pass and what it gives each sequence; returns those that finished.
+    private func step(_ work: [BatchScheduler.Work], _ active: inout [Int: Active]) -> [(id: Int, leader: Int)] {
         var entries: [LlamaModel.BatchEntry] = []
         for w in work {
             guard let a = active[w.id] else { continue }
@@ -225,48 +266,78 @@ public final class GenerationEngine: Sendable {
             entries.append(LlamaModel.BatchEntry(a.sequence, tokens, wantsLogits: w.samples))
         }
         let logits = model.forward(entries)
-        var finished: [Int] = []
+        var finished: [(id: Int, leader: Int)] = []
         for (w, l) in zip(work, logits) {
-            guard let l, var a = active[w.id] else { continue }
-            let (token, logprobs) = a.sampler.sample(l)
-            a.last = token
-            a.generated += 1
-            if a.firstToken == nil {
-                a.firstToken = ContinuousClock.now
-                a.onEvent(.started(promptTokens: a.request.prompt.count))
-            }
-            var reason: FinishReason?
-            var text: String
-            if endTokens.contains(token) {
-                text = a.stop.feed(a.decoder.finish()) + a.stop.finish()
-                reason = .stop
-            } else {
-                text = a.stop.feed(a.decoder.append(tokenizer.bytes(of: token)))
-                if a.stop.stopped {
-                    reason = .stop
-                } else if a.generated >= a.request.maxTokens {
-                    text += a.stop.feed(a.decoder.finish()) + a.stop.finish()
-                    reason = .length
+            guard let l, active[w.id] != nil else { continue }
+            // The prompt of several answers is read: the others start from its cache, with their
+            // first tokens drawn from the same logits.
+            var ids = [w.id]
+            if w.prefill, let leader = active[w.id], leader.request.answers > 1 {
+                let others = (w.id + 1)..<(w.id + leader.request.answers)
+                for id in others {
+                    guard let other = active[id] else { continue }
+                    other.sequence.cache.release()
+                    if other.sequence.cache.fork(leader.sequence.cache) {
+                        active[id]?.admitted = leader.admitted
+                        active[id]?.cachedTokens = 0
+                        ids.append(id)
+                    } else {
+                        // Not reached: the group's reservation holds the copies' blocks.
+                        other.onEvent(.finished(.cancelled, usage(other)))
+                        active[id] = nil
+                        finished.append((id, w.id))
+                    }
                 }
             }
-            if !endTokens.contains(token) || !text.isEmpty {
-                a.onEvent(.token(token, text: text, logprobs: endTokens.contains(token) ? nil : logprobs))
-            }
-            if let reason {
-                a.onEvent(.finished(reason, usage(a)))
-                active[w.id] = nil
-                finished.append(w.id)
-            } else {
-                active[w.id] = a
+            for id in ids {
+                guard var a = active[id] else { continue }
+                if take(a.sampler.sample(l), &a) {
+                    active[id] = nil
+                    finished.append((id, a.leader))
+                } else {
+                    active[id] = a
+                }
             }
         }
         return finished
     }
 
+    /// A sampled token given to its sequence: its events sent; true when that ended the sequence.
+    private func take(_ sampled: (Int32, TokenLogprobs?), _ a: inout Active) -> Bool {
+        let (token, logprobs) = sampled
+        a.last = token
+        a.generated += 1
+        if a.firstToken == nil {
+            a.firstToken = ContinuousClock.now
+            a.onEvent(.started(promptTokens: a.request.prompt.count))
+        }
+        var reason: FinishReason?
+        var text: String
+        if endTokens.contains(token) {
+            text = a.stop.feed(a.decoder.finish()) + a.stop.finish()
+            reason = .stop
+        } else {
+            text = a.stop.feed(a.decoder.append(tokenizer.bytes(of: token)))
+            if a.stop.stopped {
+                reason = .stop
+            } else if a.generated >= a.request.maxTokens {
+                text += a.stop.feed(a.decoder.finish()) + a.stop.finish()
+                reason = .length
+            }
+        }
+        if !endTokens.contains(token) || !text.isEmpty {
+            a.onEvent(.token(token, text: text, logprobs: endTokens.contains(token) ? nil : logprobs))
+        }
+        guard let reason else { return false }
+        a.onEvent(.finished(reason, usage(a)))
+        return true
+    }
+
     private func usage(_ a: Active) -> Usage {
         let now = ContinuousClock.now
         func seconds(_ d: Duration) -> Double { Double(d.components.seconds) + Double(d.components.attoseconds) / 1e18 }
-        return Usage(promptTokens: a.request.prompt.count, cachedTokens: a.cachedTokens, completionTokens: a.generated,
+        // The prompt is counted once, with the answer that read it (OpenAI's usage for `n`).
+        return Usage(promptTokens: a.answer == 0 ? a.request.prompt.count : 0, cachedTokens: a.answer == 0 ? a.cachedTokens : 0, completionTokens: a.generated,
                      queuedSeconds: seconds((a.admitted ?? now) - a.submitted), secondsToFirstToken: a.firstToken.map { seconds($0 - a.submitted) }, seconds: seconds(now - a.submitted))
     }
 }

@@ -137,6 +137,18 @@ public final class KVBlockPool: @unchecked Sendable {   // the mapping's pointer
         }
     }
 
+    /// Holds `blocks` once more (a sequence shares another's full blocks).
+    func hold(_ blocks: [Int32]) {
+        book.withLock { b in
+            for block in blocks { b.holders[Int(block)] += 1 }
+        }
+    }
+
+    /// Copies `from`'s keys and values, every layer's, into `to`.
+    func copy(_ from: Int32, to: Int32) {
+        (base + Int(to) * blockFloats).update(from: base + Int(from) * blockFloats, count: blockFloats)
+    }
+
     /// The hash of every token up to a block's end, from the one before it and the block's tokens.
     static func chain(_ previous: UInt64, _ tokens: ArraySlice<Int32>) -> UInt64 {
         var h = previous
@@ -228,6 +240,27 @@ public final class KVCache {
         count = blocks.count * pool.blockTokens
         tokens = Array(prompt[0..<count])
         return count
+    }
+
+    /// An empty cache becomes a copy of `other` (several answers to one prompt): its full blocks
+    /// shared, read-only and counted (nobody writes a full block again), its part-filled last
+    /// block copied, since both sequences write on into it.  False (nothing taken) if the pool has
+    /// no block for the copy.
+    public func fork(_ other: KVCache) -> Bool {
+        precondition(count == 0 && blocks.isEmpty && other.pool === pool)
+        let full = other.count / pool.blockTokens
+        var mine = Array(other.blocks[0..<full])
+        if other.count % pool.blockTokens != 0 {
+            guard let copy = pool.take(1) else { return false }
+            pool.copy(other.blocks[full], to: copy[0])
+            mine.append(copy[0])
+        }
+        pool.hold(Array(other.blocks[0..<full]))
+        blocks = mine
+        count = other.count
+        tokens = other.tokens
+        hashes = other.hashes
+        return true
     }
 
     /// Takes the blocks that `count + tokens` positions need; false (nothing taken) if the pool is short.

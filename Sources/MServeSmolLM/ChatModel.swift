@@ -7,8 +7,9 @@ import MServe
 /// (`NAME=path.gguf`; with `sha256` and `chat_template` options), answering a conversation in
 /// mserve's own style -- `POST /NAME {"messages": [{"role": "user", "content": "..."}]}` or
 /// `{"prompt": "..." or [...]}` -- and in OpenAI's (`/v1/chat/completions`, `/v1/completions`),
-/// with `max_tokens`, `temperature`, `top_p`, `top_k`, `seed`, `stop`, `presence_penalty` and
-/// `frequency_penalty`.  One generation engine per worker batches the requests running at once
+/// with `max_tokens`, `temperature`, `top_p`, `top_k`, `seed`, `stop`, `presence_penalty`,
+/// `frequency_penalty`, `logit_bias`, `logprobs` and `n` (answers to each prompt, which is read once
+/// and whose KV cache they share).  One generation engine per worker batches the requests running at once
 /// (up to --max-batch-size sequences, within --kv-cache-tokens).  Options: `prefix_cache` (true):
 /// a prompt that begins as an earlier one did reuses its KV blocks; `step_tokens` (256), the
 /// most tokens one step takes (prompt chunks included); `activations`: "int8" (the default:
@@ -152,13 +153,17 @@ public final class ChatModel: GenerativeModel, Sendable {
         let maxTokens: Int?
         let sampling: SamplingParameters
         let stop: [String]
-        var choices: Int {
+        /// Answers to each prompt (OpenAI's `n`).
+        let answers: Int
+        var prompts: Int {
             switch prompt {
             case .conversation: 1
             case .texts(let t): t.count
             case .tokens(let t): t.count
             }
         }
+        /// The answer's choices: each prompt's answers in turn.
+        var choices: Int { prompts * answers }
     }
 
     /// The most tokens an answer gets when the request gives no `max_tokens`.
@@ -258,6 +263,14 @@ public final class ChatModel: GenerativeModel, Sendable {
             stop = items.compactMap(\.stringValue)
         default: throw ModelInputError("stop must be a string or a list of up to 4 strings")
         }
+        // OpenAI's `n`: answers to each prompt, read once and shared; as many as a step takes.
+        var answers = 1
+        if let v = input["n"], v != .null {
+            guard case .int(let n) = v, n >= 1, n <= Int64(slots) else {
+                throw ModelInputError("n must be an integer from 1 to \(slots) (--max-batch-size), got \(v.text)")
+            }
+            answers = Int(n)
+        }
         if let maxTokens, maxTokens >= contextLength {
             throw ModelInputError("max_tokens must be less than the context of \(contextLength) tokens, got \(maxTokens)")
         }
@@ -271,7 +284,9 @@ public final class ChatModel: GenerativeModel, Sendable {
                                       + ": beyond the model's context of \(contextLength) tokens")
             }
         }
-        return Plan(prompt: prompt, maxTokens: maxTokens, sampling: sampling, stop: stop)
+        let plan = Plan(prompt: prompt, maxTokens: maxTokens, sampling: sampling, stop: stop, answers: answers)
+        guard plan.choices <= 64 else { throw ModelInputError("\(plan.prompts) prompts of n \(answers) answers each is \(plan.choices) choices: at most 64") }
+        return plan
     }
 
     /// The engine's requests (one per prompt): a conversation rendered by the chat template, once,
@@ -304,7 +319,7 @@ public final class ChatModel: GenerativeModel, Sendable {
     private func request(_ prompt: [Int32], _ plan: Plan) throws(ModelInputError) -> GenerationEngine.Request {
         try ChatModel.fits(prompt.count, plan.maxTokens, context: contextLength)
         let maxTokens = plan.maxTokens ?? min(ChatModel.defaultMaxTokens, contextLength - prompt.count)
-        return GenerationEngine.Request(prompt: prompt, maxTokens: maxTokens, sampling: plan.sampling, stop: plan.stop)
+        return GenerationEngine.Request(prompt: prompt, maxTokens: maxTokens, sampling: plan.sampling, stop: plan.stop, answers: plan.answers)
     }
 
     /// A prompt of `count` tokens and its `max_tokens` (nil: not given, at least one token of room
@@ -387,9 +402,10 @@ public final class ChatModel: GenerativeModel, Sendable {
             return leave(choices)
         }
         var ids: [Int] = []
-        for (i, r) in requests.enumerated() {
+        for (p, r) in requests.enumerated() {
             do {
-                ids.append(try engine.submit(r) { event in
+                ids.append(try engine.submit(r) { answer, event in
+                    let i = p * r.answers + answer
                     switch event {
                     case .started(let n): events(.started(index: i, promptTokens: n))
                     case .token(let id, let text, let logprobs):
@@ -403,11 +419,15 @@ public final class ChatModel: GenerativeModel, Sendable {
                     }
                 })
             } catch {
-                let (needed, capacity): (Int, Int) = switch error { case .tooLong(let n, let c): (n, c) }
                 for id in ids { engine.cancel(id) }
-                events(.failed("the prompt (\(r.prompt.count) tokens) plus max_tokens (\(r.maxTokens)) is \(needed) tokens; "
-                               + "the KV cache holds \(capacity) (--kv-cache-tokens)"))
-                return leave(choices - ids.count)
+                switch error {
+                case .tooLong(let needed, let capacity):
+                    events(.failed("the prompt (\(r.prompt.count) tokens) plus max_tokens (\(r.maxTokens))" + (r.answers > 1 ? " for \(r.answers) answers" : "")
+                                   + " is \(needed) tokens; the KV cache holds \(capacity) (--kv-cache-tokens)"))
+                case .tooManyAnswers(let n, let limit):
+                    events(.failed("n is \(n): a step takes at most \(limit) sequences (--max-batch-size)"))
+                }
+                return leave(choices - ids.count * r.answers)
             }
         }
         // A client that leaves or a deadline that passes drops the sequences at the engine's

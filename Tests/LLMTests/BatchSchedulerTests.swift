@@ -149,4 +149,46 @@ struct BatchSchedulerTests {
         _ = s.nextStep()
         #expect(s.runningCount == 2 && s.kvReserved == 48)
     }
+
+    /// n answers to one prompt: admitted together, the prompt read once by the first, the others
+    /// joining with their first tokens when it is read; the prompt's whole blocks reserved once,
+    /// for as long as any of them runs.
+    @Test func severalAnswersShareOnePromptReading() {
+        var s = BatchScheduler(limits: .init(maxSequences: 4, kvTokens: 160, stepTokens: 64, blockTokens: 16))
+        // 40 prompt tokens (2 whole blocks shared) + 10 new: each answer 64 - 32 = 32 of its own.
+        #expect(s.submit(id: 1, promptTokens: 40, maxNewTokens: 10, copies: 3) == .queued)
+        #expect(s.submit(id: 4, promptTokens: 40, maxNewTokens: 30, copies: 4) == .tooLong(needed: 32 + 4 * 48, capacity: 160))
+        #expect(s.submit(id: 4, promptTokens: 40, maxNewTokens: 10, copies: 5) == .tooManyCopies(limit: 4))
+        #expect(s.submit(id: 9, promptTokens: 8, maxNewTokens: 8) == .queued)
+        let first = s.nextStep()
+        #expect(s.runningCount == 4 && s.kvReserved == 32 + 3 * 32 + 16)
+        #expect(first == [W(id: 1, start: 0, tokens: 40, prefill: true, samples: true),
+                          W(id: 9, start: 0, tokens: 8, prefill: true, samples: true)])
+        s.completed(first)
+        #expect(s.nextStep() == [W(id: 1, start: 40, tokens: 1, prefill: false, samples: true), W(id: 2, start: 40, tokens: 1, prefill: false, samples: true),
+                                 W(id: 3, start: 40, tokens: 1, prefill: false, samples: true), W(id: 9, start: 8, tokens: 1, prefill: false, samples: true)])
+        // The leader ends first: the shared blocks stay reserved for the others.
+        s.remove(id: 1)
+        #expect(s.kvReserved == 32 + 2 * 32 + 16)
+        s.remove(id: 2)
+        s.remove(id: 3)
+        #expect(s.kvReserved == 16 && s.groups.isEmpty)
+    }
+
+    /// A group waits whole while the batch has no room for all of it, and keeps its turn.
+    @Test func aGroupIsAdmittedWholeOrWaits() {
+        var s = BatchScheduler(limits: .init(maxSequences: 4, kvTokens: 1000, stepTokens: 64, blockTokens: 16))
+        _ = s.submit(id: 1, promptTokens: 4, maxNewTokens: 4)
+        _ = s.submit(id: 2, promptTokens: 4, maxNewTokens: 4, copies: 4)
+        _ = s.submit(id: 6, promptTokens: 4, maxNewTokens: 4)
+        _ = s.nextStep()
+        #expect(s.runningCount == 1 && s.waitingCount == 5)
+        s.remove(id: 1)
+        _ = s.nextStep()
+        #expect(s.runningCount == 4 && s.waitingCount == 1)
+        // One answer: its first token is its last; the others are done with the same step.
+        var t = BatchScheduler(limits: .init(maxSequences: 4, kvTokens: 1000, stepTokens: 64, blockTokens: 16))
+        _ = t.submit(id: 1, promptTokens: 4, maxNewTokens: 1, copies: 2)
+        #expect(Set(t.completed(t.nextStep())) == [1, 2] && t.runningCount == 0 && t.kvReserved == 0)
+    }
 }

@@ -135,4 +135,48 @@ struct GenerationEngineTests {
         #expect(with[2].usage?.cachedTokens == (promptTokens[2] - 1) / 16 * 16)
         #expect(cached.pool.stats.hits == 2)
     }
+
+    /// n answers to one prompt: it is read once (the others' usage counts no prompt token), each
+    /// answer then goes its own way.  Greedy, all equal the answer alone; sampled with a seed,
+    /// they differ from each other, and the same request gives the same answers again; every
+    /// block shared or copied goes back to the pool.
+    @Test func severalAnswersReadThePromptOnceAndGoTheirOwnWays() throws {
+        let (model, tok, prompt) = try Self.setup.get()
+        let engine = try GenerationEngine(model: model, tokenizer: tok, limits: .init(maxSequences: 4, kvTokens: 4096, stepTokens: 64, blockTokens: 16))
+        defer { engine.shutdown() }
+        func answers(_ r: GenerationEngine.Request) throws -> [(text: String, tokens: [Int32], reason: GenerationEngine.FinishReason?, usage: GenerationEngine.Usage?)] {
+            let listeners = (0..<r.answers).map { _ in Listener() }
+            _ = try engine.submit(r) { answer, event in listeners[answer].onEvent(event) }
+            return listeners.map { $0.wait() }
+        }
+        let alone = try answers(.init(prompt: prompt, maxTokens: 12))[0]
+        let greedy = try answers(.init(prompt: prompt, maxTokens: 12, answers: 3))
+        #expect(greedy.allSatisfy { $0.tokens == alone.tokens && $0.reason == alone.reason })
+        #expect(greedy.map { $0.usage?.promptTokens } == [prompt.count, 0, 0])
+        #expect(greedy.map { $0.usage?.completionTokens } == Array(repeating: alone.tokens.count + (alone.reason == .stop ? 1 : 0), count: 3))
+        let sampling = SamplingParameters(temperature: 1.5, seed: 11)
+        let sampled = try answers(.init(prompt: prompt, maxTokens: 16, sampling: sampling, answers: 4))
+        #expect(Set(sampled.map(\.tokens)).count > 1)
+        let again = try answers(.init(prompt: prompt, maxTokens: 16, sampling: sampling, answers: 4))
+        #expect(again.map(\.tokens) == sampled.map(\.tokens))
+        #expect(throws: GenerationEngine.Refusal.tooManyAnswers(5, limit: 4)) {
+            try engine.submit(.init(prompt: prompt, maxTokens: 4, answers: 5)) { _, _ in }
+        }
+        #expect(engine.load.kvReserved == 0 && engine.load.running == 0)
+        #expect(engine.pool.freeBlocks == engine.pool.blockCount)
+    }
+
+    /// Cancelling a request of several answers ends them all, wherever each is.
+    @Test func cancellingSeveralAnswersEndsThemAll() throws {
+        let (model, tok, prompt) = try Self.setup.get()
+        let engine = try GenerationEngine(model: model, tokenizer: tok, limits: .init(maxSequences: 4, kvTokens: 4096, stepTokens: 64, blockTokens: 16))
+        defer { engine.shutdown() }
+        let listeners = (0..<3).map { _ in Listener() }
+        let id = try engine.submit(.init(prompt: prompt, maxTokens: 400, sampling: SamplingParameters(temperature: 1, seed: 5), answers: 3)) { answer, event in
+            listeners[answer].onEvent(event)
+        }
+        engine.cancel(id)
+        #expect(listeners.map { $0.wait().reason } == [.cancelled, .cancelled, .cancelled])
+        #expect(engine.pool.freeBlocks == engine.pool.blockCount)
+    }
 }

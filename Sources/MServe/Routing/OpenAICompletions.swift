@@ -30,9 +30,11 @@ struct OpenAICompletionRequest: Equatable {
             default: throw bad("prompt must be a string, a list of strings, or token ids (a list of integers, or of lists of them)", "prompt")
             }
         }
+        // Several answers to each prompt: the model takes up to its --max-batch-size.
         switch body["n"] {
         case nil, .some(.null), .some(.int(1)): break
-        case let v?: throw bad("n must be 1 (one choice per request), got \(v.text)", "n")
+        case .int(let n)? where n > 1: input.append(("n", .int(n)))
+        case let v?: throw bad("n must be a positive integer, got \(v.text)", "n")
         }
         switch body["stream"] {
         case nil, .some(.null), .some(.bool(false)): stream = false
