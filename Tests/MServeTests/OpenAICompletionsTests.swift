@@ -22,11 +22,14 @@ import Testing
         #expect(try OpenAICompletionRequest(["prompt": [1, 2], "logit_bias": ["5": -100]], chat: false).input
                 == ["prompt": [1, 2], "logit_bias": ["5": -100]])
         #expect(try OpenAICompletionRequest(["prompt": [[1, 2], [3]]], chat: false).input == ["prompt": [[1, 2], [3]]])
+        // n above 1 goes to the model, which knows its limit.
+        #expect(try OpenAICompletionRequest(["messages": [], "n": 3], chat: true).input == ["messages": [], "n": 3])
+        #expect(try OpenAICompletionRequest(["messages": [], "n": 1], chat: true).input == ["messages": []])
     }
 
     @Test(arguments: [
         (["prompt": "x"], true, "messages is required", "messages"),
-        (["messages": [], "n": 2], true, "n must be 1", "n"),
+        (["messages": [], "n": 0], true, "n must be a positive integer", "n"),
         (["messages": [], "stream": "yes"], true, "stream must be true or false", "stream"),
         (["messages": [], "stream_options": ["include_usage": true]], true, "only allowed when stream is true", "stream_options"),
         (["messages": [], "logprobs": 3], true, "logprobs must be true or false", "logprobs"),
@@ -64,7 +67,7 @@ import Testing
         for event: GenerationEvent in [.started(index: 0, promptTokens: 10), .text(index: 0, "Hel", tokens: 1), .text(index: 0, "", tokens: 1),
                                        .text(index: 0, "lo", tokens: 1), .finished(index: 0, reason: "stop", usage: OpenAICompletionsTests.engineUsage)] {
             g.add(event)
-            chunks += shape.chunks(for: event)
+            chunks += shape.pieces(for: event)
         }
         chunks += shape.tail(g)
         #expect(chunks.count == 5)
@@ -113,7 +116,7 @@ import Testing
         var chunks: [JSON] = []
         for e: GenerationEvent in [.started(index: 0, promptTokens: 3), .text(index: 0, "Hel", tokens: 1, logprobs: [a]),
                                    .text(index: 0, "", tokens: 1, logprobs: [b]), .text(index: 0, "é", tokens: 1, logprobs: [c])] {
-            chunks += chat.chunks(for: e)
+            chunks += chat.pieces(for: e)
         }
         #expect(chunks.count == 3 && choice(chunks[0])["logprobs"] == .null)
         #expect(choice(chunks[1])["logprobs"] == ["content": [["token": "Hel", "logprob": -0.5, "bytes": [72, 101, 108],
@@ -124,8 +127,8 @@ import Testing
             #expect(list.map { $0["bytes"] } == [[0xC3], [0xA9]] && list.map { $0["logprob"] } == [-0.25, -0.125])
         } else { Issue.record("no logprobs in \(chunks[2].text)") }
         var text = OpenAICompletionShape(id: "r", model: "m", created: 7, chat: false, includeUsage: false, logprobs: true)
-        _ = text.chunks(for: .text(index: 0, "Hel", tokens: 1, logprobs: [a]))
-        let second = text.chunks(for: .text(index: 0, "lo", tokens: 1, logprobs: [TokenLogprob(bytes: Array("lo".utf8), logprob: -1)]))
+        _ = text.pieces(for: .text(index: 0, "Hel", tokens: 1, logprobs: [a]))
+        let second = text.pieces(for: .text(index: 0, "lo", tokens: 1, logprobs: [TokenLogprob(bytes: Array("lo".utf8), logprob: -1)]))
         #expect(choice(second[0])["logprobs"] == ["tokens": ["lo"], "token_logprobs": [-1.0], "top_logprobs": [[:]], "text_offset": [3]])
         var g = Generation()
         g.add(.text(index: 0, "Hel", tokens: 1, logprobs: [a]))

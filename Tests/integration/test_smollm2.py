@@ -180,7 +180,7 @@ c = client.completions.create(model="smollm2", prompt="The capital of France is"
 print(json.dumps(c.choices[0].text))
 print(json.dumps("".join(x.choices[0].text for x in client.completions.create(model="smollm2", prompt="The capital of France is",
                                                                              temperature=0, max_tokens=3, stream=True))))
-for bad in [dict(n=2), dict(temperature=-1), dict(model="nope")]:
+for bad in [dict(n=17), dict(temperature=-1), dict(model="nope")]:
     try:
         client.chat.completions.create(**{{"model": "smollm2", "messages": q, **bad}})
     except openai.APIStatusError as e:
@@ -192,7 +192,7 @@ for bad in [dict(n=2), dict(temperature=-1), dict(model="nope")]:
     assert lines[0][:3] == ["The capital of France is Paris.", "stop", 8] and len(lines[0][3]) == 20
     assert lines[1] == ["The capital of France is Paris.", 45]
     assert lines[2] == lines[3] == " Paris.\n"
-    assert lines[4][0] == 400 and "n must be 1" in lines[4][1]
+    assert lines[4][0] == 400 and "n must be an integer from 1 to 16 (--max-batch-size), got 17" in lines[4][1]
     assert lines[5][0] == 400 and "temperature must be from 0 to 2" in lines[5][1]
     assert lines[6][0] == 404 and "The model 'nope' does not exist" in lines[6][1]
 
@@ -922,3 +922,82 @@ def test_the_rest_of_openais_chat_shape(chat):
     r = chat.post("/v1/completions", {"model": "smollm2", "prompt": [1, 10 ** 6], "max_tokens": 2})
     assert r.status_code == 400 and "not in the vocabulary" in r.json()["error"]["message"]
     assert requests.get(chat.url + "/health", timeout=10).status_code == 200
+
+
+def test_n_answers_share_one_prompt_reading_streamed_and_not(chat, openai_python):
+    """n above 1 through the official client: choices indexed, the prompt counted once in the
+    usage, greedy answers all alike, seeded ones different from each other and the same again;
+    streamed chunks carry their choice's index; completions give each prompt's n in turn."""
+    script = f"""
+import json, openai
+client = openai.OpenAI(base_url={chat.url + '/v1'!r}, api_key="unused")
+q = [{{"role": "user", "content": "What is the capital of France?"}}]
+r = client.chat.completions.create(model="smollm2", messages=q, temperature=0, max_tokens=20, n=3)
+print(json.dumps([[c.index, c.message.content, c.finish_reason] for c in r.choices] + [r.usage.prompt_tokens, r.usage.completion_tokens]))
+one = client.chat.completions.create(model="smollm2", messages=q, temperature=0, max_tokens=20)
+print(json.dumps([one.usage.prompt_tokens, one.usage.completion_tokens]))
+for _ in range(2):
+    r = client.chat.completions.create(model="smollm2", messages=q, temperature=1.2, seed=7, max_tokens=24, n=4)
+    print(json.dumps([c.message.content for c in r.choices]))
+texts, finishes = {{}}, {{}}
+for chunk in client.chat.completions.create(model="smollm2", messages=q, temperature=0, max_tokens=20, n=3, stream=True):
+    for c in chunk.choices:
+        texts[c.index] = texts.get(c.index, "") + (c.delta.content or "")
+        if c.finish_reason:
+            finishes[c.index] = c.finish_reason
+print(json.dumps([texts, finishes]))
+c = client.completions.create(model="smollm2", prompt=["The capital of France is", "One, two,"], temperature=0, max_tokens=4, n=2)
+print(json.dumps([[x.index, x.text] for x in c.choices]))
+"""
+    out = subprocess.run([openai_python, "-c", script], capture_output=True, text=True, timeout=180)
+    assert out.returncode == 0, out.stderr
+    lines = [json.loads(line) for line in out.stdout.splitlines()]
+    answer = "The capital of France is Paris."
+    assert lines[0][:3] == [[0, answer, "stop"], [1, answer, "stop"], [2, answer, "stop"]]
+    assert lines[0][3] == lines[1][0] and lines[0][4] == 3 * lines[1][1]
+    assert lines[2] == lines[3] and len(set(lines[2])) > 1
+    assert lines[4] == [{"0": answer, "1": answer, "2": answer}, {"0": "stop", "1": "stop", "2": "stop"}]
+    assert [i for i, _ in lines[5]] == [0, 1, 2, 3]
+    assert lines[5][0][1] == lines[5][1][1] != lines[5][2][1] == lines[5][3][1]
+
+
+def test_the_responses_api_through_the_official_client(chat, openai_python):
+    """POST /v1/responses (stateless): responses.create with instructions and input messages, its
+    output_text and usage; streamed, the named events in order with the same text; cut by
+    max_output_tokens, "incomplete"; previous_response_id a 400 that says nothing is kept."""
+    script = f"""
+import json, openai
+client = openai.OpenAI(base_url={chat.url + '/v1'!r}, api_key="unused")
+r = client.responses.create(model="smollm2", input="What is the capital of France?", temperature=0, max_output_tokens=20)
+print(json.dumps([r.output_text, r.status, r.usage.input_tokens, r.usage.output_tokens, r.id, r.output[0].id]))
+events = list(client.responses.create(model="smollm2", input=[{{"role": "user", "content": "What is the capital of France?"}}],
+                                      temperature=0, max_output_tokens=20, stream=True))
+print(json.dumps([[e.type for e in events], "".join(e.delta for e in events if e.type == "response.output_text.delta"),
+                  events[-1].response.output_text, [e.sequence_number for e in events]]))
+cut = client.responses.create(model="smollm2", input="Count from one to twenty.", temperature=0, max_output_tokens=3)
+print(json.dumps([cut.status, cut.incomplete_details.reason, cut.usage.output_tokens]))
+system = client.responses.create(model="smollm2", instructions="Answer in French.", input="What is the capital of France?",
+                                 temperature=0, max_output_tokens=12)
+print(json.dumps(system.output_text))
+try:
+    client.responses.create(model="smollm2", input="Hi", previous_response_id=r.id)
+except openai.BadRequestError as e:
+    print(json.dumps([e.status_code, e.body["message"], e.body["param"]]))
+"""
+    out = subprocess.run([openai_python, "-c", script], capture_output=True, text=True, timeout=180)
+    assert out.returncode == 0, out.stderr
+    lines = [json.loads(line) for line in out.stdout.splitlines()]
+    answer = "The capital of France is Paris."
+    assert lines[0][:2] == [answer, "completed"] and lines[0][2] > 5 and lines[0][3] == 8
+    assert lines[0][4].startswith("resp_") and lines[0][5].startswith("msg_")
+    types, text, final, numbers = lines[1]
+    assert types[:4] == ["response.created", "response.in_progress", "response.output_item.added", "response.content_part.added"]
+    assert types[-4:] == ["response.output_text.done", "response.content_part.done", "response.output_item.done", "response.completed"]
+    assert set(types[4:-4]) == {"response.output_text.delta"} and text == final == answer and numbers == list(range(len(types)))
+    assert lines[2] == ["incomplete", "max_output_tokens", 3]
+    # The instructions are the conversation's system turn: what chat answers with that system turn.
+    as_chat = chat.post("/v1/chat/completions", {"model": "smollm2", "messages": [{"role": "system", "content": "Answer in French."},
+                                                                                 {"role": "user", "content": "What is the capital of France?"}],
+                                                 "temperature": 0, "max_tokens": 12}, timeout=60).json()
+    assert lines[3] == as_chat["choices"][0]["message"]["content"]
+    assert lines[4][0] == 400 and "keeps no responses" in lines[4][1] and lines[4][2] == "previous_response_id"

@@ -190,6 +190,7 @@ extension Router {
         if models.contains(where: { $0.generative != nil }) {
             builtins += [Route(literal: "/v1/chat/completions", OpenAIChatCompletionsHandler.self),
                          Route(literal: "/v1/completions", OpenAITextCompletionsHandler.self),
+                         Route(literal: "/v1/responses", OpenAIResponsesHandler.self),
                          Route(literal: "/tokenize", TokenizeHandler.self), Route(literal: "/detokenize", DetokenizeHandler.self),
                          Route(literal: "/apply-template", ApplyTemplateHandler.self), Route(literal: "/props", PropsHandler.self)]
         }

@@ -123,7 +123,7 @@ class ModelHandler: RequestHandler {
             context.logger.debug("queued for model \(model.name) (cost \(job.cost); \(running) running, \(waiting) waiting)", recordID: recordID)
         }
         beginAsynchronous()
-        if streamFormat == .sse, context.settings.streamPing > 0 {
+        if streamFormat?.isSSE == true, context.settings.streamPing > 0 {
             let interval = context.settings.streamPing
             pinger = context.server.loop.after(interval, repeating: true) { [weak self] in self?.ping(quietFor: interval) }
         }
@@ -234,7 +234,7 @@ class ModelHandler: RequestHandler {
                                  recordID: recordID)
         }
         beginAsynchronous()
-        if streamFormat == .sse, context.settings.streamPing > 0 {
+        if streamFormat?.isSSE == true, context.settings.streamPing > 0 {
             let interval = context.settings.streamPing
             pinger = context.server.loop.after(interval, repeating: true) { [weak self] in self?.ping(quietFor: interval) }
         }
@@ -375,7 +375,7 @@ class ModelHandler: RequestHandler {
         beginStream()
         var value = piece.isObject ? piece : ["result": piece]
         if tagsPieces { value = value.setting("recordid", recordIDValue == .null ? .string(recordID) : recordIDValue, first: true) }
-        writeChunk(format.frame(value))
+        writeChunk(format.frame(value, event: format == .namedEvents ? value["type"]?.stringValue : nil))
         lastSent = monotonicSeconds()
     }
 
@@ -441,7 +441,11 @@ class ModelHandler: RequestHandler {
 
 /// How a stream is framed for the client.
 enum StreamFormat {
-    case sse, ndjson
+    /// Server-sent events, `data:` only, ended by `data: [DONE]` (OpenAI's chat and completions);
+    /// each named by its piece's `type`, with no end marker (OpenAI's Responses); JSON lines.
+    case sse, namedEvents, ndjson
+
+    var isSSE: Bool { self != .ndjson }
 
     init?(accept: String?, stream: JSON?) {
         let accept = accept?.lowercased() ?? ""
@@ -454,11 +458,11 @@ enum StreamFormat {
         }
     }
 
-    var contentType: String { self == .sse ? "text/event-stream" : "application/x-ndjson" }
+    var contentType: String { isSSE ? "text/event-stream" : "application/x-ndjson" }
 
     func frame(_ value: JSON, event: String? = nil) -> [UInt8] {
         var out: [UInt8] = []
-        if self == .sse {
+        if isSSE {
             if let event { out.append(contentsOf: "event: \(event)\n".utf8) }
             out.append(contentsOf: "data: ".utf8)
             out.append(contentsOf: value.serialized())

@@ -101,11 +101,12 @@ struct OpenAICompletionRequest: Equatable {
 /// How a generative model's answer and stream look in OpenAI's API: `chat.completion` and its
 /// chunks (a first chunk with the role, content deltas, a last one with the finish reason), or
 /// `text_completion`; usage and llama.cpp's timings on the answer and the last chunk.
-struct OpenAICompletionShape {
+struct OpenAICompletionShape: GenerationPresenter {
     let id: String
     let model: String
     let created: Int64
     let chat: Bool
+    let stream: Bool
     let includeUsage: Bool
     /// Each chunk and the answer carry the tokens' log-probabilities.
     let logprobs: Bool
@@ -117,11 +118,12 @@ struct OpenAICompletionShape {
     private var pending: [Int: [TokenLogprob]] = [:]
     private var offsets: [Int: Int] = [:]
 
-    init(id: String, model: String, created: Int64, chat: Bool, includeUsage: Bool, logprobs: Bool = false) {
+    init(id: String, model: String, created: Int64, chat: Bool, stream: Bool = false, includeUsage: Bool, logprobs: Bool = false) {
         self.id = id
         self.model = model
         self.created = created
         self.chat = chat
+        self.stream = stream
         self.includeUsage = includeUsage
         self.logprobs = logprobs
     }
@@ -166,7 +168,9 @@ struct OpenAICompletionShape {
 
     /// The chunks one of the model's events becomes: the role first (chat), then the text, and
     /// the finish reason with llama.cpp's timings.
-    mutating func chunks(for event: GenerationEvent) -> [JSON] {
+    var streamFormat: StreamFormat? { stream ? .sse : nil }
+
+    mutating func pieces(for event: GenerationEvent) -> [JSON] {
         // The role goes with the first text (or the end), not with `started`: a client that reads
         // one chunk and leaves has then been sent a token that the metrics have counted.
         let i: Int

@@ -7,7 +7,7 @@ enum UnservedModel {
         func serve(_ name: String) -> String { "start mserve with it: mserve [options] \((served + [name]).joined(separator: " "))" }
         let openAI: (kind: String, fits: (ModelRegistry.Entry) -> Bool)? = switch path {
         case "/v1/embeddings": ("embedding", { $0.type is any EmbeddingModel.Type })
-        case "/v1/chat/completions", "/v1/completions": ("chat", \.generative)
+        case "/v1/chat/completions", "/v1/completions", "/v1/responses": ("chat", \.generative)
         default: nil
         }
         if let openAI {

@@ -1,0 +1,224 @@
+/// An OpenAI Responses request (`POST /v1/responses`) as a generative model takes it: `input` (a
+/// string, or messages whose content is a string or text parts) after `instructions` (a system
+/// turn), `max_output_tokens`, `temperature`, `top_p`, and `top_logprobs` or `include`'s
+/// `message.output_text.logprobs`.  Stateless, as llama.cpp's and vLLM's servers are by default:
+/// nothing is kept, so `previous_response_id` is a 400 that says to send the conversation.  Pure.
+struct OpenAIResponsesRequest: Equatable {
+    /// What the model gets: `messages`, `max_tokens` and the sampling parameters it knows.
+    let input: JSON
+    let stream: Bool
+    let logprobs: Bool
+    /// What the response object says back of the request (instructions, max_output_tokens, ...).
+    let echo: [(String, JSON)]
+
+    static func == (a: Self, b: Self) -> Bool {
+        a.input == b.input && a.stream == b.stream && a.logprobs == b.logprobs && JSON.object(a.echo) == JSON.object(b.echo)
+    }
+
+    /// Sampling parameters outside OpenAI's Responses that llama.cpp's and vLLM's take there too.
+    static let passed = ["temperature", "top_p", "top_k", "seed", "stop", "presence_penalty", "frequency_penalty"]
+
+    init(_ body: JSON) throws(HTTPError) {
+        func bad(_ message: String, _ param: String) -> HTTPError { HTTPError(400, message, param: param) }
+        var messages: [JSON] = []
+        switch body["instructions"] {
+        case nil, .some(.null): break
+        case .string(let s)?: messages.append(["role": "system", "content": .string(s)])
+        case let v?: throw bad("instructions must be a string, got \(v.text)", "instructions")
+        }
+        switch body["input"] {
+        case .string(let s)?: messages.append(["role": "user", "content": .string(s)])
+        case .array(let items)? where !items.isEmpty:
+            for (i, item) in items.enumerated() { messages.append(try OpenAIResponsesRequest.message(item, at: i)) }
+        case nil, .some(.null): throw bad("input is required: a string, or a list of messages", "input")
+        case let v?: throw bad("input must be a string or a non-empty list of messages, got \(v.text)", "input")
+        }
+        var input: [(String, JSON)] = [("messages", .array(messages))]
+        switch body["max_output_tokens"] {
+        case nil, .some(.null): break
+        case .int(let n)? where n >= 1: input.append(("max_tokens", .int(n)))
+        case let v?: throw bad("max_output_tokens must be a positive integer, got \(v.text)", "max_output_tokens")
+        }
+        for key in OpenAIResponsesRequest.passed {
+            if let v = body[key], v != .null { input.append((key, v)) }
+        }
+        switch body["stream"] {
+        case nil, .some(.null), .some(.bool(false)): stream = false
+        case .some(.bool(true)): stream = true
+        case let v?: throw bad("stream must be true or false, got \(v.text)", "stream")
+        }
+        var includes: [String] = []
+        switch body["include"] {
+        case nil, .some(.null): break
+        case .array(let items)? where items.allSatisfy({ $0.stringValue != nil }): includes = items.compactMap(\.stringValue)
+        case let v?: throw bad("include must be a list of strings, got \(v.text)", "include")
+        }
+        var top: Int64?
+        switch body["top_logprobs"] {
+        case nil, .some(.null): break
+        case .int(let n)? where (0...20).contains(n): top = n
+        case let v?: throw bad("top_logprobs must be an integer from 0 to 20, got \(v.text)", "top_logprobs")
+        }
+        logprobs = includes.contains("message.output_text.logprobs") || top != nil
+        if logprobs { input += [("logprobs", true), ("top_logprobs", .int(top ?? 0))] }
+        // Nothing is kept between requests, and what would change the answer unasked is refused.
+        if let v = body["previous_response_id"], v != .null {
+            throw bad("previous_response_id: this server keeps no responses (it is stateless); send the whole conversation in input",
+                      "previous_response_id")
+        }
+        if let v = body["conversation"], v != .null { throw bad("conversation: this server keeps no conversations; send them in input", "conversation") }
+        if case .array(let tools)? = body["tools"], !tools.isEmpty { throw bad("tools is not supported by this server", "tools") }
+        if let format = body["text"]?["format"], format != .null, format["type"] != .string("text") {
+            throw bad("text.format \(format["type"]?.text ?? format.text) is not supported by this server (only text)", "text")
+        }
+        if let v = body["background"], v != .null, v != .bool(false) { throw bad("background is not supported by this server", "background") }
+        if let v = body["truncation"], v != .null, v != .string("disabled") {
+            throw bad("truncation must be \"disabled\": a conversation beyond the context is a 400, never cut", "truncation")
+        }
+        if let v = body["prompt"], v != .null { throw bad("prompt (a stored prompt template) is not supported by this server", "prompt") }
+        if let v = body["metadata"], v != .null, !v.isObject { throw bad("metadata must be an object, got \(v.text)", "metadata") }
+        self.input = .object(input)
+        echo = [("instructions", body["instructions"] ?? .null), ("max_output_tokens", body["max_output_tokens"] ?? .null),
+                ("temperature", body["temperature"] ?? .null), ("top_p", body["top_p"] ?? .null),
+                ("top_logprobs", body["top_logprobs"] ?? .null), ("metadata", body["metadata"] ?? [:]), ("user", body["user"] ?? .null)]
+    }
+
+    /// One item of `input`: a message (`type` "message" or none) with a role and a string or text
+    /// parts (`input_text`, `output_text` for earlier answers).
+    static func message(_ item: JSON, at i: Int) throws(HTTPError) -> JSON {
+        if let type = item["type"]?.stringValue, type != "message" {
+            throw HTTPError(400, "input[\(i)]: items of type \(type) are not supported (only messages)", param: "input")
+        }
+        guard let role = item["role"]?.stringValue, ["system", "developer", "user", "assistant"].contains(role) else {
+            throw HTTPError(400, "input[\(i)].role must be system, developer, user or assistant, got \(item["role"]?.text ?? "none")", param: "input")
+        }
+        switch item["content"] {
+        case .string(let s)?: return ["role": .string(role), "content": .string(s)]
+        case .array(let parts)?:
+            var text = ""
+            for part in parts {
+                guard let type = part["type"]?.stringValue, ["input_text", "output_text", "text"].contains(type), let t = part["text"]?.stringValue else {
+                    throw HTTPError(400, "input[\(i)].content: only text parts (input_text, output_text) are taken, got \(part["type"]?.text ?? part.text)",
+                                    param: "input")
+                }
+                text += t
+            }
+            return ["role": .string(role), "content": .string(text)]
+        default:
+            throw HTTPError(400, "input[\(i)].content must be a string or a list of text parts", param: "input")
+        }
+    }
+}
+
+/// A generative model's answer as OpenAI's Responses API gives it: a `response` object whose
+/// `output` is one assistant message of one `output_text`; streamed, the events named by their
+/// `type`, each with its `sequence_number`: `response.created`, `response.in_progress`, the item
+/// and its part added, `response.output_text.delta`s, the text, part and item done, and
+/// `response.completed` (or `response.incomplete` when `max_output_tokens` cut the answer).
+struct OpenAIResponsesShape: GenerationPresenter {
+    let id: String
+    let model: String
+    let created: Int64
+    let stream: Bool
+    let logprobs: Bool
+    let echo: [(String, JSON)]
+    private var sequence = 0
+    private var begun = false
+    /// Log-probabilities of tokens whose text is held back (part of a character, a possible stop string).
+    private var pending: [TokenLogprob] = []
+
+    init(id: String, model: String, created: Int64, request: OpenAIResponsesRequest) {
+        self.id = id
+        self.model = model
+        self.created = created
+        stream = request.stream
+        logprobs = request.logprobs
+        echo = request.echo
+    }
+
+    var streamFormat: StreamFormat? { stream ? .namedEvents : nil }
+    var itemID: String { "msg_" + id }
+
+    private mutating func event(_ type: String, _ fields: [(String, JSON)]) -> JSON {
+        defer { sequence += 1 }
+        return .object([("type", .string(type)), ("sequence_number", .int(Int64(sequence)))] + fields)
+    }
+
+    /// The response object: `status` "in_progress" (no output yet), "completed" or "incomplete".
+    func response(_ g: Generation?) -> JSON {
+        let choice = g?.choices.first
+        let status: String, incomplete: JSON
+        switch choice?.finishReason {
+        case nil: (status, incomplete) = ("in_progress", .null)
+        case "length"?: (status, incomplete) = ("incomplete", ["reason": "max_output_tokens"])
+        default: (status, incomplete) = ("completed", .null)
+        }
+        var fields: [(String, JSON)] = [("id", .string("resp_" + id)), ("object", "response"), ("created_at", .int(created)),
+                                        ("status", .string(status)), ("error", .null), ("incomplete_details", incomplete), ("model", .string(model))]
+        fields.append(("output", choice?.finishReason == nil ? [] : [message(choice)]))
+        fields += echo
+        fields += [("parallel_tool_calls", false), ("tool_choice", "none"), ("tools", []), ("text", ["format": ["type": "text"]]),
+                   ("truncation", "disabled"), ("previous_response_id", .null), ("store", false), ("background", false)]
+        fields.append(("usage", g.flatMap { $0.finished ? OpenAIResponsesShape.usage($0.usage) : nil } ?? .null))
+        return .object(fields)
+    }
+
+    /// The output message: its one `output_text` part, in progress while `choice` is unfinished.
+    private func message(_ choice: Generation.Choice?) -> JSON {
+        let status = switch choice?.finishReason { case nil: "in_progress"; case "length"?: "incomplete"; default: "completed" }
+        return ["id": .string(itemID), "type": "message", "status": .string(status), "role": "assistant",
+                "content": choice.map { [part($0.text, $0.logprobs)] } ?? []]
+    }
+
+    private func part(_ text: String, _ list: [TokenLogprob]) -> JSON {
+        ["type": "output_text", "text": .string(text), "annotations": [], "logprobs": .array(logprobs ? list.map(\.json) : [])]
+    }
+
+    /// OpenAI's Responses usage from mserve's.
+    static func usage(_ u: JSON) -> JSON {
+        ["input_tokens": u["prompt_tokens"] ?? 0, "input_tokens_details": ["cached_tokens": u["prompt_tokens_details"]?["cached_tokens"] ?? 0],
+         "output_tokens": u["completion_tokens"] ?? 0, "output_tokens_details": ["reasoning_tokens": 0], "total_tokens": u["total_tokens"] ?? 0]
+    }
+
+    /// The opening events go with the first text (or the end), as the chat shape's role does.
+    mutating func pieces(for event: GenerationEvent) -> [JSON] {
+        var out: [JSON] = []
+        switch event {
+        case .text(_, let text, _, let list):
+            pending += list
+            guard !text.isEmpty else { return [] }
+            out += opening()
+            let lp = JSON.array(logprobs ? pending.map(\.json) : [])
+            pending = []
+            out.append(self.event("response.output_text.delta", [("item_id", .string(itemID)), ("output_index", 0), ("content_index", 0),
+                                                                 ("delta", .string(text)), ("logprobs", lp)]))
+        case .finished: out += opening()
+        case .started, .failed: break
+        }
+        return out
+    }
+
+    private mutating func opening() -> [JSON] {
+        guard !begun else { return [] }
+        begun = true
+        let r = response(nil)
+        return [event("response.created", [("response", r)]), event("response.in_progress", [("response", r)]),
+                event("response.output_item.added", [("output_index", 0), ("item", message(nil))]),
+                event("response.content_part.added", [("item_id", .string(itemID)), ("output_index", 0), ("content_index", 0),
+                                                      ("part", part("", []))])]
+    }
+
+    /// After the answer: the text, its part and its item done, then the whole response.
+    mutating func tail(_ g: Generation) -> [JSON] {
+        guard let choice = g.choices.first else { return [] }
+        let place: [(String, JSON)] = [("item_id", .string(itemID)), ("output_index", 0), ("content_index", 0)]
+        return opening() + [
+            event("response.output_text.done", place + [("text", .string(choice.text)), ("logprobs", .array(logprobs ? choice.logprobs.map(\.json) : []))]),
+            event("response.content_part.done", place + [("part", part(choice.text, choice.logprobs))]),
+            event("response.output_item.done", [("output_index", 0), ("item", message(choice))]),
+            event(choice.finishReason == "length" ? "response.incomplete" : "response.completed", [("response", response(g))]),
+        ]
+    }
+
+    func answer(_ g: Generation) -> JSON { response(g) }
+}

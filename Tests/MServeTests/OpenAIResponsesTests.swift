@@ -1,0 +1,87 @@
+import Testing
+@testable import MServe
+
+/// OpenAI's Responses API without a server: the request as the model's conversation, the 400s,
+/// and the response object and named stream events a generation becomes.
+@Suite struct OpenAIResponsesTests {
+    @Test func aRequestBecomesTheModelsConversation() throws {
+        let r = try OpenAIResponsesRequest(["model": "m", "input": "hi", "instructions": "Be brief.", "max_output_tokens": 16, "temperature": 0,
+                                            "metadata": ["k": "v"], "store": false])
+        #expect(r.input == ["messages": [["role": "system", "content": "Be brief."], ["role": "user", "content": "hi"]], "max_tokens": 16,
+                            "temperature": 0])
+        #expect(!r.stream && !r.logprobs && JSON.object(r.echo)["metadata"] == ["k": "v"] && JSON.object(r.echo)["instructions"] == "Be brief.")
+        // Messages with text parts, earlier answers among them; the developer role as the model reads it.
+        let turns = try OpenAIResponsesRequest(["input": [["role": "user", "content": [["type": "input_text", "text": "a"], ["type": "input_text", "text": "b"]]],
+                                                          ["type": "message", "role": "assistant", "content": [["type": "output_text", "text": "c"]]],
+                                                          ["role": "developer", "content": "d"]],
+                                                "stream": true, "include": ["message.output_text.logprobs"]])
+        #expect(turns.input == ["messages": [["role": "user", "content": "ab"], ["role": "assistant", "content": "c"], ["role": "developer", "content": "d"]],
+                                "logprobs": true, "top_logprobs": 0])
+        #expect(turns.stream && turns.logprobs)
+        #expect(try OpenAIResponsesRequest(["input": "x", "top_logprobs": 2]).input == ["messages": [["role": "user", "content": "x"]], "logprobs": true, "top_logprobs": 2])
+    }
+
+    @Test(arguments: [
+        (["model": "m"], "input is required", "input"),
+        (["input": 3], "input must be a string or a non-empty list", "input"),
+        (["input": [["type": "function_call_output", "output": "x"]]], "items of type function_call_output are not supported", "input"),
+        (["input": [["role": "tool", "content": "x"]]], "input[0].role must be", "input"),
+        (["input": [["role": "user", "content": [["type": "input_image", "image_url": "u"]]]]], "only text parts", "input"),
+        (["input": "x", "previous_response_id": "resp_1"], "keeps no responses", "previous_response_id"),
+        (["input": "x", "tools": [["type": "function", "name": "f"]]], "tools is not supported", "tools"),
+        (["input": "x", "text": ["format": ["type": "json_schema"]]], "text.format \"json_schema\" is not supported", "text"),
+        (["input": "x", "truncation": "auto"], "truncation must be \"disabled\"", "truncation"),
+        (["input": "x", "max_output_tokens": 0], "max_output_tokens must be a positive integer", "max_output_tokens"),
+        (["input": "x", "top_logprobs": 21], "top_logprobs must be an integer from 0 to 20", "top_logprobs"),
+        (["input": "x", "stream": "yes"], "stream must be true or false", "stream"),
+        (["input": "x", "background": true], "background is not supported", "background"),
+    ] as [(JSON, String, String)])
+    func badRequestsSayWhichFieldAndWhy(_ body: JSON, _ message: String, _ param: String) {
+        do {
+            _ = try OpenAIResponsesRequest(body)
+            Issue.record("expected a 400 for \(body.text)")
+        } catch {
+            #expect(error.status == 400 && error.message.contains(message) && error.param == param, "\(error.message)")
+        }
+    }
+
+    static let usage = GenerationUsage(promptTokens: 10, cachedTokens: 4, completionTokens: 3, queuedSeconds: 0, secondsToFirstToken: 0.02, seconds: 0.06)
+
+    @Test func aStreamIsTheResponsesNamedEventsInOrder() throws {
+        var shape = OpenAIResponsesShape(id: "r1", model: "m", created: 7, request: try OpenAIResponsesRequest(["input": "hi", "stream": true]))
+        #expect(shape.streamFormat == .namedEvents)
+        var g = Generation(), events: [JSON] = []
+        for e: GenerationEvent in [.started(index: 0, promptTokens: 10), .text(index: 0, "Hel", tokens: 1), .text(index: 0, "", tokens: 1),
+                                   .text(index: 0, "lo", tokens: 1), .finished(index: 0, reason: "stop", usage: OpenAIResponsesTests.usage)] {
+            g.add(e)
+            events += shape.pieces(for: e)
+        }
+        events += shape.tail(g)
+        #expect(events.map { $0["type"]?.stringValue ?? "" } == [
+            "response.created", "response.in_progress", "response.output_item.added", "response.content_part.added",
+            "response.output_text.delta", "response.output_text.delta", "response.output_text.done", "response.content_part.done",
+            "response.output_item.done", "response.completed"])
+        #expect(events.map { $0["sequence_number"] } == (0..<10).map { JSON.int(Int64($0)) })
+        #expect(events[0]["response"]?["status"] == "in_progress" && events[0]["response"]?["output"] == [])
+        #expect(events[4]["delta"] == "Hel" && events[5]["delta"] == "lo" && events[5]["item_id"] == "msg_r1")
+        #expect(events[6]["text"] == "Hello")
+        let done = events[9]["response"]
+        #expect(done?["id"] == "resp_r1" && done?["status"] == "completed" && done?["object"] == "response")
+        #expect(done?["output"] == [["id": "msg_r1", "type": "message", "status": "completed", "role": "assistant",
+                                     "content": [["type": "output_text", "text": "Hello", "annotations": [], "logprobs": []]]]])
+        #expect(done?["usage"] == ["input_tokens": 10, "input_tokens_details": ["cached_tokens": 4], "output_tokens": 3,
+                                   "output_tokens_details": ["reasoning_tokens": 0], "total_tokens": 13])
+    }
+
+    @Test func anAnswerCutByMaxOutputTokensIsIncomplete() throws {
+        let shape = OpenAIResponsesShape(id: "r2", model: "m", created: 7, request: try OpenAIResponsesRequest(["input": "hi", "max_output_tokens": 3]))
+        var g = Generation()
+        g.add(.text(index: 0, "abc", tokens: 3))
+        g.add(.finished(index: 0, reason: "length", usage: OpenAIResponsesTests.usage))
+        let r = shape.answer(g)
+        #expect(r["status"] == "incomplete" && r["incomplete_details"] == ["reason": "max_output_tokens"] && r["max_output_tokens"] == 3)
+        func first(_ j: JSON?) -> JSON? { if case .array(let a)? = j { a.first } else { nil } }
+        #expect(first(r["output"])?["status"] == "incomplete" && first(first(r["output"])?["content"])?["text"] == "abc")
+        #expect(shape.streamFormat == nil)
+    }
+}
