@@ -17,6 +17,7 @@ let package = Package(
         .library(name: "MServeMiniLM", targets: ["MServeMiniLM"]),
         .library(name: "LLM", targets: ["LLM"]),
         .library(name: "Jinja", targets: ["Jinja"]),
+        .library(name: "Grammar", targets: ["Grammar"]),
         .executable(name: "mserve", targets: ["mserve"]),
     ],
     dependencies: [
@@ -45,9 +46,11 @@ let package = Package(
         .target(name: "MiniLM", dependencies: ["COpenBLAS", "MServeJSON", "MServePOSIX"]),
         // Jinja templates as chat templates use them (a GGUF file's tokenizer.chat_template): no dependencies.
         .target(name: "Jinja"),
+        // Constrained decoding: GBNF grammars, JSON Schema as one, the matcher a sequence's text walks.
+        .target(name: "Grammar", dependencies: ["MServeJSON"]),
         // Generative models from GGUF files (SmolLM2): the file, its block formats; no server code.
         // Optimized in debug builds too: its kernels in -Onone would make the tests take minutes.
-        .target(name: "LLM", dependencies: ["CAVX512", "Jinja", "MServePOSIX"], swiftSettings: [.unsafeFlags(["-O", "-Xcc", "-march=native"])]),
+        .target(name: "LLM", dependencies: ["CAVX512", "Jinja", "Grammar", "MServePOSIX"], swiftSettings: [.unsafeFlags(["-O", "-Xcc", "-march=native"])]),
         // HTTP/1.1: parser, request, response serializer and writer, connection timeouts, server; no routing.
         .target(name: "MServeHTTP", dependencies: ["MServePOSIX"], swiftSettings: requestPath),
         // What model authors import: the model API and runtime, handlers and routing, logs, metrics.
@@ -69,6 +72,7 @@ let package = Package(
         .testTarget(name: "MServeServerTests", dependencies: ["MServeServer", "MServe", "MServePOSIX"]),
         .testTarget(name: "MiniLMTests", dependencies: ["MiniLM"]),
         .testTarget(name: "JinjaTests", dependencies: ["Jinja", "MServeJSON", "MServePOSIX"]),
+        .testTarget(name: "GrammarTests", dependencies: ["Grammar", "MServeJSON"]),
         .testTarget(name: "LLMTests", dependencies: ["LLM", "Jinja", "MServeJSON", "MServePOSIX"]),
         .testTarget(name: "MServePythonTests", dependencies: ["MServePython", "MServe", "MServeTesting"]),
     ]
