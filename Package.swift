@@ -60,7 +60,7 @@ let package = Package(
         // The minilm model: MiniLM behind mserve's model API, registered by the executable.
         .target(name: "MServeMiniLM", dependencies: ["MServe", "MiniLM"]),
         // The smollm2 chat model: LLM behind mserve's model API, registered by the executable.
-        .target(name: "MServeSmolLM", dependencies: ["MServe", "LLM"]),
+        .target(name: "MServeSmolLM", dependencies: ["MServe", "LLM", "Grammar"]),
         // Models written in Python: a class or function run by each worker's embedded interpreter.
         .target(name: "MServePython", dependencies: ["MServe", "CPython"]),
         // For tests of handlers and models: the HTTP layer and router in-process, a null logger, contexts.

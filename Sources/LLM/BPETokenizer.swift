@@ -14,6 +14,7 @@ public final class BPETokenizer: Tokenizer, @unchecked Sendable {
     public let tokens: [String]
     /// The control tokens (type 3: `<|im_start|>`, `<|im_end|>`, ...), matched as whole texts.
     public let controlTokens: [Int32]
+    public var controlTokenIDs: Set<Int32> { Set(controlTokens) }
     private let ids: [String: Int32]
     /// (left id, right id) → (rank, merged id).
     private let merges: [UInt64: (rank: Int32, id: Int32)]

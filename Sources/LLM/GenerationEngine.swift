@@ -1,5 +1,6 @@
 import MServePOSIX
 import Dispatch
+import Grammar
 
 /// Continuous batching over one model: requests join and leave between steps, every step is one
 /// forward pass over all running sequences (decodes and prompt chunks, `BatchScheduler` decides),
@@ -14,14 +15,17 @@ public final class GenerationEngine: Sendable {
         public var stop: [String]
         /// Answers wanted (OpenAI's `n`): the prompt is read once and its KV cache shared by them.
         public var answers: Int
+        /// What every answer's text must be a sentence of (structured output), or nil.
+        public var grammar: Grammar?
 
         public init(prompt: [Int32], maxTokens: Int, sampling: SamplingParameters = SamplingParameters(temperature: 0), stop: [String] = [],
-                    answers: Int = 1) {
+                    answers: Int = 1, grammar: Grammar? = nil) {
             self.prompt = prompt
             self.maxTokens = maxTokens
             self.sampling = sampling
             self.stop = stop
             self.answers = max(1, answers)
+            self.grammar = grammar
         }
     }
 
@@ -65,6 +69,8 @@ public final class GenerationEngine: Sendable {
         let leader: Int
         let sequence: LlamaModel.Sequence
         var sampler: Sampler
+        /// Where the text stands in the request's grammar.
+        var matcher: GrammarMatcher?
         var decoder = StreamingDecoder()
         var stop: StopMatcher
         var last: Int32 = 0
@@ -219,7 +225,8 @@ public final class GenerationEngine: Sendable {
                     var sampling = a.request.sampling
                     sampling.seed = sampling.seed.map { $0 &+ UInt64(k) }
                     active[a.id + k] = Active(request: a.request, answer: k, leader: a.id, sequence: model.newSequence(pool: pool),
-                                              sampler: Sampler(sampling), stop: StopMatcher(a.request.stop), submitted: a.at, handler: a.handler)
+                                              sampler: Sampler(sampling), matcher: a.request.grammar.map(GrammarMatcher.init),
+                                              stop: StopMatcher(a.request.stop), submitted: a.at, handler: a.handler)
                 }
             }
             for id in (stopping ? Set(active.keys) : cancelled).sorted() {
@@ -291,7 +298,7 @@ public final class GenerationEngine: Sendable {
             }
             for id in ids {
                 guard var a = active[id] else { continue }
-                if take(a.sampler.sample(l), &a) {
+                if take(sample(l, &a), &a) {
                     active[id] = nil
                     finished.append((id, a.leader))
                 } else {
@@ -302,9 +309,52 @@ public final class GenerationEngine: Sendable {
         return finished
     }
 
+    /// The next token of a sequence, within its grammar if it has one: nil when the grammar allows
+    /// no token at all (the vocabulary cannot write what it needs next).
+    private func sample(_ logits: [Float], _ a: inout Active) -> (Int32, TokenLogprobs?)? {
+        guard let matcher = a.matcher else { return a.sampler.sample(logits) }
+        let ends = endTokens, control = constraints.control
+        return a.sampler.sample(logits, accepts: { id in
+            ends.contains(id) ? matcher.isComplete : !control.contains(id) && matcher.accepts(tokenizer.bytes(of: id))
+        }, allowed: {
+            var mask = constraints.trie.allowed(matcher)
+            if matcher.isComplete { for id in ends where Int(id) < mask.count { mask[Int(id)] = true } }
+            return mask
+        })
+    }
+
+    /// What constrained sampling needs of the vocabulary, made once, by whoever first needs it
+    /// (the preparing thread, before it submits a constrained request: see `prepareConstraints`).
+    private let constraintsMade = Locked<Constraints?>(nil)
+    final class Constraints: Sendable {
+        let trie: TokenTrie
+        let control: Set<Int32>
+        init(_ tokenizer: any Tokenizer, _ vocabulary: Int) {
+            trie = TokenTrie(tokenizer: tokenizer, vocabulary: vocabulary)
+            control = tokenizer.controlTokenIDs
+        }
+    }
+
+    var constraints: Constraints {
+        constraintsMade.withLock { c in
+            if let made = c { return made }
+            let made = Constraints(tokenizer, model.config.vocabulary)
+            c = made
+            return made
+        }
+    }
+
+    /// Builds the vocabulary's trie now (a few hundred milliseconds for a large vocabulary), so that
+    /// the engine's thread, whose steps every stream waits for, never does.
+    public func prepareConstraints() { _ = constraints }
+
     /// A sampled token given to its sequence: its events sent; true when that ended the sequence.
-    private func take(_ sampled: (Int32, TokenLogprobs?), _ a: inout Active) -> Bool {
-        let (token, logprobs) = sampled
+    /// nil: its grammar allowed nothing more.
+    private func take(_ sampled: (Int32, TokenLogprobs?)?, _ a: inout Active) -> Bool {
+        guard let (token, logprobs) = sampled else {
+            a.onEvent(.finished(.length, usage(a)))
+            return true
+        }
         a.last = token
         a.generated += 1
         if a.firstToken == nil {
@@ -318,7 +368,12 @@ public final class GenerationEngine: Sendable {
             reason = .stop
         } else {
             text = a.stop.feed(a.decoder.append(tokenizer.bytes(of: token)))
+            a.matcher?.advance(tokenizer.bytes(of: token))
             if a.stop.stopped {
+                reason = .stop
+            } else if a.matcher?.isFinished == true {
+                // The grammar's sentence is whole and nothing may follow: the answer ends here.
+                text += a.stop.feed(a.decoder.finish()) + a.stop.finish()
                 reason = .stop
             } else if a.generated >= a.request.maxTokens {
                 text += a.stop.feed(a.decoder.finish()) + a.stop.finish()

@@ -53,6 +53,26 @@ public struct Sampler: Sendable {
     /// (and the logit bias; the logits as they are at temperature 0, where the draw is greedy), before top-k and top-p
     /// cut it (as vLLM and llama.cpp report them).
     public mutating func sample(_ logits: [Float]) -> (token: Int32, logprobs: TokenLogprobs?) {
+        let l = adjusted(logits)
+        return chosen(pick(l), l)
+    }
+
+    /// Constrained (a grammar): the token drawn as `sample` draws it if `accepts` takes it, as
+    /// llama.cpp's grammar sampler does, so that a constraint costs a check per token while the
+    /// model keeps to it; else drawn again from the tokens `allowed` leaves (the log-probabilities
+    /// then those of that distribution).  nil when nothing is allowed.
+    public mutating func sample(_ logits: [Float], accepts: (Int32) -> Bool, allowed: () -> [Bool]) -> (token: Int32, logprobs: TokenLogprobs?)? {
+        var l = adjusted(logits)
+        let first = pick(l)
+        if accepts(first) { return chosen(first, l) }
+        let mask = allowed()
+        guard mask.contains(true) else { return nil }
+        for i in l.indices where i >= mask.count || !mask[i] { l[i] = -.infinity }
+        return chosen(pick(l), l)
+    }
+
+    /// The logits with the bias and penalties applied.
+    private func adjusted(_ logits: [Float]) -> [Float] {
         var l = logits
         for (id, bias) in parameters.logitBias where l.indices.contains(Int(id)) { l[Int(id)] += bias }
         if parameters.presencePenalty != 0 || parameters.frequencyPenalty != 0 {
@@ -60,7 +80,10 @@ public struct Sampler: Sendable {
                 l[Int(id)] -= parameters.presencePenalty + Float(n) * parameters.frequencyPenalty
             }
         }
-        let id = pick(l)
+        return l
+    }
+
+    private mutating func chosen(_ id: Int32, _ l: [Float]) -> (token: Int32, logprobs: TokenLogprobs?) {
         counts[id, default: 0] += 1
         guard let k = parameters.logprobs else { return (id, nil) }
         return (id, TokenLogprobs(l, temperature: parameters.temperature > 0 ? parameters.temperature : 1, chosen: id, top: k))
@@ -120,7 +143,8 @@ public struct TokenLogprobs: Equatable, Sendable {
         var peak = -Float.infinity
         for (i, v) in logits.enumerated() {
             peak = max(peak, v)
-            guard k > 0, best.count < k || v > best[best.count - 1].logprob else { continue }
+            // A token a grammar forbids (-inf) is no alternative.
+            guard k > 0, v > -.infinity, best.count < k || v > best[best.count - 1].logprob else { continue }
             let at = best.firstIndex { v > $0.logprob } ?? best.count
             best.insert(Alternative(id: Int32(i), logprob: v), at: at)
             if best.count > k { best.removeLast() }

@@ -13,6 +13,7 @@ public final class SentencePieceTokenizer: Tokenizer, @unchecked Sendable {
     public let longestTokenBytes: Int
     /// Control tokens (`<bos>`, `<end_of_turn>`, ...): never made from text here, and shown as nothing.
     public let controlTokens: Set<Int32>
+    public var controlTokenIDs: Set<Int32> { controlTokens }
     /// The pieces merges may make (normal and user-defined tokens), by their UTF-8 bytes: Swift's
     /// String equality is canonical equivalence ("e" + U+0301 equals "é"), SentencePiece's is not.
     private let pieces: [[UInt8]: Int32]

@@ -14,6 +14,8 @@ public protocol Tokenizer: AnyObject, Sendable {
     /// The token to put last in every prompt, when the file asks for one (`add_eos_token`, as
     /// llama.cpp's tokenizer adds it; rare in generative models).
     var trailingToken: Int32? { get }
+    /// The control tokens (type 3 in the file): markers, never text a grammar could take.
+    var controlTokenIDs: Set<Int32> { get }
 }
 
 extension GGUFFile {

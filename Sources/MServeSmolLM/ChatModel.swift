@@ -1,4 +1,5 @@
 import Dispatch
+import Grammar
 import LLM
 import MServe
 
@@ -155,6 +156,10 @@ public final class ChatModel: GenerativeModel, Sendable {
         let stop: [String]
         /// Answers to each prompt (OpenAI's `n`).
         let answers: Int
+        /// Structured output: a GBNF grammar or a JSON Schema the answer must match (compiled off
+        /// the loop), and the request's field that gave it, for the 400's message.
+        enum Constraint: Sendable { case gbnf(String, field: String), schema(JSON, field: String) }
+        let constraint: Constraint?
         var prompts: Int {
             switch prompt {
             case .conversation: 1
@@ -284,17 +289,66 @@ public final class ChatModel: GenerativeModel, Sendable {
                                       + ": beyond the model's context of \(contextLength) tokens")
             }
         }
-        let plan = Plan(prompt: prompt, maxTokens: maxTokens, sampling: sampling, stop: stop, answers: answers)
+        let plan = Plan(prompt: prompt, maxTokens: maxTokens, sampling: sampling, stop: stop, answers: answers,
+                        constraint: try ChatModel.constraint(input))
         guard plan.choices <= 64 else { throw ModelInputError("\(plan.prompts) prompts of n \(answers) answers each is \(plan.choices) choices: at most 64") }
         return plan
+    }
+
+    /// Structured output as OpenAI asks for it (`response_format`: `json_object`, optionally with
+    /// llama.cpp's `schema`, or `json_schema` with its `schema`) or llama.cpp (`json_schema`, a
+    /// GBNF `grammar`): one of them, checked for shape here; compiled by `grammar(_:)`.
+    static func constraint(_ input: JSON) throws(ModelInputError) -> Plan.Constraint? {
+        var found: [Plan.Constraint] = []
+        switch input["response_format"] {
+        case nil, .some(.null): break
+        case .some(let f) where f["type"] == "text": break
+        case .some(let f) where f["type"] == "json_object":
+            if let schema = f["schema"], schema != .null {
+                found.append(.schema(schema, field: "response_format.schema"))
+            } else {
+                found.append(.gbnf(JSONSchemaGrammar.anyObject, field: "response_format"))
+            }
+        case .some(let f) where f["type"] == "json_schema":
+            guard let schema = f["json_schema"]?["schema"], schema != .null else {
+                throw ModelInputError("response_format.json_schema.schema is required (the JSON Schema the answer must match)")
+            }
+            found.append(.schema(schema, field: "response_format.json_schema.schema"))
+        case let f?:
+            throw ModelInputError("response_format.type must be text, json_object or json_schema, got \(f["type"]?.text ?? f.text)")
+        }
+        if let schema = input["json_schema"], schema != .null { found.append(.schema(schema, field: "json_schema")) }
+        switch input["grammar"] {
+        case nil, .some(.null): break
+        case .string(let g)?: found.append(.gbnf(g, field: "grammar"))
+        case let v?: throw ModelInputError("grammar must be a string of GBNF rules, got \(v.typeName)")
+        }
+        guard found.count <= 1 else { throw ModelInputError("give one of response_format, json_schema and grammar, not several") }
+        return found.first
+    }
+
+    /// The request's grammar compiled (on the preparing thread: it grows with the schema), or the
+    /// 400 naming the field and what is wrong.
+    func grammar(_ constraint: Plan.Constraint?) throws(ModelInputError) -> Grammar? {
+        guard let constraint else { return nil }
+        let compiled: Grammar
+        switch constraint {
+        case .gbnf(let text, let field):
+            do { compiled = try Grammar(gbnf: text) } catch { throw ModelInputError("\(field): \(error.message)") }
+        case .schema(let schema, let field):
+            do { compiled = try Grammar(gbnf: try JSONSchemaGrammar.gbnf(schema)) } catch { throw ModelInputError("\(field): \(error.message)") }
+        }
+        engine.prepareConstraints()
+        return compiled
     }
 
     /// The engine's requests (one per prompt): a conversation rendered by the chat template, once,
     /// every prompt tokenized.  Off the event loop (the preparing thread).
     func requests(_ plan: Plan) throws(ModelInputError) -> [GenerationEngine.Request] {
         var texts: [(text: String, controlOffsets: Set<Int>?)]
+        let grammar = try grammar(plan.constraint)
         switch plan.prompt {
-        case .tokens(let lists): return try lists.map { list throws(ModelInputError) in try request(list, plan) }
+        case .tokens(let lists): return try lists.map { list throws(ModelInputError) in try request(list, plan, grammar) }
         case .texts(let t): texts = t.map { ($0, nil) }
         case .conversation(let turns):
             guard case .success(let chat) = template else { return [] }   // plan() refused it
@@ -310,16 +364,17 @@ public final class ChatModel: GenerativeModel, Sendable {
         return try texts.map { text throws(ModelInputError) in
             let prompt = (tokenizer.leadingToken.map { [$0] } ?? []) + tokenizer.encode(text.text, controlOffsets: text.controlOffsets)
                 + (tokenizer.trailingToken.map { [$0] } ?? [])
-            return try request(prompt, plan)
+            return try request(prompt, plan, grammar)
         }
     }
 
     /// The engine's request for one prompt: `max_tokens` as given, or the room the prompt leaves
     /// (at most `defaultMaxTokens`); a 400 where the context cannot hold it.
-    private func request(_ prompt: [Int32], _ plan: Plan) throws(ModelInputError) -> GenerationEngine.Request {
+    private func request(_ prompt: [Int32], _ plan: Plan, _ grammar: Grammar?) throws(ModelInputError) -> GenerationEngine.Request {
         try ChatModel.fits(prompt.count, plan.maxTokens, context: contextLength)
         let maxTokens = plan.maxTokens ?? min(ChatModel.defaultMaxTokens, contextLength - prompt.count)
-        return GenerationEngine.Request(prompt: prompt, maxTokens: maxTokens, sampling: plan.sampling, stop: plan.stop, answers: plan.answers)
+        return GenerationEngine.Request(prompt: prompt, maxTokens: maxTokens, sampling: plan.sampling, stop: plan.stop, answers: plan.answers,
+                                        grammar: grammar)
     }
 
     /// A prompt of `count` tokens and its `max_tokens` (nil: not given, at least one token of room

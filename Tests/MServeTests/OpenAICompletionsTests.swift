@@ -22,6 +22,9 @@ import Testing
         #expect(try OpenAICompletionRequest(["prompt": [1, 2], "logit_bias": ["5": -100]], chat: false).input
                 == ["prompt": [1, 2], "logit_bias": ["5": -100]])
         #expect(try OpenAICompletionRequest(["prompt": [[1, 2], [3]]], chat: false).input == ["prompt": [[1, 2], [3]]])
+        // Structured output goes to the model, which compiles it.
+        #expect(try OpenAICompletionRequest(["messages": [], "response_format": ["type": "json_object"], "grammar": "root ::= \"a\""], chat: true).input
+                == ["messages": [], "response_format": ["type": "json_object"], "grammar": "root ::= \"a\""])
         // n above 1 goes to the model, which knows its limit.
         #expect(try OpenAICompletionRequest(["messages": [], "n": 3], chat: true).input == ["messages": [], "n": 3])
         #expect(try OpenAICompletionRequest(["messages": [], "n": 1], chat: true).input == ["messages": []])

@@ -18,6 +18,12 @@ import Testing
         #expect(turns.input == ["messages": [["role": "user", "content": "ab"], ["role": "assistant", "content": "c"], ["role": "developer", "content": "d"]],
                                 "logprobs": true, "top_logprobs": 0])
         #expect(turns.stream && turns.logprobs)
+        // Structured output: text.format in the chat API's terms.
+        let schema: JSON = ["type": "object", "properties": ["a": ["type": "integer"]]]
+        #expect(try OpenAIResponsesRequest(["input": "x", "text": ["format": ["type": "json_schema", "name": "n", "schema": schema]]]).input
+                == ["messages": [["role": "user", "content": "x"]], "response_format": ["type": "json_schema", "json_schema": ["name": "n", "schema": schema]]])
+        #expect(try OpenAIResponsesRequest(["input": "x", "text": ["format": ["type": "json_object"]]]).input
+                == ["messages": [["role": "user", "content": "x"]], "response_format": ["type": "json_object"]])
         #expect(try OpenAIResponsesRequest(["input": "x", "top_logprobs": 2]).input == ["messages": [["role": "user", "content": "x"]], "logprobs": true, "top_logprobs": 2])
     }
 
@@ -29,7 +35,8 @@ import Testing
         (["input": [["role": "user", "content": [["type": "input_image", "image_url": "u"]]]]], "only text parts", "input"),
         (["input": "x", "previous_response_id": "resp_1"], "keeps no responses", "previous_response_id"),
         (["input": "x", "tools": [["type": "function", "name": "f"]]], "tools is not supported", "tools"),
-        (["input": "x", "text": ["format": ["type": "json_schema"]]], "text.format \"json_schema\" is not supported", "text"),
+        (["input": "x", "text": ["format": ["type": "json_schema"]]], "text.format.schema is required", "text"),
+        (["input": "x", "text": ["format": ["type": "yaml"]]], "text.format.type must be text, json_object or json_schema", "text"),
         (["input": "x", "truncation": "auto"], "truncation must be \"disabled\"", "truncation"),
         (["input": "x", "max_output_tokens": 0], "max_output_tokens must be a positive integer", "max_output_tokens"),
         (["input": "x", "top_logprobs": 21], "top_logprobs must be an integer from 0 to 20", "top_logprobs"),

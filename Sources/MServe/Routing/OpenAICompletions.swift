@@ -10,7 +10,9 @@ struct OpenAICompletionRequest: Equatable {
     let logprobs: Bool
 
     /// The keys passed to the model as they are (it checks their values).
-    static let passed = ["temperature", "top_p", "top_k", "seed", "stop", "presence_penalty", "frequency_penalty", "logit_bias"]
+    /// Structured output too: OpenAI's `response_format`, llama.cpp's `json_schema` and `grammar`.
+    static let passed = ["temperature", "top_p", "top_k", "seed", "stop", "presence_penalty", "frequency_penalty", "logit_bias",
+                         "response_format", "json_schema", "grammar"]
 
     init(_ body: JSON, chat: Bool) throws(HTTPError) {
         func bad(_ message: String, _ param: String) -> HTTPError { HTTPError(400, message, param: param) }
@@ -89,7 +91,6 @@ struct OpenAICompletionRequest: Equatable {
             ("tools", { if case .array(let a) = $0 { !a.isEmpty } else { true } }), ("functions", { _ in true }),
             ("echo", { $0 == .bool(true) }), ("suffix", { $0.stringValue.map { !$0.isEmpty } ?? true }),
             ("best_of", { $0 != .int(1) }),
-            ("response_format", { $0["type"] != .string("text") }),
         ]
         for (key, refused) in unsupported {
             if let v = body[key], v != .null, refused(v) { throw bad("\(key) is not supported by this server", key) }

@@ -10,9 +10,11 @@ struct OpenAIResponsesRequest: Equatable {
     let logprobs: Bool
     /// What the response object says back of the request (instructions, max_output_tokens, ...).
     let echo: [(String, JSON)]
+    /// The request's `text` (its format), said back.
+    let text: JSON
 
     static func == (a: Self, b: Self) -> Bool {
-        a.input == b.input && a.stream == b.stream && a.logprobs == b.logprobs && JSON.object(a.echo) == JSON.object(b.echo)
+        a.input == b.input && a.stream == b.stream && a.logprobs == b.logprobs && JSON.object(a.echo) == JSON.object(b.echo) && a.text == b.text
     }
 
     /// Sampling parameters outside OpenAI's Responses that llama.cpp's and vLLM's take there too.
@@ -34,6 +36,9 @@ struct OpenAIResponsesRequest: Equatable {
         case let v?: throw bad("input must be a string or a non-empty list of messages, got \(v.text)", "input")
         }
         var input: [(String, JSON)] = [("messages", .array(messages))]
+        guard body["text"] == nil || body["text"] == .null || body["text"]?.isObject == true else {
+            throw bad("text must be an object ({\"format\": ...}), got \(body["text"]?.text ?? "")", "text")
+        }
         switch body["max_output_tokens"] {
         case nil, .some(.null): break
         case .int(let n)? where n >= 1: input.append(("max_tokens", .int(n)))
@@ -68,8 +73,16 @@ struct OpenAIResponsesRequest: Equatable {
         }
         if let v = body["conversation"], v != .null { throw bad("conversation: this server keeps no conversations; send them in input", "conversation") }
         if case .array(let tools)? = body["tools"], !tools.isEmpty { throw bad("tools is not supported by this server", "tools") }
-        if let format = body["text"]?["format"], format != .null, format["type"] != .string("text") {
-            throw bad("text.format \(format["type"]?.text ?? format.text) is not supported by this server (only text)", "text")
+        // Structured output: `text.format` as the chat API's `response_format` says it.
+        switch body["text"]?["format"] {
+        case nil, .some(.null): break
+        case .some(let f) where f["type"] == "text": break
+        case .some(let f) where f["type"] == "json_object": input.append(("response_format", ["type": "json_object"]))
+        case .some(let f) where f["type"] == "json_schema":
+            guard let schema = f["schema"], schema != .null else { throw bad("text.format.schema is required for json_schema", "text") }
+            input.append(("response_format", ["type": "json_schema", "json_schema": ["name": f["name"] ?? .null, "schema": schema]]))
+        case let f?:
+            throw bad("text.format.type must be text, json_object or json_schema, got \(f["type"]?.text ?? f.text)", "text")
         }
         if let v = body["background"], v != .null, v != .bool(false) { throw bad("background is not supported by this server", "background") }
         if let v = body["truncation"], v != .null, v != .string("disabled") {
@@ -78,6 +91,7 @@ struct OpenAIResponsesRequest: Equatable {
         if let v = body["prompt"], v != .null { throw bad("prompt (a stored prompt template) is not supported by this server", "prompt") }
         if let v = body["metadata"], v != .null, !v.isObject { throw bad("metadata must be an object, got \(v.text)", "metadata") }
         self.input = .object(input)
+        text = body["text"].flatMap { $0 == .null ? nil : $0 } ?? ["format": ["type": "text"]]
         echo = [("instructions", body["instructions"] ?? .null), ("max_output_tokens", body["max_output_tokens"] ?? .null),
                 ("temperature", body["temperature"] ?? .null), ("top_p", body["top_p"] ?? .null),
                 ("top_logprobs", body["top_logprobs"] ?? .null), ("metadata", body["metadata"] ?? [:]), ("user", body["user"] ?? .null)]
@@ -122,6 +136,7 @@ struct OpenAIResponsesShape: GenerationPresenter {
     let stream: Bool
     let logprobs: Bool
     let echo: [(String, JSON)]
+    let text: JSON
     private var sequence = 0
     private var begun = false
     /// Log-probabilities of tokens whose text is held back (part of a character, a possible stop string).
@@ -134,6 +149,7 @@ struct OpenAIResponsesShape: GenerationPresenter {
         stream = request.stream
         logprobs = request.logprobs
         echo = request.echo
+        text = request.text
     }
 
     var streamFormat: StreamFormat? { stream ? .namedEvents : nil }
@@ -157,7 +173,7 @@ struct OpenAIResponsesShape: GenerationPresenter {
                                         ("status", .string(status)), ("error", .null), ("incomplete_details", incomplete), ("model", .string(model))]
         fields.append(("output", choice?.finishReason == nil ? [] : [message(choice)]))
         fields += echo
-        fields += [("parallel_tool_calls", false), ("tool_choice", "none"), ("tools", []), ("text", ["format": ["type": "text"]]),
+        fields += [("parallel_tool_calls", false), ("tool_choice", "none"), ("tools", []), ("text", text),
                    ("truncation", "disabled"), ("previous_response_id", .null), ("store", false), ("background", false)]
         fields.append(("usage", g.flatMap { $0.finished ? OpenAIResponsesShape.usage($0.usage) : nil } ?? .null))
         return .object(fields)
