@@ -24,6 +24,8 @@ import Testing
         #expect(matches(g, "(a*b)/c= x1\nz=0\n"))
         #expect(!matches(g, "1+2=3"))        // the line's end is part of the sentence
         #expect(!matches(g, "1++2=3\n"))
+        let city = try Grammar(gbnf: "root ::= \"The answer is \" (\"Paris\" | \"Rome\" | \"Lyon\") \".\"")
+        #expect(matches(city, "The answer is Rome."))
         var m = GrammarMatcher(g)
         #expect(m.advance(Array("1+".utf8)) && !m.isComplete && !m.accepts(Array("+".utf8)) && m.accepts(Array("(".utf8)))
     }
