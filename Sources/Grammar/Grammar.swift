@@ -43,6 +43,38 @@ public struct Grammar: Sendable, Equatable {
         ruleNames = names
         self.root = root
         try checkLeftRecursion()
+        try checkProductive()
+    }
+
+    /// The root must derive some finite text: a rule is productive when one of its alternatives is
+    /// all characters some scalar matches and productive rules (`root ::= "a" root` is not: it
+    /// never ends; neither is a class that matches nothing).
+    private func checkProductive() throws(GrammarError) {
+        var productive = Array(repeating: false, count: alternatives.count)
+        var changed = true
+        while changed {
+            changed = false
+            for (r, starts) in alternatives.enumerated() where !productive[r] {
+                for start in starts {
+                    var p = Int(start), ok = true
+                    while !closes(Int32(p)) {
+                        switch elements[p] {
+                        case .rule(let s): ok = ok && productive[Int(s)]
+                        case .chars(let ranges, let negated):
+                            // Negated: some scalar is left when the ranges, joined from 0, stop short of the last.
+                            let reach = ranges.sorted { $0.lowerBound < $1.lowerBound }.reduce(UInt32(0)) { next, r in
+                                r.lowerBound <= next ? max(next, r.upperBound &+ 1) : next
+                            }
+                            ok = ok && (negated ? reach <= 0x10FFFF : !ranges.isEmpty)
+                        default: break
+                        }
+                        p += 1
+                    }
+                    if ok { productive[r] = true; changed = true; break }
+                }
+            }
+        }
+        guard productive[Int(root)] else { throw GrammarError("the grammar admits no text: rule \(ruleNames[Int(root)]) never ends") }
     }
 
     /// Whether position `p` closes its alternative.

@@ -30,6 +30,16 @@ public struct GrammarMatcher: Sendable {
     /// Nothing more can come: only the end.
     public var isFinished: Bool { stacks.allSatisfy(\.isEmpty) }
 
+    /// The text is whole and at most whitespace could follow (a JSON value's trailing `space`):
+    /// where an answer ends rather than spend its tokens on blanks.
+    public var isDone: Bool {
+        isComplete && stacks.allSatisfy { stack in
+            guard let top = stack.last else { return true }
+            guard case .chars(let ranges, let negated) = grammar.elements[Int(top)], !negated else { return false }
+            return ranges.allSatisfy { r in r.allSatisfy { [0x09, 0x0A, 0x0D, 0x20].contains($0) } }
+        }
+    }
+
     /// Whether `bytes` may come next (the state is left as it was).
     public func accepts(_ bytes: [UInt8]) -> Bool {
         var copy = self

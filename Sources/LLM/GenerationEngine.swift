@@ -371,8 +371,8 @@ public final class GenerationEngine: Sendable {
             a.matcher?.advance(tokenizer.bytes(of: token))
             if a.stop.stopped {
                 reason = .stop
-            } else if a.matcher?.isFinished == true {
-                // The grammar's sentence is whole and nothing may follow: the answer ends here.
+            } else if a.matcher?.isDone == true {
+                // The grammar's sentence is whole and nothing but blanks may follow: the answer ends here.
                 text += a.stop.feed(a.decoder.finish()) + a.stop.finish()
                 reason = .stop
             } else if a.generated >= a.request.maxTokens {

@@ -49,6 +49,9 @@ import Testing
         #expect(m.advance([0xC3]) && !m.isComplete)
         #expect(!m.accepts([0xA8]))          // è
         #expect(m.advance([0xA9]) && m.advance(Array("x".utf8)) && m.isComplete && m.isFinished)
+        // Whole, with only blanks allowed after: done.
+        var json = GrammarMatcher(try Grammar(gbnf: JSONSchemaGrammar.anyObject))
+        #expect(json.advance(Array("{\"a\": 1".utf8)) && !json.isDone && json.advance(Array("}".utf8)) && json.isDone && !json.isFinished)
         let ascii = try Grammar(gbnf: #"root ::= [a-z]+"#)
         #expect(!GrammarMatcher(ascii).accepts([0xC3]))
         #expect(!GrammarMatcher(ascii).accepts([0x80]))   // a continuation byte with nothing begun
@@ -66,6 +69,8 @@ import Testing
         ("root ::= \"a\"{5000}", "repetitions above 1000"),
         ("root ::= [b-a]", "range out of order"),
         ("", "the grammar is empty"),
+        ("root ::= \"a\" root", "the grammar admits no text"),
+        ("root ::= [^\\x00-\\U0010FFFF]", "the grammar admits no text"),
     ])
     func grammarsThatCannotBeUsedSayWhy(_ text: String, _ message: String) {
         do {

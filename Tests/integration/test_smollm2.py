@@ -237,7 +237,8 @@ def test_sixteen_concurrent_streams_each_get_the_answer_they_get_alone(chat):
     ({"max_completion_tokens": 8192}, "max_tokens must be less than the context of 8192 tokens", None),
     ({"temperature": -0.5}, "temperature must be from 0 to 2", None),
     ({"top_p": 1.5}, "top_p must be greater than 0 and at most 1", None),
-    ({"n": 3}, "n must be 1", "n"),
+    ({"n": 17}, "n must be an integer from 1 to 16 (--max-batch-size), got 17", None),
+    ({"n": "two"}, "n must be a positive integer", "n"),
     ({"stop": ["a", "b", "c", "d", "e"]}, "stop must be a string or a list of up to 4 strings", None),
     ({"stream_options": {"include_usage": True}}, "stream_options is only allowed when stream is true", "stream_options"),
     ({"logprobs": 2}, "logprobs must be true or false", "logprobs"),
@@ -1001,3 +1002,78 @@ except openai.BadRequestError as e:
                                                  "temperature": 0, "max_tokens": 12}, timeout=60).json()
     assert lines[3] == as_chat["choices"][0]["message"]["content"]
     assert lines[4][0] == 400 and "keeps no responses" in lines[4][1] and lines[4][2] == "previous_response_id"
+
+
+def test_structured_output_always_parses_and_matches(chat, openai_python):
+    """response_format json_schema and json_object, llama.cpp's grammar and json_schema, the
+    Responses API's text.format, through the official client, streamed and not, n answers: every
+    answer that ends parses and matches; max_tokens cuts a grammar that cannot end in time
+    ("length", never a hang); a schema or grammar that cannot be used is a 400 naming the field."""
+    schema = {"type": "object", "properties": {"city": {"type": "string", "maxLength": 20},
+                                               "population": {"type": "integer", "minimum": 0, "maximum": 2000},
+                                               "river": {"enum": ["Seine", "Loire", "none"]},
+                                               "zip": {"type": "string", "pattern": "^[0-9]{5}$"}},
+              "required": ["city", "population", "river", "zip"]}
+    script = f"""
+import json, openai
+client = openai.OpenAI(base_url={chat.url + '/v1'!r}, api_key="unused")
+q = [{{"role": "user", "content": "Tell me about the capital of France as JSON."}}]
+fmt = {{"type": "json_schema", "json_schema": {{"name": "city", "schema": {json.dumps(schema)}, "strict": True}}}}
+r = client.chat.completions.create(model="smollm2", messages=q, temperature=1.0, seed=3, max_tokens=80, n=3, response_format=fmt)
+print(json.dumps([[c.message.content, c.finish_reason] for c in r.choices]))
+parts = {{}}
+for chunk in client.chat.completions.create(model="smollm2", messages=q, temperature=0, max_tokens=80, response_format=fmt, stream=True):
+    for c in chunk.choices:
+        parts[c.index] = parts.get(c.index, "") + (c.delta.content or "")
+print(json.dumps(parts["0"] if "0" in parts else parts[0]))
+o = client.chat.completions.create(model="smollm2", messages=[{{"role": "user", "content": "What is the capital of France?"}}], temperature=0,
+                                   max_tokens=60, response_format={{"type": "json_object"}})
+print(json.dumps([o.choices[0].message.content, o.choices[0].finish_reason]))
+g = client.chat.completions.create(model="smollm2", messages=[{{"role": "user", "content": "Is Paris in France?"}}], temperature=0, max_tokens=10,
+                                   extra_body={{"grammar": 'root ::= ("yes" | "no") "."'}})
+print(json.dumps(g.choices[0].message.content))
+s = client.completions.create(model="smollm2", prompt="The capital of France:", temperature=0, max_tokens=60, extra_body={{"json_schema": {json.dumps(schema)}}})
+print(json.dumps([s.choices[0].text, s.choices[0].finish_reason]))
+resp = client.responses.create(model="smollm2", input="Tell me about the capital of France as JSON.", temperature=0, max_output_tokens=80,
+                               text={{"format": {{"type": "json_schema", "name": "city", "schema": {json.dumps(schema)}}}}})
+print(json.dumps([resp.output_text, resp.status]))
+cut = client.chat.completions.create(model="smollm2", messages=q, max_tokens=5, extra_body={{"grammar": "root ::= [a-z]{{100}}"}})
+print(json.dumps([cut.choices[0].message.content, cut.choices[0].finish_reason]))
+for bad in [{{"response_format": {{"type": "json_schema", "json_schema": {{"name": "x", "schema": {{"type": "object", "properties": {{"e": {{"type": "string", "format": "email"}}}}}}}}}}}},
+            {{"extra_body": {{"grammar": "root ::= root x"}}}}, {{"extra_body": {{"grammar": 'root ::= "a" root'}}}},
+            {{"response_format": {{"type": "xml"}}}}, {{"response_format": {{"type": "json_object"}}, "extra_body": {{"grammar": 'root ::= "a"'}}}},
+            {{"response_format": {{"type": "json_schema", "json_schema": {{"name": "x", "schema": {{"type": "array", "uniqueItems": True}}}}}}}}]:
+    try:
+        client.chat.completions.create(**{{"model": "smollm2", "messages": q, **bad}})
+        print(json.dumps("no error"))
+    except openai.BadRequestError as e:
+        print(json.dumps(e.body["message"]))
+"""
+    out = subprocess.run([openai_python, "-c", script], capture_output=True, text=True, timeout=300)
+    assert out.returncode == 0, out.stderr
+    lines = [json.loads(line) for line in out.stdout.splitlines()]
+
+    def check(text):
+        v = json.loads(text)
+        assert list(v) == ["city", "population", "river", "zip"], text
+        assert len(v["city"]) <= 20 and 0 <= v["population"] <= 2000 and v["river"] in ("Seine", "Loire", "none"), text
+        assert len(v["zip"]) == 5 and v["zip"].isdigit(), text
+
+    ended = [text for text, reason in lines[0] if reason == "stop"]
+    assert ended, lines[0]
+    for text in ended:
+        check(text)
+    check(lines[1])
+    assert lines[2][1] == "stop" and isinstance(json.loads(lines[2][0]), dict)
+    assert lines[3] in ("yes.", "no.")
+    assert lines[4][1] == "stop", lines[4]
+    check(lines[4][0])
+    assert lines[5][1] == "completed"
+    check(lines[5][0])
+    assert lines[6][1] == "length" and len(lines[6][0]) <= 100 and lines[6][0].isalpha()
+    assert 'response_format.json_schema.schema: schema.properties.e: format "email" is not supported' in lines[7]
+    assert "grammar: rule root is left-recursive" in lines[8] or "rule x is used but not defined" in lines[8]
+    assert "grammar: the grammar admits no text" in lines[9]
+    assert "response_format.type must be text, json_object or json_schema" in lines[10]
+    assert "give one of response_format, json_schema and grammar" in lines[11]
+    assert "the keyword uniqueItems is not supported" in lines[12]
