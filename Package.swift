@@ -50,7 +50,7 @@ let package = Package(
         .target(name: "Grammar", dependencies: ["MServeJSON"]),
         // Generative models from GGUF files (SmolLM2): the file, its block formats; no server code.
         // Optimized in debug builds too: its kernels in -Onone would make the tests take minutes.
-        .target(name: "LLM", dependencies: ["CAVX512", "Jinja", "Grammar", "MServePOSIX"], swiftSettings: [.unsafeFlags(["-O", "-Xcc", "-march=native"])]),
+        .target(name: "LLM", dependencies: ["CAVX512", "Jinja", "Grammar", "MServeJSON", "MServePOSIX"], swiftSettings: [.unsafeFlags(["-O", "-Xcc", "-march=native"])]),
         // HTTP/1.1: parser, request, response serializer and writer, connection timeouts, server; no routing.
         .target(name: "MServeHTTP", dependencies: ["MServePOSIX"], swiftSettings: requestPath),
         // What model authors import: the model API and runtime, handlers and routing, logs, metrics.
@@ -71,7 +71,7 @@ let package = Package(
         .testTarget(name: "MServeTests", dependencies: ["MServe", "MServeHTTP", "MServePOSIX", "MServeTesting"]),
         .testTarget(name: "MServeServerTests", dependencies: ["MServeServer", "MServe", "MServePOSIX"]),
         .testTarget(name: "MiniLMTests", dependencies: ["MiniLM"]),
-        .testTarget(name: "JinjaTests", dependencies: ["Jinja", "MServeJSON", "MServePOSIX"]),
+        .testTarget(name: "JinjaTests", dependencies: ["Jinja", "LLM", "MServeJSON", "MServePOSIX"]),
         .testTarget(name: "GrammarTests", dependencies: ["Grammar", "MServeJSON"]),
         .testTarget(name: "LLMTests", dependencies: ["LLM", "Jinja", "MServeJSON", "MServePOSIX"]),
         .testTarget(name: "MServePythonTests", dependencies: ["MServePython", "MServe", "MServeTesting"]),

@@ -16,11 +16,17 @@ public enum JSONSchemaGrammar {
 
     /// The GBNF of `schema`'s JSON texts, or why it cannot be had.
     public static func gbnf(_ schema: JSON) throws(GrammarError) -> String {
-        var c = Converter(root: schema)
-        let root = try c.visit(schema, name: "root", path: "schema", depth: 0)
-        var out = primitives
-        if root != "root" { out += "root ::= \(root)\n" }
-        for (name, body) in c.rules { out += "\(name) ::= \(body)\n" }
+        primitives + (try rules(schema, as: "root"))
+    }
+
+    /// The rules of `schema`'s texts, the first named `name`, without the primitives (for a
+    /// grammar that puts them inside its own: a tool call's arguments).
+    public static func rules(_ schema: JSON, as name: String, path: String = "schema") throws(GrammarError) -> String {
+        var c = Converter(root: schema, prefix: name == "root" ? "" : name + "-")
+        c.names.insert(name)
+        let top = try c.visit(schema, name: name, path: path, depth: 0)
+        var out = "\(name) ::= \(top)\n"
+        for (rule, body) in c.rules { out += "\(rule) ::= \(body)\n" }
         return out
     }
 
@@ -28,7 +34,7 @@ public enum JSONSchemaGrammar {
     /// and up to 20 indents), so that a model cannot spend its answer on it; `\u` escapes of UTF-16
     /// surrogates are left out (a lone one is not JSON that strict parsers take; the character
     /// itself can be written instead).
-    static let primitives = #"""
+    public static let primitives = #"""
     space ::= | " " | "\n" [ \t]{0,20}
     value ::= object | array | string | number | boolean | null
     object ::= "{" space ( string ":" space value ( "," space string ":" space value )* )? "}" space
@@ -45,7 +51,7 @@ public enum JSONSchemaGrammar {
     """#
 
     /// A GBNF literal of `s`.
-    static func literal(_ s: String) -> String {
+    public static func literal(_ s: String) -> String {
         var out = "\""
         for u in s.unicodeScalars {
             switch u {
@@ -74,10 +80,17 @@ private struct Converter {
     var names: Set<String> = ["space", "value", "object", "array", "char", "escape", "string", "integral-part", "number", "integer", "boolean", "null", "root"]
     var refs: [String: String] = [:]
 
-    init(root: JSON) { self.root = root }
+    /// Put before every rule's name made here, so that the rules of several schemas can stand in one grammar.
+    let prefix: String
+
+    init(root: JSON, prefix: String = "") {
+        self.root = root
+        self.prefix = prefix
+    }
 
     mutating func add(_ base: String, _ body: String) -> String {
         var name = base.map { $0.isLetter || $0.isNumber ? String($0) : "-" }.joined().lowercased()
+        if !name.hasPrefix(prefix) { name = prefix + name }
         if name.isEmpty || name.first == "-" { name = "r" + name }
         if names.contains(name) {
             var k = 1
@@ -169,7 +182,7 @@ private struct Converter {
             throw fail(path, "$ref \(ref) is not supported (only #/$defs/NAME and #/definitions/NAME of this schema)")
         }
         // Named before it is made, so that a schema that refers to itself refers to this rule.
-        var name = parts[2].map { $0.isLetter || $0.isNumber ? String($0) : "-" }.joined().lowercased()
+        var name = prefix + parts[2].map { $0.isLetter || $0.isNumber ? String($0) : "-" }.joined().lowercased()
         if name.isEmpty || name.first == "-" { name = "r" + name }
         if names.contains(name) {
             var k = 1

@@ -1,15 +1,40 @@
 import Jinja
 
-/// One turn of a conversation.
+import MServeJSON
+
+/// One turn of a conversation: with the calls an assistant turn made, or the call a tool turn answers.
 public struct ChatMessage: Equatable, Sendable {
     public var role: String
     public var content: String
-    public init(role: String, content: String) {
+    /// An assistant turn's calls: their ids and what was called.
+    public var toolCalls: [(id: String, call: ToolCall)]
+    /// A tool turn: the call it answers.
+    public var toolCallID: String?
+
+    public init(role: String, content: String, toolCalls: [(id: String, call: ToolCall)] = [], toolCallID: String? = nil) {
         self.role = role
         self.content = content
+        self.toolCalls = toolCalls
+        self.toolCallID = toolCallID
     }
 
-    var value: JinjaValue { .dict(JinjaDict([("role", .data(role)), ("content", .data(content))])) }
+    public static func == (a: ChatMessage, b: ChatMessage) -> Bool {
+        a.role == b.role && a.content == b.content && a.toolCallID == b.toolCallID
+            && a.toolCalls.map(\.id) == b.toolCalls.map(\.id) && a.toolCalls.map(\.call) == b.toolCalls.map(\.call)
+    }
+
+    /// As templates read a message (transformers' shape): `tool_calls` with `function.arguments` an
+    /// object, `tool_call_id`.
+    var value: JinjaValue {
+        var pairs: [(String, JinjaValue)] = [("role", .data(role)), ("content", .data(content))]
+        if !toolCalls.isEmpty {
+            pairs.append(("tool_calls", .list(toolCalls.map { c in
+                JinjaValue(json: ["id": .string(c.id), "type": "function", "function": ["name": .string(c.call.name), "arguments": c.call.arguments]])
+            })))
+        }
+        if let toolCallID { pairs.append(("tool_call_id", .data(toolCallID))) }
+        return .dict(JinjaDict(pairs))
+    }
 }
 
 /// The chat template a GGUF file carries (`tokenizer.chat_template`, Jinja), rendered by mserve's
@@ -53,10 +78,10 @@ public struct ChatTemplate: Sendable {
     /// first itself (`add_bos_token`), so a template's own leading `bos_token` goes (as llama.cpp does),
     /// not to be read twice; `dropTrailingEOS` likewise for an EOS the tokenizer puts last.  Throws what the template raised (`raise_exception`: a conversation it
     /// refuses, such as a system turn Gemma does not take) or why it failed.
-    public func prompt(_ messages: [ChatMessage], addGenerationPrompt: Bool = true, dropLeadingBOS: Bool = false,
+    public func prompt(_ messages: [ChatMessage], tools: [ToolSpec]? = nil, addGenerationPrompt: Bool = true, dropLeadingBOS: Bool = false,
                        dropTrailingEOS: Bool = false, now: JinjaDate = .now()) throws(JinjaError) -> RenderedPrompt {
-        try prompt(messages: messages.map(\.value), addGenerationPrompt: addGenerationPrompt, dropLeadingBOS: dropLeadingBOS,
-                   dropTrailingEOS: dropTrailingEOS, now: now)
+        try prompt(messages: messages.map(\.value), variables: tools.map { ["tools": .list($0.map { JinjaValue(json: $0.definition) })] } ?? [:],
+                   addGenerationPrompt: addGenerationPrompt, dropLeadingBOS: dropLeadingBOS, dropTrailingEOS: dropTrailingEOS, now: now)
     }
 
     /// Messages as the template sees them (dicts whose strings are data), and other variables (`tools`).

@@ -1,4 +1,5 @@
 import Jinja
+import LLM
 import MServeJSON
 import MServePOSIX
 import Testing
@@ -55,22 +56,6 @@ struct TemplateCorpusTests {
                     #expect(error.kind == .raised && "TemplateError: " + error.message == wanted, "\(name) \(caseName): \(error)")
                 }
             }
-        }
-    }
-}
-
-extension JinjaValue {
-    /// A request's JSON as a template sees it: its strings are data.
-    init(json: JSON) {
-        switch json {
-        case .null: self = .none
-        case .bool(let b): self = .bool(b)
-        case .int(let i): self = .int(Int(i))
-        case .double(let d): self = .double(d)
-        case .string(let s): self = .data(s)
-        case .array(let items): self = .list(items.map(JinjaValue.init(json:)))
-        case .floats(let f): self = .list(f.map { .double(Double($0)) })
-        case .object(let pairs): self = .dict(JinjaDict(pairs.map { ($0.0, JinjaValue(json: $0.1)) }))
         }
     }
 }
