@@ -54,11 +54,12 @@ public enum ToolCallFormat: String, Sendable, Equatable {
     /// The grammar an answer must match, or nil (free text, parsed afterwards): a call of one of
     /// `tools` (one or more when `parallel`) when the model must call one, and in the generic
     /// format always (a call or a response).
-    public func grammar(tools: [ToolSpec], mustCall: Bool, parallel: Bool) throws(GrammarError) -> String? {
+    /// `only`: the one function that must be called (OpenAI's named `tool_choice`).
+    public func grammar(tools: [ToolSpec], mustCall: Bool, parallel: Bool, only: String? = nil) throws(GrammarError) -> String? {
         guard mustCall || self == .generic else { return nil }
         var rules = ""
         var calls: [String] = []
-        for (i, tool) in tools.enumerated() {
+        for (i, tool) in tools.enumerated() where only == nil || only == tool.name {
             // {"name": "NAME", "arguments": ARGS}, the arguments those the tool's schema admits.
             rules += try JSONSchemaGrammar.rules(tool.parameters, as: "args-\(i)", path: "tools[\(i)].function.parameters")
             let name = JSONSchemaGrammar.literal(String(decoding: JSON.string(tool.name).serialized(), as: UTF8.self))

@@ -37,6 +37,8 @@ public final class ChatModel: GenerativeModel, Sendable {
     /// The file's chat template, or why chat is refused (no template, or one that cannot be
     /// parsed): such a file still serves completions.
     let template: Result<ChatTemplate, GGUFError>
+    /// How the chat template has the model write tool calls (nil: no chat).
+    var toolFormat: ToolCallFormat? { (try? template.get()).map { ToolCallFormat(template: $0.source) } }
     let tokenizer: any Tokenizer
     public let contextLength: Int
     let summary: GGUFSummary
@@ -160,6 +162,14 @@ public final class ChatModel: GenerativeModel, Sendable {
         /// the loop), and the request's field that gave it, for the 400's message.
         enum Constraint: Sendable { case gbnf(String, field: String), schema(JSON, field: String) }
         let constraint: Constraint?
+        /// Functions the model may (`auto`) or must (`required`, a named one) call.
+        struct Tools: Sendable {
+            enum Choice: Sendable, Equatable { case auto, required, named(String) }
+            let specs: [ToolSpec]
+            let choice: Choice
+            let parallel: Bool
+        }
+        let tools: Tools?
         var prompts: Int {
             switch prompt {
             case .conversation: 1
@@ -183,15 +193,7 @@ public final class ChatModel: GenerativeModel, Sendable {
         let bytes: [Int]
         if let messages = input["messages"] {
             guard case .array(let items) = messages, !items.isEmpty else { throw ModelInputError("messages must be a non-empty list") }
-            var turns: [ChatMessage] = []
-            for (i, m) in items.enumerated() {
-                guard let role = m["role"]?.stringValue, ["system", "developer", "user", "assistant"].contains(role) else {
-                    throw ModelInputError("messages[\(i)].role must be system, user or assistant (or developer, taken as system), "
-                                          + "got \(m["role"]?.text ?? "none")")
-                }
-                // OpenAI's newer name for the system turn; chat templates know only "system".
-                turns.append(ChatMessage(role: role == "developer" ? "system" : role, content: try ChatModel.text(of: m["content"], at: i)))
-            }
+            let turns = try ChatModel.conversation(items)
             if case .failure(let why) = template {
                 throw ModelInputError("this model takes no conversations (messages): \(why.reason); send {\"prompt\": \"...\"} "
                                       + "(or POST /v1/completions)")
@@ -289,10 +291,95 @@ public final class ChatModel: GenerativeModel, Sendable {
                                       + ": beyond the model's context of \(contextLength) tokens")
             }
         }
-        let plan = Plan(prompt: prompt, maxTokens: maxTokens, sampling: sampling, stop: stop, answers: answers,
-                        constraint: try ChatModel.constraint(input))
+        let tools = try ChatModel.tools(input)
+        if tools != nil, case .conversation = prompt {} else if tools != nil {
+            throw ModelInputError("tools are offered in a conversation: send messages (POST /v1/chat/completions)")
+        }
+        let constraint = try ChatModel.constraint(input)
+        if tools != nil && constraint != nil { throw ModelInputError("tools and a response_format, json_schema or grammar together are not supported") }
+        let plan = Plan(prompt: prompt, maxTokens: maxTokens, sampling: sampling, stop: stop, answers: answers, constraint: constraint, tools: tools)
         guard plan.choices <= 64 else { throw ModelInputError("\(plan.prompts) prompts of n \(answers) answers each is \(plan.choices) choices: at most 64") }
         return plan
+    }
+
+    /// A conversation's turns: system (or developer), user, assistant (with the calls it made:
+    /// `tool_calls`, their arguments JSON text or an object) and tool turns (`tool_call_id`, which
+    /// must answer a call made before it).
+    static func conversation(_ items: [JSON]) throws(ModelInputError) -> [ChatMessage] {
+        var turns: [ChatMessage] = [], calls: Set<String> = []
+        for (i, m) in items.enumerated() {
+            guard let role = m["role"]?.stringValue, ["system", "developer", "user", "assistant", "tool"].contains(role) else {
+                throw ModelInputError("messages[\(i)].role must be system, user, assistant or tool (or developer, taken as system), "
+                                      + "got \(m["role"]?.text ?? "none")")
+            }
+            var made: [(id: String, call: ToolCall)] = []
+            if role == "assistant", case .array(let list)? = m["tool_calls"] {
+                for (k, c) in list.enumerated() {
+                    guard let id = c["id"]?.stringValue, let name = c["function"]?["name"]?.stringValue else {
+                        throw ModelInputError("messages[\(i)].tool_calls[\(k)] must have an id and a function with a name")
+                    }
+                    var args = c["function"]?["arguments"] ?? [:]
+                    if let text = args.stringValue { args = (try? JSONParser.parse(text)) ?? .null }
+                    guard args.isObject else { throw ModelInputError("messages[\(i)].tool_calls[\(k)].function.arguments must be a JSON object (or its text)") }
+                    made.append((id, ToolCall(name: name, arguments: args)))
+                    calls.insert(id)
+                }
+            }
+            var callID: String?
+            if role == "tool" {
+                guard let id = m["tool_call_id"]?.stringValue else { throw ModelInputError("messages[\(i)].tool_call_id is required in a tool message") }
+                guard calls.contains(id) else { throw ModelInputError("messages[\(i)]: a tool message answers no call made before it (tool_call_id \(id))") }
+                callID = id
+            }
+            // An assistant turn of calls alone has no content (null).
+            let content = made.isEmpty || (m["content"] != nil && m["content"] != .null) ? try ChatModel.text(of: m["content"], at: i) : ""
+            // OpenAI's newer name for the system turn; chat templates know only "system".
+            turns.append(ChatMessage(role: role == "developer" ? "system" : role, content: content, toolCalls: made, toolCallID: callID))
+        }
+        return turns
+    }
+
+    /// OpenAI's `tools` (functions: a name of letters, digits, `_` and `-`, up to 64; parameters a
+    /// JSON Schema), `tool_choice` (`auto`, `none`, `required`, or one function) and
+    /// `parallel_tool_calls`; nil when none are offered or `tool_choice` is `none`.
+    static func tools(_ input: JSON) throws(ModelInputError) -> Plan.Tools? {
+        var specs: [ToolSpec] = []
+        switch input["tools"] {
+        case nil, .some(.null): break
+        case .array(let list)? where list.count <= 128:
+            for (k, t) in list.enumerated() {
+                guard t["type"] == "function", let f = t["function"], let name = f["name"]?.stringValue, (1...64).contains(name.count),
+                      name.allSatisfy({ $0.isASCII && ($0.isLetter || $0.isNumber || $0 == "_" || $0 == "-") }) else {
+                    throw ModelInputError("tools[\(k)] must be {\"type\": \"function\", \"function\": {\"name\": ...}} with a name of up to 64 letters, digits, _ or -")
+                }
+                let parameters = f["parameters"] ?? ["type": "object", "properties": [:]]
+                guard parameters.isObject else { throw ModelInputError("tools[\(k)].function.parameters must be a JSON Schema (an object), got \(parameters.text)") }
+                guard !specs.contains(where: { $0.name == name }) else { throw ModelInputError("tools[\(k)]: the function \(name) is offered twice") }
+                specs.append(ToolSpec(name: name, parameters: parameters, definition: t))
+            }
+        case let v?: throw ModelInputError("tools must be a list of up to 128 functions, got \(v.typeName)")
+        }
+        let choice: Plan.Tools.Choice?
+        switch input["tool_choice"] {
+        case nil, .some(.null), .some(.string("auto")): choice = .auto
+        case .some(.string("none")): choice = nil
+        case .some(.string("required")): choice = .required
+        case .some(let c) where c["type"] == "function" && c["function"]?["name"]?.stringValue != nil:
+            let name = c["function"]?["name"]?.stringValue ?? ""
+            guard specs.contains(where: { $0.name == name }) else { throw ModelInputError("tool_choice names \(name), which tools does not offer") }
+            choice = .named(name)
+        case let v?: throw ModelInputError("tool_choice must be auto, none, required or {\"type\": \"function\", \"function\": {\"name\": ...}}, got \(v.text)")
+        }
+        var parallel = true
+        if let p = input["parallel_tool_calls"], p != .null {
+            guard case .bool(let b) = p else { throw ModelInputError("parallel_tool_calls must be true or false") }
+            parallel = b
+        }
+        guard !specs.isEmpty else {
+            if let choice, choice != .auto { throw ModelInputError("tool_choice needs tools") }
+            return nil
+        }
+        return choice.map { Plan.Tools(specs: specs, choice: $0, parallel: parallel) }
     }
 
     /// Structured output as OpenAI asks for it (`response_format`: `json_object`, optionally with
@@ -346,15 +433,35 @@ public final class ChatModel: GenerativeModel, Sendable {
     /// every prompt tokenized.  Off the event loop (the preparing thread).
     func requests(_ plan: Plan) throws(ModelInputError) -> [GenerationEngine.Request] {
         var texts: [(text: String, controlOffsets: Set<Int>?)]
-        let grammar = try grammar(plan.constraint)
+        var grammar = try grammar(plan.constraint)
+        if let tools = plan.tools, let format = toolFormat {
+            let only: String? = if case .named(let n) = tools.choice { n } else { nil }
+            do {
+                if let text = try format.grammar(tools: tools.specs, mustCall: tools.choice != .auto, parallel: tools.parallel, only: only) {
+                    grammar = try Grammar(gbnf: text)
+                    engine.prepareConstraints()
+                }
+            } catch {
+                throw ModelInputError(error.message)
+            }
+        }
         switch plan.prompt {
         case .tokens(let lists): return try lists.map { list throws(ModelInputError) in try request(list, plan, grammar) }
         case .texts(let t): texts = t.map { ($0, nil) }
         case .conversation(let turns):
             guard case .success(let chat) = template else { return [] }   // plan() refused it
             let rendered: RenderedPrompt
+            var turns = turns, offered: [ToolSpec]?
+            if let tools = plan.tools, let format = toolFormat {
+                if format.templateTakesTools {
+                    offered = tools.specs
+                } else if let system = format.systemPrompt(tools: tools.specs, mustCall: tools.choice != .auto) {
+                    // A template that knows no tools: they are described in the system turn.
+                    if turns.first?.role == "system" { turns[0].content += "\n\n" + system } else { turns.insert(ChatMessage(role: "system", content: system), at: 0) }
+                }
+            }
             do {
-                rendered = try chat.prompt(turns, dropLeadingBOS: tokenizer.leadingToken != nil, dropTrailingEOS: tokenizer.trailingToken != nil)
+                rendered = try chat.prompt(turns, tools: offered, dropLeadingBOS: tokenizer.leadingToken != nil, dropTrailingEOS: tokenizer.trailingToken != nil)
             } catch {
                 throw ModelInputError(error.kind == .raised ? "the model's chat template refuses this conversation: \(error.message)"
                                       : "the model's chat template failed on this conversation: \(error)")
@@ -457,6 +564,10 @@ public final class ChatModel: GenerativeModel, Sendable {
             return leave(choices)
         }
         var ids: [Int] = []
+        // With tools offered, an answer's text is held until it ends, then read as the calls it
+        // makes (and what text is left): a call is known only whole.
+        let calls = plan.tools == nil ? nil : toolFormat
+        let held = Locked<[Int: String]>([:])
         for (p, r) in requests.enumerated() {
             do {
                 ids.append(try engine.submit(r) { answer, event in
@@ -464,9 +575,21 @@ public final class ChatModel: GenerativeModel, Sendable {
                     switch event {
                     case .started(let n): events(.started(index: i, promptTokens: n))
                     case .token(let id, let text, let logprobs):
-                        events(.text(index: i, text, tokens: 1, logprobs: logprobs.map { [self.tokenLogprob(id, $0)] } ?? []))
+                        if calls != nil { held.withLock { $0[i, default: ""] += text } }
+                        events(.text(index: i, calls == nil ? text : "", tokens: 1, logprobs: logprobs.map { [self.tokenLogprob(id, $0)] } ?? []))
                     case .finished(let reason, let u):
-                        events(.finished(index: i, reason: reason.rawValue,
+                        var called = false
+                        if let calls {
+                            let (content, made) = calls.parse(held.withLock { $0.removeValue(forKey: i) } ?? "")
+                            if !content.isEmpty { events(.text(index: i, content, tokens: 0)) }
+                            for (k, c) in made.enumerated() {
+                                events(.toolCall(index: i, id: "call_\(request.recordID)_\(i)_\(k)", name: c.name,
+                                                 arguments: String(decoding: c.arguments.serialized(), as: UTF8.self)))
+                            }
+                            called = !made.isEmpty && reason == .stop
+                        }
+                        if reason == .cancelled { called = false }
+                        events(.finished(index: i, reason: called ? "tool_calls" : reason.rawValue,
                                          usage: GenerationUsage(promptTokens: u.promptTokens, cachedTokens: u.cachedTokens, completionTokens: u.completionTokens,
                                                                 queuedSeconds: u.queuedSeconds, secondsToFirstToken: u.secondsToFirstToken,
                                                                 seconds: u.seconds)))

@@ -39,7 +39,7 @@ import Testing
         (["messages": [], "top_logprobs": 2], true, "top_logprobs needs logprobs: true", "top_logprobs"),
         (["messages": [], "logprobs": true, "top_logprobs": 21], true, "top_logprobs must be an integer from 0 to 20", "top_logprobs"),
         (["prompt": "x", "logprobs": true], false, "logprobs must be an integer from 0 to 20", "logprobs"),
-        (["messages": [], "tools": [["type": "function"]]], true, "tools is not supported", "tools"),
+        (["messages": [], "functions": [["name": "f"]]], true, "functions is not supported", "functions"),
         (["prompt": [1, "a"]], false, "prompt must be a string, a list of strings, or token ids", "prompt"),
         (["prompt": "x", "echo": true], false, "echo is not supported", "echo"),
     ] as [(JSON, Bool, String, String)])
@@ -138,6 +138,29 @@ import Testing
         g.add(.finished(index: 0, reason: "stop", usage: OpenAICompletionsTests.engineUsage))
         #expect(choice(text.answer(g))["logprobs"]?["top_logprobs"] == [["Hel": -0.5, "Hi": -1.5]])
         #expect(g.json["logprobs"] == [a.json] && GenerationEvent.text(index: 0, "", tokens: 1, logprobs: [b]).piece(indexed: false)?["logprobs"] == [b.json])
+    }
+
+    /// A call: a chunk whose delta has the call (numbered within its choice), the finish
+    /// "tool_calls"; the answer's message has no content and the calls; mserve's own piece.
+    @Test func toolCallsInEachShape() {
+        var chat = OpenAICompletionShape(id: "r", model: "m", created: 7, chat: true, includeUsage: false)
+        var g = Generation(), chunks: [JSON] = []
+        for e: GenerationEvent in [.text(index: 0, "", tokens: 1), .toolCall(index: 0, id: "call_1", name: "f", arguments: "{\"x\":1}"),
+                                   .toolCall(index: 0, id: "call_2", name: "g", arguments: "{}"),
+                                   .finished(index: 0, reason: "tool_calls", usage: OpenAICompletionsTests.engineUsage)] {
+            g.add(e)
+            chunks += chat.pieces(for: e)
+        }
+        #expect(chunks.count == 4 && choice(chunks[0])["delta"] == ["role": "assistant", "content": ""])
+        #expect(choice(chunks[1])["delta"] == ["tool_calls": [["index": 0, "id": "call_1", "type": "function", "function": ["name": "f", "arguments": "{\"x\":1}"]]]])
+        #expect(choice(chunks[2])["delta"]?["tool_calls"] == [["index": 1, "id": "call_2", "type": "function", "function": ["name": "g", "arguments": "{}"]]])
+        #expect(choice(chunks[3])["finish_reason"] == "tool_calls")
+        let message = choice(chat.answer(g))["message"]
+        #expect(message?["content"] == .null && message?["refusal"] == .null)
+        #expect(message?["tool_calls"] == [["id": "call_1", "type": "function", "function": ["name": "f", "arguments": "{\"x\":1}"]],
+                                           ["id": "call_2", "type": "function", "function": ["name": "g", "arguments": "{}"]]])
+        #expect(GenerationEvent.toolCall(index: 0, id: "call_1", name: "f", arguments: "{}").piece(indexed: false)
+                == ["tool_call": ["id": "call_1", "name": "f", "arguments": "{}"]])
     }
 
     @Test func timingsAreLlamaCppsFromTheUsage() {

@@ -1077,3 +1077,78 @@ for bad in [{{"response_format": {{"type": "json_schema", "json_schema": {{"name
     assert "response_format.type must be text, json_object or json_schema" in lines[10]
     assert "give one of response_format, json_schema and grammar" in lines[11]
     assert "the keyword uniqueItems is not supported" in lines[12]
+
+
+def test_tool_calls_through_the_official_clients_tool_loop(chat, openai_python, tmp_path):
+    """Tools through the official client: SmolLM2's own template knows none, so they are described
+    in the system turn and the answer is constrained to a call or a response (llama.cpp's generic
+    way): the model calls get_weather, the loop sends its result back, and the model answers; the
+    call streams as a delta.tool_calls piece.  Under Qwen2.5's template (Hermes' <tool_call>),
+    `required` and a named function force a call whose arguments match the function's schema.
+    Bad tools and tool messages are 400s naming the field."""
+    from conftest import Server
+    qwen = tmp_path / "qwen.toml"
+    qwen.write_text(f'models = ["smollm2"]\n[model.smollm2]\nchat_template = "{ROOT}/Tests/fixtures/chat_templates/Qwen-Qwen2.5-7B-Instruct.jinja"\n')
+    hermes = Server(tmp_path, ["--model-dir", MODEL_DIR, "-c", str(qwen)], workers=1)
+    try:
+        script = f"""
+import json, openai
+tools = [{{"type": "function", "function": {{"name": "get_weather", "description": "Get the current weather in a city",
+          "parameters": {{"type": "object", "properties": {{"city": {{"type": "string"}}}}, "required": ["city"]}}}}}},
+         {{"type": "function", "function": {{"name": "get_time", "description": "The time in a city",
+          "parameters": {{"type": "object", "properties": {{"city": {{"type": "string"}}, "zone": {{"enum": ["CET", "UTC"]}}}}, "required": ["city", "zone"]}}}}}}]
+client = openai.OpenAI(base_url={chat.url + '/v1'!r}, api_key="unused")
+messages = [{{"role": "user", "content": "What is the weather in Paris?"}}]
+r = client.chat.completions.create(model="smollm2", messages=messages, tools=tools[:1], temperature=0, max_tokens=80)
+m = r.choices[0].message
+print(json.dumps([r.choices[0].finish_reason, m.content, [[c.id, c.type, c.function.name, json.loads(c.function.arguments)] for c in m.tool_calls or []]]))
+messages.append(m.model_dump(exclude_none=True))
+for c in m.tool_calls or []:
+    messages.append({{"role": "tool", "tool_call_id": c.id, "content": json.dumps({{"temperature_c": 21, "sky": "sunny"}})}})
+final = client.chat.completions.create(model="smollm2", messages=messages, tools=tools[:1], tool_choice="none", temperature=0, max_tokens=40)
+print(json.dumps([final.choices[0].finish_reason, final.choices[0].message.content]))
+calls = []
+for chunk in client.chat.completions.create(model="smollm2", messages=messages[:1], tools=tools[:1], temperature=0, max_tokens=80, stream=True):
+    for c in chunk.choices:
+        calls += [[t.index, t.function.name, json.loads(t.function.arguments)] for t in c.delta.tool_calls or []]
+        if c.finish_reason:
+            calls.append(c.finish_reason)
+print(json.dumps(calls))
+h = openai.OpenAI(base_url={hermes.url + '/v1'!r}, api_key="unused")
+for choice in ["required", {{"type": "function", "function": {{"name": "get_time"}}}}]:
+    r = h.chat.completions.create(model="smollm2", messages=messages[:1], tools=tools, tool_choice=choice, temperature=0, max_tokens=80,
+                                  parallel_tool_calls=False)
+    print(json.dumps([r.choices[0].finish_reason, [[c.function.name, json.loads(c.function.arguments)] for c in r.choices[0].message.tool_calls]]))
+for bad in [dict(tools=[{{"type": "function", "function": {{"name": "bad name"}}}}]),
+            dict(tools=tools, tool_choice={{"type": "function", "function": {{"name": "get_news"}}}}),
+            dict(tools=[{{"type": "function", "function": {{"name": "f", "parameters": "x"}}}}]),
+            dict(messages=[{{"role": "user", "content": "hi"}}, {{"role": "tool", "tool_call_id": "call_9", "content": "x"}}]),
+            dict(tools=tools, tool_choice="required", response_format={{"type": "json_object"}}),
+            dict(tools=[{{"type": "function", "function": {{"name": "f", "parameters": {{"type": "object", "properties": {{"x": {{"type": "string", "format": "email"}}}}}}}}}}],
+                 tool_choice="required")]:
+    try:
+        client.chat.completions.create(**{{"model": "smollm2", "messages": messages[:1], **bad}})
+        print(json.dumps("no error"))
+    except openai.BadRequestError as e:
+        print(json.dumps(e.body["message"]))
+"""
+        out = subprocess.run([openai_python, "-c", script], capture_output=True, text=True, timeout=300)
+    finally:
+        hermes.stop()
+    assert out.returncode == 0, out.stderr
+    lines = [json.loads(line) for line in out.stdout.splitlines()]
+    reason, content, calls = lines[0]
+    assert reason == "tool_calls" and content is None and len(calls) == 1, lines[0]
+    assert calls[0][0].startswith("call_") and calls[0][1:] == ["function", "get_weather", {"city": "Paris"}]
+    assert lines[1][0] == "stop" and lines[1][1]   # the answer after the tool's result
+    assert lines[2] == [[0, "get_weather", {"city": "Paris"}], "tool_calls"]
+    for reason, made in lines[3:5]:
+        assert reason == "tool_calls" and len(made) == 1, made
+    assert lines[3][1][0][0] in ("get_weather", "get_time") and "city" in lines[3][1][0][1]
+    assert lines[4][1][0][0] == "get_time" and lines[4][1][0][1]["zone"] in ("CET", "UTC")
+    assert "tools[0] must be" in lines[5]
+    assert "tool_choice names get_news, which tools does not offer" in lines[6]
+    assert "tools[0].function.parameters must be a JSON Schema" in lines[7]
+    assert "a tool message answers no call made before it (tool_call_id call_9)" in lines[8]
+    assert "tools and a response_format" in lines[9]
+    assert 'tools[0].function.parameters.properties.x: format "email" is not supported' in lines[10]

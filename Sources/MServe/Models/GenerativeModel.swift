@@ -55,8 +55,11 @@ public enum GenerationEvent: Equatable, Sendable {
     /// only part of a character or what may begin a stop string (it comes with a later token);
     /// with their log-probabilities when the request asked for them (`logprobs`).
     case text(index: Int, String, tokens: Int, logprobs: [TokenLogprob] = [])
-    /// Choice `index` ended: "stop" (end of turn or a stop string), "length" (max_tokens), or
-    /// "cancelled" (nobody wants it any more).
+    /// Choice `index` called a function the request offered (`tools`): the call's id, the
+    /// function's name and its arguments as JSON text (OpenAI's shape).
+    case toolCall(index: Int, id: String, name: String, arguments: String)
+    /// Choice `index` ended: "stop" (end of turn or a stop string), "length" (max_tokens),
+    /// "tool_calls" (it called functions), or "cancelled" (nobody wants it any more).
     case finished(index: Int, reason: String, usage: GenerationUsage)
     /// The request was refused after `generate` returned, before its first token (the model's
     /// chat template refuses the conversation, the prompt is beyond the context): a 400 with this.
@@ -154,6 +157,9 @@ extension GenerationEvent {
         let index: Int
         switch self {
         case .started, .failed: return nil
+        case .toolCall(let i, let id, let name, let arguments):
+            piece = ["tool_call": ["id": .string(id), "name": .string(name), "arguments": .string(arguments)]]
+            index = i
         case .text(let i, let text, _, let logprobs):
             guard !text.isEmpty || !logprobs.isEmpty else { return nil }
             piece = ["text": .string(text)]
@@ -247,6 +253,14 @@ public struct Generation: Equatable, Sendable {
         public var usage: GenerationUsage?
         /// Every token's, when the request asked for them.
         public var logprobs: [TokenLogprob] = []
+        /// The functions it called: id, name, arguments (JSON text).
+        public var toolCalls: [(id: String, name: String, arguments: String)] = []
+
+        public static func == (a: Choice, b: Choice) -> Bool {
+            a.text == b.text && a.finishReason == b.finishReason && a.usage == b.usage && a.logprobs == b.logprobs
+                && a.toolCalls.map(\.id) == b.toolCalls.map(\.id) && a.toolCalls.map(\.name) == b.toolCalls.map(\.name)
+                && a.toolCalls.map(\.arguments) == b.toolCalls.map(\.arguments)
+        }
     }
 
     public private(set) var choices: [Choice] = []
@@ -259,6 +273,7 @@ public struct Generation: Equatable, Sendable {
         case .started(let index, _): i = index
         case .text(let index, _, _, _): i = index
         case .finished(let index, _, _): i = index
+        case .toolCall(let index, _, _, _): i = index
         case .failed: return
         }
         guard i >= 0 && i < 1024 else { return }
@@ -270,6 +285,8 @@ public struct Generation: Equatable, Sendable {
         case .finished(_, let reason, let usage):
             choices[i].finishReason = reason
             choices[i].usage = usage
+        case .toolCall(_, let id, let name, let arguments):
+            choices[i].toolCalls.append((id, name, arguments))
         default: break
         }
     }
@@ -306,10 +323,19 @@ public struct Generation: Equatable, Sendable {
                 "predicted_per_second": round(generationMs > 0 ? after / generationMs * 1000 : 0)]
     }
 
+    /// A call in OpenAI's shape: `{"id", "type": "function", "function": {"name", "arguments"}}`.
+    public static func toolCallJSON(_ c: (id: String, name: String, arguments: String)) -> JSON {
+        ["id": .string(c.id), "type": "function", "function": ["name": .string(c.name), "arguments": .string(c.arguments)]]
+    }
+
     /// The answer in mserve's own style: one choice as `{"text", "finish_reason", "usage"}`, several
     /// as `{"choices": [...], "usage"}`.
     public var json: JSON {
-        func withLogprobs(_ j: JSON, _ c: Choice) -> JSON { c.logprobs.isEmpty ? j : j.setting("logprobs", .array(c.logprobs.map(\.json))) }
+        func withLogprobs(_ j: JSON, _ c: Choice) -> JSON {
+            var out = c.logprobs.isEmpty ? j : j.setting("logprobs", .array(c.logprobs.map(\.json)))
+            if !c.toolCalls.isEmpty { out = out.setting("tool_calls", .array(c.toolCalls.map { Generation.toolCallJSON($0) })) }
+            return out
+        }
         if choices.count == 1 {
             return withLogprobs(["text": .string(choices[0].text), "finish_reason": choices[0].finishReason.map(JSON.string) ?? .null,
                                  "usage": usage], choices[0])

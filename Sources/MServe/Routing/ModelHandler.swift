@@ -275,6 +275,8 @@ class ModelHandler: RequestHandler {
                 observer.observeToken(model: metrics, first: lastToken == nil, seconds: now - (lastToken ?? request.startTime))
                 lastToken = now
             }
+        case .toolCall:
+            cancelDeadline()
         case .finished(let i, _, let usage):
             // A token that ends the turn is counted in the usage but was sent as no event; a
             // choice that never started counts its prompt here.

@@ -10,9 +10,10 @@ struct OpenAICompletionRequest: Equatable {
     let logprobs: Bool
 
     /// The keys passed to the model as they are (it checks their values).
-    /// Structured output too: OpenAI's `response_format`, llama.cpp's `json_schema` and `grammar`.
+    /// Structured output too (OpenAI's `response_format`, llama.cpp's `json_schema` and `grammar`),
+    /// and the functions the model may call.
     static let passed = ["temperature", "top_p", "top_k", "seed", "stop", "presence_penalty", "frequency_penalty", "logit_bias",
-                         "response_format", "json_schema", "grammar"]
+                         "response_format", "json_schema", "grammar", "tools", "tool_choice", "parallel_tool_calls"]
 
     init(_ body: JSON, chat: Bool) throws(HTTPError) {
         func bad(_ message: String, _ param: String) -> HTTPError { HTTPError(400, message, param: param) }
@@ -88,7 +89,7 @@ struct OpenAICompletionRequest: Equatable {
         if logprobs { input += [("logprobs", true), ("top_logprobs", .int(top ?? 0))] }
         // What this server does not do is refused rather than ignored.
         let unsupported: [(String, (JSON) -> Bool)] = [
-            ("tools", { if case .array(let a) = $0 { !a.isEmpty } else { true } }), ("functions", { _ in true }),
+            ("functions", { _ in true }), ("function_call", { _ in true }),
             ("echo", { $0 == .bool(true) }), ("suffix", { $0.stringValue.map { !$0.isEmpty } ?? true }),
             ("best_of", { $0 != .int(1) }),
         ]
@@ -118,6 +119,8 @@ struct OpenAICompletionShape: GenerationPresenter {
     /// characters (the completions shape's `text_offset`).
     private var pending: [Int: [TokenLogprob]] = [:]
     private var offsets: [Int: Int] = [:]
+    /// Tool calls sent so far of each choice.
+    private var calls: [Int: Int] = [:]
 
     init(id: String, model: String, created: Int64, chat: Bool, stream: Bool = false, includeUsage: Bool, logprobs: Bool = false) {
         self.id = id
@@ -151,11 +154,12 @@ struct OpenAICompletionShape: GenerationPresenter {
     }
 
     private func chunk(_ index: Int, text: String?, role: Bool = false, finish: JSON = .null, timings: JSON? = nil,
-                       logprobs: JSON = .null) -> JSON {
+                       logprobs: JSON = .null, toolCalls: [JSON] = []) -> JSON {
         var choice: [(String, JSON)] = [("index", .int(Int64(index)))]
         if chat {
             var delta: [(String, JSON)] = role ? [("role", "assistant")] : []
             if let text { delta.append(("content", .string(text))) }
+            if !toolCalls.isEmpty { delta.append(("tool_calls", .array(toolCalls))) }
             choice.append(("delta", .object(delta)))
         } else {
             choice.append(("text", .string(text ?? "")))
@@ -176,7 +180,7 @@ struct OpenAICompletionShape: GenerationPresenter {
         // one chunk and leaves has then been sent a token that the metrics have counted.
         let i: Int
         switch event {
-        case .text(let index, _, _, _), .finished(let index, _, _): i = index
+        case .text(let index, _, _, _), .finished(let index, _, _), .toolCall(let index, _, _, _): i = index
         case .started, .failed: return []
         }
         if case .text(_, let text, _, let list) = event, text.isEmpty {
@@ -194,6 +198,13 @@ struct OpenAICompletionShape: GenerationPresenter {
             let lp = logprobsJSON(i, pending[i] ?? [])
             pending[i] = nil
             out.append(chunk(i, text: text, logprobs: lp))
+        case .toolCall(_, let id, let name, let arguments):
+            // A whole call per chunk, numbered within its choice, as OpenAI's clients add them up.
+            let k = calls[i, default: 0]
+            calls[i] = k + 1
+            var call = Generation.toolCallJSON((id, name, arguments))
+            call = call.setting("index", .int(Int64(k)), first: true)
+            out.append(chunk(i, text: nil, toolCalls: [call]))
         case .finished(_, let reason, let usage):
             let lp = (pending[i] ?? []).isEmpty ? JSON.null : logprobsJSON(i, pending[i] ?? [])
             pending[i] = nil
@@ -214,9 +225,11 @@ struct OpenAICompletionShape: GenerationPresenter {
             let finish = c.finishReason.map(JSON.string) ?? .null
             let lp: JSON = !logprobs ? .null : chat ? ["content": .array(c.logprobs.map(\.json))] : TokenLogprob.completionsJSON(c.logprobs)
             if chat {
-                // `refusal` is required by OpenAI's schema (null: the model did not refuse).
-                return ["index": .int(Int64(i)), "message": ["role": "assistant", "content": .string(c.text), "refusal": .null], "logprobs": lp,
-                        "finish_reason": finish]
+                // `refusal` is required by OpenAI's schema (null: the model did not refuse); a
+                // message of calls alone has no content (null), as OpenAI's.
+                var message: JSON = ["role": "assistant", "content": c.toolCalls.isEmpty || !c.text.isEmpty ? .string(c.text) : .null, "refusal": .null]
+                if !c.toolCalls.isEmpty { message = message.setting("tool_calls", .array(c.toolCalls.map { Generation.toolCallJSON($0) })) }
+                return ["index": .int(Int64(i)), "message": message, "logprobs": lp, "finish_reason": finish]
             }
             return ["index": .int(Int64(i)), "text": .string(c.text), "logprobs": lp, "finish_reason": finish]
         }

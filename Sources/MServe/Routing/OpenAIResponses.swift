@@ -209,7 +209,7 @@ struct OpenAIResponsesShape: GenerationPresenter {
             out.append(self.event("response.output_text.delta", [("item_id", .string(itemID)), ("output_index", 0), ("content_index", 0),
                                                                  ("delta", .string(text)), ("logprobs", lp)]))
         case .finished: out += opening()
-        case .started, .failed: break
+        case .started, .failed, .toolCall: break   // tools are refused here
         }
         return out
     }
