@@ -91,34 +91,47 @@ public struct Sampler: Sendable {
 
     private mutating func pick(_ l: [Float]) -> Int32 {
         guard parameters.temperature > 0 else { return Int32(Sampler.argmax(l)) }
-        // Candidates, most likely first: all of them, or the top k.
-        var order = Array(l.indices)
+        let peak = l.max() ?? 0
+        // Probabilities up to a common factor (the most likely token's is 1).
+        let p = l.map { exp(($0 - peak) / parameters.temperature) }
+        let total = p.reduce(Float(0), +)
         let k = parameters.topK > 0 ? min(parameters.topK, l.count) : l.count
-        if k < l.count {
-            order = Array(order.sorted { l[$0] > l[$1] }.prefix(k))
-        } else {
-            order.sort { l[$0] > l[$1] }
+        guard k < l.count || parameters.topP < 1 else { return draw(p, Array(p.indices), mass: total) }
+        // The candidates, most likely first, without sorting the whole vocabulary: those at or above
+        // a threshold lowered (1/2, 1/4, 1/16, 1/256, ...) until they are k (top-k) or hold top_p
+        // of the mass (the nucleus); only they are sorted.
+        let needed = k < l.count ? Float.infinity : parameters.topP * total
+        var threshold: Float = 0.5
+        var candidates: [Int] = []
+        while true {
+            candidates = p.indices.filter { p[$0] >= threshold }
+            let mass = candidates.reduce(Float(0)) { $0 + p[$1] }
+            if candidates.count >= k || mass >= needed || threshold == 0 { break }
+            threshold = threshold < 1e-30 ? 0 : threshold * threshold
         }
-        let top = l[order[0]]
-        var probs = order.map { exp((l[$0] - top) / parameters.temperature) }
-        let total = probs.reduce(0, +)
-        for i in probs.indices { probs[i] /= total }
-        // Nucleus: keep the fewest whose sum reaches top_p (always at least one).
-        var keep = probs.count
+        candidates.sort { p[$0] > p[$1] }
+        if candidates.count > k { candidates.removeLast(candidates.count - k) }
+        // Nucleus: the fewest whose share of the candidates' mass reaches top_p (at least one).
+        let pool = candidates.reduce(Float(0)) { $0 + p[$1] }
+        var keep = candidates.count, sum: Float = 0
         if parameters.topP < 1 {
-            var sum: Float = 0
-            for (i, p) in probs.enumerated() {
-                sum += p
-                if sum >= parameters.topP { keep = i + 1; break }
+            for (i, c) in candidates.enumerated() {
+                sum += p[c]
+                if sum >= parameters.topP * pool { keep = i + 1; break }
             }
         }
-        let kept = probs.prefix(keep).reduce(0, +)
-        var u = rng.nextUnit() * kept
-        for i in 0..<keep {
-            u -= probs[i]
-            if u <= 0 { return Int32(order[i]) }
+        let kept = Array(candidates.prefix(keep))
+        return draw(p, kept, mass: kept.reduce(Float(0)) { $0 + p[$1] })
+    }
+
+    /// One draw among `candidates` in proportion to `p`, whose sum over them is `mass`.
+    private mutating func draw(_ p: [Float], _ candidates: [Int], mass: Float) -> Int32 {
+        var u = rng.nextUnit() * mass
+        for c in candidates where p[c] > 0 {
+            u -= p[c]
+            if u <= 0 { return Int32(c) }
         }
-        return Int32(order[keep - 1])
+        return Int32(candidates.last { p[$0] > 0 } ?? candidates.first ?? 0)
     }
 
     static func argmax(_ l: [Float]) -> Int {

@@ -1,3 +1,6 @@
+#if canImport(Glibc)
+import Glibc
+#endif
 import Testing
 @testable import LLM
 
@@ -27,6 +30,27 @@ struct SamplerTests {
         #expect(Set((0..<200).map { _ in p.next(logits) }) == [1, 4])
         var one = Sampler(SamplingParameters(temperature: 1, topP: 0.01, seed: 1))
         #expect(Set((0..<50).map { _ in one.next(logits) }) == [1])
+    }
+
+    /// Draws follow the distribution: within the top k, and over the whole vocabulary (a long tail
+    /// of unlikely tokens holds its share), found without sorting it.
+    @Test func drawsFollowTheDistribution() {
+        let l: [Float] = [0, 1, 2, 0.5] + Array(repeating: -5, count: 1000)
+        func shares(_ p: SamplingParameters) -> [Int: Double] {
+            var s = Sampler(p), counts: [Int: Int] = [:]
+            for _ in 0..<20000 { counts[Int(s.next(l)), default: 0] += 1 }
+            return counts.mapValues { Double($0) / 20000 }
+        }
+        let top3 = shares(SamplingParameters(temperature: 1, topK: 3, seed: 9))
+        let z = exp(2.0) + exp(1.0) + exp(0.5)
+        #expect(Set(top3.keys) == [1, 2, 3])
+        #expect(abs((top3[2] ?? 0) - exp(2.0) / z) < 0.02 && abs((top3[1] ?? 0) - exp(1.0) / z) < 0.02)
+        let all = shares(SamplingParameters(temperature: 1, seed: 9))
+        let whole = 1 + exp(1.0) + exp(2.0) + exp(0.5) + 1000 * exp(-5.0)
+        let tail = all.filter { $0.key >= 4 }.values.reduce(0, +)
+        #expect(abs(tail - 1000 * exp(-5.0) / whole) < 0.02 && abs((all[2] ?? 0) - exp(2.0) / whole) < 0.02)
+        // The nucleus: 2 and 1 hold 0.73 of the mass (above 0.6); 3 and the tail are cut.
+        #expect(Set(shares(SamplingParameters(temperature: 1, topP: 0.6, seed: 9)).keys) == [1, 2])
     }
 
     @Test func frequencyAndPresencePenaltiesPushRepeatsDown() {
