@@ -17,6 +17,8 @@ public final class GenerationEngine: Sendable {
         public var answers: Int
         /// What every answer's text must be a sentence of (structured output), or nil.
         public var grammar: Grammar?
+        /// Tokens that end the answer as an end of turn does (vLLM's `stop_token_ids`): not shown.
+        public var stopTokens: Set<Int32> = []
 
         public init(prompt: [Int32], maxTokens: Int, sampling: SamplingParameters = SamplingParameters(temperature: 0), stop: [String] = [],
                     answers: Int = 1, grammar: Grammar? = nil) {
@@ -363,7 +365,8 @@ public final class GenerationEngine: Sendable {
         }
         var reason: FinishReason?
         var text: String
-        if endTokens.contains(token) {
+        let ends = endTokens.contains(token) || a.request.stopTokens.contains(token)
+        if ends {
             text = a.stop.feed(a.decoder.finish()) + a.stop.finish()
             reason = .stop
         } else {
@@ -380,8 +383,8 @@ public final class GenerationEngine: Sendable {
                 reason = .length
             }
         }
-        if !endTokens.contains(token) || !text.isEmpty {
-            a.onEvent(.token(token, text: text, logprobs: endTokens.contains(token) ? nil : logprobs))
+        if !ends || !text.isEmpty {
+            a.onEvent(.token(token, text: text, logprobs: ends ? nil : logprobs))
         }
         guard let reason else { return false }
         a.onEvent(.finished(reason, usage(a)))

@@ -156,6 +156,8 @@ public final class ChatModel: GenerativeModel, Sendable {
         let maxTokens: Int?
         let sampling: SamplingParameters
         let stop: [String]
+        /// Token ids that end an answer (vLLM's `stop_token_ids`).
+        let stopTokens: Set<Int32>
         /// Answers to each prompt (OpenAI's `n`).
         let answers: Int
         /// Structured output: a GBNF grammar or a JSON Schema the answer must match (compiled off
@@ -270,6 +272,19 @@ public final class ChatModel: GenerativeModel, Sendable {
             stop = items.compactMap(\.stringValue)
         default: throw ModelInputError("stop must be a string or a list of up to 4 strings")
         }
+        var stopTokens: Set<Int32> = []
+        switch input["stop_token_ids"] {
+        case nil, .some(.null): break
+        case .array(let items)? where items.count <= 64:
+            let vocabulary = engine.model.config.vocabulary
+            for item in items {
+                guard let id = item.intValue, id >= 0, id < vocabulary else {
+                    throw ModelInputError("stop_token_ids: \(item.text) is not a token id of this model's vocabulary of \(vocabulary)")
+                }
+                stopTokens.insert(Int32(id))
+            }
+        default: throw ModelInputError("stop_token_ids must be a list of up to 64 token ids")
+        }
         // OpenAI's `n`: answers to each prompt, read once and shared; as many as a step takes.
         var answers = 1
         if let v = input["n"], v != .null {
@@ -292,12 +307,13 @@ public final class ChatModel: GenerativeModel, Sendable {
             }
         }
         let tools = try ChatModel.tools(input)
-        if tools != nil, case .conversation = prompt {} else if tools != nil {
-            throw ModelInputError("tools are offered in a conversation: send messages (POST /v1/chat/completions)")
+        if tools != nil {
+            guard case .conversation = prompt else { throw ModelInputError("tools are offered in a conversation: send messages (POST /v1/chat/completions)") }
         }
         let constraint = try ChatModel.constraint(input)
         if tools != nil && constraint != nil { throw ModelInputError("tools and a response_format, json_schema or grammar together are not supported") }
-        let plan = Plan(prompt: prompt, maxTokens: maxTokens, sampling: sampling, stop: stop, answers: answers, constraint: constraint, tools: tools)
+        let plan = Plan(prompt: prompt, maxTokens: maxTokens, sampling: sampling, stop: stop, stopTokens: stopTokens, answers: answers,
+                        constraint: constraint, tools: tools)
         guard plan.choices <= 64 else { throw ModelInputError("\(plan.prompts) prompts of n \(answers) answers each is \(plan.choices) choices: at most 64") }
         return plan
     }
@@ -480,8 +496,10 @@ public final class ChatModel: GenerativeModel, Sendable {
     private func request(_ prompt: [Int32], _ plan: Plan, _ grammar: Grammar?) throws(ModelInputError) -> GenerationEngine.Request {
         try ChatModel.fits(prompt.count, plan.maxTokens, context: contextLength)
         let maxTokens = plan.maxTokens ?? min(ChatModel.defaultMaxTokens, contextLength - prompt.count)
-        return GenerationEngine.Request(prompt: prompt, maxTokens: maxTokens, sampling: plan.sampling, stop: plan.stop, answers: plan.answers,
-                                        grammar: grammar)
+        var r = GenerationEngine.Request(prompt: prompt, maxTokens: maxTokens, sampling: plan.sampling, stop: plan.stop, answers: plan.answers,
+                                         grammar: grammar)
+        r.stopTokens = plan.stopTokens
+        return r
     }
 
     /// A prompt of `count` tokens and its `max_tokens` (nil: not given, at least one token of room

@@ -922,6 +922,12 @@ def test_the_rest_of_openais_chat_shape(chat):
     assert [c["index"] for c in two["choices"]] == [0, 1]
     r = chat.post("/v1/completions", {"model": "smollm2", "prompt": [1, 10 ** 6], "max_tokens": 2})
     assert r.status_code == 400 and "not in the vocabulary" in r.json()["error"]["message"]
+    # stop_token_ids (vLLM's): the answer ends at that token, which is not shown.
+    paris = chat.post("/tokenize", {"content": " Paris"}).json()["tokens"]
+    cut = chat.post("/v1/chat/completions", {"model": "smollm2", **QUESTION, "stop_token_ids": paris}, timeout=60).json()["choices"][0]
+    assert len(paris) == 1 and cut["message"]["content"] == "The capital of France is" and cut["finish_reason"] == "stop"
+    r = chat.post("/v1/chat/completions", {"model": "smollm2", **QUESTION, "stop_token_ids": [-1]})
+    assert r.status_code == 400 and "stop_token_ids: -1 is not a token id" in r.json()["error"]["message"]
     assert requests.get(chat.url + "/health", timeout=10).status_code == 200
 
 

@@ -13,7 +13,7 @@ struct OpenAICompletionRequest: Equatable {
     /// Structured output too (OpenAI's `response_format`, llama.cpp's `json_schema` and `grammar`),
     /// and the functions the model may call.
     static let passed = ["temperature", "top_p", "top_k", "seed", "stop", "presence_penalty", "frequency_penalty", "logit_bias",
-                         "response_format", "json_schema", "grammar", "tools", "tool_choice", "parallel_tool_calls"]
+                         "response_format", "json_schema", "grammar", "tools", "tool_choice", "parallel_tool_calls", "stop_token_ids"]
 
     init(_ body: JSON, chat: Bool) throws(HTTPError) {
         func bad(_ message: String, _ param: String) -> HTTPError { HTTPError(400, message, param: param) }
