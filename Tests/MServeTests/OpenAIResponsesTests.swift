@@ -30,11 +30,13 @@ import Testing
     @Test(arguments: [
         (["model": "m"], "input is required", "input"),
         (["input": 3], "input must be a string or a non-empty list", "input"),
-        (["input": [["type": "function_call_output", "output": "x"]]], "items of type function_call_output are not supported", "input"),
+        (["input": [["type": "function_call_output", "output": "x"]]], "a function_call_output needs call_id and output", "input"),
+        (["input": [["type": "reasoning", "summary": []]]], "items of type reasoning are not supported", "input"),
         (["input": [["role": "tool", "content": "x"]]], "input[0].role must be", "input"),
         (["input": [["role": "user", "content": [["type": "input_image", "image_url": "u"]]]]], "only text parts", "input"),
         (["input": "x", "previous_response_id": "resp_1"], "keeps no responses", "previous_response_id"),
-        (["input": "x", "tools": [["type": "function", "name": "f"]]], "tools is not supported", "tools"),
+        (["input": "x", "tools": [["type": "web_search"]]], "tools[0]: only function tools are supported", "tools"),
+        (["input": [["type": "function_call", "name": "f"]]], "a function_call needs call_id, name and arguments", "input"),
         (["input": "x", "text": ["format": ["type": "json_schema"]]], "text.format.schema is required", "text"),
         (["input": "x", "text": ["format": ["type": "yaml"]]], "text.format.type must be text, json_object or json_schema", "text"),
         (["input": "x", "truncation": "auto"], "truncation must be \"disabled\"", "truncation"),
@@ -50,6 +52,39 @@ import Testing
         } catch {
             #expect(error.status == 400 && error.message.contains(message) && error.param == param, "\(error.message)")
         }
+    }
+
+    /// Tools and calls in the Responses shape become the chat shape's: tools nested under
+    /// `function`, calls made earlier an assistant turn's `tool_calls`, their outputs tool turns.
+    @Test func toolsAndCallsBecomeTheChatShapes() throws {
+        let r = try OpenAIResponsesRequest(["input": [["role": "user", "content": "weather?"],
+                                                     ["type": "function_call", "call_id": "c1", "name": "get_weather", "arguments": "{\"city\":\"Paris\"}"],
+                                                     ["type": "function_call", "call_id": "c2", "name": "get_time", "arguments": "{}"],
+                                                     ["type": "function_call_output", "call_id": "c1", "output": "sunny"]],
+                                            "tools": [["type": "function", "name": "get_weather", "parameters": ["type": "object"]]],
+                                            "tool_choice": ["type": "function", "name": "get_weather"]])
+        #expect(r.input["messages"] == [["role": "user", "content": "weather?"],
+                                        ["role": "assistant", "content": .null, "tool_calls": [
+                                            ["id": "c1", "type": "function", "function": ["name": "get_weather", "arguments": "{\"city\":\"Paris\"}"]],
+                                            ["id": "c2", "type": "function", "function": ["name": "get_time", "arguments": "{}"]]]],
+                                        ["role": "tool", "tool_call_id": "c1", "content": "sunny"]])
+        #expect(r.input["tools"] == [["type": "function", "function": ["name": "get_weather", "parameters": ["type": "object"]]]])
+        #expect(r.input["tool_choice"] == ["type": "function", "function": ["name": "get_weather"]])
+        // A call streamed: its item added, its arguments, done; the response's output has it.
+        var shape = OpenAIResponsesShape(id: "r3", model: "m", created: 7, request: try OpenAIResponsesRequest(["input": "x", "stream": true]))
+        var g = Generation(), events: [JSON] = []
+        for e: GenerationEvent in [.text(index: 0, "", tokens: 1), .toolCall(index: 0, id: "call_1", name: "f", arguments: "{\"a\":1}"),
+                                   .finished(index: 0, reason: "tool_calls", usage: OpenAIResponsesTests.usage)] {
+            g.add(e)
+            events += shape.pieces(for: e)
+        }
+        events += shape.tail(g)
+        #expect(events.map { $0["type"]?.stringValue ?? "" } == ["response.created", "response.in_progress", "response.output_item.added",
+                                                                "response.function_call_arguments.delta", "response.function_call_arguments.done",
+                                                                "response.output_item.done", "response.completed"])
+        let call: JSON = ["id": "fc_call_1", "type": "function_call", "status": "completed", "call_id": "call_1", "name": "f", "arguments": "{\"a\":1}"]
+        #expect(events[5]["item"] == call && events[6]["response"]?["output"] == [call] && events[6]["response"]?["status"] == "completed")
+        #expect(shape.answer(g)["output"] == [call])
     }
 
     static let usage = GenerationUsage(promptTokens: 10, cachedTokens: 4, completionTokens: 3, queuedSeconds: 0, secondsToFirstToken: 0.02, seconds: 0.06)

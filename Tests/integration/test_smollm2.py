@@ -1158,3 +1158,32 @@ for bad in [dict(tools=[{{"type": "function", "function": {{"name": "bad name"}}
     assert "a tool message answers no call made before it (tool_call_id call_9)" in lines[8]
     assert "tools and a response_format" in lines[9]
     assert 'tools[0].function.parameters.properties.x: format "email" is not supported' in lines[10]
+
+
+def test_tool_calls_through_the_responses_api(chat, openai_python):
+    """responses.create with function tools: a function_call output item (streamed: its added,
+    arguments and done events), its result sent back as a function_call_output input item, and
+    the model's answer."""
+    script = f"""
+import json, openai
+client = openai.OpenAI(base_url={chat.url + '/v1'!r}, api_key="unused")
+tools = [{{"type": "function", "name": "get_weather", "description": "Get the current weather in a city",
+          "parameters": {{"type": "object", "properties": {{"city": {{"type": "string"}}}}, "required": ["city"]}}}}]
+items = [{{"role": "user", "content": "What is the weather in Paris?"}}]
+r = client.responses.create(model="smollm2", input=items, tools=tools, temperature=0, max_output_tokens=80)
+calls = [o for o in r.output if o.type == "function_call"]
+print(json.dumps([r.status, [[c.name, json.loads(c.arguments), c.call_id.startswith("call_")] for c in calls]]))
+items += [c.model_dump(exclude_none=True) for c in calls]
+items += [{{"type": "function_call_output", "call_id": c.call_id, "output": json.dumps({{"temperature_c": 21}})}} for c in calls]
+final = client.responses.create(model="smollm2", input=items, tools=tools, tool_choice="none", temperature=0, max_output_tokens=40)
+print(json.dumps([final.status, final.output_text]))
+events = list(client.responses.create(model="smollm2", input=items[:1], tools=tools, temperature=0, max_output_tokens=80, stream=True))
+print(json.dumps([e.type for e in events]))
+"""
+    out = subprocess.run([openai_python, "-c", script], capture_output=True, text=True, timeout=300)
+    assert out.returncode == 0, out.stderr
+    lines = [json.loads(line) for line in out.stdout.splitlines()]
+    assert lines[0] == ["completed", [["get_weather", {"city": "Paris"}, True]]]
+    assert lines[1][0] == "completed" and lines[1][1]
+    assert lines[2] == ["response.created", "response.in_progress", "response.output_item.added", "response.function_call_arguments.delta",
+                        "response.function_call_arguments.done", "response.output_item.done", "response.completed"]
