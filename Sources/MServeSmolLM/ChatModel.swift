@@ -194,7 +194,7 @@ public final class ChatModel: GenerativeModel, Sendable {
         let prompt: Plan.Prompt
         let bytes: [Int]
         if let messages = input["messages"] {
-            guard case .array(let items) = messages, !items.isEmpty else { throw ModelInputError("messages must be a non-empty list") }
+            guard case .array(let items) = messages, !items.isEmpty else { throw ModelInputError("messages must be a non-empty list", param: "messages") }
             let turns = try ChatModel.conversation(items)
             if case .failure(let why) = template {
                 throw ModelInputError("this model takes no conversations (messages): \(why.reason); send {\"prompt\": \"...\"} "
@@ -213,7 +213,7 @@ public final class ChatModel: GenerativeModel, Sendable {
             // Token ids (OpenAI's and llama.cpp's completions take them): their count is known here.
             let vocabulary = engine.model.config.vocabulary
             if let bad = lists.joined().first(where: { $0 < 0 || Int($0) >= vocabulary }) {
-                throw ModelInputError("prompt: token \(bad) is not in the vocabulary of \(vocabulary) tokens")
+                throw ModelInputError("prompt: token \(bad) is not in the vocabulary of \(vocabulary) tokens", param: "prompt")
             }
             prompt = .tokens(lists)
             bytes = []   // their counts are known: checked below as the engine's requests are
@@ -222,7 +222,7 @@ public final class ChatModel: GenerativeModel, Sendable {
         }
         func number(_ key: String, _ fallback: Double, _ ok: (Double) -> Bool, _ rule: String) throws(ModelInputError) -> Double {
             guard let v = input[key], v != .null else { return fallback }
-            guard let d = v.doubleValue, ok(d) else { throw ModelInputError("\(key) must be \(rule), got \(v.text)") }
+            guard let d = v.doubleValue, ok(d) else { throw ModelInputError("\(key) must be \(rule), got \(v.text)", param: key) }
             return d
         }
         var maxTokens: Int?
@@ -242,17 +242,17 @@ public final class ChatModel: GenerativeModel, Sendable {
             let vocabulary = engine.model.config.vocabulary
             for (key, value) in pairs {
                 guard let id = Int32(key), id >= 0, Int(id) < vocabulary else {
-                    throw ModelInputError("logit_bias: \(key) is not a token id of this model's vocabulary of \(vocabulary)")
+                    throw ModelInputError("logit_bias: \(key) is not a token id of this model's vocabulary of \(vocabulary)", param: "logit_bias")
                 }
                 guard let bias = value.doubleValue, abs(bias) <= 100 else {
-                    throw ModelInputError("logit_bias: the bias of token \(key) must be from -100 to 100, got \(value.text)")
+                    throw ModelInputError("logit_bias: the bias of token \(key) must be from -100 to 100, got \(value.text)", param: "logit_bias")
                 }
                 sampling.logitBias[id] = Float(bias)
             }
-        default: throw ModelInputError("logit_bias must be an object of up to 1024 token ids (strings) and biases")
+        default: throw ModelInputError("logit_bias must be an object of up to 1024 token ids (strings) and biases", param: "logit_bias")
         }
         if let seed = input["seed"], seed != .null {
-            guard case .int(let s) = seed else { throw ModelInputError("seed must be an integer, got \(seed.text)") }
+            guard case .int(let s) = seed else { throw ModelInputError("seed must be an integer, got \(seed.text)", param: "seed") }
             sampling.seed = UInt64(bitPattern: s)
         }
         // Chat's `logprobs: true` with `top_logprobs`, or completions' `logprobs: N` (the alternatives).
@@ -262,7 +262,7 @@ public final class ChatModel: GenerativeModel, Sendable {
             let top = try number("top_logprobs", 0, { $0 >= 0 && $0 <= 20 && $0 == $0.rounded() }, "an integer from 0 to 20")
             sampling.logprobs = Int(top)
         case .int(let n)? where (0...20).contains(n): sampling.logprobs = Int(n)
-        case let v?: throw ModelInputError("logprobs must be true, false or an integer from 0 to 20, got \(v.text)")
+        case let v?: throw ModelInputError("logprobs must be true, false or an integer from 0 to 20, got \(v.text)", param: "logprobs")
         }
         var stop: [String] = []
         switch input["stop"] {
@@ -270,7 +270,7 @@ public final class ChatModel: GenerativeModel, Sendable {
         case .string(let s)?: stop = [s]
         case .array(let items)? where items.count <= 4 && items.allSatisfy({ $0.stringValue != nil }):
             stop = items.compactMap(\.stringValue)
-        default: throw ModelInputError("stop must be a string or a list of up to 4 strings")
+        default: throw ModelInputError("stop must be a string or a list of up to 4 strings", param: "stop")
         }
         var stopTokens: Set<Int32> = []
         switch input["stop_token_ids"] {
@@ -279,22 +279,22 @@ public final class ChatModel: GenerativeModel, Sendable {
             let vocabulary = engine.model.config.vocabulary
             for item in items {
                 guard let id = item.intValue, id >= 0, id < vocabulary else {
-                    throw ModelInputError("stop_token_ids: \(item.text) is not a token id of this model's vocabulary of \(vocabulary)")
+                    throw ModelInputError("stop_token_ids: \(item.text) is not a token id of this model's vocabulary of \(vocabulary)", param: "stop_token_ids")
                 }
                 stopTokens.insert(Int32(id))
             }
-        default: throw ModelInputError("stop_token_ids must be a list of up to 64 token ids")
+        default: throw ModelInputError("stop_token_ids must be a list of up to 64 token ids", param: "stop_token_ids")
         }
         // OpenAI's `n`: answers to each prompt, read once and shared; as many as a step takes.
         var answers = 1
         if let v = input["n"], v != .null {
             guard case .int(let n) = v, n >= 1, n <= Int64(slots) else {
-                throw ModelInputError("n must be an integer from 1 to \(slots) (--max-batch-size), got \(v.text)")
+                throw ModelInputError("n must be an integer from 1 to \(slots) (--max-batch-size), got \(v.text)", param: "n")
             }
             answers = Int(n)
         }
         if let maxTokens, maxTokens >= contextLength {
-            throw ModelInputError("max_tokens must be less than the context of \(contextLength) tokens, got \(maxTokens)")
+            throw ModelInputError("max_tokens must be less than the context of \(contextLength) tokens, got \(maxTokens)", param: "max_tokens")
         }
         if case .tokens(let lists) = prompt {
             for list in lists { try ChatModel.fits(list.count, maxTokens, context: contextLength) }
@@ -308,10 +308,10 @@ public final class ChatModel: GenerativeModel, Sendable {
         }
         let tools = try ChatModel.tools(input)
         if tools != nil {
-            guard case .conversation = prompt else { throw ModelInputError("tools are offered in a conversation: send messages (POST /v1/chat/completions)") }
+            guard case .conversation = prompt else { throw ModelInputError("tools are offered in a conversation: send messages (POST /v1/chat/completions)", param: "tools") }
         }
         let constraint = try ChatModel.constraint(input)
-        if tools != nil && constraint != nil { throw ModelInputError("tools and a response_format, json_schema or grammar together are not supported") }
+        if tools != nil && constraint != nil { throw ModelInputError("tools and a response_format, json_schema or grammar together are not supported", param: "tools") }
         let plan = Plan(prompt: prompt, maxTokens: maxTokens, sampling: sampling, stop: stop, stopTokens: stopTokens, answers: answers,
                         constraint: constraint, tools: tools)
         guard plan.choices <= 64 else { throw ModelInputError("\(plan.prompts) prompts of n \(answers) answers each is \(plan.choices) choices: at most 64") }
@@ -326,25 +326,25 @@ public final class ChatModel: GenerativeModel, Sendable {
         for (i, m) in items.enumerated() {
             guard let role = m["role"]?.stringValue, ["system", "developer", "user", "assistant", "tool"].contains(role) else {
                 throw ModelInputError("messages[\(i)].role must be system, user, assistant or tool (or developer, taken as system), "
-                                      + "got \(m["role"]?.text ?? "none")")
+                                      + "got \(m["role"]?.text ?? "none")", param: "messages")
             }
             var made: [(id: String, call: ToolCall)] = []
             if role == "assistant", case .array(let list)? = m["tool_calls"] {
                 for (k, c) in list.enumerated() {
                     guard let id = c["id"]?.stringValue, let name = c["function"]?["name"]?.stringValue else {
-                        throw ModelInputError("messages[\(i)].tool_calls[\(k)] must have an id and a function with a name")
+                        throw ModelInputError("messages[\(i)].tool_calls[\(k)] must have an id and a function with a name", param: "messages")
                     }
                     var args = c["function"]?["arguments"] ?? [:]
                     if let text = args.stringValue { args = (try? JSONParser.parse(text)) ?? .null }
-                    guard args.isObject else { throw ModelInputError("messages[\(i)].tool_calls[\(k)].function.arguments must be a JSON object (or its text)") }
+                    guard args.isObject else { throw ModelInputError("messages[\(i)].tool_calls[\(k)].function.arguments must be a JSON object (or its text)", param: "messages") }
                     made.append((id, ToolCall(name: name, arguments: args)))
                     calls.insert(id)
                 }
             }
             var callID: String?
             if role == "tool" {
-                guard let id = m["tool_call_id"]?.stringValue else { throw ModelInputError("messages[\(i)].tool_call_id is required in a tool message") }
-                guard calls.contains(id) else { throw ModelInputError("messages[\(i)]: a tool message answers no call made before it (tool_call_id \(id))") }
+                guard let id = m["tool_call_id"]?.stringValue else { throw ModelInputError("messages[\(i)].tool_call_id is required in a tool message", param: "messages") }
+                guard calls.contains(id) else { throw ModelInputError("messages[\(i)]: a tool message answers no call made before it (tool_call_id \(id))", param: "messages") }
                 callID = id
             }
             // An assistant turn of calls alone has no content (null).
@@ -366,14 +366,14 @@ public final class ChatModel: GenerativeModel, Sendable {
             for (k, t) in list.enumerated() {
                 guard t["type"] == "function", let f = t["function"], let name = f["name"]?.stringValue, (1...64).contains(name.count),
                       name.allSatisfy({ $0.isASCII && ($0.isLetter || $0.isNumber || $0 == "_" || $0 == "-") }) else {
-                    throw ModelInputError("tools[\(k)] must be {\"type\": \"function\", \"function\": {\"name\": ...}} with a name of up to 64 letters, digits, _ or -")
+                    throw ModelInputError("tools[\(k)] must be {\"type\": \"function\", \"function\": {\"name\": ...}} with a name of up to 64 letters, digits, _ or -", param: "tools")
                 }
                 let parameters = f["parameters"] ?? ["type": "object", "properties": [:]]
-                guard parameters.isObject else { throw ModelInputError("tools[\(k)].function.parameters must be a JSON Schema (an object), got \(parameters.text)") }
-                guard !specs.contains(where: { $0.name == name }) else { throw ModelInputError("tools[\(k)]: the function \(name) is offered twice") }
+                guard parameters.isObject else { throw ModelInputError("tools[\(k)].function.parameters must be a JSON Schema (an object), got \(parameters.text)", param: "tools") }
+                guard !specs.contains(where: { $0.name == name }) else { throw ModelInputError("tools[\(k)]: the function \(name) is offered twice", param: "tools") }
                 specs.append(ToolSpec(name: name, parameters: parameters, definition: t))
             }
-        case let v?: throw ModelInputError("tools must be a list of up to 128 functions, got \(v.typeName)")
+        case let v?: throw ModelInputError("tools must be a list of up to 128 functions, got \(v.typeName)", param: "tools")
         }
         let choice: Plan.Tools.Choice?
         switch input["tool_choice"] {
@@ -382,17 +382,17 @@ public final class ChatModel: GenerativeModel, Sendable {
         case .some(.string("required")): choice = .required
         case .some(let c) where c["type"] == "function" && c["function"]?["name"]?.stringValue != nil:
             let name = c["function"]?["name"]?.stringValue ?? ""
-            guard specs.contains(where: { $0.name == name }) else { throw ModelInputError("tool_choice names \(name), which tools does not offer") }
+            guard specs.contains(where: { $0.name == name }) else { throw ModelInputError("tool_choice names \(name), which tools does not offer", param: "tool_choice") }
             choice = .named(name)
-        case let v?: throw ModelInputError("tool_choice must be auto, none, required or {\"type\": \"function\", \"function\": {\"name\": ...}}, got \(v.text)")
+        case let v?: throw ModelInputError("tool_choice must be auto, none, required or {\"type\": \"function\", \"function\": {\"name\": ...}}, got \(v.text)", param: "tool_choice")
         }
         var parallel = true
         if let p = input["parallel_tool_calls"], p != .null {
-            guard case .bool(let b) = p else { throw ModelInputError("parallel_tool_calls must be true or false") }
+            guard case .bool(let b) = p else { throw ModelInputError("parallel_tool_calls must be true or false", param: "parallel_tool_calls") }
             parallel = b
         }
         guard !specs.isEmpty else {
-            if let choice, choice != .auto { throw ModelInputError("tool_choice needs tools") }
+            if let choice, choice != .auto { throw ModelInputError("tool_choice needs tools", param: "tool_choice") }
             return nil
         }
         return choice.map { Plan.Tools(specs: specs, choice: $0, parallel: parallel) }
@@ -414,19 +414,19 @@ public final class ChatModel: GenerativeModel, Sendable {
             }
         case .some(let f) where f["type"] == "json_schema":
             guard let schema = f["json_schema"]?["schema"], schema != .null else {
-                throw ModelInputError("response_format.json_schema.schema is required (the JSON Schema the answer must match)")
+                throw ModelInputError("response_format.json_schema.schema is required (the JSON Schema the answer must match)", param: "response_format")
             }
             found.append(.schema(schema, field: "response_format.json_schema.schema"))
         case let f?:
-            throw ModelInputError("response_format.type must be text, json_object or json_schema, got \(f["type"]?.text ?? f.text)")
+            throw ModelInputError("response_format.type must be text, json_object or json_schema, got \(f["type"]?.text ?? f.text)", param: "response_format")
         }
         if let schema = input["json_schema"], schema != .null { found.append(.schema(schema, field: "json_schema")) }
         switch input["grammar"] {
         case nil, .some(.null): break
         case .string(let g)?: found.append(.gbnf(g, field: "grammar"))
-        case let v?: throw ModelInputError("grammar must be a string of GBNF rules, got \(v.typeName)")
+        case let v?: throw ModelInputError("grammar must be a string of GBNF rules, got \(v.typeName)", param: "grammar")
         }
-        guard found.count <= 1 else { throw ModelInputError("give one of response_format, json_schema and grammar, not several") }
+        guard found.count <= 1 else { throw ModelInputError("give one of response_format, json_schema and grammar, not several", param: "response_format") }
         return found.first
     }
 
@@ -536,13 +536,13 @@ public final class ChatModel: GenerativeModel, Sendable {
             var out = ""
             for part in parts {
                 guard part["type"] == .string("text"), let t = part["text"]?.stringValue else {
-                    throw ModelInputError("messages[\(i)].content: only text parts ({\"type\": \"text\", \"text\": ...}) are taken")
+                    throw ModelInputError("messages[\(i)].content: only text parts ({\"type\": \"text\", \"text\": ...}) are taken", param: "messages")
                 }
                 out += t
             }
             return out
         }
-        throw ModelInputError("messages[\(i)].content must be a string or a list of text parts, got \(content?.typeName ?? "none")")
+        throw ModelInputError("messages[\(i)].content must be a string or a list of text parts, got \(content?.typeName ?? "none")", param: "messages")
     }
 
     public func validate(_ input: JSON) throws { _ = try plan(input) }

@@ -254,7 +254,12 @@ public struct StreamCancelled: Error, CustomStringConvertible {
 /// Input the model cannot use: answered with 400 and this message.
 public struct ModelInputError: Error, CustomStringConvertible {
     public let message: String
-    public init(_ message: String) { self.message = message }
+    /// The request's field at fault, for OpenAI's error shape (`error.param`).
+    public let param: String?
+    public init(_ message: String, param: String? = nil) {
+        self.message = message
+        self.param = param
+    }
     public var description: String { message }
 }
 

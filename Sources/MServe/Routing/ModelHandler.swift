@@ -221,7 +221,7 @@ class ModelHandler: RequestHandler {
         } catch {
             closeReceiver()
             switch error {
-            case let e as ModelInputError: throw HTTPError(400, e.message)
+            case let e as ModelInputError: throw HTTPError(400, e.message, param: e.param)
             case let e as ModelBusy:
                 throw HTTPError(503, "model \(model.name) is busy (\(e)); retry later", headers: [("Retry-After", "1")])
             default: throw error
@@ -415,7 +415,7 @@ class ModelHandler: RequestHandler {
                 finish()
             }
         case .failure(let e as ModelInputError):
-            fail(HTTPError(400, e.message))
+            fail(HTTPError(400, e.message, param: e.param))
         case .failure(let e as HTTPError):
             fail(e)
         case .failure(is StreamCancelled):
