@@ -1,4 +1,5 @@
 import Grammar
+import Jinja
 import MServeJSON
 import MServePOSIX
 import Testing
@@ -76,5 +77,19 @@ struct ToolCallTests {
         #expect(text.contains("<tools>\n{\"type\": \"function\", \"function\": {\"name\": \"get_weather\", \"description\": \"The weather\""))
         #expect(text.contains("<tool_call>\n{\"name\": \"get_weather\", \"arguments\": {\"city\": \"Paris\"}}\n</tool_call>"))
         #expect(text.contains("<|im_start|>user\n<tool_response>\n{\"temperature\": 21}\n</tool_response><|im_end|>\n<|im_start|>assistant\n"))
+    }
+
+    /// Llama 3.2's template puts the tools in the first user turn and asks for its JSON shape; a
+    /// call made earlier renders as that shape with `parameters`, its result as an ipython turn.
+    @Test func llamaThreeRendersToolsInTheUserTurn() throws {
+        let llama = try Self.template("meta-llama-Llama-3.2-3B-Instruct.jinja")
+        let turns = [ChatMessage(role: "user", content: "Weather in Paris?"),
+                     ChatMessage(role: "assistant", content: "", toolCalls: [(id: "call_1", call: ToolCall(name: "get_weather", arguments: ["city": "Paris"]))]),
+                     ChatMessage(role: "tool", content: "21", toolCallID: "call_1")]
+        let text = try llama.prompt(turns, tools: [Self.weather], now: JinjaDate(year: 2026, month: 12, day: 6)).text
+        #expect(text.contains("Respond in the format {\"name\": function name, \"parameters\": dictionary of argument name and its value}."))
+        #expect(text.contains("\"name\": \"get_weather\""))
+        #expect(text.contains("{\"name\": \"get_weather\", \"parameters\": {\"city\": \"Paris\"}}<|eot_id|>"))
+        #expect(text.contains("<|start_header_id|>ipython<|end_header_id|>\n\n\"21\"<|eot_id|>"))
     }
 }
