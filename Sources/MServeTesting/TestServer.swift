@@ -33,19 +33,10 @@ public final class TestServer {
     public init(routes: [Route] = [], models: [ServedModel] = [], settings: Settings = Settings()) throws {
         loop = try EventLoop()
         let logger = try TestServer.nullLogger()
-        for m in models where !type(of: m.instance).runsOnEventLoop {
-            m.runtime = settings.runtime(forModel: m.name, generative: m.generative != nil)
-            if m.generative != nil {
-                m.mailbox = GenerationMailbox(loop: loop)
-                m.answers = LoopMailbox(loop: loop)
-            } else {
-                m.runner = try ModelRunner(model: m, runtime: settings.runtime(forModel: m.name), loop: loop)
-            }
-        }
         server = HTTPServer(loop: loop, limits: settings.httpLimits, clock: clock, sweeping: false)
         let observer = RequestObserver(logger: logger, accessLog: nil, logBodyLimit: settings.logBodyLimit)
-        let context = HandlerContext(logger: logger, slot: 0, settings: settings, models: models, server: server, observer: observer)
-        dispatcher = Dispatcher(router: Router.standard(models: models, settings: settings, userRoutes: routes), context: context)
+        dispatcher = try WorkerAssembly.dispatcher(models: models, settings: settings, routes: routes, loop: loop, server: server,
+                                                   observer: observer, logger: logger, slot: 0)
         server.delegate = dispatcher
     }
 

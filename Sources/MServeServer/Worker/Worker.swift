@@ -82,28 +82,16 @@ final class Worker {
         var exitCode = ExitCode.ok
         /// The models are there: serve them.
         func serve(_ models: [ServedModel]) {
-            for m in models where !type(of: m.instance).runsOnEventLoop {
-                m.runtime = settings.runtime(forModel: m.name, generative: m.generative != nil)
-                // A generative model's engine runs its requests: no model threads, no second queue.
-                if m.generative != nil {
-                    m.mailbox = GenerationMailbox(loop: loop)
-                    m.answers = LoopMailbox(loop: loop)
-                    continue
-                }
-                do {
-                    let runner = try ModelRunner(model: m, runtime: settings.runtime(forModel: m.name, generative: m.instance is any GenerativeModel),
-                                                 loop: loop)
-                    if let scoreboard, let r = scoreboardRecord {
-                        runner.onBatch = { [unowned m] inputs in scoreboard.countBatch(r, model: m.metricsIndex, inputs: inputs) }
-                    }
-                    m.runner = runner
-                } catch {
-                    logger.critical("model \(m.name): \(error)")
-                    exitCode = ExitCode.workerBootError
-                    return loop.stop()
-                }
+            let full: Dispatcher
+            do {
+                full = try WorkerAssembly.dispatcher(models: models, settings: settings, routes: routes, loop: loop, server: server, observer: observer,
+                                                     logger: logger, slot: slot, knownModels: registry.entries, scoreboard: scoreboard,
+                                                     scoreboardRecord: scoreboardRecord)
+            } catch {
+                logger.critical("the models cannot be served: \(error)")
+                exitCode = ExitCode.workerBootError
+                return loop.stop()
             }
-            for m in models { m.metricsIndex = scoreboard?.index(of: m.name) }
             // A model thread taking a job from the queue tells no one: the split of running and
             // waiting is published with the heartbeat too (`show models`).
             loop.after(Arbiter.heartbeatInterval(timeout: settings.timeout), repeating: true) {
@@ -118,9 +106,6 @@ final class Worker {
                     }
                 }
             }
-            let context = HandlerContext(logger: logger, slot: slot, settings: settings, models: models, server: server, observer: observer)
-            context.knownModels = registry.entries
-            let full = Dispatcher(router: Router.standard(models: models, settings: settings, userRoutes: routes), context: context)
             if settings.maxRequests > 0 {
                 let limit = settings.maxRequests + Int.random(in: 0...settings.maxRequestsJitter)
                 full.requestLimit = limit
