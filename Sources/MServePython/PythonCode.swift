@@ -125,7 +125,8 @@ final class PythonCode {
         for (name, file) in files { PyDict_SetItemString(fileDict, name, file.pointer) }
         let parsed = MediaType.isJSON(request.contentType) && request.input.isObject ? Python.object(request.input) : mserve_py_none()
         let args = [Python.string(request.method), Python.string(request.path), query, form, fileDict, Python.bytes(request.body),
-                    Python.string(request.contentType), Python.string(request.recordID), parsed]
+                    Python.string(request.contentType), Python.string(request.recordID), parsed,
+                    request.trace.map { Python.string($0.traceID) } ?? mserve_py_none(), request.trace.map { Python.string($0.traceparent) } ?? mserve_py_none()]
         guard let made = helpers.makeRequest.call(args, keywords: nil) else { throw failure(request) }
         return made
     }

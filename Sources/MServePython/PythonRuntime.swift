@@ -123,10 +123,12 @@ enum PythonRuntime {
         class Request:
             """What inference(self, request) gets, with Django's names: GET (query arguments), POST
             (form fields, or a JSON object body's keys), FILES (uploads), body (bytes), json()."""
-            __slots__ = ("method", "path", "GET", "POST", "FILES", "body", "content_type", "recordid", "_json")
-            def __init__(self, method, path, GET, POST, FILES, body, content_type, recordid, parsed):
+            __slots__ = ("method", "path", "GET", "POST", "FILES", "body", "content_type", "recordid", "trace_id", "traceparent", "_json")
+            def __init__(self, method, path, GET, POST, FILES, body, content_type, recordid, parsed, trace_id=None, traceparent=None):
                 self.method, self.path, self.GET, self.POST, self.FILES = method, path, GET, POST, FILES
                 self.body, self.content_type, self.recordid, self._json = body, content_type, recordid, parsed
+                # W3C trace context: send traceparent on to a service the model calls.
+                self.trace_id, self.traceparent = trace_id, traceparent
             def json(self):
                 if self._json is None:
                     raise ValueError("the request's body is not a JSON object")

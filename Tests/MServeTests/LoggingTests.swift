@@ -46,6 +46,22 @@ import Glibc
         #expect(text.wholeMatch(of: pattern) != nil, "\(text)")
     }
 
+    /// A trace a caller began ends the line; the `trace` atom gives any request's.
+    @Test func theTraceIdInTheAccessLine() throws {
+        let path = tempPath()
+        defer { unlink(path) }
+        let log = AccessLog(file: try LogFile(path: path, standardFD: 1))
+        var entry = AccessLog.Entry(remoteHost: "h", method: "GET", target: "/", httpVersion: "HTTP/1.1", status: 200, bytes: 2, referer: nil,
+                                    userAgent: nil, durationSeconds: 0.1, pid: 7, recordID: "r", traceID: "4bf92f3577b34da6a3ce929d0e0e4736", traceContinued: true)
+        log.log(entry)
+        entry.traceContinued = false
+        log.log(entry)
+        log.log(entry, format: try AccessLogFormat(parsing: "%(rid)s %(trace)s"))
+        let lines = try read(path).split(separator: "\n")
+        #expect(lines.count == 3 && lines[0].hasSuffix("pid=7 rid=r trace=4bf92f3577b34da6a3ce929d0e0e4736") && lines[1].hasSuffix("pid=7 rid=r"))
+        #expect(lines[2] == "r 4bf92f3577b34da6a3ce929d0e0e4736")
+    }
+
     @Test func bufferedLinesWaitForTheFlushAndStayWhole() throws {
         let path = tempPath()
         defer { unlink(path) }

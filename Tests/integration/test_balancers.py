@@ -1,5 +1,6 @@
 """The shipped balancer configs and mserve's side of them, on loopback: `nginx -t` and `haproxy -c`,
 the agent-check port, and --announce against a real HAProxy's runtime API (add, drain, delete)."""
+import re
 import signal
 import socket
 import threading
@@ -120,7 +121,11 @@ def test_announce_retries_until_haproxy_answers(start, tmp_path):
 
 
 @pytest.mark.parametrize("kind", ["nginx", "haproxy"])
-def test_streams_pass_through_unbuffered_over_tls_with_the_recordid(start, tmp_path, kind):
+def test_streams_pass_through_unbuffered_over_tls_with_the_recordid_and_the_trace(start, tmp_path, kind):
+    """A stream through the shipped config, unbuffered, with the client's X-Request-Id; the client's
+    W3C traceparent reaches mserve (its access line names the trace) and the answer's traceparent
+    continues the trace with mserve's span."""
+    trace = "4bf92f3577b34da6a3ce929d0e0e4736"
     port = free_port()
     s = start("sleep", port=port, workers=1)
     front, tls = free_port(), free_port()
@@ -142,12 +147,17 @@ def test_streams_pass_through_unbuffered_over_tls_with_the_recordid(start, tmp_p
             time.sleep(0.2)
         t0 = time.monotonic()
         r = requests.post(f"https://127.0.0.1:{tls}/sleep", json={"ms": 900, "pieces": 3, "stream": True},
-                          headers={"X-Request-Id": f"via-{kind}"}, stream=True, verify=False, timeout=10)
+                          headers={"X-Request-Id": f"via-{kind}", "traceparent": f"00-{trace}-00f067aa0ba902b7-01"},
+                          stream=True, verify=False, timeout=10)
         assert r.status_code == 200 and r.headers["x-request-id"] == f"via-{kind}"
+        back = r.headers["traceparent"].split("-")
+        assert back[1] == trace and back[2] != "00f067aa0ba902b7" and back[3] == "01"
         times = [time.monotonic() - t0 for line in r.iter_lines() if line.startswith(b"data: {")]
         assert len(times) == 3
         # Each piece about 300 ms after the one before, not all at the end.
         assert 0.15 < times[1] - times[0] < 0.6 and 0.15 < times[2] - times[1] < 0.6, times
         s.wait_log(rf"\[via-{kind}\] response: 200 \(streamed 4 pieces")
+        s.wait_log(rf"\[via-{kind}\] request: POST /sleep \(\d+ bytes\) trace={trace}")
+        wait_for(lambda: re.search(rf"rid=via-{kind} trace={trace}$", s.access(), re.M), what="the access line with the trace")
     finally:
         bal.stop()

@@ -265,3 +265,14 @@ def test_a_key_named_self_is_a_400_not_a_500(start):
     assert "multiple values for argument 'self'" in r.json()["error"]["message"]
     assert r.json()["recordid"] == "s1"
     assert "Traceback" not in s.log()
+
+
+def test_a_python_model_reads_the_requests_trace(start):
+    """request.trace_id and request.traceparent: the caller's trace, with this server's span, the
+    traceparent the answer carries."""
+    s = start("--pythonpath", TROUBLE, "traced=trouble:traced", workers=1)
+    r = s.post("/traced", {}, headers={"Content-Type": "application/json", "traceparent": "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01"})
+    assert r.status_code == 200, r.text
+    assert r.json()["trace_id"] == "4bf92f3577b34da6a3ce929d0e0e4736" and r.json()["traceparent"] == r.headers["traceparent"]
+    fresh = s.post("/traced", {}).json()
+    assert len(fresh["trace_id"]) == 32 and fresh["trace_id"] != "4bf92f3577b34da6a3ce929d0e0e4736"

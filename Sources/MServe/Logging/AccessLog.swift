@@ -22,6 +22,9 @@ public final class AccessLog: Sendable {
         public var durationSeconds: Double
         public var pid: Int32
         public var recordID: String
+        /// The request's W3C trace id, and whether a caller sent it (the default line names only those).
+        public var traceID: String? = nil
+        public var traceContinued = false
         /// The API key's name (the "remote user" of the common log format); nil: "-".
         public var user: String? = nil
         /// For a custom format's {name}i and {name}o atoms.
@@ -61,6 +64,10 @@ public final class AccessLog: Sendable {
         line.appendDecimal(Int(e.pid))
         line.append(" rid=")
         LogText.appendEscaped(e.recordID, to: &line)
+        if e.traceContinued, let trace = e.traceID {
+            line.append(" trace=")
+            line.append(string: trace)
+        }
     }
 
     private func appendQuoted(_ s: String, to out: inout ByteWriter) {

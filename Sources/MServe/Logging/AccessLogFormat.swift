@@ -4,13 +4,14 @@ import MServePOSIX
 /// "%(r)s" %(s)s %(b)s "%(f)s" "%(a)s"`.  Atoms: h remote address, l and u "-", t time in brackets,
 /// r request line, m method, U path, q query, H protocol, s status, B body bytes, b body bytes or
 /// "-", f referer, a user agent, T seconds (whole), M milliseconds, D microseconds, L seconds
-/// (decimal), p "<pid>", rid the recordid, {name}i a request header, {name}o a response header,
+/// (decimal), p "<pid>", rid the recordid, trace the W3C trace id (the caller's, or the one the
+/// request began), {name}i a request header, {name}o a response header,
 /// {name}e an environment variable.
 public struct AccessLogFormat: Sendable, Equatable {
     enum Atom: Sendable, Equatable {
         case literal([UInt8])
         case remoteHost, dash, user, time, requestLine, method, path, query, proto, status, bytes, bytesOrDash
-        case referer, userAgent, seconds, millis, micros, decimalSeconds, pid, recordID
+        case referer, userAgent, seconds, millis, micros, decimalSeconds, pid, recordID, trace
         case requestHeader(String), responseHeader(String), environment([UInt8])
     }
 
@@ -55,7 +56,7 @@ public struct AccessLogFormat: Sendable, Equatable {
         let simple: [String: Atom] = [
             "h": .remoteHost, "l": .dash, "u": .user, "t": .time, "r": .requestLine, "m": .method, "U": .path, "q": .query,
             "H": .proto, "s": .status, "B": .bytes, "b": .bytesOrDash, "f": .referer, "a": .userAgent, "T": .seconds,
-            "M": .millis, "D": .micros, "L": .decimalSeconds, "p": .pid, "rid": .recordID,
+            "M": .millis, "D": .micros, "L": .decimalSeconds, "p": .pid, "rid": .recordID, "trace": .trace,
         ]
         guard let a = simple[name] else {
             throw ConfigError("access_logformat: unknown atom %(\(name))s (h l u t r m U q H s B b f a T M D L p rid {header}i {header}o {var}e)")
@@ -91,6 +92,7 @@ public struct AccessLogFormat: Sendable, Equatable {
             case .decimalSeconds: AccessLog.appendSeconds(e.durationSeconds, to: &line)
             case .pid: text("<\(e.pid)>")
             case .recordID: text(e.recordID)
+            case .trace: text(e.traceID ?? "-")
             case .user: text(e.user ?? "-")
             case .requestHeader(let name):
                 // A key or signature never reaches a log line.

@@ -43,6 +43,9 @@ public struct InferenceRequest: Sendable {
     public let method: String
     public let path: String
     public let query: [(String, String)]
+    /// The W3C trace the request belongs to: a model that calls another service sends
+    /// `trace.traceparent` on, so that the trace goes through it (nil outside the server).
+    public var trace: TraceContext?
     /// What the model and the server tell each other while it runs, behind one lock (one
     /// allocation a request; the views below share it, and so do copies of the request).
     private let channel = Locked(RequestChannel())

@@ -42,7 +42,8 @@ package final class Dispatcher: HTTPServerDelegate {
             json = parsed
         }
         let (rid, ridValue, ridError) = context.recordIDs.resolve(bodyValue: bodyRecordID, header: request.requestID)
-        context.observer.started(method: request.head.methodName, target: request.target, body: logged, recordID: rid,
+        let trace = TraceContext.of(traceparent: request.header("traceparent"), tracestate: request.header("tracestate"))
+        context.observer.started(method: request.head.methodName, target: request.target, body: logged, recordID: rid, trace: trace,
                                  headers: request.head.headers)
 
         let match = router.match(request.path)
@@ -50,6 +51,7 @@ package final class Dispatcher: HTTPServerDelegate {
         let handler = match.map { $0.0.make(request, context) } ?? RequestHandler(request: request, context: context)
         handler.recordID = rid
         handler.recordIDValue = ridValue
+        handler.trace = trace
         handler.parsedJSON = json
 
         do {

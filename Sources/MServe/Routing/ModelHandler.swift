@@ -70,6 +70,8 @@ class ModelHandler: RequestHandler {
     }
 
     func run(_ inference: InferenceRequest) throws {
+        var inference = inference
+        if !trace.traceID.isEmpty { inference.trace = trace }
         try checkPermission()
         metricsModel = model.metricsIndex
         let input = inference.input

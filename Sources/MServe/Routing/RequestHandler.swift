@@ -48,6 +48,9 @@ open class RequestHandler {
     public internal(set) var recordID: String = ""
     /// The JSON body's "recordid" as sent (a string or a number), echoed back in JSON responses.
     public internal(set) var recordIDValue: JSON = .null
+    /// The W3C trace the request belongs to (the caller's `traceparent`, continued, or a new one):
+    /// its id in the logs, this server's span in the answer's `traceparent`.
+    public internal(set) var trace = TraceContext.none
     /// The body parsed as JSON, once (by the dispatcher, for the recordid, or on first use).
     var parsedJSON: Result<JSON, JSONParseError>?
     /// The model series this request counts under in the metrics (nil: no model).
@@ -227,7 +230,7 @@ open class RequestHandler {
     public func startStream() {
         guard !finished && !streaming else { return }
         streaming = true
-        headers.append(("X-Request-Id", recordID))
+        appendIdentity()
         request.response.beginStream(status: status, headers: headers)
         if !body.isEmpty {
             request.response.writeChunk(body)
@@ -259,7 +262,7 @@ open class RequestHandler {
         }
         let response = request.response
         let logged: [UInt8]
-        if !streaming { headers.append(("X-Request-Id", recordID)) }   // a stream's went with its head
+        if !streaming { appendIdentity() }   // a stream's went with its head
         let sent = headers
         if streaming {
             response.endStream()
@@ -271,9 +274,17 @@ open class RequestHandler {
         context.observer.finished(RequestObserver.Answer(
             method: request.head.methodName, target: request.target, httpVersion: request.httpVersion, remoteHost: clientAddress,
             userAgent: request.head.userAgent, referer: request.head.referer, status: status, logged: logged,
-            summary: streaming, bytes: response.bodyBytes, recordID: recordID, started: request.startTime, model: metricsModel, user: apiKey?.name,
+            summary: streaming, bytes: response.bodyBytes, recordID: recordID, trace: trace, started: request.startTime, model: metricsModel, user: apiKey?.name,
             requestHeaders: request.head.headers, responseHeaders: sent, level: answerLogLevel))
         onFinish()
+    }
+
+    /// The answer's X-Request-Id, and its `traceparent` (this server's span; `tracestate` passed on).
+    private func appendIdentity() {
+        headers.append(("X-Request-Id", recordID))
+        guard !trace.traceID.isEmpty else { return }
+        headers.append(("traceparent", trace.traceparent))
+        if let state = trace.state { headers.append(("tracestate", state)) }
     }
 
     /// Replaces whatever was written with the JSON error body.

@@ -29,7 +29,7 @@ public final class RequestObserver {
     /// A request was received (or, with `rejection`, refused while parsing).  Its body shows at
     /// debug level (its size otherwise: a million requests' bodies would be most of the log), and
     /// its headers follow in a line of their own.
-    func started(method: String, target: String, body: [UInt8], recordID: String, rejection: String? = nil,
+    func started(method: String, target: String, body: [UInt8], recordID: String, trace: TraceContext = .none, rejection: String? = nil,
                  headers: [(name: String, value: String)] = []) {
         if let scoreboard, let r = scoreboardRecord { scoreboard.setInFlight(r, inFlight()) }
         logger.log(.info, recordID: recordID) { line in
@@ -46,6 +46,11 @@ public final class RequestObserver {
                 appendExcerpt(body, to: &line)
             } else if !body.isEmpty {
                 appendSize(body.count, to: &line)
+            }
+            // A trace a caller began is named in the request's line (the access line has it too).
+            if trace.continued {
+                line.append(" trace=")
+                line.append(string: trace.traceID)
             }
         }
         if logger.enabled(.debug) && !headers.isEmpty {
@@ -76,6 +81,7 @@ public final class RequestObserver {
         var summary = false
         var bytes: Int
         var recordID: String
+        var trace: TraceContext = .none
         var started: Double
         var model: Int?
         /// The API key's name.
@@ -106,7 +112,8 @@ public final class RequestObserver {
         }
         accessLog?.log(AccessLog.Entry(
             remoteHost: a.remoteHost, method: a.method, target: a.target, httpVersion: a.httpVersion, status: a.status,
-            bytes: a.bytes, referer: a.referer, userAgent: a.userAgent, durationSeconds: seconds, pid: pid, recordID: a.recordID, user: a.user,
+            bytes: a.bytes, referer: a.referer, userAgent: a.userAgent, durationSeconds: seconds, pid: pid, recordID: a.recordID,
+            traceID: a.trace.traceID.isEmpty ? nil : a.trace.traceID, traceContinued: a.trace.continued, user: a.user,
             requestHeaders: accessLogFormat == nil ? [] : a.requestHeaders,
             responseHeaders: accessLogFormat == nil ? [] : a.responseHeaders), format: accessLogFormat)
     }

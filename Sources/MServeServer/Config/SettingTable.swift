@@ -237,7 +237,7 @@ public enum SettingTable {
         .string("access_logfile", ["--access-logfile"], \.accessLogfile, metavar: "FILE", reload: .restart,
                 "Access log: a path, '-' for stdout, or 'off'."),
         .make("access_logformat", ["--access-logformat"], \.accessLogformat, metavar: "FORMAT", show: { $0.isEmpty ? "mserve's" : $0 },
-              "Access log line in gunicorn's atoms (%(h)s %(t)s \"%(r)s\" %(s)s %(b)s %(a)s %(L)s %(rid)s %({x-forwarded-for}i)s ...); unset: mserve's format.") { v, _, _ throws(ConfigError) in
+              "Access log line in gunicorn's atoms (%(h)s %(t)s \"%(r)s\" %(s)s %(b)s %(a)s %(L)s %(rid)s %(trace)s %({x-forwarded-for}i)s ...); unset: mserve's format.") { v, _, _ throws(ConfigError) in
             guard case .string(let t) = v else { throw ConfigError("expected a string") }
             _ = try AccessLogFormat(parsing: t)
             return t

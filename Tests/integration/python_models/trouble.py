@@ -97,3 +97,8 @@ def strict(a, b=1):
     # No **kwargs: an unknown or missing argument is the client's mistake (400); a TypeError
     # inside the function is the model's (500).
     return {"sum": a + b}
+
+
+def traced(request):
+    # The request's W3C trace as a model sees it: what it sends on to a service it calls.
+    return {"trace_id": request.trace_id, "traceparent": request.traceparent}
