@@ -89,6 +89,14 @@ private struct Converter {
     }
 
     mutating func add(_ base: String, _ body: String) -> String {
+        let name = claim(base)
+        rules.append((name, body))
+        return name
+    }
+
+    /// A rule name from `base` (letters and digits, the rest dashes, with this schema's prefix),
+    /// made unique and taken.
+    mutating func claim(_ base: String) -> String {
         var name = base.map { $0.isLetter || $0.isNumber ? String($0) : "-" }.joined().lowercased()
         if !name.hasPrefix(prefix) { name = prefix + name }
         if name.isEmpty || name.first == "-" { name = "r" + name }
@@ -98,7 +106,6 @@ private struct Converter {
             name = "\(name)-\(k)"
         }
         names.insert(name)
-        rules.append((name, body))
         return name
     }
 
@@ -182,14 +189,7 @@ private struct Converter {
             throw fail(path, "$ref \(ref) is not supported (only #/$defs/NAME and #/definitions/NAME of this schema)")
         }
         // Named before it is made, so that a schema that refers to itself refers to this rule.
-        var name = prefix + parts[2].map { $0.isLetter || $0.isNumber ? String($0) : "-" }.joined().lowercased()
-        if name.isEmpty || name.first == "-" { name = "r" + name }
-        if names.contains(name) {
-            var k = 1
-            while names.contains("\(name)-\(k)") { k += 1 }
-            name = "\(name)-\(k)"
-        }
-        names.insert(name)
+        let name = claim(parts[2])
         refs[ref] = name
         let body = try visit(target, name: name + "-body", path: ref, depth: depth + 1)
         rules.append((name, body))
