@@ -22,6 +22,8 @@ let package = Package(
     ],
     dependencies: [
         .package(url: "https://github.com/LebJe/TOMLKit", exact: "0.6.0"),
+        // swift-log: a model author's Logger lines go to mserve's error log (SwiftLogHandler).
+        .package(url: "https://github.com/apple/swift-log", exact: "1.16.2"),
     ],
     targets: [
         // libevent through pkg-config; libevent_pthreads pulls libevent in.
@@ -54,7 +56,8 @@ let package = Package(
         // HTTP/1.1: parser, request, response serializer and writer, connection timeouts, server; no routing.
         .target(name: "MServeHTTP", dependencies: ["MServePOSIX"], swiftSettings: requestPath),
         // What model authors import: the model API and runtime, handlers and routing, logs, metrics.
-        .target(name: "MServe", dependencies: ["MServeHTTP", "MServePOSIX", "MServeJSON"], swiftSettings: requestPath),
+        .target(name: "MServe", dependencies: ["MServeHTTP", "MServePOSIX", "MServeJSON", .product(name: "Logging", package: "swift-log")],
+                swiftSettings: requestPath),
         // The server: configuration (flags, TOML), the arbiter and master, the worker, the command line.
         .target(name: "MServeServer", dependencies: ["MServe", "MServeHTTP", "MServePOSIX", "TOMLKit"]),
         // The minilm model: MiniLM behind mserve's model API, registered by the executable.
@@ -68,7 +71,8 @@ let package = Package(
         .executableTarget(name: "mserve", dependencies: ["MServe", "MServeServer", "MServeMiniLM", "MServeSmolLM", "MServePython"]),
         .testTarget(name: "MServePOSIXTests", dependencies: ["MServePOSIX"]),
         .testTarget(name: "MServeHTTPTests", dependencies: ["MServeHTTP", "MServePOSIX"]),
-        .testTarget(name: "MServeTests", dependencies: ["MServe", "MServeHTTP", "MServePOSIX", "MServeTesting"]),
+        .testTarget(name: "MServeTests", dependencies: ["MServe", "MServeHTTP", "MServePOSIX", "MServeTesting",
+                                                     .product(name: "Logging", package: "swift-log")]),
         .testTarget(name: "MServeServerTests", dependencies: ["MServeServer", "MServe", "MServePOSIX"]),
         .testTarget(name: "MiniLMTests", dependencies: ["MiniLM"]),
         .testTarget(name: "JinjaTests", dependencies: ["Jinja", "LLM", "MServeJSON", "MServePOSIX"]),

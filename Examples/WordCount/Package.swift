@@ -8,9 +8,11 @@ let package = Package(
     dependencies: [
         // In your own package: .package(url: "<mserve's repository>", from: "0.2.0")
         .package(name: "mserve", path: "../.."),
+        // swift-log, as every Swift server library logs: mserve bootstraps it into its error log.
+        .package(url: "https://github.com/apple/swift-log", exact: "1.16.2"),
     ],
     targets: [
-        .target(name: "WordCountModel", dependencies: [.product(name: "MServe", package: "mserve")]),
+        .target(name: "WordCountModel", dependencies: [.product(name: "MServe", package: "mserve"), .product(name: "Logging", package: "swift-log")]),
         // The server links mserve's server layer; the model itself needs only the MServe library.
         .executableTarget(name: "wordcount-server", dependencies: ["WordCountModel", .product(name: "MServe", package: "mserve"),
                                                                    .product(name: "MServeServer", package: "mserve")]),

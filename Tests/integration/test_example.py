@@ -23,6 +23,8 @@ def test_example_package_serves_its_model(start, example):
     r = s.post("/wordcount", {"recordid": "w1", "text": "To be, or not to be"})
     assert r.status_code == 200
     assert r.json() == {"recordid": "w1", "words": 6, "counts": {"to": 2, "be": 2, "or": 1, "not": 1}}
+    # Its swift-log Logger line, in mserve's error log with the request's recordid and the model's name.
+    s.wait_log(r"\[\d+\] \[INFO\] \[w1\] wordcount: counted 6 words distinct=4\n")
     assert s.post("/wordcount", {"text": 42}).status_code == 400
     assert s.post("/demo", {"cal_number": 2}).json()["result"] == 2
     r = requests.post(s.url + "/wordcount", json={"text": "a b", "stream": True}, stream=True, timeout=10)

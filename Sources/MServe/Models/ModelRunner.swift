@@ -136,7 +136,8 @@ package final class ModelRunner: @unchecked Sendable {
             var results: [Result<JSON, any Error>]
             if let batching, jobs[0].onPiece == nil {
                 for job in jobs { job.startedAt = started }
-                results = batching.inferBatch(jobs.map(\.request))
+                let serving = ServingRequest(recordID: jobs.count == 1 ? jobs[0].request.recordID : nil, model: model.name)
+                results = ServingRequest.$current.withValue(serving) { batching.inferBatch(jobs.map(\.request)) }
                 lock.withLock { batches.append(jobs.reduce(0) { $0 + $1.cost }) }
                 if results.count != jobs.count {
                     let e = ModelLoadError("model \(model.name) returned \(results.count) results for \(jobs.count) requests")
@@ -145,13 +146,15 @@ package final class ModelRunner: @unchecked Sendable {
             } else {
                 let job = jobs[0]
                 job.startedAt = started
-                if job.onPiece != nil {
-                    results = [Result {
-                        try instance.stream(job.request) { piece in try self.emit(piece, for: job) }
-                        return .null
-                    }]
-                } else {
-                    results = [Result { try instance.infer(job.request) }]
+                // A model's swift-log lines name the request and the model (SwiftLogHandler).
+                results = ServingRequest.$current.withValue(ServingRequest(recordID: job.request.recordID, model: model.name)) {
+                    if job.onPiece != nil {
+                        return [Result {
+                            try instance.stream(job.request) { piece in try self.emit(piece, for: job) }
+                            return .null
+                        }]
+                    }
+                    return [Result { try instance.infer(job.request) }]
                 }
             }
             let finished = monotonicSeconds()

@@ -48,6 +48,8 @@ public enum MServeMain {
             let errorFile = try LogFile(path: settings.errorLogfile, standardFD: StandardStream.error)
             let accessFile = settings.accessLogfile == "off" ? nil : try LogFile(path: settings.accessLogfile, standardFD: StandardStream.output)
             logs = ProcessLogs(logger: Logger(file: errorFile, level: settings.logLevel), accessLog: accessFile.map(AccessLog.init))
+            // swift-log's Logger lines (a model's, a library's) go to the error log, in the workers too.
+            SwiftLogHandler.bootstrap(logs.logger)
         } catch {
             printError("mserve: error: \(error)")
             return ExitCode.usage

@@ -1,9 +1,12 @@
+import Logging
 import MServe
 
 /// Counts the words of `"text"`: `{"text": "a b a"}` answers `{"words": 3, "counts": {"a": 2, "b": 1}}`.
 /// Streamed, it sends a running count per word.  Option `lowercase` (default true).
 public final class WordCount: Model {
     private let lowercase: Bool
+    /// swift-log's Logger: its lines land in mserve's error log with the request's recordid.
+    private let log = Logging.Logger(label: "wordcount")
     /// The options `[model.wordcount]` may set: a misspelt one stops the server at start.
     public static var optionNames: [String]? { ["lowercase"] }
 
@@ -27,6 +30,7 @@ public final class WordCount: Model {
         for w in words {
             if let i = counts.firstIndex(where: { $0.0 == w }) { counts[i].1 += 1 } else { counts.append((w, 1)) }
         }
+        log.info("counted \(words.count) words", metadata: ["distinct": "\(counts.count)"])
         return ["words": .int(Int64(words.count)), "counts": .object(counts.map { ($0.0, .int(Int64($0.1))) })]
     }
 
