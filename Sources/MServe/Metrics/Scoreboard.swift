@@ -397,6 +397,8 @@ public final class Scoreboard: @unchecked Sendable {
         for (s, label) in [(State.booting, "booting"), (.ready, "ready"), (.stopping, "stopping")] {
             out += "mserve_workers{state=\"\(label)\"} \(states[s] ?? 0)\n"
         }
+        out += "# HELP mserve_draining 1 while the server drains (`mserve ctl drain`, TERM with --drain-seconds): /readyz 503, requests still served.\n"
+            + "# TYPE mserve_draining gauge\nmserve_draining \(draining ? 1 : 0)\n"
         out += "# HELP mserve_worker_restarts_total Workers replaced, by reason.\n# TYPE mserve_worker_restarts_total counter\n"
         for reason in RestartReason.allCases {
             out += "mserve_worker_restarts_total{reason=\"\(reason.label)\"} \(base[Layout.restarts(reason)])\n"

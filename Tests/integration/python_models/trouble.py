@@ -102,3 +102,8 @@ def strict(a, b=1):
 def traced(request):
     # The request's W3C trace as a model sees it: what it sends on to a service it calls.
     return {"trace_id": request.trace_id, "traceparent": request.traceparent}
+
+
+def fails(**kwargs):
+    # A model that fails every call: a 500 each time, for the 5xx metrics and alerts.
+    raise RuntimeError("this model always fails")
