@@ -1,8 +1,11 @@
 """Debian's Prometheus against a running mserve, with the shipped rules (conf/prometheus): it
-scrapes, the recording rules make their series, an alert fires (workers killed in a loop), and
-every query of the Grafana dashboard (conf/grafana/mserve.json) answers with data, so no panel
-names a series that does not exist."""
+scrapes, the recording rules make their series, alerts fire (a model made to fail: the 5xx ratio;
+workers killed in a loop: the restart loop), and every query of the Grafana dashboard
+(conf/grafana/mserve.json) answers with data, so no panel names a series that does not exist.
+The rules are the shipped ones with their `for:` durations cut to 0, so that an alert fires within
+the test; the durations themselves are checked by the promtool unit tests."""
 import json
+import re
 import os
 import shutil
 import signal
@@ -40,13 +43,15 @@ def query(base, expr):
 def test_prometheus_scrapes_records_alerts_and_answers_every_dashboard_query(tmp_path):
     s = Server(tmp_path, ["--model-dir", MODEL_DIR, "--pythonpath", TROUBLE, "demo", "smollm2", "broken=trouble:fails"], workers=2)
     prom_port = free_port()
+    rules = tmp_path / "mserve-rules.yml"
+    rules.write_text(re.sub(r"(?m)^(\s+)for: \S+$", r"\1for: 0s", open(os.path.join(ROOT, "conf", "prometheus", "mserve-rules.yml")).read()))
     cfg = tmp_path / "prometheus.yml"
     cfg.write_text(f"""
 global:
   scrape_interval: 1s
   evaluation_interval: 1s
 rule_files:
-  - {ROOT}/conf/prometheus/mserve-rules.yml
+  - {rules}
 scrape_configs:
   - job_name: mserve
     static_configs:
@@ -87,10 +92,13 @@ scrape_configs:
         wait_for(lambda: [r for r in query(base, 'mserve:errors:ratio_rate5m{model="broken"}') if r["value"][1] == "1"], 30,
                  what="the recorded 5xx ratio of the broken model at 1")
 
-        def firing():
+        def firing(name, **labels):
             alerts = requests.get(base + "/api/v1/alerts", timeout=5).json()["data"]["alerts"]
-            return [a for a in alerts if a["labels"]["alertname"] == "MServeWorkerRestartLoop" and a["state"] == "firing"]
-        wait_for(firing, 30, what="MServeWorkerRestartLoop firing")
+            return [a for a in alerts if a["labels"]["alertname"] == name and a["state"] == "firing"
+                    and all(a["labels"].get(k) == v for k, v in labels.items())]
+        wait_for(lambda: firing("MServeWorkerRestartLoop"), 30, what="MServeWorkerRestartLoop firing")
+        wait_for(lambda: firing("MServeHighErrorRatio", model="broken"), 30, what="MServeHighErrorRatio firing for the broken model")
+        assert not firing("MServeHighErrorRatio", model="demo")
         # Every panel of the dashboard: its query answers, with data.
         dashboard = json.loads(open(os.path.join(ROOT, "conf", "grafana", "mserve.json")).read())
         exprs = [t["expr"] for p in dashboard["panels"] for t in p["targets"]]
