@@ -232,6 +232,18 @@ def openai_python(tmp_path_factory):
     return py
 
 
+def wait_ready_or_exit(proc, port, what, timeout=60):
+    """Until a master started outside Server answers /readyz on `port` with 200, or exits (then
+    its standard error is the failure)."""
+    def up():
+        try:
+            return requests.get(f"http://127.0.0.1:{port}/readyz", timeout=1).status_code == 200
+        except requests.RequestException:
+            return proc.poll() is not None
+    wait_for(up, timeout=timeout, what=what)
+    assert proc.poll() is None, proc.stderr.read().decode(errors="replace")[-3000:]
+
+
 def stop_master(proc):
     """TERM to a master started outside Server (by a wrapper), then check that it exited cleanly
     and that its workers are gone."""

@@ -8,7 +8,7 @@ import subprocess
 
 import requests
 
-from conftest import free_port, stop_master, wait_for
+from conftest import free_port, stop_master, wait_ready_or_exit
 
 ROOT = pathlib.Path(__file__).resolve().parent.parent.parent
 
@@ -31,13 +31,7 @@ def test_installed_binary_runs_from_an_empty_directory(tmp_path):
     proc = subprocess.Popen([str(binary), "-c", str(conf), "-b", f"127.0.0.1:{port}", "-w", "1", "demo", "minilm", "smollm2"],
                             cwd=empty, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, start_new_session=True)
     try:
-        def up():
-            try:
-                return requests.get(f"http://127.0.0.1:{port}/readyz", timeout=1).status_code == 200
-            except requests.RequestException:
-                return proc.poll() is not None
-        wait_for(up, timeout=60, what="the installed server")
-        assert proc.poll() is None, proc.stderr.read().decode(errors="replace")[-3000:]
+        wait_ready_or_exit(proc, port, "the installed server")
         r = requests.post(f"http://127.0.0.1:{port}/demo", json={"recordid": "i1", "cal_number": 2}, timeout=5)
         assert r.json() == {"recordid": "i1", "result": 2}
         e = requests.post(f"http://127.0.0.1:{port}/v1/embeddings", json={"model": "minilm", "input": "installed"}, timeout=30)

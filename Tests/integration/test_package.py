@@ -12,7 +12,7 @@ import tempfile
 import pytest
 import requests
 
-from conftest import free_port, wait_for
+from conftest import free_port, wait_ready_or_exit
 
 ROOT = pathlib.Path(__file__).resolve().parent.parent.parent
 pytestmark = pytest.mark.skipif(os.geteuid() != 0 or shutil.which("dpkg-deb") is None or shutil.which("lintian") is None,
@@ -63,13 +63,7 @@ def test_the_package_builds_passes_lintian_installs_serves_and_purges(tmp_path):
         proc = subprocess.Popen(["runuser", "-u", "mserve", "--", *command, "-b", f"127.0.0.1:{port}"], cwd="/",
                                 stdout=subprocess.PIPE, stderr=subprocess.PIPE, start_new_session=True)
         try:
-            def up():
-                try:
-                    return requests.get(f"http://127.0.0.1:{port}/readyz", timeout=1).status_code == 200
-                except requests.RequestException:
-                    return proc.poll() is not None
-            wait_for(up, timeout=30, what="the installed unit's command")
-            assert proc.poll() is None, proc.stderr.read().decode(errors="replace")[-3000:]
+            wait_ready_or_exit(proc, port, "the installed unit's command", timeout=30)
             r = requests.post(f"http://127.0.0.1:{port}/demo", json={"recordid": "deb1", "cal_number": 2}, timeout=5)
             assert r.json() == {"recordid": "deb1", "result": 2}
             # The master and its worker run as the package's user.
