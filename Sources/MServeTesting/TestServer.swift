@@ -30,7 +30,12 @@ public final class TestServer {
     public var timeout = 10.0
 
     /// Serves `routes` (yours first) and the built-in routes of `models`, as a worker does.
-    public init(routes: [Route] = [], models: [ServedModel] = [], settings: Settings = Settings()) throws {
+    public convenience init(routes: [Route] = [], models: [ServedModel] = [], settings: Settings = Settings()) throws {
+        try self.init(routes: routes, loaded: models.map { LoadedModel(name: $0.name, summary: $0.summary, device: $0.device, instance: $0.instance) },
+                      settings: settings)
+    }
+
+    init(routes: [Route], loaded models: [LoadedModel], settings: Settings) throws {
         loop = try EventLoop()
         let logger = try TestServer.nullLogger()
         server = HTTPServer(loop: loop, limits: settings.httpLimits, clock: clock, sweeping: false)
@@ -47,7 +52,7 @@ public final class TestServer {
         var settings = settings
         settings.models = names
         let models = try ModelLoader.load(settings, registry: registry, slot: 0, logger: try TestServer.nullLogger())
-        try self.init(routes: routes, models: models, settings: settings)
+        try self.init(routes: routes, loaded: models, settings: settings)
     }
 
     /// Serves a model of type `M` under `name`, with `options` as a `[model.NAME]` table gives them.

@@ -38,7 +38,9 @@ final class InferenceJob: @unchecked Sendable {
 /// jobs together, up to `maxBatchSize` inputs, waiting up to `batchTimeout` for more; its queue
 /// then holds at least two full batches, so that the next batches form while one runs.
 package final class ModelRunner: @unchecked Sendable {
-    let model: ServedModel
+    /// The model's name (for its log lines) and the instance its threads run.
+    let name: String
+    let instance: any Model
     let policy: QueuePolicy
     var runtime: ModelRuntime { policy.runtime }
     private let lock = ConditionLock()
@@ -74,16 +76,22 @@ package final class ModelRunner: @unchecked Sendable {
     private var flowWaiters = 0
     static let maxUndelivered = 512
 
-    package init(model: ServedModel, runtime: ModelRuntime, loop: EventLoop) throws {
-        self.model = model
-        policy = QueuePolicy(runtime: runtime, batching: model.instance is any BatchingModel)
+    package convenience init(model: ServedModel, runtime: ModelRuntime, loop: EventLoop) throws {
+        try self.init(name: model.name, instance: model.instance, runtime: runtime, loop: loop)
+    }
+
+    package init(name: String, instance: any Model, runtime: ModelRuntime, loop: EventLoop) throws {
+        self.name = name
+        self.instance = instance
+        policy = QueuePolicy(runtime: runtime, batching: instance is any BatchingModel)
         // The event reaches the runner through a box filled once the runner exists.
         let target = WeakRunner()
         wake = loop.timer { target.runner?.deliver() }
         target.runner = self
-        let box = UncheckedBox(model.instance)
+        let box = UncheckedBox(instance)
         for _ in 0..<runtime.concurrency {
-            try NativeThread.start { [unowned self] in serve(box.value) }
+            // Each model thread holds the runner: they serve for the worker's whole life.
+            try NativeThread.start { [self] in serve(box.value) }
         }
     }
 
@@ -136,18 +144,18 @@ package final class ModelRunner: @unchecked Sendable {
             var results: [Result<JSON, any Error>]
             if let batching, jobs[0].onPiece == nil {
                 for job in jobs { job.startedAt = started }
-                let serving = ServingRequest(recordID: jobs.count == 1 ? jobs[0].request.recordID : nil, model: model.name)
+                let serving = ServingRequest(recordID: jobs.count == 1 ? jobs[0].request.recordID : nil, model: name)
                 results = ServingRequest.$current.withValue(serving) { batching.inferBatch(jobs.map(\.request)) }
                 lock.withLock { batches.append(jobs.reduce(0) { $0 + $1.cost }) }
                 if results.count != jobs.count {
-                    let e = ModelLoadError("model \(model.name) returned \(results.count) results for \(jobs.count) requests")
+                    let e = ModelLoadError("model \(name) returned \(results.count) results for \(jobs.count) requests")
                     results = jobs.map { _ in .failure(e) }
                 }
             } else {
                 let job = jobs[0]
                 job.startedAt = started
                 // A model's swift-log lines name the request and the model (SwiftLogHandler).
-                results = ServingRequest.$current.withValue(ServingRequest(recordID: job.request.recordID, model: model.name)) {
+                results = ServingRequest.$current.withValue(ServingRequest(recordID: job.request.recordID, model: name)) {
                     if job.onPiece != nil {
                         return [Result {
                             try instance.stream(job.request) { piece in try self.emit(piece, for: job) }

@@ -1,4 +1,5 @@
-/// A model loaded in this worker, and where it is served.
+/// A model loaded in this worker, and how it is served here: built complete by WorkerAssembly
+/// (its runtime, its model threads or its mailboxes, its metrics series), never changed after.
 public final class ServedModel {
     public let name: String
     public let summary: String
@@ -6,26 +7,38 @@ public final class ServedModel {
     public let instance: any Model
     /// The model threads and queue; nil for a model that runs on the event loop and for a
     /// generative model (its engine runs its requests, and `mailbox` brings their events).
-    package var runner: ModelRunner?
+    package let runner: ModelRunner?
     /// Where a generative model's events come to the loop, and its answers about itself.
-    package var mailbox: GenerationMailbox?
-    package var answers: LoopMailbox<Result<JSON, ModelInputError>>?
+    package let mailbox: GenerationMailbox?
+    package let answers: LoopMailbox<Result<JSON, ModelInputError>>?
     /// Its queue, timeout and batch settings in this worker (nil: one that runs on the event loop).
-    package var runtime: ModelRuntime?
+    package let runtime: ModelRuntime?
     /// Its series in the scoreboard.
-    package var metricsIndex: Int?
+    package let metricsIndex: Int?
     /// The instance as a generative or batching model, cast once (a cast per request was ~1% of
     /// a worker's time on the demo model).
     package let generative: (any GenerativeModel)?
     package let batching: (any BatchingModel)?
 
-    package init(name: String, summary: String, device: String, instance: any Model) {
+    package init(name: String, summary: String, device: String, instance: any Model, runtime: ModelRuntime? = nil,
+                 runner: ModelRunner? = nil, mailbox: GenerationMailbox? = nil, answers: LoopMailbox<Result<JSON, ModelInputError>>? = nil,
+                 metricsIndex: Int? = nil) {
         self.name = name
         self.summary = summary
         self.device = device
         self.instance = instance
+        self.runtime = runtime
+        self.runner = runner
+        self.mailbox = mailbox
+        self.answers = answers
+        self.metricsIndex = metricsIndex
         generative = instance as? any GenerativeModel
         batching = instance as? any BatchingModel
+    }
+
+    /// The model as loaded (before a worker serves it).
+    package convenience init(_ loaded: LoadedModel) {
+        self.init(name: loaded.name, summary: loaded.summary, device: loaded.device, instance: loaded.instance)
     }
 
     var info: JSON {

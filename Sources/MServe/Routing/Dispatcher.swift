@@ -6,7 +6,7 @@ import MServePOSIX
 /// parser refused, and --max-requests.
 package final class Dispatcher: HTTPServerDelegate {
     let router: Router
-    let context: HandlerContext
+    package let context: HandlerContext
     /// Requests received so far, and what to do when they reach `requestLimit` (--max-requests).
     private(set) var requestsReceived = 0
     package var requestLimit = Int.max

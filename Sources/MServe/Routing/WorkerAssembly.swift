@@ -7,24 +7,30 @@ import MServePOSIX
 /// built-in ones.  The worker and MServeTesting's TestServer both build theirs here, so that what
 /// a test serves is what a worker serves.
 package enum WorkerAssembly {
-    package static func dispatcher(models: [ServedModel], settings: Settings, routes: [Route], loop: EventLoop, server: HTTPServer,
+    package static func dispatcher(models loaded: [LoadedModel], settings: Settings, routes: [Route], loop: EventLoop, server: HTTPServer,
                                    observer: RequestObserver, logger: Logger, slot: Int, knownModels: [ModelRegistry.Entry] = [],
                                    scoreboard: Scoreboard? = nil, scoreboardRecord: Int? = nil) throws -> Dispatcher {
-        for m in models where !type(of: m.instance).runsOnEventLoop {
-            m.runtime = settings.runtime(forModel: m.name, generative: m.generative != nil)
-            // A generative model's engine runs its requests: no model threads, no second queue.
-            if m.generative != nil {
-                m.mailbox = GenerationMailbox(loop: loop)
-                m.answers = LoopMailbox(loop: loop)
+        var models: [ServedModel] = []
+        for m in loaded {
+            let metricsIndex = scoreboard?.index(of: m.name)
+            guard !type(of: m.instance).runsOnEventLoop else {
+                models.append(ServedModel(name: m.name, summary: m.summary, device: m.device, instance: m.instance, metricsIndex: metricsIndex))
                 continue
             }
-            let runner = try ModelRunner(model: m, runtime: settings.runtime(forModel: m.name), loop: loop)
-            if let scoreboard, let r = scoreboardRecord {
-                runner.onBatch = { [unowned m] inputs in scoreboard.countBatch(r, model: m.metricsIndex, inputs: inputs) }
+            // A generative model's engine runs its requests: no model threads, no second queue.
+            if m.instance is any GenerativeModel {
+                models.append(ServedModel(name: m.name, summary: m.summary, device: m.device, instance: m.instance,
+                                          runtime: settings.runtime(forModel: m.name, generative: true), mailbox: GenerationMailbox(loop: loop),
+                                          answers: LoopMailbox(loop: loop), metricsIndex: metricsIndex))
+                continue
             }
-            m.runner = runner
+            let runner = try ModelRunner(name: m.name, instance: m.instance, runtime: settings.runtime(forModel: m.name), loop: loop)
+            if let scoreboard, let r = scoreboardRecord {
+                runner.onBatch = { inputs in scoreboard.countBatch(r, model: metricsIndex, inputs: inputs) }
+            }
+            models.append(ServedModel(name: m.name, summary: m.summary, device: m.device, instance: m.instance,
+                                      runtime: settings.runtime(forModel: m.name, generative: false), runner: runner, metricsIndex: metricsIndex))
         }
-        for m in models { m.metricsIndex = scoreboard?.index(of: m.name) }
         let context = HandlerContext(logger: logger, slot: slot, settings: settings, models: models, server: server, observer: observer)
         context.knownModels = knownModels
         return Dispatcher(router: Router.standard(models: models, settings: settings, userRoutes: routes), context: context)

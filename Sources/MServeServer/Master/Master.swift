@@ -29,7 +29,7 @@ public final class Master {
     /// Mapped before the first fork, so every worker shares it.
     private(set) var scoreboard: Scoreboard?
     /// --preload: the models, loaded once here before any fork and shared by every worker.
-    private var preloaded: [ServedModel]?
+    private var preloaded: [LoadedModel]?
     private var pidFile: PidFile?
     private var steeringFailed = false
     private var sharingLogged = false

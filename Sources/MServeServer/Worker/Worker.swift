@@ -9,7 +9,7 @@ final class Worker {
     let registry: ModelRegistry
     let routes: [Route]
     /// With --preload, the master's models, shared copy-on-write.
-    let preloaded: [ServedModel]?
+    let preloaded: [LoadedModel]?
     let logs: ProcessLogs
     let scoreboard: Scoreboard?
     let scoreboardRecord: Int?
@@ -19,7 +19,7 @@ final class Worker {
     let answerWhileLoading: Bool
     private var stopping = false
 
-    init(slot: Int, settings: Settings, registry: ModelRegistry, routes: [Route], preloaded: [ServedModel]?,
+    init(slot: Int, settings: Settings, registry: ModelRegistry, routes: [Route], preloaded: [LoadedModel]?,
          logs: ProcessLogs, scoreboard: Scoreboard?, scoreboardRecord: Int?, listenFDs: [Int32], masterPipe: Int32,
          answerWhileLoading: Bool) {
         self.answerWhileLoading = answerWhileLoading
@@ -67,7 +67,6 @@ final class Worker {
                                        scoreboard: scoreboard, scoreboardRecord: scoreboardRecord)
         let loading = LoadingDispatcher(settings: settings, context: HandlerContext(logger: logger, slot: slot, settings: settings,
                                                                                      models: [], server: server, observer: observer))
-        var dispatcher: Dispatcher?
         server.delegate = loading
         if answerWhileLoading { for fd in listenFDs { server.accept(fd: fd) } }
 
@@ -81,7 +80,7 @@ final class Worker {
 
         var exitCode = ExitCode.ok
         /// The models are there: serve them.
-        func serve(_ models: [ServedModel]) {
+        func serve(_ models: [LoadedModel]) {
             let full: Dispatcher
             do {
                 full = try WorkerAssembly.dispatcher(models: models, settings: settings, routes: routes, loop: loop, server: server, observer: observer,
@@ -94,8 +93,9 @@ final class Worker {
             }
             // A model thread taking a job from the queue tells no one: the split of running and
             // waiting is published with the heartbeat too (`show models`).
+            let served = full.context.models
             loop.after(Arbiter.heartbeatInterval(timeout: settings.timeout), repeating: true) {
-                for m in models {
+                for m in served {
                     if let g = m.generative {
                         let load = g.load
                         observer.modelLoad(model: m.metricsIndex, running: load.running, waiting: load.waiting)
@@ -116,8 +116,8 @@ final class Worker {
                     stopGracefully(server)
                 }
             }
-            dispatcher = full
-            server.delegate = full
+            // The server's delegate stays the loading dispatcher, which now hands every request to
+            // the full one (no delegate swapped under the server).
             loading.loaded(full)
             if !answerWhileLoading { for fd in listenFDs { server.accept(fd: fd) } }
             if let scoreboard, let r = scoreboardRecord { scoreboard.setState(r, .ready) }
@@ -127,7 +127,7 @@ final class Worker {
         if let preloaded {
             serve(preloaded)
         } else {
-            let loaded = Handoff<Result<[ServedModel], ModelLoadError>>()
+            let loaded = Handoff<Result<[LoadedModel], ModelLoadError>>()
             let done = loop.userEvent {
                 switch loaded.take() {
                 case .success(let models)?:
@@ -154,7 +154,7 @@ final class Worker {
                 load()
             }
         }
-        withExtendedLifetime((loading, dispatcher)) { loop.run() }
+        withExtendedLifetime(loading) { loop.run() }
         logs.flush()
         return exitCode
     }
