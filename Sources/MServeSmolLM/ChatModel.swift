@@ -37,8 +37,8 @@ public final class ChatModel: GenerativeModel, Sendable {
     /// The file's chat template, or why chat is refused (no template, or one that cannot be
     /// parsed): such a file still serves completions.
     let template: Result<ChatTemplate, GGUFError>
-    /// How the chat template has the model write tool calls (nil: no chat).
-    var toolFormat: ToolCallFormat? { (try? template.get()).map { ToolCallFormat(template: $0.source) } }
+    /// How the chat template has the model write tool calls (nil: no chat), read once from it.
+    let toolFormat: ToolCallFormat?
     let tokenizer: any Tokenizer
     public let contextLength: Int
     let summary: GGUFSummary
@@ -113,6 +113,7 @@ public final class ChatModel: GenerativeModel, Sendable {
             } else {
                 template = Result { () throws(GGUFError) in try ChatTemplate(gguf: file) }
             }
+            toolFormat = (try? template.get()).map { ToolCallFormat(template: $0.source) }
             if case .failure(let why) = template {
                 context.logger.warning("\(name): chat is refused, completions only: \(why.reason)")
             }

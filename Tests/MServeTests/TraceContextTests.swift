@@ -26,7 +26,7 @@ import Testing
     ])
     func aMalformedTraceparentIsIgnored(_ header: String) {
         #expect(TraceContext(traceparent: header) == nil)
-        #expect(!TraceContext.of(traceparent: header, tracestate: "a=b").continued)
+        #expect(!TraceContext.of(traceparent: header, tracestate: "a=b", ids: TraceIDs(seed: 1)).continued)
     }
 
     @Test func theAnswerCarriesTheTraceWithThisServersSpan() throws {

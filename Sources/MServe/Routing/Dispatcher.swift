@@ -42,7 +42,7 @@ package final class Dispatcher: HTTPServerDelegate {
             json = parsed
         }
         let (rid, ridValue, ridError) = context.recordIDs.resolve(bodyValue: bodyRecordID, header: request.requestID)
-        let trace = TraceContext.of(traceparent: request.header("traceparent"), tracestate: request.header("tracestate"))
+        let trace = TraceContext.of(traceparent: request.header("traceparent"), tracestate: request.header("tracestate"), ids: context.traceIDs)
         context.observer.started(method: request.head.methodName, target: request.target, body: logged, recordID: rid, trace: trace,
                                  headers: request.head.headers)
 

@@ -14,6 +14,8 @@ public final class HandlerContext {
     public let observer: RequestObserver
     /// This worker's recordid generator.
     public let recordIDs = RecordID()
+    /// Trace and span ids of requests that begin or continue a W3C trace here.
+    public let traceIDs = TraceIDs()
     /// API keys and model permissions; nil when no keys file is configured (every request served).
     public let access: AccessControl?
     /// When this worker started serving (Unix seconds): OpenAI's "created" for its models.

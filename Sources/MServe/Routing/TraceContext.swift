@@ -42,9 +42,12 @@ public struct TraceContext: Sendable, Equatable {
         state = nil
     }
 
-    /// The request's trace: the caller's, continued, or a new one.
-    public static func of(traceparent: String?, tracestate: String?) -> TraceContext {
-        traceparent.flatMap { TraceContext(traceparent: $0, tracestate: tracestate) } ?? TraceContext()
+    /// The request's trace: the caller's, continued, or a new one, its ids drawn from `ids`.
+    static func of(traceparent: String?, tracestate: String?, ids: TraceIDs) -> TraceContext {
+        if let header = traceparent, let continued = TraceContext(traceparent: header, tracestate: tracestate, span: ids.next()) {
+            return continued
+        }
+        return TraceContext(trace: (ids.next(), ids.next()), span: ids.next())
     }
 
     /// No trace (a handler made outside the dispatcher): nothing in the logs or the answer.
@@ -68,5 +71,26 @@ public struct TraceContext: Sendable, Equatable {
     static func hex(_ v: UInt64, digits: Int) -> String {
         let s = String(v, radix: 16)
         return String(repeating: "0", count: max(0, digits - s.count)) + s
+    }
+}
+
+/// A worker's source of trace and span ids: SplitMix64 from one random seed, so that a request
+/// costs no system call for its ids (the system generator is one `getrandom` a number).  Loop
+/// thread only; each worker's context owns one, made after fork.
+public final class TraceIDs {
+    private var state: UInt64
+
+    public init(seed: UInt64 = UInt64.random(in: 0...UInt64.max)) { state = seed }
+
+    /// The next id, never 0 (an all-zero id is invalid).
+    func next() -> UInt64 {
+        while true {
+            state &+= 0x9E37_79B9_7F4A_7C15
+            var z = state
+            z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
+            z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
+            z ^= z >> 31
+            if z != 0 { return z }
+        }
     }
 }

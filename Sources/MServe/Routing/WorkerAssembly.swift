@@ -24,12 +24,13 @@ package enum WorkerAssembly {
                                           answers: LoopMailbox(loop: loop), metricsIndex: metricsIndex))
                 continue
             }
-            let runner = try ModelRunner(name: m.name, instance: m.instance, runtime: settings.runtime(forModel: m.name), loop: loop)
+            let runtime = settings.runtime(forModel: m.name, generative: false)
+            let runner = try ModelRunner(name: m.name, instance: m.instance, runtime: runtime, loop: loop)
             if let scoreboard, let r = scoreboardRecord {
                 runner.onBatch = { inputs in scoreboard.countBatch(r, model: metricsIndex, inputs: inputs) }
             }
             models.append(ServedModel(name: m.name, summary: m.summary, device: m.device, instance: m.instance,
-                                      runtime: settings.runtime(forModel: m.name, generative: false), runner: runner, metricsIndex: metricsIndex))
+                                      runtime: runtime, runner: runner, metricsIndex: metricsIndex))
         }
         let context = HandlerContext(logger: logger, slot: slot, settings: settings, models: models, server: server, observer: observer)
         context.knownModels = knownModels
