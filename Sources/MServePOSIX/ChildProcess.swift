@@ -39,16 +39,31 @@ public enum ChildProcess {
     /// registered around it.  With `parentDeath`, the child is sent that signal when this process
     /// dies (a master killed with -9 leaves no worker holding its port): set first thing in the
     /// child, then the parent's pid is checked, for a parent that died before the setting took.
+    ///
+    /// Every signal is blocked across the fork: the child inherits the parent's handlers (the
+    /// event loop's, which write the signal's number to a socket the parent reads), so a signal
+    /// sent to a child that has not yet reset them (a TTOU's TERM to a worker just booted) would
+    /// reach the parent as its own TERM and stop it.  The child sets the default dispositions
+    /// first, then takes the signals that arrived meanwhile, none blocked.
     public static func fork(parentDeath: Signal? = nil) -> ForkOutcome {
         fflush(nil)
         let hooks = forkHooks.withLock { $0 }
         for h in hooks { h.prepare() }
         let parent = getpid()
+        var all = sigset_t(), previous = sigset_t()
+        sigfillset(&all)
+        pthread_sigmask(SIG_SETMASK, &all, &previous)
         let pid = Glibc.fork()
-        if pid == 0, let signal = parentDeath {
-            _ = mserve_set_parent_death_signal(signal.number)
-            if getppid() != parent { raise(signal.number) }
+        if pid == 0 {
+            defaultSignalDispositions()
+            if let signal = parentDeath {
+                _ = mserve_set_parent_death_signal(signal.number)
+                if getppid() != parent { raise(signal.number) }
+            }
         }
+        // The child starts with none blocked, as a new process would.
+        if pid == 0 { sigemptyset(&previous) }
+        pthread_sigmask(SIG_SETMASK, &previous, nil)
         for h in hooks.reversed() { pid == 0 ? h.child() : h.parent() }
         if pid < 0 { return .failed(SystemError("fork failed", errno: errno)) }
         return pid == 0 ? .child : .parent(pid: pid)

@@ -60,12 +60,18 @@ public func monotonicSeconds() -> Double {
     return Double(ts.tv_sec) + Double(ts.tv_nsec) / 1e9
 }
 
-/// Restores the default disposition and an empty mask, so a forked worker does not inherit the
-/// master's signal handling.
-package func resetSignals() {
+/// The default disposition of every signal the master handles (ChildProcess.fork sets them in a
+/// child before it unblocks signals).
+func defaultSignalDispositions() {
     for s in [SIGHUP, SIGINT, SIGQUIT, SIGTERM, SIGUSR1, SIGUSR2, SIGTTIN, SIGTTOU, SIGCHLD, SIGPIPE] {
         signal(s, SIG_DFL)
     }
+}
+
+/// Restores the default disposition and an empty mask, so a forked worker does not inherit the
+/// master's signal handling.
+package func resetSignals() {
+    defaultSignalDispositions()
     var set = sigset_t()
     sigemptyset(&set)
     sigprocmask(SIG_SETMASK, &set, nil)
