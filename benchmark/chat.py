@@ -19,10 +19,8 @@ All servers are started at once and each measurement takes them in turn, so that
 speed changing during the run (these are shared machines) hits every contender alike.
 llama.cpp runs with --n_threads set to the cores (its default is half) and --interrupt_requests
 False (by default a new request cuts off the running one); it answers one request at a time.
-llama-cpp-python is built from PyPI's source package into a cached venv
-(~/.cache/mserve/llama-cpp-python-VERSION-noamx, or --venv); the first build takes minutes.  It is
-built for this CPU without AMX (-mno-amx-*): a native build's AMX tile instructions stop with
-SIGILL on these VMs (the kernel grants no AMX state), on Q4_K files at once.
+llama-cpp-python is built from PyPI's source package into a cached venv by scripts/llama-cpp-python
+(or --venv); the first build takes minutes.
 
     python3 benchmark/chat.py [--model FILE.gguf] [--levels 1,4,16,64] [--max-tokens 128] [--only mserve|llama.cpp]
                               [--workers 1,2] [--activations int8,int16,float32] [--rounds 5] [--level-rounds 3]
@@ -44,7 +42,6 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import bench  # noqa: E402
 import memory  # noqa: E402
 
-LLAMA_CPP_PYTHON = "0.3.36"
 GGUF = os.path.join(bench.ROOT, "models", "smollm2", "SmolLM2-135M-Instruct.Q4_1.gguf")
 # What mserve serves the file as (smollm2: the preset, its file hash-checked; else the file by path).
 MODEL = "smollm2"
@@ -57,21 +54,13 @@ QUESTIONS = ["Tell me a story about a lighthouse keeper.", "Explain how a bicycl
              "Explain why the sky is blue.", "Describe your ideal garden."]
 
 
-def llama_cpp_venv(path):
-    python = os.path.join(path, "bin", "python")
-    try:
-        subprocess.run([python, "-c", "import llama_cpp.server"], check=True, capture_output=True)
-        return python
-    except (OSError, subprocess.CalledProcessError):
-        pass
-    print(f"building llama-cpp-python {LLAMA_CPP_PYTHON} from its source package into {path} (minutes)...", flush=True)
-    subprocess.run([sys.executable, "-m", "venv", path], check=True)
-    flags = "-mno-amx-tile -mno-amx-int8 -mno-amx-bf16"
-    env = dict(os.environ, CMAKE_BUILD_PARALLEL_LEVEL=str(os.cpu_count() or 2),
-               CMAKE_ARGS=f"-DGGML_NATIVE=ON -DCMAKE_C_FLAGS='{flags}' -DCMAKE_CXX_FLAGS='{flags}'")
-    subprocess.run([python, "-m", "pip", "install", "-q", "--no-cache-dir", "--disable-pip-version-check", f"llama-cpp-python[server]=={LLAMA_CPP_PYTHON}"],
-                   check=True, env=env)
-    return python
+def llama_cpp_venv(path=None):
+    """The python of llama-cpp-python's venv (at `path`, else the cached one), built the first time
+    (scripts/llama-cpp-python)."""
+    env = dict(os.environ, MSERVE_LLAMA_CPP_VENV=path) if path else None
+    out = subprocess.run(["bash", os.path.join(bench.ROOT, "scripts", "llama-cpp-python")], check=True, stdout=subprocess.PIPE,
+                         text=True, env=env)
+    return out.stdout.strip()
 
 
 # "chat" (/v1/chat/completions) or "completions" (/v1/completions: a file without a chat template).
@@ -198,7 +187,7 @@ def main():
     ap.add_argument("--rounds", type=int, default=5, help="single-stream runs per contender (the median is shown)")
     ap.add_argument("--level-rounds", type=int, default=3,
                     help="runs of each level per contender, interleaved (the median by tokens/s is shown)")
-    ap.add_argument("--venv", default=os.path.expanduser(f"~/.cache/mserve/llama-cpp-python-{LLAMA_CPP_PYTHON}-noamx"))
+    ap.add_argument("--venv", help="llama-cpp-python's venv (default: scripts/llama-cpp-python's cached one)")
     args = ap.parse_args()
     gguf = os.path.abspath(args.model)
     if not os.path.exists(gguf):

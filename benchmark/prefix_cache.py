@@ -82,7 +82,7 @@ def main():
     ap.add_argument("--prompt-tokens", type=int, default=2000)
     ap.add_argument("--rounds", type=int, default=3)
     ap.add_argument("--only", choices=["mserve"])
-    ap.add_argument("--venv", default=os.path.expanduser(f"~/.cache/mserve/llama-cpp-python-{chat.LLAMA_CPP_PYTHON}-noamx"))
+    ap.add_argument("--venv", help="llama-cpp-python's venv (default: scripts/llama-cpp-python's cached one)")
     args = ap.parse_args()
     contenders = [start_mserve(True), start_mserve(False)]
     if args.only != "mserve":

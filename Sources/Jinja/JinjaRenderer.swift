@@ -121,7 +121,6 @@ final class JinjaRenderer {
             items = kept
         }
         if items.isEmpty { return try run(loop.otherwise) }
-        let n = items.count
         let state = JinjaLoopState(items)
         for (k, item) in items.enumerated() {
             try step()
