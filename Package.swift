@@ -1,9 +1,18 @@
 // swift-tools-version:6.0
 import PackageDescription
 
+/// Flags for this machine's build, an opt-in (scripts/setup and scripts/test set MSERVE_NATIVE=1):
+/// a package that depends on mserve gets none, since SwiftPM refuses unsafe flags in a dependency.
+let native = Context.environment["MSERVE_NATIVE"] == "1"
+
 /// The request path's modules in release builds: no run-time exclusivity checks (swift_beginAccess
 /// was ~2% of a worker's user time); debug builds, which the tests run, keep them.
-let requestPath: [SwiftSetting] = [.unsafeFlags(["-enforce-exclusivity=unchecked"], .when(configuration: .release))]
+let requestPath: [SwiftSetting] = native ? [.unsafeFlags(["-enforce-exclusivity=unchecked"], .when(configuration: .release))] : []
+
+/// The generative kernels: this CPU's instructions (AVX2, and AVX-512 VNNI where it has them: see
+/// CAVX2 and CAVX512), and optimized in debug builds too (in -Onone the tests would take minutes).
+/// Without MSERVE_NATIVE they build for baseline x86-64 and run the float kernels.
+let kernels: [SwiftSetting] = native ? [.unsafeFlags(["-O", "-Xcc", "-march=native"])] : []
 
 let package = Package(
     name: "mserve",
@@ -33,7 +42,9 @@ let package = Package(
         .systemLibrary(name: "COpenBLAS", pkgConfig: "openblas",
                        providers: [.apt(["libopenblas-dev"])]),
         // CPython embedded, for models written in Python (see Sources/CPython/shim.h).
-        // Present only when the build targets AVX-512 VNNI: selects LLM's 512-bit kernels.
+        // Present only when the build targets AVX2 and FMA, or AVX-512 VNNI: selects LLM's integer
+        // kernels, and its 512-bit ones.
+        .systemLibrary(name: "CAVX2", path: "Sources/CAVX2"),
         .systemLibrary(name: "CAVX512", path: "Sources/CAVX512"),
         .systemLibrary(name: "CPython", pkgConfig: "python3-embed", providers: [.apt(["python3-dev"])]),
         // OpenSSL's TLS through pkg-config, for HTTPS (--certfile).
@@ -51,15 +62,17 @@ let package = Package(
         // Constrained decoding: GBNF grammars, JSON Schema as one, the matcher a sequence's text walks.
         .target(name: "Grammar", dependencies: ["MServeJSON"]),
         // Generative models from GGUF files (SmolLM2): the file, its block formats; no server code.
-        // Optimized in debug builds too: its kernels in -Onone would make the tests take minutes.
-        .target(name: "LLM", dependencies: ["CAVX512", "Jinja", "Grammar", "MServeJSON", "MServePOSIX"], swiftSettings: [.unsafeFlags(["-O", "-Xcc", "-march=native"])]),
+        .target(name: "LLM", dependencies: ["CAVX2", "CAVX512", "Jinja", "Grammar", "MServeJSON", "MServePOSIX"], swiftSettings: kernels),
         // HTTP/1.1: parser, request, response serializer and writer, connection timeouts, server; no routing.
         .target(name: "MServeHTTP", dependencies: ["MServePOSIX"], swiftSettings: requestPath),
         // What model authors import: the model API and runtime, handlers and routing, logs, metrics.
         .target(name: "MServe", dependencies: ["MServeHTTP", "MServePOSIX", "MServeJSON", .product(name: "Logging", package: "swift-log")],
                 swiftSettings: requestPath),
+        // `mserve bench`: the load generator (open and closed loops, its HTTP client and response
+        // parser, latency histograms, the report); no server code.
+        .target(name: "MServeBench", dependencies: ["MServe", "MServeHTTP", "MServePOSIX"]),
         // The server: configuration (flags, TOML), the arbiter and master, the worker, the command line.
-        .target(name: "MServeServer", dependencies: ["MServe", "MServeHTTP", "MServePOSIX", "TOMLKit"]),
+        .target(name: "MServeServer", dependencies: ["MServe", "MServeBench", "MServeHTTP", "MServePOSIX", "TOMLKit"]),
         // The minilm model: MiniLM behind mserve's model API, registered by the executable.
         .target(name: "MServeMiniLM", dependencies: ["MServe", "MiniLM"]),
         // The smollm2 chat model: LLM behind mserve's model API, registered by the executable.
@@ -74,6 +87,7 @@ let package = Package(
         .testTarget(name: "MServeTests", dependencies: ["MServe", "MServeHTTP", "MServePOSIX", "MServeTesting",
                                                      .product(name: "Logging", package: "swift-log")]),
         .testTarget(name: "MServeServerTests", dependencies: ["MServeServer", "MServe", "MServePOSIX"]),
+        .testTarget(name: "MServeBenchTests", dependencies: ["MServeBench", "MServe", "MServePOSIX"]),
         .testTarget(name: "MiniLMTests", dependencies: ["MiniLM"]),
         .testTarget(name: "JinjaTests", dependencies: ["Jinja", "LLM", "MServeJSON", "MServePOSIX"]),
         .testTarget(name: "GrammarTests", dependencies: ["Grammar", "MServeJSON"]),

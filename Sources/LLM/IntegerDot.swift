@@ -1,4 +1,4 @@
-#if arch(x86_64)
+#if arch(x86_64) && canImport(CAVX2)
 import _Builtin_intrinsics.intel
 
 /// Integer dot products of quantized weight rows with quantized inputs (QuantizedActivations), with
@@ -488,8 +488,8 @@ extension IntegerDot.BlockKernel {
     static func minimum(_ row: UnsafeRawPointer, _ b: Int) -> Float { IntegerDot.half(row + b &* blockBytes + 2) }
 }
 #else
-/// Integer dot products need x86's byte multiply-adds; elsewhere quantized activations fall back
-/// to float32 (QuantizedMatrix's float kernels).
+/// Integer dot products need x86's byte multiply-adds (AVX2); elsewhere, and in a build for
+/// baseline x86-64, quantized activations fall back to float32 (QuantizedMatrix's float kernels).
 enum IntegerDot {
     static var available: Bool { false }
     static func supports(_ type: GGMLType) -> Bool { false }

@@ -82,7 +82,7 @@ struct QuantizedMatrix: @unchecked Sendable {
     }
 
     private func multiply(_ x: QuantizedActivations, pool: ComputePool, into y: inout [Float]) {
-        #if arch(x86_64)
+        #if arch(x86_64) && canImport(CAVX2)
         precondition(x.columns == columns)
         let n = x.count, blocks = columns / 32
         x.values.withUnsafeBytes { values in
