@@ -1,4 +1,5 @@
 import MServe
+import MServeBench
 import MServePOSIX
 
 /// The command line of `mserve`, reusable by a user's own executable with their models registered

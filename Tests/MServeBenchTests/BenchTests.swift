@@ -1,6 +1,6 @@
 import Testing
 @testable import MServe
-@testable import MServeServer
+@testable import MServeBench
 
 /// `mserve bench`'s pure parts: its histogram, arrivals, options and report.
 struct BenchTests {

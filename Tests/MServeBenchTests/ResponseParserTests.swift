@@ -1,5 +1,5 @@
 import Testing
-@testable import MServeHTTP
+@testable import MServeBench
 
 /// The client-side response parser (`mserve bench`): every framing, whatever the reads' sizes.
 struct ResponseParserTests {
