@@ -1,6 +1,7 @@
 #if canImport(Glibc)
 import Glibc
 #endif
+import MServePOSIX
 
 /// Why a GGUF file cannot be used: its path and what is wrong, in words a user can act on.
 public struct GGUFError: Error, CustomStringConvertible, Equatable {
@@ -63,42 +64,26 @@ public final class GGUFFile: @unchecked Sendable {
     public let tensors: [Tensor]
     public let tensorsByName: [String: Tensor]
     public let alignment: Int
-    private let base: UnsafeMutableRawPointer
-    private let size: Int
+    private let file: MappedFile
 
     public init(path: String) throws(GGUFError) {
         self.path = path
-        let fd = open(path, O_RDONLY | O_CLOEXEC)
-        guard fd >= 0 else { throw GGUFError(path, "cannot open: \(String(cString: strerror(errno)))") }
-        defer { close(fd) }
-        var st = stat()
-        guard fstat(fd, &st) == 0 else { throw GGUFError(path, "cannot stat: \(String(cString: strerror(errno)))") }
-        size = Int(st.st_size)
+        do { file = try MappedFile(path: path) } catch { throw GGUFError(path, error.message) }
+        let size = file.bytes.count
         guard size >= 24 else { throw GGUFError(path, "too short (\(size) bytes) to be a GGUF file") }
-        guard let p = mmap(nil, size, PROT_READ, MAP_SHARED, fd, 0), p != MAP_FAILED else {
-            throw GGUFError(path, "cannot map: \(String(cString: strerror(errno)))")
-        }
-        base = p
-        do {
-            var r = GGUFReader(UnsafeRawBufferPointer(start: p, count: size), path: path)
-            (version, metadata, tensors, alignment) = try r.parse()
-        } catch {
-            munmap(p, size)
-            throw error
-        }
+        var r = GGUFReader(file.bytes, path: path)
+        (version, metadata, tensors, alignment) = try r.parse()
         var byName: [String: Tensor] = [:]
         for t in tensors { byName[t.name] = t }
         tensorsByName = byName
     }
 
-    deinit { munmap(base, size) }
-
     /// The whole file, for hashing.
-    public var bytes: UnsafeRawBufferPointer { UnsafeRawBufferPointer(start: base, count: size) }
+    public var bytes: UnsafeRawBufferPointer { file.bytes }
 
     /// A tensor's bytes, where the file is mapped.
     public func data(_ t: Tensor) -> UnsafeRawBufferPointer {
-        UnsafeRawBufferPointer(start: base + t.offset, count: t.byteCount)
+        UnsafeRawBufferPointer(rebasing: file.bytes[t.offset..<(t.offset + t.byteCount)])
     }
 
     public func tensor(_ name: String) throws(GGUFError) -> Tensor {

@@ -9,6 +9,16 @@ func sameBytes(_ text: String, _ bytes: UnsafeBufferPointer<UInt8>) -> Bool {
     }
 }
 
+/// A hexadecimal digit's value (chunk sizes, percent-escapes, IPv6 literals), or nil.
+func hexValue(_ b: UInt8) -> UInt8? {
+    switch b {
+    case 0x30...0x39: return b - 0x30
+    case 0x41...0x46: return b - 0x41 + 10
+    case 0x61...0x66: return b - 0x61 + 10
+    default: return nil
+    }
+}
+
 extension String {
     /// Header names compare without regard to ASCII case, and without allocating.
     package func equalsIgnoringASCIICase(_ other: String) -> Bool {

@@ -219,7 +219,7 @@ public struct RequestParser {
                 var size = 0
                 var digits = 0
                 var i = c.pos
-                while i < eol.lineEnd, let d = RequestParser.hexValue(bytes[i]) {
+                while i < eol.lineEnd, let d = hexValue(bytes[i]) {
                     size = size &* 16 &+ Int(d)
                     digits += 1
                     if digits > 15 { return fail(400, "chunk size too large") }
@@ -409,14 +409,6 @@ public struct RequestParser {
 
     private static let regNameBytes = alphanumericTable(plus: "-._~%!$&'()*+,;=")
 
-    static func hexValue(_ b: UInt8) -> UInt8? {
-        switch b {
-        case 0x30...0x39: return b - 0x30
-        case 0x41...0x46: return b - 0x41 + 10
-        case 0x61...0x66: return b - 0x61 + 10
-        default: return nil
-        }
-    }
 
     /// RFC 9110 token characters, for methods and header names (a table: this runs for every byte
     /// of every header name).

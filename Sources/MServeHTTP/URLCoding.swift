@@ -27,15 +27,6 @@ package enum URLCoding {
         return String(decoding: out, as: UTF8.self)
     }
 
-    private static func hexValue(_ b: UInt8) -> UInt8? {
-        switch b {
-        case 0x30...0x39: return b - 0x30
-        case 0x41...0x46: return b - 0x41 + 10
-        case 0x61...0x66: return b - 0x61 + 10
-        default: return nil
-        }
-    }
-
     /// "a=1&b=x+y&a=2" -> [("a","1"),("b","x y"),("a","2")]
     package static func parseForm<C: Collection>(_ bytes: C) -> [(String, String)] where C.Element == UInt8, C.SubSequence: Collection {
         var out: [(String, String)] = []

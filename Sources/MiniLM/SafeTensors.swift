@@ -2,6 +2,7 @@
 import Glibc
 #endif
 import MServeJSON
+import MServePOSIX
 
 /// A safetensors file (8-byte little-endian header length, a JSON header naming each tensor's dtype,
 /// shape and byte range, then the data), mapped read-only: the weights stay in the page cache,
@@ -16,36 +17,19 @@ public final class SafeTensors: @unchecked Sendable {
 
     public let path: String
     public let tensors: [String: Info]
-    private let base: UnsafeMutableRawPointer
-    private let size: Int
+    private let file: MappedFile
     private let dataStart: Int
 
     public init(path: String) throws(WeightsError) {
         self.path = path
-        let fd = open(path, O_RDONLY | O_CLOEXEC)
-        guard fd >= 0 else { throw WeightsError(path, "cannot open: \(String(cString: strerror(errno)))") }
-        defer { close(fd) }
-        var st = stat()
-        guard fstat(fd, &st) == 0 else { throw WeightsError(path, "cannot stat: \(String(cString: strerror(errno)))") }
-        size = Int(st.st_size)
+        do { file = try MappedFile(path: path) } catch { throw WeightsError(path, error.message) }
+        let size = file.bytes.count
         guard size >= 8 else { throw WeightsError(path, "too short (\(size) bytes) to be a safetensors file") }
-        guard let p = mmap(nil, size, PROT_READ, MAP_PRIVATE, fd, 0), p != MAP_FAILED else {
-            throw WeightsError(path, "cannot map: \(String(cString: strerror(errno)))")
-        }
-        base = p
-        do {
-            let raw = UnsafeRawBufferPointer(start: p, count: size)
-            (tensors, dataStart) = try SafeTensors.parseHeader(raw, path: path)
-        } catch {
-            munmap(p, size)
-            throw error
-        }
+        (tensors, dataStart) = try SafeTensors.parseHeader(file.bytes, path: path)
     }
 
-    deinit { munmap(base, size) }
-
     /// The whole file, for hashing.
-    public var bytes: UnsafeRawBufferPointer { UnsafeRawBufferPointer(start: base, count: size) }
+    public var bytes: UnsafeRawBufferPointer { file.bytes }
 
     /// Parses and checks the header: every tensor's byte range inside the file and of the size its
     /// dtype and shape imply.  Returns the tensors and where the data section starts.
@@ -95,6 +79,7 @@ public final class SafeTensors: @unchecked Sendable {
         guard let info = tensors[name] else { throw WeightsError(path, "tensor \(name) is missing") }
         guard info.dtype == "F32" else { throw WeightsError(path, "tensor \(name) is \(info.dtype), expected F32") }
         guard info.shape == shape else { throw WeightsError(path, "tensor \(name) has shape \(info.shape), expected \(shape)") }
+        guard let base = file.bytes.baseAddress else { throw WeightsError(path, "is empty") }
         let start = base + dataStart + info.range.lowerBound
         let count = info.range.count / 4
         if Int(bitPattern: start) % MemoryLayout<Float>.alignment == 0 {

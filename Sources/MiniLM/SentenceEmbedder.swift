@@ -59,9 +59,7 @@ public final class SentenceEmbedder: Sendable {
 
         let weights = try SafeTensors(path: dir + "/model.safetensors")
         if let expected = expectedSHA256 {
-            var sha = SHA256()
-            sha.update(weights.bytes)
-            let got = sha.finalizeHex()
+            let got = Crypto.hex(Crypto.sha256(weights.bytes.assumingMemoryBound(to: UInt8.self)))
             guard got == expected else {
                 throw WeightsError(weights.path, "sha256 is \(got), expected \(expected): the file is damaged or another model's; fetch it again (scripts/fetch-minilm)")
             }
