@@ -170,11 +170,12 @@ import MServePOSIX
         _ = try ConfigFile.load(text: text, path: "conf/mserve.toml", into: Settings())
     }
 
-    /// The README's options table is the command line's documentation: every flag of the table is
-    /// in a row whose default cell shows the table's default, and every flag in a row exists.
-    @Test func readmeOptionsTableAgreesWithTheSettingTable() throws {
+    /// The options table of docs/operations.md is the command line's documentation: every flag of
+    /// the setting table is in a row whose default cell shows the table's default, and every flag
+    /// in a row exists.
+    @Test func theOptionsTableAgreesWithTheSettingTable() throws {
         let path = #filePath.split(separator: "/").dropLast(3).joined(separator: "/")
-        let readme = try ConfigFile.read("/" + path + "/README.md")
+        let readme = try ConfigFile.read("/" + path + "/docs/operations.md")
         let rows = readme.split(separator: "\n").filter { $0.hasPrefix("| `-") }.map { row in
             row.split(separator: "|", omittingEmptySubsequences: false).map { String($0.drop { $0 == " " }.reversed().drop { $0 == " " }.reversed()) }
         }
@@ -184,12 +185,12 @@ import MServePOSIX
         }
         for s in SettingTable.all where !s.flags.isEmpty {
             let row = rows.first { r in s.flags.allSatisfy { flags(r[1]).contains($0) } }
-            #expect(row != nil, "README's options table has no row for \(s.flags.joined(separator: ", "))")
+            #expect(row != nil, "docs/operations.md's options table has no row for \(s.flags.joined(separator: ", "))")
             guard let row, s.metavar != nil else { continue }
-            #expect(row[2].contains(s.defaultText), "README gives \(row[2]) as the default of \(s.key); the table says \(s.defaultText)")
+            #expect(row[2].contains(s.defaultText), "docs/operations.md gives \(row[2]) as the default of \(s.key); the table says \(s.defaultText)")
         }
         let known = Set(SettingTable.all.flatMap(\.flags) + ["-h", "--help", "-v", "--version"])
-        for r in rows { for f in flags(r[1]) { #expect(known.contains(f), "README names \(f), which mserve does not have") } }
+        for r in rows { for f in flags(r[1]) { #expect(known.contains(f), "docs/operations.md names \(f), which mserve does not have") } }
     }
 
     @Test func defaultsComeFromSettingsAndShowAsWritten() {

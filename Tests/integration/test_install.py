@@ -45,11 +45,11 @@ def test_installed_binary_runs_from_an_empty_directory(tmp_path):
 
 
 def assert_the_readme_lists_the_runtime_packages(ldd):
-    """The README's "it needs only Debian's ..." names the packages of what `ldd` lists: each listed
+    """docs/operations.md's "it needs only Debian's ..." names the packages of what `ldd` lists: each listed
     package provides a library the binary links, and each library comes from a listed package, one
     they depend on, or a package every Debian has (priority required or important)."""
     import re
-    readme = (ROOT / "README.md").read_text()
+    readme = (ROOT / "docs" / "operations.md").read_text()
     sentence = re.search(r"it needs only Debian's (.*?) \(what `ldd", readme, re.S).group(1)
     listed = set(re.findall(r"`([^`]+)`", sentence))
 
@@ -70,6 +70,6 @@ def assert_the_readme_lists_the_runtime_packages(ldd):
             if dep not in brought:
                 brought.add(dep)
                 todo.append(dep)
-    assert listed <= linked, f"the README lists {sorted(listed - linked)}, which the binary does not link ({sorted(linked)})"
+    assert listed <= linked, f"docs/operations.md lists {sorted(listed - linked)}, which the binary does not link ({sorted(linked)})"
     missing = {p for p in linked - brought if field(p, "Priority") not in ("required", "important")}
-    assert not missing, f"the binary links libraries of {sorted(missing)}, which the README does not list"
+    assert not missing, f"the binary links libraries of {sorted(missing)}, which docs/operations.md does not list"

@@ -1,6 +1,6 @@
-"""The README's shell examples, run as printed against a server started as the README says.
+"""The shell examples of the README and docs/, run as printed against a server started as they say.
 
-Every `curl` and `mserve bench` line in the README's indented code blocks is found; the server it
+Every `curl` and `mserve bench` line in their indented code blocks is found; the server it
 runs against is the `mserve ... MODELS` line before it in the same section (the quick start's is
 `scripts/setup`'s).  Port 8081 becomes a free port, 0.0.0.0 becomes 127.0.0.1, `mserve` the binary
 under test; bench runs get `-d 1 -w 0`.  When the README prints what comes back (the lines after
@@ -27,11 +27,22 @@ SKIPPED = {
 }
 
 
+def pages():
+    """The README, then every page of docs/."""
+    docs = os.path.join(ROOT, "docs")
+    return [os.path.join(ROOT, "README.md")] + sorted(os.path.join(docs, f) for f in os.listdir(docs) if f.endswith(".md"))
+
+
 def sections():
-    """(heading, [code block lines]) in the README's order; a block is indented 4+ spaces.  A
-    server named in the prose (`mserve ... MODELS` in backticks) is a block of its own."""
+    """(heading, [code block lines]) in the pages' order; a block is indented 4+ spaces.  A
+    server named in the prose (`mserve ... MODELS` in backticks) is a block of its own.  A page's
+    title counts as a section's heading: no server carries over from one page to the next."""
     out, heading, block = [], "", []
-    for line in open(os.path.join(ROOT, "README.md")).read().splitlines():
+    lines = []
+    for page in pages():
+        text = open(page).read().splitlines()
+        lines += [("## " + t[2:]) if t.startswith("# ") else t for t in text] + [""]
+    for line in lines:
         if line.startswith("#"):
             heading = line
         m = re.match(r"^( {4,})(\S.*)$", line)

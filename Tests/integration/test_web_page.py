@@ -78,9 +78,9 @@ def test_the_model_list_is_html_for_browsers_and_json_for_others_and_readable_wi
     # Self-contained: nothing loaded from elsewhere.
     assert not re.search(r'(src|href|url)\s*[=(]\s*"?https?:', page.text) and "@import" not in page.text
     assert '<a href="#m-demo"><code>demo</code></a>' in page.text and "<noscript>" in page.text
-    # The size the README states (the page with these two models; each model adds a few lines).
+    # The size the user guide states (the page with these two models; each model adds a few lines).
     import pathlib
-    stated = re.search(r"self-contained file inside the binary \((\d+) KB", (pathlib.Path(__file__).parents[2] / "README.md").read_text())
+    stated = re.search(r"self-contained file inside the binary \((\d+) KB", (pathlib.Path(__file__).parents[2] / "docs" / "user-guide.md").read_text())
     assert stated and round(len(page.content) / 1000) == int(stated.group(1)), (len(page.content), stated)
     assert s.get("/", headers={"Accept": "*/*"}).json()["models"][0]["example"] == {"cal_number": 1}
     off = start("demo", "--ui", "off", workers=1)

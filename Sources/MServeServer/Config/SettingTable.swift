@@ -296,7 +296,7 @@ public enum SettingTable {
                         "API keys (mserve keys add writes it): every route but health, readiness and open metrics then needs a key; HUP re-reads it."),
         .seconds("signature_window", ["--signature-window"], \.signatureWindow,
                  "Signed requests: how far their timestamp may be from now; a nonce is refused the second time within it."),
-        .make("metrics_access", ["--metrics-access"], \.metricsAccess, metavar: "open|keyed", show: { $0 },
+        .make("metrics_access", ["--metrics-access"], \.metricsAccess, metavar: "MODE", show: { $0 },
               "With keys on: whether /metrics answers without a key (open) or needs one (keyed).") { v, _, _ throws(ConfigError) in
             guard case .string(let t) = v, t == "open" || t == "keyed" else { throw ConfigError("expected open or keyed, got \(v.text)") }
             return t

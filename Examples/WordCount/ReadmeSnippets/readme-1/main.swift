@@ -1,4 +1,4 @@
-// Generated from a ```swift block of README.md by scripts/readme-snippets; edit the README, not this.
+// Generated from a ```swift block of the docs (README.md, docs/) by scripts/readme-snippets; edit the docs, not this.
 import MServe
 import MServeServer
 import WordCountModel
