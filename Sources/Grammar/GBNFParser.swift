@@ -106,7 +106,7 @@ struct GBNFParser {
 
     mutating func sequence(_ rule: String, topLevel: Bool) throws(GrammarError) -> [Grammar.Element] {
         var out: [Grammar.Element] = []
-        var last = 0   // where the last symbol begins in `out`: what a repetition repeats
+        var last = 0  // where the last symbol begins in `out`: what a repetition repeats
         while true {
             skipSpace()
             guard i < s.count else { break }

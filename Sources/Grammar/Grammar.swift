@@ -116,7 +116,7 @@ public struct Grammar: Sendable, Equatable {
                 }
             }
         }
-        var state = Array(repeating: 0, count: alternatives.count)   // 0 unseen, 1 on the path, 2 done
+        var state = Array(repeating: 0, count: alternatives.count)  // 0 unseen, 1 on the path, 2 done
         func visit(_ r: Int) throws(GrammarError) {
             if state[r] == 2 { return }
             if state[r] == 1 { throw GrammarError("rule \(ruleNames[r]) is left-recursive (it can begin with itself): not supported") }

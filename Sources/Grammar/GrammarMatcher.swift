@@ -33,11 +33,12 @@ public struct GrammarMatcher: Sendable {
     /// The text is whole and at most whitespace could follow (a JSON value's trailing `space`):
     /// where an answer ends rather than spend its tokens on blanks.
     public var isDone: Bool {
-        isComplete && stacks.allSatisfy { stack in
-            guard let top = stack.last else { return true }
-            guard case .chars(let ranges, let negated) = grammar.elements[Int(top)], !negated else { return false }
-            return ranges.allSatisfy { r in r.allSatisfy { [0x09, 0x0A, 0x0D, 0x20].contains($0) } }
-        }
+        isComplete
+            && stacks.allSatisfy { stack in
+                guard let top = stack.last else { return true }
+                guard case .chars(let ranges, let negated) = grammar.elements[Int(top)], !negated else { return false }
+                return ranges.allSatisfy { r in r.allSatisfy { [0x09, 0x0A, 0x0D, 0x20].contains($0) } }
+            }
     }
 
     /// Whether `bytes` may come next (the state is left as it was).
@@ -84,7 +85,8 @@ public struct GrammarMatcher: Sendable {
         var out = Set<[Int32]>()
         for stack in stacks {
             guard let top = stack.last, case .chars(let ranges, let negated) = grammar.elements[Int(top)],
-                  ranges.contains(where: { $0.contains(c) }) != negated else { continue }
+                ranges.contains(where: { $0.contains(c) }) != negated
+            else { continue }
             var next = stack
             next.removeLast()
             if !grammar.closes(top + 1) { next.append(top + 1) }
@@ -114,7 +116,7 @@ public struct GrammarMatcher: Sendable {
                 expand(g.closes(start) ? base : base + [start], g, into: &out)
             }
         case .alternative, .end:
-            out.insert(stack)   // not pushed by construction
+            out.insert(stack)  // not pushed by construction
         }
     }
 }

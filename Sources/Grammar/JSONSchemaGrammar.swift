@@ -35,20 +35,20 @@ public enum JSONSchemaGrammar {
     /// surrogates are left out (a lone one is not JSON that strict parsers take; the character
     /// itself can be written instead).
     public static let primitives = #"""
-    space ::= | " " | "\n" [ \t]{0,20}
-    value ::= object | array | string | number | boolean | null
-    object ::= "{" space ( string ":" space value ( "," space string ":" space value )* )? "}" space
-    array ::= "[" space ( value ( "," space value )* )? "]" space
-    char ::= [^"\\\x7F\x00-\x1F] | escape
-    escape ::= [\\] ( ["\\/bfnrt] | "u" ( [0-9a-cA-Ce-fE-F] [0-9a-fA-F]{3} | [dD] [0-7] [0-9a-fA-F]{2} ) )
-    string ::= "\"" char* "\"" space
-    integral-part ::= [0] | [1-9] [0-9]{0,15}
-    number ::= "-"? integral-part ( "." [0-9]{1,16} )? ( [eE] [-+]? [0-9]{1,2} )? space
-    integer ::= "-"? integral-part space
-    boolean ::= ( "true" | "false" ) space
-    null ::= "null" space
+        space ::= | " " | "\n" [ \t]{0,20}
+        value ::= object | array | string | number | boolean | null
+        object ::= "{" space ( string ":" space value ( "," space string ":" space value )* )? "}" space
+        array ::= "[" space ( value ( "," space value )* )? "]" space
+        char ::= [^"\\\x7F\x00-\x1F] | escape
+        escape ::= [\\] ( ["\\/bfnrt] | "u" ( [0-9a-cA-Ce-fE-F] [0-9a-fA-F]{3} | [dD] [0-7] [0-9a-fA-F]{2} ) )
+        string ::= "\"" char* "\"" space
+        integral-part ::= [0] | [1-9] [0-9]{0,15}
+        number ::= "-"? integral-part ( "." [0-9]{1,16} )? ( [eE] [-+]? [0-9]{1,2} )? space
+        integer ::= "-"? integral-part space
+        boolean ::= ( "true" | "false" ) space
+        null ::= "null" space
 
-    """#
+        """#
 
     /// A GBNF literal of `s`.
     public static func literal(_ s: String) -> String {
@@ -61,7 +61,11 @@ public enum JSONSchemaGrammar {
             case "\r": out += "\\r"
             case "\t": out += "\\t"
             default:
-                if u.value < 0x20 || u.value == 0x7F { out += "\\x" + (u.value < 16 ? "0" : "") + String(u.value, radix: 16) } else { out.unicodeScalars.append(u) }
+                if u.value < 0x20 || u.value == 0x7F {
+                    out += "\\x" + (u.value < 16 ? "0" : "") + String(u.value, radix: 16)
+                } else {
+                    out.unicodeScalars.append(u)
+                }
             }
         }
         return out + "\""
@@ -69,15 +73,19 @@ public enum JSONSchemaGrammar {
 }
 
 /// Keywords that describe without constraining: taken and ignored.
-private let annotations: Set<String> = ["title", "description", "$schema", "$id", "$comment", "default", "examples", "deprecated", "readOnly",
-                                        "writeOnly", "$defs", "definitions", "strict", "name"]
+private let annotations: Set<String> = [
+    "title", "description", "$schema", "$id", "$comment", "default", "examples", "deprecated", "readOnly",
+    "writeOnly", "$defs", "definitions", "strict", "name"
+]
 private let maxDepth = 64
 
 private struct Converter {
     let root: JSON
     /// Rules in the order made, and the names taken (a `$ref` is made once, under its name).
     var rules: [(String, String)] = []
-    var names: Set<String> = ["space", "value", "object", "array", "char", "escape", "string", "integral-part", "number", "integer", "boolean", "null", "root"]
+    var names: Set<String> = [
+        "space", "value", "object", "array", "char", "escape", "string", "integral-part", "number", "integer", "boolean", "null", "root"
+    ]
     var refs: [String: String] = [:]
 
     /// Put before every rule's name made here, so that the rules of several schemas can stand in one grammar.
@@ -121,7 +129,10 @@ private struct Converter {
         if let c = schema["const"] { return add(name, JSONSchemaGrammar.literal(String(decoding: c.serialized(), as: UTF8.self)) + " space") }
         if case .array(let values)? = schema["enum"] {
             guard !values.isEmpty else { throw fail(path, "enum is empty: no answer could match") }
-            return add(name, "( " + values.map { JSONSchemaGrammar.literal(String(decoding: $0.serialized(), as: UTF8.self)) }.joined(separator: " | ") + " ) space")
+            return add(
+                name,
+                "( " + values.map { JSONSchemaGrammar.literal(String(decoding: $0.serialized(), as: UTF8.self)) }.joined(separator: " | ")
+                    + " ) space")
         }
         for key in ["anyOf", "oneOf"] {
             if case .array(let options)? = schema[key] {
@@ -136,14 +147,19 @@ private struct Converter {
         case .array(let types)?:
             var alts: [String] = []
             for t in types {
-                alts.append(try visit(.object(pairs.filter { $0.0 != "type" } + [("type", t)]), name: "\(name)-\(t.stringValue ?? "x")", path: path, depth: depth + 1))
+                alts.append(
+                    try visit(
+                        .object(pairs.filter { $0.0 != "type" } + [("type", t)]), name: "\(name)-\(t.stringValue ?? "x")", path: path,
+                        depth: depth + 1))
             }
             return add(name, alts.joined(separator: " | "))
         case .string(let type)?:
             return try typed(type, schema, keys, name: name, path: path, depth: depth)
         case nil:
             if keys.contains("properties") { return try typed("object", schema, keys, name: name, path: path, depth: depth) }
-            if keys.contains("items") || keys.contains("prefixItems") { return try typed("array", schema, keys, name: name, path: path, depth: depth) }
+            if keys.contains("items") || keys.contains("prefixItems") {
+                return try typed("array", schema, keys, name: name, path: path, depth: depth)
+            }
             try only([], keys, path)
             return "value"
         case let t?:
@@ -206,8 +222,10 @@ private struct Converter {
                 guard bits.count == 3, let t = root[bits[1]]?[bits[2]] else { throw fail(path, "allOf[\(i)]: $ref \(ref) is not supported") }
                 part = t
             }
-            guard case .object(let pairs) = part, pairs.allSatisfy({ ["type", "properties", "required"].contains($0.0) || annotations.contains($0.0) }),
-                  part["type"] == nil || part["type"] == "object" else {
+            guard case .object(let pairs) = part,
+                pairs.allSatisfy({ ["type", "properties", "required"].contains($0.0) || annotations.contains($0.0) }),
+                part["type"] == nil || part["type"] == "object"
+            else {
                 throw fail(path, "allOf is supported only of object schemas (properties and required)")
             }
             if case .object(let ps)? = part["properties"] { properties += ps }
@@ -241,7 +259,8 @@ private struct Converter {
         case nil, .bool(false)?: break
         case .bool(true)?: extra = otherKey(props.map(\.key), name: name) + " \":\" space value"
         case let sub?:
-            extra = otherKey(props.map(\.key), name: name) + " \":\" space "
+            extra =
+                otherKey(props.map(\.key), name: name) + " \":\" space "
                 + (try visit(sub, name: "\(name)-additional", path: "\(path).additionalProperties", depth: depth + 1))
         }
         var members: String
@@ -290,7 +309,9 @@ private struct Converter {
         for k in plain {
             var n = root
             for u in k.unicodeScalars {
-                if let next = n.children.first(where: { $0.0 == u })?.1 { n = next } else {
+                if let next = n.children.first(where: { $0.0 == u })?.1 {
+                    n = next
+                } else {
                     let next = Node()
                     n.children.append((u, next))
                     n = next
@@ -300,7 +321,7 @@ private struct Converter {
         }
         func rule(_ n: Node) -> String {
             var alts: [String] = []
-            if !n.end { alts.append("\"\\\"\" space") }   // the key may end here
+            if !n.end { alts.append("\"\\\"\" space") }  // the key may end here
             let excluded = n.children.map { RegexToGrammar.hex($0.0.value) }.joined()
             alts.append("( [^\"\\\\\\x7F\\x00-\\x1F\(excluded)] | escape ) char* \"\\\"\" space")
             for (u, child) in n.children { alts.append(JSONSchemaGrammar.literal(String(u)) + " " + rule(child)) }
@@ -312,7 +333,9 @@ private struct Converter {
     mutating func array(_ schema: JSON, name: String, path: String, depth: Int) throws(GrammarError) -> String {
         func count(_ key: String) throws(GrammarError) -> Int? {
             guard let v = schema[key] else { return nil }
-            guard let n = v.intValue, n >= 0, n <= Int64(maxRepetitions) else { throw fail(path, "\(key) must be an integer from 0 to \(maxRepetitions), got \(v.text)") }
+            guard let n = v.intValue, n >= 0, n <= Int64(maxRepetitions) else {
+                throw fail(path, "\(key) must be an integer from 0 to \(maxRepetitions), got \(v.text)")
+            }
             return Int(n)
         }
         let least = try count("minItems") ?? 0, most = try count("maxItems")
@@ -323,7 +346,9 @@ private struct Converter {
             guard !parts.isEmpty else { return add(name, "\"[\" space \"]\" space") }
             return add(name, "\"[\" space " + parts.joined(separator: " \",\" space ") + " \"]\" space")
         }
-        let item = try schema["items"].map { v throws(GrammarError) in try visit(v, name: "\(name)-item", path: "\(path).items", depth: depth + 1) } ?? "value"
+        let item =
+            try schema["items"].map { v throws(GrammarError) in try visit(v, name: "\(name)-item", path: "\(path).items", depth: depth + 1) }
+            ?? "value"
         if most == 0 { return add(name, "\"[\" space \"]\" space") }
         let more: String
         switch most {
@@ -369,8 +394,12 @@ private struct Converter {
             let made: String
             switch format.stringValue {
             case "date"?: made = #""\"" [0-9]{4} "-" ( "0" [1-9] | "1" [0-2] ) "-" ( "0" [1-9] | [1-2] [0-9] | "3" [0-1] ) "\"" space"#
-            case "time"?: made = #""\"" ( [01] [0-9] | "2" [0-3] ) ":" [0-5] [0-9] ":" [0-5] [0-9] ( "." [0-9]{3} )? ( "Z" | [+-] ( [01] [0-9] | "2" [0-3] ) ":" [0-5] [0-9] ) "\"" space"#
-            case "date-time"?: made = #""\"" [0-9]{4} "-" ( "0" [1-9] | "1" [0-2] ) "-" ( "0" [1-9] | [1-2] [0-9] | "3" [0-1] ) "T" ( [01] [0-9] | "2" [0-3] ) ":" [0-5] [0-9] ":" [0-5] [0-9] ( "." [0-9]{3} )? ( "Z" | [+-] ( [01] [0-9] | "2" [0-3] ) ":" [0-5] [0-9] ) "\"" space"#
+            case "time"?:
+                made =
+                    #""\"" ( [01] [0-9] | "2" [0-3] ) ":" [0-5] [0-9] ":" [0-5] [0-9] ( "." [0-9]{3} )? ( "Z" | [+-] ( [01] [0-9] | "2" [0-3] ) ":" [0-5] [0-9] ) "\"" space"#
+            case "date-time"?:
+                made =
+                    #""\"" [0-9]{4} "-" ( "0" [1-9] | "1" [0-2] ) "-" ( "0" [1-9] | [1-2] [0-9] | "3" [0-1] ) "T" ( [01] [0-9] | "2" [0-3] ) ":" [0-5] [0-9] ":" [0-5] [0-9] ( "." [0-9]{3} )? ( "Z" | [+-] ( [01] [0-9] | "2" [0-3] ) ":" [0-5] [0-9] ) "\"" space"#
             case "uuid"?: made = #""\"" [0-9a-fA-F]{8} "-" [0-9a-fA-F]{4} "-" [0-9a-fA-F]{4} "-" [0-9a-fA-F]{4} "-" [0-9a-fA-F]{12} "\"" space"#
             default: throw fail(path, "format \(format.text) is not supported (date, time, date-time, uuid are)")
             }
@@ -381,13 +410,17 @@ private struct Converter {
         }
         if let p = schema["pattern"] {
             guard let pattern = p.stringValue else { throw fail(path, "pattern must be a string") }
-            guard schema["minLength"] == nil, schema["maxLength"] == nil else { throw fail(path, "pattern with minLength or maxLength is not supported") }
+            guard schema["minLength"] == nil, schema["maxLength"] == nil else {
+                throw fail(path, "pattern with minLength or maxLength is not supported")
+            }
             var regex = RegexToGrammar(Array(pattern.unicodeScalars), path: path)
             return add(name, "\"\\\"\" " + (try regex.convert()) + " \"\\\"\" space")
         }
         func length(_ key: String) throws(GrammarError) -> Int? {
             guard let v = schema[key] else { return nil }
-            guard let n = v.intValue, n >= 0, n <= Int64(maxRepetitions) else { throw fail(path, "\(key) must be an integer from 0 to \(maxRepetitions), got \(v.text)") }
+            guard let n = v.intValue, n >= 0, n <= Int64(maxRepetitions) else {
+                throw fail(path, "\(key) must be an integer from 0 to \(maxRepetitions), got \(v.text)")
+            }
             return Int(n)
         }
         let least = try length("minLength"), most = try length("maxLength")
@@ -444,7 +477,11 @@ struct RegexToGrammar {
             i += 1
             switch c {
             case "(":
-                if i + 1 < end && s[i] == "?" && s[i + 1] == ":" { i += 2 } else if i < end && s[i] == "?" { throw fail("(?\(s[i + 1]) groups are not supported") }
+                if i + 1 < end && s[i] == "?" && s[i + 1] == ":" {
+                    i += 2
+                } else if i < end && s[i] == "?" {
+                    throw fail("(?\(s[i + 1]) groups are not supported")
+                }
                 let inner = try alternation(end: end)
                 guard i < end, s[i] == ")" else { throw fail("expected )") }
                 i += 1
@@ -467,7 +504,9 @@ struct RegexToGrammar {
                     guard i < end else { throw fail("unterminated {") }
                     i += 1
                     let inside = String(String.UnicodeScalarView(s[(start + 1)..<(i - 1)]))
-                    guard inside.allSatisfy({ $0.isNumber || $0 == "," }), inside.first?.isNumber == true else { throw fail("bad repetition {\(inside)}") }
+                    guard inside.allSatisfy({ $0.isNumber || $0 == "," }), inside.first?.isNumber == true else {
+                        throw fail("bad repetition {\(inside)}")
+                    }
                     atom += "{\(inside)}"
                 default: break
                 }
@@ -549,7 +588,8 @@ struct RegexToGrammar {
 
     static func hex(_ v: UInt32) -> String {
         let h = String(v, radix: 16)
-        return v <= 0xFF ? "\\x" + String(repeating: "0", count: 2 - h.count) + h
+        return v <= 0xFF
+            ? "\\x" + String(repeating: "0", count: 2 - h.count) + h
             : v <= 0xFFFF ? "\\u" + String(repeating: "0", count: 4 - h.count) + h : "\\U" + String(repeating: "0", count: 8 - h.count) + h
     }
 
@@ -579,7 +619,9 @@ struct RegexToGrammar {
                 if s[i] == "\\" {
                     i += 1
                     let e = try escape(end: end, inClass: true)
-                    guard !e.negated, e.ranges.count == 1, e.ranges[0].lowerBound == e.ranges[0].upperBound else { throw fail("bad range in a class") }
+                    guard !e.negated, e.ranges.count == 1, e.ranges[0].lowerBound == e.ranges[0].upperBound else {
+                        throw fail("bad range in a class")
+                    }
                     hi = e.ranges[0].lowerBound
                 } else {
                     hi = s[i].value

@@ -128,7 +128,9 @@ extension JinjaRenderer {
             switch v {
             case .int, .bool: return .int(v.integer ?? 0)
             case .double(let d): return .int(d.isFinite ? Int(d) : 0)
-            case .string(let s): return .int(Int(s.string.trimmingSpaces) ?? Double(s.string.trimmingSpaces).map { Int($0) } ?? (args.value(0, "default")?.integer ?? 0))
+            case .string(let s):
+                return .int(
+                    Int(s.string.trimmingSpaces) ?? Double(s.string.trimmingSpaces).map { Int($0) } ?? (args.value(0, "default")?.integer ?? 0))
             default: return args.value(0, "default") ?? .int(0)
             }
         case "float":
@@ -164,11 +166,12 @@ extension JinjaRenderer {
             let items = v.truthy ? try iterate(v) : []
             if let a = args.named.first(where: { $0.0 == "attribute" })?.1 {
                 let fallback = args.named.first { $0.0 == "default" }?.1
-                return .list(try items.map { x throws(JinjaError) in
-                    let r = try path(x, a)
-                    if case .undefined = r, let fallback { return fallback }
-                    return r
-                })
+                return .list(
+                    try items.map { x throws(JinjaError) in
+                        let r = try path(x, a)
+                        if case .undefined = r, let fallback { return fallback }
+                        return r
+                    })
             }
             guard case .string(let f)? = args.positional.first else { throw fail("map takes a filter name or attribute=") }
             let rest = JinjaArguments(positional: Array(args.positional.dropFirst()), named: args.named)

@@ -34,8 +34,10 @@ struct JinjaLexer {
 
     private init(s: [UInt8]) { self.s = s }
 
-    private static let operators = ["//", "**", "==", "!=", "<=", ">=", "+", "-", "*", "/", "%", "~", "<", ">", "=",
-                                    "(", ")", "[", "]", "{", "}", ",", ".", ":", "|"].map { Array($0.utf8) }
+    private static let operators = [
+        "//", "**", "==", "!=", "<=", ">=", "+", "-", "*", "/", "%", "~", "<", ">", "=",
+        "(", ")", "[", "]", "{", "}", ",", ".", ":", "|"
+    ].map { Array($0.utf8) }
 
     private func at(_ k: Int) -> UInt8? { k < s.count ? s[k] : nil }
     private func starts(_ text: String, at k: Int) -> Bool {
@@ -55,7 +57,8 @@ struct JinjaLexer {
         var textStart = 0
         while i < s.count {
             guard s[i] == UInt8(ascii: "{"), let next = at(i + 1),
-                  next == UInt8(ascii: "{") || next == UInt8(ascii: "%") || next == UInt8(ascii: "#") else {
+                next == UInt8(ascii: "{") || next == UInt8(ascii: "%") || next == UInt8(ascii: "#")
+            else {
                 if s[i] == 0x0a { line += 1 }
                 text.append(s[i])
                 i += 1

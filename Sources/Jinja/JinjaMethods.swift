@@ -20,12 +20,15 @@ extension JinjaRenderer {
                 throw fail("access to attribute '\(name)' of 'list' object is unsafe (lists cannot be changed here)")
             }
             if name == "index" || name == "count" {
-                return .function(JinjaFunction(name) { args throws(JinjaError) in
-                    guard let x = args.positional.first else { throw JinjaError(.render, "list.\(name)() takes one argument") }
-                    if name == "count" { return .int(l.filter { JinjaValue.equal($0, x) }.count) }
-                    guard let i = l.firstIndex(where: { JinjaValue.equal($0, x) }) else { throw JinjaError(.render, "the value is not in the list") }
-                    return .int(i)
-                })
+                return .function(
+                    JinjaFunction(name) { args throws(JinjaError) in
+                        guard let x = args.positional.first else { throw JinjaError(.render, "list.\(name)() takes one argument") }
+                        if name == "count" { return .int(l.filter { JinjaValue.equal($0, x) }.count) }
+                        guard let i = l.firstIndex(where: { JinjaValue.equal($0, x) }) else {
+                            throw JinjaError(.render, "the value is not in the list")
+                        }
+                        return .int(i)
+                    })
             }
             return .undefined("'list object' has no attribute '\(name)'")
         default:
@@ -49,12 +52,14 @@ extension JinjaRenderer {
             let chars = Array(s.string)
             let i = key.integer ?? 0
             let k = i < 0 ? chars.count + i : i
-            return chars.indices.contains(k) ? .string(JinjaText.derived(String(chars[k]), from: s))
+            return chars.indices.contains(k)
+                ? .string(JinjaText.derived(String(chars[k]), from: s))
                 : .undefined("string index \(i) out of range")
         case (.dict(let d), _) where JinjaKey(key).flatMap({ d[$0] }) != nil:
             return JinjaKey(key).flatMap { d[$0] } ?? .none
         case (.dict(let d), .string(let k)):
-            return dictMethod(d, k.string).map { .function(JinjaFunction(k.string, $0)) } ?? .undefined("'dict object' has no attribute '\(k.string)'")
+            return dictMethod(d, k.string).map { .function(JinjaFunction(k.string, $0)) }
+                ?? .undefined("'dict object' has no attribute '\(k.string)'")
         case (_, .string(let k)):
             return try attribute(v, k.string)
         default:
@@ -95,7 +100,9 @@ extension JinjaRenderer {
                 return d[k] ?? args.value(1, "default") ?? .none
             }
         case "update", "pop", "setdefault", "clear", "popitem":
-            return { [unowned self] _ throws(JinjaError) in throw self.fail("access to attribute '\(name)' of 'dict' object is unsafe (dicts cannot be changed here)") }
+            return { [unowned self] _ throws(JinjaError) in
+                throw self.fail("access to attribute '\(name)' of 'dict' object is unsafe (dicts cannot be changed here)")
+            }
         default: return nil
         }
     }
@@ -135,7 +142,9 @@ extension JinjaRenderer {
                 }
                 for o in options {
                     guard case .string(let p) = o else { throw self.fail("\(name)() takes strings, got \(o.typeName)") }
-                    let hit = name == "startswith" ? str.unicodeScalars.starts(with: p.string.unicodeScalars)
+                    let hit =
+                        name == "startswith"
+                        ? str.unicodeScalars.starts(with: p.string.unicodeScalars)
                         : str.unicodeScalars.reversed().starts(with: p.string.unicodeScalars.reversed())
                     if hit { return .bool(true) }
                 }
@@ -149,8 +158,11 @@ extension JinjaRenderer {
                 return .list(parts.map { derived($0, sep) })
             }
         case "splitlines":
-            return { _ in .list(str.split(omittingEmptySubsequences: false, whereSeparator: \.isNewline).map { derived(String($0)) }
-                .dropLast(str.last?.isNewline == true ? 1 : 0)) }
+            return { _ in
+                .list(
+                    str.split(omittingEmptySubsequences: false, whereSeparator: \.isNewline).map { derived(String($0)) }
+                        .dropLast(str.last?.isNewline == true ? 1 : 0))
+            }
         case "replace":
             return { [unowned self] args throws(JinjaError) in
                 guard let old = try self.text(args, 0, "old"), let new = try self.text(args, 1, "new") else {
@@ -210,7 +222,7 @@ extension JinjaRenderer {
         while i < chars.count {
             let c = chars[i]
             i += 1
-            if c == "}" || c == "{", i < chars.count, chars[i] == c {   // `{{` and `}}`
+            if c == "}" || c == "{", i < chars.count, chars[i] == c {  // `{{` and `}}`
                 literal.append(c)
                 i += 1
                 continue

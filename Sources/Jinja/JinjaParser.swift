@@ -86,7 +86,9 @@ struct JinjaParser {
                 let at = line
                 let keyword = try name()
                 if until.contains(keyword) { return (nodes, keyword) }
-                if let node = try statement(keyword, line: at) { nodes.append(node) } else {
+                if let node = try statement(keyword, line: at) {
+                    nodes.append(node)
+                } else {
                     // `{% generation %}` (Hugging Face's marker of assistant text): its body inline.
                     let (inner, _) = try body(until: ["endgeneration"])
                     try expect(.blockEnd)
@@ -180,7 +182,7 @@ struct JinjaParser {
             }
             try expect(.blockEnd)
             let (nodes, _) = try block(["endmacro"], opened: "macro", line: at)
-            if case .name = current { advance() }   // {% endmacro name %}
+            if case .name = current { advance() }  // {% endmacro name %}
             try expect(.blockEnd)
             return .macro(JinjaMacro(name: macroName, parameters: parameters, body: nodes), line: at)
         case "filter":
@@ -312,7 +314,7 @@ struct JinjaParser {
             default: return .name(n)
             }
         case .string(var s):
-            while case .string(let more) = current {   // 'a' 'b' is 'ab'
+            while case .string(let more) = current {  // 'a' 'b' is 'ab'
                 s += more
                 advance()
             }
@@ -362,7 +364,7 @@ struct JinjaParser {
         var e = start
         while true {
             if skip(.op(".")) {
-                if case .int(let n) = current {   // x.0 is x[0]
+                if case .int(let n) = current {  // x.0 is x[0]
                     advance()
                     e = .item(e, .literal(.int(n)))
                 } else {
@@ -444,7 +446,7 @@ struct JinjaParser {
                 if current == .op("(") {
                     (args, _) = try arguments()
                 } else if startsPrimary, !["and", "or", "else", "if", "in", "not", "is"].contains(currentName ?? "") {
-                    args = [try primaryWithPostfix()]   // `x is divisibleby 3`, `x is sameas none`
+                    args = [try primaryWithPostfix()]  // `x is divisibleby 3`, `x is sameas none`
                 }
                 e = .test(e, name: testName, args, negated: negated)
             } else {

@@ -1,7 +1,7 @@
 #if canImport(Glibc)
-import Glibc
+    import Glibc
 #elseif canImport(Darwin)
-import Darwin
+    import Darwin
 #endif
 
 /// Runs a parsed template: statements write to the output, expressions evaluate with Python's
@@ -177,35 +177,43 @@ final class JinjaRenderer {
     private func globals(_ name: String) -> JinjaValue? {
         switch name {
         case "range":
-            return .function(JinjaFunction("range") { [unowned self] args throws(JinjaError) in
-                let n = try args.positional.map { v throws(JinjaError) -> Int in
-                    guard let i = v.integer else { throw self.fail("range() takes integers, got \(v.typeName)") }
-                    return i
-                }
-                let (start, stop, by) = n.count == 1 ? (0, n[0], 1) : n.count == 2 ? (n[0], n[1], 1)
-                    : n.count == 3 ? (n[0], n[1], n[2]) : (0, 0, 0)
-                guard by != 0 else { throw self.fail("range() takes 1 to 3 integers, the step not 0") }
-                let count = by > 0 ? (stop - start + by - 1) / by : (start - stop - by - 1) / -by
-                guard count <= 100_000 else { throw self.fail("range() of more than 100000 numbers") }
-                return .list(stride(from: start, to: stop, by: by).map { .int($0) })
-            })
+            return .function(
+                JinjaFunction("range") { [unowned self] args throws(JinjaError) in
+                    let n = try args.positional.map { v throws(JinjaError) -> Int in
+                        guard let i = v.integer else { throw self.fail("range() takes integers, got \(v.typeName)") }
+                        return i
+                    }
+                    let (start, stop, by) =
+                        n.count == 1
+                        ? (0, n[0], 1)
+                        : n.count == 2
+                            ? (n[0], n[1], 1)
+                            : n.count == 3 ? (n[0], n[1], n[2]) : (0, 0, 0)
+                    guard by != 0 else { throw self.fail("range() takes 1 to 3 integers, the step not 0") }
+                    let count = by > 0 ? (stop - start + by - 1) / by : (start - stop - by - 1) / -by
+                    guard count <= 100_000 else { throw self.fail("range() of more than 100000 numbers") }
+                    return .list(stride(from: start, to: stop, by: by).map { .int($0) })
+                })
         case "namespace", "dict":
-            return .function(JinjaFunction(name) { args throws(JinjaError) in
-                var d = JinjaDict()
-                for p in args.positional {   // namespace({...}) / dict(other)
-                    if case .dict(let given) = p { for (k, v) in given { d[k] = v } }
-                }
-                for (k, v) in args.named { d[k] = v }
-                return name == "dict" ? .dict(d) : .namespace(JinjaNamespace(d))
-            })
+            return .function(
+                JinjaFunction(name) { args throws(JinjaError) in
+                    var d = JinjaDict()
+                    for p in args.positional {  // namespace({...}) / dict(other)
+                        if case .dict(let given) = p { for (k, v) in given { d[k] = v } }
+                    }
+                    for (k, v) in args.named { d[k] = v }
+                    return name == "dict" ? .dict(d) : .namespace(JinjaNamespace(d))
+                })
         case "raise_exception":
-            return .function(JinjaFunction(name) { args throws(JinjaError) in
-                throw JinjaError(.raised, args.positional.first?.pythonString ?? "the template raised an exception")
-            })
+            return .function(
+                JinjaFunction(name) { args throws(JinjaError) in
+                    throw JinjaError(.raised, args.positional.first?.pythonString ?? "the template raised an exception")
+                })
         case "strftime_now":
-            return .function(JinjaFunction(name) { [now] args throws(JinjaError) in
-                .trusted(now.format(args.positional.first?.pythonString ?? ""))
-            })
+            return .function(
+                JinjaFunction(name) { [now] args throws(JinjaError) in
+                    .trusted(now.format(args.positional.first?.pythonString ?? ""))
+                })
         default:
             return nil
         }
@@ -331,7 +339,7 @@ final class JinjaRenderer {
             return needle.string.isEmpty || s.string.contains(needle.string)
         case .list(let l): return l.contains { JinjaValue.equal($0, x) }
         case .dict(let d): return JinjaKey(x).map { d[$0] != nil } ?? false
-        case .undefined: return false   // Jinja2's Undefined iterates as empty
+        case .undefined: return false  // Jinja2's Undefined iterates as empty
         default: throw fail("argument of type '\(container.typeName)' is not iterable")
         }
     }

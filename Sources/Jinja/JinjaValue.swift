@@ -267,10 +267,11 @@ public final class JinjaLoopState {
         case "nextitem": return index < n - 1 ? items[index + 1] : .undefined("there is no next item")
         case "cycle":
             let k = index
-            return .function(JinjaFunction("loop.cycle") { args throws(JinjaError) in
-                guard !args.positional.isEmpty else { throw JinjaError(.render, "loop.cycle() takes at least one value") }
-                return args.positional[k % args.positional.count]
-            })
+            return .function(
+                JinjaFunction("loop.cycle") { args throws(JinjaError) in
+                    guard !args.positional.isEmpty else { throw JinjaError(.render, "loop.cycle() takes at least one value") }
+                    return args.positional[k % args.positional.count]
+                })
         default: return nil
         }
     }

@@ -29,8 +29,10 @@ public final class BPETokenizer: Tokenizer, @unchecked Sendable {
     public let leadingToken: Int32?
     public let trailingToken: Int32?
 
-    public init(tokens: [String], merges: [String], tokenTypes: [Int], pre: PreTokenizer = .smollm, leadingToken: Int32? = nil,
-                trailingToken: Int32? = nil) throws(GGUFError) {
+    public init(
+        tokens: [String], merges: [String], tokenTypes: [Int], pre: PreTokenizer = .smollm, leadingToken: Int32? = nil,
+        trailingToken: Int32? = nil
+    ) throws(GGUFError) {
         self.pre = pre
         self.leadingToken = leadingToken
         self.trailingToken = trailingToken
@@ -73,15 +75,18 @@ public final class BPETokenizer: Tokenizer, @unchecked Sendable {
         }
         let name = f.metadata["tokenizer.ggml.pre"]?.stringValue ?? "none"
         guard let pre = PreTokenizer(rawValue: name) else {
-            throw GGUFError(f.path, "pre-tokenizer \(name) is not supported; supported: \(PreTokenizer.allCases.map(\.rawValue).joined(separator: ", "))")
+            throw GGUFError(
+                f.path, "pre-tokenizer \(name) is not supported; supported: \(PreTokenizer.allCases.map(\.rawValue).joined(separator: ", "))")
         }
         guard let tokens = f.metadata["tokenizer.ggml.tokens"]?.arrayValue?.compactMap(\.stringValue),
-              let merges = f.metadata["tokenizer.ggml.merges"]?.arrayValue?.compactMap(\.stringValue),
-              let types = f.metadata["tokenizer.ggml.token_type"]?.arrayValue?.compactMap(\.intValue), types.count == tokens.count else {
+            let merges = f.metadata["tokenizer.ggml.merges"]?.arrayValue?.compactMap(\.stringValue),
+            let types = f.metadata["tokenizer.ggml.token_type"]?.arrayValue?.compactMap(\.intValue), types.count == tokens.count
+        else {
             throw GGUFError(f.path, "the tokenizer's tokens, merges or token types are missing")
         }
-        try self.init(tokens: tokens, merges: merges, tokenTypes: types, pre: pre, leadingToken: f.addedToken("bos", fallback: false),
-                      trailingToken: f.addedToken("eos", fallback: false))
+        try self.init(
+            tokens: tokens, merges: merges, tokenTypes: types, pre: pre, leadingToken: f.addedToken("bos", fallback: false),
+            trailingToken: f.addedToken("eos", fallback: false))
     }
 
     public func id(of token: String) -> Int32? { ids[token] }

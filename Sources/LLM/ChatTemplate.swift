@@ -1,5 +1,4 @@
 import Jinja
-
 import MServeJSON
 
 /// One turn of a conversation: with the calls an assistant turn made, or the call a tool turn answers.
@@ -28,9 +27,16 @@ public struct ChatMessage: Equatable, Sendable {
     var value: JinjaValue {
         var pairs: [(String, JinjaValue)] = [("role", .data(role)), ("content", .data(content))]
         if !toolCalls.isEmpty {
-            pairs.append(("tool_calls", .list(toolCalls.map { c in
-                JinjaValue(json: ["id": .string(c.id), "type": "function", "function": ["name": .string(c.call.name), "arguments": c.call.arguments]])
-            })))
+            pairs.append(
+                (
+                    "tool_calls",
+                    .list(
+                        toolCalls.map { c in
+                            JinjaValue(json: [
+                                "id": .string(c.id), "type": "function", "function": ["name": .string(c.call.name), "arguments": c.call.arguments]
+                            ])
+                        })
+                ))
         }
         if let toolCallID { pairs.append(("tool_call_id", .data(toolCallID))) }
         return .dict(JinjaDict(pairs))
@@ -78,15 +84,20 @@ public struct ChatTemplate: Sendable {
     /// first itself (`add_bos_token`), so a template's own leading `bos_token` goes (as llama.cpp does),
     /// not to be read twice; `dropTrailingEOS` likewise for an EOS the tokenizer puts last.  Throws what the template raised (`raise_exception`: a conversation it
     /// refuses, such as a system turn Gemma does not take) or why it failed.
-    public func prompt(_ messages: [ChatMessage], tools: [ToolSpec]? = nil, addGenerationPrompt: Bool = true, dropLeadingBOS: Bool = false,
-                       dropTrailingEOS: Bool = false, now: JinjaDate = .now()) throws(JinjaError) -> RenderedPrompt {
-        try prompt(messages: messages.map(\.value), variables: tools.map { ["tools": .list($0.map { JinjaValue(json: $0.definition) })] } ?? [:],
-                   addGenerationPrompt: addGenerationPrompt, dropLeadingBOS: dropLeadingBOS, dropTrailingEOS: dropTrailingEOS, now: now)
+    public func prompt(
+        _ messages: [ChatMessage], tools: [ToolSpec]? = nil, addGenerationPrompt: Bool = true, dropLeadingBOS: Bool = false,
+        dropTrailingEOS: Bool = false, now: JinjaDate = .now()
+    ) throws(JinjaError) -> RenderedPrompt {
+        try prompt(
+            messages: messages.map(\.value), variables: tools.map { ["tools": .list($0.map { JinjaValue(json: $0.definition) })] } ?? [:],
+            addGenerationPrompt: addGenerationPrompt, dropLeadingBOS: dropLeadingBOS, dropTrailingEOS: dropTrailingEOS, now: now)
     }
 
     /// Messages as the template sees them (dicts whose strings are data), and other variables (`tools`).
-    public func prompt(messages: [JinjaValue], variables: [String: JinjaValue] = [:], addGenerationPrompt: Bool = true,
-                       dropLeadingBOS: Bool = false, dropTrailingEOS: Bool = false, now: JinjaDate = .now()) throws(JinjaError) -> RenderedPrompt {
+    public func prompt(
+        messages: [JinjaValue], variables: [String: JinjaValue] = [:], addGenerationPrompt: Bool = true,
+        dropLeadingBOS: Bool = false, dropTrailingEOS: Bool = false, now: JinjaDate = .now()
+    ) throws(JinjaError) -> RenderedPrompt {
         var all = variables
         all["messages"] = .list(messages)
         all["add_generation_prompt"] = .bool(addGenerationPrompt)

@@ -1,9 +1,10 @@
-#if canImport(Glibc)
-import Glibc
-#endif
-import MServePOSIX
 import Dispatch
+import MServePOSIX
 import Synchronization
+
+#if canImport(Glibc)
+    import Glibc
+#endif
 
 /// Threads that split the work of one product between them, for a forward pass that runs about
 /// 200 products a token, each tens of microseconds long.  Handing each to GCD costs a sleep and
@@ -48,7 +49,7 @@ public final class ComputePool: Sendable {
 
     private func startIfNeeded() {
         guard !started.load(ordering: .acquiring) else { return }
-        started.store(true, ordering: .releasing)   // one caller at a time (`running`)
+        started.store(true, ordering: .releasing)  // one caller at a time (`running`)
         for i in 1..<threads {
             DispatchQueue(label: "mserve.compute.\(i)").async { [self] in helper() }
         }

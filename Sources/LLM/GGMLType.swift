@@ -30,8 +30,10 @@ public enum GGMLType: UInt32, Sendable, CustomStringConvertible, CaseIterable {
 
     /// ggml's name for a type number, for errors about the ones not read here.
     static func name(_ raw: UInt32) -> String {
-        let names: [UInt32: String] = [9: "Q8_1", 15: "Q8_K", 16: "IQ2_XXS", 17: "IQ2_XS", 18: "IQ3_XXS", 19: "IQ1_S", 20: "IQ4_NL",
-                                       21: "IQ3_S", 22: "IQ2_S", 23: "IQ4_XS", 29: "IQ1_M", 34: "TQ1_0", 35: "TQ2_0"]
+        let names: [UInt32: String] = [
+            9: "Q8_1", 15: "Q8_K", 16: "IQ2_XXS", 17: "IQ2_XS", 18: "IQ3_XXS", 19: "IQ1_S", 20: "IQ4_NL",
+            21: "IQ3_S", 22: "IQ2_S", 23: "IQ4_XS", 29: "IQ1_M", 34: "TQ1_0", 35: "TQ2_0"
+        ]
         return GGMLType(rawValue: raw)?.description ?? names[raw] ?? "\(raw)"
     }
 
@@ -71,7 +73,9 @@ public enum GGMLType: UInt32, Sendable, CustomStringConvertible, CaseIterable {
         case .f16:
             for i in dst.indices { dst[i] = GGMLType.half(src, 2 * i) }
         case .bf16:
-            for i in dst.indices { dst[i] = Float(bitPattern: UInt32(UInt16(littleEndian: src.loadUnaligned(fromByteOffset: 2 * i, as: UInt16.self))) << 16) }
+            for i in dst.indices {
+                dst[i] = Float(bitPattern: UInt32(UInt16(littleEndian: src.loadUnaligned(fromByteOffset: 2 * i, as: UInt16.self))) << 16)
+            }
         case .q8_0:
             for b in 0..<(dst.count / 32) {
                 let o = b * 34

@@ -1,7 +1,8 @@
-#if canImport(Glibc)
-import Glibc
-#endif
 import MServePOSIX
+
+#if canImport(Glibc)
+    import Glibc
+#endif
 
 /// Why a GGUF file cannot be used: its path and what is wrong, in words a user can act on.
 public struct GGUFError: Error, CustomStringConvertible, Equatable {
@@ -166,7 +167,10 @@ struct GGUFReader {
             for _ in 0..<dims { shape.append(try count(try u64(), "elements in a dimension of \(name)")) }
             let rawType = try u32()
             guard let type = GGMLType(rawValue: rawType) else {
-                throw GGUFError(path, "tensor \(name) has type \(GGMLType.name(rawType)), which mserve does not read (\(GGMLType.allCases.map(\.description).joined(separator: ", ")))")
+                throw GGUFError(
+                    path,
+                    "tensor \(name) has type \(GGMLType.name(rawType)), which mserve does not read (\(GGMLType.allCases.map(\.description).joined(separator: ", ")))"
+                )
             }
             guard shape[0] % type.blockSize == 0 else { throw GGUFError(path, "tensor \(name): rows of \(shape[0]) are not whole \(type) blocks") }
             infos.append((name, shape, type, try count(try u64(), "the offset of \(name)")))

@@ -10,18 +10,20 @@ extension LlamaModel.Config {
     init(gemma3 file: GGUFFile, vocabulary: Int) throws(GGUFError) {
         let dim = try file.int("{arch}.embedding_length"), heads = try file.int("{arch}.attention.head_count")
         let headDim = try file.int("{arch}.attention.key_length")
-        guard heads > 0, headDim > 0, headDim % 16 == 0, file.metadata[file.resolved("{arch}.attention.value_length")]?.intValue ?? headDim == headDim else {
+        guard heads > 0, headDim > 0, headDim % 16 == 0, file.metadata[file.resolved("{arch}.attention.value_length")]?.intValue ?? headDim == headDim
+        else {
             throw GGUFError(file.path, "attention.key_length \(headDim) must be a multiple of 16 and equal value_length")
         }
-        self.init(layers: try file.int("{arch}.block_count"), dim: dim, heads: heads,
-                  kvHeads: try file.int("{arch}.attention.head_count_kv"), headDim: headDim,
-                  feedForward: try file.int("{arch}.feed_forward_length"), vocabulary: vocabulary,
-                  context: try file.int("{arch}.context_length"),
-                  eps: Float(file.double("{arch}.attention.layer_norm_rms_epsilon", default: 1e-6)),
-                  ropeBase: Float(file.double("{arch}.rope.freq_base", default: 1_000_000)),
-                  ropeHalves: true, embeddingScale: Float(dim).squareRoot(), activation: .geluTanh, sandwichNorms: true,
-                  slidingWindow: file.metadata[file.resolved("{arch}.attention.sliding_window")]?.intValue ?? 0, globalEvery: 6,
-                  localRopeBase: Float(file.double("{arch}.rope.freq_base_swa", default: 10_000)))
+        self.init(
+            layers: try file.int("{arch}.block_count"), dim: dim, heads: heads,
+            kvHeads: try file.int("{arch}.attention.head_count_kv"), headDim: headDim,
+            feedForward: try file.int("{arch}.feed_forward_length"), vocabulary: vocabulary,
+            context: try file.int("{arch}.context_length"),
+            eps: Float(file.double("{arch}.attention.layer_norm_rms_epsilon", default: 1e-6)),
+            ropeBase: Float(file.double("{arch}.rope.freq_base", default: 1_000_000)),
+            ropeHalves: true, embeddingScale: Float(dim).squareRoot(), activation: .geluTanh, sandwichNorms: true,
+            slidingWindow: file.metadata[file.resolved("{arch}.attention.sliding_window")]?.intValue ?? 0, globalEvery: 6,
+            localRopeBase: Float(file.double("{arch}.rope.freq_base_swa", default: 10_000)))
         if let factor = file.metadata[file.resolved("{arch}.rope.scaling.factor")]?.doubleValue, factor > 0 {
             globalPositionScale = Float(1 / factor)
         }

@@ -1,6 +1,6 @@
-import MServePOSIX
 import Dispatch
 import Grammar
+import MServePOSIX
 
 /// Continuous batching over one model: requests join and leave between steps, every step is one
 /// forward pass over all running sequences (decodes and prompt chunks, `BatchScheduler` decides),
@@ -20,8 +20,10 @@ public final class GenerationEngine: Sendable {
         /// Tokens that end the answer as an end of turn does (vLLM's `stop_token_ids`): not shown.
         public var stopTokens: Set<Int32> = []
 
-        public init(prompt: [Int32], maxTokens: Int, sampling: SamplingParameters = SamplingParameters(temperature: 0), stop: [String] = [],
-                    answers: Int = 1, grammar: Grammar? = nil) {
+        public init(
+            prompt: [Int32], maxTokens: Int, sampling: SamplingParameters = SamplingParameters(temperature: 0), stop: [String] = [],
+            answers: Int = 1, grammar: Grammar? = nil
+        ) {
             self.prompt = prompt
             self.maxTokens = maxTokens
             self.sampling = sampling
@@ -125,10 +127,14 @@ public final class GenerationEngine: Sendable {
         pool = try KVBlockPool(config: model.config, tokens: kv, blockTokens: limits.blockTokens, caching: prefixCaching)
         // The scheduler admits what the pool holds, block for block: a sequence it runs never
         // finds the pool short.
-        state = Locked(State(scheduler: BatchScheduler(limits: .init(maxSequences: limits.maxSequences, kvTokens: pool.blockCount * pool.blockTokens,
-                                                                     stepTokens: limits.stepTokens,
-                                                                     attentionSpan: limits.attentionSpan ?? model.config.attentionSpan,
-                                                                     blockTokens: pool.blockTokens))))
+        state = Locked(
+            State(
+                scheduler: BatchScheduler(
+                    limits: .init(
+                        maxSequences: limits.maxSequences, kvTokens: pool.blockCount * pool.blockTokens,
+                        stepTokens: limits.stepTokens,
+                        attentionSpan: limits.attentionSpan ?? model.config.attentionSpan,
+                        blockTokens: pool.blockTokens))))
     }
 
     /// The engine's thread starts with the first request, not with the engine: a model loaded in
@@ -226,9 +232,10 @@ public final class GenerationEngine: Sendable {
                     // same request gives the same answers, which differ from each other).
                     var sampling = a.request.sampling
                     sampling.seed = sampling.seed.map { $0 &+ UInt64(k) }
-                    active[a.id + k] = Active(request: a.request, answer: k, leader: a.id, sequence: model.newSequence(pool: pool),
-                                              sampler: Sampler(sampling), matcher: a.request.grammar.map(GrammarMatcher.init),
-                                              stop: StopMatcher(a.request.stop), submitted: a.at, handler: a.handler)
+                    active[a.id + k] = Active(
+                        request: a.request, answer: k, leader: a.id, sequence: model.newSequence(pool: pool),
+                        sampler: Sampler(sampling), matcher: a.request.grammar.map(GrammarMatcher.init),
+                        stop: StopMatcher(a.request.stop), submitted: a.at, handler: a.handler)
                 }
             }
             for id in (stopping ? Set(active.keys) : cancelled).sorted() {
@@ -241,7 +248,7 @@ public final class GenerationEngine: Sendable {
             // (held from here: its reservation counts them), and reads its prompt from their end.
             var found: [(id: Int, tokens: Int)] = []
             for id in admitted {
-                guard let a = active[id], a.answer == 0 else { continue }   // the others fork its cache
+                guard let a = active[id], a.answer == 0 else { continue }  // the others fork its cache
                 let n = a.sequence.cache.adopt(a.request.prompt)
                 active[id]?.cachedTokens = n
                 if n > 0 { found.append((id, n)) }
@@ -316,13 +323,16 @@ public final class GenerationEngine: Sendable {
     private func sample(_ logits: [Float], _ a: inout Active) -> (Int32, TokenLogprobs?)? {
         guard let matcher = a.matcher else { return a.sampler.sample(logits) }
         let ends = endTokens, control = constraints.control
-        return a.sampler.sample(logits, accepts: { id in
-            ends.contains(id) ? matcher.isComplete : !control.contains(id) && matcher.accepts(tokenizer.bytes(of: id))
-        }, allowed: {
-            var mask = constraints.trie.allowed(matcher)
-            if matcher.isComplete { for id in ends where Int(id) < mask.count { mask[Int(id)] = true } }
-            return mask
-        })
+        return a.sampler.sample(
+            logits,
+            accepts: { id in
+                ends.contains(id) ? matcher.isComplete : !control.contains(id) && matcher.accepts(tokenizer.bytes(of: id))
+            },
+            allowed: {
+                var mask = constraints.trie.allowed(matcher)
+                if matcher.isComplete { for id in ends where Int(id) < mask.count { mask[Int(id)] = true } }
+                return mask
+            })
     }
 
     /// What constrained sampling needs of the vocabulary, made once, by whoever first needs it
@@ -395,7 +405,9 @@ public final class GenerationEngine: Sendable {
         let now = ContinuousClock.now
         func seconds(_ d: Duration) -> Double { Double(d.components.seconds) + Double(d.components.attoseconds) / 1e18 }
         // The prompt is counted once, with the answer that read it (OpenAI's usage for `n`).
-        return Usage(promptTokens: a.answer == 0 ? a.request.prompt.count : 0, cachedTokens: a.answer == 0 ? a.cachedTokens : 0, completionTokens: a.generated,
-                     queuedSeconds: seconds((a.admitted ?? now) - a.submitted), secondsToFirstToken: a.firstToken.map { seconds($0 - a.submitted) }, seconds: seconds(now - a.submitted))
+        return Usage(
+            promptTokens: a.answer == 0 ? a.request.prompt.count : 0, cachedTokens: a.answer == 0 ? a.cachedTokens : 0, completionTokens: a.generated,
+            queuedSeconds: seconds((a.admitted ?? now) - a.submitted), secondsToFirstToken: a.firstToken.map { seconds($0 - a.submitted) },
+            seconds: seconds(now - a.submitted))
     }
 }

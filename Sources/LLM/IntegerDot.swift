@@ -1,497 +1,520 @@
 #if arch(x86_64) && canImport(CAVX2)
-import _Builtin_intrinsics.intel
+    import _Builtin_intrinsics.intel
 
-/// Integer dot products of quantized weight rows with quantized inputs (QuantizedActivations), with
-/// the x86 instructions llama.cpp uses (AVX2).  8-bit inputs: 32 unsigned-by-signed byte products
-/// summed in pairs (`vpmaddubsw`), the pairs summed into 32 bits (`vpmaddwd`).  16-bit inputs:
-/// the weights widened to 16 bits, pairs of products summed into 32 bits (`vpmaddwd`).  One float
-/// scale per block; four rows at a time share each input block.  Swift's SIMD types cannot express
-/// these instructions, hence the intrinsics; the LLM target is built for the host CPU.
-enum IntegerDot {
-    static var available: Bool { true }
+    /// Integer dot products of quantized weight rows with quantized inputs (QuantizedActivations), with
+    /// the x86 instructions llama.cpp uses (AVX2).  8-bit inputs: 32 unsigned-by-signed byte products
+    /// summed in pairs (`vpmaddubsw`), the pairs summed into 32 bits (`vpmaddwd`).  16-bit inputs:
+    /// the weights widened to 16 bits, pairs of products summed into 32 bits (`vpmaddwd`).  One float
+    /// scale per block; four rows at a time share each input block.  Swift's SIMD types cannot express
+    /// these instructions, hence the intrinsics; the LLM target is built for the host CPU.
+    enum IntegerDot {
+        static var available: Bool { true }
 
-    /// Inputs as the threads of one product read them.
-    struct Input: @unchecked Sendable {
-        let values: UnsafeRawPointer
-        /// 1 or 2.
-        let width: Int
-        let scales: UnsafePointer<Float>
-        let sums: UnsafePointer<Float>
+        /// Inputs as the threads of one product read them.
+        struct Input: @unchecked Sendable {
+            let values: UnsafeRawPointer
+            /// 1 or 2.
+            let width: Int
+            let scales: UnsafePointer<Float>
+            let sums: UnsafePointer<Float>
 
-        /// The input from its block `b` on.
-        func block(_ b: Int) -> Input { Input(values: values + b * 32 * width, width: width, scales: scales + b, sums: sums + b) }
-    }
-
-    /// A block format's product with an input block, 32 values at a time: a row's `b`th 32 values
-    /// unpacked once (shared by the inputs of a tile), then multiplied by an input block's: eight
-    /// partial sums, unscaled, lanes 0-3 over the first 16 values and 4-7 over the last 16 -- which
-    /// is why a format gives a scale for each half (Q6_K has one per 16 values; the others one).
-    protocol Kernel {
-        associatedtype Weights
-        static var hasMinimum: Bool { get }
-        static func unpack(_ row: UnsafeRawPointer, _ b: Int) -> Weights
-        /// The scales of the `b`th 32 values' halves.
-        static func scales(_ row: UnsafeRawPointer, _ b: Int) -> (Float, Float)
-        /// What each input value adds besides (times the input block's sum): Q4_1's m, Q4_K's −dmin·m.
-        static func minimum(_ row: UnsafeRawPointer, _ b: Int) -> Float
-        static func multiply(_ w: Weights, _ x: UnsafeRawPointer) -> __m256i
-    }
-
-    /// A kernel of 8-bit inputs, whose weights are bytes: signed (Q8_0's) or not (Q4_1's).
-    protocol ByteKernel: Kernel where Weights == __m256i {
-        static var signedWeights: Bool { get }
-        /// The two halves of a block scaled apart (Q6_K's scale per 16 values).
-        static var halvesDiffer: Bool { get }
-    }
-
-    /// A byte kernel by 16-bit inputs: its bytes widened to 16 bits, pairs of products summed into
-    /// 32 bits; with different scales for a block's halves, their sums kept apart (lanes 0-3 the
-    /// first 16 values, 4-7 the last), else added lane by lane.
-    enum Widened<K: ByteKernel>: Kernel {
-        static var hasMinimum: Bool { K.hasMinimum }
-        @inline(__always) static func unpack(_ row: UnsafeRawPointer, _ b: Int) -> (__m256i, __m256i) { widen(K.unpack(row, b)) }
-        @inline(__always) static func scales(_ row: UnsafeRawPointer, _ b: Int) -> (Float, Float) { K.scales(row, b) }
-        @inline(__always) static func minimum(_ row: UnsafeRawPointer, _ b: Int) -> Float { K.minimum(row, b) }
-        @inline(__always)
-        static func multiply(_ w: (__m256i, __m256i), _ x: UnsafeRawPointer) -> __m256i {
-            let first = _mm256_madd_epi16(w.0, x.loadUnaligned(as: __m256i.self))
-            let second = _mm256_madd_epi16(w.1, x.loadUnaligned(fromByteOffset: 32, as: __m256i.self))
-            guard K.halvesDiffer else { return _mm256_add_epi32(first, second) }
-            return _mm256_permutevar8x32_epi32(_mm256_hadd_epi32(first, second), _mm256_setr_epi32(0, 1, 4, 5, 2, 3, 6, 7))
+            /// The input from its block `b` on.
+            func block(_ b: Int) -> Input { Input(values: values + b * 32 * width, width: width, scales: scales + b, sums: sums + b) }
         }
-    }
 
-    /// The formats of 32-value blocks, each with its float16 scale first (and minimum after it).
-    protocol BlockKernel: Kernel {
-        static var blockBytes: Int { get }
-        static func unpack(_ block: UnsafeRawPointer) -> Weights
-    }
+        /// A block format's product with an input block, 32 values at a time: a row's `b`th 32 values
+        /// unpacked once (shared by the inputs of a tile), then multiplied by an input block's: eight
+        /// partial sums, unscaled, lanes 0-3 over the first 16 values and 4-7 over the last 16 -- which
+        /// is why a format gives a scale for each half (Q6_K has one per 16 values; the others one).
+        protocol Kernel {
+            associatedtype Weights
+            static var hasMinimum: Bool { get }
+            static func unpack(_ row: UnsafeRawPointer, _ b: Int) -> Weights
+            /// The scales of the `b`th 32 values' halves.
+            static func scales(_ row: UnsafeRawPointer, _ b: Int) -> (Float, Float)
+            /// What each input value adds besides (times the input block's sum): Q4_1's m, Q4_K's −dmin·m.
+            static func minimum(_ row: UnsafeRawPointer, _ b: Int) -> Float
+            static func multiply(_ w: Weights, _ x: UnsafeRawPointer) -> __m256i
+        }
 
-    // Constants made where used: a static would be read through a lazy initializer every call.
-    @inline(__always) static var low: __m256i { _mm256_set1_epi8(15) }
-    @inline(__always) static var ones: __m256i { _mm256_set1_epi16(1) }
+        /// A kernel of 8-bit inputs, whose weights are bytes: signed (Q8_0's) or not (Q4_1's).
+        protocol ByteKernel: Kernel where Weights == __m256i {
+            static var signedWeights: Bool { get }
+            /// The two halves of a block scaled apart (Q6_K's scale per 16 values).
+            static var halvesDiffer: Bool { get }
+        }
 
-    /// Q4_1 by 8-bit inputs: the block's 32 values (low nibbles first, then high) as bytes.
-    enum Q4_1x8: BlockKernel, ByteKernel {
-        static var signedWeights: Bool { false }
-        static var blockBytes: Int { 20 }
-        static var hasMinimum: Bool { true }
+        /// A byte kernel by 16-bit inputs: its bytes widened to 16 bits, pairs of products summed into
+        /// 32 bits; with different scales for a block's halves, their sums kept apart (lanes 0-3 the
+        /// first 16 values, 4-7 the last), else added lane by lane.
+        enum Widened<K: ByteKernel>: Kernel {
+            static var hasMinimum: Bool { K.hasMinimum }
+            @inline(__always) static func unpack(_ row: UnsafeRawPointer, _ b: Int) -> (__m256i, __m256i) { widen(K.unpack(row, b)) }
+            @inline(__always) static func scales(_ row: UnsafeRawPointer, _ b: Int) -> (Float, Float) { K.scales(row, b) }
+            @inline(__always) static func minimum(_ row: UnsafeRawPointer, _ b: Int) -> Float { K.minimum(row, b) }
+            @inline(__always)
+            static func multiply(_ w: (__m256i, __m256i), _ x: UnsafeRawPointer) -> __m256i {
+                let first = _mm256_madd_epi16(w.0, x.loadUnaligned(as: __m256i.self))
+                let second = _mm256_madd_epi16(w.1, x.loadUnaligned(fromByteOffset: 32, as: __m256i.self))
+                guard K.halvesDiffer else { return _mm256_add_epi32(first, second) }
+                return _mm256_permutevar8x32_epi32(_mm256_hadd_epi32(first, second), _mm256_setr_epi32(0, 1, 4, 5, 2, 3, 6, 7))
+            }
+        }
+
+        /// The formats of 32-value blocks, each with its float16 scale first (and minimum after it).
+        protocol BlockKernel: Kernel {
+            static var blockBytes: Int { get }
+            static func unpack(_ block: UnsafeRawPointer) -> Weights
+        }
+
+        // Constants made where used: a static would be read through a lazy initializer every call.
+        @inline(__always) static var low: __m256i { _mm256_set1_epi8(15) }
+        @inline(__always) static var ones: __m256i { _mm256_set1_epi16(1) }
+
+        /// Q4_1 by 8-bit inputs: the block's 32 values (low nibbles first, then high) as bytes.
+        enum Q4_1x8: BlockKernel, ByteKernel {
+            static var signedWeights: Bool { false }
+            static var blockBytes: Int { 20 }
+            static var hasMinimum: Bool { true }
+            @inline(__always)
+            static func unpack(_ block: UnsafeRawPointer) -> __m256i {
+                let q = (block + 4).loadUnaligned(as: __m128i.self)
+                return _mm256_and_si256(_mm256_set_m128i(_mm_srli_epi16(q, 4), q), low)
+            }
+            @inline(__always)
+            static func multiply(_ w: __m256i, _ x: UnsafeRawPointer) -> __m256i {
+                _mm256_madd_epi16(_mm256_maddubs_epi16(w, x.loadUnaligned(as: __m256i.self)), ones)
+            }
+        }
+
+        /// Q8_0 by 8-bit inputs: the weights' magnitudes (unsigned) times the inputs with the weights' signs.
+        enum Q8_0x8: BlockKernel, ByteKernel {
+            static var signedWeights: Bool { true }
+            static var blockBytes: Int { 34 }
+            static var hasMinimum: Bool { false }
+            @inline(__always)
+            static func unpack(_ block: UnsafeRawPointer) -> __m256i { (block + 2).loadUnaligned(as: __m256i.self) }
+            @inline(__always)
+            static func multiply(_ w: __m256i, _ x: UnsafeRawPointer) -> __m256i {
+                let xi = x.loadUnaligned(as: __m256i.self)
+                return _mm256_madd_epi16(_mm256_maddubs_epi16(_mm256_sign_epi8(w, w), _mm256_sign_epi8(xi, w)), ones)
+            }
+        }
+
+        /// The formats with kernels: the 32-value blocks and the K-quants Q4_K, Q5_K and Q6_K.
+        static func supports(_ type: GGMLType) -> Bool { [.q4_0, .q4_1, .q5_0, .q5_1, .q8_0, .q4_K, .q5_K, .q6_K].contains(type) }
+
+        /// A block's 16 bytes of nibbles as 32 bytes: low nibbles (values 0-15) then high (16-31).
         @inline(__always)
-        static func unpack(_ block: UnsafeRawPointer) -> __m256i {
-            let q = (block + 4).loadUnaligned(as: __m128i.self)
+        static func nibbles(_ p: UnsafeRawPointer) -> __m256i {
+            let q = p.loadUnaligned(as: __m128i.self)
             return _mm256_and_si256(_mm256_set_m128i(_mm_srli_epi16(q, 4), q), low)
         }
+
+        /// 32 bits as 32 bytes: 0xFF where the bit is set, else 0 (llama.cpp's bytes_from_bits_32).
         @inline(__always)
-        static func multiply(_ w: __m256i, _ x: UnsafeRawPointer) -> __m256i {
-            _mm256_madd_epi16(_mm256_maddubs_epi16(w, x.loadUnaligned(as: __m256i.self)), ones)
+        static func bits(_ p: UnsafeRawPointer) -> __m256i {
+            let x = p.loadUnaligned(as: Int32.self)
+            let spread = _mm256_shuffle_epi8(
+                _mm256_set1_epi32(x),
+                _mm256_set_epi64x(
+                    0x0303_0303_0303_0303, 0x0202_0202_0202_0202,
+                    0x0101_0101_0101_0101, 0))
+            let probe = _mm256_or_si256(spread, _mm256_set1_epi64x(0x7fbf_dfef_f7fb_fdfe))
+            return _mm256_cmpeq_epi8(probe, _mm256_set1_epi64x(-1))
         }
-    }
 
-    /// Q8_0 by 8-bit inputs: the weights' magnitudes (unsigned) times the inputs with the weights' signs.
-    enum Q8_0x8: BlockKernel, ByteKernel {
-        static var signedWeights: Bool { true }
-        static var blockBytes: Int { 34 }
-        static var hasMinimum: Bool { false }
+        /// 32 signed bytes as two vectors of 16-bit integers.
         @inline(__always)
-        static func unpack(_ block: UnsafeRawPointer) -> __m256i { (block + 2).loadUnaligned(as: __m256i.self) }
-        @inline(__always)
-        static func multiply(_ w: __m256i, _ x: UnsafeRawPointer) -> __m256i {
-            let xi = x.loadUnaligned(as: __m256i.self)
-            return _mm256_madd_epi16(_mm256_maddubs_epi16(_mm256_sign_epi8(w, w), _mm256_sign_epi8(xi, w)), ones)
+        static func widen(_ v: __m256i) -> (__m256i, __m256i) {
+            (_mm256_cvtepi8_epi16(v.lowHalf), _mm256_cvtepi8_epi16(v.highHalf))
         }
-    }
 
-    /// The formats with kernels: the 32-value blocks and the K-quants Q4_K, Q5_K and Q6_K.
-    static func supports(_ type: GGMLType) -> Bool { [.q4_0, .q4_1, .q5_0, .q5_1, .q8_0, .q4_K, .q5_K, .q6_K].contains(type) }
-
-    /// A block's 16 bytes of nibbles as 32 bytes: low nibbles (values 0-15) then high (16-31).
-    @inline(__always)
-    static func nibbles(_ p: UnsafeRawPointer) -> __m256i {
-        let q = p.loadUnaligned(as: __m128i.self)
-        return _mm256_and_si256(_mm256_set_m128i(_mm_srli_epi16(q, 4), q), low)
-    }
-
-    /// 32 bits as 32 bytes: 0xFF where the bit is set, else 0 (llama.cpp's bytes_from_bits_32).
-    @inline(__always)
-    static func bits(_ p: UnsafeRawPointer) -> __m256i {
-        let x = p.loadUnaligned(as: Int32.self)
-        let spread = _mm256_shuffle_epi8(_mm256_set1_epi32(x), _mm256_set_epi64x(0x0303_0303_0303_0303, 0x0202_0202_0202_0202,
-                                                                                 0x0101_0101_0101_0101, 0))
-        let probe = _mm256_or_si256(spread, _mm256_set1_epi64x(0x7fbf_dfef_f7fb_fdfe))
-        return _mm256_cmpeq_epi8(probe, _mm256_set1_epi64x(-1))
-    }
-
-    /// 32 signed bytes as two vectors of 16-bit integers.
-    @inline(__always)
-    static func widen(_ v: __m256i) -> (__m256i, __m256i) {
-        (_mm256_cvtepi8_epi16(v.lowHalf), _mm256_cvtepi8_epi16(v.highHalf))
-    }
-
-    /// Q4_0 by 8-bit inputs: nibbles less 8, signed.
-    enum Q4_0x8: BlockKernel, ByteKernel {
-        static var signedWeights: Bool { true }
-        static var blockBytes: Int { 18 }
-        static var hasMinimum: Bool { false }
-        @inline(__always)
-        static func unpack(_ block: UnsafeRawPointer) -> __m256i { _mm256_sub_epi8(nibbles(block + 2), _mm256_set1_epi8(8)) }
-        @inline(__always)
-        static func multiply(_ w: __m256i, _ x: UnsafeRawPointer) -> __m256i { Q8_0x8.multiply(w, x) }
-    }
-
-    /// Q5_0 by 8-bit inputs: a nibble and its fifth bit (from the block's 32-bit mask), less 16.
-    enum Q5_0x8: BlockKernel, ByteKernel {
-        static var signedWeights: Bool { true }
-        static var blockBytes: Int { 22 }
-        static var hasMinimum: Bool { false }
-        @inline(__always)
-        static func unpack(_ block: UnsafeRawPointer) -> __m256i {
-            // nibble | 0xF0 is nibble - 16 where the fifth bit is clear; the nibble alone is
-            // (nibble + 16) - 16 where it is set.
-            _mm256_or_si256(nibbles(block + 6), _mm256_andnot_si256(bits(block + 2), _mm256_set1_epi8(-16)))
+        /// Q4_0 by 8-bit inputs: nibbles less 8, signed.
+        enum Q4_0x8: BlockKernel, ByteKernel {
+            static var signedWeights: Bool { true }
+            static var blockBytes: Int { 18 }
+            static var hasMinimum: Bool { false }
+            @inline(__always)
+            static func unpack(_ block: UnsafeRawPointer) -> __m256i { _mm256_sub_epi8(nibbles(block + 2), _mm256_set1_epi8(8)) }
+            @inline(__always)
+            static func multiply(_ w: __m256i, _ x: UnsafeRawPointer) -> __m256i { Q8_0x8.multiply(w, x) }
         }
-        @inline(__always)
-        static func multiply(_ w: __m256i, _ x: UnsafeRawPointer) -> __m256i { Q8_0x8.multiply(w, x) }
-    }
 
-    /// Q5_1 by 8-bit inputs: a nibble and its fifth bit, unsigned (a minimum is added).
-    enum Q5_1x8: BlockKernel, ByteKernel {
-        static var signedWeights: Bool { false }
-        static var blockBytes: Int { 24 }
-        static var hasMinimum: Bool { true }
-        @inline(__always)
-        static func unpack(_ block: UnsafeRawPointer) -> __m256i {
-            _mm256_or_si256(nibbles(block + 8), _mm256_and_si256(bits(block + 4), _mm256_set1_epi8(16)))
-        }
-        @inline(__always)
-        static func multiply(_ w: __m256i, _ x: UnsafeRawPointer) -> __m256i { Q4_1x8.multiply(w, x) }
-    }
-
-    /// What runs with a format's kernel, chosen once by `dispatch`.
-    protocol KernelCall {
-        func callAsFunction<K: Kernel>(_ k: K.Type)
-    }
-
-    /// What runs with a format's byte kernel, chosen once by `dispatchBytes`.
-    protocol ByteKernelCall {
-        func callAsFunction<K: ByteKernel>(_ k: K.Type)
-    }
-
-    /// `call` with the byte kernel of `type`; Q8_0's for a type without one (callers check
-    /// `supports` first).
-    @inline(__always)
-    static func dispatchBytes(_ type: GGMLType, _ call: some ByteKernelCall) {
-        switch type {
-        case .q4_0: call(Q4_0x8.self)
-        case .q4_1: call(Q4_1x8.self)
-        case .q5_0: call(Q5_0x8.self)
-        case .q5_1: call(Q5_1x8.self)
-        case .q4_K: call(Q4_Kx8.self)
-        case .q5_K: call(Q5_Kx8.self)
-        case .q6_K: call(Q6_Kx8.self)
-        default: call(Q8_0x8.self)
-        }
-    }
-
-    /// `call` with the kernel of `type` for inputs of `width` bytes (1: 8-bit, 2: 16-bit).
-    @inline(__always)
-    static func dispatch(_ type: GGMLType, _ width: Int, _ call: some KernelCall) {
-        dispatchBytes(type, ByWidth(width: width, call: call))
-    }
-
-    /// A call made with a byte kernel as it is (8-bit inputs) or widened (16-bit).
-    struct ByWidth<C: KernelCall>: ByteKernelCall {
-        let width: Int, call: C
-        @inline(__always)
-        func callAsFunction<K: ByteKernel>(_ k: K.Type) { width == 1 ? call(k) : call(Widened<K>.self) }
-    }
-
-    /// A block's float16 scale or minimum (GGMLType's reader).
-    @inline(__always)
-    static func half(_ p: UnsafeRawPointer) -> Float { GGMLType.half(p) }
-
-    /// A 32-bit lane count as a shift for `_mm256_srl_epi16` (whose count is not an immediate).
-    @inline(__always)
-    static func count(_ n: Int) -> __m128i { _mm_cvtsi32_si128(Int32(n)) }
-
-    /// The low nibbles of 32 bytes, or their high ones.
-    @inline(__always)
-    static func nibbles(_ q: __m256i, high: Bool) -> __m256i { high ? _mm256_and_si256(_mm256_srli_epi16(q, 4), low) : _mm256_and_si256(q, low) }
-
-    /// Q4_K's and Q5_K's scale of their `b`th 32 values (d · its 6-bit scale), super-blocks of `bytes`.
-    @inline(__always)
-    static func kScale(_ row: UnsafeRawPointer, _ b: Int, _ bytes: Int) -> (Float, Float) {
-        let block = row + (b >> 3) &* bytes
-        let s = half(block) * KQuants.scaleMin(b & 7, block + 4).0
-        return (s, s)
-    }
-
-    /// Their minimum: −dmin · its 6-bit minimum.
-    @inline(__always)
-    static func kMinimum(_ row: UnsafeRawPointer, _ b: Int, _ bytes: Int) -> Float {
-        let block = row + (b >> 3) &* bytes
-        return -half(block + 2) * KQuants.scaleMin(b & 7, block + 4).1
-    }
-
-    /// Q4_K by 8-bit inputs: super-blocks of 256 (d @0, dmin @2, 12 bytes of 6-bit scales and
-    /// minimums @4, nibbles @16); the `b`th 32 values are the low or high nibbles of 32 bytes.
-    enum Q4_Kx8: ByteKernel {
-        static var signedWeights: Bool { false }
-        static var hasMinimum: Bool { true }
-        @inline(__always)
-        static func unpack(_ row: UnsafeRawPointer, _ b: Int) -> __m256i {
-            nibbles((row + (b >> 3) &* 144 + 16 + ((b & 7) >> 1) &* 32).loadUnaligned(as: __m256i.self), high: b & 1 == 1)
-        }
-        @inline(__always) static func scales(_ row: UnsafeRawPointer, _ b: Int) -> (Float, Float) { kScale(row, b, 144) }
-        @inline(__always) static func minimum(_ row: UnsafeRawPointer, _ b: Int) -> Float { kMinimum(row, b, 144) }
-        @inline(__always)
-        static func multiply(_ w: __m256i, _ x: UnsafeRawPointer) -> __m256i { Q4_1x8.multiply(w, x) }
-    }
-
-    /// Q5_K by 8-bit inputs: Q4_K's layout with 32 bytes of fifth bits @16 (bit s of byte l: value
-    /// l of the sth 32) and the nibbles @48.
-    enum Q5_Kx8: ByteKernel {
-        static var signedWeights: Bool { false }
-        static var hasMinimum: Bool { true }
-        @inline(__always)
-        static func unpack(_ row: UnsafeRawPointer, _ b: Int) -> __m256i {
-            let block = row + (b >> 3) &* 176, s = b & 7
-            let low4 = nibbles((block + 48 + (s >> 1) &* 32).loadUnaligned(as: __m256i.self), high: s & 1 == 1)
-            let h = _mm256_and_si256(_mm256_srl_epi16((block + 16).loadUnaligned(as: __m256i.self), count(s)), _mm256_set1_epi8(1))
-            return _mm256_or_si256(low4, _mm256_slli_epi16(h, 4))
-        }
-        @inline(__always) static func scales(_ row: UnsafeRawPointer, _ b: Int) -> (Float, Float) { kScale(row, b, 176) }
-        @inline(__always) static func minimum(_ row: UnsafeRawPointer, _ b: Int) -> Float { kMinimum(row, b, 176) }
-        @inline(__always)
-        static func multiply(_ w: __m256i, _ x: UnsafeRawPointer) -> __m256i { Q4_1x8.multiply(w, x) }
-    }
-
-    /// Q6_K by 8-bit inputs: super-blocks of 256 (low nibbles @0, bit pairs @128, 16 signed scales
-    /// @192, d @208); the `b`th 32 values: half h = b / 4, run r = b % 4 takes the low (r < 2) or
-    /// high nibbles of 32 bytes at 64h + 32(r % 2) and bits 2r of the bytes at 128 + 32h, less 32;
-    /// a scale for each 16.
-    enum Q6_Kx8: ByteKernel {
-        static var signedWeights: Bool { true }
-        static var halvesDiffer: Bool { true }
-        static var hasMinimum: Bool { false }
-        @inline(__always)
-        static func unpack(_ row: UnsafeRawPointer, _ b: Int) -> __m256i {
-            let block = row + (b >> 3) &* 210, s = b & 7, h = s >> 2, r = s & 3
-            let low4 = nibbles((block + 64 &* h + 32 &* (r & 1)).loadUnaligned(as: __m256i.self), high: r >= 2)
-            let pairs = _mm256_and_si256(_mm256_srl_epi16((block + 128 + 32 &* h).loadUnaligned(as: __m256i.self), count(2 &* r)),
-                                         _mm256_set1_epi8(3))
-            return _mm256_sub_epi8(_mm256_or_si256(low4, _mm256_slli_epi16(pairs, 4)), _mm256_set1_epi8(32))
-        }
-        @inline(__always)
-        static func scales(_ row: UnsafeRawPointer, _ b: Int) -> (Float, Float) {
-            let block = row + (b >> 3) &* 210, s = b & 7
-            let d = half(block + 208)
-            return (d * Float(block.load(fromByteOffset: 192 + 2 &* s, as: Int8.self)),
-                    d * Float(block.load(fromByteOffset: 193 + 2 &* s, as: Int8.self)))
-        }
-        @inline(__always)
-        static func minimum(_ row: UnsafeRawPointer, _ b: Int) -> Float { 0 }
-        @inline(__always)
-        static func multiply(_ w: __m256i, _ x: UnsafeRawPointer) -> __m256i { Q8_0x8.multiply(w, x) }
-    }
-
-    /// Four rows `stride` bytes apart, from `row`, times one input of `blocks` blocks.
-    static func rows4(_ type: GGMLType, _ row: UnsafeRawPointer, stride: Int, _ x: Input, _ blocks: Int, _ out: UnsafeMutablePointer<Float>) {
-        struct Call: KernelCall {
-            let row: UnsafeRawPointer, stride: Int, x: Input, blocks: Int, out: UnsafeMutablePointer<Float>
-            func callAsFunction<K: Kernel>(_ k: K.Type) { IntegerDot.rows4(k, row, stride, x, blocks, out) }
-        }
-        dispatch(type, x.width, Call(row: row, stride: stride, x: x, blocks: blocks, out: out))
-    }
-
-    /// Four products' eight lanes summed to two each: lane k and k+4 hold product k's halves.
-    /// One conversion and one scaling then serve four products.
-    @inline(__always)
-    static func fold(_ p0: __m256i, _ p1: __m256i, _ p2: __m256i, _ p3: __m256i) -> __m256 {
-        _mm256_cvtepi32_ps(_mm256_hadd_epi32(_mm256_hadd_epi32(p0, p1), _mm256_hadd_epi32(p2, p3)))
-    }
-
-    /// A folded accumulator's four sums.
-    @inline(__always)
-    static func unfold(_ a: __m256) -> SIMD4<Float> { a.lowHalf + a.highHalf }
-
-    @inline(__always)
-    private static func rows4<K: Kernel>(_: K.Type, _ row: UnsafeRawPointer, _ s: Int, _ x: Input, _ blocks: Int, _ out: UnsafeMutablePointer<Float>) {
-        var acc = _mm256_setzero_ps()
-        var xb = x.values
-        let xStep = 32 &* x.width, scales = x.scales, sums = x.sums
-        let r1 = row + s, r2 = row + 2 &* s, r3 = row + 3 &* s
-        for b in 0..<blocks {
-            let (a0, b0) = K.scales(row, b), (a1, b1) = K.scales(r1, b), (a2, b2) = K.scales(r2, b), (a3, b3) = K.scales(r3, b)
-            let d = SIMD8(lowHalf: SIMD4(a0, a1, a2, a3), highHalf: SIMD4(b0, b1, b2, b3)) * scales[b]
-            let v = fold(K.multiply(K.unpack(row, b), xb), K.multiply(K.unpack(r1, b), xb), K.multiply(K.unpack(r2, b), xb),
-                         K.multiply(K.unpack(r3, b), xb))
-            acc = _mm256_fmadd_ps(v, d, acc)
-            if K.hasMinimum {
-                let m = SIMD8(lowHalf: SIMD4(K.minimum(row, b), K.minimum(r1, b), K.minimum(r2, b), K.minimum(r3, b)), highHalf: .zero)
-                acc = _mm256_fmadd_ps(m, _mm256_set1_ps(sums[b]), acc)
+        /// Q5_0 by 8-bit inputs: a nibble and its fifth bit (from the block's 32-bit mask), less 16.
+        enum Q5_0x8: BlockKernel, ByteKernel {
+            static var signedWeights: Bool { true }
+            static var blockBytes: Int { 22 }
+            static var hasMinimum: Bool { false }
+            @inline(__always)
+            static func unpack(_ block: UnsafeRawPointer) -> __m256i {
+                // nibble | 0xF0 is nibble - 16 where the fifth bit is clear; the nibble alone is
+                // (nibble + 16) - 16 where it is set.
+                _mm256_or_si256(nibbles(block + 6), _mm256_andnot_si256(bits(block + 2), _mm256_set1_epi8(-16)))
             }
-            xb += xStep
+            @inline(__always)
+            static func multiply(_ w: __m256i, _ x: UnsafeRawPointer) -> __m256i { Q8_0x8.multiply(w, x) }
         }
-        let sums4 = unfold(acc)
-        out[0] = sums4[0]
-        out[1] = sums4[1]
-        out[2] = sums4[2]
-        out[3] = sums4[3]
-    }
 
-    /// Four rows times four inputs (`x` and the three after it, `inputStride` blocks apart), into
-    /// `out` (rows of the four inputs `outStride` floats apart): each row's block unpacked once for
-    /// the four.  What makes a batch of sequences cheaper than each alone.
-    static func tile(_ type: GGMLType, _ row: UnsafeRawPointer, stride: Int, _ x: Input, inputStride: Int, _ blocks: Int,
-                     _ out: UnsafeMutablePointer<Float>, outStride: Int) {
-        struct Call: KernelCall {
-            let row: UnsafeRawPointer, stride: Int, x: Input, inputStride: Int, blocks: Int, out: UnsafeMutablePointer<Float>, outStride: Int
-            func callAsFunction<K: Kernel>(_ k: K.Type) { IntegerDot.tile(k, row, stride, x, inputStride, blocks, out, outStride) }
+        /// Q5_1 by 8-bit inputs: a nibble and its fifth bit, unsigned (a minimum is added).
+        enum Q5_1x8: BlockKernel, ByteKernel {
+            static var signedWeights: Bool { false }
+            static var blockBytes: Int { 24 }
+            static var hasMinimum: Bool { true }
+            @inline(__always)
+            static func unpack(_ block: UnsafeRawPointer) -> __m256i {
+                _mm256_or_si256(nibbles(block + 8), _mm256_and_si256(bits(block + 4), _mm256_set1_epi8(16)))
+            }
+            @inline(__always)
+            static func multiply(_ w: __m256i, _ x: UnsafeRawPointer) -> __m256i { Q4_1x8.multiply(w, x) }
         }
-        dispatch(type, x.width, Call(row: row, stride: stride, x: x, inputStride: inputStride, blocks: blocks, out: out, outStride: outStride))
-    }
 
-    /// Four rows times eight inputs: each unpacked block serves twice as many.
-    static func tile8(_ type: GGMLType, _ row: UnsafeRawPointer, stride: Int, _ x: Input, inputStride: Int, _ blocks: Int,
-                      _ out: UnsafeMutablePointer<Float>, outStride: Int) {
-        struct Call: KernelCall {
-            let row: UnsafeRawPointer, stride: Int, x: Input, inputStride: Int, blocks: Int, out: UnsafeMutablePointer<Float>, outStride: Int
-            func callAsFunction<K: Kernel>(_ k: K.Type) { IntegerDot.tile8(k, row, stride, x, inputStride, blocks, out, outStride) }
+        /// What runs with a format's kernel, chosen once by `dispatch`.
+        protocol KernelCall {
+            func callAsFunction<K: Kernel>(_ k: K.Type)
         }
-        dispatch(type, x.width, Call(row: row, stride: stride, x: x, inputStride: inputStride, blocks: blocks, out: out, outStride: outStride))
-    }
 
-    /// Inputs `first`..`first+3`'s scales (or sums) at block `k`, twice: the lanes of a folded vector.
-    @inline(__always)
-    static func lanes(_ v: UnsafePointer<Float>, _ k: Int, _ first: Int, _ stride: Int) -> SIMD8<Float> {
-        let q = SIMD4(v[k + first &* stride], v[k + (first + 1) &* stride], v[k + (first + 2) &* stride], v[k + (first + 3) &* stride])
-        return SIMD8(lowHalf: q, highHalf: q)
-    }
+        /// What runs with a format's byte kernel, chosen once by `dispatchBytes`.
+        protocol ByteKernelCall {
+            func callAsFunction<K: ByteKernel>(_ k: K.Type)
+        }
 
-    @inline(__always)
-    private static func tile8<K: Kernel>(_: K.Type, _ row: UnsafeRawPointer, _ s: Int, _ x: Input, _ inputStride: Int, _ blocks: Int,
-                                         _ out: UnsafeMutablePointer<Float>, _ outStride: Int) {
-        // Per row, two folded accumulators: inputs 0-3 and 4-7.
-        var a0 = _mm256_setzero_ps(), a1 = a0, a2 = a0, a3 = a0, b0 = a0, b1 = a0, b2 = a0, b3 = a0
-        let xs = 32 &* x.width, step = inputStride &* xs
-        let lowLanes = SIMD8<Float>(1, 1, 1, 1, 0, 0, 0, 0)
-        var xb = x.values
-        for k in 0..<blocks {
-            let scaleA = lanes(x.scales, k, 0, inputStride), scaleB = lanes(x.scales, k, 4, inputStride)
-            let sumsA = K.hasMinimum ? lanes(x.sums, k, 0, inputStride) * lowLanes : .zero
-            let sumsB = K.hasMinimum ? lanes(x.sums, k, 4, inputStride) * lowLanes : .zero
-            @inline(__always) func accumulate(_ r: UnsafeRawPointer, _ a: inout __m256, _ b: inout __m256) {
-                let w = K.unpack(r, k)
-                let (first, second) = K.scales(r, k)
-                let d = SIMD8(lowHalf: SIMD4(repeating: first), highHalf: SIMD4(repeating: second))
-                a = _mm256_fmadd_ps(fold(K.multiply(w, xb), K.multiply(w, xb + step), K.multiply(w, xb + 2 &* step), K.multiply(w, xb + 3 &* step)),
-                                    scaleA * d, a)
-                b = _mm256_fmadd_ps(fold(K.multiply(w, xb + 4 &* step), K.multiply(w, xb + 5 &* step), K.multiply(w, xb + 6 &* step),
-                                         K.multiply(w, xb + 7 &* step)), scaleB * d, b)
+        /// `call` with the byte kernel of `type`; Q8_0's for a type without one (callers check
+        /// `supports` first).
+        @inline(__always)
+        static func dispatchBytes(_ type: GGMLType, _ call: some ByteKernelCall) {
+            switch type {
+            case .q4_0: call(Q4_0x8.self)
+            case .q4_1: call(Q4_1x8.self)
+            case .q5_0: call(Q5_0x8.self)
+            case .q5_1: call(Q5_1x8.self)
+            case .q4_K: call(Q4_Kx8.self)
+            case .q5_K: call(Q5_Kx8.self)
+            case .q6_K: call(Q6_Kx8.self)
+            default: call(Q8_0x8.self)
+            }
+        }
+
+        /// `call` with the kernel of `type` for inputs of `width` bytes (1: 8-bit, 2: 16-bit).
+        @inline(__always)
+        static func dispatch(_ type: GGMLType, _ width: Int, _ call: some KernelCall) {
+            dispatchBytes(type, ByWidth(width: width, call: call))
+        }
+
+        /// A call made with a byte kernel as it is (8-bit inputs) or widened (16-bit).
+        struct ByWidth<C: KernelCall>: ByteKernelCall {
+            let width: Int, call: C
+            @inline(__always)
+            func callAsFunction<K: ByteKernel>(_ k: K.Type) { width == 1 ? call(k) : call(Widened<K>.self) }
+        }
+
+        /// A block's float16 scale or minimum (GGMLType's reader).
+        @inline(__always)
+        static func half(_ p: UnsafeRawPointer) -> Float { GGMLType.half(p) }
+
+        /// A 32-bit lane count as a shift for `_mm256_srl_epi16` (whose count is not an immediate).
+        @inline(__always)
+        static func count(_ n: Int) -> __m128i { _mm_cvtsi32_si128(Int32(n)) }
+
+        /// The low nibbles of 32 bytes, or their high ones.
+        @inline(__always)
+        static func nibbles(_ q: __m256i, high: Bool) -> __m256i { high ? _mm256_and_si256(_mm256_srli_epi16(q, 4), low) : _mm256_and_si256(q, low) }
+
+        /// Q4_K's and Q5_K's scale of their `b`th 32 values (d · its 6-bit scale), super-blocks of `bytes`.
+        @inline(__always)
+        static func kScale(_ row: UnsafeRawPointer, _ b: Int, _ bytes: Int) -> (Float, Float) {
+            let block = row + (b >> 3) &* bytes
+            let s = half(block) * KQuants.scaleMin(b & 7, block + 4).0
+            return (s, s)
+        }
+
+        /// Their minimum: −dmin · its 6-bit minimum.
+        @inline(__always)
+        static func kMinimum(_ row: UnsafeRawPointer, _ b: Int, _ bytes: Int) -> Float {
+            let block = row + (b >> 3) &* bytes
+            return -half(block + 2) * KQuants.scaleMin(b & 7, block + 4).1
+        }
+
+        /// Q4_K by 8-bit inputs: super-blocks of 256 (d @0, dmin @2, 12 bytes of 6-bit scales and
+        /// minimums @4, nibbles @16); the `b`th 32 values are the low or high nibbles of 32 bytes.
+        enum Q4_Kx8: ByteKernel {
+            static var signedWeights: Bool { false }
+            static var hasMinimum: Bool { true }
+            @inline(__always)
+            static func unpack(_ row: UnsafeRawPointer, _ b: Int) -> __m256i {
+                nibbles((row + (b >> 3) &* 144 + 16 + ((b & 7) >> 1) &* 32).loadUnaligned(as: __m256i.self), high: b & 1 == 1)
+            }
+            @inline(__always) static func scales(_ row: UnsafeRawPointer, _ b: Int) -> (Float, Float) { kScale(row, b, 144) }
+            @inline(__always) static func minimum(_ row: UnsafeRawPointer, _ b: Int) -> Float { kMinimum(row, b, 144) }
+            @inline(__always)
+            static func multiply(_ w: __m256i, _ x: UnsafeRawPointer) -> __m256i { Q4_1x8.multiply(w, x) }
+        }
+
+        /// Q5_K by 8-bit inputs: Q4_K's layout with 32 bytes of fifth bits @16 (bit s of byte l: value
+        /// l of the sth 32) and the nibbles @48.
+        enum Q5_Kx8: ByteKernel {
+            static var signedWeights: Bool { false }
+            static var hasMinimum: Bool { true }
+            @inline(__always)
+            static func unpack(_ row: UnsafeRawPointer, _ b: Int) -> __m256i {
+                let block = row + (b >> 3) &* 176, s = b & 7
+                let low4 = nibbles((block + 48 + (s >> 1) &* 32).loadUnaligned(as: __m256i.self), high: s & 1 == 1)
+                let h = _mm256_and_si256(_mm256_srl_epi16((block + 16).loadUnaligned(as: __m256i.self), count(s)), _mm256_set1_epi8(1))
+                return _mm256_or_si256(low4, _mm256_slli_epi16(h, 4))
+            }
+            @inline(__always) static func scales(_ row: UnsafeRawPointer, _ b: Int) -> (Float, Float) { kScale(row, b, 176) }
+            @inline(__always) static func minimum(_ row: UnsafeRawPointer, _ b: Int) -> Float { kMinimum(row, b, 176) }
+            @inline(__always)
+            static func multiply(_ w: __m256i, _ x: UnsafeRawPointer) -> __m256i { Q4_1x8.multiply(w, x) }
+        }
+
+        /// Q6_K by 8-bit inputs: super-blocks of 256 (low nibbles @0, bit pairs @128, 16 signed scales
+        /// @192, d @208); the `b`th 32 values: half h = b / 4, run r = b % 4 takes the low (r < 2) or
+        /// high nibbles of 32 bytes at 64h + 32(r % 2) and bits 2r of the bytes at 128 + 32h, less 32;
+        /// a scale for each 16.
+        enum Q6_Kx8: ByteKernel {
+            static var signedWeights: Bool { true }
+            static var halvesDiffer: Bool { true }
+            static var hasMinimum: Bool { false }
+            @inline(__always)
+            static func unpack(_ row: UnsafeRawPointer, _ b: Int) -> __m256i {
+                let block = row + (b >> 3) &* 210, s = b & 7, h = s >> 2, r = s & 3
+                let low4 = nibbles((block + 64 &* h + 32 &* (r & 1)).loadUnaligned(as: __m256i.self), high: r >= 2)
+                let pairs = _mm256_and_si256(
+                    _mm256_srl_epi16((block + 128 + 32 &* h).loadUnaligned(as: __m256i.self), count(2 &* r)),
+                    _mm256_set1_epi8(3))
+                return _mm256_sub_epi8(_mm256_or_si256(low4, _mm256_slli_epi16(pairs, 4)), _mm256_set1_epi8(32))
+            }
+            @inline(__always)
+            static func scales(_ row: UnsafeRawPointer, _ b: Int) -> (Float, Float) {
+                let block = row + (b >> 3) &* 210, s = b & 7
+                let d = half(block + 208)
+                return (
+                    d * Float(block.load(fromByteOffset: 192 + 2 &* s, as: Int8.self)),
+                    d * Float(block.load(fromByteOffset: 193 + 2 &* s, as: Int8.self))
+                )
+            }
+            @inline(__always)
+            static func minimum(_ row: UnsafeRawPointer, _ b: Int) -> Float { 0 }
+            @inline(__always)
+            static func multiply(_ w: __m256i, _ x: UnsafeRawPointer) -> __m256i { Q8_0x8.multiply(w, x) }
+        }
+
+        /// Four rows `stride` bytes apart, from `row`, times one input of `blocks` blocks.
+        static func rows4(_ type: GGMLType, _ row: UnsafeRawPointer, stride: Int, _ x: Input, _ blocks: Int, _ out: UnsafeMutablePointer<Float>) {
+            struct Call: KernelCall {
+                let row: UnsafeRawPointer, stride: Int, x: Input, blocks: Int, out: UnsafeMutablePointer<Float>
+                func callAsFunction<K: Kernel>(_ k: K.Type) { IntegerDot.rows4(k, row, stride, x, blocks, out) }
+            }
+            dispatch(type, x.width, Call(row: row, stride: stride, x: x, blocks: blocks, out: out))
+        }
+
+        /// Four products' eight lanes summed to two each: lane k and k+4 hold product k's halves.
+        /// One conversion and one scaling then serve four products.
+        @inline(__always)
+        static func fold(_ p0: __m256i, _ p1: __m256i, _ p2: __m256i, _ p3: __m256i) -> __m256 {
+            _mm256_cvtepi32_ps(_mm256_hadd_epi32(_mm256_hadd_epi32(p0, p1), _mm256_hadd_epi32(p2, p3)))
+        }
+
+        /// A folded accumulator's four sums.
+        @inline(__always)
+        static func unfold(_ a: __m256) -> SIMD4<Float> { a.lowHalf + a.highHalf }
+
+        @inline(__always)
+        private static func rows4<K: Kernel>(
+            _: K.Type, _ row: UnsafeRawPointer, _ s: Int, _ x: Input, _ blocks: Int, _ out: UnsafeMutablePointer<Float>
+        ) {
+            var acc = _mm256_setzero_ps()
+            var xb = x.values
+            let xStep = 32 &* x.width, scales = x.scales, sums = x.sums
+            let r1 = row + s, r2 = row + 2 &* s, r3 = row + 3 &* s
+            for b in 0..<blocks {
+                let (a0, b0) = K.scales(row, b), (a1, b1) = K.scales(r1, b), (a2, b2) = K.scales(r2, b), (a3, b3) = K.scales(r3, b)
+                let d = SIMD8(lowHalf: SIMD4(a0, a1, a2, a3), highHalf: SIMD4(b0, b1, b2, b3)) * scales[b]
+                let v = fold(
+                    K.multiply(K.unpack(row, b), xb), K.multiply(K.unpack(r1, b), xb), K.multiply(K.unpack(r2, b), xb),
+                    K.multiply(K.unpack(r3, b), xb))
+                acc = _mm256_fmadd_ps(v, d, acc)
                 if K.hasMinimum {
-                    let m = _mm256_set1_ps(K.minimum(r, k))
-                    a = _mm256_fmadd_ps(sumsA, m, a)
-                    b = _mm256_fmadd_ps(sumsB, m, b)
+                    let m = SIMD8(lowHalf: SIMD4(K.minimum(row, b), K.minimum(r1, b), K.minimum(r2, b), K.minimum(r3, b)), highHalf: .zero)
+                    acc = _mm256_fmadd_ps(m, _mm256_set1_ps(sums[b]), acc)
+                }
+                xb += xStep
+            }
+            let sums4 = unfold(acc)
+            out[0] = sums4[0]
+            out[1] = sums4[1]
+            out[2] = sums4[2]
+            out[3] = sums4[3]
+        }
+
+        /// Four rows times four inputs (`x` and the three after it, `inputStride` blocks apart), into
+        /// `out` (rows of the four inputs `outStride` floats apart): each row's block unpacked once for
+        /// the four.  What makes a batch of sequences cheaper than each alone.
+        static func tile(
+            _ type: GGMLType, _ row: UnsafeRawPointer, stride: Int, _ x: Input, inputStride: Int, _ blocks: Int,
+            _ out: UnsafeMutablePointer<Float>, outStride: Int
+        ) {
+            struct Call: KernelCall {
+                let row: UnsafeRawPointer, stride: Int, x: Input, inputStride: Int, blocks: Int, out: UnsafeMutablePointer<Float>, outStride: Int
+                func callAsFunction<K: Kernel>(_ k: K.Type) { IntegerDot.tile(k, row, stride, x, inputStride, blocks, out, outStride) }
+            }
+            dispatch(type, x.width, Call(row: row, stride: stride, x: x, inputStride: inputStride, blocks: blocks, out: out, outStride: outStride))
+        }
+
+        /// Four rows times eight inputs: each unpacked block serves twice as many.
+        static func tile8(
+            _ type: GGMLType, _ row: UnsafeRawPointer, stride: Int, _ x: Input, inputStride: Int, _ blocks: Int,
+            _ out: UnsafeMutablePointer<Float>, outStride: Int
+        ) {
+            struct Call: KernelCall {
+                let row: UnsafeRawPointer, stride: Int, x: Input, inputStride: Int, blocks: Int, out: UnsafeMutablePointer<Float>, outStride: Int
+                func callAsFunction<K: Kernel>(_ k: K.Type) { IntegerDot.tile8(k, row, stride, x, inputStride, blocks, out, outStride) }
+            }
+            dispatch(type, x.width, Call(row: row, stride: stride, x: x, inputStride: inputStride, blocks: blocks, out: out, outStride: outStride))
+        }
+
+        /// Inputs `first`..`first+3`'s scales (or sums) at block `k`, twice: the lanes of a folded vector.
+        @inline(__always)
+        static func lanes(_ v: UnsafePointer<Float>, _ k: Int, _ first: Int, _ stride: Int) -> SIMD8<Float> {
+            let q = SIMD4(v[k + first &* stride], v[k + (first + 1) &* stride], v[k + (first + 2) &* stride], v[k + (first + 3) &* stride])
+            return SIMD8(lowHalf: q, highHalf: q)
+        }
+
+        @inline(__always)
+        private static func tile8<K: Kernel>(
+            _: K.Type, _ row: UnsafeRawPointer, _ s: Int, _ x: Input, _ inputStride: Int, _ blocks: Int,
+            _ out: UnsafeMutablePointer<Float>, _ outStride: Int
+        ) {
+            // Per row, two folded accumulators: inputs 0-3 and 4-7.
+            var a0 = _mm256_setzero_ps(), a1 = a0, a2 = a0, a3 = a0, b0 = a0, b1 = a0, b2 = a0, b3 = a0
+            let xs = 32 &* x.width, step = inputStride &* xs
+            let lowLanes = SIMD8<Float>(1, 1, 1, 1, 0, 0, 0, 0)
+            var xb = x.values
+            for k in 0..<blocks {
+                let scaleA = lanes(x.scales, k, 0, inputStride), scaleB = lanes(x.scales, k, 4, inputStride)
+                let sumsA = K.hasMinimum ? lanes(x.sums, k, 0, inputStride) * lowLanes : .zero
+                let sumsB = K.hasMinimum ? lanes(x.sums, k, 4, inputStride) * lowLanes : .zero
+                @inline(__always) func accumulate(_ r: UnsafeRawPointer, _ a: inout __m256, _ b: inout __m256) {
+                    let w = K.unpack(r, k)
+                    let (first, second) = K.scales(r, k)
+                    let d = SIMD8(lowHalf: SIMD4(repeating: first), highHalf: SIMD4(repeating: second))
+                    a = _mm256_fmadd_ps(
+                        fold(K.multiply(w, xb), K.multiply(w, xb + step), K.multiply(w, xb + 2 &* step), K.multiply(w, xb + 3 &* step)),
+                        scaleA * d, a)
+                    b = _mm256_fmadd_ps(
+                        fold(
+                            K.multiply(w, xb + 4 &* step), K.multiply(w, xb + 5 &* step), K.multiply(w, xb + 6 &* step),
+                            K.multiply(w, xb + 7 &* step)), scaleB * d, b)
+                    if K.hasMinimum {
+                        let m = _mm256_set1_ps(K.minimum(r, k))
+                        a = _mm256_fmadd_ps(sumsA, m, a)
+                        b = _mm256_fmadd_ps(sumsB, m, b)
+                    }
+                }
+                accumulate(row, &a0, &b0)
+                accumulate(row + s, &a1, &b1)
+                accumulate(row + 2 &* s, &a2, &b2)
+                accumulate(row + 3 &* s, &a3, &b3)
+                xb += xs
+            }
+            for (r, (a, b)) in [(a0, b0), (a1, b1), (a2, b2), (a3, b3)].enumerated() {
+                let first = unfold(a), second = unfold(b)
+                for i in 0..<4 {
+                    out[i &* outStride + r] = first[i]
+                    out[(i + 4) &* outStride + r] = second[i]
                 }
             }
-            accumulate(row, &a0, &b0)
-            accumulate(row + s, &a1, &b1)
-            accumulate(row + 2 &* s, &a2, &b2)
-            accumulate(row + 3 &* s, &a3, &b3)
-            xb += xs
         }
-        for (r, (a, b)) in [(a0, b0), (a1, b1), (a2, b2), (a3, b3)].enumerated() {
-            let first = unfold(a), second = unfold(b)
-            for i in 0..<4 {
-                out[i &* outStride + r] = first[i]
-                out[(i + 4) &* outStride + r] = second[i]
+
+        @inline(__always)
+        private static func tile<K: Kernel>(
+            _: K.Type, _ row: UnsafeRawPointer, _ s: Int, _ x: Input, _ inputStride: Int, _ blocks: Int,
+            _ out: UnsafeMutablePointer<Float>, _ outStride: Int
+        ) {
+            // One folded accumulator per row, its lanes the four inputs.
+            var a0 = _mm256_setzero_ps(), a1 = a0, a2 = a0, a3 = a0
+            let xs = 32 &* x.width, step = inputStride &* xs
+            var xb = x.values
+            let r1 = row + s, r2 = row + 2 &* s, r3 = row + 3 &* s
+            for k in 0..<blocks {
+                let dx = SIMD4(x.scales[k], x.scales[k + inputStride], x.scales[k + 2 &* inputStride], x.scales[k + 3 &* inputStride])
+                let x0 = xb, x1 = xb + step, x2 = xb + 2 &* step, x3 = xb + 3 &* step
+                @inline(__always) func accumulate(_ r: UnsafeRawPointer, _ acc: inout __m256) {
+                    let w = K.unpack(r, k)
+                    let (first, second) = K.scales(r, k)
+                    acc = _mm256_fmadd_ps(
+                        fold(K.multiply(w, x0), K.multiply(w, x1), K.multiply(w, x2), K.multiply(w, x3)),
+                        SIMD8(lowHalf: dx * first, highHalf: dx * second), acc)
+                }
+                accumulate(row, &a0)
+                accumulate(r1, &a1)
+                accumulate(r2, &a2)
+                accumulate(r3, &a3)
+                if K.hasMinimum {
+                    // The minimums' terms join the low lanes of the same accumulators.
+                    let sx = SIMD8(
+                        lowHalf: SIMD4(x.sums[k], x.sums[k + inputStride], x.sums[k + 2 &* inputStride], x.sums[k + 3 &* inputStride]),
+                        highHalf: .zero)
+                    a0 = _mm256_fmadd_ps(sx, _mm256_set1_ps(K.minimum(row, k)), a0)
+                    a1 = _mm256_fmadd_ps(sx, _mm256_set1_ps(K.minimum(r1, k)), a1)
+                    a2 = _mm256_fmadd_ps(sx, _mm256_set1_ps(K.minimum(r2, k)), a2)
+                    a3 = _mm256_fmadd_ps(sx, _mm256_set1_ps(K.minimum(r3, k)), a3)
+                }
+                xb += xs
+            }
+            for (r, a) in [a0, a1, a2, a3].enumerated() {
+                let sums = unfold(a)
+                for i in 0..<4 { out[i &* outStride + r] = sums[i] }
             }
         }
-    }
 
-    @inline(__always)
-    private static func tile<K: Kernel>(_: K.Type, _ row: UnsafeRawPointer, _ s: Int, _ x: Input, _ inputStride: Int, _ blocks: Int,
-                                        _ out: UnsafeMutablePointer<Float>, _ outStride: Int) {
-        // One folded accumulator per row, its lanes the four inputs.
-        var a0 = _mm256_setzero_ps(), a1 = a0, a2 = a0, a3 = a0
-        let xs = 32 &* x.width, step = inputStride &* xs
-        var xb = x.values
-        let r1 = row + s, r2 = row + 2 &* s, r3 = row + 3 &* s
-        for k in 0..<blocks {
-            let dx = SIMD4(x.scales[k], x.scales[k + inputStride], x.scales[k + 2 &* inputStride], x.scales[k + 3 &* inputStride])
-            let x0 = xb, x1 = xb + step, x2 = xb + 2 &* step, x3 = xb + 3 &* step
-            @inline(__always) func accumulate(_ r: UnsafeRawPointer, _ acc: inout __m256) {
-                let w = K.unpack(r, k)
-                let (first, second) = K.scales(r, k)
-                acc = _mm256_fmadd_ps(fold(K.multiply(w, x0), K.multiply(w, x1), K.multiply(w, x2), K.multiply(w, x3)),
-                                      SIMD8(lowHalf: dx * first, highHalf: dx * second), acc)
+        /// One row times one input (the rows after the last four).
+        static func row(_ type: GGMLType, _ row: UnsafeRawPointer, _ x: Input, _ blocks: Int) -> Float {
+            struct Call: KernelCall {
+                let row: UnsafeRawPointer, x: Input, blocks: Int, result: UnsafeMutablePointer<Float>
+                func callAsFunction<K: Kernel>(_ k: K.Type) { result.pointee = IntegerDot.row(k, row, x, blocks) }
             }
-            accumulate(row, &a0)
-            accumulate(r1, &a1)
-            accumulate(r2, &a2)
-            accumulate(r3, &a3)
-            if K.hasMinimum {
-                // The minimums' terms join the low lanes of the same accumulators.
-                let sx = SIMD8(lowHalf: SIMD4(x.sums[k], x.sums[k + inputStride], x.sums[k + 2 &* inputStride], x.sums[k + 3 &* inputStride]),
-                               highHalf: .zero)
-                a0 = _mm256_fmadd_ps(sx, _mm256_set1_ps(K.minimum(row, k)), a0)
-                a1 = _mm256_fmadd_ps(sx, _mm256_set1_ps(K.minimum(r1, k)), a1)
-                a2 = _mm256_fmadd_ps(sx, _mm256_set1_ps(K.minimum(r2, k)), a2)
-                a3 = _mm256_fmadd_ps(sx, _mm256_set1_ps(K.minimum(r3, k)), a3)
+            var result: Float = 0
+            withUnsafeMutablePointer(to: &result) { dispatch(type, x.width, Call(row: row, x: x, blocks: blocks, result: $0)) }
+            return result
+        }
+
+        private static func row<K: Kernel>(_: K.Type, _ row: UnsafeRawPointer, _ x: Input, _ blocks: Int) -> Float {
+            var a = _mm256_setzero_ps()
+            var mins: Float = 0
+            for b in 0..<blocks {
+                let (first, second) = K.scales(row, b)
+                let xs = x.scales[b]
+                a = _mm256_fmadd_ps(
+                    SIMD8(lowHalf: SIMD4(repeating: first * xs), highHalf: SIMD4(repeating: second * xs)),
+                    _mm256_cvtepi32_ps(K.multiply(K.unpack(row, b), x.values + b * 32 * x.width)), a)
+                if K.hasMinimum { mins += K.minimum(row, b) * x.sums[b] }
             }
-            xb += xs
-        }
-        for (r, a) in [a0, a1, a2, a3].enumerated() {
-            let sums = unfold(a)
-            for i in 0..<4 { out[i &* outStride + r] = sums[i] }
+            return a.sum() + mins
         }
     }
 
-    /// One row times one input (the rows after the last four).
-    static func row(_ type: GGMLType, _ row: UnsafeRawPointer, _ x: Input, _ blocks: Int) -> Float {
-        struct Call: KernelCall {
-            let row: UnsafeRawPointer, x: Input, blocks: Int, result: UnsafeMutablePointer<Float>
-            func callAsFunction<K: Kernel>(_ k: K.Type) { result.pointee = IntegerDot.row(k, row, x, blocks) }
+    extension IntegerDot.ByteKernel {
+        static var halvesDiffer: Bool { false }
+    }
+
+    extension IntegerDot.BlockKernel {
+        @inline(__always)
+        static func unpack(_ row: UnsafeRawPointer, _ b: Int) -> Weights { unpack(row + b &* blockBytes) }
+        @inline(__always)
+        static func scales(_ row: UnsafeRawPointer, _ b: Int) -> (Float, Float) {
+            let d = IntegerDot.half(row + b &* blockBytes)
+            return (d, d)
         }
-        var result: Float = 0
-        withUnsafeMutablePointer(to: &result) { dispatch(type, x.width, Call(row: row, x: x, blocks: blocks, result: $0)) }
-        return result
+        @inline(__always)
+        static func minimum(_ row: UnsafeRawPointer, _ b: Int) -> Float { IntegerDot.half(row + b &* blockBytes + 2) }
     }
-
-    private static func row<K: Kernel>(_: K.Type, _ row: UnsafeRawPointer, _ x: Input, _ blocks: Int) -> Float {
-        var a = _mm256_setzero_ps()
-        var mins: Float = 0
-        for b in 0..<blocks {
-            let (first, second) = K.scales(row, b)
-            let xs = x.scales[b]
-            a = _mm256_fmadd_ps(SIMD8(lowHalf: SIMD4(repeating: first * xs), highHalf: SIMD4(repeating: second * xs)),
-                                _mm256_cvtepi32_ps(K.multiply(K.unpack(row, b), x.values + b * 32 * x.width)), a)
-            if K.hasMinimum { mins += K.minimum(row, b) * x.sums[b] }
-        }
-        return a.sum() + mins
-    }
-}
-
-extension IntegerDot.ByteKernel {
-    static var halvesDiffer: Bool { false }
-}
-
-extension IntegerDot.BlockKernel {
-    @inline(__always)
-    static func unpack(_ row: UnsafeRawPointer, _ b: Int) -> Weights { unpack(row + b &* blockBytes) }
-    @inline(__always)
-    static func scales(_ row: UnsafeRawPointer, _ b: Int) -> (Float, Float) {
-        let d = IntegerDot.half(row + b &* blockBytes)
-        return (d, d)
-    }
-    @inline(__always)
-    static func minimum(_ row: UnsafeRawPointer, _ b: Int) -> Float { IntegerDot.half(row + b &* blockBytes + 2) }
-}
 #else
-/// Integer dot products need x86's byte multiply-adds (AVX2); elsewhere, and in a build for
-/// baseline x86-64, quantized activations fall back to float32 (QuantizedMatrix's float kernels).
-enum IntegerDot {
-    static var available: Bool { false }
-    static func supports(_ type: GGMLType) -> Bool { false }
-}
+    /// Integer dot products need x86's byte multiply-adds (AVX2); elsewhere, and in a build for
+    /// baseline x86-64, quantized activations fall back to float32 (QuantizedMatrix's float kernels).
+    enum IntegerDot {
+        static var available: Bool { false }
+        static func supports(_ type: GGMLType) -> Bool { false }
+    }
 #endif

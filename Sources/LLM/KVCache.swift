@@ -1,7 +1,8 @@
-#if canImport(Glibc)
-import Glibc
-#endif
 import MServePOSIX
+
+#if canImport(Glibc)
+    import Glibc
+#endif
 
 /// A worker's KV cache memory: fixed-size blocks of `blockTokens` positions (every layer's keys and
 /// values for them), from one anonymous mapping made at start for --kv-cache-tokens.  Sequences
@@ -18,7 +19,7 @@ import MServePOSIX
 ///
 /// A block's layout: for each layer, `blockTokens` rows of keys (`kvDim` floats each), then as many
 /// of values.
-public final class KVBlockPool: @unchecked Sendable {   // the mapping's pointer: set once, never moved
+public final class KVBlockPool: @unchecked Sendable {  // the mapping's pointer: set once, never moved
     public static let defaultBlockTokens = 16
 
     public let blockTokens: Int
@@ -74,8 +75,10 @@ public final class KVBlockPool: @unchecked Sendable {   // the mapping's pointer
             throw GGUFError("KV cache", "cannot map \(mappedBytes >> 20) MiB for \(blockCount * blockTokens) tokens (--kv-cache-tokens)")
         }
         base = p.bindMemory(to: Float.self, capacity: blockCount * blockFloats)
-        book = Locked(Book(free: (0..<Int32(blockCount)).reversed(), holders: Array(repeating: 0, count: blockCount),
-                           entries: Array(repeating: nil, count: blockCount), lastUsed: Array(repeating: 0, count: blockCount)))
+        book = Locked(
+            Book(
+                free: (0..<Int32(blockCount)).reversed(), holders: Array(repeating: 0, count: blockCount),
+                entries: Array(repeating: nil, count: blockCount), lastUsed: Array(repeating: 0, count: blockCount)))
     }
 
     deinit { munmap(base, mappedBytes) }
@@ -108,7 +111,7 @@ public final class KVBlockPool: @unchecked Sendable {   // the mapping's pointer
                 for i in 0..<blockCount where b.holders[i] == 0 && b.entries[i] != nil {
                     if oldest < 0 || b.lastUsed[i] < b.lastUsed[Int(oldest)] { oldest = Int32(i) }
                 }
-                guard oldest >= 0, let entry = b.entries[Int(oldest)] else { break }   // `idle` says there is one
+                guard oldest >= 0, let entry = b.entries[Int(oldest)] else { break }  // `idle` says there is one
                 b.byHash[entry.hash] = nil
                 b.entries[Int(oldest)] = nil
                 b.idle -= 1
@@ -172,7 +175,9 @@ public final class KVBlockPool: @unchecked Sendable {   // the mapping's pointer
             for j in 0..<limit {
                 let tokens = prompt[(j * blockTokens)..<((j + 1) * blockTokens)]
                 h = KVBlockPool.chain(h, tokens)
-                guard let block = b.byHash[h], let entry = b.entries[Int(block)], entry.parent == parent, entry.tokens.elementsEqual(tokens) else { break }
+                guard let block = b.byHash[h], let entry = b.entries[Int(block)], entry.parent == parent, entry.tokens.elementsEqual(tokens) else {
+                    break
+                }
                 found.append(block)
                 hashes.append(h)
                 parent = block

@@ -1,5 +1,5 @@
 #if canImport(Glibc)
-import Glibc
+    import Glibc
 #endif
 
 /// A llama-architecture model from a GGUF file (SmolLM2-135M-Instruct): the weights stay in the
@@ -131,13 +131,15 @@ public final class LlamaModel: @unchecked Sendable {
                 guard gain.count == count else { throw GGUFError(file.path, "blk.\(i).\(name).weight has \(gain.count) values, not \(count)") }
                 return gain
             }
-            layers.append(Layer(attnNorm: try norm("attn_norm"), ffnNorm: try norm("ffn_norm"), q: try m("attn_q"), k: try m("attn_k"),
-                                v: try m("attn_v"), o: try m("attn_output"), gate: try m("ffn_gate"), up: try m("ffn_up"),
-                                down: try m("ffn_down"), qBias: try bias("attn_q", config.qDim), kBias: try bias("attn_k", config.kvDim),
-                                vBias: try bias("attn_v", config.kvDim), qNorm: try gemmaNorm("attn_q_norm", config.headDim),
-                                kNorm: try gemmaNorm("attn_k_norm", config.headDim),
-                                postAttentionNorm: try gemmaNorm("post_attention_norm", config.dim),
-                                postFeedForwardNorm: try gemmaNorm("post_ffw_norm", config.dim)))
+            layers.append(
+                Layer(
+                    attnNorm: try norm("attn_norm"), ffnNorm: try norm("ffn_norm"), q: try m("attn_q"), k: try m("attn_k"),
+                    v: try m("attn_v"), o: try m("attn_output"), gate: try m("ffn_gate"), up: try m("ffn_up"),
+                    down: try m("ffn_down"), qBias: try bias("attn_q", config.qDim), kBias: try bias("attn_k", config.kvDim),
+                    vBias: try bias("attn_v", config.kvDim), qNorm: try gemmaNorm("attn_q_norm", config.headDim),
+                    kNorm: try gemmaNorm("attn_k_norm", config.headDim),
+                    postAttentionNorm: try gemmaNorm("post_attention_norm", config.dim),
+                    postFeedForwardNorm: try gemmaNorm("post_ffw_norm", config.dim)))
         }
         self.layers = layers
     }
@@ -163,7 +165,7 @@ public final class LlamaModel: @unchecked Sendable {
         do {
             return newSequence(pool: try KVBlockPool(config: config, tokens: config.context + KVBlockPool.defaultBlockTokens))
         } catch {
-            fatalError("\(error)")   // address space for one context: only exhausted address space refuses it
+            fatalError("\(error)")  // address space for one context: only exhausted address space refuses it
         }
     }
 
@@ -267,9 +269,10 @@ public final class LlamaModel: @unchecked Sendable {
                             let first = local ? max(0, pos[t] + 1 - c.slidingWindow) : 0
                             let view = KVView(cache: batch[owner[t]].sequence.cache, layer: l)
                             for head in 0..<c.heads {
-                                LlamaModel.attend(qBase + t * c.qDim + head * c.headDim, view, offset: (head / group) * c.headDim,
-                                                  positions: first..<(pos[t] + 1), c.headDim, scale, scores: sBase + t * span,
-                                                  into: aBase + t * c.qDim + head * c.headDim)
+                                LlamaModel.attend(
+                                    qBase + t * c.qDim + head * c.headDim, view, offset: (head / group) * c.headDim,
+                                    positions: first..<(pos[t] + 1), c.headDim, scale, scores: sBase + t * span,
+                                    into: aBase + t * c.qDim + head * c.headDim)
                             }
                         }
                     }
@@ -325,9 +328,13 @@ public final class LlamaModel: @unchecked Sendable {
     /// One head of one token: softmax(q·K / sqrt(d)) · V over `positions` of the cache, block by
     /// block; `size` a multiple of 8.  The values are summed 64 lanes at a time (eight registers),
     /// so that a wide head (Gemma's 256) reads the cache size / 64 times, not size / 8.
-    static func attend(_ q: UnsafePointer<Float>, _ view: KVView, offset: Int, positions: Range<Int>, _ size: Int, _ scale: Float,
-                       scores: UnsafeMutablePointer<Float>, into out: UnsafeMutablePointer<Float>) {
-        @inline(__always) func load(_ p: UnsafePointer<Float>, _ i: Int) -> SIMD8<Float> { UnsafeRawPointer(p + i).loadUnaligned(as: SIMD8<Float>.self) }
+    static func attend(
+        _ q: UnsafePointer<Float>, _ view: KVView, offset: Int, positions: Range<Int>, _ size: Int, _ scale: Float,
+        scores: UnsafeMutablePointer<Float>, into out: UnsafeMutablePointer<Float>
+    ) {
+        @inline(__always) func load(_ p: UnsafePointer<Float>, _ i: Int) -> SIMD8<Float> {
+            UnsafeRawPointer(p + i).loadUnaligned(as: SIMD8<Float>.self)
+        }
         if size == 64 { return attend64(q, view, offset: offset, positions: positions, scale, scores: scores, into: out) }
         let stride = view.stride
         var top = -Float.infinity
@@ -357,7 +364,9 @@ public final class LlamaModel: @unchecked Sendable {
                     a4.addProduct(w, load(v, 32)); a5.addProduct(w, load(v, 40)); a6.addProduct(w, load(v, 48)); a7.addProduct(w, load(v, 56))
                 }
             }
-            @inline(__always) func store(_ a: SIMD8<Float>, _ i: Int) { UnsafeMutableRawPointer(out + lane + i).storeBytes(of: a * r, as: SIMD8<Float>.self) }
+            @inline(__always) func store(_ a: SIMD8<Float>, _ i: Int) {
+                UnsafeMutableRawPointer(out + lane + i).storeBytes(of: a * r, as: SIMD8<Float>.self)
+            }
             store(a0, 0); store(a1, 8); store(a2, 16); store(a3, 24); store(a4, 32); store(a5, 40); store(a6, 48); store(a7, 56)
             lane += 64
         }
@@ -373,9 +382,13 @@ public final class LlamaModel: @unchecked Sendable {
     /// `attend` for heads of 64 (SmolLM2's, Llama's small ones): the query and the output held in
     /// registers, and the values read once, position by position (the general loop reads the whole
     /// cache once per 8 lanes of the head, 8 times in all).
-    static func attend64(_ q: UnsafePointer<Float>, _ view: KVView, offset: Int, positions: Range<Int>, _ scale: Float,
-                         scores: UnsafeMutablePointer<Float>, into out: UnsafeMutablePointer<Float>) {
-        @inline(__always) func load(_ p: UnsafePointer<Float>, _ i: Int) -> SIMD8<Float> { UnsafeRawPointer(p + i).loadUnaligned(as: SIMD8<Float>.self) }
+    static func attend64(
+        _ q: UnsafePointer<Float>, _ view: KVView, offset: Int, positions: Range<Int>, _ scale: Float,
+        scores: UnsafeMutablePointer<Float>, into out: UnsafeMutablePointer<Float>
+    ) {
+        @inline(__always) func load(_ p: UnsafePointer<Float>, _ i: Int) -> SIMD8<Float> {
+            UnsafeRawPointer(p + i).loadUnaligned(as: SIMD8<Float>.self)
+        }
         let q0 = load(q, 0), q1 = load(q, 8), q2 = load(q, 16), q3 = load(q, 24)
         let q4 = load(q, 32), q5 = load(q, 40), q6 = load(q, 48), q7 = load(q, 56)
         let stride = view.stride
@@ -439,8 +452,10 @@ public final class LlamaModel: @unchecked Sendable {
     }
 
     /// Pair i of each head is (2i, 2i + 1), or with `halves` (i, i + headDim/2).
-    static func rotate(_ x: inout [Float], at offset: Int, heads: Int, _ headDim: Int, _ table: (cos: [Float], sin: [Float]),
-                       halves: Bool = false) {
+    static func rotate(
+        _ x: inout [Float], at offset: Int, heads: Int, _ headDim: Int, _ table: (cos: [Float], sin: [Float]),
+        halves: Bool = false
+    ) {
         let half = headDim / 2
         for h in 0..<heads {
             let base = offset + h * headDim

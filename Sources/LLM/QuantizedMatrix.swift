@@ -1,5 +1,5 @@
 #if canImport(Glibc)
-import Glibc
+    import Glibc
 #endif
 
 /// Pointers shared by the threads of one product: they read the input and write disjoint rows of
@@ -35,8 +35,9 @@ struct QuantizedMatrix: @unchecked Sendable {
 
     /// One row as float32 (the embedding lookup).
     func row(_ i: Int, into out: UnsafeMutablePointer<Float>) {
-        type.dequantize(UnsafeRawBufferPointer(start: base + i * rowBytes, count: rowBytes),
-                        into: UnsafeMutableBufferPointer(start: out, count: columns))
+        type.dequantize(
+            UnsafeRawBufferPointer(start: base + i * rowBytes, count: rowBytes),
+            into: UnsafeMutableBufferPointer(start: out, count: columns))
     }
 
     /// `n` input rows of `columns` in `x`, `n` output rows of `rows` in `y`: each weight row is read
@@ -83,56 +84,61 @@ struct QuantizedMatrix: @unchecked Sendable {
 
     private func multiply(_ x: QuantizedActivations, pool: ComputePool, into y: inout [Float]) {
         #if arch(x86_64) && canImport(CAVX2)
-        precondition(x.columns == columns)
-        let n = x.count, blocks = columns / 32
-        x.values.withUnsafeBytes { values in
-            x.scales.withUnsafeBufferPointer { scales in
-                x.sums.withUnsafeBufferPointer { sums in
-                    y.withUnsafeMutableBufferPointer { yp in
-                        let input = IntegerDot.Input(values: values.baseAddress!, width: x.bits / 8, scales: scales.baseAddress!,
-                                                     sums: sums.baseAddress!)
-                        let output = OutputPointer(yp.baseAddress!)
-                        let wide = WideIntegerDot.available && x.bits == 8 && blocks % 2 == 0
-                        split((rows + 3) / 4, n, pool) { g in
-                            let r0 = g * 4
-                            var i = 0
-                            // AVX-512 VNNI: four inputs at a time, then one by one.
-                            while wide && r0 + 4 <= rows && i + 4 <= n {
-                                WideIntegerDot.tile(type, base + r0 * rowBytes, stride: rowBytes, input.block(i * blocks), inputStride: blocks,
-                                                    blocks, output.pointer + i * rows + r0, outStride: rows)
-                                i += 4
-                            }
-                            while wide && r0 + 4 <= rows && i < n {
-                                WideIntegerDot.rows4(type, base + r0 * rowBytes, stride: rowBytes, input.block(i * blocks), blocks,
-                                                     output.pointer + i * rows + r0)
-                                i += 1
-                            }
-                            // Eight or four inputs at a time share each unpacked weight block; the rest one by one.
-                            while r0 + 4 <= rows && i + 8 <= n {
-                                IntegerDot.tile8(type, base + r0 * rowBytes, stride: rowBytes, input.block(i * blocks), inputStride: blocks, blocks,
-                                                 output.pointer + i * rows + r0, outStride: rows)
-                                i += 8
-                            }
-                            while r0 + 4 <= rows && i + 4 <= n {
-                                IntegerDot.tile(type, base + r0 * rowBytes, stride: rowBytes, input.block(i * blocks), inputStride: blocks, blocks,
-                                                output.pointer + i * rows + r0, outStride: rows)
-                                i += 4
-                            }
-                            while i < n {
-                                let at = input.block(i * blocks)
-                                let out = output.pointer + i * rows + r0
-                                if r0 + 4 <= rows {
-                                    IntegerDot.rows4(type, base + r0 * rowBytes, stride: rowBytes, at, blocks, out)
-                                } else {
-                                    for r in r0..<rows { out[r - r0] = IntegerDot.row(type, base + r * rowBytes, at, blocks) }
+            precondition(x.columns == columns)
+            let n = x.count, blocks = columns / 32
+            x.values.withUnsafeBytes { values in
+                x.scales.withUnsafeBufferPointer { scales in
+                    x.sums.withUnsafeBufferPointer { sums in
+                        y.withUnsafeMutableBufferPointer { yp in
+                            let input = IntegerDot.Input(
+                                values: values.baseAddress!, width: x.bits / 8, scales: scales.baseAddress!,
+                                sums: sums.baseAddress!)
+                            let output = OutputPointer(yp.baseAddress!)
+                            let wide = WideIntegerDot.available && x.bits == 8 && blocks % 2 == 0
+                            split((rows + 3) / 4, n, pool) { g in
+                                let r0 = g * 4
+                                var i = 0
+                                // AVX-512 VNNI: four inputs at a time, then one by one.
+                                while wide && r0 + 4 <= rows && i + 4 <= n {
+                                    WideIntegerDot.tile(
+                                        type, base + r0 * rowBytes, stride: rowBytes, input.block(i * blocks), inputStride: blocks,
+                                        blocks, output.pointer + i * rows + r0, outStride: rows)
+                                    i += 4
                                 }
-                                i += 1
+                                while wide && r0 + 4 <= rows && i < n {
+                                    WideIntegerDot.rows4(
+                                        type, base + r0 * rowBytes, stride: rowBytes, input.block(i * blocks), blocks,
+                                        output.pointer + i * rows + r0)
+                                    i += 1
+                                }
+                                // Eight or four inputs at a time share each unpacked weight block; the rest one by one.
+                                while r0 + 4 <= rows && i + 8 <= n {
+                                    IntegerDot.tile8(
+                                        type, base + r0 * rowBytes, stride: rowBytes, input.block(i * blocks), inputStride: blocks, blocks,
+                                        output.pointer + i * rows + r0, outStride: rows)
+                                    i += 8
+                                }
+                                while r0 + 4 <= rows && i + 4 <= n {
+                                    IntegerDot.tile(
+                                        type, base + r0 * rowBytes, stride: rowBytes, input.block(i * blocks), inputStride: blocks, blocks,
+                                        output.pointer + i * rows + r0, outStride: rows)
+                                    i += 4
+                                }
+                                while i < n {
+                                    let at = input.block(i * blocks)
+                                    let out = output.pointer + i * rows + r0
+                                    if r0 + 4 <= rows {
+                                        IntegerDot.rows4(type, base + r0 * rowBytes, stride: rowBytes, at, blocks, out)
+                                    } else {
+                                        for r in r0..<rows { out[r - r0] = IntegerDot.row(type, base + r * rowBytes, at, blocks) }
+                                    }
+                                    i += 1
+                                }
                             }
                         }
                     }
                 }
             }
-        }
         #endif
     }
 
@@ -148,7 +154,6 @@ struct QuantizedMatrix: @unchecked Sendable {
         }
     }
 
-
     @inline(__always)
     func dot(_ row: UnsafeRawPointer, _ x: UnsafePointer<Float>) -> Float {
         switch type {
@@ -162,7 +167,7 @@ struct QuantizedMatrix: @unchecked Sendable {
     /// Types without a kernel of their own yet (the K-quants among them): a super-block at a time
     /// decoded into floats on the stack (no allocation per row), then a vector dot product.
     static func dotThroughFloats(_ type: GGMLType, _ row: UnsafeRawPointer, _ x: UnsafePointer<Float>, _ n: Int) -> Float {
-        let span = max(type.blockSize, 256) / type.blockSize * type.blockSize   // 256 values, or one block of a wider type
+        let span = max(type.blockSize, 256) / type.blockSize * type.blockSize  // 256 values, or one block of a wider type
         return withUnsafeTemporaryAllocation(of: Float.self, capacity: span) { buffer in
             var total: Float = 0
             var done = 0
@@ -187,8 +192,9 @@ struct QuantizedMatrix: @unchecked Sendable {
             let xb = x + b * 32
             var s = SIMD8<Float>()
             for j in stride(from: 0, to: 32, by: 8) {
-                let qs = SIMD8<Float>(Float(q[j]), Float(q[j + 1]), Float(q[j + 2]), Float(q[j + 3]),
-                                      Float(q[j + 4]), Float(q[j + 5]), Float(q[j + 6]), Float(q[j + 7]))
+                let qs = SIMD8<Float>(
+                    Float(q[j]), Float(q[j + 1]), Float(q[j + 2]), Float(q[j + 3]),
+                    Float(q[j + 4]), Float(q[j + 5]), Float(q[j + 6]), Float(q[j + 7]))
                 let xs = UnsafeRawPointer(xb + j).loadUnaligned(as: SIMD8<Float>.self)
                 s += qs * xs
             }
@@ -207,10 +213,12 @@ struct QuantizedMatrix: @unchecked Sendable {
             var s = SIMD8<Float>()
             var sx = SIMD8<Float>()
             for j in stride(from: 0, to: 16, by: 8) {
-                let lo = SIMD8<Float>(Float(q[j] & 15), Float(q[j + 1] & 15), Float(q[j + 2] & 15), Float(q[j + 3] & 15),
-                                      Float(q[j + 4] & 15), Float(q[j + 5] & 15), Float(q[j + 6] & 15), Float(q[j + 7] & 15))
-                let hi = SIMD8<Float>(Float(q[j] >> 4), Float(q[j + 1] >> 4), Float(q[j + 2] >> 4), Float(q[j + 3] >> 4),
-                                      Float(q[j + 4] >> 4), Float(q[j + 5] >> 4), Float(q[j + 6] >> 4), Float(q[j + 7] >> 4))
+                let lo = SIMD8<Float>(
+                    Float(q[j] & 15), Float(q[j + 1] & 15), Float(q[j + 2] & 15), Float(q[j + 3] & 15),
+                    Float(q[j + 4] & 15), Float(q[j + 5] & 15), Float(q[j + 6] & 15), Float(q[j + 7] & 15))
+                let hi = SIMD8<Float>(
+                    Float(q[j] >> 4), Float(q[j + 1] >> 4), Float(q[j + 2] >> 4), Float(q[j + 3] >> 4),
+                    Float(q[j + 4] >> 4), Float(q[j + 5] >> 4), Float(q[j + 6] >> 4), Float(q[j + 7] >> 4))
                 let x0 = UnsafeRawPointer(xb + j).loadUnaligned(as: SIMD8<Float>.self)
                 let x1 = UnsafeRawPointer(xb + 16 + j).loadUnaligned(as: SIMD8<Float>.self)
                 s += lo * x0 + hi * x1

@@ -1,5 +1,5 @@
 #if canImport(Glibc)
-import Glibc
+    import Glibc
 #endif
 
 /// How the next token is chosen, in OpenAI's terms.
@@ -21,8 +21,10 @@ public struct SamplingParameters: Equatable, Sendable {
     /// Added to these tokens' logits before anything else (OpenAI's `logit_bias`).
     public var logitBias: [Int32: Float] = [:]
 
-    public init(temperature: Float = 1, topP: Float = 1, topK: Int = 0, seed: UInt64? = nil,
-                presencePenalty: Float = 0, frequencyPenalty: Float = 0, logprobs: Int? = nil) {
+    public init(
+        temperature: Float = 1, topP: Float = 1, topK: Int = 0, seed: UInt64? = nil,
+        presencePenalty: Float = 0, frequencyPenalty: Float = 0, logprobs: Int? = nil
+    ) {
         self.logprobs = logprobs
         self.temperature = temperature
         self.topP = topP
@@ -152,7 +154,7 @@ public struct TokenLogprobs: Equatable, Sendable {
 
     /// log softmax(logits / temperature) at `chosen`, and at the `top` largest.
     init(_ logits: [Float], temperature: Float, chosen: Int32, top k: Int) {
-        var best: [Alternative] = []   // the k largest logits so far, largest first
+        var best: [Alternative] = []  // the k largest logits so far, largest first
         var peak = -Float.infinity
         for (i, v) in logits.enumerated() {
             peak = max(peak, v)

@@ -27,8 +27,10 @@ public final class SentencePieceTokenizer: Tokenizer, @unchecked Sendable {
 
     /// `types`: GGUF's (and SentencePiece's) 1 normal, 2 unknown, 3 control, 4 user-defined,
     /// 5 unused, 6 byte.
-    public init(tokens: [String], scores: [Float], types: [Int], addSpacePrefix: Bool, addsBOS: Bool, bos: Int32?,
-                trailingToken: Int32? = nil) throws(GGUFError) {
+    public init(
+        tokens: [String], scores: [Float], types: [Int], addSpacePrefix: Bool, addsBOS: Bool, bos: Int32?,
+        trailingToken: Int32? = nil
+    ) throws(GGUFError) {
         guard scores.count == tokens.count, types.count == tokens.count else {
             throw GGUFError("tokenizer", "\(tokens.count) tokens, \(scores.count) scores and \(types.count) types do not agree")
         }
@@ -50,7 +52,9 @@ public final class SentencePieceTokenizer: Tokenizer, @unchecked Sendable {
                 user.append((t, Int32(i)))
             case 6:
                 // "<0x41>"
-                if t.count == 6, t.hasPrefix("<0x"), t.hasSuffix(">"), let b = UInt8(t.dropFirst(3).prefix(2), radix: 16) { byteTokens[Int(b)] = Int32(i) }
+                if t.count == 6, t.hasPrefix("<0x"), t.hasSuffix(">"), let b = UInt8(t.dropFirst(3).prefix(2), radix: 16) {
+                    byteTokens[Int(b)] = Int32(i)
+                }
             case 3: control.insert(Int32(i))
             default: break
             }
@@ -72,17 +76,19 @@ public final class SentencePieceTokenizer: Tokenizer, @unchecked Sendable {
             throw GGUFError(f.path, "tokenizer \(f.metadata["tokenizer.ggml.model"]?.stringValue ?? "none") is not SentencePiece (llama)")
         }
         guard let tokens = f.metadata["tokenizer.ggml.tokens"]?.arrayValue?.compactMap(\.stringValue),
-              let scores = f.metadata["tokenizer.ggml.scores"]?.arrayValue?.compactMap(\.doubleValue),
-              let types = f.metadata["tokenizer.ggml.token_type"]?.arrayValue?.compactMap(\.intValue) else {
+            let scores = f.metadata["tokenizer.ggml.scores"]?.arrayValue?.compactMap(\.doubleValue),
+            let types = f.metadata["tokenizer.ggml.token_type"]?.arrayValue?.compactMap(\.intValue)
+        else {
             throw GGUFError(f.path, "the tokenizer's tokens, scores or token types are missing")
         }
         func flag(_ key: String, _ fallback: Bool) -> Bool {
             if case .bool(let b)? = f.metadata["tokenizer.ggml.\(key)"] { return b }
             return fallback
         }
-        try self.init(tokens: tokens, scores: scores.map { Float($0) }, types: types, addSpacePrefix: flag("add_space_prefix", true),
-                      addsBOS: flag("add_bos_token", true), bos: f.metadata["tokenizer.ggml.bos_token_id"]?.intValue.map { Int32($0) },
-                      trailingToken: f.addedToken("eos", fallback: false))
+        try self.init(
+            tokens: tokens, scores: scores.map { Float($0) }, types: types, addSpacePrefix: flag("add_space_prefix", true),
+            addsBOS: flag("add_bos_token", true), bos: f.metadata["tokenizer.ggml.bos_token_id"]?.intValue.map { Int32($0) },
+            trailingToken: f.addedToken("eos", fallback: false))
     }
 
     static let space: Unicode.Scalar = "\u{2581}"
@@ -166,7 +172,9 @@ public final class SentencePieceTokenizer: Tokenizer, @unchecked Sendable {
             if let id = piece(i, i + length[i]) {
                 out.append(id)
             } else {
-                for b in String(String.UnicodeScalarView(s[i..<(i + length[i])])).utf8 where byteTokens[Int(b)] >= 0 { out.append(byteTokens[Int(b)]) }
+                for b in String(String.UnicodeScalarView(s[i..<(i + length[i])])).utf8 where byteTokens[Int(b)] >= 0 {
+                    out.append(byteTokens[Int(b)])
+                }
             }
             i = next[i]
         }

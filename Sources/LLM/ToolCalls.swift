@@ -63,7 +63,9 @@ public enum ToolCallFormat: String, Sendable, Equatable {
             // {"name": "NAME", "arguments": ARGS}, the arguments those the tool's schema admits.
             rules += try JSONSchemaGrammar.rules(tool.parameters, as: "args-\(i)", path: "tools[\(i)].function.parameters")
             let name = JSONSchemaGrammar.literal(String(decoding: JSON.string(tool.name).serialized(), as: UTF8.self))
-            rules += #"call-\#(i) ::= "{" space "\"name\"" space ":" space \#(name) space "," space "\"\#(argumentsKey)\"" space ":" space args-\#(i) "}" space"# + "\n"
+            rules +=
+                #"call-\#(i) ::= "{" space "\"name\"" space ":" space \#(name) space "," space "\"\#(argumentsKey)\"" space ":" space args-\#(i) "}" space"#
+                + "\n"
             calls.append("call-\(i)")
         }
         rules += "call ::= " + calls.joined(separator: " | ") + "\n"
@@ -107,7 +109,8 @@ public enum ToolCallFormat: String, Sendable, Equatable {
             while let open = rest.firstRange(of: "<tool_call>") {
                 content += rest[..<open.lowerBound]
                 guard let close = rest[open.upperBound...].firstRange(of: "</tool_call>"),
-                      let v = object(rest[open.upperBound..<close.lowerBound].trimmingBlanks), let c = call(v, key: "arguments") else {
+                    let v = object(rest[open.upperBound..<close.lowerBound].trimmingBlanks), let c = call(v, key: "arguments")
+                else {
                     return (text, [])
                 }
                 calls.append(c)

@@ -125,8 +125,10 @@ final class BenchClient {
         let bytes = plan.request
         let end = (0..<max(0, bytes.count - 3)).first { bytes[$0] == 13 && bytes[$0 + 1] == 10 && bytes[$0 + 2] == 13 && bytes[$0 + 3] == 10 } ?? 0
         let prefix = (try? Crypto.randomBytes(8)).map(Crypto.hex) ?? "bench"
-        return (RequestSignature.signingSecret(ofKey: plan.options.sign?.key ?? ""), Array(bytes[..<(end + 2)]), Array(bytes[(end + 4)...]),
-                plan.options.method ?? (plan.options.body == nil ? "GET" : "POST"), prefix)
+        return (
+            RequestSignature.signingSecret(ofKey: plan.options.sign?.key ?? ""), Array(bytes[..<(end + 2)]), Array(bytes[(end + 4)...]),
+            plan.options.method ?? (plan.options.body == nil ? "GET" : "POST"), prefix
+        )
     }()
 
     /// mserve's signed form of the request: a nonce unique to this client and request.
@@ -136,8 +138,9 @@ final class BenchClient {
         let name = plan.options.sign?.name ?? ""
         let timestamp = Int64(LogClock.now().seconds)
         let nonce = "\(s.prefix)-\(plan.seed)-\(signed)"
-        let signature = RequestSignature.sign(secret: s.secret, method: s.method, target: plan.options.path, timestamp: timestamp,
-                                              nonce: nonce, body: s.body)
+        let signature = RequestSignature.sign(
+            secret: s.secret, method: s.method, target: plan.options.path, timestamp: timestamp,
+            nonce: nonce, body: s.body)
         let headers = "X-MServe-Key: \(name)\r\nX-MServe-Timestamp: \(timestamp)\r\nX-MServe-Nonce: \(nonce)\r\nX-Signature: \(signature)\r\n\r\n"
         return s.head + Array(headers.utf8) + s.body
     }
@@ -171,13 +174,14 @@ final class BenchClient {
             guard c.busy else { return broken(c, "unexpected bytes") }
             let outcome: Result<Bool, ResponseParseError> = buffer.withUnsafeBytes { raw in
                 do throws(ResponseParseError) {
-                    return .success(try c.parser.consume(UnsafeRawBufferPointer(rebasing: raw[0..<n])) { body, status in
-                        if status >= 400 {
-                            if c.errorBody.count < 512 { c.errorBody += body.prefix(512 - c.errorBody.count) }
-                        } else if plan.options.stream {
-                            tokens(c, body)
-                        }
-                    }.complete)
+                    return .success(
+                        try c.parser.consume(UnsafeRawBufferPointer(rebasing: raw[0..<n])) { body, status in
+                            if status >= 400 {
+                                if c.errorBody.count < 512 { c.errorBody += body.prefix(512 - c.errorBody.count) }
+                            } else if plan.options.stream {
+                                tokens(c, body)
+                            }
+                        }.complete)
                 } catch {
                     return .failure(error)
                 }
@@ -211,7 +215,8 @@ final class BenchClient {
         if data == Array("[DONE]".utf8) { return false }
         guard kind == .chat || kind == .completions else { return true }
         guard case .success(let v) = Result(catching: { () throws(JSONParseError) in try JSONParser.parse(data) }),
-              case .array(let choices)? = v["choices"], let first = choices.first else { return false }
+            case .array(let choices)? = v["choices"], let first = choices.first
+        else { return false }
         let text = kind == .chat ? first["delta"]?["content"] : first["text"]
         if case .string(let s)? = text { return !s.isEmpty }
         return false
@@ -284,7 +289,7 @@ final class BenchClient {
             if c.busy && now - c.due > plan.options.timeout {
                 broken(c, "timeout")
             } else if c.fd < 0 && !c.busy && plan.rate == nil {
-                send(c, due: now)   // reconnect after a failure
+                send(c, due: now)  // reconnect after a failure
             }
         }
     }

@@ -42,9 +42,10 @@ public enum BenchCommand {
         for t in 0..<threads {
             // Connections and rate are split over the threads (Poisson streams add up to one).
             let connections = options.connections / threads + (t < options.connections % threads ? 1 : 0)
-            let plan = BenchClient.Plan(options: options, request: options.request, connections: connections,
-                                        rate: options.rate.map { $0 / Double(threads) }, seed: options.seed &+ UInt64(t) &* 7919,
-                                        measureFrom: measureFrom, endAt: endAt)
+            let plan = BenchClient.Plan(
+                options: options, request: options.request, connections: connections,
+                rate: options.rate.map { $0 / Double(threads) }, seed: options.seed &+ UInt64(t) &* 7919,
+                measureFrom: measureFrom, endAt: endAt)
             do {
                 try NativeThread.start {
                     let r: BenchResult
@@ -78,8 +79,9 @@ public enum BenchCommand {
                 let answered = shared.answered.load(ordering: .relaxed)
                 let phase = now < measureFrom ? "warm-up" : "\(BenchReport.text(now - measureFrom)) s"
                 let rate = Double(answered - lastAnswered) / max(now - lastTime, 1e-9)
-                printProgress("\r\(phase): \(answered) answered, \(BenchReport.text(rate)) requests/s now, "
-                              + "\(shared.errors.load(ordering: .relaxed)) errors   ")
+                printProgress(
+                    "\r\(phase): \(answered) answered, \(BenchReport.text(rate)) requests/s now, "
+                        + "\(shared.errors.load(ordering: .relaxed)) errors   ")
                 lastAnswered = answered
                 lastTime = now
             }

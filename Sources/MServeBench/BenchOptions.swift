@@ -168,9 +168,11 @@ public struct BenchOptions: Sendable, Equatable {
         if fitting.count == 1 { return .success(fitting[0].id) }
         if listed.isEmpty { return .failure(ConfigError("the server lists no model in /v1/models: name one with --model")) }
         let names = (fitting.isEmpty ? listed : fitting).map(\.id).joined(separator: ", ")
-        return .failure(ConfigError(fitting.isEmpty
-            ? "none of the models the server lists (\(names)) is \(described): name one with --model"
-            : "the server lists several models for \(path) (\(names)): name one with --model"))
+        return .failure(
+            ConfigError(
+                fitting.isEmpty
+                    ? "none of the models the server lists (\(names)) is \(described): name one with --model"
+                    : "the server lists several models for \(path) (\(names)): name one with --model"))
     }
 
     mutating func setURL(_ url: String) throws(ConfigError) {
@@ -212,10 +214,14 @@ public struct BenchOptions: Sendable, Equatable {
         case .json: return self.stream ? Array(#"{"stream": true}"#.utf8) : Array("{}".utf8)
         case .embeddings: return (["model": .string(model ?? ""), "input": .string(prompt)] as JSON).serialized()
         case .chat:
-            return (["model": .string(model ?? ""), "messages": [["role": "user", "content": .string(prompt)]],
-                     "max_tokens": .int(Int64(maxTokens)), "stream": stream] as JSON).serialized()
+            return
+                ([
+                    "model": .string(model ?? ""), "messages": [["role": "user", "content": .string(prompt)]],
+                    "max_tokens": .int(Int64(maxTokens)), "stream": stream
+                ] as JSON).serialized()
         case .completions:
-            return (["model": .string(model ?? ""), "prompt": .string(prompt), "max_tokens": .int(Int64(maxTokens)), "stream": stream] as JSON).serialized()
+            return (["model": .string(model ?? ""), "prompt": .string(prompt), "max_tokens": .int(Int64(maxTokens)), "stream": stream] as JSON)
+                .serialized()
         }
     }
 

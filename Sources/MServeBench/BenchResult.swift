@@ -95,8 +95,10 @@ public struct BenchReport {
         return r == r.rounded() ? String(Int(r)) : String(r)
     }
     func percentiles(_ h: LatencyHistogram) -> JSON {
-        ["p50": .double(Self.ms(h.percentile(50))), "p90": .double(Self.ms(h.percentile(90))), "p99": .double(Self.ms(h.percentile(99))),
-         "max": .double(Self.ms(h.count == 0 ? 0 : h.max)), "mean": .double((h.mean / 10).rounded() / 100)]
+        [
+            "p50": .double(Self.ms(h.percentile(50))), "p90": .double(Self.ms(h.percentile(90))), "p99": .double(Self.ms(h.percentile(99))),
+            "max": .double(Self.ms(h.count == 0 ? 0 : h.max)), "mean": .double((h.mean / 10).rounded() / 100)
+        ]
     }
 
     var mode: String {
@@ -114,16 +116,19 @@ public struct BenchReport {
             "errors": .object(errors.map { ($0.0, .int(Int64($0.1))) }),
             "succeeded": .int(Int64(result.succeeded)), "failed": .int(Int64(result.failed)),
             "error_rate": .double((result.errorRate * 10000).rounded() / 10000), "unfinished": .int(Int64(result.unfinished)),
-            "error_messages": .object(result.errorSamples.sorted { $0.key < $1.key }.map { (String($0.key), .string($0.value)) }),
+            "error_messages": .object(result.errorSamples.sorted { $0.key < $1.key }.map { (String($0.key), .string($0.value)) })
         ]
         if let verdict { out = out.setting("failure", .string(verdict)) }
         if let rate = options.rate { out = out.setting("rate", .double(rate)) }
         if let model = options.model, options.kind != .json { out = out.setting("model", .string(model)) }
         if options.stream {
-            out = out.setting("stream", [
-                "tokens": .int(Int64(result.tokens)), "tokens_per_second": .double((Double(result.tokens) / Swift.max(seconds, 1e-9) * 10).rounded() / 10),
-                "time_to_first_token_ms": percentiles(result.firstToken), "inter_token_latency_ms": percentiles(result.interToken),
-            ])
+            out = out.setting(
+                "stream",
+                [
+                    "tokens": .int(Int64(result.tokens)),
+                    "tokens_per_second": .double((Double(result.tokens) / Swift.max(seconds, 1e-9) * 10).rounded() / 10),
+                    "time_to_first_token_ms": percentiles(result.firstToken), "inter_token_latency_ms": percentiles(result.interToken)
+                ])
         }
         return out
     }
@@ -135,23 +140,30 @@ public struct BenchReport {
                 + "p99 \(Self.text(Self.ms(h.percentile(99))))  max \(Self.text(Self.ms(h.count == 0 ? 0 : h.max)))  "
                 + "mean \(Self.text(h.mean / 1000))"
         }
-        var out = "mserve bench http://\(options.host):\(options.port)\(options.path): \(mode), \(options.threads) thread\(options.threads == 1 ? "" : "s"), "
+        var out =
+            "mserve bench http://\(options.host):\(options.port)\(options.path): \(mode), \(options.threads) thread\(options.threads == 1 ? "" : "s"), "
             + "\(Self.text(seconds)) s measured after \(Self.text(options.warmup)) s of warm-up\n"
         // Errors first: a run of fast 404s must not read as a fast server.
         if let verdict { out += "FAILED       \(verdict)\n" }
         let r = result
-        out += "errors       " + (r.failed == 0 ? "none" : "\(r.failed) of \(r.failed + r.succeeded) (\(percent(r.errorRate))): \(errorSummary)") + "\n"
-        out += "requests     \(r.succeeded) succeeded, \(Self.text(seconds > 0 ? Double(r.succeeded) / seconds : 0)) requests/s"
+        out +=
+            "errors       " + (r.failed == 0 ? "none" : "\(r.failed) of \(r.failed + r.succeeded) (\(percent(r.errorRate))): \(errorSummary)") + "\n"
+        out +=
+            "requests     \(r.succeeded) succeeded, \(Self.text(seconds > 0 ? Double(r.succeeded) / seconds : 0)) requests/s"
             + (r.answered > r.succeeded ? " (\(r.answered) answered, \(Self.text(requestsPerSecond))/s with the errors)" : "") + "\n"
         // A closed loop always ends with requests in flight; they matter for streams, and when
         // nothing else finished.
-        if r.unfinished > 0 && (options.stream || r.succeeded == 0) { out += "unfinished   \(r.unfinished) still running when the window closed (not counted above)\n" }
+        if r.unfinished > 0 && (options.stream || r.succeeded == 0) {
+            out += "unfinished   \(r.unfinished) still running when the window closed (not counted above)\n"
+        }
         out += "latency ms   \(line(result.latency))\n"
-        out += "status       \(r.statuses.isEmpty ? "none" : r.statuses.sorted { $0.key < $1.key }.map { "\($0.key): \($0.value)" }.joined(separator: ", "))\n"
+        out +=
+            "status       \(r.statuses.isEmpty ? "none" : r.statuses.sorted { $0.key < $1.key }.map { "\($0.key): \($0.value)" }.joined(separator: ", "))\n"
         if options.stream {
             out += "first token  ms \(line(result.firstToken))   (from sending the request)\n"
             out += "inter-token  ms \(line(result.interToken))   (gaps between successive tokens of a stream)\n"
-            out += "tokens       \(result.tokens), \(Self.text(Double(result.tokens) / Swift.max(seconds, 1e-9))) tokens/s "
+            out +=
+                "tokens       \(result.tokens), \(Self.text(Double(result.tokens) / Swift.max(seconds, 1e-9))) tokens/s "
                 + "(a token: an SSE event carrying content)\n"
         }
         return out

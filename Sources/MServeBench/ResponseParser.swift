@@ -21,7 +21,8 @@ public struct ResponseParser: Sendable {
     /// it calls, so `status` cannot be read from there).  Returns how many bytes were used (the rest belongs to
     /// the next response) and whether this response is complete.
     public mutating func consume(_ bytes: UnsafeRawBufferPointer, body: (_ bytes: UnsafeRawBufferPointer, _ status: Int) -> Void)
-        throws(ResponseParseError) -> (used: Int, complete: Bool) {
+        throws(ResponseParseError) -> (used: Int, complete: Bool)
+    {
         var i = 0
         while i < bytes.count {
             switch state {
@@ -33,7 +34,7 @@ public struct ResponseParser: Sendable {
                 var end: Int?
                 while j < bytes.count {
                     if bytes[j] == 10 {
-                        let before = head.count + (j - i)   // index of this LF in head + this read
+                        let before = head.count + (j - i)  // index of this LF in head + this read
                         func at(_ k: Int) -> UInt8 { k >= head.count ? bytes[i + k - head.count] : head[k] }
                         if before >= 3 && at(before - 1) == 13 && at(before - 2) == 10 && at(before - 3) == 13 { end = j + 1; break }
                     }
@@ -45,7 +46,7 @@ public struct ResponseParser: Sendable {
                 if head.count > ResponseParser.maxHead { throw ResponseParseError("response head over \(ResponseParser.maxHead) bytes") }
                 if end != nil {
                     try parseHead()
-                    if status >= 100 && status < 200 {   // an interim response: the real one follows
+                    if status >= 100 && status < 200 {  // an interim response: the real one follows
                         head.removeAll(keepingCapacity: true)
                         state = .head
                         keepAlive = true
@@ -108,7 +109,8 @@ public struct ResponseParser: Sendable {
         var lines = head.split(separator: 10, omittingEmptySubsequences: false).map { $0.last == 13 ? $0.dropLast() : $0 }
         while lines.last?.isEmpty == true { lines.removeLast() }
         guard let statusLine = lines.first, statusLine.starts(with: Array("HTTP/1.".utf8)), statusLine.count >= 12,
-              let code = Int(String(decoding: statusLine[(statusLine.startIndex + 9)..<(statusLine.startIndex + 12)], as: UTF8.self)) else {
+            let code = Int(String(decoding: statusLine[(statusLine.startIndex + 9)..<(statusLine.startIndex + 12)], as: UTF8.self))
+        else {
             throw ResponseParseError("bad status line")
         }
         status = code
@@ -121,7 +123,8 @@ public struct ResponseParser: Sendable {
             let name = field[..<colon]
             // Only the framing fields are read, compared as bytes: most fields cost no String.
             func named(_ n: StaticString) -> Bool {
-                name.count == n.utf8CodeUnitCount && zip(name, UnsafeBufferPointer(start: n.utf8Start, count: n.utf8CodeUnitCount)).allSatisfy { $0 | 0x20 == $1 }
+                name.count == n.utf8CodeUnitCount
+                    && zip(name, UnsafeBufferPointer(start: n.utf8Start, count: n.utf8CodeUnitCount)).allSatisfy { $0 | 0x20 == $1 }
             }
             guard named("content-length") || named("transfer-encoding") || named("connection") else { continue }
             let value = String(decoding: field[(colon + 1)...], as: UTF8.self).trimmingSpaces().lowercased()

@@ -21,9 +21,10 @@ enum ServedModels {
         var body: [UInt8] = []
         let complete: Bool
         do {
-            complete = try response.withUnsafeBytes { raw throws(ResponseParseError) in
-                try parser.consume(raw) { bytes, _ in body += bytes }.complete
-            } || parser.finishAtClose()
+            complete =
+                try response.withUnsafeBytes { raw throws(ResponseParseError) in
+                    try parser.consume(raw) { bytes, _ in body += bytes }.complete
+                } || parser.finishAtClose()
         } catch {
             throw ConfigError("GET /v1/models: a bad response (\(error))")
         }
@@ -32,7 +33,8 @@ enum ServedModels {
             throw ConfigError("GET /v1/models answered \(parser.status) \(said): name the model with --model")
         }
         guard case .success(let list) = Result(catching: { () throws(JSONParseError) in try JSONParser.parse(body) }),
-              case .array(let data)? = list["data"] else {
+            case .array(let data)? = list["data"]
+        else {
             throw ConfigError("GET /v1/models: not OpenAI's list of models: name the model with --model")
         }
         return data.compactMap { m in

@@ -32,8 +32,10 @@ public struct ConnectionTimeouts: Equatable, Sendable {
         public var served = 0
         public var lingering = false
 
-        public init(lastActivity: Double, partialSince: Double? = nil, busy: Bool = false, idle: Bool = false,
-                    served: Int = 0, lingering: Bool = false, unsent: Bool = false) {
+        public init(
+            lastActivity: Double, partialSince: Double? = nil, busy: Bool = false, idle: Bool = false,
+            served: Int = 0, lingering: Bool = false, unsent: Bool = false
+        ) {
             self.unsent = unsent
             self.lastActivity = lastActivity
             self.partialSince = partialSince

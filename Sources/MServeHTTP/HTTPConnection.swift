@@ -78,8 +78,9 @@ final class HTTPConnection {
 
     /// What the timeouts are decided from.
     var activity: ConnectionTimeouts.Activity {
-        ConnectionTimeouts.Activity(lastActivity: lastActivity, partialSince: partialSince, busy: busy, idle: isIdle,
-                                    served: served, lingering: lingering, unsent: pendingOutput > 0)
+        ConnectionTimeouts.Activity(
+            lastActivity: lastActivity, partialSince: partialSince, busy: busy, idle: isIdle,
+            served: served, lingering: lingering, unsent: pendingOutput > 0)
     }
 
     private func readable() {
@@ -114,7 +115,7 @@ final class HTTPConnection {
         let outcome = server.readScratch.withUnsafeMutableBytes { buf in tls.map { $0.read(into: buf) } ?? Socket.read(fd, into: buf) }
         switch outcome {
         case .data(let n):
-            if lingering { return }    // discarded; the linger has a fixed deadline
+            if lingering { return }  // discarded; the linger has a fixed deadline
             lastActivity = server.clock.now()
             if server.closing && closingOffset == nil { closingOffset = inputBase + input.count }
             if partialSince == nil && inputStart == input.count { partialSince = lastActivity }
@@ -154,7 +155,8 @@ final class HTTPConnection {
         processing = true
         defer { processing = false }
         while !busy && !closed && !closeAfterWrite && inputStart < input.count
-                && output.count - outputStart < HTTPConnection.backlogLimit {
+            && output.count - outputStart < HTTPConnection.backlogLimit
+        {
             let result = input.withUnsafeBufferPointer { parser.parse(UnsafeBufferPointer(rebasing: $0[inputStart...])) }
             switch result {
             case .needMore:
@@ -174,16 +176,18 @@ final class HTTPConnection {
                 }
                 // It started when its last bytes came (or the answer before it left): the time
                 // of the read or send just made, without asking the clock again.
-                let request = HTTPRequest(head: head, body: body, remoteHost: remoteHost, startTime: lastActivity,
-                                          response: ResponseWriter(connection: self, server: server, head: head))
+                let request = HTTPRequest(
+                    head: head, body: body, remoteHost: remoteHost, startTime: lastActivity,
+                    response: ResponseWriter(connection: self, server: server, head: head))
                 current = request
                 server.received(request)
             case .error(let e):
                 // The rest of what this client sent cannot be trusted to be framed right.
                 inputStart = input.count
                 busy = true
-                server.rejected(e, remoteHost: remoteHost,
-                                response: ResponseWriter(connection: self, server: server, head: e.head, rejected: true))
+                server.rejected(
+                    e, remoteHost: remoteHost,
+                    response: ResponseWriter(connection: self, server: server, head: e.head, rejected: true))
                 return
             }
         }
@@ -194,8 +198,9 @@ final class HTTPConnection {
         inputStart = input.count
         partialSince = nil
         busy = true
-        server.rejected(RequestParseError(status: 408, message: "the request was not complete within \(seconds) s"),
-                        remoteHost: remoteHost, response: ResponseWriter(connection: self, server: server, head: nil, rejected: true))
+        server.rejected(
+            RequestParseError(status: 408, message: "the request was not complete within \(seconds) s"),
+            remoteHost: remoteHost, response: ResponseWriter(connection: self, server: server, head: nil, rejected: true))
     }
 
     /// Queues a response (or an interim 100 Continue, or a piece of a stream), sent when the loop's

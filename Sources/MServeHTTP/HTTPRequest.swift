@@ -37,7 +37,8 @@ public final class HTTPRequest {
         // Absolute form ("http://host/path") is routed by its path.  (Searched as bytes: a
         // Character search runs grapheme breaking.)
         if t.utf8.first != UInt8(ascii: "/"), let colon = t.utf8.firstIndex(of: UInt8(ascii: ":")),
-           t.utf8.starts(with: "http://".utf8) || t.utf8.starts(with: "https://".utf8) {
+            t.utf8.starts(with: "http://".utf8) || t.utf8.starts(with: "https://".utf8)
+        {
             let afterScheme = t[t.utf8.index(colon, offsetBy: 3)...]
             t = afterScheme.utf8.firstIndex(of: UInt8(ascii: "/")).map { afterScheme[$0...] } ?? "/"
             absolute = true

@@ -45,8 +45,10 @@ public final class HTTPServer {
 
     /// `clock` is what timeouts are measured with; `sweeping` false leaves `sweep(now:)` to the caller
     /// (tests with a manual clock).
-    public init(loop: EventLoop, limits: Limits, tls: TLSContext? = nil, clock: any SecondsClock = MonotonicClock(),
-                sweeping: Bool = true) {
+    public init(
+        loop: EventLoop, limits: Limits, tls: TLSContext? = nil, clock: any SecondsClock = MonotonicClock(),
+        sweeping: Bool = true
+    ) {
         self.loop = loop
         self.limits = limits
         self.tls = tls

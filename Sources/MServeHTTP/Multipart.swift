@@ -40,7 +40,9 @@ public struct MultipartForm: Sendable, Equatable {
             pos += delimiter.count
             // "--" after a delimiter ends the body.
             if pos + 2 <= body.count && body[pos] == UInt8(ascii: "-") && body[pos + 1] == UInt8(ascii: "-") { return form }
-            guard let lineEnd = find([0x0D, 0x0A], in: body, from: pos) else { throw MultipartError("multipart body ends without its closing boundary") }
+            guard let lineEnd = find([0x0D, 0x0A], in: body, from: pos) else {
+                throw MultipartError("multipart body ends without its closing boundary")
+            }
             pos = lineEnd + 2
             guard let headEnd = find([0x0D, 0x0A, 0x0D, 0x0A], in: body, from: pos) else {
                 throw MultipartError("multipart part without the blank line after its headers")

@@ -110,9 +110,9 @@ public struct RequestParser {
     }
 
     private struct ChunkState {
-        var pos: Int            // next unparsed byte, relative to the request's start
+        var pos: Int  // next unparsed byte, relative to the request's start
         var body: [UInt8] = []
-        var remaining = 0       // data bytes left in the current chunk
+        var remaining = 0  // data bytes left in the current chunk
         var phase = Phase.size
         var trailerBytes = 0
         enum Phase { case size, data, dataEnd, trailers }
@@ -200,8 +200,10 @@ public struct RequestParser {
             }
             pos = l.next
         }
-        return .error(RequestParseError(status: 431, message: "request line and headers larger than \(maxHeaderSize) bytes",
-                                        requestID: requestID, target: target))
+        return .error(
+            RequestParseError(
+                status: 431, message: "request line and headers larger than \(maxHeaderSize) bytes",
+                requestID: requestID, target: target))
     }
 
     private func parseChunks(_ bytes: UnsafeBufferPointer<UInt8>, _ c: inout ChunkState, head: RequestHead) -> ParseResult {
@@ -409,7 +411,6 @@ public struct RequestParser {
 
     private static let regNameBytes = alphanumericTable(plus: "-._~%!$&'()*+,;=")
 
-
     /// RFC 9110 token characters, for methods and header names (a table: this runs for every byte
     /// of every header name).
     static func isToken(_ b: UInt8) -> Bool { tokenBytes[Int(b)] }
@@ -453,13 +454,14 @@ public struct RequestParser {
         let target = String(decoding: UnsafeBufferPointer(rebasing: b[targetStart..<j]), as: UTF8.self)
         let version = UnsafeBufferPointer(rebasing: b[(j + 1)..<line.lineEnd])
         guard version.count == 8, sameBytes("HTTP/", UnsafeBufferPointer(rebasing: version[0..<5])), version[6] == UInt8(ascii: "."),
-              (0x30...0x39).contains(version[5]), (0x30...0x39).contains(version[7])
+            (0x30...0x39).contains(version[5]), (0x30...0x39).contains(version[7])
         else { return bad("malformed request line") }
         // HTTP/1.x above 1.1 is answered as 1.1 (RFC 9110 2.5); another major version is not served.
         guard version[5] == UInt8(ascii: "1") else { return bad("HTTP version not supported", status: 505) }
         let minor = min(1, Int(version[7] - 0x30))
-        var head = RequestHead.Builder(method: method, methodName: methodName, target: target,
-                                       minorVersion: minor, keepAlive: minor == 1)
+        var head = RequestHead.Builder(
+            method: method, methodName: methodName, target: target,
+            minorVersion: minor, keepAlive: minor == 1)
         // Room for a typical head's fields at once, not regrown at the first, second and fourth.
         head.headers.reserveCapacity(8)
         guard target.hasPrefix("/") || target == "*" || target.hasPrefix("http://") || target.hasPrefix("https://") else {
@@ -478,7 +480,7 @@ public struct RequestParser {
         while pos < b.count {
             guard let l = findLineEnd(b, from: pos) else { return bad("malformed header line", head) }
             guard l.crlf else { return bad("bare LF line ending", head) }
-            if l.lineEnd == pos { break }   // the blank line
+            if l.lineEnd == pos { break }  // the blank line
             let field: (nameEnd: Int, valueStart: Int, valueEnd: Int)
             switch fieldLine(UnsafeBufferPointer(rebasing: b[pos..<l.lineEnd])) {
             case .success(let f): field = f
@@ -490,7 +492,9 @@ public struct RequestParser {
             // Names spelt as usual and the usual Content-Type are literals: no String to make
             // (and no allocation for "application/json", one byte too long to be stored inline).
             let name = known.flatMap { sameBytes($0.name, nameBytes) ? $0.name : nil } ?? String(decoding: nameBytes, as: UTF8.self)
-            let value = known == .contentType && sameBytes("application/json", valueBytes) ? "application/json"
+            let value =
+                known == .contentType && sameBytes("application/json", valueBytes)
+                ? "application/json"
                 : String(decoding: valueBytes, as: UTF8.self)
             head.headers.append((name, value))
             switch known {

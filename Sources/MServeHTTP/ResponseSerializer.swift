@@ -7,17 +7,22 @@ public enum ResponseSerializer {
     /// LF are dropped: they would let a handler's input split the response.  Content-Length,
     /// Connection and Transfer-Encoding are the serializer's own; a body without a Content-Type is
     /// text.
-    public static func serialize(status: Int, headers: [(String, String)], body: [UInt8], bodyLength: Int?,
-                                 close: Bool, keepAliveHeader: Bool, date: [UInt8]) -> [UInt8] {
+    public static func serialize(
+        status: Int, headers: [(String, String)], body: [UInt8], bodyLength: Int?,
+        close: Bool, keepAliveHeader: Bool, date: [UInt8]
+    ) -> [UInt8] {
         var out = ByteWriter(capacity: 160 + body.count)
-        serialize(status: status, headers: headers, body: body, bodyLength: bodyLength, close: close,
-                  keepAliveHeader: keepAliveHeader, date: date, into: &out)
+        serialize(
+            status: status, headers: headers, body: body, bodyLength: bodyLength, close: close,
+            keepAliveHeader: keepAliveHeader, date: date, into: &out)
         return out.bytes()
     }
 
     /// The same, written into a connection's output.
-    static func serialize(status: Int, headers: [(String, String)], body: [UInt8], bodyLength: Int?,
-                          close: Bool, keepAliveHeader: Bool, date: [UInt8], into out: inout ByteWriter) {
+    static func serialize(
+        status: Int, headers: [(String, String)], body: [UInt8], bodyLength: Int?,
+        close: Bool, keepAliveHeader: Bool, date: [UInt8], into out: inout ByteWriter
+    ) {
         out.append("HTTP/1.1 ")
         out.appendDecimal(status)
         out.append(UInt8(ascii: " "))
@@ -35,7 +40,10 @@ public enum ResponseSerializer {
             var name = k
             let known = name.withUTF8 { KnownField($0) }
             if known == .contentLength || known == .connection || known == .transferEncoding
-                || k.containsLineBreak || v.containsLineBreak { continue }
+                || k.containsLineBreak || v.containsLineBreak
+            {
+                continue
+            }
             if known == .contentType { hasType = true }
             out.append("\r\n")
             out.append(string: k)

@@ -49,8 +49,9 @@ public final class ResponseWriter {
         let close = closes(headers)
         let date = server.date()
         connection.write(close: close, finishesRequest: true, linger: rejected) { out in
-            ResponseSerializer.serialize(status: status, headers: headers, body: answersHead ? [] : body, bodyLength: body.count,
-                                         close: close, keepAliveHeader: http10 && !close, date: date, into: &out)
+            ResponseSerializer.serialize(
+                status: status, headers: headers, body: answersHead ? [] : body, bodyLength: body.count,
+                close: close, keepAliveHeader: http10 && !close, date: date, into: &out)
         }
     }
 
@@ -62,8 +63,9 @@ public final class ResponseWriter {
         streamCloses = closes(headers) || http10
         let (date, closes) = (server.date(), streamCloses)
         connection?.write(close: false) { out in
-            ResponseSerializer.serialize(status: status, headers: headers, body: [], bodyLength: nil, close: closes,
-                                         keepAliveHeader: false, date: date, into: &out)
+            ResponseSerializer.serialize(
+                status: status, headers: headers, body: [], bodyLength: nil, close: closes,
+                keepAliveHeader: false, date: date, into: &out)
         }
     }
 

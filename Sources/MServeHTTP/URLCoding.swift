@@ -32,8 +32,11 @@ package enum URLCoding {
         var out: [(String, String)] = []
         for part in bytes.split(separator: UInt8(ascii: "&"), omittingEmptySubsequences: true) {
             if let eq = part.firstIndex(of: UInt8(ascii: "=")) {
-                out.append((decode(part[part.startIndex..<eq], plusIsSpace: true),
-                            decode(part[part.index(after: eq)...], plusIsSpace: true)))
+                out.append(
+                    (
+                        decode(part[part.startIndex..<eq], plusIsSpace: true),
+                        decode(part[part.index(after: eq)...], plusIsSpace: true)
+                    ))
             } else {
                 out.append((decode(part, plusIsSpace: true), ""))
             }

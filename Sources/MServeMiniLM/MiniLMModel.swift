@@ -19,14 +19,16 @@ public final class MiniLMModel: BatchingModel, EmbeddingModel {
         default: throw ModelLoadError("minilm: option max_inputs must be a positive integer")
         }
         guard SentenceEmbedder.blasIsThreadSafe else {
-            throw ModelLoadError("minilm: the OpenBLAS in use is the serial build, which gives wrong results when called from several threads; "
-                                 + "install libopenblas0-pthread (update-alternatives --config libopenblas.so.0-x86_64-linux-gnu)")
+            throw ModelLoadError(
+                "minilm: the OpenBLAS in use is the serial build, which gives wrong results when called from several threads; "
+                    + "install libopenblas0-pthread (update-alternatives --config libopenblas.so.0-x86_64-linux-gnu)")
         }
         do {
             embedder = try SentenceEmbedder(directory: dir)
         } catch {
-            throw ModelLoadError("minilm: \(error).  Fetch the model with `bash scripts/fetch-minilm` (into \(MiniLMModel.defaultDirectory)) "
-                                 + "or point --model-dir (config: model_dir) at a directory holding all-MiniLM-L6-v2's files")
+            throw ModelLoadError(
+                "minilm: \(error).  Fetch the model with `bash scripts/fetch-minilm` (into \(MiniLMModel.defaultDirectory)) "
+                    + "or point --model-dir (config: model_dir) at a directory holding all-MiniLM-L6-v2's files")
         }
     }
 
@@ -95,7 +97,7 @@ public final class MiniLMModel: BatchingModel, EmbeddingModel {
                     "truncated": .array(range.map { .bool(truncated[$0]) }),
                     "usage": ["prompt_tokens": .int(Int64(range.reduce(0) { $0 + tokens[$1] }))],
                     // Inputs in the forward pass that answered this request (dynamic batching at work).
-                    "batch_inputs": .int(Int64(all.count)),
+                    "batch_inputs": .int(Int64(all.count))
                 ]
             }
         }

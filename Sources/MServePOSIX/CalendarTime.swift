@@ -1,5 +1,5 @@
 #if canImport(Glibc)
-import Glibc
+    import Glibc
 #endif
 
 /// A moment's calendar fields in UTC (gmtime_r), for formats that spell dates themselves.

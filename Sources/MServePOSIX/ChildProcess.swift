@@ -1,7 +1,8 @@
-#if canImport(Glibc)
-import Glibc
-#endif
 import CSystemShim
+
+#if canImport(Glibc)
+    import Glibc
+#endif
 
 /// The signals mserve handles or sends, by name.
 public enum Signal: Sendable, CaseIterable {
@@ -72,8 +73,10 @@ public enum ChildProcess {
     /// What a library living in the process must do around a fork (an embedded interpreter's
     /// locks and threads), as pthread_atfork's three handlers: `prepare` before it, then `parent`
     /// or `child` after it, in the reverse order of registration.
-    public static func onFork(prepare: @escaping @Sendable () -> Void, parent: @escaping @Sendable () -> Void,
-                              child: @escaping @Sendable () -> Void) {
+    public static func onFork(
+        prepare: @escaping @Sendable () -> Void, parent: @escaping @Sendable () -> Void,
+        child: @escaping @Sendable () -> Void
+    ) {
         forkHooks.withLock { $0.append(ForkHooks(prepare: prepare, parent: parent, child: child)) }
     }
 

@@ -1,6 +1,7 @@
 import CEvent
+
 #if canImport(Glibc)
-import Glibc
+    import Glibc
 #endif
 
 /// A libevent event_base with Swift closures as callbacks.
@@ -90,8 +91,10 @@ public final class EventLoop {
     /// A timer; with `repeating` it fires every `seconds` until cancelled, else once, after which
     /// it is released.
     @discardableResult
-    public func after(_ seconds: Double, repeating: Bool = false, priority: Int32? = nil,
-                      _ handler: @escaping () -> Void) -> EventHandle {
+    public func after(
+        _ seconds: Double, repeating: Bool = false, priority: Int32? = nil,
+        _ handler: @escaping () -> Void
+    ) -> EventHandle {
         let h = make(fd: -1, flags: repeating ? Int32(EV_PERSIST) : 0, priority: priority) { _ in handler() }
         h.releaseAfterFiring = !repeating
         h.interval = seconds

@@ -1,5 +1,5 @@
 #if canImport(Glibc)
-import Glibc
+    import Glibc
 #endif
 
 /// The whole of a file, as bytes or as UTF-8 text (config files, logs in tests).

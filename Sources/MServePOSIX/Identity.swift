@@ -1,5 +1,5 @@
 #if canImport(Glibc)
-import Glibc
+    import Glibc
 #endif
 
 /// The user and group a process runs as (gunicorn's --user and --group).
@@ -21,9 +21,13 @@ public struct Identity: Equatable, Sendable {
             throw SystemError("no such user: \(user)")
         }
         if let group {
-            if let gr = getgrnam(group) { gid = gr.pointee.gr_gid }
-            else if let n = UInt32(group) { gid = n }
-            else { throw SystemError("no such group: \(group)") }
+            if let gr = getgrnam(group) {
+                gid = gr.pointee.gr_gid
+            } else if let n = UInt32(group) {
+                gid = n
+            } else {
+                throw SystemError("no such group: \(group)")
+            }
         }
         return Identity(uid: uid, gid: gid)
     }

@@ -1,5 +1,5 @@
 #if canImport(Glibc)
-import Glibc
+    import Glibc
 #endif
 
 /// Timestamps for log lines.  Formatting a date is costly, so the text for the current second is
@@ -8,9 +8,9 @@ public struct LogClock {
     public init() {}
 
     private var cachedSecond: Int = -1
-    private var errorPrefix: [UInt8] = []   // "2026-11-22 11:30:00"
-    private var errorZone: [UInt8] = []     // " +0000"
-    private var accessStamp: [UInt8] = []   // "22/Nov/2026:11:30:00 +0000"
+    private var errorPrefix: [UInt8] = []  // "2026-11-22 11:30:00"
+    private var errorZone: [UInt8] = []  // " +0000"
+    private var accessStamp: [UInt8] = []  // "22/Nov/2026:11:30:00 +0000"
 
     private mutating func refresh(_ second: Int) {
         guard second != cachedSecond else { return }

@@ -1,5 +1,5 @@
 #if canImport(Glibc)
-import Glibc
+    import Glibc
 #endif
 
 /// A log destination shared by several processes: lines are buffered and written in whole-line
@@ -171,8 +171,9 @@ fileprivate extension LogFile.State {
                 failing = (f.errno, f.since + failure.lost)
             } else {
                 failing = (failure.errno, failure.lost)
-                printError("mserve[\(getpid())]: cannot write to log \(path) (\(String(cString: strerror(failure.errno)))); "
-                                          + "dropping lines until it can (counted in mserve_log_bytes_dropped_total)")
+                printError(
+                    "mserve[\(getpid())]: cannot write to log \(path) (\(String(cString: strerror(failure.errno)))); "
+                        + "dropping lines until it can (counted in mserve_log_bytes_dropped_total)")
             }
         } else if let f = failing {
             failing = nil

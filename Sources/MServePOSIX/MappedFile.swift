@@ -1,5 +1,5 @@
 #if canImport(Glibc)
-import Glibc
+    import Glibc
 #endif
 
 /// A file mapped whole and read-only (model weights): never copied, its pages shared by every

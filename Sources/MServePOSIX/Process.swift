@@ -1,5 +1,5 @@
 #if canImport(Glibc)
-import Glibc
+    import Glibc
 #endif
 
 /// Exit codes shared by master and workers, as in gunicorn: a worker that cannot boot says so with

@@ -1,5 +1,5 @@
 #if canImport(Glibc)
-import Glibc
+    import Glibc
 #endif
 
 /// A classic BPF program attached to a SO_REUSEPORT group that picks, for each new connection, one
@@ -14,8 +14,8 @@ package enum ReuseportSteering {
 
     private static let ld: UInt16 = 0x00, ldAbsWord: UInt16 = 0x20, ldAbsHalf: UInt16 = 0x28
     private static let jeqK: UInt16 = 0x15, rshK: UInt16 = 0x74, modK: UInt16 = 0x94, retK: UInt16 = 0x06
-    private static let rxhash = UInt32(bitPattern: -0x1000 + 32)   // SKF_AD_OFF + SKF_AD_RXHASH
-    private static let netOffset: Int32 = -0x100000                  // SKF_NET_OFF
+    private static let rxhash = UInt32(bitPattern: -0x1000 + 32)  // SKF_AD_OFF + SKF_AD_RXHASH
+    private static let netOffset: Int32 = -0x100000  // SKF_NET_OFF
     private static let soAttachReuseportCBPF: Int32 = 51
 
     /// Attaches to the group of `fd` a program choosing among `indices` (positions in the group's
@@ -26,14 +26,14 @@ package enum ReuseportSteering {
             Instruction(code: ldAbsWord, jt: 0, jf: 0, k: rxhash),
             Instruction(code: jeqK, jt: 0, jf: 2, k: 0),
             Instruction(code: ldAbsHalf, jt: 0, jf: 0, k: UInt32(bitPattern: netOffset + (ipv6 ? 40 : 20))),
-            Instruction(code: rshK, jt: 0, jf: 0, k: 1),   // connect() picks even ports: drop the low bit
-            Instruction(code: modK, jt: 0, jf: 0, k: UInt32(max(indices.count, 1))),
+            Instruction(code: rshK, jt: 0, jf: 0, k: 1),  // connect() picks even ports: drop the low bit
+            Instruction(code: modK, jt: 0, jf: 0, k: UInt32(max(indices.count, 1)))
         ]
         for (k, index) in indices.enumerated() {
             code.append(Instruction(code: jeqK, jt: 0, jf: 1, k: UInt32(k)))
             code.append(Instruction(code: retK, jt: 0, jf: 0, k: UInt32(index)))
         }
-        code.append(Instruction(code: retK, jt: 0, jf: 0, k: UInt32.max))   // out of range: the kernel hashes
+        code.append(Instruction(code: retK, jt: 0, jf: 0, k: UInt32.max))  // out of range: the kernel hashes
         let rc = code.withUnsafeMutableBufferPointer { buf -> Int32 in
             var prog = Program(len: UInt16(buf.count), filter: buf.baseAddress!)
             return setsockopt(fd, SOL_SOCKET, soAttachReuseportCBPF, &prog, socklen_t(MemoryLayout<Program>.size))

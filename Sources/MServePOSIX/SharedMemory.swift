@@ -1,6 +1,7 @@
 import CSystemShim
+
 #if canImport(Glibc)
-import Glibc
+    import Glibc
 #endif
 
 /// Anonymous memory mapped shared: made before fork, the same bytes in the master and every worker.

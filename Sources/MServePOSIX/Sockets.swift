@@ -1,6 +1,7 @@
 import CSystemShim
+
 #if canImport(Glibc)
-import Glibc
+    import Glibc
 #endif
 
 /// Non-blocking stream sockets as the HTTP layer and the master use them, with errno turned into
@@ -73,7 +74,9 @@ public enum Socket {
 
     private static func port(_ ss: inout sockaddr_storage) -> Int {
         if ss.ss_family == sa_family_t(AF_INET6) {
-            return withUnsafePointer(to: &ss) { $0.withMemoryRebound(to: sockaddr_in6.self, capacity: 1) { Int(UInt16(bigEndian: $0.pointee.sin6_port)) } }
+            return withUnsafePointer(to: &ss) {
+                $0.withMemoryRebound(to: sockaddr_in6.self, capacity: 1) { Int(UInt16(bigEndian: $0.pointee.sin6_port)) }
+            }
         }
         return withUnsafePointer(to: &ss) { $0.withMemoryRebound(to: sockaddr_in.self, capacity: 1) { Int(UInt16(bigEndian: $0.pointee.sin_port)) } }
     }

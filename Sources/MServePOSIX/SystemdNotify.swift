@@ -1,7 +1,8 @@
-import CSystemShim
 import CEvent
+import CSystemShim
+
 #if canImport(Glibc)
-import Glibc
+    import Glibc
 #endif
 
 /// sd_notify(3) without libsystemd: one datagram to $NOTIFY_SOCKET.
@@ -18,7 +19,7 @@ public enum SystemdNotify {
         guard let env = getenv("NOTIFY_SOCKET") else { return false }
         var path = Array(String(cString: env).utf8)
         guard !path.isEmpty, path.count < 108 else { return false }
-        if path[0] == UInt8(ascii: "@") { path[0] = 0 }   // abstract namespace
+        if path[0] == UInt8(ascii: "@") { path[0] = 0 }  // abstract namespace
         let fd = socket(AF_UNIX, Int32(SOCK_DGRAM.rawValue) | Int32(SOCK_CLOEXEC.rawValue), 0)
         guard fd >= 0 else { return false }
         defer { close(fd) }
@@ -41,7 +42,8 @@ public enum SystemdNotify {
 public enum SocketActivation {
     public static func listenFDs() throws -> [Int32]? {
         guard let pid = getenv("LISTEN_PID").flatMap({ Int32(String(cString: $0)) }), pid == getpid(),
-              let n = getenv("LISTEN_FDS").flatMap({ Int32(String(cString: $0)) }), n > 0 else { return nil }
+            let n = getenv("LISTEN_FDS").flatMap({ Int32(String(cString: $0)) }), n > 0
+        else { return nil }
         unsetenv("LISTEN_PID")
         unsetenv("LISTEN_FDS")
         unsetenv("LISTEN_FDNAMES")

@@ -1,6 +1,7 @@
 import COpenSSL
+
 #if canImport(Glibc)
-import Glibc
+    import Glibc
 #endif
 
 /// A server's TLS configuration (OpenSSL's SSL_CTX): its certificate chain and key, and the CAs

@@ -1,5 +1,5 @@
 #if canImport(Glibc)
-import Glibc
+    import Glibc
 #endif
 
 /// A mutex with a condition variable, for the model threads' queues (Synchronization's Mutex has no
@@ -53,11 +53,13 @@ package enum NativeThread {
     package static func start(_ body: @escaping @Sendable () -> Void) throws {
         let ctx = Unmanaged.passRetained(Box(body)).toOpaque()
         var thread = pthread_t()
-        let rc = pthread_create(&thread, nil, { arg in
-            let box = Unmanaged<Box>.fromOpaque(arg!).takeRetainedValue()
-            box.body()
-            return nil
-        }, ctx)
+        let rc = pthread_create(
+            &thread, nil,
+            { arg in
+                let box = Unmanaged<Box>.fromOpaque(arg!).takeRetainedValue()
+                box.body()
+                return nil
+            }, ctx)
         guard rc == 0 else {
             Unmanaged<Box>.fromOpaque(ctx).release()
             throw SystemError("cannot start a model thread", errno: rc)

@@ -50,7 +50,8 @@ struct PythonCallables {
                 guard initialize.call(Python.string(device)) != nil else { throw failed("in init(device)") }
             }
             guard let inference = instance.attribute("inference"), inference.isCallable else {
-                throw ModelLoadError("python: \(spec) has no inference method (HepAI's inference(self, **kwargs) or modelserve's inference(self, request))")
+                throw ModelLoadError(
+                    "python: \(spec) has no inference method (HepAI's inference(self, **kwargs) or modelserve's inference(self, request))")
             }
             target = inference
             validator = instance.attribute("validate").flatMap { $0.isCallable ? $0 : nil }
@@ -98,7 +99,8 @@ struct PythonHelpers {
 
     init() throws {
         guard let makeRequest = PythonRuntime.helper("Request"), let makeFile = PythonRuntime.helper("UploadedFile"),
-              let responseParts = PythonRuntime.helper("response_parts"), let take = PythonRuntime.helper("output.take") else {
+            let responseParts = PythonRuntime.helper("response_parts"), let take = PythonRuntime.helper("output.take")
+        else {
             throw ModelLoadError("python: mserve's helper module did not start")
         }
         (self.makeRequest, self.makeFile, self.responseParts, self.take) = (makeRequest, makeFile, responseParts, take)

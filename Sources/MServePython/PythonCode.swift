@@ -25,7 +25,8 @@ final class PythonCode {
         try PythonRuntime.start(paths: paths, venv: venv.flatMap { $0.isEmpty ? nil : $0 })
         let call = context.options["python_call"]?.stringValue
         guard call == nil || call == "request" || call == "keywords" else {
-            throw ModelLoadError("python_call is \"request\" (inference(self, request)) or \"keywords\" (inference(self, **kwargs)), not \(call ?? "")")
+            throw ModelLoadError(
+                "python_call is \"request\" (inference(self, request)) or \"keywords\" (inference(self, **kwargs)), not \(call ?? "")")
         }
         (helpers, callables) = try PythonRuntime.withGIL { [logger] in
             let helpers = try PythonHelpers()
@@ -41,8 +42,11 @@ final class PythonCode {
             defer { log(request) }
             let argument = try self.argument(request)
             try validate(argument, request)
-            guard let result = takesRequest ? PythonObject(PyObject_CallOneArg(target.pointer, argument.pointer))
-                                            : target.call([], keywords: argument) else {
+            guard
+                let result = takesRequest
+                    ? PythonObject(PyObject_CallOneArg(target.pointer, argument.pointer))
+                    : target.call([], keywords: argument)
+            else {
                 throw failure(request, keywords: takesRequest ? nil : argument)
             }
             // A generator (or any iterator) streams: each piece as it comes.
@@ -124,9 +128,12 @@ final class PythonCode {
         let fileDict = PyDict_New()
         for (name, file) in files { PyDict_SetItemString(fileDict, name, file.pointer) }
         let parsed = MediaType.isJSON(request.contentType) && request.input.isObject ? Python.object(request.input) : mserve_py_none()
-        let args = [Python.string(request.method), Python.string(request.path), query, form, fileDict, Python.bytes(request.body),
-                    Python.string(request.contentType), Python.string(request.recordID), parsed,
-                    request.trace.map { Python.string($0.traceID) } ?? mserve_py_none(), request.trace.map { Python.string($0.traceparent) } ?? mserve_py_none()]
+        let args = [
+            Python.string(request.method), Python.string(request.path), query, form, fileDict, Python.bytes(request.body),
+            Python.string(request.contentType), Python.string(request.recordID), parsed,
+            request.trace.map { Python.string($0.traceID) } ?? mserve_py_none(),
+            request.trace.map { Python.string($0.traceparent) } ?? mserve_py_none()
+        ]
         guard let made = helpers.makeRequest.call(args, keywords: nil) else { throw failure(request) }
         return made
     }
@@ -156,11 +163,14 @@ final class PythonCode {
             return .null
         }
         if mserve_py_is_dict(p) == 0, mserve_py_is_list(p) == 0, mserve_py_is_str(p) == 0,
-           let parts = PythonObject(PyObject_CallOneArg(helpers.responseParts.pointer, p)) {
+            let parts = PythonObject(PyObject_CallOneArg(helpers.responseParts.pointer, p))
+        {
             if mserve_py_is_tuple(parts.pointer) != 0, let status = PythonObject(PySequence_GetItem(parts.pointer, 0)),
-               let type = PythonObject(PySequence_GetItem(parts.pointer, 1)), let body = PythonObject(PySequence_GetItem(parts.pointer, 2)) {
-                request.reply.set(Python.bytes(body.pointer), contentType: Python.string(type.pointer) ?? "application/octet-stream",
-                                  status: Int(PyLong_AsLong(status.pointer)))
+                let type = PythonObject(PySequence_GetItem(parts.pointer, 1)), let body = PythonObject(PySequence_GetItem(parts.pointer, 2))
+            {
+                request.reply.set(
+                    Python.bytes(body.pointer), contentType: Python.string(type.pointer) ?? "application/octet-stream",
+                    status: Int(PyLong_AsLong(status.pointer)))
                 return .null
             }
         }
@@ -181,8 +191,10 @@ final class PythonCode {
     /// parameters (an unknown or missing argument) is the client's mistake too.
     private func failure(_ request: InferenceRequest, keywords: PythonObject? = nil) -> Error {
         let e = PythonError.fetch(inputErrors: inputErrors)
-        if e.typeName == "TypeError", let keywords, let binds = PythonRuntime.call("binds", mserve_py_newref(target.pointer), mserve_py_newref(keywords.pointer)),
-           mserve_py_is_true(binds.pointer) == 0 {
+        if e.typeName == "TypeError", let keywords,
+            let binds = PythonRuntime.call("binds", mserve_py_newref(target.pointer), mserve_py_newref(keywords.pointer)),
+            mserve_py_is_true(binds.pointer) == 0
+        {
             return ModelInputError(e.message.hasPrefix("TypeError: ") ? String(e.message.dropFirst(11)) : e.message)
         }
         PyErr_Clear()

@@ -37,7 +37,7 @@ final class PythonObject {
             for a in args { mserve_py_decref(a) }
             return nil
         }
-        for (i, a) in args.enumerated() { PyTuple_SetItem(tuple, i, a) }   // steals
+        for (i, a) in args.enumerated() { PyTuple_SetItem(tuple, i, a) }  // steals
         defer { mserve_py_decref(tuple) }
         return PythonObject(PyObject_Call(pointer, tuple, keywords?.pointer))
     }
@@ -78,7 +78,8 @@ struct PythonError: Error, CustomStringConvertible {
 
     /// An exception object (raised, or returned in a batch's answers).
     init(exception: UnsafeMutablePointer<PyObject>, inputErrors: PythonObject? = nil) {
-        isValueError = PyObject_IsInstance(exception, mserve_py_value_error()) == 1
+        isValueError =
+            PyObject_IsInstance(exception, mserve_py_value_error()) == 1
             || inputErrors.map { PyObject_IsInstance(exception, $0.pointer) == 1 } ?? false
         let text = PythonObject(PyObject_Str(exception)).flatMap { Python.string($0.pointer) } ?? "unknown Python error"
         let type = PythonObject(PyObject_Type(exception))
@@ -87,9 +88,11 @@ struct PythonError: Error, CustomStringConvertible {
         message = isValueError ? text : "\(name): \(text)"
         var lines = ""
         if let format = PythonObject(PyImport_ImportModule("traceback"))?.attribute("format_exception"), let type,
-           let formatted = format.call(mserve_py_newref(type.pointer), mserve_py_newref(exception),
-                                       PyException_GetTraceback(exception) ?? mserve_py_none()),
-           let empty = PythonObject(Python.string("")), let joined = PythonObject(PyUnicode_Join(empty.pointer, formatted.pointer)) {
+            let formatted = format.call(
+                mserve_py_newref(type.pointer), mserve_py_newref(exception),
+                PyException_GetTraceback(exception) ?? mserve_py_none()),
+            let empty = PythonObject(Python.string("")), let joined = PythonObject(PyUnicode_Join(empty.pointer, formatted.pointer))
+        {
             lines = Python.string(joined.pointer) ?? ""
         }
         PyErr_Clear()

@@ -20,15 +20,20 @@ enum PythonRuntime {
         // Under the lock, so that a second caller waits for the interpreter to be ready.
         try started.withLock { (s: inout String?) throws in
             if let s {
-                guard s == venv else { throw ModelLoadError("python: one venv per server (\(s.isEmpty ? "none" : s) is in use, and \(venv) was asked for)") }
+                guard s == venv else {
+                    throw ModelLoadError("python: one venv per server (\(s.isEmpty ? "none" : s) is in use, and \(venv) was asked for)")
+                }
                 return
             }
             s = venv
-            Py_InitializeEx(0)   // 0: Python installs no signal handlers; the process keeps its own
+            Py_InitializeEx(0)  // 0: Python installs no signal handlers; the process keeps its own
             _ = PyRun_SimpleStringFlags(PythonRuntime.bootstrap, nil)
             var failure: PythonError?
-            if let environment, call("use_venv", Python.string(environment.sitePackages(for: version)),
-                                     PyBool_FromLong(environment.includesSystemPackages ? 1 : 0)) == nil {
+            if let environment,
+                call(
+                    "use_venv", Python.string(environment.sitePackages(for: version)),
+                    PyBool_FromLong(environment.includesSystemPackages ? 1 : 0)) == nil
+            {
                 failure = PythonError.fetch()
             }
             _ = PyEval_SaveThread()

@@ -15,7 +15,7 @@ enum Python {
         case .string(let s): return string(s)
         case .array(let items):
             let list = PyList_New(items.count)!
-            for (i, item) in items.enumerated() { PyList_SetItem(list, i, object(item)) }   // steals
+            for (i, item) in items.enumerated() { PyList_SetItem(list, i, object(item)) }  // steals
             return list
         case .floats(let f):
             let list = PyList_New(f.count)!
@@ -84,7 +84,9 @@ enum Python {
             while PyDict_Next(o, &pos, &key, &value) != 0 {
                 guard let key, let value else { continue }
                 let name: String
-                if mserve_py_is_str(key) != 0 { name = string(key) ?? "" } else {
+                if mserve_py_is_str(key) != 0 {
+                    name = string(key) ?? ""
+                } else {
                     name = PythonObject(PyObject_Str(key)).flatMap { string($0.pointer) } ?? ""
                 }
                 pairs.append((name, try json(value)))

@@ -40,8 +40,9 @@ struct VirtualEnvironment: Equatable {
             throw ModelLoadError("python venv \(directory): pyvenv.cfg gives no version")
         }
         guard venv.majorMinor == embedded else {
-            throw ModelLoadError("python venv \(directory) is Python \(venv.version), and mserve embeds Python \(embedded): "
-                                 + "make the venv with python\(embedded) -m venv (its compiled packages must match)")
+            throw ModelLoadError(
+                "python venv \(directory) is Python \(venv.version), and mserve embeds Python \(embedded): "
+                    + "make the venv with python\(embedded) -m venv (its compiled packages must match)")
         }
         return venv
     }

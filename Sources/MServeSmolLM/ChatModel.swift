@@ -64,7 +64,8 @@ public final class ChatModel: GenerativeModel, Sendable {
         } else {
             path = (context.modelDir ?? ChatModel.defaultDirectory) + "/" + ChatModel.fileName
             expected = ChatModel.sha256
-            fix = "Fetch it with `bash scripts/fetch-smollm2` (into \(ChatModel.defaultDirectory)) "
+            fix =
+                "Fetch it with `bash scripts/fetch-smollm2` (into \(ChatModel.defaultDirectory)) "
                 + "or point --model-dir (config: model_dir) at a directory holding \(ChatModel.fileName)"
         }
         func option(_ key: String, _ fallback: Int, least: Int) throws -> Int {
@@ -88,8 +89,9 @@ public final class ChatModel: GenerativeModel, Sendable {
             }
             activations = v
         }
-        let limits = BatchScheduler.Limits(maxSequences: context.runtime.maxBatchSize, kvTokens: context.runtime.kvCacheTokens,
-                                           stepTokens: stepTokens, blockTokens: KVBlockPool.defaultBlockTokens)
+        let limits = BatchScheduler.Limits(
+            maxSequences: context.runtime.maxBatchSize, kvTokens: context.runtime.kvCacheTokens,
+            stepTokens: stepTokens, blockTokens: KVBlockPool.defaultBlockTokens)
         let file: GGUFFile
         do { file = try GGUFFile(path: path) } catch { throw ModelLoadError("\(name): \(error).  \(fix)") }
         if let expected {
@@ -106,7 +108,9 @@ public final class ChatModel: GenerativeModel, Sendable {
             tokenizer = try makeTokenizer(gguf: file)
             if let given = context.options["chat_template"] {
                 // The operator's template instead of the file's (a file with none, or one to correct).
-                guard let templatePath = given.stringValue else { throw ModelLoadError("\(name): option chat_template must be a path, got \(given.text)") }
+                guard let templatePath = given.stringValue else {
+                    throw ModelLoadError("\(name): option chat_template must be a path, got \(given.text)")
+                }
                 let text: String
                 do { text = try FileReading.text(templatePath) } catch { throw ModelLoadError("\(name): chat_template: \(error)") }
                 template = .success(try ChatTemplate(gguf: file, text: text, path: templatePath))
@@ -121,21 +125,24 @@ public final class ChatModel: GenerativeModel, Sendable {
             engine = try GenerationEngine(model: model, tokenizer: tokenizer, limits: limits, prefixCaching: prefixCaching)
             admission = ChatAdmission(maxBatchSize: limits.maxSequences, queueSize: context.runtime.queueSize)
             let pool = engine.pool, kvBytes = model.config.kvBytesPerToken * pool.blockCount * pool.blockTokens
-            context.logger.info("\(name): \(summary.name ?? path), \(summary.architecture), \(summary.quantization), "
-                                + "\(summary.parameterText) parameters; up to \(limits.maxSequences) sequences per step (--max-batch-size), "
-                                + "KV cache \(pool.blockCount * pool.blockTokens) tokens (--kv-cache-tokens) in \(pool.blockCount) blocks of \(pool.blockTokens) "
-                                + "(\(kvBytes >> 20) MiB at most), prefix cache \(prefixCaching ? "on" : "off"), \(stepTokens) tokens "
-                                + "per step, context \(contextLength), \(activations.rawValue) activations, \(threads) threads")
+            context.logger.info(
+                "\(name): \(summary.name ?? path), \(summary.architecture), \(summary.quantization), "
+                    + "\(summary.parameterText) parameters; up to \(limits.maxSequences) sequences per step (--max-batch-size), "
+                    + "KV cache \(pool.blockCount * pool.blockTokens) tokens (--kv-cache-tokens) in \(pool.blockCount) blocks of \(pool.blockTokens) "
+                    + "(\(kvBytes >> 20) MiB at most), prefix cache \(prefixCaching ? "on" : "off"), \(stepTokens) tokens "
+                    + "per step, context \(contextLength), \(activations.rawValue) activations, \(threads) threads")
         } catch {
-            throw ModelLoadError("\(name): \(error)")   // the file's errors name its path
+            throw ModelLoadError("\(name): \(error)")  // the file's errors name its path
         }
     }
 
     /// The file's model as a user recognizes it, for `GET /`, `/v1/models` and the web page.
     public var details: JSON {
-        ["name": summary.name.map(JSON.string) ?? .null, "architecture": .string(summary.architecture),
-         "quantization": .string(summary.quantization), "parameters": .int(Int64(summary.parameters)),
-         "context": .int(Int64(contextLength)), "file_bytes": .int(Int64(summary.bytes))]
+        [
+            "name": summary.name.map(JSON.string) ?? .null, "architecture": .string(summary.architecture),
+            "quantization": .string(summary.quantization), "parameters": .int(Int64(summary.parameters)),
+            "context": .int(Int64(contextLength)), "file_bytes": .int(Int64(summary.bytes))
+        ]
     }
 
     deinit { engine.shutdown() }
@@ -143,8 +150,9 @@ public final class ChatModel: GenerativeModel, Sendable {
     public var load: GenerationLoad {
         let (running, waiting, used, capacity) = engine.load
         let prefix = engine.pool.stats
-        return GenerationLoad(running: running, waiting: waiting + admission.preparing, kvTokensUsed: used, kvTokens: capacity,
-                              prefixQueriedTokens: prefix.queriedTokens, prefixHitTokens: prefix.hitTokens)
+        return GenerationLoad(
+            running: running, waiting: waiting + admission.preparing, kvTokensUsed: used, kvTokens: capacity,
+            prefixQueriedTokens: prefix.queriedTokens, prefixHitTokens: prefix.hitTokens)
     }
 
     /// A request as parsed on the event loop, before its prompt is rendered and tokenized.
@@ -195,11 +203,14 @@ public final class ChatModel: GenerativeModel, Sendable {
         let prompt: Plan.Prompt
         let bytes: [Int]
         if let messages = input["messages"] {
-            guard case .array(let items) = messages, !items.isEmpty else { throw ModelInputError("messages must be a non-empty list", param: "messages") }
+            guard case .array(let items) = messages, !items.isEmpty else {
+                throw ModelInputError("messages must be a non-empty list", param: "messages")
+            }
             let turns = try ChatModel.conversation(items)
             if case .failure(let why) = template {
-                throw ModelInputError("this model takes no conversations (messages): \(why.reason); send {\"prompt\": \"...\"} "
-                                      + "(or POST /v1/completions)")
+                throw ModelInputError(
+                    "this model takes no conversations (messages): \(why.reason); send {\"prompt\": \"...\"} "
+                        + "(or POST /v1/completions)")
             }
             prompt = .conversation(turns)
             bytes = [turns.reduce(0) { $0 + $1.content.utf8.count }]
@@ -217,9 +228,10 @@ public final class ChatModel: GenerativeModel, Sendable {
                 throw ModelInputError("prompt: token \(bad) is not in the vocabulary of \(vocabulary) tokens", param: "prompt")
             }
             prompt = .tokens(lists)
-            bytes = []   // their counts are known: checked below as the engine's requests are
+            bytes = []  // their counts are known: checked below as the engine's requests are
         } else {
-            throw ModelInputError("send {\"messages\": [{\"role\": \"user\", \"content\": \"...\"}]} or {\"prompt\": \"...\"} (or a list of up to 64 prompts)")
+            throw ModelInputError(
+                "send {\"messages\": [{\"role\": \"user\", \"content\": \"...\"}]} or {\"prompt\": \"...\"} (or a list of up to 64 prompts)")
         }
         func number(_ key: String, _ fallback: Double, _ ok: (Double) -> Bool, _ rule: String) throws(ModelInputError) -> Double {
             guard let v = input[key], v != .null else { return fallback }
@@ -280,7 +292,8 @@ public final class ChatModel: GenerativeModel, Sendable {
             let vocabulary = engine.model.config.vocabulary
             for item in items {
                 guard let id = item.intValue, id >= 0, id < vocabulary else {
-                    throw ModelInputError("stop_token_ids: \(item.text) is not a token id of this model's vocabulary of \(vocabulary)", param: "stop_token_ids")
+                    throw ModelInputError(
+                        "stop_token_ids: \(item.text) is not a token id of this model's vocabulary of \(vocabulary)", param: "stop_token_ids")
                 }
                 stopTokens.insert(Int32(id))
             }
@@ -303,19 +316,27 @@ public final class ChatModel: GenerativeModel, Sendable {
         for count in bytes {
             let fewest = count / tokenizer.longestTokenBytes
             guard fewest + (maxTokens ?? 1) <= contextLength else {
-                throw ModelInputError("the prompt is \(count) bytes, at least \(fewest) tokens" + (maxTokens.map { ", and max_tokens \($0)" } ?? "")
-                                      + ": beyond the model's context of \(contextLength) tokens")
+                throw ModelInputError(
+                    "the prompt is \(count) bytes, at least \(fewest) tokens" + (maxTokens.map { ", and max_tokens \($0)" } ?? "")
+                        + ": beyond the model's context of \(contextLength) tokens")
             }
         }
         let tools = try ChatModel.tools(input)
         if tools != nil {
-            guard case .conversation = prompt else { throw ModelInputError("tools are offered in a conversation: send messages (POST /v1/chat/completions)", param: "tools") }
+            guard case .conversation = prompt else {
+                throw ModelInputError("tools are offered in a conversation: send messages (POST /v1/chat/completions)", param: "tools")
+            }
         }
         let constraint = try ChatModel.constraint(input)
-        if tools != nil && constraint != nil { throw ModelInputError("tools and a response_format, json_schema or grammar together are not supported", param: "tools") }
-        let plan = Plan(prompt: prompt, maxTokens: maxTokens, sampling: sampling, stop: stop, stopTokens: stopTokens, answers: answers,
-                        constraint: constraint, tools: tools)
-        guard plan.choices <= 64 else { throw ModelInputError("\(plan.prompts) prompts of n \(answers) answers each is \(plan.choices) choices: at most 64") }
+        if tools != nil && constraint != nil {
+            throw ModelInputError("tools and a response_format, json_schema or grammar together are not supported", param: "tools")
+        }
+        let plan = Plan(
+            prompt: prompt, maxTokens: maxTokens, sampling: sampling, stop: stop, stopTokens: stopTokens, answers: answers,
+            constraint: constraint, tools: tools)
+        guard plan.choices <= 64 else {
+            throw ModelInputError("\(plan.prompts) prompts of n \(answers) answers each is \(plan.choices) choices: at most 64")
+        }
         return plan
     }
 
@@ -326,8 +347,9 @@ public final class ChatModel: GenerativeModel, Sendable {
         var turns: [ChatMessage] = [], calls: Set<String> = []
         for (i, m) in items.enumerated() {
             guard let role = m["role"]?.stringValue, ["system", "developer", "user", "assistant", "tool"].contains(role) else {
-                throw ModelInputError("messages[\(i)].role must be system, user, assistant or tool (or developer, taken as system), "
-                                      + "got \(m["role"]?.text ?? "none")", param: "messages")
+                throw ModelInputError(
+                    "messages[\(i)].role must be system, user, assistant or tool (or developer, taken as system), "
+                        + "got \(m["role"]?.text ?? "none")", param: "messages")
             }
             var made: [(id: String, call: ToolCall)] = []
             if role == "assistant", case .array(let list)? = m["tool_calls"] {
@@ -337,15 +359,22 @@ public final class ChatModel: GenerativeModel, Sendable {
                     }
                     var args = c["function"]?["arguments"] ?? [:]
                     if let text = args.stringValue { args = (try? JSONParser.parse(text)) ?? .null }
-                    guard args.isObject else { throw ModelInputError("messages[\(i)].tool_calls[\(k)].function.arguments must be a JSON object (or its text)", param: "messages") }
+                    guard args.isObject else {
+                        throw ModelInputError(
+                            "messages[\(i)].tool_calls[\(k)].function.arguments must be a JSON object (or its text)", param: "messages")
+                    }
                     made.append((id, ToolCall(name: name, arguments: args)))
                     calls.insert(id)
                 }
             }
             var callID: String?
             if role == "tool" {
-                guard let id = m["tool_call_id"]?.stringValue else { throw ModelInputError("messages[\(i)].tool_call_id is required in a tool message", param: "messages") }
-                guard calls.contains(id) else { throw ModelInputError("messages[\(i)]: a tool message answers no call made before it (tool_call_id \(id))", param: "messages") }
+                guard let id = m["tool_call_id"]?.stringValue else {
+                    throw ModelInputError("messages[\(i)].tool_call_id is required in a tool message", param: "messages")
+                }
+                guard calls.contains(id) else {
+                    throw ModelInputError("messages[\(i)]: a tool message answers no call made before it (tool_call_id \(id))", param: "messages")
+                }
                 callID = id
             }
             // An assistant turn of calls alone has no content (null).
@@ -366,12 +395,19 @@ public final class ChatModel: GenerativeModel, Sendable {
         case .array(let list)? where list.count <= 128:
             for (k, t) in list.enumerated() {
                 guard t["type"] == "function", let f = t["function"], let name = f["name"]?.stringValue, (1...64).contains(name.count),
-                      name.allSatisfy({ $0.isASCII && ($0.isLetter || $0.isNumber || $0 == "_" || $0 == "-") }) else {
-                    throw ModelInputError("tools[\(k)] must be {\"type\": \"function\", \"function\": {\"name\": ...}} with a name of up to 64 letters, digits, _ or -", param: "tools")
+                    name.allSatisfy({ $0.isASCII && ($0.isLetter || $0.isNumber || $0 == "_" || $0 == "-") })
+                else {
+                    throw ModelInputError(
+                        "tools[\(k)] must be {\"type\": \"function\", \"function\": {\"name\": ...}} with a name of up to 64 letters, digits, _ or -",
+                        param: "tools")
                 }
                 let parameters = f["parameters"] ?? ["type": "object", "properties": [:]]
-                guard parameters.isObject else { throw ModelInputError("tools[\(k)].function.parameters must be a JSON Schema (an object), got \(parameters.text)", param: "tools") }
-                guard !specs.contains(where: { $0.name == name }) else { throw ModelInputError("tools[\(k)]: the function \(name) is offered twice", param: "tools") }
+                guard parameters.isObject else {
+                    throw ModelInputError("tools[\(k)].function.parameters must be a JSON Schema (an object), got \(parameters.text)", param: "tools")
+                }
+                guard !specs.contains(where: { $0.name == name }) else {
+                    throw ModelInputError("tools[\(k)]: the function \(name) is offered twice", param: "tools")
+                }
                 specs.append(ToolSpec(name: name, parameters: parameters, definition: t))
             }
         case let v?: throw ModelInputError("tools must be a list of up to 128 functions, got \(v.typeName)", param: "tools")
@@ -383,9 +419,14 @@ public final class ChatModel: GenerativeModel, Sendable {
         case .some(.string("required")): choice = .required
         case .some(let c) where c["type"] == "function" && c["function"]?["name"]?.stringValue != nil:
             let name = c["function"]?["name"]?.stringValue ?? ""
-            guard specs.contains(where: { $0.name == name }) else { throw ModelInputError("tool_choice names \(name), which tools does not offer", param: "tool_choice") }
+            guard specs.contains(where: { $0.name == name }) else {
+                throw ModelInputError("tool_choice names \(name), which tools does not offer", param: "tool_choice")
+            }
             choice = .named(name)
-        case let v?: throw ModelInputError("tool_choice must be auto, none, required or {\"type\": \"function\", \"function\": {\"name\": ...}}, got \(v.text)", param: "tool_choice")
+        case let v?:
+            throw ModelInputError(
+                "tool_choice must be auto, none, required or {\"type\": \"function\", \"function\": {\"name\": ...}}, got \(v.text)",
+                param: "tool_choice")
         }
         var parallel = true
         if let p = input["parallel_tool_calls"], p != .null {
@@ -415,11 +456,13 @@ public final class ChatModel: GenerativeModel, Sendable {
             }
         case .some(let f) where f["type"] == "json_schema":
             guard let schema = f["json_schema"]?["schema"], schema != .null else {
-                throw ModelInputError("response_format.json_schema.schema is required (the JSON Schema the answer must match)", param: "response_format")
+                throw ModelInputError(
+                    "response_format.json_schema.schema is required (the JSON Schema the answer must match)", param: "response_format")
             }
             found.append(.schema(schema, field: "response_format.json_schema.schema"))
         case let f?:
-            throw ModelInputError("response_format.type must be text, json_object or json_schema, got \(f["type"]?.text ?? f.text)", param: "response_format")
+            throw ModelInputError(
+                "response_format.type must be text, json_object or json_schema, got \(f["type"]?.text ?? f.text)", param: "response_format")
         }
         if let schema = input["json_schema"], schema != .null { found.append(.schema(schema, field: "json_schema")) }
         switch input["grammar"] {
@@ -427,7 +470,9 @@ public final class ChatModel: GenerativeModel, Sendable {
         case .string(let g)?: found.append(.gbnf(g, field: "grammar"))
         case let v?: throw ModelInputError("grammar must be a string of GBNF rules, got \(v.typeName)", param: "grammar")
         }
-        guard found.count <= 1 else { throw ModelInputError("give one of response_format, json_schema and grammar, not several", param: "response_format") }
+        guard found.count <= 1 else {
+            throw ModelInputError("give one of response_format, json_schema and grammar, not several", param: "response_format")
+        }
         return found.first
     }
 
@@ -466,7 +511,7 @@ public final class ChatModel: GenerativeModel, Sendable {
         case .tokens(let lists): return try lists.map { list throws(ModelInputError) in try request(list, plan, grammar) }
         case .texts(let t): texts = t.map { ($0, nil) }
         case .conversation(let turns):
-            guard case .success(let chat) = template else { return [] }   // plan() refused it
+            guard case .success(let chat) = template else { return [] }  // plan() refused it
             let rendered: RenderedPrompt
             var turns = turns, offered: [ToolSpec]?
             if let tools = plan.tools, let format = toolFormat {
@@ -474,19 +519,27 @@ public final class ChatModel: GenerativeModel, Sendable {
                     offered = tools.specs
                 } else if let system = format.systemPrompt(tools: tools.specs, mustCall: tools.choice != .auto) {
                     // A template that knows no tools: they are described in the system turn.
-                    if turns.first?.role == "system" { turns[0].content += "\n\n" + system } else { turns.insert(ChatMessage(role: "system", content: system), at: 0) }
+                    if turns.first?.role == "system" {
+                        turns[0].content += "\n\n" + system
+                    } else {
+                        turns.insert(ChatMessage(role: "system", content: system), at: 0)
+                    }
                 }
             }
             do {
-                rendered = try chat.prompt(turns, tools: offered, dropLeadingBOS: tokenizer.leadingToken != nil, dropTrailingEOS: tokenizer.trailingToken != nil)
+                rendered = try chat.prompt(
+                    turns, tools: offered, dropLeadingBOS: tokenizer.leadingToken != nil, dropTrailingEOS: tokenizer.trailingToken != nil)
             } catch {
-                throw ModelInputError(error.kind == .raised ? "the model's chat template refuses this conversation: \(error.message)"
-                                      : "the model's chat template failed on this conversation: \(error)")
+                throw ModelInputError(
+                    error.kind == .raised
+                        ? "the model's chat template refuses this conversation: \(error.message)"
+                        : "the model's chat template failed on this conversation: \(error)")
             }
             texts = [(rendered.text, rendered.controlOffsets)]
         }
         return try texts.map { text throws(ModelInputError) in
-            let prompt = (tokenizer.leadingToken.map { [$0] } ?? []) + tokenizer.encode(text.text, controlOffsets: text.controlOffsets)
+            let prompt =
+                (tokenizer.leadingToken.map { [$0] } ?? []) + tokenizer.encode(text.text, controlOffsets: text.controlOffsets)
                 + (tokenizer.trailingToken.map { [$0] } ?? [])
             return try request(prompt, plan, grammar)
         }
@@ -497,8 +550,9 @@ public final class ChatModel: GenerativeModel, Sendable {
     private func request(_ prompt: [Int32], _ plan: Plan, _ grammar: Grammar?) throws(ModelInputError) -> GenerationEngine.Request {
         try ChatModel.fits(prompt.count, plan.maxTokens, context: contextLength)
         let maxTokens = plan.maxTokens ?? min(ChatModel.defaultMaxTokens, contextLength - prompt.count)
-        var r = GenerationEngine.Request(prompt: prompt, maxTokens: maxTokens, sampling: plan.sampling, stop: plan.stop, answers: plan.answers,
-                                         grammar: grammar)
+        var r = GenerationEngine.Request(
+            prompt: prompt, maxTokens: maxTokens, sampling: plan.sampling, stop: plan.stop, answers: plan.answers,
+            grammar: grammar)
         r.stopTokens = plan.stopTokens
         return r
     }
@@ -507,8 +561,11 @@ public final class ChatModel: GenerativeModel, Sendable {
     /// wanted) fit the context, or a 400 naming the counts.
     static func fits(_ count: Int, _ maxTokens: Int?, context: Int) throws(ModelInputError) {
         guard count + (maxTokens ?? 1) > context else { return }
-        throw ModelInputError(maxTokens.map { "the prompt is \(count) tokens and max_tokens \($0): \(count + $0) in all, beyond the model's context of \(context) tokens" }
-                              ?? "the prompt is \(count) tokens: beyond the model's context of \(context) tokens, with no room left for an answer")
+        throw ModelInputError(
+            maxTokens.map {
+                "the prompt is \(count) tokens and max_tokens \($0): \(count + $0) in all, beyond the model's context of \(context) tokens"
+            }
+                ?? "the prompt is \(count) tokens: beyond the model's context of \(context) tokens, with no room left for an answer")
     }
 
     /// A prompt of token ids, or a list of them (OpenAI's `[1, 2]`, `[[1, 2], [3]]`): nil if not that.
@@ -537,13 +594,15 @@ public final class ChatModel: GenerativeModel, Sendable {
             var out = ""
             for part in parts {
                 guard part["type"] == .string("text"), let t = part["text"]?.stringValue else {
-                    throw ModelInputError("messages[\(i)].content: only text parts ({\"type\": \"text\", \"text\": ...}) are taken", param: "messages")
+                    throw ModelInputError(
+                        "messages[\(i)].content: only text parts ({\"type\": \"text\", \"text\": ...}) are taken", param: "messages")
                 }
                 out += t
             }
             return out
         }
-        throw ModelInputError("messages[\(i)].content must be a string or a list of text parts, got \(content?.typeName ?? "none")", param: "messages")
+        throw ModelInputError(
+            "messages[\(i)].content must be a string or a list of text parts, got \(content?.typeName ?? "none")", param: "messages")
     }
 
     public func validate(_ input: JSON) throws { _ = try plan(input) }
@@ -558,7 +617,11 @@ public final class ChatModel: GenerativeModel, Sendable {
         let left = Locked(choices)
         /// The request leaves the admission once, when its last choice has finished (or it failed).
         let leave: @Sendable (Int) -> Void = { [admission] n in
-            if left.withLock({ l in l -= n; return l == 0 }) { admission.leave() }
+            if left.withLock({ l in
+                l -= n; return l == 0
+            }) {
+                admission.leave()
+            }
         }
         preparer.async { [self] in prepare(plan, request, events: events, leave: leave) }
         return choices
@@ -566,14 +629,17 @@ public final class ChatModel: GenerativeModel, Sendable {
 
     /// A sampled token's log-probabilities with the tokens' bytes, as the server reports them.
     private func tokenLogprob(_ id: Int32, _ l: TokenLogprobs) -> TokenLogprob {
-        TokenLogprob(bytes: tokenizer.bytes(of: id), logprob: Double(l.logprob),
-                     top: l.top.map { TokenLogprob(bytes: tokenizer.bytes(of: $0.id), logprob: Double($0.logprob)) })
+        TokenLogprob(
+            bytes: tokenizer.bytes(of: id), logprob: Double(l.logprob),
+            top: l.top.map { TokenLogprob(bytes: tokenizer.bytes(of: $0.id), logprob: Double($0.logprob)) })
     }
 
     /// The preparing thread: the prompt rendered, tokenized and submitted to the engine, whose
     /// events are passed on with the choice's index.
-    private func prepare(_ plan: Plan, _ request: InferenceRequest, events: @escaping @Sendable (GenerationEvent) -> Void,
-                         leave: @escaping @Sendable (Int) -> Void) {
+    private func prepare(
+        _ plan: Plan, _ request: InferenceRequest, events: @escaping @Sendable (GenerationEvent) -> Void,
+        leave: @escaping @Sendable (Int) -> Void
+    ) {
         let choices = plan.choices
         admission.prepared()
         guard !request.cancellation.isCancelled else { return leave(choices) }
@@ -589,38 +655,47 @@ public final class ChatModel: GenerativeModel, Sendable {
         let held = Locked<[Int: String]>([:])
         for (p, r) in requests.enumerated() {
             do {
-                ids.append(try engine.submit(r) { answer, event in
-                    let i = p * r.answers + answer
-                    switch event {
-                    case .started(let n): events(.started(index: i, promptTokens: n))
-                    case .token(let id, let text, let logprobs):
-                        if calls != nil { held.withLock { $0[i, default: ""] += text } }
-                        events(.text(index: i, calls == nil ? text : "", tokens: 1, logprobs: logprobs.map { [self.tokenLogprob(id, $0)] } ?? []))
-                    case .finished(let reason, let u):
-                        var called = false
-                        if let calls {
-                            let (content, made) = calls.parse(held.withLock { $0.removeValue(forKey: i) } ?? "")
-                            if !content.isEmpty { events(.text(index: i, content, tokens: 0)) }
-                            for (k, c) in made.enumerated() {
-                                events(.toolCall(index: i, id: "call_\(request.recordID)_\(i)_\(k)", name: c.name,
-                                                 arguments: String(decoding: c.arguments.serialized(), as: UTF8.self)))
+                ids.append(
+                    try engine.submit(r) { answer, event in
+                        let i = p * r.answers + answer
+                        switch event {
+                        case .started(let n): events(.started(index: i, promptTokens: n))
+                        case .token(let id, let text, let logprobs):
+                            if calls != nil { held.withLock { $0[i, default: ""] += text } }
+                            events(.text(index: i, calls == nil ? text : "", tokens: 1, logprobs: logprobs.map { [self.tokenLogprob(id, $0)] } ?? []))
+                        case .finished(let reason, let u):
+                            var called = false
+                            if let calls {
+                                let (content, made) = calls.parse(held.withLock { $0.removeValue(forKey: i) } ?? "")
+                                if !content.isEmpty { events(.text(index: i, content, tokens: 0)) }
+                                for (k, c) in made.enumerated() {
+                                    events(
+                                        .toolCall(
+                                            index: i, id: "call_\(request.recordID)_\(i)_\(k)", name: c.name,
+                                            arguments: String(decoding: c.arguments.serialized(), as: UTF8.self)))
+                                }
+                                called = !made.isEmpty && reason == .stop
                             }
-                            called = !made.isEmpty && reason == .stop
+                            if reason == .cancelled { called = false }
+                            events(
+                                .finished(
+                                    index: i, reason: called ? "tool_calls" : reason.rawValue,
+                                    usage: GenerationUsage(
+                                        promptTokens: u.promptTokens, cachedTokens: u.cachedTokens, completionTokens: u.completionTokens,
+                                        queuedSeconds: u.queuedSeconds, secondsToFirstToken: u.secondsToFirstToken,
+                                        seconds: u.seconds)))
+                            leave(1)
                         }
-                        if reason == .cancelled { called = false }
-                        events(.finished(index: i, reason: called ? "tool_calls" : reason.rawValue,
-                                         usage: GenerationUsage(promptTokens: u.promptTokens, cachedTokens: u.cachedTokens, completionTokens: u.completionTokens,
-                                                                queuedSeconds: u.queuedSeconds, secondsToFirstToken: u.secondsToFirstToken,
-                                                                seconds: u.seconds)))
-                        leave(1)
-                    }
-                })
+                    })
             } catch {
                 for id in ids { engine.cancel(id) }
                 switch error {
                 case .tooLong(let needed, let capacity):
-                    events(.failed("the prompt (\(r.prompt.count) tokens) plus max_tokens (\(r.maxTokens))" + (r.answers > 1 ? " for \(r.answers) answers" : "")
-                                   + " is \(needed) tokens; the KV cache holds \(capacity) (--kv-cache-tokens)"))
+                    events(
+                        .failed(
+                            "the prompt (\(r.prompt.count) tokens) plus max_tokens (\(r.maxTokens))"
+                                + (r.answers > 1 ? " for \(r.answers) answers" : "")
+                                + " is \(needed) tokens; the KV cache holds \(capacity) (--kv-cache-tokens)"))
                 case .tooManyAnswers(let n, let limit):
                     events(.failed("n is \(n): a step takes at most \(limit) sequences (--max-batch-size)"))
                 }
@@ -638,7 +713,7 @@ public final class ChatModel: GenerativeModel, Sendable {
     public func answer(_ question: ModelQuestion, reply: @escaping @Sendable (Result<JSON, ModelInputError>) -> Void) throws {
         var plan: Plan?
         if case .applyTemplate(let input) = question {
-            plan = try self.plan(input)   // the conversation checked here: a 400 at once
+            plan = try self.plan(input)  // the conversation checked here: a 400 at once
         }
         let checked = plan
         preparer.async { [self] in reply(respond(question, checked)) }
@@ -671,21 +746,30 @@ public final class ChatModel: GenerativeModel, Sendable {
             do {
                 return .success(["prompt": .string(try chat.render(turns))])
             } catch {
-                return .failure(ModelInputError(error.kind == .raised ? "the model's chat template refuses this conversation: \(error.message)"
-                                                : "the model's chat template failed on this conversation: \(error)"))
+                return .failure(
+                    ModelInputError(
+                        error.kind == .raised
+                            ? "the model's chat template refuses this conversation: \(error.message)"
+                            : "the model's chat template failed on this conversation: \(error)"))
             }
         }
     }
 
     public var properties: JSON {
         let chat = try? template.get()
-        return ["default_generation_settings": ["n_ctx": .int(Int64(contextLength)),
-                                                "params": ["temperature": 0.7, "top_p": 1.0, "top_k": 0, "max_tokens": 256,
-                                                           "presence_penalty": 0.0, "frequency_penalty": 0.0]],
-                "total_slots": .int(Int64(slots)), "model_path": .string(path),
-                "chat_template": chat.map { JSON.string($0.source) } ?? .null,
-                "bos_token": chat.map { JSON.string($0.bosToken) } ?? .null, "eos_token": chat.map { JSON.string($0.eosToken) } ?? .null,
-                "prefix_cache": .bool(engine.pool.caching), "details": details]
+        return [
+            "default_generation_settings": [
+                "n_ctx": .int(Int64(contextLength)),
+                "params": [
+                    "temperature": 0.7, "top_p": 1.0, "top_k": 0, "max_tokens": 256,
+                    "presence_penalty": 0.0, "frequency_penalty": 0.0
+                ]
+            ],
+            "total_slots": .int(Int64(slots)), "model_path": .string(path),
+            "chat_template": chat.map { JSON.string($0.source) } ?? .null,
+            "bos_token": chat.map { JSON.string($0.bosToken) } ?? .null, "eos_token": chat.map { JSON.string($0.eosToken) } ?? .null,
+            "prefix_cache": .bool(engine.pool.caching), "details": details
+        ]
     }
 }
 
@@ -725,7 +809,9 @@ final class ChatAdmission: Sendable {
 extension ModelRegistry {
     /// `smollm2`, the preset, and any GGUF file a model's `gguf` option (or `NAME=path.gguf`) names.
     public mutating func registerSmolLM() {
-        register(ChatModel.self, as: "smollm2", summary: "SmolLM2-135M-Instruct chat (GGUF, in Swift): {\"messages\": [...]} or {\"prompt\": ...}; OpenAI's /v1/chat/completions")
+        register(
+            ChatModel.self, as: "smollm2",
+            summary: "SmolLM2-135M-Instruct chat (GGUF, in Swift): {\"messages\": [...]} or {\"prompt\": ...}; OpenAI's /v1/chat/completions")
         register(ChatModel.self, servingOption: "gguf", kind: "GGUF", make: { try ChatModel(context: $0) })
     }
 }

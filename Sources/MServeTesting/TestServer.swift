@@ -31,8 +31,9 @@ public final class TestServer {
 
     /// Serves `routes` (yours first) and the built-in routes of `models`, as a worker does.
     public convenience init(routes: [Route] = [], models: [ServedModel] = [], settings: Settings = Settings()) throws {
-        try self.init(routes: routes, loaded: models.map { LoadedModel(name: $0.name, summary: $0.summary, device: $0.device, instance: $0.instance) },
-                      settings: settings)
+        try self.init(
+            routes: routes, loaded: models.map { LoadedModel(name: $0.name, summary: $0.summary, device: $0.device, instance: $0.instance) },
+            settings: settings)
     }
 
     init(routes: [Route], loaded models: [LoadedModel], settings: Settings) throws {
@@ -40,15 +41,18 @@ public final class TestServer {
         let logger = try TestServer.nullLogger()
         server = HTTPServer(loop: loop, limits: settings.httpLimits, clock: clock, sweeping: false)
         let observer = RequestObserver(logger: logger, accessLog: nil, logBodyLimit: settings.logBodyLimit)
-        dispatcher = try WorkerAssembly.dispatcher(models: models, settings: settings, routes: routes, loop: loop, server: server,
-                                                   observer: observer, logger: logger, slot: 0)
+        dispatcher = try WorkerAssembly.dispatcher(
+            models: models, settings: settings, routes: routes, loop: loop, server: server,
+            observer: observer, logger: logger, slot: 0)
         server.delegate = dispatcher
     }
 
     /// Serves the models `names` of `registry`, loaded as a worker loads them (`[model.NAME]`
     /// options from `settings`).
-    public convenience init(serving names: [String], registry: ModelRegistry = .builtin, settings: Settings = Settings(),
-                            routes: [Route] = []) throws {
+    public convenience init(
+        serving names: [String], registry: ModelRegistry = .builtin, settings: Settings = Settings(),
+        routes: [Route] = []
+    ) throws {
         var settings = settings
         settings.models = names
         let models = try ModelLoader.load(settings, registry: registry, slot: 0, logger: try TestServer.nullLogger())
@@ -56,8 +60,10 @@ public final class TestServer {
     }
 
     /// Serves a model of type `M` under `name`, with `options` as a `[model.NAME]` table gives them.
-    public convenience init<M: Model>(model: M.Type, as name: String, options: [String: JSON] = [:],
-                                      settings: Settings = Settings()) throws {
+    public convenience init<M: Model>(
+        model: M.Type, as name: String, options: [String: JSON] = [:],
+        settings: Settings = Settings()
+    ) throws {
         let context = try TestServer.context(name: name, options: options)
         let served = ServedModel(name: name, summary: "", device: "cpu", instance: try M(context: context))
         try self.init(models: [served], settings: settings)
@@ -118,8 +124,10 @@ public final class TestServer {
 
     /// One request, as a client that waits for the answer sends it: Host (unless given), the body's
     /// Content-Length, and Connection: close so that the server closes after answering.
-    public func request(_ method: String, _ path: String, body: String? = nil,
-                        headers: [(String, String)] = []) throws -> TestResponse {
+    public func request(
+        _ method: String, _ path: String, body: String? = nil,
+        headers: [(String, String)] = []
+    ) throws -> TestResponse {
         var head = "\(method) \(path) HTTP/1.1\r\n"
         if !headers.contains(where: { $0.0.lowercased() == "host" }) { head += "Host: test\r\n" }
         for (k, v) in headers { head += "\(k): \(v)\r\n" }

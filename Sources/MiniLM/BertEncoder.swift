@@ -61,18 +61,19 @@ public final class BertEncoder: @unchecked Sendable {
                 (qkv.baseAddress! + j * h * h).update(from: w.baseAddress!, count: h * h)
                 (qkvBias.baseAddress! + j * h).update(from: b.baseAddress!, count: h)
             }
-            layers.append(Layer(
-                qkv: qkv, qkvBias: qkvBias,
-                attentionOut: try weights.floats(p + "attention.output.dense.weight", shape: [h, h]),
-                attentionOutBias: try weights.floats(p + "attention.output.dense.bias", shape: [h]),
-                attentionNormGamma: try weights.floats(p + "attention.output.LayerNorm.weight", shape: [h]),
-                attentionNormBeta: try weights.floats(p + "attention.output.LayerNorm.bias", shape: [h]),
-                intermediate: try weights.floats(p + "intermediate.dense.weight", shape: [inner, h]),
-                intermediateBias: try weights.floats(p + "intermediate.dense.bias", shape: [inner]),
-                output: try weights.floats(p + "output.dense.weight", shape: [h, inner]),
-                outputBias: try weights.floats(p + "output.dense.bias", shape: [h]),
-                outputNormGamma: try weights.floats(p + "output.LayerNorm.weight", shape: [h]),
-                outputNormBeta: try weights.floats(p + "output.LayerNorm.bias", shape: [h])))
+            layers.append(
+                Layer(
+                    qkv: qkv, qkvBias: qkvBias,
+                    attentionOut: try weights.floats(p + "attention.output.dense.weight", shape: [h, h]),
+                    attentionOutBias: try weights.floats(p + "attention.output.dense.bias", shape: [h]),
+                    attentionNormGamma: try weights.floats(p + "attention.output.LayerNorm.weight", shape: [h]),
+                    attentionNormBeta: try weights.floats(p + "attention.output.LayerNorm.bias", shape: [h]),
+                    intermediate: try weights.floats(p + "intermediate.dense.weight", shape: [inner, h]),
+                    intermediateBias: try weights.floats(p + "intermediate.dense.bias", shape: [inner]),
+                    output: try weights.floats(p + "output.dense.weight", shape: [h, inner]),
+                    outputBias: try weights.floats(p + "output.dense.bias", shape: [h]),
+                    outputNormGamma: try weights.floats(p + "output.LayerNorm.weight", shape: [h]),
+                    outputNormBeta: try weights.floats(p + "output.LayerNorm.bias", shape: [h])))
         }
         self.layers = layers
     }
@@ -140,15 +141,17 @@ public final class BertEncoder: @unchecked Sendable {
                 row += 1
             }
         }
-        Kernels.addLayerNorm(x, adding: nil, rows: total, width: h, gamma: embeddingNormGamma.baseAddress!,
-                             beta: embeddingNormBeta.baseAddress!, eps: config.layerNormEps)
+        Kernels.addLayerNorm(
+            x, adding: nil, rows: total, width: h, gamma: embeddingNormGamma.baseAddress!,
+            beta: embeddingNormBeta.baseAddress!, eps: config.layerNormEps)
 
         let scale = 1 / Float(dh).squareRoot()
         for l in layers {
             // qkv = x Wqkvᵀ + b
             Kernels.fillRows(qkv, rows: total, width: 3 * h, with: l.qkvBias.baseAddress!)
-            cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, T, Int32(3 * h), Int32(h),
-                        1, x, Int32(h), l.qkv.baseAddress!, Int32(h), 1, qkv, Int32(3 * h))
+            cblas_sgemm(
+                CblasRowMajor, CblasNoTrans, CblasTrans, T, Int32(3 * h), Int32(h),
+                1, x, Int32(h), l.qkv.baseAddress!, Int32(h), 1, qkv, Int32(3 * h))
             // Attention, per sequence and head: softmax(q kᵀ / √dh) v.
             var start = 0
             for seq in sequences {
@@ -159,34 +162,42 @@ public final class BertEncoder: @unchecked Sendable {
                     let k = q + h
                     let v = q + 2 * h
                     if dh == 32 && n <= BertEncoder.directAttentionLimit {
-                        Kernels.attention32(q: q, k: k, v: v, stride: 3 * h, n: n, scale: scale, scores: scores,
-                                            out: ctx + start * h + head * dh, outStride: h)
+                        Kernels.attention32(
+                            q: q, k: k, v: v, stride: 3 * h, n: n, scale: scale, scores: scores,
+                            out: ctx + start * h + head * dh, outStride: h)
                         continue
                     }
-                    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, L, L, Int32(dh),
-                                scale, q, Int32(3 * h), k, Int32(3 * h), 0, scores, L)
+                    cblas_sgemm(
+                        CblasRowMajor, CblasNoTrans, CblasTrans, L, L, Int32(dh),
+                        scale, q, Int32(3 * h), k, Int32(3 * h), 0, scores, L)
                     Kernels.softmaxRows(scores, rows: n, n: n)
-                    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, L, Int32(dh), L,
-                                1, scores, L, v, Int32(3 * h), 0, ctx + start * h + head * dh, Int32(h))
+                    cblas_sgemm(
+                        CblasRowMajor, CblasNoTrans, CblasNoTrans, L, Int32(dh), L,
+                        1, scores, L, v, Int32(3 * h), 0, ctx + start * h + head * dh, Int32(h))
                 }
                 start += n
             }
             // Attention output projection, residual, LayerNorm (result in x).
             Kernels.fillRows(mid, rows: total, width: h, with: l.attentionOutBias.baseAddress!)
-            cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, T, Int32(h), Int32(h),
-                        1, ctx, Int32(h), l.attentionOut.baseAddress!, Int32(h), 1, mid, Int32(h))
-            Kernels.addLayerNorm(x, adding: mid, rows: total, width: h, gamma: l.attentionNormGamma.baseAddress!,
-                                 beta: l.attentionNormBeta.baseAddress!, eps: config.layerNormEps)
+            cblas_sgemm(
+                CblasRowMajor, CblasNoTrans, CblasTrans, T, Int32(h), Int32(h),
+                1, ctx, Int32(h), l.attentionOut.baseAddress!, Int32(h), 1, mid, Int32(h))
+            Kernels.addLayerNorm(
+                x, adding: mid, rows: total, width: h, gamma: l.attentionNormGamma.baseAddress!,
+                beta: l.attentionNormBeta.baseAddress!, eps: config.layerNormEps)
             // Feed-forward: GELU(x Wiᵀ + bi) Woᵀ + bo, residual, LayerNorm.
             Kernels.fillRows(mid, rows: total, width: inner, with: l.intermediateBias.baseAddress!)
-            cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, T, Int32(inner), Int32(h),
-                        1, x, Int32(h), l.intermediate.baseAddress!, Int32(h), 1, mid, Int32(inner))
+            cblas_sgemm(
+                CblasRowMajor, CblasNoTrans, CblasTrans, T, Int32(inner), Int32(h),
+                1, x, Int32(h), l.intermediate.baseAddress!, Int32(h), 1, mid, Int32(inner))
             Kernels.gelu(mid, count: total * inner)
             Kernels.fillRows(ctx, rows: total, width: h, with: l.outputBias.baseAddress!)
-            cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, T, Int32(h), Int32(inner),
-                        1, mid, Int32(inner), l.output.baseAddress!, Int32(inner), 1, ctx, Int32(h))
-            Kernels.addLayerNorm(x, adding: ctx, rows: total, width: h, gamma: l.outputNormGamma.baseAddress!,
-                                 beta: l.outputNormBeta.baseAddress!, eps: config.layerNormEps)
+            cblas_sgemm(
+                CblasRowMajor, CblasNoTrans, CblasTrans, T, Int32(h), Int32(inner),
+                1, mid, Int32(inner), l.output.baseAddress!, Int32(inner), 1, ctx, Int32(h))
+            Kernels.addLayerNorm(
+                x, adding: ctx, rows: total, width: h, gamma: l.outputNormGamma.baseAddress!,
+                beta: l.outputNormBeta.baseAddress!, eps: config.layerNormEps)
         }
 
         // Mean over each sequence's tokens (every token is real: nothing is padded).

@@ -95,7 +95,8 @@ public struct BertTokenizer: Sendable {
             while end > start {
                 let a = scratch.bounds[start], b = scratch.bounds[end]
                 if b - a + prefix <= vocabulary.longestToken,
-                   let id = vocabulary.id(scratch.utf8[a..<b], continuation: start > 0) {
+                    let id = vocabulary.id(scratch.utf8[a..<b], continuation: start > 0)
+                {
                     found = id
                     break
                 }
@@ -188,7 +189,8 @@ public struct BertTokenizer: Sendable {
         }
         switch Unicode.Scalar(c)!.properties.generalCategory {
         case .connectorPunctuation, .dashPunctuation, .openPunctuation, .closePunctuation,
-             .initialPunctuation, .finalPunctuation, .otherPunctuation: return true
+            .initialPunctuation, .finalPunctuation, .otherPunctuation:
+            return true
         default: return false
         }
     }

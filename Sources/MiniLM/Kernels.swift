@@ -1,5 +1,5 @@
 #if canImport(Glibc)
-import Glibc
+    import Glibc
 #endif
 
 /// The element-wise parts of the encoder, on rows of contiguous floats, vectorised with SIMD8
@@ -8,8 +8,10 @@ enum Kernels {
     typealias V = SIMD8<Float>
 
     /// y = LayerNorm(x + residual) * gamma + beta, row by row, in place in x (eps as BERT: 1e-12).
-    static func addLayerNorm(_ x: UnsafeMutablePointer<Float>, adding residual: UnsafePointer<Float>?, rows: Int, width: Int,
-                             gamma: UnsafePointer<Float>, beta: UnsafePointer<Float>, eps: Float) {
+    static func addLayerNorm(
+        _ x: UnsafeMutablePointer<Float>, adding residual: UnsafePointer<Float>?, rows: Int, width: Int,
+        gamma: UnsafePointer<Float>, beta: UnsafePointer<Float>, eps: Float
+    ) {
         precondition(width % V.scalarCount == 0)
         let lanes = width / V.scalarCount
         for r in 0..<rows {
@@ -35,7 +37,8 @@ enum Kernels {
             let inv = 1 / (sq.sum() / Float(width) + eps).squareRoot()
             let g = UnsafeRawPointer(gamma), b = UnsafeRawPointer(beta)
             for i in 0..<lanes {
-                let v = (raw.loadUnaligned(fromByteOffset: i * 32, as: V.self) - mean) * inv
+                let v =
+                    (raw.loadUnaligned(fromByteOffset: i * 32, as: V.self) - mean) * inv
                     * g.loadUnaligned(fromByteOffset: i * 32, as: V.self) + b.loadUnaligned(fromByteOffset: i * 32, as: V.self)
                 raw.storeBytes(of: v, toByteOffset: i * 32, as: V.self)
             }
@@ -86,9 +89,11 @@ enum Kernels {
     /// One head of self-attention over one sequence of `n` tokens with head size 32 (MiniLM's):
     /// out_i = Σ_j softmax_j(q_i·k_j · scale) v_j.  For short sequences this beats two sgemm calls,
     /// whose packing costs more than the arithmetic; `scores` holds n floats.
-    static func attention32(q: UnsafePointer<Float>, k: UnsafePointer<Float>, v: UnsafePointer<Float>, stride: Int,
-                            n: Int, scale: Float, scores: UnsafeMutablePointer<Float>,
-                            out: UnsafeMutablePointer<Float>, outStride: Int) {
+    static func attention32(
+        q: UnsafePointer<Float>, k: UnsafePointer<Float>, v: UnsafePointer<Float>, stride: Int,
+        n: Int, scale: Float, scores: UnsafeMutablePointer<Float>,
+        out: UnsafeMutablePointer<Float>, outStride: Int
+    ) {
         @inline(__always) func load(_ p: UnsafePointer<Float>, _ lane: Int) -> V {
             UnsafeRawPointer(p).loadUnaligned(fromByteOffset: lane * 32, as: V.self)
         }

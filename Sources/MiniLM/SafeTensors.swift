@@ -1,8 +1,9 @@
-#if canImport(Glibc)
-import Glibc
-#endif
 import MServeJSON
 import MServePOSIX
+
+#if canImport(Glibc)
+    import Glibc
+#endif
 
 /// A safetensors file (8-byte little-endian header length, a JSON header naming each tensor's dtype,
 /// shape and byte range, then the data), mapped read-only: the weights stay in the page cache,
@@ -49,8 +50,9 @@ public final class SafeTensors: @unchecked Sendable {
         let dataSize = file.count - dataStart
         for (name, value) in entries where name != "__metadata__" {
             guard let dtype = value["dtype"]?.stringValue,
-                  case .array(let shapeJSON)? = value["shape"], case .array(let offsets)? = value["data_offsets"],
-                  offsets.count == 2, case .int(let begin) = offsets[0], case .int(let end) = offsets[1] else {
+                case .array(let shapeJSON)? = value["shape"], case .array(let offsets)? = value["data_offsets"],
+                offsets.count == 2, case .int(let begin) = offsets[0], case .int(let end) = offsets[1]
+            else {
                 throw WeightsError(path, "tensor \(name): dtype, shape or data_offsets missing or malformed")
             }
             var shape: [Int] = []
@@ -59,7 +61,8 @@ public final class SafeTensors: @unchecked Sendable {
                 shape.append(Int(v))
             }
             guard 0 <= begin, begin <= end, end <= Int64(dataSize) else {
-                throw WeightsError(path, "tensor \(name): bytes \(begin)..<\(end) outside the data (\(dataSize) bytes); the file is truncated or corrupt")
+                throw WeightsError(
+                    path, "tensor \(name): bytes \(begin)..<\(end) outside the data (\(dataSize) bytes); the file is truncated or corrupt")
             }
             if let width = elementSize[dtype] {
                 let count = shape.reduce(1, *)
@@ -87,7 +90,7 @@ public final class SafeTensors: @unchecked Sendable {
         }
         let copy = UnsafeMutableBufferPointer<Float>.allocate(capacity: count)
         UnsafeMutableRawBufferPointer(copy).copyMemory(from: UnsafeRawBufferPointer(start: start, count: info.range.count))
-        return UnsafeBufferPointer(copy)   // lives as long as the process: weights are never unloaded
+        return UnsafeBufferPointer(copy)  // lives as long as the process: weights are never unloaded
     }
 }
 

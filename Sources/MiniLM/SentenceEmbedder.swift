@@ -1,9 +1,10 @@
-#if canImport(Glibc)
-import Glibc
-#endif
-import MServePOSIX
 import COpenBLAS
 import MServeJSON
+import MServePOSIX
+
+#if canImport(Glibc)
+    import Glibc
+#endif
 
 /// all-MiniLM-L6-v2 (or another BERT sentence-transformers model with mean pooling) from its
 /// directory: tokenizer, encoder, mean pooling over the tokens, L2 normalisation.  Safe to call
@@ -44,7 +45,9 @@ public final class SentenceEmbedder: Sendable {
         var maxLength = 256
         let stPath = dir + "/sentence_bert_config.json"
         if case .int(let v)? = try SentenceEmbedder.readJSON(stPath)["max_seq_length"] { maxLength = Int(v) }
-        guard maxLength <= bert.positions else { throw WeightsError(stPath, "max_seq_length \(maxLength) exceeds the model's \(bert.positions) positions") }
+        guard maxLength <= bert.positions else {
+            throw WeightsError(stPath, "max_seq_length \(maxLength) exceeds the model's \(bert.positions) positions")
+        }
         let poolingPath = dir + "/1_Pooling/config.json"
         if access(poolingPath, F_OK) == 0 {
             let pooling = try SentenceEmbedder.readJSON(poolingPath)
@@ -61,7 +64,9 @@ public final class SentenceEmbedder: Sendable {
         if let expected = expectedSHA256 {
             let got = Crypto.hex(Crypto.sha256(weights.bytes.assumingMemoryBound(to: UInt8.self)))
             guard got == expected else {
-                throw WeightsError(weights.path, "sha256 is \(got), expected \(expected): the file is damaged or another model's; fetch it again (scripts/fetch-minilm)")
+                throw WeightsError(
+                    weights.path,
+                    "sha256 is \(got), expected \(expected): the file is damaged or another model's; fetch it again (scripts/fetch-minilm)")
             }
         }
         encoder = try BertEncoder(weights: weights, config: bert)

@@ -1,8 +1,8 @@
 import MServe
 import MServeMiniLM
 import MServePython
-import MServeSmolLM
 import MServeServer
+import MServeSmolLM
 
 // The built-in models, and minilm, whose target links OpenBLAS (a model package built on MServe alone does not).
 var models = ModelRegistry.builtin

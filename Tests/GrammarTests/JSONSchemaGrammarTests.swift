@@ -1,5 +1,6 @@
 import MServeJSON
 import Testing
+
 @testable import Grammar
 
 /// JSON Schema as a grammar: texts walked at random through the grammar always parse as JSON and
@@ -28,7 +29,9 @@ import Testing
                 let r = ranges.randomElement(using: &rng) ?? 0...0
                 // Mostly the range's printable ASCII, so that texts stay readable.
                 c = UInt32.random(in: r, using: &rng)
-                if r.upperBound > 0x7E, r.lowerBound <= 0x7E, Int.random(in: 0..<8, using: &rng) > 0 { c = UInt32.random(in: max(r.lowerBound, 0x20)...0x7E, using: &rng) }
+                if r.upperBound > 0x7E, r.lowerBound <= 0x7E, Int.random(in: 0..<8, using: &rng) > 0 {
+                    c = UInt32.random(in: max(r.lowerBound, 0x20)...0x7E, using: &rng)
+                }
             }
             guard let u = Unicode.Scalar(c), m.accept(c) else { return nil }
             out.append(u)
@@ -86,22 +89,33 @@ import Testing
 
     static let person: JSON = [
         "type": "object",
-        "properties": ["name": ["type": "string", "minLength": 1, "maxLength": 12], "age": ["type": "integer", "minimum": 0, "maximum": 150],
-                       "email": ["type": "string", "format": "uuid"], "tags": ["type": "array", "items": ["enum": ["a", "b", 3, .null]], "minItems": 1, "maxItems": 3],
-                       "kind": ["const": "person"], "score": ["type": ["number", "null"]], "home": ["$ref": "#/$defs/place"]],
+        "properties": [
+            "name": ["type": "string", "minLength": 1, "maxLength": 12], "age": ["type": "integer", "minimum": 0, "maximum": 150],
+            "email": ["type": "string", "format": "uuid"],
+            "tags": ["type": "array", "items": ["enum": ["a", "b", 3, .null]], "minItems": 1, "maxItems": 3],
+            "kind": ["const": "person"], "score": ["type": ["number", "null"]], "home": ["$ref": "#/$defs/place"]
+        ],
         "required": ["name", "age", "kind"],
-        "$defs": ["place": ["type": "object", "properties": ["city": ["type": "string"], "zip": ["type": "string", "pattern": "^[0-9]{5}(-[0-9]{4})?$"]],
-                            "required": ["city"]]],
+        "$defs": [
+            "place": [
+                "type": "object", "properties": ["city": ["type": "string"], "zip": ["type": "string", "pattern": "^[0-9]{5}(-[0-9]{4})?$"]],
+                "required": ["city"]
+            ]
+        ]
     ]
 
-    @Test(arguments: [
-        JSONSchemaGrammarTests.person,
-        ["type": "object", "properties": ["a": ["type": "boolean"], "b": ["type": "integer", "minimum": 7], "c": ["type": "string"]]],
-        ["type": "array", "items": ["type": "object", "properties": ["x": ["type": "integer", "maximum": 3]], "required": ["x"]], "maxItems": 4],
-        ["anyOf": [["type": "string", "maxLength": 3], ["type": "integer", "minimum": -20]]],
-        ["type": "object", "properties": ["n": ["type": "string"]], "additionalProperties": true],
-        ["type": "object", "properties": ["child": ["$ref": "#/$defs/node"]], "$defs": ["node": ["type": "object", "properties": ["v": ["type": "integer"], "next": ["$ref": "#/$defs/node"]], "required": ["v"]]]],
-    ] as [JSON])
+    @Test(
+        arguments: [
+            JSONSchemaGrammarTests.person,
+            ["type": "object", "properties": ["a": ["type": "boolean"], "b": ["type": "integer", "minimum": 7], "c": ["type": "string"]]],
+            ["type": "array", "items": ["type": "object", "properties": ["x": ["type": "integer", "maximum": 3]], "required": ["x"]], "maxItems": 4],
+            ["anyOf": [["type": "string", "maxLength": 3], ["type": "integer", "minimum": -20]]],
+            ["type": "object", "properties": ["n": ["type": "string"]], "additionalProperties": true],
+            [
+                "type": "object", "properties": ["child": ["$ref": "#/$defs/node"]],
+                "$defs": ["node": ["type": "object", "properties": ["v": ["type": "integer"], "next": ["$ref": "#/$defs/node"]], "required": ["v"]]]
+            ]
+        ] as [JSON])
     func everyTextTheGrammarAdmitsParsesAndMatches(_ schema: JSON) throws {
         let g = try Grammar(gbnf: try JSONSchemaGrammar.gbnf(schema))
         var rng = SystemRandomNumberGenerator()
@@ -123,10 +137,12 @@ import Testing
     @Test func chosenTextsAreTakenOrRefused() throws {
         let p = JSONSchemaGrammarTests.person
         #expect(try admits(p, #"{"name": "Ada", "age": 36, "kind": "person"}"#))
-        #expect(try admits(p, "{\n  \"name\": \"A\\\"da\",\n  \"age\": 150,\n  \"email\": \"0f8fad5b-d9cb-469f-a165-70867728950e\",\n  \"kind\": \"person\"}"))
+        #expect(
+            try admits(
+                p, "{\n  \"name\": \"A\\\"da\",\n  \"age\": 150,\n  \"email\": \"0f8fad5b-d9cb-469f-a165-70867728950e\",\n  \"kind\": \"person\"}"))
         #expect(try admits(p, #"{"name":"x","age":1,"tags":[3,null],"kind":"person","score":-1.5e3,"home":{"city":"Oslo","zip":"12345-6789"}}"#))
-        #expect(try !admits(p, #"{"age": 36, "name": "Ada", "kind": "person"}"#))    // the declared order
-        #expect(try !admits(p, #"{"name": "Ada", "kind": "person"}"#))               // age is required
+        #expect(try !admits(p, #"{"age": 36, "name": "Ada", "kind": "person"}"#))  // the declared order
+        #expect(try !admits(p, #"{"name": "Ada", "kind": "person"}"#))  // age is required
         #expect(try !admits(p, #"{"name": "Ada", "age": 151, "kind": "person"}"#))
         #expect(try !admits(p, #"{"name": "", "age": 1, "kind": "person"}"#))
         #expect(try !admits(p, #"{"name": "x", "age": 1, "tags": [], "kind": "person"}"#))
@@ -146,19 +162,23 @@ import Testing
         #expect(!GrammarMatcher(try Grammar(gbnf: JSONSchemaGrammar.anyObject)).accepts(Array("[".utf8)))
     }
 
-    @Test(arguments: [
-        (["type": "object", "properties": ["a": ["type": "string", "format": "email"]]], "schema.properties.a: format \"email\" is not supported"),
-        (["type": "string", "pattern": "abc"], "only patterns anchored at both ends"),
-        (["type": "integer", "minimum": 5, "maximum": 100000], "integer bounds"),
-        (["type": "number", "minimum": 0], "the keyword minimum is not supported"),
-        (["type": "array", "uniqueItems": true], "the keyword uniqueItems is not supported"),
-        (["not": ["type": "string"]], "the keyword not is not supported"),
-        (["type": "object", "required": ["a"]], "required names a"),
-        (["$ref": "http://example.com/s.json"], "$ref http://example.com/s.json is not supported"),
-        (["enum": []], "enum is empty"),
-        (["type": "strin"], "type strin is not a JSON Schema type"),
-        (["type": "string", "minLength": 3, "maxLength": 2], "maxLength 2 is below minLength 3"),
-    ] as [(JSON, String)])
+    @Test(
+        arguments: [
+            (
+                ["type": "object", "properties": ["a": ["type": "string", "format": "email"]]],
+                "schema.properties.a: format \"email\" is not supported"
+            ),
+            (["type": "string", "pattern": "abc"], "only patterns anchored at both ends"),
+            (["type": "integer", "minimum": 5, "maximum": 100000], "integer bounds"),
+            (["type": "number", "minimum": 0], "the keyword minimum is not supported"),
+            (["type": "array", "uniqueItems": true], "the keyword uniqueItems is not supported"),
+            (["not": ["type": "string"]], "the keyword not is not supported"),
+            (["type": "object", "required": ["a"]], "required names a"),
+            (["$ref": "http://example.com/s.json"], "$ref http://example.com/s.json is not supported"),
+            (["enum": []], "enum is empty"),
+            (["type": "strin"], "type strin is not a JSON Schema type"),
+            (["type": "string", "minLength": 3, "maxLength": 2], "maxLength 2 is below minLength 3")
+        ] as [(JSON, String)])
     func unsupportedSchemasAreRefusedByName(_ schema: JSON, _ message: String) {
         do {
             _ = try Grammar(gbnf: try JSONSchemaGrammar.gbnf(schema))

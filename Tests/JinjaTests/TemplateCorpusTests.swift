@@ -39,7 +39,9 @@ struct TemplateCorpusTests {
             guard let given = TemplateCorpusTests.fixture["cases"]?[caseName] else { continue }
             var variables: [String: JinjaValue] = ["add_generation_prompt": .bool(true), "bos_token": .data("<s>"), "eos_token": .data("</s>")]
             if case .object(let pairs) = given { for (k, v) in pairs { variables[k] = JinjaValue(json: v) } }
-            let result = Result { () throws(JinjaError) in try template.render(variables, now: JinjaDate(year: 2026, month: 3, day: 9, hour: 14, minute: 5)) }
+            let result = Result { () throws(JinjaError) in
+                try template.render(variables, now: JinjaDate(year: 2026, month: 3, day: 9, hour: 14, minute: 5))
+            }
             switch (result, expected["text"]?.stringValue) {
             case (.success(let text), let wanted?):
                 #expect(text.string == wanted, "\(name) \(caseName)")
@@ -48,7 +50,8 @@ struct TemplateCorpusTests {
             case (.success, nil) where TemplateCorpusTests.knownDifferences.contains("\(name) \(caseName)"):
                 break
             case (.success(let text), nil):
-                Issue.record("\(name) \(caseName): rendered \(text.string.prefix(80).debugDescription), Jinja2 raised \(expected["error"]?.stringValue ?? "")")
+                Issue.record(
+                    "\(name) \(caseName): rendered \(text.string.prefix(80).debugDescription), Jinja2 raised \(expected["error"]?.stringValue ?? "")")
             case (.failure(let error), nil):
                 // A template's own raise_exception(...) is the same refusal, word for word.
                 let wanted = expected["error"]?.stringValue ?? ""

@@ -1,4 +1,5 @@
 import Testing
+
 @testable import LLM
 
 /// Continuous batching, step by step, with no model: every rule of the scheduler.
@@ -10,17 +11,26 @@ struct BatchSchedulerTests {
         #expect(s.submit(id: 1, promptTokens: 5, maxNewTokens: 3) == .queued)
         #expect(s.submit(id: 2, promptTokens: 10, maxNewTokens: 3) == .queued)
         let first = s.nextStep()
-        #expect(first == [W(id: 1, start: 0, tokens: 5, prefill: true, samples: true),
-                          W(id: 2, start: 0, tokens: 3, prefill: true, samples: false)])
+        #expect(
+            first == [
+                W(id: 1, start: 0, tokens: 5, prefill: true, samples: true),
+                W(id: 2, start: 0, tokens: 3, prefill: true, samples: false)
+            ])
         s.completed(first)
         // 1 decodes its second token; 2's prompt goes on.
         let second = s.nextStep()
-        #expect(second == [W(id: 1, start: 5, tokens: 1, prefill: false, samples: true),
-                           W(id: 2, start: 3, tokens: 7, prefill: true, samples: true)])
+        #expect(
+            second == [
+                W(id: 1, start: 5, tokens: 1, prefill: false, samples: true),
+                W(id: 2, start: 3, tokens: 7, prefill: true, samples: true)
+            ])
         s.completed(second)
         let third = s.nextStep()
-        #expect(third == [W(id: 1, start: 6, tokens: 1, prefill: false, samples: true),
-                          W(id: 2, start: 10, tokens: 1, prefill: false, samples: true)])
+        #expect(
+            third == [
+                W(id: 1, start: 6, tokens: 1, prefill: false, samples: true),
+                W(id: 2, start: 10, tokens: 1, prefill: false, samples: true)
+            ])
         // 1 has its 3 tokens: it leaves, and its KV with it.
         #expect(s.completed(third) == [1])
         #expect(s.runningCount == 1 && s.kvReserved == 13)
@@ -32,8 +42,8 @@ struct BatchSchedulerTests {
         #expect(Set(s.nextStep().map(\.id)) == [1, 2] && s.waitingCount == 2)
         var t = BatchScheduler(limits: .init(maxSequences: 8, kvTokens: 30, stepTokens: 64))
         _ = t.submit(id: 1, promptTokens: 10, maxNewTokens: 10)
-        _ = t.submit(id: 2, promptTokens: 10, maxNewTokens: 10)   // 40 > 30: waits
-        _ = t.submit(id: 3, promptTokens: 2, maxNewTokens: 2)     // would fit, but waits its turn
+        _ = t.submit(id: 2, promptTokens: 10, maxNewTokens: 10)  // 40 > 30: waits
+        _ = t.submit(id: 3, promptTokens: 2, maxNewTokens: 2)  // would fit, but waits its turn
         #expect(t.nextStep().map(\.id) == [1])
         #expect(t.submit(id: 9, promptTokens: 20, maxNewTokens: 11) == .tooLong(needed: 31, capacity: 30))
     }
@@ -44,7 +54,7 @@ struct BatchSchedulerTests {
         _ = s.submit(id: 2, promptTokens: 4, maxNewTokens: 50)
         s.completed(s.nextStep())
         #expect(s.nextStep().map(\.id) == [1])
-        s.remove(id: 1)   // the client left mid-stream
+        s.remove(id: 1)  // the client left mid-stream
         #expect(s.nextStep() == [W(id: 2, start: 0, tokens: 4, prefill: true, samples: true)])
         s.remove(id: 2)
         #expect(s.nextStep().isEmpty && s.kvReserved == 0)
@@ -57,8 +67,11 @@ struct BatchSchedulerTests {
         _ = s.submit(id: 2, promptTokens: 6, maxNewTokens: 10)
         // One decode for 1, then 3 of 2's 6 prompt tokens: the budget is 4.
         let step = s.nextStep()
-        #expect(step == [W(id: 1, start: 2, tokens: 1, prefill: false, samples: true),
-                         W(id: 2, start: 0, tokens: 3, prefill: true, samples: false)])
+        #expect(
+            step == [
+                W(id: 1, start: 2, tokens: 1, prefill: false, samples: true),
+                W(id: 2, start: 0, tokens: 3, prefill: true, samples: false)
+            ])
     }
 
     /// A 4,000-token prompt read beside a decoding stream: every step holds the stream's token, and
@@ -127,8 +140,11 @@ struct BatchSchedulerTests {
         #expect(held.map(\.id) == [2] && s.kvReserved == 28)
         s.completed(held)
         s.hold(id: 1, false)
-        #expect(s.nextStep() == [W(id: 1, start: 4, tokens: 1, prefill: false, samples: true),
-                                 W(id: 2, start: 5, tokens: 1, prefill: false, samples: true)])
+        #expect(
+            s.nextStep() == [
+                W(id: 1, start: 4, tokens: 1, prefill: false, samples: true),
+                W(id: 2, start: 5, tokens: 1, prefill: false, samples: true)
+            ])
         s.hold(id: 2, true)
         s.remove(id: 2)
         #expect(s.held.isEmpty)
@@ -162,11 +178,17 @@ struct BatchSchedulerTests {
         #expect(s.submit(id: 9, promptTokens: 8, maxNewTokens: 8) == .queued)
         let first = s.nextStep()
         #expect(s.runningCount == 4 && s.kvReserved == 32 + 3 * 32 + 16)
-        #expect(first == [W(id: 1, start: 0, tokens: 40, prefill: true, samples: true),
-                          W(id: 9, start: 0, tokens: 8, prefill: true, samples: true)])
+        #expect(
+            first == [
+                W(id: 1, start: 0, tokens: 40, prefill: true, samples: true),
+                W(id: 9, start: 0, tokens: 8, prefill: true, samples: true)
+            ])
         s.completed(first)
-        #expect(s.nextStep() == [W(id: 1, start: 40, tokens: 1, prefill: false, samples: true), W(id: 2, start: 40, tokens: 1, prefill: false, samples: true),
-                                 W(id: 3, start: 40, tokens: 1, prefill: false, samples: true), W(id: 9, start: 8, tokens: 1, prefill: false, samples: true)])
+        #expect(
+            s.nextStep() == [
+                W(id: 1, start: 40, tokens: 1, prefill: false, samples: true), W(id: 2, start: 40, tokens: 1, prefill: false, samples: true),
+                W(id: 3, start: 40, tokens: 1, prefill: false, samples: true), W(id: 9, start: 8, tokens: 1, prefill: false, samples: true)
+            ])
         // The leader ends first: the shared blocks stay reserved for the others.
         s.remove(id: 1)
         #expect(s.kvReserved == 32 + 2 * 32 + 16)

@@ -3,6 +3,7 @@ import Grammar
 import MServeJSON
 import MServePOSIX
 import Testing
+
 @testable import LLM
 
 /// Structured output on SmolLM2's vocabulary: the trie's walk finds exactly the tokens a grammar
@@ -14,11 +15,15 @@ struct ConstrainedGenerationTests {
         let tok = try BPETokenizer(gguf: f)
         let vocabulary = 49152
         let trie = TokenTrie(tokenizer: tok, vocabulary: vocabulary)
-        let g = try Grammar(gbnf: try JSONSchemaGrammar.gbnf(["type": "object", "properties": ["name": ["type": "string"], "n": ["enum": [1, 22, "é"]]],
-                                                               "required": ["name", "n"]]))
+        let g = try Grammar(
+            gbnf: try JSONSchemaGrammar.gbnf([
+                "type": "object", "properties": ["name": ["type": "string"], "n": ["enum": [1, 22, "é"]]],
+                "required": ["name", "n"]
+            ]))
         let control = tok.controlTokenIDs
         // Places in an answer: its start, inside a string, after a key, inside a number, half a character in.
-        for prefix in ["", "{\"na", "{\"name\": \"Jo", "{\"name\": \"x\", \"n\": ", "{\"name\": \"x\", \"n\": 2", "{\"name\": \"x\", \"n\": \"\u{e9}"] {
+        for prefix in ["", "{\"na", "{\"name\": \"Jo", "{\"name\": \"x\", \"n\": ", "{\"name\": \"x\", \"n\": 2", "{\"name\": \"x\", \"n\": \"\u{e9}"]
+        {
             for cut in [0, 1] where cut == 0 || prefix.hasSuffix("\u{e9}") {
                 var m = GrammarMatcher(g)
                 let bytes = Array(prefix.utf8)
@@ -39,21 +44,26 @@ struct ConstrainedGenerationTests {
 
     @Test func answersUnderAGrammarAreItsSentences() throws {
         let (model, tok, prompt) = try GenerationEngineTests.setup.get()
-        let engine = try GenerationEngine(model: model, tokenizer: tok, limits: .init(maxSequences: 4, kvTokens: 4096, stepTokens: 64, blockTokens: 16))
+        let engine = try GenerationEngine(
+            model: model, tokenizer: tok, limits: .init(maxSequences: 4, kvTokens: 4096, stepTokens: 64, blockTokens: 16))
         defer { engine.shutdown() }
         engine.prepareConstraints()
         func answers(_ r: GenerationEngine.Request) throws -> [(text: String, reason: GenerationEngine.FinishReason?)] {
             let listeners = (0..<r.answers).map { _ in GenerationEngineTests.Listener() }
             _ = try engine.submit(r) { answer, event in listeners[answer].onEvent(event) }
-            return listeners.map { l in let w = l.wait(); return (w.text, w.reason) }
+            return listeners.map { l in
+                let w = l.wait(); return (w.text, w.reason)
+            }
         }
         // The question is about France; the grammar allows only this: the model's greedy pick within it.
         let city = try Grammar(gbnf: "root ::= \"The answer is \" (\"Paris\" | \"Rome\" | \"Lyon\") \".\"")
         let greedy = try answers(.init(prompt: prompt, maxTokens: 20, grammar: city))[0]
         #expect(greedy.text == "The answer is Paris." && greedy.reason == .stop)
         // A schema, sampled hot, three answers: each parses and matches, or ran out of tokens.
-        let schema: JSON = ["type": "object", "properties": ["city": ["enum": ["Paris", "Lyon"]], "population": ["type": "integer", "minimum": 0, "maximum": 99]],
-                            "required": ["city", "population"]]
+        let schema: JSON = [
+            "type": "object", "properties": ["city": ["enum": ["Paris", "Lyon"]], "population": ["type": "integer", "minimum": 0, "maximum": 99]],
+            "required": ["city", "population"]
+        ]
         let g = try Grammar(gbnf: try JSONSchemaGrammar.gbnf(schema))
         let hot = try answers(.init(prompt: prompt, maxTokens: 40, sampling: SamplingParameters(temperature: 1.5, seed: 4), answers: 3, grammar: g))
         for a in hot where a.reason == .stop {

@@ -1,6 +1,7 @@
-import Testing
-@testable import LLM
 import MServeJSON
+import Testing
+
+@testable import LLM
 
 /// The forward pass against the exact float32 computation in numpy on the same weights
 /// (forward.json, make_forward.py): the chat prompt the template and tokenizer make, the top
@@ -9,8 +10,11 @@ struct ForwardTests {
     @Test func logitsAndGreedyTokensMatchTheFloat32Reference() throws {
         let f = try #require(SmolFixture.file, "run bash scripts/fetch-smollm2")
         let model = try LlamaModel(file: f)
-        #expect(model.config == LlamaModel.Config(layers: 30, dim: 576, heads: 9, kvHeads: 3, headDim: 64, feedForward: 1536,
-                                                   vocabulary: 49_152, context: 8192, eps: 1e-5, ropeBase: 100_000))
+        #expect(
+            model.config
+                == LlamaModel.Config(
+                    layers: 30, dim: 576, heads: 9, kvHeads: 3, headDim: 64, feedForward: 1536,
+                    vocabulary: 49_152, context: 8192, eps: 1e-5, ropeBase: 100_000))
         let ref = SmolFixture.json("forward.json")
         let ints = { (j: JSON?) -> [Int32] in if case .array(let a)? = j { a.compactMap { $0.doubleValue.map { Int32($0) } } } else { [] } }
         let prompt = ints(ref["prompt"])

@@ -1,10 +1,12 @@
-#if canImport(Glibc)
-import Glibc
-#endif
-import Testing
-@testable import LLM
 import MServeJSON
 import MServePOSIX
+import Testing
+
+@testable import LLM
+
+#if canImport(Glibc)
+    import Glibc
+#endif
 
 /// The GGUF reader against llama.cpp's own Python reader (`gguf`), on SmolLM2-135M-Instruct's file:
 /// Tests/fixtures/smollm2/reference.json and make_reference.py, its generator.
@@ -43,8 +45,10 @@ struct GGUFTests {
         for key in ["general.architecture", "tokenizer.ggml.model", "tokenizer.ggml.pre"] {
             #expect(f.metadata[key]?.stringValue == m[key]?.stringValue, "\(key)")
         }
-        for key in ["llama.block_count", "llama.embedding_length", "llama.feed_forward_length", "llama.attention.head_count",
-                    "llama.attention.head_count_kv", "llama.context_length", "tokenizer.ggml.eos_token_id"] {
+        for key in [
+            "llama.block_count", "llama.embedding_length", "llama.feed_forward_length", "llama.attention.head_count",
+            "llama.attention.head_count_kv", "llama.context_length", "tokenizer.ggml.eos_token_id"
+        ] {
             #expect(f.metadata[key]?.intValue == m[key]?.doubleValue.map { Int($0) }, "\(key)")
         }
         #expect(f.metadata["llama.rope.freq_base"]?.doubleValue == 100_000)
@@ -55,7 +59,9 @@ struct GGUFTests {
         #expect(tokens.last?.stringValue == m["tokens[-1]"]?.stringValue)
         #expect(try f.int("{arch}.block_count") == 30)
         try f.requireArchitecture(["llama"])
-        #expect(throws: GGUFError(f.path, "architecture llama is not supported; supported: gemma3, qwen2")) { try f.requireArchitecture(["gemma3", "qwen2"]) }
+        #expect(throws: GGUFError(f.path, "architecture llama is not supported; supported: gemma3, qwen2")) {
+            try f.requireArchitecture(["gemma3", "qwen2"])
+        }
     }
 
     @Test func everyTensorIsWhereTheReferenceReaderFindsIt() throws {
@@ -104,7 +110,7 @@ struct BlockFormatTests {
         let high: [Float] = (0..<16).map { (j: Int) -> Float in Float(7 - j) * 0.5 }
         #expect(Array(out[0..<16]) == low)
         #expect(Array(out[16..<32]) == high)
-        let halves: [UInt8] = [0x00, 0x3C, 0x00, 0xC0, 0x00, 0x7C]   // 1, -2, +inf
+        let halves: [UInt8] = [0x00, 0x3C, 0x00, 0xC0, 0x00, 0x7C]  // 1, -2, +inf
         var h = [Float](repeating: 0, count: 3)
         halves.withUnsafeBytes { src in h.withUnsafeMutableBufferPointer { GGMLType.f16.dequantize(src, into: $0) } }
         #expect(h == [1, -2, .infinity])

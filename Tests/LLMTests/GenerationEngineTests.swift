@@ -1,10 +1,12 @@
-#if canImport(Glibc)
-import Glibc
-#endif
-import MServePOSIX
 import Dispatch
+import MServePOSIX
 import Testing
+
 @testable import LLM
+
+#if canImport(Glibc)
+    import Glibc
+#endif
 
 /// Continuous batching with the real model: requests that run together get what each gets alone,
 /// and leave by end of turn, max_tokens, a stop string or cancellation.
@@ -65,7 +67,8 @@ struct GenerationEngineTests {
 
     @Test func requestsRunningTogetherEachGetTheirOwnAnswer() throws {
         let (model, tok, prompt) = try Self.setup.get()
-        let engine = try GenerationEngine(model: model, tokenizer: tok, limits: .init(maxSequences: 4, kvTokens: 4096, stepTokens: 64, blockTokens: 16))
+        let engine = try GenerationEngine(
+            model: model, tokenizer: tok, limits: .init(maxSequences: 4, kvTokens: 4096, stepTokens: 64, blockTokens: 16))
         defer { engine.shutdown() }
         let a = Listener(), b = Listener(), short = Listener(), stopped = Listener()
         _ = try engine.submit(.init(prompt: prompt, maxTokens: 20), onEvent: a.onEvent)
@@ -101,10 +104,12 @@ struct GenerationEngineTests {
 
     @Test func aCancelledRequestLeavesAndFreesItsPlace() throws {
         let (model, tok, prompt) = try Self.setup.get()
-        let engine = try GenerationEngine(model: model, tokenizer: tok, limits: .init(maxSequences: 1, kvTokens: 4096, stepTokens: 64, blockTokens: 16))
+        let engine = try GenerationEngine(
+            model: model, tokenizer: tok, limits: .init(maxSequences: 1, kvTokens: 4096, stepTokens: 64, blockTokens: 16))
         defer { engine.shutdown() }
         let long = Listener(), next = Listener()
-        let id = try engine.submit(.init(prompt: prompt, maxTokens: 500, sampling: SamplingParameters(temperature: 1, seed: 3)), onEvent: long.onEvent)
+        let id = try engine.submit(
+            .init(prompt: prompt, maxTokens: 500, sampling: SamplingParameters(temperature: 1, seed: 3)), onEvent: long.onEvent)
         _ = try engine.submit(.init(prompt: prompt, maxTokens: 2), onEvent: next.onEvent)
         #expect(engine.load.waiting + engine.load.running == 2)
         engine.cancel(id)
@@ -157,9 +162,12 @@ struct GenerationEngineTests {
     /// block shared or copied goes back to the pool.
     @Test func severalAnswersReadThePromptOnceAndGoTheirOwnWays() throws {
         let (model, tok, prompt) = try Self.setup.get()
-        let engine = try GenerationEngine(model: model, tokenizer: tok, limits: .init(maxSequences: 4, kvTokens: 4096, stepTokens: 64, blockTokens: 16))
+        let engine = try GenerationEngine(
+            model: model, tokenizer: tok, limits: .init(maxSequences: 4, kvTokens: 4096, stepTokens: 64, blockTokens: 16))
         defer { engine.shutdown() }
-        func answers(_ r: GenerationEngine.Request) throws -> [(text: String, tokens: [Int32], reason: GenerationEngine.FinishReason?, usage: GenerationEngine.Usage?)] {
+        func answers(_ r: GenerationEngine.Request) throws -> [(
+            text: String, tokens: [Int32], reason: GenerationEngine.FinishReason?, usage: GenerationEngine.Usage?
+        )] {
             let listeners = (0..<r.answers).map { _ in Listener() }
             _ = try engine.submit(r) { answer, event in listeners[answer].onEvent(event) }
             return listeners.map { $0.wait() }
@@ -183,10 +191,12 @@ struct GenerationEngineTests {
     /// Cancelling a request of several answers ends them all, wherever each is.
     @Test func cancellingSeveralAnswersEndsThemAll() throws {
         let (model, tok, prompt) = try Self.setup.get()
-        let engine = try GenerationEngine(model: model, tokenizer: tok, limits: .init(maxSequences: 4, kvTokens: 4096, stepTokens: 64, blockTokens: 16))
+        let engine = try GenerationEngine(
+            model: model, tokenizer: tok, limits: .init(maxSequences: 4, kvTokens: 4096, stepTokens: 64, blockTokens: 16))
         defer { engine.shutdown() }
         let listeners = (0..<3).map { _ in Listener() }
-        let id = try engine.submit(.init(prompt: prompt, maxTokens: 400, sampling: SamplingParameters(temperature: 1, seed: 5), answers: 3)) { answer, event in
+        let id = try engine.submit(.init(prompt: prompt, maxTokens: 400, sampling: SamplingParameters(temperature: 1, seed: 5), answers: 3)) {
+            answer, event in
             listeners[answer].onEvent(event)
         }
         engine.cancel(id)

@@ -1,4 +1,5 @@
 import Testing
+
 @testable import LLM
 
 /// The integer kernels against the products of the dequantized numbers, on random Q4_0, Q4_1,
@@ -7,8 +8,10 @@ import Testing
 /// exactly and only the scaling is in float.
 struct IntegerDotTests {
     /// Where each format keeps its float16 scale (and minimum): byte offsets into a block.
-    static let halves: [GGMLType: [Int]] = [.q4_0: [0], .q4_1: [0, 2], .q5_0: [0], .q5_1: [0, 2], .q8_0: [0],
-                                            .q4_K: [0, 2], .q5_K: [0, 2], .q6_K: [208]]
+    static let halves: [GGMLType: [Int]] = [
+        .q4_0: [0], .q4_1: [0, 2], .q5_0: [0], .q5_1: [0, 2], .q8_0: [0],
+        .q4_K: [0, 2], .q5_K: [0, 2], .q6_K: [208]
+    ]
 
     /// Random blocks of `type` for `blocks` × 32 values a row (scales and minimums as float16
     /// between -0.5 and 0.5; every other byte any value).
@@ -47,12 +50,16 @@ struct IntegerDotTests {
         var w = [Float](repeating: 0, count: columns)
         for r in 0..<rowCount {
             weights.withUnsafeBytes { b in
-                w.withUnsafeMutableBufferPointer { type.dequantize(UnsafeRawBufferPointer(rebasing: b[(r * rowBytes)..<((r + 1) * rowBytes)]), into: $0) }
+                w.withUnsafeMutableBufferPointer {
+                    type.dequantize(UnsafeRawBufferPointer(rebasing: b[(r * rowBytes)..<((r + 1) * rowBytes)]), into: $0)
+                }
             }
             for i in 0..<n {
                 for c in 0..<columns {
                     let k = i * columns + c
-                    let integer = bits == 8 ? Double(Int8(bitPattern: q.values[k]))
+                    let integer =
+                        bits == 8
+                        ? Double(Int8(bitPattern: q.values[k]))
                         : Double(Int16(bitPattern: UInt16(q.values[2 * k]) | UInt16(q.values[2 * k + 1]) << 8))
                     let v = integer * Double(q.scales[k / 32])
                     want[i * rowCount + r] += Double(w[c]) * v
@@ -67,46 +74,53 @@ struct IntegerDotTests {
             #expect(worst < 1e-3 + 2e-6 * largest, "\(what): largest difference \(worst), largest product \(largest)")
         }
         #if arch(x86_64)
-        try weights.withUnsafeBytes { wb in
-            try q.values.withUnsafeBytes { vb in
-                try q.scales.withUnsafeBufferPointer { sb in
-                    try q.sums.withUnsafeBufferPointer { mb in
-                        let base = try #require(wb.baseAddress)
-                        let input = IntegerDot.Input(values: try #require(vb.baseAddress), width: bits / 8, scales: try #require(sb.baseAddress),
-                                                     sums: try #require(mb.baseAddress))
-                        var got = [Float](repeating: .nan, count: n * rowCount)
-                        for i in 0..<n {
-                            for r in 0..<rowCount { got[i * rowCount + r] = IntegerDot.row(type, base + r * rowBytes, input.block(i * blocks), blocks) }
-                        }
-                        close(got, "AVX2 row")
-                        /// Each four rows through `body(row, first output)`, into a fresh output.
-                        func kernels(_ what: String, _ body: (UnsafeRawPointer, UnsafeMutablePointer<Float>) -> Void) throws {
-                            var out = [Float](repeating: .nan, count: n * rowCount)
-                            try out.withUnsafeMutableBufferPointer { o in
-                                let first = try #require(o.baseAddress)
-                                for r0 in stride(from: 0, to: rowCount, by: 4) { body(base + r0 * rowBytes, first + r0) }
+            try weights.withUnsafeBytes { wb in
+                try q.values.withUnsafeBytes { vb in
+                    try q.scales.withUnsafeBufferPointer { sb in
+                        try q.sums.withUnsafeBufferPointer { mb in
+                            let base = try #require(wb.baseAddress)
+                            let input = IntegerDot.Input(
+                                values: try #require(vb.baseAddress), width: bits / 8, scales: try #require(sb.baseAddress),
+                                sums: try #require(mb.baseAddress))
+                            var got = [Float](repeating: .nan, count: n * rowCount)
+                            for i in 0..<n {
+                                for r in 0..<rowCount {
+                                    got[i * rowCount + r] = IntegerDot.row(type, base + r * rowBytes, input.block(i * blocks), blocks)
+                                }
                             }
-                            close(out, what)
-                        }
-                        try kernels("AVX2 tile8 and rows4") { row, o in
-                            IntegerDot.tile8(type, row, stride: rowBytes, input, inputStride: blocks, blocks, o, outStride: rowCount)
-                            IntegerDot.rows4(type, row, stride: rowBytes, input.block(8 * blocks), blocks, o + 8 * rowCount)
-                        }
-                        try kernels("AVX2 tile and rows4") { row, o in
-                            IntegerDot.tile(type, row, stride: rowBytes, input, inputStride: blocks, blocks, o, outStride: rowCount)
-                            IntegerDot.tile(type, row, stride: rowBytes, input.block(4 * blocks), inputStride: blocks, blocks, o + 4 * rowCount, outStride: rowCount)
-                            IntegerDot.rows4(type, row, stride: rowBytes, input.block(8 * blocks), blocks, o + 8 * rowCount)
-                        }
-                        guard WideIntegerDot.available, bits == 8 else { return }
-                        try kernels("AVX-512 tile and rows4") { row, o in
-                            WideIntegerDot.tile(type, row, stride: rowBytes, input, inputStride: blocks, blocks, o, outStride: rowCount)
-                            WideIntegerDot.tile(type, row, stride: rowBytes, input.block(4 * blocks), inputStride: blocks, blocks, o + 4 * rowCount, outStride: rowCount)
-                            WideIntegerDot.rows4(type, row, stride: rowBytes, input.block(8 * blocks), blocks, o + 8 * rowCount)
+                            close(got, "AVX2 row")
+                            /// Each four rows through `body(row, first output)`, into a fresh output.
+                            func kernels(_ what: String, _ body: (UnsafeRawPointer, UnsafeMutablePointer<Float>) -> Void) throws {
+                                var out = [Float](repeating: .nan, count: n * rowCount)
+                                try out.withUnsafeMutableBufferPointer { o in
+                                    let first = try #require(o.baseAddress)
+                                    for r0 in stride(from: 0, to: rowCount, by: 4) { body(base + r0 * rowBytes, first + r0) }
+                                }
+                                close(out, what)
+                            }
+                            try kernels("AVX2 tile8 and rows4") { row, o in
+                                IntegerDot.tile8(type, row, stride: rowBytes, input, inputStride: blocks, blocks, o, outStride: rowCount)
+                                IntegerDot.rows4(type, row, stride: rowBytes, input.block(8 * blocks), blocks, o + 8 * rowCount)
+                            }
+                            try kernels("AVX2 tile and rows4") { row, o in
+                                IntegerDot.tile(type, row, stride: rowBytes, input, inputStride: blocks, blocks, o, outStride: rowCount)
+                                IntegerDot.tile(
+                                    type, row, stride: rowBytes, input.block(4 * blocks), inputStride: blocks, blocks, o + 4 * rowCount,
+                                    outStride: rowCount)
+                                IntegerDot.rows4(type, row, stride: rowBytes, input.block(8 * blocks), blocks, o + 8 * rowCount)
+                            }
+                            guard WideIntegerDot.available, bits == 8 else { return }
+                            try kernels("AVX-512 tile and rows4") { row, o in
+                                WideIntegerDot.tile(type, row, stride: rowBytes, input, inputStride: blocks, blocks, o, outStride: rowCount)
+                                WideIntegerDot.tile(
+                                    type, row, stride: rowBytes, input.block(4 * blocks), inputStride: blocks, blocks, o + 4 * rowCount,
+                                    outStride: rowCount)
+                                WideIntegerDot.rows4(type, row, stride: rowBytes, input.block(8 * blocks), blocks, o + 8 * rowCount)
+                            }
                         }
                     }
                 }
             }
-        }
         #endif
     }
 }

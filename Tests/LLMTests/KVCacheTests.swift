@@ -1,11 +1,13 @@
 import Testing
+
 @testable import LLM
 
 /// The paged KV cache: blocks from a worker's pool, given back when a sequence ends; attention
 /// over blocks equals attention over one run of positions.
 struct KVCacheTests {
-    static let config = LlamaModel.Config(layers: 2, dim: 128, heads: 2, kvHeads: 1, headDim: 64, feedForward: 256,
-                                          vocabulary: 10, context: 256, eps: 1e-5, ropeBase: 10_000)
+    static let config = LlamaModel.Config(
+        layers: 2, dim: 128, heads: 2, kvHeads: 1, headDim: 64, feedForward: 256,
+        vocabulary: 10, context: 256, eps: 1e-5, ropeBase: 10_000)
 
     @Test func sequencesTakeBlocksAsTheyGrowAndGiveThemBack() throws {
         let pool = try KVBlockPool(config: Self.config, tokens: 100, blockTokens: 16)
@@ -13,7 +15,7 @@ struct KVCacheTests {
         let a = KVCache(pool: pool)
         #expect(a.makeRoom(for: 17) && a.blocks.count == 2)
         a.append(Array(repeating: 5, count: 17))
-        #expect(a.makeRoom(for: 15) && a.blocks.count == 2)   // 32 positions: still two blocks
+        #expect(a.makeRoom(for: 15) && a.blocks.count == 2)  // 32 positions: still two blocks
         #expect(a.makeRoom(for: 16) && a.blocks.count == 3)
         do {
             let b = KVCache(pool: pool)
@@ -35,8 +37,9 @@ struct KVCacheTests {
     /// window that starts inside a block) give the same attention as in one block holding all.
     @Test(arguments: [64, 256])
     func attentionOverBlocksEqualsAttentionOverOneRun(headDim: Int) throws {
-        let config = LlamaModel.Config(layers: 2, dim: 128, heads: 1, kvHeads: 1, headDim: headDim, feedForward: 256,
-                                       vocabulary: 10, context: 256, eps: 1e-5, ropeBase: 10_000)
+        let config = LlamaModel.Config(
+            layers: 2, dim: 128, heads: 1, kvHeads: 1, headDim: headDim, feedForward: 256,
+            vocabulary: 10, context: 256, eps: 1e-5, ropeBase: 10_000)
         let positions = 53
         var rng = SplitMix(seed: 7)
         let keys = (0..<(positions * headDim)).map { _ in rng.float() }, values = (0..<(positions * headDim)).map { _ in rng.float() }
@@ -59,8 +62,9 @@ struct KVCacheTests {
             q.withUnsafeBufferPointer { qp in
                 scores.withUnsafeMutableBufferPointer { sp in
                     out.withUnsafeMutableBufferPointer { op in
-                        LlamaModel.attend(qp.baseAddress!, KVView(cache: cache, layer: 1), offset: 0, positions: window, headDim, 0.125,
-                                          scores: sp.baseAddress!, into: op.baseAddress!)
+                        LlamaModel.attend(
+                            qp.baseAddress!, KVView(cache: cache, layer: 1), offset: 0, positions: window, headDim, 0.125,
+                            scores: sp.baseAddress!, into: op.baseAddress!)
                     }
                 }
             }
@@ -90,7 +94,7 @@ struct PrefixCacheTests {
 
     @Test func aPromptThatBeginsAsAnEarlierOneTakesItsFullBlocks() throws {
         let pool = try KVBlockPool(config: KVCacheTests.config, tokens: 160, blockTokens: 16, caching: true)
-        let first = Array(Int32(100)..<Int32(140))   // 40 tokens: two full blocks, 8 more
+        let first = Array(Int32(100)..<Int32(140))  // 40 tokens: two full blocks, 8 more
         let a = Self.filled(pool, first)
         #expect(pool.cachedBlocks == 2)
         // The same 40 and more: the two full blocks are taken, shared with a.

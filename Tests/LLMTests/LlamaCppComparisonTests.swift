@@ -1,8 +1,9 @@
 import Foundation
-import Testing
-@testable import LLM
 import MServeJSON
 import MServePOSIX
+import Testing
+
+@testable import LLM
 
 /// mserve's forward pass against llama.cpp's own on the same files, each made by llama.cpp's
 /// quantizer: Gemma 3 270M's Q4_K_M (Q4_K, Q6_K, Q5_0, Q8_0 and F32 tensors; its reference
@@ -88,7 +89,8 @@ struct LlamaCppComparisonTests {
         for p in prompts {
             let text = try #require(p["text"]?.stringValue)
             let tokens = ints(p["tokens"])
-            let mine = (tokenizer.leadingToken.map { [$0] } ?? []) + tokenizer.encode(text, controlOffsets: [])
+            let mine =
+                (tokenizer.leadingToken.map { [$0] } ?? []) + tokenizer.encode(text, controlOffsets: [])
                 + (tokenizer.trailingToken.map { [$0] } ?? [])
             #expect(mine == tokens, "\(text.debugDescription)")
             let seq = model.newSequence()
@@ -112,14 +114,16 @@ struct LlamaCppComparisonTests {
             var step = logits
             for (k, token) in wanted.prefix(forcedSteps).enumerated() {
                 let exact = k < min(exactSteps.count, exactMargins.count) ? (Int(exactSteps[k]), Double(exactMargins[k])) : nil
-                judge(step, llama: token, margin: margins[k].doubleValue ?? 0, exact: exact,
-                      "\(text.debugDescription), step \(k)")
+                judge(
+                    step, llama: token, margin: margins[k].doubleValue ?? 0, exact: exact,
+                    "\(text.debugDescription), step \(k)")
                 step = try #require(model.forward([LlamaModel.BatchEntry(seq, [token])])[0])
             }
         }
-        print("\(c.testDescription): logits over llama.cpp's top 64, mean and max distance: mserve to llama.cpp \(toLlama), "
-              + "mserve to the exact float32 pass \(toExact), llama.cpp to it \(llamaToExact); the same top token at \(agreed) of "
-              + "\(decided) decided steps (\(undecided) more where the exact pass has a near-tie or another top token)")
+        print(
+            "\(c.testDescription): logits over llama.cpp's top 64, mean and max distance: mserve to llama.cpp \(toLlama), "
+                + "mserve to the exact float32 pass \(toExact), llama.cpp to it \(llamaToExact); the same top token at \(agreed) of "
+                + "\(decided) decided steps (\(undecided) more where the exact pass has a near-tie or another top token)")
         #expect(agreed == decided && decided >= 100 && greedyRuns == 10)
         if toExact.count > 0 {
             // mserve's 8-bit activations (blocks of 32) round no more than llama.cpp's (blocks of

@@ -1,9 +1,11 @@
-#if canImport(Glibc)
-import Glibc
-#endif
-import Testing
-@testable import LLM
 import MServeJSON
+import Testing
+
+@testable import LLM
+
+#if canImport(Glibc)
+    import Glibc
+#endif
 
 /// Log-probabilities against llama.cpp's on the same file (logprobs.json, make_logprobs.py: what
 /// llama-cpp-python's server reports at temperature 0), teacher-forced on llama.cpp's own greedy
@@ -50,8 +52,9 @@ struct LogprobsTests {
                 logits = try #require(model.forward([LlamaModel.BatchEntry(seq, [token])])[0])
             }
         }
-        print("logprobs against llama.cpp, \(activations) activations: \(count) steps, the chosen token's mean difference "
-              + "\(sum / Float(max(1, count))), largest \(worstChosen); largest over the top five \(worst); \(topChecked) clear choices equal")
+        print(
+            "logprobs against llama.cpp, \(activations) activations: \(count) steps, the chosen token's mean difference "
+                + "\(sum / Float(max(1, count))), largest \(worstChosen); largest over the top five \(worst); \(topChecked) clear choices equal")
         #expect(count == 48 && topChecked >= 24)
         // Measured: int8 0.049 mean, 0.52 largest (0.67 over the top five); float32 0.044, 0.37 (0.59): the
         // two forward passes differ (llama.cpp rounds its activations to 8 bits its own way), not the log softmax.

@@ -1,12 +1,14 @@
 import MServeJSON
 import MServePOSIX
 import Testing
+
 @testable import LLM
 
 /// Every block type mserve reads, decoded as llama.cpp's own `gguf` package decodes it
 /// (Tests/fixtures/quants/make_blocks.py: random blocks with finite scales).
 struct QuantTypeTests {
-    static let fixture: JSON = (try? FileReading.bytes(SmolFixture.root + "/Tests/fixtures/quants/blocks.json"))
+    static let fixture: JSON =
+        (try? FileReading.bytes(SmolFixture.root + "/Tests/fixtures/quants/blocks.json"))
         .flatMap { try? JSONParser.parse($0) } ?? .null
 
     static func base64(_ text: String) -> [UInt8] {
@@ -58,7 +60,9 @@ extension QuantTypeTests {
         blocks.withUnsafeBytes { src in values.withUnsafeMutableBufferPointer { type.dequantize(src, into: $0) } }
         let x = (0..<n).map { Float(($0 * 7919) % 13) / 13 - 0.5 }
         let want = zip(values, x).reduce(Double(0)) { $0 + Double($1.0) * Double($1.1) }
-        let got = blocks.withUnsafeBytes { src in x.withUnsafeBufferPointer { QuantizedMatrix.dotThroughFloats(type, src.baseAddress!, $0.baseAddress!, n) } }
+        let got = blocks.withUnsafeBytes { src in
+            x.withUnsafeBufferPointer { QuantizedMatrix.dotThroughFloats(type, src.baseAddress!, $0.baseAddress!, n) }
+        }
         let scale = zip(values, x).reduce(Double(0)) { $0 + abs(Double($1.0) * Double($1.1)) }
         #expect(abs(Double(got) - want) <= 1e-5 * max(scale, 1), "\(type): \(got) against \(want)")
     }

@@ -1,8 +1,10 @@
-#if canImport(Glibc)
-import Glibc
-#endif
 import Testing
+
 @testable import LLM
+
+#if canImport(Glibc)
+    import Glibc
+#endif
 
 struct SamplerTests {
     let logits: [Float] = [1, 3, 2, 0.5, 2.9]

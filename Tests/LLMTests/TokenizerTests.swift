@@ -1,8 +1,9 @@
 import Jinja
-import Testing
-@testable import LLM
 import MServeJSON
 import MServePOSIX
+import Testing
+
+@testable import LLM
 
 /// The tokenizer against Hugging Face `tokenizers` configured from the same file
 /// (Tests/fixtures/smollm2/tokens.json and make_tokens.py, its generator).
@@ -54,7 +55,8 @@ struct TokenizerTests {
         var rng = SystemRandomNumberGenerator()
         let alphabet = Array("aeinrst ".utf8)
         for _ in 0..<300 {
-            let text = String(decoding: (0..<Int.random(in: 1...60, using: &rng)).map { _ in alphabet.randomElement(using: &rng) ?? 97 }, as: UTF8.self)
+            let text = String(
+                decoding: (0..<Int.random(in: 1...60, using: &rng)).map { _ in alphabet.randomElement(using: &rng) ?? 97 }, as: UTF8.self)
             var parts = text.utf8.compactMap { t.id(of: String(BPETokenizer.byteAlphabet[Int($0)])) }
             let reference = Self.rescanningMerge(parts, t)
             t.merge(&parts)
@@ -74,7 +76,11 @@ struct TokenizerTests {
             var merged: [Int32] = []
             var k = 0
             while k < parts.count {
-                if k + 1 < parts.count && parts[k] == best.l && parts[k + 1] == best.r { merged.append(best.id); k += 2 } else { merged.append(parts[k]); k += 1 }
+                if k + 1 < parts.count && parts[k] == best.l && parts[k + 1] == best.r {
+                    merged.append(best.id); k += 2
+                } else {
+                    merged.append(parts[k]); k += 1
+                }
             }
             parts = merged
         }
@@ -130,7 +136,8 @@ struct TokenizerTests {
 /// The file's own template rendered by mserve's Jinja interpreter against Jinja2 (chat.json,
 /// make_chat.py); Tests/JinjaTests checks the interpreter on the templates of other model families.
 struct ChatTemplateTests {
-    static let chatML = "{% for message in messages %}{{'<|im_start|>' + message['role'] + '\\n' + message['content'] + '<|im_end|>' + '\\n'}}{% endfor %}"
+    static let chatML =
+        "{% for message in messages %}{{'<|im_start|>' + message['role'] + '\\n' + message['content'] + '<|im_end|>' + '\\n'}}{% endfor %}"
         + "{% if add_generation_prompt %}{{ '<|im_start|>assistant\\n' }}{% endif %}"
 
     @Test func rendersAsJinjaRendersTheFilesTemplate() throws {
@@ -180,7 +187,8 @@ struct ChatTemplateTests {
 
     /// Gemma's template raises for a system turn: the conversation is refused with its words.
     @Test func whatATemplateRaisesIsTheRefusal() throws {
-        let template = try ChatTemplate(jinja: "{% if messages[0]['role'] == 'system' %}{{ raise_exception('System role not supported') }}{% endif %}")
+        let template = try ChatTemplate(
+            jinja: "{% if messages[0]['role'] == 'system' %}{{ raise_exception('System role not supported') }}{% endif %}")
         #expect(throws: JinjaError(.raised, "System role not supported")) {
             try template.prompt([ChatMessage(role: "system", content: "be terse")])
         }

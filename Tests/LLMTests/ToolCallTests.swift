@@ -3,6 +3,7 @@ import Jinja
 import MServeJSON
 import MServePOSIX
 import Testing
+
 @testable import LLM
 
 /// Tool calls without a model: each template's way told apart, forced calls' grammars, answers
@@ -12,11 +13,21 @@ struct ToolCallTests {
         try ChatTemplate(jinja: try FileReading.text(SmolFixture.root + "/Tests/fixtures/chat_templates/" + name), bosToken: "<s>", eosToken: "</s>")
     }
 
-    static let weather = ToolSpec(name: "get_weather", parameters: ["type": "object", "properties": ["city": ["type": "string"], "days": ["type": "integer", "minimum": 1, "maximum": 7]],
-                                                                    "required": ["city"]],
-                                  definition: ["type": "function", "function": ["name": "get_weather", "description": "The weather",
-                                                                                "parameters": ["type": "object", "properties": ["city": ["type": "string"]]]]])
-    static let time = ToolSpec(name: "get_time", parameters: ["type": "object", "properties": [:]], definition: ["type": "function", "function": ["name": "get_time"]])
+    static let weather = ToolSpec(
+        name: "get_weather",
+        parameters: [
+            "type": "object", "properties": ["city": ["type": "string"], "days": ["type": "integer", "minimum": 1, "maximum": 7]],
+            "required": ["city"]
+        ],
+        definition: [
+            "type": "function",
+            "function": [
+                "name": "get_weather", "description": "The weather",
+                "parameters": ["type": "object", "properties": ["city": ["type": "string"]]]
+            ]
+        ])
+    static let time = ToolSpec(
+        name: "get_time", parameters: ["type": "object", "properties": [:]], definition: ["type": "function", "function": ["name": "get_time"]])
 
     @Test func eachTemplatesWayIsToldApart() throws {
         #expect(ToolCallFormat(template: try Self.template("Qwen-Qwen2.5-7B-Instruct.jinja").source) == .hermes)
@@ -35,14 +46,25 @@ struct ToolCallTests {
         let tools = [Self.weather, Self.time]
         let hermes = try ToolCallFormat.hermes.grammar(tools: tools, mustCall: true, parallel: true)
         #expect(try admits(hermes, "<tool_call>\n{\"name\": \"get_weather\", \"arguments\": {\"city\": \"Paris\", \"days\": 3}}\n</tool_call>"))
-        #expect(try admits(hermes, "<tool_call>\n{\"name\": \"get_time\", \"arguments\": {}}\n</tool_call>\n<tool_call>\n{\"name\": \"get_time\", \"arguments\": {}}\n</tool_call>"))
-        #expect(try !admits(hermes, "<tool_call>\n{\"name\": \"get_weather\", \"arguments\": {\"days\": 3}}\n</tool_call>"))   // city is required
+        #expect(
+            try admits(
+                hermes,
+                "<tool_call>\n{\"name\": \"get_time\", \"arguments\": {}}\n</tool_call>\n<tool_call>\n{\"name\": \"get_time\", \"arguments\": {}}\n</tool_call>"
+            ))
+        #expect(try !admits(hermes, "<tool_call>\n{\"name\": \"get_weather\", \"arguments\": {\"days\": 3}}\n</tool_call>"))  // city is required
         #expect(try !admits(hermes, "<tool_call>\n{\"name\": \"get_news\", \"arguments\": {}}\n</tool_call>"))
         #expect(try !admits(hermes, "Sure!"))
         let single = try ToolCallFormat.hermes.grammar(tools: tools, mustCall: true, parallel: false)
-        #expect(try !admits(single, "<tool_call>\n{\"name\": \"get_time\", \"arguments\": {}}\n</tool_call>\n<tool_call>\n{\"name\": \"get_time\", \"arguments\": {}}\n</tool_call>"))
+        #expect(
+            try !admits(
+                single,
+                "<tool_call>\n{\"name\": \"get_time\", \"arguments\": {}}\n</tool_call>\n<tool_call>\n{\"name\": \"get_time\", \"arguments\": {}}\n</tool_call>"
+            ))
         #expect(try ToolCallFormat.hermes.grammar(tools: tools, mustCall: false, parallel: true) == nil)
-        #expect(try admits(try ToolCallFormat.llama3.grammar(tools: tools, mustCall: true, parallel: false), "{\"name\": \"get_weather\", \"parameters\": {\"city\": \"Oslo\"}}"))
+        #expect(
+            try admits(
+                try ToolCallFormat.llama3.grammar(tools: tools, mustCall: true, parallel: false),
+                "{\"name\": \"get_weather\", \"parameters\": {\"city\": \"Oslo\"}}"))
         let generic = try ToolCallFormat.generic.grammar(tools: tools, mustCall: false, parallel: false)
         #expect(try admits(generic, "{\"tool_call\": {\"name\": \"get_time\", \"arguments\": {}}}") && admits(generic, "{\"response\": \"Hello\"}"))
         #expect(try !admits(try ToolCallFormat.generic.grammar(tools: tools, mustCall: true, parallel: false), "{\"response\": \"Hello\"}"))
@@ -55,12 +77,19 @@ struct ToolCallTests {
     }
 
     @Test func answersAreReadBackAsCalls() {
-        let (text, calls) = ToolCallFormat.hermes.parse("<tool_call>\n{\"name\": \"get_weather\", \"arguments\": {\"city\": \"Paris\"}}\n</tool_call>")
+        let (text, calls) = ToolCallFormat.hermes.parse(
+            "<tool_call>\n{\"name\": \"get_weather\", \"arguments\": {\"city\": \"Paris\"}}\n</tool_call>")
         #expect(text == "" && calls == [ToolCall(name: "get_weather", arguments: ["city": "Paris"])])
-        #expect(ToolCallFormat.hermes.parse("Let me see. <tool_call>{\"name\": \"a\", \"arguments\": {}}</tool_call><tool_call>{\"name\": \"b\", \"arguments\": {}}</tool_call>").calls.map(\.name) == ["a", "b"])
+        #expect(
+            ToolCallFormat.hermes.parse(
+                "Let me see. <tool_call>{\"name\": \"a\", \"arguments\": {}}</tool_call><tool_call>{\"name\": \"b\", \"arguments\": {}}</tool_call>"
+            ).calls.map(\.name) == ["a", "b"])
         #expect(ToolCallFormat.hermes.parse("<tool_call>{\"name\": \"a\"</tool_call>") == ("<tool_call>{\"name\": \"a\"</tool_call>", []))
         #expect(ToolCallFormat.hermes.parse("Paris is in France.").calls.isEmpty)
-        #expect(ToolCallFormat.llama3.parse("<|python_tag|>{\"name\": \"get_time\", \"parameters\": {}}").calls == [ToolCall(name: "get_time", arguments: [:])])
+        #expect(
+            ToolCallFormat.llama3.parse("<|python_tag|>{\"name\": \"get_time\", \"parameters\": {}}").calls == [
+                ToolCall(name: "get_time", arguments: [:])
+            ])
         #expect(ToolCallFormat.llama3.parse("{\"answer\": 1}").calls.isEmpty)
         #expect(ToolCallFormat.generic.parse("{\"response\": \"Hi there\"}") == ("Hi there", []))
         #expect(ToolCallFormat.generic.parse("{\"tool_call\": {\"name\": \"get_time\", \"arguments\": {}}}").calls.map(\.name) == ["get_time"])
@@ -70,9 +99,12 @@ struct ToolCallTests {
     /// the tool's answer, as transformers renders them.
     @Test func aTemplateRendersToolsCallsAndResults() throws {
         let qwen = try Self.template("Qwen-Qwen2.5-7B-Instruct.jinja")
-        let turns = [ChatMessage(role: "user", content: "Weather in Paris?"),
-                     ChatMessage(role: "assistant", content: "", toolCalls: [(id: "call_1", call: ToolCall(name: "get_weather", arguments: ["city": "Paris"]))]),
-                     ChatMessage(role: "tool", content: "{\"temperature\": 21}", toolCallID: "call_1")]
+        let turns = [
+            ChatMessage(role: "user", content: "Weather in Paris?"),
+            ChatMessage(
+                role: "assistant", content: "", toolCalls: [(id: "call_1", call: ToolCall(name: "get_weather", arguments: ["city": "Paris"]))]),
+            ChatMessage(role: "tool", content: "{\"temperature\": 21}", toolCallID: "call_1")
+        ]
         let text = try qwen.prompt(turns, tools: [Self.weather]).text
         #expect(text.contains("<tools>\n{\"type\": \"function\", \"function\": {\"name\": \"get_weather\", \"description\": \"The weather\""))
         #expect(text.contains("<tool_call>\n{\"name\": \"get_weather\", \"arguments\": {\"city\": \"Paris\"}}\n</tool_call>"))
@@ -83,9 +115,12 @@ struct ToolCallTests {
     /// call made earlier renders as that shape with `parameters`, its result as an ipython turn.
     @Test func llamaThreeRendersToolsInTheUserTurn() throws {
         let llama = try Self.template("meta-llama-Llama-3.2-3B-Instruct.jinja")
-        let turns = [ChatMessage(role: "user", content: "Weather in Paris?"),
-                     ChatMessage(role: "assistant", content: "", toolCalls: [(id: "call_1", call: ToolCall(name: "get_weather", arguments: ["city": "Paris"]))]),
-                     ChatMessage(role: "tool", content: "21", toolCallID: "call_1")]
+        let turns = [
+            ChatMessage(role: "user", content: "Weather in Paris?"),
+            ChatMessage(
+                role: "assistant", content: "", toolCalls: [(id: "call_1", call: ToolCall(name: "get_weather", arguments: ["city": "Paris"]))]),
+            ChatMessage(role: "tool", content: "21", toolCallID: "call_1")
+        ]
         let text = try llama.prompt(turns, tools: [Self.weather], now: JinjaDate(year: 2026, month: 12, day: 6)).text
         #expect(text.contains("Respond in the format {\"name\": function name, \"parameters\": dictionary of argument name and its value}."))
         #expect(text.contains("\"name\": \"get_weather\""))

@@ -1,4 +1,5 @@
 import Testing
+
 @testable import MServe
 @testable import MServeBench
 
@@ -27,7 +28,7 @@ struct BenchTests {
         #expect(a.mean == 500.5)
         var big = LatencyHistogram()
         big.record(123_456_789)
-        #expect(big.percentile(50) == 123_456_789)   // capped at the largest value seen
+        #expect(big.percentile(50) == 123_456_789)  // capped at the largest value seen
         #expect(LatencyHistogram().percentile(99) == 0)
     }
 
@@ -53,13 +54,16 @@ struct BenchTests {
     @Test func optionsFromTheCommandLine() throws {
         let o = try #require(try BenchOptions.parse(["http://localhost:8081/demo", "-c", "8", "-d", "2", "--json"]))
         #expect(o.host == "localhost" && o.port == 8081 && o.path == "/demo" && o.kind == .demo && o.connections == 8 && o.json)
-        #expect(String(decoding: o.request, as: UTF8.self) == "POST /demo HTTP/1.1\r\nHost: localhost:8081\r\nUser-Agent: mserve-bench\r\n"
-            + "Content-Type: application/json\r\nContent-Length: 17\r\n\r\n{\"cal_number\": 1}")
+        #expect(
+            String(decoding: o.request, as: UTF8.self) == "POST /demo HTTP/1.1\r\nHost: localhost:8081\r\nUser-Agent: mserve-bench\r\n"
+                + "Content-Type: application/json\r\nContent-Length: 17\r\n\r\n{\"cal_number\": 1}")
         let chat = try #require(try BenchOptions.parse(["http://[::1]:9/v1/chat/completions", "--stream", "--model", "smol", "-r", "5"]))
         #expect(chat.host == "::1" && chat.kind == .chat && chat.rate == 5 && chat.connections == 256)
         let text = String(decoding: chat.request, as: UTF8.self)
         #expect(text.contains("Host: [::1]:9\r\n") && text.contains("Accept: text/event-stream\r\n"))
-        #expect(text.hasSuffix(#"{"model":"smol","messages":[{"role":"user","content":"Write a short poem about the sea."}],"max_tokens":64,"stream":true}"#))
+        #expect(
+            text.hasSuffix(
+                #"{"model":"smol","messages":[{"role":"user","content":"Write a short poem about the sea."}],"max_tokens":64,"stream":true}"#))
         let get = try #require(try BenchOptions.parse(["http://h/healthz", "-H", "X-Api-Key: k"]))
         #expect(get.port == 80 && String(decoding: get.request, as: UTF8.self).hasPrefix("GET /healthz HTTP/1.1\r\nHost: h:80\r\n"))
         #expect(String(decoding: get.request, as: UTF8.self).contains("X-Api-Key: k\r\n"))
@@ -130,7 +134,7 @@ struct BenchTests {
         var chat = try #require(try BenchOptions.parse(["http://h:1/v1/chat/completions"]))
         #expect(chat.needsModel)
         #expect(chat.model(among: [("smollm2", "chat"), ("demo", "json")]) == .success("smollm2"))
-        #expect(chat.model(among: [("llama", nil)]) == .success("llama"))   // another server: its only model
+        #expect(chat.model(among: [("llama", nil)]) == .success("llama"))  // another server: its only model
         guard case .failure(let several) = chat.model(among: [("a", "chat"), ("b", "chat")]) else { Issue.record("chose"); return }
         #expect(several.description.contains("several models for /v1/chat/completions (a, b)"))
         guard case .failure(let none) = chat.model(among: [("demo", "json"), ("minilm", "embeddings")]) else { Issue.record("chose"); return }

@@ -1,4 +1,5 @@
 import Testing
+
 @testable import MServeBench
 
 /// The client-side response parser (`mserve bench`): every framing, whatever the reads' sizes.
@@ -25,12 +26,14 @@ struct ResponseParserTests {
     func framings(step: Int) throws {
         let length = try #require(try Self.parse("HTTP/1.1 200 OK\r\nContent-Length: 5\r\n\r\nhelloNEXT", step: step))
         #expect(length.0 == 200 && length.1 == "hello" && length.2 && length.3 == 4)
-        let chunked = try #require(try Self.parse(
-            "HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n5;x=1\r\nhello\r\nB\r\n world, ok!\r\n0\r\nTrailer: t\r\n\r\n", step: step))
+        let chunked = try #require(
+            try Self.parse(
+                "HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n5;x=1\r\nhello\r\nB\r\n world, ok!\r\n0\r\nTrailer: t\r\n\r\n", step: step))
         #expect(chunked.0 == 200 && chunked.1 == "hello world, ok!" && chunked.3 == 0)
         let closing = try #require(try Self.parse("HTTP/1.0 200 OK\r\n\r\nuntil the end", step: step, atClose: true))
         #expect(closing.1 == "until the end" && !closing.2)
-        let interim = try #require(try Self.parse("HTTP/1.1 100 Continue\r\n\r\nHTTP/1.1 503 Busy\r\nContent-Length: 2\r\nConnection: close\r\n\r\nno", step: step))
+        let interim = try #require(
+            try Self.parse("HTTP/1.1 100 Continue\r\n\r\nHTTP/1.1 503 Busy\r\nContent-Length: 2\r\nConnection: close\r\n\r\nno", step: step))
         #expect(interim.0 == 503 && interim.1 == "no" && !interim.2)
         let empty = try #require(try Self.parse("HTTP/1.1 204 No Content\r\n\r\n", step: step))
         #expect(empty.0 == 204 && empty.1 == "")
@@ -41,8 +44,10 @@ struct ResponseParserTests {
         #expect(r.1 == "ok" && r.3 == 8)
     }
 
-    @Test(arguments: ["HTTP/2 200\r\n\r\n", "HTTP/1.1 abc\r\n\r\n", "HTTP/1.1 200 OK\r\nContent-Length: -1\r\n\r\n",
-                      "HTTP/1.1 200 OK\r\nno colon\r\n\r\n", "HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\nzz\r\n"])
+    @Test(arguments: [
+        "HTTP/2 200\r\n\r\n", "HTTP/1.1 abc\r\n\r\n", "HTTP/1.1 200 OK\r\nContent-Length: -1\r\n\r\n",
+        "HTTP/1.1 200 OK\r\nno colon\r\n\r\n", "HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\nzz\r\n"
+    ])
     func badResponsesAreErrors(text: String) {
         #expect(throws: ResponseParseError.self) { try Self.parse(text, step: 3) }
     }

@@ -1,5 +1,5 @@
-import Testing
 import MServePOSIX
+import Testing
 
 @Suite struct ByteWriterTests {
     func text(_ w: borrowing ByteWriter) -> String { String(decoding: w.bytes(), as: UTF8.self) }

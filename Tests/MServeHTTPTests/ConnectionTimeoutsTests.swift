@@ -1,5 +1,5 @@
-import Testing
 import MServeHTTP
+import Testing
 
 /// Each rule of when a connection is closed for time.
 @Suite struct ConnectionTimeoutsTests {

@@ -1,5 +1,5 @@
-import Testing
 import MServePOSIX
+import Testing
 
 /// The HTTP server sends the answers of a batch of events when the batch ends (HTTPServer.Outbox):
 /// the loop must run that work after the batch's events, every time it handles a batch.

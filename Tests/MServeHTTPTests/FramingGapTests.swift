@@ -1,4 +1,5 @@
 import Testing
+
 @testable import MServeHTTP
 
 /// The framing a request-smuggling review asks for, one row per gap: each request is refused with
@@ -54,7 +55,7 @@ import Testing
         // 7. bare LF line endings, raw non-ASCII bytes in the target
         ("GET / HTTP/1.1^Host: x^^", "bare LF line ending"),
         ("GET / HTTP/1.1|Host: x^|", "bare LF line ending"),
-        ("GET /caf\u{E9} HTTP/1.1|Host: x||", "malformed request line"),
+        ("GET /caf\u{E9} HTTP/1.1|Host: x||", "malformed request line")
     ])
     func refused(request: String, message: String) throws {
         guard case .error(let e) = parse(request) else { Issue.record("accepted: \(request)"); return }
@@ -75,8 +76,10 @@ import Testing
         guard case .error(let e) = parse("GET / HTTP/2.0|Host: x||") else { Issue.record("2.0 accepted"); return }
         #expect(e.status == 505)
         // OPTIONS *, empty lines before a request, an IPv6 Host with a port, an empty Host.
-        for ok in ["OPTIONS * HTTP/1.1|Host: x||", "||||GET / HTTP/1.1|Host: x||", "GET / HTTP/1.1|Host: [::1]:8080||",
-                   "GET / HTTP/1.1|Host: ||", "GET /%C3%A9 HTTP/1.0||"] {
+        for ok in [
+            "OPTIONS * HTTP/1.1|Host: x||", "||||GET / HTTP/1.1|Host: x||", "GET / HTTP/1.1|Host: [::1]:8080||",
+            "GET / HTTP/1.1|Host: ||", "GET /%C3%A9 HTTP/1.0||"
+        ] {
             guard case .request = parse(ok) else { Issue.record("refused: \(ok)"); continue }
         }
     }

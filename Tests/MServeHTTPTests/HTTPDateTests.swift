@@ -1,6 +1,7 @@
-import Testing
-@testable import MServeHTTP
 import MServePOSIX
+import Testing
+
+@testable import MServeHTTP
 
 struct HTTPDateTests {
     /// RFC 9110's own example, and a leap day.

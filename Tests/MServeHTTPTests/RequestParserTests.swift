@@ -1,6 +1,7 @@
-import Testing
-@testable import MServeHTTP
 import MServePOSIX
+import Testing
+
+@testable import MServeHTTP
 
 @Suite struct RequestParserTests {
     func parse(_ text: String, maxHeader: Int = 1024, maxBody: Int = 1024) -> ParseResult {
@@ -24,7 +25,8 @@ import MServePOSIX
     }
 
     @Test func theFieldsReadOnEveryRequestAreFoundInTheOnePassWhateverTheirCase() {
-        let text = "POST /a HTTP/1.1\r\nhost: x\r\nCONTENT-TYPE: application/json\r\nx-Request-ID: r1\r\nX-Request-Id: r2\r\n"
+        let text =
+            "POST /a HTTP/1.1\r\nhost: x\r\nCONTENT-TYPE: application/json\r\nx-Request-ID: r1\r\nX-Request-Id: r2\r\n"
             + "User-Agent: wrk\r\nreferer: /p\r\nAccept: text/event-stream\r\nX-Forwarded-For: 10.0.0.1\r\n"
             + "X-Forwarded-Fox: no\r\nAcceptx: no\r\nContent-Length: 0\r\n\r\n"
         guard case .request(let head, _, _) = parse(text) else { Issue.record("no request"); return }
@@ -62,8 +64,16 @@ import MServePOSIX
 
     @Test func http10ClosesUnlessAskedToKeepAlive() {
         if case .request(let h, _, _) = parse("GET / HTTP/1.0\r\n\r\n") { #expect(!h.keepAlive) } else { Issue.record("no request") }
-        if case .request(let h, _, _) = parse("GET / HTTP/1.0\r\nConnection: Keep-Alive\r\n\r\n") { #expect(h.keepAlive) } else { Issue.record("no request") }
-        if case .request(let h, _, _) = parse("GET / HTTP/1.1\r\nHost: x\r\nConnection: foo, close\r\n\r\n") { #expect(!h.keepAlive) } else { Issue.record("no request") }
+        if case .request(let h, _, _) = parse("GET / HTTP/1.0\r\nConnection: Keep-Alive\r\n\r\n") {
+            #expect(h.keepAlive)
+        } else {
+            Issue.record("no request")
+        }
+        if case .request(let h, _, _) = parse("GET / HTTP/1.1\r\nHost: x\r\nConnection: foo, close\r\n\r\n") {
+            #expect(!h.keepAlive)
+        } else {
+            Issue.record("no request")
+        }
     }
 
     @Test func unknownMethodsParseForA405() {
@@ -85,7 +95,11 @@ import MServePOSIX
         #expect(head.withUnsafeBufferPointer { p.parse($0) } == .expectsContinue)
         #expect(head.withUnsafeBufferPointer { p.parse($0) } == .needMore)
         let full = head + Array("{}".utf8)
-        if case .request(_, let body, _) = full.withUnsafeBufferPointer({ p.parse($0) }) { #expect(body == Array("{}".utf8)) } else { Issue.record("no request") }
+        if case .request(_, let body, _) = full.withUnsafeBufferPointer({ p.parse($0) }) {
+            #expect(body == Array("{}".utf8))
+        } else {
+            Issue.record("no request")
+        }
     }
 
     @Test(arguments: [
@@ -93,10 +107,10 @@ import MServePOSIX
         ("GET / HTTP/2.0\r\n\r\n", 505),
         ("GET / FTP/1.1\r\n\r\n", 400),
         ("GET  / HTTP/1.1\r\nHost: x\r\n\r\n", 400),
-        ("GET / HTTP/1.1\r\n\r\n", 400),                                           // no Host
+        ("GET / HTTP/1.1\r\n\r\n", 400),  // no Host
         ("GET nopath HTTP/1.1\r\nHost: x\r\n\r\n", 400),
-        ("GET / HTTP/1.1\r\nHost: x\r\nA : b\r\n\r\n", 400),                         // space before colon
-        ("GET / HTTP/1.1\r\nHost: x\r\nA: b\r\n  c\r\n\r\n", 400),                   // folding
+        ("GET / HTTP/1.1\r\nHost: x\r\nA : b\r\n\r\n", 400),  // space before colon
+        ("GET / HTTP/1.1\r\nHost: x\r\nA: b\r\n  c\r\n\r\n", 400),  // folding
         ("GET / HTTP/1.1\r\nHost: x\r\nA: b\u{0}c\r\n\r\n", 400),
         ("GET / HTTP/1.1\r\nHost: x\r\nNoColon\r\n\r\n", 400),
         ("POST / HTTP/1.1\r\nHost: x\r\nContent-Length: 1\r\nContent-Length: 1\r\n\r\nx", 400),
@@ -108,7 +122,7 @@ import MServePOSIX
         ("POST / HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\nfffffffffffffffff\r\n", 400),
         ("POST / HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n801\r\n", 413),
         ("POST / HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n2\r\nabX\r\n", 400),
-        ("POST / HTTP/1.1\r\nHost: x\r\nExpect: magic\r\nContent-Length: 1\r\n\r\n", 417),
+        ("POST / HTTP/1.1\r\nHost: x\r\nExpect: magic\r\nContent-Length: 1\r\n\r\n", 417)
     ])
     func rejects(_ text: String, _ expected: Int) {
         #expect(status(parse(text)) == expected, "\(text.debugDescription)")
@@ -136,8 +150,10 @@ import MServePOSIX
     /// returns is consistent.
     @Test func survivesRandomInput() {
         var rng = SystemRandomNumberGenerator()
-        let seeds = ["POST /demo HTTP/1.1\r\nHost: x\r\nContent-Length: 3\r\n\r\n{}\n",
-                     "POST / HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n3\r\nabc\r\n0\r\n\r\n"].map { Array($0.utf8) }
+        let seeds = [
+            "POST /demo HTTP/1.1\r\nHost: x\r\nContent-Length: 3\r\n\r\n{}\n",
+            "POST / HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n3\r\nabc\r\n0\r\n\r\n"
+        ].map { Array($0.utf8) }
         for i in 0..<20_000 {
             var bytes: [UInt8]
             if i % 2 == 0 {

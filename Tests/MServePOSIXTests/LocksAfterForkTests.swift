@@ -1,8 +1,9 @@
-#if canImport(Glibc)
-import Glibc
-#endif
 import MServePOSIX
 import Testing
+
+#if canImport(Glibc)
+    import Glibc
+#endif
 
 /// Every lock a worker uses, contended in a forked child after the parent took it on the thread
 /// that forks (as the master takes its log file's lock before it forks a worker).  Synchronization's

@@ -1,8 +1,9 @@
-#if canImport(Glibc)
-import Glibc
-#endif
 import MServePOSIX
 import Testing
+
+#if canImport(Glibc)
+    import Glibc
+#endif
 
 /// A child inherits its parent's signal handlers, and the event loop's handler writes the signal's
 /// number to a socket the parent reads: a signal sent to a child before it resets them reached the

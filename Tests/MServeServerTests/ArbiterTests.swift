@@ -1,7 +1,8 @@
+import MServePOSIX
 import Testing
+
 @testable import MServe
 @testable import MServeServer
-import MServePOSIX
 
 /// The master's decisions, event by event, with no process forked: each rule of the arbiter.
 struct ArbiterTests {
@@ -37,7 +38,8 @@ struct ArbiterTests {
         func time(_ e: Arbiter.Event) -> Double {
             switch e {
             case .boot(let at), .spawned(_, _, let at), .spawnFailed(_, let at), .message(_, _, let at), .exited(_, _, let at),
-                 .tick(let at), .reload(_, let at), .scale(_, let at), .stop(_, let at), .replace(_, let at): return at
+                .tick(let at), .reload(_, let at), .scale(_, let at), .stop(_, let at), .replace(_, let at):
+                return at
             case .reopenLogs: return 0
             }
         }
@@ -123,7 +125,7 @@ struct ArbiterTests {
         for t in stride(from: 2.0, through: 30, by: 1) { logs += Self.logs(h.send(.message(pid: 101, .heartbeat, at: t))) }
         // Three heartbeats missed: no new connections for it (steering), long before its timeout.
         #expect(logs == ["Worker (pid:100) has not beaten for 4.000 s; new connections go to the others until it does"])
-        #expect(h.arbiter.nextWake == 31)   // worker 100 last heard at 1, timeout 30
+        #expect(h.arbiter.nextWake == 31)  // worker 100 last heard at 1, timeout 30
         let late = h.send(.tick(at: 31))
         #expect(Self.signals(late) == [100: .abort])
         #expect(Self.logs(late) == ["WORKER TIMEOUT (pid:100)"])
@@ -142,7 +144,7 @@ struct ArbiterTests {
         #expect(Self.signals(h.send(.tick(at: 30))).isEmpty)
         // ...but not serving by the boot timeout is.
         let out = h.send(.tick(at: 60))
-        #expect(Self.signals(out) == [100: .kill])   // one line, no backtrace
+        #expect(Self.signals(out) == [100: .kill])  // one line, no backtrace
         #expect(Self.logs(out) == ["WORKER BOOT TIMEOUT (pid:100): not serving after 60.0 s"])
         // A "serving" that was already on its way does not count.
         #expect(!h.send(.message(pid: 100, .serving, at: 60.1)).contains { if case .steer = $0 { true } else { false } })
@@ -160,7 +162,7 @@ struct ArbiterTests {
             if round < 2 {
                 #expect(h.arbiter.phase != .stopping)
                 t += 1.1
-                _ = h.send(.tick(at: t))   // the respawn back-off
+                _ = h.send(.tick(at: t))  // the respawn back-off
             } else {
                 #expect(Self.logs(exit).contains("3 workers in a row did not serve within --boot-timeout (10.0 s); shutting down"))
                 #expect(exit.contains(.exitLoop))
@@ -179,7 +181,7 @@ struct ArbiterTests {
         _ = h.send(.exited(pid: 101, .signaled(9), at: 21.3))
         _ = h.send(.tick(at: 22.4))
         _ = h.send(.message(pid: 102, .serving, at: 23))
-        _ = h.send(.exited(pid: 102, .signaled(9), at: 24))   // crashed while serving: replaced at once
+        _ = h.send(.exited(pid: 102, .signaled(9), at: 24))  // crashed while serving: replaced at once
         _ = h.send(.tick(at: 34))
         let third = h.send(.exited(pid: 103, .signaled(9), at: 34.1))
         #expect(!third.contains(.exitLoop))
@@ -216,7 +218,7 @@ struct ArbiterTests {
         _ = h.serving()
         let out = h.send(.message(pid: 100, .maxRequests, at: 5))
         #expect(Self.spawns(out) == [0])
-        #expect(Self.signals(out).isEmpty)   // it drains by itself
+        #expect(Self.signals(out).isEmpty)  // it drains by itself
         #expect(out.contains(.steer(serving: [1])))
         let exit = h.send(.exited(pid: 100, .exited(0), at: 6))
         #expect(exit.contains(.countRestart(.maxRequests)))
@@ -281,7 +283,7 @@ struct ArbiterTests {
     @Test func aLateWorkerTakesNoNewConnectionsUntilItBeatsAgain() {
         var h = Harness()
         let pids = h.serving()
-        #expect(h.arbiter.nextWake == 4.001)   // heard at 1, heartbeats every second
+        #expect(h.arbiter.nextWake == 4.001)  // heard at 1, heartbeats every second
         let late = h.send(.message(pid: pids[1], .heartbeat, at: 4.5))
         #expect(late.contains(.steer(serving: [1])))
         #expect(Self.logs(late) == ["Worker (pid:100) has not beaten for 3.500 s; new connections go to the others until it does"])
@@ -329,7 +331,7 @@ struct ArbiterTests {
         #expect(Self.signals(out).isEmpty)
         #expect(Self.logs(out).contains("Reload: 2 new workers could not be started; their slots keep the old ones"))
         #expect(out.contains(.notify(.ready)))
-        #expect(h.arbiter.nextWake == 31)   // the old workers' run timeout; no retry
+        #expect(h.arbiter.nextWake == 31)  // the old workers' run timeout; no retry
     }
 
     @Test func gracefulStopKillsWhatIsLeftAtTheDeadline() {
@@ -340,7 +342,7 @@ struct ArbiterTests {
         #expect(out.contains(.notify(.stopping)))
         #expect(h.send(.stop(graceful: true, at: 11)).isEmpty)
         _ = h.send(.exited(pid: 100, .exited(0), at: 12))
-        _ = h.send(.message(pid: 101, .heartbeat, at: 39))   // draining, alive
+        _ = h.send(.message(pid: 101, .heartbeat, at: 39))  // draining, alive
         #expect(h.arbiter.nextWake == 40)
         let late = h.send(.tick(at: 40))
         #expect(Self.signals(late) == [101: .kill])

@@ -1,4 +1,5 @@
 import Testing
+
 @testable import MServe
 @testable import MServeServer
 
@@ -9,7 +10,9 @@ struct AgentCheckTests {
     }
 
     @Test func theWeightFallsAsSlotsFillAndRequestsQueue() {
-        let weights = [(0, 0), (2, 0), (4, 0), (4, 4), (4, 400)].map { AgentCheck(state: .ready, capacity: 4, running: $0.0, queued: $0.1).weightPercent }
+        let weights = [(0, 0), (2, 0), (4, 0), (4, 4), (4, 400)].map {
+            AgentCheck(state: .ready, capacity: 4, running: $0.0, queued: $0.1).weightPercent
+        }
         #expect(weights == [100, 67, 50, 33, 1])
     }
 

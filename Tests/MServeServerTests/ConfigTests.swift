@@ -1,7 +1,8 @@
+import MServePOSIX
 import Testing
+
 @testable import MServe
 @testable import MServeServer
-import MServePOSIX
 
 @Suite struct ConfigTests {
     func parse(_ args: [String], files: [String: String] = [:], environment: [String: String] = [:]) throws(ConfigError) -> Settings {
@@ -44,7 +45,7 @@ import MServePOSIX
         (["--graceful-timeout", "-1", "demo"], "--graceful-timeout: must be a positive number"),
         (["--log-level", "loud", "demo"], "--log-level: expected one of"),
         (["--check-config=yes"], "--check-config takes no value"),
-        (["-b"], "-b needs a value"),
+        (["-b"], "-b needs a value")
     ])
     func badFlagsNameTheFlag(_ args: [String], _ expected: String) {
         do {
@@ -57,16 +58,16 @@ import MServePOSIX
 
     @Test func configFileThenFlagsOverride() throws {
         let toml = """
-        workers = 3
-        bind = ["127.0.0.1:9000", "[::1]:9000"]
-        graceful_timeout = 2.5
-        log_level = "warning"
-        models = ["demo", "sleep"]
+            workers = 3
+            bind = ["127.0.0.1:9000", "[::1]:9000"]
+            graceful_timeout = 2.5
+            log_level = "warning"
+            models = ["demo", "sleep"]
 
-        [model.demo]
-        device = "cpu:1"
-        start = 10
-        """
+            [model.demo]
+            device = "cpu:1"
+            start = 10
+            """
         let s = try parse(["-c", "m.toml", "-w", "5"], files: ["m.toml": toml])
         #expect(s.workers == 5)
         #expect(s.binds == ["127.0.0.1:9000", "[::1]:9000"])
@@ -84,7 +85,7 @@ import MServePOSIX
         ("workers = \"many\"", "m.toml: workers: expected an integer, got 'many'"),
         ("workers = 0", "m.toml: workers: must be at least 1"),
         ("workers = = 3", "m.toml:1:"),
-        ("[model]\ndemo = 3", "model.demo must be a table"),
+        ("[model]\ndemo = 3", "model.demo must be a table")
     ])
     func badConfigNamesTheKey(_ toml: String, _ expected: String) {
         do {
@@ -113,7 +114,9 @@ import MServePOSIX
             try ModelRegistry.builtin.check(["demo", "nope"])
             Issue.record("expected an error")
         } catch {
-            #expect(error.message == "unknown model 'nope'; known models: demo, echo, sleep, or NAME=path.gguf for a GGUF file, NAME=module:Attribute for Python")
+            #expect(
+                error.message
+                    == "unknown model 'nope'; known models: demo, echo, sleep, or NAME=path.gguf for a GGUF file, NAME=module:Attribute for Python")
         }
     }
 
@@ -149,7 +152,8 @@ import MServePOSIX
     @Test func aModelsUnknownOptionIsRefusedWithTheNearestName() {
         var settings = Settings()
         settings.modelSettings["sleep"] = ModelSettings(options: ["max_m": .int(5), "model_dir": .string("/m")])
-        #expect(throws: ConfigError("config: [model.sleep]: unknown option 'max_m' (did you mean max_ms?); its options: max_ms, weights_mb, load_ms")) {
+        #expect(throws: ConfigError("config: [model.sleep]: unknown option 'max_m' (did you mean max_ms?); its options: max_ms, weights_mb, load_ms"))
+        {
             try ModelRegistry.builtin.check(["demo"], settings: settings)
         }
         settings.modelSettings["sleep"] = ModelSettings(options: ["max_ms": .int(5), "model_dir": .string("/m")])
@@ -201,12 +205,18 @@ import MServePOSIX
     }
 
     @Test func perModelKeysAndRestartOnlyKeysAreDeclaredInTheTable() throws {
-        #expect(SettingTable.perModelKeys == ["limit_concurrency", "queue_size", "request_timeout", "max_batch_size", "batch_timeout_ms",
-                                              "kv_cache_tokens"])
+        #expect(
+            SettingTable.perModelKeys == [
+                "limit_concurrency", "queue_size", "request_timeout", "max_batch_size", "batch_timeout_ms",
+                "kv_cache_tokens"
+            ])
         let restart = Set(SettingTable.all.filter { $0.reload == .restart }.map(\.key))
-        #expect(restart == ["bind", "pid", "access_logfile", "error_logfile", "preload", "user", "group", "chdir",
-                            "control_socket", "control_socket_mode", "no_control_socket",
-                            "agent_bind", "announce", "announce_name", "announce_address", "announce_options"])
+        #expect(
+            restart == [
+                "bind", "pid", "access_logfile", "error_logfile", "preload", "user", "group", "chdir",
+                "control_socket", "control_socket_mode", "no_control_socket",
+                "agent_bind", "announce", "announce_name", "announce_address", "announce_options"
+            ])
         // A per-model value goes through the global key's validator.
         #expect(throws: ConfigError("c.toml: model.demo.queue_size: must be at least 0, got -1")) {
             try parse(["-c", "c.toml"], files: ["c.toml": "models = [\"demo\"]\n[model.demo]\nqueue_size = -1"])
@@ -241,8 +251,12 @@ import MServePOSIX
         let file = ["c.toml": "models = [\"demo\"]\nworkers = 3\ntimeout = 7"]
         #expect(try parse(["demo"], environment: ["WEB_CONCURRENCY": "5"]).workers == 5)
         #expect(try parse(["-c", "c.toml"], files: file, environment: ["WEB_CONCURRENCY": "5"]).workers == 3)
-        let s = try parse(["-c", "c.toml"], files: file, environment: ["MSERVE_WORKERS": "4", "MSERVE_TIMEOUT": "9",
-                                                                       "MSERVE_BIND": "127.0.0.1:1, [::1]:2"])
+        let s = try parse(
+            ["-c", "c.toml"], files: file,
+            environment: [
+                "MSERVE_WORKERS": "4", "MSERVE_TIMEOUT": "9",
+                "MSERVE_BIND": "127.0.0.1:1, [::1]:2"
+            ])
         #expect(s.workers == 4 && s.timeout == 9 && s.binds == ["127.0.0.1:1", "[::1]:2"])
         #expect(try parse(["-c", "c.toml", "-w", "2"], files: file, environment: ["MSERVE_WORKERS": "4"]).workers == 2)
         #expect(try parse([], files: file, environment: ["MSERVE_CONFIG": "c.toml"]).timeout == 7)

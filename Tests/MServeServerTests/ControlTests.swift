@@ -1,4 +1,5 @@
 import Testing
+
 @testable import MServe
 @testable import MServeServer
 
@@ -41,7 +42,7 @@ struct ControlTests {
         ("worker kill 1234", .workerKill(1234)), ("reload", .reload), ("reopen", .reopen),
         ("shutdown", .shutdown(graceful: true)), ("shutdown graceful", .shutdown(graceful: true)),
         ("shutdown quick", .shutdown(graceful: false)), ("drain", .drain), ("undrain", .undrain),
-        ("keys reload", .keysReload), ("help", .help),
+        ("keys reload", .keysReload), ("help", .help)
     ])
     func commandsParse(text: String, command: ControlCommand) {
         #expect(ControlCommand.parse(text.split(separator: " ").map(String.init)) == .success(command))
@@ -57,7 +58,7 @@ struct ControlTests {
         ("worker kill -5", "Invalid argument: worker kill takes one worker pid"),
         ("shutdown now", "Invalid argument: shutdown takes graceful or quick, got now"),
         ("reload everything", "Invalid argument: reload takes no arguments"),
-        ("show workers please", "Invalid argument: show workers takes no arguments"),
+        ("show workers please", "Invalid argument: show workers takes no arguments")
     ])
     func badCommandsSayWhy(text: String, error: String) {
         guard case .failure(let e) = ControlCommand.parse(text.split(separator: " ").map(String.init)) else {
@@ -94,23 +95,25 @@ struct ControlTests {
 
     @Test func ctlShowsListsAsAlignedTables() {
         let data: JSON = ["workers": [["pid": 12, "state": "serving"], ["pid": 1234, "state": "booting"]], "count": 2]
-        #expect(ControlClient.render(data) == """
-            workers:
-              pid   state
-              12    serving
-              1234  booting
-            count: 2
+        #expect(
+            ControlClient.render(data) == """
+                workers:
+                  pid   state
+                  12    serving
+                  1234  booting
+                count: 2
 
-            """)
+                """)
         let models: JSON = ["models": [["name": "demo", "requests": 3, "workers": [["pid": 5, "requests": 3]]]]]
-        #expect(ControlClient.render(models) == """
-            models:
-              name  requests
-              demo  3
-              demo workers:
-                pid  requests
-                5    3
+        #expect(
+            ControlClient.render(models) == """
+                models:
+                  name  requests
+                  demo  3
+                  demo workers:
+                    pid  requests
+                    5    3
 
-            """)
+                """)
     }
 }

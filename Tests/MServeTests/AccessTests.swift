@@ -1,7 +1,8 @@
-import Testing
-@testable import MServe
 import MServePOSIX
 import MServeTesting
+import Testing
+
+@testable import MServe
 
 /// API keys, permissions and the 401/403 answers, in-process.
 struct AccessTests {
@@ -30,7 +31,8 @@ struct AccessTests {
     }
 
     @Test func theKeysFileRoundTripsAndSaysWhereItIsWrong() throws {
-        let text = "# keys\n\n" + Self.line("alice", Self.aliceKey, "groups=research,ops rps=2.5 in_flight=3  # comment") + "\n"
+        let text =
+            "# keys\n\n" + Self.line("alice", Self.aliceKey, "groups=research,ops rps=2.5 in_flight=3  # comment") + "\n"
             + Self.line("bob", Self.bobKey, "models=demo")
         let keys = try KeysFile.parse(text, path: "k")
         #expect(keys.map(\.name) == ["alice", "bob"])
@@ -46,7 +48,7 @@ struct AccessTests {
             ("a \(hash) rps=0", "k:1: field rps: expected a positive number, got '0'"),
             ("a \(hash) in_flight=x", "k:1: field in_flight: expected a positive whole number, got 'x'"),
             ("a \(hash) colour=red", "k:1: unknown field 'colour' (groups, models, rps, in_flight)"),
-            ("a \(hash) groups", "k:1: field 'groups': expected NAME=VALUE"),
+            ("a \(hash) groups", "k:1: field 'groups': expected NAME=VALUE")
         ]
         for (text, message) in bad {
             #expect(throws: ConfigError(message), "\(text)") { try KeysFile.parse(text, path: "k") }
@@ -78,7 +80,8 @@ struct AccessTests {
     static func server() throws -> TestServer {
         var settings = Settings()
         settings.keysFile = "test"
-        settings.apiKeys = try KeysFile.parse(Self.line("alice", aliceKey, "groups=research") + "\n" + Self.line("bob", bobKey, "models=demo"), path: "k")
+        settings.apiKeys = try KeysFile.parse(
+            Self.line("alice", aliceKey, "groups=research") + "\n" + Self.line("bob", bobKey, "models=demo"), path: "k")
         settings.modelSettings["echo"] = ModelSettings()
         settings.modelSettings["echo"]?.permission = try ModelPermission(parsing: "groups: research")
         return try TestServer(serving: ["demo", "echo"], settings: settings)
@@ -87,8 +90,10 @@ struct AccessTests {
     @Test func everyRouteButTheProbesNeedsAKey() throws {
         let t = try Self.server()
         for path in ["/healthz", "/readyz", "/metrics"] { #expect(try t.request("GET", path).status != 401, "\(path)") }
-        for (method, path) in [("GET", "/"), ("GET", "/v1/models"), ("GET", "/v1/models/demo"), ("GET", "/demo"), ("POST", "/demo"),
-                               ("POST", "/echo"), ("GET", "/no/such/route"), ("DELETE", "/demo")] {
+        for (method, path) in [
+            ("GET", "/"), ("GET", "/v1/models"), ("GET", "/v1/models/demo"), ("GET", "/demo"), ("POST", "/demo"),
+            ("POST", "/echo"), ("GET", "/no/such/route"), ("DELETE", "/demo")
+        ] {
             let r = try t.request(method, path, body: method == "POST" ? "{}" : nil)
             #expect(r.status == 401, "\(method) \(path)")
             #expect(r.headers["www-authenticate"] == #"Bearer realm="mserve""#)
@@ -146,8 +151,10 @@ struct AccessTests {
             let open = router.routes.first { $0.pattern == pattern }?.isOpen ?? false
             for method in ["GET", "POST", "PUT", "DELETE", "PATCH", "OPTIONS"] {
                 func send(_ key: String?) throws -> Int {
-                    try t.request(method, path, body: method == "GET" || method == "OPTIONS" ? nil : "{}",
-                                  headers: [("Content-Type", "application/json")] + (key.map { [("X-API-Key", $0)] } ?? [])).status
+                    try t.request(
+                        method, path, body: method == "GET" || method == "OPTIONS" ? nil : "{}",
+                        headers: [("Content-Type", "application/json")] + (key.map { [("X-API-Key", $0)] } ?? [])
+                    ).status
                 }
                 let none = try send(nil), wrong = try send("msk-wrong-key-0000"), right = try send(Self.aliceKey)
                 if open {
@@ -190,9 +197,7 @@ extension String {
         var out = ""
         var depth = 0
         for c in self {
-            if c == "(" { if depth == 0 { out += value }; depth += 1 }
-            else if c == ")" { depth -= 1 }
-            else if depth == 0 { out.append(c) }
+            if c == "(" { if depth == 0 { out += value }; depth += 1 } else if c == ")" { depth -= 1 } else if depth == 0 { out.append(c) }
         }
         return out
     }
@@ -253,10 +258,15 @@ struct SignatureTests {
 
     /// go-infer's doc/API.md example (its Chinese version: the English one kept the hash of this text).
     @Test func goInfersDocumentedExample() throws {
-        let body: JSON = ["appId": "3EA25569454745D01219080B779F021F", "version": "1", "signType": "SHA256", "encType": "plain",
-                          "timestamp": 1658716494, "data": ["text": "测试测试", "image": ""], "signData": "ignored"]
+        let body: JSON = [
+            "appId": "3EA25569454745D01219080B779F021F", "version": "1", "signType": "SHA256", "encType": "plain",
+            "timestamp": 1658716494, "data": ["text": "测试测试", "image": ""], "signData": "ignored"
+        ]
         let text = try #require(RequestSignature.goInferString(body, secret: "41DF0E6AE27B5282C07EF5124642A352"))
-        #expect(text == #"appId=3EA25569454745D01219080B779F021F&data={"image":"","text":"测试测试"}&encType=plain&signType=SHA256&timestamp=1658716494&version=1&key=41DF0E6AE27B5282C07EF5124642A352"#)
+        #expect(
+            text
+                == #"appId=3EA25569454745D01219080B779F021F&data={"image":"","text":"测试测试"}&encType=plain&signType=SHA256&timestamp=1658716494&version=1&key=41DF0E6AE27B5282C07EF5124642A352"#
+        )
         let hex = Crypto.hex(Crypto.sha256(Array(text.utf8)))
         #expect(hex == "a68c1b852a650314afaad684f3652c336c9b969e943825a29380b516de746ece")
         let signature = try #require(RequestSignature.goInferSignature(body, secret: "41DF0E6AE27B5282C07EF5124642A352"))
@@ -276,18 +286,25 @@ struct SignatureTests {
         #expect(RequestSignature.verifyGoInfer(body, now: 1400, window: 300, keys: Self.keys).failure == .stale(1000, window: 300))
         let tampered = body.setting("data", ["text": "y"])
         #expect(RequestSignature.verifyGoInfer(tampered, now: 1100, window: 300, keys: Self.keys).failure == .mismatch)
-        #expect(RequestSignature.verifyGoInfer(body.setting("appId", "other"), now: 1100, window: 300, keys: Self.keys).failure == .unknownKey("other"))
-        #expect(RequestSignature.verifyGoInfer(body.setting("signType", "SM2"), now: 1100, window: 300, keys: Self.keys).failure == .malformed("signType must be SHA256"))
+        #expect(
+            RequestSignature.verifyGoInfer(body.setting("appId", "other"), now: 1100, window: 300, keys: Self.keys).failure == .unknownKey("other"))
+        #expect(
+            RequestSignature.verifyGoInfer(body.setting("signType", "SM2"), now: 1100, window: 300, keys: Self.keys).failure
+                == .malformed("signType must be SHA256"))
     }
 
     @Test func hmacSignaturesCoverMethodPathTimeNonceAndBody() {
         let secret = RequestSignature.signingSecret(ofKey: Self.key)
         let nonce = "n-0123456789abcdef"
         let sig = RequestSignature.sign(secret: secret, method: "POST", target: "/demo", timestamp: 5000, nonce: nonce, body: Array("{}".utf8))
-        func check(method: String = "POST", target: String = "/demo", timestamp: String = "5000", nonce: String = nonce,
-                   signature: String = sig, body: String = "{}", now: Double = 5100) -> RequestSignature.Failure? {
-            RequestSignature.verify(keyName: "signer", timestamp: timestamp, nonce: nonce, signature: signature, method: method,
-                                    target: target, body: Array(body.utf8), now: now, window: 300, keys: Self.keys).failure
+        func check(
+            method: String = "POST", target: String = "/demo", timestamp: String = "5000", nonce: String = nonce,
+            signature: String = sig, body: String = "{}", now: Double = 5100
+        ) -> RequestSignature.Failure? {
+            RequestSignature.verify(
+                keyName: "signer", timestamp: timestamp, nonce: nonce, signature: signature, method: method,
+                target: target, body: Array(body.utf8), now: now, window: 300, keys: Self.keys
+            ).failure
         }
         #expect(check() == nil)
         #expect(check(signature: sig.uppercased()) == nil)

@@ -1,8 +1,10 @@
-import Testing
-@testable import MServe
 import MServePOSIX
+import Testing
+
+@testable import MServe
+
 #if canImport(Glibc)
-import Glibc
+    import Glibc
 #endif
 
 /// The model runner's dynamic batching, with a model that records the batches it is given and
@@ -22,14 +24,21 @@ import Glibc
             }
             return requests.map { .success(["id": .string($0.recordID)]) }
         }
-        func release() { lock.withLock { held = false; lock.broadcast() } }
+        func release() {
+            lock.withLock {
+                held = false; lock.broadcast()
+            }
+        }
         var seen: [[String]] { lock.withLock { batches } }
     }
 
     func runner(_ model: Recorder, maxBatch: Int, timeout: Double, loop: EventLoop) throws -> ModelRunner {
         let served = ServedModel(name: "rec", summary: "", device: "cpu", instance: model)
-        return try ModelRunner(model: served, runtime: ModelRuntime(concurrency: 1, queueSize: 16, requestTimeout: 30,
-                                                                     maxBatchSize: maxBatch, batchTimeout: timeout), loop: loop)
+        return try ModelRunner(
+            model: served,
+            runtime: ModelRuntime(
+                concurrency: 1, queueSize: 16, requestTimeout: 30,
+                maxBatchSize: maxBatch, batchTimeout: timeout), loop: loop)
     }
 
     func submit(_ r: ModelRunner, _ id: String, cost: Int, done: @escaping (String) -> Void) -> Bool {
@@ -55,7 +64,7 @@ import Glibc
         let r = try runner(model, maxBatch: 8, timeout: 0, loop: loop)
         var done: [String] = []
         #expect(submit(r, "a", cost: 1) { done.append($0) })
-        waitUntil(loop) { model.seen.count == 1 }   // "a" runs alone and is held
+        waitUntil(loop) { model.seen.count == 1 }  // "a" runs alone and is held
         for (id, cost) in [("b", 3), ("c", 4), ("d", 2), ("e", 20)] {
             #expect(submit(r, id, cost: cost) { done.append($0) })
         }
@@ -83,8 +92,11 @@ import Glibc
         let loop = try EventLoop()
         let model = Recorder()
         let served = ServedModel(name: "rec", summary: "", device: "cpu", instance: model)
-        let r = try ModelRunner(model: served, runtime: ModelRuntime(concurrency: 1, queueSize: 2, requestTimeout: 30,
-                                                                       maxBatchSize: 8, batchTimeout: 0), loop: loop)
+        let r = try ModelRunner(
+            model: served,
+            runtime: ModelRuntime(
+                concurrency: 1, queueSize: 2, requestTimeout: 30,
+                maxBatchSize: 8, batchTimeout: 0), loop: loop)
         #expect(submit(r, "first", cost: 1) { _ in })
         waitUntil(loop) { model.seen.count == 1 }
         let accepted = (0..<20).filter { submit(r, "q\($0)", cost: 1) { _ in } }.count

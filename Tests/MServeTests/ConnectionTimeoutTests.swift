@@ -1,6 +1,7 @@
-import Testing
-@testable import MServe
 import MServeTesting
+import Testing
+
+@testable import MServe
 
 /// The connection timeouts as the server applies them, on TestServer's manual clock.
 @Suite(.serialized) struct ConnectionTimeoutTests {
@@ -47,7 +48,7 @@ import MServeTesting
         let answer = try #require(received())
         #expect(answer.hasPrefix("HTTP/1.1 408 Request Timeout\r\n"))
         #expect(answer.contains("Connection: close") && answer.contains(#""code":408"#))
-        #expect(t.server.openConnections == 1)   // lingering: the client may still be sending
+        #expect(t.server.openConnections == 1)  // lingering: the client may still be sending
         sweep(after: 2.1)
         #expect(t.server.openConnections == 0)
     }
@@ -66,7 +67,7 @@ import MServeTesting
     @Test func aConnectionThatNeverSendsGetsTheClientTimeoutAndNo408() throws {
         defer { Socket.close(client) }
         sweep(after: 1.5)
-        #expect(t.server.openConnections == 1)   // not the keep-alive: it has not had a request yet
+        #expect(t.server.openConnections == 1)  // not the keep-alive: it has not had a request yet
         sweep(after: 0.6)
         #expect(t.server.openConnections == 0)
         #expect(received() == nil)

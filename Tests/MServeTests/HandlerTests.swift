@@ -1,9 +1,11 @@
-import Testing
-@testable import MServe
 import MServePOSIX
 import MServeTesting
+import Testing
+
+@testable import MServe
+
 #if canImport(Glibc)
-import Glibc
+    import Glibc
 #endif
 
 /// The router, handlers and HTTP layer in-process, through MServeTesting's TestServer.
@@ -25,8 +27,10 @@ import Glibc
         func reply(_ args: [String]) throws {
             setStatus(201)
             setHeader("X-Args", args.joined(separator: ","))
-            write(["a": .string(try argument("a")), "b": .string(try argument("b", default: "dflt")),
-                   "all": .array(try arguments("a").map { .string($0) })])
+            write([
+                "a": .string(try argument("a")), "b": .string(try argument("b", default: "dflt")),
+                "all": .array(try arguments("a").map { .string($0) })
+            ])
         }
     }
 

@@ -1,6 +1,7 @@
-import Testing
-@testable import MServe
 import MServePOSIX
+import Testing
+
+@testable import MServe
 @testable import MServeJSON
 
 @Suite struct JSONTests {
@@ -17,8 +18,10 @@ import MServePOSIX
         #expect(v == .array([.string("é😀"), .string("日本")]))
     }
 
-    @Test(arguments: ["", "{", "{bad}", "[1,]", "{\"a\":1,}", "01", "1.", "-", "nul", "\"abc", "[1] 2",
-                      "\"\\ud800\"", "\"a\u{01}\"", "1e999", "{\"a\" 1}"])
+    @Test(arguments: [
+        "", "{", "{bad}", "[1,]", "{\"a\":1,}", "01", "1.", "-", "nul", "\"abc", "[1] 2",
+        "\"\\ud800\"", "\"a\u{01}\"", "1e999", "{\"a\" 1}"
+    ])
     func rejectsMalformed(_ text: String) {
         #expect(throws: JSONParseError.self) { try JSONParser.parse(text) }
     }

@@ -1,8 +1,10 @@
-import Testing
-@testable import MServe
 import MServePOSIX
+import Testing
+
+@testable import MServe
+
 #if canImport(Glibc)
-import Glibc
+    import Glibc
 #endif
 
 @Suite struct LoggingTests {
@@ -38,11 +40,14 @@ import Glibc
         let path = tempPath()
         defer { unlink(path) }
         let log = AccessLog(file: try LogFile(path: path, standardFD: 1))
-        log.log(.init(remoteHost: "127.0.0.1", method: "POST", target: "/demo?a=\"b\"", httpVersion: "HTTP/1.1",
-                      status: 200, bytes: 27, referer: nil, userAgent: "curl/7.88.1",
-                      durationSeconds: 0.000213, pid: 1234, recordID: "r1"))
+        log.log(
+            .init(
+                remoteHost: "127.0.0.1", method: "POST", target: "/demo?a=\"b\"", httpVersion: "HTTP/1.1",
+                status: 200, bytes: 27, referer: nil, userAgent: "curl/7.88.1",
+                durationSeconds: 0.000213, pid: 1234, recordID: "r1"))
         let text = try read(path)
-        let pattern = #/^127\.0\.0\.1 - - \[\d\d/\w{3}/\d{4}:\d\d:\d\d:\d\d [+-]\d{4}\] "POST /demo\?a=\\"b\\" HTTP/1\.1" 200 27 "-" "curl/7\.88\.1" 0\.000213 pid=1234 rid=r1\n$/#
+        let pattern =
+            #/^127\.0\.0\.1 - - \[\d\d/\w{3}/\d{4}:\d\d:\d\d:\d\d [+-]\d{4}\] "POST /demo\?a=\\"b\\" HTTP/1\.1" 200 27 "-" "curl/7\.88\.1" 0\.000213 pid=1234 rid=r1\n$/#
         #expect(text.wholeMatch(of: pattern) != nil, "\(text)")
     }
 
@@ -51,8 +56,9 @@ import Glibc
         let path = tempPath()
         defer { unlink(path) }
         let log = AccessLog(file: try LogFile(path: path, standardFD: 1))
-        var entry = AccessLog.Entry(remoteHost: "h", method: "GET", target: "/", httpVersion: "HTTP/1.1", status: 200, bytes: 2, referer: nil,
-                                    userAgent: nil, durationSeconds: 0.1, pid: 7, recordID: "r", traceID: "4bf92f3577b34da6a3ce929d0e0e4736", traceContinued: true)
+        var entry = AccessLog.Entry(
+            remoteHost: "h", method: "GET", target: "/", httpVersion: "HTTP/1.1", status: 200, bytes: 2, referer: nil,
+            userAgent: nil, durationSeconds: 0.1, pid: 7, recordID: "r", traceID: "4bf92f3577b34da6a3ce929d0e0e4736", traceContinued: true)
         log.log(entry)
         entry.traceContinued = false
         log.log(entry)
@@ -100,9 +106,10 @@ final class Counter: @unchecked Sendable {
 }
 
 @Suite struct AccessLogFormatTests {
-    let entry = AccessLog.Entry(remoteHost: "10.0.0.1", method: "POST", target: "/demo?x=1", httpVersion: "HTTP/1.1", status: 200,
-                                bytes: 27, referer: nil, userAgent: "curl/8", durationSeconds: 0.001234, pid: 42, recordID: "r1",
-                                requestHeaders: [(name: "X-Forwarded-For", value: "1.2.3.4")], responseHeaders: [("Content-Type", "application/json")])
+    let entry = AccessLog.Entry(
+        remoteHost: "10.0.0.1", method: "POST", target: "/demo?x=1", httpVersion: "HTTP/1.1", status: 200,
+        bytes: 27, referer: nil, userAgent: "curl/8", durationSeconds: 0.001234, pid: 42, recordID: "r1",
+        requestHeaders: [(name: "X-Forwarded-For", value: "1.2.3.4")], responseHeaders: [("Content-Type", "application/json")])
 
     func render(_ format: String, _ e: AccessLog.Entry? = nil) throws -> String {
         var line = ByteWriter()
@@ -111,11 +118,14 @@ final class Counter: @unchecked Sendable {
     }
 
     @Test func gunicornAtoms() throws {
-        #expect(try render(#"%(h)s %(l)s %(u)s %(t)s "%(r)s" %(s)s %(b)s "%(f)s" "%(a)s""#)
+        #expect(
+            try render(#"%(h)s %(l)s %(u)s %(t)s "%(r)s" %(s)s %(b)s "%(f)s" "%(a)s""#)
                 == #"10.0.0.1 - - [T] "POST /demo?x=1 HTTP/1.1" 200 27 "-" "curl/8""#)
-        #expect(try render("%(m)s %(U)s %(q)s %(H)s %(B)s %(T)s %(M)s %(D)s %(L)s %(p)s %(rid)s 100%%")
+        #expect(
+            try render("%(m)s %(U)s %(q)s %(H)s %(B)s %(T)s %(M)s %(D)s %(L)s %(p)s %(rid)s 100%%")
                 == "POST /demo x=1 HTTP/1.1 27 0 1 1234 0.001234 <42> r1 100%")
-        #expect(try render("%({x-forwarded-for}i)s %({content-type}o)s %({missing}i)s %({STAGE}e)s")
+        #expect(
+            try render("%({x-forwarded-for}i)s %({content-type}o)s %({missing}i)s %({STAGE}e)s")
                 == "1.2.3.4 application/json - prod")
         var empty = entry
         empty.bytes = 0

@@ -1,6 +1,7 @@
-import Testing
-@testable import MServe
 import MServePOSIX
+import Testing
+
+@testable import MServe
 
 @Suite struct ModelTests {
     func context(_ options: [String: JSON] = [:]) throws -> ModelContext {

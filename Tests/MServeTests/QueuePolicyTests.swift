@@ -1,11 +1,14 @@
 import Testing
+
 @testable import MServe
 
 /// The queue and batching rules of one model, without threads.
 @Suite struct QueuePolicyTests {
     func policy(concurrency: Int = 1, queue: Int = 4, maxBatch: Int = 8, timeout: Double = 0, batching: Bool = true) -> QueuePolicy {
-        QueuePolicy(runtime: ModelRuntime(concurrency: concurrency, queueSize: queue, requestTimeout: 30, maxBatchSize: maxBatch,
-                                          batchTimeout: timeout), batching: batching)
+        QueuePolicy(
+            runtime: ModelRuntime(
+                concurrency: concurrency, queueSize: queue, requestTimeout: 30, maxBatchSize: maxBatch,
+                batchTimeout: timeout), batching: batching)
     }
 
     @Test func capacityIsThreadsPlusQueueAndTwoBatchesForABatchingModel() {

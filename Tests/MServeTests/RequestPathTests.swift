@@ -1,6 +1,7 @@
-import Testing
-@testable import MServe
 import MServeTesting
+import Testing
+
+@testable import MServe
 
 /// Every kind of bad input on the request path gets its status and a JSON error with the recordid
 /// (moved here from the integration tests: none of it needs a process).  The demo and echo models
@@ -17,8 +18,10 @@ import MServeTesting
 
     /// The error shape: {"recordid", "error": {"code", "message"}}, the recordid also in X-Request-Id.
     @discardableResult
-    func expectError(_ r: TestResponse, _ status: Int, _ message: String, recordID: String? = nil,
-                     sourceLocation: SourceLocation = #_sourceLocation) throws -> JSON {
+    func expectError(
+        _ r: TestResponse, _ status: Int, _ message: String, recordID: String? = nil,
+        sourceLocation: SourceLocation = #_sourceLocation
+    ) throws -> JSON {
         #expect(r.status == status, "\(r.text)", sourceLocation: sourceLocation)
         let body = try #require(r.json, sourceLocation: sourceLocation)
         #expect(body["error"]?["code"] == .int(Int64(status)), sourceLocation: sourceLocation)
@@ -28,17 +31,18 @@ import MServeTesting
         return body
     }
 
-    @Test(arguments: [
-        (#"{"recordid": "b1", "cal_number": "#, 400, "malformed JSON", nil),
-        ("[1, 2, 3]", 400, "must be an object", nil),
-        (#""just a string""#, 400, "must be an object", nil),
-        (#"{"recordid": "b1"}"#, 400, "missing argument cal_number", "b1"),
-        (#"{"recordid": "b1", "cal_number": "five"}"#, 400, "cal_number must be a number", "b1"),
-        (#"{"recordid": "b1", "cal_number": null}"#, 400, "cal_number must be a number", "b1"),
-        (#"{"recordid": "b1", "cal_number": [1]}"#, 400, "cal_number must be a number", "b1"),
-        ("", 400, "empty body", nil),
-        (#"{"recordid": "has space", "cal_number": 1}"#, 400, "recordid must be", nil),
-    ] as [(String, Int, String, String?)])
+    @Test(
+        arguments: [
+            (#"{"recordid": "b1", "cal_number": "#, 400, "malformed JSON", nil),
+            ("[1, 2, 3]", 400, "must be an object", nil),
+            (#""just a string""#, 400, "must be an object", nil),
+            (#"{"recordid": "b1"}"#, 400, "missing argument cal_number", "b1"),
+            (#"{"recordid": "b1", "cal_number": "five"}"#, 400, "cal_number must be a number", "b1"),
+            (#"{"recordid": "b1", "cal_number": null}"#, 400, "cal_number must be a number", "b1"),
+            (#"{"recordid": "b1", "cal_number": [1]}"#, 400, "cal_number must be a number", "b1"),
+            ("", 400, "empty body", nil),
+            (#"{"recordid": "has space", "cal_number": 1}"#, 400, "recordid must be", nil)
+        ] as [(String, Int, String, String?)])
     func badBodies(body: String, status: Int, message: String, recordID: String?) throws {
         try expectError(try server.post("/demo", json: body), status, message, recordID: recordID)
     }
@@ -50,8 +54,9 @@ import MServeTesting
     }
 
     @Test func aJSONObjectBodyKeepsItsRecordIDWhateverItsDeclaredType() throws {
-        let r = try server.request("POST", "/demo", body: #"{"recordid": "b1", "cal_number": 1}"#,
-                                   headers: [("Content-Type", "text/plain"), ("X-Request-Id", "h1")])
+        let r = try server.request(
+            "POST", "/demo", body: #"{"recordid": "b1", "cal_number": 1}"#,
+            headers: [("Content-Type", "text/plain"), ("X-Request-Id", "h1")])
         try expectError(r, 415, "model demo takes application/json; got text/plain", recordID: "b1")
         let plain = try server.request("POST", "/demo", body: "not json", headers: [("Content-Type", "text/plain"), ("X-Request-Id", "h2")])
         try expectError(plain, 415, "got text/plain", recordID: "h2")
@@ -59,8 +64,9 @@ import MServeTesting
 
     /// curl -d '{...}' sends application/x-www-form-urlencoded: a JSON object body is taken as JSON.
     @Test func curlsDefaultFormTypeWithAJSONObjectIsAccepted() throws {
-        let r = try server.request("POST", "/demo", body: #"{"recordid": "c1", "cal_number": 2}"#,
-                                   headers: [("Content-Type", "application/x-www-form-urlencoded")])
+        let r = try server.request(
+            "POST", "/demo", body: #"{"recordid": "c1", "cal_number": 2}"#,
+            headers: [("Content-Type", "application/x-www-form-urlencoded")])
         #expect(r.status == 200 && r.json?["recordid"] == "c1")
         let form = try server.request("POST", "/demo", body: "cal_number=2", headers: [("Content-Type", "application/x-www-form-urlencoded")])
         try expectError(form, 415, "got application/x-www-form-urlencoded")
@@ -90,7 +96,8 @@ import MServeTesting
         let big = #"{"recordid": "big", "cal_number": 1, "pad": ""# + String(repeating: "x", count: 70_000) + #""}"#
         try expectError(try server.post("/demo", json: big, headers: [("X-Request-Id", "big")]), 413, "larger than 65536 bytes", recordID: "big")
         let chunk = String(repeating: "x", count: 40_000)
-        let chunked = "POST /demo HTTP/1.1\r\nHost: t\r\nContent-Type: application/json\r\nTransfer-Encoding: chunked\r\n\r\n"
+        let chunked =
+            "POST /demo HTTP/1.1\r\nHost: t\r\nContent-Type: application/json\r\nTransfer-Encoding: chunked\r\n\r\n"
             + "9c40\r\n\(chunk)\r\n9c40\r\n\(chunk)\r\n0\r\n\r\n"
         try expectError(try #require(try server.exchange(chunked).first), 413, "larger than 65536 bytes")
     }
@@ -120,15 +127,21 @@ import MServeTesting
     }
 
     @Test func duplicateContentLengthIs400AndCloses() throws {
-        let r = try #require(try server.exchange("POST /demo HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
-            + "X-Request-Id: dup\r\nContent-Length: 17\r\nContent-Length: 5\r\n\r\n{\"cal_number\": 1}").first)
+        let r = try #require(
+            try server.exchange(
+                "POST /demo HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
+                    + "X-Request-Id: dup\r\nContent-Length: 17\r\nContent-Length: 5\r\n\r\n{\"cal_number\": 1}"
+            ).first)
         #expect(r.json == ["recordid": "dup", "error": ["code": 400, "message": "duplicate Content-Length headers"]])
         #expect(r.headers["connection"] == "close")
     }
 
     @Test func contentLengthWithChunkedIs400AndCloses() throws {
-        let r = try #require(try server.exchange("POST /demo HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
-            + "Content-Length: 3\r\nTransfer-Encoding: chunked\r\n\r\n3\r\n{}}\r\n0\r\n\r\n").first)
+        let r = try #require(
+            try server.exchange(
+                "POST /demo HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
+                    + "Content-Length: 3\r\nTransfer-Encoding: chunked\r\n\r\n3\r\n{}}\r\n0\r\n\r\n"
+            ).first)
         #expect(r.status == 400 && r.headers["connection"] == "close")
     }
 
@@ -146,7 +159,7 @@ import MServeTesting
         ("POST /demo HTTP/1.1|Host: x|Content-Length: -1||", 400),
         ("POST /demo HTTP/1.1|Host: x|Transfer-Encoding: gzip||", 501),
         ("POST /demo HTTP/1.1|Host: x|Transfer-Encoding: chunked||zz|", 400),
-        ("POST /demo HTTP/1.1|Host: x|Expect: the-unexpected|Content-Length: 2||{}", 417),
+        ("POST /demo HTTP/1.1|Host: x|Expect: the-unexpected|Content-Length: 2||{}", 417)
     ])
     func malformedRequests(raw spelled: String, status: Int) throws {
         let raw = spelled.replacingAll("|", with: "\r\n").replacingAll("~", with: "\r")
@@ -159,8 +172,9 @@ import MServeTesting
 
     /// (The interim 100 for a client that waits is tested over TCP in test_bad_input.py.)
     @Test func expect100ContinueWithTheBodyAlreadyThereIsAnsweredAtOnce() throws {
-        let rs = try server.exchange("POST /demo HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
-            + "Expect: 100-continue\r\nContent-Length: 17\r\n\r\n{\"cal_number\": 1}")
+        let rs = try server.exchange(
+            "POST /demo HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
+                + "Expect: 100-continue\r\nContent-Length: 17\r\n\r\n{\"cal_number\": 1}")
         #expect(rs.map(\.status) == [200])
         // Too large: 413 at once, before any body.
         let big = try #require(try server.exchange("POST /demo HTTP/1.1\r\nHost: x\r\nExpect: 100-continue\r\nContent-Length: 1000000\r\n\r\n").first)
@@ -168,10 +182,11 @@ import MServeTesting
     }
 
     @Test func http10KeepAliveAndChunkedBodies() throws {
-        let rs = try server.exchange("POST /demo HTTP/1.0\r\nConnection: keep-alive\r\nContent-Type: application/json\r\n"
-            + "Content-Length: 17\r\n\r\n{\"cal_number\": 1}"
-            + "POST /demo HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nTransfer-Encoding: chunked\r\n\r\n"
-            + "5;ext=1\r\n{\"cal\r\nc\r\n_number\": 2}\r\n0\r\nTrailer: x\r\n\r\n")
+        let rs = try server.exchange(
+            "POST /demo HTTP/1.0\r\nConnection: keep-alive\r\nContent-Type: application/json\r\n"
+                + "Content-Length: 17\r\n\r\n{\"cal_number\": 1}"
+                + "POST /demo HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nTransfer-Encoding: chunked\r\n\r\n"
+                + "5;ext=1\r\n{\"cal\r\nc\r\n_number\": 2}\r\n0\r\nTrailer: x\r\n\r\n")
         #expect(rs.count == 2)
         #expect(rs.first?.headers["connection"] == "keep-alive")
         // The chunked body read whole: 2 added to the running sum (a loop model, answered before the
@@ -185,8 +200,10 @@ import MServeTesting
     @Test(arguments: ["/", "/demo", "/v1/models", "/v1/models/demo", "/healthz", "/readyz", "/nope"])
     func headIsGetWithoutTheBody(path: String) throws {
         let get = try server.request("GET", path, headers: [("X-Request-Id", "h1")])
-        let raw = String(decoding: try server.exchangeBytes(Array("HEAD \(path) HTTP/1.1\r\nHost: x\r\nX-Request-Id: h1\r\nConnection: close\r\n\r\n".utf8),
-                                                          halfClose: false), as: UTF8.self)
+        let raw = String(
+            decoding: try server.exchangeBytes(
+                Array("HEAD \(path) HTTP/1.1\r\nHost: x\r\nX-Request-Id: h1\r\nConnection: close\r\n\r\n".utf8),
+                halfClose: false), as: UTF8.self)
         #expect(raw.hasPrefix("HTTP/1.1 \(get.status) "), "\(raw)")
         #expect(raw.hasSuffix("\r\n\r\n"))
         #expect(raw.contains("Content-Length: \(get.body.count)\r\n"))
@@ -203,7 +220,8 @@ import MServeTesting
 
     @Test func aModelThatThrowsIs500AndItsStateIsKept() throws {
         #expect(try server.post("/demo", json: #"{"cal_number": 1e308}"#).status == 200)
-        try expectError(try server.post("/demo", json: #"{"recordid": "boom", "cal_number": 1e308}"#), 500, "running sum overflowed", recordID: "boom")
+        try expectError(
+            try server.post("/demo", json: #"{"recordid": "boom", "cal_number": 1e308}"#), 500, "running sum overflowed", recordID: "boom")
         #expect(try server.post("/demo", json: #"{"cal_number": 0}"#).json?["result"] == 1e308)
     }
 

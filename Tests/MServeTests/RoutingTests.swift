@@ -1,6 +1,7 @@
-import Testing
-@testable import MServe
 import MServePOSIX
+import Testing
+
+@testable import MServe
 
 @Suite struct RoutingTests {
     final class A: RequestHandler {}
@@ -10,7 +11,7 @@ import MServePOSIX
         let router = Router([
             Route("/", A.self),
             Route(#"/items/(\w+)/([0-9]+)"#, A.self),
-            Route(#"/items/(.*)"#, B.self),
+            Route(#"/items/(.*)"#, B.self)
         ])
         let (r1, a1) = try #require(router.match("/items/abc/42"))
         #expect(r1.pattern == #"/items/(\w+)/([0-9]+)"#)
@@ -39,7 +40,7 @@ import MServePOSIX
 
     @Test(arguments: [
         (#"/items/(\w+)"#, "/items/"), ("/ab?c/(.*)", "/a"), ("/abc*", "/ab"), ("/x+", "/"), (#"/a{2}/(.*)"#, "/"),
-        ("/a|/b(.*)", ""), ("(?i)/x", ""), (#"/v1\.0/(.*)"#, "/v1"), ("/", "/"),
+        ("/a|/b(.*)", ""), ("(?i)/x", ""), (#"/v1\.0/(.*)"#, "/v1"), ("/", "/")
     ])
     func theLiteralPrefixIsOnlyWhatEveryMatchStartsWith(pattern: String, prefix: String) {
         #expect(Route.literalPrefix(pattern, special: Set("\\^$.|?*+()[]{}")) == Array(prefix.utf8))
@@ -79,13 +80,13 @@ import MServePOSIX
 struct ForwardedForTests {
     @Test(arguments: [
         ("127.0.0.1", "203.0.113.7", ["127.0.0.1"], "203.0.113.7"),
-        ("10.0.0.9", "203.0.113.7", ["127.0.0.1"], "10.0.0.9"),                    // an untrusted peer says nothing
+        ("10.0.0.9", "203.0.113.7", ["127.0.0.1"], "10.0.0.9"),  // an untrusted peer says nothing
         ("127.0.0.1", "203.0.113.7, 10.0.0.2", ["127.0.0.1", "10.0.0.2"], "203.0.113.7"),
         ("127.0.0.1", "198.51.100.1, 203.0.113.7", ["127.0.0.1"], "203.0.113.7"),  // the client may forge the left part
         ("127.0.0.1", "evil.example, 203.0.113.7", ["127.0.0.1"], "203.0.113.7"),
         ("127.0.0.1", "not-an-address", ["127.0.0.1"], "127.0.0.1"),
         ("10.1.1.1", "2001:db8::1", ["*"], "2001:db8::1"),
-        ("127.0.0.1", "10.0.0.2", ["127.0.0.1", "10.0.0.2"], "10.0.0.2"),           // all trusted: the leftmost
+        ("127.0.0.1", "10.0.0.2", ["127.0.0.1", "10.0.0.2"], "10.0.0.2")  // all trusted: the leftmost
     ])
     func theClientIsTheFirstUntrustedHopFromTheRight(peer: String, header: String, trusted: [String], client: String) {
         #expect(ForwardedFor.client(peer: peer, header: header, trusted: trusted) == client)
@@ -110,12 +111,16 @@ struct UnservedModelTests {
         var registry = ModelRegistry.builtin
         registry.register(Embedder.self, as: "minilm")
         let known = registry.entries
-        #expect(UnservedModel.hint(path: "/echo", served: ["demo"], known: known)
-            == "the model echo is not served here (this server serves demo); start mserve with it: mserve [options] demo echo")
-        #expect(UnservedModel.hint(path: "/v1/embeddings", served: ["demo", "sleep"], known: known)
-            == "no embedding model is served (this server serves demo, sleep); minilm is one: start mserve with it: mserve [options] demo sleep minilm")
+        #expect(
+            UnservedModel.hint(path: "/echo", served: ["demo"], known: known)
+                == "the model echo is not served here (this server serves demo); start mserve with it: mserve [options] demo echo")
+        #expect(
+            UnservedModel.hint(path: "/v1/embeddings", served: ["demo", "sleep"], known: known)
+                == "no embedding model is served (this server serves demo, sleep); minilm is one: start mserve with it: mserve [options] demo sleep minilm"
+        )
         // No built-in chat model in this registry: said without a name to serve.
-        #expect(UnservedModel.hint(path: "/v1/chat/completions", served: ["demo"], known: known) == "no chat model is served (this server serves demo)")
+        #expect(
+            UnservedModel.hint(path: "/v1/chat/completions", served: ["demo"], known: known) == "no chat model is served (this server serves demo)")
         #expect(UnservedModel.hint(path: "/nope", served: ["demo"], known: known) == nil)
         #expect(UnservedModel.hint(path: "/echo/x", served: ["demo"], known: known) == nil)
     }

@@ -1,6 +1,7 @@
-import Testing
-@testable import MServe
 import MServePOSIX
+import Testing
+
+@testable import MServe
 
 @Suite struct ScoreboardTests {
     func value(_ text: String, _ series: String) -> Double? {

@@ -1,6 +1,7 @@
-import Testing
-@testable import MServe
 import MServeHTTP
+import Testing
+
+@testable import MServe
 
 /// /status.json from the scoreboard: workers, models, and the recent seconds, which survive a
 /// worker's exit; and the web pages' pure parts.
@@ -25,7 +26,7 @@ import MServeHTTP
         #expect(points.map { $0["requests"]?.doubleValue } == [0, 0, 0, 4, 1])
         #expect(points[3]["ago_s"] == .int(2))
         #expect(points[0]["p50_ms"] == .null)
-        #expect(points[3]["p50_ms"] == .double(0.2))   // rank 2 of the 3 in (0.1, 0.25] ms
+        #expect(points[3]["p50_ms"] == .double(0.2))  // rank 2 of the 3 in (0.1, 0.25] ms
         #expect((points[3]["p99_ms"]?.doubleValue ?? 0) > 10)
         let workers = try #require(report["workers"]?.items)
         #expect(workers.count == 1 && workers[0]["pid"] == .int(11) && workers[0]["age_s"] == .double(12.5))
@@ -54,10 +55,13 @@ import MServeHTTP
     }
 
     @Test func thePageListsTheModelsEscapedAndItsDataCannotEndTheScript() {
-        let models: [JSON] = [["name": "demo", "kind": "json", "summary": "<b>sum</b> & more", "example": ["cal_number": 1]],
-                              ["name": "x", "kind": "json", "summary": "</script><script>alert(1)</script>"]]
+        let models: [JSON] = [
+            ["name": "demo", "kind": "json", "summary": "<b>sum</b> & more", "example": ["cal_number": 1]],
+            ["name": "x", "kind": "json", "summary": "</script><script>alert(1)</script>"]
+        ]
         let page = IndexPage.render(models: models, keyed: false, version: "9.9")
-        #expect(page.contains("<li><a href=\"#m-demo\"><code>demo</code></a> <span class=\"kind\">json</span> &lt;b&gt;sum&lt;/b&gt; &amp; more</li>"))
+        #expect(
+            page.contains("<li><a href=\"#m-demo\"><code>demo</code></a> <span class=\"kind\">json</span> &lt;b&gt;sum&lt;/b&gt; &amp; more</li>"))
         #expect(page.components("</script>") == 2)  // the page's own two scripts only
         #expect(page.contains("const KEYED = false;") && page.contains("9.9"))
         #expect(!page.contains("{{"))

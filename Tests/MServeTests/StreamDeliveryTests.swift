@@ -1,6 +1,7 @@
-import Testing
-@testable import MServe
 import MServePOSIX
+import Testing
+
+@testable import MServe
 
 /// A model thread's stream reaches the loop a few hundred pieces per turn (other clients are
 /// answered in between), in order, all of them, then its result.

@@ -1,9 +1,11 @@
 import Logging
 import MServePOSIX
 import Testing
+
 @testable import MServe
+
 #if canImport(Glibc)
-import Glibc
+    import Glibc
 #endif
 
 /// swift-log bootstrapped into mserve's error log (SwiftLogHandler).

@@ -1,5 +1,6 @@
 import MServeTesting
 import Testing
+
 @testable import MServe
 
 /// W3C Trace Context: what parses and what is ignored, and a request's trace through the server:
@@ -22,7 +23,7 @@ import Testing
         "00-00000000000000000000000000000000-00f067aa0ba902b7-01", "00-4bf92f3577b34da6a3ce929d0e0e4736-0000000000000000-01",
         "ff-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01", "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01-extra",
         "00_4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01", "0x-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01",
-        "01-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-00x",
+        "01-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-00x"
     ])
     func aMalformedTraceparentIsIgnored(_ header: String) {
         #expect(TraceContext(traceparent: header) == nil)
@@ -40,7 +41,9 @@ import Testing
         #expect(bad.status == 200 && bad.json?["result"] != nil && bad.headers["tracestate"] == nil)
         #expect(bad.headers["traceparent"]?.hasSuffix("-00") == true && bad.headers["traceparent"]?.contains("4bf92f35") == false)
         // Errors carry it too.
-        #expect(try server.request("GET", "/nowhere", headers: [("traceparent", Self.valid)]).headers["traceparent"]?.contains("4bf92f3577b34da6") == true)
+        #expect(
+            try server.request("GET", "/nowhere", headers: [("traceparent", Self.valid)]).headers["traceparent"]?.contains("4bf92f3577b34da6") == true
+        )
     }
 
     /// A Swift model reads the request's trace (to send `traceparent` on to what it calls).

@@ -1,8 +1,10 @@
-#if canImport(Glibc)
-import Glibc
-#endif
 import Testing
+
 @testable import MiniLM
+
+#if canImport(Glibc)
+    import Glibc
+#endif
 
 @Suite struct EncoderTests {
     /// Every component of every fixture embedding within 1e-5 of sentence-transformers'.

@@ -1,8 +1,10 @@
-#if canImport(Glibc)
-import Glibc
-#endif
-@testable import MiniLM
 import MServeJSON
+
+@testable import MiniLM
+
+#if canImport(Glibc)
+    import Glibc
+#endif
 
 /// The model files (scripts/fetch-minilm puts them in models/all-MiniLM-L6-v2; MSERVE_MINILM_DIR
 /// overrides) and the committed reference of Tests/fixtures/minilm.
@@ -29,9 +31,10 @@ enum Fixture {
         guard case .array(let rows)? = json["sentences"] else { fatalError("reference.json has no sentences") }
         return rows.map { r in
             guard case .array(let ids)? = r["ids"], case .array(let e)? = r["embedding"] else { fatalError("bad row") }
-            return Sentence(text: r["text"]!.stringValue!,
-                            ids: ids.map { if case .int(let v) = $0 { Int32(v) } else { fatalError() } },
-                            embedding: e.map { Float($0.doubleValue!) })
+            return Sentence(
+                text: r["text"]!.stringValue!,
+                ids: ids.map { if case .int(let v) = $0 { Int32(v) } else { fatalError() } },
+                embedding: e.map { Float($0.doubleValue!) })
         }
     }()
 

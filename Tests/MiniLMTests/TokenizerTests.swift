@@ -1,11 +1,14 @@
 import Testing
+
 @testable import MiniLM
 
 @Suite struct TokenizerTests {
     /// A vocabulary small enough to reason about.
     static let tiny: BertTokenizer = {
-        let tokens = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "un", "##aff", "##able", "hello", ",", "world", "!", "cafe",
-                      "a", "##b", "中", "文", "ᄒ", "##ᅡ", "##ᆫ", "is"]
+        let tokens = [
+            "[PAD]", "[UNK]", "[CLS]", "[SEP]", "un", "##aff", "##able", "hello", ",", "world", "!", "cafe",
+            "a", "##b", "中", "文", "ᄒ", "##ᅡ", "##ᆫ", "is"
+        ]
         return try! BertTokenizer(vocabulary: Vocabulary(tokens: tokens), maxLength: 8)
     }()
 
@@ -21,18 +24,18 @@ import Testing
 
     @Test func punctuationWhitespaceAndCase() {
         #expect(ids("Hello,\tWORLD!\n") == ["[CLS]", "hello", ",", "world", "!", "[SEP]"])
-        #expect(ids("  \u{200B}hello\u{7}  ") == ["[CLS]", "hello", "[SEP]"])   // format and control characters dropped
+        #expect(ids("  \u{200B}hello\u{7}  ") == ["[CLS]", "hello", "[SEP]"])  // format and control characters dropped
     }
 
     @Test func accentsAreStrippedAndCJKSpacedOut() {
         #expect(ids("CAFÉ") == ["[CLS]", "cafe", "[SEP]"])
         #expect(ids("中文") == ["[CLS]", "中", "文", "[SEP]"])
-        #expect(ids("한") == ["[CLS]", "ᄒ", "##ᅡ", "##ᆫ", "[SEP]"])   // Hangul decomposes into jamo
+        #expect(ids("한") == ["[CLS]", "ᄒ", "##ᅡ", "##ᆫ", "[SEP]"])  // Hangul decomposes into jamo
     }
 
     @Test func longWordsAreUnknownAndLongTextsTruncated() {
         #expect(ids(String(repeating: "a", count: 101)) == ["[CLS]", "[UNK]", "[SEP]"])
-        #expect(Self.tiny.encode("a" + String(repeating: "b", count: 99)).pieces == 100)   // 100 characters: still split
+        #expect(Self.tiny.encode("a" + String(repeating: "b", count: 99)).pieces == 100)  // 100 characters: still split
         let (cut, pieces) = Self.tiny.encode("hello hello hello hello hello hello hello hello hello")
         #expect(cut.count == 8 && cut.last == Self.tiny.sep && pieces == 9)
     }

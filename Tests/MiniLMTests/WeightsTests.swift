@@ -1,8 +1,10 @@
-#if canImport(Glibc)
-import Glibc
-#endif
 import Testing
+
 @testable import MiniLM
+
+#if canImport(Glibc)
+    import Glibc
+#endif
 
 @Suite struct WeightsTests {
     func write(_ bytes: [UInt8]) -> String {
@@ -32,11 +34,11 @@ import Testing
 
     @Test func rejectsDamagedFiles() {
         let cases: [[UInt8]] = [
-            [1, 2, 3],                                                                    // too short
-            file(header: "{", data: []),                                                  // not JSON
-            file(header: #"{"w":{"dtype":"F32","shape":[2],"data_offsets":[0,8]}}"#, data: [0, 0, 0]),   // truncated data
+            [1, 2, 3],  // too short
+            file(header: "{", data: []),  // not JSON
+            file(header: #"{"w":{"dtype":"F32","shape":[2],"data_offsets":[0,8]}}"#, data: [0, 0, 0]),  // truncated data
             file(header: #"{"w":{"dtype":"F32","shape":[3],"data_offsets":[0,8]}}"#, data: [UInt8](repeating: 0, count: 8)),  // size vs shape
-            [255, 255, 255, 255, 0, 0, 0, 0, 123],                                        // header length beyond the file
+            [255, 255, 255, 255, 0, 0, 0, 0, 123]  // header length beyond the file
         ]
         for c in cases {
             let path = write(c)

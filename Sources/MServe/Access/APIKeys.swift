@@ -50,7 +50,11 @@ public enum KeysFile {
             func fail(_ message: String) -> ConfigError { ConfigError("\(path):\(number): \(message)") }
             guard words.count >= 2 else { throw fail("expected NAME sha256:HEX [groups=..] [models=..] [rps=N] [in_flight=N]") }
             let name = words[0]
-            guard name.utf8.allSatisfy({ ($0 >= 0x30 && $0 <= 0x39) || ($0 | 0x20 >= 0x61 && $0 | 0x20 <= 0x7A) || $0 == 0x2D || $0 == 0x5F || $0 == 0x2E }) else {
+            guard
+                name.utf8.allSatisfy({
+                    ($0 >= 0x30 && $0 <= 0x39) || ($0 | 0x20 >= 0x61 && $0 | 0x20 <= 0x7A) || $0 == 0x2D || $0 == 0x5F || $0 == 0x2E
+                })
+            else {
                 throw fail("key name '\(name)': only letters, digits, '-', '_' and '.'")
             }
             guard !keys.contains(where: { $0.name == name }) else { throw fail("key name '\(name)' is already used") }

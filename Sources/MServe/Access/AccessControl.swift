@@ -42,20 +42,25 @@ public final class AccessControl: Sendable {
             switch name.utf8.first.map({ $0 | 0x20 }) {
             case UInt8(ascii: "a"): if authorization == nil && name.equalsIgnoringASCIICase("Authorization") { authorization = value }
             case UInt8(ascii: "x"):
-                if apiKey == nil && name.equalsIgnoringASCIICase("X-API-Key") { apiKey = value }
-                else if signature == nil && name.equalsIgnoringASCIICase("X-Signature") { signature = value }
+                if apiKey == nil && name.equalsIgnoringASCIICase("X-API-Key") {
+                    apiKey = value
+                } else if signature == nil && name.equalsIgnoringASCIICase("X-Signature") {
+                    signature = value
+                }
             default: break
             }
         }
         let verified: Result<(APIKey, RequestSignature.Claim), RequestSignature.Failure>
         if let signature {
             guard let name = request.header("X-MServe-Key"), let timestamp = request.header("X-MServe-Timestamp"),
-                  let nonce = request.header("X-MServe-Nonce") else {
+                let nonce = request.header("X-MServe-Nonce")
+            else {
                 return .badSignature(.malformed("X-Signature needs X-MServe-Key, X-MServe-Timestamp and X-MServe-Nonce"))
             }
-            verified = RequestSignature.verify(keyName: name, timestamp: timestamp, nonce: nonce, signature: signature,
-                                               method: request.head.methodName, target: request.target, body: request.body,
-                                               now: now, window: window, keys: keys)
+            verified = RequestSignature.verify(
+                keyName: name, timestamp: timestamp, nonce: nonce, signature: signature,
+                method: request.head.methodName, target: request.target, body: request.body,
+                now: now, window: window, keys: keys)
         } else if let json, json["signData"] != nil, json["appId"] != nil {
             verified = RequestSignature.verifyGoInfer(json, now: now, window: window, keys: keys)
         } else {
@@ -65,8 +70,10 @@ public final class AccessControl: Sendable {
         case .failure(let f):
             return .badSignature(f)
         case .success(let (key, claim)):
-            switch nonces?.remember(key: key.name, nonce: claim.nonce, expiry: claim.timestamp + Int64(window.rounded(.up)) + 1,
-                                    now: Int64(now)) ?? .fresh {
+            switch nonces?.remember(
+                key: key.name, nonce: claim.nonce, expiry: claim.timestamp + Int64(window.rounded(.up)) + 1,
+                now: Int64(now)) ?? .fresh
+            {
             case .fresh: return .key(key)
             case .seen: return .badSignature(.replayed)
             case .full: return .nonceLogFull
@@ -121,8 +128,9 @@ public final class AccessControl: Sendable {
     /// The error for a request without a usable key: 401 with the challenge OpenAI's clients expect.
     func refusal(_ outcome: Outcome) -> HTTPError {
         if outcome == .nonceLogFull {
-            return HTTPError(503, "too many signed requests within the signature window; retry in a second",
-                             headers: [("Retry-After", "1")], code: "overloaded")
+            return HTTPError(
+                503, "too many signed requests within the signature window; retry in a second",
+                headers: [("Retry-After", "1")], code: "overloaded")
         }
         let message: String
         switch outcome {

@@ -136,7 +136,8 @@ public final class KeyLimiter: @unchecked Sendable {
         guard !names.isEmpty else { return "" }
         var out = "# HELP mserve_key_requests_total Requests admitted, by API key name.\n# TYPE mserve_key_requests_total counter\n"
         for (i, n) in names.enumerated() { out += "mserve_key_requests_total{key=\"\(n)\"} \(requests(i))\n" }
-        out += "# HELP mserve_key_refused_total Requests refused with 429, by API key name and the limit they were over.\n# TYPE mserve_key_refused_total counter\n"
+        out +=
+            "# HELP mserve_key_refused_total Requests refused with 429, by API key name and the limit they were over.\n# TYPE mserve_key_refused_total counter\n"
         for (i, n) in names.enumerated() {
             out += "mserve_key_refused_total{key=\"\(n)\",limit=\"rps\"} \(SharedAtomic.load(key(i) + Layout.refusedRate))\n"
             out += "mserve_key_refused_total{key=\"\(n)\",limit=\"in_flight\"} \(SharedAtomic.load(key(i) + Layout.refusedInFlight))\n"

@@ -51,8 +51,10 @@ public enum RequestSignature {
 
     /// Checks mserve's form: the key (looked up by name), the window, the HMAC.  The nonce is the
     /// caller's to check for replays.
-    public static func verify(keyName: String, timestamp: String, nonce: String, signature: String, method: String, target: String,
-                              body: [UInt8], now: Double, window: Double, keys: [APIKey]) -> Result<(APIKey, Claim), Failure> {
+    public static func verify(
+        keyName: String, timestamp: String, nonce: String, signature: String, method: String, target: String,
+        body: [UInt8], now: Double, window: Double, keys: [APIKey]
+    ) -> Result<(APIKey, Claim), Failure> {
         guard let t = Int64(timestamp) else { return .failure(.malformed("X-MServe-Timestamp must be Unix seconds")) }
         guard (16...128).contains(nonce.utf8.count), nonce.utf8.allSatisfy({ $0 > 0x20 && $0 < 0x7F }) else {
             return .failure(.malformed("X-MServe-Nonce must be 16 to 128 printable characters"))
@@ -126,7 +128,8 @@ public enum RequestSignature {
         guard let key = keys.first(where: { $0.name == appID }) else { return .failure(.unknownKey(appID)) }
         guard abs(Double(t) - now) <= window else { return .failure(.stale(t, window: window)) }
         guard let expected = goInferSignature(body, secret: Crypto.hex(key.hash)),
-              Crypto.constantTimeEqual(Array(expected.utf8), Array(signData.utf8)) else { return .failure(.mismatch) }
+            Crypto.constantTimeEqual(Array(expected.utf8), Array(signData.utf8))
+        else { return .failure(.mismatch) }
         return .success((key, Claim(keyName: appID, timestamp: t, nonce: signData)))
     }
 }

@@ -1,4 +1,5 @@
 import MServeHTTP
+
 /// Everything the master and its workers are configured with, after defaults, the config file and
 /// the command line have been applied in that order.
 public struct Settings: Sendable, Equatable {
@@ -165,8 +166,10 @@ public struct ModelRuntime: Sendable, Equatable {
     /// Generative models: the tokens the KV cache holds, over all running sequences.
     public var kvCacheTokens = 16_384
 
-    public init(concurrency: Int, queueSize: Int, requestTimeout: Double, maxBatchSize: Int = 1, batchTimeout: Double = 0,
-                kvCacheTokens: Int = 16_384) {
+    public init(
+        concurrency: Int, queueSize: Int, requestTimeout: Double, maxBatchSize: Int = 1, batchTimeout: Double = 0,
+        kvCacheTokens: Int = 16_384
+    ) {
         self.concurrency = concurrency
         self.queueSize = queueSize
         self.requestTimeout = requestTimeout
@@ -182,9 +185,10 @@ extension Settings {
     public func runtime(forModel name: String, generative: Bool = false) -> ModelRuntime {
         let m = settings(forModel: name)
         let batch = m.maxBatchSize ?? maxBatchSize
-        return ModelRuntime(concurrency: generative ? batch : m.limitConcurrency ?? limitConcurrency, queueSize: m.queueSize ?? queueSize,
-                            requestTimeout: m.requestTimeout ?? requestTimeout, maxBatchSize: batch,
-                            batchTimeout: Double(m.batchTimeoutMs ?? batchTimeoutMs) / 1000, kvCacheTokens: m.kvCacheTokens ?? kvCacheTokens)
+        return ModelRuntime(
+            concurrency: generative ? batch : m.limitConcurrency ?? limitConcurrency, queueSize: m.queueSize ?? queueSize,
+            requestTimeout: m.requestTimeout ?? requestTimeout, maxBatchSize: batch,
+            batchTimeout: Double(m.batchTimeoutMs ?? batchTimeoutMs) / 1000, kvCacheTokens: m.kvCacheTokens ?? kvCacheTokens)
     }
 }
 
@@ -198,7 +202,8 @@ public struct ConfigError: Error, CustomStringConvertible, Equatable {
 extension Settings {
     /// What the HTTP layer enforces.
     package var httpLimits: HTTPServer.Limits {
-        HTTPServer.Limits(maxHeaderSize: maxHeaderSize, maxBodySize: maxBodySize,
-                          timeouts: ConnectionTimeouts(keepAlive: keepAlive, client: clientTimeout))
+        HTTPServer.Limits(
+            maxHeaderSize: maxHeaderSize, maxBodySize: maxBodySize,
+            timeouts: ConnectionTimeouts(keepAlive: keepAlive, client: clientTimeout))
     }
 }

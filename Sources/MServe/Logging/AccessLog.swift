@@ -77,7 +77,9 @@ public final class AccessLog: Sendable {
             guard b.allSatisfy({ $0 >= 0x20 && $0 != 0x7F && $0 != UInt8(ascii: "\"") }) else { return false }
             out.append(contentsOf: b)
             return true
-        }) { return }
+        }) {
+            return
+        }
         for b in s.utf8 {
             if b == UInt8(ascii: "\"") { out.append("\\\"") } else { LogText.appendEscaped(byte: b, to: &out) }
         }

@@ -30,7 +30,8 @@ public struct AccessLogFormat: Sendable, Equatable {
                 continue
             }
             guard after.hasPrefix("("), let close = after.firstIndex(of: ")"),
-                  after[after.index(after: close)...].hasPrefix("s") else {
+                after[after.index(after: close)...].hasPrefix("s")
+            else {
                 throw ConfigError("access_logformat: expected %(NAME)s at '\(after.prefix(12))'")
             }
             let name = String(after[after.index(after: after.startIndex)..<close])
@@ -56,7 +57,7 @@ public struct AccessLogFormat: Sendable, Equatable {
         let simple: [String: Atom] = [
             "h": .remoteHost, "l": .dash, "u": .user, "t": .time, "r": .requestLine, "m": .method, "U": .path, "q": .query,
             "H": .proto, "s": .status, "B": .bytes, "b": .bytesOrDash, "f": .referer, "a": .userAgent, "T": .seconds,
-            "M": .millis, "D": .micros, "L": .decimalSeconds, "p": .pid, "rid": .recordID, "trace": .trace,
+            "M": .millis, "D": .micros, "L": .decimalSeconds, "p": .pid, "rid": .recordID, "trace": .trace
         ]
         guard let a = simple[name] else {
             throw ConfigError("access_logformat: unknown atom %(\(name))s (h l u t r m U q H s B b f a T M D L p rid {header}i {header}o {var}e)")

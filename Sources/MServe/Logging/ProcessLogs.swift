@@ -1,4 +1,5 @@
 import MServePOSIX
+
 /// The logs of one process, with the loop that flushes them.
 package final class ProcessLogs: Sendable {
     package let logger: Logger

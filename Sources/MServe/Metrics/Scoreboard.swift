@@ -15,8 +15,10 @@ public final class Scoreboard: @unchecked Sendable {
     /// How far back the status page's charts go, and their latency buckets (finer than the
     /// histograms' at the low end, where a fast model's requests all fall).
     package static let recentSeconds = 300
-    static let recentBuckets: [Double] = [0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5,
-                                          1, 2.5, 5, 10, 30]
+    static let recentBuckets: [Double] = [
+        0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5,
+        1, 2.5, 5, 10, 30
+    ]
     /// Status codes with a series of their own; others count as "other".
     static let codes = [200, 400, 404, 405, 413, 415, 499, 500, 503, 504]
     /// Histogram upper bounds in seconds (then +Inf).
@@ -177,7 +179,9 @@ public final class Scoreboard: @unchecked Sendable {
             let from = rec + Layout.recent + i * Layout.recentSlotWords
             let to = retired + Layout.recent + i * Layout.recentSlotWords
             guard from[0] != 0, from[0] >= to[0] else { continue }
-            if from[0] > to[0] { to.update(from: from, count: Layout.recentSlotWords) } else {
+            if from[0] > to[0] {
+                to.update(from: from, count: Layout.recentSlotWords)
+            } else {
                 for w in 1..<Layout.recentSlotWords { to[w] &+= from[w] }
             }
         }
@@ -242,8 +246,10 @@ public final class Scoreboard: @unchecked Sendable {
         m[Layout.sequencesWaiting] = UInt64(max(0, load.waiting))
         m[Layout.kvUsed] = UInt64(max(0, load.kvTokensUsed))
         m[Layout.kvCapacity] = UInt64(max(0, load.kvTokens))
-        for (counter, seen, now) in [(Layout.prefixQueried, Layout.prefixQueriedSeen, load.prefixQueriedTokens),
-                                     (Layout.prefixHit, Layout.prefixHitSeen, load.prefixHitTokens)] {
+        for (counter, seen, now) in [
+            (Layout.prefixQueried, Layout.prefixQueriedSeen, load.prefixQueriedTokens),
+            (Layout.prefixHit, Layout.prefixHitSeen, load.prefixHitTokens)
+        ] {
             let total = UInt64(max(0, now))
             if total > m[seen] { m[counter] &+= total - m[seen] }
             m[seen] = total
@@ -278,8 +284,9 @@ public final class Scoreboard: @unchecked Sendable {
 
     package func counts(_ r: Int, model: Int?) -> Counts {
         let m = modelBase(r, model)
-        return Counts(requests: (0..<Layout.codeWords).reduce(0) { $0 &+ m[$1] }, running: m[Layout.running],
-                      waiting: m[Layout.waiting], batches: m[Layout.batches], batchInputs: m[Layout.batchInputs])
+        return Counts(
+            requests: (0..<Layout.codeWords).reduce(0) { $0 &+ m[$1] }, running: m[Layout.running],
+            waiting: m[Layout.waiting], batches: m[Layout.batches], batchInputs: m[Layout.batchInputs])
     }
 
     /// Requests a worker answered (every model and none) and how many it has in flight.
@@ -311,14 +318,18 @@ public final class Scoreboard: @unchecked Sendable {
         func metric(_ name: String, _ type: String, _ help: String, _ value: String) {
             out += "# HELP \(name) \(help)\n# TYPE \(name) \(type)\n\(name) \(value)\n"
         }
-        metric("process_cpu_seconds_total", "counter", "User and system CPU seconds of the master and its live workers.",
-               "\(all.reduce(0) { $0 + $1.cpuSeconds })")
-        metric("process_resident_memory_bytes", "gauge", "Resident memory of the master and its live workers (shared pages counted in each).",
-               "\(all.reduce(0) { $0 + $1.residentBytes })")
-        metric("process_virtual_memory_bytes", "gauge", "Virtual memory of the master and its live workers.",
-               "\(all.reduce(0) { $0 + $1.virtualBytes })")
-        metric("process_open_fds", "gauge", "Open file descriptors of the master and its live workers.",
-               "\(all.reduce(0) { $0 + $1.openFDs })")
+        metric(
+            "process_cpu_seconds_total", "counter", "User and system CPU seconds of the master and its live workers.",
+            "\(all.reduce(0) { $0 + $1.cpuSeconds })")
+        metric(
+            "process_resident_memory_bytes", "gauge", "Resident memory of the master and its live workers (shared pages counted in each).",
+            "\(all.reduce(0) { $0 + $1.residentBytes })")
+        metric(
+            "process_virtual_memory_bytes", "gauge", "Virtual memory of the master and its live workers.",
+            "\(all.reduce(0) { $0 + $1.virtualBytes })")
+        metric(
+            "process_open_fds", "gauge", "Open file descriptors of the master and its live workers.",
+            "\(all.reduce(0) { $0 + $1.openFDs })")
         metric("process_start_time_seconds", "gauge", "When the master started (Unix time).", "\(first.startTime)")
         return out
     }
@@ -352,7 +363,7 @@ public final class Scoreboard: @unchecked Sendable {
             (.queue, "mserve_queue_wait_seconds", "Time requests waited for a model thread."),
             (.inference, "mserve_inference_duration_seconds", "Time a model spent on a request."),
             (.firstToken, "mserve_time_to_first_token_seconds", "Generative models: time from a complete request to its first token."),
-            (.interToken, "mserve_inter_token_latency_seconds", "Generative models: time between two tokens of a request."),
+            (.interToken, "mserve_inter_token_latency_seconds", "Generative models: time between two tokens of a request.")
         ]
         for (h, metric, help) in histograms {
             out += "# HELP \(metric) \(help)\n# TYPE \(metric) histogram\n"
@@ -376,11 +387,14 @@ public final class Scoreboard: @unchecked Sendable {
             ("mserve_prompt_tokens_total", "Generative models: prompt tokens of the requests done.", Layout.promptTokens, "counter"),
             ("mserve_generated_tokens_total", "Generative models: tokens generated for the requests done.", Layout.generatedTokens, "counter"),
             ("mserve_sequences_running", "Generative models: sequences in the engine's steps now.", Layout.sequencesRunning, "gauge"),
-            ("mserve_sequences_waiting", "Generative models: sequences waiting for room in the KV cache or the batch.", Layout.sequencesWaiting, "gauge"),
+            (
+                "mserve_sequences_waiting", "Generative models: sequences waiting for room in the KV cache or the batch.", Layout.sequencesWaiting,
+                "gauge"
+            ),
             ("mserve_kv_cache_tokens_used", "Generative models: KV cache tokens reserved by the sequences now.", Layout.kvUsed, "gauge"),
             ("mserve_kv_cache_tokens", "Generative models: KV cache tokens in all (--kv-cache-tokens, per worker).", Layout.kvCapacity, "gauge"),
             ("mserve_prefix_cache_queries_total", "Generative models: prompt tokens looked up in the prefix cache.", Layout.prefixQueried, "counter"),
-            ("mserve_prefix_cache_hits_total", "Generative models: prompt tokens found there (their KV not computed).", Layout.prefixHit, "counter"),
+            ("mserve_prefix_cache_hits_total", "Generative models: prompt tokens found there (their KV not computed).", Layout.prefixHit, "counter")
         ]
         for (metric, help, word, type) in batchSeries {
             out += "# HELP \(metric) \(help)\n# TYPE \(metric) \(type)\n"
@@ -397,13 +411,15 @@ public final class Scoreboard: @unchecked Sendable {
         for (s, label) in [(State.booting, "booting"), (.ready, "ready"), (.stopping, "stopping")] {
             out += "mserve_workers{state=\"\(label)\"} \(states[s] ?? 0)\n"
         }
-        out += "# HELP mserve_draining 1 while the server drains (`mserve ctl drain`, TERM with --drain-seconds): /readyz 503, requests still served.\n"
+        out +=
+            "# HELP mserve_draining 1 while the server drains (`mserve ctl drain`, TERM with --drain-seconds): /readyz 503, requests still served.\n"
             + "# TYPE mserve_draining gauge\nmserve_draining \(draining ? 1 : 0)\n"
         out += "# HELP mserve_worker_restarts_total Workers replaced, by reason.\n# TYPE mserve_worker_restarts_total counter\n"
         for reason in RestartReason.allCases {
             out += "mserve_worker_restarts_total{reason=\"\(reason.label)\"} \(base[Layout.restarts(reason)])\n"
         }
-        out += "# HELP mserve_log_bytes_dropped_total Bytes of log lines that could not be written (a full disk).\n"
+        out +=
+            "# HELP mserve_log_bytes_dropped_total Bytes of log lines that could not be written (a full disk).\n"
             + "# TYPE mserve_log_bytes_dropped_total counter\nmserve_log_bytes_dropped_total \(SharedAtomic.load(base + Layout.logBytesDropped))\n"
         // Read in a worker, the master is its parent.
         out += Scoreboard.processText(master: ProcessStats.parentPID, workers: workerPIDs)

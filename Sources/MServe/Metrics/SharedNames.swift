@@ -13,8 +13,9 @@ struct SharedNames {
     var names: [String] {
         (0..<Int(min(count.pointee, UInt64(capacity)))).map { i in
             let p = UnsafeRawPointer(slots).advanced(by: i * SharedNames.nameBytes).assumingMemoryBound(to: UInt8.self)
-            return String(decoding: UnsafeBufferPointer(start: p, count: (0..<SharedNames.nameBytes).first { p[$0] == 0 } ?? SharedNames.nameBytes),
-                          as: UTF8.self)
+            return String(
+                decoding: UnsafeBufferPointer(start: p, count: (0..<SharedNames.nameBytes).first { p[$0] == 0 } ?? SharedNames.nameBytes),
+                as: UTF8.self)
         }
     }
 

@@ -12,9 +12,11 @@ extension Scoreboard {
             guard let s = State(rawValue: rec[Layout.state]), s != .free else { continue }
             live.append(r)
             let totals = workerTotals(r)
-            workers.append(["pid": .int(Int64(rec[Layout.pid])), "slot": .int(Int64(rec[Layout.slot])), "state": .string("\(s)"),
-                            "age_s": .double(Scoreboard.round(max(0, now - Double(rec[Layout.started]) / 1000), 1)),
-                            "requests": .int(Int64(totals.requests)), "in_flight": .int(Int64(totals.inFlight))])
+            workers.append([
+                "pid": .int(Int64(rec[Layout.pid])), "slot": .int(Int64(rec[Layout.slot])), "state": .string("\(s)"),
+                "age_s": .double(Scoreboard.round(max(0, now - Double(rec[Layout.started]) / 1000), 1)),
+                "requests": .int(Int64(totals.requests)), "in_flight": .int(Int64(totals.inFlight))
+            ])
         }
         workers.sort { ($0["slot"]?.doubleValue ?? 0, $0["pid"]?.doubleValue ?? 0) < ($1["slot"]?.doubleValue ?? 0, $1["pid"]?.doubleValue ?? 0) }
         let models: [JSON] = modelNames.enumerated().map { (i, name) in
@@ -29,19 +31,23 @@ extension Scoreboard {
                     c.waiting &+= one.waiting
                 }
             }
-            return ["name": .string(name), "requests": .int(Int64(c.requests)), "running": .int(Int64(c.running)),
-                    "queued": .int(Int64(c.waiting)), "batches": .int(Int64(c.batches)),
-                    "mean_batch": .double(c.batches == 0 ? 0 : Scoreboard.round(Double(c.batchInputs) / Double(c.batches), 2))]
+            return [
+                "name": .string(name), "requests": .int(Int64(c.requests)), "running": .int(Int64(c.running)),
+                "queued": .int(Int64(c.waiting)), "batches": .int(Int64(c.batches)),
+                "mean_batch": .double(c.batches == 0 ? 0 : Scoreboard.round(Double(c.batchInputs) / Double(c.batches), 2))
+            ]
         }
         let restarts = RestartReason.allCases.map { ($0.label, JSON.int(Int64(self.restarts($0)))) }
-        return ["ready": .bool(ready), "draining": .bool(draining), "workers": .array(workers), "models": .array(models),
-                "restarts": .object(restarts), "recent": recent(now: now, seconds: seconds, records: live + [Scoreboard.maxRecords])]
+        return [
+            "ready": .bool(ready), "draining": .bool(draining), "workers": .array(workers), "models": .array(models),
+            "restarts": .object(restarts), "recent": recent(now: now, seconds: seconds, records: live + [Scoreboard.maxRecords])
+        ]
     }
 
     /// Oldest first, one entry per second up to the last complete one: its requests and the
     /// latency percentiles its histogram gives (bucket bounds, interpolated; null with no request).
     private func recent(now: Double, seconds: Int, records: [Int]) -> JSON {
-        let last = UInt64(max(0, now)) // the current second is still filling: it is left out
+        let last = UInt64(max(0, now))  // the current second is still filling: it is left out
         var points: [JSON] = []
         for ago in stride(from: min(seconds, Scoreboard.recentSeconds - 1), through: 1, by: -1) {
             guard last >= UInt64(ago) else { continue }

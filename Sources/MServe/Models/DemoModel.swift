@@ -58,10 +58,16 @@ public final class EchoModel: Model {
 
     public func infer(_ request: InferenceRequest) throws -> JSON {
         if request.contentType == "multipart/form-data" {
-            return ["fields": request.input, "files": .array(request.files.map { f in
-                ["field": .string(f.field), "filename": .string(f.filename), "content_type": .string(f.contentType),
-                 "bytes": .int(Int64(f.data.count))]
-            })]
+            return [
+                "fields": request.input,
+                "files": .array(
+                    request.files.map { f in
+                        [
+                            "field": .string(f.field), "filename": .string(f.filename), "content_type": .string(f.contentType),
+                            "bytes": .int(Int64(f.data.count))
+                        ]
+                    })
+            ]
         }
         if !MediaType.isJSON(request.contentType) {
             return ["content_type": .string(request.contentType), "bytes": .int(Int64(request.body.count))]

@@ -1,4 +1,5 @@
 import MServePOSIX
+
 /// A model that writes text token by token, batching the requests running at once step by step
 /// (continuous batching): `POST /v1/chat/completions` and `/v1/completions` serve it in OpenAI's
 /// shape, `POST /NAME` in mserve's.  A request holds no thread of the worker while it generates:
@@ -99,9 +100,11 @@ public struct TokenLogprob: Equatable, Sendable {
             offsets.append(.int(Int64(at)))
             at += t.token.count
         }
-        return ["tokens": .array(list.map { .string($0.token) }), "token_logprobs": .array(list.map { .double($0.logprob) }),
-                "top_logprobs": .array(list.map { t in .object(t.top.map { ($0.token, .double($0.logprob)) }) }),
-                "text_offset": .array(offsets)]
+        return [
+            "tokens": .array(list.map { .string($0.token) }), "token_logprobs": .array(list.map { .double($0.logprob) }),
+            "top_logprobs": .array(list.map { t in .object(t.top.map { ($0.token, .double($0.logprob)) }) }),
+            "text_offset": .array(offsets)
+        ]
     }
 }
 
@@ -117,8 +120,10 @@ public struct GenerationUsage: Equatable, Sendable {
     public var secondsToFirstToken: Double?
     public var seconds: Double
 
-    public init(promptTokens: Int, cachedTokens: Int = 0, completionTokens: Int, queuedSeconds: Double = 0, secondsToFirstToken: Double?,
-                seconds: Double) {
+    public init(
+        promptTokens: Int, cachedTokens: Int = 0, completionTokens: Int, queuedSeconds: Double = 0, secondsToFirstToken: Double?,
+        seconds: Double
+    ) {
         self.promptTokens = promptTokens
         self.cachedTokens = cachedTokens
         self.completionTokens = completionTokens
@@ -131,10 +136,12 @@ public struct GenerationUsage: Equatable, Sendable {
     /// `prompt_ms` (to the first token) and `generation_ms` (after it).
     public var json: JSON {
         let ttft = secondsToFirstToken ?? seconds
-        return ["prompt_tokens": .int(Int64(promptTokens)), "completion_tokens": .int(Int64(completionTokens)),
-                "total_tokens": .int(Int64(promptTokens + completionTokens)),
-                "prompt_tokens_details": ["cached_tokens": .int(Int64(cachedTokens))], "prompt_ms": .double((ttft * 1e5).rounded() / 100),
-                "generation_ms": .double(((seconds - ttft) * 1e5).rounded() / 100)]
+        return [
+            "prompt_tokens": .int(Int64(promptTokens)), "completion_tokens": .int(Int64(completionTokens)),
+            "total_tokens": .int(Int64(promptTokens + completionTokens)),
+            "prompt_tokens_details": ["cached_tokens": .int(Int64(cachedTokens))], "prompt_ms": .double((ttft * 1e5).rounded() / 100),
+            "generation_ms": .double(((seconds - ttft) * 1e5).rounded() / 100)
+        ]
     }
 }
 
@@ -185,11 +192,15 @@ extension GenerativeModel {
         var indexed = false
         try generateAndWait(request) { event in
             if let p = event.piece(indexed: indexed) { try emit(p) }
-        } choices: { indexed = $0 > 1 }
+        } choices: {
+            indexed = $0 > 1
+        }
     }
 
-    private func generateAndWait(_ request: InferenceRequest, _ body: (GenerationEvent) throws -> Void,
-                                 choices: (Int) -> Void = { _ in }) throws {
+    private func generateAndWait(
+        _ request: InferenceRequest, _ body: (GenerationEvent) throws -> Void,
+        choices: (Int) -> Void = { _ in }
+    ) throws {
         let inbox = Locked<[GenerationEvent]>([]), ready = ConditionLock()
         let count = try generate(request) { event in
             inbox.withLock { $0.append(event) }
@@ -301,9 +312,11 @@ public struct Generation: Equatable, Sendable {
         func longest(_ key: String) -> Double { each.map { $0[key]?.doubleValue ?? 0 }.max() ?? 0 }
         let prompt = sum("prompt_tokens"), completion = sum("completion_tokens")
         let cached = choices.reduce(Int64(0)) { $0 + Int64($1.usage?.cachedTokens ?? 0) }
-        return ["prompt_tokens": .int(prompt), "completion_tokens": .int(completion), "total_tokens": .int(prompt + completion),
-                "prompt_tokens_details": ["cached_tokens": .int(cached)],
-                "prompt_ms": .double(longest("prompt_ms")), "generation_ms": .double(longest("generation_ms"))]
+        return [
+            "prompt_tokens": .int(prompt), "completion_tokens": .int(completion), "total_tokens": .int(prompt + completion),
+            "prompt_tokens_details": ["cached_tokens": .int(cached)],
+            "prompt_ms": .double(longest("prompt_ms")), "generation_ms": .double(longest("generation_ms"))
+        ]
     }
 
     /// Timings as llama.cpp's server reports them: the prompt's tokens found cached (`cache_n`) and
@@ -316,11 +329,13 @@ public struct Generation: Equatable, Sendable {
         // The first token comes with the prompt's pass: the rate is of those after it.
         let after = max(0, predictedN - 1)
         func round(_ v: Double) -> JSON { .double((v * 100).rounded() / 100) }
-        return ["cache_n": .int(cached), "prompt_n": .int(Int64(promptN)), "prompt_ms": round(promptMs),
-                "prompt_per_second": round(promptMs > 0 ? promptN / promptMs * 1000 : 0),
-                "predicted_n": .int(Int64(predictedN)), "predicted_ms": round(generationMs),
-                "predicted_per_token_ms": round(after > 0 ? generationMs / after : 0),
-                "predicted_per_second": round(generationMs > 0 ? after / generationMs * 1000 : 0)]
+        return [
+            "cache_n": .int(cached), "prompt_n": .int(Int64(promptN)), "prompt_ms": round(promptMs),
+            "prompt_per_second": round(promptMs > 0 ? promptN / promptMs * 1000 : 0),
+            "predicted_n": .int(Int64(predictedN)), "predicted_ms": round(generationMs),
+            "predicted_per_token_ms": round(after > 0 ? generationMs / after : 0),
+            "predicted_per_second": round(generationMs > 0 ? after / generationMs * 1000 : 0)
+        ]
     }
 
     /// A call in OpenAI's shape: `{"id", "type": "function", "function": {"name", "arguments"}}`.
@@ -337,8 +352,11 @@ public struct Generation: Equatable, Sendable {
             return out
         }
         if choices.count == 1 {
-            return withLogprobs(["text": .string(choices[0].text), "finish_reason": choices[0].finishReason.map(JSON.string) ?? .null,
-                                 "usage": usage], choices[0])
+            return withLogprobs(
+                [
+                    "text": .string(choices[0].text), "finish_reason": choices[0].finishReason.map(JSON.string) ?? .null,
+                    "usage": usage
+                ], choices[0])
         }
         let list: [JSON] = choices.enumerated().map { i, c in
             withLogprobs(["index": .int(Int64(i)), "text": .string(c.text), "finish_reason": c.finishReason.map(JSON.string) ?? .null], c)

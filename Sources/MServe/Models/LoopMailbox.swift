@@ -6,7 +6,7 @@ import MServePOSIX
 /// and gives the model the `post` closure that goes with it; the model posts from its thread, and
 /// the loop hands each message to its receiver at its next turn.  No thread waits for a request:
 /// the loop writes what it gets (OpenAI's chunks or mserve's pieces) straight to the connection.
-package final class LoopMailbox<Message: Sendable>: @unchecked Sendable {   // `receivers` and `taken`: the loop's thread only
+package final class LoopMailbox<Message: Sendable>: @unchecked Sendable {  // `receivers` and `taken`: the loop's thread only
     private let posted = Locked<[(Int, Message)]>([])
     private var receivers: [Int: (Message) -> Void] = [:]
     private var nextID = 0
@@ -30,13 +30,16 @@ package final class LoopMailbox<Message: Sendable>: @unchecked Sendable {   // `
         nextID += 1
         let id = nextID
         receivers[id] = receiver
-        return (id, { [self] event in
-            let first = posted.withLock { p in
-                p.append((id, event))
-                return p.count == 1
+        return (
+            id,
+            { [self] event in
+                let first = posted.withLock { p in
+                    p.append((id, event))
+                    return p.count == 1
+                }
+                if first { wake.fireSoon() }
             }
-            if first { wake.fireSoon() }
-        })
+        )
     }
 
     /// Loop: the request is answered (or given up); events still posted for it are dropped.

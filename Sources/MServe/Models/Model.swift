@@ -1,4 +1,5 @@
 import MServePOSIX
+
 /// What a model is told when a worker creates it.
 public struct ModelContext: Sendable {
     /// The model's name as served (`/NAME`).
@@ -15,8 +16,10 @@ public struct ModelContext: Sendable {
     /// How the worker runs the model: its threads, queue, batch and KV cache sizes.
     public let runtime: ModelRuntime
 
-    public init(name: String, slot: Int, device: String, options: [String: JSON], modelDir: String? = nil, logger: Logger,
-                runtime: ModelRuntime = ModelRuntime(concurrency: 1, queueSize: 16, requestTimeout: 30)) {
+    public init(
+        name: String, slot: Int, device: String, options: [String: JSON], modelDir: String? = nil, logger: Logger,
+        runtime: ModelRuntime = ModelRuntime(concurrency: 1, queueSize: 16, requestTimeout: 30)
+    ) {
         self.runtime = runtime
         self.name = name
         self.slot = slot
@@ -60,8 +63,10 @@ public struct InferenceRequest: Sendable {
     /// emits them (a generation engine): told when the client stops and starts reading again.
     public var flow: StreamFlow { StreamFlow(channel) }
 
-    public init(recordID: String, input: JSON, contentType: String = "application/json", body: [UInt8] = [],
-                files: [UploadedFile] = [], method: String = "POST", path: String = "/", query: [(String, String)] = []) {
+    public init(
+        recordID: String, input: JSON, contentType: String = "application/json", body: [UInt8] = [],
+        files: [UploadedFile] = [], method: String = "POST", path: String = "/", query: [(String, String)] = []
+    ) {
         self.recordID = recordID
         self.input = input
         self.contentType = contentType
@@ -109,7 +114,9 @@ public struct TokenCount: Sendable {
     init(_ channel: Locked<RequestChannel>) { self.channel = channel }
 
     public func add(prompt: Int = 0, generated: Int = 0) {
-        channel.withLock { $0.prompt += prompt; $0.generated += generated; $0.counted = true }
+        channel.withLock {
+            $0.prompt += prompt; $0.generated += generated; $0.counted = true
+        }
     }
 
     /// What was added since the last take; nil if the model never counted (its `usage` then counts).

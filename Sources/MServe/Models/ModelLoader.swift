@@ -32,8 +32,9 @@ package enum ModelLoader {
             }
             // model_dir is the server's to give (every model may have one), not a model option.
             let dir = options.removeValue(forKey: "model_dir")?.stringValue ?? settings.modelDir
-            let ctx = ModelContext(name: name, slot: slot, device: ms.device, options: options, modelDir: dir, logger: logger,
-                                   runtime: settings.runtime(forModel: name, generative: entry.generative))
+            let ctx = ModelContext(
+                name: name, slot: slot, device: ms.device, options: options, modelDir: dir, logger: logger,
+                runtime: settings.runtime(forModel: name, generative: entry.generative))
             let started = monotonicSeconds()
             do {
                 let instance = try entry.make(ctx)

@@ -45,8 +45,10 @@ public struct ModelRegistry: Sendable {
     /// The options that make a model a source's, whether or not this build has the source.
     static let sourceOptions = ["python": "Python code", "gguf": "a GGUF file"]
 
-    public mutating func register<M: Model>(_ type: M.Type, servingOption option: String, kind: String,
-                                            make: @escaping @Sendable (ModelContext) throws -> any Model) {
+    public mutating func register<M: Model>(
+        _ type: M.Type, servingOption option: String, kind: String,
+        make: @escaping @Sendable (ModelContext) throws -> any Model
+    ) {
         sources.removeAll { $0.option == option }
         sources.append(Source(option: option, kind: kind, type: M.self, make: make))
     }
@@ -81,8 +83,9 @@ public struct ModelRegistry: Sendable {
                 if value.stringValue == nil { throw ConfigError("[model.\(m)] \(option) must be a string, got \(value.text)") }
                 throw ConfigError("model '\(m)' is \(what), and this mserve was built without what serves it")
             }
-            throw ConfigError("unknown model '\(m)'; known models: \(names.joined(separator: ", ")), "
-                              + "or NAME=path.gguf for a GGUF file, NAME=module:Attribute for Python")
+            throw ConfigError(
+                "unknown model '\(m)'; known models: \(names.joined(separator: ", ")), "
+                    + "or NAME=path.gguf for a GGUF file, NAME=module:Attribute for Python")
         }
         var seen: Set<String> = []
         for m in models where !seen.insert(m).inserted {
@@ -94,8 +97,9 @@ public struct ModelRegistry: Sendable {
             guard let known = entry(named: m, settings: ms)?.type.optionNames else { continue }
             for key in ms.options.keys.sorted() where key != "model_dir" && !known.contains(key) {
                 let listed = known.isEmpty ? "it takes no options of its own" : "its options: \(known.joined(separator: ", "))"
-                throw ConfigError("\(settings.config ?? "config"): [model.\(m)]: unknown option '\(key)'"
-                                  + "\(Spelling.suggestion(for: key, among: known + serverKeys)); \(listed)")
+                throw ConfigError(
+                    "\(settings.config ?? "config"): [model.\(m)]: unknown option '\(key)'"
+                        + "\(Spelling.suggestion(for: key, among: known + serverKeys)); \(listed)")
             }
         }
     }

@@ -1,4 +1,5 @@
 import MServePOSIX
+
 /// One request's inference, from the queue to its answer.
 final class InferenceJob: @unchecked Sendable {
     enum State { case queued, running, done, abandoned }
@@ -23,8 +24,10 @@ final class InferenceJob: @unchecked Sendable {
     fileprivate var startedAt = 0.0
     fileprivate var finishedAt = 0.0
 
-    init(request: InferenceRequest, onPiece: ((JSON) -> Void)? = nil,
-         completion: @escaping (Result<JSON, any Error>) -> Void) {
+    init(
+        request: InferenceRequest, onPiece: ((JSON) -> Void)? = nil,
+        completion: @escaping (Result<JSON, any Error>) -> Void
+    ) {
         self.request = request
         self.onPiece = onPiece
         self.completion = completion
@@ -130,7 +133,7 @@ package final class ModelRunner: @unchecked Sendable {
         // The model thread working on it (a generation in its prompt) hears of it at its next look.
         if now == .abandoned && was != .abandoned {
             job.request.cancellation.cancel()
-            flow.withLock { flow.broadcast() }   // an emit waiting for its stream to drain gives up
+            flow.withLock { flow.broadcast() }  // an emit waiting for its stream to drain gives up
         }
         return was
     }
@@ -157,10 +160,12 @@ package final class ModelRunner: @unchecked Sendable {
                 // A model's swift-log lines name the request and the model (SwiftLogHandler).
                 results = ServingRequest.$current.withValue(ServingRequest(recordID: job.request.recordID, model: name)) {
                     if job.onPiece != nil {
-                        return [Result {
-                            try instance.stream(job.request) { piece in try self.emit(piece, for: job) }
-                            return .null
-                        }]
+                        return [
+                            Result {
+                                try instance.stream(job.request) { piece in try self.emit(piece, for: job) }
+                                return .null
+                            }
+                        ]
                     }
                     return [Result { try instance.infer(job.request) }]
                 }
@@ -192,8 +197,10 @@ package final class ModelRunner: @unchecked Sendable {
         let deadline = policy.deadline(startedAt: monotonicSeconds())
         while true {
             let candidate = peek()
-            switch policy.next(cost: cost, firstStreams: jobs[0].onPiece != nil,
-                               candidate: candidate.map { ($0.cost, $0.onPiece != nil) }, now: monotonicSeconds(), deadline: deadline) {
+            switch policy.next(
+                cost: cost, firstStreams: jobs[0].onPiece != nil,
+                candidate: candidate.map { ($0.cost, $0.onPiece != nil) }, now: monotonicSeconds(), deadline: deadline)
+            {
             case .add:
                 let j = next()
                 jobs.append(j)

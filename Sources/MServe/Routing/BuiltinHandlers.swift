@@ -20,9 +20,11 @@ public final class ServedModel {
     package let generative: (any GenerativeModel)?
     package let batching: (any BatchingModel)?
 
-    package init(name: String, summary: String, device: String, instance: any Model, runtime: ModelRuntime? = nil,
-                 runner: ModelRunner? = nil, mailbox: GenerationMailbox? = nil, answers: LoopMailbox<Result<JSON, ModelInputError>>? = nil,
-                 metricsIndex: Int? = nil) {
+    package init(
+        name: String, summary: String, device: String, instance: any Model, runtime: ModelRuntime? = nil,
+        runner: ModelRunner? = nil, mailbox: GenerationMailbox? = nil, answers: LoopMailbox<Result<JSON, ModelInputError>>? = nil,
+        metricsIndex: Int? = nil
+    ) {
         self.name = name
         self.summary = summary
         self.device = device
@@ -42,8 +44,10 @@ public final class ServedModel {
     }
 
     var info: JSON {
-        let info: JSON = ["name": .string(name), "path": .string("/" + name), "device": .string(device), "summary": .string(summary),
-                          "kind": .string(kind), "example": instance.example]
+        let info: JSON = [
+            "name": .string(name), "path": .string("/" + name), "device": .string(device), "summary": .string(summary),
+            "kind": .string(kind), "example": instance.example
+        ]
         return instance.details == [:] ? info : info.setting("details", instance.details)
     }
 
@@ -92,10 +96,15 @@ final class ReadyHandler: RequestHandler {
     override func get(_ args: [String]) throws {
         // A worker still loading its models (none yet) is not ready, whatever the server as a whole is.
         let status: String
-        if context.server.closing { status = "stopping" }
-        else if context.models.isEmpty || !(context.scoreboard?.ready ?? true) { status = "starting" }
-        else if context.scoreboard?.draining == true { status = "draining" }
-        else { status = "ready" }
+        if context.server.closing {
+            status = "stopping"
+        } else if context.models.isEmpty || !(context.scoreboard?.ready ?? true) {
+            status = "starting"
+        } else if context.scoreboard?.draining == true {
+            status = "draining"
+        } else {
+            status = "ready"
+        }
         setStatus(status == "ready" ? 200 : 503)
         answerLogLevel = .info
         write(["status": .string(status)])
@@ -180,10 +189,12 @@ extension Router {
     /// open unless `metrics_access = "keyed"`.
     static func probes(_ settings: Settings) -> [Route] {
         var routes: [Route] = []
-        for (path, handler, open) in [(settings.healthPath, HealthHandler.self as RequestHandler.Type, true),
-                                      (settings.readyPath, ReadyHandler.self, true),
-                                      (settings.metricsPath, MetricsHandler.self, settings.metricsAccess == "open")]
-            where path != "off" {
+        for (path, handler, open) in [
+            (settings.healthPath, HealthHandler.self as RequestHandler.Type, true),
+            (settings.readyPath, ReadyHandler.self, true),
+            (settings.metricsPath, MetricsHandler.self, settings.metricsAccess == "open")
+        ]
+        where path != "off" {
             let route = Route(literal: path, handler)
             routes.append(open ? route.open() : route)
         }
@@ -194,18 +205,22 @@ extension Router {
 
     /// The routes every worker serves: the user's own first, then the index, then each model at /NAME.
     package static func standard(models: [ServedModel], settings: Settings, userRoutes: [Route] = []) -> Router {
-        var builtins = [Route("/", IndexHandler.self).open(when: { IndexHandler.wantsPage($0, settings) }),
-                        Route("/v1/models", OpenAIModelsHandler.self),
-                        Route("/v1/models/([^/]+)", OpenAIModelHandler.self)]
+        var builtins = [
+            Route("/", IndexHandler.self).open(when: { IndexHandler.wantsPage($0, settings) }),
+            Route("/v1/models", OpenAIModelsHandler.self),
+            Route("/v1/models/([^/]+)", OpenAIModelHandler.self)
+        ]
         if models.contains(where: { $0.instance is any EmbeddingModel }) {
             builtins.append(Route(literal: "/v1/embeddings", OpenAIEmbeddingsHandler.self))
         }
         if models.contains(where: { $0.generative != nil }) {
-            builtins += [Route(literal: "/v1/chat/completions", OpenAIChatCompletionsHandler.self),
-                         Route(literal: "/v1/completions", OpenAITextCompletionsHandler.self),
-                         Route(literal: "/v1/responses", OpenAIResponsesHandler.self),
-                         Route(literal: "/tokenize", TokenizeHandler.self), Route(literal: "/detokenize", DetokenizeHandler.self),
-                         Route(literal: "/apply-template", ApplyTemplateHandler.self), Route(literal: "/props", PropsHandler.self)]
+            builtins += [
+                Route(literal: "/v1/chat/completions", OpenAIChatCompletionsHandler.self),
+                Route(literal: "/v1/completions", OpenAITextCompletionsHandler.self),
+                Route(literal: "/v1/responses", OpenAIResponsesHandler.self),
+                Route(literal: "/tokenize", TokenizeHandler.self), Route(literal: "/detokenize", DetokenizeHandler.self),
+                Route(literal: "/apply-template", ApplyTemplateHandler.self), Route(literal: "/props", PropsHandler.self)
+            ]
         }
         let status = Route(literal: "/status.json", StatusHandler.self)
         builtins.append(settings.metricsAccess == "open" ? status.open() : status)

@@ -27,7 +27,9 @@ package final class Dispatcher: HTTPServerDelegate {
         var logged = request.body
         /// The body as sent, for a signature inside it.
         var sentJSON: JSON?
-        if request.mediaType.map(MediaType.isJSON) ?? true || request.body.first(where: { $0 != 0x20 && $0 != 0x0A && $0 != 0x0D && $0 != 0x09 }) == UInt8(ascii: "{") {
+        if request.mediaType.map(MediaType.isJSON) ?? true
+            || request.body.first(where: { $0 != 0x20 && $0 != 0x0A && $0 != 0x0D && $0 != 0x09 }) == UInt8(ascii: "{")
+        {
             var parsed: Result<JSON, JSONParseError>
             do throws(JSONParseError) { parsed = .success(try JSONParser.parse(request.body)) } catch { parsed = .failure(error) }
             if case .success(let v) = parsed {
@@ -43,8 +45,9 @@ package final class Dispatcher: HTTPServerDelegate {
         }
         let (rid, ridValue, ridError) = context.recordIDs.resolve(bodyValue: bodyRecordID, header: request.requestID)
         let trace = TraceContext.of(traceparent: request.header("traceparent"), tracestate: request.header("tracestate"), ids: context.traceIDs)
-        context.observer.started(method: request.head.methodName, target: request.target, body: logged, recordID: rid, trace: trace,
-                                 headers: request.head.headers)
+        context.observer.started(
+            method: request.head.methodName, target: request.target, body: logged, recordID: rid, trace: trace,
+            headers: request.head.headers)
 
         let match = router.match(request.path)
         // Without a route, a plain handler carries the recordid into the 404.
@@ -58,8 +61,9 @@ package final class Dispatcher: HTTPServerDelegate {
             if let ridError { throw ridError }
             if let access = context.access, !(match?.0.isOpen(for: request) ?? false) {
                 // Before routing says anything: without a key, an unknown path is a 401 too.
-                let outcome = access.authenticate(request, body: sentJSON, now: Double(LogClock.now().seconds),
-                                                  window: context.settings.signatureWindow, nonces: context.scoreboard?.nonces)
+                let outcome = access.authenticate(
+                    request, body: sentJSON, now: Double(LogClock.now().seconds),
+                    window: context.settings.signatureWindow, nonces: context.scoreboard?.nonces)
                 guard case .key(let key) = outcome else { throw access.refusal(outcome) }
                 handler.apiKey = key
                 try admit(key, handler)
@@ -90,11 +94,13 @@ package final class Dispatcher: HTTPServerDelegate {
         case .admitted:
             handler.admitted = board.keys
         case .overRate(let after):
-            throw HTTPError(429, "key \(key.name) is over its limit of \(RateLimit.text(key.rateLimit)) requests per second",
-                            headers: [("Retry-After", String(after))], code: "rate_limit_exceeded")
+            throw HTTPError(
+                429, "key \(key.name) is over its limit of \(RateLimit.text(key.rateLimit)) requests per second",
+                headers: [("Retry-After", String(after))], code: "rate_limit_exceeded")
         case .overInFlight:
-            throw HTTPError(429, "key \(key.name) has \(key.maxInFlight ?? 0) requests in flight, its limit",
-                            headers: [("Retry-After", "1")], code: "rate_limit_exceeded")
+            throw HTTPError(
+                429, "key \(key.name) has \(key.maxInFlight ?? 0) requests in flight, its limit",
+                headers: [("Retry-After", "1")], code: "rate_limit_exceeded")
         }
     }
 
@@ -108,10 +114,11 @@ package final class Dispatcher: HTTPServerDelegate {
         context.observer.started(method: method, target: target, body: [], recordID: rid, rejection: e.message)
         let body = ErrorBody.make(HTTPError(e.status, e.message), path: e.target ?? target, recordID: ridValue).serialized()
         response.respond(status: e.status, headers: [("Content-Type", "application/json"), ("X-Request-Id", rid)], body: body)
-        context.observer.finished(RequestObserver.Answer(
-            method: method, target: target, httpVersion: e.head?.minorVersion == 0 ? "HTTP/1.0" : "HTTP/1.1",
-            remoteHost: remoteHost, userAgent: e.head?.userAgent, referer: e.head?.referer,
-            status: e.status, logged: body, bytes: body.count, recordID: rid, started: started, model: nil))
+        context.observer.finished(
+            RequestObserver.Answer(
+                method: method, target: target, httpVersion: e.head?.minorVersion == 0 ? "HTTP/1.0" : "HTTP/1.1",
+                remoteHost: remoteHost, userAgent: e.head?.userAgent, referer: e.head?.referer,
+                status: e.status, logged: body, bytes: body.count, recordID: rid, started: started, model: nil))
     }
 
     package func acceptFailed(_ error: SystemError) {

@@ -25,7 +25,8 @@ public enum ForwardedFor {
         let bytes = Array(s.utf8)
         guard !bytes.isEmpty, bytes.count <= 45 else { return false }
         if bytes.contains(UInt8(ascii: ":")) {
-            return bytes.filter { $0 == 0x3A }.count >= 2 && bytes.allSatisfy { ($0 >= 0x30 && $0 <= 0x39) || ($0 | 0x20 >= 0x61 && $0 | 0x20 <= 0x66) || $0 == 0x3A || $0 == 0x2E }
+            return bytes.filter { $0 == 0x3A }.count >= 2
+                && bytes.allSatisfy { ($0 >= 0x30 && $0 <= 0x39) || ($0 | 0x20 >= 0x61 && $0 | 0x20 <= 0x66) || $0 == 0x3A || $0 == 0x2E }
         }
         let parts = s.split(separator: ".", omittingEmptySubsequences: false)
         return parts.count == 4 && parts.allSatisfy { p in p.count <= 3 && !p.isEmpty && p.allSatisfy(\.isASCIIDigit) && (Int(p) ?? 256) <= 255 }

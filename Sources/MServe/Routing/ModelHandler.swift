@@ -1,5 +1,6 @@
 import MServeHTTP
 import MServePOSIX
+
 /// `POST /NAME` runs the model on the JSON body; `GET /NAME` describes it.  Subclasses serve a
 /// model under another API (OpenAIEmbeddingsHandler, OpenAICompletionsHandler): a handler of that
 /// API picks the model and its input and hands over (`run(for:_:)`); the subclass shapes the
@@ -32,8 +33,10 @@ class ModelHandler: RequestHandler {
     /// (`answersQueries`: modelserve's `GET /NAME?text=...`).
     override func get(_ args: [String]) throws {
         if model.instance.answersQueries, let q = request.query, !q.isEmpty {
-            return try run(InferenceRequest(recordID: recordID, input: [:], contentType: "", method: "GET", path: request.path,
-                                            query: queryArguments))
+            return try run(
+                InferenceRequest(
+                    recordID: recordID, input: [:], contentType: "", method: "GET", path: request.path,
+                    query: queryArguments))
         }
         write(model.info.setting("worker", .int(Int64(context.slot))))
     }
@@ -90,20 +93,28 @@ class ModelHandler: RequestHandler {
             if streamFormat == nil {
                 complete(Result { try model.instance.infer(inference) })
             } else {
-                complete(Result { try model.instance.stream(inference) { send($0); return }; return .null })
+                complete(
+                    Result {
+                        try model.instance.stream(inference) {
+                            send($0); return
+                        }; return .null
+                    })
             }
             return
         }
         let streams = streamFormat != nil
-        let onPiece: ((JSON) -> Void)? = !streams ? nil : { [self] piece in
-            cancelDeadline()   // the request timeout bounds the wait for the first piece
-            for p in presentPiece(piece) { send(p) }
-            guard let job = streamJob else { return }
-            throttle { [weak runner, weak job] paused in
-                guard let runner, let job else { return }
-                if paused { runner.pause(job) } else { runner.resume(job) }
+        let onPiece: ((JSON) -> Void)? =
+            !streams
+            ? nil
+            : { [self] piece in
+                cancelDeadline()  // the request timeout bounds the wait for the first piece
+                for p in presentPiece(piece) { send(p) }
+                guard let job = streamJob else { return }
+                throttle { [weak runner, weak job] paused in
+                    guard let runner, let job else { return }
+                    if paused { runner.pause(job) } else { runner.resume(job) }
+                }
             }
-        }
         let job = InferenceJob(request: inference, onPiece: onPiece) { [self] result in
             cancelDeadline()
             complete(result)
@@ -117,8 +128,9 @@ class ModelHandler: RequestHandler {
         defer { publishLoad() }
         guard runner.submit(job) else {
             let (running, waiting) = runner.load
-            throw HTTPError(503, "model \(model.name) is busy (\(running) running, \(waiting) waiting); retry later",
-                            headers: [("Retry-After", "1")])
+            throw HTTPError(
+                503, "model \(model.name) is busy (\(running) running, \(waiting) waiting); retry later",
+                headers: [("Retry-After", "1")])
         }
         if context.logger.enabled(.debug) {
             let (running, waiting) = runner.load
@@ -134,17 +146,24 @@ class ModelHandler: RequestHandler {
             cancelDeadline()
             let was = runner.abandon(job, evenIfRunning: true)
             guard was == .queued || was == .running else { return }
-            fail(HTTPError(504, was == .queued
-                ? "request waited \(timeout) s for model \(model.name) and was not run"
-                : "model \(model.name) did not answer within \(timeout) s"))
+            fail(
+                HTTPError(
+                    504,
+                    was == .queued
+                        ? "request waited \(timeout) s for model \(model.name) and was not run"
+                        : "model \(model.name) did not answer within \(timeout) s"))
         }
         request.onClientGone = { [self] in
             // A running inference is let finish (its answer goes nowhere); a stream stops.
             let was = runner.abandon(job, evenIfRunning: streams)
             guard was == .queued || (streams && was == .running) else { return }
             cancelDeadline()
-            fail(HTTPError(499, was == .queued ? "client closed the connection while the request was queued"
-                                               : "client closed the connection during the stream"))
+            fail(
+                HTTPError(
+                    499,
+                    was == .queued
+                        ? "client closed the connection while the request was queued"
+                        : "client closed the connection during the stream"))
         }
     }
 
@@ -156,7 +175,8 @@ class ModelHandler: RequestHandler {
         // `curl -d '{...}'` declares a form; a JSON object body is taken as what it is, as tornado's
         // handlers that read the body as JSON took it.
         if media == "application/x-www-form-urlencoded", case .success(let v)? = parsedJSON, v.isObject,
-           accepted.contains(where: { MediaType.matches("application/json", pattern: $0) }) {
+            accepted.contains(where: { MediaType.matches("application/json", pattern: $0) })
+        {
             media = "application/json"
         }
         guard accepted.contains(where: { MediaType.matches(media, pattern: $0) }) else {
@@ -164,8 +184,9 @@ class ModelHandler: RequestHandler {
         }
         let query = queryArguments
         func made(_ input: JSON, files: [UploadedFile] = []) -> InferenceRequest {
-            InferenceRequest(recordID: recordID, input: input, contentType: media, body: request.body, files: files,
-                             method: request.method.rawValue, path: request.path, query: query)
+            InferenceRequest(
+                recordID: recordID, input: input, contentType: media, body: request.body, files: files,
+                method: request.method.rawValue, path: request.path, query: query)
         }
         if MediaType.isJSON(media) { return made(try jsonObject()) }
         if media == "application/x-www-form-urlencoded" {
@@ -232,8 +253,9 @@ class ModelHandler: RequestHandler {
         publishLoad()
         if context.logger.enabled(.debug) {
             let load = generative.load
-            context.logger.debug("queued for model \(model.name) (\(choices) choices; \(load.running) running, \(load.waiting) waiting)",
-                                 recordID: recordID)
+            context.logger.debug(
+                "queued for model \(model.name) (\(choices) choices; \(load.running) running, \(load.waiting) waiting)",
+                recordID: recordID)
         }
         beginAsynchronous()
         if streamFormat?.isSSE == true, context.settings.streamPing > 0 {
@@ -249,8 +271,12 @@ class ModelHandler: RequestHandler {
         request.onClientGone = { [self] in
             inference.cancellation.cancel()
             cancelDeadline()
-            fail(HTTPError(499, lastToken == nil ? "client closed the connection while the request was queued"
-                                                 : "client closed the connection during the stream"))
+            fail(
+                HTTPError(
+                    499,
+                    lastToken == nil
+                        ? "client closed the connection while the request was queued"
+                        : "client closed the connection during the stream"))
         }
     }
 
@@ -264,7 +290,7 @@ class ModelHandler: RequestHandler {
             cancelDeadline()
             return fail(HTTPError(400, why))
         case .started(_, let promptTokens):
-            cancelDeadline()   // the request timeout bounds the wait for the first token
+            cancelDeadline()  // the request timeout bounds the wait for the first token
             observer.countTokens(model: metrics, prompt: promptTokens, generated: 0)
         case .text(let i, let text, let tokens, _):
             cancelDeadline()
@@ -283,8 +309,9 @@ class ModelHandler: RequestHandler {
             // A token that ends the turn is counted in the usage but was sent as no event; a
             // choice that never started counts its prompt here.
             let unseen = usage.completionTokens - counted[i, default: 0]
-            observer.countTokens(model: metrics, prompt: counted[i] == nil && usage.completionTokens == 0 ? usage.promptTokens : 0,
-                                 generated: max(0, unseen))
+            observer.countTokens(
+                model: metrics, prompt: counted[i] == nil && usage.completionTokens == 0 ? usage.promptTokens : 0,
+                generated: max(0, unseen))
             counted[i] = usage.completionTokens
             finishedChoices += 1
         }
@@ -369,7 +396,7 @@ class ModelHandler: RequestHandler {
         guard let format = streamFormat, !streaming, !finished else { return }
         setHeader("Content-Type", format.contentType)
         setHeader("Cache-Control", "no-cache")
-        setHeader("X-Accel-Buffering", "no")   // nginx must not buffer the stream
+        setHeader("X-Accel-Buffering", "no")  // nginx must not buffer the stream
         startStream()
     }
 
@@ -407,7 +434,7 @@ class ModelHandler: RequestHandler {
                 write(raw.body)
                 finish()
             } else if let format = streamFormat {
-                if !streaming && !generative { send(output) }   // a stream of nothing still gets its head
+                if !streaming && !generative { send(output) }  // a stream of nothing still gets its head
                 beginStream()
                 for p in streamTail() { send(p) }
                 writeChunk(format.end)
@@ -438,7 +465,7 @@ class ModelHandler: RequestHandler {
         stopPinging()
         guard streaming, let format = streamFormat else { return finish(with: error) }
         writeChunk(format.frame(errorBody(error), event: "error"))
-        setStatus(error.status)   // for the logs: the client saw 200
+        setStatus(error.status)  // for the logs: the client saw 200
         finish()
     }
 }

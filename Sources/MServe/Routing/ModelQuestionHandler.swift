@@ -1,4 +1,5 @@
 import MServeHTTP
+
 /// llama.cpp's server's routes about its model, for the clients and tools written for it:
 /// `POST /tokenize` (`content`, `add_special`, `parse_special`, `with_pieces`), `POST /detokenize`
 /// (`tokens`), `POST /apply-template` (`messages`) and `GET /props`.  llama.cpp serves one model;
@@ -75,8 +76,9 @@ class ModelQuestionHandler: RequestHandler {
 final class TokenizeHandler: ModelQuestionHandler {
     override func question(_ body: JSON) throws -> ModelQuestion {
         guard let content = body["content"]?.stringValue else { throw HTTPError(400, "content must be a string", param: "content") }
-        return .tokenize(content, addSpecial: try flag(body, "add_special", false), parseSpecial: try flag(body, "parse_special", true),
-                         withPieces: try flag(body, "with_pieces", false))
+        return .tokenize(
+            content, addSpecial: try flag(body, "add_special", false), parseSpecial: try flag(body, "parse_special", true),
+            withPieces: try flag(body, "with_pieces", false))
     }
 }
 

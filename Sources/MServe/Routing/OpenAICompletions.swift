@@ -12,8 +12,10 @@ struct OpenAICompletionRequest: Equatable {
     /// The keys passed to the model as they are (it checks their values).
     /// Structured output too (OpenAI's `response_format`, llama.cpp's `json_schema` and `grammar`),
     /// and the functions the model may call.
-    static let passed = ["temperature", "top_p", "top_k", "seed", "stop", "presence_penalty", "frequency_penalty", "logit_bias",
-                         "response_format", "json_schema", "grammar", "tools", "tool_choice", "parallel_tool_calls", "stop_token_ids"]
+    static let passed = [
+        "temperature", "top_p", "top_k", "seed", "stop", "presence_penalty", "frequency_penalty", "logit_bias",
+        "response_format", "json_schema", "grammar", "tools", "tool_choice", "parallel_tool_calls", "stop_token_ids"
+    ]
 
     init(_ body: JSON, chat: Bool) throws(HTTPError) {
         func bad(_ message: String, _ param: String) -> HTTPError { HTTPError(400, message, param: param) }
@@ -27,8 +29,10 @@ struct OpenAICompletionRequest: Equatable {
             case .array(let items)? where !items.isEmpty && items.allSatisfy({ $0.stringValue != nil }):
                 input.append(("prompt", items.count == 1 ? items[0] : .array(items)))
             // Token ids: one prompt ([1, 2]) or several ([[1, 2], [3]]); the model checks them.
-            case .array(let items)? where !items.isEmpty && (items.allSatisfy { $0.intValue != nil }
-                                                             || items.allSatisfy { if case .array(let l) = $0 { l.allSatisfy { $0.intValue != nil } } else { false } }):
+            case .array(let items)?
+            where !items.isEmpty
+                && (items.allSatisfy { $0.intValue != nil }
+                    || items.allSatisfy { if case .array(let l) = $0 { l.allSatisfy { $0.intValue != nil } } else { false } }):
                 input.append(("prompt", .array(items)))
             default: throw bad("prompt must be a string, a list of strings, or token ids (a list of integers, or of lists of them)", "prompt")
             }
@@ -91,7 +95,7 @@ struct OpenAICompletionRequest: Equatable {
         let unsupported: [(String, (JSON) -> Bool)] = [
             ("functions", { _ in true }), ("function_call", { _ in true }),
             ("echo", { $0 == .bool(true) }), ("suffix", { $0.stringValue.map { !$0.isEmpty } ?? true }),
-            ("best_of", { $0 != .int(1) }),
+            ("best_of", { $0 != .int(1) })
         ]
         for (key, refused) in unsupported {
             if let v = body[key], v != .null, refused(v) { throw bad("\(key) is not supported by this server", key) }
@@ -149,12 +153,16 @@ struct OpenAICompletionShape: GenerationPresenter {
     /// OpenAI's usage: the token counts (the cached ones in `prompt_tokens_details`), without the
     /// model's timings.
     static func usage(_ u: JSON) -> JSON {
-        ["prompt_tokens": u["prompt_tokens"] ?? .int(0), "completion_tokens": u["completion_tokens"] ?? .int(0),
-         "total_tokens": u["total_tokens"] ?? .int(0), "prompt_tokens_details": u["prompt_tokens_details"] ?? ["cached_tokens": 0]]
+        [
+            "prompt_tokens": u["prompt_tokens"] ?? .int(0), "completion_tokens": u["completion_tokens"] ?? .int(0),
+            "total_tokens": u["total_tokens"] ?? .int(0), "prompt_tokens_details": u["prompt_tokens_details"] ?? ["cached_tokens": 0]
+        ]
     }
 
-    private func chunk(_ index: Int, text: String?, role: Bool = false, finish: JSON = .null, timings: JSON? = nil,
-                       logprobs: JSON = .null, toolCalls: [JSON] = []) -> JSON {
+    private func chunk(
+        _ index: Int, text: String?, role: Bool = false, finish: JSON = .null, timings: JSON? = nil,
+        logprobs: JSON = .null, toolCalls: [JSON] = []
+    ) -> JSON {
         var choice: [(String, JSON)] = [("index", .int(Int64(index)))]
         if chat {
             var delta: [(String, JSON)] = role ? [("role", "assistant")] : []
@@ -216,7 +224,9 @@ struct OpenAICompletionShape: GenerationPresenter {
 
     /// After the last event: the usage chunk, when asked for.
     func tail(_ g: Generation) -> [JSON] {
-        includeUsage ? [.object(head(chat ? "chat.completion.chunk" : "text_completion") + [("choices", []), ("usage", OpenAICompletionShape.usage(g.usage))])] : []
+        includeUsage
+            ? [.object(head(chat ? "chat.completion.chunk" : "text_completion") + [("choices", []), ("usage", OpenAICompletionShape.usage(g.usage))])]
+            : []
     }
 
     /// The whole answer, not streamed.
@@ -227,14 +237,19 @@ struct OpenAICompletionShape: GenerationPresenter {
             if chat {
                 // `refusal` is required by OpenAI's schema (null: the model did not refuse); a
                 // message of calls alone has no content (null), as OpenAI's.
-                var message: JSON = ["role": "assistant", "content": c.toolCalls.isEmpty || !c.text.isEmpty ? .string(c.text) : .null, "refusal": .null]
+                var message: JSON = [
+                    "role": "assistant", "content": c.toolCalls.isEmpty || !c.text.isEmpty ? .string(c.text) : .null, "refusal": .null
+                ]
                 if !c.toolCalls.isEmpty { message = message.setting("tool_calls", .array(c.toolCalls.map { Generation.toolCallJSON($0) })) }
                 return ["index": .int(Int64(i)), "message": message, "logprobs": lp, "finish_reason": finish]
             }
             return ["index": .int(Int64(i)), "text": .string(c.text), "logprobs": lp, "finish_reason": finish]
         }
         let usage = g.usage
-        return .object(head(object) + [("choices", .array(choices)), ("usage", OpenAICompletionShape.usage(usage)),
-                                        ("timings", Generation.timings(usage))])
+        return .object(
+            head(object) + [
+                ("choices", .array(choices)), ("usage", OpenAICompletionShape.usage(usage)),
+                ("timings", Generation.timings(usage))
+            ])
     }
 }

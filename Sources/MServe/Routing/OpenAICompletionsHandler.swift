@@ -14,8 +14,9 @@ class OpenAICompletionsHandler: RequestHandler {
         let m = try generativeModel(named: body)
         let chat = type(of: self).chat
         let parsed = try OpenAICompletionRequest(body, chat: chat)
-        let shape = OpenAICompletionShape(id: recordID, model: m.name, created: Int64(LogClock.now().seconds), chat: chat,
-                                          stream: parsed.stream, includeUsage: parsed.includeUsage, logprobs: parsed.logprobs)
+        let shape = OpenAICompletionShape(
+            id: recordID, model: m.name, created: Int64(LogClock.now().seconds), chat: chat,
+            stream: parsed.stream, includeUsage: parsed.includeUsage, logprobs: parsed.logprobs)
         let call = GenerationCall(request: request, context: context, model: m, presenter: shape)
         try call.run(for: self, InferenceRequest(recordID: recordID, input: parsed.input, body: request.body))
     }

@@ -28,8 +28,11 @@ final class OpenAIEmbeddingsHandler: RequestHandler {
         }
         // The model's own handler runs the request and answers it, in this API's shape.
         let call = Call(request: request, context: context, model: m, base64: base64)
-        try call.run(for: self, InferenceRequest(recordID: recordID, input: ["input": body["input"] ?? .null], contentType: "application/json",
-                                                 body: request.body))
+        try call.run(
+            for: self,
+            InferenceRequest(
+                recordID: recordID, input: ["input": body["input"] ?? .null], contentType: "application/json",
+                body: request.body))
     }
 
     /// The chosen model's run, presented as OpenAI's list of embeddings.
@@ -49,8 +52,10 @@ final class OpenAIEmbeddingsHandler: RequestHandler {
                 return ["object": "embedding", "index": .int(Int64(i)), "embedding": embedding]
             }
             let tokens = output["usage"]?["prompt_tokens"] ?? .int(0)
-            return ["object": "list", "data": .array(data), "model": .string(model.name),
-                    "usage": ["prompt_tokens": tokens, "total_tokens": tokens]]
+            return [
+                "object": "list", "data": .array(data), "model": .string(model.name),
+                "usage": ["prompt_tokens": tokens, "total_tokens": tokens]
+            ]
         }
 
     }
@@ -72,8 +77,10 @@ enum Base64 {
         let rest = bytes.count - i
         if rest > 0 {
             let n = UInt32(bytes[i]) << 16 | (rest == 2 ? UInt32(bytes[i + 1]) << 8 : 0)
-            out += [alphabet[Int(n >> 18 & 63)], alphabet[Int(n >> 12 & 63)],
-                    rest == 2 ? alphabet[Int(n >> 6 & 63)] : UInt8(ascii: "="), UInt8(ascii: "=")]
+            out += [
+                alphabet[Int(n >> 18 & 63)], alphabet[Int(n >> 12 & 63)],
+                rest == 2 ? alphabet[Int(n >> 6 & 63)] : UInt8(ascii: "="), UInt8(ascii: "=")
+            ]
         }
         return String(decoding: out, as: UTF8.self)
     }

@@ -37,7 +37,8 @@ struct OpenAIResponsesRequest: Equatable {
                 switch item["type"]?.stringValue {
                 case "function_call"?:
                     // A call made earlier: an assistant turn's tool_calls (calls in a row, one turn).
-                    guard let id = item["call_id"]?.stringValue, let name = item["name"]?.stringValue, let args = item["arguments"]?.stringValue else {
+                    guard let id = item["call_id"]?.stringValue, let name = item["name"]?.stringValue, let args = item["arguments"]?.stringValue
+                    else {
                         throw bad("input[\(i)]: a function_call needs call_id, name and arguments (JSON text)", "input")
                     }
                     let call: JSON = ["id": .string(id), "type": "function", "function": ["name": .string(name), "arguments": .string(args)]]
@@ -92,16 +93,21 @@ struct OpenAIResponsesRequest: Equatable {
         if logprobs { input += [("logprobs", true), ("top_logprobs", .int(top ?? 0))] }
         // Nothing is kept between requests, and what would change the answer unasked is refused.
         if let v = body["previous_response_id"], v != .null {
-            throw bad("previous_response_id: this server keeps no responses (it is stateless); send the whole conversation in input",
-                      "previous_response_id")
+            throw bad(
+                "previous_response_id: this server keeps no responses (it is stateless); send the whole conversation in input",
+                "previous_response_id")
         }
-        if let v = body["conversation"], v != .null { throw bad("conversation: this server keeps no conversations; send them in input", "conversation") }
+        if let v = body["conversation"], v != .null {
+            throw bad("conversation: this server keeps no conversations; send them in input", "conversation")
+        }
         // Tools in the Responses shape ({"type": "function", "name", "description", "parameters"}),
         // given to the model in the chat shape, which it checks.
         if case .array(let tools)? = body["tools"], !tools.isEmpty {
             var list: [JSON] = []
             for (k, t) in tools.enumerated() {
-                guard t["type"] == "function" else { throw bad("tools[\(k)]: only function tools are supported, got \(t["type"]?.text ?? t.text)", "tools") }
+                guard t["type"] == "function" else {
+                    throw bad("tools[\(k)]: only function tools are supported, got \(t["type"]?.text ?? t.text)", "tools")
+                }
                 var function: [(String, JSON)] = [("name", t["name"] ?? .null)]
                 if let d = t["description"] { function.append(("description", d)) }
                 if let p = t["parameters"] { function.append(("parameters", p)) }
@@ -110,7 +116,8 @@ struct OpenAIResponsesRequest: Equatable {
             input.append(("tools", .array(list)))
             switch body["tool_choice"] {
             case nil, .some(.null): break
-            case .some(let c) where c["type"] == "function": input.append(("tool_choice", ["type": "function", "function": ["name": c["name"] ?? .null]]))
+            case .some(let c) where c["type"] == "function":
+                input.append(("tool_choice", ["type": "function", "function": ["name": c["name"] ?? .null]]))
             case let c?: input.append(("tool_choice", c))
             }
             if let p = body["parallel_tool_calls"], p != .null { input.append(("parallel_tool_calls", p)) }
@@ -134,10 +141,13 @@ struct OpenAIResponsesRequest: Equatable {
         if let v = body["metadata"], v != .null, !v.isObject { throw bad("metadata must be an object, got \(v.text)", "metadata") }
         self.input = .object(input)
         text = body["text"].flatMap { $0 == .null ? nil : $0 } ?? ["format": ["type": "text"]]
-        echo = [("instructions", body["instructions"] ?? .null), ("max_output_tokens", body["max_output_tokens"] ?? .null),
-                ("temperature", body["temperature"] ?? .null), ("top_p", body["top_p"] ?? .null),
-                ("top_logprobs", body["top_logprobs"] ?? .null), ("metadata", body["metadata"] ?? [:]), ("user", body["user"] ?? .null),
-                ("tools", body["tools"] ?? []), ("tool_choice", body["tool_choice"] ?? "auto"), ("parallel_tool_calls", body["parallel_tool_calls"] ?? true)]
+        echo = [
+            ("instructions", body["instructions"] ?? .null), ("max_output_tokens", body["max_output_tokens"] ?? .null),
+            ("temperature", body["temperature"] ?? .null), ("top_p", body["top_p"] ?? .null),
+            ("top_logprobs", body["top_logprobs"] ?? .null), ("metadata", body["metadata"] ?? [:]), ("user", body["user"] ?? .null),
+            ("tools", body["tools"] ?? []), ("tool_choice", body["tool_choice"] ?? "auto"),
+            ("parallel_tool_calls", body["parallel_tool_calls"] ?? true)
+        ]
     }
 
     /// One item of `input`: a message (`type` "message" or none) with a role and a string or text
@@ -154,9 +164,11 @@ struct OpenAIResponsesRequest: Equatable {
         case .array(let parts)?:
             var text = ""
             for part in parts {
-                guard let type = part["type"]?.stringValue, ["input_text", "output_text", "text"].contains(type), let t = part["text"]?.stringValue else {
-                    throw HTTPError(400, "input[\(i)].content: only text parts (input_text, output_text) are taken, got \(part["type"]?.text ?? part.text)",
-                                    param: "input")
+                guard let type = part["type"]?.stringValue, ["input_text", "output_text", "text"].contains(type), let t = part["text"]?.stringValue
+                else {
+                    throw HTTPError(
+                        400, "input[\(i)].content: only text parts (input_text, output_text) are taken, got \(part["type"]?.text ?? part.text)",
+                        param: "input")
                 }
                 text += t
             }
@@ -221,12 +233,15 @@ struct OpenAIResponsesShape: GenerationPresenter {
         }
         var output: [JSON] = []
         if let choice, choice.finishReason != nil {
-            let order: [Int?] = items.isEmpty ? (choice.text.isEmpty && !choice.toolCalls.isEmpty ? [] : [nil]) + choice.toolCalls.indices.map { $0 } : items
+            let order: [Int?] =
+                items.isEmpty ? (choice.text.isEmpty && !choice.toolCalls.isEmpty ? [] : [nil]) + choice.toolCalls.indices.map { $0 } : items
             output = order.map { k in k.map { functionCall(choice.toolCalls[$0], done: true) } ?? message(choice) }
         }
-        var fields: [(String, JSON)] = [("id", .string("resp_" + id)), ("object", "response"), ("created_at", .int(created)),
-                                        ("status", .string(status)), ("error", .null), ("incomplete_details", incomplete), ("model", .string(model)),
-                                        ("output", .array(output))]
+        var fields: [(String, JSON)] = [
+            ("id", .string("resp_" + id)), ("object", "response"), ("created_at", .int(created)),
+            ("status", .string(status)), ("error", .null), ("incomplete_details", incomplete), ("model", .string(model)),
+            ("output", .array(output))
+        ]
         fields += echo
         fields += [("text", text), ("truncation", "disabled"), ("previous_response_id", .null), ("store", false), ("background", false)]
         fields.append(("usage", g.flatMap { $0.finished ? OpenAIResponsesShape.usage($0.usage) : nil } ?? .null))
@@ -235,14 +250,23 @@ struct OpenAIResponsesShape: GenerationPresenter {
 
     /// The output message: its one `output_text` part, in progress while `choice` is unfinished.
     private func message(_ choice: Generation.Choice?) -> JSON {
-        let status = switch choice?.finishReason { case nil: "in_progress"; case "length"?: "incomplete"; default: "completed" }
-        return ["id": .string(itemID), "type": "message", "status": .string(status), "role": "assistant",
-                "content": choice.map { [part($0.text, $0.logprobs)] } ?? []]
+        let status =
+            switch choice?.finishReason {
+            case nil: "in_progress";
+            case "length"?: "incomplete";
+            default: "completed"
+            }
+        return [
+            "id": .string(itemID), "type": "message", "status": .string(status), "role": "assistant",
+            "content": choice.map { [part($0.text, $0.logprobs)] } ?? []
+        ]
     }
 
     private func functionCall(_ c: (id: String, name: String, arguments: String), done: Bool) -> JSON {
-        ["id": .string("fc_" + c.id), "type": "function_call", "status": .string(done ? "completed" : "in_progress"), "call_id": .string(c.id),
-         "name": .string(c.name), "arguments": .string(done ? c.arguments : "")]
+        [
+            "id": .string("fc_" + c.id), "type": "function_call", "status": .string(done ? "completed" : "in_progress"), "call_id": .string(c.id),
+            "name": .string(c.name), "arguments": .string(done ? c.arguments : "")
+        ]
     }
 
     private func part(_ text: String, _ list: [TokenLogprob]) -> JSON {
@@ -251,8 +275,10 @@ struct OpenAIResponsesShape: GenerationPresenter {
 
     /// OpenAI's Responses usage from mserve's.
     static func usage(_ u: JSON) -> JSON {
-        ["input_tokens": u["prompt_tokens"] ?? 0, "input_tokens_details": ["cached_tokens": u["prompt_tokens_details"]?["cached_tokens"] ?? 0],
-         "output_tokens": u["completion_tokens"] ?? 0, "output_tokens_details": ["reasoning_tokens": 0], "total_tokens": u["total_tokens"] ?? 0]
+        [
+            "input_tokens": u["prompt_tokens"] ?? 0, "input_tokens_details": ["cached_tokens": u["prompt_tokens_details"]?["cached_tokens"] ?? 0],
+            "output_tokens": u["completion_tokens"] ?? 0, "output_tokens_details": ["reasoning_tokens": 0], "total_tokens": u["total_tokens"] ?? 0
+        ]
     }
 
     /// The opening events go with the first text, call or end, as the chat shape's role does.
@@ -265,8 +291,13 @@ struct OpenAIResponsesShape: GenerationPresenter {
             out += opening() + openMessage()
             let lp = JSON.array(logprobs ? pending.map(\.json) : [])
             pending = []
-            out.append(self.event("response.output_text.delta", [("item_id", .string(itemID)), ("output_index", .int(Int64(messageIndex ?? 0))),
-                                                                 ("content_index", 0), ("delta", .string(text)), ("logprobs", lp)]))
+            out.append(
+                self.event(
+                    "response.output_text.delta",
+                    [
+                        ("item_id", .string(itemID)), ("output_index", .int(Int64(messageIndex ?? 0))),
+                        ("content_index", 0), ("delta", .string(text)), ("logprobs", lp)
+                    ]))
         case .toolCall(_, let callID, let name, let arguments):
             // A call is known whole: its item added, its arguments in one delta, done.
             out += opening()
@@ -274,10 +305,20 @@ struct OpenAIResponsesShape: GenerationPresenter {
             items.append(calls)
             calls += 1
             out.append(self.event("response.output_item.added", [("output_index", index), ("item", functionCall(call, done: false))]))
-            out.append(self.event("response.function_call_arguments.delta", [("item_id", .string("fc_" + callID)), ("output_index", index),
-                                                                              ("delta", .string(arguments))]))
-            out.append(self.event("response.function_call_arguments.done", [("item_id", .string("fc_" + callID)), ("output_index", index),
-                                                                             ("arguments", .string(arguments))]))
+            out.append(
+                self.event(
+                    "response.function_call_arguments.delta",
+                    [
+                        ("item_id", .string("fc_" + callID)), ("output_index", index),
+                        ("delta", .string(arguments))
+                    ]))
+            out.append(
+                self.event(
+                    "response.function_call_arguments.done",
+                    [
+                        ("item_id", .string("fc_" + callID)), ("output_index", index),
+                        ("arguments", .string(arguments))
+                    ]))
             out.append(self.event("response.output_item.done", [("output_index", index), ("item", functionCall(call, done: true))]))
         case .finished: out += opening()
         case .started, .failed: break
@@ -296,9 +337,15 @@ struct OpenAIResponsesShape: GenerationPresenter {
         guard messageIndex == nil else { return [] }
         items.append(nil)
         let index = JSON.int(Int64(items.count - 1))
-        return [event("response.output_item.added", [("output_index", index), ("item", message(nil))]),
-                event("response.content_part.added", [("item_id", .string(itemID)), ("output_index", index), ("content_index", 0),
-                                                      ("part", part("", []))])]
+        return [
+            event("response.output_item.added", [("output_index", index), ("item", message(nil))]),
+            event(
+                "response.content_part.added",
+                [
+                    ("item_id", .string(itemID)), ("output_index", index), ("content_index", 0),
+                    ("part", part("", []))
+                ])
+        ]
     }
 
     /// After the answer: the message's text, part and item done (a message is made if there is
@@ -309,9 +356,13 @@ struct OpenAIResponsesShape: GenerationPresenter {
         if messageIndex == nil && choice.toolCalls.isEmpty { out += openMessage() }
         if let index = messageIndex {
             let place: [(String, JSON)] = [("item_id", .string(itemID)), ("output_index", .int(Int64(index))), ("content_index", 0)]
-            out += [event("response.output_text.done", place + [("text", .string(choice.text)), ("logprobs", .array(logprobs ? choice.logprobs.map(\.json) : []))]),
-                    event("response.content_part.done", place + [("part", part(choice.text, choice.logprobs))]),
-                    event("response.output_item.done", [("output_index", .int(Int64(index))), ("item", message(choice))])]
+            out += [
+                event(
+                    "response.output_text.done",
+                    place + [("text", .string(choice.text)), ("logprobs", .array(logprobs ? choice.logprobs.map(\.json) : []))]),
+                event("response.content_part.done", place + [("part", part(choice.text, choice.logprobs))]),
+                event("response.output_item.done", [("output_index", .int(Int64(index))), ("item", message(choice))])
+            ]
         }
         out.append(event(choice.finishReason == "length" ? "response.incomplete" : "response.completed", [("response", response(g))]))
         return out

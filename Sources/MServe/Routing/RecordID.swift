@@ -1,4 +1,3 @@
-
 /// The id that ties a response to its log lines.  Generated ids are 20 hex digits: 12 random per
 /// generator, then its counter, so they are unique across workers without coordination.  Each
 /// worker's context owns one, made after fork, so that no two workers share a prefix.
@@ -52,6 +51,9 @@ public final class RecordID {
 
     private func invalid(_ what: String) -> (String, JSON, HTTPError?) {
         let g = generate()
-        return (g, .string(g), HTTPError(400, "\(what) must be a string of 1-\(RecordID.maxLength) printable ASCII characters without spaces, or an integer"))
+        return (
+            g, .string(g),
+            HTTPError(400, "\(what) must be a string of 1-\(RecordID.maxLength) printable ASCII characters without spaces, or an integer")
+        )
     }
 }

@@ -1,5 +1,5 @@
-import MServePOSIX
 import MServeHTTP
+import MServePOSIX
 
 /// What every handler of a worker can reach.
 public final class HandlerContext {
@@ -23,15 +23,19 @@ public final class HandlerContext {
     /// The models this mserve could serve (its registry), for a 404 that says how to serve one.
     package var knownModels: [ModelRegistry.Entry] = []
 
-    package init(logger: Logger, slot: Int, settings: Settings, models: [ServedModel], server: HTTPServer,
-                 observer: RequestObserver) {
+    package init(
+        logger: Logger, slot: Int, settings: Settings, models: [ServedModel], server: HTTPServer,
+        observer: RequestObserver
+    ) {
         self.logger = logger
         self.slot = slot
         self.settings = settings
         self.models = models
         self.server = server
         self.observer = observer
-        access = settings.keysFile == nil ? nil
+        access =
+            settings.keysFile == nil
+            ? nil
             : AccessControl(keys: settings.apiKeys, permissions: settings.modelSettings.compactMapValues(\.permission))
         observer.inFlight = { [unowned server] in server.inFlight }
     }
@@ -216,7 +220,8 @@ open class RequestHandler {
     /// Writes a JSON value and sets the JSON content type; objects get the recordid first if the
     /// handler did not put one in.
     public func write(_ json: JSON) {
-        let bytes = json.isObject && json["recordid"] == nil
+        let bytes =
+            json.isObject && json["recordid"] == nil
             ? json.serialized(leading: "recordid", recordIDValue == .null ? .string(recordID) : recordIDValue)
             : json.serialized()
         setHeader("Content-Type", "application/json")
@@ -257,14 +262,14 @@ open class RequestHandler {
             return
         }
         finished = true
-        request.onClientGone = nil   // it holds the handler that set it
+        request.onClientGone = nil  // it holds the handler that set it
         if let limiter = admitted, let key = apiKey {
             limiter.release(key, record: context.observer.scoreboardRecord)
             admitted = nil
         }
         let response = request.response
         let logged: [UInt8]
-        if !streaming { appendIdentity() }   // a stream's went with its head
+        if !streaming { appendIdentity() }  // a stream's went with its head
         let sent = headers
         if streaming {
             response.endStream()
@@ -273,11 +278,13 @@ open class RequestHandler {
             response.respond(status: status, headers: sent, body: body)
             logged = body
         }
-        context.observer.finished(RequestObserver.Answer(
-            method: request.head.methodName, target: request.target, httpVersion: request.httpVersion, remoteHost: clientAddress,
-            userAgent: request.head.userAgent, referer: request.head.referer, status: status, logged: logged,
-            summary: streaming, bytes: response.bodyBytes, recordID: recordID, trace: trace, started: request.startTime, model: metricsModel, user: apiKey?.name,
-            requestHeaders: request.head.headers, responseHeaders: sent, level: answerLogLevel))
+        context.observer.finished(
+            RequestObserver.Answer(
+                method: request.head.methodName, target: request.target, httpVersion: request.httpVersion, remoteHost: clientAddress,
+                userAgent: request.head.userAgent, referer: request.head.referer, status: status, logged: logged,
+                summary: streaming, bytes: response.bodyBytes, recordID: recordID, trace: trace, started: request.startTime, model: metricsModel,
+                user: apiKey?.name,
+                requestHeaders: request.head.headers, responseHeaders: sent, level: answerLogLevel))
         onFinish()
     }
 
@@ -316,11 +323,20 @@ enum ErrorBody {
 
     /// OpenAI's error shape, with the recordid beside it.
     static func openAI(_ error: HTTPError, recordID: JSON) -> JSON {
-        let type = error.status == 401 ? "authentication_error" : error.status == 403 ? "permission_error"
-            : error.status < 500 ? "invalid_request_error" : "server_error"
+        let type =
+            error.status == 401
+            ? "authentication_error"
+            : error.status == 403
+                ? "permission_error"
+                : error.status < 500 ? "invalid_request_error" : "server_error"
         let code: JSON = error.code.map(JSON.string) ?? (error.status == 404 ? "model_not_found" : error.status == 503 ? "overloaded" : .null)
-        return ["recordid": recordID, "error": ["message": .string(error.message), "type": .string(type),
-                                                   "param": error.param.map(JSON.string) ?? .null, "code": code]]
+        return [
+            "recordid": recordID,
+            "error": [
+                "message": .string(error.message), "type": .string(type),
+                "param": error.param.map(JSON.string) ?? .null, "code": code
+            ]
+        ]
     }
 
     static func json(_ error: HTTPError, recordID: JSON) -> JSON {

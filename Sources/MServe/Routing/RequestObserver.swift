@@ -16,8 +16,10 @@ public final class RequestObserver {
     /// Requests in flight, to publish with each answer.
     var inFlight: () -> Int = { 0 }
 
-    package init(logger: Logger, accessLog: AccessLog?, logBodyLimit: Int, accessLogFormat: AccessLogFormat? = nil,
-                 scoreboard: Scoreboard? = nil, scoreboardRecord: Int? = nil) {
+    package init(
+        logger: Logger, accessLog: AccessLog?, logBodyLimit: Int, accessLogFormat: AccessLogFormat? = nil,
+        scoreboard: Scoreboard? = nil, scoreboardRecord: Int? = nil
+    ) {
         self.logger = logger
         self.accessLog = accessLog
         self.accessLogFormat = accessLogFormat
@@ -29,8 +31,10 @@ public final class RequestObserver {
     /// A request was received (or, with `rejection`, refused while parsing).  Its body shows at
     /// debug level (its size otherwise: a million requests' bodies would be most of the log), and
     /// its headers follow in a line of their own.
-    func started(method: String, target: String, body: [UInt8], recordID: String, trace: TraceContext = .none, rejection: String? = nil,
-                 headers: [(name: String, value: String)] = []) {
+    func started(
+        method: String, target: String, body: [UInt8], recordID: String, trace: TraceContext = .none, rejection: String? = nil,
+        headers: [(name: String, value: String)] = []
+    ) {
         if let scoreboard, let r = scoreboardRecord { scoreboard.setInFlight(r, inFlight()) }
         logger.log(.info, recordID: recordID) { line in
             line.append("request: ")
@@ -110,12 +114,13 @@ public final class RequestObserver {
                 appendSize(a.logged.count, to: &line)
             }
         }
-        accessLog?.log(AccessLog.Entry(
-            remoteHost: a.remoteHost, method: a.method, target: a.target, httpVersion: a.httpVersion, status: a.status,
-            bytes: a.bytes, referer: a.referer, userAgent: a.userAgent, durationSeconds: seconds, pid: pid, recordID: a.recordID,
-            traceID: a.trace.traceID.isEmpty ? nil : a.trace.traceID, traceContinued: a.trace.continued, user: a.user,
-            requestHeaders: accessLogFormat == nil ? [] : a.requestHeaders,
-            responseHeaders: accessLogFormat == nil ? [] : a.responseHeaders), format: accessLogFormat)
+        accessLog?.log(
+            AccessLog.Entry(
+                remoteHost: a.remoteHost, method: a.method, target: a.target, httpVersion: a.httpVersion, status: a.status,
+                bytes: a.bytes, referer: a.referer, userAgent: a.userAgent, durationSeconds: seconds, pid: pid, recordID: a.recordID,
+                traceID: a.trace.traceID.isEmpty ? nil : a.trace.traceID, traceContinued: a.trace.continued, user: a.user,
+                requestHeaders: accessLogFormat == nil ? [] : a.requestHeaders,
+                responseHeaders: accessLogFormat == nil ? [] : a.responseHeaders), format: accessLogFormat)
     }
 
     /// tornado's choice by status; a client that left (499) is no fault of the request or the server.

@@ -33,8 +33,10 @@ public struct TraceContext: Sendable, Equatable {
     }
 
     /// A trace this request begins (no valid `traceparent` came): a new trace id, not sampled.
-    public init(trace: (UInt64, UInt64) = (UInt64.random(in: 1...UInt64.max), UInt64.random(in: 0...UInt64.max)),
-                span: UInt64 = UInt64.random(in: 1...UInt64.max)) {
+    public init(
+        trace: (UInt64, UInt64) = (UInt64.random(in: 1...UInt64.max), UInt64.random(in: 0...UInt64.max)),
+        span: UInt64 = UInt64.random(in: 1...UInt64.max)
+    ) {
         traceID = TraceContext.hex(trace.0, digits: 16) + TraceContext.hex(trace.1, digits: 16)
         parentID = nil
         spanID = TraceContext.hex(span, digits: 16)

@@ -5,11 +5,12 @@ enum UnservedModel {
     static func hint(path: String, served: [String], known: [ModelRegistry.Entry]) -> String? {
         let now = served.isEmpty ? "" : " (this server serves \(served.joined(separator: ", ")))"
         func serve(_ name: String) -> String { "start mserve with it: mserve [options] \((served + [name]).joined(separator: " "))" }
-        let openAI: (kind: String, fits: (ModelRegistry.Entry) -> Bool)? = switch path {
-        case "/v1/embeddings": ("embedding", { $0.type is any EmbeddingModel.Type })
-        case "/v1/chat/completions", "/v1/completions", "/v1/responses": ("chat", \.generative)
-        default: nil
-        }
+        let openAI: (kind: String, fits: (ModelRegistry.Entry) -> Bool)? =
+            switch path {
+            case "/v1/embeddings": ("embedding", { $0.type is any EmbeddingModel.Type })
+            case "/v1/chat/completions", "/v1/completions", "/v1/responses": ("chat", \.generative)
+            default: nil
+            }
         if let openAI {
             guard let model = known.first(where: openAI.fits) else { return "no \(openAI.kind) model is served\(now)" }
             return "no \(openAI.kind) model is served\(now); \(model.name) is one: \(serve(model.name))"

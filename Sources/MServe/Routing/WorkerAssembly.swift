@@ -7,9 +7,11 @@ import MServePOSIX
 /// built-in ones.  The worker and MServeTesting's TestServer both build theirs here, so that what
 /// a test serves is what a worker serves.
 package enum WorkerAssembly {
-    package static func dispatcher(models loaded: [LoadedModel], settings: Settings, routes: [Route], loop: EventLoop, server: HTTPServer,
-                                   observer: RequestObserver, logger: Logger, slot: Int, knownModels: [ModelRegistry.Entry] = [],
-                                   scoreboard: Scoreboard? = nil, scoreboardRecord: Int? = nil) throws -> Dispatcher {
+    package static func dispatcher(
+        models loaded: [LoadedModel], settings: Settings, routes: [Route], loop: EventLoop, server: HTTPServer,
+        observer: RequestObserver, logger: Logger, slot: Int, knownModels: [ModelRegistry.Entry] = [],
+        scoreboard: Scoreboard? = nil, scoreboardRecord: Int? = nil
+    ) throws -> Dispatcher {
         var models: [ServedModel] = []
         for m in loaded {
             let metricsIndex = scoreboard?.index(of: m.name)
@@ -19,9 +21,11 @@ package enum WorkerAssembly {
             }
             // A generative model's engine runs its requests: no model threads, no second queue.
             if m.instance is any GenerativeModel {
-                models.append(ServedModel(name: m.name, summary: m.summary, device: m.device, instance: m.instance,
-                                          runtime: settings.runtime(forModel: m.name, generative: true), mailbox: GenerationMailbox(loop: loop),
-                                          answers: LoopMailbox(loop: loop), metricsIndex: metricsIndex))
+                models.append(
+                    ServedModel(
+                        name: m.name, summary: m.summary, device: m.device, instance: m.instance,
+                        runtime: settings.runtime(forModel: m.name, generative: true), mailbox: GenerationMailbox(loop: loop),
+                        answers: LoopMailbox(loop: loop), metricsIndex: metricsIndex))
                 continue
             }
             let runtime = settings.runtime(forModel: m.name, generative: false)
@@ -29,8 +33,10 @@ package enum WorkerAssembly {
             if let scoreboard, let r = scoreboardRecord {
                 runner.onBatch = { inputs in scoreboard.countBatch(r, model: metricsIndex, inputs: inputs) }
             }
-            models.append(ServedModel(name: m.name, summary: m.summary, device: m.device, instance: m.instance,
-                                      runtime: runtime, runner: runner, metricsIndex: metricsIndex))
+            models.append(
+                ServedModel(
+                    name: m.name, summary: m.summary, device: m.device, instance: m.instance,
+                    runtime: runtime, runner: runner, metricsIndex: metricsIndex))
         }
         let context = HandlerContext(logger: logger, slot: slot, settings: settings, models: models, server: server, observer: observer)
         context.knownModels = knownModels

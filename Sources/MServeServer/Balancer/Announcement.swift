@@ -49,7 +49,10 @@ public struct Announcement: Equatable, Sendable {
 
     /// Letters, digits and `-_.:`, as HAProxy accepts in proxy and server names.
     static func isName(_ s: String) -> Bool {
-        !s.isEmpty && s.unicodeScalars.allSatisfy { $0.isASCII && ($0.properties.isAlphabetic || ("0"..."9").contains($0) || "-_.:".unicodeScalars.contains($0)) }
+        !s.isEmpty
+            && s.unicodeScalars.allSatisfy {
+                $0.isASCII && ($0.properties.isAlphabetic || ("0"..."9").contains($0) || "-_.:".unicodeScalars.contains($0))
+            }
     }
 
     var target: String { "\(backend)/\(server)" }

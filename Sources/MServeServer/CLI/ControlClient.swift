@@ -48,22 +48,26 @@ public enum ControlClient {
         let directory = Settings.controlSocketDirectory(environment: ProcessEnvironment.variables())
         let session: Session
         if let chosen = path ?? pidfile.map(Settings.controlSocket(besidePidFile:))
-            ?? bind.map({ directory + "/" + Settings.controlSocketName(bind: $0) }) {
+            ?? bind.map({ directory + "/" + Settings.controlSocketName(bind: $0) })
+        {
             do { session = try Session(path: chosen) } catch {
-                printError("mserve ctl: \(error) (is the server running, and is this its control socket? "
-                           + "It logs its path at start as \"Control socket:\")")
+                printError(
+                    "mserve ctl: \(error) (is the server running, and is this its control socket? "
+                        + "It logs its path at start as \"Control socket:\")")
                 return ExitCode.failure
             }
         } else {
             let running = Session.running(in: directory)
             guard running.count == 1, let only = running.first else {
                 if running.isEmpty {
-                    printError("mserve ctl: no running server has a control socket in \(directory) "
-                               + "(a server started with --control-socket PATH or --pid FILE: -s PATH or -p FILE)")
+                    printError(
+                        "mserve ctl: no running server has a control socket in \(directory) "
+                            + "(a server started with --control-socket PATH or --pid FILE: -s PATH or -p FILE)")
                 } else {
-                    printError("mserve ctl: \(running.count) servers are running; choose one with -s PATH (or -b ADDRESS):\n"
-                               + running.map { "  -s \($0.path)   \($0.identity)" }.joined(separator: "\n"))
-                    running.forEach { Socket.close($0.fd) }
+                    printError(
+                        "mserve ctl: \(running.count) servers are running; choose one with -s PATH (or -b ADDRESS):\n"
+                            + running.map { "  -s \($0.path)   \($0.identity)" }.joined(separator: "\n"))
+                    for candidate in running { Socket.close(candidate.fd) }
                 }
                 return ExitCode.failure
             }
@@ -201,7 +205,8 @@ public enum ControlClient {
     static func aligned(_ rows: [[String]], indent: String = "") -> String {
         let widths = (rows.first ?? []).indices.map { c in rows.map { $0[c].count }.max() ?? 0 }
         return rows.map { values in
-            indent + zip(values, widths).map { $0 + String(repeating: " ", count: $1 - $0.count) }.joined(separator: "  ")
+            indent
+                + zip(values, widths).map { $0 + String(repeating: " ", count: $1 - $0.count) }.joined(separator: "  ")
                 .trimmingTrailingSpaces() + "\n"
         }.joined()
     }

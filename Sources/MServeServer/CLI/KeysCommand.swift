@@ -81,8 +81,10 @@ public enum KeysCommand {
     private static func list(_ file: String) throws(ConfigError) -> Int32 {
         let keys = try KeysFile.load(file)
         let rows = keys.map { k in
-            [k.name, k.groups.isEmpty ? "-" : k.groups.joined(separator: ","), k.models?.joined(separator: ",") ?? "(any)",
-             RateLimit.text(k.rateLimit), k.maxInFlight.map(String.init) ?? "-"]
+            [
+                k.name, k.groups.isEmpty ? "-" : k.groups.joined(separator: ","), k.models?.joined(separator: ",") ?? "(any)",
+                RateLimit.text(k.rateLimit), k.maxInFlight.map(String.init) ?? "-"
+            ]
         }
         print(ControlClient.aligned([["name", "groups", "models", "rps", "in_flight"]] + rows), terminator: "")
         return ExitCode.ok

@@ -10,13 +10,17 @@ import MServePOSIX
 ///     MServeMain.serve(models: models, routes: [Route(#"/hello/(\w+)"#, HelloHandler.self)])
 public enum MServeMain {
     /// Runs the command line and exits the process with its code.
-    public static func serve(arguments: [String] = Array(CommandLine.arguments.dropFirst()),
-                             models registry: ModelRegistry = .builtin, routes: [Route] = []) -> Never {
+    public static func serve(
+        arguments: [String] = Array(CommandLine.arguments.dropFirst()),
+        models registry: ModelRegistry = .builtin, routes: [Route] = []
+    ) -> Never {
         exitProcess(run(arguments: arguments, models: registry, routes: routes))
     }
 
-    public static func run(arguments: [String] = Array(CommandLine.arguments.dropFirst()),
-                           models registry: ModelRegistry = .builtin, routes: [Route] = []) -> Int32 {
+    public static func run(
+        arguments: [String] = Array(CommandLine.arguments.dropFirst()),
+        models registry: ModelRegistry = .builtin, routes: [Route] = []
+    ) -> Int32 {
         if arguments.first == "ctl" { return ControlClient.run(Array(arguments.dropFirst())) }
         if arguments.first == "bench" { return BenchCommand.run(Array(arguments.dropFirst())) }
         if arguments.first == "keys" { return KeysCommand.run(Array(arguments.dropFirst())) }
@@ -67,7 +71,9 @@ public enum MServeMain {
                 printError("mserve: error: \(error.message)")
                 return ExitCode.usage
             }
-            print("configuration OK: models \(settings.models.joined(separator: ", ")), \(settings.workers) workers, bind \(settings.binds.joined(separator: " "))")
+            print(
+                "configuration OK: models \(settings.models.joined(separator: ", ")), \(settings.workers) workers, bind \(settings.binds.joined(separator: " "))"
+            )
             return ExitCode.ok
         }
         // HUP re-reads the same command line and config file, with the same checks.
@@ -105,7 +111,7 @@ private func check(_ given: Settings, _ registry: ModelRegistry) throws(ConfigEr
         do { _ = try Identity.lookup(user: user, group: settings.group) } catch { throw ConfigError("--user/--group: \(error)") }
     }
     for (key, path) in [("health_path", settings.healthPath), ("ready_path", settings.readyPath), ("metrics_path", settings.metricsPath)]
-        where path != "off" && !path.hasPrefix("/") {
+    where path != "off" && !path.hasPrefix("/") {
         throw ConfigError("\(key): must start with / or be off, got '\(path)'")
     }
     return settings

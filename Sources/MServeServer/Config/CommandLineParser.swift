@@ -1,4 +1,5 @@
 import MServe
+
 /// What the command line asked for.
 public enum Invocation: Equatable {
     case serve(Settings)
@@ -11,11 +12,13 @@ public enum Invocation: Equatable {
 public enum CommandLineParser {
     /// Settings come from, lowest first: defaults, `WEB_CONCURRENCY` (workers, as gunicorn reads
     /// it), the config file (`-c`, or `MSERVE_CONFIG`), `MSERVE_<KEY>` variables, the command line.
-    public static func parse(_ args: [String], environment: [String: String] = ProcessEnvironment.variables(),
-                             readFile: (String) throws(ConfigError) -> String = ConfigFile.read)
+    public static func parse(
+        _ args: [String], environment: [String: String] = ProcessEnvironment.variables(),
+        readFile: (String) throws(ConfigError) -> String = ConfigFile.read
+    )
         throws(ConfigError) -> Invocation
     {
-        var flagged: [(Setting, String, String)] = []   // setting, value, flag as written
+        var flagged: [(Setting, String, String)] = []  // setting, value, flag as written
         var positional: [String] = []
         var i = 0
         var onlyPositional = false
@@ -69,7 +72,8 @@ public enum CommandLineParser {
             let name = "MSERVE_" + s.key.uppercased()
             guard let value = environment[name] else { continue }
             // A list (bind, models) is comma-separated.
-            let json: JSON = s.repeatable
+            let json: JSON =
+                s.repeatable
                 ? .array(value.split(separator: ",").map { .string(String($0).trimmingSpaces()) })
                 : .string(value)
             try s.set(&settings, json, source: name, fromCommandLine: false)
@@ -95,7 +99,9 @@ public enum CommandLineParser {
                 let name = String(p[..<eq]), value = String(p[p.index(after: eq)...])
                 let option = value.hasSuffix(".gguf") ? "gguf" : value.contains(":") ? "python" : nil
                 guard let option else { throw ConfigError("'\(p)': NAME=path.gguf serves a GGUF file, NAME=module:Attribute Python code") }
-                guard !name.isEmpty else { throw ConfigError("'\(p)': give the model a name, NAME=\(option == "gguf" ? "path.gguf" : "module:Attribute")") }
+                guard !name.isEmpty else {
+                    throw ConfigError("'\(p)': give the model a name, NAME=\(option == "gguf" ? "path.gguf" : "module:Attribute")")
+                }
                 settings.models.append(name)
                 settings.modelSettings[name, default: ModelSettings()].options[option] = .string(value)
             }
@@ -106,17 +112,17 @@ public enum CommandLineParser {
     /// `--help`, generated from the setting table.
     public static func usage(knownModels: [String]) -> String {
         var out = """
-        usage: mserve [options] MODEL [MODEL...]
-               mserve ctl [-s PATH|-b ADDR] [-c CMD]  talk to a running master (mserve ctl --help)
-               mserve bench URL [options]             load-test a server (mserve bench --help)
-               mserve keys add NAME | list --file F   manage API keys (mserve keys --help)
+            usage: mserve [options] MODEL [MODEL...]
+                   mserve ctl [-s PATH|-b ADDR] [-c CMD]  talk to a running master (mserve ctl --help)
+                   mserve bench URL [options]             load-test a server (mserve bench --help)
+                   mserve keys add NAME | list --file F   manage API keys (mserve keys --help)
 
-        Serve models over HTTP with a pre-forked master and worker processes.
-        Each MODEL is served at POST /MODEL; GET / lists them.
+            Serve models over HTTP with a pre-forked master and worker processes.
+            Each MODEL is served at POST /MODEL; GET / lists them.
 
-        options:
+            options:
 
-        """
+            """
         for s in SettingTable.all where !s.flags.isEmpty {
             var left = "  " + s.flags.joined(separator: ", ")
             if let m = s.metavar { left += " " + m }

@@ -1,4 +1,5 @@
 import MServe
+
 /// Every setting is declared once here: its key and flags, its type and default (the default is
 /// `Settings`'s own value, and --help and the README show it formatted from there), its validator,
 /// whether `[model.NAME]` may override it, and whether HUP applies it or it needs a restart.  The
@@ -43,9 +44,10 @@ public struct Setting: Sendable {
         let format: @Sendable (Settings) -> String = { show($0[keyPath: kp]) }
         let same: @Sendable (Settings, Settings) -> Bool = { $0[keyPath: kp] == $1[keyPath: kp] }
         let keep: @Sendable (inout Settings, Settings) -> Void = { $0[keyPath: kp] = $1[keyPath: kp] }
-        return Setting(key: key, flags: flags, metavar: metavar, help: help, repeatable: repeatable,
-                       scope: model == nil ? .global : .perModel, reload: reload, apply: apply, applyToModel: applyToModel,
-                       format: format, same: same, keep: keep)
+        return Setting(
+            key: key, flags: flags, metavar: metavar, help: help, repeatable: repeatable,
+            scope: model == nil ? .global : .perModel, reload: reload, apply: apply, applyToModel: applyToModel,
+            format: format, same: same, keep: keep)
     }
 
     /// The default, as --help and the README show it.
@@ -79,8 +81,10 @@ public struct Setting: Sendable {
 }
 
 extension Setting {
-    static func int(_ key: String, _ flags: [String], _ kp: WritableKeyPath<Settings, Int> & Sendable, min: Int,
-                    metavar: String = "INT", model: (WritableKeyPath<ModelSettings, Int?> & Sendable)? = nil, _ help: String) -> Setting {
+    static func int(
+        _ key: String, _ flags: [String], _ kp: WritableKeyPath<Settings, Int> & Sendable, min: Int,
+        metavar: String = "INT", model: (WritableKeyPath<ModelSettings, Int?> & Sendable)? = nil, _ help: String
+    ) -> Setting {
         make(key, flags, kp, metavar: metavar, model: model, show: { String($0) }, help) { v, _, _ throws(ConfigError) in
             let n = try whole(v, from: { Int($0) }, expected: "an integer", example: "an integer")
             guard n >= min else { throw ConfigError("must be at least \(min), got \(n)") }
@@ -125,9 +129,11 @@ extension Setting {
     }
 
     /// Seconds, fractions allowed, as gunicorn's timeouts.
-    static func seconds(_ key: String, _ flags: [String], _ kp: WritableKeyPath<Settings, Double> & Sendable,
-                        model: (WritableKeyPath<ModelSettings, Double?> & Sendable)? = nil, _ help: String,
-                        zeroAllowed: Bool = false) -> Setting {
+    static func seconds(
+        _ key: String, _ flags: [String], _ kp: WritableKeyPath<Settings, Double> & Sendable,
+        model: (WritableKeyPath<ModelSettings, Double?> & Sendable)? = nil, _ help: String,
+        zeroAllowed: Bool = false
+    ) -> Setting {
         make(key, flags, kp, metavar: "SECONDS", model: model, show: { String(seconds: $0) }, help) { v, _, _ throws(ConfigError) in
             let x: Double
             switch v {
@@ -145,16 +151,20 @@ extension Setting {
         }
     }
 
-    static func string(_ key: String, _ flags: [String], _ kp: WritableKeyPath<Settings, String> & Sendable,
-                       metavar: String, reload: Reload = .live, _ help: String) -> Setting {
+    static func string(
+        _ key: String, _ flags: [String], _ kp: WritableKeyPath<Settings, String> & Sendable,
+        metavar: String, reload: Reload = .live, _ help: String
+    ) -> Setting {
         make(key, flags, kp, metavar: metavar, reload: reload, show: { $0 }, help) { v, _, _ throws(ConfigError) in
             guard case .string(let t) = v, !t.isEmpty else { throw ConfigError("expected a non-empty string") }
             return t
         }
     }
 
-    static func optionalString(_ key: String, _ flags: [String], _ kp: WritableKeyPath<Settings, String?> & Sendable,
-                               metavar: String, reload: Reload = .live, _ help: String) -> Setting {
+    static func optionalString(
+        _ key: String, _ flags: [String], _ kp: WritableKeyPath<Settings, String?> & Sendable,
+        metavar: String, reload: Reload = .live, _ help: String
+    ) -> Setting {
         make(key, flags, kp, metavar: metavar, reload: reload, show: { $0 ?? "none" }, help) { v, _, _ throws(ConfigError) in
             guard case .string(let t) = v, !t.isEmpty else { throw ConfigError("expected a non-empty string") }
             return t
@@ -168,8 +178,10 @@ extension Setting {
         return mode
     }
 
-    static func flag(_ key: String, _ flags: [String], _ kp: WritableKeyPath<Settings, Bool> & Sendable,
-                     reload: Reload = .live, _ help: String) -> Setting {
+    static func flag(
+        _ key: String, _ flags: [String], _ kp: WritableKeyPath<Settings, Bool> & Sendable,
+        reload: Reload = .live, _ help: String
+    ) -> Setting {
         make(key, flags, kp, metavar: nil, reload: reload, show: { $0 ? "on" : "off" }, help) { v, _, _ throws(ConfigError) in
             switch v {
             case .bool(let b): return b
@@ -180,10 +192,14 @@ extension Setting {
         }
     }
 
-    static func list(_ key: String, _ flags: [String], _ kp: WritableKeyPath<Settings, [String]> & Sendable,
-                     metavar: String, reload: Reload = .live, _ help: String) -> Setting {
-        make(key, flags, kp, metavar: metavar, reload: reload, repeatable: true,
-             show: { $0.isEmpty ? "none" : $0.joined(separator: ", ") }, help) { v, fromCommandLine, current throws(ConfigError) in
+    static func list(
+        _ key: String, _ flags: [String], _ kp: WritableKeyPath<Settings, [String]> & Sendable,
+        metavar: String, reload: Reload = .live, _ help: String
+    ) -> Setting {
+        make(
+            key, flags, kp, metavar: metavar, reload: reload, repeatable: true,
+            show: { $0.isEmpty ? "none" : $0.joined(separator: ", ") }, help
+        ) { v, fromCommandLine, current throws(ConfigError) in
             switch v {
             case .string(let t) where !t.isEmpty:
                 return fromCommandLine ? current + [t] : [t]
@@ -203,65 +219,95 @@ extension Setting {
 
 public enum SettingTable {
     public static let all: [Setting] = [
-        .optionalString("config", ["-c", "--config"], \.config, metavar: "FILE",
-                        "Load settings from this TOML file (see conf/mserve.toml); command-line flags override it."),
-        .list("bind", ["-b", "--bind"], \.binds, metavar: "ADDRESS", reload: .restart,
-              "Listen on HOST:PORT ([HOST]:PORT for IPv6). Repeat to listen on several addresses; port 0 picks a free port."),
-        .int("workers", ["-w", "--workers"], \.workers, min: 1,
-             "Number of worker processes; each owns its own instance of every model."),
-        .make("unix_socket_mode", ["--unix-socket-mode"], \.unixSocketMode, metavar: "MODE", show: { "0" + String($0, radix: 8) },
-              "Permissions of unix:PATH sockets (octal); with --user/--group the socket is theirs, so 0660 lets the group's balancer in.") { v, _, _ throws(ConfigError) in
+        .optionalString(
+            "config", ["-c", "--config"], \.config, metavar: "FILE",
+            "Load settings from this TOML file (see conf/mserve.toml); command-line flags override it."),
+        .list(
+            "bind", ["-b", "--bind"], \.binds, metavar: "ADDRESS", reload: .restart,
+            "Listen on HOST:PORT ([HOST]:PORT for IPv6). Repeat to listen on several addresses; port 0 picks a free port."),
+        .int(
+            "workers", ["-w", "--workers"], \.workers, min: 1,
+            "Number of worker processes; each owns its own instance of every model."),
+        .make(
+            "unix_socket_mode", ["--unix-socket-mode"], \.unixSocketMode, metavar: "MODE", show: { "0" + String($0, radix: 8) },
+            "Permissions of unix:PATH sockets (octal); with --user/--group the socket is theirs, so 0660 lets the group's balancer in."
+        ) { v, _, _ throws(ConfigError) in
             try Setting.octalMode(v)
         },
-        .int("backlog", ["--backlog"], \.backlog, min: 1,
-             "Connections the kernel may queue on each worker's socket before refusing more."),
-        .seconds("graceful_timeout", ["--graceful-timeout"], \.gracefulTimeout,
-                 "On TERM, how long workers may finish in-flight requests before they are killed."),
-        .seconds("retire_timeout", ["--retire-timeout"], \.retireTimeout,
-                 "A worker retired by HUP, TTOU, max-requests or a replacement finishes its in-flight requests and streams within this long; then it is stopped (QUIT, then SIGKILL)."),
-        .seconds("drain_seconds", ["--drain-seconds"], \.drainSeconds,
-                 "On TERM, how long /readyz answers 503 while every request is still served, so that a balancer's health checks take this server out first; 0 stops at once.  INT and QUIT never drain.",
-                 zeroAllowed: true),
-        .seconds("timeout", ["-t", "--timeout"], \.timeout,
-                 "A worker whose event loop has not reported for this long is killed (SIGABRT, then SIGKILL) and replaced.  Inference runs on model threads and does not count."),
-        .seconds("boot_timeout", ["--boot-timeout"], \.bootTimeout,
-                 "How long a worker may take to load its models and start serving before it is killed."),
-        .seconds("client_timeout", ["--client-timeout"], \.clientTimeout,
-                 "How long a client may take to send a request or read an answer."),
-        .seconds("keep_alive", ["--keep-alive"], \.keepAlive,
-                 "How long a keep-alive connection may stay idle between requests before it is closed.  A balancer's idle timeout for its pooled connections must be shorter."),
-        .size("max_body_size", ["--max-body-size"], \.maxBodySize,
-              "Largest request body accepted; larger ones get 413."),
-        .size("max_header_size", ["--max-header-size"], \.maxHeaderSize,
-              "Largest request line plus headers accepted; larger ones get 431."),
-        .string("access_logfile", ["--access-logfile"], \.accessLogfile, metavar: "FILE", reload: .restart,
-                "Access log: a path, '-' for stdout, or 'off'."),
-        .make("access_logformat", ["--access-logformat"], \.accessLogformat, metavar: "FORMAT", show: { $0.isEmpty ? "mserve's" : $0 },
-              "Access log line in gunicorn's atoms (%(h)s %(t)s \"%(r)s\" %(s)s %(b)s %(a)s %(L)s %(rid)s %(trace)s %({x-forwarded-for}i)s ...); unset: mserve's format.") { v, _, _ throws(ConfigError) in
+        .int(
+            "backlog", ["--backlog"], \.backlog, min: 1,
+            "Connections the kernel may queue on each worker's socket before refusing more."),
+        .seconds(
+            "graceful_timeout", ["--graceful-timeout"], \.gracefulTimeout,
+            "On TERM, how long workers may finish in-flight requests before they are killed."),
+        .seconds(
+            "retire_timeout", ["--retire-timeout"], \.retireTimeout,
+            "A worker retired by HUP, TTOU, max-requests or a replacement finishes its in-flight requests and streams within this long; then it is stopped (QUIT, then SIGKILL)."
+        ),
+        .seconds(
+            "drain_seconds", ["--drain-seconds"], \.drainSeconds,
+            "On TERM, how long /readyz answers 503 while every request is still served, so that a balancer's health checks take this server out first; 0 stops at once.  INT and QUIT never drain.",
+            zeroAllowed: true),
+        .seconds(
+            "timeout", ["-t", "--timeout"], \.timeout,
+            "A worker whose event loop has not reported for this long is killed (SIGABRT, then SIGKILL) and replaced.  Inference runs on model threads and does not count."
+        ),
+        .seconds(
+            "boot_timeout", ["--boot-timeout"], \.bootTimeout,
+            "How long a worker may take to load its models and start serving before it is killed."),
+        .seconds(
+            "client_timeout", ["--client-timeout"], \.clientTimeout,
+            "How long a client may take to send a request or read an answer."),
+        .seconds(
+            "keep_alive", ["--keep-alive"], \.keepAlive,
+            "How long a keep-alive connection may stay idle between requests before it is closed.  A balancer's idle timeout for its pooled connections must be shorter."
+        ),
+        .size(
+            "max_body_size", ["--max-body-size"], \.maxBodySize,
+            "Largest request body accepted; larger ones get 413."),
+        .size(
+            "max_header_size", ["--max-header-size"], \.maxHeaderSize,
+            "Largest request line plus headers accepted; larger ones get 431."),
+        .string(
+            "access_logfile", ["--access-logfile"], \.accessLogfile, metavar: "FILE", reload: .restart,
+            "Access log: a path, '-' for stdout, or 'off'."),
+        .make(
+            "access_logformat", ["--access-logformat"], \.accessLogformat, metavar: "FORMAT", show: { $0.isEmpty ? "mserve's" : $0 },
+            "Access log line in gunicorn's atoms (%(h)s %(t)s \"%(r)s\" %(s)s %(b)s %(a)s %(L)s %(rid)s %(trace)s %({x-forwarded-for}i)s ...); unset: mserve's format."
+        ) { v, _, _ throws(ConfigError) in
             guard case .string(let t) = v else { throw ConfigError("expected a string") }
             _ = try AccessLogFormat(parsing: t)
             return t
         },
-        .string("error_logfile", ["--error-logfile"], \.errorLogfile, metavar: "FILE", reload: .restart,
-                "Error (application) log: a path or '-' for stderr."),
-        .make("log_level", ["--log-level"], \.logLevel, metavar: "LEVEL", show: { $0.name.lowercased() },
-              "debug, info, warning, error or critical. Request and response lines are at info.") { v, _, _ throws(ConfigError) in
+        .string(
+            "error_logfile", ["--error-logfile"], \.errorLogfile, metavar: "FILE", reload: .restart,
+            "Error (application) log: a path or '-' for stderr."),
+        .make(
+            "log_level", ["--log-level"], \.logLevel, metavar: "LEVEL", show: { $0.name.lowercased() },
+            "debug, info, warning, error or critical. Request and response lines are at info."
+        ) { v, _, _ throws(ConfigError) in
             guard case .string(let t) = v, let level = LogLevel(name: t) else {
                 throw ConfigError("expected one of debug, info, warning, error, critical")
             }
             return level
         },
-        .int("log_body_limit", ["--log-body-limit"], \.logBodyLimit, min: 0, metavar: "BYTES",
-             "How many bytes of each request and response body the request/response log lines show."),
-        .string("health_path", ["--health-path"], \.healthPath, metavar: "PATH",
-                "Liveness: 200 while the worker's event loop runs.  'off' disables it."),
-        .string("ready_path", ["--ready-path"], \.readyPath, metavar: "PATH",
-                "Readiness: 503 until every worker has loaded its models, and while stopping.  'off' disables it."),
-        .string("metrics_path", ["--metrics-path"], \.metricsPath, metavar: "PATH",
-                "Prometheus metrics of all workers, whichever answers.  'off' disables it."),
-        .make("forwarded_allow_ips", ["--forwarded-allow-ips"], \.forwardedAllowIPs, metavar: "ADDRESSES",
-              show: { $0.joined(separator: ",") },
-              "Proxies (addresses, comma-separated, or *) whose X-Forwarded-For names the client in the access log.") { v, _, _ throws(ConfigError) in
+        .int(
+            "log_body_limit", ["--log-body-limit"], \.logBodyLimit, min: 0, metavar: "BYTES",
+            "How many bytes of each request and response body the request/response log lines show."),
+        .string(
+            "health_path", ["--health-path"], \.healthPath, metavar: "PATH",
+            "Liveness: 200 while the worker's event loop runs.  'off' disables it."),
+        .string(
+            "ready_path", ["--ready-path"], \.readyPath, metavar: "PATH",
+            "Readiness: 503 until every worker has loaded its models, and while stopping.  'off' disables it."),
+        .string(
+            "metrics_path", ["--metrics-path"], \.metricsPath, metavar: "PATH",
+            "Prometheus metrics of all workers, whichever answers.  'off' disables it."),
+        .make(
+            "forwarded_allow_ips", ["--forwarded-allow-ips"], \.forwardedAllowIPs, metavar: "ADDRESSES",
+            show: { $0.joined(separator: ",") },
+            "Proxies (addresses, comma-separated, or *) whose X-Forwarded-For names the client in the access log."
+        ) { v, _, _ throws(ConfigError) in
             let items: [String]
             switch v {
             case .string(let t): items = t.split(separator: ",").map { String($0.trimmingSpaces()) }.filter { !$0.isEmpty }
@@ -273,8 +319,10 @@ public enum SettingTable {
             }
             return items
         },
-        .make("ui", ["--ui"], \.ui, metavar: "on/off", show: { $0 ? "on" : "off" },
-              "The web page at / for browsers (a form for every model) and the status page at /status; off: JSON only.") { v, _, _ throws(ConfigError) in
+        .make(
+            "ui", ["--ui"], \.ui, metavar: "on/off", show: { $0 ? "on" : "off" },
+            "The web page at / for browsers (a form for every model) and the status page at /status; off: JSON only."
+        ) { v, _, _ throws(ConfigError) in
             switch v {
             case .bool(let b): return b
             case .string("on"), .string("true"), .string("yes"): return true
@@ -282,58 +330,90 @@ public enum SettingTable {
             default: throw ConfigError("expected on or off")
             }
         },
-        .optionalString("agent_bind", ["--agent-bind"], \.agentBind, metavar: "ADDRESS", reload: .restart,
-                        "Answer HAProxy's agent-check on HOST:PORT (served by the master): ready, drain or down, and a weight from free model slots and queue depth."),
-        .optionalString("announce", ["--announce"], \.announce, metavar: "URL", reload: .restart,
-                        "haproxy://HOST:PORT/BACKEND: once every worker serves, add this server to that backend through HAProxy's runtime API; drain it on TERM, delete it after stopping."),
-        .optionalString("announce_name", ["--announce-name"], \.announceName, metavar: "NAME", reload: .restart,
-                        "The server's name in the HAProxy backend; default mserve- and its address."),
-        .optionalString("announce_address", ["--announce-address"], \.announceAddress, metavar: "HOST:PORT", reload: .restart,
-                        "The address HAProxy connects to; default the first --bind (which must then name a specific host)."),
-        .optionalString("announce_options", ["--announce-options"], \.announceOptions, metavar: "KEYWORDS", reload: .restart,
-                        "HAProxy server keywords for the announced server; default 'check inter 1s fall 2 rise 2 weight 100', plus agent-check with --agent-bind."),
-        .optionalString("keys_file", ["--keys-file"], \.keysFile, metavar: "FILE",
-                        "API keys (mserve keys add writes it): every route but health, readiness and open metrics then needs a key; HUP re-reads it."),
-        .seconds("signature_window", ["--signature-window"], \.signatureWindow,
-                 "Signed requests: how far their timestamp may be from now; a nonce is refused the second time within it."),
-        .make("metrics_access", ["--metrics-access"], \.metricsAccess, metavar: "MODE", show: { $0 },
-              "With keys on: whether /metrics answers without a key (open) or needs one (keyed).") { v, _, _ throws(ConfigError) in
+        .optionalString(
+            "agent_bind", ["--agent-bind"], \.agentBind, metavar: "ADDRESS", reload: .restart,
+            "Answer HAProxy's agent-check on HOST:PORT (served by the master): ready, drain or down, and a weight from free model slots and queue depth."
+        ),
+        .optionalString(
+            "announce", ["--announce"], \.announce, metavar: "URL", reload: .restart,
+            "haproxy://HOST:PORT/BACKEND: once every worker serves, add this server to that backend through HAProxy's runtime API; drain it on TERM, delete it after stopping."
+        ),
+        .optionalString(
+            "announce_name", ["--announce-name"], \.announceName, metavar: "NAME", reload: .restart,
+            "The server's name in the HAProxy backend; default mserve- and its address."),
+        .optionalString(
+            "announce_address", ["--announce-address"], \.announceAddress, metavar: "HOST:PORT", reload: .restart,
+            "The address HAProxy connects to; default the first --bind (which must then name a specific host)."),
+        .optionalString(
+            "announce_options", ["--announce-options"], \.announceOptions, metavar: "KEYWORDS", reload: .restart,
+            "HAProxy server keywords for the announced server; default 'check inter 1s fall 2 rise 2 weight 100', plus agent-check with --agent-bind."
+        ),
+        .optionalString(
+            "keys_file", ["--keys-file"], \.keysFile, metavar: "FILE",
+            "API keys (mserve keys add writes it): every route but health, readiness and open metrics then needs a key; HUP re-reads it."),
+        .seconds(
+            "signature_window", ["--signature-window"], \.signatureWindow,
+            "Signed requests: how far their timestamp may be from now; a nonce is refused the second time within it."),
+        .make(
+            "metrics_access", ["--metrics-access"], \.metricsAccess, metavar: "MODE", show: { $0 },
+            "With keys on: whether /metrics answers without a key (open) or needs one (keyed)."
+        ) { v, _, _ throws(ConfigError) in
             guard case .string(let t) = v, t == "open" || t == "keyed" else { throw ConfigError("expected open or keyed, got \(v.text)") }
             return t
         },
-        .int("max_requests", ["--max-requests"], \.maxRequests, min: 0,
-             "Recycle a worker after this many requests (0: never); its replacement starts first."),
-        .int("max_requests_jitter", ["--max-requests-jitter"], \.maxRequestsJitter, min: 0,
-             "Add a random 0..N to each worker's max-requests, so that workers do not recycle together."),
-        .int("limit_concurrency", ["--limit-concurrency"], \.limitConcurrency, min: 1, model: \ModelSettings.limitConcurrency,
-             "Inferences run at once per model per worker, each on its own model thread."),
-        .int("queue_size", ["--queue-size"], \.queueSize, min: 0, model: \ModelSettings.queueSize,
-             "Requests that may wait per model per worker; when full, new ones get 503 at once."),
-        .seconds("request_timeout", ["--request-timeout"], \.requestTimeout, model: \ModelSettings.requestTimeout,
-                 "A request not answered by then gets 504; if it was still queued, it never runs."),
-        .int("max_batch_size", ["--max-batch-size"], \.maxBatchSize, min: 1, model: \ModelSettings.maxBatchSize,
-             "Batching models (minilm): the most inputs one forward pass takes from the queue; generative models (smollm2): the most sequences one step takes, each request one."),
-        .int("batch_timeout_ms", ["--batch-timeout-ms"], \.batchTimeoutMs, min: 0, model: \ModelSettings.batchTimeoutMs,
-             "Batching models: how long a pass waits for more requests when the queue is empty (0: it takes what is queued)."),
-        .int("kv_cache_tokens", ["--kv-cache-tokens"], \.kvCacheTokens, min: 16, model: \ModelSettings.kvCacheTokens,
-             "Generative models: the tokens their KV cache holds per worker, over all running sequences (a request waits until its prompt and max_tokens fit)."),
-        .seconds("stream_ping", ["--stream-ping"], \.streamPing,
-                 "A stream that has sent nothing for this long gets an SSE comment (': ping'), so that clients and proxies keep it open (0: never).",
-                 zeroAllowed: true),
-        .int("stream_buffer", ["--stream-buffer"], \.streamBuffer, min: 4096, metavar: "BYTES",
-             "A stream's bytes a client may leave unread before the model making it is paused (its next piece waits); it goes on when half of them are read."),
-        .optionalString("model_dir", ["--model-dir"], \.modelDir, metavar: "DIR",
-                        "Where models read their files (minilm: models/all-MiniLM-L6-v2 unless set); [model.NAME] model_dir overrides."),
-        .optionalString("pythonpath", ["--pythonpath"], \.pythonPath, metavar: "DIRS",
-                        "Comma-separated directories Python models import from (NAME=module:Attribute), as gunicorn's --pythonpath."),
-        .optionalString("python_venv", ["--python-venv"], \.pythonVenv, metavar: "DIR",
-                        "The virtual environment whose packages Python models import (default: $VIRTUAL_ENV); its Python must be the embedded one's version."),
-        .optionalString("certfile", ["--certfile"], \.certfile, metavar: "FILE",
-                        "Serve HTTPS with this certificate chain (PEM); --keyfile is its key.  HUP loads new files."),
+        .int(
+            "max_requests", ["--max-requests"], \.maxRequests, min: 0,
+            "Recycle a worker after this many requests (0: never); its replacement starts first."),
+        .int(
+            "max_requests_jitter", ["--max-requests-jitter"], \.maxRequestsJitter, min: 0,
+            "Add a random 0..N to each worker's max-requests, so that workers do not recycle together."),
+        .int(
+            "limit_concurrency", ["--limit-concurrency"], \.limitConcurrency, min: 1, model: \ModelSettings.limitConcurrency,
+            "Inferences run at once per model per worker, each on its own model thread."),
+        .int(
+            "queue_size", ["--queue-size"], \.queueSize, min: 0, model: \ModelSettings.queueSize,
+            "Requests that may wait per model per worker; when full, new ones get 503 at once."),
+        .seconds(
+            "request_timeout", ["--request-timeout"], \.requestTimeout, model: \ModelSettings.requestTimeout,
+            "A request not answered by then gets 504; if it was still queued, it never runs."),
+        .int(
+            "max_batch_size", ["--max-batch-size"], \.maxBatchSize, min: 1, model: \ModelSettings.maxBatchSize,
+            "Batching models (minilm): the most inputs one forward pass takes from the queue; generative models (smollm2): the most sequences one step takes, each request one."
+        ),
+        .int(
+            "batch_timeout_ms", ["--batch-timeout-ms"], \.batchTimeoutMs, min: 0, model: \ModelSettings.batchTimeoutMs,
+            "Batching models: how long a pass waits for more requests when the queue is empty (0: it takes what is queued)."),
+        .int(
+            "kv_cache_tokens", ["--kv-cache-tokens"], \.kvCacheTokens, min: 16, model: \ModelSettings.kvCacheTokens,
+            "Generative models: the tokens their KV cache holds per worker, over all running sequences (a request waits until its prompt and max_tokens fit)."
+        ),
+        .seconds(
+            "stream_ping", ["--stream-ping"], \.streamPing,
+            "A stream that has sent nothing for this long gets an SSE comment (': ping'), so that clients and proxies keep it open (0: never).",
+            zeroAllowed: true),
+        .int(
+            "stream_buffer", ["--stream-buffer"], \.streamBuffer, min: 4096, metavar: "BYTES",
+            "A stream's bytes a client may leave unread before the model making it is paused (its next piece waits); it goes on when half of them are read."
+        ),
+        .optionalString(
+            "model_dir", ["--model-dir"], \.modelDir, metavar: "DIR",
+            "Where models read their files (minilm: models/all-MiniLM-L6-v2 unless set); [model.NAME] model_dir overrides."),
+        .optionalString(
+            "pythonpath", ["--pythonpath"], \.pythonPath, metavar: "DIRS",
+            "Comma-separated directories Python models import from (NAME=module:Attribute), as gunicorn's --pythonpath."),
+        .optionalString(
+            "python_venv", ["--python-venv"], \.pythonVenv, metavar: "DIR",
+            "The virtual environment whose packages Python models import (default: $VIRTUAL_ENV); its Python must be the embedded one's version."),
+        .optionalString(
+            "certfile", ["--certfile"], \.certfile, metavar: "FILE",
+            "Serve HTTPS with this certificate chain (PEM); --keyfile is its key.  HUP loads new files."),
         .optionalString("keyfile", ["--keyfile"], \.keyfile, metavar: "FILE", "The private key of --certfile (PEM)."),
-        .optionalString("ca_certs", ["--ca-certs"], \.caCerts, metavar: "FILE", "CA certificates (PEM) that client certificates are checked against."),
-        .make("cert_reqs", ["--cert-reqs"], \.certReqs, metavar: "MODE", show: { $0.rawValue },
-              "Client certificates: none, optional (checked if sent) or required (0, 1, 2 as gunicorn's).") { v, _, _ throws(ConfigError) in
+        .optionalString(
+            "ca_certs", ["--ca-certs"], \.caCerts, metavar: "FILE", "CA certificates (PEM) that client certificates are checked against."),
+        .make(
+            "cert_reqs", ["--cert-reqs"], \.certReqs, metavar: "MODE", show: { $0.rawValue },
+            "Client certificates: none, optional (checked if sent) or required (0, 1, 2 as gunicorn's)."
+        ) { v, _, _ throws(ConfigError) in
             let text: String
             switch v {
             case .int(let i): text = String(i)
@@ -346,26 +426,35 @@ public enum SettingTable {
             }
             return mode
         },
-        .optionalString("user", ["-u", "--user"], \.user, metavar: "USER", reload: .restart,
-                        "Once the sockets are bound, the master and its workers run as this user (a name or uid); mserve must start as root."),
-        .optionalString("group", ["-g", "--group"], \.group, metavar: "GROUP", reload: .restart,
-                        "With --user: the group (a name or gid); default: the user's own group."),
-        .optionalString("chdir", ["--chdir"], \.chdir, metavar: "DIR", reload: .restart,
-                        "Change to this directory before loading the models (relative model and log paths start there)."),
+        .optionalString(
+            "user", ["-u", "--user"], \.user, metavar: "USER", reload: .restart,
+            "Once the sockets are bound, the master and its workers run as this user (a name or uid); mserve must start as root."),
+        .optionalString(
+            "group", ["-g", "--group"], \.group, metavar: "GROUP", reload: .restart,
+            "With --user: the group (a name or gid); default: the user's own group."),
+        .optionalString(
+            "chdir", ["--chdir"], \.chdir, metavar: "DIR", reload: .restart,
+            "Change to this directory before loading the models (relative model and log paths start there)."),
         .optionalString("pid", ["-p", "--pid"], \.pidfile, metavar: "FILE", reload: .restart, "Write the master's pid to this file."),
-        .optionalString("control_socket", ["--control-socket"], \.controlSocket, metavar: "PATH", reload: .restart,
-                        "The master's control socket for mserve ctl; default: beside the pid file (PIDFILE less .pid, plus .ctl), else $XDG_RUNTIME_DIR/mserve/ (else ~/.mserve/) mserve-HOST-PORT.ctl after the first bind."),
-        .make("control_socket_mode", ["--control-socket-mode"], \.controlSocketMode, metavar: "MODE", reload: .restart,
-              show: { "0" + String($0, radix: 8) },
-              "Permissions of the control socket (octal); it is the only access control: 0600 lets only the server's user in.") { v, _, _ throws(ConfigError) in
+        .optionalString(
+            "control_socket", ["--control-socket"], \.controlSocket, metavar: "PATH", reload: .restart,
+            "The master's control socket for mserve ctl; default: beside the pid file (PIDFILE less .pid, plus .ctl), else $XDG_RUNTIME_DIR/mserve/ (else ~/.mserve/) mserve-HOST-PORT.ctl after the first bind."
+        ),
+        .make(
+            "control_socket_mode", ["--control-socket-mode"], \.controlSocketMode, metavar: "MODE", reload: .restart,
+            show: { "0" + String($0, radix: 8) },
+            "Permissions of the control socket (octal); it is the only access control: 0600 lets only the server's user in."
+        ) { v, _, _ throws(ConfigError) in
             try Setting.octalMode(v)
         },
         .flag("no_control_socket", ["--no-control-socket"], \.noControlSocket, reload: .restart, "Run without a control socket."),
-        .flag("preload", ["--preload"], \.preload, reload: .restart,
-              "Load the models once in the master before forking: workers share them copy-on-write, and a respawn loads nothing."),
+        .flag(
+            "preload", ["--preload"], \.preload, reload: .restart,
+            "Load the models once in the master before forking: workers share them copy-on-write, and a respawn loads nothing."),
         .flag("check_config", ["--check-config"], \.checkConfig, "Check the configuration and the model names, then exit."),
-        .list("models", [], \.models, metavar: "MODEL",
-              "Models to serve (the command line's MODEL arguments); each is served at /NAME."),
+        .list(
+            "models", [], \.models, metavar: "MODEL",
+            "Models to serve (the command line's MODEL arguments); each is served at /NAME.")
     ]
 
     public static func setting(forKey key: String) -> Setting? { all.first { $0.key == key } ?? formerKeys[key].flatMap(setting(forKey:)) }

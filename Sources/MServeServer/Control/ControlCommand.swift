@@ -28,13 +28,14 @@ public enum ControlCommand: Equatable, Sendable {
         ("drain", "readiness (/readyz) answers 503 draining, so balancers stop sending; requests are still served"),
         ("undrain", "readiness answers as before drain"),
         ("keys reload", "re-read the keys file; new workers take it while the old ones finish (a reload)"),
-        ("help", "this list"),
+        ("help", "this list")
     ]
 
     /// The request's id (echoed back) and its words, or why it is not a request.
     public static func request(_ payload: [UInt8]) -> (id: JSON, words: [String])? {
         guard case .success(let v) = Result(catching: { () throws(JSONParseError) in try JSONParser.parse(payload) }),
-              case .string(let command)? = v["command"] else { return nil }
+            case .string(let command)? = v["command"]
+        else { return nil }
         var words = command.split(whereSeparator: { $0 == " " || $0 == "\t" }).map(String.init)
         if case .array(let args)? = v["args"] {
             words += args.map { if case .string(let s) = $0 { return s } else { return $0.text } }
@@ -47,11 +48,14 @@ public enum ControlCommand: Equatable, Sendable {
         let lowered = words.map { $0.lowercased() }
         func count(_ rest: ArraySlice<String>) -> Result<Int, ControlError> {
             guard let first = rest.first else { return .success(1) }
-            guard rest.count == 1, let n = Int(first), n >= 1, n <= 64 else { return .failure(.invalidArgument("expected a count from 1 to 64, got \(rest.joined(separator: " "))")) }
+            guard rest.count == 1, let n = Int(first), n >= 1, n <= 64 else {
+                return .failure(.invalidArgument("expected a count from 1 to 64, got \(rest.joined(separator: " "))"))
+            }
             return .success(n)
         }
         func noArguments(_ c: ControlCommand, _ rest: ArraySlice<String>) -> Result<ControlCommand, ControlError> {
-            rest.isEmpty ? .success(c) : .failure(.invalidArgument("\(words.prefix(words.count - rest.count).joined(separator: " ")) takes no arguments"))
+            rest.isEmpty
+                ? .success(c) : .failure(.invalidArgument("\(words.prefix(words.count - rest.count).joined(separator: " ")) takes no arguments"))
         }
         switch (lowered.first, lowered.dropFirst().first) {
         case ("show", "workers"): return noArguments(.showWorkers, lowered.dropFirst(2))

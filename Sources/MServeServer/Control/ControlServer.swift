@@ -37,8 +37,10 @@ final class ControlServer {
         init(fd: Int32) { self.fd = fd }
     }
 
-    init(path: String, mode: UInt32, loop: EventLoop, logger: Logger,
-         answer: @escaping (ControlCommand) -> (Result<JSON, ControlError>, then: (() -> Void)?)) throws(SystemError) {
+    init(
+        path: String, mode: UInt32, loop: EventLoop, logger: Logger,
+        answer: @escaping (ControlCommand) -> (Result<JSON, ControlError>, then: (() -> Void)?)
+    ) throws(SystemError) {
         self.path = path
         self.loop = loop
         self.logger = logger

@@ -1,5 +1,6 @@
 import MServe
 import MServePOSIX
+
 /// The master's decisions, without side effects: an event goes in with the time it happened, the
 /// actions it calls for come out, and `Master` performs them (fork, kill, close, log).  Every event
 /// ends in one `reconcile` step, as gunicorn's loop ends every wake-up in murder-then-manage: spawn
@@ -20,8 +21,10 @@ public struct Arbiter: Sendable {
         /// How long a retiring worker may take to finish what it has (--retire-timeout).
         public var retireTimeout: Double
 
-        public init(workers: Int, timeout: Double, bootTimeout: Double, gracefulTimeout: Double, drainSeconds: Double = 0,
-                    retireTimeout: Double = 300) {
+        public init(
+            workers: Int, timeout: Double, bootTimeout: Double, gracefulTimeout: Double, drainSeconds: Double = 0,
+            retireTimeout: Double = 300
+        ) {
             self.workers = workers
             self.timeout = timeout
             self.bootTimeout = bootTimeout
@@ -198,7 +201,8 @@ public struct Arbiter: Sendable {
             now = at
             spawning = nil
             if reload?.remaining.remove(slot) != nil,
-               let old = workers.values.first(where: { $0.slot == slot && !$0.retiring }) {
+                let old = workers.values.first(where: { $0.slot == slot && !$0.retiring })
+            {
                 // The slot keeps its old worker (and with it the old configuration).
                 workers[old.pid]?.generation = generation
                 reload?.failed += 1
@@ -246,7 +250,11 @@ public struct Arbiter: Sendable {
                 phase = .draining
                 stopAt = at + limits.drainSeconds
                 out.append(.notify(.draining))
-                out.append(.log(.info, "Draining for \(String(seconds: limits.drainSeconds)) s: /readyz answers 503 while every request is still served; then stopping"))
+                out.append(
+                    .log(
+                        .info,
+                        "Draining for \(String(seconds: limits.drainSeconds)) s: /readyz answers 503 while every request is still served; then stopping"
+                    ))
             } else {
                 // A second TERM while draining cuts the drain short.
                 stopAt = nil
@@ -308,8 +316,9 @@ public struct Arbiter: Sendable {
         if w.reason == .bootTimeout {
             bootTimeoutsInARow += 1
             if bootTimeoutsInARow >= Arbiter.bootTimeoutsBeforeHalt {
-                return halt("\(bootTimeoutsInARow) workers in a row did not serve within --boot-timeout (\(limits.bootTimeout) s); "
-                            + "shutting down", ExitCode.workerBootError, at, &out)
+                return halt(
+                    "\(bootTimeoutsInARow) workers in a row did not serve within --boot-timeout (\(limits.bootTimeout) s); "
+                        + "shutting down", ExitCode.workerBootError, at, &out)
             }
         }
         switch status {
@@ -379,8 +388,11 @@ public struct Arbiter: Sendable {
             } else if let retired = w.retiredAt, now >= retired + limits.retireTimeout {
                 // Still finishing after --retire-timeout (a stream to a client that does not read,
                 // a client that keeps pipelining): stopped now, killed if that does not end it.
-                out.append(.log(.warning, "Worker (pid:\(pid)) retired \(String(format3: now - retired)) s ago and is still busy "
-                                + "(--retire-timeout \(limits.retireTimeout) s); stopping it"))
+                out.append(
+                    .log(
+                        .warning,
+                        "Worker (pid:\(pid)) retired \(String(format3: now - retired)) s ago and is still busy "
+                            + "(--retire-timeout \(limits.retireTimeout) s); stopping it"))
                 w.abortedAt = now
                 workers[pid] = w
                 out.append(.signal(pid: pid, .quit))
@@ -434,8 +446,11 @@ public struct Arbiter: Sendable {
         for w in taking.sorted(by: { $0.pid < $1.pid }) where taking.count > 1 && isLate(w, now) != lateWorkers.contains(w.pid) {
             if isLate(w, now) {
                 lateWorkers.insert(w.pid)
-                out.append(.log(.warning, "Worker (pid:\(w.pid)) has not beaten for \(String(format3: now - w.lastHeard)) s; "
-                                + "new connections go to the others until it does"))
+                out.append(
+                    .log(
+                        .warning,
+                        "Worker (pid:\(w.pid)) has not beaten for \(String(format3: now - w.lastHeard)) s; "
+                            + "new connections go to the others until it does"))
             } else {
                 lateWorkers.remove(w.pid)
                 out.append(.log(.info, "Worker (pid:\(w.pid)) beats again; it takes new connections"))
@@ -452,8 +467,12 @@ public struct Arbiter: Sendable {
             reload = nil
         }
         if (phase == .booting || reloading) && reload == nil && serving >= desired {
-            out.append(.log(.info, phase == .booting ? (desired == 1 ? "The 1 worker is serving" : "All \(desired) workers are serving")
-                                                         : "Reload complete: \(counted(serving, "worker")) serving"))
+            out.append(
+                .log(
+                    .info,
+                    phase == .booting
+                        ? (desired == 1 ? "The 1 worker is serving" : "All \(desired) workers are serving")
+                        : "Reload complete: \(counted(serving, "worker")) serving"))
             reloading = false
             // A reload that completes while draining leaves the server draining.
             if phase != .draining {

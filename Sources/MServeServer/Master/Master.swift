@@ -47,8 +47,10 @@ public final class Master {
     private var wakeTimer: EventHandle?
 
     /// Opens the listening sockets (or takes systemd's), the loop and the scoreboard.
-    init(settings: Settings, rereadSettings: @escaping () throws -> Settings, registry: ModelRegistry, routes: [Route],
-         logs: ProcessLogs) throws {
+    init(
+        settings: Settings, rereadSettings: @escaping () throws -> Settings, registry: ModelRegistry, routes: [Route],
+        logs: ProcessLogs
+    ) throws {
         self.settings = settings
         self.rereadSettings = rereadSettings
         self.registry = registry
@@ -152,7 +154,9 @@ public final class Master {
     /// by another server on this machine, and then this one runs without.
     private func openControlSocket() -> Bool {
         let environment = ProcessEnvironment.variables()
-        guard let path = settings.controlSocketPath(environment: environment, bound: listeners.addresses.first?.description ?? "") else { return true }
+        guard let path = settings.controlSocketPath(environment: environment, bound: listeners.addresses.first?.description ?? "") else {
+            return true
+        }
         let explicit = settings.controlSocket != nil
         do {
             if !explicit, let slash = path.lastIndex(of: "/") {
@@ -195,7 +199,9 @@ public final class Master {
                 logger.log(level, message)
             case .notify(.ready):
                 scoreboard?.ready = true
-                SystemdNotify.send("READY=1\nSTATUS=serving \(settings.models.joined(separator: ",")) with \(counted(settings.workers, "worker"))\nMAINPID=\(currentProcessID())")
+                SystemdNotify.send(
+                    "READY=1\nSTATUS=serving \(settings.models.joined(separator: ",")) with \(counted(settings.workers, "worker"))\nMAINPID=\(currentProcessID())"
+                )
                 announceIfNeeded()
             case .notify(.reloading):
                 SystemdNotify.send("RELOADING=1\nSTATUS=reloading")
@@ -277,10 +283,11 @@ public final class Master {
             // (A socket systemd passed may be in several slots, this one's too.)
             listeners.foreignFDs(of: slot).forEach(closeDescriptor)
             for c in children.values { closeDescriptor(c.pipe) }
-            let worker = Worker(slot: slot, settings: settings, registry: registry, routes: routes, preloaded: preloaded, logs: logs,
-                                scoreboard: scoreboard, scoreboardRecord: board,
-                                listenFDs: listeners.slots[slot], masterPipe: pipe.writeEnd,
-                                answerWhileLoading: !arbiter.anyServing)
+            let worker = Worker(
+                slot: slot, settings: settings, registry: registry, routes: routes, preloaded: preloaded, logs: logs,
+                scoreboard: scoreboard, scoreboardRecord: board,
+                listenFDs: listeners.slots[slot], masterPipe: pipe.writeEnd,
+                answerWhileLoading: !arbiter.anyServing)
             let code = worker.run()
             logs.flush()
             ChildProcess.exit(code)
@@ -358,9 +365,11 @@ public final class Master {
     private func steer(_ serving: Set<Int>) {
         do { try listeners.steer(serving: serving) } catch {
             if !steeringFailed {
-                logger.warning("\(error); the kernel hashes new connections over every socket, so one that arrives as TTOU "
-                               + "closes a socket can be reset" + (Listeners.migratesRequests == false
-                                   ? " (net.ipv4.tcp_migrate_req=1 prevents that: conf/sysctl-mserve.conf)" : ""))
+                logger.warning(
+                    "\(error); the kernel hashes new connections over every socket, so one that arrives as TTOU "
+                        + "closes a socket can be reset"
+                        + (Listeners.migratesRequests == false
+                            ? " (net.ipv4.tcp_migrate_req=1 prevents that: conf/sysctl-mserve.conf)" : ""))
             }
             steeringFailed = true
         }
@@ -370,7 +379,8 @@ public final class Master {
 extension Settings {
     /// What the arbiter decides with.
     var arbiterLimits: Arbiter.Limits {
-        Arbiter.Limits(workers: workers, timeout: timeout, bootTimeout: bootTimeout, gracefulTimeout: gracefulTimeout,
-                       drainSeconds: drainSeconds, retireTimeout: retireTimeout)
+        Arbiter.Limits(
+            workers: workers, timeout: timeout, bootTimeout: bootTimeout, gracefulTimeout: gracefulTimeout,
+            drainSeconds: drainSeconds, retireTimeout: retireTimeout)
     }
 }

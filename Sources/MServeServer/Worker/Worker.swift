@@ -19,9 +19,11 @@ final class Worker {
     let answerWhileLoading: Bool
     private var stopping = false
 
-    init(slot: Int, settings: Settings, registry: ModelRegistry, routes: [Route], preloaded: [LoadedModel]?,
-         logs: ProcessLogs, scoreboard: Scoreboard?, scoreboardRecord: Int?, listenFDs: [Int32], masterPipe: Int32,
-         answerWhileLoading: Bool) {
+    init(
+        slot: Int, settings: Settings, registry: ModelRegistry, routes: [Route], preloaded: [LoadedModel]?,
+        logs: ProcessLogs, scoreboard: Scoreboard?, scoreboardRecord: Int?, listenFDs: [Int32], masterPipe: Int32,
+        answerWhileLoading: Bool
+    ) {
         self.answerWhileLoading = answerWhileLoading
         self.scoreboard = scoreboard
         self.scoreboardRecord = scoreboardRecord
@@ -62,11 +64,15 @@ final class Worker {
             return ExitCode.workerBootError
         }
         let server = HTTPServer(loop: loop, limits: settings.httpLimits, tls: tls)
-        let observer = RequestObserver(logger: logger, accessLog: logs.accessLog, logBodyLimit: settings.logBodyLimit,
-                                       accessLogFormat: settings.accessLogformat.isEmpty ? nil : try? AccessLogFormat(parsing: settings.accessLogformat),
-                                       scoreboard: scoreboard, scoreboardRecord: scoreboardRecord)
-        let loading = LoadingDispatcher(settings: settings, context: HandlerContext(logger: logger, slot: slot, settings: settings,
-                                                                                     models: [], server: server, observer: observer))
+        let observer = RequestObserver(
+            logger: logger, accessLog: logs.accessLog, logBodyLimit: settings.logBodyLimit,
+            accessLogFormat: settings.accessLogformat.isEmpty ? nil : try? AccessLogFormat(parsing: settings.accessLogformat),
+            scoreboard: scoreboard, scoreboardRecord: scoreboardRecord)
+        let loading = LoadingDispatcher(
+            settings: settings,
+            context: HandlerContext(
+                logger: logger, slot: slot, settings: settings,
+                models: [], server: server, observer: observer))
         server.delegate = loading
         if answerWhileLoading { for fd in listenFDs { server.accept(fd: fd) } }
 
@@ -74,7 +80,7 @@ final class Worker {
         loop.onSignal(.interrupt) { [unowned self, unowned loop] in stopNow(loop) }
         loop.onSignal(.quit) { [unowned self, unowned loop] in stopNow(loop) }
         loop.onSignal(.user1) { [unowned self] in logs.reopen() }
-        loop.onSignal(.hangup) {}   // the master handles reloads
+        loop.onSignal(.hangup) {}  // the master handles reloads
         // The heartbeat comes from the loop itself: a loop that is stuck stops it.
         loop.after(Arbiter.heartbeatInterval(timeout: settings.timeout), repeating: true) { [unowned self] in tellMaster(.heartbeat) }
 
@@ -83,9 +89,10 @@ final class Worker {
         func serve(_ models: [LoadedModel]) {
             let full: Dispatcher
             do {
-                full = try WorkerAssembly.dispatcher(models: models, settings: settings, routes: routes, loop: loop, server: server, observer: observer,
-                                                     logger: logger, slot: slot, knownModels: registry.entries, scoreboard: scoreboard,
-                                                     scoreboardRecord: scoreboardRecord)
+                full = try WorkerAssembly.dispatcher(
+                    models: models, settings: settings, routes: routes, loop: loop, server: server, observer: observer,
+                    logger: logger, slot: slot, knownModels: registry.entries, scoreboard: scoreboard,
+                    scoreboardRecord: scoreboardRecord)
             } catch {
                 logger.critical("the models cannot be served: \(error)")
                 exitCode = ExitCode.workerBootError
@@ -201,5 +208,9 @@ private final class Handoff<Value>: @unchecked Sendable {
     private var value: Value?
 
     func put(_ v: Value) { lock.withLock { value = v } }
-    func take() -> Value? { lock.withLock { defer { value = nil }; return value } }
+    func take() -> Value? {
+        lock.withLock {
+            defer { value = nil }; return value
+        }
+    }
 }
