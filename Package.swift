@@ -9,9 +9,9 @@ let native = Context.environment["MSERVE_NATIVE"] == "1"
 /// was ~2% of a worker's user time); debug builds, which the tests run, keep them.
 let requestPath: [SwiftSetting] = native ? [.unsafeFlags(["-enforce-exclusivity=unchecked"], .when(configuration: .release))] : []
 
-/// The generative kernels: this CPU's instructions (AVX2, and AVX-512 VNNI where it has them: see
-/// CAVX2 and CAVX512), and optimized in debug builds too (in -Onone the tests would take minutes).
-/// Without MSERVE_NATIVE they build for baseline x86-64 and run the float kernels.
+/// The models' kernels (LLM, MiniLM): this CPU's instructions (AVX2, and AVX-512 VNNI where it has
+/// them: see CAVX2 and CAVX512), and optimized in debug builds too (in -Onone the tests would take
+/// minutes).  Without MSERVE_NATIVE they build for baseline x86-64 (LLM then runs its float kernels).
 let kernels: [SwiftSetting] = native ? [.unsafeFlags(["-O", "-Xcc", "-march=native"])] : []
 
 let package = Package(
@@ -56,7 +56,7 @@ let package = Package(
         // The JSON value, parser and writer: no dependencies, shared by the server and MiniLM.
         .target(name: "MServeJSON", swiftSettings: requestPath),
         // all-MiniLM-L6-v2 sentence embeddings: safetensors, WordPiece, the BERT encoder; no server code.
-        .target(name: "MiniLM", dependencies: ["COpenBLAS", "MServeJSON", "MServePOSIX"]),
+        .target(name: "MiniLM", dependencies: ["COpenBLAS", "MServeJSON", "MServePOSIX"], swiftSettings: kernels),
         // Jinja templates as chat templates use them (a GGUF file's tokenizer.chat_template): no dependencies.
         .target(name: "Jinja"),
         // Constrained decoding: GBNF grammars, JSON Schema as one, the matcher a sequence's text walks.

@@ -47,25 +47,67 @@ struct QuantizedMatrix: @unchecked Sendable {
     /// scale per block; with AVX-512 VNNI where the CPU has it).
     func multiply(_ x: [Float], _ n: Int, pool: ComputePool, quantized: QuantizedActivations? = nil, into y: inout [Float]) {
         if let quantized, IntegerDot.available, IntegerDot.supports(type) { return multiply(quantized, pool: pool, into: &y) }
-        let decodeOnce = n > 1 && type != .q4_1 && type != .q8_0
         x.withUnsafeBufferPointer { xp in
             y.withUnsafeMutableBufferPointer { yp in
-                let p = SharedPointers(input: xp.baseAddress!, output: yp.baseAddress!)
-                split(rows, n, pool) { r in
-                    let row = base + r * rowBytes
-                    if decodeOnce {
-                        // A type without a kernel, several inputs (a prompt, a batch): the row is
-                        // decoded once, not once per input.
-                        withUnsafeTemporaryAllocation(of: Float.self, capacity: columns) { values in
-                            type.dequantize(UnsafeRawBufferPointer(start: row, count: rowBytes), into: values)
-                            for i in 0..<n { p.output[i * rows + r] = QuantizedMatrix.dot(values, p.input + i * columns) }
+                guard let input = xp.baseAddress, let output = yp.baseAddress else { return }
+                let p = SharedPointers(input: input, output: output)
+                if n == 1 {
+                    // A decode: each row's own kernel, no row decoded to floats first.
+                    split(rows, n, pool) { r in p.output[r] = dot(base + r * rowBytes, p.input) }
+                    return
+                }
+                // Several inputs (a prompt, a batch): four rows decoded once, then each input read
+                // once for the four (a row at a time read the whole input matrix per row).
+                let columns = columns, rows = rows
+                split((rows + 3) / 4, n, pool) { g in
+                    let r0 = g * 4, count = min(4, rows - r0)
+                    withUnsafeTemporaryAllocation(of: Float.self, capacity: 4 * columns) { values in
+                        guard let v = values.baseAddress else { return }
+                        for k in 0..<count {
+                            type.dequantize(
+                                UnsafeRawBufferPointer(start: base + (r0 + k) * rowBytes, count: rowBytes),
+                                into: UnsafeMutableBufferPointer(start: v + k * columns, count: columns))
                         }
-                    } else {
-                        for i in 0..<n { p.output[i * rows + r] = dot(row, p.input + i * columns) }
+                        for i in 0..<n {
+                            let xi = p.input + i * columns, out = p.output + i * rows + r0
+                            if count == 4 {
+                                let d = QuantizedMatrix.dot4(v, columns, xi)
+                                out[0] = d[0]
+                                out[1] = d[1]
+                                out[2] = d[2]
+                                out[3] = d[3]
+                            } else {
+                                for k in 0..<count {
+                                    out[k] = QuantizedMatrix.dot(UnsafeMutableBufferPointer(start: v + k * columns, count: columns), xi)
+                                }
+                            }
+                        }
                     }
                 }
             }
         }
+    }
+
+    /// Four consecutive rows of `columns` floats at `v`, each dotted with `x`: `x` read once.
+    @inline(__always)
+    static func dot4(_ v: UnsafePointer<Float>, _ columns: Int, _ x: UnsafePointer<Float>) -> SIMD4<Float> {
+        @inline(__always) func load(_ p: UnsafePointer<Float>) -> SIMD8<Float> { UnsafeRawPointer(p).loadUnaligned(as: SIMD8<Float>.self) }
+        var a0 = SIMD8<Float>(), a1 = SIMD8<Float>(), a2 = SIMD8<Float>(), a3 = SIMD8<Float>()
+        var j = 0
+        while j + 8 <= columns {
+            let xs = load(x + j)
+            a0 += load(v + j) * xs
+            a1 += load(v + columns + j) * xs
+            a2 += load(v + 2 * columns + j) * xs
+            a3 += load(v + 3 * columns + j) * xs
+            j += 8
+        }
+        var out = SIMD4<Float>(a0.sum(), a1.sum(), a2.sum(), a3.sum())
+        while j < columns {
+            for k in 0..<4 { out[k] += v[k * columns + j] * x[j] }
+            j += 1
+        }
+        return out
     }
 
     /// Σ a·x over two float vectors of `a.count`.
