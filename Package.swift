@@ -1,4 +1,4 @@
-// swift-tools-version:6.0
+// swift-tools-version:6.2
 import PackageDescription
 
 /// Flags for this machine's build, an opt-in (scripts/setup and scripts/test set MSERVE_NATIVE=1):
