@@ -11,6 +11,9 @@ public enum Crypto {
         return out
     }
 
+    /// The hex SHA-256 of a mapped file's bytes (a model file's checksum).
+    public static func sha256Hex(_ bytes: UnsafeRawBufferPointer) -> String { hex(sha256(bytes.assumingMemoryBound(to: UInt8.self))) }
+
     public static func hmacSHA256(key: [UInt8], message: [UInt8]) -> [UInt8] {
         var out = [UInt8](repeating: 0, count: 32)
         var length: UInt32 = 32

@@ -68,15 +68,6 @@ func defaultSignalDispositions() {
     }
 }
 
-/// Restores the default disposition and an empty mask, so a forked worker does not inherit the
-/// master's signal handling.
-package func resetSignals() {
-    defaultSignalDispositions()
-    var set = sigset_t()
-    sigemptyset(&set)
-    sigprocmask(SIG_SETMASK, &set, nil)
-}
-
 /// Writes to standard error without touching C's `stderr` global (not concurrency-safe in Swift 6).
 public func printError(_ message: String, newline: Bool = true) {
     let line = newline ? message + "\n" : message

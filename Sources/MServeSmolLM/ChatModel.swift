@@ -95,7 +95,7 @@ public final class ChatModel: GenerativeModel, Sendable {
         let file: GGUFFile
         do { file = try GGUFFile(path: path) } catch { throw ModelLoadError("\(name): \(error).  \(fix)") }
         if let expected {
-            let digest = Crypto.hex(Crypto.sha256(file.bytes.assumingMemoryBound(to: UInt8.self)))
+            let digest = Crypto.sha256Hex(file.bytes)
             guard digest == expected else {
                 throw ModelLoadError("\(name): \(path) is not the expected file (sha256 \(digest), expected \(expected)).  \(fix)")
             }

@@ -62,7 +62,7 @@ public final class SentenceEmbedder: Sendable {
 
         let weights = try SafeTensors(path: dir + "/model.safetensors")
         if let expected = expectedSHA256 {
-            let got = Crypto.hex(Crypto.sha256(weights.bytes.assumingMemoryBound(to: UInt8.self)))
+            let got = Crypto.sha256Hex(weights.bytes)
             guard got == expected else {
                 throw WeightsError(
                     weights.path,

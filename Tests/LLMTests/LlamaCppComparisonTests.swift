@@ -66,7 +66,7 @@ struct LlamaCppComparisonTests {
         let fixture = try JSONParser.parse(try FileReading.bytes(c.reference))
         let file = try GGUFFile(path: c.model)
         if let sha = fixture["sha256"]?.stringValue {
-            #expect(Crypto.hex(Crypto.sha256(file.bytes.assumingMemoryBound(to: UInt8.self))) == sha, "\(c.reference) was made from another file")
+            #expect(Crypto.sha256Hex(file.bytes) == sha, "\(c.reference) was made from another file")
         }
         let model = try LlamaModel(file: file, activations: .int8)
         let tokenizer = try makeTokenizer(gguf: file)

@@ -39,8 +39,7 @@ final class Worker {
 
     /// Runs until told to stop; returns the process's exit code.
     func run() -> Int32 {
-        resetSignals()
-        // libevent writes without MSG_NOSIGNAL: a client that vanished must not kill the worker.
+        // Signals are the defaults here (ChildProcess.fork reset them).  libevent writes without MSG_NOSIGNAL: a client that vanished must not kill the worker.
         Signal.brokenPipe.ignore()
         logs.logger.processChanged()
         let logger = logs.logger
