@@ -279,7 +279,7 @@ public final class GenerationEngine: Sendable {
             guard let a = active[w.id] else { continue }
             if a.admitted == nil { active[w.id]?.admitted = ContinuousClock.now }
             let tokens = w.prefill ? Array(a.request.prompt[w.start..<(w.start + w.tokens)]) : [a.last]
-            entries.append(LlamaModel.BatchEntry(a.sequence, tokens, wantsLogits: w.samples))
+            entries.append(LlamaModel.BatchEntry(a.sequence, tokens, wantsLogits: w.samples, prompt: w.prefill))
         }
         let logits = model.forward(entries)
         var finished: [(id: Int, leader: Int)] = []

@@ -469,6 +469,34 @@
             }
         }
 
+        /// A row of `blocks` 32-value blocks as float32, as the products see it: each value its
+        /// half block's scale times its integer, plus the block's minimum (the prompt kernel's
+        /// panels, FloatMatrixProduct).
+        static func decode(_ type: GGMLType, _ row: UnsafeRawPointer, _ blocks: Int, into out: UnsafeMutablePointer<Float>) {
+            struct Call: ByteKernelCall {
+                let row: UnsafeRawPointer, blocks: Int, out: UnsafeMutablePointer<Float>
+                func callAsFunction<K: ByteKernel>(_ k: K.Type) { IntegerDot.decode(k, row, blocks, out) }
+            }
+            dispatchBytes(type, Call(row: row, blocks: blocks, out: out))
+        }
+
+        private static func decode<K: ByteKernel>(_: K.Type, _ row: UnsafeRawPointer, _ blocks: Int, _ out: UnsafeMutablePointer<Float>) {
+            @inline(__always) func eight(_ q: __m128i, _ scale: __m256, _ minimum: __m256, _ to: UnsafeMutablePointer<Float>) {
+                let wide = K.signedWeights ? _mm256_cvtepi8_epi32(q) : _mm256_cvtepu8_epi32(q)
+                UnsafeMutableRawPointer(to).storeBytes(of: _mm256_fmadd_ps(_mm256_cvtepi32_ps(wide), scale, minimum), as: __m256.self)
+            }
+            for b in 0..<blocks {
+                let w = K.unpack(row, b)
+                let (first, second) = K.scales(row, b)
+                let m = _mm256_set1_ps(K.hasMinimum ? K.minimum(row, b) : 0)
+                let low = w.lowHalf, high = w.highHalf, to = out + b &* 32
+                eight(low, _mm256_set1_ps(first), m, to)
+                eight(_mm_unpackhi_epi64(low, low), _mm256_set1_ps(first), m, to + 8)
+                eight(high, _mm256_set1_ps(second), m, to + 16)
+                eight(_mm_unpackhi_epi64(high, high), _mm256_set1_ps(second), m, to + 24)
+            }
+        }
+
         /// One row times one input (the rows after the last four).
         static func row(_ type: GGMLType, _ row: UnsafeRawPointer, _ x: Input, _ blocks: Int) -> Float {
             struct Call: KernelCall {

@@ -171,20 +171,74 @@ public final class LlamaModel: @unchecked Sendable {
 
     /// Feeds one token at the sequence's next position; the logits for the token after it.
     public func step(_ token: Int32, _ seq: Sequence) -> [Float] {
-        forward([BatchEntry(seq, [token])])[0] ?? []
+        forward([BatchEntry(seq, [token], prompt: false)])[0] ?? []
     }
 
     /// One sequence's part of a forward pass: its next tokens (a prompt chunk, or the one token
-    /// to decode), and whether the logits after its last one are wanted.
+    /// to decode), whether the logits after its last one are wanted, and whether its tokens are
+    /// a prompt's: those are multiplied in float32 by the prompt kernel (FloatMatrixProduct),
+    /// many at once, where the CPU has it; a decode's by the activations' kernels.
     public struct BatchEntry {
         public let sequence: Sequence
         public let tokens: [Int32]
         public let wantsLogits: Bool
-        public init(_ sequence: Sequence, _ tokens: [Int32], wantsLogits: Bool = true) {
+        public let prompt: Bool
+        public init(_ sequence: Sequence, _ tokens: [Int32], wantsLogits: Bool = true, prompt: Bool = true) {
             self.sequence = sequence
             self.tokens = tokens
             self.wantsLogits = wantsLogits
+            self.prompt = prompt
         }
+    }
+
+    /// Which rows of a pass are prompt tokens (the prompt kernel's) and which are not.
+    struct PassRows {
+        let count: Int
+        let prompt: [Int]
+        let others: [Int]
+    }
+
+    /// A product's input in one pass: the prompt rows as the prompt kernel's tiles, the others
+    /// (all rows, without the prompt kernel) as floats and as the activations quantize them.
+    struct ProductInput {
+        let tiles: FloatMatrixProduct.Tiles?
+        let others: [Float]
+        let quantized: QuantizedActivations?
+    }
+
+    /// `x`'s rows of `columns` made ready for the products that read them (several share one).
+    func input(_ x: [Float], _ columns: Int, _ rows: PassRows, sensitive: Bool = false) -> ProductInput {
+        let tiles = rows.prompt.isEmpty ? nil : FloatMatrixProduct.Tiles(x, count: rows.prompt.count, columns: columns, rows: rows.prompt)
+        var others = x
+        if !rows.prompt.isEmpty {
+            others = []
+            others.reserveCapacity(rows.others.count * columns)
+            for r in rows.others { others += x[(r * columns)..<((r + 1) * columns)] }
+        }
+        let quantized = rows.others.isEmpty ? nil : quantized(others, rows.others.count, columns, sensitive: sensitive)
+        return ProductInput(tiles: tiles, others: others, quantized: quantized)
+    }
+
+    /// `m` times every row of `input`, into `y` (a row of `m.rows` per row of the pass).
+    func multiply(_ m: QuantizedMatrix, _ input: ProductInput, _ rows: PassRows, into y: inout [Float]) {
+        guard let tiles = input.tiles else {
+            return m.multiply(input.others, rows.count, pool: pool, quantized: input.quantized, into: &y)
+        }
+        if rows.others.isEmpty { return m.multiply(tiles, pool: pool, into: &y) }
+        var part = [Float](repeating: 0, count: max(rows.prompt.count, rows.others.count) * m.rows)
+        func place(_ indices: [Int]) {
+            for (i, r) in indices.enumerated() {
+                y.withUnsafeMutableBufferPointer { yp in
+                    part.withUnsafeBufferPointer { pp in
+                        (yp.baseAddress! + r * m.rows).update(from: pp.baseAddress! + i * m.rows, count: m.rows)
+                    }
+                }
+            }
+        }
+        m.multiply(tiles, pool: pool, into: &part)
+        place(rows.prompt)
+        m.multiply(input.others, rows.others.count, pool: pool, quantized: input.quantized, into: &part)
+        place(rows.others)
     }
 
     /// One forward pass over every entry's tokens, packed without padding: each weight matrix is
@@ -202,6 +256,8 @@ public final class LlamaModel: @unchecked Sendable {
         }
         let n = owner.count
         guard n > 0 else { return batch.map { _ in nil } }
+        let promptRows = FloatMatrixProduct.available ? (0..<n).filter { batch[owner[$0]].prompt } : []
+        let rows = PassRows(count: n, prompt: promptRows, others: promptRows.isEmpty ? Array(0..<n) : (0..<n).filter { !batch[owner[$0]].prompt })
         for entry in batch where !entry.sequence.cache.makeRoom(for: entry.tokens.count) {
             // The engine admits a sequence only with its prompt and max_tokens reserved in blocks.
             preconditionFailure("the KV pool has no block left for a sequence it admitted")
@@ -230,10 +286,10 @@ public final class LlamaModel: @unchecked Sendable {
         var scores = [Float](repeating: 0, count: n * span)
         for (l, layer) in layers.enumerated() {
             LlamaModel.rmsNorm(x, layer.attnNorm, c.dim, c.eps, into: &h)
-            var hq = quantized(h, n, c.dim, sensitive: true)
-            layer.q.multiply(h, n, pool: pool, quantized: hq, into: &q)
-            layer.k.multiply(h, n, pool: pool, quantized: hq, into: &k)
-            layer.v.multiply(h, n, pool: pool, quantized: hq, into: &v)
+            var hi = input(h, c.dim, rows, sensitive: true)
+            multiply(layer.q, hi, rows, into: &q)
+            multiply(layer.k, hi, rows, into: &k)
+            multiply(layer.v, hi, rows, into: &v)
             LlamaModel.addBias(layer.qBias, to: &q, n, c.qDim)
             LlamaModel.addBias(layer.kBias, to: &k, n, c.kvDim)
             LlamaModel.addBias(layer.vBias, to: &v, n, c.kvDim)
@@ -278,18 +334,18 @@ public final class LlamaModel: @unchecked Sendable {
                     }
                 }
             }
-            layer.o.multiply(att, n, pool: pool, quantized: quantized(att, n, c.qDim), into: &o)
+            multiply(layer.o, input(att, c.qDim, rows), rows, into: &o)
             if let post = layer.postAttentionNorm { LlamaModel.rmsNorm(o, post, c.dim, c.eps, into: &o) }
             for i in 0..<(n * c.dim) { x[i] += o[i] }
             LlamaModel.rmsNorm(x, layer.ffnNorm, c.dim, c.eps, into: &h)
-            hq = quantized(h, n, c.dim)
-            layer.gate.multiply(h, n, pool: pool, quantized: hq, into: &g)
-            layer.up.multiply(h, n, pool: pool, quantized: hq, into: &u)
+            hi = input(h, c.dim, rows)
+            multiply(layer.gate, hi, rows, into: &g)
+            multiply(layer.up, hi, rows, into: &u)
             switch c.activation {
             case .silu: for i in 0..<(n * c.feedForward) { g[i] = g[i] / (1 + exp(-g[i])) * u[i] }
             case .geluTanh: for i in 0..<(n * c.feedForward) { g[i] = LlamaModel.geluTanh(g[i]) * u[i] }
             }
-            layer.down.multiply(g, n, pool: pool, quantized: quantized(g, n, c.feedForward, sensitive: true), into: &o)
+            multiply(layer.down, input(g, c.feedForward, rows, sensitive: true), rows, into: &o)
             if let post = layer.postFeedForwardNorm { LlamaModel.rmsNorm(o, post, c.dim, c.eps, into: &o) }
             for i in 0..<(n * c.dim) { x[i] += o[i] }
         }
@@ -308,9 +364,19 @@ public final class LlamaModel: @unchecked Sendable {
         guard !wanted.isEmpty else { return out }
         var normed = lasts
         LlamaModel.rmsNorm(lasts, outputNorm, c.dim, c.eps, into: &normed)
-        var logits = [Float](repeating: 0, count: wanted.count * c.vocabulary)
-        output.multiply(normed, wanted.count, pool: pool, quantized: quantized(normed, wanted.count, c.dim), into: &logits)
-        for (k, e) in wanted.enumerated() { out[e] = Array(logits[(k * c.vocabulary)..<((k + 1) * c.vocabulary)]) }
+        // The logits after a prompt from its inputs at 16 bits (int8 mode): those of the exact
+        // pass to about 0.001, as the prompt before them; a decode's at the activations' width.
+        for promptEnds in [true, false] {
+            let picked = wanted.indices.filter { batch[wanted[$0]].prompt == promptEnds }
+            guard !picked.isEmpty else { continue }
+            var inputs: [Float] = []
+            inputs.reserveCapacity(picked.count * c.dim)
+            for k in picked { inputs += normed[(k * c.dim)..<((k + 1) * c.dim)] }
+            var logits = [Float](repeating: 0, count: picked.count * c.vocabulary)
+            let q = quantized(inputs, picked.count, c.dim, sensitive: promptEnds)
+            output.multiply(inputs, picked.count, pool: pool, quantized: q, into: &logits)
+            for (i, k) in picked.enumerated() { out[wanted[k]] = Array(logits[(i * c.vocabulary)..<((i + 1) * c.vocabulary)]) }
+        }
         return out
     }
 

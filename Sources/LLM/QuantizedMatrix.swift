@@ -33,6 +33,15 @@ struct QuantizedMatrix: @unchecked Sendable {
         rowBytes = t.rowBytes
     }
 
+    /// `rows` rows of `columns` values of `type` from `base` (tests, tools).
+    init(type: GGMLType, rows: Int, columns: Int, base: UnsafeRawPointer) {
+        self.type = type
+        self.rows = rows
+        self.columns = columns
+        self.base = base
+        rowBytes = type.bytes(forElements: columns)
+    }
+
     /// One row as float32 (the embedding lookup).
     func row(_ i: Int, into out: UnsafeMutablePointer<Float>) {
         type.dequantize(
@@ -86,6 +95,38 @@ struct QuantizedMatrix: @unchecked Sendable {
                 }
             }
         }
+    }
+
+    /// Prompt tokens' product (FloatMatrixProduct): panels of 32 rows decoded to float32 once,
+    /// each applied to every token of `x`; the panels split between the threads.
+    func multiply(_ x: FloatMatrixProduct.Tiles, pool: ComputePool, into y: inout [Float]) {
+        precondition(x.columns == columns)
+        let panel = 32, rows = rows, columns = columns
+        x.values.withUnsafeBufferPointer { xp in
+            y.withUnsafeMutableBufferPointer { yp in
+                guard let values = xp.baseAddress, let output = yp.baseAddress else { return }
+                let tiles = FloatMatrixProduct.TilesPointer(values: values, count: x.count, columns: columns)
+                let out = OutputPointer(output)
+                split((rows + panel - 1) / panel, x.count, pool) { p in
+                    let r0 = p * panel, count = min(panel, rows - r0)
+                    let padded = (count + FloatMatrixProduct.rowBlock - 1) / FloatMatrixProduct.rowBlock * FloatMatrixProduct.rowBlock
+                    withUnsafeTemporaryAllocation(of: Float.self, capacity: padded * columns) { buffer in
+                        guard let w = buffer.baseAddress else { return }
+                        for r in 0..<count { decode(r0 + r, into: w + r * columns) }
+                        (w + count * columns).initialize(repeating: 0, count: (padded - count) * columns)
+                        FloatMatrixProduct.multiply(w, rows: count, tiles, into: out.pointer + r0, outStride: rows)
+                    }
+                }
+            }
+        }
+    }
+
+    /// Row `r` as float32: through the integer kernels' unpacking where they take the type.
+    private func decode(_ r: Int, into out: UnsafeMutablePointer<Float>) {
+        #if arch(x86_64) && canImport(CAVX2)
+            if IntegerDot.supports(type) { return IntegerDot.decode(type, base + r * rowBytes, columns / 32, into: out) }
+        #endif
+        row(r, into: out)
     }
 
     /// Four consecutive rows of `columns` floats at `v`, each dotted with `x`: `x` read once.

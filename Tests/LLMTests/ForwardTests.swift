@@ -63,18 +63,18 @@ struct BatchedForwardTests {
         let tok = try BPETokenizer(gguf: f)
         let a = tok.encode("The capital of France is")
         let b = tok.encode("Numbers: 1 2 3 4")
-        func alone(_ tokens: [Int32]) -> [Float] {
+        /// A prompt a token at a time, its last as a prompt's or as a decode.
+        func alone(_ tokens: [Int32], lastDecoded: Bool) throws -> [Float] {
             let s = model.newSequence()
-            var last: [Float] = []
-            for t in tokens { last = model.step(t, s) }
-            return last
+            for t in tokens.dropLast() { _ = model.forward([LlamaModel.BatchEntry(s, [t], wantsLogits: false)]) }
+            return try #require(model.forward([LlamaModel.BatchEntry(s, [tokens[tokens.count - 1]], prompt: !lastDecoded)])[0])
         }
-        let wantA = alone(a), wantB = alone(b)
+        let wantA = try alone(a, lastDecoded: false), wantB = try alone(b, lastDecoded: true)
         // b's prompt but its last token, one token at a time; then a's whole prompt as one chunk
         // beside b's last token as a decode, in one pass.
         let sa = model.newSequence(), sb = model.newSequence()
-        for t in b.dropLast() { _ = model.step(t, sb) }
-        let out = model.forward([LlamaModel.BatchEntry(sa, a), LlamaModel.BatchEntry(sb, [b[b.count - 1]])])
+        for t in b.dropLast() { _ = model.forward([LlamaModel.BatchEntry(sb, [t])]) }
+        let out = model.forward([LlamaModel.BatchEntry(sa, a), LlamaModel.BatchEntry(sb, [b[b.count - 1]], prompt: false)])
         let gotA = try #require(out[0]), gotB = try #require(out[1])
         let worstA = zip(gotA, wantA).map { abs($0 - $1) }.max() ?? 1
         let worstB = zip(gotB, wantB).map { abs($0 - $1) }.max() ?? 1
@@ -85,10 +85,11 @@ struct BatchedForwardTests {
     }
 }
 
-/// Quantized activations against float32 ones (which match the reference), on the first step
-/// after the chat prompt: int16, the server's default, within 0.01 of them, as the issue asks of
-/// the forward pass; int8 at least as close as llama.cpp is (measured for the issue: 0.36 on
-/// average, 1.15 at most).
+/// Quantized activations against float32 ones (which match the reference), on a decode after
+/// the chat prompt (the prompt's last token fed as one; the prompt before it, read by the prompt
+/// kernel, is float32 whatever the activations): int16 within 0.01 of them, as the issue asks of
+/// the forward pass; int8 at least as close as llama.cpp is (measured for the issue, with the
+/// whole prompt quantized: 0.36 on average, 1.15 at most).
 struct QuantizedActivationTests {
     @Test func quantizedLogitsStayCloseToFloat32() throws {
         let f = try #require(SmolFixture.file, "run bash scripts/fetch-smollm2")
@@ -96,7 +97,9 @@ struct QuantizedActivationTests {
         let prompt = try BPETokenizer(gguf: f).encode(text)
         func firstStep(_ a: LlamaModel.Activations) throws -> [Float] {
             let model = try LlamaModel(file: f, activations: a)
-            return try #require(model.forward([LlamaModel.BatchEntry(model.newSequence(), prompt)])[0])
+            let seq = model.newSequence()
+            _ = model.forward([LlamaModel.BatchEntry(seq, Array(prompt.dropLast()), wantsLogits: false)])
+            return try #require(model.forward([LlamaModel.BatchEntry(seq, [prompt[prompt.count - 1]], prompt: false)])[0])
         }
         let exact = try firstStep(.float32)
         func distance(_ a: LlamaModel.Activations) throws -> (mean: Float, max: Float) {

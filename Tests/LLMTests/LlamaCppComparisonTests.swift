@@ -11,8 +11,10 @@ import Testing
 /// makes with llama.cpp and caches with what llama.cpp computed on each (SmolLM2-135M-Instruct in
 /// Q4_K_M, Q5_K_M, Q6_K and Q8_0; tiny random qwen2 and llama models in Q4_K_M).  Each reference
 /// also holds the exact float32 pass on the file's weights (Tests/fixtures/float_reference.py).
-/// For 20 prompts: the same tokens; next-token logits over llama.cpp's 64 largest at least as
-/// close to the exact pass as llama.cpp's are (llama.cpp rounds activations to 8 bits in blocks of
+/// For 20 prompts: the same tokens; the prompt read whole (float32, the prompt kernel) giving the
+/// exact pass's logits; its last token fed again as a decode (the activations' kernels, as every
+/// generated token is), next-token logits over llama.cpp's 64 largest at least as close to the
+/// exact pass as llama.cpp's are (llama.cpp rounds activations to 8 bits in blocks of
 /// 256 for K-quants, mserve in blocks of 32); the same top token at every step that llama.cpp and
 /// the exact pass both decide alike by more than 0.5, after each prompt and along llama.cpp's
 /// greedy continuations of 10 prompts (its tokens fed in turn: the first 16 of 32).  With int8
@@ -74,7 +76,7 @@ struct LlamaCppComparisonTests {
         #expect(prompts.count == 20)
         // Distances over llama.cpp's 64 largest logits: mserve's to llama.cpp's, mserve's to the
         // exact float32 pass's, llama.cpp's to the exact pass's.
-        var toLlama = Distance(), toExact = Distance(), llamaToExact = Distance()
+        var toLlama = Distance(), toExact = Distance(), llamaToExact = Distance(), promptToExact = Distance()
         var decided = 0, agreed = 0, undecided = 0, greedyRuns = 0
         // A step both llama.cpp and the exact pass decide alike, each by more than 0.5: mserve
         // decides alike.  Where the exact pass has a near-tie or decides otherwise, rounding
@@ -93,9 +95,15 @@ struct LlamaCppComparisonTests {
                 (tokenizer.leadingToken.map { [$0] } ?? []) + tokenizer.encode(text, controlOffsets: [])
                 + (tokenizer.trailingToken.map { [$0] } ?? [])
             #expect(mine == tokens, "\(text.debugDescription)")
-            let seq = model.newSequence()
-            let logits = try #require(model.forward([LlamaModel.BatchEntry(seq, tokens)])[0])
             let ids = ints(p["top_ids"]), theirs = floats(p["top_logits"]), exact = floats(p["float_top_logits"])
+            // The prompt read whole (the prompt kernel, float32): the exact pass's logits.
+            let whole = try #require(model.forward([LlamaModel.BatchEntry(model.newSequence(), tokens)])[0])
+            for (k, id) in ids.enumerated() where k < exact.count { promptToExact.add(whole[Int(id)] - exact[k]) }
+            // Its last token again as a decode (the activations' kernels, as every later token):
+            // what is compared with llama.cpp below.
+            let seq = model.newSequence()
+            if tokens.count > 1 { _ = model.forward([LlamaModel.BatchEntry(seq, Array(tokens.dropLast()), wantsLogits: false)]) }
+            let logits = try #require(model.forward([LlamaModel.BatchEntry(seq, [tokens[tokens.count - 1]], prompt: false)])[0])
             guard theirs.count >= 2 else { continue }
             for (k, id) in ids.enumerated() {
                 toLlama.add(logits[Int(id)] - theirs[k])
@@ -117,15 +125,18 @@ struct LlamaCppComparisonTests {
                 judge(
                     step, llama: token, margin: margins[k].doubleValue ?? 0, exact: exact,
                     "\(text.debugDescription), step \(k)")
-                step = try #require(model.forward([LlamaModel.BatchEntry(seq, [token])])[0])
+                step = try #require(model.forward([LlamaModel.BatchEntry(seq, [token], prompt: false)])[0])
             }
         }
         print(
             "\(c.testDescription): logits over llama.cpp's top 64, mean and max distance: mserve to llama.cpp \(toLlama), "
                 + "mserve to the exact float32 pass \(toExact), llama.cpp to it \(llamaToExact); the same top token at \(agreed) of "
-                + "\(decided) decided steps (\(undecided) more where the exact pass has a near-tie or another top token)")
+                + "\(decided) decided steps (\(undecided) more where the exact pass has a near-tie or another top token); "
+                + "the prompt read whole to the exact pass \(promptToExact)")
         #expect(agreed == decided && decided >= 100 && greedyRuns == 10)
         if toExact.count > 0 {
+            // Prompt tokens are multiplied in float32: the logits after a prompt are the exact pass's.
+            #expect(promptToExact.worst < 0.01, "\(promptToExact)")
             // mserve's 8-bit activations (blocks of 32) round no more than llama.cpp's (blocks of
             // 32, or 256 for K-quants): it stays at least as close to the exact pass.
             #expect(toExact.mean <= llamaToExact.mean && toLlama.mean < llamaToExact.mean + 0.1, "\(toExact) \(llamaToExact) \(toLlama)")

@@ -49,7 +49,7 @@ struct LogprobsTests {
                     topChecked += 1
                 }
                 #expect(l.top.count == 5 && zip(l.top, l.top.dropFirst()).allSatisfy { $0.logprob >= $1.logprob })
-                logits = try #require(model.forward([LlamaModel.BatchEntry(seq, [token])])[0])
+                logits = try #require(model.forward([LlamaModel.BatchEntry(seq, [token], prompt: false)])[0])
             }
         }
         print(
