@@ -284,6 +284,23 @@ public final class LlamaModel: @unchecked Sendable {
         // A row of scores per token: the tokens' attention runs on the pool's threads at once.
         let span = (pos.max() ?? 0) + 1
         var scores = [Float](repeating: 0, count: n * span)
+        // Prompt tokens in blocks of 16 of one entry: each block's queries of a key-value head are
+        // PromptAttention's unit; the other rows attend one by one.
+        let blockAttention = c.headDim % PromptAttention.width == 0 && !rows.prompt.isEmpty
+        var promptBlocks: [Range<Int>] = []
+        var lone = rows.others
+        if blockAttention {
+            var start = 0
+            for entry in batch {
+                let end = start + entry.tokens.count
+                if entry.prompt {
+                    promptBlocks += stride(from: start, to: end, by: PromptAttention.width).map { $0..<min($0 + PromptAttention.width, end) }
+                }
+                start = end
+            }
+        } else {
+            lone = Array(0..<n)
+        }
         for (l, layer) in layers.enumerated() {
             LlamaModel.rmsNorm(x, layer.attnNorm, c.dim, c.eps, into: &h)
             var hi = input(h, c.dim, rows, sensitive: true)
@@ -320,9 +337,24 @@ public final class LlamaModel: @unchecked Sendable {
                 att.withUnsafeMutableBufferPointer { ap in
                     scores.withUnsafeMutableBufferPointer { sp in
                         guard let qBase = qp.baseAddress, let aBase = ap.baseAddress, let sBase = sp.baseAddress else { return }
-                        pool.run(n) { t in
-                            // A local layer's token sees the window's last positions, itself included.
-                            let first = local ? max(0, pos[t] + 1 - c.slidingWindow) : 0
+                        // A local layer's token sees the window's last positions, itself included.
+                        func seen(_ t: Int) -> Range<Int> { (local ? max(0, pos[t] + 1 - c.slidingWindow) : 0)..<(pos[t] + 1) }
+                        pool.run(lone.count + promptBlocks.count * c.kvHeads) { u in
+                            guard u < lone.count else {
+                                let block = promptBlocks[(u - lone.count) / c.kvHeads], h = (u - lone.count) % c.kvHeads
+                                let queries = block.flatMap { t in
+                                    (h * group..<((h + 1) * group)).map { head in
+                                        PromptAttention.Query(
+                                            q: qBase + t * c.qDim + head * c.headDim, out: aBase + t * c.qDim + head * c.headDim,
+                                            positions: seen(t))
+                                    }
+                                }
+                                let view = KVView(cache: batch[owner[block.lowerBound]].sequence.cache, layer: l)
+                                PromptAttention.attend(queries, view, offset: h * c.headDim, c.headDim, scale)
+                                return
+                            }
+                            let t = lone[u]
+                            let first = seen(t).lowerBound
                             let view = KVView(cache: batch[owner[t]].sequence.cache, layer: l)
                             for head in 0..<c.heads {
                                 LlamaModel.attend(
