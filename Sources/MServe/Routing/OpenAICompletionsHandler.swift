@@ -17,8 +17,7 @@ class OpenAICompletionsHandler: RequestHandler {
         let shape = OpenAICompletionShape(
             id: recordID, model: m.name, created: Int64(LogClock.now().seconds), chat: chat,
             stream: parsed.stream, includeUsage: parsed.includeUsage, logprobs: parsed.logprobs)
-        let call = GenerationCall(request: request, context: context, model: m, presenter: shape)
-        try call.run(for: self, InferenceRequest(recordID: recordID, input: parsed.input, body: request.body))
+        try ModelCall(self, model: m, presenter: shape).run(InferenceRequest(recordID: recordID, input: parsed.input, body: request.body))
     }
 }
 
@@ -26,4 +25,19 @@ final class OpenAIChatCompletionsHandler: OpenAICompletionsHandler {}
 
 final class OpenAITextCompletionsHandler: OpenAICompletionsHandler {
     override class var chat: Bool { false }
+}
+
+extension RequestHandler {
+    /// The generative model a body's `model` names, or the 400 (none named) or 404 (not one this key
+    /// may use that generates text) in OpenAI's shape, listing those it may.
+    func generativeModel(named body: JSON) throws(HTTPError) -> ServedModel {
+        let visible = visibleModels.filter { $0.generative != nil }.map(\.name).joined(separator: ", ")
+        guard case .string(let name)? = body["model"] else {
+            throw HTTPError(400, "missing model: one of \(visible)", param: "model")
+        }
+        guard let m = context.models.first(where: { $0.name == name && $0.generative != nil }) else {
+            throw HTTPError(404, "The model '\(name)' does not exist or does not generate text; served: \(visible)", param: "model")
+        }
+        return m
+    }
 }

@@ -26,38 +26,38 @@ final class OpenAIEmbeddingsHandler: RequestHandler {
         if let d = body["dimensions"], d != .null, d != .int(Int64(dimensions)) {
             throw HTTPError(400, "dimensions: model \(name) gives \(dimensions), got \(d.text)")
         }
-        // The model's own handler runs the request and answers it, in this API's shape.
-        let call = Call(request: request, context: context, model: m, base64: base64)
-        try call.run(
-            for: self,
+        try ModelCall(self, model: m, presenter: OpenAIEmbeddingsPresenter(model: m.name, base64: base64)).run(
             InferenceRequest(
                 recordID: recordID, input: ["input": body["input"] ?? .null], contentType: "application/json",
                 body: request.body))
     }
+}
 
-    /// The chosen model's run, presented as OpenAI's list of embeddings.
-    final class Call: ModelHandler {
-        let base64: Bool
+/// An embedding model's answer as OpenAI's list of embeddings (base64 when asked); otherwise
+/// mserve's own shape (a stream only if the client's `Accept` asks).
+struct OpenAIEmbeddingsPresenter: ModelPresenter {
+    let model: String
+    let base64: Bool
+    private let own = MServePresenter()
 
-        init(request: HTTPRequest, context: HandlerContext, model: ServedModel, base64: Bool) {
-            self.base64 = base64
-            super.init(request: request, context: context, model: model)
+    func streamFormat(for input: JSON, accept: String?) -> StreamFormat? { own.streamFormat(for: input, accept: accept) }
+    var tagsPieces: Bool { own.tagsPieces }
+    func pieces(forPiece piece: JSON) -> [JSON] { own.pieces(forPiece: piece) }
+    func pieces(for event: GenerationEvent, indexed: Bool) -> [JSON] { own.pieces(for: event, indexed: indexed) }
+    func tail(_ generation: Generation) -> [JSON] { [] }
+
+    func answer(output: JSON, generation: Generation?) -> JSON {
+        guard case .array(let vectors)? = output["embeddings"] else { return own.answer(output: output, generation: generation) }
+        let data: [JSON] = vectors.enumerated().map { i, v in
+            var embedding = v
+            if base64, case .floats(let f) = v { embedding = .string(Base64.encode(floats: f)) }
+            return ["object": "embedding", "index": .int(Int64(i)), "embedding": embedding]
         }
-
-        override func present(_ output: JSON) -> JSON {
-            guard case .array(let vectors)? = output["embeddings"] else { return output }
-            let data: [JSON] = vectors.enumerated().map { i, v in
-                var embedding = v
-                if base64, case .floats(let f) = v { embedding = .string(Base64.encode(floats: f)) }
-                return ["object": "embedding", "index": .int(Int64(i)), "embedding": embedding]
-            }
-            let tokens = output["usage"]?["prompt_tokens"] ?? .int(0)
-            return [
-                "object": "list", "data": .array(data), "model": .string(model.name),
-                "usage": ["prompt_tokens": tokens, "total_tokens": tokens]
-            ]
-        }
-
+        let tokens = output["usage"]?["prompt_tokens"] ?? .int(0)
+        return [
+            "object": "list", "data": .array(data), "model": .string(model),
+            "usage": ["prompt_tokens": tokens, "total_tokens": tokens]
+        ]
     }
 }
 

@@ -10,7 +10,6 @@ final class OpenAIResponsesHandler: RequestHandler {
         let m = try generativeModel(named: body)
         let parsed = try OpenAIResponsesRequest(body)
         let shape = OpenAIResponsesShape(id: recordID, model: m.name, created: Int64(LogClock.now().seconds), request: parsed)
-        let call = GenerationCall(request: request, context: context, model: m, presenter: shape)
-        try call.run(for: self, InferenceRequest(recordID: recordID, input: parsed.input, body: request.body))
+        try ModelCall(self, model: m, presenter: shape).run(InferenceRequest(recordID: recordID, input: parsed.input, body: request.body))
     }
 }
