@@ -83,6 +83,7 @@ let package = Package(
         .target(name: "MServeTesting", dependencies: ["MServe", "MServeHTTP", "MServePOSIX"]),
         .executableTarget(name: "mserve", dependencies: ["MServe", "MServeServer", "MServeMiniLM", "MServeSmolLM", "MServePython"]),
         .testTarget(name: "MServePOSIXTests", dependencies: ["MServePOSIX"]),
+        .testTarget(name: "MServeJSONTests", dependencies: ["MServeJSON"]),
         .testTarget(name: "MServeHTTPTests", dependencies: ["MServeHTTP", "MServePOSIX"]),
         .testTarget(name: "MServeTests", dependencies: ["MServe", "MServeHTTP", "MServePOSIX", "MServeTesting",
                                                      .product(name: "Logging", package: "swift-log")]),
@@ -93,5 +94,6 @@ let package = Package(
         .testTarget(name: "GrammarTests", dependencies: ["Grammar", "MServeJSON"]),
         .testTarget(name: "LLMTests", dependencies: ["LLM", "Jinja", "MServeJSON", "MServePOSIX"]),
         .testTarget(name: "MServePythonTests", dependencies: ["MServePython", "MServe", "MServeTesting"]),
+        .testTarget(name: "MServeSmolLMTests", dependencies: ["MServeSmolLM", "MServe", "LLM"]),
     ]
 )

@@ -1,7 +1,5 @@
-import MServePOSIX
 import Testing
 
-@testable import MServe
 @testable import MServeJSON
 
 @Suite struct JSONTests {
