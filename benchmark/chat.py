@@ -41,6 +41,7 @@ import urllib.request
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import bench  # noqa: E402
 import memory  # noqa: E402
+import results as saved  # noqa: E402
 
 GGUF = os.path.join(bench.ROOT, "models", "smollm2", "SmolLM2-135M-Instruct.Q4_1.gguf")
 # What mserve serves the file as (smollm2: the preset, its file hash-checked; else the file by path).
@@ -188,6 +189,8 @@ def main():
     ap.add_argument("--level-rounds", type=int, default=3,
                     help="runs of each level per contender, interleaved (the median by tokens/s is shown)")
     ap.add_argument("--venv", help="llama-cpp-python's venv (default: scripts/llama-cpp-python's cached one)")
+    ap.add_argument("--save", help="the name under benchmark/results/ (default: chat-FILE, FILE the model's file name "
+                                   "without .gguf; 'none': not saved)")
     args = ap.parse_args()
     gguf = os.path.abspath(args.model)
     if not os.path.exists(gguf):
@@ -248,6 +251,12 @@ def main():
     for name, r in results.items():
         print(f"{name:20} " + "  ".join(f"{n}: {r[n]['ttft_p50']:.0f}/{r[n]['ttft_p99']:.0f}, {r[n]['itl_p50']:.1f}/{r[n]['itl_p99']:.1f}"
                                          for n in levels))
+    if args.save != "none":
+        name = args.save or "chat-" + os.path.basename(gguf).removesuffix(".gguf")
+        record = {"file": os.path.basename(gguf), "api": API["api"], "max_tokens": args.max_tokens, "levels": levels,
+                  "contenders": {name_: {**{k: v for k, v in r.items() if not isinstance(k, int)},
+                                         "levels": {str(n): r[n] for n in levels}} for name_, r in results.items()}}
+        print(f"\nsaved as {os.path.relpath(saved.save(name, record), bench.ROOT)}")
     if "llama.cpp" in results:
         base = results["llama.cpp"]
         print("\nratios against llama.cpp in this run:")
