@@ -79,7 +79,9 @@ public final class ChatModel: GenerativeModel, Sendable {
         let stepTokens = try option("step_tokens", 256, least: 16)
         var prefixCaching = true
         if let p = context.options["prefix_cache"] {
-            guard case .bool(let on) = p else { throw ModelLoadError("\(name): option prefix_cache must be true or false, got \(p.text)") }
+            guard let on = BooleanSetting.value(p) else {
+                throw ModelLoadError("\(name): option prefix_cache must be \(BooleanSetting.expected), got \(p.text)")
+            }
             prefixCaching = on
         }
         let threads = try option("threads", ComputePool.cores, least: 1)

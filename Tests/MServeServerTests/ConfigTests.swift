@@ -31,6 +31,18 @@ import Testing
         #expect(s.models == ["demo", "echo"])
     }
 
+    /// A yes-or-no setting takes the same spellings wherever it is given: a flag, a config key.
+    @Test func booleansAreReadOneWay() throws {
+        let s = try parse(["-c", "m.toml", "--ui", "no", "demo"], files: ["m.toml": "preload = \"on\"\ncheck_config = \"YES\"\n"])
+        #expect(s.preload && s.checkConfig && !s.ui)
+        #expect(throws: ConfigError.self) { try parse(["-c", "m.toml", "demo"], files: ["m.toml": "preload = \"maybe\"\n"]) }
+        for (text, value) in [("true", true), ("Off", false), ("yes", true), ("0", false)] {
+            #expect(BooleanSetting.value(.string(text)) == value)
+        }
+        #expect(BooleanSetting.value(.bool(false)) == false && BooleanSetting.value(.int(1)) == true)
+        #expect(BooleanSetting.value(.string("maybe")) == nil && BooleanSetting.value(.int(2)) == nil)
+    }
+
     @Test func helpAndVersion() throws {
         #expect(try CommandLineParser.parse(["--help"]) == .help)
         #expect(try CommandLineParser.parse(["-v"]) == .version)

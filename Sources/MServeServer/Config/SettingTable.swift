@@ -183,12 +183,8 @@ extension Setting {
         reload: Reload = .live, _ help: String
     ) -> Setting {
         make(key, flags, kp, metavar: nil, reload: reload, show: { $0 ? "on" : "off" }, help) { v, _, _ throws(ConfigError) in
-            switch v {
-            case .bool(let b): return b
-            case .string("true"): return true
-            case .string("false"): return false
-            default: throw ConfigError("expected true or false")
-            }
+            guard let b = BooleanSetting.value(v) else { throw ConfigError("expected \(BooleanSetting.expected)") }
+            return b
         }
     }
 
@@ -323,12 +319,8 @@ public enum SettingTable {
             "ui", ["--ui"], \.ui, metavar: "on/off", show: { $0 ? "on" : "off" },
             "The web page at / for browsers (a form for every model) and the status page at /status; off: JSON only."
         ) { v, _, _ throws(ConfigError) in
-            switch v {
-            case .bool(let b): return b
-            case .string("on"), .string("true"), .string("yes"): return true
-            case .string("off"), .string("false"), .string("no"): return false
-            default: throw ConfigError("expected on or off")
-            }
+            guard let b = BooleanSetting.value(v) else { throw ConfigError("expected on or off (or true/false, yes/no)") }
+            return b
         },
         .optionalString(
             "agent_bind", ["--agent-bind"], \.agentBind, metavar: "ADDRESS", reload: .restart,
