@@ -97,7 +97,10 @@ import Testing
         ("workers = \"many\"", "m.toml: workers: expected an integer, got 'many'"),
         ("workers = 0", "m.toml: workers: must be at least 1"),
         ("workers = = 3", "m.toml:1:"),
-        ("[model]\ndemo = 3", "model.demo must be a table")
+        ("[model]\ndemo = 3", "model.demo must be a table"),
+        // Each value's own validator, as it is read.
+        ("health_path = \"healthz\"", "m.toml: health_path: must start with / or be off, got 'healthz'"),
+        ("bind = [\"127.0.0.1:1\", \"localhost\"]", "m.toml: bind:")
     ])
     func badConfigNamesTheKey(_ toml: String, _ expected: String) {
         do {
@@ -106,6 +109,12 @@ import Testing
         } catch {
             #expect(error.message.contains(expected), "\(error.message)")
         }
+    }
+
+    @Test func aFlagsValueIsCheckedAsItIsRead() {
+        #expect(throws: ConfigError.self) { try parse(["--metrics-path", "metrics", "demo"]) }
+        #expect(throws: ConfigError.self) { try parse(["-b", "h:70000", "demo"]) }
+        #expect((try? parse(["--metrics-path", "off", "--ready-path", "/r", "demo"]))?.metricsPath == "off")
     }
 
     @Test func bindAddresses() throws {

@@ -93,8 +93,9 @@ public enum MServeMain {
     }
 }
 
-/// What must hold before a master starts (or accepts a reload): known models, valid addresses, a
-/// readable keys file (read here, so that a bad one leaves the running keys in force).
+/// What must hold before a master starts (or accepts a reload), beyond each value's own validator
+/// (SettingTable): known models, settings that need each other (--group and --user, the TLS
+/// files), a readable keys file (read here, so that a bad one leaves the running keys in force).
 private func check(_ given: Settings, _ registry: ModelRegistry) throws(ConfigError) -> Settings {
     var settings = given
     if let path = settings.keysFile { settings.apiKeys = try KeysFile.load(path) }
@@ -102,17 +103,12 @@ private func check(_ given: Settings, _ registry: ModelRegistry) throws(ConfigEr
     for (name, ms) in settings.modelSettings where registry.entry(named: name, settings: ms) == nil {
         throw ConfigError("config: [model.\(name)] names an unknown model; known models: \(registry.names.joined(separator: ", "))")
     }
-    for b in settings.binds { _ = try BindAddress(parsing: b) }
     _ = try settings.agentAddress()
     _ = try settings.announcement()
     if settings.group != nil && settings.user == nil { throw ConfigError("--group needs --user") }
     _ = try settings.tlsContext()
     if let user = settings.user {
         do { _ = try Identity.lookup(user: user, group: settings.group) } catch { throw ConfigError("--user/--group: \(error)") }
-    }
-    for (key, path) in [("health_path", settings.healthPath), ("ready_path", settings.readyPath), ("metrics_path", settings.metricsPath)]
-    where path != "off" && !path.hasPrefix("/") {
-        throw ConfigError("\(key): must start with / or be off, got '\(path)'")
     }
     return settings
 }

@@ -151,14 +151,21 @@ extension Setting {
         }
     }
 
+    /// `check`: the value's own validator (a ConfigError saying what is wrong), run as it is read.
     static func string(
         _ key: String, _ flags: [String], _ kp: WritableKeyPath<Settings, String> & Sendable,
-        metavar: String, reload: Reload = .live, _ help: String
+        metavar: String, reload: Reload = .live, check: (@Sendable (String) throws(ConfigError) -> Void)? = nil, _ help: String
     ) -> Setting {
         make(key, flags, kp, metavar: metavar, reload: reload, show: { $0 }, help) { v, _, _ throws(ConfigError) in
             guard case .string(let t) = v, !t.isEmpty else { throw ConfigError("expected a non-empty string") }
+            try check?(t)
             return t
         }
+    }
+
+    /// A route's path: `/...`, or `off`.
+    static let pathOrOff: @Sendable (String) throws(ConfigError) -> Void = { path throws(ConfigError) in
+        guard path == "off" || path.hasPrefix("/") else { throw ConfigError("must start with / or be off, got '\(path)'") }
     }
 
     static func optionalString(
@@ -190,7 +197,7 @@ extension Setting {
 
     static func list(
         _ key: String, _ flags: [String], _ kp: WritableKeyPath<Settings, [String]> & Sendable,
-        metavar: String, reload: Reload = .live, _ help: String
+        metavar: String, reload: Reload = .live, check: (@Sendable (String) throws(ConfigError) -> Void)? = nil, _ help: String
     ) -> Setting {
         make(
             key, flags, kp, metavar: metavar, reload: reload, repeatable: true,
@@ -198,11 +205,13 @@ extension Setting {
         ) { v, fromCommandLine, current throws(ConfigError) in
             switch v {
             case .string(let t) where !t.isEmpty:
+                try check?(t)
                 return fromCommandLine ? current + [t] : [t]
             case .array(let items):
                 var out: [String] = []
                 for item in items {
                     guard case .string(let t) = item, !t.isEmpty else { throw ConfigError("expected a list of strings") }
+                    try check?(t)
                     out.append(t)
                 }
                 guard !out.isEmpty else { throw ConfigError("must not be empty") }
@@ -220,6 +229,7 @@ public enum SettingTable {
             "Load settings from this TOML file (see conf/mserve.toml); command-line flags override it."),
         .list(
             "bind", ["-b", "--bind"], \.binds, metavar: "ADDRESS", reload: .restart,
+            check: { b throws(ConfigError) in _ = try BindAddress(parsing: b) },
             "Listen on HOST:PORT ([HOST]:PORT for IPv6). Repeat to listen on several addresses; port 0 picks a free port."),
         .int(
             "workers", ["-w", "--workers"], \.workers, min: 1,
@@ -291,13 +301,13 @@ public enum SettingTable {
             "log_body_limit", ["--log-body-limit"], \.logBodyLimit, min: 0, metavar: "BYTES",
             "How many bytes of each request and response body the request/response log lines show."),
         .string(
-            "health_path", ["--health-path"], \.healthPath, metavar: "PATH",
+            "health_path", ["--health-path"], \.healthPath, metavar: "PATH", check: Setting.pathOrOff,
             "Liveness: 200 while the worker's event loop runs.  'off' disables it."),
         .string(
-            "ready_path", ["--ready-path"], \.readyPath, metavar: "PATH",
+            "ready_path", ["--ready-path"], \.readyPath, metavar: "PATH", check: Setting.pathOrOff,
             "Readiness: 503 until every worker has loaded its models, and while stopping.  'off' disables it."),
         .string(
-            "metrics_path", ["--metrics-path"], \.metricsPath, metavar: "PATH",
+            "metrics_path", ["--metrics-path"], \.metricsPath, metavar: "PATH", check: Setting.pathOrOff,
             "Prometheus metrics of all workers, whichever answers.  'off' disables it."),
         .make(
             "forwarded_allow_ips", ["--forwarded-allow-ips"], \.forwardedAllowIPs, metavar: "ADDRESSES",
