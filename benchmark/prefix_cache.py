@@ -25,6 +25,7 @@ import urllib.request
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import bench  # noqa: E402
 import chat  # noqa: E402
+import results as saved  # noqa: E402
 
 
 def post(url, body, stream=False):
@@ -83,6 +84,7 @@ def main():
     ap.add_argument("--rounds", type=int, default=3)
     ap.add_argument("--only", choices=["mserve"])
     ap.add_argument("--venv", help="llama-cpp-python's venv (default: scripts/llama-cpp-python's cached one)")
+    ap.add_argument("--save", default="prefix-cache", help="the name under benchmark/results/ ('none': not saved)")
     args = ap.parse_args()
     contenders = [start_mserve(True), start_mserve(False)]
     if args.only != "mserve":
@@ -106,6 +108,11 @@ def main():
         one, two = statistics.median(r[0] for r in rows), statistics.median(r[1] for r in rows)
         medians[name] = two
         print(f"{name:36} {one:9.2f} {two:14.3f} {one / two:15.1f}x")
+    if args.save != "none":
+        record = {"prompt_tokens": args.prompt_tokens, "rounds": args.rounds, "contenders": {
+            name: {"turn1_s": statistics.median(r[0] for r in rows), "turn2_ttft_s": statistics.median(r[1] for r in rows),
+                   "turn1_tokens": rows[0][2]} for name, rows in results.items()}}
+        print(f"saved as {os.path.relpath(saved.save(args.save, record), bench.ROOT)}")
     on = medians["mserve, prefix cache on"]
     for name, two in medians.items():
         if name != "mserve, prefix cache on":
