@@ -351,9 +351,13 @@ public final class LlamaModel: @unchecked Sendable {
         for promptEnds in [true, false] {
             let picked = wanted.indices.filter { batch[wanted[$0]].prompt == promptEnds }
             guard !picked.isEmpty else { continue }
-            var inputs: [Float] = []
-            inputs.reserveCapacity(picked.count * c.dim)
-            for k in picked { inputs += normed[(k * c.dim)..<((k + 1) * c.dim)] }
+            // All of one kind (the usual pass): the rows as they are, not copied.
+            var inputs = normed
+            if picked.count < wanted.count {
+                inputs = []
+                inputs.reserveCapacity(picked.count * c.dim)
+                for k in picked { inputs += normed[(k * c.dim)..<((k + 1) * c.dim)] }
+            }
             var logits = [Float](repeating: 0, count: picked.count * c.vocabulary)
             let q = quantized(inputs, picked.count, c.dim, sensitive: promptEnds)
             output.multiply(inputs, picked.count, pool: pool, quantized: q, into: &logits)

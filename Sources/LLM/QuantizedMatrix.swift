@@ -26,14 +26,10 @@ struct QuantizedMatrix: @unchecked Sendable {
     let rowBytes: Int
 
     init(_ file: GGUFFile, _ t: GGUFFile.Tensor) {
-        type = t.type
-        columns = t.shape[0]
-        rows = t.rows
-        base = file.data(t).baseAddress ?? UnsafeRawPointer(bitPattern: 1)!
-        rowBytes = t.rowBytes
+        self.init(type: t.type, rows: t.rows, columns: t.shape[0], base: file.data(t).baseAddress ?? UnsafeRawPointer(bitPattern: 1)!)
     }
 
-    /// `rows` rows of `columns` values of `type` from `base` (tests, tools).
+    /// `rows` rows of `columns` values of `type` from `base` (a file's tensor, or a test's rows).
     init(type: GGMLType, rows: Int, columns: Int, base: UnsafeRawPointer) {
         self.type = type
         self.rows = rows
