@@ -109,6 +109,7 @@ struct IntegerDotTests {
                                     outStride: rowCount)
                                 IntegerDot.rows4(type, row, stride: rowBytes, input.block(8 * blocks), blocks, o + 8 * rowCount)
                             }
+                            #if canImport(CAVX512)
                             guard WideIntegerDot.available, bits == 8 else { return }
                             try kernels("AVX-512 tile and rows4") { row, o in
                                 WideIntegerDot.tile(type, row, stride: rowBytes, input, inputStride: blocks, blocks, o, outStride: rowCount)
@@ -117,6 +118,7 @@ struct IntegerDotTests {
                                     outStride: rowCount)
                                 WideIntegerDot.rows4(type, row, stride: rowBytes, input.block(8 * blocks), blocks, o + 8 * rowCount)
                             }
+                            #endif
                         }
                     }
                 }
