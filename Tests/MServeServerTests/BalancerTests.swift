@@ -57,7 +57,7 @@ struct AnnouncementTests {
     }
 
     @Test func theAnnouncedAddressIsASpecificOne() throws {
-        var s = Settings()
+        var s = ServerSettings()
         s.announce = "haproxy://127.0.0.1:9999/mserve"
         s.binds = ["0.0.0.0:8000"]
         #expect(throws: ConfigError.self) { try s.announcement() }

@@ -5,7 +5,7 @@ import Testing
 @testable import MServeServer
 
 @Suite struct ConfigTests {
-    func parse(_ args: [String], files: [String: String] = [:], environment: [String: String] = [:]) throws(ConfigError) -> Settings {
+    func parse(_ args: [String], files: [String: String] = [:], environment: [String: String] = [:]) throws(ConfigError) -> ServerSettings {
         let inv = try CommandLineParser.parse(args, environment: environment) { (path) throws(ConfigError) -> String in
             guard let t = files[path] else { throw ConfigError("no file \(path)") }
             return t
@@ -18,7 +18,7 @@ import Testing
         let s = try parse(["-w", "4", "-b", "0.0.0.0:8081", "demo"])
         #expect(s.workers == 4)
         #expect(s.binds == ["0.0.0.0:8081"])
-        #expect(s.models == ["demo"])
+        #expect(s.serving.models == ["demo"])
         #expect(s.gracefulTimeout == 30)
         #expect(s.accessLogfile == "-")
     }
@@ -27,14 +27,14 @@ import Testing
         let s = try parse(["--workers=3", "-w2", "-b", "127.0.0.1:1", "-b", "[::1]:2", "--max-body-size", "2m", "demo", "echo"])
         #expect(s.workers == 2)
         #expect(s.binds == ["127.0.0.1:1", "[::1]:2"])
-        #expect(s.maxBodySize == 2 << 20)
-        #expect(s.models == ["demo", "echo"])
+        #expect(s.serving.maxBodySize == 2 << 20)
+        #expect(s.serving.models == ["demo", "echo"])
     }
 
     /// A yes-or-no setting takes the same spellings wherever it is given: a flag, a config key.
     @Test func booleansAreReadOneWay() throws {
         let s = try parse(["-c", "m.toml", "--ui", "no", "demo"], files: ["m.toml": "preload = \"on\"\ncheck_config = \"YES\"\n"])
-        #expect(s.preload && s.checkConfig && !s.ui)
+        #expect(s.preload && s.checkConfig && !s.serving.ui)
         #expect(throws: ConfigError.self) { try parse(["-c", "m.toml", "demo"], files: ["m.toml": "preload = \"maybe\"\n"]) }
         for (text, value) in [("true", true), ("Off", false), ("yes", true), ("0", false)] {
             #expect(BooleanSetting.value(.string(text)) == value)
@@ -85,9 +85,9 @@ import Testing
         #expect(s.binds == ["127.0.0.1:9000", "[::1]:9000"])
         #expect(s.gracefulTimeout == 2.5)
         #expect(s.logLevel == .warning)
-        #expect(s.models == ["demo", "sleep"])
-        #expect(s.settings(forModel: "demo") == ModelSettings(device: "cpu:1", options: ["start": .int(10)]))
-        #expect(s.config == "m.toml")
+        #expect(s.serving.models == ["demo", "sleep"])
+        #expect(s.serving.settings(forModel: "demo") == ModelSettings(device: "cpu:1", options: ["start": .int(10)]))
+        #expect(s.serving.config == "m.toml")
         // The command line's binds replace the file's.
         #expect(try parse(["-c", "m.toml", "-b", "1.2.3.4:5"], files: ["m.toml": toml]).binds == ["1.2.3.4:5"])
     }
@@ -114,7 +114,7 @@ import Testing
     @Test func aFlagsValueIsCheckedAsItIsRead() {
         #expect(throws: ConfigError.self) { try parse(["--metrics-path", "metrics", "demo"]) }
         #expect(throws: ConfigError.self) { try parse(["-b", "h:70000", "demo"]) }
-        #expect((try? parse(["--metrics-path", "off", "--ready-path", "/r", "demo"]))?.metricsPath == "off")
+        #expect((try? parse(["--metrics-path", "off", "--ready-path", "/r", "demo"]))?.serving.metricsPath == "off")
     }
 
     @Test func bindAddresses() throws {
@@ -143,25 +143,25 @@ import Testing
 
     @Test func aModelArgumentNamesAGGUFFileOrPythonCode() throws {
         let s = try parse(["chat=/models/llama 3.gguf", "py=pkg.mod:Model", "demo"])
-        #expect(s.models == ["chat", "py", "demo"])
-        #expect(s.settings(forModel: "chat").options == ["gguf": "/models/llama 3.gguf"])
-        #expect(s.settings(forModel: "py").options == ["python": "pkg.mod:Model"])
+        #expect(s.serving.models == ["chat", "py", "demo"])
+        #expect(s.serving.settings(forModel: "chat").options == ["gguf": "/models/llama 3.gguf"])
+        #expect(s.serving.settings(forModel: "py").options == ["python": "pkg.mod:Model"])
         #expect(throws: ConfigError.self) { try parse(["a=b"]) }
         #expect(throws: ConfigError("'=x.gguf': give the model a name, NAME=path.gguf")) { try parse(["=x.gguf"]) }
         // Without what serves GGUF files (a package of its own models), said plainly.
-        var settings = Settings()
-        settings.modelSettings["chat"] = ModelSettings(options: ["gguf": "/m.gguf"])
+        var settings = ServerSettings()
+        settings.serving.modelSettings["chat"] = ModelSettings(options: ["gguf": "/m.gguf"])
         #expect(throws: ConfigError("model 'chat' is a GGUF file, and this mserve was built without what serves it")) {
-            try ModelRegistry.builtin.check(["chat"], settings: settings)
+            try ModelRegistry.builtin.check(["chat"], settings: settings.serving)
         }
     }
 
     @Test func eachServerHasItsOwnDefaultControlSocket() {
-        var settings = Settings()
+        var settings = ServerSettings()
         let env = ["XDG_RUNTIME_DIR": "/run/user/1000", "HOME": "/home/u"]
         #expect(settings.controlSocketPath(environment: env, bound: "127.0.0.1:8081") == "/run/user/1000/mserve/mserve-127.0.0.1-8081.ctl")
         #expect(settings.controlSocketPath(environment: ["HOME": "/home/u"], bound: "[::1]:9") == "/home/u/.mserve/mserve---1-9.ctl")
-        #expect(Settings.controlSocketName(bind: "unix:/run/app/s.sock") == "mserve-unix-_run_app_s.sock.ctl")
+        #expect(ServerSettings.controlSocketName(bind: "unix:/run/app/s.sock") == "mserve-unix-_run_app_s.sock.ctl")
         settings.pidfile = "/run/mserve/mserve.pid"
         #expect(settings.controlSocketPath(environment: env, bound: "127.0.0.1:8081") == "/run/mserve/mserve.ctl")
         settings.controlSocket = "/tmp/c.sock"
@@ -171,17 +171,17 @@ import Testing
     }
 
     @Test func aModelsUnknownOptionIsRefusedWithTheNearestName() {
-        var settings = Settings()
-        settings.modelSettings["sleep"] = ModelSettings(options: ["max_m": .int(5), "model_dir": .string("/m")])
+        var settings = ServerSettings()
+        settings.serving.modelSettings["sleep"] = ModelSettings(options: ["max_m": .int(5), "model_dir": .string("/m")])
         #expect(throws: ConfigError("config: [model.sleep]: unknown option 'max_m' (did you mean max_ms?); its options: max_ms, weights_mb, load_ms"))
         {
-            try ModelRegistry.builtin.check(["demo"], settings: settings)
+            try ModelRegistry.builtin.check(["demo"], settings: settings.serving)
         }
-        settings.modelSettings["sleep"] = ModelSettings(options: ["max_ms": .int(5), "model_dir": .string("/m")])
-        #expect(throws: Never.self) { try ModelRegistry.builtin.check(["demo", "sleep"], settings: settings) }
-        settings.modelSettings["echo"] = ModelSettings(options: ["device_": .string("cpu")])
+        settings.serving.modelSettings["sleep"] = ModelSettings(options: ["max_ms": .int(5), "model_dir": .string("/m")])
+        #expect(throws: Never.self) { try ModelRegistry.builtin.check(["demo", "sleep"], settings: settings.serving) }
+        settings.serving.modelSettings["echo"] = ModelSettings(options: ["device_": .string("cpu")])
         #expect(throws: ConfigError("config: [model.echo]: unknown option 'device_' (did you mean device?); it takes no options of its own")) {
-            try ModelRegistry.builtin.check(["echo"], settings: settings, serverKeys: ["device"])
+            try ModelRegistry.builtin.check(["echo"], settings: settings.serving, serverKeys: ["device"])
         }
     }
 
@@ -192,7 +192,7 @@ import Testing
         for s in SettingTable.all where s.key != "config" {
             #expect(text.contains("\(s.key) ="), "conf/mserve.toml does not document \(s.key)")
         }
-        _ = try ConfigFile.load(text: text, path: "conf/mserve.toml", into: Settings())
+        _ = try ConfigFile.load(text: text, path: "conf/mserve.toml", into: ServerSettings())
     }
 
     /// The options table of docs/operations.md is the command line's documentation: every flag of
@@ -243,8 +243,17 @@ import Testing
             try parse(["-c", "c.toml"], files: ["c.toml": "models = [\"demo\"]\n[model.demo]\nqueue_size = -1"])
         }
         let s = try parse(["-c", "c.toml"], files: ["c.toml": "models = [\"demo\"]\n[model.demo]\nrequest_timeout = 2.5\nbatch_timeout_ms = 7"])
-        #expect(s.runtime(forModel: "demo").requestTimeout == 2.5)
-        #expect(s.runtime(forModel: "demo").batchTimeout == 0.007)
+        #expect(s.serving.runtime(forModel: "demo").requestTimeout == 2.5)
+        #expect(s.serving.runtime(forModel: "demo").batchTimeout == 0.007)
+        // The model's table wins over the global value wherever that came from (here a flag given
+        // after the file); a model without a table, or a key its table leaves out, takes the global one.
+        let flagged = try parse(
+            ["-c", "c.toml", "--queue-size", "9", "--request-timeout", "4"],
+            files: ["c.toml": "models = [\"demo\", \"sleep\"]\n[model.demo]\nqueue_size = 5"])
+        #expect(flagged.serving.runtime(forModel: "demo").queueSize == 5)
+        #expect(flagged.serving.runtime(forModel: "demo").requestTimeout == 4)
+        #expect(flagged.serving.runtime(forModel: "sleep").queueSize == 9)
+        #expect(flagged.serving.settings(forModel: "demo").limitOverrides.map(\.key) == ["queue_size"])
     }
 
     /// One rule: a key is its long flag without the dashes, with underscores.
@@ -263,8 +272,8 @@ import Testing
             try parse(["--worker", "2", "demo"])
         }
         #expect(throws: ConfigError("unknown option --zzzzzz (see mserve --help)")) { try parse(["--zzzzzz", "demo"]) }
-        #expect(try parse(["-c", "c.toml"], files: ["c.toml": "models = [\"demo\"]\nkeepalive = 3"]).keepAlive == 3)
-        #expect(try parse(["-c", "c.toml"], files: ["c.toml": "models = [\"demo\"]\nkeep_alive = 4"]).keepAlive == 4)
+        #expect(try parse(["-c", "c.toml"], files: ["c.toml": "models = [\"demo\"]\nkeepalive = 3"]).serving.keepAlive == 3)
+        #expect(try parse(["-c", "c.toml"], files: ["c.toml": "models = [\"demo\"]\nkeep_alive = 4"]).serving.keepAlive == 4)
     }
 
     /// Flags over MSERVE_* over the file over WEB_CONCURRENCY over the defaults.

@@ -167,7 +167,7 @@ final class ModelCall {
             let interval = context.settings.streamPing
             pinger = context.server.loop.after(interval, repeating: true) { [weak self] in self?.ping(quietFor: interval) }
         }
-        let timeout = model.runtime?.requestTimeout ?? context.settings.requestTimeout
+        let timeout = model.runtime?.requestTimeout ?? context.settings.limits.requestTimeout
         deadline = context.server.loop.after(timeout) { [self] in
             cancelDeadline()
             inference.cancellation.cancel()

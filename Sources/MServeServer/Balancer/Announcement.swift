@@ -89,7 +89,7 @@ public struct Announcement: Equatable, Sendable {
     }
 }
 
-extension Settings {
+extension ServerSettings {
     /// --agent-bind, parsed (a TCP address).
     func agentAddress() throws(ConfigError) -> BindAddress? {
         guard let text = agentBind else { return nil }

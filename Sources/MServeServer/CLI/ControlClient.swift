@@ -45,10 +45,10 @@ public enum ControlClient {
             }
             i += 1
         }
-        let directory = Settings.controlSocketDirectory(environment: ProcessEnvironment.variables())
+        let directory = ServerSettings.controlSocketDirectory(environment: ProcessEnvironment.variables())
         let session: Session
-        if let chosen = path ?? pidfile.map(Settings.controlSocket(besidePidFile:))
-            ?? bind.map({ directory + "/" + Settings.controlSocketName(bind: $0) })
+        if let chosen = path ?? pidfile.map(ServerSettings.controlSocket(besidePidFile:))
+            ?? bind.map({ directory + "/" + ServerSettings.controlSocketName(bind: $0) })
         {
             do { session = try Session(path: chosen) } catch {
                 printError(

@@ -24,7 +24,7 @@ public enum MServeMain {
         if arguments.first == "ctl" { return ControlClient.run(Array(arguments.dropFirst())) }
         if arguments.first == "bench" { return BenchCommand.run(Array(arguments.dropFirst())) }
         if arguments.first == "keys" { return KeysCommand.run(Array(arguments.dropFirst())) }
-        let settings: Settings
+        let settings: ServerSettings
         do {
             switch try CommandLineParser.parse(arguments) {
             case .help:
@@ -63,8 +63,8 @@ public enum MServeMain {
         if settings.checkConfig {
             // The models are loaded too, so that their options ([model.NAME]) are checked as a
             // start would check them, including tables of models not served now.
-            var all = settings
-            all.models = settings.models + settings.modelSettings.keys.sorted().filter { !settings.models.contains($0) }
+            var all = settings.serving
+            all.models = all.models + all.modelSettings.keys.sorted().filter { !all.models.contains($0) }
             do {
                 _ = try ModelLoader.load(all, registry: registry, slot: -1, logger: logs.logger)
             } catch {
@@ -72,12 +72,12 @@ public enum MServeMain {
                 return ExitCode.usage
             }
             print(
-                "configuration OK: models \(settings.models.joined(separator: ", ")), \(settings.workers) workers, bind \(settings.binds.joined(separator: " "))"
+                "configuration OK: models \(settings.serving.models.joined(separator: ", ")), \(settings.workers) workers, bind \(settings.binds.joined(separator: " "))"
             )
             return ExitCode.ok
         }
         // HUP re-reads the same command line and config file, with the same checks.
-        let reread: () throws -> Settings = {
+        let reread: () throws -> ServerSettings = {
             guard case .serve(let s) = try CommandLineParser.parse(arguments) else { throw ConfigError("no settings") }
             return try check(s, registry)
         }
@@ -96,11 +96,11 @@ public enum MServeMain {
 /// What must hold before a master starts (or accepts a reload), beyond each value's own validator
 /// (SettingTable): known models, settings that need each other (--group and --user, the TLS
 /// files), a readable keys file (read here, so that a bad one leaves the running keys in force).
-private func check(_ given: Settings, _ registry: ModelRegistry) throws(ConfigError) -> Settings {
+private func check(_ given: ServerSettings, _ registry: ModelRegistry) throws(ConfigError) -> ServerSettings {
     var settings = given
-    if let path = settings.keysFile { settings.apiKeys = try KeysFile.load(path) }
-    try registry.check(settings.models, settings: settings, serverKeys: ["device", "model_dir"] + SettingTable.perModelKeys.sorted())
-    for (name, ms) in settings.modelSettings where registry.entry(named: name, settings: ms) == nil {
+    if let path = settings.serving.keysFile { settings.serving.apiKeys = try KeysFile.load(path) }
+    try registry.check(settings.serving.models, settings: settings.serving, serverKeys: ["device", "model_dir"] + SettingTable.perModelKeys.sorted())
+    for (name, ms) in settings.serving.modelSettings where registry.entry(named: name, settings: ms) == nil {
         throw ConfigError("config: [model.\(name)] names an unknown model; known models: \(registry.names.joined(separator: ", "))")
     }
     _ = try settings.agentAddress()
@@ -113,7 +113,7 @@ private func check(_ given: Settings, _ registry: ModelRegistry) throws(ConfigEr
     return settings
 }
 
-extension Settings {
+extension ServerSettings {
     /// The TLS context --certfile asks for (nil: plain HTTP); a missing or bad file is a ConfigError.
     func tlsContext() throws(ConfigError) -> TLSContext? {
         guard let cert = certfile else {

@@ -2,7 +2,7 @@ import MServe
 
 /// What the command line asked for.
 public enum Invocation: Equatable {
-    case serve(Settings)
+    case serve(ServerSettings)
     case help
     case version
 }
@@ -60,13 +60,13 @@ public enum CommandLineParser {
             }
         }
 
-        var settings = Settings()
+        var settings = ServerSettings()
         if let n = environment["WEB_CONCURRENCY"], let workers = SettingTable.setting(forKey: "workers") {
             try workers.set(&settings, .string(n), source: "WEB_CONCURRENCY", fromCommandLine: false)
         }
         if let path = flagged.last(where: { $0.0.key == "config" })?.1 ?? environment["MSERVE_CONFIG"] {
             settings = try ConfigFile.load(text: try readFile(path), path: path, into: settings)
-            settings.config = path
+            settings.serving.config = path
         }
         for s in SettingTable.all where s.key != "config" {
             let name = "MSERVE_" + s.key.uppercased()
@@ -90,10 +90,10 @@ public enum CommandLineParser {
         if !positional.isEmpty {
             // NAME=path.gguf serves a GGUF file under NAME, NAME=module:Attribute Python code, as
             // [model.NAME] gguf = "..." and python = "..." do.
-            settings.models = []
+            settings.serving.models = []
             for p in positional {
                 guard let eq = p.firstIndex(of: "=") else {
-                    settings.models.append(p)
+                    settings.serving.models.append(p)
                     continue
                 }
                 let name = String(p[..<eq]), value = String(p[p.index(after: eq)...])
@@ -102,8 +102,8 @@ public enum CommandLineParser {
                 guard !name.isEmpty else {
                     throw ConfigError("'\(p)': give the model a name, NAME=\(option == "gguf" ? "path.gguf" : "module:Attribute")")
                 }
-                settings.models.append(name)
-                settings.modelSettings[name, default: ModelSettings()].options[option] = .string(value)
+                settings.serving.models.append(name)
+                settings.serving.modelSettings[name, default: ModelSettings()].options[option] = .string(value)
             }
         }
         return .serve(settings)

@@ -13,7 +13,7 @@ public enum ConfigFile {
         }
     }
 
-    public static func load(text: String, path: String, into base: Settings) throws(ConfigError) -> Settings {
+    public static func load(text: String, path: String, into base: ServerSettings) throws(ConfigError) -> ServerSettings {
         let table: TOMLTable
         do {
             table = try TOMLTable(string: text)
@@ -29,7 +29,7 @@ public enum ConfigFile {
                     guard let modelTable = modelValue.table else {
                         throw ConfigError("\(path): model.\(name) must be a table ([model.\(name)])")
                     }
-                    settings.modelSettings[name] = try modelSettings(modelTable, name: name, path: path)
+                    settings.serving.modelSettings[name] = try modelSettings(modelTable, name: name, path: path)
                 }
                 continue
             }

@@ -20,44 +20,68 @@ public struct Setting: Sendable {
     public let repeatable: Bool
     public let scope: Scope
     public let reload: Reload
-    private let apply: @Sendable (inout Settings, JSON, _ fromCommandLine: Bool) throws(ConfigError) -> Void
+    private let apply: @Sendable (inout ServerSettings, JSON, _ fromCommandLine: Bool) throws(ConfigError) -> Void
     private let applyToModel: (@Sendable (inout ModelSettings, JSON) throws(ConfigError) -> Void)?
-    private let format: @Sendable (Settings) -> String
-    private let same: @Sendable (Settings, Settings) -> Bool
-    private let keep: @Sendable (inout Settings, Settings) -> Void
+    private let format: @Sendable (ServerSettings) -> String
+    private let same: @Sendable (ServerSettings, ServerSettings) -> Bool
+    private let keep: @Sendable (inout ServerSettings, ServerSettings) -> Void
+
+    /// Where a setting's value lives: a field of the settings, or a field of `ModelLimits`, which
+    /// is both the global value (`Settings.limits`) and what a `[model.NAME]` table may override.
+    struct Place<T: Sendable>: Sendable {
+        let get: @Sendable (ServerSettings) -> T
+        let set: @Sendable (inout ServerSettings, T) -> Void
+        let limit: (WritableKeyPath<ModelLimits, T> & Sendable)?
+
+        static func field(_ kp: WritableKeyPath<ServerSettings, T> & Sendable) -> Place {
+            Place(get: { $0[keyPath: kp] }, set: { $0[keyPath: kp] = $1 }, limit: nil)
+        }
+
+        static func limit(_ kp: WritableKeyPath<ModelLimits, T> & Sendable) -> Place {
+            Place(get: { $0.serving.limits[keyPath: kp] }, set: { $0.serving.limits[keyPath: kp] = $1 }, limit: kp)
+        }
+    }
 
     /// A setting of type `T` at `kp`, read from text (command line) or typed values (TOML) by `parse`,
-    /// which also validates; `model` is where a `[model.NAME]` override goes.
+    /// which also validates.
     static func make<T: Equatable & Sendable>(
-        _ key: String, _ flags: [String], _ kp: WritableKeyPath<Settings, T> & Sendable, metavar: String?,
-        model: (WritableKeyPath<ModelSettings, T?> & Sendable)? = nil, reload: Reload = .live, repeatable: Bool = false,
+        _ key: String, _ flags: [String], _ kp: WritableKeyPath<ServerSettings, T> & Sendable, metavar: String?,
+        reload: Reload = .live, repeatable: Bool = false, show: @escaping @Sendable (T) -> String, _ help: String,
+        parse: @escaping @Sendable (JSON, _ fromCommandLine: Bool, _ current: T) throws(ConfigError) -> T
+    ) -> Setting {
+        make(key, flags, .field(kp), metavar: metavar, reload: reload, repeatable: repeatable, show: show, help, parse: parse)
+    }
+
+    static func make<T: Equatable & Sendable>(
+        _ key: String, _ flags: [String], _ place: Place<T>, metavar: String?, reload: Reload = .live, repeatable: Bool = false,
         show: @escaping @Sendable (T) -> String, _ help: String,
         parse: @escaping @Sendable (JSON, _ fromCommandLine: Bool, _ current: T) throws(ConfigError) -> T
     ) -> Setting {
-        let apply: @Sendable (inout Settings, JSON, Bool) throws(ConfigError) -> Void = { s, v, cli throws(ConfigError) in
-            s[keyPath: kp] = try parse(v, cli, s[keyPath: kp])
+        let apply: @Sendable (inout ServerSettings, JSON, Bool) throws(ConfigError) -> Void = { s, v, cli throws(ConfigError) in
+            place.set(&s, try parse(v, cli, place.get(s)))
         }
         var applyToModel: (@Sendable (inout ModelSettings, JSON) throws(ConfigError) -> Void)? = nil
-        if let model {
-            applyToModel = { m, v throws(ConfigError) in m[keyPath: model] = try parse(v, false, Settings()[keyPath: kp]) }
+        if let limit = place.limit {
+            applyToModel = { m, v throws(ConfigError) in
+                let value = try parse(v, false, ModelLimits()[keyPath: limit])
+                m.limitOverrides.removeAll { $0.key == key }
+                m.limitOverrides.append(LimitOverride(key: key, limit, value))
+            }
         }
-        let format: @Sendable (Settings) -> String = { show($0[keyPath: kp]) }
-        let same: @Sendable (Settings, Settings) -> Bool = { $0[keyPath: kp] == $1[keyPath: kp] }
-        let keep: @Sendable (inout Settings, Settings) -> Void = { $0[keyPath: kp] = $1[keyPath: kp] }
         return Setting(
             key: key, flags: flags, metavar: metavar, help: help, repeatable: repeatable,
-            scope: model == nil ? .global : .perModel, reload: reload, apply: apply, applyToModel: applyToModel,
-            format: format, same: same, keep: keep)
+            scope: place.limit == nil ? .global : .perModel, reload: reload, apply: apply, applyToModel: applyToModel,
+            format: { show(place.get($0)) }, same: { place.get($0) == place.get($1) }, keep: { place.set(&$0, place.get($1)) })
     }
 
     /// The default, as --help and the README show it.
-    public var defaultText: String { format(Settings()) }
+    public var defaultText: String { format(ServerSettings()) }
 
     /// The value these settings have, as --help would show it (`show config`).
-    public func valueText(_ settings: Settings) -> String { format(settings) }
+    public func valueText(_ settings: ServerSettings) -> String { format(settings) }
 
     /// Applies a value from the command line (text) or the config file (typed), naming `source` in errors.
-    func set(_ settings: inout Settings, _ value: JSON, source: String, fromCommandLine: Bool) throws(ConfigError) {
+    func set(_ settings: inout ServerSettings, _ value: JSON, source: String, fromCommandLine: Bool) throws(ConfigError) {
         do {
             try apply(&settings, value, fromCommandLine)
         } catch {
@@ -76,16 +100,24 @@ public struct Setting: Sendable {
     }
 
     /// For HUP: whether two configurations agree on this setting, and how to keep the running value.
-    func isSame(_ a: Settings, _ b: Settings) -> Bool { same(a, b) }
-    func keepRunning(_ next: inout Settings, from running: Settings) { keep(&next, running) }
+    func isSame(_ a: ServerSettings, _ b: ServerSettings) -> Bool { same(a, b) }
+    func keepRunning(_ next: inout ServerSettings, from running: ServerSettings) { keep(&next, running) }
 }
 
 extension Setting {
     static func int(
-        _ key: String, _ flags: [String], _ kp: WritableKeyPath<Settings, Int> & Sendable, min: Int,
-        metavar: String = "INT", model: (WritableKeyPath<ModelSettings, Int?> & Sendable)? = nil, _ help: String
+        _ key: String, _ flags: [String], _ kp: WritableKeyPath<ServerSettings, Int> & Sendable, min: Int,
+        metavar: String = "INT", _ help: String
     ) -> Setting {
-        make(key, flags, kp, metavar: metavar, model: model, show: { String($0) }, help) { v, _, _ throws(ConfigError) in
+        int(key, flags, .field(kp), min: min, metavar: metavar, help)
+    }
+
+    static func int(_ key: String, _ flags: [String], limit: WritableKeyPath<ModelLimits, Int> & Sendable, min: Int, _ help: String) -> Setting {
+        int(key, flags, .limit(limit), min: min, metavar: "INT", help)
+    }
+
+    private static func int(_ key: String, _ flags: [String], _ place: Place<Int>, min: Int, metavar: String, _ help: String) -> Setting {
+        make(key, flags, place, metavar: metavar, show: { String($0) }, help) { v, _, _ throws(ConfigError) in
             let n = try whole(v, from: { Int($0) }, expected: "an integer", example: "an integer")
             guard n >= min else { throw ConfigError("must be at least \(min), got \(n)") }
             return n
@@ -105,7 +137,7 @@ extension Setting {
     }
 
     /// Byte sizes accept a plain number or a suffix: 512k, 10m, 1g.
-    static func size(_ key: String, _ flags: [String], _ kp: WritableKeyPath<Settings, Int> & Sendable, _ help: String) -> Setting {
+    static func size(_ key: String, _ flags: [String], _ kp: WritableKeyPath<ServerSettings, Int> & Sendable, _ help: String) -> Setting {
         make(key, flags, kp, metavar: "BYTES", show: showSize, help) { v, _, _ throws(ConfigError) in
             let n = try whole(v, from: parseSize, expected: "a size", example: "a size such as 1048576, 512k or 10m")
             guard n >= 1 else { throw ConfigError("must be at least 1 byte, got \(n)") }
@@ -130,11 +162,18 @@ extension Setting {
 
     /// Seconds, fractions allowed, as gunicorn's timeouts.
     static func seconds(
-        _ key: String, _ flags: [String], _ kp: WritableKeyPath<Settings, Double> & Sendable,
-        model: (WritableKeyPath<ModelSettings, Double?> & Sendable)? = nil, _ help: String,
+        _ key: String, _ flags: [String], _ kp: WritableKeyPath<ServerSettings, Double> & Sendable, _ help: String,
         zeroAllowed: Bool = false
     ) -> Setting {
-        make(key, flags, kp, metavar: "SECONDS", model: model, show: { String(seconds: $0) }, help) { v, _, _ throws(ConfigError) in
+        seconds(key, flags, .field(kp), help, zeroAllowed: zeroAllowed)
+    }
+
+    static func seconds(_ key: String, _ flags: [String], limit: WritableKeyPath<ModelLimits, Double> & Sendable, _ help: String) -> Setting {
+        seconds(key, flags, .limit(limit), help, zeroAllowed: false)
+    }
+
+    private static func seconds(_ key: String, _ flags: [String], _ place: Place<Double>, _ help: String, zeroAllowed: Bool) -> Setting {
+        make(key, flags, place, metavar: "SECONDS", show: { String(seconds: $0) }, help) { v, _, _ throws(ConfigError) in
             let x: Double
             switch v {
             case .int(let i): x = Double(i)
@@ -153,7 +192,7 @@ extension Setting {
 
     /// `check`: the value's own validator (a ConfigError saying what is wrong), run as it is read.
     static func string(
-        _ key: String, _ flags: [String], _ kp: WritableKeyPath<Settings, String> & Sendable,
+        _ key: String, _ flags: [String], _ kp: WritableKeyPath<ServerSettings, String> & Sendable,
         metavar: String, reload: Reload = .live, check: (@Sendable (String) throws(ConfigError) -> Void)? = nil, _ help: String
     ) -> Setting {
         make(key, flags, kp, metavar: metavar, reload: reload, show: { $0 }, help) { v, _, _ throws(ConfigError) in
@@ -169,7 +208,7 @@ extension Setting {
     }
 
     static func optionalString(
-        _ key: String, _ flags: [String], _ kp: WritableKeyPath<Settings, String?> & Sendable,
+        _ key: String, _ flags: [String], _ kp: WritableKeyPath<ServerSettings, String?> & Sendable,
         metavar: String, reload: Reload = .live, _ help: String
     ) -> Setting {
         make(key, flags, kp, metavar: metavar, reload: reload, show: { $0 ?? "none" }, help) { v, _, _ throws(ConfigError) in
@@ -186,7 +225,7 @@ extension Setting {
     }
 
     static func flag(
-        _ key: String, _ flags: [String], _ kp: WritableKeyPath<Settings, Bool> & Sendable,
+        _ key: String, _ flags: [String], _ kp: WritableKeyPath<ServerSettings, Bool> & Sendable,
         reload: Reload = .live, _ help: String
     ) -> Setting {
         make(key, flags, kp, metavar: nil, reload: reload, show: { $0 ? "on" : "off" }, help) { v, _, _ throws(ConfigError) in
@@ -196,7 +235,7 @@ extension Setting {
     }
 
     static func list(
-        _ key: String, _ flags: [String], _ kp: WritableKeyPath<Settings, [String]> & Sendable,
+        _ key: String, _ flags: [String], _ kp: WritableKeyPath<ServerSettings, [String]> & Sendable,
         metavar: String, reload: Reload = .live, check: (@Sendable (String) throws(ConfigError) -> Void)? = nil, _ help: String
     ) -> Setting {
         make(
@@ -225,7 +264,7 @@ extension Setting {
 public enum SettingTable {
     public static let all: [Setting] = [
         .optionalString(
-            "config", ["-c", "--config"], \.config, metavar: "FILE",
+            "config", ["-c", "--config"], \.serving.config, metavar: "FILE",
             "Load settings from this TOML file (see conf/mserve.toml); command-line flags override it."),
         .list(
             "bind", ["-b", "--bind"], \.binds, metavar: "ADDRESS", reload: .restart,
@@ -262,17 +301,17 @@ public enum SettingTable {
             "boot_timeout", ["--boot-timeout"], \.bootTimeout,
             "How long a worker may take to load its models and start serving before it is killed."),
         .seconds(
-            "client_timeout", ["--client-timeout"], \.clientTimeout,
+            "client_timeout", ["--client-timeout"], \.serving.clientTimeout,
             "How long a client may take to send a request or read an answer."),
         .seconds(
-            "keep_alive", ["--keep-alive"], \.keepAlive,
+            "keep_alive", ["--keep-alive"], \.serving.keepAlive,
             "How long a keep-alive connection may stay idle between requests before it is closed.  A balancer's idle timeout for its pooled connections must be shorter."
         ),
         .size(
-            "max_body_size", ["--max-body-size"], \.maxBodySize,
+            "max_body_size", ["--max-body-size"], \.serving.maxBodySize,
             "Largest request body accepted; larger ones get 413."),
         .size(
-            "max_header_size", ["--max-header-size"], \.maxHeaderSize,
+            "max_header_size", ["--max-header-size"], \.serving.maxHeaderSize,
             "Largest request line plus headers accepted; larger ones get 431."),
         .string(
             "access_logfile", ["--access-logfile"], \.accessLogfile, metavar: "FILE", reload: .restart,
@@ -298,19 +337,19 @@ public enum SettingTable {
             return level
         },
         .int(
-            "log_body_limit", ["--log-body-limit"], \.logBodyLimit, min: 0, metavar: "BYTES",
+            "log_body_limit", ["--log-body-limit"], \.serving.logBodyLimit, min: 0, metavar: "BYTES",
             "How many bytes of each request and response body the request/response log lines show."),
         .string(
-            "health_path", ["--health-path"], \.healthPath, metavar: "PATH", check: Setting.pathOrOff,
+            "health_path", ["--health-path"], \.serving.healthPath, metavar: "PATH", check: Setting.pathOrOff,
             "Liveness: 200 while the worker's event loop runs.  'off' disables it."),
         .string(
-            "ready_path", ["--ready-path"], \.readyPath, metavar: "PATH", check: Setting.pathOrOff,
+            "ready_path", ["--ready-path"], \.serving.readyPath, metavar: "PATH", check: Setting.pathOrOff,
             "Readiness: 503 until every worker has loaded its models, and while stopping.  'off' disables it."),
         .string(
-            "metrics_path", ["--metrics-path"], \.metricsPath, metavar: "PATH", check: Setting.pathOrOff,
+            "metrics_path", ["--metrics-path"], \.serving.metricsPath, metavar: "PATH", check: Setting.pathOrOff,
             "Prometheus metrics of all workers, whichever answers.  'off' disables it."),
         .make(
-            "forwarded_allow_ips", ["--forwarded-allow-ips"], \.forwardedAllowIPs, metavar: "ADDRESSES",
+            "forwarded_allow_ips", ["--forwarded-allow-ips"], \.serving.forwardedAllowIPs, metavar: "ADDRESSES",
             show: { $0.joined(separator: ",") },
             "Proxies (addresses, comma-separated, or *) whose X-Forwarded-For names the client in the access log."
         ) { v, _, _ throws(ConfigError) in
@@ -326,7 +365,7 @@ public enum SettingTable {
             return items
         },
         .make(
-            "ui", ["--ui"], \.ui, metavar: "on/off", show: { $0 ? "on" : "off" },
+            "ui", ["--ui"], \.serving.ui, metavar: "on/off", show: { $0 ? "on" : "off" },
             "The web page at / for browsers (a form for every model) and the status page at /status; off: JSON only."
         ) { v, _, _ throws(ConfigError) in
             guard let b = BooleanSetting.value(v) else { throw ConfigError("expected on or off (or true/false, yes/no)") }
@@ -351,13 +390,13 @@ public enum SettingTable {
             "HAProxy server keywords for the announced server; default 'check inter 1s fall 2 rise 2 weight 100', plus agent-check with --agent-bind."
         ),
         .optionalString(
-            "keys_file", ["--keys-file"], \.keysFile, metavar: "FILE",
+            "keys_file", ["--keys-file"], \.serving.keysFile, metavar: "FILE",
             "API keys (mserve keys add writes it): every route but health, readiness and open metrics then needs a key; HUP re-reads it."),
         .seconds(
-            "signature_window", ["--signature-window"], \.signatureWindow,
+            "signature_window", ["--signature-window"], \.serving.signatureWindow,
             "Signed requests: how far their timestamp may be from now; a nonce is refused the second time within it."),
         .make(
-            "metrics_access", ["--metrics-access"], \.metricsAccess, metavar: "MODE", show: { $0 },
+            "metrics_access", ["--metrics-access"], \.serving.metricsAccess, metavar: "MODE", show: { $0 },
             "With keys on: whether /metrics answers without a key (open) or needs one (keyed)."
         ) { v, _, _ throws(ConfigError) in
             guard case .string(let t) = v, t == "open" || t == "keyed" else { throw ConfigError("expected open or keyed, got \(v.text)") }
@@ -370,41 +409,41 @@ public enum SettingTable {
             "max_requests_jitter", ["--max-requests-jitter"], \.maxRequestsJitter, min: 0,
             "Add a random 0..N to each worker's max-requests, so that workers do not recycle together."),
         .int(
-            "limit_concurrency", ["--limit-concurrency"], \.limitConcurrency, min: 1, model: \ModelSettings.limitConcurrency,
+            "limit_concurrency", ["--limit-concurrency"], limit: \.limitConcurrency, min: 1,
             "Inferences run at once per model per worker, each on its own model thread."),
         .int(
-            "queue_size", ["--queue-size"], \.queueSize, min: 0, model: \ModelSettings.queueSize,
+            "queue_size", ["--queue-size"], limit: \.queueSize, min: 0,
             "Requests that may wait per model per worker; when full, new ones get 503 at once."),
         .seconds(
-            "request_timeout", ["--request-timeout"], \.requestTimeout, model: \ModelSettings.requestTimeout,
+            "request_timeout", ["--request-timeout"], limit: \.requestTimeout,
             "A request not answered by then gets 504; if it was still queued, it never runs."),
         .int(
-            "max_batch_size", ["--max-batch-size"], \.maxBatchSize, min: 1, model: \ModelSettings.maxBatchSize,
+            "max_batch_size", ["--max-batch-size"], limit: \.maxBatchSize, min: 1,
             "Batching models (minilm): the most inputs one forward pass takes from the queue; generative models (smollm2): the most sequences one step takes, each request one."
         ),
         .int(
-            "batch_timeout_ms", ["--batch-timeout-ms"], \.batchTimeoutMs, min: 0, model: \ModelSettings.batchTimeoutMs,
+            "batch_timeout_ms", ["--batch-timeout-ms"], limit: \.batchTimeoutMs, min: 0,
             "Batching models: how long a pass waits for more requests when the queue is empty (0: it takes what is queued)."),
         .int(
-            "kv_cache_tokens", ["--kv-cache-tokens"], \.kvCacheTokens, min: 16, model: \ModelSettings.kvCacheTokens,
+            "kv_cache_tokens", ["--kv-cache-tokens"], limit: \.kvCacheTokens, min: 16,
             "Generative models: the tokens their KV cache holds per worker, over all running sequences (a request waits until its prompt and max_tokens fit)."
         ),
         .seconds(
-            "stream_ping", ["--stream-ping"], \.streamPing,
+            "stream_ping", ["--stream-ping"], \.serving.streamPing,
             "A stream that has sent nothing for this long gets an SSE comment (': ping'), so that clients and proxies keep it open (0: never).",
             zeroAllowed: true),
         .int(
-            "stream_buffer", ["--stream-buffer"], \.streamBuffer, min: 4096, metavar: "BYTES",
+            "stream_buffer", ["--stream-buffer"], \.serving.streamBuffer, min: 4096, metavar: "BYTES",
             "A stream's bytes a client may leave unread before the model making it is paused (its next piece waits); it goes on when half of them are read."
         ),
         .optionalString(
-            "model_dir", ["--model-dir"], \.modelDir, metavar: "DIR",
+            "model_dir", ["--model-dir"], \.serving.modelDir, metavar: "DIR",
             "Where models read their files (minilm: models/all-MiniLM-L6-v2 unless set); [model.NAME] model_dir overrides."),
         .optionalString(
-            "pythonpath", ["--pythonpath"], \.pythonPath, metavar: "DIRS",
+            "pythonpath", ["--pythonpath"], \.serving.pythonPath, metavar: "DIRS",
             "Comma-separated directories Python models import from (NAME=module:Attribute), as gunicorn's --pythonpath."),
         .optionalString(
-            "python_venv", ["--python-venv"], \.pythonVenv, metavar: "DIR",
+            "python_venv", ["--python-venv"], \.serving.pythonVenv, metavar: "DIR",
             "The virtual environment whose packages Python models import (default: $VIRTUAL_ENV); its Python must be the embedded one's version."),
         .optionalString(
             "certfile", ["--certfile"], \.certfile, metavar: "FILE",
@@ -455,7 +494,7 @@ public enum SettingTable {
             "Load the models once in the master before forking: workers share them copy-on-write, and a respawn loads nothing."),
         .flag("check_config", ["--check-config"], \.checkConfig, "Check the configuration and the model names, then exit."),
         .list(
-            "models", [], \.models, metavar: "MODEL",
+            "models", [], \.serving.models, metavar: "MODEL",
             "Models to serve (the command line's MODEL arguments); each is served at /NAME.")
     ]
 

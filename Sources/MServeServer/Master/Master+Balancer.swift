@@ -23,7 +23,7 @@ extension Master {
         }
         var running = 0
         var queued = 0
-        for name in settings.models {
+        for name in settings.serving.models {
             guard let index = scoreboard?.index(of: name) else { continue }
             for child in children.values {
                 guard let board = child.board, let c = scoreboard?.counts(board, model: index) else { continue }
@@ -32,7 +32,7 @@ extension Master {
             }
         }
         let serving = arbiter.workers.values.filter { $0.ready && !$0.retiring }.count
-        let perWorker = settings.models.reduce(0) { $0 + settings.runtime(forModel: $1).concurrency }
+        let perWorker = settings.serving.models.reduce(0) { $0 + settings.serving.runtime(forModel: $1).concurrency }
         return AgentCheck(state: state, capacity: perWorker * serving, running: running, queued: queued)
     }
 

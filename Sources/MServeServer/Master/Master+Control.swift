@@ -36,7 +36,7 @@ extension Master {
             }
             return (.success(["listeners": .array(list), "count": .int(Int64(list.count))]), nil)
         case .showModels:
-            return (.success(["models": .array(settings.models.map(modelReport))]), nil)
+            return (.success(["models": .array(settings.serving.models.map(modelReport))]), nil)
         case .workerAdd(let n):
             let previous = arbiter.desired
             handle(.scale(by: n, at: now))
@@ -89,9 +89,9 @@ extension Master {
         case .keysReload:
             // The keys are the workers' (inherited from the master's settings): a reload puts
             // the re-read file in force, and a bad one leaves the old keys as they are.
-            guard settings.keysFile != nil else { return (.failure(.failed("this server has no keys file (--keys-file)")), nil) }
+            guard settings.serving.keysFile != nil else { return (.failure(.failed("this server has no keys file (--keys-file)")), nil) }
             if let refused = reload() { return (.failure(.failed(refused)), nil) }
-            return (.success(["status": "reloading", "keys": .int(Int64(settings.apiKeys.count))]), nil)
+            return (.success(["status": "reloading", "keys": .int(Int64(settings.serving.apiKeys.count))]), nil)
         }
     }
 
@@ -118,13 +118,13 @@ extension Master {
             "workers_current": .int(Int64(arbiter.workers.count)), "workers_serving": .int(Int64(arbiter.serving)),
             "workers_target": .int(Int64(arbiter.desired)), "workers_spawned": .int(Int64(arbiter.spawnedCount)),
             "reloads": .int(Int64(arbiter.reloadCount)), "requests": .int(Int64(requests)), "in_flight": .int(Int64(inFlight)),
-            "restarts": .object(restarts), "models": .array(settings.models.map { .string($0) })
+            "restarts": .object(restarts), "models": .array(settings.serving.models.map { .string($0) })
         ]
     }
 
     /// One model: its limits, and per worker what it answered, runs and queues.
     private func modelReport(_ name: String) -> JSON {
-        let runtime = settings.runtime(forModel: name)
+        let runtime = settings.serving.runtime(forModel: name)
         let index = scoreboard?.index(of: name)
         var total = Scoreboard.Counts()
         let perWorker = arbiter.workers.values.sorted { ($0.slot, $0.pid) < ($1.slot, $1.pid) }.map { w -> JSON in

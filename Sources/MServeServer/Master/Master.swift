@@ -15,9 +15,9 @@ public final class Master {
     }
 
     /// Replaced on HUP by what `rereadSettings` returns.
-    private(set) var settings: Settings
+    private(set) var settings: ServerSettings
     /// Parses the command line and config file again, for HUP.
-    let rereadSettings: () throws -> Settings
+    let rereadSettings: () throws -> ServerSettings
     let registry: ModelRegistry
     let routes: [Route]
     let logs: ProcessLogs
@@ -48,7 +48,7 @@ public final class Master {
 
     /// Opens the listening sockets (or takes systemd's), the loop and the scoreboard.
     init(
-        settings: Settings, rereadSettings: @escaping () throws -> Settings, registry: ModelRegistry, routes: [Route],
+        settings: ServerSettings, rereadSettings: @escaping () throws -> ServerSettings, registry: ModelRegistry, routes: [Route],
         logs: ProcessLogs
     ) throws {
         self.settings = settings
@@ -68,8 +68,8 @@ public final class Master {
         try listeners.ensureSlots(settings.workers, listening: true)
         loop = try EventLoop()
         let board = try Scoreboard()
-        for m in settings.models { board.register(model: m) }
-        self.settings.apiKeys = board.keys.assignSlots(settings.apiKeys)
+        for m in settings.serving.models { board.register(model: m) }
+        self.settings.serving.apiKeys = board.keys.assignSlots(settings.serving.apiKeys)
         scoreboard = board
         for f in logs.files { f.onDropped { board.countLogBytesDropped($0) } }
         // Bound here, with the listeners, before the master gives up root (--user).
@@ -101,7 +101,7 @@ public final class Master {
             logger.always("Listening at: \(a.unixPath != nil ? "" : settings.certfile == nil ? "http://" : "https://")\(a) (\(currentProcessID()))")
         }
         if let mode = listeners.activationMode { logger.info("Sockets from systemd (LISTEN_FDS): \(mode); -b is ignored") }
-        logger.info("Serving models: \(settings.models.joined(separator: ", ")) with \(counted(settings.workers, "worker"))")
+        logger.info("Serving models: \(settings.serving.models.joined(separator: ", ")) with \(counted(settings.workers, "worker"))")
 
         loop.onSignal(.child) { [unowned self] in reapWorkers() }
         loop.onSignal(.terminate) { [unowned self] in handleSignal("term", .stop(graceful: true, at: monotonicSeconds())) }
@@ -127,7 +127,7 @@ public final class Master {
         if settings.preload {
             // No thread may start before fork: models start theirs in the workers (ModelRunner).
             do {
-                preloaded = try ModelLoader.load(settings, registry: registry, slot: -1, logger: logger)
+                preloaded = try ModelLoader.load(settings.serving, registry: registry, slot: -1, logger: logger)
             } catch {
                 logger.critical("\(error.message); not starting")
                 return ExitCode.modelLoadError
@@ -200,7 +200,7 @@ public final class Master {
             case .notify(.ready):
                 scoreboard?.ready = true
                 SystemdNotify.send(
-                    "READY=1\nSTATUS=serving \(settings.models.joined(separator: ",")) with \(counted(settings.workers, "worker"))\nMAINPID=\(currentProcessID())"
+                    "READY=1\nSTATUS=serving \(settings.serving.models.joined(separator: ",")) with \(counted(settings.workers, "worker"))\nMAINPID=\(currentProcessID())"
                 )
                 announceIfNeeded()
             case .notify(.reloading):
@@ -336,7 +336,7 @@ public final class Master {
     @discardableResult
     func reload() -> String? {
         guard !arbiter.leaving else { return "the server is \(arbiter.phase)" }
-        let next: Settings
+        let next: ServerSettings
         do {
             next = try rereadSettings()
         } catch {
@@ -348,15 +348,15 @@ public final class Master {
             logger.warning("Reload: \(s.key) changed; that takes effect on a restart only")
             s.keepRunning(&applied, from: settings)
         }
-        if settings.preload && next.models != settings.models {
+        if settings.preload && next.serving.models != settings.serving.models {
             // Preloaded models are the master's: new ones would need a restart.
             logger.warning("Reload: models (with --preload) changed; that takes effect on a restart only")
-            applied.models = settings.models
+            applied.serving.models = settings.serving.models
         }
-        if let board = scoreboard { applied.apiKeys = board.keys.assignSlots(applied.apiKeys) }
+        if let board = scoreboard { applied.serving.apiKeys = board.keys.assignSlots(applied.serving.apiKeys) }
         settings = applied
         logger.level = applied.logLevel
-        for m in applied.models { scoreboard?.register(model: m) }
+        for m in applied.serving.models { scoreboard?.register(model: m) }
         handle(.reload(applied.arbiterLimits, at: monotonicSeconds()))
         return nil
     }
@@ -376,7 +376,7 @@ public final class Master {
     }
 }
 
-extension Settings {
+extension ServerSettings {
     /// What the arbiter decides with.
     var arbiterLimits: Arbiter.Limits {
         Arbiter.Limits(

@@ -5,7 +5,7 @@ import MServePOSIX
 /// every model.  It reports to the master through a pipe (`WorkerMessage`).
 final class Worker {
     let slot: Int
-    let settings: Settings
+    let settings: ServerSettings
     let registry: ModelRegistry
     let routes: [Route]
     /// With --preload, the master's models, shared copy-on-write.
@@ -20,7 +20,7 @@ final class Worker {
     private var stopping = false
 
     init(
-        slot: Int, settings: Settings, registry: ModelRegistry, routes: [Route], preloaded: [LoadedModel]?,
+        slot: Int, settings: ServerSettings, registry: ModelRegistry, routes: [Route], preloaded: [LoadedModel]?,
         logs: ProcessLogs, scoreboard: Scoreboard?, scoreboardRecord: Int?, listenFDs: [Int32], masterPipe: Int32,
         answerWhileLoading: Bool
     ) {
@@ -62,15 +62,15 @@ final class Worker {
             logger.critical("worker cannot load its TLS files: \(error)")
             return ExitCode.workerBootError
         }
-        let server = HTTPServer(loop: loop, limits: settings.httpLimits, tls: tls)
+        let server = HTTPServer(loop: loop, limits: settings.serving.httpLimits, tls: tls)
         let observer = RequestObserver(
-            logger: logger, accessLog: logs.accessLog, logBodyLimit: settings.logBodyLimit,
+            logger: logger, accessLog: logs.accessLog, logBodyLimit: settings.serving.logBodyLimit,
             accessLogFormat: settings.accessLogformat.isEmpty ? nil : try? AccessLogFormat(parsing: settings.accessLogformat),
             scoreboard: scoreboard, scoreboardRecord: scoreboardRecord)
         let loading = LoadingDispatcher(
-            settings: settings,
+            settings: settings.serving,
             context: HandlerContext(
-                logger: logger, slot: slot, settings: settings,
+                logger: logger, slot: slot, settings: settings.serving,
                 models: [], server: server, observer: observer))
         server.delegate = loading
         if answerWhileLoading { for fd in listenFDs { server.accept(fd: fd) } }
@@ -89,7 +89,7 @@ final class Worker {
             let full: Dispatcher
             do {
                 full = try WorkerAssembly.dispatcher(
-                    models: models, settings: settings, routes: routes, loop: loop, server: server, observer: observer,
+                    models: models, settings: settings.serving, routes: routes, loop: loop, server: server, observer: observer,
                     logger: logger, slot: slot, knownModels: registry.entries, scoreboard: scoreboard,
                     scoreboardRecord: scoreboardRecord)
             } catch {
@@ -149,7 +149,7 @@ final class Worker {
             let (settings, registry, slot) = (settings, registry, slot)
             let wake = UncheckedBox(done)
             let load: @Sendable () -> Void = {
-                loaded.put(Result { () throws(ModelLoadError) in try ModelLoader.load(settings, registry: registry, slot: slot, logger: logger) })
+                loaded.put(Result { () throws(ModelLoadError) in try ModelLoader.load(settings.serving, registry: registry, slot: slot, logger: logger) })
                 wake.value.activate()
             }
             do {
