@@ -41,103 +41,73 @@ public struct BenchOptions: Sendable, Equatable {
             && a.maxErrorRate == b.maxErrorRate
     }
 
-    public static let usage = """
-        usage: mserve bench URL [options]
-
-        Load-tests an HTTP endpoint (http:// only) and prints requests/s, latency percentiles and
-        errors by status; with --stream, time to first token, inter-token latency and tokens/s.
-          -c, --concurrency N  connections, each with one request at a time (closed loop; default 50;
-                               with --rate, the most connections, default 256)
-          -r, --rate R         open loop: R requests/s in Poisson arrivals; latency counts from when
-                               each request was due, so a server that falls behind shows it
-          -d, --duration S     seconds of measured load (default 10)
-          -n, --requests N     stop after N answers instead
-          -w, --warmup S       seconds of load before measuring (default 1)
-          -t, --threads N      client threads, each with its own connections (default 2)
-          -m, --method M       default: POST when there is a body, else GET
-              --body FILE      the request body, from a file
-              --data TEXT      the request body
-          -H, --header "N: V"  a request header (repeatable)
-              --model NAME     for /v1/embeddings, /v1/chat/completions, /v1/completions (default: the
-                               one the server lists in /v1/models for that path)
-              --prompt TEXT    their input (default "Write a short poem about the sea.")
-              --max-tokens N   for chat and completions (default 64)
-              --stream         ask for a stream (SSE) and time its tokens
-              --timeout S      a request without an answer by then is an error (default 30)
-              --max-error-rate R  exit 1 when more than this share of requests fail (default 0.01;
-                               1: never), as when none succeed
-              --seed N         of the Poisson arrivals (default 1)
-              --sign NAME=KEY  sign each request as that key (HMAC, a fresh nonce each time)
-              --json           print the result as JSON
-        Without --body or --data the body follows the path: /demo {"cal_number": 1}, OpenAI's
-        embeddings, chat and completions requests, /NAME of another model {} ; anything else is a GET.
-
-        """
-
-    public static func parse(_ args: [String]) throws(ConfigError) -> BenchOptions? {
-        var o = BenchOptions()
-        var url: String?
+    /// What the command line gives beside the options themselves: the URL, and a body as text or
+    /// from a file (resolved once every option is read).
+    struct Arguments: Sendable {
+        var options = BenchOptions()
         var data: String?
         var bodyFile: String?
-        var i = 0
-        func value(_ flag: String) throws(ConfigError) -> String {
-            i += 1
-            guard i < args.count else { throw ConfigError("\(flag) needs a value") }
-            return args[i]
-        }
-        func number(_ flag: String, min: Double) throws(ConfigError) -> Double {
-            let text = try value(flag)
-            guard let v = Double(text), v >= min, v.isFinite else { throw ConfigError("\(flag): expected a number of at least \(min), got \(text)") }
-            return v
-        }
-        func whole(_ flag: String, min: Int) throws(ConfigError) -> Int {
-            let text = try value(flag)
-            guard let v = Int(text), v >= min else { throw ConfigError("\(flag): expected a whole number of at least \(min), got \(text)") }
-            return v
-        }
-        while i < args.count {
-            let a = args[i]
-            switch a {
-            case "-h", "--help": return nil
-            case "-c", "--concurrency", "--connections": o.concurrency = try whole(a, min: 1)
-            case "-r", "--rate": o.rate = try number(a, min: 0.001)
-            case "-d", "--duration": o.duration = try number(a, min: 0.1)
-            case "-n", "--requests": o.requests = try whole(a, min: 1)
-            case "-w", "--warmup": o.warmup = try number(a, min: 0)
-            case "-t", "--threads": o.threads = try whole(a, min: 1)
-            case "-m", "--method": o.method = try value(a).uppercased()
-            case "--body": bodyFile = try value(a)
-            case "--data": data = try value(a)
-            case "-H", "--header":
-                let h = try value(a)
-                guard let colon = h.firstIndex(of: ":") else { throw ConfigError("\(a): expected \"Name: value\", got \(h)") }
-                o.headers.append((String(h[..<colon]), String(h[h.index(after: colon)...].drop { $0 == " " })))
-            case "--model": o.model = try value(a)
-            case "--prompt": o.prompt = try value(a)
-            case "--max-tokens": o.maxTokens = try whole(a, min: 1)
-            case "--stream": o.stream = true
-            case "--timeout": o.timeout = try number(a, min: 0.001)
-            case "--max-error-rate":
-                o.maxErrorRate = try number(a, min: 0)
-                guard o.maxErrorRate <= 1 else { throw ConfigError("--max-error-rate: a share from 0 to 1, got \(o.maxErrorRate)") }
-            case "--seed": o.seed = UInt64(try whole(a, min: 0))
-            case "--sign":
-                let v = try value(a)
+    }
+
+    static let commandLine = CommandOptions<Arguments>(
+        synopsis: "usage: mserve bench URL [options]",
+        description: """
+            Load-tests an HTTP endpoint (http:// only) and prints requests/s, latency percentiles and \
+            errors by status; with --stream, time to first token, inter-token latency and tokens/s.
+            """,
+        options: [
+            .int(["-c", "--concurrency", "--connections"], min: 1,
+                "connections, each with one request at a time (closed loop; default 50; with --rate, the most connections, default 256)"
+            ) { $0.options.concurrency = $1 },
+            .number(["-r", "--rate"], "R", min: 0.001,
+                "open loop: R requests/s in Poisson arrivals; latency counts from when each request was due, so a server that falls behind shows it"
+            ) { $0.options.rate = $1 },
+            .number(["-d", "--duration"], "S", min: 0.1, "seconds of measured load (default 10)") { $0.options.duration = $1 },
+            .int(["-n", "--requests"], min: 1, "stop after N answers instead") { $0.options.requests = $1 },
+            .number(["-w", "--warmup"], "S", min: 0, "seconds of load before measuring (default 1)") { $0.options.warmup = $1 },
+            .int(["-t", "--threads"], min: 1, "client threads, each with its own connections (default 2)") { $0.options.threads = $1 },
+            .text(["-m", "--method"], "M", "default: POST when there is a body, else GET") { $0.options.method = $1.uppercased() },
+            .text(["--body"], "FILE", "the request body, from a file") { $0.bodyFile = $1 },
+            .text(["--data"], "TEXT", "the request body") { $0.data = $1 },
+            CommandOption(["-H", "--header"], "\"N: V\"", "a request header (repeatable)") { a, h throws(ConfigError) in
+                guard let colon = h.firstIndex(of: ":") else { throw ConfigError("--header: expected \"Name: value\", got \(h)") }
+                a.options.headers.append((String(h[..<colon]), String(h[h.index(after: colon)...].drop { $0 == " " })))
+            },
+            .text(["--model"], "NAME",
+                "for /v1/embeddings, /v1/chat/completions, /v1/completions (default: the one the server lists in /v1/models for that path)"
+            ) { $0.options.model = $1 },
+            CommandOption(["--prompt"], "TEXT", "their input (default \"Write a short poem about the sea.\")") { a, v in a.options.prompt = v },
+            .int(["--max-tokens"], min: 1, "for chat and completions (default 64)") { $0.options.maxTokens = $1 },
+            .flag(["--stream"], "ask for a stream (SSE) and time its tokens") { $0.options.stream = true },
+            .number(["--timeout"], "S", min: 0.001, "a request without an answer by then is an error (default 30)") { $0.options.timeout = $1 },
+            .number(["--max-error-rate"], "R", min: 0, max: 1,
+                "exit 1 when more than this share of requests fail (default 0.01; 1: never), as when none succeed"
+            ) { $0.options.maxErrorRate = $1 },
+            .int(["--seed"], min: 0, "of the Poisson arrivals (default 1)") { $0.options.seed = UInt64($1) },
+            CommandOption(["--sign"], "NAME=KEY", "sign each request as that key (HMAC, a fresh nonce each time)") { a, v throws(ConfigError) in
                 guard let eq = v.firstIndex(of: "="), eq != v.startIndex else { throw ConfigError("--sign: expected NAME=KEY") }
-                o.sign = (String(v[..<eq]), String(v[v.index(after: eq)...]))
-            case "--json": o.json = true
-            default:
-                guard !a.hasPrefix("-"), url == nil else { throw ConfigError("unknown option \(a)") }
-                url = a
-            }
-            i += 1
-        }
-        guard let url else { throw ConfigError("a URL is needed: mserve bench http://127.0.0.1:8000/demo") }
+                a.options.sign = (String(v[..<eq]), String(v[v.index(after: eq)...]))
+            },
+            .flag(["--json"], "print the result as JSON") { $0.options.json = true },
+        ],
+        notes: """
+            Without --body or --data the body follows the path: /demo {"cal_number": 1}, OpenAI's \
+            embeddings, chat and completions requests, /NAME of another model {} ; anything else is a GET.
+            """)
+
+    public static var usage: String { commandLine.help }
+
+    public static func parse(_ args: [String]) throws(ConfigError) -> BenchOptions? {
+        var a = Arguments()
+        guard let rest = try commandLine.parse(args, into: &a) else { return nil }
+        guard let url = rest.first else { throw ConfigError("a URL is needed: mserve bench http://127.0.0.1:8000/demo") }
+        guard rest.count == 1 else { throw ConfigError("one URL, got \(rest.joined(separator: " "))") }
+        var o = a.options
         try o.setURL(url)
-        if let bodyFile {
+        if let bodyFile = a.bodyFile {
             do { o.body = try FileReading.bytes(bodyFile) } catch { throw ConfigError("--body: \(error)") }
             o.kind = .json
-        } else if let data {
+        } else if let data = a.data {
             o.body = Array(data.utf8)
             o.kind = .json
         } else {

@@ -4,47 +4,43 @@ import MServePOSIX
 /// `mserve ctl`: gunicornc for mserve.  One command with `-c`, else a prompt (or commands read
 /// from standard input, one per line, when it is not a terminal).
 public enum ControlClient {
-    static let usage = """
-        usage: mserve ctl [-s PATH | -b ADDRESS | -p PIDFILE] [-c COMMAND] [-j]
-
-        Talks to a running mserve master through its control socket.  Without -s, -b or -p it
-        finds the running servers in $XDG_RUNTIME_DIR/mserve (else ~/.mserve): with one, it talks to
-        it; with several, it lists them and stops.  It names the server it reached on standard error.
-          -s, --socket PATH   the socket (what the server logged as "Control socket:")
-          -b, --bind ADDRESS  the server whose first --bind is ADDRESS (127.0.0.1:8081)
-          -p, --pid PIDFILE   the server's pid file, to find the socket beside it
-          -c, --command TEXT  run one command and exit (status 1 if it failed)
-          -j, --json          print the reply as JSON, for scripts
-        Commands: `help` lists them (show workers, worker add 2, drain, reload, ...).
-
-        """
-
-    public static func run(_ arguments: [String]) -> Int32 {
+    struct Options: Sendable {
         var path: String?
         var pidfile: String?
         var bind: String?
         var command: String?
         var json = false
-        var i = 0
-        func value(_ flag: String) -> String? {
-            i += 1
-            guard i < arguments.count else { printError("mserve ctl: \(flag) needs a value"); return nil }
-            return arguments[i]
-        }
-        while i < arguments.count {
-            switch arguments[i] {
-            case "-s", "--socket": guard let v = value("--socket") else { return ExitCode.usage }; path = v
-            case "-p", "--pid": guard let v = value("--pid") else { return ExitCode.usage }; pidfile = v
-            case "-b", "--bind": guard let v = value("--bind") else { return ExitCode.usage }; bind = v
-            case "-c", "--command": guard let v = value("--command") else { return ExitCode.usage }; command = v
-            case "-j", "--json": json = true
-            case "-h", "--help": print(usage, terminator: ""); return ExitCode.ok
-            default:
-                printError("mserve ctl: unknown argument \(arguments[i])\n\(usage)")
-                return ExitCode.usage
+    }
+
+    static let commandLine = CommandOptions<Options>(
+        synopsis: "usage: mserve ctl [-s PATH | -b ADDRESS | -p PIDFILE] [-c COMMAND] [-j]",
+        description: """
+            Talks to a running mserve master through its control socket.  Without -s, -b or -p it \
+            finds the running servers in $XDG_RUNTIME_DIR/mserve (else ~/.mserve): with one, it talks to \
+            it; with several, it lists them and stops.  It names the server it reached on standard error.
+            """,
+        options: [
+            .text(["-s", "--socket"], "PATH", "the socket (what the server logged as \"Control socket:\")") { $0.path = $1 },
+            .text(["-b", "--bind"], "ADDRESS", "the server whose first --bind is ADDRESS (127.0.0.1:8081)") { $0.bind = $1 },
+            .text(["-p", "--pid"], "PIDFILE", "the server's pid file, to find the socket beside it") { $0.pidfile = $1 },
+            .text(["-c", "--command"], "TEXT", "run one command and exit (status 1 if it failed)") { $0.command = $1 },
+            .flag(["-j", "--json"], "print the reply as JSON, for scripts") { $0.json = true },
+        ],
+        notes: "Commands: `help` lists them (show workers, worker add 2, drain, reload, ...).")
+
+    public static func run(_ arguments: [String]) -> Int32 {
+        var options = Options()
+        do throws(ConfigError) {
+            guard let rest = try commandLine.parse(arguments, into: &options) else {
+                print(commandLine.help, terminator: "")
+                return ExitCode.ok
             }
-            i += 1
+            if let extra = rest.first { throw ConfigError("unexpected argument \(extra)") }
+        } catch {
+            printError("mserve ctl: \(error)\n\n\(commandLine.help)")
+            return ExitCode.usage
         }
+        let (path, pidfile, bind, command, json) = (options.path, options.pidfile, options.bind, options.command, options.json)
         let directory = ServerSettings.controlSocketDirectory(environment: ProcessEnvironment.variables())
         let session: Session
         if let chosen = path ?? pidfile.map(ServerSettings.controlSocket(besidePidFile:))

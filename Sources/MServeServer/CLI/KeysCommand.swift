@@ -4,54 +4,50 @@ import MServePOSIX
 /// `mserve keys add NAME` and `mserve keys list`: the keys file without a text editor.  A new key
 /// is printed once and only its hash is written.
 public enum KeysCommand {
-    static let usage = """
-        usage: mserve keys add NAME --file FILE [--groups G1,G2] [--models M1,M2] [--rps N] [--in-flight N]
-               mserve keys list --file FILE
-
-        add   makes a random key, prints it once, and appends its name and SHA-256 to FILE
-              (created with mode 0600); HUP or `mserve ctl -c "keys reload"` puts it in force.
-        list  shows each key's name, groups, models and limits; never a key.
-
-        """
-
-    public static func run(_ arguments: [String]) -> Int32 {
-        guard let verb = arguments.first, verb == "add" || verb == "list" else {
-            printError(usage)
-            return arguments.first == "-h" || arguments.first == "--help" ? ExitCode.ok : ExitCode.usage
-        }
+    struct Options: Sendable {
         var file: String?
         var key = APIKey(name: "", hash: [])
-        var i = 1
+    }
+
+    static let commandLine = CommandOptions<Options>(
+        synopsis: """
+            usage: mserve keys add NAME --file FILE [--groups G1,G2] [--models M1,M2] [--rps N] [--in-flight N]
+                   mserve keys list --file FILE
+            """,
+        description: """
+            `add` makes a random key, prints it once, and appends its name and SHA-256 to FILE (created \
+            with mode 0600); HUP or `mserve ctl -c "keys reload"` puts it in force.
+            `list` shows each key's name, groups, models and limits; never a key.
+            """,
+        options: [
+            .text(["-f", "--file"], "FILE", "the keys file (the server's --keys-file)") { $0.file = $1 },
+            .text(["--groups"], "G1,G2", "add: the groups the key belongs to (model permissions name them)") {
+                $0.key.groups = $1.split(separator: ",").map(String.init)
+            },
+            .text(["--models"], "M1,M2", "add: the only models the key may use (default: any its groups allow)") {
+                $0.key.models = $1.split(separator: ",").map(String.init)
+            },
+            .number(["--rps"], "N", min: 0.001, "add: requests per second the key may make (a token bucket)") { $0.key.rateLimit = $1 },
+            .int(["--in-flight"], min: 1, "add: requests the key may have in flight at once") { $0.key.maxInFlight = $1 },
+        ])
+
+    public static func run(_ arguments: [String]) -> Int32 {
+        var options = Options()
         do throws(ConfigError) {
-            func value(_ flag: String) throws(ConfigError) -> String {
-                i += 1
-                guard i < arguments.count else { throw ConfigError("\(flag) needs a value") }
-                return arguments[i]
+            guard let rest = try commandLine.parse(arguments, into: &options) else {
+                print(commandLine.help, terminator: "")
+                return ExitCode.ok
             }
-            while i < arguments.count {
-                let a = arguments[i]
-                switch a {
-                case "--file", "-f": file = try value(a)
-                case "--groups": key.groups = try value(a).split(separator: ",").map(String.init)
-                case "--models": key.models = try value(a).split(separator: ",").map(String.init)
-                case "--rps":
-                    let v = try value(a)
-                    guard let n = Double(v), n > 0 else { throw ConfigError("--rps: expected a positive number, got \(v)") }
-                    key.rateLimit = n
-                case "--in-flight":
-                    let v = try value(a)
-                    guard let n = Int(v), n > 0 else { throw ConfigError("--in-flight: expected a positive whole number, got \(v)") }
-                    key.maxInFlight = n
-                default:
-                    guard verb == "add", key.name.isEmpty, !a.hasPrefix("-") else { throw ConfigError("unexpected \(a)") }
-                    key.name = a
-                }
-                i += 1
+            guard let verb = rest.first, verb == "add" || verb == "list" else {
+                throw ConfigError(rest.first.map { "unknown command \($0): add or list" } ?? "add or list?")
             }
-            guard let file else { throw ConfigError("--file FILE is needed (the server's --keys-file)") }
+            guard rest.count <= (verb == "add" ? 2 : 1) else { throw ConfigError("unexpected \(rest[verb == "add" ? 2 : 1])") }
+            guard let file = options.file else { throw ConfigError("--file FILE is needed (the server's --keys-file)") }
+            var key = options.key
+            key.name = rest.count > 1 ? rest[1] : ""
             return verb == "add" ? try add(key, to: file) : try list(file)
         } catch {
-            printError("mserve keys: \(error)\n\n\(usage)")
+            printError("mserve keys: \(error)\n\n\(commandLine.help)")
             return ExitCode.usage
         }
     }
