@@ -9,9 +9,9 @@ let native = Context.environment["MSERVE_NATIVE"] == "1"
 /// was ~2% of a worker's user time); debug builds, which the tests run, keep them.
 let requestPath: [SwiftSetting] = native ? [.unsafeFlags(["-enforce-exclusivity=unchecked"], .when(configuration: .release))] : []
 
-/// The models' kernels (LLM, MiniLM): this CPU's instructions (AVX2, and AVX-512 VNNI where it has
+/// The models' kernels (GGUFInference, MiniLM): this CPU's instructions (AVX2, and AVX-512 VNNI where it has
 /// them: see CAVX2 and CAVX512), and optimized in debug builds too (in -Onone the tests would take
-/// minutes).  Without MSERVE_NATIVE they build for baseline x86-64 (LLM then runs its float kernels).
+/// minutes).  Without MSERVE_NATIVE they build for baseline x86-64 (GGUFInference then runs its float kernels).
 let kernels: [SwiftSetting] = native ? [.unsafeFlags(["-O", "-Xcc", "-march=native"])] : []
 
 let package = Package(
@@ -24,7 +24,7 @@ let package = Package(
         .library(name: "MServeTesting", targets: ["MServeTesting"]),
         .library(name: "MiniLM", targets: ["MiniLM"]),
         .library(name: "MServeMiniLM", targets: ["MServeMiniLM"]),
-        .library(name: "LLM", targets: ["LLM"]),
+        .library(name: "GGUFInference", targets: ["GGUFInference"]),
         .library(name: "Jinja", targets: ["Jinja"]),
         .library(name: "Grammar", targets: ["Grammar"]),
         .executable(name: "mserve", targets: ["mserve"]),
@@ -42,7 +42,7 @@ let package = Package(
         .systemLibrary(name: "COpenBLAS", pkgConfig: "openblas",
                        providers: [.apt(["libopenblas-dev"])]),
         // CPython embedded, for models written in Python (see Sources/CPython/shim.h).
-        // Present only when the build targets AVX2 and FMA, or AVX-512 VNNI: selects LLM's integer
+        // Present only when the build targets AVX2 and FMA, or AVX-512 VNNI: selects GGUFInference's integer
         // kernels, and its 512-bit ones.
         .systemLibrary(name: "CAVX2", path: "Sources/CAVX2"),
         .systemLibrary(name: "CAVX512", path: "Sources/CAVX512"),
@@ -52,48 +52,48 @@ let package = Package(
         // A system call Swift's Glibc module does not declare (see the header).
         .target(name: "CSystemShim"),
         // The one layer that talks to C: event loop, processes, threads and locks safe after fork, systemd, socket steering.
-        .target(name: "MServePOSIX", dependencies: ["CEvent", "CSystemShim", "COpenSSL"], swiftSettings: requestPath),
+        .target(name: "MServeSystem", dependencies: ["CEvent", "CSystemShim", "COpenSSL"], swiftSettings: requestPath),
         // The JSON value, parser and writer: no dependencies, shared by the server and MiniLM.
         .target(name: "MServeJSON", swiftSettings: requestPath),
         // all-MiniLM-L6-v2 sentence embeddings: safetensors, WordPiece, the BERT encoder; no server code.
-        .target(name: "MiniLM", dependencies: ["COpenBLAS", "MServeJSON", "MServePOSIX"], swiftSettings: kernels),
+        .target(name: "MiniLM", dependencies: ["COpenBLAS", "MServeJSON", "MServeSystem"], swiftSettings: kernels),
         // Jinja templates as chat templates use them (a GGUF file's tokenizer.chat_template): no dependencies.
         .target(name: "Jinja"),
         // Constrained decoding: GBNF grammars, JSON Schema as one, the matcher a sequence's text walks.
         .target(name: "Grammar", dependencies: ["MServeJSON"]),
         // Generative models from GGUF files (SmolLM2): the file, its block formats; no server code.
-        .target(name: "LLM", dependencies: ["CAVX2", "CAVX512", "Jinja", "Grammar", "MServeJSON", "MServePOSIX"], swiftSettings: kernels),
+        .target(name: "GGUFInference", dependencies: ["CAVX2", "CAVX512", "Jinja", "Grammar", "MServeJSON", "MServeSystem"], swiftSettings: kernels),
         // HTTP/1.1: parser, request, response serializer and writer, connection timeouts, server; no routing.
-        .target(name: "MServeHTTP", dependencies: ["MServePOSIX"], swiftSettings: requestPath),
+        .target(name: "MServeHTTP", dependencies: ["MServeSystem"], swiftSettings: requestPath),
         // What model authors import: the model API and runtime, handlers and routing, logs, metrics.
-        .target(name: "MServe", dependencies: ["MServeHTTP", "MServePOSIX", "MServeJSON", .product(name: "Logging", package: "swift-log")],
+        .target(name: "MServe", dependencies: ["MServeHTTP", "MServeSystem", "MServeJSON", .product(name: "Logging", package: "swift-log")],
                 swiftSettings: requestPath),
         // `mserve bench`: the load generator (open and closed loops, its HTTP client and response
         // parser, latency histograms, the report); no server code.
-        .target(name: "MServeBench", dependencies: ["MServe", "MServeHTTP", "MServePOSIX"]),
+        .target(name: "MServeBench", dependencies: ["MServe", "MServeHTTP", "MServeSystem"]),
         // The server: configuration (flags, TOML), the arbiter and master, the worker, the command line.
-        .target(name: "MServeServer", dependencies: ["MServe", "MServeBench", "MServeHTTP", "MServePOSIX", "TOMLKit"]),
+        .target(name: "MServeServer", dependencies: ["MServe", "MServeBench", "MServeHTTP", "MServeSystem", "TOMLKit"]),
         // The minilm model: MiniLM behind mserve's model API, registered by the executable.
         .target(name: "MServeMiniLM", dependencies: ["MServe", "MiniLM"]),
-        // The smollm2 chat model: LLM behind mserve's model API, registered by the executable.
-        .target(name: "MServeSmolLM", dependencies: ["MServe", "LLM", "Grammar"]),
+        // The smollm2 chat model: GGUFInference behind mserve's model API, registered by the executable.
+        .target(name: "MServeSmolLM", dependencies: ["MServe", "GGUFInference", "Grammar"]),
         // Models written in Python: a class or function run by each worker's embedded interpreter.
         .target(name: "MServePython", dependencies: ["MServe", "CPython"]),
         // For tests of handlers and models: the HTTP layer and router in-process, a null logger, contexts.
-        .target(name: "MServeTesting", dependencies: ["MServe", "MServeHTTP", "MServePOSIX"]),
+        .target(name: "MServeTesting", dependencies: ["MServe", "MServeHTTP", "MServeSystem"]),
         .executableTarget(name: "mserve", dependencies: ["MServe", "MServeServer", "MServeMiniLM", "MServeSmolLM", "MServePython"]),
-        .testTarget(name: "MServePOSIXTests", dependencies: ["MServePOSIX"]),
+        .testTarget(name: "MServeSystemTests", dependencies: ["MServeSystem"]),
         .testTarget(name: "MServeJSONTests", dependencies: ["MServeJSON"]),
-        .testTarget(name: "MServeHTTPTests", dependencies: ["MServeHTTP", "MServePOSIX"]),
-        .testTarget(name: "MServeTests", dependencies: ["MServe", "MServeHTTP", "MServePOSIX", "MServeTesting",
+        .testTarget(name: "MServeHTTPTests", dependencies: ["MServeHTTP", "MServeSystem"]),
+        .testTarget(name: "MServeTests", dependencies: ["MServe", "MServeHTTP", "MServeSystem", "MServeTesting",
                                                      .product(name: "Logging", package: "swift-log")]),
-        .testTarget(name: "MServeServerTests", dependencies: ["MServeServer", "MServe", "MServePOSIX"]),
-        .testTarget(name: "MServeBenchTests", dependencies: ["MServeBench", "MServe", "MServePOSIX"]),
+        .testTarget(name: "MServeServerTests", dependencies: ["MServeServer", "MServe", "MServeSystem"]),
+        .testTarget(name: "MServeBenchTests", dependencies: ["MServeBench", "MServe", "MServeSystem"]),
         .testTarget(name: "MiniLMTests", dependencies: ["MiniLM"]),
-        .testTarget(name: "JinjaTests", dependencies: ["Jinja", "LLM", "MServeJSON", "MServePOSIX"]),
+        .testTarget(name: "JinjaTests", dependencies: ["Jinja", "GGUFInference", "MServeJSON", "MServeSystem"]),
         .testTarget(name: "GrammarTests", dependencies: ["Grammar", "MServeJSON"]),
-        .testTarget(name: "LLMTests", dependencies: ["LLM", "Jinja", "MServeJSON", "MServePOSIX"]),
+        .testTarget(name: "GGUFInferenceTests", dependencies: ["GGUFInference", "Jinja", "MServeJSON", "MServeSystem"]),
         .testTarget(name: "MServePythonTests", dependencies: ["MServePython", "MServe", "MServeTesting"]),
-        .testTarget(name: "MServeSmolLMTests", dependencies: ["MServeSmolLM", "MServe", "LLM"]),
+        .testTarget(name: "MServeSmolLMTests", dependencies: ["MServeSmolLM", "MServe", "GGUFInference"]),
     ]
 )

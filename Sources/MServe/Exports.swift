@@ -4,4 +4,4 @@
 // with `import MServe` alone.
 @_exported import MServeJSON
 // Loggers, log files and the event loop appear in the library's API (a model's context, tests).
-@_exported import MServePOSIX
+@_exported import MServeSystem

@@ -1,4 +1,4 @@
-import MServePOSIX
+import MServeSystem
 
 /// When an open-loop client sends: a Poisson process (exponential gaps with mean 1/rate), from a
 /// seeded generator so that a run can be repeated.  Pure.

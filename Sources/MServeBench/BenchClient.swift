@@ -1,5 +1,5 @@
 import MServe
-import MServePOSIX
+import MServeSystem
 import Synchronization
 
 /// One client thread of `mserve bench`: its own event loop and connections, each with at most one

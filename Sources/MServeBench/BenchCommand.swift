@@ -1,5 +1,5 @@
 import MServe
-import MServePOSIX
+import MServeSystem
 
 /// `mserve bench URL`: starts the client threads, shows progress on a terminal, prints the report.
 public enum BenchCommand {

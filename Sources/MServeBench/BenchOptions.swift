@@ -56,10 +56,12 @@ public struct BenchOptions: Sendable, Equatable {
             errors by status; with --stream, time to first token, inter-token latency and tokens/s.
             """,
         options: [
-            .int(["-c", "--concurrency", "--connections"], min: 1,
+            .int(
+                ["-c", "--concurrency", "--connections"], min: 1,
                 "connections, each with one request at a time (closed loop; default 50; with --rate, the most connections, default 256)"
             ) { $0.options.concurrency = $1 },
-            .number(["-r", "--rate"], "R", min: 0.001,
+            .number(
+                ["-r", "--rate"], "R", min: 0.001,
                 "open loop: R requests/s in Poisson arrivals; latency counts from when each request was due, so a server that falls behind shows it"
             ) { $0.options.rate = $1 },
             .number(["-d", "--duration"], "S", min: 0.1, "seconds of measured load (default 10)") { $0.options.duration = $1 },
@@ -73,14 +75,16 @@ public struct BenchOptions: Sendable, Equatable {
                 guard let colon = h.firstIndex(of: ":") else { throw ConfigError("--header: expected \"Name: value\", got \(h)") }
                 a.options.headers.append((String(h[..<colon]), String(h[h.index(after: colon)...].drop { $0 == " " })))
             },
-            .text(["--model"], "NAME",
+            .text(
+                ["--model"], "NAME",
                 "for /v1/embeddings, /v1/chat/completions, /v1/completions (default: the one the server lists in /v1/models for that path)"
             ) { $0.options.model = $1 },
             CommandOption(["--prompt"], "TEXT", "their input (default \"Write a short poem about the sea.\")") { a, v in a.options.prompt = v },
             .int(["--max-tokens"], min: 1, "for chat and completions (default 64)") { $0.options.maxTokens = $1 },
             .flag(["--stream"], "ask for a stream (SSE) and time its tokens") { $0.options.stream = true },
             .number(["--timeout"], "S", min: 0.001, "a request without an answer by then is an error (default 30)") { $0.options.timeout = $1 },
-            .number(["--max-error-rate"], "R", min: 0, max: 1,
+            .number(
+                ["--max-error-rate"], "R", min: 0, max: 1,
                 "exit 1 when more than this share of requests fail (default 0.01; 1: never), as when none succeed"
             ) { $0.options.maxErrorRate = $1 },
             .int(["--seed"], min: 0, "of the Poisson arrivals (default 1)") { $0.options.seed = UInt64($1) },
@@ -88,7 +92,7 @@ public struct BenchOptions: Sendable, Equatable {
                 guard let eq = v.firstIndex(of: "="), eq != v.startIndex else { throw ConfigError("--sign: expected NAME=KEY") }
                 a.options.sign = (String(v[..<eq]), String(v[v.index(after: eq)...]))
             },
-            .flag(["--json"], "print the result as JSON") { $0.options.json = true },
+            .flag(["--json"], "print the result as JSON") { $0.options.json = true }
         ],
         notes: """
             Without --body or --data the body follows the path: /demo {"cal_number": 1}, OpenAI's \

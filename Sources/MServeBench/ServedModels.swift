@@ -1,5 +1,5 @@
 import MServe
-import MServePOSIX
+import MServeSystem
 
 /// Which models a server serves, asked once before a run (`GET /v1/models`, blocking): the body of
 /// an OpenAI request must name one, and the name a user guesses is the usual first failure.

@@ -1,4 +1,4 @@
-import MServePOSIX
+import MServeSystem
 
 /// One client connection: reads, parses one request at a time (pipelined ones wait their turn),
 /// hands it to the server, and sends the answer when the loop's batch of events ends (the server's

@@ -1,4 +1,4 @@
-import MServePOSIX
+import MServeSystem
 
 /// The Date header's text, formatted once per second.  The names are spelled here, not by
 /// strftime: the C locale's day and month names change if a model (a Python one) sets LC_TIME,

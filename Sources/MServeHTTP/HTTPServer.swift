@@ -1,4 +1,4 @@
-import MServePOSIX
+import MServeSystem
 
 /// What the layer above the HTTP server does with requests: routing, handlers, logs, metrics.
 public protocol HTTPServerDelegate: AnyObject {

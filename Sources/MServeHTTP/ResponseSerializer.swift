@@ -1,4 +1,4 @@
-import MServePOSIX
+import MServeSystem
 
 /// A response head (and chunk framing) as bytes, with no I/O and no clock: the date comes in.
 public enum ResponseSerializer {

@@ -1,9 +1,9 @@
 import Dispatch
+import GGUFInference
 import Grammar
-import LLM
 import MServe
 
-/// A chat model from a GGUF file (Sources/LLM): `smollm2`, the preset (SmolLM2-135M-Instruct as
+/// A chat model from a GGUF file (Sources/GGUFInference): `smollm2`, the preset (SmolLM2-135M-Instruct as
 /// scripts/fetch-smollm2 fetches it, its sha256 checked), or the file a model's `gguf` option names
 /// (`NAME=path.gguf`; with `sha256` and `chat_template` options), answering a conversation in
 /// mserve's own style -- `POST /NAME {"messages": [{"role": "user", "content": "..."}]}` or

@@ -1,5 +1,5 @@
+import GGUFInference
 import Grammar
-import LLM
 import MServe
 
 /// How a chat request's JSON becomes the engine's work: checked on the event loop (`plan`: a 400

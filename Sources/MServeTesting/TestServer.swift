@@ -1,6 +1,6 @@
 import MServe
 import MServeHTTP
-import MServePOSIX
+import MServeSystem
 
 /// One HTTP response as a client saw it.
 public struct TestResponse: Sendable {

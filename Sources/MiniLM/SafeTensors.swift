@@ -1,5 +1,5 @@
 import MServeJSON
-import MServePOSIX
+import MServeSystem
 
 #if canImport(Glibc)
     import Glibc

@@ -1,6 +1,6 @@
 import COpenBLAS
 import MServeJSON
-import MServePOSIX
+import MServeSystem
 
 #if canImport(Glibc)
     import Glibc

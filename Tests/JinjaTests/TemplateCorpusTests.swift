@@ -1,7 +1,7 @@
+import GGUFInference
 import Jinja
-import LLM
 import MServeJSON
-import MServePOSIX
+import MServeSystem
 import Testing
 
 /// The chat templates of model families in Tests/fixtures/chat_templates (from llama.cpp's

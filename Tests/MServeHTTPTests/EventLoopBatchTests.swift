@@ -1,4 +1,4 @@
-import MServePOSIX
+import MServeSystem
 import Testing
 
 /// The HTTP server sends the answers of a batch of events when the batch ends (HTTPServer.Outbox):

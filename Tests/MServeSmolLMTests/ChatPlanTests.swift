@@ -1,4 +1,4 @@
-import LLM
+import GGUFInference
 import MServe
 import Testing
 

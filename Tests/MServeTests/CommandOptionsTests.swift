@@ -18,7 +18,7 @@ struct CommandOptionsTests {
             .int(["-n", "--count"], min: 1, "how many") { $0.count = $1 },
             .number(["--rate"], "R", min: 0, max: 1, "a share") { $0.rate = $1 },
             .text(["--name"], "NAME", "what to call it") { $0.name = $1 },
-            .flag(["-l", "--loud"], "say it loudly") { $0.loud = true },
+            .flag(["-l", "--loud"], "say it loudly") { $0.loud = true }
         ],
         notes: "A note after the options.")
 

@@ -78,6 +78,21 @@ import Testing
 
     /// Tools and calls in the Responses shape become the chat shape's: tools nested under
     /// `function`, calls made earlier an assistant turn's `tool_calls`, their outputs tool turns.
+    /// Every sampling field reaches the model from each endpoint, as it was sent: one declaration
+    /// (OpenAIFields.sampling) serves chat, completions and Responses.
+    @Test func eachEndpointPassesTheSamplingFieldsAsSent() throws {
+        var body: [(String, JSON)] = OpenAIFields.sampling.enumerated().map { ($0.element, .int(Int64($0.offset))) }
+        body.append(("input", "x"))
+        let responses = try OpenAIResponsesRequest(.object(body)).input
+        body[body.count - 1] = ("messages", [["role": "user", "content": "x"]])
+        let chat = try OpenAICompletionRequest(.object(body), chat: true).input
+        body[body.count - 1] = ("prompt", "x")
+        let text = try OpenAICompletionRequest(.object(body), chat: false).input
+        for (i, key) in OpenAIFields.sampling.enumerated() {
+            #expect(responses[key] == .int(Int64(i)) && chat[key] == .int(Int64(i)) && text[key] == .int(Int64(i)), "\(key)")
+        }
+    }
+
     @Test func toolsAndCallsBecomeTheChatShapes() throws {
         let r = try OpenAIResponsesRequest([
             "input": [

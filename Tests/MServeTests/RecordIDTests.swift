@@ -1,4 +1,4 @@
-import MServePOSIX
+import MServeSystem
 import Testing
 
 @testable import MServe

@@ -1,5 +1,5 @@
 import Logging
-import MServePOSIX
+import MServeSystem
 import Testing
 
 @testable import MServe

@@ -1,4 +1,4 @@
-import MServePOSIX
+import MServeSystem
 
 /// One API key as the keys file holds it: a name, the key's SHA-256 (never the key), its groups,
 /// the models it may use (nil: every model its groups allow), and its limits.

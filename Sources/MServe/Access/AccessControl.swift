@@ -1,5 +1,5 @@
 import MServeHTTP
-import MServePOSIX
+import MServeSystem
 
 /// Who may call what, for one worker: the keys from the keys file and each model's permission.
 /// Off (every request allowed) when no keys file is configured; with one, every route but the

@@ -1,4 +1,4 @@
-import MServePOSIX
+import MServeSystem
 
 /// Per-key limits and counts shared by every worker, in memory the master maps before its first
 /// fork (as the scoreboard is).  Each key has a slot, given by the master by name and kept across

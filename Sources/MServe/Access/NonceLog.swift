@@ -1,4 +1,4 @@
-import MServePOSIX
+import MServeSystem
 
 /// The nonces of signed requests seen within the window, shared by every worker (memory the master
 /// maps before its first fork), so that a request replayed to another worker is refused there too.

@@ -1,4 +1,4 @@
-import MServePOSIX
+import MServeSystem
 
 /// Signed requests, for callers that must prove integrity and freshness (pure).
 ///

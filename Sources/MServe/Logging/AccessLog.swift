@@ -1,4 +1,4 @@
-import MServePOSIX
+import MServeSystem
 
 /// One line per request, in the Combined Log Format followed by what an operator of a model server
 /// needs: the duration in seconds, the worker's pid and the recordid.

@@ -1,4 +1,4 @@
-import MServePOSIX
+import MServeSystem
 
 /// A custom access-log line in gunicorn's `access_log_format` syntax: `%(h)s %(l)s %(u)s %(t)s
 /// "%(r)s" %(s)s %(b)s "%(f)s" "%(a)s"`.  Atoms: h remote address, l and u "-", t time in brackets,

@@ -1,4 +1,4 @@
-import MServePOSIX
+import MServeSystem
 import Synchronization
 
 /// The error log (gunicorn's name for the application log):

@@ -1,4 +1,4 @@
-import MServePOSIX
+import MServeSystem
 
 /// The logs of one process, with the loop that flushes them.
 package final class ProcessLogs: Sendable {

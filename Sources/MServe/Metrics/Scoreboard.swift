@@ -1,4 +1,4 @@
-import MServePOSIX
+import MServeSystem
 
 /// Shared memory, mapped by the master before its first fork, where every worker keeps its counters
 /// and histograms and the master its restart counts and readiness, so that `/metrics` and `/readyz`

@@ -1,4 +1,4 @@
-import MServePOSIX
+import MServeSystem
 
 /// `/status.json`: the server as the status page shows it, read from the scoreboard by whichever
 /// worker answers: its workers, each model's load and batches, restarts, and the last minutes'

@@ -1,4 +1,4 @@
-import MServePOSIX
+import MServeSystem
 
 /// A model that writes text token by token, batching the requests running at once step by step
 /// (continuous batching): `POST /v1/chat/completions` and `/v1/completions` serve it in OpenAI's

@@ -1,4 +1,4 @@
-import MServePOSIX
+import MServeSystem
 
 /// Where a model's threads leave what they have for the requests they run, for the event loop: a
 /// generative model's events (`GenerationMailbox`), its answers to llama.cpp's questions about it

@@ -1,4 +1,4 @@
-import MServePOSIX
+import MServeSystem
 
 /// What a model is told when a worker creates it.
 public struct ModelContext: Sendable {

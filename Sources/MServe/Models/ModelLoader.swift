@@ -1,4 +1,4 @@
-import MServePOSIX
+import MServeSystem
 
 /// A model as loaded, before a worker serves it (WorkerAssembly makes its ServedModel): in each
 /// worker after fork, or once in the master with --preload (then shared by every worker).

@@ -1,4 +1,4 @@
-import MServePOSIX
+import MServeSystem
 
 /// One request's inference, from the queue to its answer.
 final class InferenceJob: @unchecked Sendable {

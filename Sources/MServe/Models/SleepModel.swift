@@ -1,4 +1,4 @@
-import MServePOSIX
+import MServeSystem
 
 /// `{"ms": 20}` waits that long and answers `{"slept_ms": 20}`: a stand-in for a slow model in load
 /// tests of queues, timeouts and graceful shutdown.  Streamed, `{"ms": 300, "pieces": 3}` sends

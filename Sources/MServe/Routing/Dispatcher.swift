@@ -1,5 +1,5 @@
 import MServeHTTP
-import MServePOSIX
+import MServeSystem
 
 /// Takes each request from the HTTP server to its handler: what it brings (IncomingRequest), its
 /// handler from the router, the steps before it (RequestSteps: the request log, API keys and their

@@ -1,5 +1,5 @@
 import MServeHTTP
-import MServePOSIX
+import MServeSystem
 
 /// The HTTP server's delegate while a worker's models load: health, readiness and metrics are
 /// answered at once (readiness 503), every other request waits, and is dispatched to the worker's

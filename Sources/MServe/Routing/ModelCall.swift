@@ -1,5 +1,5 @@
 import MServeHTTP
-import MServePOSIX
+import MServeSystem
 
 /// One call of a served model on behalf of the request's handler, whatever API it came through:
 /// the key's permission, submission (503 when the model's queue is full), the request timeout

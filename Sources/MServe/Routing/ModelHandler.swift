@@ -1,5 +1,5 @@
 import MServeHTTP
-import MServePOSIX
+import MServeSystem
 
 /// `POST /NAME` runs the model on the body (JSON, a form, a multipart upload or raw bytes, as the
 /// model accepts) through a ModelCall in mserve's own shape; `GET /NAME` describes it.

@@ -9,14 +9,6 @@ struct OpenAICompletionRequest: Equatable {
     /// `logprobs` asked for: each token's log-probability in the answer or its chunks.
     let logprobs: Bool
 
-    /// The keys passed to the model as they are (it checks their values).
-    /// Structured output too (OpenAI's `response_format`, llama.cpp's `json_schema` and `grammar`),
-    /// and the functions the model may call.
-    static let passed = [
-        "temperature", "top_p", "top_k", "seed", "stop", "presence_penalty", "frequency_penalty", "logit_bias",
-        "response_format", "json_schema", "grammar", "tools", "tool_choice", "parallel_tool_calls", "stop_token_ids"
-    ]
-
     init(_ body: JSON, chat: Bool) throws(HTTPError) {
         func bad(_ message: String, _ param: String) -> HTTPError { HTTPError(400, message, param: param) }
         var input: [(String, JSON)] = []
@@ -66,9 +58,7 @@ struct OpenAICompletionRequest: Equatable {
                 break
             }
         }
-        for key in OpenAICompletionRequest.passed {
-            if let v = body[key], v != .null { input.append((key, v)) }
-        }
+        OpenAIFields.pass(OpenAIFields.sampling + OpenAIFields.constraints, from: body, into: &input)
         // Chat: `logprobs: true` and `top_logprobs` (0-20); completions: `logprobs: N` (0-20), N the
         // alternatives.  The model gets `logprobs` and `top_logprobs` in its own input's terms.
         var top: Int64?

@@ -19,9 +19,6 @@ struct OpenAIResponsesRequest: Equatable {
         a.input == b.input && a.stream == b.stream && a.logprobs == b.logprobs && JSON.object(a.echo) == JSON.object(b.echo) && a.text == b.text
     }
 
-    /// Sampling parameters outside OpenAI's Responses that llama.cpp's and vLLM's take there too.
-    static let passed = ["temperature", "top_p", "top_k", "seed", "stop", "presence_penalty", "frequency_penalty"]
-
     init(_ body: JSON) throws(HTTPError) {
         func bad(_ message: String, _ param: String) -> HTTPError { HTTPError(400, message, param: param) }
         var messages: [JSON] = []
@@ -69,9 +66,8 @@ struct OpenAIResponsesRequest: Equatable {
         case .int(let n)? where n >= 1: input.append(("max_tokens", .int(n)))
         case let v?: throw bad("max_output_tokens must be a positive integer, got \(v.text)", "max_output_tokens")
         }
-        for key in OpenAIResponsesRequest.passed {
-            if let v = body[key], v != .null { input.append((key, v)) }
-        }
+        // Sampling parameters beyond OpenAI's Responses too, as llama.cpp's and vLLM's take them there.
+        OpenAIFields.pass(OpenAIFields.sampling, from: body, into: &input)
         switch body["stream"] {
         case nil, .some(.null), .some(.bool(false)): stream = false
         case .some(.bool(true)): stream = true

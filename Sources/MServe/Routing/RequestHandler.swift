@@ -1,5 +1,5 @@
 import MServeHTTP
-import MServePOSIX
+import MServeSystem
 
 /// What every handler of a worker can reach.
 public final class HandlerContext {

@@ -1,5 +1,5 @@
 import MServeHTTP
-import MServePOSIX
+import MServeSystem
 
 /// The one place that records a request: its request line in the error log when it arrives, and
 /// when it is answered the response line, the access-log line and the scoreboard's counts.

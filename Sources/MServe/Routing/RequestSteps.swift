@@ -1,5 +1,5 @@
 import MServeHTTP
-import MServePOSIX
+import MServeSystem
 
 /// What a request brings before any step looks at it: its JSON body parsed once (go-infer's
 /// signature taken out of what the model and the log see), its recordid (the body's, the

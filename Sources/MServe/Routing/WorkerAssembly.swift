@@ -1,5 +1,5 @@
 import MServeHTTP
-import MServePOSIX
+import MServeSystem
 
 /// What a worker serves, put together in one place: each model's runtime in this worker and the
 /// way its requests run (model threads and a queue, or a generative model's mailboxes to this

@@ -1,5 +1,5 @@
 import MServe
-import MServePOSIX
+import MServeSystem
 
 /// The master's agent port (--agent-bind): each connection gets the current `AgentCheck` line and
 /// is closed, as HAProxy's agent-check expects.  Served by the master's loop, never by a worker, so

@@ -1,5 +1,5 @@
 import MServe
-import MServePOSIX
+import MServeSystem
 
 /// HAProxy's runtime API over TCP: one command per connection, the answer read until HAProxy
 /// closes.  Blocking, with a short timeout: it runs on the master's loop at boot and at stop only.

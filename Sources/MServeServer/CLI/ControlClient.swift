@@ -1,5 +1,5 @@
 import MServe
-import MServePOSIX
+import MServeSystem
 
 /// `mserve ctl`: gunicornc for mserve.  One command with `-c`, else a prompt (or commands read
 /// from standard input, one per line, when it is not a terminal).
@@ -24,7 +24,7 @@ public enum ControlClient {
             .text(["-b", "--bind"], "ADDRESS", "the server whose first --bind is ADDRESS (127.0.0.1:8081)") { $0.bind = $1 },
             .text(["-p", "--pid"], "PIDFILE", "the server's pid file, to find the socket beside it") { $0.pidfile = $1 },
             .text(["-c", "--command"], "TEXT", "run one command and exit (status 1 if it failed)") { $0.command = $1 },
-            .flag(["-j", "--json"], "print the reply as JSON, for scripts") { $0.json = true },
+            .flag(["-j", "--json"], "print the reply as JSON, for scripts") { $0.json = true }
         ],
         notes: "Commands: `help` lists them (show workers, worker add 2, drain, reload, ...).")
 

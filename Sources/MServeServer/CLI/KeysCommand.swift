@@ -1,5 +1,5 @@
 import MServe
-import MServePOSIX
+import MServeSystem
 
 /// `mserve keys add NAME` and `mserve keys list`: the keys file without a text editor.  A new key
 /// is printed once and only its hash is written.
@@ -28,7 +28,7 @@ public enum KeysCommand {
                 $0.key.models = $1.split(separator: ",").map(String.init)
             },
             .number(["--rps"], "N", min: 0.001, "add: requests per second the key may make (a token bucket)") { $0.key.rateLimit = $1 },
-            .int(["--in-flight"], min: 1, "add: requests the key may have in flight at once") { $0.key.maxInFlight = $1 },
+            .int(["--in-flight"], min: 1, "add: requests the key may have in flight at once") { $0.key.maxInFlight = $1 }
         ])
 
     public static func run(_ arguments: [String]) -> Int32 {

@@ -1,6 +1,6 @@
 import MServe
 import MServeBench
-import MServePOSIX
+import MServeSystem
 
 /// The command line of `mserve`, reusable by a user's own executable with their models registered
 /// and, if they like, their own tornado-style handlers (tried before the built-in routes):

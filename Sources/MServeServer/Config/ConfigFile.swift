@@ -1,5 +1,5 @@
 import MServe
-import MServePOSIX
+import MServeSystem
 import TOMLKit
 
 /// The TOML config file (conf/mserve.toml documents every key): the setting table's keys at the top

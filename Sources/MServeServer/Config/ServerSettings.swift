@@ -1,5 +1,5 @@
 import MServe
-import MServePOSIX
+import MServeSystem
 
 /// Everything the master and its workers are configured with, after defaults, the config file and
 /// the command line have been applied in that order: the master's own settings here, and what a

@@ -1,5 +1,5 @@
 import MServe
-import MServePOSIX
+import MServeSystem
 
 /// The master's control socket: a Unix socket (mode 0600 by default) served by the master's own
 /// loop, speaking gunicornc's framing.  A client costs the master at most `maxClients` descriptors

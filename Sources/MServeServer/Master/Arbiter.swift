@@ -1,5 +1,5 @@
 import MServe
-import MServePOSIX
+import MServeSystem
 
 /// The master's decisions, without side effects: an event goes in with the time it happened, the
 /// actions it calls for come out, and `Master` performs them (fork, kill, close, log).  Every event

@@ -1,5 +1,5 @@
 import MServe
-import MServePOSIX
+import MServeSystem
 
 /// A `-b` address, parsed: "127.0.0.1:8000", "[::1]:8000", "0.0.0.0:0", "localhost:8000",
 /// "unix:/run/mserve.sock".

@@ -1,5 +1,5 @@
 import MServe
-import MServePOSIX
+import MServeSystem
 
 /// What the master tells a balancer: the agent-check line (--agent-bind) and its own membership of
 /// an HAProxy backend (--announce).

@@ -1,5 +1,5 @@
 import MServe
-import MServePOSIX
+import MServeSystem
 
 /// What each control-socket command does in the master: the same events as the signals (TTIN,
 /// TTOU, HUP, USR1, TERM, INT), and reports read from the arbiter and the scoreboard.

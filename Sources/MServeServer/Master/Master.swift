@@ -1,5 +1,5 @@
 import MServe
-import MServePOSIX
+import MServeSystem
 
 /// The master process: binds the sockets, forks one worker per slot, and from then on only
 /// supervises.  What to do is decided by `Arbiter` (a value with no side effects); this class turns

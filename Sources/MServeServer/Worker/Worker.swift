@@ -1,5 +1,5 @@
 import MServe
-import MServePOSIX
+import MServeSystem
 
 /// A worker process: its own event loop and HTTP server on its slot's sockets, its own instance of
 /// every model.  It reports to the master through a pipe (`WorkerMessage`).
@@ -149,7 +149,8 @@ final class Worker {
             let (settings, registry, slot) = (settings, registry, slot)
             let wake = UncheckedBox(done)
             let load: @Sendable () -> Void = {
-                loaded.put(Result { () throws(ModelLoadError) in try ModelLoader.load(settings.serving, registry: registry, slot: slot, logger: logger) })
+                loaded.put(
+                    Result { () throws(ModelLoadError) in try ModelLoader.load(settings.serving, registry: registry, slot: slot, logger: logger) })
                 wake.value.activate()
             }
             do {

@@ -1,6 +1,6 @@
 import Testing
 
-@testable import LLM
+@testable import GGUFInference
 
 /// The prompt kernel (QuantizedMatrix's product over FloatMatrixProduct's tiles) against the
 /// dequantized product in double precision, on random rows of every type the integer kernels

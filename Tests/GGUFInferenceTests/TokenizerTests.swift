@@ -1,9 +1,9 @@
 import Jinja
 import MServeJSON
-import MServePOSIX
+import MServeSystem
 import Testing
 
-@testable import LLM
+@testable import GGUFInference
 
 /// The tokenizer against Hugging Face `tokenizers` configured from the same file
 /// (Tests/fixtures/smollm2/tokens.json and make_tokens.py, its generator).

@@ -1,9 +1,9 @@
 import Foundation
 import MServeJSON
-import MServePOSIX
+import MServeSystem
 import Testing
 
-@testable import LLM
+@testable import GGUFInference
 
 /// mserve's forward pass against llama.cpp's own on the same files, each made by llama.cpp's
 /// quantizer: Gemma 3 270M's Q4_K_M (Q4_K, Q6_K, Q5_0, Q8_0 and F32 tensors; its reference

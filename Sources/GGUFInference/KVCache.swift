@@ -1,4 +1,4 @@
-import MServePOSIX
+import MServeSystem
 
 #if canImport(Glibc)
     import Glibc

@@ -1,10 +1,10 @@
 import Dispatch
 import Grammar
 import MServeJSON
-import MServePOSIX
+import MServeSystem
 import Testing
 
-@testable import LLM
+@testable import GGUFInference
 
 /// Structured output on SmolLM2's vocabulary: the trie's walk finds exactly the tokens a grammar
 /// takes (against checking every token), and the engine's answers under a grammar are its

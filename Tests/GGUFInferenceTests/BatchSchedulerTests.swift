@@ -1,6 +1,6 @@
 import Testing
 
-@testable import LLM
+@testable import GGUFInference
 
 /// Continuous batching, step by step, with no model: every rule of the scheduler.
 struct BatchSchedulerTests {

@@ -1,6 +1,6 @@
 import Dispatch
 import Grammar
-import MServePOSIX
+import MServeSystem
 
 /// Continuous batching over one model: requests join and leave between steps, every step is one
 /// forward pass over all running sequences (decodes and prompt chunks, `BatchScheduler` decides),

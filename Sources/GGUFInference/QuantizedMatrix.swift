@@ -177,20 +177,20 @@ struct QuantizedMatrix: @unchecked Sendable {
                                 let r0 = g * 4
                                 var i = 0
                                 #if canImport(CAVX512)
-                                // AVX-512 VNNI: four inputs at a time, then one by one.
-                                let wide = WideIntegerDot.available && x.bits == 8 && blocks % 2 == 0
-                                while wide && r0 + 4 <= rows && i + 4 <= n {
-                                    WideIntegerDot.tile(
-                                        type, base + r0 * rowBytes, stride: rowBytes, input.block(i * blocks), inputStride: blocks,
-                                        blocks, output.pointer + i * rows + r0, outStride: rows)
-                                    i += 4
-                                }
-                                while wide && r0 + 4 <= rows && i < n {
-                                    WideIntegerDot.rows4(
-                                        type, base + r0 * rowBytes, stride: rowBytes, input.block(i * blocks), blocks,
-                                        output.pointer + i * rows + r0)
-                                    i += 1
-                                }
+                                    // AVX-512 VNNI: four inputs at a time, then one by one.
+                                    let wide = WideIntegerDot.available && x.bits == 8 && blocks % 2 == 0
+                                    while wide && r0 + 4 <= rows && i + 4 <= n {
+                                        WideIntegerDot.tile(
+                                            type, base + r0 * rowBytes, stride: rowBytes, input.block(i * blocks), inputStride: blocks,
+                                            blocks, output.pointer + i * rows + r0, outStride: rows)
+                                        i += 4
+                                    }
+                                    while wide && r0 + 4 <= rows && i < n {
+                                        WideIntegerDot.rows4(
+                                            type, base + r0 * rowBytes, stride: rowBytes, input.block(i * blocks), blocks,
+                                            output.pointer + i * rows + r0)
+                                        i += 1
+                                    }
                                 #endif
                                 // Eight or four inputs at a time share each unpacked weight block; the rest one by one.
                                 while r0 + 4 <= rows && i + 8 <= n {

@@ -1,4 +1,4 @@
-import MServePOSIX
+import MServeSystem
 import Testing
 
 /// OpenSSL's SHA-256 through Crypto (the weights' checksums, the keys file, signed requests):

@@ -6,7 +6,7 @@
     /// summed in pairs (`vpmaddubsw`), the pairs summed into 32 bits (`vpmaddwd`).  16-bit inputs:
     /// the weights widened to 16 bits, pairs of products summed into 32 bits (`vpmaddwd`).  One float
     /// scale per block; four rows at a time share each input block.  Swift's SIMD types cannot express
-    /// these instructions, hence the intrinsics; the LLM target is built for the host CPU.
+    /// these instructions, hence the intrinsics; the GGUFInference target is built for the host CPU.
     enum IntegerDot {
         static var available: Bool { true }
 

@@ -1,10 +1,10 @@
 import Grammar
 import Jinja
 import MServeJSON
-import MServePOSIX
+import MServeSystem
 import Testing
 
-@testable import LLM
+@testable import GGUFInference
 
 /// Tool calls without a model: each template's way told apart, forced calls' grammars, answers
 /// read back as calls, and the templates rendering tools, calls and their results.

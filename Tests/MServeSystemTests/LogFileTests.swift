@@ -1,4 +1,4 @@
-import MServePOSIX
+import MServeSystem
 import Testing
 
 /// Lines a full disk refuses are counted, never lost silently (/dev/full refuses every write).

@@ -1,8 +1,8 @@
 import MServeJSON
-import MServePOSIX
+import MServeSystem
 import Testing
 
-@testable import LLM
+@testable import GGUFInference
 
 /// Every block type mserve reads, decoded as llama.cpp's own `gguf` package decodes it
 /// (Tests/fixtures/quants/make_blocks.py: random blocks with finite scales).

@@ -1,7 +1,7 @@
 import MServeJSON
 import Testing
 
-@testable import LLM
+@testable import GGUFInference
 
 /// The forward pass against the exact float32 computation in numpy on the same weights
 /// (forward.json, make_forward.py): the chat prompt the template and tokenizer make, the top

@@ -1,6 +1,6 @@
 import Testing
 
-@testable import LLM
+@testable import GGUFInference
 
 /// Prompt attention (many queries of one key-value head at once) against the decode's attention,
 /// query by query, over a paged cache (runs cut at blocks of 5) with windows that start and end

@@ -1,8 +1,8 @@
 import Dispatch
-import MServePOSIX
+import MServeSystem
 import Testing
 
-@testable import LLM
+@testable import GGUFInference
 
 #if canImport(Glibc)
     import Glibc

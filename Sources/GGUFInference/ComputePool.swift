@@ -1,5 +1,5 @@
 import Dispatch
-import MServePOSIX
+import MServeSystem
 import Synchronization
 
 #if canImport(Glibc)

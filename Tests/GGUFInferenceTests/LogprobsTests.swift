@@ -1,7 +1,7 @@
 import MServeJSON
 import Testing
 
-@testable import LLM
+@testable import GGUFInference
 
 #if canImport(Glibc)
     import Glibc

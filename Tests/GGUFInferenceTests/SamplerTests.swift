@@ -1,6 +1,6 @@
 import Testing
 
-@testable import LLM
+@testable import GGUFInference
 
 #if canImport(Glibc)
     import Glibc

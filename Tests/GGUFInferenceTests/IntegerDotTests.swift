@@ -1,6 +1,6 @@
 import Testing
 
-@testable import LLM
+@testable import GGUFInference
 
 /// The integer kernels against the products of the dequantized numbers, on random Q4_0, Q4_1,
 /// Q5_0, Q5_1, Q8_0, Q4_K, Q5_K and Q6_K rows and 8- and 16-bit inputs: the AVX2 kernels (one row, four rows by one, four or eight inputs) and,
@@ -110,14 +110,14 @@ struct IntegerDotTests {
                                 IntegerDot.rows4(type, row, stride: rowBytes, input.block(8 * blocks), blocks, o + 8 * rowCount)
                             }
                             #if canImport(CAVX512)
-                            guard WideIntegerDot.available, bits == 8 else { return }
-                            try kernels("AVX-512 tile and rows4") { row, o in
-                                WideIntegerDot.tile(type, row, stride: rowBytes, input, inputStride: blocks, blocks, o, outStride: rowCount)
-                                WideIntegerDot.tile(
-                                    type, row, stride: rowBytes, input.block(4 * blocks), inputStride: blocks, blocks, o + 4 * rowCount,
-                                    outStride: rowCount)
-                                WideIntegerDot.rows4(type, row, stride: rowBytes, input.block(8 * blocks), blocks, o + 8 * rowCount)
-                            }
+                                guard WideIntegerDot.available, bits == 8 else { return }
+                                try kernels("AVX-512 tile and rows4") { row, o in
+                                    WideIntegerDot.tile(type, row, stride: rowBytes, input, inputStride: blocks, blocks, o, outStride: rowCount)
+                                    WideIntegerDot.tile(
+                                        type, row, stride: rowBytes, input.block(4 * blocks), inputStride: blocks, blocks, o + 4 * rowCount,
+                                        outStride: rowCount)
+                                    WideIntegerDot.rows4(type, row, stride: rowBytes, input.block(8 * blocks), blocks, o + 8 * rowCount)
+                                }
                             #endif
                         }
                     }

@@ -1,6 +1,6 @@
 import Testing
 
-@testable import LLM
+@testable import GGUFInference
 
 /// The paged KV cache: blocks from a worker's pool, given back when a sequence ends; attention
 /// over blocks equals attention over one run of positions.
