@@ -134,6 +134,25 @@ public struct CommandOptions<Options>: Sendable {
         return rest
     }
 
+    /// A command's main: `--help` printed (exit 0); a bad argument said on standard error with the
+    /// help (exit 2), as is a ConfigError that `body` throws about the arguments; else what `body`
+    /// returns for the options and the other arguments.
+    public func run(
+        _ arguments: [String], as name: String, from defaults: Options, _ body: (Options, [String]) throws(ConfigError) -> Int32
+    ) -> Int32 {
+        var options = defaults
+        do throws(ConfigError) {
+            guard let rest = try parse(arguments, into: &options) else {
+                print(help, terminator: "")
+                return ExitCode.ok
+            }
+            return try body(options, rest)
+        } catch {
+            printError("\(name): \(error)\n\n\(help)")
+            return ExitCode.usage
+        }
+    }
+
     /// `text` in lines of at most `width` characters (a longer word stays whole), each after the
     /// first indented; the text's own line breaks are kept.
     static func wrap(_ text: String, width: Int, indent: String) -> String {

@@ -29,17 +29,14 @@ public enum ControlClient {
         notes: "Commands: `help` lists them (show workers, worker add 2, drain, reload, ...).")
 
     public static func run(_ arguments: [String]) -> Int32 {
-        var options = Options()
-        do throws(ConfigError) {
-            guard let rest = try commandLine.parse(arguments, into: &options) else {
-                print(commandLine.help, terminator: "")
-                return ExitCode.ok
-            }
+        commandLine.run(arguments, as: "mserve ctl", from: Options()) { options, rest throws(ConfigError) in
             if let extra = rest.first { throw ConfigError("unexpected argument \(extra)") }
-        } catch {
-            printError("mserve ctl: \(error)\n\n\(commandLine.help)")
-            return ExitCode.usage
+            return talk(options)
         }
+    }
+
+    /// Finds the server (the socket named, or the one running), then runs one command or a session.
+    private static func talk(_ options: Options) -> Int32 {
         let (path, pidfile, bind, command, json) = (options.path, options.pidfile, options.bind, options.command, options.json)
         let directory = ServerSettings.controlSocketDirectory(environment: ProcessEnvironment.variables())
         let session: Session

@@ -32,12 +32,7 @@ public enum KeysCommand {
         ])
 
     public static func run(_ arguments: [String]) -> Int32 {
-        var options = Options()
-        do throws(ConfigError) {
-            guard let rest = try commandLine.parse(arguments, into: &options) else {
-                print(commandLine.help, terminator: "")
-                return ExitCode.ok
-            }
+        commandLine.run(arguments, as: "mserve keys", from: Options()) { options, rest throws(ConfigError) in
             guard let verb = rest.first, verb == "add" || verb == "list" else {
                 throw ConfigError(rest.first.map { "unknown command \($0): add or list" } ?? "add or list?")
             }
@@ -46,9 +41,6 @@ public enum KeysCommand {
             var key = options.key
             key.name = rest.count > 1 ? rest[1] : ""
             return verb == "add" ? try add(key, to: file) : try list(file)
-        } catch {
-            printError("mserve keys: \(error)\n\n\(commandLine.help)")
-            return ExitCode.usage
         }
     }
 
