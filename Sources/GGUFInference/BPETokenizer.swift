@@ -100,21 +100,9 @@ public final class BPETokenizer: Tokenizer, @unchecked Sendable {
     /// scalars; elsewhere their text is ordinary text.  Nil: anywhere (a raw prompt).
     public func encode(_ text: String, controlOffsets: Set<Int>?) -> [Int32] {
         let s = Array(text.unicodeScalars)
-        var out: [Int32] = []
-        var start = 0
-        var i = 0
-        while i < s.count {
-            if let (len, id) = controlTexts.match(at: i, in: s), controlOffsets?.contains(i) ?? true {
-                encodeText(s[start..<i], into: &out)
-                out.append(id)
-                i += len
-                start = i
-            } else {
-                i += 1
-            }
+        return TokenTexts.encode(s, whole: { controlOffsets?.contains($0) ?? true ? controlTexts.match(at: $0, in: s) : nil }) {
+            encodeText($0, into: &$1)
         }
-        encodeText(s[start..<s.count], into: &out)
-        return out
     }
 
     /// Ordinary text, split by the pre-tokenizer's pattern, each piece merged.

@@ -122,20 +122,10 @@ public final class SentencePieceTokenizer: Tokenizer, @unchecked Sendable {
         var s: [Unicode.Scalar] = addSpacePrefix ? [Self.space] : []
         let shift = s.count
         for c in text.unicodeScalars { s.append(c == " " ? Self.space : c) }
-        var out: [Int32] = []
-        var start = 0, i = 0
-        while i < s.count {
-            if let (length, id) = userDefined.match(at: i, in: s) ?? (controlAt(i - shift) ? controlTexts.match(at: i, in: s) : nil) {
-                merge(s[start..<i], into: &out)
-                out.append(id)
-                i += length
-                start = i
-            } else {
-                i += 1
-            }
+        return TokenTexts.encode(s, whole: { userDefined.match(at: $0, in: s) ?? (controlAt($0 - shift) ? controlTexts.match(at: $0, in: s) : nil) })
+        {
+            merge($0, into: &$1)
         }
-        merge(s[start..<s.count], into: &out)
-        return out
     }
 
     /// Characters merged by score, through a heap of candidate pairs over a linked list of symbols

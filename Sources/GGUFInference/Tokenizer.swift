@@ -51,6 +51,27 @@ struct TokenTexts: Sendable {
         firsts = Set(texts.compactMap(\.text.first))
     }
 
+    /// `s` as tokens: wherever `whole(i)` finds a token's text (its length and id), that token;
+    /// the text between goes through `encode` (both tokenizers read control tokens so).
+    static func encode(
+        _ s: [Unicode.Scalar], whole: (Int) -> (Int, Int32)?, between encode: (ArraySlice<Unicode.Scalar>, inout [Int32]) -> Void
+    ) -> [Int32] {
+        var out: [Int32] = []
+        var start = 0, i = 0
+        while i < s.count {
+            if let (length, id) = whole(i) {
+                encode(s[start..<i], &out)
+                out.append(id)
+                i += length
+                start = i
+            } else {
+                i += 1
+            }
+        }
+        encode(s[start..<s.count], &out)
+        return out
+    }
+
     /// The length (in scalars) and id of the longest token text at `i` of `s`.
     func match(at i: Int, in s: [Unicode.Scalar]) -> (Int, Int32)? {
         guard i < s.count, firsts.contains(s[i]) else { return nil }
