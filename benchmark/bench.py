@@ -25,8 +25,12 @@ import tempfile
 import time
 import urllib.request
 
+import results as saved
+
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 TICK = os.sysconf("SC_CLK_TCK")
+# How the report names each server.
+SHOWN = {"nginx": "nginx (fixed 200)", "mserve": "mserve (`POST /demo`)", "mserve-thread": "mserve-thread (`POST /sleep`)"}
 
 
 def free_port():
@@ -175,6 +179,7 @@ def main():
                     help="keep-alive only, without the thread path: for comparing builds while changing the request path")
     ap.add_argument("--keys", action="store_true",
                     help="also mserve with a keys file of 100 keys, each request with Authorization: Bearer KEY")
+    saved.add_save_argument(ap, "bench")
     args = ap.parse_args()
     require_tools()
 
@@ -249,35 +254,35 @@ def main():
             for name, rs in rounds.items():
                 results[(name, "keep-alive")] = sorted(rs, key=lambda r: r["rps"])[len(rs) // 2]
 
-        print(f"wrk -t{args.threads} -c{args.connections} -d{args.duration}s, median of {args.rounds} interleaved rounds, "
-              f"POST /demo, mserve -w 2 with access and error logs to files, nginx worker_processes 2 returning a "
-              f"fixed 200, {os.cpu_count()} cores")
-        print(f"{'server':14} {'mode':11} {'req/s':>10} {'p50 ms':>8} {'p99 ms':>8} {'CPU us/req':>11} {'user us':>8} {'non-2xx':>8}  socket errors")
+        title = (f"wrk -t{args.threads} -c{args.connections} -d{args.duration}s, median of {args.rounds} interleaved rounds, "
+                 f"POST /demo, mserve -w 2 with access and error logs to files, nginx worker_processes 2 returning a "
+                 f"fixed 200, {os.cpu_count()} cores:")
+        table = saved.Table(title, ["server", "connections", "req/s", "p50 ms", "p99 ms", "CPU µs/req", "user µs/req",
+                                    "non-2xx", "socket errors"])
         for (name, mode), r in results.items():
-            print(f"{name[:14]:14} {mode:11} {r['rps']:10.0f} {r['p50']:8.2f} {r['p99']:8.2f} {r['cpu_us']:11.1f} {r['user_us']:8.1f} "
-                  f"{r['non2xx']:8d}  {r['socket_errors']}")
+            table.add(SHOWN.get(name, name), mode if mode != "close" else "`Connection: close`", f"{r['rps']:,.0f}",
+                      f"{r['p50']:.2f}", f"{r['p99']:.2f}", f"{r['cpu_us']:.1f}", f"{r['user_us']:.1f}", r["non2xx"],
+                      r["socket_errors"])
+        ratios = saved.Table("Ratios, same rounds:", ["pair", "connections", "requests/s", "CPU per request"])
         for name in ("mserve",) if args.quick else ("mserve", "mserve-thread"):
             for mode, _ in modes:
                 m, n = results[(name, mode)], results[("nginx", mode)]
-                print(f"ratio {mode:11} {name}/nginx: requests/s {m['rps'] / n['rps']:.2f}, "
-                      f"CPU per request {m['cpu_us'] / n['cpu_us']:.2f}")
+                ratios.add(f"{name} / nginx", mode, f"{m['rps'] / n['rps']:.2f}", f"{m['cpu_us'] / n['cpu_us']:.2f}")
                 if args.keys:
                     k = results[(name.replace("mserve", "keys"), mode)]
-                    print(f"ratio {mode:11} {name.replace('mserve', 'keys')}/{name}: requests/s {k['rps'] / m['rps']:.2f}, "
-                          f"CPU per request {k['cpu_us'] / m['cpu_us']:.2f}")
+                    ratios.add(f"{name.replace('mserve', 'keys')} / {name}", mode, f"{k['rps'] / m['rps']:.2f}",
+                               f"{k['cpu_us'] / m['cpu_us']:.2f}")
                     if name == "mserve":
+                        # The same Authorization header sent to both: what checking the key costs.
                         a = results[("mserve+auth", mode)]
-                        print(f"ratio {mode:11} keys/mserve+auth (the same Authorization header sent to both): requests/s "
-                              f"{k['rps'] / a['rps']:.2f}, CPU per request {k['cpu_us'] / a['cpu_us']:.2f}")
+                        ratios.add("keys / mserve+auth", mode, f"{k['rps'] / a['rps']:.2f}", f"{k['cpu_us'] / a['cpu_us']:.2f}")
                 if args.baseline:
                     b = results[(name.replace("mserve", "baseline"), mode)]
-                    print(f"ratio {mode:11} {name}/baseline: requests/s {m['rps'] / b['rps']:.2f}, "
-                          f"CPU per request {m['cpu_us'] / b['cpu_us']:.2f}, user-space CPU per request "
-                          f"{m['user_us'] / b['user_us']:.2f}")
+                    ratios.add(f"{name} / baseline", mode, f"{m['rps'] / b['rps']:.2f}", f"{m['cpu_us'] / b['cpu_us']:.2f}")
         if args.keys:
             b, sgn = results[("bearer-bench", "keep-alive")], results[("signed-bench", "keep-alive")]
-            print(f"ratio keep-alive  signed/bearer (both sent by mserve bench): requests/s {sgn['rps'] / b['rps']:.2f}, "
-                  f"CPU per request {sgn['cpu_us'] / b['cpu_us']:.2f} ({sgn['cpu_us']:.1f} against {b['cpu_us']:.1f} us)")
+            ratios.add("signed / bearer (both sent by mserve bench)", "keep-alive", f"{sgn['rps'] / b['rps']:.2f}",
+                       f"{sgn['cpu_us'] / b['cpu_us']:.2f}")
         workers = children(mserve.pid)
         print("resident memory: mserve master %d KiB, workers %s KiB; nginx workers %s KiB" % (
             rss_kib(mserve.pid), ", ".join(str(rss_kib(p)) for p in workers),
@@ -285,6 +290,9 @@ def main():
         with open(f"{tmp}/mserve-access.log") as f:
             lines = sum(1 for _ in f)
         print(f"access log lines written by mserve: {lines}")
+        if not args.quick:
+            name = "bench-keys" if args.keys and args.save == "bench" else args.save
+            saved.save_tables(name, [table, ratios])
     finally:
         for p in procs:
             p.send_signal(signal.SIGTERM if p is not procs[0] else signal.SIGQUIT)

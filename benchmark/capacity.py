@@ -19,6 +19,7 @@ import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import bench  # noqa: E402  (free_port, wait_http, children)
+import results as saved  # noqa: E402
 
 
 async def one(port, body, results):
@@ -64,6 +65,7 @@ def main():
     ap.add_argument("--ms", type=float, default=20)
     ap.add_argument("--workers", type=int, default=2)
     ap.add_argument("--mserve", default=os.path.join(bench.ROOT, ".build", "release", "mserve"))
+    saved.add_save_argument(ap, "capacity")
     args = ap.parse_args()
     capacity = args.workers * 1 / (args.ms / 1000)
     tmp = tempfile.mkdtemp(prefix="mserve-capacity-")
@@ -72,19 +74,19 @@ def main():
                           "--access-logfile", f"{tmp}/access.log", "--error-logfile", f"{tmp}/error.log"])
     try:
         bench.wait_http(f"http://127.0.0.1:{port}/sleep", "POST", b'{"ms": 1}')
-        print(f"mserve -w {args.workers} sleep: {args.ms:g} ms per request on 1 model thread per worker, "
-              f"queue 16 per worker; capacity {capacity:.0f} requests/s; {args.seconds:g} s per load, "
-              f"a new connection per request")
-        print(f"{'load':>5} {'sent/s':>7} {'200/s':>7} {'of ideal':>9} {'p50 ms':>8} {'p99 ms':>8} "
-              f"{'503s':>6} {'503 p99 ms':>11} {'other':>6}")
+        table = saved.Table(
+            f"`mserve -w {args.workers} sleep`: {args.ms:g} ms per request on 1 model thread per worker, queue 16 per "
+            f"worker; capacity {capacity:.0f} requests/s; {args.seconds:g} s per load, a new connection per request:",
+            ["load", "sent/s", "answered 200/s", "of ideal", "p50 ms", "p99 ms", "503s", "503 p99 ms", "other"])
         for share in (0.5, 0.9, 2.0):
             rate = capacity * share
             results, took = asyncio.run(load(port, rate, args.seconds, args.ms))
             ok = [t * 1000 for s, t in results if s == 200]
             busy = [t * 1000 for s, t in results if s == 503]
             other = sum(1 for s, _ in results if s not in (200, 503))
-            print(f"{share:5.0%} {len(results) / took:7.1f} {len(ok) / took:7.1f} {len(ok) / took / capacity:9.2f} "
-                  f"{pct(ok, 50):8.1f} {pct(ok, 99):8.1f} {len(busy):6d} {pct(busy, 99):11.2f} {other:6d}")
+            table.add(f"{share:.0%}", f"{len(results) / took:.1f}", f"{len(ok) / took:.1f}", f"{len(ok) / took / capacity:.2f}",
+                      f"{pct(ok, 50):.1f}", f"{pct(ok, 99):.1f}", len(busy), f"{pct(busy, 99):.2f}" if busy else "", other)
+        saved.save_tables(args.save, [table])
     finally:
         p.send_signal(signal.SIGTERM)
         p.wait(timeout=30)

@@ -18,6 +18,7 @@ import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import bench  # noqa: E402
+import results as saved  # noqa: E402
 
 
 def scenario(args, name, workers, extra, event):
@@ -63,6 +64,7 @@ def main():
     ap.add_argument("--seconds", type=int, default=10)
     ap.add_argument("--close", action="store_true", help="a new connection per request")
     ap.add_argument("--mserve", default=os.path.join(bench.ROOT, ".build", "release", "mserve"))
+    saved.add_save_argument(ap, None, "churn, churn-close with --close")
     args = ap.parse_args()
     runs = [
         scenario(args, "steady", 2, [], None),
@@ -72,12 +74,14 @@ def main():
         scenario(args, "max-requests", 2, ["--max-requests", "20000", "--max-requests-jitter", "5000"], None),
         scenario(args, "kill -9", 2, [], kill_a_worker),
     ]
-    print(f"wrk -t2 -c50 {'Connection: close' if args.close else 'keep-alive'}, {args.seconds} s per scenario, POST /demo on mserve -w 2 (TTOU: -w 6), "
-          f"event every 2 s")
-    print(f"{'scenario':13} {'events':>6} {'requests':>9} {'socket errors':>14} {'non-2xx':>8} {'p99 ms':>8}")
+    table = saved.Table(
+        f"wrk -t2 -c50 {'`Connection: close`' if args.close else 'keep-alive'}, {args.seconds} s per scenario, `POST /demo` on "
+        f"`mserve -w 2` (TTOU: `-w 6`), an event every 2 s:",
+        ["scenario", "events", "requests", "socket errors", "non-2xx", "p99 ms"])
     for r in runs:
         events = r["recycled"] if r["name"] == "max-requests" else r["events"]
-        print(f"{r['name']:13} {events:6d} {r['requests']:9d} {r['socket_errors']:14d} {r['non2xx']:8d} {r['p99']:8.2f}")
+        table.add(r["name"], events, f"{r['requests']:,}", r["socket_errors"], r["non2xx"], f"{r['p99']:.2f}")
+    saved.save_tables(args.save or ("churn-close" if args.close else "churn"), [table])
 
 
 if __name__ == "__main__":

@@ -25,6 +25,7 @@ import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import bench  # noqa: E402
+import results as saved  # noqa: E402
 
 WORDS = ("time person year way day thing man world life hand part child eye woman place work week case point "
          "government company number group problem fact model server request answer network memory latency vector "
@@ -126,6 +127,7 @@ def main():
     ap.add_argument("--venv")
     ap.add_argument("--mserve", default=os.path.join(bench.ROOT, ".build", "release", "mserve"))
     ap.add_argument("--model-dir", default=os.path.join(bench.ROOT, "models", "all-MiniLM-L6-v2"))
+    saved.add_save_argument(ap, None, "embeddings, embeddings-native-blas with --native-blas")
     args = ap.parse_args()
     env = dict(os.environ)
     if args.native_blas:
@@ -146,15 +148,17 @@ def main():
             print(f"{kind} failed: {r.stderr[-500:]}", file=sys.stderr)
     http = mserve_http(args, texts, env)
     tokens = sum(len(t.split()) for t in texts) / len(texts)
-    print(f"256 sentences of 10-20 words (mean {tokens:.1f} words), {cores} cores, "
-          f"OPENBLAS_CORETYPE={env.get('OPENBLAS_CORETYPE', 'unset')}")
+    table = saved.Table(f"256 sentences of 10-20 words (mean {tokens:.1f} words), {cores} cores, "
+                        f"`OPENBLAS_CORETYPE={env.get('OPENBLAS_CORETYPE', 'unset')}`:",
+                        ["contender", "sentences/s", "p50 ms", "p99 ms", "non-2xx"])
     for kind, v in offline.items():
-        print(f"{kind + ' offline, batch 32':42} {v:8.0f} sentences/s")
+        table.add(f"{kind}, offline, batch 32", f"{v:,.0f}", "", "", "")
     for c, r in http.items():
-        print(f"{f'mserve -w 2 minilm, HTTP, {c} clients':42} {r['ok_per_s']:8.0f} sentences/s  p50 {r['p50']:7.2f} ms  "
-              f"p99 {r['p99']:7.2f} ms  non-2xx {r['non2xx']}  socket errors: {r['socket_errors']}")
+        table.add(f"`mserve -w 2 minilm` through HTTP, {c} client{'s' if c > 1 else ''}", f"{r['ok_per_s']:,.0f}",
+                  f"{r['p50']:.2f}", f"{r['p99']:.2f}", r["non2xx"])
     best = offline.get("onnxruntime", float("nan"))
-    print(f"mserve at 64 clients / onnxruntime offline best: {http[64]['ok_per_s'] / best:.2f}")
+    table.add("mserve at 64 clients / onnxruntime offline", f"**{http[64]['ok_per_s'] / best:.2f}**", "", "", "")
+    saved.save_tables(args.save or ("embeddings-native-blas" if args.native_blas else "embeddings"), [table])
 
 
 if __name__ == "__main__":

@@ -27,6 +27,7 @@ os.environ.setdefault("MSERVE_BIN", str(ROOT / ".build" / "release" / "mserve"))
 import balancers  # noqa: E402
 import hosts  # noqa: E402
 from conftest import MSERVE  # noqa: E402
+import results as saved  # noqa: E402
 
 TICKS = os.sysconf("SC_CLK_TCK")
 
@@ -120,6 +121,7 @@ def main():
     p.add_argument("--workers", type=int, default=1, help="workers per host")
     p.add_argument("--models", default="demo,minilm")
     p.add_argument("--json", action="store_true")
+    saved.add_save_argument(p, "hosts")
     a = p.parse_args()
     why = hosts.namespaces_available()
     if why:
@@ -141,6 +143,13 @@ def main():
             net.close()
     if a.json:
         print(json.dumps(rows, indent=1))
+    table = saved.Table(f"`mserve bench`, {a.connections} keep-alive connections, {a.seconds:g} s, {a.workers} worker(s) per host:",
+                        ["model", "in front", "hosts", "req/s", "p99 ms", "req per CPU-s", "balancer µs/req", "hosts µs/req",
+                         "errors"])
+    for r in rows:
+        table.add(r["model"], r["balancer"], r["hosts"], f"{r['rps']:,.1f}", r["p99_ms"], r["req_per_cpu_s"],
+                  r["balancer_us_per_req"] or "-", r["hosts_us_per_req"], r["errors"])
+    saved.save_tables(a.save, [table])
 
 
 if __name__ == "__main__":

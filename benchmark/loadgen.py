@@ -18,6 +18,7 @@ import subprocess
 import tempfile
 
 from bench import ROOT, free_port, require_tools, start_nginx, wait_http, write_lua
+import results as saved
 
 
 def run_wrk(url, lua, args):
@@ -43,6 +44,7 @@ def main():
     ap.add_argument("--connections", type=int, default=50)
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--mserve", default=os.path.join(ROOT, ".build", "release", "mserve"))
+    saved.add_save_argument(ap, "loadgen")
     args = ap.parse_args()
     require_tools()
     tmp = tempfile.mkdtemp(prefix="mserve-loadgen-")
@@ -63,15 +65,15 @@ def main():
             for name, url in targets.items():
                 rounds[(name, "wrk")].append(run_wrk(url, lua, args))
                 rounds[(name, "mserve bench")].append(run_bench(args.mserve, url, body, args))
-        print(f"-t{args.threads} -c{args.connections} -d{args.duration}s, median of {args.rounds} interleaved rounds, "
-              f"{os.cpu_count()} cores shared by the server and the load generator")
-        print(f"{'target':20} {'tool':13} {'req/s':>10} {'p50 ms':>8}")
-        medians = {}
-        for (name, tool), rs in rounds.items():
-            medians[(name, tool)] = sorted(rs)[len(rs) // 2]
-            print(f"{name:20} {tool:13} {medians[(name, tool)][0]:10.0f} {medians[(name, tool)][1]:8.2f}")
-        for name in targets:
-            print(f"{name}: mserve bench / wrk requests/s {medians[(name, 'mserve bench')][0] / medians[(name, 'wrk')][0]:.2f}")
+        table = saved.Table(
+            f"`-t{args.threads} -c{args.connections} -d{args.duration}s`, median of {args.rounds} interleaved rounds, "
+            f"{os.cpu_count()} cores shared by the server and the load generator:",
+            ["target", "tool", "req/s", "p50 ms", "mserve bench / wrk"])
+        medians = {(name, tool): sorted(rs)[len(rs) // 2] for (name, tool), rs in rounds.items()}
+        for (name, tool), (rps, p50) in medians.items():
+            ratio = f"{rps / medians[(name, 'wrk')][0]:.2f}" if tool == "mserve bench" else ""
+            table.add(name, tool, f"{rps:,.0f}", f"{p50:.2f}", ratio)
+        saved.save_tables(args.save, [table])
     finally:
         for p in procs:
             p.send_signal(signal.SIGTERM if p is not procs[0] else signal.SIGQUIT)

@@ -16,6 +16,7 @@ import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import bench  # noqa: E402
+import results as saved  # noqa: E402
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 SETTINGS = [
@@ -52,13 +53,14 @@ def main():
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--requests", type=int, default=100_000)
     p.add_argument("--mserve", default=os.path.join(ROOT, ".build/release/mserve"))
+    saved.add_save_argument(p, "log-volume")
     a = p.parse_args()
-    print(f"MB written per million POST /demo requests ({a.requests} sent per setting, scaled):")
-    print("| setting | error log | access log | total |")
-    print("|---|---|---|---|")
+    table = saved.Table(f"MB written per million `POST /demo` requests ({a.requests:,} sent per setting, scaled):",
+                        ["setting", "error log", "access log", "total"])
     for name, extra in SETTINGS:
         err, acc = measure(a.mserve, extra, a.requests)
-        print(f"| {name} | {err:.0f} | {acc:.0f} | {err + acc:.0f} |", flush=True)
+        table.add(name, f"{err:.0f}", f"{acc:.0f}", f"{err + acc:.0f}")
+    saved.save_tables(a.save, [table])
 
 
 if __name__ == "__main__":

@@ -22,6 +22,7 @@ import urllib.request
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import bench  # noqa: E402
+import results as saved  # noqa: E402
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
@@ -103,13 +104,16 @@ def main():
     ap.add_argument("--step-tokens", default="64,256")
     ap.add_argument("--binary", default=os.path.join(ROOT, ".build", "release", "mserve"))
     ap.add_argument("--model-dir", default=os.path.join(ROOT, "models", "smollm2"))
+    saved.add_save_argument(ap, "long-prompt")
     args = ap.parse_args()
-    print(f"{args.streams} streams decoding, then one {args.prompt_tokens}-token prompt beside them")
-    print(f"{'step_tokens':>11} {'prompt s':>9} {'gap p50':>8} {'p99':>7} {'max':>7} {'gaps':>5}   {'before p50':>10} {'p99':>6}")
+    table = saved.Table(f"{args.streams} streams decoding, then one {args.prompt_tokens:,}-token prompt beside them "
+                        "(gaps between a stream's tokens, s):",
+                        ["step_tokens", "prompt s", "gap p50", "gap p99", "gap max", "gaps", "before: p50", "before: p99"])
     for st in [int(x) for x in args.step_tokens.split(",")]:
         r = run(args.binary, st, args)
         d, b = r["during"], r["before"]
-        print(f"{st:>11} {r['prompt_s']:>9.2f} {d[0]:>8.3f} {d[1]:>7.3f} {d[2]:>7.3f} {d[3]:>5}   {b[0]:>10.3f} {b[1]:>6.3f}")
+        table.add(st, f"{r['prompt_s']:.2f}", f"{d[0]:.3f}", f"{d[1]:.3f}", f"{d[2]:.3f}", d[3], f"{b[0]:.3f}", f"{b[1]:.3f}")
+    saved.save_tables(args.save, [table])
 
 
 if __name__ == "__main__":

@@ -18,6 +18,7 @@ import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import bench  # noqa: E402
+import results as saved  # noqa: E402
 
 
 def mem_kib(pid):
@@ -67,18 +68,20 @@ def main():
     ap.add_argument("--mb", type=int, default=128)
     ap.add_argument("--workers", type=int, default=4)
     ap.add_argument("--mserve", default=os.path.join(bench.ROOT, ".build", "release", "mserve"))
+    saved.add_save_argument(ap, None, "memory-MODEL")
     args = ap.parse_args()
     what = f"sleep with weights_mb = {args.mb}" if args.model == "sleep" else "minilm"
-    print(f"mserve -w {args.workers} {what} (KiB; PSS shares each page among its users)")
-    print(f"{'mode':10} {'boot s':>7} {'master RSS':>11} {'master PSS':>11} {'worker RSS':>11} {'worker PSS':>11} "
-          f"{'all PSS':>9} {'kill -9 to serving s':>21}")
+    table = saved.Table(f"`mserve -w {args.workers} {what}` (KiB; PSS shares each page among its users):",
+                        ["mode", "boot s", "master RSS", "master PSS", "worker RSS", "worker PSS", "PSS of all",
+                         "`kill -9` to serving s"])
     for preload in (False, True):
         boot, master, per, respawn = run(args, preload)
         rss = sum(r for r, _ in per) // len(per)
         pss = sum(p for _, p in per) // len(per)
         total = master[1] + sum(p for _, p in per)
-        print(f"{'preload' if preload else 'default':10} {boot:7.2f} {master[0]:11d} {master[1]:11d} {rss:11d} {pss:11d} "
-              f"{total:9d} {respawn:21.3f}")
+        table.add("`--preload`" if preload else "default", f"{boot:.2f}", f"{master[0]:,}", f"{master[1]:,}", f"{rss:,}",
+                  f"{pss:,}", f"{total:,}", f"{respawn:.3f}")
+    saved.save_tables(args.save or f"memory-{args.model}", [table])
 
 
 if __name__ == "__main__":

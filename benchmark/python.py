@@ -30,6 +30,7 @@ import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import bench  # noqa: E402
+import results as saved  # noqa: E402
 
 EXAMPLES = os.path.join(bench.ROOT, "Examples", "python")
 PACKAGES = ["numpy", "flask", "gunicorn", "fastapi", "uvicorn[standard]", "tornado"]
@@ -119,6 +120,7 @@ def main():
     ap.add_argument("--mserve", default=os.path.join(bench.ROOT, ".build", "release", "mserve"))
     ap.add_argument("--venv", default=os.path.expanduser("~/.cache/mserve/python-bench-venv"))
     ap.add_argument("--only", help="comma-separated contenders to run")
+    saved.add_save_argument(ap, "python")
     args = ap.parse_args()
     if not os.path.exists("/usr/bin/wrk") and subprocess.run(["which", "wrk"], capture_output=True).returncode != 0:
         raise SystemExit("wrk is not installed (MSERVE_TEST_DEPS=1 bash scripts/setup installs it)")
@@ -167,18 +169,21 @@ def main():
                     rounds[name].append(bench.run_wrk(f"http://127.0.0.1:{port}/{model}", wrk, lua, pids))
             for name, rs in rounds.items():
                 results[(name, model)] = sorted(rs, key=lambda r: r["rps"])[len(rs) // 2]
-        print(f"wrk -t{args.threads} -c{args.connections} -d{args.duration}s keep-alive, median of {args.rounds} interleaved rounds, "
-              f"2 workers each, OPENBLAS_NUM_THREADS=1, {os.cpu_count()} cores")
-        print(f"{'server':15} {'model':7} {'req/s':>9} {'p50 ms':>8} {'p99 ms':>8} {'CPU us/req':>11} {'user us':>8} {'non-2xx':>8}  socket errors")
+        table = saved.Table(
+            f"wrk `-t{args.threads} -c{args.connections} -d{args.duration}s` keep-alive, median of {args.rounds} interleaved "
+            f"rounds, 2 workers each, `OPENBLAS_NUM_THREADS=1`, {os.cpu_count()} cores:",
+            ["server", "model", "req/s", "p50 ms", "p99 ms", "CPU µs/req", "user µs/req", "non-2xx", "socket errors"])
         for (name, model), r in results.items():
-            print(f"{name:15} {model:7} {r['rps']:9.0f} {r['p50']:8.2f} {r['p99']:8.2f} {r['cpu_us']:11.1f} {r['user_us']:8.1f} "
-                  f"{r['non2xx']:8d}  {r['socket_errors']}")
+            table.add(name, model, f"{r['rps']:,.0f}", f"{r['p50']:.2f}", f"{r['p99']:.2f}", f"{r['cpu_us']:.1f}",
+                      f"{r['user_us']:.1f}", r["non2xx"], r["socket_errors"])
+        ratios = saved.Table("Requests/s against each peer, same rounds:", ["model", "server", "ratios"])
         for model in BODIES:
             peers = {n: results[(n, model)]["rps"] for n in servers if not n.startswith("mserve")}
             for name in (n for n in servers if n.startswith("mserve")):
                 m = results[(name, model)]["rps"]
-                parts = [f"{m / v:.2f}x {n}" for n, v in peers.items()]
-                print(f"ratio {model:7} {name}: " + ", ".join(parts))
+                ratios.add(model, name, ", ".join(f"{m / v:.2f}× {n}" for n, v in peers.items()))
+        if not args.only:
+            saved.save_tables(args.save, [table, ratios])
     finally:
         for p in procs.values():
             for pid in tree(p.pid)[::-1]:

@@ -53,3 +53,40 @@ def save(name, results):
         json.dump(record, f, indent=1)
         f.write("\n")
     return path
+
+
+def add_save_argument(parser, default, shown=None):
+    """`--save NAME`: where the run is kept under benchmark/results/ ('none': not kept); `shown`
+    describes a default the benchmark picks itself (default None)."""
+    parser.add_argument("--save", default=default,
+                        help=f"the name under benchmark/results/ (default: {shown or default}; 'none': not saved)")
+
+
+class Table:
+    """A benchmark's report, printed row by row as a Markdown table while it runs and saved with the
+    run, so that the docs' copy (scripts/benchmark-tables, kind `table`) is the one printed."""
+
+    def __init__(self, title, columns):
+        self.title, self.columns, self.rows = title, list(columns), []
+        print(title)
+        print("| " + " | ".join(self.columns) + " |")
+        print("|" + "---|" * len(self.columns), flush=True)
+
+    def add(self, *cells):
+        """One row; the cells as the reader should see them (formatted by the caller)."""
+        row = [str(c) for c in cells]
+        assert len(row) == len(self.columns), (row, self.columns)
+        self.rows.append(row)
+        print("| " + " | ".join(row) + " |", flush=True)
+
+    def record(self):
+        return {"title": self.title, "columns": self.columns, "rows": self.rows}
+
+
+def save_tables(name, tables, **figures):
+    """Saves the run's tables (and any raw figures) as NAME unless NAME is 'none'; prints where."""
+    if name == "none":
+        return None
+    path = save(name, {"tables": [t.record() for t in tables], **figures})
+    print(f"saved as {os.path.relpath(path, ROOT)}")
+    return path

@@ -17,6 +17,8 @@ import time
 
 import requests
 
+import results as saved
+
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 
@@ -32,6 +34,7 @@ def main():
     ap.add_argument("--mb", type=int, default=9)
     ap.add_argument("--seconds", type=float, default=4)
     ap.add_argument("--stream", action="store_true", help="a stream of one event per word instead of one answer")
+    saved.add_save_argument(ap, None, "slow-reader, slow-reader-stream with --stream")
     args = ap.parse_args()
     port = free_port()
     log = tempfile.NamedTemporaryFile(suffix=".log", delete=False).name
@@ -76,8 +79,10 @@ def main():
         stop.set()
         slow.close()
         reader.join(timeout=5)
-        print(f"{args.mb} MB echoed{' as a stream of words' if args.stream else ''} to a slow reader ({received[0] / 1e6:.1f} MB read in {args.seconds:.0f} s): "
-              f"worst /healthz latency {worst * 1000:.1f} ms over {n} requests")
+        table = saved.Table(f"{args.mb} MB echoed{' as a stream of words' if args.stream else ''} to a slow reader:",
+                            ["read in", "MB read", "worst /healthz latency ms", "/healthz requests"])
+        table.add(f"{args.seconds:.0f} s", f"{received[0] / 1e6:.1f}", f"{worst * 1000:.1f}", n)
+        saved.save_tables(args.save or ("slow-reader-stream" if args.stream else "slow-reader"), [table])
     finally:
         server.terminate()
         server.wait(timeout=15)

@@ -22,6 +22,7 @@ import urllib.request
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import bench  # noqa: E402
+import results as saved  # noqa: E402
 
 SCHEMA = {"type": "object",
           "properties": {"name": {"type": "string", "maxLength": 40}, "age": {"type": "integer", "minimum": 0, "maximum": 120},
@@ -59,6 +60,7 @@ def main():
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--rounds", type=int, default=3)
     ap.add_argument("--max-tokens", type=int, default=96)
+    saved.add_save_argument(ap, "structured-output")
     args = ap.parse_args()
     port = bench.free_port()
     tmp = tempfile.mkdtemp(prefix="mserve-structured-")
@@ -95,12 +97,15 @@ def main():
         proc.terminate()
         proc.wait(timeout=30)
     n = args.rounds * len(QUESTIONS)
-    print(f"\nSmolLM2 Q4_1, one worker, {os.cpu_count()} cores, {n} answers per mode (max_tokens {args.max_tokens}, temperature 0.7)")
-    print(f"{'':16} {'decode tok/s':>13} {'tokens':>7} {'ended':>6} {'matching':>9} {'unconstrained / this':>21}")
+    table = saved.Table(f"SmolLM2 Q4_1, one worker, {os.cpu_count()} cores, {n} answers per mode (max_tokens "
+                        f"{args.max_tokens}, temperature 0.7):",
+                        ["mode", "decode tok/s", "tokens", "ended", "matching", "unconstrained / this"])
     base = statistics.median(rates["unconstrained"])
     for mode, v in rates.items():
         med = statistics.median(v)
-        print(f"{mode:16} {med:13.1f} {tokens[mode]:7} {stopped[mode]:6} {valid[mode] if mode != 'unconstrained' else '-':>9} {base / med:20.2f}x")
+        table.add(mode, f"{med:.1f}", tokens[mode], stopped[mode], valid[mode] if mode != "unconstrained" else "-",
+                  f"{base / med:.2f}×")
+    saved.save_tables(args.save, [table])
 
 
 if __name__ == "__main__":
