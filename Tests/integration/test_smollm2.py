@@ -1032,8 +1032,8 @@ for chunk in client.chat.completions.create(model="smollm2", messages=q, tempera
     for c in chunk.choices:
         parts[c.index] = parts.get(c.index, "") + (c.delta.content or "")
 print(json.dumps(parts["0"] if "0" in parts else parts[0]))
-o = client.chat.completions.create(model="smollm2", messages=[{{"role": "user", "content": "What is the capital of France?"}}], temperature=0,
-                                   max_tokens=60, response_format={{"type": "json_object"}})
+o = client.chat.completions.create(model="smollm2", messages=[{{"role": "user", "content": "Give the capital of France as a JSON object with one key, capital."}}],
+                                   temperature=0, max_tokens=80, response_format={{"type": "json_object"}})
 print(json.dumps([o.choices[0].message.content, o.choices[0].finish_reason]))
 g = client.chat.completions.create(model="smollm2", messages=[{{"role": "user", "content": "Is Paris in France?"}}], temperature=0, max_tokens=10,
                                    extra_body={{"grammar": 'root ::= ("yes" | "no") "."'}})
