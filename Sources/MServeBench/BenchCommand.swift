@@ -4,17 +4,14 @@ import MServeSystem
 /// `mserve bench URL`: starts the client threads, shows progress on a terminal, prints the report.
 public enum BenchCommand {
     public static func run(_ arguments: [String]) -> Int32 {
-        var options: BenchOptions
-        do {
-            guard let o = try BenchOptions.parse(arguments) else {
-                print(BenchOptions.usage, terminator: "")
-                return ExitCode.ok
-            }
-            options = o
-        } catch {
-            printError("mserve bench: \(error)\n\n\(BenchOptions.usage)")
-            return ExitCode.usage
+        BenchOptions.commandLine.run(arguments, as: "mserve bench", from: BenchOptions.Arguments()) { a, rest throws(ConfigError) in
+            load(try BenchOptions.resolve(a, rest))
         }
+    }
+
+    /// Runs the load the options describe and prints its report.
+    private static func load(_ given: BenchOptions) -> Int32 {
+        var options = given
         // One connection first: a wrong address is said at once, not as a run of errors.
         do { Socket.close(try Socket.connectTCP(host: options.host, port: options.port)) } catch {
             printError("mserve bench: \(error)")

@@ -99,11 +99,14 @@ public struct BenchOptions: Sendable, Equatable {
             embeddings, chat and completions requests, /NAME of another model {} ; anything else is a GET.
             """)
 
-    public static var usage: String { commandLine.help }
-
     public static func parse(_ args: [String]) throws(ConfigError) -> BenchOptions? {
         var a = Arguments()
         guard let rest = try commandLine.parse(args, into: &a) else { return nil }
+        return try resolve(a, rest)
+    }
+
+    /// The options once every flag is read: the URL (the one other argument) and the body.
+    static func resolve(_ a: Arguments, _ rest: [String]) throws(ConfigError) -> BenchOptions {
         guard let url = rest.first else { throw ConfigError("a URL is needed: mserve bench http://127.0.0.1:8000/demo") }
         guard rest.count == 1 else { throw ConfigError("one URL, got \(rest.joined(separator: " "))") }
         var o = a.options
