@@ -93,11 +93,11 @@ struct QuantizedMatrix: @unchecked Sendable {
         }
     }
 
-    /// Prompt tokens' product (FloatMatrixProduct): panels of 32 rows decoded to float32 once,
+    /// Prompt tokens' product (FloatMatrixProduct): panels of rows decoded to float32 once,
     /// each applied to every token of `x`; the panels split between the threads.
     func multiply(_ x: FloatMatrixProduct.Tiles, pool: ComputePool, into y: inout [Float]) {
         precondition(x.columns == columns)
-        let panel = 32, rows = rows, columns = columns
+        let panel = FloatMatrixProduct.panelRows, rows = rows, columns = columns
         x.values.withUnsafeBufferPointer { xp in
             y.withUnsafeMutableBufferPointer { yp in
                 guard let values = xp.baseAddress, let output = yp.baseAddress else { return }
