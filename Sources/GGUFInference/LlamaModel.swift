@@ -231,9 +231,10 @@ public final class LlamaModel: @unchecked Sendable {
         let localTables = c.slidingWindow > 0 ? pos.map { rope(Float($0), base: c.localRopeBase) } : tables
         let group = c.heads / c.kvHeads
         let scale = c.attentionScale ?? 1 / Float(c.headDim).squareRoot()
-        // A row of scores per token: the tokens' attention runs on the pool's threads at once.
+        // A row of scores per token and head: a decode's heads run on the pool's threads at once
+        // (a single sequence's decode has nothing else to split).
         let span = (pos.max() ?? 0) + 1
-        var scores = [Float](repeating: 0, count: n * span)
+        var scores = [Float](repeating: 0, count: n * c.heads * span)
         // Prompt tokens in blocks of 16 of one entry: each block's queries of a key-value head are
         // PromptAttention's unit; the other rows attend one by one.
         let blockAttention = c.headDim % PromptAttention.width == 0 && !rows.prompt.isEmpty
@@ -289,9 +290,10 @@ public final class LlamaModel: @unchecked Sendable {
                         guard let qBase = qp.baseAddress, let aBase = ap.baseAddress, let sBase = sp.baseAddress else { return }
                         // A local layer's token sees the window's last positions, itself included.
                         func seen(_ t: Int) -> Range<Int> { (local ? max(0, pos[t] + 1 - c.slidingWindow) : 0)..<(pos[t] + 1) }
-                        pool.run(lone.count + promptBlocks.count * c.kvHeads) { u in
-                            guard u < lone.count else {
-                                let block = promptBlocks[(u - lone.count) / c.kvHeads], h = (u - lone.count) % c.kvHeads
+                        let loneUnits = lone.count * c.heads
+                        pool.run(loneUnits + promptBlocks.count * c.kvHeads) { u in
+                            guard u < loneUnits else {
+                                let block = promptBlocks[(u - loneUnits) / c.kvHeads], h = (u - loneUnits) % c.kvHeads
                                 let queries = block.flatMap { t in
                                     (h * group..<((h + 1) * group)).map { head in
                                         PromptAttention.Query(
@@ -303,15 +305,12 @@ public final class LlamaModel: @unchecked Sendable {
                                 PromptAttention.attend(queries, view, offset: h * c.headDim, c.headDim, scale)
                                 return
                             }
-                            let t = lone[u]
-                            let first = seen(t).lowerBound
+                            let t = lone[u / c.heads], head = u % c.heads
                             let view = KVView(cache: batch[owner[t]].sequence.cache, layer: l)
-                            for head in 0..<c.heads {
-                                LlamaModel.attend(
-                                    qBase + t * c.qDim + head * c.headDim, view, offset: (head / group) * c.headDim,
-                                    positions: first..<(pos[t] + 1), c.headDim, scale, scores: sBase + t * span,
-                                    into: aBase + t * c.qDim + head * c.headDim)
-                            }
+                            LlamaModel.attend(
+                                qBase + t * c.qDim + head * c.headDim, view, offset: (head / group) * c.headDim,
+                                positions: seen(t), c.headDim, scale, scores: sBase + (t * c.heads + head) * span,
+                                into: aBase + t * c.qDim + head * c.headDim)
                         }
                     }
                 }

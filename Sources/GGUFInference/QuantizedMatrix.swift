@@ -173,47 +173,57 @@ struct QuantizedMatrix: @unchecked Sendable {
                                 values: values.baseAddress!, width: x.bits / 8, scales: scales.baseAddress!,
                                 sums: sums.baseAddress!)
                             let output = OutputPointer(yp.baseAddress!)
-                            split((rows + 3) / 4, n, pool) { g in
-                                let r0 = g * 4
-                                var i = 0
-                                #if canImport(CAVX512)
-                                    // AVX-512 VNNI: four inputs at a time, then one by one.
-                                    let wide = WideIntegerDot.available && x.bits == 8 && blocks % 2 == 0
-                                    while wide && r0 + 4 <= rows && i + 4 <= n {
-                                        WideIntegerDot.tile(
-                                            type, base + r0 * rowBytes, stride: rowBytes, input.block(i * blocks), inputStride: blocks,
-                                            blocks, output.pointer + i * rows + r0, outStride: rows)
+                            let full = rows / 4
+                            splitRanges((rows + 3) / 4, n, pool) { groups in
+                                // Inputs in fours and eights share each unpacked weight block, group by group.
+                                var tiled = 0
+                                for g in groups where g < full {
+                                    let r0 = g * 4
+                                    var i = 0
+                                    #if canImport(CAVX512)
+                                        // AVX-512 VNNI: four inputs at a time, then one by one.
+                                        let wide = WideIntegerDot.available && x.bits == 8 && blocks % 2 == 0
+                                        while wide && i + 4 <= n {
+                                            WideIntegerDot.tile(
+                                                type, base + r0 * rowBytes, stride: rowBytes, input.block(i * blocks), inputStride: blocks,
+                                                blocks, output.pointer + i * rows + r0, outStride: rows)
+                                            i += 4
+                                        }
+                                        while wide && i < n {
+                                            WideIntegerDot.rows4(
+                                                type, base + r0 * rowBytes, stride: rowBytes, input.block(i * blocks), blocks,
+                                                output.pointer + i * rows + r0)
+                                            i += 1
+                                        }
+                                    #endif
+                                    while i + 8 <= n {
+                                        IntegerDot.tile8(
+                                            type, base + r0 * rowBytes, stride: rowBytes, input.block(i * blocks), inputStride: blocks, blocks,
+                                            output.pointer + i * rows + r0, outStride: rows)
+                                        i += 8
+                                    }
+                                    while i + 4 <= n {
+                                        IntegerDot.tile(
+                                            type, base + r0 * rowBytes, stride: rowBytes, input.block(i * blocks), inputStride: blocks, blocks,
+                                            output.pointer + i * rows + r0, outStride: rows)
                                         i += 4
                                     }
-                                    while wide && r0 + 4 <= rows && i < n {
-                                        WideIntegerDot.rows4(
-                                            type, base + r0 * rowBytes, stride: rowBytes, input.block(i * blocks), blocks,
-                                            output.pointer + i * rows + r0)
-                                        i += 1
-                                    }
-                                #endif
-                                // Eight or four inputs at a time share each unpacked weight block; the rest one by one.
-                                while r0 + 4 <= rows && i + 8 <= n {
-                                    IntegerDot.tile8(
-                                        type, base + r0 * rowBytes, stride: rowBytes, input.block(i * blocks), inputStride: blocks, blocks,
-                                        output.pointer + i * rows + r0, outStride: rows)
-                                    i += 8
+                                    tiled = i
                                 }
-                                while r0 + 4 <= rows && i + 4 <= n {
-                                    IntegerDot.tile(
-                                        type, base + r0 * rowBytes, stride: rowBytes, input.block(i * blocks), inputStride: blocks, blocks,
-                                        output.pointer + i * rows + r0, outStride: rows)
-                                    i += 4
+                                // The inputs left, one by one over the whole run of groups (the kernel chosen once).
+                                let whole = groups.clamped(to: 0..<full)
+                                for i in tiled..<n where !whole.isEmpty {
+                                    let r0 = whole.lowerBound * 4
+                                    IntegerDot.rows4(
+                                        type, base + r0 * rowBytes, stride: rowBytes, input.block(i * blocks), blocks, output.pointer + i * rows + r0,
+                                        groups: whole.count)
                                 }
-                                while i < n {
-                                    let at = input.block(i * blocks)
-                                    let out = output.pointer + i * rows + r0
-                                    if r0 + 4 <= rows {
-                                        IntegerDot.rows4(type, base + r0 * rowBytes, stride: rowBytes, at, blocks, out)
-                                    } else {
-                                        for r in r0..<rows { out[r - r0] = IntegerDot.row(type, base + r * rowBytes, at, blocks) }
+                                // The rows after the last four.
+                                if groups.contains(full) {
+                                    for i in 0..<n {
+                                        let at = input.block(i * blocks)
+                                        for r in (full * 4)..<rows { output.pointer[i * rows + r] = IntegerDot.row(type, base + r * rowBytes, at, blocks) }
                                     }
-                                    i += 1
                                 }
                             }
                         }
@@ -228,11 +238,16 @@ struct QuantizedMatrix: @unchecked Sendable {
     /// out the work would cost more than it saves; else a few per thread, so that a thread the
     /// system delays holds up little.
     private func split(_ units: Int, _ n: Int, _ pool: ComputePool, _ body: @escaping (Int) -> Void) {
+        splitRanges(units, n, pool) { range in
+            for u in range { body(u) }
+        }
+    }
+
+    /// `split`'s pieces as ranges of units, for a body that does a run of units at once.
+    private func splitRanges(_ units: Int, _ n: Int, _ pool: ComputePool, _ body: @escaping (Range<Int>) -> Void) {
         let chunks = rows * n * columns < 1 << 16 ? 1 : max(1, min(units, pool.threads * 4))
         let per = (units + chunks - 1) / chunks
-        pool.run(chunks) { c in
-            for u in stride(from: c * per, to: min(units, (c + 1) * per), by: 1) { body(u) }
-        }
+        pool.run(chunks) { c in body(min(units, c * per)..<min(units, (c + 1) * per)) }
     }
 
     @inline(__always)
