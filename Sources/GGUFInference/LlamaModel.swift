@@ -72,7 +72,7 @@ public final class LlamaModel: @unchecked Sendable {
     /// How the inputs of the weight products are held: float32 (exact, the reference's way, with
     /// float kernels), or quantized in blocks of 32 for integer dot products on x86 (llama.cpp's
     /// way): int16 (within 0.01 of float32's logits, several times faster), or int8 (faster still;
-    /// the two inputs most sensitive to rounding stay at 16 bits).  Elsewhere than x86, float32.
+    /// the input most sensitive to rounding, attention's, stays at 16 bits).  Elsewhere than x86, float32.
     public enum Activations: String, Sendable { case float32, int16, int8 }
 
     public let file: GGUFFile
@@ -326,7 +326,7 @@ public final class LlamaModel: @unchecked Sendable {
             case .silu: for i in 0..<(n * c.feedForward) { g[i] = g[i] / (1 + exp(-g[i])) * u[i] }
             case .geluTanh: for i in 0..<(n * c.feedForward) { g[i] = LlamaModel.geluTanh(g[i]) * u[i] }
             }
-            multiply(layer.down, input(g, c.feedForward, rows, sensitive: true), rows, into: &o)
+            multiply(layer.down, input(g, c.feedForward, rows), rows, into: &o)
             if let post = layer.postFeedForwardNorm { LlamaModel.rmsNorm(o, post, c.dim, c.eps, into: &o) }
             for i in 0..<(n * c.dim) { x[i] += o[i] }
         }

@@ -15,7 +15,7 @@ import MServe
 /// a prompt that begins as an earlier one did reuses its KV blocks; `step_tokens` (256), the
 /// most tokens one step takes (prompt chunks included); `activations`, how decodes multiply (a
 /// prompt's tokens always take the float32 prompt kernel): "int8" (the default: integer dot
-/// products of bytes, as llama.cpp's, the two inputs most sensitive to rounding at 16 bits; closer
+/// products of bytes, as llama.cpp's, the input most sensitive to rounding (attention's) at 16 bits; closer
 /// to float32's logits than llama.cpp is), "int16" (within 0.01 of float32's logits; slower) or
 /// "float32" (exact, as the reference computes; slowest); `threads`, the threads a step's products
 /// are split between (default: the machine's cores, at most 8).
