@@ -36,8 +36,29 @@ public final class ComputePool: Sendable {
         let body: (Int) -> Void
     }
 
-    /// Spins of a waiting helper before it sleeps: about 50 µs.
-    private static let spins = 20_000
+    /// How long a waiting helper spins before it sleeps: longer than the serial work between
+    /// two products of a step (norms, RoPE, quantizing an input: a few to tens of µs).  Counted
+    /// in time, not iterations: 20,000 iterations were 50 µs on one CPU and 8 µs on another,
+    /// where the helper then slept and was woken ~47 times a decode step (9% of its time).
+    private static let spinNanoseconds: UInt64 = 100_000
+    /// Iterations between two looks at the clock.
+    private static let spinsPerLook = 512
+
+    /// Whether `waiting` is still true after spinning for up to `spinNanoseconds`.
+    @inline(__always)
+    private static func spin(while waiting: () -> Bool) -> Bool {
+        var deadline: UInt64 = 0
+        while waiting() {
+            for _ in 0..<spinsPerLook where !waiting() { return false }
+            let now = DispatchTime.now().uptimeNanoseconds
+            if deadline == 0 {
+                deadline = now + spinNanoseconds
+            } else if now > deadline {
+                return true
+            }
+        }
+        return false
+    }
 
     /// Whether the helpers were started: with the first product, not with the pool, so that a
     /// model loaded before a fork (--preload) gets its threads in each worker.
@@ -81,10 +102,9 @@ public final class ComputePool: Sendable {
                 let asleep = sleeping.load(ordering: .sequentiallyConsistent)
                 for _ in 0..<min(asleep, threads - 1) { wake.signal() }
                 work(j)
-                var spins = 0
-                while pending.load(ordering: .acquiring) > 0 {
-                    spins += 1
-                    if spins > ComputePool.spins { sched_yield() }
+                // A helper still at work after the spin was likely preempted: yield to it.
+                if ComputePool.spin(while: { pending.load(ordering: .acquiring) > 0 }) {
+                    while pending.load(ordering: .acquiring) > 0 { sched_yield() }
                 }
                 job.withLock { $0 = nil }
             }
@@ -109,9 +129,7 @@ public final class ComputePool: Sendable {
     private func helper() {
         var seen = generation.load(ordering: .sequentiallyConsistent)
         while !stopping.load(ordering: .relaxed) {
-            var spins = 0
-            while generation.load(ordering: .acquiring) == seen && spins < ComputePool.spins { spins += 1 }
-            if generation.load(ordering: .acquiring) == seen {
+            if ComputePool.spin(while: { generation.load(ordering: .acquiring) == seen }) {
                 sleeping.add(1, ordering: .sequentiallyConsistent)
                 if generation.load(ordering: .sequentiallyConsistent) == seen && !stopping.load(ordering: .sequentiallyConsistent) {
                     wake.wait()
