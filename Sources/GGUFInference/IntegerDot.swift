@@ -35,6 +35,13 @@
             /// What each input value adds besides (times the input block's sum): Q4_1's m, Q4_K's −dmin·m.
             static func minimum(_ row: UnsafeRawPointer, _ b: Int) -> Float
             static func multiply(_ w: Weights, _ x: UnsafeRawPointer) -> __m256i
+            /// The 32-value blocks that share a super-block's scales: 8 for the K-quants, whose
+            /// packed scales are then unpacked once a super-block (`superScales`), not per block
+            /// and row in scalar code (which took most of their kernels' time); 1 for the others.
+            static var perSuper: Int { get }
+            /// Super-block `s`'s scales, lane j for its jth 32 values: the first and second halves',
+            /// and the minimum (zeros without one).  The same products `scales` and `minimum` give.
+            static func superScales(_ row: UnsafeRawPointer, _ s: Int) -> (__m256, __m256, __m256)
         }
 
         /// A kernel of 8-bit inputs, whose weights are bytes: signed (Q8_0's) or not (Q4_1's).
@@ -52,6 +59,8 @@
             @inline(__always) static func unpack(_ row: UnsafeRawPointer, _ b: Int) -> (__m256i, __m256i) { widen(K.unpack(row, b)) }
             @inline(__always) static func scales(_ row: UnsafeRawPointer, _ b: Int) -> (Float, Float) { K.scales(row, b) }
             @inline(__always) static func minimum(_ row: UnsafeRawPointer, _ b: Int) -> Float { K.minimum(row, b) }
+            @inline(__always) static var perSuper: Int { K.perSuper }
+            @inline(__always) static func superScales(_ row: UnsafeRawPointer, _ s: Int) -> (__m256, __m256, __m256) { K.superScales(row, s) }
             @inline(__always)
             static func multiply(_ w: (__m256i, __m256i), _ x: UnsafeRawPointer) -> __m256i {
                 let first = _mm256_madd_epi16(w.0, x.loadUnaligned(as: __m256i.self))
@@ -240,6 +249,24 @@
             return -half(block + 2) * KQuants.scaleMin(b & 7, block + 4).1
         }
 
+        /// Q4_K's and Q5_K's eight scales and minimums of a super-block at once: their 12 bytes
+        /// rearranged into eight bytes of each with 32-bit operations (llama.cpp's kmask steps),
+        /// then widened to floats and scaled by d and −dmin.
+        @inline(__always)
+        static func kSuperScales(_ row: UnsafeRawPointer, _ s: Int, _ bytes: Int) -> (__m256, __m256, __m256) {
+            let block = row + s &* bytes
+            let u0 = block.loadUnaligned(fromByteOffset: 4, as: UInt32.self)
+            let u1 = block.loadUnaligned(fromByteOffset: 8, as: UInt32.self)
+            let u2 = block.loadUnaligned(fromByteOffset: 12, as: UInt32.self)
+            let scales = UInt64(u0 & 0x3f3f_3f3f) | UInt64((u2 & 0x0f0f_0f0f) | (((u0 >> 6) & 0x0303_0303) << 4)) << 32
+            let minimums = UInt64(u1 & 0x3f3f_3f3f) | UInt64(((u2 >> 4) & 0x0f0f_0f0f) | (((u1 >> 6) & 0x0303_0303) << 4)) << 32
+            @inline(__always) func floats(_ v: UInt64) -> __m256 {
+                _mm256_cvtepi32_ps(_mm256_cvtepu8_epi32(_mm_cvtsi64_si128(Int64(bitPattern: v))))
+            }
+            let first = floats(scales) * half(block)
+            return (first, first, floats(minimums) * -half(block + 2))
+        }
+
         /// Q4_K by 8-bit inputs: super-blocks of 256 (d @0, dmin @2, 12 bytes of 6-bit scales and
         /// minimums @4, nibbles @16); the `b`th 32 values are the low or high nibbles of 32 bytes.
         enum Q4_Kx8: ByteKernel {
@@ -251,6 +278,9 @@
             }
             @inline(__always) static func scales(_ row: UnsafeRawPointer, _ b: Int) -> (Float, Float) { kScale(row, b, 144) }
             @inline(__always) static func minimum(_ row: UnsafeRawPointer, _ b: Int) -> Float { kMinimum(row, b, 144) }
+            static var perSuper: Int { 8 }
+            @inline(__always)
+            static func superScales(_ row: UnsafeRawPointer, _ s: Int) -> (__m256, __m256, __m256) { kSuperScales(row, s, 144) }
             @inline(__always)
             static func multiply(_ w: __m256i, _ x: UnsafeRawPointer) -> __m256i { Q4_1x8.multiply(w, x) }
         }
@@ -269,6 +299,9 @@
             }
             @inline(__always) static func scales(_ row: UnsafeRawPointer, _ b: Int) -> (Float, Float) { kScale(row, b, 176) }
             @inline(__always) static func minimum(_ row: UnsafeRawPointer, _ b: Int) -> Float { kMinimum(row, b, 176) }
+            static var perSuper: Int { 8 }
+            @inline(__always)
+            static func superScales(_ row: UnsafeRawPointer, _ s: Int) -> (__m256, __m256, __m256) { kSuperScales(row, s, 176) }
             @inline(__always)
             static func multiply(_ w: __m256i, _ x: UnsafeRawPointer) -> __m256i { Q4_1x8.multiply(w, x) }
         }
@@ -301,6 +334,17 @@
             }
             @inline(__always)
             static func minimum(_ row: UnsafeRawPointer, _ b: Int) -> Float { 0 }
+            static var perSuper: Int { 8 }
+            /// The sixteen signed scales as 16-bit pairs: lane j's low half the jth block's first
+            /// scale, its high half the second.
+            @inline(__always)
+            static func superScales(_ row: UnsafeRawPointer, _ s: Int) -> (__m256, __m256, __m256) {
+                let block = row + s &* 210
+                let pairs = _mm256_cvtepi8_epi16(block.loadUnaligned(fromByteOffset: 192, as: __m128i.self))
+                let d = half(block + 208)
+                let first = _mm256_cvtepi32_ps(_mm256_srai_epi32(_mm256_slli_epi32(pairs, 16), 16)) * d
+                return (first, _mm256_cvtepi32_ps(_mm256_srai_epi32(pairs, 16)) * d, .zero)
+            }
             @inline(__always)
             static func multiply(_ w: __m256i, _ x: UnsafeRawPointer) -> __m256i { Q8_0x8.multiply(w, x) }
         }
@@ -334,6 +378,7 @@
         private static func rows4<K: Kernel>(
             _: K.Type, _ row: UnsafeRawPointer, _ s: Int, _ x: Input, _ blocks: Int, _ out: UnsafeMutablePointer<Float>
         ) {
+            if K.perSuper > 1 { return rows4Super(K.self, row, s, x, blocks, out) }
             var acc = _mm256_setzero_ps()
             var xb = x.values
             let xStep = 32 &* x.width, scales = x.scales, sums = x.sums
@@ -350,6 +395,62 @@
                     acc = _mm256_fmadd_ps(m, _mm256_set1_ps(sums[b]), acc)
                 }
                 xb += xStep
+            }
+            let sums4 = unfold(acc)
+            out[0] = sums4[0]
+            out[1] = sums4[1]
+            out[2] = sums4[2]
+            out[3] = sums4[3]
+        }
+
+        /// Four rows' lanes j turned into lanes of rows: the first result's low half holds lane 0
+        /// of `a`, `b`, `c` and `d`, its high half lane 4; the second lanes 1 and 5; and so on.
+        @inline(__always)
+        static func transpose(_ a: __m256, _ b: __m256, _ c: __m256, _ d: __m256) -> (__m256, __m256, __m256, __m256) {
+            let t0 = _mm256_castps_pd(_mm256_unpacklo_ps(a, b)), t1 = _mm256_castps_pd(_mm256_unpackhi_ps(a, b))
+            let t2 = _mm256_castps_pd(_mm256_unpacklo_ps(c, d)), t3 = _mm256_castps_pd(_mm256_unpackhi_ps(c, d))
+            return (
+                _mm256_castpd_ps(_mm256_unpacklo_pd(t0, t2)), _mm256_castpd_ps(_mm256_unpackhi_pd(t0, t2)),
+                _mm256_castpd_ps(_mm256_unpacklo_pd(t1, t3)), _mm256_castpd_ps(_mm256_unpackhi_pd(t1, t3))
+            )
+        }
+
+        /// `rows4` for the K-quants: each super-block's scales unpacked once for its eight blocks,
+        /// four rows' turned so that a block's come out as one vector (the same products, added
+        /// in the same order).
+        @inline(__always)
+        private static func rows4Super<K: Kernel>(
+            _: K.Type, _ row: UnsafeRawPointer, _ s: Int, _ x: Input, _ blocks: Int, _ out: UnsafeMutablePointer<Float>
+        ) {
+            var acc = _mm256_setzero_ps()
+            let xStep = 32 &* x.width, scales = x.scales, sums = x.sums
+            let r1 = row + s, r2 = row + 2 &* s, r3 = row + 3 &* s
+            for sb in 0..<(blocks / 8) {
+                let s0 = K.superScales(row, sb), s1 = K.superScales(r1, sb), s2 = K.superScales(r2, sb), s3 = K.superScales(r3, sb)
+                let first = transpose(s0.0, s1.0, s2.0, s3.0)
+                let second = transpose(s0.1, s1.1, s2.1, s3.1)
+                let minimum = K.hasMinimum ? transpose(s0.2, s1.2, s2.2, s3.2) : (.zero, .zero, .zero, .zero)
+                @inline(__always) func block(_ j: Int, _ f: __m256, _ g: __m256, _ m: __m256) {
+                    let b = sb &* 8 &+ j, high = j >= 4
+                    let d = (high ? SIMD8(lowHalf: f.highHalf, highHalf: g.highHalf) : SIMD8(lowHalf: f.lowHalf, highHalf: g.lowHalf)) * scales[b]
+                    let xb = x.values + b &* xStep
+                    let v = fold(
+                        K.multiply(K.unpack(row, b), xb), K.multiply(K.unpack(r1, b), xb), K.multiply(K.unpack(r2, b), xb),
+                        K.multiply(K.unpack(r3, b), xb))
+                    acc = _mm256_fmadd_ps(v, d, acc)
+                    if K.hasMinimum {
+                        let low = SIMD8(lowHalf: high ? m.highHalf : m.lowHalf, highHalf: .zero)
+                        acc = _mm256_fmadd_ps(low, _mm256_set1_ps(sums[b]), acc)
+                    }
+                }
+                block(0, first.0, second.0, minimum.0)
+                block(1, first.1, second.1, minimum.1)
+                block(2, first.2, second.2, minimum.2)
+                block(3, first.3, second.3, minimum.3)
+                block(4, first.0, second.0, minimum.0)
+                block(5, first.1, second.1, minimum.1)
+                block(6, first.2, second.2, minimum.2)
+                block(7, first.3, second.3, minimum.3)
             }
             let sums4 = unfold(acc)
             out[0] = sums4[0]
@@ -535,6 +636,11 @@
 
     extension IntegerDot.ByteKernel {
         static var halvesDiffer: Bool { false }
+    }
+
+    extension IntegerDot.BlockKernel {
+        static var perSuper: Int { 1 }
+        static func superScales(_ row: UnsafeRawPointer, _ s: Int) -> (__m256, __m256, __m256) { (.zero, .zero, .zero) }
     }
 
     extension IntegerDot.BlockKernel {
