@@ -62,7 +62,7 @@ let package = Package(
         // Constrained decoding: GBNF grammars, JSON Schema as one, the matcher a sequence's text walks.
         .target(name: "Grammar", dependencies: ["MServeJSON"]),
         // Generative models from GGUF files (SmolLM2): the file, its block formats; no server code.
-        .target(name: "GGUFInference", dependencies: ["CAVX2", "CAVX512", "Jinja", "Grammar", "MServeJSON", "MServeSystem"], swiftSettings: kernels),
+        .target(name: "GGUFInference", dependencies: ["CAVX2", "CAVX512", "CSystemShim", "Jinja", "Grammar", "MServeJSON", "MServeSystem"], swiftSettings: kernels),
         // HTTP/1.1: parser, request, response serializer and writer, connection timeouts, server; no routing.
         .target(name: "MServeHTTP", dependencies: ["MServeSystem"], swiftSettings: requestPath),
         // What model authors import: the model API and runtime, handlers and routing, logs, metrics.

@@ -21,4 +21,7 @@ int mserve_malloc_trim(void);
 
 /* prctl(PR_SET_PDEATHSIG): prctl is variadic, which Swift cannot call. */
 int mserve_set_parent_death_signal(int signal);
+/* Asks for the cache line at p ahead of its use (prefetcht0; never faults): _mm_prefetch is a
+   macro, which Swift does not import.  For the model kernels (GGUFInference). */
+static inline void mserve_prefetch(const void *p) { __builtin_prefetch(p, 0, 3); }
 #endif
