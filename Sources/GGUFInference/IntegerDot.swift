@@ -559,7 +559,9 @@
             let xs = 32 &* x.width, step = inputStride &* xs
             let lowLanes = SIMD8<Float>(1, 1, 1, 1, 0, 0, 0, 0)
             var xb = x.values
+            let ahead = Ahead(row + 4 &* s, bytes: 4 &* s, steps: blocks)
             for k in 0..<blocks {
+                ahead.fetch(k)
                 let scaleA = lanes(x.scales, k, 0, inputStride), scaleB = lanes(x.scales, k, 4, inputStride)
                 let sumsA = K.hasMinimum ? lanes(x.sums, k, 0, inputStride) * lowLanes : .zero
                 let sumsB = K.hasMinimum ? lanes(x.sums, k, 4, inputStride) * lowLanes : .zero
@@ -605,7 +607,9 @@
             let xs = 32 &* x.width, step = inputStride &* xs
             var xb = x.values
             let r1 = row + s, r2 = row + 2 &* s, r3 = row + 3 &* s
+            let ahead = Ahead(row + 4 &* s, bytes: 4 &* s, steps: blocks)
             for k in 0..<blocks {
+                ahead.fetch(k)
                 let dx = SIMD4(x.scales[k], x.scales[k + inputStride], x.scales[k + 2 &* inputStride], x.scales[k + 3 &* inputStride])
                 let x0 = xb, x1 = xb + step, x2 = xb + 2 &* step, x3 = xb + 3 &* step
                 @inline(__always) func accumulate(_ r: UnsafeRawPointer, _ acc: inout __m256) {
