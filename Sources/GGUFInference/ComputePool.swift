@@ -43,13 +43,19 @@ public final class ComputePool: Sendable {
     private static let spinNanoseconds: UInt64 = 100_000
     /// Iterations between two looks at the clock.
     private static let spinsPerLook = 512
+    /// Looks at the clock between two offers of the core to another thread (`sched_yield`, a few
+    /// µs apart): with more threads than cores (`-w 2`, each worker's pool as wide as the
+    /// machine) a spinning helper otherwise holds a core another worker's thread is waiting for.
+    private static let looksPerYield = 16
 
     /// Whether `waiting` is still true after spinning for up to `spinNanoseconds`.
     @inline(__always)
     private static func spin(while waiting: () -> Bool) -> Bool {
-        var deadline: UInt64 = 0
+        var deadline: UInt64 = 0, looks = 0
         while waiting() {
             for _ in 0..<spinsPerLook where !waiting() { return false }
+            looks += 1
+            if looks % looksPerYield == 0 { sched_yield() }
             let now = DispatchTime.now().uptimeNanoseconds
             if deadline == 0 {
                 deadline = now + spinNanoseconds
