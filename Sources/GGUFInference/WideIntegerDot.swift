@@ -108,7 +108,9 @@
             var a20 = z, a21 = z, a22 = z, a23 = z, a30 = z, a31 = z, a32 = z, a33 = z
             let x1 = x.block(inputStride), x2 = x.block(2 &* inputStride), x3 = x.block(3 &* inputStride)
             let r1 = row + s, r2 = row + 2 &* s, r3 = row + 3 &* s
+            let ahead = IntegerDot.Ahead(row + 4 &* s, bytes: 4 &* s, steps: blocks / 2)
             for b in Swift.stride(from: 0, to: blocks, by: 2) {
+                ahead.fetch(b / 2)
                 let w0 = weights(k, row, b), w1 = weights(k, r1, b), w2 = weights(k, r2, b), w3 = weights(k, r3, b)
                 @inline(__always) func rows(_ i: InputPair, _ b0: inout __m512, _ b1: inout __m512, _ b2: inout __m512, _ b3: inout __m512) {
                     accumulate(k, w0, i, &b0)
@@ -149,7 +151,9 @@
             let z = _mm512_setzero_ps()
             var a0 = z, a1 = z, a2 = z, a3 = z
             let r1 = row + s, r2 = row + 2 &* s, r3 = row + 3 &* s
+            let ahead = IntegerDot.Ahead(row + 4 &* s, bytes: 4 &* s, steps: blocks / 2)
             for b in Swift.stride(from: 0, to: blocks, by: 2) {
+                ahead.fetch(b / 2)
                 let i = input(k, x, b)
                 accumulate(k, weights(k, row, b), i, &a0)
                 accumulate(k, weights(k, r1, b), i, &a1)
