@@ -81,7 +81,9 @@ enum FloatMatrixProduct {
                 while k0 < columns {
                     let slice = min(depth, columns - k0)
                     for b in 0..<blocks {
-                        kernel(w + b * rowBlock * columns + k0, columns, first + k0 * width, second + k0 * width, slice, acc + b * perBlock, fresh: k0 == 0)
+                        kernel(
+                            w + b * rowBlock * columns + k0, columns, first + k0 * width, second + k0 * width, slice, acc + b * perBlock,
+                            fresh: k0 == 0)
                     }
                     k0 += slice
                 }

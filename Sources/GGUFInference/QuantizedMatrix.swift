@@ -222,7 +222,9 @@ struct QuantizedMatrix: @unchecked Sendable {
                                 if groups.contains(full) {
                                     for i in 0..<n {
                                         let at = input.block(i * blocks)
-                                        for r in (full * 4)..<rows { output.pointer[i * rows + r] = IntegerDot.row(type, base + r * rowBytes, at, blocks) }
+                                        for r in (full * 4)..<rows {
+                                            output.pointer[i * rows + r] = IntegerDot.row(type, base + r * rowBytes, at, blocks)
+                                        }
                                     }
                                 }
                             }
