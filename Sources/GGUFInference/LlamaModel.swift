@@ -231,10 +231,6 @@ public final class LlamaModel: @unchecked Sendable {
         let localTables = c.slidingWindow > 0 ? pos.map { rope(Float($0), base: c.localRopeBase) } : tables
         let group = c.heads / c.kvHeads
         let scale = c.attentionScale ?? 1 / Float(c.headDim).squareRoot()
-        // A row of scores per token and head: a decode's heads run on the pool's threads at once
-        // (a single sequence's decode has nothing else to split).
-        let span = (pos.max() ?? 0) + 1
-        var scores = [Float](repeating: 0, count: n * c.heads * span)
         // Prompt tokens in blocks of 16 of one entry: each block's queries of a key-value head are
         // PromptAttention's unit; the other rows attend one by one.
         let blockAttention = c.headDim % PromptAttention.width == 0 && !rows.prompt.isEmpty
@@ -252,6 +248,10 @@ public final class LlamaModel: @unchecked Sendable {
         } else {
             lone = Array(0..<n)
         }
+        // A row of scores per lone row and head (prompt blocks keep their own): a decode's heads
+        // run on the pool's threads at once (a single sequence's decode has nothing else to split).
+        let span = (pos.max() ?? 0) + 1
+        var scores = [Float](repeating: 0, count: max(1, lone.count * c.heads * span))
         for (l, layer) in layers.enumerated() {
             LlamaModel.rmsNorm(x, layer.attnNorm, c.dim, c.eps, into: &h)
             var hi = input(h, c.dim, rows, sensitive: true)
@@ -305,11 +305,11 @@ public final class LlamaModel: @unchecked Sendable {
                                 PromptAttention.attend(queries, view, offset: h * c.headDim, c.headDim, scale)
                                 return
                             }
-                            let t = lone[u / c.heads], head = u % c.heads
+                            let row = u / c.heads, t = lone[row], head = u % c.heads
                             let view = KVView(cache: batch[owner[t]].sequence.cache, layer: l)
                             LlamaModel.attend(
                                 qBase + t * c.qDim + head * c.headDim, view, offset: (head / group) * c.headDim,
-                                positions: seen(t), c.headDim, scale, scores: sBase + (t * c.heads + head) * span,
+                                positions: seen(t), c.headDim, scale, scores: sBase + (row * c.heads + head) * span,
                                 into: aBase + t * c.qDim + head * c.headDim)
                         }
                     }
