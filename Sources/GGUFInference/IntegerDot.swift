@@ -91,6 +91,13 @@
             ) -> SIMD4<Float>
         }
 
+        /// The signed 32-value formats multiplied unsigned (Q4_0, Q5_0): a block's value is d · (q −
+        /// `offset`), its `offset` taken off through a minimum of −offset·d, which times the input
+        /// block's sum gives the same total.
+        protocol OffsetBlockKernel: BlockKernel {
+            static var offset: Float { get }
+        }
+
         /// Four rows' float16 at `offset` in each, as floats: one conversion for the four.
         @inline(__always)
         static func halves4(
@@ -166,40 +173,26 @@
         /// Q4_0 by 8-bit inputs: the nibbles as they are (unsigned), the 8 taken off each through a
         /// minimum of −8d (times the input block's sum): two sign instructions fewer per block
         /// than signed weights take, and the same sum.
-        enum Q4_0x8: BlockKernel, ByteKernel {
+        enum Q4_0x8: OffsetBlockKernel, ByteKernel {
             static var signedWeights: Bool { false }
             static var blockBytes: Int { 18 }
-            static var hasMinimum: Bool { true }
             @inline(__always)
             static func unpack(_ block: UnsafeRawPointer) -> __m256i { nibbles(block + 2) }
-            @inline(__always)
-            static func minimum(_ row: UnsafeRawPointer, _ b: Int) -> Float { -8 * half(row + b &* blockBytes) }
-            @inline(__always)
-            static func minimum4(
-                _ d: SIMD4<Float>, _ r0: UnsafeRawPointer, _ r1: UnsafeRawPointer, _ r2: UnsafeRawPointer, _ r3: UnsafeRawPointer,
-                _ offset: Int
-            ) -> SIMD4<Float> { d * -8 }
+            static var offset: Float { 8 }
             @inline(__always)
             static func multiply(_ w: __m256i, _ x: UnsafeRawPointer) -> __m256i { Q4_1x8.multiply(w, x) }
         }
 
         /// Q5_0 by 8-bit inputs: a nibble and its fifth bit (from the block's 32-bit mask), 0-31,
         /// the 16 taken off through a minimum of −16d, as Q4_0's 8.
-        enum Q5_0x8: BlockKernel, ByteKernel {
+        enum Q5_0x8: OffsetBlockKernel, ByteKernel {
             static var signedWeights: Bool { false }
             static var blockBytes: Int { 22 }
-            static var hasMinimum: Bool { true }
             @inline(__always)
             static func unpack(_ block: UnsafeRawPointer) -> __m256i {
                 _mm256_or_si256(nibbles(block + 6), _mm256_and_si256(bits(block + 2), _mm256_set1_epi8(16)))
             }
-            @inline(__always)
-            static func minimum(_ row: UnsafeRawPointer, _ b: Int) -> Float { -16 * half(row + b &* blockBytes) }
-            @inline(__always)
-            static func minimum4(
-                _ d: SIMD4<Float>, _ r0: UnsafeRawPointer, _ r1: UnsafeRawPointer, _ r2: UnsafeRawPointer, _ r3: UnsafeRawPointer,
-                _ offset: Int
-            ) -> SIMD4<Float> { d * -16 }
+            static var offset: Float { 16 }
             @inline(__always)
             static func multiply(_ w: __m256i, _ x: UnsafeRawPointer) -> __m256i { Q4_1x8.multiply(w, x) }
         }
@@ -697,6 +690,17 @@
 
     extension IntegerDot.ByteKernel {
         static var halvesDiffer: Bool { false }
+    }
+
+    extension IntegerDot.OffsetBlockKernel {
+        static var hasMinimum: Bool { true }
+        @inline(__always)
+        static func minimum(_ row: UnsafeRawPointer, _ b: Int) -> Float { -offset * IntegerDot.half(row + b &* blockBytes) }
+        @inline(__always)
+        static func minimum4(
+            _ d: SIMD4<Float>, _ r0: UnsafeRawPointer, _ r1: UnsafeRawPointer, _ r2: UnsafeRawPointer, _ r3: UnsafeRawPointer,
+            _ offset: Int
+        ) -> SIMD4<Float> { d * -Self.offset }
     }
 
     extension IntegerDot.Kernel {
