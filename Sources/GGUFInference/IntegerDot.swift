@@ -30,6 +30,8 @@
         protocol Kernel {
             associatedtype Weights
             static var hasMinimum: Bool { get }
+            /// The two halves of a block scaled apart (Q6_K's scale per 16 values).
+            static var halvesDiffer: Bool { get }
             static func unpack(_ row: UnsafeRawPointer, _ b: Int) -> Weights
             /// The scales of the `b`th 32 values' halves.
             static func scales(_ row: UnsafeRawPointer, _ b: Int) -> (Float, Float)
@@ -52,8 +54,6 @@
         /// A kernel of 8-bit inputs, whose weights are bytes: signed (Q8_0's) or not (Q4_1's).
         protocol ByteKernel: Kernel where Weights == __m256i {
             static var signedWeights: Bool { get }
-            /// The two halves of a block scaled apart (Q6_K's scale per 16 values).
-            static var halvesDiffer: Bool { get }
         }
 
         /// A byte kernel by 16-bit inputs: its bytes widened to 16 bits, pairs of products summed into
@@ -61,6 +61,7 @@
         /// first 16 values, 4-7 the last), else added lane by lane.
         enum Widened<K: ByteKernel>: Kernel {
             static var hasMinimum: Bool { K.hasMinimum }
+            static var halvesDiffer: Bool { K.halvesDiffer }
             @inline(__always) static func unpack(_ row: UnsafeRawPointer, _ b: Int) -> (__m256i, __m256i) { widen(K.unpack(row, b)) }
             @inline(__always) static func scales(_ row: UnsafeRawPointer, _ b: Int) -> (Float, Float) { K.scales(row, b) }
             @inline(__always) static func minimum(_ row: UnsafeRawPointer, _ b: Int) -> Float { K.minimum(row, b) }
@@ -397,6 +398,24 @@
             _mm256_cvtepi32_ps(_mm256_hadd_epi32(_mm256_hadd_epi32(p0, p1), _mm256_hadd_epi32(p2, p3)))
         }
 
+        /// Four products' totals, each product's eight lanes summed in integers.
+        @inline(__always)
+        static func totals(_ p0: __m256i, _ p1: __m256i, _ p2: __m256i, _ p3: __m256i) -> SIMD4<Float> {
+            let h = _mm256_hadd_epi32(_mm256_hadd_epi32(p0, p1), _mm256_hadd_epi32(p2, p3))
+            return _mm_cvtepi32_ps(_mm_add_epi32(h.lowHalf, h.highHalf))
+        }
+
+        /// Eight products' totals: lane k product k's (the same sums as `totals` of four).
+        @inline(__always)
+        static func totals(
+            _ p0: __m256i, _ p1: __m256i, _ p2: __m256i, _ p3: __m256i, _ p4: __m256i, _ p5: __m256i, _ p6: __m256i, _ p7: __m256i
+        ) -> __m256 {
+            let a = _mm256_hadd_epi32(_mm256_hadd_epi32(p0, p1), _mm256_hadd_epi32(p2, p3))
+            let b = _mm256_hadd_epi32(_mm256_hadd_epi32(p4, p5), _mm256_hadd_epi32(p6, p7))
+            return _mm256_cvtepi32_ps(
+                _mm256_add_epi32(__m256i(lowHalf: a.lowHalf, highHalf: b.lowHalf), __m256i(lowHalf: a.highHalf, highHalf: b.highHalf)))
+        }
+
         /// A folded accumulator's four sums.
         @inline(__always)
         static func unfold(_ a: __m256) -> SIMD4<Float> { a.lowHalf + a.highHalf }
@@ -406,7 +425,7 @@
             _: K.Type, _ row: UnsafeRawPointer, _ s: Int, _ x: Input, _ blocks: Int, _ out: UnsafeMutablePointer<Float>
         ) {
             if K.perSuper > 1 { return rows4Super(K.self, row, s, x, blocks, out) }
-            var acc = _mm256_setzero_ps()
+            var sums4 = Sums4<K>()
             var xb = x.values
             let xStep = 32 &* x.width, scales = x.scales, sums = x.sums
             let r1 = row + s, r2 = row + 2 &* s, r3 = row + 3 &* s
@@ -414,19 +433,56 @@
             for b in 0..<blocks {
                 ahead.fetch(b)
                 let (first, second, minimum) = K.scales4(row, r1, r2, r3, b)
-                let d = SIMD8(lowHalf: first, highHalf: second) * scales[b]
-                let v = fold(
+                sums4.add(
                     K.multiply(K.unpack(row, b), xb), K.multiply(K.unpack(r1, b), xb), K.multiply(K.unpack(r2, b), xb),
-                    K.multiply(K.unpack(r3, b), xb))
-                acc = _mm256_fmadd_ps(v, d, acc)
-                if K.hasMinimum { acc = _mm256_fmadd_ps(SIMD8(lowHalf: minimum, highHalf: .zero), _mm256_set1_ps(sums[b]), acc) }
+                    K.multiply(K.unpack(r3, b), xb), first * scales[b], second * scales[b])
+                if K.hasMinimum { sums4.addMinimum(minimum, SIMD4(repeating: sums[b])) }
                 xb += xStep
             }
-            let sums4 = unfold(acc)
-            out[0] = sums4[0]
-            out[1] = sums4[1]
-            out[2] = sums4[2]
-            out[3] = sums4[3]
+            sums4.store(out, 1)
+        }
+
+        /// Four products' running sums (four rows by an input, or a row by four inputs), block by
+        /// block.  Where a format scales a block's halves apart (Q6_K), each product's halves are
+        /// summed apart, in lanes k and k+4 of one vector, and added at the end; else a product's
+        /// lanes are summed in integers (exact) before the one scaling, which takes half the
+        /// conversions and multiplies.  Every kernel (one input or a tile of four or eight) adds a
+        /// product's terms in the same order, so that a sequence's logits do not depend on the
+        /// batch it decodes in.
+        struct Sums4<K: Kernel> {
+            var halves = _mm256_setzero_ps()
+            var whole = SIMD4<Float>()
+
+            @inline(__always)
+            mutating func add(
+                _ p0: __m256i, _ p1: __m256i, _ p2: __m256i, _ p3: __m256i, _ first: SIMD4<Float>, _ second: SIMD4<Float>
+            ) {
+                if K.halvesDiffer {
+                    halves = _mm256_fmadd_ps(fold(p0, p1, p2, p3), SIMD8(lowHalf: first, highHalf: second), halves)
+                } else {
+                    whole = _mm_fmadd_ps(totals(p0, p1, p2, p3), first, whole)
+                }
+            }
+            /// A block's minimums' terms: each product's minimum times its input block's sum.
+            @inline(__always)
+            mutating func addMinimum(_ minimum: SIMD4<Float>, _ inputSums: SIMD4<Float>) {
+                whole = _mm_fmadd_ps(minimum, inputSums, whole)
+            }
+            var result: SIMD4<Float> {
+                @inline(__always) get {
+                    guard K.halvesDiffer else { return whole }
+                    return K.hasMinimum ? unfold(halves) + whole : unfold(halves)
+                }
+            }
+            /// The four sums to `out`, `stride` floats apart.
+            @inline(__always)
+            func store(_ out: UnsafeMutablePointer<Float>, _ stride: Int) {
+                let r = result
+                out[0] = r[0]
+                out[stride] = r[1]
+                out[2 &* stride] = r[2]
+                out[3 &* stride] = r[3]
+            }
         }
 
         /// The next four rows (contiguous) asked for a part at a time while these are multiplied:
@@ -472,7 +528,7 @@
         private static func rows4Super<K: Kernel>(
             _: K.Type, _ row: UnsafeRawPointer, _ s: Int, _ x: Input, _ blocks: Int, _ out: UnsafeMutablePointer<Float>
         ) {
-            var acc = _mm256_setzero_ps()
+            var sums4 = Sums4<K>()
             let xStep = 32 &* x.width, scales = x.scales, sums = x.sums
             let r1 = row + s, r2 = row + 2 &* s, r3 = row + 3 &* s
             let ahead = Ahead(row + 4 &* s, bytes: 4 &* s, steps: blocks / 8)
@@ -484,16 +540,12 @@
                 let minimum = K.hasMinimum ? transpose(s0.2, s1.2, s2.2, s3.2) : (.zero, .zero, .zero, .zero)
                 @inline(__always) func block(_ j: Int, _ f: __m256, _ g: __m256, _ m: __m256) {
                     let b = sb &* 8 &+ j, high = j >= 4
-                    let d = (high ? SIMD8(lowHalf: f.highHalf, highHalf: g.highHalf) : SIMD8(lowHalf: f.lowHalf, highHalf: g.lowHalf)) * scales[b]
                     let xb = x.values + b &* xStep
-                    let v = fold(
+                    sums4.add(
                         K.multiply(K.unpack(row, b), xb), K.multiply(K.unpack(r1, b), xb), K.multiply(K.unpack(r2, b), xb),
-                        K.multiply(K.unpack(r3, b), xb))
-                    acc = _mm256_fmadd_ps(v, d, acc)
-                    if K.hasMinimum {
-                        let low = SIMD8(lowHalf: high ? m.highHalf : m.lowHalf, highHalf: .zero)
-                        acc = _mm256_fmadd_ps(low, _mm256_set1_ps(sums[b]), acc)
-                    }
+                        K.multiply(K.unpack(r3, b), xb), (high ? f.highHalf : f.lowHalf) * scales[b],
+                        (high ? g.highHalf : g.lowHalf) * scales[b])
+                    if K.hasMinimum { sums4.addMinimum(high ? m.highHalf : m.lowHalf, SIMD4(repeating: sums[b])) }
                 }
                 block(0, first.0, second.0, minimum.0)
                 block(1, first.1, second.1, minimum.1)
@@ -504,11 +556,7 @@
                 block(6, first.2, second.2, minimum.2)
                 block(7, first.3, second.3, minimum.3)
             }
-            let sums4 = unfold(acc)
-            out[0] = sums4[0]
-            out[1] = sums4[1]
-            out[2] = sums4[2]
-            out[3] = sums4[3]
+            sums4.store(out, 1)
         }
 
         /// Four rows times four inputs (`x` and the three after it, `inputStride` blocks apart), into
@@ -537,12 +585,17 @@
             dispatch(type, x.width, Call(row: row, stride: stride, x: x, inputStride: inputStride, blocks: blocks, out: out, outStride: outStride))
         }
 
-        /// Inputs `first`..`first+3`'s scales (or sums) at block `k`, twice: the lanes of a folded vector.
+        /// Inputs `first`..`first+3`'s scales (or sums) at block `k`.
         @inline(__always)
-        static func lanes(_ v: UnsafePointer<Float>, _ k: Int, _ first: Int, _ stride: Int) -> SIMD8<Float> {
+        static func lanes(_ v: UnsafePointer<Float>, _ k: Int, _ first: Int, _ stride: Int) -> SIMD4<Float> {
             let p = v + (k &+ first &* stride)
-            let q = SIMD4(p[0], p[stride], p[2 &* stride], p[3 &* stride])
-            return SIMD8(lowHalf: q, highHalf: q)
+            return SIMD4(p[0], p[stride], p[2 &* stride], p[3 &* stride])
+        }
+
+        /// Inputs 0-7's scales (or sums) at block `k`.
+        @inline(__always)
+        static func eight(_ v: UnsafePointer<Float>, _ k: Int, _ stride: Int) -> SIMD8<Float> {
+            SIMD8(lowHalf: lanes(v, k, 0, stride), highHalf: lanes(v, k, 4, stride))
         }
 
         @inline(__always)
@@ -550,32 +603,30 @@
             _: K.Type, _ row: UnsafeRawPointer, _ s: Int, _ x: Input, _ inputStride: Int, _ blocks: Int,
             _ out: UnsafeMutablePointer<Float>, _ outStride: Int
         ) {
-            // Per row, two folded accumulators: inputs 0-3 and 4-7.
-            var a0 = _mm256_setzero_ps(), a1 = a0, a2 = a0, a3 = a0, b0 = a0, b1 = a0, b2 = a0, b3 = a0
+            if !K.halvesDiffer { return tile8Whole(K.self, row, s, x, inputStride, blocks, out, outStride) }
+            // Per row, the sums of inputs 0-3 and of 4-7.
+            var a0 = Sums4<K>(), a1 = a0, a2 = a0, a3 = a0, b0 = a0, b1 = a0, b2 = a0, b3 = a0
             let xs = 32 &* x.width, step = inputStride &* xs
-            let lowLanes = SIMD8<Float>(1, 1, 1, 1, 0, 0, 0, 0)
             var xb = x.values
             let ahead = Ahead(row + 4 &* s, bytes: 4 &* s, steps: blocks)
             for k in 0..<blocks {
                 ahead.fetch(k)
                 let scaleA = lanes(x.scales, k, 0, inputStride), scaleB = lanes(x.scales, k, 4, inputStride)
-                let sumsA = K.hasMinimum ? lanes(x.sums, k, 0, inputStride) * lowLanes : .zero
-                let sumsB = K.hasMinimum ? lanes(x.sums, k, 4, inputStride) * lowLanes : .zero
-                @inline(__always) func accumulate(_ r: UnsafeRawPointer, _ a: inout __m256, _ b: inout __m256) {
+                let sumsA = K.hasMinimum ? lanes(x.sums, k, 0, inputStride) : .zero
+                let sumsB = K.hasMinimum ? lanes(x.sums, k, 4, inputStride) : .zero
+                @inline(__always) func accumulate(_ r: UnsafeRawPointer, _ a: inout Sums4<K>, _ b: inout Sums4<K>) {
                     let w = K.unpack(r, k)
                     let (first, second) = K.scales(r, k)
-                    let d = SIMD8(lowHalf: SIMD4(repeating: first), highHalf: SIMD4(repeating: second))
-                    a = _mm256_fmadd_ps(
-                        fold(K.multiply(w, xb), K.multiply(w, xb + step), K.multiply(w, xb + 2 &* step), K.multiply(w, xb + 3 &* step)),
-                        scaleA * d, a)
-                    b = _mm256_fmadd_ps(
-                        fold(
-                            K.multiply(w, xb + 4 &* step), K.multiply(w, xb + 5 &* step), K.multiply(w, xb + 6 &* step),
-                            K.multiply(w, xb + 7 &* step)), scaleB * d, b)
+                    a.add(
+                        K.multiply(w, xb), K.multiply(w, xb + step), K.multiply(w, xb + 2 &* step), K.multiply(w, xb + 3 &* step),
+                        scaleA * first, scaleA * second)
+                    b.add(
+                        K.multiply(w, xb + 4 &* step), K.multiply(w, xb + 5 &* step), K.multiply(w, xb + 6 &* step),
+                        K.multiply(w, xb + 7 &* step), scaleB * first, scaleB * second)
                     if K.hasMinimum {
-                        let m = _mm256_set1_ps(K.minimum(r, k))
-                        a = _mm256_fmadd_ps(sumsA, m, a)
-                        b = _mm256_fmadd_ps(sumsB, m, b)
+                        let m = SIMD4(repeating: K.minimum(r, k))
+                        a.addMinimum(m, sumsA)
+                        b.addMinimum(m, sumsB)
                     }
                 }
                 accumulate(row, &a0, &b0)
@@ -585,11 +636,47 @@
                 xb += xs
             }
             for (r, (a, b)) in [(a0, b0), (a1, b1), (a2, b2), (a3, b3)].enumerated() {
-                let first = unfold(a), second = unfold(b)
-                for i in 0..<4 {
-                    out[i &* outStride + r] = first[i]
-                    out[(i + 4) &* outStride + r] = second[i]
+                a.store(out + r, outStride)
+                b.store(out + 4 &* outStride + r, outStride)
+            }
+        }
+
+        /// `tile8` for the formats whose blocks' halves share a scale: each row's eight products
+        /// of a block summed to one lane each, so that a row keeps one accumulator (four rows'
+        /// and eight inputs' fit the registers: with two a row they spilled) and scales once.
+        /// The same terms in the same order as `Sums4`'s whole sums.
+        @inline(__always)
+        private static func tile8Whole<K: Kernel>(
+            _: K.Type, _ row: UnsafeRawPointer, _ s: Int, _ x: Input, _ inputStride: Int, _ blocks: Int,
+            _ out: UnsafeMutablePointer<Float>, _ outStride: Int
+        ) {
+            var a0 = _mm256_setzero_ps(), a1 = a0, a2 = a0, a3 = a0
+            let xs = 32 &* x.width, step = inputStride &* xs
+            var xb = x.values
+            let r1 = row + s, r2 = row + 2 &* s, r3 = row + 3 &* s
+            let ahead = Ahead(row + 4 &* s, bytes: 4 &* s, steps: blocks)
+            for k in 0..<blocks {
+                ahead.fetch(k)
+                let scales = eight(x.scales, k, inputStride)
+                let sums = K.hasMinimum ? eight(x.sums, k, inputStride) : .zero
+                let (d, _, minimum) = K.scales4(row, r1, r2, r3, k)
+                @inline(__always) func accumulate(_ r: UnsafeRawPointer, _ d: Float, _ m: Float, _ a: inout __m256) {
+                    let w = K.unpack(r, k)
+                    let v = totals(
+                        K.multiply(w, xb), K.multiply(w, xb + step), K.multiply(w, xb + 2 &* step), K.multiply(w, xb + 3 &* step),
+                        K.multiply(w, xb + 4 &* step), K.multiply(w, xb + 5 &* step), K.multiply(w, xb + 6 &* step),
+                        K.multiply(w, xb + 7 &* step))
+                    a = _mm256_fmadd_ps(v, scales * d, a)
+                    if K.hasMinimum { a = _mm256_fmadd_ps(SIMD8(repeating: m), sums, a) }
                 }
+                accumulate(row, d[0], minimum[0], &a0)
+                accumulate(r1, d[1], minimum[1], &a1)
+                accumulate(r2, d[2], minimum[2], &a2)
+                accumulate(r3, d[3], minimum[3], &a3)
+                xb += xs
+            }
+            for (r, a) in [a0, a1, a2, a3].enumerated() {
+                for i in 0..<8 { out[i &* outStride &+ r] = a[i] }
             }
         }
 
@@ -598,43 +685,30 @@
             _: K.Type, _ row: UnsafeRawPointer, _ s: Int, _ x: Input, _ inputStride: Int, _ blocks: Int,
             _ out: UnsafeMutablePointer<Float>, _ outStride: Int
         ) {
-            // One folded accumulator per row, its lanes the four inputs.
-            var a0 = _mm256_setzero_ps(), a1 = a0, a2 = a0, a3 = a0
+            // Per row, the sums of the four inputs.
+            var a0 = Sums4<K>(), a1 = a0, a2 = a0, a3 = a0
             let xs = 32 &* x.width, step = inputStride &* xs
             var xb = x.values
             let r1 = row + s, r2 = row + 2 &* s, r3 = row + 3 &* s
             let ahead = Ahead(row + 4 &* s, bytes: 4 &* s, steps: blocks)
             for k in 0..<blocks {
                 ahead.fetch(k)
-                let dx = SIMD4(x.scales[k], x.scales[k + inputStride], x.scales[k + 2 &* inputStride], x.scales[k + 3 &* inputStride])
+                let dx = lanes(x.scales, k, 0, inputStride)
+                let sx = K.hasMinimum ? lanes(x.sums, k, 0, inputStride) : .zero
                 let x0 = xb, x1 = xb + step, x2 = xb + 2 &* step, x3 = xb + 3 &* step
-                @inline(__always) func accumulate(_ r: UnsafeRawPointer, _ acc: inout __m256) {
+                @inline(__always) func accumulate(_ r: UnsafeRawPointer, _ a: inout Sums4<K>) {
                     let w = K.unpack(r, k)
                     let (first, second) = K.scales(r, k)
-                    acc = _mm256_fmadd_ps(
-                        fold(K.multiply(w, x0), K.multiply(w, x1), K.multiply(w, x2), K.multiply(w, x3)),
-                        SIMD8(lowHalf: dx * first, highHalf: dx * second), acc)
+                    a.add(K.multiply(w, x0), K.multiply(w, x1), K.multiply(w, x2), K.multiply(w, x3), dx * first, dx * second)
+                    if K.hasMinimum { a.addMinimum(SIMD4(repeating: K.minimum(r, k)), sx) }
                 }
                 accumulate(row, &a0)
                 accumulate(r1, &a1)
                 accumulate(r2, &a2)
                 accumulate(r3, &a3)
-                if K.hasMinimum {
-                    // The minimums' terms join the low lanes of the same accumulators.
-                    let sx = SIMD8(
-                        lowHalf: SIMD4(x.sums[k], x.sums[k + inputStride], x.sums[k + 2 &* inputStride], x.sums[k + 3 &* inputStride]),
-                        highHalf: .zero)
-                    a0 = _mm256_fmadd_ps(sx, _mm256_set1_ps(K.minimum(row, k)), a0)
-                    a1 = _mm256_fmadd_ps(sx, _mm256_set1_ps(K.minimum(r1, k)), a1)
-                    a2 = _mm256_fmadd_ps(sx, _mm256_set1_ps(K.minimum(r2, k)), a2)
-                    a3 = _mm256_fmadd_ps(sx, _mm256_set1_ps(K.minimum(r3, k)), a3)
-                }
                 xb += xs
             }
-            for (r, a) in [a0, a1, a2, a3].enumerated() {
-                let sums = unfold(a)
-                for i in 0..<4 { out[i &* outStride + r] = sums[i] }
-            }
+            for (r, a) in [a0, a1, a2, a3].enumerated() { a.store(out + r, outStride) }
         }
 
         /// A row of `blocks` 32-value blocks as float32, as the products see it: each value its
@@ -691,7 +765,7 @@
         }
     }
 
-    extension IntegerDot.ByteKernel {
+    extension IntegerDot.Kernel {
         static var halvesDiffer: Bool { false }
     }
 

@@ -90,25 +90,33 @@ struct IntegerDotTests {
                             }
                             close(got, "AVX2 row")
                             /// Each four rows through `body(row, first output)`, into a fresh output.
-                            func kernels(_ what: String, _ body: (UnsafeRawPointer, UnsafeMutablePointer<Float>) -> Void) throws {
+                            @discardableResult
+                            func kernels(_ what: String, _ body: (UnsafeRawPointer, UnsafeMutablePointer<Float>) -> Void) throws -> [Float] {
                                 var out = [Float](repeating: .nan, count: n * rowCount)
                                 try out.withUnsafeMutableBufferPointer { o in
                                     let first = try #require(o.baseAddress)
                                     for r0 in stride(from: 0, to: rowCount, by: 4) { body(base + r0 * rowBytes, first + r0) }
                                 }
                                 close(out, what)
+                                return out
                             }
-                            try kernels("AVX2 tile8 and rows4") { row, o in
+                            // An input's products the same to the bit whichever kernel takes it (a
+                            // sequence's logits must not depend on the batch it decodes in).
+                            let alone = try kernels("AVX2 rows4") { row, o in
+                                for i in 0..<n { IntegerDot.rows4(type, row, stride: rowBytes, input.block(i * blocks), blocks, o + i * rowCount) }
+                            }
+                            let eights = try kernels("AVX2 tile8 and rows4") { row, o in
                                 IntegerDot.tile8(type, row, stride: rowBytes, input, inputStride: blocks, blocks, o, outStride: rowCount)
                                 IntegerDot.rows4(type, row, stride: rowBytes, input.block(8 * blocks), blocks, o + 8 * rowCount)
                             }
-                            try kernels("AVX2 tile and rows4") { row, o in
+                            let fours = try kernels("AVX2 tile and rows4") { row, o in
                                 IntegerDot.tile(type, row, stride: rowBytes, input, inputStride: blocks, blocks, o, outStride: rowCount)
                                 IntegerDot.tile(
                                     type, row, stride: rowBytes, input.block(4 * blocks), inputStride: blocks, blocks, o + 4 * rowCount,
                                     outStride: rowCount)
                                 IntegerDot.rows4(type, row, stride: rowBytes, input.block(8 * blocks), blocks, o + 8 * rowCount)
                             }
+                            #expect(eights == alone && fours == alone, "tiles and rows4 disagree")
                             #if canImport(CAVX512)
                                 guard WideIntegerDot.available, bits == 8 else { return }
                                 try kernels("AVX-512 tile and rows4") { row, o in
