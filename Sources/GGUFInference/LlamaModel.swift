@@ -322,10 +322,7 @@ public final class LlamaModel: @unchecked Sendable {
             hi = input(h, c.dim, rows)
             multiply(layer.gate, hi, rows, into: &g)
             multiply(layer.up, hi, rows, into: &u)
-            switch c.activation {
-            case .silu: for i in 0..<(n * c.feedForward) { g[i] = g[i] / (1 + exp(-g[i])) * u[i] }
-            case .geluTanh: for i in 0..<(n * c.feedForward) { g[i] = LlamaModel.geluTanh(g[i]) * u[i] }
-            }
+            LlamaModel.gate(c.activation, &g, u, count: n * c.feedForward)
             multiply(layer.down, input(g, c.feedForward, rows), rows, into: &o)
             if let post = layer.postFeedForwardNorm { LlamaModel.rmsNorm(o, post, c.dim, c.eps, into: &o) }
             for i in 0..<(n * c.dim) { x[i] += o[i] }
