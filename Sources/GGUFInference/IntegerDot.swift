@@ -474,14 +474,12 @@
                     return K.hasMinimum ? unfold(halves) + whole : unfold(halves)
                 }
             }
-            /// The four sums to `out`, `stride` floats apart.
+            /// The four sums to `out`, `stride` floats apart: those of a tile's inputs `from`..`from+3`
+            /// that are there.
             @inline(__always)
-            func store(_ out: UnsafeMutablePointer<Float>, _ stride: Int) {
+            func store(_ out: UnsafeMutablePointer<Float>, _ stride: Int, _ inputs: some TileInputs = Full(), from: Int = 0) {
                 let r = result
-                out[0] = r[0]
-                out[stride] = r[1]
-                out[2 &* stride] = r[2]
-                out[3 &* stride] = r[3]
+                for i in 0..<4 where inputs.has(from &+ i) { out[i &* stride] = r[i] }
             }
         }
 
@@ -559,51 +557,96 @@
             sums4.store(out, 1)
         }
 
-        /// Four rows times four inputs (`x` and the three after it, `inputStride` blocks apart), into
-        /// `out` (rows of the four inputs `outStride` floats apart): each row's block unpacked once for
-        /// the four.  What makes a batch of sequences cheaper than each alone.
+        /// Four rows times up to four inputs (`x` and the `count - 1` after it, `inputStride` blocks
+        /// apart), into `out` (rows of the inputs `outStride` floats apart): each row's block
+        /// unpacked once for them.  What makes a batch of sequences cheaper than each alone.
         static func tile(
             _ type: GGMLType, _ row: UnsafeRawPointer, stride: Int, _ x: Input, inputStride: Int, _ blocks: Int,
-            _ out: UnsafeMutablePointer<Float>, outStride: Int
+            _ out: UnsafeMutablePointer<Float>, outStride: Int, count: Int = 4
         ) {
+            precondition((1...4).contains(count))
             struct Call: KernelCall {
                 let row: UnsafeRawPointer, stride: Int, x: Input, inputStride: Int, blocks: Int, out: UnsafeMutablePointer<Float>, outStride: Int
-                func callAsFunction<K: Kernel>(_ k: K.Type) { IntegerDot.tile(k, row, stride, x, inputStride, blocks, out, outStride) }
+                let count: Int
+                func callAsFunction<K: Kernel>(_ k: K.Type) {
+                    if count == 4 {
+                        IntegerDot.tile(k, Full(), row, stride, x, inputStride, blocks, out, outStride)
+                    } else {
+                        IntegerDot.tile(k, Partial(count: count), row, stride, x, inputStride, blocks, out, outStride)
+                    }
+                }
             }
-            dispatch(type, x.width, Call(row: row, stride: stride, x: x, inputStride: inputStride, blocks: blocks, out: out, outStride: outStride))
+            dispatch(
+                type, x.width,
+                Call(row: row, stride: stride, x: x, inputStride: inputStride, blocks: blocks, out: out, outStride: outStride, count: count))
         }
 
-        /// Four rows times eight inputs: each unpacked block serves twice as many.
+        /// Four rows times up to eight inputs: each unpacked block serves twice as many.
         static func tile8(
             _ type: GGMLType, _ row: UnsafeRawPointer, stride: Int, _ x: Input, inputStride: Int, _ blocks: Int,
-            _ out: UnsafeMutablePointer<Float>, outStride: Int
+            _ out: UnsafeMutablePointer<Float>, outStride: Int, count: Int = 8
         ) {
+            precondition((1...8).contains(count))
             struct Call: KernelCall {
                 let row: UnsafeRawPointer, stride: Int, x: Input, inputStride: Int, blocks: Int, out: UnsafeMutablePointer<Float>, outStride: Int
-                func callAsFunction<K: Kernel>(_ k: K.Type) { IntegerDot.tile8(k, row, stride, x, inputStride, blocks, out, outStride) }
+                let count: Int
+                func callAsFunction<K: Kernel>(_ k: K.Type) {
+                    if count == 8 {
+                        IntegerDot.tile8(k, Full(), row, stride, x, inputStride, blocks, out, outStride)
+                    } else {
+                        IntegerDot.tile8(k, Partial(count: count), row, stride, x, inputStride, blocks, out, outStride)
+                    }
+                }
             }
-            dispatch(type, x.width, Call(row: row, stride: stride, x: x, inputStride: inputStride, blocks: blocks, out: out, outStride: outStride))
+            dispatch(
+                type, x.width,
+                Call(row: row, stride: stride, x: x, inputStride: inputStride, blocks: blocks, out: out, outStride: outStride, count: count))
+        }
+
+        /// Which of a tile's inputs are real: all (`Full`: a constant, so that a full tile's code
+        /// has no checks), or the first `count` (`Partial`: the rest of a batch, whose size is
+        /// seldom a multiple of a tile's).  The others stand in for input 0, computed and not
+        /// stored (cheaper than reading the weights again for each input left over; skipping
+        /// their products instead took branches that cost more than the products).
+        protocol TileInputs {
+            func has(_ i: Int) -> Bool
+        }
+        struct Full: TileInputs {
+            @inline(__always) func has(_ i: Int) -> Bool { true }
+        }
+        struct Partial: TileInputs {
+            let count: Int
+            @inline(__always) func has(_ i: Int) -> Bool { i < count }
         }
 
         /// Inputs `first`..`first+3`'s scales (or sums) at block `k`.
         @inline(__always)
-        static func lanes(_ v: UnsafePointer<Float>, _ k: Int, _ first: Int, _ stride: Int) -> SIMD4<Float> {
-            let p = v + (k &+ first &* stride)
-            return SIMD4(p[0], p[stride], p[2 &* stride], p[3 &* stride])
+        static func lanes(_ v: UnsafePointer<Float>, _ k: Int, _ first: Int, _ stride: Int, _ inputs: some TileInputs) -> SIMD4<Float> {
+            let p = v + k
+            @inline(__always) func at(_ i: Int) -> Float { p[(inputs.has(first &+ i) ? first &+ i : 0) &* stride] }
+            return SIMD4(at(0), at(1), at(2), at(3))
         }
 
         /// Inputs 0-7's scales (or sums) at block `k`.
         @inline(__always)
-        static func eight(_ v: UnsafePointer<Float>, _ k: Int, _ stride: Int) -> SIMD8<Float> {
-            SIMD8(lowHalf: lanes(v, k, 0, stride), highHalf: lanes(v, k, 4, stride))
+        static func eight(_ v: UnsafePointer<Float>, _ k: Int, _ stride: Int, _ inputs: some TileInputs) -> SIMD8<Float> {
+            SIMD8(lowHalf: lanes(v, k, 0, stride, inputs), highHalf: lanes(v, k, 4, stride, inputs))
+        }
+
+        /// Input `i`'s product with `w`.
+        @inline(__always)
+        static func product<K: Kernel>(
+            _: K.Type, _ w: K.Weights, _ xb: UnsafeRawPointer, _ i: Int, _ step: Int, _ inputs: some TileInputs
+        ) -> __m256i {
+            K.multiply(w, xb + (inputs.has(i) ? i : 0) &* step)
         }
 
         @inline(__always)
         private static func tile8<K: Kernel>(
-            _: K.Type, _ row: UnsafeRawPointer, _ s: Int, _ x: Input, _ inputStride: Int, _ blocks: Int,
+            _: K.Type, _ inputs: some TileInputs, _ row: UnsafeRawPointer, _ s: Int, _ x: Input, _ inputStride: Int, _ blocks: Int,
             _ out: UnsafeMutablePointer<Float>, _ outStride: Int
         ) {
-            if !K.halvesDiffer { return tile8Whole(K.self, row, s, x, inputStride, blocks, out, outStride) }
+            if !K.halvesDiffer { return tile8Whole(K.self, inputs, row, s, x, inputStride, blocks, out, outStride) }
             // Per row, the sums of inputs 0-3 and of 4-7.
             var a0 = Sums4<K>(), a1 = a0, a2 = a0, a3 = a0, b0 = a0, b1 = a0, b2 = a0, b3 = a0
             let xs = 32 &* x.width, step = inputStride &* xs
@@ -611,18 +654,15 @@
             let ahead = Ahead(row + 4 &* s, bytes: 4 &* s, steps: blocks)
             for k in 0..<blocks {
                 ahead.fetch(k)
-                let scaleA = lanes(x.scales, k, 0, inputStride), scaleB = lanes(x.scales, k, 4, inputStride)
-                let sumsA = K.hasMinimum ? lanes(x.sums, k, 0, inputStride) : .zero
-                let sumsB = K.hasMinimum ? lanes(x.sums, k, 4, inputStride) : .zero
+                let scaleA = lanes(x.scales, k, 0, inputStride, inputs), scaleB = lanes(x.scales, k, 4, inputStride, inputs)
+                let sumsA = K.hasMinimum ? lanes(x.sums, k, 0, inputStride, inputs) : .zero
+                let sumsB = K.hasMinimum ? lanes(x.sums, k, 4, inputStride, inputs) : .zero
                 @inline(__always) func accumulate(_ r: UnsafeRawPointer, _ a: inout Sums4<K>, _ b: inout Sums4<K>) {
                     let w = K.unpack(r, k)
                     let (first, second) = K.scales(r, k)
-                    a.add(
-                        K.multiply(w, xb), K.multiply(w, xb + step), K.multiply(w, xb + 2 &* step), K.multiply(w, xb + 3 &* step),
-                        scaleA * first, scaleA * second)
-                    b.add(
-                        K.multiply(w, xb + 4 &* step), K.multiply(w, xb + 5 &* step), K.multiply(w, xb + 6 &* step),
-                        K.multiply(w, xb + 7 &* step), scaleB * first, scaleB * second)
+                    @inline(__always) func p(_ i: Int) -> __m256i { product(K.self, w, xb, i, step, inputs) }
+                    a.add(p(0), p(1), p(2), p(3), scaleA * first, scaleA * second)
+                    b.add(p(4), p(5), p(6), p(7), scaleB * first, scaleB * second)
                     if K.hasMinimum {
                         let m = SIMD4(repeating: K.minimum(r, k))
                         a.addMinimum(m, sumsA)
@@ -636,8 +676,8 @@
                 xb += xs
             }
             for (r, (a, b)) in [(a0, b0), (a1, b1), (a2, b2), (a3, b3)].enumerated() {
-                a.store(out + r, outStride)
-                b.store(out + 4 &* outStride + r, outStride)
+                a.store(out + r, outStride, inputs)
+                b.store(out + 4 &* outStride + r, outStride, inputs, from: 4)
             }
         }
 
@@ -647,7 +687,7 @@
         /// The same terms in the same order as `Sums4`'s whole sums.
         @inline(__always)
         private static func tile8Whole<K: Kernel>(
-            _: K.Type, _ row: UnsafeRawPointer, _ s: Int, _ x: Input, _ inputStride: Int, _ blocks: Int,
+            _: K.Type, _ inputs: some TileInputs, _ row: UnsafeRawPointer, _ s: Int, _ x: Input, _ inputStride: Int, _ blocks: Int,
             _ out: UnsafeMutablePointer<Float>, _ outStride: Int
         ) {
             var a0 = _mm256_setzero_ps(), a1 = a0, a2 = a0, a3 = a0
@@ -657,16 +697,13 @@
             let ahead = Ahead(row + 4 &* s, bytes: 4 &* s, steps: blocks)
             for k in 0..<blocks {
                 ahead.fetch(k)
-                let scales = eight(x.scales, k, inputStride)
-                let sums = K.hasMinimum ? eight(x.sums, k, inputStride) : .zero
+                let scales = eight(x.scales, k, inputStride, inputs)
+                let sums = K.hasMinimum ? eight(x.sums, k, inputStride, inputs) : .zero
                 let (d, _, minimum) = K.scales4(row, r1, r2, r3, k)
                 @inline(__always) func accumulate(_ r: UnsafeRawPointer, _ d: Float, _ m: Float, _ a: inout __m256) {
                     let w = K.unpack(r, k)
-                    let v = totals(
-                        K.multiply(w, xb), K.multiply(w, xb + step), K.multiply(w, xb + 2 &* step), K.multiply(w, xb + 3 &* step),
-                        K.multiply(w, xb + 4 &* step), K.multiply(w, xb + 5 &* step), K.multiply(w, xb + 6 &* step),
-                        K.multiply(w, xb + 7 &* step))
-                    a = _mm256_fmadd_ps(v, scales * d, a)
+                    @inline(__always) func p(_ i: Int) -> __m256i { product(K.self, w, xb, i, step, inputs) }
+                    a = _mm256_fmadd_ps(totals(p(0), p(1), p(2), p(3), p(4), p(5), p(6), p(7)), scales * d, a)
                     if K.hasMinimum { a = _mm256_fmadd_ps(SIMD8(repeating: m), sums, a) }
                 }
                 accumulate(row, d[0], minimum[0], &a0)
@@ -676,13 +713,13 @@
                 xb += xs
             }
             for (r, a) in [a0, a1, a2, a3].enumerated() {
-                for i in 0..<8 { out[i &* outStride &+ r] = a[i] }
+                for i in 0..<8 where inputs.has(i) { out[i &* outStride &+ r] = a[i] }
             }
         }
 
         @inline(__always)
         private static func tile<K: Kernel>(
-            _: K.Type, _ row: UnsafeRawPointer, _ s: Int, _ x: Input, _ inputStride: Int, _ blocks: Int,
+            _: K.Type, _ inputs: some TileInputs, _ row: UnsafeRawPointer, _ s: Int, _ x: Input, _ inputStride: Int, _ blocks: Int,
             _ out: UnsafeMutablePointer<Float>, _ outStride: Int
         ) {
             // Per row, the sums of the four inputs.
@@ -693,13 +730,13 @@
             let ahead = Ahead(row + 4 &* s, bytes: 4 &* s, steps: blocks)
             for k in 0..<blocks {
                 ahead.fetch(k)
-                let dx = lanes(x.scales, k, 0, inputStride)
-                let sx = K.hasMinimum ? lanes(x.sums, k, 0, inputStride) : .zero
-                let x0 = xb, x1 = xb + step, x2 = xb + 2 &* step, x3 = xb + 3 &* step
+                let dx = lanes(x.scales, k, 0, inputStride, inputs)
+                let sx = K.hasMinimum ? lanes(x.sums, k, 0, inputStride, inputs) : .zero
                 @inline(__always) func accumulate(_ r: UnsafeRawPointer, _ a: inout Sums4<K>) {
                     let w = K.unpack(r, k)
                     let (first, second) = K.scales(r, k)
-                    a.add(K.multiply(w, x0), K.multiply(w, x1), K.multiply(w, x2), K.multiply(w, x3), dx * first, dx * second)
+                    @inline(__always) func p(_ i: Int) -> __m256i { product(K.self, w, xb, i, step, inputs) }
+                    a.add(p(0), p(1), p(2), p(3), dx * first, dx * second)
                     if K.hasMinimum { a.addMinimum(SIMD4(repeating: K.minimum(r, k)), sx) }
                 }
                 accumulate(row, &a0)
@@ -708,7 +745,7 @@
                 accumulate(r3, &a3)
                 xb += xs
             }
-            for (r, a) in [a0, a1, a2, a3].enumerated() { a.store(out + r, outStride) }
+            for (r, a) in [a0, a1, a2, a3].enumerated() { a.store(out + r, outStride, inputs) }
         }
 
         /// A row of `blocks` 32-value blocks as float32, as the products see it: each value its

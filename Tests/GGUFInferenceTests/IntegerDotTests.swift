@@ -116,7 +116,23 @@ struct IntegerDotTests {
                                     outStride: rowCount)
                                 IntegerDot.rows4(type, row, stride: rowBytes, input.block(8 * blocks), blocks, o + 8 * rowCount)
                             }
+                            // Partial tiles (the rest of a batch): 5 + 3 + 1, 7 + 2, 6 + 3 inputs.
+                            var partial: [[Float]] = []
+                            for (big, small) in [(5, 3), (7, 2), (6, 3)] {
+                                partial.append(
+                                    try kernels("AVX2 partial tiles of \(big) and \(small)") { row, o in
+                                        IntegerDot.tile8(
+                                            type, row, stride: rowBytes, input, inputStride: blocks, blocks, o, outStride: rowCount, count: big)
+                                        IntegerDot.tile(
+                                            type, row, stride: rowBytes, input.block(big * blocks), inputStride: blocks, blocks,
+                                            o + big * rowCount, outStride: rowCount, count: small)
+                                        for i in (big + small)..<n {
+                                            IntegerDot.rows4(type, row, stride: rowBytes, input.block(i * blocks), blocks, o + i * rowCount)
+                                        }
+                                    })
+                            }
                             #expect(eights == alone && fours == alone, "tiles and rows4 disagree")
+                            #expect(partial.allSatisfy { $0 == alone }, "partial tiles and rows4 disagree")
                             #if canImport(CAVX512)
                                 guard WideIntegerDot.available, bits == 8 else { return }
                                 try kernels("AVX-512 tile and rows4") { row, o in
