@@ -181,13 +181,15 @@ struct QuantizedMatrix: @unchecked Sendable {
                                     let r0 = g * 4
                                     var i = 0
                                     #if canImport(CAVX512)
-                                        // AVX-512 VNNI: four inputs at a time, then one by one.
+                                        // AVX-512 VNNI: four inputs at a time (three left in a partial
+                                        // tile, as below), then one by one.
                                         let wide = WideIntegerDot.available && x.bits == 8 && blocks % 2 == 0
-                                        while wide && i + 4 <= n {
+                                        while wide && n - i >= 3 {
+                                            let count = min(4, n - i)
                                             WideIntegerDot.tile(
                                                 type, base + r0 * rowBytes, stride: rowBytes, input.block(i * blocks), inputStride: blocks,
-                                                blocks, output.pointer + i * rows + r0, outStride: rows)
-                                            i += 4
+                                                blocks, output.pointer + i * rows + r0, outStride: rows, count: count)
+                                            i += count
                                         }
                                         while wide && i < n {
                                             WideIntegerDot.rows4(

@@ -84,29 +84,36 @@
             if K.hasMinimum { acc = _mm512_fmadd_ps(w.m, x.s, acc) }
         }
 
-        /// Four rows `stride` bytes apart times four inputs `inputStride` blocks apart, into `out`
-        /// (the inputs' outputs `outStride` floats apart).
+        /// Four rows `stride` bytes apart times up to four inputs `inputStride` blocks apart, into
+        /// `out` (the inputs' outputs `outStride` floats apart).  With `count` under four (the rest
+        /// of a batch) the missing inputs stand in for the first, computed and not stored: the
+        /// weights are still read once for all, as in IntegerDot's partial tiles.
         static func tile(
             _ type: GGMLType, _ row: UnsafeRawPointer, stride s: Int, _ x: IntegerDot.Input, inputStride: Int, _ blocks: Int,
-            _ out: UnsafeMutablePointer<Float>, outStride: Int
+            _ out: UnsafeMutablePointer<Float>, outStride: Int, count: Int = 4
         ) {
+            precondition((1...4).contains(count))
             struct Call: IntegerDot.ByteKernelCall {
                 let row: UnsafeRawPointer, s: Int, x: IntegerDot.Input, inputStride: Int, blocks: Int, out: UnsafeMutablePointer<Float>,
-                    outStride: Int
-                func callAsFunction<K: IntegerDot.ByteKernel>(_ k: K.Type) { WideIntegerDot.tile(k, row, s, x, inputStride, blocks, out, outStride) }
+                    outStride: Int, count: Int
+                func callAsFunction<K: IntegerDot.ByteKernel>(_ k: K.Type) {
+                    WideIntegerDot.tile(k, row, s, x, inputStride, blocks, out, outStride, count)
+                }
             }
-            IntegerDot.dispatchBytes(type, Call(row: row, s: s, x: x, inputStride: inputStride, blocks: blocks, out: out, outStride: outStride))
+            IntegerDot.dispatchBytes(
+                type, Call(row: row, s: s, x: x, inputStride: inputStride, blocks: blocks, out: out, outStride: outStride, count: count))
         }
 
         @inline(__always)
         private static func tile<K: IntegerDot.ByteKernel>(
             _ k: K.Type, _ row: UnsafeRawPointer, _ s: Int, _ x: IntegerDot.Input, _ inputStride: Int,
-            _ blocks: Int, _ out: UnsafeMutablePointer<Float>, _ outStride: Int
+            _ blocks: Int, _ out: UnsafeMutablePointer<Float>, _ outStride: Int, _ count: Int
         ) {
             let z = _mm512_setzero_ps()
             var a00 = z, a01 = z, a02 = z, a03 = z, a10 = z, a11 = z, a12 = z, a13 = z
             var a20 = z, a21 = z, a22 = z, a23 = z, a30 = z, a31 = z, a32 = z, a33 = z
-            let x1 = x.block(inputStride), x2 = x.block(2 &* inputStride), x3 = x.block(3 &* inputStride)
+            @inline(__always) func nth(_ i: Int) -> IntegerDot.Input { x.block(i < count ? i &* inputStride : 0) }
+            let x1 = nth(1), x2 = nth(2), x3 = nth(3)
             let r1 = row + s, r2 = row + 2 &* s, r3 = row + 3 &* s
             let ahead = IntegerDot.Ahead(row + 4 &* s, bytes: 4 &* s, steps: blocks / 2)
             for b in Swift.stride(from: 0, to: blocks, by: 2) {
@@ -123,7 +130,8 @@
                 rows(input(k, x2, b), &a02, &a12, &a22, &a32)
                 rows(input(k, x3, b), &a03, &a13, &a23, &a33)
             }
-            for (i, accs) in [(a00, a10, a20, a30), (a01, a11, a21, a31), (a02, a12, a22, a32), (a03, a13, a23, a33)].enumerated() {
+            for (i, accs) in [(a00, a10, a20, a30), (a01, a11, a21, a31), (a02, a12, a22, a32), (a03, a13, a23, a33)].enumerated()
+            where i < count {
                 let o = out + i &* outStride
                 o[0] = _mm512_reduce_add_ps(accs.0)
                 o[1] = _mm512_reduce_add_ps(accs.1)

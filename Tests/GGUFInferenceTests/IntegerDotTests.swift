@@ -142,6 +142,15 @@ struct IntegerDotTests {
                                         outStride: rowCount)
                                     WideIntegerDot.rows4(type, row, stride: rowBytes, input.block(8 * blocks), blocks, o + 8 * rowCount)
                                 }
+                                try kernels("AVX-512 partial tiles") { row, o in
+                                    WideIntegerDot.tile(type, row, stride: rowBytes, input, inputStride: blocks, blocks, o, outStride: rowCount)
+                                    WideIntegerDot.tile(
+                                        type, row, stride: rowBytes, input.block(4 * blocks), inputStride: blocks, blocks, o + 4 * rowCount,
+                                        outStride: rowCount, count: 3)
+                                    WideIntegerDot.tile(
+                                        type, row, stride: rowBytes, input.block(7 * blocks), inputStride: blocks, blocks, o + 7 * rowCount,
+                                        outStride: rowCount, count: 2)
+                                }
                             #endif
                         }
                     }
