@@ -557,44 +557,24 @@
             sums4.store(out, 1)
         }
 
-        /// Four rows times up to four inputs (`x` and the `count - 1` after it, `inputStride` blocks
-        /// apart), into `out` (rows of the inputs `outStride` floats apart): each row's block
-        /// unpacked once for them.  What makes a batch of sequences cheaper than each alone.
+        /// Four rows times `count` inputs (1-8: `x` and those after it, `inputStride` blocks apart),
+        /// into `out` (rows of the inputs `outStride` floats apart): each row's block unpacked once
+        /// for them all, what makes a batch of sequences cheaper than each alone.  Up to four take
+        /// the tile of four, more the tile of eight (each unpacked block serving twice as many).
         static func tile(
             _ type: GGMLType, _ row: UnsafeRawPointer, stride: Int, _ x: Input, inputStride: Int, _ blocks: Int,
-            _ out: UnsafeMutablePointer<Float>, outStride: Int, count: Int = 4
-        ) {
-            precondition((1...4).contains(count))
-            struct Call: KernelCall {
-                let row: UnsafeRawPointer, stride: Int, x: Input, inputStride: Int, blocks: Int, out: UnsafeMutablePointer<Float>, outStride: Int
-                let count: Int
-                func callAsFunction<K: Kernel>(_ k: K.Type) {
-                    if count == 4 {
-                        IntegerDot.tile(k, Full(), row, stride, x, inputStride, blocks, out, outStride)
-                    } else {
-                        IntegerDot.tile(k, Partial(count: count), row, stride, x, inputStride, blocks, out, outStride)
-                    }
-                }
-            }
-            dispatch(
-                type, x.width,
-                Call(row: row, stride: stride, x: x, inputStride: inputStride, blocks: blocks, out: out, outStride: outStride, count: count))
-        }
-
-        /// Four rows times up to eight inputs: each unpacked block serves twice as many.
-        static func tile8(
-            _ type: GGMLType, _ row: UnsafeRawPointer, stride: Int, _ x: Input, inputStride: Int, _ blocks: Int,
-            _ out: UnsafeMutablePointer<Float>, outStride: Int, count: Int = 8
+            _ out: UnsafeMutablePointer<Float>, outStride: Int, count: Int
         ) {
             precondition((1...8).contains(count))
             struct Call: KernelCall {
                 let row: UnsafeRawPointer, stride: Int, x: Input, inputStride: Int, blocks: Int, out: UnsafeMutablePointer<Float>, outStride: Int
                 let count: Int
                 func callAsFunction<K: Kernel>(_ k: K.Type) {
-                    if count == 8 {
-                        IntegerDot.tile8(k, Full(), row, stride, x, inputStride, blocks, out, outStride)
-                    } else {
-                        IntegerDot.tile8(k, Partial(count: count), row, stride, x, inputStride, blocks, out, outStride)
+                    switch count {
+                    case 8: IntegerDot.tile8(k, Full(), row, stride, x, inputStride, blocks, out, outStride)
+                    case 5...: IntegerDot.tile8(k, Partial(count: count), row, stride, x, inputStride, blocks, out, outStride)
+                    case 4: IntegerDot.tile(k, Full(), row, stride, x, inputStride, blocks, out, outStride)
+                    default: IntegerDot.tile(k, Partial(count: count), row, stride, x, inputStride, blocks, out, outStride)
                     }
                 }
             }

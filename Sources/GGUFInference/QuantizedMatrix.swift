@@ -205,15 +205,9 @@ struct QuantizedMatrix: @unchecked Sendable {
                                     while n - i >= 3 {
                                         let left = n - i
                                         let count = left >= 6 ? min(8, left) : min(4, left)
-                                        if count > 4 {
-                                            IntegerDot.tile8(
-                                                type, base + r0 * rowBytes, stride: rowBytes, input.block(i * blocks), inputStride: blocks,
-                                                blocks, output.pointer + i * rows + r0, outStride: rows, count: count)
-                                        } else {
-                                            IntegerDot.tile(
-                                                type, base + r0 * rowBytes, stride: rowBytes, input.block(i * blocks), inputStride: blocks,
-                                                blocks, output.pointer + i * rows + r0, outStride: rows, count: count)
-                                        }
+                                        IntegerDot.tile(
+                                            type, base + r0 * rowBytes, stride: rowBytes, input.block(i * blocks), inputStride: blocks, blocks,
+                                            output.pointer + i * rows + r0, outStride: rows, count: count)
                                         i += count
                                     }
                                     tiled = i

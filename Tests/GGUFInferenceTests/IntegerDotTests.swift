@@ -3,9 +3,10 @@ import Testing
 @testable import GGUFInference
 
 /// The integer kernels against the products of the dequantized numbers, on random Q4_0, Q4_1,
-/// Q5_0, Q5_1, Q8_0, Q4_K, Q5_K and Q6_K rows and 8- and 16-bit inputs: the AVX2 kernels (one row, four rows by one, four or eight inputs) and,
-/// on CPUs with AVX-512 VNNI, the 512-bit ones (four rows by four inputs, and by one).  Exact up to float rounding, since the integers are summed
-/// exactly and only the scaling is in float.
+/// Q5_0, Q5_1, Q8_0, Q4_K, Q5_K and Q6_K rows and 8- and 16-bit inputs: the AVX2 kernels (one row, four rows by one, tiles of four
+/// or eight inputs, full or partial) and, on CPUs with AVX-512 VNNI, the 512-bit ones (four rows by up to four inputs, and by one).
+/// Exact up to float rounding, since the integers are summed exactly and only the scaling is in float; and the AVX2 kernels give an
+/// input the same bits whichever takes it.
 struct IntegerDotTests {
     /// Where each format keeps its float16 scale (and minimum): byte offsets into a block.
     static let halves: [GGMLType: [Int]] = [
@@ -106,14 +107,14 @@ struct IntegerDotTests {
                                 for i in 0..<n { IntegerDot.rows4(type, row, stride: rowBytes, input.block(i * blocks), blocks, o + i * rowCount) }
                             }
                             let eights = try kernels("AVX2 tile8 and rows4") { row, o in
-                                IntegerDot.tile8(type, row, stride: rowBytes, input, inputStride: blocks, blocks, o, outStride: rowCount)
+                                IntegerDot.tile(type, row, stride: rowBytes, input, inputStride: blocks, blocks, o, outStride: rowCount, count: 8)
                                 IntegerDot.rows4(type, row, stride: rowBytes, input.block(8 * blocks), blocks, o + 8 * rowCount)
                             }
                             let fours = try kernels("AVX2 tile and rows4") { row, o in
-                                IntegerDot.tile(type, row, stride: rowBytes, input, inputStride: blocks, blocks, o, outStride: rowCount)
+                                IntegerDot.tile(type, row, stride: rowBytes, input, inputStride: blocks, blocks, o, outStride: rowCount, count: 4)
                                 IntegerDot.tile(
                                     type, row, stride: rowBytes, input.block(4 * blocks), inputStride: blocks, blocks, o + 4 * rowCount,
-                                    outStride: rowCount)
+                                    outStride: rowCount, count: 4)
                                 IntegerDot.rows4(type, row, stride: rowBytes, input.block(8 * blocks), blocks, o + 8 * rowCount)
                             }
                             // Partial tiles (the rest of a batch): 5 + 3 + 1, 7 + 2, 6 + 3 inputs.
@@ -121,7 +122,7 @@ struct IntegerDotTests {
                             for (big, small) in [(5, 3), (7, 2), (6, 3)] {
                                 partial.append(
                                     try kernels("AVX2 partial tiles of \(big) and \(small)") { row, o in
-                                        IntegerDot.tile8(
+                                        IntegerDot.tile(
                                             type, row, stride: rowBytes, input, inputStride: blocks, blocks, o, outStride: rowCount, count: big)
                                         IntegerDot.tile(
                                             type, row, stride: rowBytes, input.block(big * blocks), inputStride: blocks, blocks,
