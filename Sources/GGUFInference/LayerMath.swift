@@ -29,47 +29,9 @@ extension LlamaModel {
         g.withUnsafeMutableBufferPointer { gp in
             u.withUnsafeBufferPointer { up in
                 guard let gb = gp.baseAddress, let ub = up.baseAddress else { return }
-                var i = 0
-                while i + 8 <= count {
-                    let x = UnsafeRawPointer(gb + i).loadUnaligned(as: SIMD8<Float>.self)
-                    let y = one(x) * UnsafeRawPointer(ub + i).loadUnaligned(as: SIMD8<Float>.self)
-                    UnsafeMutableRawPointer(gb + i).storeBytes(of: y, as: SIMD8<Float>.self)
-                    i += 8
-                }
-                // The last few, in a vector padded with zeros.
-                if i < count {
-                    var x = SIMD8<Float>(), v = SIMD8<Float>()
-                    for j in 0..<(count - i) {
-                        x[j] = gb[i + j]
-                        v[j] = ub[i + j]
-                    }
-                    let y = one(x) * v
-                    for j in 0..<(count - i) { gb[i + j] = y[j] }
-                }
+                eightAtATime(count, UnsafePointer(gb), ub, into: gb) { x, v in one(x) * v }
             }
         }
-    }
-
-    /// e^x of eight floats: Cephes' expf (x = n·ln 2 + r, |r| ≤ ½ln 2; e^r by a polynomial of
-    /// degree 7; 2^n into the exponent bits), within a few units in the last place of libm's.
-    /// Beyond ±87 it saturates (to 2^-126 and 2^127), as the gates need; no input traps.
-    @inline(__always)
-    static func exp8(_ v: SIMD8<Float>) -> SIMD8<Float> {
-        let x = v.clamped(lowerBound: SIMD8(repeating: -87.3), upperBound: SIMD8(repeating: 88.3))
-        // Adding 1.5·2^23 rounds to an integer, which the sum's low bits then hold.
-        let shifter: Float = 12_582_912
-        let t = x * 1.44269504088896341 + shifter
-        let n = t - shifter
-        let r = (x - n * 0.693359375) + n * 2.12194440e-4
-        var p = SIMD8<Float>(repeating: 1.9875691500e-4)
-        p = p * r + 1.3981999507e-3
-        p = p * r + 8.3334519073e-3
-        p = p * r + 4.1665795894e-2
-        p = p * r + 1.6666665459e-1
-        p = p * r + 5.0000001201e-1
-        let er = p * (r * r) + r + 1
-        let bits = (unsafeBitCast(t, to: SIMD8<Int32>.self) &- 0x4B40_0000 &+ 127) &<< 23
-        return er * unsafeBitCast(bits, to: SIMD8<Float>.self)
     }
 
     /// Pair i of every head turns by pos · base^(−2i/headDim) / factor i.

@@ -9,6 +9,25 @@ import Testing
 struct SamplerTests {
     let logits: [Float] = [1, 3, 2, 0.5, 2.9]
 
+    /// The probabilities the draw weighs (vectorized): libm's exp((l − peak) / T) within float
+    /// rounding, 0 for a forbidden token (−∞), whatever the count (not a multiple of 8 here).
+    @Test func probabilitiesAreTheExponentials() {
+        let l: [Float] = (0..<1003).map { Float(($0 * 7919) % 2000) / 100 - 15 } + [-.infinity, 6]
+        let peak = l.max() ?? 0
+        let (p, total) = Sampler.probabilities(l, temperature: 0.7)
+        #expect(p.count == l.count && p[1003] == 0 && p[1004] == 1)
+        var sum: Double = 0
+        for i in 0..<1003 {
+            let want = exp(Double((l[i] - peak) / 0.7))
+            sum += want
+            #expect(abs(Double(p[i]) - want) <= 3e-7 * want, "at \(l[i]): \(p[i]) vs \(want)")
+        }
+        #expect(abs(Double(total) - (sum + 1)) <= 1e-5 * sum)
+        // All negative and fewer than eight: the padding does not count.
+        let few = Sampler.probabilities([-3, -1, -2], temperature: 1)
+        #expect(few.p[1] == 1 && abs(few.total - (1 + exp(-1) + exp(-2))) < 1e-6)
+    }
+
     @Test func temperatureZeroIsGreedy() {
         var s = Sampler(SamplingParameters(temperature: 0))
         #expect((0..<5).map { _ in s.next(logits) } == [1, 1, 1, 1, 1])
